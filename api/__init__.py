@@ -1,0 +1,1 @@
+"""The HTTP API and web UI of evidence-locker: thin routes over `evidence` services."""

@@ -1,0 +1,348 @@
+"""The `evidence` command: the core's commands, plus those other packages register.
+
+Commands parse their input, call one service in one transaction and print the result. An
+expected failure prints one line and exits non-zero; it never shows a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from evidence import __version__, cases, custody, migrate, users
+from evidence.db import make_engine
+from evidence.errors import EvidenceError
+from evidence.home import Runtime, init_home, open_runtime
+from evidence.models import User
+from evidence.settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+ENTRY_POINT_GROUP = "evidence.commands"
+
+
+@dataclass
+class CliState:
+    overrides: dict[str, Any] = field(default_factory=dict)
+    actor_name: str | None = None
+    _settings: Settings | None = None
+    _runtime: Runtime | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            try:
+                self._settings = Settings(**self.overrides)
+            except ValidationError as exc:
+                raise click.ClickException(f"bad setting: {exc.errors()[0]['msg']}") from exc
+        return self._settings
+
+    @property
+    def runtime(self) -> Runtime:
+        if self._runtime is None:
+            self._runtime = open_runtime(self.settings)
+        return self._runtime
+
+    @contextmanager
+    def acting(self) -> Iterator[tuple[Session, User]]:
+        """One transaction, with the acting user resolved inside it."""
+        with self.runtime.session() as session:
+            name = self.actor_name or self.settings.user
+            yield session, users.resolve_actor(session, name)
+
+    def close(self) -> None:
+        if self._runtime is not None:
+            self._runtime.close()
+
+
+class EvidenceGroup(click.Group):
+    """Turns the project's expected errors into one line on stderr and a non-zero exit."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except EvidenceError as exc:
+            raise click.ClickException(exc.message) from exc
+        except OperationalError as exc:
+            raise click.ClickException(f"database unavailable: {exc.orig}") from exc
+
+
+def _set_home(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        ctx.ensure_object(CliState).overrides["home"] = value
+
+
+def _set_actor(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value:
+        ctx.ensure_object(CliState).actor_name = value
+
+
+home_option = click.option(
+    "--home", type=click.Path(path_type=Path, file_okay=False), expose_value=False,
+    callback=_set_home, is_eager=True,
+    help="Data home (default $EVIDENCE_HOME or ./evidence-data).",
+)
+actor_option = click.option(
+    "--as", "as_user", metavar="NAME", expose_value=False, callback=_set_actor,
+    help="Act as this user (default $EVIDENCE_USER, else the first admin).",
+)
+
+
+def acting_command(group: click.Group, *args: Any, **kwargs: Any) -> Callable[[F], F]:
+    """A subcommand that records its actions under a user; takes --as and --home itself too."""
+
+    def decorate(fn: F) -> F:
+        command: F = group.command(*args, **kwargs)(actor_option(home_option(fn)))
+        return command
+
+    return decorate
+
+
+def state() -> CliState:
+    return click.get_current_context().ensure_object(CliState)
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+@click.group(cls=EvidenceGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="evidence")
+@home_option
+@actor_option
+@click.pass_context
+def main_group(ctx: click.Context) -> None:
+    """evidence-locker: preserve online evidence and run the cases built on it."""
+    ctx.ensure_object(CliState)
+    ctx.call_on_close(ctx.obj.close)
+
+
+@main_group.command("init")
+@home_option
+@click.option("--admin", "admin_name", default="admin", show_default=True,
+              help="Name of the first admin user.")
+@click.option("--unit", default=None, help="The admin's unit.")
+def init_command(admin_name: str, unit: str | None) -> None:
+    """Create the data home: database, blob store, signing key and a first admin."""
+    report = init_home(state().settings, admin_name=admin_name, unit=unit)
+    if not report.changed:
+        click.echo(f"{report.home} is already initialised; nothing changed.")
+        return
+    for line in report.done:
+        click.echo(f"  {line}")
+    if report.admin_token:
+        click.echo("")
+        click.echo(f"Admin {report.admin_name!r} API token (shown once, keep it safe):")
+        click.echo(f"  {report.admin_token}")
+    click.echo(f"Data home ready at {report.home}")
+
+
+@main_group.group("db", cls=EvidenceGroup)
+def db_group() -> None:
+    """Database schema."""
+
+
+@db_group.command("upgrade")
+@home_option
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Run the Alembic migrations up to REVISION."""
+    engine = make_engine(state().settings.effective_database_url)
+    try:
+        before, after = migrate.upgrade(engine, revision)
+    finally:
+        engine.dispose()
+    if before == after:
+        click.echo(f"database already at {after}; nothing changed.")
+    else:
+        click.echo(f"database migrated from {before or 'empty'} to {after}")
+
+
+@db_group.command("current")
+@home_option
+def db_current() -> None:
+    """Show the schema revision of the database and of the code."""
+    engine = make_engine(state().settings.effective_database_url)
+    try:
+        current = migrate.current_revision(engine)
+    finally:
+        engine.dispose()
+    click.echo(f"database: {current or 'empty'}; code: {migrate.head_revision()}")
+
+
+@main_group.group("case", cls=EvidenceGroup)
+def case_group() -> None:
+    """Cases: create, list, show, close."""
+
+
+@acting_command(case_group, "create")
+@click.argument("reference")
+@click.option("--title", required=True)
+@click.option("--offence", default=None)
+@click.option("--jurisdiction", default=None, metavar="CC", help="ISO 3166 country code.")
+@click.option("--handling-code", default=None)
+def case_create(
+    reference: str, title: str, offence: str | None, jurisdiction: str | None,
+    handling_code: str | None,
+) -> None:
+    """Open a case; you become its manager."""
+    with state().acting() as (session, actor):
+        case = cases.create_case(
+            session, actor, reference=reference, title=title, offence=offence,
+            jurisdiction=jurisdiction, handling_code=handling_code,
+        )
+    click.echo(f"case {case.reference} created (id {case.id})")
+
+
+@acting_command(case_group, "list")
+@click.option("--json", "as_json", is_flag=True)
+def case_list(as_json: bool) -> None:
+    """The cases you are a member of."""
+    with state().acting() as (session, actor):
+        found = cases.list_cases(session, actor)
+        rows = [
+            {"reference": c.reference, "title": c.title, "status": c.status,
+             "jurisdiction": c.jurisdiction, "created_at": c.created_at.isoformat()}
+            for c in found
+        ]
+    if as_json:
+        _echo_json(rows)
+        return
+    if not rows:
+        click.echo("no cases")
+        return
+    for r in rows:
+        click.echo(f"{r['reference']:<20} {r['status']:<7} {r['jurisdiction'] or '--':<5} "
+                   f"{str(r['created_at'])[:19]}  {r['title']}")
+
+
+@acting_command(case_group, "show")
+@click.argument("reference")
+@click.option("--json", "as_json", is_flag=True)
+def case_show(reference: str, as_json: bool) -> None:
+    """A case and its custody history."""
+    with state().acting() as (session, actor):
+        case, history = cases.view_case(session, actor, reference)
+        entries = [custody.describe(e) for e in history]
+        info = {
+            "reference": case.reference, "id": str(case.id), "title": case.title,
+            "offence": case.offence, "jurisdiction": case.jurisdiction, "status": case.status,
+            "owning_unit": case.owning_unit, "created_at": case.created_at.isoformat(),
+        }
+    if as_json:
+        _echo_json({**info, "custody": entries})
+        return
+    for key, value in info.items():
+        click.echo(f"{key + ':':<14}{value if value is not None else '--'}")
+    click.echo("\ncustody history:")
+    for e in entries:
+        who = e["actor"]["name"] if e.get("actor") else "system"
+        obj = e.get("object") or {}
+        what = f" {obj.get('type')} {obj.get('id')}" if obj else ""
+        click.echo(f"  #{e['case_seq']:<4} seq {e['seq']:<6} {e['at']}  {who:<12} "
+                   f"{e['action']}{what}")
+
+
+def _change_status(reference: str, reason: str | None, close: bool) -> None:
+    with state().acting() as (session, actor):
+        case = cases.get_case(session, actor, reference)
+        (cases.close_case if close else cases.reopen_case)(session, actor, case, reason=reason)
+    click.echo(f"case {reference} {'closed' if close else 'reopened'}")
+
+
+@acting_command(case_group, "close")
+@click.argument("reference")
+@click.option("--reason", default=None)
+def case_close(reference: str, reason: str | None) -> None:
+    """Close a case: it then refuses new targets and captures."""
+    _change_status(reference, reason, close=True)
+
+
+@acting_command(case_group, "reopen")
+@click.argument("reference")
+@click.option("--reason", default=None)
+def case_reopen(reference: str, reason: str | None) -> None:
+    """Reopen a closed case."""
+    _change_status(reference, reason, close=False)
+
+
+@acting_command(case_group, "add-member")
+@click.argument("reference")
+@click.argument("user_name", metavar="USER")
+@click.option("--access", type=click.Choice(["read", "write", "manage"]), default="read",
+              show_default=True)
+def case_add_member(reference: str, user_name: str, access: str) -> None:
+    """Give a user access to a case."""
+    with state().acting() as (session, actor):
+        case = cases.get_case(session, actor, reference)
+        member = users.get_user(session, user_name)
+        cases.add_member(session, actor, case, member, access)
+    click.echo(f"{user_name} has {access} access to case {reference}")
+
+
+@main_group.group("custody", cls=EvidenceGroup)
+def custody_group() -> None:
+    """The tamper-evident custody log."""
+
+
+@custody_group.command("verify")
+@home_option
+@click.option("--case", "case_reference", default=None, metavar="REF",
+              help="Check one case's chain and its inclusion in the latest checkpoint.")
+@click.option("--json", "as_json", is_flag=True)
+def custody_verify(case_reference: str | None, as_json: bool) -> None:
+    """Recompute every hash, chain, Merkle root and checkpoint signature."""
+    runtime = state().runtime
+    with runtime.session() as session:
+        report = custody.verify_log(session, runtime.verifier, case_reference=case_reference)
+    if as_json:
+        _echo_json({
+            "ok": report.ok, "summary": report.summary(), "entries": report.entries,
+            "cases": report.cases, "checkpoints": report.checkpoints, "sealed": report.sealed,
+            "problems": [{"seq": p.seq, "message": p.message} for p in report.problems],
+        })
+    else:
+        click.echo(report.summary())
+        for problem in report.problems[1:] if not report.ok else []:
+            where = f"seq {problem.seq}: " if problem.seq is not None else ""
+            click.echo(f"  also: {where}{problem.message}", err=True)
+    if not report.ok:
+        sys.exit(1)
+
+
+@custody_group.command("checkpoint")
+@home_option
+def custody_checkpoint() -> None:
+    """Sign the log as it stands now."""
+    runtime = state().runtime
+    with runtime.session() as session:
+        cp = custody.cut_checkpoint(session, runtime.signer, origin=runtime.settings.origin)
+        line = f"checkpoint {cp.id}: {cp.tree_size} entries, root {bytes(cp.root_hash).hex()}"
+    click.echo(line)
+
+
+def _load_plugins(group: click.Group) -> None:
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in group.commands:
+            continue
+        try:
+            command = ep.load()
+        except Exception as exc:  # a broken plugin must not take the core commands down
+            click.echo(f"warning: command {ep.name!r} unavailable: {exc}", err=True)
+            continue
+        group.add_command(command, ep.name)
+
+
+def main() -> None:
+    _load_plugins(main_group)
+    main_group(prog_name="evidence")

@@ -1,0 +1,127 @@
+"""The data home: made once by `evidence init`, opened by every command that works on it.
+
+`Runtime` gathers what a process builds at start-up from the settings (database engine and
+sessions, blob store, signing key) so that services receive them instead of finding globals.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from evidence import custody, migrate, users
+from evidence.blobstore import BlobStore, FolderStore
+from evidence.db import is_sqlite, make_engine, make_session_factory, session_scope
+from evidence.errors import NotInitialised
+from evidence.models import Role
+from evidence.settings import Settings
+from evidence.signing import Signer, Verifier
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    store: BlobStore
+    signer: Signer
+
+    @property
+    def verifier(self) -> Verifier:
+        return self.signer.verifier
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with session_scope(self.sessions) as session:
+            yield session
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_runtime(settings: Settings) -> Runtime:
+    """Open an initialised home; refuses with a clear message when `init` has not run."""
+    home = settings.home_path
+    url = settings.effective_database_url
+    if is_sqlite(url) and not (home / "evidence.db").exists() and settings.database_url is None:
+        raise NotInitialised(f"no data home at {home}; run `evidence init --home {home}` first")
+    engine = make_engine(url)
+    head = migrate.head_revision()
+    current = migrate.current_revision(engine)
+    if current != head:
+        engine.dispose()
+        raise NotInitialised(
+            f"database is at revision {current or 'none'}, the code needs {head}; "
+            "run `evidence db upgrade`"
+        )
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        sessions=make_session_factory(engine),
+        store=FolderStore(settings.blob_path),
+        signer=Signer.load(settings.signing_key_path),
+    )
+
+
+@dataclass
+class InitReport:
+    home: str
+    done: list[str] = field(default_factory=list)
+    admin_name: str | None = None
+    admin_token: str | None = None
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.done)
+
+
+def init_home(
+    settings: Settings, *, admin_name: str = "admin", unit: str | None = None
+) -> InitReport:
+    """Make whatever part of the home is missing; a complete home is left exactly as it is."""
+    home = settings.home_path
+    report = InitReport(home=str(home))
+    if not home.exists():
+        home.mkdir(parents=True, mode=0o700)
+        report.done.append(f"created data home {home}")
+    store = FolderStore(settings.blob_path)
+    if store.create():
+        report.done.append(f"created blob store {settings.blob_path}")
+    if not settings.signing_key_path.exists():
+        signer = Signer.generate()
+        signer.save(settings.signing_key_path, settings.public_key_path)
+        report.done.append(
+            f"generated Ed25519 signing key {settings.signing_key_path} (mode 0600), "
+            f"key id {signer.key_id}"
+        )
+    else:
+        signer = Signer.load(settings.signing_key_path)
+        mode = settings.signing_key_path.stat().st_mode & 0o777
+        if mode & 0o077:
+            os.chmod(settings.signing_key_path, 0o600)
+            report.done.append(f"tightened {settings.signing_key_path} from {oct(mode)} to 0600")
+        if not settings.public_key_path.exists():
+            settings.public_key_path.write_bytes(signer.verifier.public_pem())
+            report.done.append(f"wrote public key {settings.public_key_path}")
+    engine = make_engine(settings.effective_database_url)
+    try:
+        before, after = migrate.upgrade(engine)
+        if before != after:
+            report.done.append(f"migrated database to revision {after}")
+        with session_scope(make_session_factory(engine)) as session:
+            if users.first_admin(session) is None:
+                admin = users.create_user(
+                    session, None, name=admin_name, role=Role.ADMIN, unit=unit
+                )
+                report.admin_name = admin.name
+                report.admin_token = users.issue_token(session, admin, admin, name="init")
+                custody.cut_checkpoint(session, signer, origin=settings.origin)
+                report.done.append(f"created admin user {admin.name!r}")
+    finally:
+        engine.dispose()
+    return report

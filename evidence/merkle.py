@@ -1,0 +1,196 @@
+"""Merkle tree hashing and proofs as RFC 9162 (Certificate Transparency 2.0) defines them.
+
+Leaves are hashed as SHA-256(0x00 || entry) and inner nodes as SHA-256(0x01 || left || right);
+a tree of n leaves splits at the largest power of two below n. Proof generation follows the
+RFC's recursive definitions (PATH and SUBPROOF); verification follows its iterative algorithms
+(sections 2.1.3.2 and 2.1.4.2), so the two halves check each other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+LEAF_PREFIX = b"\x00"
+NODE_PREFIX = b"\x01"
+EMPTY_ROOT = hashlib.sha256(b"").digest()
+
+
+class ProofError(ValueError):
+    """A proof does not verify, or cannot be made for the sizes asked."""
+
+
+def leaf_hash(entry: bytes) -> bytes:
+    return hashlib.sha256(LEAF_PREFIX + entry).digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(NODE_PREFIX + left + right).digest()
+
+
+def _split(n: int) -> int:
+    """The largest power of two strictly below n (n >= 2)."""
+    return 1 << ((n - 1).bit_length() - 1)
+
+
+class MerkleTree:
+    """A tree over a fixed list of leaf hashes, with every full subtree's hash computed once.
+
+    levels[k][i] is the hash of the full subtree of 2**k leaves starting at leaf i * 2**k. That
+    is all the RFC's recursion ever needs, so roots of any prefix and all proofs come from it.
+    """
+
+    def __init__(self, leaves: Sequence[bytes]) -> None:
+        self.levels: list[list[bytes]] = [list(leaves)]
+        level = self.levels[0]
+        sha = hashlib.sha256
+        while len(level) > 1:
+            nxt = [sha(NODE_PREFIX + level[i] + level[i + 1]).digest()
+                   for i in range(0, len(level) - 1, 2)]
+            self.levels.append(nxt)
+            level = nxt
+
+    @property
+    def size(self) -> int:
+        return len(self.levels[0])
+
+    def _hash(self, lo: int, hi: int) -> bytes:
+        """MTH of leaves [lo, hi); lo is always aligned as the RFC's recursion makes it."""
+        n = hi - lo
+        if n == 0:
+            return EMPTY_ROOT
+        if n & (n - 1) == 0 and lo % n == 0:
+            return self.levels[n.bit_length() - 1][lo // n]
+        k = _split(n)
+        return node_hash(self._hash(lo, lo + k), self._hash(lo + k, hi))
+
+    def root(self, size: int | None = None) -> bytes:
+        size = self.size if size is None else size
+        if not 0 <= size <= self.size:
+            raise ProofError(f"tree has {self.size} leaves, not {size}")
+        return self._hash(0, size)
+
+    def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
+        """PATH(index, D[0:size]), leaf to root."""
+        size = self.size if size is None else size
+        if not 0 <= index < size <= self.size:
+            raise ProofError(f"no leaf {index} in a tree of {size}")
+        proof: list[bytes] = []
+        lo, hi = 0, size
+        # Walk down from the root, collecting the sibling at each split; reverse at the end.
+        while hi - lo > 1:
+            k = _split(hi - lo)
+            if index < lo + k:
+                proof.append(self._hash(lo + k, hi))
+                hi = lo + k
+            else:
+                proof.append(self._hash(lo, lo + k))
+                lo = lo + k
+        proof.reverse()
+        return proof
+
+    def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[bytes]:
+        """PROOF(old_size, D[0:new_size]) of RFC 9162 section 2.1.4.1."""
+        new_size = self.size if new_size is None else new_size
+        if not 0 < old_size <= new_size <= self.size:
+            raise ProofError(f"no consistency proof from size {old_size} to {new_size}")
+        return self._subproof(old_size, 0, new_size, True)
+
+    def _subproof(self, m: int, lo: int, hi: int, complete: bool) -> list[bytes]:
+        n = hi - lo
+        if m == n:
+            return [] if complete else [self._hash(lo, hi)]
+        k = _split(n)
+        if m <= k:
+            return [*self._subproof(m, lo, lo + k, complete), self._hash(lo + k, hi)]
+        return [*self._subproof(m - k, lo + k, hi, False), self._hash(lo, lo + k)]
+
+
+def root_of(leaves: Sequence[bytes]) -> bytes:
+    """Root of a whole tree without keeping its levels: one pass, bounded extra memory."""
+    if not leaves:
+        return EMPTY_ROOT
+    sha = hashlib.sha256
+    level = list(leaves)
+    while len(level) > 1:
+        nxt = [sha(NODE_PREFIX + level[i] + level[i + 1]).digest()
+               for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return level[0]
+
+
+def verify_inclusion(
+    leaf: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes
+) -> None:
+    """RFC 9162 section 2.1.3.2; raises ProofError unless `leaf` is leaf `index` under `root`."""
+    if not 0 <= index < size:
+        raise ProofError(f"leaf index {index} is outside a tree of {size}")
+    fn, sn = index, size - 1
+    r = leaf
+    for p in proof:
+        if len(p) != 32:
+            raise ProofError("proof element is not a SHA-256 hash")
+        if sn == 0:
+            raise ProofError("inclusion proof is longer than the tree is deep")
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            if not fn & 1:
+                while fn & 1 == 0 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            r = node_hash(r, p)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise ProofError("inclusion proof is shorter than the tree is deep")
+    if r != root:
+        raise ProofError("inclusion proof does not lead to the checkpoint's root")
+
+
+def verify_consistency(
+    old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
+) -> None:
+    """RFC 9162 section 2.1.4.2; raises ProofError unless the old tree is a prefix of the new."""
+    if not 0 < old_size <= new_size:
+        raise ProofError(f"no consistency between sizes {old_size} and {new_size}")
+    if any(len(p) != 32 for p in proof):
+        raise ProofError("proof element is not a SHA-256 hash")
+    if old_size == new_size:
+        if proof:
+            raise ProofError("proof between equal sizes must be empty")
+        if old_root != new_root:
+            raise ProofError("trees of equal size have different roots")
+        return
+    if not proof:
+        raise ProofError("consistency proof is empty")
+    path = list(proof)
+    if old_size & (old_size - 1) == 0:
+        path.insert(0, old_root)
+    fn, sn = old_size - 1, new_size - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            raise ProofError("consistency proof is longer than needed")
+        if fn & 1 or fn == sn:
+            fr = node_hash(c, fr)
+            sr = node_hash(c, sr)
+            if not fn & 1:
+                while fn & 1 == 0 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sr = node_hash(sr, c)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise ProofError("consistency proof is shorter than needed")
+    if fr != old_root:
+        raise ProofError("consistency proof does not lead to the older root")
+    if sr != new_root:
+        raise ProofError("consistency proof does not lead to the newer root")

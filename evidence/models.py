@@ -1,0 +1,432 @@
+"""SQLAlchemy 2 typed models of the first-cut data model (ARCHITECTURE.md, "Data model").
+
+The schema itself is made only by the Alembic migrations; a test checks that they agree with
+these classes. Times are stored as UTC and always read back timezone-aware.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that refuses naive input and always comes back in UTC, on every backend."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: evidence times must carry a time zone")
+        value = value.astimezone(UTC)
+        # SQLite keeps the text it is given; store it without an offset so it sorts and compares.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Role(StrEnum):
+    INVESTIGATOR = "investigator"
+    SUPERVISOR = "supervisor"
+    LIAISON = "liaison"
+    PROSECUTOR = "prosecutor"
+    AUDITOR = "auditor"
+    ADMIN = "admin"
+
+
+class Access(StrEnum):
+    READ = "read"
+    WRITE = "write"
+    MANAGE = "manage"
+
+
+class CaseStatus(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class TargetKind(StrEnum):
+    URL = "url"
+    ACCOUNT = "account"
+
+
+class TargetState(StrEnum):
+    ACTIVE = "active"
+    REMOVED = "removed"
+    RESOLVED = "resolved"
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class CaptureStatus(StrEnum):
+    COMPLETE = "complete"
+    PARTIAL = "partial"
+    FAILED = "failed"
+
+
+class DecisionKind(StrEnum):
+    PRESERVE = "preserve"
+    TAKEDOWN = "takedown"
+    PRESERVE_THEN_TAKEDOWN = "preserve-then-takedown"
+    MONITOR = "monitor"
+
+
+class DecisionState(StrEnum):
+    PROPOSED = "proposed"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    SUPERSEDED = "superseded"
+
+
+class RequestStatus(StrEnum):
+    DRAFT = "draft"
+    APPROVED = "approved"
+    SENT = "sent"
+    ACKNOWLEDGED = "acknowledged"
+    FULFILLED = "fulfilled"
+    REFUSED = "refused"
+    EXPIRED = "expired"
+
+
+def _uuid_pk() -> Mapped[uuid.UUID]:
+    return mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+
+
+def _created() -> Mapped[datetime]:
+    return mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    unit: Mapped[str | None] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(32))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = _created()
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    # Only the SHA-256 of the token is kept; the token itself is shown once.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = _created()
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship(lazy="raise")
+
+
+class Case(Base):
+    __tablename__ = "cases"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    reference: Mapped[str] = mapped_column(String(100), unique=True)
+    title: Mapped[str] = mapped_column(String(500))
+    offence: Mapped[str | None] = mapped_column(Text)
+    jurisdiction: Mapped[str | None] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16), default=CaseStatus.OPEN)
+    handling_code: Mapped[str | None] = mapped_column(String(64))
+    owning_unit: Mapped[str | None] = mapped_column(String(200))
+    created_by_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = _created()
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    members: Mapped[list[CaseMember]] = relationship(back_populates="case", lazy="raise")
+
+
+class CaseMember(Base):
+    __tablename__ = "case_members"
+    __table_args__ = (UniqueConstraint("case_id", "user_id"),)
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id"), index=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)
+    access: Mapped[str] = mapped_column(String(16))
+    added_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    added_at: Mapped[datetime] = _created()
+
+    case: Mapped[Case] = relationship(back_populates="members", lazy="raise")
+    user: Mapped[User] = relationship(foreign_keys=[user_id], lazy="raise")
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+    __table_args__ = (UniqueConstraint("platform", "platform_account_id"),)
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    platform: Mapped[str] = mapped_column(String(64))
+    platform_account_id: Mapped[str] = mapped_column(String(255))
+    handle: Mapped[str | None] = mapped_column(String(255))
+    display_name: Mapped[str | None] = mapped_column(String(500))
+    profile_url: Mapped[str | None] = mapped_column(Text)
+    first_seen_at: Mapped[datetime] = _created()
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CaseAccount(Base):
+    __tablename__ = "case_accounts"
+    __table_args__ = (UniqueConstraint("case_id", "account_id"),)
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id"), index=True)
+    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id"), index=True)
+    added_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    added_at: Mapped[datetime] = _created()
+
+
+class Target(Base):
+    __tablename__ = "targets"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    url: Mapped[str | None] = mapped_column(Text)
+    account_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("accounts.id"))
+    reason: Mapped[str] = mapped_column(Text)
+    flagged_by_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    flagged_at: Mapped[datetime] = _created()
+    watch_interval_seconds: Mapped[int | None] = mapped_column(Integer)
+    next_capture_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    state: Mapped[str] = mapped_column(String(16), default=TargetState.ACTIVE)
+    removed_first_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CaptureJob(Base):
+    __tablename__ = "capture_jobs"
+    __table_args__ = (Index("ix_capture_jobs_state_run_after", "state", "run_after"),)
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    target_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("targets.id"), index=True)
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id"), index=True)
+    state: Mapped[str] = mapped_column(String(16), default=JobState.QUEUED)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    run_after: Mapped[datetime] = _created()
+    lease_owner: Mapped[str | None] = mapped_column(String(255))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(Text)
+    requested_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+
+class Capture(Base):
+    __tablename__ = "captures"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id"), index=True)
+    target_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("targets.id"), index=True)
+    job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("capture_jobs.id"))
+    requested_url: Mapped[str] = mapped_column(Text)
+    final_url: Mapped[str | None] = mapped_column(Text)
+    redirect_chain: Mapped[list[Any] | None] = mapped_column(Json)
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    remote_ip: Mapped[str | None] = mapped_column(String(64))
+    remote_port: Mapped[int | None] = mapped_column(Integer)
+    tls_certificates: Mapped[list[Any] | None] = mapped_column(Json)
+    title: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = _created()
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    tool_version: Mapped[str | None] = mapped_column(String(64))
+    browser_version: Mapped[str | None] = mapped_column(String(128))
+    user_agent: Mapped[str | None] = mapped_column(Text)
+    viewport: Mapped[str | None] = mapped_column(String(32))
+    operator_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    worker_host: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16))
+    steps: Mapped[list[Any] | None] = mapped_column(Json)
+    error: Mapped[str | None] = mapped_column(Text)
+    manifest_sha256: Mapped[str | None] = mapped_column(String(64))
+    signature: Mapped[bytes | None] = mapped_column(LargeBinary)
+    key_id: Mapped[str | None] = mapped_column(String(64))
+    timestamp_token: Mapped[bytes | None] = mapped_column(LargeBinary)
+    timestamp_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    timestamp_authority: Mapped[str | None] = mapped_column(Text)
+    comparison: Mapped[dict[str, Any] | None] = mapped_column(Json)
+
+
+class Artifact(Base):
+    __tablename__ = "artifacts"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    capture_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("captures.id"), index=True)
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str | None] = mapped_column(Text)
+    media_type: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    phash: Mapped[str | None] = mapped_column(String(16))
+    dhash: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = _created()
+
+
+class Decision(Base):
+    __tablename__ = "decisions"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    target_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("targets.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16), default=DecisionState.PROPOSED)
+    rationale: Mapped[str] = mapped_column(Text)
+    proposed_by_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    proposed_at: Mapped[datetime] = _created()
+    decided_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    deconfliction: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    supersedes_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("decisions.id"))
+
+
+class Selector(Base):
+    __tablename__ = "selectors"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id"), index=True)
+    target_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("targets.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    # A keyed hash (HMAC) of the normalised selector: a hit tells who to call, not what they hold.
+    digest: Mapped[str] = mapped_column(String(64), index=True)
+    owning_unit: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = _created()
+
+
+class LegalRequest(Base):
+    __tablename__ = "legal_requests"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    platform: Mapped[str] = mapped_column(String(64))
+    reference_number: Mapped[str | None] = mapped_column(String(100), unique=True)
+    addressee: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    identifiers: Mapped[list[Any] | None] = mapped_column(Json)
+    data_categories: Mapped[list[Any] | None] = mapped_column(Json)
+    date_from: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    date_to: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    non_disclosure: Mapped[bool] = mapped_column(Boolean, default=True)
+    fields: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    status: Mapped[str] = mapped_column(String(16), default=RequestStatus.DRAFT)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    platform_reference: Mapped[str | None] = mapped_column(String(255))
+    answer: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    created_by_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+
+class Export(Base):
+    __tablename__ = "exports"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id"), index=True)
+    target_ids: Mapped[list[Any] | None] = mapped_column(Json)
+    requested_by_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    approved_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = _created()
+    bundle_sha256: Mapped[str | None] = mapped_column(String(64))
+    size: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class CustodyEntry(Base):
+    """One append-only line of the custody log; `entry` holds the exact canonical bytes hashed.
+
+    The other columns repeat fields of `entry` so the log can be queried; the verifier trusts
+    only `entry` and checks that the columns agree with it.
+    """
+
+    __tablename__ = "custody_entries"
+    __table_args__ = (
+        UniqueConstraint("case_id", "case_seq"),
+        Index("ix_custody_entries_object", "object_type", "object_id"),
+    )
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    case_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("cases.id"))
+    case_seq: Mapped[int | None] = mapped_column(Integer)
+    prev_case_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    action: Mapped[str] = mapped_column(String(64))
+    object_type: Mapped[str | None] = mapped_column(String(32))
+    object_id: Mapped[str | None] = mapped_column(String(64))
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    entry: Mapped[bytes] = mapped_column(LargeBinary)
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class Checkpoint(Base):
+    """A signed statement of the custody log's size and Merkle root (C2SP checkpoint body)."""
+
+    __tablename__ = "checkpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    origin: Mapped[str] = mapped_column(String(255))
+    tree_size: Mapped[int] = mapped_column(BigInteger, index=True)
+    root_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at: Mapped[datetime] = _created()
+    key_id: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[bytes] = mapped_column(LargeBinary)
+    timestamp_token: Mapped[bytes | None] = mapped_column(LargeBinary)

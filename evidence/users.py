@@ -1,0 +1,139 @@
+"""Users, API tokens and passwords, and who is acting."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from evidence import custody
+from evidence.errors import Conflict, InvalidInput, NotFound
+from evidence.models import ApiToken, Role, User, utcnow
+
+TOKEN_PREFIX = "evl_"  # noqa: S105 - a label, not a secret
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+_hasher = PasswordHasher()
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def password_matches(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def get_user(session: Session, name: str) -> User:
+    user = session.scalars(select(User).where(User.name == name)).first()
+    if user is None:
+        raise NotFound(f"no user {name!r}")
+    return user
+
+
+def first_admin(session: Session) -> User | None:
+    return session.scalars(
+        select(User)
+        .where(User.role == Role.ADMIN, User.is_active.is_(True))
+        .order_by(User.created_at, User.name)
+        .limit(1)
+    ).first()
+
+
+def resolve_actor(session: Session, name: str | None) -> User:
+    """The user a command acts as: the one named, or else the first admin made by `init`."""
+    if name:
+        user = get_user(session, name)
+    else:
+        admin = first_admin(session)
+        if admin is None:
+            raise NotFound("no admin user; run `evidence init` first")
+        user = admin
+    if not user.is_active:
+        raise InvalidInput(f"user {user.name!r} is disabled")
+    return user
+
+
+def create_user(
+    session: Session,
+    actor: User | None,
+    *,
+    name: str,
+    role: Role | str,
+    unit: str | None = None,
+    display_name: str | None = None,
+    password: str | None = None,
+) -> User:
+    if not NAME_PATTERN.match(name):
+        raise InvalidInput(
+            f"user name {name!r} must be 1-64 letters, digits or . _ @ - and start with a letter "
+            "or digit"
+        )
+    try:
+        role = Role(role)
+    except ValueError as exc:
+        roles = ", ".join(r.value for r in Role)
+        raise InvalidInput(f"unknown role {role!r}; one of {roles}") from exc
+    if session.scalars(select(User.id).where(User.name == name)).first() is not None:
+        raise Conflict(f"user {name!r} already exists")
+    user = User(
+        name=name,
+        role=role.value,
+        unit=unit,
+        display_name=display_name,
+        password_hash=None if password is None else hash_password(password),
+    )
+    session.add(user)
+    session.flush()
+    custody.append(
+        session,
+        actor or user,
+        action="user.created",
+        object_type="user",
+        object_id=user.id,
+        details={"name": name, "role": role.value, "unit": unit},
+    )
+    return user
+
+
+def issue_token(session: Session, actor: User, user: User, *, name: str = "cli") -> str:
+    """Make an API token; only its hash is stored, so the returned text is the one copy."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = ApiToken(user_id=user.id, name=name, token_hash=hash_token(token), prefix=token[:8])
+    session.add(row)
+    session.flush()
+    custody.append(
+        session,
+        actor,
+        action="token.issued",
+        object_type="api_token",
+        object_id=row.id,
+        details={"user": user.name, "name": name},
+    )
+    return token
+
+
+def user_for_token(session: Session, token: str) -> User | None:
+    row = session.scalars(
+        select(ApiToken).where(
+            ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None)
+        )
+    ).first()
+    if row is None:
+        return None
+    user = session.get(User, row.user_id)
+    if user is None or not user.is_active:
+        return None
+    row.last_used_at = utcnow()
+    return user

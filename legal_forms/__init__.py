@@ -1,0 +1,1 @@
+"""Platform registry and the generators of preservation, disclosure and MLA requests."""

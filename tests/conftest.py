@@ -1,0 +1,121 @@
+"""Databases for the tests: every test that touches one runs on SQLite and, when
+EVIDENCE_TEST_DATABASE_URL is set, again on PostgreSQL; the same tests, not a copy.
+
+Schemas are built by the Alembic migrations (so the migrations are tested too). `session` gives
+a transaction that is rolled back after the test; `database_url` gives a fresh migrated database
+for tests that must commit (concurrency, tampering, the CLI).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from evidence import migrate
+from evidence.db import make_engine, normalise_url
+
+PG_URL = os.environ.get("EVIDENCE_TEST_DATABASE_URL")
+BACKENDS = ["sqlite", "postgresql"]
+
+
+class Databases:
+    """Creates databases for one backend from a migrated template, and drops them at the end."""
+
+    def __init__(self, backend: str, workdir: Path) -> None:
+        self.backend = backend
+        self.workdir = workdir
+        self.created: list[str] = []
+        self.template = self._new_name("tpl")
+        if backend == "sqlite":
+            self._template_file = workdir / "template.db"
+            self.template_url = f"sqlite:///{self._template_file}"
+        else:
+            assert PG_URL is not None
+            self._admin_url = normalise_url(PG_URL)
+            self._admin = create_engine(self._admin_url, isolation_level="AUTOCOMMIT")
+            self._create(self.template)
+            self.template_url = self._url_for(self.template)
+        engine = make_engine(self.template_url)
+        migrate.upgrade(engine)
+        engine.dispose()
+
+    def _new_name(self, kind: str) -> str:
+        return f"evl_test_{kind}_{uuid.uuid4().hex[:12]}"
+
+    def _url_for(self, name: str) -> str:
+        return make_url(self._admin_url).set(database=name).render_as_string(hide_password=False)
+
+    def _create(self, name: str, template: str | None = None) -> None:
+        suffix = f" TEMPLATE {template}" if template else ""
+        with self._admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"{suffix}'))
+        self.created.append(name)
+
+    def new_url(self) -> str:
+        """A fresh database at the head revision."""
+        if self.backend == "sqlite":
+            target = self.workdir / f"{uuid.uuid4().hex}.db"
+            shutil.copyfile(self._template_file, target)
+            return f"sqlite:///{target}"
+        name = self._new_name("db")
+        self._create(name, template=self.template)
+        return self._url_for(name)
+
+    def drop_all(self) -> None:
+        if self.backend == "sqlite":
+            return
+        with self._admin.connect() as conn:
+            for name in reversed(self.created):
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        self._admin.dispose()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    if name == "postgresql" and not PG_URL:
+        pytest.skip("PostgreSQL run needs EVIDENCE_TEST_DATABASE_URL (./dev test sets it in CI)")
+    return name
+
+
+@pytest.fixture(scope="session")
+def databases(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
+    dbs = Databases(backend, tmp_path_factory.mktemp(f"db-{backend}"))
+    yield dbs
+    dbs.drop_all()
+
+
+@pytest.fixture(scope="session")
+def shared_engine(databases: Databases) -> Iterator[Engine]:
+    engine = make_engine(databases.new_url())
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def session(shared_engine: Engine) -> Iterator[Session]:
+    """A session whose whole test runs in one transaction that is rolled back at the end."""
+    connection = shared_engine.connect()
+    outer = connection.begin()
+    db = Session(bind=connection, join_transaction_mode="create_savepoint",
+                 expire_on_commit=False)
+    try:
+        yield db
+    finally:
+        db.close()
+        outer.rollback()
+        connection.close()
+
+
+@pytest.fixture
+def database_url(databases: Databases) -> str:
+    """A fresh, migrated, empty database that the test may commit to."""
+    return databases.new_url()

@@ -1,0 +1,274 @@
+"""The custody log: appends ride the caller's transaction, the database refuses edits, the
+verifier finds tampering by someone with direct database access, and concurrent appends on
+PostgreSQL keep the log gapless and every case chain linear."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from evidence import cases, custody
+from evidence.canonical import canonical_json
+from evidence.db import make_engine, make_session_factory, session_scope
+from evidence.merkle import leaf_hash, verify_consistency, verify_inclusion
+from evidence.models import Case, CustodyEntry, Role
+from evidence.signing import Signer
+from tests.factories import make_case, make_user
+
+ORIGIN = "evidence-locker/test"
+
+
+def _entries(session: Session) -> list[CustodyEntry]:
+    return list(session.scalars(select(CustodyEntry).order_by(CustodyEntry.seq)))
+
+
+def test_change_and_its_entry_commit_or_vanish_together(database_url: str) -> None:
+    engine = make_engine(database_url)
+    factory = make_session_factory(engine)
+    try:
+        with session_scope(factory) as s:
+            user = make_user(s, name="ana")
+        with pytest.raises(RuntimeError), session_scope(factory) as s:
+            cases.create_case(s, user, reference="LOST-1", title="never committed")
+            raise RuntimeError("crash after the change, before commit")
+        with session_scope(factory) as s:
+            assert s.scalars(select(Case).where(Case.reference == "LOST-1")).first() is None
+            assert [e.action for e in _entries(s)] == ["user.created"]
+    finally:
+        engine.dispose()
+
+
+def test_entries_are_canonical_gapless_and_chained_per_case(session: Session) -> None:
+    alice = make_user(session, name="alice")
+    one = make_case(session, alice, reference="ONE")
+    two = make_case(session, alice, reference="TWO")
+    cases.view_case(session, alice, "ONE")
+    entries = _entries(session)
+    assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
+    for entry in entries:
+        doc = custody.describe(entry)
+        assert canonical_json(doc) == entry.entry
+        assert leaf_hash(entry.entry) == entry.leaf_hash
+    for case in (one, two):
+        chain = [e for e in entries if e.case_id == case.id]
+        assert [e.case_seq for e in chain] == list(range(1, len(chain) + 1))
+        assert chain[0].prev_case_hash is None
+        for before, after in zip(chain, chain[1:], strict=False):
+            assert after.prev_case_hash == before.leaf_hash
+    viewed = custody.describe(entries[-1])
+    assert viewed["action"] == "case.viewed"
+    assert viewed["actor"]["name"] == "alice"
+    assert viewed["case"]["ref"] == "ONE"
+    assert viewed["at"].endswith("Z")
+
+
+@pytest.mark.parametrize("statement", [
+    "UPDATE custody_entries SET action = 'case.deleted' WHERE seq = 1",
+    "DELETE FROM custody_entries WHERE seq = 1",
+    "UPDATE checkpoints SET tree_size = 0",
+    "DELETE FROM checkpoints",
+])
+def test_database_refuses_to_change_the_log(session: Session, statement: str) -> None:
+    make_case(session)
+    custody.cut_checkpoint(session, Signer.generate(), origin=ORIGIN)
+    session.flush()
+    with pytest.raises(DBAPIError, match="append-only"), session.begin_nested():
+        session.execute(text(statement))
+    assert _entries(session)[0].action == "user.created"
+
+
+def test_checkpoint_proofs_verify(session: Session) -> None:
+    signer = Signer.generate()
+    actor = make_user(session, role=Role.SUPERVISOR)
+    make_case(session, actor)
+    old = custody.cut_checkpoint(session, signer, origin=ORIGIN)
+    for _ in range(5):
+        make_case(session, actor)
+    new = custody.cut_checkpoint(session, signer, origin=ORIGIN)
+    assert new.tree_size > old.tree_size
+    custody.verify_checkpoint_signature(new, signer.verifier)
+    entries = _entries(session)
+    proofs = custody.inclusion_proofs(session, [e.seq for e in entries], new)
+    for entry, proof in zip(entries, proofs, strict=True):
+        verify_inclusion(entry.leaf_hash, entry.seq - 1, new.tree_size, proof.proof,
+                         new.root_hash)
+    proof = custody.consistency_proof(session, old.tree_size, new.tree_size)
+    verify_consistency(old.tree_size, new.tree_size, old.root_hash, new.root_hash, proof)
+    assert custody.cut_checkpoint(session, signer, origin=ORIGIN).id == new.id
+
+
+# --- tampering by someone with direct database access ------------------------------------
+
+
+@pytest.fixture
+def populated(database_url: str) -> Iterator[tuple[Engine, Signer]]:
+    """A committed log over three cases, sealed by a checkpoint, with the triggers dropped as an
+    attacker with database access would do first."""
+    engine = make_engine(database_url)
+    signer = Signer.generate()
+    factory = make_session_factory(engine)
+    with session_scope(factory) as s:
+        alice = make_user(s, name="alice")
+        for ref in ("A", "B", "C"):
+            make_case(s, alice, reference=ref)
+        for ref in ("A", "B", "A", "C", "A"):
+            cases.view_case(s, alice, ref)
+        custody.cut_checkpoint(s, signer, origin=ORIGIN)
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            for table in ("custody_entries", "checkpoints"):
+                for verb in ("update", "delete"):
+                    conn.execute(text(f"DROP TRIGGER {table}_no_{verb}"))
+        else:
+            conn.execute(text("DROP TRIGGER custody_entries_append_only ON custody_entries"))
+            conn.execute(text("DROP TRIGGER checkpoints_append_only ON checkpoints"))
+    yield engine, signer
+    engine.dispose()
+
+
+def _verify(engine: Engine, signer: Signer, case: str | None = None) -> custody.VerifyReport:
+    with session_scope(make_session_factory(engine)) as s:
+        return custody.verify_log(s, signer.verifier, case_reference=case)
+
+
+def _entry(engine: Engine, seq: int) -> bytes:
+    with engine.connect() as conn:
+        return bytes(conn.execute(text("SELECT entry FROM custody_entries WHERE seq = :s"),
+                                  {"s": seq}).scalar_one())
+
+
+def _rewrite(engine: Engine, seq: int, data: bytes, *, fix_hash: bool) -> None:
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE custody_entries SET entry = :e WHERE seq = :s"),
+                     {"e": data, "s": seq})
+        if fix_hash:
+            conn.execute(text("UPDATE custody_entries SET leaf_hash = :h WHERE seq = :s"),
+                         {"h": leaf_hash(data), "s": seq})
+
+
+def test_untouched_log_verifies(populated: tuple[Engine, Signer]) -> None:
+    report = _verify(*populated)
+    assert report.ok, report.summary()
+    assert report.entries == report.sealed == 12
+    assert report.cases == 3
+    assert _verify(*populated, case="A").ok
+
+
+def test_altered_entry_is_named(populated: tuple[Engine, Signer]) -> None:
+    engine, signer = populated
+    data = _entry(engine, 9).replace(b'"case.viewed"', b'"case.closed"')
+    _rewrite(engine, 9, data, fix_hash=False)
+    report = _verify(engine, signer)
+    assert not report.ok
+    assert report.first_problem is not None and report.first_problem.seq == 9
+    assert "altered" in report.summary()
+
+
+def test_altered_entry_with_recomputed_hash_is_named(populated: tuple[Engine, Signer]) -> None:
+    engine, signer = populated
+    # Seq 10 views case A; seq 12 (the next view of A) recorded seq 10's original hash.
+    data = _entry(engine, 10).replace(b'"alice"', b'"mallory"')
+    _rewrite(engine, 10, data, fix_hash=True)
+    report = _verify(engine, signer)
+    assert not report.ok
+    assert report.first_problem is not None and report.first_problem.seq == 10
+    assert "seq 10" in report.summary()
+
+
+def test_last_entry_of_a_case_altered_is_caught_by_the_checkpoint(
+    populated: tuple[Engine, Signer],
+) -> None:
+    engine, signer = populated
+    data = _entry(engine, 12).replace(b'"alice"', b'"mallory"')
+    _rewrite(engine, 12, data, fix_hash=True)
+    report = _verify(engine, signer)
+    assert not report.ok
+    assert "checkpoint" in report.summary()
+    assert report.first_problem is not None and report.first_problem.seq is not None
+
+
+def test_deleted_entry_is_named(populated: tuple[Engine, Signer]) -> None:
+    engine, signer = populated
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM custody_entries WHERE seq = 6"))
+    report = _verify(engine, signer)
+    assert not report.ok
+    assert report.first_problem is not None and report.first_problem.seq == 6
+    assert "missing" in report.summary()
+    case_report = _verify(engine, signer, case="B")
+    assert not case_report.ok
+
+
+def test_deleted_tail_is_caught_by_the_checkpoint(populated: tuple[Engine, Signer]) -> None:
+    engine, signer = populated
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM custody_entries WHERE seq >= 11"))
+    report = _verify(engine, signer)
+    assert not report.ok
+    assert report.first_problem is not None and report.first_problem.seq == 11
+
+
+def test_reordered_entries_are_named(populated: tuple[Engine, Signer]) -> None:
+    engine, signer = populated
+    seven, eight = _entry(engine, 7), _entry(engine, 8)
+    _rewrite(engine, 7, eight, fix_hash=True)
+    _rewrite(engine, 8, seven, fix_hash=True)
+    report = _verify(engine, signer)
+    assert not report.ok
+    assert report.first_problem is not None and report.first_problem.seq == 7
+    assert "reordered" in report.summary()
+
+
+def test_forged_checkpoint_is_refused(populated: tuple[Engine, Signer]) -> None:
+    engine, signer = populated
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE checkpoints SET root_hash = :r"), {"r": b"\x00" * 32})
+    report = _verify(engine, signer)
+    assert not report.ok
+    assert "signature invalid" in report.summary()
+    assert not _verify(engine, Signer.generate()).ok
+
+
+# --- concurrency --------------------------------------------------------------------------
+
+
+def test_concurrent_appends_stay_gapless_and_linear(database_url: str, backend: str) -> None:
+    threads_n, per_thread = (8, 25) if backend == "postgresql" else (4, 10)
+    engine = make_engine(database_url, pool_size=threads_n + 2)
+    factory = make_session_factory(engine)
+    with session_scope(factory) as s:
+        actor = make_user(s, name="boss")
+        refs = [make_case(s, actor, reference=f"C{i}").reference for i in range(3)]
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(threads_n)
+
+    def work(seed: int) -> None:
+        rng = random.Random(seed)
+        try:
+            barrier.wait()
+            for _ in range(per_thread):
+                with session_scope(factory) as s:
+                    cases.view_case(s, s.merge(actor), rng.choice(refs))
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(threads_n)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert not errors
+    with session_scope(factory) as s:
+        entries = _entries(s)
+        assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
+        views = [e for e in entries if e.action == "case.viewed"]
+        assert len(views) == threads_n * per_thread
+        report = custody.verify_log(s, Signer.generate().verifier)
+        assert report.ok, report.summary()
+    engine.dispose()
