@@ -8,7 +8,7 @@ Floats are refused rather than approximated: a hash must never depend on how a f
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 MAX_SAFE_INTEGER = 2**53 - 1
@@ -60,7 +60,7 @@ def _write(value: Any, out: list[str]) -> None:
             out.append(":")
             _write(value[key], out)
         out.append("}")
-    elif isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
+    elif isinstance(value, list | tuple):
         out.append("[")
         for index, item in enumerate(value):
             if index:
@@ -71,11 +71,48 @@ def _write(value: Any, out: list[str]) -> None:
         raise CanonicalJsonError(f"{type(value).__name__} is not a JSON value")
 
 
+def _plain(value: Any) -> bool:
+    """True when the C encoder writes `value` exactly as RFC 8785 does.
+
+    That holds for dicts, lists and tuples of str, int, bool and None whose integers are in
+    range and whose keys are all in the Basic Multilingual Plane (where code-point order and
+    UTF-16 order agree). Anything else takes the careful writer below, which also explains
+    what is wrong.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str or item is None or kind is bool:
+            continue
+        if kind is int:
+            if not -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
+                return False
+        elif kind is dict:
+            for key, child in item.items():
+                if type(key) is not str or (key and max(key) > "\uffff"):
+                    return False
+                stack.append(child)
+        elif kind is list or kind is tuple:
+            stack.extend(item)
+        else:
+            return False
+    return True
+
+
 def canonical_json(value: Any) -> bytes:
     """The canonical UTF-8 bytes of `value`."""
-    out: list[str] = []
-    _write(value, out)
-    text = "".join(out)
+    try:
+        if _plain(value):
+            text = json.dumps(
+                value, ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
+            )
+        else:
+            out: list[str] = []
+            _write(value, out)
+            text = "".join(out)
+    except RecursionError as exc:
+        raise CanonicalJsonError("value is nested too deeply") from exc
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -86,7 +123,9 @@ def parse_canonical(data: bytes) -> Any:
     """Parse canonical JSON and refuse bytes that are not in canonical form."""
     try:
         value = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RecursionError as exc:
+        raise CanonicalJsonError("JSON is nested too deeply") from exc
+    except ValueError as exc:  # bad UTF-8, bad JSON, or an integer too long to convert
         raise CanonicalJsonError(f"not valid JSON: {exc}") from exc
     if canonical_json(value) != data:
         raise CanonicalJsonError("JSON is valid but not in canonical form")

@@ -11,14 +11,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import func, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import event, func, select, text
+from sqlalchemy.orm import Session, SessionTransaction
 
 from evidence.canonical import JsonValue, canonical_json
 from evidence.errors import CustodyError, NotFound
@@ -44,6 +44,50 @@ def _lock_log(session: Session) -> None:
     # SQLite: every transaction began with BEGIN IMMEDIATE and so already holds the write lock.
 
 
+@dataclass
+class _LogHead:
+    """The log's head as this transaction, which holds the append lock, last wrote it."""
+
+    seq: int
+    cases: dict[uuid.UUID, tuple[int, bytes]] = field(default_factory=dict)
+
+
+_HEAD_KEY = "evidence.custody.head"
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_head(session: Session, transaction: SessionTransaction) -> None:
+    # A commit, rollback or savepoint end may change what is written: read it afresh. The
+    # internal subtransactions of every flush change nothing and keep the head.
+    if transaction.parent is None or transaction.nested:
+        session.info.pop(_HEAD_KEY, None)
+
+
+def _head(session: Session) -> _LogHead:
+    head: _LogHead | None = session.info.get(_HEAD_KEY)
+    if head is None:
+        _lock_log(session)
+        session.flush()
+        head = _LogHead(session.scalar(select(func.max(CustodyEntry.seq))) or 0)
+        session.info[_HEAD_KEY] = head
+    else:
+        session.flush()
+    return head
+
+
+def _case_head(session: Session, head: _LogHead, case_id: uuid.UUID) -> tuple[int, bytes | None]:
+    cached = head.cases.get(case_id)
+    if cached is not None:
+        return cached
+    row = session.execute(
+        select(CustodyEntry.case_seq, CustodyEntry.leaf_hash)
+        .where(CustodyEntry.case_id == case_id)
+        .order_by(CustodyEntry.case_seq.desc())
+        .limit(1)
+    ).first()
+    return (0, None) if row is None else (int(row[0] or 0), bytes(row[1]))
+
+
 def append(
     session: Session,
     actor: User | None,
@@ -56,21 +100,13 @@ def append(
     details: dict[str, JsonValue] | None = None,
 ) -> CustodyEntry:
     """Append one entry in the session's transaction; it commits or rolls back with the change."""
-    _lock_log(session)
-    session.flush()
-    last_seq = session.scalar(select(func.max(CustodyEntry.seq))) or 0
-    seq = last_seq + 1
+    head = _head(session)
+    seq = head.seq + 1
     case_seq: int | None = None
     prev: bytes | None = None
     if case is not None:
-        head = session.execute(
-            select(CustodyEntry.case_seq, CustodyEntry.leaf_hash)
-            .where(CustodyEntry.case_id == case.id)
-            .order_by(CustodyEntry.case_seq.desc())
-            .limit(1)
-        ).first()
-        case_seq = 1 if head is None else int(head[0] or 0) + 1
-        prev = None if head is None else bytes(head[1])
+        last_case_seq, prev = _case_head(session, head, case.id)
+        case_seq = last_case_seq + 1
     now = utcnow()
     document: dict[str, JsonValue] = {
         "v": ENTRY_VERSION,
@@ -104,6 +140,9 @@ def append(
     )
     session.add(entry)
     session.flush()
+    head.seq = seq
+    if case is not None and case_seq is not None:
+        head.cases[case.id] = (case_seq, entry.leaf_hash)
     return entry
 
 
@@ -247,48 +286,89 @@ class VerifyReport:
         return f"custody log BROKEN: {scope}{where}{first.message}{more}"
 
 
-@dataclass
-class _CaseHead:
-    case_seq: int
-    leaf: bytes
-    seq: int
+def _uuid_text(value: object) -> str:
+    """A case id column as the entry writes it: SQLite stores 32 hex digits, PostgreSQL a uuid."""
+    try:
+        return str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
+    except ValueError:
+        return f"<not a uuid: {value!r}>"
 
 
-def _rows(session: Session) -> Iterator[Any]:
-    query = select(
-        CustodyEntry.seq,
-        CustodyEntry.case_id,
-        CustodyEntry.case_seq,
-        CustodyEntry.prev_case_hash,
-        CustodyEntry.entry,
-        CustodyEntry.leaf_hash,
-    ).order_by(CustodyEntry.seq)
-    yield from session.execute(query.execution_options(yield_per=READ_BATCH))
+def _as_bytes(value: object) -> bytes | None:
+    """Column bytes as stored; an insider's edit may have left text in a binary column."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape")
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    return str(value).encode()
+
+
+
+
+def read_rows(session: Session) -> Iterator[Any]:
+    """The raw rows `check_entries` needs, in seq order, streamed in batches.
+
+    Read as the driver returns them, without the ORM's per-row type conversion: the verifier
+    checks the raw values anyway, and at a million entries the conversion is most of the time.
+    """
+    result = session.connection().exec_driver_sql(
+        "SELECT seq, case_id, case_seq, prev_case_hash, entry, leaf_hash "
+        "FROM custody_entries ORDER BY seq",
+        execution_options={"stream_results": True},
+    )
+    for batch in result.partitions(READ_BATCH):
+        yield from batch
+
+
+def read_checkpoints(session: Session) -> list[Checkpoint]:
+    return list(session.scalars(select(Checkpoint).order_by(Checkpoint.id)))
 
 
 def verify_log(
     session: Session, verifier: Verifier, *, case_reference: str | None = None
 ) -> VerifyReport:
-    """Recompute every hash, chain link, tree root and checkpoint signature from the raw entries.
-
-    Only the canonical bytes of each entry are trusted; the columns beside them and the stored
-    leaf hashes are checked against those bytes, never used in their place.
-    """
-    report = VerifyReport(case_reference=case_reference)
+    """Verify the whole log as stored in the database (see `check_entries`)."""
     case_id: str | None = None
     if case_reference is not None:
         case = session.scalars(select(Case).where(Case.reference == case_reference)).first()
         if case is None:
             raise NotFound(f"no case {case_reference!r}")
         case_id = str(case.id)
+    return check_entries(
+        read_rows(session), read_checkpoints(session), verifier,
+        case_id=case_id, case_reference=case_reference,
+    )
+
+
+def check_entries(
+    rows: Iterable[Any],
+    checkpoints: Sequence[Checkpoint],
+    verifier: Verifier,
+    *,
+    case_id: str | None = None,
+    case_reference: str | None = None,
+) -> VerifyReport:
+    """Recompute every hash, chain link, tree root and checkpoint signature from the raw entries.
+
+    `rows` are (seq, case_id, case_seq, prev_case_hash, entry, leaf_hash) in seq order. Only
+    the canonical bytes of each entry are trusted; the columns beside them and the stored leaf
+    hashes are checked against those bytes, never used in their place. With `case_id`, the
+    report counts that case's entries and proves each one's inclusion in the latest checkpoint.
+    """
+    report = VerifyReport(case_reference=case_reference)
     problems = report.problems
     leaves: list[bytes] = []
-    heads: dict[str | None, _CaseHead] = {}
+    # case id -> (case_seq, leaf hash, seq) of the case's latest entry seen so far
+    heads: dict[str, tuple[int, bytes, int]] = {}
+    case_names: dict[Any, str] = {}
     sha = hashlib.sha256
+    loads = orjson.loads
     expected = 1
     case_entries: list[int] = []
-    for seq, col_case, col_case_seq, col_prev, data, stored_leaf in _rows(session):
-        data = bytes(data)
+    for seq, col_case, col_case_seq, col_prev, raw, raw_leaf in rows:
+        data = raw if type(raw) is bytes else (_as_bytes(raw) or b"")
         if seq != expected:
             if seq > expected:
                 problems.append(Problem(
@@ -302,62 +382,89 @@ def verify_log(
         leaf = sha(b"\x00" + data).digest()
         leaves.append(leaf)
         try:
-            doc = orjson.loads(data)
+            doc = loads(data)
         except orjson.JSONDecodeError:
             problems.append(Problem("entry is not valid JSON (altered)", seq))
             continue
-        if bytes(stored_leaf) != leaf:
-            problems.append(Problem("entry bytes do not match its recorded hash (altered)", seq))
-        if doc.get("seq") != seq:
-            problems.append(Problem(
-                f"entry stored at position {seq} says it is seq {doc.get('seq')} (reordered)", seq
-            ))
-        entry_case = doc.get("case")
-        doc_case_id = entry_case.get("id") if isinstance(entry_case, dict) else None
-        if doc_case_id != (None if col_case is None else str(col_case)):
-            problems.append(Problem("case column disagrees with the entry (altered)", seq))
-        if col_case_seq != doc.get("case_seq") or (
-            (None if col_prev is None else bytes(col_prev).hex()) != doc.get("prev_case_hash")
-        ):
-            problems.append(Problem("chain columns disagree with the entry (altered)", seq))
-        if doc_case_id is None:
+        if type(doc) is not dict:
+            problems.append(Problem("entry is not a JSON object (altered)", seq))
             continue
-        head = heads.get(doc_case_id)
-        want_case_seq = 1 if head is None else head.case_seq + 1
-        want_prev = None if head is None else head.leaf.hex()
-        if doc.get("case_seq") != want_case_seq:
+        if raw_leaf != leaf and _as_bytes(raw_leaf) != leaf:
+            problems.append(Problem("entry bytes do not match its recorded hash (altered)", seq))
+        get = doc.get
+        if get("seq") != seq:
             problems.append(Problem(
-                f"case chain {entry_case.get('ref')!r} jumps from #{want_case_seq - 1} to "
-                f"#{doc.get('case_seq')} (an entry of this case is missing or moved)",
-                seq if head is None else head.seq,
+                f"entry stored at position {seq} says it is seq {get('seq')} (reordered)", seq
             ))
-        elif doc.get("prev_case_hash") != want_prev:
+        entry_case = get("case")
+        doc_case_seq = get("case_seq")
+        doc_prev = get("prev_case_hash")
+        if col_case is None:
+            col_case_name = None
+        else:
+            col_case_name = case_names.get(col_case)
+            if col_case_name is None:
+                col_case_name = case_names[col_case] = _uuid_text(col_case)
+        if type(entry_case) is not dict:
+            if col_case is not None or col_case_seq is not None or col_prev is not None:
+                problems.append(Problem("case columns disagree with the entry (altered)", seq))
+            elif entry_case is not None or doc_case_seq is not None or doc_prev is not None:
+                problems.append(Problem("entry has a malformed case link (altered)", seq))
+            continue
+        doc_case_id = entry_case.get("id")
+        case_ref = entry_case.get("ref")
+        if type(doc_case_id) is not str:
+            problems.append(Problem("entry's case has no id (altered)", seq))
+            continue
+        if doc_case_id != col_case_name:
+            problems.append(Problem("case column disagrees with the entry (altered)", seq))
+        try:
+            prev = None if doc_prev is None else bytes.fromhex(doc_prev)
+        except (TypeError, ValueError):
+            problems.append(Problem("entry's prev_case_hash is not a hash (altered)", seq))
+            continue
+        if col_case_seq != doc_case_seq or _as_bytes(col_prev) != prev:
+            problems.append(Problem("chain columns disagree with the entry (altered)", seq))
+        head = heads.get(doc_case_id)
+        if head is None:
+            want_case_seq, want_prev, blame = 1, None, seq
+        else:
+            want_case_seq, want_prev, blame = head[0] + 1, head[1], head[2]
+        if doc_case_seq != want_case_seq:
+            problems.append(Problem(
+                f"case chain {case_ref!r} jumps from #{want_case_seq - 1} to "
+                f"#{doc_case_seq} (an entry of this case is missing or moved)",
+                seq,
+            ))
+        elif prev != want_prev:
             # The link was written when the previous entry was made: if it no longer matches,
             # the previous entry was altered after the fact (or this one was).
             problems.append(Problem(
                 f"does not match the hash that seq {seq}, the next entry of case "
-                f"{entry_case.get('ref')!r}, recorded for it: one of the two was altered",
-                seq if head is None else head.seq,
+                f"{case_ref!r}, recorded for it: one of the two was altered",
+                blame,
             ))
-        heads[doc_case_id] = _CaseHead(int(doc.get("case_seq") or 0), leaf, seq)
+        heads[doc_case_id] = (
+            doc_case_seq if type(doc_case_seq) is int else want_case_seq, leaf, seq
+        )
         if doc_case_id == case_id:
             case_entries.append(seq)
     report.entries = len(leaves)
     report.cases = len(heads)
-    _verify_checkpoints(session, verifier, leaves, report)
+    _verify_checkpoints(checkpoints, verifier, leaves, report)
     if case_id is not None:
         report.cases = 1 if case_id in heads else 0
         report.entries = len(case_entries)
         report.sealed = sum(1 for s in case_entries if s <= report.sealed)
         # Problems elsewhere in the log stay reported: this case's proofs rest on all of it.
-        _verify_case_inclusion(session, leaves, case_entries, report)
+        _verify_case_inclusion(checkpoints, leaves, case_entries, report)
     return report
 
 
 def _verify_checkpoints(
-    session: Session, verifier: Verifier, leaves: list[bytes], report: VerifyReport
+    checkpoints: Sequence[Checkpoint], verifier: Verifier, leaves: list[bytes],
+    report: VerifyReport,
 ) -> None:
-    checkpoints = list(session.scalars(select(Checkpoint).order_by(Checkpoint.id)))
     report.checkpoints = len(checkpoints)
     tree = MerkleTree(leaves)
     previous = 0
@@ -388,7 +495,9 @@ def _verify_checkpoints(
     report.sealed = previous
 
 
-def _first_divergent(tree: MerkleTree, checkpoints: list[Checkpoint], bad: Checkpoint) -> int:
+def _first_divergent(
+    tree: MerkleTree, checkpoints: Sequence[Checkpoint], bad: Checkpoint
+) -> int:
     """The first seq not vouched for by an earlier checkpoint that still matches."""
     good = [
         cp.tree_size
@@ -399,10 +508,13 @@ def _first_divergent(tree: MerkleTree, checkpoints: list[Checkpoint], bad: Check
 
 
 def _verify_case_inclusion(
-    session: Session, leaves: list[bytes], seqs: list[int], report: VerifyReport
+    checkpoints: Sequence[Checkpoint], leaves: list[bytes], seqs: list[int],
+    report: VerifyReport,
 ) -> None:
-    latest = latest_checkpoint(session)
-    if latest is None or latest.tree_size == 0:
+    if not checkpoints:
+        return
+    latest = max(checkpoints, key=lambda cp: (cp.tree_size, cp.id))
+    if latest.tree_size == 0 or latest.tree_size > len(leaves):
         return
     tree = MerkleTree(leaves[: latest.tree_size])
     root = bytes(latest.root_hash)

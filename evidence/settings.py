@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     environment: Literal["development", "production"] = "development"
     host: str = "127.0.0.1"
     port: int = 8000
+    checkpoint_interval_seconds: int = Field(
+        default=300, ge=1, description="How often `serve` signs a checkpoint of new entries."
+    )
     log_origin: str | None = Field(
         default=None,
         description="Name of this custody log in signed checkpoints; default from the host name.",

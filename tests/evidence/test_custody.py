@@ -4,6 +4,7 @@ PostgreSQL keep the log gapless and every case chain linear."""
 
 from __future__ import annotations
 
+import itertools
 import random
 import threading
 from collections.abc import Iterator
@@ -59,7 +60,7 @@ def test_entries_are_canonical_gapless_and_chained_per_case(session: Session) ->
         chain = [e for e in entries if e.case_id == case.id]
         assert [e.case_seq for e in chain] == list(range(1, len(chain) + 1))
         assert chain[0].prev_case_hash is None
-        for before, after in zip(chain, chain[1:], strict=False):
+        for before, after in itertools.pairwise(chain):
             assert after.prev_case_hash == before.leaf_hash
     viewed = custody.describe(entries[-1])
     assert viewed["action"] == "case.viewed"
@@ -98,8 +99,8 @@ def test_checkpoint_proofs_verify(session: Session) -> None:
     for entry, proof in zip(entries, proofs, strict=True):
         verify_inclusion(entry.leaf_hash, entry.seq - 1, new.tree_size, proof.proof,
                          new.root_hash)
-    proof = custody.consistency_proof(session, old.tree_size, new.tree_size)
-    verify_consistency(old.tree_size, new.tree_size, old.root_hash, new.root_hash, proof)
+    path = custody.consistency_proof(session, old.tree_size, new.tree_size)
+    verify_consistency(old.tree_size, new.tree_size, old.root_hash, new.root_hash, path)
     assert custody.cut_checkpoint(session, signer, origin=ORIGIN).id == new.id
 
 

@@ -1,0 +1,141 @@
+"""Custody log benchmark: appends per second and full verification of 100,000 entries.
+
+Prints, for SQLite and (when EVIDENCE_TEST_DATABASE_URL or --postgres is given) PostgreSQL:
+  - appends per second through the real service (one transaction per batch of appends),
+  - the time `verify_log` takes over the whole log (database read, JSON, chains, Merkle tree,
+    checkpoint signatures), and the same verification's compute part alone,
+  - the baseline: raw `hashlib.sha256` over the same entry bytes, measured in the same run,
+  - the ratio of verification to that baseline. Goal: within 3x of raw hashing.
+
+    .venv/bin/python bench/custody.py [--entries 100000] [--postgres URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import make_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from evidence import cases, custody, migrate, users
+from evidence.db import make_engine, make_session_factory, normalise_url, session_scope
+from evidence.models import CustodyEntry, Role
+from evidence.signing import Signer
+
+BATCH = 500
+
+
+def _fill(url: str, entries: int, signer: Signer) -> float:
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    factory = make_session_factory(engine)
+    with session_scope(factory) as s:
+        actor = users.create_user(s, None, name="bench", role=Role.INVESTIGATOR)
+        refs = [cases.create_case(s, actor, reference=f"B-{i}", title="bench").reference
+                for i in range(20)]
+    made = 0
+    target = entries - 100
+    start = time.perf_counter()
+    while made < target:
+        with session_scope(factory) as s:
+            actor = users.get_user(s, "bench")
+            open_cases = [cases.get_case(s, actor, ref) for ref in refs]
+            for _ in range(min(BATCH, target - made)):
+                case = open_cases[made % len(open_cases)]
+                custody.append(s, actor, action="artifact.viewed", case=case,
+                               object_type="artifact", object_id=uuid.uuid4(),
+                               sha256=hashlib.sha256(str(made).encode()).hexdigest())
+                made += 1
+    elapsed = time.perf_counter() - start
+    with session_scope(factory) as s:
+        custody.cut_checkpoint(s, signer, origin="bench")
+    engine.dispose()
+    return made / elapsed
+
+
+def _raw_hash_seconds(url: str) -> tuple[float, int, int]:
+    """Baseline: read the same entry bytes, then SHA-256 each one once; best of three."""
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        blobs = [bytes(b) for b in conn.execute(
+            select(CustodyEntry.entry).order_by(CustodyEntry.seq)).scalars()]
+    engine.dispose()
+    sha = hashlib.sha256
+    runs = []
+    for _ in range(3):
+        start = time.perf_counter()
+        for b in blobs:
+            sha(b"\x00" + b).digest()
+        runs.append(time.perf_counter() - start)
+    return min(runs), len(blobs), sum(len(b) for b in blobs)
+
+
+def _verify_seconds(url: str, signer: Signer) -> tuple[float, float]:
+    """End to end (read + verify) and compute only (rows already in memory); best of three."""
+    engine = make_engine(url)
+    factory = make_session_factory(engine)
+    totals, computes = [], []
+    for _ in range(3):
+        with session_scope(factory) as s:
+            start = time.perf_counter()
+            rows = list(custody.read_rows(s))
+            checkpoints = custody.read_checkpoints(s)
+            read = time.perf_counter() - start
+            report = custody.check_entries(rows, checkpoints, signer.verifier)
+            total = time.perf_counter() - start
+        if not report.ok:
+            raise SystemExit(f"benchmark log does not verify: {report.summary()}")
+        totals.append(total)
+        computes.append(total - read)
+    engine.dispose()
+    return min(totals), min(computes)
+
+
+def _run(label: str, url: str, entries: int) -> None:
+    signer = Signer.generate()
+    rate = _fill(url, entries, signer)
+    raw, count, size = _raw_hash_seconds(url)
+    total, compute = _verify_seconds(url, signer)
+    print(f"{label}: {count} entries, {size / 1e6:.1f} MB of canonical JSON")
+    print(f"  appends:              {rate:10.0f} per second")
+    print(f"  verify (read+check):  {total:10.3f} s   {count / total:10.0f} entries/s")
+    print(f"  verify (check only):  {compute:10.3f} s")
+    print(f"  raw sha256 baseline:  {raw:10.3f} s   {count / raw:10.0f} entries/s")
+    print(f"  ratio verify/raw:     {total / raw:10.2f}x end to end, "
+          f"{compute / raw:.2f}x compute only (goal: within 3x)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=100_000)
+    parser.add_argument("--postgres", default=os.environ.get("EVIDENCE_TEST_DATABASE_URL"))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        _run("SQLite", f"sqlite:///{Path(tmp) / 'bench.db'}", args.entries)
+    if args.postgres:
+        admin = create_engine(normalise_url(args.postgres), isolation_level="AUTOCOMMIT")
+        name = f"evl_bench_{uuid.uuid4().hex[:8]}"
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            url = make_url(normalise_url(args.postgres)).set(database=name)
+            _run("PostgreSQL", url.render_as_string(hide_password=False), args.entries)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+    else:
+        print("PostgreSQL: skipped (pass --postgres URL or set EVIDENCE_TEST_DATABASE_URL)")
+
+
+if __name__ == "__main__":
+    main()

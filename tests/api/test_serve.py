@@ -1,0 +1,89 @@
+"""`evidence serve` as an operator starts it: a real uvicorn process over an initialised home."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _evidence(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "evidence", *args], env=env, text=True,
+                          capture_output=True, timeout=120)
+
+
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+@pytest.fixture
+def env(tmp_path: Path, backend: str, database_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}
+    env["EVIDENCE_HOME"] = str(tmp_path / "home")
+    if backend == "postgresql":
+        env["EVIDENCE_DATABASE_URL"] = database_url
+    return env
+
+
+def test_serve_answers_health_and_openapi_and_seals_the_log(env: dict[str, str]) -> None:
+    assert _evidence("init", env=env).returncode == 0
+    made = _evidence("case", "create", "S-1", "--title", "served", env=env)
+    assert made.returncode == 0, made.stderr
+    port = _free_port()
+    env["EVIDENCE_CHECKPOINT_INTERVAL_SECONDS"] = "1"
+    server = subprocess.Popen([sys.executable, "-m", "evidence", "serve", "--port", str(port)],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        health = None
+        while time.monotonic() < deadline:
+            try:
+                health = _get(f"{base}/api/health")
+                break
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.2)
+        assert health is not None, "server did not answer within 30 s"
+        assert health["status"] == "ok" and health["database"] == "ok"
+        assert health["schema_revision"] == "0001"
+        assert len(health["signing_key_id"]) == 64
+        openapi = _get(f"{base}/api/openapi.json")
+        assert openapi["info"]["title"] == "evidence-locker"
+        assert "/api/health" in openapi["paths"]
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            _get(f"{base}/api/nothing-here")
+        assert missing.value.code == 404
+        time.sleep(2.5)  # at least one checkpoint tick
+    finally:
+        server.send_signal(signal.SIGINT)
+        output, _ = server.communicate(timeout=30)
+    assert f"on http://127.0.0.1:{port}" in output
+    verified = _evidence("custody", "verify", env=env)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "not yet in a checkpoint" not in verified.stdout, verified.stdout
+
+
+def test_serve_refuses_a_home_that_was_never_initialised(env: dict[str, str]) -> None:
+    env.pop("EVIDENCE_DATABASE_URL", None)
+    result = _evidence("serve", "--port", str(_free_port()), env=env)
+    assert result.returncode == 1
+    assert "run `evidence init" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,166 @@
+"""The `evidence` command as a person uses it: init, cases, custody verify, and clear errors."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import text
+
+from evidence.cli import _load_plugins, main_group
+from evidence.db import make_engine
+
+
+@dataclass
+class Home:
+    path: Path
+    env: dict[str, str]
+    database_url: str
+
+    def run(self, *args: str, user: str | None = None) -> Result:
+        env = dict(self.env)
+        if user:
+            env["EVIDENCE_USER"] = user
+        _load_plugins(main_group)
+        return CliRunner().invoke(main_group, list(args), env=env, catch_exceptions=False)
+
+
+@pytest.fixture
+def home(tmp_path: Path, backend: str, database_url: str) -> Iterator[Home]:
+    path = tmp_path / "home"
+    env = {"EVIDENCE_HOME": str(path), "EVIDENCE_USER": ""}
+    url = f"sqlite:///{path / 'evidence.db'}"
+    if backend == "postgresql":
+        env["EVIDENCE_DATABASE_URL"] = url = database_url
+    yield Home(path, env, url)
+
+
+def test_init_makes_a_home_once(home: Home) -> None:
+    first = home.run("init", "--home", str(home.path))
+    assert first.exit_code == 0, first.output
+    assert "API token (shown once" in first.output
+    token = first.output.split("keep it safe):")[1].split()[0]
+    assert token.startswith("evl_")
+    key = home.path / "keys" / "signing.key"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert (home.path / "blobs").is_dir()
+    before = {p: p.stat().st_mtime_ns for p in home.path.rglob("*") if p.is_file()}
+    second = home.run("init", "--home", str(home.path))
+    assert second.exit_code == 0
+    assert "already initialised; nothing changed" in second.output
+    assert token not in second.output
+    after = {p: p.stat().st_mtime_ns for p in home.path.rglob("*") if p.is_file()}
+    assert set(after) >= {key}
+    assert before[key] == after[key]
+
+
+def test_commands_refuse_a_missing_home(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main_group, ["case", "list"], env={"EVIDENCE_HOME": str(tmp_path / "nowhere")}
+    )
+    assert result.exit_code == 1
+    assert "run `evidence init" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_case_lifecycle_from_the_command_line(home: Home) -> None:
+    assert home.run("init").exit_code == 0
+    created = home.run("case", "create", "OP-7", "--title", "Boat crossings",
+                       "--offence", "smuggling of migrants", "--jurisdiction", "gr")
+    assert created.exit_code == 0, created.output
+    assert "case OP-7 created" in created.output
+
+    duplicate = home.run("case", "create", "OP-7", "--title", "again")
+    assert duplicate.exit_code == 1
+    assert duplicate.output.strip() == "Error: case 'OP-7' already exists"
+
+    unknown = home.run("case", "show", "NOPE-1")
+    assert unknown.exit_code == 1
+    assert unknown.output.strip() == "Error: no case 'NOPE-1'"
+
+    listed = home.run("case", "list")
+    assert "OP-7" in listed.output and "GR" in listed.output and "Boat crossings" in listed.output
+
+    shown = home.run("case", "show", "OP-7")
+    assert shown.exit_code == 0
+    history = shown.output.split("custody history:")[1]
+    assert [line.split()[4] for line in history.strip().splitlines()] == [
+        "admin", "admin", "admin"]
+    assert "case.created" in history and "case.member_added" in history
+    assert "case.viewed" in history
+
+    closed = home.run("case", "close", "OP-7", "--reason", "charged")
+    assert closed.exit_code == 0
+    again = home.run("case", "close", "OP-7")
+    assert again.exit_code == 1 and "already closed" in again.output
+
+
+def test_actions_are_recorded_under_the_acting_user(home: Home) -> None:
+    assert home.run("init").exit_code == 0
+    engine = make_engine(home.database_url)
+    try:
+        from evidence import users
+        from evidence.db import make_session_factory, session_scope
+        from evidence.models import Role
+
+        with session_scope(make_session_factory(engine)) as s:
+            users.create_user(s, None, name="nadia", role=Role.INVESTIGATOR, unit="Unit B")
+    finally:
+        engine.dispose()
+    made = home.run("--as", "nadia", "case", "create", "N-1", "--title", "Fake papers")
+    assert made.exit_code == 0, made.output
+    mine = home.run("case", "list", user="nadia")
+    assert "N-1" in mine.output
+    theirs = home.run("case", "list")  # the admin is not a member: deny by default
+    assert "N-1" not in theirs.output
+    hidden = home.run("case", "show", "N-1")
+    assert hidden.exit_code == 1 and "no case 'N-1'" in hidden.output
+    shown = home.run("case", "show", "N-1", "--as", "nadia", "--json")
+    assert '"name": "nadia"' in shown.output
+    ghost = home.run("--as", "ghost", "case", "list")
+    assert ghost.exit_code == 1 and "no user 'ghost'" in ghost.output
+
+
+def test_custody_verify_passes_then_names_the_tampered_entry(home: Home) -> None:
+    assert home.run("init").exit_code == 0
+    assert home.run("case", "create", "T-1", "--title", "t").exit_code == 0
+    assert home.run("case", "show", "T-1").exit_code == 0
+    assert home.run("case", "show", "T-1").exit_code == 0
+    sealed = home.run("custody", "checkpoint")
+    assert sealed.exit_code == 0 and "entries, root" in sealed.output
+    ok = home.run("custody", "verify")
+    assert ok.exit_code == 0, ok.output
+    assert ok.output.startswith("custody log verified:")
+    assert len(ok.output.strip().splitlines()) == 1
+    assert home.run("custody", "verify", "--case", "T-1").exit_code == 0
+
+    engine = make_engine(home.database_url)
+    try:
+        with engine.begin() as conn:
+            if engine.dialect.name == "sqlite":
+                conn.execute(text("DROP TRIGGER custody_entries_no_update"))
+            else:
+                conn.execute(text("DROP TRIGGER custody_entries_append_only ON custody_entries"))
+            # seq 3 is the case's creation (after the admin and its token); edit its title.
+            entry = bytes(conn.execute(
+                text("SELECT entry FROM custody_entries WHERE seq = 3")).scalar_one())
+            assert b'"title":"t"' in entry
+            conn.execute(text("UPDATE custody_entries SET entry = :e WHERE seq = 3"),
+                         {"e": entry.replace(b'"title":"t"', b'"title":"x"')})
+    finally:
+        engine.dispose()
+    broken = home.run("custody", "verify")
+    assert broken.exit_code == 1
+    assert "custody log BROKEN" in broken.output
+    assert "entry seq 3" in broken.output
+
+
+def test_serve_is_registered_by_the_api_package(home: Home) -> None:
+    result = home.run("--help")
+    assert "serve" in result.output and "case" in result.output and "custody" in result.output
+    assert os.environ.get("EVIDENCE_HOME") != str(home.path)
