@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from evidence import custody, migrate, users
+from evidence import custody, migrate, timestamping, users
 from evidence.blobstore import BlobStore, FolderStore
 from evidence.db import is_sqlite, make_engine, make_session_factory, session_scope
 from evidence.errors import NotInitialised
@@ -108,6 +108,13 @@ def init_home(
         if not settings.public_key_path.exists():
             settings.public_key_path.write_bytes(signer.verifier.public_pem())
             report.done.append(f"wrote public key {settings.public_key_path}")
+    if not (settings.tsa_path / timestamping.TSA_KEY_FILENAME).exists():
+        material = timestamping.generate_local_tsa(f"evidence-locker local TSA ({settings.origin})")
+        timestamping.save_local_tsa(material, settings.tsa_path)
+        report.done.append(
+            f"created the built-in timestamp authority in {settings.tsa_path} (its times rest "
+            "on this system's clock; set EVIDENCE_TSA_URLS to use external authorities)"
+        )
     engine = make_engine(settings.effective_database_url)
     try:
         before, after = migrate.upgrade(engine)

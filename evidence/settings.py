@@ -14,6 +14,7 @@ BLOB_FOLDER = "blobs"
 KEY_FOLDER = "keys"
 SIGNING_KEY_FILE = "signing.key"
 PUBLIC_KEY_FILE = "signing.pub"
+TSA_FOLDER = "tsa"
 
 
 class Settings(BaseSettings):
@@ -37,6 +38,26 @@ class Settings(BaseSettings):
     checkpoint_interval_seconds: int = Field(
         default=300, ge=1, description="How often `serve` signs a checkpoint of new entries."
     )
+    chromium: Path | None = Field(
+        default=None, description="Browser executable; default Debian's /usr/bin/chromium."
+    )
+    capture_allow: str | None = Field(
+        default=None,
+        description="Comma-separated addresses, networks or hosts captures may reach even "
+        "though they are private (tests allow 127.0.0.1).",
+    )
+    tsa_urls: str | None = Field(
+        default=None,
+        description="Comma-separated RFC 3161 authorities; without them the built-in local "
+        "authority timestamps, on this system's clock.",
+    )
+    navigation_timeout_seconds: float = Field(default=30, gt=0)
+    capture_timeout_seconds: float = Field(default=180, gt=0)
+    max_artifact_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
+    max_capture_bytes: int = Field(default=500 * 1024 * 1024, gt=0)
+    max_scroll_steps: int = Field(default=40, ge=0)
+    viewport_width: int = Field(default=1366, gt=0)
+    viewport_height: int = Field(default=900, gt=0)
     log_origin: str | None = Field(
         default=None,
         description="Name of this custody log in signed checkpoints; default from the host name.",
@@ -63,6 +84,14 @@ class Settings(BaseSettings):
     @property
     def public_key_path(self) -> Path:
         return self.home_path / KEY_FOLDER / PUBLIC_KEY_FILE
+
+    @property
+    def tsa_path(self) -> Path:
+        return self.home_path / TSA_FOLDER
+
+    @property
+    def tsa_url_list(self) -> list[str]:
+        return [u.strip() for u in (self.tsa_urls or "").split(",") if u.strip()]
 
     @property
     def origin(self) -> str:

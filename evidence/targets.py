@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from evidence import cases, custody
@@ -13,11 +15,13 @@ from evidence.models import (
     Account,
     CaptureJob,
     Case,
+    CaseStatus,
     JobState,
     Target,
     TargetKind,
     TargetState,
     User,
+    utcnow,
 )
 
 MIN_WATCH_SECONDS = 60
@@ -95,3 +99,53 @@ def flag_target(
         details={"target": str(target.id), "url": url},
     )
     return target, job
+
+
+def schedule_due_watches(session: Session, *, now: datetime | None = None) -> list[CaptureJob]:
+    """Queue a re-capture of every watched target whose interval has passed since its last job.
+
+    A target that still has a job queued or running is skipped, so a slow page never piles up
+    jobs; removed targets and closed cases are not watched.
+    """
+    now = now or utcnow()
+    busy = select(CaptureJob.target_id).where(
+        CaptureJob.state.in_([JobState.QUEUED, JobState.RUNNING]))
+    last_job = (
+        select(CaptureJob.target_id, func.max(CaptureJob.created_at).label("last"))
+        .group_by(CaptureJob.target_id).subquery()
+    )
+    rows = session.execute(
+        select(Target, Case, last_job.c.last)
+        .join(Case, Case.id == Target.case_id)
+        .outerjoin(last_job, last_job.c.target_id == Target.id)
+        .where(
+            Target.watch_interval_seconds.is_not(None),
+            Target.state == TargetState.ACTIVE,
+            Case.status == CaseStatus.OPEN,
+            Target.id.not_in(busy),
+        )
+    ).all()
+    queued: list[CaptureJob] = []
+    for target, case, last in rows:
+        interval = timedelta(seconds=target.watch_interval_seconds or 0)
+        if last is not None and _aware(last) + interval > now:
+            continue
+        job = CaptureJob(target_id=target.id, case_id=case.id, state=JobState.QUEUED,
+                         requested_by_id=target.flagged_by_id)
+        session.add(job)
+        session.flush()
+        custody.append(
+            session, None, action="capture.queued", case=case, object_type="capture_job",
+            object_id=job.id,
+            details={"target": str(target.id), "url": target.url, "reason": "watch schedule",
+                     "interval_seconds": target.watch_interval_seconds},
+        )
+        queued.append(job)
+    return queued
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands back aggregate results without the column type's UTC conversion.
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)

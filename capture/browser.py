@@ -1,0 +1,99 @@
+"""One Chromium per worker, driven by Playwright, reused across jobs; a fresh context per job.
+
+Debian's chromium is used through `executable_path` (EVIDENCE_CHROMIUM overrides); Playwright's
+own browser is the fallback where one is installed.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import Browser, BrowserContext, Playwright, sync_playwright
+
+from capture.errors import BrowserUnavailable, map_playwright_errors
+from evidence.settings import Settings
+
+LAUNCH_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-features=DnsOverHttps",
+]
+DEBIAN_CHROMIUM = Path("/usr/bin/chromium")
+
+
+def find_chromium(settings: Settings) -> Path | None:
+    """The browser to launch, or None to let Playwright use its own installed build."""
+    if settings.chromium is not None:
+        if not settings.chromium.is_file():
+            raise BrowserUnavailable(f"EVIDENCE_CHROMIUM={settings.chromium} does not exist")
+        return settings.chromium
+    if DEBIAN_CHROMIUM.is_file():
+        return DEBIAN_CHROMIUM
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    return Path(found) if found else None
+
+
+class BrowserSession:
+    """Starts Playwright and Chromium once; `new_context` gives each job a clean profile."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._playwright: Playwright | None = None
+        self._browser: Browser | None = None
+
+    def start(self) -> BrowserSession:
+        executable = find_chromium(self.settings)
+        self._playwright = sync_playwright().start()
+        try:
+            with map_playwright_errors("starting Chromium"):
+                self._browser = self._playwright.chromium.launch(
+                    executable_path=None if executable is None else str(executable),
+                    args=LAUNCH_FLAGS,
+                    headless=True,
+                )
+        except Exception as exc:
+            self._playwright.stop()
+            self._playwright = None
+            where = executable or "Playwright's own browser"
+            raise BrowserUnavailable(
+                f"could not start Chromium ({where}): {exc}; install Debian's chromium "
+                "or set EVIDENCE_CHROMIUM"
+            ) from exc
+        return self
+
+    @property
+    def browser(self) -> Browser:
+        if self._browser is None or not self._browser.is_connected():
+            raise BrowserUnavailable("the browser is not running")
+        return self._browser
+
+    @property
+    def version(self) -> str:
+        return f"Chromium {self.browser.version}"
+
+    def new_context(self, **options: Any) -> BrowserContext:
+        with map_playwright_errors("opening a browser context"):
+            return self.browser.new_context(**options)
+
+    def close(self) -> None:
+        try:
+            if self._browser is not None:
+                self._browser.close()
+        finally:
+            self._browser = None
+            if self._playwright is not None:
+                self._playwright.stop()
+                self._playwright = None
+
+    def __enter__(self) -> BrowserSession:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

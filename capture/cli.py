@@ -1,0 +1,194 @@
+"""Commands of the capture package: `evidence capture`, `evidence worker`, `evidence watch`."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+import uuid
+
+import click
+from sqlalchemy import select
+
+from capture.browser import BrowserSession
+from capture.service import CaptureWorker, capture_summary
+from evidence import captures, cases, targets
+from evidence.cli import EvidenceGroup, acting_command, state
+from evidence.errors import InvalidInput, NotFound
+from evidence.models import Access, Capture, CaptureJob, Case, JobState
+
+DURATION = re.compile(r"^(\d+)\s*([smhd])$")
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+POLL_SECONDS = 0.5
+
+
+def parse_duration(text: str) -> int:
+    match = DURATION.match(text.strip().lower())
+    if not match:
+        raise InvalidInput(f"duration {text!r} must look like 90s, 15m, 6h or 1d")
+    return int(match.group(1)) * UNITS[match.group(2)]
+
+
+class CaptureGroup(EvidenceGroup):
+    """`evidence capture URL ...` captures; `evidence capture show ID` is a subcommand."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and not args[0].startswith("-") and args[0] not in self.commands:
+            args = ["url", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group("capture", cls=CaptureGroup)
+def capture() -> None:
+    """Capture pages: evidence capture URL --case REF; evidence capture show ID."""
+
+
+@capture.command("url", hidden=True)
+@click.argument("url")
+@click.option("--case", "case_reference", metavar="REF", required=True,
+              help="The case the capture belongs to.")
+@click.option("--reason", default="flagged from the command line", show_default=True)
+@click.option("--no-wait", is_flag=True, help="Queue the capture and return at once.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--as", "as_user", metavar="NAME", help="Act as this user.")
+def capture_url(url: str, case_reference: str, reason: str, no_wait: bool, as_json: bool,
+                as_user: str | None) -> None:
+    """Flag URL on a case and capture it, showing progress; prints id, status and hash."""
+    cli = state()
+    if as_user:
+        cli.actor_name = as_user
+    with cli.acting() as (session, actor):
+        case = cases.get_case(session, actor, case_reference)
+        target, job = targets.flag_target(session, actor, case, url=url, reason=reason)
+        job_id = job.id
+    if no_wait:
+        _emit(as_json, {"target": str(target.id), "job": str(job_id), "state": "queued"},
+              f"queued capture job {job_id} for {url}")
+        return
+    capture_id = _capture_now(job_id, quiet=as_json)
+    with cli.runtime.session() as session:
+        row = session.get(Capture, capture_id)
+        assert row is not None
+        summary = capture_summary(row, captures.artifacts_of(session, row.id),
+                                  cli.runtime.store.locate)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+    else:
+        click.echo(f"capture {summary['id']}: {summary['status']}")
+        click.echo(f"  manifest sha256 {summary['manifest_sha256']}")
+        for step in summary["steps"]:
+            if not step["ok"]:
+                click.echo(f"  step {step['name']} failed: {step['error']}")
+    if summary["status"] == "failed":
+        sys.exit(1)
+
+
+def _capture_now(job_id: uuid.UUID, *, quiet: bool) -> uuid.UUID:
+    """Run the job in this process, or wait for the worker that already took it."""
+    cli = state()
+    runtime = cli.runtime
+    if not quiet:
+        click.echo("capturing…", err=True)
+    with BrowserSession(runtime.settings) as browser:
+        result = CaptureWorker(runtime, browser).run_once(job_id=job_id)
+    if result is not None and result.capture_id is not None and result.recorded:
+        return result.capture_id
+    # Another worker holds the job: wait for it, showing progress.
+    while True:
+        with runtime.session() as session:
+            job = session.get(CaptureJob, job_id)
+            assert job is not None
+            state_now, error = job.state, job.error
+            latest = session.scalars(
+                select(Capture).where(Capture.job_id == job_id)
+                .order_by(Capture.started_at.desc()).limit(1)).first()
+        if state_now in (JobState.DONE, JobState.FAILED) and latest is not None:
+            return latest.id
+        if state_now == JobState.FAILED:
+            raise InvalidInput(f"capture failed: {error}")
+        if not quiet:
+            click.echo(f"  job {job_id} is {state_now}…", err=True)
+        time.sleep(POLL_SECONDS)
+
+
+def _emit(as_json: bool, value: dict[str, object], text: str) -> None:
+    click.echo(json.dumps(value) if as_json else text)
+
+
+@acting_command(capture, "show")
+@click.argument("capture_id")
+@click.option("--json", "as_json", is_flag=True)
+def capture_show(capture_id: str, as_json: bool) -> None:
+    """A capture: its steps, artifacts and comparison with the previous one."""
+    try:
+        ident = uuid.UUID(capture_id)
+    except ValueError as exc:
+        raise InvalidInput(f"{capture_id!r} is not a capture id") from exc
+    cli = state()
+    with cli.acting() as (session, actor):
+        row = session.get(Capture, ident)
+        if row is None:
+            raise NotFound(f"no capture {capture_id}")
+        case = session.get(Case, row.case_id)
+        assert case is not None
+        cases.require_access(session, actor, case, Access.READ)
+        summary = capture_summary(row, captures.artifacts_of(session, row.id),
+                                  cli.runtime.store.locate)
+        summary["comparison"] = row.comparison
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"capture {summary['id']}  {summary['status']}  HTTP {summary['http_status']}")
+    click.echo(f"  {summary['url']} -> {summary['final_url']}")
+    click.echo(f"  {summary['started_at']} .. {summary['finished_at']}")
+    click.echo(f"  manifest sha256 {summary['manifest_sha256']}")
+    for step in summary["steps"]:
+        mark = "ok  " if step["ok"] else "FAIL"
+        click.echo(f"  {mark} {step['name']}{': ' + step['error'] if step['error'] else ''}")
+    for art in summary["artifacts"]:
+        click.echo(f"  {art['kind']:<20} {art['size']:>10}  {art['sha256']}")
+
+
+@click.command("worker")
+@click.option("--once", is_flag=True, help="Work until no job is runnable, then exit.")
+@click.option("--poll", type=float, default=2.0, show_default=True,
+              help="Seconds between looks at the queue when it is empty.")
+def worker(once: bool, poll: float) -> None:
+    """Run a capture worker over the data home's job queue."""
+    runtime = state().runtime
+    with BrowserSession(runtime.settings) as browser:
+        w = CaptureWorker(runtime, browser)
+        click.echo(f"worker {w.worker_id} ({browser.version}) started", err=True)
+        while True:
+            with runtime.session() as session:
+                targets.schedule_due_watches(session)
+            result = w.run_once()
+            if result is None:
+                if once:
+                    return
+                time.sleep(poll)
+                continue
+            click.echo(f"job {result.job_id}: {result.status}"
+                       f"{' (' + result.error + ')' if result.error else ''}", err=True)
+
+
+@click.command("watch")
+@click.argument("url")
+@click.option("--case", "case_reference", metavar="REF", required=True)
+@click.option("--every", "every", required=True, metavar="DURATION",
+              help="How often to re-capture: 90s, 15m, 6h, 1d (at least 60s).")
+@click.option("--reason", default="watched from the command line", show_default=True)
+@click.option("--as", "as_user", metavar="NAME", help="Act as this user.")
+def watch(url: str, case_reference: str, every: str, reason: str, as_user: str | None) -> None:
+    """Flag URL and re-capture it on a schedule; a running worker carries the captures out."""
+    seconds = parse_duration(every)
+    cli = state()
+    if as_user:
+        cli.actor_name = as_user
+    with cli.acting() as (session, actor):
+        case = cases.get_case(session, actor, case_reference)
+        target, job = targets.flag_target(session, actor, case, url=url, reason=reason,
+                                          watch_interval_seconds=seconds)
+    click.echo(f"watching {url} every {seconds} s as target {target.id}; first capture queued "
+               f"as job {job.id} (run `evidence worker` or `evidence serve` to carry it out)")

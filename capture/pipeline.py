@@ -1,0 +1,448 @@
+"""The capture pipeline: ordered small steps over one page, each step's outcome recorded.
+
+The pipeline owns a temporary folder and a fresh browser context per capture. Every artifact is
+written to the blob store (hashed as stored) as soon as it is made; a step that fails is
+recorded with its reason and makes the capture `partial`; a page that cannot be loaded makes it
+`failed` with a clear reason. Nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import socket
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from playwright.sync_api import BrowserContext, Dialog, Download, Page, Request, Route
+
+from capture import traffic
+from capture.browser import BrowserSession
+from capture.errors import CaptureError, NavigationFailed, TooLarge, map_playwright_errors
+from capture.urlsafety import (
+    UrlPolicy,
+    UrlRefused,
+    check_url,
+    default_resolver,
+    is_allowed_address,
+)
+from evidence.blobstore import BlobStore
+from evidence.canonical import canonical_json
+from evidence.captures import TOOL, CaptureRecord, StepOutcome, StoredArtifact, iso
+from evidence.models import CaptureStatus, utcnow
+from evidence.settings import Settings
+
+SCROLL_PAUSE_MS = 250
+SETTLE_SECONDS = 5.0
+
+_SCROLL_JS = """
+async ({steps, pause}) => {
+  const el = document.scrollingElement || document.documentElement;
+  let done = 0, bottom = false;
+  for (; done < steps; done++) {
+    const before = el.scrollHeight;
+    window.scrollBy(0, window.innerHeight);
+    await new Promise(r => setTimeout(r, pause));
+    bottom = window.scrollY + window.innerHeight >= el.scrollHeight - 2;
+    if (bottom && el.scrollHeight === before) break;
+  }
+  window.scrollTo(0, 0);
+  return {steps: done, height: el.scrollHeight, bottom: bottom};
+}
+"""
+
+
+class _Run:
+    """State of one capture while its steps run."""
+
+    def __init__(self, pipeline: CapturePipeline, record: CaptureRecord, tmp: Path) -> None:
+        self.pipeline = pipeline
+        self.settings = pipeline.settings
+        self.record = record
+        self.tmp = tmp
+        self.deadline = time.monotonic() + self.settings.capture_timeout_seconds
+        self.stored_bytes = 0
+        self.page: Page | None = None
+        self.context: BrowserContext | None = None
+        self.downloads: list[Path] = []
+        self._dns: dict[tuple[str, int], list[str]] = {}
+
+    # -- safety and events ---------------------------------------------------------------
+
+    def resolve(self, host: str, port: int) -> list[str]:
+        # One lookup per host and capture: a page's hundred requests need not ask DNS 100 times.
+        key = (host, port)
+        if key not in self._dns:
+            self._dns[key] = default_resolver(host, port)
+        return self._dns[key]
+
+    def guard(self, route: Route, request: Request) -> None:
+        url = request.url
+        if urlsplit(url).scheme in ("data", "blob", "about"):
+            route.continue_()
+            return
+        try:
+            check_url(url, self.pipeline.policy, resolve=self.resolve)
+        except UrlRefused as exc:
+            self.record.blocked.append({"url": url, "reason": str(exc)})
+            route.abort("blockedbyclient")
+            return
+        route.continue_()
+
+    def on_dialog(self, dialog: Dialog) -> None:
+        self.record.dialogs.append({"type": dialog.type, "message": dialog.message})
+        dialog.dismiss()
+
+    def on_popup(self, page: Page) -> None:
+        if self.page is not None and page != self.page:
+            self.record.popups.append(page.url)
+            page.close()
+
+    def on_download(self, download: Download) -> None:
+        target = self.tmp / f"download-{len(self.downloads)}-{_safe(download.suggested_filename)}"
+        try:
+            download.save_as(target)
+            self.downloads.append(target)
+        except Exception as exc:  # recorded on the capture, the page goes on
+            self.record.steps.append(StepOutcome("download", False, f"download failed: {exc}"))
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def remaining_ms(self, cap: float | None = None) -> float:
+        left = max(0.0, self.deadline - time.monotonic())
+        if cap is not None:
+            left = min(left, cap)
+        if left <= 0:
+            raise CaptureError("the capture's time bound was reached before this step")
+        return left * 1000
+
+    def store(self, kind: str, path: Path, media_type: str, name: str | None = None) -> None:
+        size = path.stat().st_size
+        if size > self.settings.max_artifact_bytes:
+            raise TooLarge(f"{kind} is {size} bytes, over the {self.settings.max_artifact_bytes}"
+                           "-byte bound per artifact; not stored")
+        if self.stored_bytes + size > self.settings.max_capture_bytes:
+            raise TooLarge(f"{kind} would take the capture over its "
+                           f"{self.settings.max_capture_bytes}-byte bound; not stored")
+        stored = self.pipeline.store.put_file(path)
+        self.stored_bytes += size
+        self.record.artifacts.append(StoredArtifact(
+            kind=kind, name=name or path.name, media_type=media_type, size=stored.size,
+            sha256=stored.sha256, path=self.pipeline.store.locate(stored.sha256),
+        ))
+
+    def store_bytes(self, kind: str, filename: str, data: bytes, media_type: str,
+                    name: str | None = None) -> None:
+        path = self.tmp / filename
+        path.write_bytes(data)
+        self.store(kind, path, media_type, name)
+
+    def run_step(self, name: str, fn: Callable[[], str | None]) -> bool:
+        try:
+            note = fn()
+        except Exception as exc:
+            message = (exc.message if isinstance(exc, CaptureError)
+                       else f"{type(exc).__name__}: {exc}")
+            self.record.steps.append(StepOutcome(name, False, message))
+            return False
+        self.record.steps.append(StepOutcome(name, True, None, note))
+        return True
+
+    @property
+    def live_page(self) -> Page:
+        if self.page is None:
+            raise CaptureError("no page")
+        return self.page
+
+    # -- steps ---------------------------------------------------------------------------
+
+    def navigate(self) -> str | None:
+        page = self.live_page
+        url = self.record.requested_url
+        try:
+            with map_playwright_errors(f"loading {url}", navigation=True):
+                response = page.goto(url, wait_until="load",
+                                     timeout=self.remaining_ms(self.settings.navigation_timeout_seconds))
+        except NavigationFailed as exc:
+            refused = next((b for b in self.record.blocked if b["url"].rstrip("/") ==
+                            url.rstrip("/")), None)
+            if refused is not None:
+                raise NavigationFailed(refused["reason"]) from exc
+            raise
+        if response is None:
+            raise NavigationFailed(f"loading {url}: the browser got no response")
+        chain: list[dict[str, Any]] = []
+        previous = response.request.redirected_from
+        while previous is not None:
+            hop = previous.response()
+            chain.insert(0, {"url": previous.url, "status": None if hop is None else hop.status})
+            previous = previous.redirected_from
+        self.record.redirects = chain
+        self.record.final_url = page.url
+        self.record.http_status = response.status
+        self.record.response_headers = [[h["name"], h["value"]] for h in response.headers_array()]
+        server = response.server_addr()
+        if server:
+            self.record.remote_ip = server.get("ipAddress")
+            self.record.remote_port = server.get("port")
+            if self.record.remote_ip and not self.pipeline.policy_allows(self.record.remote_ip):
+                raise NavigationFailed(
+                    f"refused: the page was served from {self.record.remote_ip}, an address "
+                    "captures may not reach (DNS changed after the check?)")
+        security = response.security_details()
+        if security:
+            self.record.tls = {"negotiated": dict(security)}
+        self.record.title = page.title()
+        return None
+
+    def settle(self) -> str | None:
+        try:
+            with map_playwright_errors("waiting for the network to go quiet"):
+                self.live_page.wait_for_load_state(
+                    "networkidle", timeout=self.remaining_ms(SETTLE_SECONDS))
+        except CaptureError:
+            return f"network still busy after {SETTLE_SECONDS:.0f} s; captured as it stood"
+        return None
+
+    def scroll(self) -> str | None:
+        steps = self.settings.max_scroll_steps
+        with map_playwright_errors("scrolling to load lazy content"):
+            result = self.live_page.evaluate(_SCROLL_JS, {"steps": steps, "pause": SCROLL_PAUSE_MS})
+        self.settle()
+        if result["steps"] >= steps and not result["bottom"]:
+            return f"stopped at the bound of {steps} screens; the page kept growing"
+        return f"scrolled {result['steps']} screens"
+
+    def screenshot_full(self) -> str | None:
+        path = self.tmp / "screenshot-full.png"
+        with map_playwright_errors("full-page screenshot"):
+            self.live_page.screenshot(path=path, full_page=True, timeout=self.remaining_ms(60))
+        self.store("screenshot", path, "image/png", "screenshot-full.png")
+        return None
+
+    def screenshot_viewport(self) -> str | None:
+        path = self.tmp / "screenshot-viewport.png"
+        with map_playwright_errors("viewport screenshot"):
+            self.live_page.screenshot(path=path, full_page=False, timeout=self.remaining_ms(30))
+        self.store("screenshot_viewport", path, "image/png", "screenshot-viewport.png")
+        return None
+
+    def dom(self) -> str | None:
+        with map_playwright_errors("reading the DOM"):
+            html = self.live_page.content()
+        self.store_bytes("dom", "dom.html", html.encode("utf-8"), "text/html; charset=utf-8")
+        return None
+
+    def mhtml(self) -> str | None:
+        page = self.live_page
+        with map_playwright_errors("MHTML snapshot"):
+            cdp = page.context.new_cdp_session(page)
+            try:
+                snapshot = cdp.send("Page.captureSnapshot", {"format": "mhtml"})
+            finally:
+                cdp.detach()
+        self.store_bytes("mhtml", "page.mhtml", str(snapshot["data"]).encode("utf-8"),
+                         "multipart/related")
+        return None
+
+    def pdf(self) -> str | None:
+        path = self.tmp / "page.pdf"
+        with map_playwright_errors("PDF render"):
+            self.live_page.pdf(path=path, print_background=True)
+        self.store("pdf", path, "application/pdf", "page.pdf")
+        return None
+
+    def text(self) -> str | None:
+        with map_playwright_errors("reading the visible text"):
+            found = self.live_page.evaluate(
+                "() => ({text: document.body ? document.body.innerText : '',"
+                " lang: document.documentElement.lang || null})")
+        text = str(found["text"])
+        self.record.language = {"declared": found["lang"], "detected": detect_script(text)}
+        self.store_bytes("text", "text.txt", text.encode("utf-8"), "text/plain; charset=utf-8")
+        return None
+
+    def tls_chain(self) -> str | None:
+        final = self.record.final_url or self.record.requested_url
+        parts = urlsplit(final)
+        if parts.scheme != "https":
+            return "not https"
+        page = self.live_page
+        with map_playwright_errors("reading the TLS certificate chain"):
+            cdp = page.context.new_cdp_session(page)
+            try:
+                cdp.send("Network.enable")
+                chain = cdp.send("Network.getCertificate",
+                                 {"origin": f"{parts.scheme}://{parts.netloc}"})
+            finally:
+                cdp.detach()
+        certs = [describe_certificate(base64.b64decode(c)) for c in chain.get("tableNames", [])]
+        self.record.tls = {**(self.record.tls or {}), "chain": certs}
+        return None
+
+    def archive_traffic(self, har: Path) -> str | None:
+        exchanges = list(traffic.read_har(har))
+        path = self.tmp / "traffic.warc.gz"
+        info = {
+            "software": TOOL,
+            "browser": self.record.browser_version or "",
+            "operator": self.record.operator or "",
+            "hostname": self.record.worker_host,
+            "description": f"capture {self.record.capture_id} of {self.record.requested_url}",
+        }
+        with path.open("wb") as out:
+            records, skipped = traffic.write_warc(exchanges, out, warcinfo=info)
+        self.store("warc", path, "application/warc", "traffic.warc.gz")
+        for ex in exchanges:
+            if ex.server_ip and not self.pipeline.policy_allows(ex.server_ip):
+                self.record.blocked.append({
+                    "url": ex.url, "reason": f"answered from {ex.server_ip}, a refused address"})
+        seen: set[str] = set()
+        stored = 0
+        for ex, body in traffic.media_bodies(exchanges):
+            digest = hashlib.sha256(body).hexdigest()
+            if digest in seen:
+                continue
+            seen.add(digest)
+            self.store_bytes("media", f"media-{stored}", body, ex.mime_type, ex.url)
+            stored += 1
+        return (f"{records} records, {skipped} requests without a response; "
+                f"{stored} media files")
+
+    def store_downloads(self) -> str | None:
+        for path in self.downloads:
+            self.store("download", path, "application/octet-stream", path.name)
+        return f"{len(self.downloads)} downloads"
+
+
+def _safe(name: str) -> str:
+    cleaned = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[:100]
+    return cleaned or "download"
+
+
+def detect_script(text: str) -> str | None:
+    """The dominant writing system of the text (a first cut of language detection)."""
+    counts: dict[str, int] = {}
+    for ch in text:
+        code = ord(ch)
+        if 0x0600 <= code <= 0x06FF or 0x0750 <= code <= 0x077F or 0xFB50 <= code <= 0xFEFF:
+            script = "Arab"
+        elif 0x1200 <= code <= 0x139F or 0x2D80 <= code <= 0x2DDF:
+            script = "Ethi"
+        elif 0x0400 <= code <= 0x04FF:
+            script = "Cyrl"
+        elif ch.isalpha() and code < 0x0250:
+            script = "Latn"
+        else:
+            continue
+        counts[script] = counts.get(script, 0) + 1
+    return max(counts, key=lambda k: counts[k]) if counts else None
+
+
+def describe_certificate(der: bytes) -> dict[str, Any]:
+    cert = x509.load_der_x509_certificate(der)
+    return {
+        "subject": cert.subject.rfc4514_string(),
+        "issuer": cert.issuer.rfc4514_string(),
+        "serial_number": format(cert.serial_number, "x"),
+        "not_before": iso(cert.not_valid_before_utc),
+        "not_after": iso(cert.not_valid_after_utc),
+        "sha256_fingerprint": cert.fingerprint(hashes.SHA256()).hex(),
+        "der_base64": base64.b64encode(der).decode(),
+    }
+
+
+class CapturePipeline:
+    """Runs the steps over one URL in a fresh context of a shared browser."""
+
+    def __init__(self, browser: BrowserSession, store: BlobStore, settings: Settings) -> None:
+        self.browser = browser
+        self.store = store
+        self.settings = settings
+        self.policy = UrlPolicy.from_setting(settings.capture_allow)
+
+    def policy_allows(self, ip: str) -> bool:
+        return is_allowed_address(ip, self.policy)
+
+    def run(self, url: str, *, capture_id: uuid.UUID | None = None,
+            operator: str | None = None) -> CaptureRecord:
+        record = CaptureRecord(
+            capture_id=capture_id or uuid.uuid4(), requested_url=url, operator=operator,
+            worker_host=socket.gethostname(), started_at=utcnow(),
+            viewport=f"{self.settings.viewport_width}x{self.settings.viewport_height}",
+        )
+        try:
+            check_url(url, self.policy)
+        except UrlRefused as exc:
+            record.error = str(exc)
+            record.steps.append(StepOutcome("navigate", False, str(exc)))
+            record.finished_at = utcnow()
+            return record
+        with tempfile.TemporaryDirectory(prefix="evidence-capture-") as tmp_name:
+            run = _Run(self, record, Path(tmp_name))
+            self._browse(run)
+            record.finished_at = utcnow()
+            run.store_bytes("metadata", "metadata.json", canonical_json(record.metadata()),
+                            "application/json")
+        failed = [s for s in record.steps if not s.ok]
+        nav = record.step("navigate")
+        if nav is None or not nav.ok:
+            record.status = CaptureStatus.FAILED
+            record.error = record.error or (nav.error if nav else "page was not loaded")
+        else:
+            record.status = CaptureStatus.PARTIAL if failed else CaptureStatus.COMPLETE
+        return record
+
+    def _browse(self, run: _Run) -> None:
+        record = run.record
+        har = run.tmp / "traffic.har"
+        record.browser_version = self.browser.version
+        context = self.browser.new_context(
+            viewport={"width": self.settings.viewport_width,
+                      "height": self.settings.viewport_height},
+            accept_downloads=True,
+            record_har_path=str(har),
+            record_har_content="embed",
+            service_workers="block",
+        )
+        run.context = context
+        try:
+            context.route("**/*", run.guard)
+            context.on("page", run.on_popup)
+            page = context.new_page()
+            run.page = page
+            page.on("dialog", run.on_dialog)
+            page.on("download", run.on_download)
+            record.user_agent = page.evaluate("() => navigator.userAgent")
+            if run.run_step("navigate", run.navigate):
+                for name, step in (
+                    ("settle", run.settle), ("scroll", run.scroll),
+                    ("screenshot", run.screenshot_full),
+                    ("screenshot_viewport", run.screenshot_viewport), ("dom", run.dom),
+                    ("mhtml", run.mhtml), ("pdf", run.pdf), ("text", run.text),
+                    ("tls", run.tls_chain),
+                ):
+                    run.run_step(name, step)
+        finally:
+            try:
+                context.close()  # writes the HAR
+            except Exception as exc:
+                record.steps.append(StepOutcome("close", False, f"closing the context: {exc}"))
+        if har.exists():
+            run.run_step("warc", lambda: run.archive_traffic(har))
+        else:
+            record.steps.append(StepOutcome("warc", False, "the browser wrote no traffic record"))
+        if run.downloads:
+            run.run_step("downloads", run.store_downloads)
+
+
+def record_json(record: CaptureRecord) -> str:
+    return json.dumps(record.metadata(), ensure_ascii=False, indent=2)

@@ -1,0 +1,169 @@
+"""The capture worker: claims a job, captures its page, seals and records the result.
+
+Blobs are written before the transaction that records the rows pointing to them commits, so a
+worker killed at any moment leaves at worst an unreferenced blob, never a row pointing at a
+missing or partial one. While the browser works, a thread renews the job's lease; if the lease
+is lost (the job was taken over after this worker stalled) the result is dropped unrecorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from capture.browser import BrowserSession
+from capture.pipeline import CapturePipeline
+from evidence import jobs, manifests
+from evidence.captures import StoredArtifact, manifest_of, record_capture
+from evidence.home import Runtime
+from evidence.models import Capture, CaptureStatus, Case, Target, User
+
+log = logging.getLogger("capture.worker")
+LEASE_SECONDS = 120.0
+# A refused address or a malformed URL will not get better by trying again.
+NOT_RETRYABLE = ("refused:", "is not an http")
+
+
+@dataclass(frozen=True)
+class JobResult:
+    job_id: uuid.UUID
+    capture_id: uuid.UUID | None
+    status: str
+    error: str | None
+    recorded: bool
+
+
+class _LeaseKeeper(threading.Thread):
+    """Renews a job's lease until stopped; notes when the lease was lost."""
+
+    def __init__(self, runtime: Runtime, job_id: uuid.UUID, worker: str, lease: float) -> None:
+        super().__init__(daemon=True, name=f"lease-{job_id}")
+        self.runtime, self.job_id, self.worker, self.lease = runtime, job_id, worker, lease
+        self.stop_event = threading.Event()
+        self.lost = False
+
+    def run(self) -> None:
+        while not self.stop_event.wait(self.lease / 3):
+            try:
+                with self.runtime.session() as session:
+                    if not jobs.renew_lease(session, job_id=self.job_id, worker=self.worker,
+                                            lease_seconds=self.lease):
+                        self.lost = True
+                        return
+            except Exception:  # a passing database hiccup: try again on the next tick
+                log.exception("renewing the lease of job %s", self.job_id)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.join(timeout=10)
+
+
+class CaptureWorker:
+    """One browser, reused across jobs; each job gets a fresh context."""
+
+    def __init__(self, runtime: Runtime, browser: BrowserSession, *,
+                 worker_id: str | None = None, lease_seconds: float = LEASE_SECONDS) -> None:
+        self.runtime = runtime
+        self.browser = browser
+        self.worker_id = worker_id or jobs.new_worker_id()
+        self.lease_seconds = lease_seconds
+        self.pipeline = CapturePipeline(browser, runtime.store, runtime.settings)
+        self.authority = manifests.timestamp_authority(runtime.settings)
+
+    def run_once(self, *, job_id: uuid.UUID | None = None) -> JobResult | None:
+        """Claim one runnable job (or the given one) and carry it out; None if there is none."""
+        with self.runtime.session() as session:
+            claimed = jobs.claim_next(session, worker=self.worker_id,
+                                      lease_seconds=self.lease_seconds, job_id=job_id)
+        if claimed is None:
+            return None
+        keeper = _LeaseKeeper(self.runtime, claimed.job_id, self.worker_id, self.lease_seconds)
+        keeper.start()
+        try:
+            return self._carry_out(claimed, keeper)
+        except Exception as exc:
+            log.exception("job %s failed", claimed.job_id)
+            with self.runtime.session() as session:
+                jobs.fail(session, job_id=claimed.job_id, worker=self.worker_id,
+                          error=f"worker error: {type(exc).__name__}: {exc}")
+            return JobResult(claimed.job_id, None, CaptureStatus.FAILED, str(exc), False)
+        finally:
+            keeper.stop()
+
+    def _carry_out(self, claimed: jobs.ClaimedJob, keeper: _LeaseKeeper) -> JobResult:
+        with self.runtime.session() as session:
+            operator = (None if claimed.requested_by_id is None
+                        else session.get(User, claimed.requested_by_id))
+            operator_name = None if operator is None else operator.name
+        url = claimed.url or ""
+        record = self.pipeline.run(url, operator=operator_name)
+        with self.runtime.session() as session:
+            case = session.get(Case, claimed.case_id)
+            target = session.get(Target, claimed.target_id)
+            assert case is not None and target is not None
+            manifest = manifest_of(record, case=case, target_id=target.id)
+        sealed = manifests.seal(manifest, self.runtime.signer, self.authority)
+        extra = self._store_seal(sealed)
+        if keeper.lost:
+            log.warning("job %s was taken over while capturing; result dropped", claimed.job_id)
+            return JobResult(claimed.job_id, None, record.status, "lease lost", False)
+        with self.runtime.session() as session:
+            case = session.get(Case, claimed.case_id)
+            target = session.get(Target, claimed.target_id)
+            operator = (None if claimed.requested_by_id is None
+                        else session.get(User, claimed.requested_by_id))
+            assert case is not None and target is not None
+            # The job row is locked before the custody log, in the order a worker taking the
+            # job over locks them, so the two can never deadlock.
+            if record.status == CaptureStatus.FAILED:
+                error = record.error or "page could not be loaded"
+                jobs.fail(session, job_id=claimed.job_id, worker=self.worker_id, error=error,
+                          retryable=not error.startswith(NOT_RETRYABLE))
+            else:
+                jobs.complete(session, job_id=claimed.job_id, worker=self.worker_id,
+                              capture_id=record.capture_id)
+            record_capture(
+                session, operator, record=record, case=case, target=target,
+                job_id=claimed.job_id, sealed=sealed, extra_artifacts=extra,
+                store=self.runtime.store,
+            )
+        return JobResult(claimed.job_id, record.capture_id, record.status, record.error, True)
+
+    def _store_seal(self, sealed: manifests.SealedManifest) -> list[StoredArtifact]:
+        store = self.runtime.store
+        stored = store.put_bytes(sealed.data)
+        out = [StoredArtifact("manifest", "manifest.json", "application/json", stored.size,
+                              stored.sha256, store.locate(stored.sha256))]
+        signature = store.put_bytes(sealed.signature)
+        out.append(StoredArtifact("signature", "manifest.sig", "application/octet-stream",
+                                  signature.size, signature.sha256,
+                                  store.locate(signature.sha256)))
+        if sealed.token is not None:
+            token = store.put_bytes(sealed.token)
+            out.append(StoredArtifact("timestamp", "manifest.tsr", "application/timestamp-reply",
+                                      token.size, token.sha256, store.locate(token.sha256)))
+        return out
+
+
+def capture_summary(capture: Capture, artifacts: list[Any], locate: Any) -> dict[str, Any]:
+    """The `--json` shape of a capture."""
+    return {
+        "id": str(capture.id),
+        "status": capture.status,
+        "url": capture.requested_url,
+        "final_url": capture.final_url,
+        "http_status": capture.http_status,
+        "redirects": capture.redirect_chain or [],
+        "remote_ip": capture.remote_ip,
+        "started_at": capture.started_at.isoformat(),
+        "finished_at": None if capture.finished_at is None else capture.finished_at.isoformat(),
+        "manifest_sha256": capture.manifest_sha256,
+        "steps": [{"name": s["name"], "ok": s["ok"], "error": s.get("error")}
+                  for s in capture.steps or []],
+        "artifacts": [{"kind": a.kind, "media_type": a.media_type, "size": a.size,
+                       "sha256": a.sha256, "path": locate(a.sha256)} for a in artifacts],
+    }
+

@@ -1,0 +1,135 @@
+"""The page's network traffic: read from the HAR the browser context recorded, written as WARC.
+
+Playwright records every request and response of a context, redirects included, with bodies
+and the server address, into a HAR file when the context closes. That record is turned into a
+WARC 1.1 file (the archival standard) and mined for the page's images and media.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from capture.warc import WarcWriter
+
+MEDIA_PREFIXES = ("image/", "video/", "audio/")
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One request and its response as the browser saw them."""
+
+    url: str
+    method: str
+    request_headers: list[tuple[str, str]]
+    request_body: bytes | None
+    http_version: str
+    status: int
+    reason: str
+    response_headers: list[tuple[str, str]]
+    body: bytes | None
+    mime_type: str
+    server_ip: str | None
+    started: datetime
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _headers(items: list[dict[str, Any]] | None) -> list[tuple[str, str]]:
+    return [(str(h.get("name", "")), str(h.get("value", ""))) for h in items or []]
+
+
+def _time(value: str | None) -> datetime:
+    if not value:
+        return datetime.now(UTC)
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _body(content: dict[str, Any]) -> bytes | None:
+    text = content.get("text")
+    if text is None:
+        return None
+    if content.get("encoding") == "base64":
+        return base64.b64decode(text)
+    return str(text).encode("utf-8")
+
+
+def read_har(path: Path) -> Iterator[Exchange]:
+    """The exchanges of a HAR file in the order the browser made them."""
+    with path.open("rb") as fh:
+        har = json.load(fh)
+    for entry in har.get("log", {}).get("entries", []):
+        request = entry.get("request", {})
+        response = entry.get("response", {})
+        post = request.get("postData") or {}
+        post_text = post.get("text")
+        yield Exchange(
+            url=str(request.get("url", "")),
+            method=str(request.get("method", "GET")),
+            request_headers=_headers(request.get("headers")),
+            request_body=None if post_text is None else str(post_text).encode("utf-8"),
+            http_version=str(response.get("httpVersion") or request.get("httpVersion") or
+                             "HTTP/1.1"),
+            status=int(response.get("status") or 0),
+            reason=str(response.get("statusText") or ""),
+            response_headers=_headers(response.get("headers")),
+            body=_body(response.get("content") or {}),
+            mime_type=str((response.get("content") or {}).get("mimeType") or ""),
+            server_ip=(str(entry["serverIPAddress"]).strip("[]")
+                       if entry.get("serverIPAddress") else None),
+            started=_time(entry.get("startedDateTime")),
+            error=response.get("_failureText"),
+        )
+
+
+def _http_version(value: str) -> str:
+    value = value.upper()
+    if value.startswith("HTTP/"):
+        return value
+    if value in ("H2", "HTTP2"):
+        return "HTTP/2"
+    if value in ("H3", "HTTP3"):
+        return "HTTP/3"
+    return "HTTP/1.1"
+
+
+def write_warc(
+    exchanges: list[Exchange], out: BinaryIO, *, warcinfo: dict[str, str]
+) -> tuple[int, int]:
+    """Write every exchange that got an answer; returns (records written, exchanges skipped).
+
+    Exchanges the browser never got a response for (blocked, failed) have no HTTP response to
+    archive; they are listed in the capture's metadata instead.
+    """
+    writer = WarcWriter(out)
+    writer.write_warcinfo(warcinfo)
+    written = skipped = 0
+    for ex in exchanges:
+        if ex.status <= 0:
+            skipped += 1
+            continue
+        version = _http_version(ex.http_version)
+        request_id = writer.write_request(
+            ex.url, method=ex.method, headers=ex.request_headers, body=ex.request_body,
+            http_version=version, date=ex.started, ip_address=ex.server_ip,
+        )
+        writer.write_response(
+            ex.url, status=ex.status, reason=ex.reason or None, headers=ex.response_headers,
+            body=ex.body, http_version=version, date=ex.started, ip_address=ex.server_ip,
+            concurrent_to=request_id, body_decoded=True,
+        )
+        written += 2
+    return written, skipped
+
+
+def media_bodies(exchanges: list[Exchange]) -> Iterator[tuple[Exchange, bytes]]:
+    """Images, video and audio the page loaded, with their bytes."""
+    for ex in exchanges:
+        if ex.body and 200 <= ex.status < 300 and ex.mime_type.lower().startswith(MEDIA_PREFIXES):
+            yield ex, ex.body

@@ -1,0 +1,234 @@
+"""Captures as evidence: what one snapshot established, its manifest, and recording it.
+
+The capture worker fills a `CaptureRecord`; `manifest_of` turns it into the canonical manifest
+that is signed and timestamped; `record_capture` writes the capture, its artifacts and one
+custody entry naming the manifest's hash in the caller's transaction, after checking that every
+blob it points to is already in the store.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from evidence import __version__, custody
+from evidence.blobstore import BlobStore
+from evidence.errors import CustodyError, NotFound
+from evidence.manifests import SealedManifest
+from evidence.models import Artifact, Capture, CaptureStatus, Case, Target, User
+
+MANIFEST_VERSION = 1
+TOOL = f"evidence-locker {__version__}"
+
+
+@dataclass
+class StoredArtifact:
+    kind: str
+    name: str
+    media_type: str
+    size: int
+    sha256: str
+    path: str
+
+
+@dataclass
+class StepOutcome:
+    name: str
+    ok: bool
+    error: str | None = None
+    note: str | None = None
+
+
+def iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class CaptureRecord:
+    """Everything one capture established, ready to be sealed and recorded."""
+
+    capture_id: uuid.UUID
+    requested_url: str
+    operator: str | None
+    worker_host: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    final_url: str | None = None
+    redirects: list[dict[str, Any]] = field(default_factory=list)
+    http_status: int | None = None
+    response_headers: list[list[str]] = field(default_factory=list)
+    remote_ip: str | None = None
+    remote_port: int | None = None
+    tls: dict[str, Any] | None = None
+    title: str | None = None
+    language: dict[str, str | None] = field(default_factory=dict)
+    browser_version: str | None = None
+    tool_version: str = TOOL
+    user_agent: str | None = None
+    viewport: str | None = None
+    steps: list[StepOutcome] = field(default_factory=list)
+    artifacts: list[StoredArtifact] = field(default_factory=list)
+    dialogs: list[dict[str, str]] = field(default_factory=list)
+    popups: list[str] = field(default_factory=list)
+    blocked: list[dict[str, str]] = field(default_factory=list)
+    error: str | None = None
+    status: str = CaptureStatus.FAILED
+
+    def step(self, name: str) -> StepOutcome | None:
+        return next((s for s in self.steps if s.name == name), None)
+
+    def metadata(self) -> dict[str, Any]:
+        """The metadata document: plain JSON values only (it is hashed as canonical JSON)."""
+        return {
+            "capture_id": str(self.capture_id),
+            "requested_url": self.requested_url,
+            "final_url": self.final_url,
+            "redirects": self.redirects,
+            "http_status": self.http_status,
+            "response_headers": self.response_headers,
+            "remote_ip": self.remote_ip,
+            "remote_port": self.remote_port,
+            "tls": self.tls,
+            "title": self.title,
+            "language": self.language,
+            "started_at": iso(self.started_at),
+            "finished_at": None if self.finished_at is None else iso(self.finished_at),
+            "browser_version": self.browser_version,
+            "tool_version": self.tool_version,
+            "user_agent": self.user_agent,
+            "viewport": self.viewport,
+            "operator": self.operator,
+            "worker_host": self.worker_host,
+            "dialogs": self.dialogs,
+            "popups": self.popups,
+            "blocked_requests": self.blocked,
+            "steps": [asdict(s) for s in self.steps],
+        }
+
+
+def manifest_of(record: CaptureRecord, *, case: Case, target_id: uuid.UUID) -> dict[str, Any]:
+    """The manifest that is signed: the capture's facts and every artifact's hash."""
+    meta = record.metadata()
+    return {
+        "v": MANIFEST_VERSION,
+        "type": "evidence-locker/capture-manifest",
+        "capture_id": str(record.capture_id),
+        "case": {"id": str(case.id), "ref": case.reference},
+        "target_id": str(target_id),
+        "status": record.status,
+        "error": record.error,
+        "requested_url": record.requested_url,
+        "final_url": record.final_url,
+        "redirects": record.redirects,
+        "http_status": record.http_status,
+        "remote_ip": record.remote_ip,
+        "remote_port": record.remote_port,
+        "started_at": meta["started_at"],
+        "finished_at": meta["finished_at"],
+        "browser_version": record.browser_version,
+        "tool_version": record.tool_version,
+        "operator": record.operator,
+        "worker_host": record.worker_host,
+        "steps": meta["steps"],
+        "artifacts": [
+            {"kind": a.kind, "name": a.name, "media_type": a.media_type, "size": a.size,
+             "sha256": a.sha256}
+            for a in record.artifacts
+        ],
+    }
+
+
+def record_capture(
+    session: Session,
+    operator: User | None,
+    *,
+    record: CaptureRecord,
+    case: Case,
+    target: Target,
+    job_id: uuid.UUID | None,
+    sealed: SealedManifest,
+    extra_artifacts: list[StoredArtifact],
+    store: BlobStore,
+) -> Capture:
+    """Write the capture, its artifacts and its custody entry; refuses dangling blob hashes."""
+    artifacts = [*record.artifacts, *extra_artifacts]
+    missing = [a.sha256 for a in artifacts if not store.exists(a.sha256)]
+    if missing:
+        raise CustodyError(f"refusing to record capture {record.capture_id}: blobs missing "
+                           f"from the store: {', '.join(missing)}")
+    capture = Capture(
+        id=record.capture_id,
+        case_id=case.id,
+        target_id=target.id,
+        job_id=job_id,
+        requested_url=record.requested_url,
+        final_url=record.final_url,
+        redirect_chain=record.redirects,
+        http_status=record.http_status,
+        remote_ip=record.remote_ip,
+        remote_port=record.remote_port,
+        tls_certificates=None if record.tls is None else [record.tls],
+        title=record.title,
+        started_at=record.started_at,
+        finished_at=record.finished_at,
+        tool_version=record.tool_version,
+        browser_version=record.browser_version,
+        user_agent=record.user_agent,
+        viewport=record.viewport,
+        operator_id=None if operator is None else operator.id,
+        worker_host=record.worker_host,
+        status=record.status,
+        steps=[asdict(s) for s in record.steps],
+        error=record.error,
+        manifest_sha256=sealed.sha256,
+        signature=sealed.signature,
+        key_id=sealed.key_id,
+        timestamp_token=sealed.token,
+        timestamp_time=sealed.timestamp_time,
+        timestamp_authority=sealed.timestamp_authority,
+    )
+    session.add(capture)
+    session.flush()
+    for a in artifacts:
+        session.add(Artifact(capture_id=capture.id, case_id=case.id, kind=a.kind, name=a.name,
+                             media_type=a.media_type, size=a.size, sha256=a.sha256))
+    session.flush()
+    custody.append(
+        session,
+        operator,
+        action="capture.recorded",
+        case=case,
+        object_type="capture",
+        object_id=capture.id,
+        sha256=sealed.sha256,
+        details={
+            "status": record.status,
+            "url": record.requested_url,
+            "final_url": record.final_url,
+            "http_status": record.http_status,
+            "artifacts": len(artifacts),
+            "key_id": sealed.key_id,
+            "timestamp": None if sealed.timestamp_time is None else iso(sealed.timestamp_time),
+            "timestamp_note": sealed.timestamp_note,
+            "timestamp_error": sealed.timestamp_error,
+            "error": record.error,
+        },
+    )
+    return capture
+
+
+def get_capture(session: Session, capture_id: uuid.UUID) -> Capture:
+    capture = session.get(Capture, capture_id)
+    if capture is None:
+        raise NotFound(f"no capture {capture_id}")
+    return capture
+
+
+def artifacts_of(session: Session, capture_id: uuid.UUID) -> list[Artifact]:
+    return list(session.scalars(
+        select(Artifact).where(Artifact.capture_id == capture_id).order_by(Artifact.created_at)))

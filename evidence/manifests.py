@@ -1,0 +1,70 @@
+"""Sealing a capture manifest: its SHA-256, an Ed25519 signature and an RFC 3161 timestamp.
+
+The manifest is canonical JSON, so anyone can recompute its hash from the same fields; the
+signature says this system made it, and the timestamp token says it existed at that time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from evidence import timestamping
+from evidence.canonical import canonical_json
+from evidence.settings import Settings
+from evidence.signing import Signer
+
+
+class TimestampAuthority(Protocol):
+    def timestamp(self, digest: bytes) -> timestamping.TimestampToken: ...
+
+
+def timestamp_authority(settings: Settings) -> TimestampAuthority:
+    """External authorities when configured, else the built-in one made by `evidence init`."""
+    if settings.tsa_url_list:
+        return timestamping.HttpTimestampAuthority(settings.tsa_url_list)
+    material = timestamping.load_local_tsa(settings.tsa_path)
+    return timestamping.LocalTimestampAuthority.from_material(material)
+
+
+@dataclass(frozen=True)
+class SealedManifest:
+    data: bytes
+    sha256: str
+    signature: bytes
+    key_id: str
+    token: bytes | None
+    timestamp_time: datetime | None
+    timestamp_authority: str | None
+    timestamp_note: str | None
+    timestamp_error: str | None
+
+
+def seal(
+    manifest: dict[str, object], signer: Signer, authority: TimestampAuthority | None
+) -> SealedManifest:
+    """Hash, sign and timestamp; a timestamp that cannot be had is recorded, not hidden."""
+    data = canonical_json(manifest)
+    digest = hashlib.sha256(data).digest()
+    token: timestamping.TimestampToken | None = None
+    error: str | None = None
+    if authority is not None:
+        try:
+            token = authority.timestamp(digest)
+        except timestamping.TimestampError as exc:
+            error = str(exc)
+    else:
+        error = "no timestamp authority configured"
+    return SealedManifest(
+        data=data,
+        sha256=digest.hex(),
+        signature=signer.sign(data),
+        key_id=signer.key_id,
+        token=None if token is None else token.response_der,
+        timestamp_time=None if token is None else token.gen_time,
+        timestamp_authority=None if token is None else (token.authority_url or token.tsa_name),
+        timestamp_note=None if token is None else token.clock_notice,
+        timestamp_error=error,
+    )

@@ -1,0 +1,171 @@
+"""The capture pipeline in a real Chromium against pages served on 127.0.0.1: what a court, and
+the defence's expert, would check in a capture."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from warcio.archiveiterator import ArchiveIterator
+
+from capture.browser import BrowserSession
+from capture.pipeline import CapturePipeline
+from evidence.blobstore import FolderStore
+from evidence.captures import CaptureRecord
+from evidence.settings import Settings
+from tests.support import pages_server as pages
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[pages.PagesServer]:
+    with pages.PagesServer() as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(home=tmp_path_factory.mktemp("home"), capture_allow="127.0.0.1",
+                    navigation_timeout_seconds=10, capture_timeout_seconds=60,
+                    max_scroll_steps=20)
+
+
+@pytest.fixture(scope="module")
+def browser(settings: Settings) -> Iterator[BrowserSession]:
+    with BrowserSession(settings) as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
+def store(settings: Settings) -> FolderStore:
+    s = FolderStore(settings.blob_path)
+    s.create()
+    return s
+
+
+@pytest.fixture(scope="module")
+def pipeline(browser: BrowserSession, store: FolderStore, settings: Settings) -> CapturePipeline:
+    return CapturePipeline(browser, store, settings)
+
+
+def _artifact(record: CaptureRecord, kind: str) -> bytes:
+    found = [a for a in record.artifacts if a.kind == kind]
+    assert found, f"no {kind} artifact; steps: {record.steps}"
+    return Path(found[0].path).read_bytes()
+
+
+def test_simple_page_yields_every_artifact_hashed_as_stored(
+    server: pages.PagesServer, pipeline: CapturePipeline, store: FolderStore,
+) -> None:
+    record = pipeline.run(server.url(pages.SIMPLE_PATH), operator="nadia")
+    assert record.status == "complete", record.steps
+    kinds = {a.kind for a in record.artifacts}
+    assert {"screenshot", "screenshot_viewport", "dom", "mhtml", "pdf", "text", "warc",
+            "media", "metadata"} <= kinds
+    for artifact in record.artifacts:
+        data = Path(artifact.path).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == artifact.sha256 == Path(artifact.path).name
+        assert len(data) == artifact.size
+        store.verify(artifact.sha256)
+    assert _artifact(record, "screenshot").startswith(b"\x89PNG")
+    assert _artifact(record, "pdf").startswith(b"%PDF")
+    assert b"Content-Type: multipart/related" in _artifact(record, "mhtml")
+    assert pages.SIMPLE_TEXT in _artifact(record, "text").decode("utf-8")
+    assert record.title == pages.SIMPLE_TITLE
+    assert record.http_status == 200 and record.remote_ip == "127.0.0.1"
+    assert record.remote_port == server.port
+    meta = json.loads(_artifact(record, "metadata"))
+    assert meta["requested_url"] == server.url(pages.SIMPLE_PATH)
+    assert meta["operator"] == "nadia" and meta["browser_version"].startswith("Chromium")
+    assert meta["started_at"].endswith("Z") and meta["user_agent"]
+
+
+def test_warc_holds_every_request_and_response(
+    server: pages.PagesServer, pipeline: CapturePipeline,
+) -> None:
+    record = pipeline.run(server.url(pages.SIMPLE_PATH))
+    warc = _artifact(record, "warc")
+    uris = []
+    for rec in ArchiveIterator(io.BytesIO(warc)):
+        assert rec.rec_headers.get_header("WARC-Type") in ("warcinfo", "request", "response")
+        if rec.rec_type == "response":
+            uris.append(rec.rec_headers.get_header("WARC-Target-URI"))
+            assert rec.rec_headers.get_header("WARC-IP-Address") == "127.0.0.1"
+    # Headless Chromium never asks for a favicon; everything the page itself loads is there.
+    for resource in pages.SIMPLE_RESOURCES:
+        if resource != "/favicon.ico":
+            assert any(u.endswith(resource) for u in uris), (resource, uris)
+    assert gzip.decompress(warc)[:8] == b"WARC/1.1"
+
+
+def test_redirect_chain_is_recorded_with_statuses(
+    server: pages.PagesServer, pipeline: CapturePipeline,
+) -> None:
+    record = pipeline.run(server.url("/redirect/start"))
+    assert record.status == "complete"
+    assert [hop["status"] for hop in record.redirects] == list(pages.REDIRECT_STATUSES)
+    assert record.final_url == server.url(pages.REDIRECT_CHAIN[-1])
+    assert record.title == pages.REDIRECT_END_TITLE
+
+
+@pytest.mark.parametrize(("path", "title", "text"), [
+    ("/charset/windows-1256", pages.ARABIC_1256_TITLE, pages.ARABIC_1256_TEXT),
+    ("/charset/iso-8859-1", pages.LATIN_8859_1_TITLE, pages.LATIN_8859_1_TEXT),
+    ("/rtl", pages.RTL_TITLE, pages.TIGRINYA_TEXT),
+])
+def test_text_is_utf8_whatever_the_page_charset(
+    server: pages.PagesServer, pipeline: CapturePipeline, path: str, title: str, text: str,
+) -> None:
+    record = pipeline.run(server.url(path))
+    assert record.title == title
+    assert text in _artifact(record, "text").decode("utf-8")
+
+
+def test_lazy_images_are_loaded_by_scrolling(
+    server: pages.PagesServer, pipeline: CapturePipeline,
+) -> None:
+    server.clear_requests()
+    record = pipeline.run(server.url("/lazy"))
+    fetched = set(server.paths())
+    assert set(pages.lazy_image_paths(pages.LAZY_IMAGE_COUNT)) <= fetched
+    assert record.step("scroll") is not None and record.step("scroll").ok  # type: ignore[union-attr]
+    media = [a for a in record.artifacts if a.kind == "media"]
+    assert len(media) >= pages.LAZY_IMAGE_COUNT
+
+
+def test_dialogs_are_dismissed_and_recorded(
+    server: pages.PagesServer, pipeline: CapturePipeline,
+) -> None:
+    record = pipeline.run(server.url("/dialogs"))
+    assert record.status == "complete"
+    messages = [d["message"] for d in record.dialogs]
+    assert pages.ALERT_MESSAGE in messages and pages.CONFIRM_MESSAGE in messages
+
+
+def test_private_addresses_are_refused_before_and_during_the_capture(
+    server: pages.PagesServer, browser: BrowserSession, store: FolderStore, settings: Settings,
+) -> None:
+    strict = CapturePipeline(browser, store, settings.model_copy(update={"capture_allow": None}))
+    refused = strict.run(server.url(pages.SIMPLE_PATH))
+    assert refused.status == "failed"
+    assert refused.error is not None and "loopback" in refused.error
+    redirected = CapturePipeline(browser, store, settings).run(
+        server.url("/redirect/to?location=http://169.254.169.254/latest/meta-data/&status=302"))
+    assert redirected.status == "failed"
+    assert any("169.254.169.254" in b["url"] for b in redirected.blocked)
+
+
+def test_infinite_scroll_stops_at_its_bound(
+    server: pages.PagesServer, pipeline: CapturePipeline, settings: Settings,
+) -> None:
+    record = pipeline.run(server.url("/infinite"))
+    scroll = record.step("scroll")
+    assert scroll is not None and scroll.ok and scroll.note is not None
+    assert "bound" in scroll.note
+    assert record.status == "complete"
