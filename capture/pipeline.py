@@ -34,7 +34,7 @@ from capture.urlsafety import (
     default_resolver,
     is_allowed_address,
 )
-from evidence.blobstore import BlobStore
+from evidence.blobstore import BlobStore, StoredBlob
 from evidence.canonical import canonical_json
 from evidence.captures import TOOL, CaptureRecord, StepOutcome, StoredArtifact, iso
 from evidence.models import CaptureStatus, utcnow
@@ -124,26 +124,29 @@ class _Run:
             raise CaptureError("the capture's time bound was reached before this step")
         return left * 1000
 
-    def store(self, kind: str, path: Path, media_type: str, name: str | None = None) -> None:
-        size = path.stat().st_size
+    def _admit(self, kind: str, size: int) -> None:
         if size > self.settings.max_artifact_bytes:
             raise TooLarge(f"{kind} is {size} bytes, over the {self.settings.max_artifact_bytes}"
                            "-byte bound per artifact; not stored")
         if self.stored_bytes + size > self.settings.max_capture_bytes:
             raise TooLarge(f"{kind} would take the capture over its "
                            f"{self.settings.max_capture_bytes}-byte bound; not stored")
-        stored = self.pipeline.store.put_file(path)
-        self.stored_bytes += size
+
+    def _keep(self, kind: str, name: str, media_type: str, stored: StoredBlob) -> None:
+        self.stored_bytes += stored.size
         self.record.artifacts.append(StoredArtifact(
-            kind=kind, name=name or path.name, media_type=media_type, size=stored.size,
+            kind=kind, name=name, media_type=media_type, size=stored.size,
             sha256=stored.sha256, path=self.pipeline.store.locate(stored.sha256),
         ))
 
+    def store(self, kind: str, path: Path, media_type: str, name: str | None = None) -> None:
+        self._admit(kind, path.stat().st_size)
+        self._keep(kind, name or path.name, media_type, self.pipeline.store.put_file(path))
+
     def store_bytes(self, kind: str, filename: str, data: bytes, media_type: str,
                     name: str | None = None) -> None:
-        path = self.tmp / filename
-        path.write_bytes(data)
-        self.store(kind, path, media_type, name)
+        self._admit(kind, len(data))
+        self._keep(kind, name or filename, media_type, self.pipeline.store.put_bytes(data))
 
     def run_step(self, name: str, fn: Callable[[], str | None]) -> bool:
         try:
