@@ -169,3 +169,54 @@ def test_infinite_scroll_stops_at_its_bound(
     assert scroll is not None and scroll.ok and scroll.note is not None
     assert "bound" in scroll.note
     assert record.status == "complete"
+
+
+def test_popups_are_closed_and_recorded(
+    server: pages.PagesServer, pipeline: CapturePipeline,
+) -> None:
+    record = pipeline.run(server.url("/popup"))
+    assert record.status == "complete"
+    assert any(url.endswith("/popup/target") for url in record.popups), record.popups
+
+
+def test_downloads_are_stored_not_followed(
+    server: pages.PagesServer, pipeline: CapturePipeline,
+) -> None:
+    record = pipeline.run(server.url("/download.html?auto"))
+    assert record.final_url is not None and record.final_url.endswith("/download.html?auto")
+    downloads = [a for a in record.artifacts if a.kind == "download"]
+    assert len(downloads) == 1
+    assert downloads[0].name.endswith(pages.DOWNLOAD_FILENAME)
+    assert Path(downloads[0].path).read_bytes() == pages.PDF_BYTES
+
+
+def test_no_cookie_survives_from_one_capture_to_the_next(
+    server: pages.PagesServer, pipeline: CapturePipeline,
+) -> None:
+    first = pipeline.run(server.url("/cookie/set"))
+    assert first.status == "complete"
+    second = pipeline.run(server.url("/cookie/show"))
+    assert pages.COOKIE_DEFAULT_VALUE not in _artifact(second, "text").decode("utf-8")
+
+
+def test_a_server_too_slow_to_answer_fails_with_a_clear_reason(
+    server: pages.PagesServer, browser: BrowserSession, store: FolderStore, settings: Settings,
+) -> None:
+    impatient = CapturePipeline(browser, store, settings.model_copy(
+        update={"navigation_timeout_seconds": 1.5}))
+    record = impatient.run(server.url("/slow?delay=5"))
+    assert record.status == "failed"
+    assert record.error is not None and "timed out" in record.error
+    assert any(a.kind == "metadata" for a in record.artifacts)
+
+
+def test_an_artifact_over_its_size_bound_is_refused_and_the_capture_is_partial(
+    server: pages.PagesServer, browser: BrowserSession, store: FolderStore, settings: Settings,
+) -> None:
+    bounded = CapturePipeline(browser, store, settings.model_copy(
+        update={"max_artifact_bytes": 600_000}))
+    record = bounded.run(server.url("/big?size=1000000"))
+    assert record.status == "partial"
+    failed = {s.name: s.error for s in record.steps if not s.ok}
+    assert "dom" in failed and "bound" in (failed["dom"] or "")
+    assert all(a.size <= 600_000 for a in record.artifacts)
