@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 import sys
 import time
 import uuid
@@ -152,10 +154,15 @@ def capture_show(capture_id: str, as_json: bool) -> None:
 
 @click.command("worker")
 @click.option("--once", is_flag=True, help="Work until no job is runnable, then exit.")
+@click.option("--concurrency", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Worker processes to run, each with its own browser.")
 @click.option("--poll", type=float, default=2.0, show_default=True,
               help="Seconds between looks at the queue when it is empty.")
-def worker(once: bool, poll: float) -> None:
-    """Run a capture worker over the data home's job queue."""
+def worker(once: bool, concurrency: int, poll: float) -> None:
+    """Run capture workers over the data home's job queue."""
+    if concurrency > 1:
+        _run_many(concurrency, once=once, poll=poll)
+        return
     runtime = state().runtime
     with BrowserSession(runtime.settings) as browser:
         w = CaptureWorker(runtime, browser)
@@ -192,3 +199,24 @@ def watch(url: str, case_reference: str, every: str, reason: str, as_user: str |
                                           watch_interval_seconds=seconds)
     click.echo(f"watching {url} every {seconds} s as target {target.id}; first capture queued "
                f"as job {job.id} (run `evidence worker` or `evidence serve` to carry it out)")
+
+
+def _run_many(count: int, *, once: bool, poll: float) -> None:
+    """One process per worker: a browser that crashes takes only its own process down."""
+    settings = state().settings
+    env = {**os.environ, "EVIDENCE_HOME": str(settings.home_path)}
+    if settings.database_url:
+        env["EVIDENCE_DATABASE_URL"] = settings.database_url
+    args = [sys.executable, "-m", "evidence", "worker", "--poll", str(poll)]
+    if once:
+        args.append("--once")
+    children = [subprocess.Popen(args, env=env) for _ in range(count)]
+    try:
+        codes = [child.wait() for child in children]
+    except KeyboardInterrupt:
+        for child in children:
+            child.terminate()
+        codes = [child.wait() for child in children]
+    failed = [c for c in codes if c != 0]
+    if failed:
+        raise click.ClickException(f"{len(failed)} of {count} workers exited with an error")
