@@ -154,16 +154,20 @@ def _report_captures(results: dict[str, PageTimes]) -> None:
         print(f"{name:<16}{full:>9.3f}{bare:>9.3f}{full / bare:>10.2f}x{full - bare:>13.3f}")
     print(f"overall median ratio full/bare: {statistics.median(ratios):.2f}x "
           f"(goal: within {CAPTURE_GOAL:g}x)")
-    print("\nfull pipeline breakdown (StepOutcome has no timings; whole run timed only):")
+    print("\nfull pipeline breakdown (StepOutcome has no timings, so only whole runs are timed):")
+    shown = False
     for name, times in results.items():
         record = times.last
         if record is None:
             continue
-        steps = ", ".join(s.name + ("" if s.ok else "!") + (f" ({s.note})" if s.note else "")
-                          for s in record.steps)
+        if not shown:
+            print("  steps: " + " > ".join(s.name for s in record.steps) + " > metadata")
+            shown = True
+        notes = "; ".join(f"{s.name}: {s.note}" for s in record.steps
+                          if s.note and s.name != "tls")
         size = sum(a.size for a in record.artifacts)
-        print(f"  {name:<15} {statistics.median(times.full):6.3f} s, "
-              f"{len(record.artifacts)} artifacts {size / 1e6:.1f} MB: {steps}")
+        print(f"  {name:<15}{statistics.median(times.full):6.3f} s  {len(record.artifacts):2d} "
+              f"artifacts {size / 1e6:4.1f} MB  {notes}")
         for problem in sorted(set(times.problems)):
             print(f"    not complete: {problem}")
 

@@ -150,6 +150,11 @@ def capture_show(capture_id: str, as_json: bool) -> None:
         click.echo(f"  {mark} {step['name']}{': ' + step['error'] if step['error'] else ''}")
     for art in summary["artifacts"]:
         click.echo(f"  {art['kind']:<20} {art['size']:>10}  {art['sha256']}")
+    comparison = summary.get("comparison")
+    if comparison:
+        click.echo(f"  compared with the previous capture: {comparison.get('summary')}")
+        for line in (comparison.get("text") or {}).get("diff") or []:
+            click.echo(f"    {line}")
 
 
 @click.command("worker")

@@ -27,6 +27,7 @@ from playwright.sync_api import BrowserContext, Dialog, Download, Page, Request,
 from capture import traffic
 from capture.browser import BrowserSession
 from capture.errors import CaptureError, NavigationFailed, TooLarge, map_playwright_errors
+from capture.phash import hash_file
 from capture.urlsafety import (
     UrlPolicy,
     UrlRefused,
@@ -46,12 +47,15 @@ SETTLE_SECONDS = 5.0
 _SCROLL_JS = """
 async ({steps, pause}) => {
   const el = document.scrollingElement || document.documentElement;
+  const atBottom = () => window.scrollY + window.innerHeight >= el.scrollHeight - 2;
+  // A page that fits on one screen has nothing to load by scrolling: do not wait for it.
+  if (atBottom()) return {steps: 0, height: el.scrollHeight, bottom: true};
   let done = 0, bottom = false;
   for (; done < steps; done++) {
     const before = el.scrollHeight;
     window.scrollBy(0, window.innerHeight);
     await new Promise(r => setTimeout(r, pause));
-    bottom = window.scrollY + window.innerHeight >= el.scrollHeight - 2;
+    bottom = atBottom();
     if (bottom && el.scrollHeight === before) break;
   }
   window.scrollTo(0, 0);
@@ -134,9 +138,13 @@ class _Run:
 
     def _keep(self, kind: str, name: str, media_type: str, stored: StoredBlob) -> None:
         self.stored_bytes += stored.size
+        path = self.pipeline.store.locate(stored.sha256)
+        hashes = hash_file(path).hashes if media_type.startswith("image/") else None
         self.record.artifacts.append(StoredArtifact(
             kind=kind, name=name, media_type=media_type, size=stored.size,
-            sha256=stored.sha256, path=self.pipeline.store.locate(stored.sha256),
+            sha256=stored.sha256, path=path,
+            phash=None if hashes is None else hashes.phash,
+            dhash=None if hashes is None else hashes.dhash,
         ))
 
     def store(self, kind: str, path: Path, media_type: str, name: str | None = None) -> None:
@@ -219,7 +227,9 @@ class _Run:
         steps = self.settings.max_scroll_steps
         with map_playwright_errors("scrolling to load lazy content"):
             result = self.live_page.evaluate(_SCROLL_JS, {"steps": steps, "pause": SCROLL_PAUSE_MS})
-        self.settle()
+        if result["steps"] == 0:
+            return "the page fits on one screen"
+        self.settle()  # let what the scrolling triggered finish loading
         if result["steps"] >= steps and not result["bottom"]:
             return f"stopped at the bound of {steps} screens; the page kept growing"
         return f"scrolled {result['steps']} screens"

@@ -14,9 +14,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from capture import changes
 from capture.browser import BrowserSession
 from capture.pipeline import CapturePipeline
-from evidence import jobs, manifests
+from evidence import captures, jobs, manifests, targets
 from evidence.captures import StoredArtifact, manifest_of, record_capture
 from evidence.home import Runtime
 from evidence.models import Capture, CaptureStatus, Case, Target, User
@@ -105,6 +106,16 @@ class CaptureWorker:
             target = session.get(Target, claimed.target_id)
             assert case is not None and target is not None
             manifest = manifest_of(record, case=case, target_id=target.id)
+            previous = captures.previous_capture(session, target.id)
+            before = None if previous is None else changes.snapshot_from_artifacts(
+                http_status=previous.http_status, final_url=previous.final_url,
+                title=previous.title,
+                artifacts=captures.stored_artifacts(
+                    self.runtime.store, captures.artifacts_of(session, previous.id)),
+            )
+        now = changes.snapshot_of(record)
+        comparison = None if before is None else changes.compare(before, now).to_json()
+        gone = None if record.status == CaptureStatus.FAILED else changes.gone_reason(now)
         sealed = manifests.seal(manifest, self.runtime.signer, self.authority)
         extra = self._store_seal(sealed)
         if keeper.lost:
@@ -128,8 +139,14 @@ class CaptureWorker:
             record_capture(
                 session, operator, record=record, case=case, target=target,
                 job_id=claimed.job_id, sealed=sealed, extra_artifacts=extra,
-                store=self.runtime.store,
+                store=self.runtime.store, comparison=comparison,
             )
+            if record.status != CaptureStatus.FAILED:
+                targets.record_presence(
+                    session, operator, target, case, gone=gone,
+                    seen_at=record.finished_at or record.started_at,
+                    capture_id=str(record.capture_id),
+                )
         return JobResult(claimed.job_id, record.capture_id, record.status, record.error, True)
 
     def _store_seal(self, sealed: manifests.SealedManifest) -> list[StoredArtifact]:

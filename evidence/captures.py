@@ -34,6 +34,8 @@ class StoredArtifact:
     size: int
     sha256: str
     path: str
+    phash: str | None = None
+    dhash: str | None = None
 
 
 @dataclass
@@ -154,6 +156,7 @@ def record_capture(
     sealed: SealedManifest,
     extra_artifacts: list[StoredArtifact],
     store: BlobStore,
+    comparison: dict[str, Any] | None = None,
 ) -> Capture:
     """Write the capture, its artifacts and its custody entry; refuses dangling blob hashes."""
     artifacts = [*record.artifacts, *extra_artifacts]
@@ -191,12 +194,14 @@ def record_capture(
         timestamp_token=sealed.token,
         timestamp_time=sealed.timestamp_time,
         timestamp_authority=sealed.timestamp_authority,
+        comparison=comparison,
     )
     session.add(capture)
     session.flush()
     for a in artifacts:
         session.add(Artifact(capture_id=capture.id, case_id=case.id, kind=a.kind, name=a.name,
-                             media_type=a.media_type, size=a.size, sha256=a.sha256))
+                             media_type=a.media_type, size=a.size, sha256=a.sha256,
+                             phash=a.phash, dhash=a.dhash))
     session.flush()
     custody.append(
         session,
@@ -217,6 +222,7 @@ def record_capture(
             "timestamp_note": sealed.timestamp_note,
             "timestamp_error": sealed.timestamp_error,
             "error": record.error,
+            "changes": None if comparison is None else comparison.get("summary"),
         },
     )
     return capture
@@ -227,6 +233,21 @@ def get_capture(session: Session, capture_id: uuid.UUID) -> Capture:
     if capture is None:
         raise NotFound(f"no capture {capture_id}")
     return capture
+
+
+def previous_capture(session: Session, target_id: uuid.UUID) -> Capture | None:
+    """The target's latest capture that loaded the page, to compare a new one with."""
+    return session.scalars(
+        select(Capture)
+        .where(Capture.target_id == target_id, Capture.status != CaptureStatus.FAILED)
+        .order_by(Capture.started_at.desc())
+        .limit(1)
+    ).first()
+
+
+def stored_artifacts(store: BlobStore, rows: list[Artifact]) -> list[StoredArtifact]:
+    return [StoredArtifact(a.kind, a.name or "", a.media_type, a.size, a.sha256,
+                           store.locate(a.sha256), a.phash, a.dhash) for a in rows]
 
 
 def artifacts_of(session: Session, capture_id: uuid.UUID) -> list[Artifact]:

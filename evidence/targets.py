@@ -105,7 +105,8 @@ def schedule_due_watches(session: Session, *, now: datetime | None = None) -> li
     """Queue a re-capture of every watched target whose interval has passed since its last job.
 
     A target that still has a job queued or running is skipped, so a slow page never piles up
-    jobs; removed targets and closed cases are not watched.
+    jobs. Removed targets stay watched, so a page that comes back is seen; resolved targets
+    and closed cases are not watched.
     """
     now = now or utcnow()
     busy = select(CaptureJob.target_id).where(
@@ -120,7 +121,7 @@ def schedule_due_watches(session: Session, *, now: datetime | None = None) -> li
         .outerjoin(last_job, last_job.c.target_id == Target.id)
         .where(
             Target.watch_interval_seconds.is_not(None),
-            Target.state == TargetState.ACTIVE,
+            Target.state.in_([TargetState.ACTIVE, TargetState.REMOVED]),
             Case.status == CaseStatus.OPEN,
             Target.id.not_in(busy),
         )
@@ -149,3 +150,30 @@ def _aware(moment: datetime) -> datetime:
     if isinstance(moment, str):
         moment = datetime.fromisoformat(moment)
     return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)
+
+
+def record_presence(
+    session: Session, actor: User | None, target: Target, case: Case, *,
+    gone: str | None, seen_at: datetime, capture_id: str,
+) -> str | None:
+    """Mark the target removed the first time a capture finds it gone, active if it returns.
+
+    Returns the custody action written, if the state changed. The first time it is seen gone
+    is kept: it dates a takedown taking effect, or evidence vanishing.
+    """
+    if gone is not None and target.state == TargetState.ACTIVE:
+        target.state = TargetState.REMOVED
+        target.removed_first_seen_at = seen_at
+        action = "target.removed"
+    elif gone is None and target.state == TargetState.REMOVED:
+        target.state = TargetState.ACTIVE
+        action = "target.reappeared"
+    else:
+        return None
+    session.flush()
+    custody.append(
+        session, actor, action=action, case=case, object_type="target", object_id=target.id,
+        details={"reason": gone, "seen_at": custody.format_time(seen_at),
+                 "capture": capture_id},
+    )
+    return action

@@ -1,0 +1,153 @@
+"""Re-captures of the same target, carried out by the worker: what changed is stored and shown,
+and a page that disappears marks its target removed from the time it was first seen gone."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from capture.browser import BrowserSession
+from capture.service import CaptureWorker
+from evidence import cases, targets, users
+from evidence.custody import describe
+from evidence.home import Runtime, init_home, open_runtime
+from evidence.models import Capture, CustodyEntry, Target, TargetState, utcnow
+from evidence.settings import Settings
+from tests.support import pages_server as pages
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[pages.PagesServer]:
+    with pages.PagesServer() as s:
+        yield s
+
+
+@pytest.fixture
+def runtime(tmp_path: Path, database_url: str) -> Iterator[Runtime]:
+    settings = Settings(home=tmp_path / "home", database_url=database_url,
+                        capture_allow="127.0.0.1", max_scroll_steps=2)
+    init_home(settings)
+    rt = open_runtime(settings)
+    yield rt
+    rt.close()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserSession]:
+    with BrowserSession(Settings(home=tmp_path_factory.mktemp("b"))) as b:
+        yield b
+
+
+def _watch(runtime: Runtime, url: str) -> Target:
+    with runtime.session() as s:
+        actor = users.create_user(s, None, name="ines", role="investigator")
+        case = cases.create_case(s, actor, reference="WATCH-1", title="watched adverts")
+        target, _ = targets.flag_target(s, actor, case, url=url, reason="advert",
+                                        watch_interval_seconds=60)
+        return target
+
+
+def _recapture(runtime: Runtime, worker: CaptureWorker, hours: int) -> Capture:
+    with runtime.session() as s:
+        queued = targets.schedule_due_watches(s, now=utcnow() + timedelta(hours=hours))
+        assert len(queued) == 1
+    result = worker.run_once()
+    assert result is not None and result.capture_id is not None, result
+    with runtime.session() as s:
+        capture = s.get(Capture, result.capture_id)
+        assert capture is not None
+        return capture
+
+
+def _actions(runtime: Runtime) -> list[str]:
+    with runtime.session() as s:
+        return [e.action for e in s.scalars(select(CustodyEntry).order_by(CustodyEntry.seq))]
+
+
+def test_a_changed_page_is_compared_with_its_previous_capture(
+    runtime: Runtime, browser: BrowserSession, server: pages.PagesServer,
+) -> None:
+    server.set_version("/changing", 1)
+    target = _watch(runtime, server.url("/changing"))
+    worker = CaptureWorker(runtime, browser)
+    first = worker.run_once()
+    assert first is not None and first.status == "complete"
+    server.set_version("/changing", 2)
+    second = _recapture(runtime, worker, hours=1)
+    comparison = second.comparison
+    assert comparison is not None and comparison["changed"] is True
+    diff = "\n".join(comparison["text"]["diff"])
+    assert "-" + pages.CHANGING_PAGES[1].text in diff
+    assert "+" + pages.CHANGING_PAGES[2].text in diff
+    assert comparison["title"] == {"from": pages.CHANGING_PAGES[1].title,
+                                   "to": pages.CHANGING_PAGES[2].title}
+    added = [m["name"] for m in comparison["media"]["added"]]
+    removed = [m["name"] for m in comparison["media"]["removed"]]
+    assert any(n.endswith("/changing/img/new.png") for n in added), comparison
+    assert any(n.endswith("/changing/img/old.png") for n in removed), comparison
+    assert "£3,950" in comparison["summary"] or "text" in comparison["summary"]
+    with runtime.session() as s:
+        entries = [describe(e) for e in s.scalars(
+            select(CustodyEntry).where(CustodyEntry.action == "capture.recorded")
+            .order_by(CustodyEntry.seq))]
+    assert entries[0]["details"]["changes"] is None
+    assert entries[1]["details"]["changes"] == comparison["summary"]
+    assert target.state == TargetState.ACTIVE
+
+
+def test_a_vanished_page_marks_its_target_removed_then_reappeared(
+    runtime: Runtime, browser: BrowserSession, server: pages.PagesServer,
+) -> None:
+    server.restore("/vanishing")
+    target = _watch(runtime, server.url("/vanishing"))
+    worker = CaptureWorker(runtime, browser)
+    assert worker.run_once() is not None
+    server.remove("/vanishing", status=410)
+    try:
+        gone = _recapture(runtime, worker, hours=1)
+        assert gone.http_status == 410 and gone.status == "complete"
+        assert gone.comparison is not None
+        assert gone.comparison["status"] == {"from": 200, "to": 410}
+        with runtime.session() as s:
+            row = s.get(Target, target.id)
+            assert row is not None and row.state == TargetState.REMOVED
+            assert row.removed_first_seen_at == gone.finished_at
+        again = _recapture(runtime, worker, hours=2)
+        with runtime.session() as s:
+            row = s.get(Target, target.id)
+            assert row is not None and row.removed_first_seen_at == gone.finished_at
+            assert again.finished_at is not None and gone.finished_at is not None
+            assert again.finished_at > gone.finished_at
+    finally:
+        server.restore("/vanishing")
+    _recapture(runtime, worker, hours=3)
+    with runtime.session() as s:
+        row = s.get(Target, target.id)
+        assert row is not None and row.state == TargetState.ACTIVE
+    actions = _actions(runtime)
+    assert actions.count("target.removed") == 1 and actions.count("target.reappeared") == 1
+
+
+def test_a_target_already_gone_at_its_first_capture_is_removed(
+    runtime: Runtime, browser: BrowserSession, server: pages.PagesServer,
+) -> None:
+    server.remove("/vanishing", status=404)
+    try:
+        target = _watch(runtime, server.url("/vanishing"))
+        result = CaptureWorker(runtime, browser).run_once()
+    finally:
+        server.restore("/vanishing")
+    assert result is not None and result.status == "complete"
+    with runtime.session() as s:
+        row = s.get(Target, target.id)
+        assert row is not None and row.state == TargetState.REMOVED
+        capture = s.get(Capture, result.capture_id)
+        assert capture is not None and capture.http_status == 404
+        assert row.removed_first_seen_at == capture.finished_at
+    assert "target.removed" in _actions(runtime)
