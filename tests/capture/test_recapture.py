@@ -3,6 +3,7 @@ and a page that disappears marks its target removed from the time it was first s
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -12,12 +13,13 @@ from sqlalchemy import select
 
 from capture.browser import BrowserSession
 from capture.service import CaptureWorker
-from evidence import cases, targets, users
+from evidence import cases, targets, timestamping, users
 from evidence.custody import describe
 from evidence.home import Runtime, init_home, open_runtime
 from evidence.models import Capture, CustodyEntry, Target, TargetState, utcnow
 from evidence.settings import Settings
 from tests.support import pages_server as pages
+from tests.support.tsa_server import TsaServer
 
 pytestmark = pytest.mark.browser
 
@@ -151,3 +153,40 @@ def test_a_target_already_gone_at_its_first_capture_is_removed(
         assert capture is not None and capture.http_status == 404
         assert row.removed_first_seen_at == capture.finished_at
     assert "target.removed" in _actions(runtime)
+
+
+def test_captures_are_timestamped_by_the_configured_authorities(
+    tmp_path: Path, database_url: str, browser: BrowserSession, server: pages.PagesServer,
+) -> None:
+
+    material = timestamping.generate_local_tsa("External test TSA")
+    external = timestamping.LocalTimestampAuthority.from_material(material)
+    with TsaServer(external, "http_error") as broken, TsaServer(external) as working:
+        settings = Settings(home=tmp_path / "home", database_url=database_url,
+                            capture_allow="127.0.0.1", max_scroll_steps=2,
+                            tsa_urls=f"{broken},{working}")
+        init_home(settings)
+        rt = open_runtime(settings)
+        try:
+            _watch(rt, server.url(pages.SIMPLE_PATH))
+            result = CaptureWorker(rt, browser).run_once()
+            assert result is not None and result.capture_id is not None
+            with rt.session() as s:
+                capture = s.get(Capture, result.capture_id)
+                assert capture is not None and capture.timestamp_token is not None
+                assert capture.timestamp_authority == working
+                manifest = rt.store.read_bytes(capture.manifest_sha256 or "")
+                recorded = describe(s.scalars(select(CustodyEntry).where(
+                    CustodyEntry.action == "capture.recorded")).one())
+        finally:
+            rt.close()
+    digest = hashlib.sha256(manifest).digest()
+    info = timestamping.verify_token(capture.timestamp_token, digest=digest,
+                                     trusted_certs=[material.ca_certificate_pem])
+    assert info.trust_anchor_subject is not None
+    assert "External test TSA" in info.trust_anchor_subject
+    home_ca = (tmp_path / "home" / "tsa" / "tsa-ca-cert.pem").read_bytes()
+    with pytest.raises(timestamping.TimestampError, match="trusted"):
+        timestamping.verify_token(capture.timestamp_token, digest=digest,
+                                  trusted_certs=[home_ca])
+    assert recorded["details"]["timestamp_error"] is None
