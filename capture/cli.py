@@ -14,7 +14,7 @@ import click
 from sqlalchemy import select
 
 from capture.browser import BrowserSession
-from capture.service import CaptureWorker, capture_summary
+from capture.service import CaptureWorker, capture_summary, timestamp_line
 from evidence import captures, cases, targets
 from evidence.cli import EvidenceGroup, acting_command, state
 from evidence.errors import InvalidInput, NotFound
@@ -74,11 +74,13 @@ def capture_url(url: str, case_reference: str, reason: str, no_wait: bool, as_js
         assert row is not None
         summary = capture_summary(row, captures.artifacts_of(session, row.id),
                                   cli.runtime.store.locate)
+        stamp = timestamp_line(row)
     if as_json:
         click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
     else:
         click.echo(f"capture {summary['id']}: {summary['status']}")
         click.echo(f"  manifest sha256 {summary['manifest_sha256']}")
+        click.echo(f"  {stamp}")
         for step in summary["steps"]:
             if not step["ok"]:
                 click.echo(f"  step {step['name']} failed: {step['error']}")
@@ -138,6 +140,7 @@ def capture_show(capture_id: str, as_json: bool) -> None:
         summary = capture_summary(row, captures.artifacts_of(session, row.id),
                                   cli.runtime.store.locate)
         summary["comparison"] = row.comparison
+        stamp = timestamp_line(row)
     if as_json:
         click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
         return
@@ -145,6 +148,7 @@ def capture_show(capture_id: str, as_json: bool) -> None:
     click.echo(f"  {summary['url']} -> {summary['final_url']}")
     click.echo(f"  {summary['started_at']} .. {summary['finished_at']}")
     click.echo(f"  manifest sha256 {summary['manifest_sha256']}")
+    click.echo(f"  {stamp}")
     for step in summary["steps"]:
         mark = "ok  " if step["ok"] else "FAIL"
         click.echo(f"  {mark} {step['name']}{': ' + step['error'] if step['error'] else ''}")

@@ -17,7 +17,7 @@ from typing import Any
 from capture import changes
 from capture.browser import BrowserSession
 from capture.pipeline import CapturePipeline
-from evidence import captures, jobs, manifests, targets
+from evidence import captures, jobs, manifests, targets, timestamping
 from evidence.captures import StoredArtifact, manifest_of, record_capture
 from evidence.home import Runtime
 from evidence.models import Capture, CaptureStatus, Case, Target, User
@@ -184,3 +184,13 @@ def capture_summary(capture: Capture, artifacts: list[Any], locate: Any) -> dict
                        "sha256": a.sha256, "path": locate(a.sha256)} for a in artifacts],
     }
 
+
+
+def timestamp_line(capture: Capture) -> str:
+    """One line saying when and by whom the manifest was timestamped, and what that rests on."""
+    if capture.timestamp_token is None or capture.timestamp_time is None:
+        return "not timestamped (no authority answered; see the custody entry)"
+    token = timestamping.TimestampToken.from_der(bytes(capture.timestamp_token))
+    line = f"timestamped {capture.timestamp_time.isoformat()} by {capture.timestamp_authority}"
+    notice = token.clock_notice
+    return f"{line}; {notice}" if notice else line
