@@ -9,6 +9,7 @@ recorded with its reason and makes the capture `partial`; a page that cannot be 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import socket
@@ -279,7 +280,7 @@ class _Run:
                 "() => ({text: document.body ? document.body.innerText : '',"
                 " lang: document.documentElement.lang || null})")
         text = str(found["text"])
-        self.record.language = {"declared": found["lang"], "detected": detect_script(text)}
+        self.record.language = {"declared": found["lang"], **detect_language(text)}
         self.store_bytes("text", "text.txt", text.encode("utf-8"), "text/plain; charset=utf-8")
         return None
 
@@ -358,6 +359,29 @@ def detect_script(text: str) -> str | None:
             continue
         counts[script] = counts.get(script, 0) + 1
     return max(counts, key=lambda k: counts[k]) if counts else None
+
+
+@functools.cache
+def _identifier() -> Any:
+    # The model ships inside the package (no download); loading it takes a moment, so once.
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+
+
+def detect_language(text: str) -> dict[str, str | None]:
+    """The text's language (ISO 639-1) as py3langid judges it, and its writing system."""
+    script = detect_script(text)
+    sample = text[:20_000].strip()
+    if not sample:
+        return {"detected": None, "confidence": None, "script": script, "note": "no text"}
+    code, probability = _identifier().classify(sample)
+    note = None
+    if script == "Ethi":
+        # The model knows Amharic but not Tigrinya; both are written in Ge'ez script.
+        note = "Ge'ez script: Amharic or Tigrinya (the detector has no Tigrinya model)"
+    return {"detected": str(code), "confidence": f"{float(probability):.2f}", "script": script,
+            "note": note}
 
 
 def describe_certificate(der: bytes) -> dict[str, Any]:

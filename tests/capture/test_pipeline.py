@@ -220,3 +220,14 @@ def test_an_artifact_over_its_size_bound_is_refused_and_the_capture_is_partial(
     failed = {s.name: s.error for s in record.steps if not s.ok}
     assert "dom" in failed and "bound" in (failed["dom"] or "")
     assert all(a.size <= 600_000 for a in record.artifacts)
+
+
+def test_the_text_language_is_detected(
+    server: pages.PagesServer, pipeline: CapturePipeline,
+) -> None:
+    arabic = pipeline.run(server.url("/charset/windows-1256"))
+    assert arabic.language["detected"] == "ar" and arabic.language["script"] == "Arab"
+    latin = pipeline.run(server.url(pages.SIMPLE_PATH))
+    assert latin.language["script"] == "Latn"
+    meta = json.loads(_artifact(arabic, "metadata"))
+    assert meta["language"]["detected"] == "ar"
