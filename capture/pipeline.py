@@ -23,7 +23,15 @@ from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from playwright.sync_api import BrowserContext, Dialog, Download, Page, Request, Route
+from playwright.sync_api import (
+    BrowserContext,
+    CDPSession,
+    Dialog,
+    Download,
+    Page,
+    Request,
+    Route,
+)
 
 from capture import traffic
 from capture.browser import BrowserSession
@@ -76,6 +84,7 @@ class _Run:
         self.deadline = time.monotonic() + self.settings.capture_timeout_seconds
         self.stored_bytes = 0
         self.page: Page | None = None
+        self.cdp: CDPSession | None = None
         self.context: BrowserContext | None = None
         self.downloads: list[Path] = []
         self._dns: dict[tuple[str, int], list[str]] = {}
@@ -169,6 +178,12 @@ class _Run:
         return True
 
     @property
+    def live_cdp(self) -> CDPSession:
+        if self.cdp is None:
+            raise CaptureError("no DevTools session")
+        return self.cdp
+
+    @property
     def live_page(self) -> Page:
         if self.page is None:
             raise CaptureError("no page")
@@ -256,13 +271,8 @@ class _Run:
         return None
 
     def mhtml(self) -> str | None:
-        page = self.live_page
         with map_playwright_errors("MHTML snapshot"):
-            cdp = page.context.new_cdp_session(page)
-            try:
-                snapshot = cdp.send("Page.captureSnapshot", {"format": "mhtml"})
-            finally:
-                cdp.detach()
+            snapshot = self.live_cdp.send("Page.captureSnapshot", {"format": "mhtml"})
         self.store_bytes("mhtml", "page.mhtml", str(snapshot["data"]).encode("utf-8"),
                          "multipart/related")
         return None
@@ -289,16 +299,12 @@ class _Run:
         parts = urlsplit(final)
         if parts.scheme != "https":
             return "not https"
-        page = self.live_page
         with map_playwright_errors("reading the TLS certificate chain"):
-            cdp = page.context.new_cdp_session(page)
-            try:
-                cdp.send("Network.enable")
-                chain = cdp.send("Network.getCertificate",
-                                 {"origin": f"{parts.scheme}://{parts.netloc}"})
-            finally:
-                cdp.detach()
+            chain = self.live_cdp.send("Network.getCertificate",
+                                       {"origin": f"{parts.scheme}://{parts.netloc}"})
         certs = [describe_certificate(base64.b64decode(c)) for c in chain.get("tableNames", [])]
+        if not certs:
+            raise CaptureError(f"the browser kept no certificate chain for {parts.netloc}")
         self.record.tls = {**(self.record.tls or {}), "chain": certs}
         return None
 
@@ -449,6 +455,9 @@ class CapturePipeline:
             record_har_path=str(har),
             record_har_content="embed",
             service_workers="block",
+            # A page behind a bad certificate is still evidence: capture it and record the
+            # certificate chain it was served with, rather than refuse to look.
+            ignore_https_errors=True,
         )
         run.context = context
         try:
@@ -456,6 +465,10 @@ class CapturePipeline:
             context.on("page", run.on_popup)
             page = context.new_page()
             run.page = page
+            # Chromium hands out certificate chains only to a session that watched the
+            # connection being made, so this session is opened before navigating.
+            run.cdp = context.new_cdp_session(page)
+            run.cdp.send("Network.enable")
             page.on("dialog", run.on_dialog)
             page.on("download", run.on_download)
             record.user_agent = page.evaluate("() => navigator.userAgent")

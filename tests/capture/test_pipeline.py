@@ -3,14 +3,26 @@ the defence's expert, would check in a capture."""
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
+import http.server
 import io
+import ipaddress
 import json
+import ssl
+import subprocess
+import sys
+import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from warcio.archiveiterator import ArchiveIterator
 
 from capture.browser import BrowserSession
@@ -231,3 +243,64 @@ def test_the_text_language_is_detected(
     assert latin.language["script"] == "Latn"
     meta = json.loads(_artifact(arabic, "metadata"))
     assert meta["language"]["detected"] == "ar"
+
+
+def test_pipeline_warc_passes_warcio_check(
+    server: pages.PagesServer, pipeline: CapturePipeline, tmp_path: Path,
+) -> None:
+    record = pipeline.run(server.url("/redirect/start"))
+    warc = tmp_path / "capture.warc.gz"
+    warc.write_bytes(_artifact(record, "warc"))
+    checked = subprocess.run([str(Path(sys.executable).parent / "warcio"), "check", "-v",
+                              str(warc)], capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "digest pass" in checked.stdout
+
+
+@pytest.fixture(scope="module")
+def https_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, bytes]]:
+    """A page over TLS with a self-signed certificate, as many small sites have."""
+    folder = tmp_path_factory.mktemp("tls")
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(
+                ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(key, hashes.SHA256()))
+    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    (folder / "index.html").write_text("<title>TLS page</title><p>Served over TLS</p>")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield (f"https://127.0.0.1:{httpd.server_address[1]}/index.html",
+               cert.fingerprint(hashes.SHA256()))
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_tls_certificate_chain_is_recorded_with_fingerprints(
+    https_server: tuple[str, bytes], pipeline: CapturePipeline,
+) -> None:
+    url, fingerprint = https_server
+    record = pipeline.run(url)
+    assert record.status == "complete", record.steps
+    assert record.title == "TLS page"
+    assert record.tls is not None
+    chain = record.tls["chain"]
+    assert chain[0]["sha256_fingerprint"] == fingerprint.hex()
+    assert chain[0]["subject"] == "CN=localhost"
+    assert record.tls["negotiated"]["protocol"].startswith("TLS")
+    meta = json.loads(_artifact(record, "metadata"))
+    assert meta["tls"]["chain"][0]["sha256_fingerprint"] == fingerprint.hex()
