@@ -512,19 +512,10 @@ class WarcWriter:
         extra_headers: Headers = (),
     ) -> str:
         """Write a ``metadata`` record (e.g. capture log, page outline) about ``refers_to``."""
-        headers = [("WARC-Target-URI", to_warc_uri(target_uri))]
-        if refers_to is not None:
-            headers.append(("WARC-Refers-To", _record_ref(refers_to)))
-        headers += self._links(concurrent_to, extra_headers)
-        return self._write(
-            "metadata",
-            headers,
-            content_type=content_type,
-            head=b"",
-            body=payload,
-            date=date,
+        return self._write_document(
+            "metadata", target_uri, content_type, payload, refers_to=refers_to, date=date,
+            concurrent_to=concurrent_to, record_id=record_id, extra_headers=extra_headers,
             payload_digest=False,
-            record_id=record_id,
         )
 
     def write_resource(
@@ -540,22 +531,43 @@ class WarcWriter:
         extra_headers: Headers = (),
     ) -> str:
         """Write a ``resource`` record (e.g. the screenshot or a PDF rendering of the page)."""
+        return self._write_document(
+            "resource", target_uri, content_type, payload, refers_to=refers_to, date=date,
+            concurrent_to=concurrent_to, record_id=record_id, extra_headers=extra_headers,
+            payload_digest=True,
+        )
+
+    # -- internals --------------------------------------------------------------
+
+    def _write_document(
+        self,
+        kind: str,
+        target_uri: str,
+        content_type: str,
+        payload: Body,
+        *,
+        refers_to: str | None,
+        date: datetime | None,
+        concurrent_to: str | Sequence[str] | None,
+        record_id: str | None,
+        extra_headers: Headers,
+        payload_digest: bool,
+    ) -> str:
+        """A record whose block is a document of its own (metadata, resource), not HTTP."""
         headers = [("WARC-Target-URI", to_warc_uri(target_uri))]
         if refers_to is not None:
             headers.append(("WARC-Refers-To", _record_ref(refers_to)))
         headers += self._links(concurrent_to, extra_headers)
         return self._write(
-            "resource",
+            kind,
             headers,
             content_type=content_type,
             head=b"",
             body=payload,
             date=date,
-            payload_digest=True,
+            payload_digest=payload_digest,
             record_id=record_id,
         )
-
-    # -- internals --------------------------------------------------------------
 
     def _links(
         self, concurrent_to: str | Sequence[str] | None, extra_headers: Headers
