@@ -1,0 +1,517 @@
+"""Export bundles as BagIt bags in a ZIP: what we write is a bag the Library of Congress tool
+accepts, tampering is caught and named file by file, media is stored rather than re-deflated,
+big bundles stream in bounded memory, and hostile archives are refused before they are read."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import struct
+import time
+import tracemalloc
+import unicodedata
+import warnings
+import zipfile
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import bagit
+import pytest
+
+from evidence.bagit import (
+    CHUNK,
+    BagInvalid,
+    BagPathRejected,
+    BagProblem,
+    BagSummary,
+    BagWriter,
+    ProblemKind,
+    ReadLimits,
+    decode_manifest_path,
+    encode_manifest_path,
+    read_bag,
+    validate_bag,
+)
+from evidence.errors import InvalidInput
+
+BAG = "case-2025-0042"
+WHEN = datetime(2025, 3, 1, 12, 30, tzinfo=UTC)
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
+MP4 = b"\x00\x00\x00\x18ftypmp42" + os.urandom(50_000)
+WARC_GZ = b"\x1f\x8b\x08\x00" + os.urandom(20_000)
+HTML = "<html><body dir='rtl'>رسالة من الحساب المشتبه به</body></html>\n".encode() * 200
+REPORT = b"Capture report\r\nURL: https://example.org/post/1\r\n" * 100
+PERCENT_NAME = "100% match.txt"
+BAG_INFO: dict[str, str | list[str]] = {
+    "Source-Organization": "Metropolitan Police, Digital Evidence Unit",
+    "Contact-Name": "DC Ada Example",
+    "External-Identifier": "CASE-2025-0042/EXPORT-7",
+    "External-Description": ["Captures of three public posts", "Exported for disclosure"],
+}
+
+
+def build_bag(out: Path, *, percent_name: bool = False) -> BagSummary:
+    with out.open("wb") as handle:
+        writer = BagWriter(handle, bag_name=BAG, bagging_time=WHEN)
+        writer.add_file("report.txt", REPORT)
+        writer.add_file("صورة الشاشة.png", PNG)
+        writer.add_file("محادثة/رسالة.html", HTML)
+        writer.add_file("captures/capture 01.warc.gz", io.BytesIO(WARC_GZ))
+        writer.add_file("captures/video.mp4", iter([MP4[:1000], MP4[1000:]]))
+        if percent_name:
+            writer.add_file(PERCENT_NAME, b"a name with a percent sign\n")
+        writer.add_tag_file("README.txt", b"How to verify this bundle offline.\n")
+        return writer.close(BAG_INFO)
+
+
+def rewrite(source: Path, target: Path, mutate: Callable[[dict[str, bytes]], None]) -> Path:
+    """Copies a small ZIP entry by entry, letting `mutate` change the names and contents."""
+    with zipfile.ZipFile(source) as original:
+        entries = {info.filename: original.read(info) for info in original.infolist()}
+    mutate(entries)
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as copy:
+        for name, content in entries.items():
+            copy.writestr(name, content)
+    return target
+
+
+def extract(zip_path: Path, into: Path) -> Path:
+    with zipfile.ZipFile(zip_path) as archive:
+        archive.extractall(into)
+    return into / BAG
+
+
+def loc_validate(bag_dir: Path) -> None:
+    bagit.Bag(str(bag_dir)).validate()
+
+
+def found(problems: list[BagProblem]) -> set[tuple[str, ProblemKind]]:
+    return {(p.path, p.kind) for p in problems}
+
+
+@pytest.fixture
+def bag_zip(tmp_path: Path) -> Path:
+    build_bag(tmp_path / f"{BAG}.zip")
+    return tmp_path / f"{BAG}.zip"
+
+
+def test_bag_validates_here_and_with_the_library_of_congress_tool(
+    bag_zip: Path, tmp_path: Path
+) -> None:
+    assert validate_bag(bag_zip) == []
+
+    bag_dir = extract(bag_zip, tmp_path / "unpacked")
+    assert sorted(p.name for p in bag_dir.iterdir()) == [
+        "README.txt",
+        "bag-info.txt",
+        "bagit.txt",
+        "data",
+        "manifest-sha256.txt",
+        "tagmanifest-sha256.txt",
+    ]
+    loc_bag = bagit.Bag(str(bag_dir))
+    loc_bag.validate()
+    assert loc_bag.version_info == (1, 0)
+    assert loc_bag.info["Payload-Oxum"] == f"{sum(map(len, [REPORT, PNG, HTML, WARC_GZ, MP4]))}.5"
+    assert loc_bag.info["Bagging-Date"] == "2025-03-01"
+    assert loc_bag.info["Contact-Name"] == "DC Ada Example"
+    assert loc_bag.info["External-Description"] == [
+        "Captures of three public posts",
+        "Exported for disclosure",
+    ]
+    assert (bag_dir / "bagit.txt").read_bytes() == (
+        b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
+    )
+    assert (bag_dir / "data" / "محادثة" / "رسالة.html").read_bytes() == HTML
+
+
+def test_summary_and_read_bag_agree_with_the_bytes(tmp_path: Path) -> None:
+    summary = build_bag(tmp_path / "b.zip")
+    assert summary.name == BAG
+    assert {e.path: e.sha256 for e in summary.payload}["data/صورة الشاشة.png"] == (
+        hashlib.sha256(PNG).hexdigest()
+    )
+    assert summary.payload_oxum == f"{summary.payload_octets}.5"
+    assert set(summary.tag_files) == {
+        "bagit.txt",
+        "bag-info.txt",
+        "manifest-sha256.txt",
+        "README.txt",
+    }
+
+    bag = read_bag(tmp_path / "b.zip")
+    assert bag.name == BAG and bag.version == "1.0"
+    assert bag.manifest == {e.path: e.sha256 for e in summary.payload}
+    assert bag.tag_manifest == dict(summary.tag_files)
+    assert bag.payload_oxum == (summary.payload_octets, 5)
+    assert bag.info_values("external-identifier") == ["CASE-2025-0042/EXPORT-7"]
+    assert bag.sizes["data/captures/video.mp4"] == len(MP4)
+    with zipfile.ZipFile(tmp_path / "b.zip") as archive:
+        tagmanifest = archive.read(f"{BAG}/tagmanifest-sha256.txt")
+    assert summary.tagmanifest_sha256 == hashlib.sha256(tagmanifest).hexdigest()
+
+
+def test_manifest_percent_encodes_percent_cr_and_lf_as_rfc_8493_requires(tmp_path: Path) -> None:
+    build_bag(tmp_path / "b.zip", percent_name=True)
+    with zipfile.ZipFile(tmp_path / "b.zip") as archive:
+        manifest = archive.read(f"{BAG}/manifest-sha256.txt").decode()
+    assert "  data/100%25 match.txt\n" in manifest
+    assert validate_bag(tmp_path / "b.zip") == []
+    assert "data/100% match.txt" in read_bag(tmp_path / "b.zip").manifest
+
+    for name in ["a%b", "line\nbreak", "cr\rhere", "%0A literally", "crlf\r\nx", "%%"]:
+        encoded = encode_manifest_path(name)
+        assert "\n" not in encoded and "\r" not in encoded
+        assert decode_manifest_path(encoded) == name
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=bagit.BagValidationError,
+    reason="bagit-python 1.9 decodes only %0D/%0A, not %25 (LibraryOfCongress/bagit-python#157)",
+)
+def test_library_of_congress_tool_reads_a_percent_sign_in_a_name(tmp_path: Path) -> None:
+    build_bag(tmp_path / "b.zip", percent_name=True)
+    loc_validate(extract(tmp_path / "b.zip", tmp_path / "unpacked"))
+
+
+def flip_payload(entries: dict[str, bytes]) -> None:
+    name = f"{BAG}/data/صورة الشاشة.png"
+    content = bytearray(entries[name])
+    content[100] ^= 0x01
+    entries[name] = bytes(content)
+
+
+def flip_manifest(entries: dict[str, bytes]) -> None:
+    name = f"{BAG}/manifest-sha256.txt"
+    lines = entries[name].decode().splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if line.endswith("  data/report.txt\n"))
+    lines[at] = ("0" if lines[at][0] != "0" else "1") + lines[at][1:]
+    entries[name] = "".join(lines).encode()
+
+
+def flip_bag_info(entries: dict[str, bytes]) -> None:
+    name = f"{BAG}/bag-info.txt"
+    entries[name] = entries[name].replace(b"DC Ada Example", b"DC Ada Exbmple")
+
+
+def flip_readme(entries: dict[str, bytes]) -> None:
+    entries[f"{BAG}/README.txt"] = b"How to verify this bundle offline!\n"
+
+
+def delete_payload(entries: dict[str, bytes]) -> None:
+    del entries[f"{BAG}/data/captures/video.mp4"]
+
+
+def add_payload(entries: dict[str, bytes]) -> None:
+    entries[f"{BAG}/data/extra.txt"] = b"slipped in later\n"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (flip_payload, {("data/صورة الشاشة.png", ProblemKind.CHECKSUM_MISMATCH)}),
+        (
+            flip_manifest,
+            {
+                ("manifest-sha256.txt", ProblemKind.CHECKSUM_MISMATCH),
+                ("data/report.txt", ProblemKind.CHECKSUM_MISMATCH),
+            },
+        ),
+        (flip_bag_info, {("bag-info.txt", ProblemKind.CHECKSUM_MISMATCH)}),
+        (flip_readme, {("README.txt", ProblemKind.CHECKSUM_MISMATCH)}),
+        (
+            delete_payload,
+            {
+                ("data/captures/video.mp4", ProblemKind.MISSING_FILE),
+                ("bag-info.txt", ProblemKind.OXUM_MISMATCH),
+            },
+        ),
+        (
+            add_payload,
+            {
+                ("data/extra.txt", ProblemKind.UNLISTED_FILE),
+                ("bag-info.txt", ProblemKind.OXUM_MISMATCH),
+            },
+        ),
+    ],
+    ids=lambda v: getattr(v, "__name__", ""),
+)
+def test_tampering_is_named_and_the_library_of_congress_tool_refuses_too(
+    bag_zip: Path,
+    tmp_path: Path,
+    mutate: Callable[[dict[str, bytes]], None],
+    expected: set[tuple[str, ProblemKind]],
+) -> None:
+    tampered = rewrite(bag_zip, tmp_path / "tampered.zip", mutate)
+    problems = validate_bag(tampered)
+    assert found(problems) == expected, [str(p) for p in problems]
+    assert all(p.path in str(p) and p.detail for p in problems)
+    with pytest.raises(bagit.BagError):
+        loc_validate(extract(tampered, tmp_path / "unpacked"))
+
+
+def test_problem_messages_say_what_is_wrong(bag_zip: Path, tmp_path: Path) -> None:
+    [payload] = validate_bag(rewrite(bag_zip, tmp_path / "a.zip", flip_payload))
+    assert str(payload).startswith("data/صورة الشاشة.png: sha256 is ")
+    assert "manifest-sha256.txt says " + hashlib.sha256(PNG).hexdigest() in str(payload)
+    oxum = next(
+        p for p in validate_bag(rewrite(bag_zip, tmp_path / "b.zip", add_payload))
+        if p.kind is ProblemKind.OXUM_MISMATCH
+    )  # fmt: skip
+    assert "Payload-Oxum says" in oxum.detail and "but the payload holds" in oxum.detail
+    [missing] = [
+        p
+        for p in validate_bag(rewrite(bag_zip, tmp_path / "c.zip", delete_payload))
+        if p.kind is ProblemKind.MISSING_FILE
+    ]
+    assert missing.detail == "listed in manifest-sha256.txt but not in the bag"
+
+
+def test_media_is_stored_and_text_is_deflated(tmp_path: Path) -> None:
+    with (tmp_path / "b.zip").open("wb") as handle:
+        writer = BagWriter(handle, bag_name=BAG, bagging_time=WHEN)
+        for name in ["shot.PNG", "photo.jpg", "clip.webm", "page.pdf", "crawl.warc.gz", "a.wacz"]:
+            writer.add_file(name, b"\x00" * 4096)
+        for name in ["page.mhtml", "crawl.warc", "dom.html", "meta.json", "text.txt"]:
+            writer.add_file(name, b"\x00" * 4096)
+        writer.add_file("forced-stored.txt", b"\x00" * 4096, compress=False)
+        writer.add_file("forced-deflated.png", b"\x00" * 4096, compress=True)
+        writer.close({})
+    with zipfile.ZipFile(tmp_path / "b.zip") as archive:
+        method = {i.filename.split("/", 2)[-1]: i.compress_type for i in archive.infolist()}
+    stored = ["shot.PNG", "photo.jpg", "clip.webm", "page.pdf", "crawl.warc.gz", "a.wacz"]
+    assert all(method[name] == zipfile.ZIP_STORED for name in stored), method
+    assert method["forced-stored.txt"] == zipfile.ZIP_STORED
+    deflated = ["page.mhtml", "crawl.warc", "dom.html", "meta.json", "text.txt"]
+    assert all(method[name] == zipfile.ZIP_DEFLATED for name in deflated), method
+    assert method["forced-deflated.png"] == zipfile.ZIP_DEFLATED
+    assert method["bag-info.txt"] == method["manifest-sha256.txt"] == zipfile.ZIP_DEFLATED
+    assert validate_bag(tmp_path / "b.zip") == []
+
+
+class PipeLike:
+    """A write-only sink with no seek or tell, like a pipe or an HTTP response."""
+
+    def __init__(self) -> None:
+        self.buffer = io.BytesIO()
+
+    def write(self, data: bytes) -> int:
+        return self.buffer.write(data)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_writes_to_a_stream_that_cannot_seek(tmp_path: Path) -> None:
+    sink = PipeLike()
+    writer = BagWriter(sink, bag_name=BAG, bagging_time=WHEN)  # type: ignore[arg-type]
+    writer.add_file("report.txt", REPORT)
+    writer.add_file("video.mp4", iter([MP4]))
+    writer.close(BAG_INFO)
+    (tmp_path / "piped.zip").write_bytes(sink.buffer.getvalue())
+    assert validate_bag(tmp_path / "piped.zip") == []
+    loc_validate(extract(tmp_path / "piped.zip", tmp_path / "unpacked"))
+
+
+def test_an_empty_payload_still_unpacks_to_a_valid_bag(tmp_path: Path) -> None:
+    with (tmp_path / "empty.zip").open("wb") as handle:
+        BagWriter(handle, bag_name=BAG, bagging_time=WHEN).close({})
+    assert validate_bag(tmp_path / "empty.zip") == []
+    loc_validate(extract(tmp_path / "empty.zip", tmp_path / "unpacked"))
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["../escape.txt", "a/../../escape.txt", "/etc/passwd", "C:/x.txt", "win\\path.txt", "a//b",
+     "./a.txt", "", "dir/", "nul\x00.txt"],
+)  # fmt: skip
+def test_payload_paths_that_escape_data_are_refused(tmp_path: Path, bad: str) -> None:
+    with (tmp_path / "b.zip").open("wb") as handle:
+        writer = BagWriter(handle, bag_name=BAG)
+        with pytest.raises(BagPathRejected):
+            writer.add_file(bad, b"x")
+        writer.add_file("fine.txt", b"x")  # a refused path leaves the writer usable
+        writer.close({})
+    assert validate_bag(tmp_path / "b.zip") == []
+
+
+def test_duplicate_and_clashing_paths_are_refused(tmp_path: Path) -> None:
+    writer = BagWriter(io.BytesIO(), bag_name=BAG)
+    writer.add_file("report.txt", b"x")
+    writer.add_file("captures/one.png", b"x")
+    clashes = [
+        "report.txt",
+        "REPORT.txt",  # one file on Windows and macOS
+        "captures",  # a file where the bag needs a folder
+        "report.txt/inner.txt",  # a folder where the bag has a file
+    ]
+    for path in clashes:
+        with pytest.raises(BagPathRejected):
+            writer.add_file(path, b"y")
+    writer.add_file(unicodedata.normalize("NFC", "café.txt"), b"x")
+    with pytest.raises(BagPathRejected):
+        writer.add_file(unicodedata.normalize("NFD", "café.txt"), b"y")
+    for reserved in ["bagit.txt", "manifest-sha256.txt", "tagmanifest-md5.txt", "data/x.txt"]:
+        with pytest.raises(BagPathRejected):
+            writer.add_tag_file(reserved, b"z")
+
+
+def test_bag_info_labels_and_values_are_checked(tmp_path: Path) -> None:
+    writer = BagWriter(io.BytesIO(), bag_name=BAG)
+    for info in [
+        {"Payload-Oxum": "1.1"},  # computed by the writer
+        {"bagging-date": "2020-01-01"},
+        {"Bad:Label": "x"},
+        {" Padded": "x"},
+        {"Contact-Name": "two\nlines"},
+    ]:
+        with pytest.raises(InvalidInput):
+            writer.close(info)
+    writer.close({"Contact-Name": "fine"})
+
+
+def blocks(total: int, block: bytes) -> Iterator[bytes]:
+    for _ in range(total // len(block)):
+        yield block
+
+
+def test_big_bundles_stream_in_bounded_memory(tmp_path: Path) -> None:
+    stored_block = os.urandom(CHUNK)
+    text_block = b"GET /timeline?page=1 HTTP/1.1 200 text/html; charset=utf-8\n" * 17_000
+    big = 300 * CHUNK
+    tracemalloc.start()
+    try:
+        started = time.monotonic()
+        with (tmp_path / "big.zip").open("wb") as handle:
+            writer = BagWriter(handle, bag_name=BAG)
+            video = writer.add_file("video.mp4", blocks(big, stored_block))
+            writer.add_file("crawl.warc", blocks(40 * len(text_block), text_block))
+            writer.close({})
+        _, write_peak = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        problems = validate_bag(tmp_path / "big.zip")
+        _, validate_peak = tracemalloc.get_traced_memory()
+        elapsed = time.monotonic() - started
+    finally:
+        tracemalloc.stop()
+    assert problems == []
+    assert video.size == big
+    assert write_peak < 32 * 1024 * 1024, write_peak
+    assert validate_peak < 32 * 1024 * 1024, validate_peak
+    assert elapsed < 25, elapsed
+
+
+def hostile_zip(path: Path, entries: list[tuple[zipfile.ZipInfo | str, bytes]]) -> Path:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns about the duplicate name on purpose
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr(f"{BAG}/bagit.txt", b"BagIt-Version: 1.0\n"
+                             b"Tag-File-Character-Encoding: UTF-8\n")  # fmt: skip
+            archive.writestr(f"{BAG}/data/ok.txt", b"ok")
+            for info, content in entries:
+                archive.writestr(info, content)
+    return path
+
+
+def test_traversal_symlinks_and_duplicates_are_refused_unread(tmp_path: Path) -> None:
+    link = zipfile.ZipInfo(f"{BAG}/data/link")
+    link.create_system = 3
+    link.external_attr = 0o120777 << 16
+    path = hostile_zip(
+        tmp_path / "hostile.zip",
+        [
+            (f"{BAG}/data/../../escape.txt", b"x"),
+            ("/etc/cron.d/evil", b"x"),
+            (f"{BAG}\\data\\windows.txt", b"x"),
+            (link, b"/etc/passwd"),
+            (f"{BAG}/data/ok.txt", b"second copy"),
+            (f"{BAG}/data/OK.txt", b"case twin"),
+            ("other-folder/file.txt", b"x"),
+        ],
+    )
+    problems = validate_bag(path)
+    assert {
+        (f"{BAG}/data/../../escape.txt", ProblemKind.UNSAFE_ENTRY),
+        ("/etc/cron.d/evil", ProblemKind.UNSAFE_ENTRY),
+        (f"{BAG}\\data\\windows.txt", ProblemKind.UNSAFE_ENTRY),
+        (f"{BAG}/data/link", ProblemKind.UNSAFE_ENTRY),
+        (f"{BAG}/data/ok.txt", ProblemKind.DUPLICATE_ENTRY),
+        (f"{BAG}/data/OK.txt", ProblemKind.DUPLICATE_ENTRY),
+        ("other-folder/file.txt", ProblemKind.LAYOUT),
+    } <= found(problems), [str(p) for p in problems]
+    details = {p.path: p.detail for p in problems}
+    assert "symbolic link" in details[f"{BAG}/data/link"]
+    assert "absolute" in details["/etc/cron.d/evil"]
+    assert "backslash" in details[f"{BAG}\\data\\windows.txt"]
+    with pytest.raises(BagInvalid) as refused:
+        read_bag(path)
+    assert "escape.txt" in str(refused.value)
+
+
+def test_a_zip_bomb_is_refused_before_it_is_inflated(tmp_path: Path) -> None:
+    with (tmp_path / "bomb.zip").open("wb") as handle:
+        writer = BagWriter(handle, bag_name=BAG)
+        writer.add_file("zeros.bin", blocks(64 * CHUNK, bytes(CHUNK)), compress=True)
+        writer.close({})
+    assert (tmp_path / "bomb.zip").stat().st_size < 1024 * 1024
+    limits = ReadLimits(max_total_size=16 * CHUNK)
+    started = time.monotonic()
+    [problem] = validate_bag(tmp_path / "bomb.zip", limits=limits)
+    assert time.monotonic() - started < 0.5
+    assert problem.kind is ProblemKind.TOO_LARGE and problem.path == "bomb.zip"
+    assert "zip bomb" in problem.detail
+    with pytest.raises(BagInvalid):
+        read_bag(tmp_path / "bomb.zip", limits=limits)
+    [count] = validate_bag(tmp_path / "bomb.zip", limits=ReadLimits(max_entries=3))
+    assert count.kind is ProblemKind.TOO_LARGE and "entries" in count.detail
+
+
+def test_overlapping_entries_are_refused(tmp_path: Path) -> None:
+    """Two directory records pointing at one compressed stream: the densest bombs' trick."""
+    with zipfile.ZipFile(tmp_path / "one.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(f"{BAG}/data/a", bytes(4 * CHUNK))
+    data = (tmp_path / "one.zip").read_bytes()
+    eocd = data.rfind(b"PK\x05\x06")
+    sig, disk, cd_disk, _, _, cd_size, cd_offset, comment = struct.unpack(
+        "<4s4H2LH", data[eocd : eocd + 22]
+    )
+    directory = data[cd_offset : cd_offset + cd_size]
+    twin = directory.replace(f"{BAG}/data/a".encode(), f"{BAG}/data/b".encode())
+    forged = (
+        data[:cd_offset]
+        + directory
+        + twin
+        + struct.pack("<4s4H2LH", sig, disk, cd_disk, 2, 2, 2 * cd_size, cd_offset, comment)
+    )
+    (tmp_path / "overlap.zip").write_bytes(forged)
+    [problem] = validate_bag(tmp_path / "overlap.zip")
+    assert problem.kind is ProblemKind.TOO_LARGE and "overlap" in problem.detail
+
+
+def test_archives_that_are_not_bags_are_refused(tmp_path: Path, bag_zip: Path) -> None:
+    (tmp_path / "noise.zip").write_bytes(os.urandom(4096))
+    [noise] = validate_bag(tmp_path / "noise.zip")
+    assert noise.kind is ProblemKind.UNREADABLE
+
+    def unwrap(entries: dict[str, bytes]) -> None:
+        for name in list(entries):
+            entries[name.split("/", 1)[1]] = entries.pop(name)
+
+    flat = rewrite(bag_zip, tmp_path / "flat.zip", unwrap)
+    assert ProblemKind.LAYOUT in {p.kind for p in validate_bag(flat)}
+
+    def drop_tagmanifest(entries: dict[str, bytes]) -> None:
+        del entries[f"{BAG}/tagmanifest-sha256.txt"]
+
+    stripped = rewrite(bag_zip, tmp_path / "stripped.zip", drop_tagmanifest)
+    assert found(validate_bag(stripped)) == {("tagmanifest-sha256.txt", ProblemKind.MISSING_FILE)}
+
+    def bad_declaration(entries: dict[str, bytes]) -> None:
+        entries[f"{BAG}/bagit.txt"] = b"\xef\xbb\xbfBagIt-Version: 0.97\n"
+
+    declared = found(validate_bag(rewrite(bag_zip, tmp_path / "decl.zip", bad_declaration)))
+    assert ("bagit.txt", ProblemKind.BAD_DECLARATION) in declared
+    assert ("bagit.txt", ProblemKind.MALFORMED) in declared  # the byte-order mark
