@@ -14,7 +14,7 @@ import click
 from sqlalchemy import select
 
 from capture.browser import BrowserSession
-from capture.service import CaptureWorker, capture_summary, timestamp_line
+from capture.service import LEASE_SECONDS, CaptureWorker, capture_summary, timestamp_line
 from evidence import captures, cases, targets
 from evidence.cli import EvidenceGroup, acting_command, state
 from evidence.errors import InvalidInput, NotFound
@@ -89,31 +89,39 @@ def capture_url(url: str, case_reference: str, reason: str, no_wait: bool, as_js
 
 
 def _capture_now(job_id: uuid.UUID, *, quiet: bool) -> uuid.UUID:
-    """Run the job in this process, or wait for the worker that already took it."""
-    cli = state()
-    runtime = cli.runtime
+    """Carry out the job in this process through all its attempts, showing progress.
+
+    If a running worker took the job first, this waits for that worker instead; either way it
+    returns when the job is done or has failed for good.
+    """
+    runtime = state().runtime
     if not quiet:
         click.echo("capturing…", err=True)
+    shown: tuple[str, int, str | None] | None = None
     with BrowserSession(runtime.settings) as browser:
-        result = CaptureWorker(runtime, browser).run_once(job_id=job_id)
-    if result is not None and result.capture_id is not None and result.recorded:
-        return result.capture_id
-    # Another worker holds the job: wait for it, showing progress.
-    while True:
-        with runtime.session() as session:
-            job = session.get(CaptureJob, job_id)
-            assert job is not None
-            state_now, error = job.state, job.error
-            latest = session.scalars(
-                select(Capture).where(Capture.job_id == job_id)
-                .order_by(Capture.started_at.desc()).limit(1)).first()
-        if state_now in (JobState.DONE, JobState.FAILED) and latest is not None:
-            return latest.id
-        if state_now == JobState.FAILED:
-            raise InvalidInput(f"capture failed: {error}")
-        if not quiet:
-            click.echo(f"  job {job_id} is {state_now}…", err=True)
-        time.sleep(POLL_SECONDS)
+        worker = CaptureWorker(runtime, browser)
+        while True:
+            worker.run_once(job_id=job_id)
+            with runtime.session() as session:
+                job = session.get(CaptureJob, job_id)
+                assert job is not None
+                now = (job.state, job.attempts, job.error)
+                run_after = job.run_after
+                latest = session.scalars(
+                    select(Capture).where(Capture.job_id == job_id)
+                    .order_by(Capture.started_at.desc()).limit(1)).first()
+            if job.state in (JobState.DONE, JobState.FAILED):
+                if latest is not None:
+                    return latest.id
+                raise InvalidInput(f"capture failed: {job.error}")
+            if not quiet and now != shown:
+                shown = now
+                if job.state == JobState.QUEUED and job.error:
+                    click.echo(f"  attempt {job.attempts} of {job.max_attempts} failed: "
+                               f"{job.error}; next try at {run_after:%H:%M:%S} UTC", err=True)
+                else:
+                    click.echo(f"  job {job_id} is {job.state}…", err=True)
+            time.sleep(POLL_SECONDS)
 
 
 def _emit(as_json: bool, value: dict[str, object], text: str) -> None:
@@ -167,14 +175,18 @@ def capture_show(capture_id: str, as_json: bool) -> None:
               help="Worker processes to run, each with its own browser.")
 @click.option("--poll", type=float, default=2.0, show_default=True,
               help="Seconds between looks at the queue when it is empty.")
-def worker(once: bool, concurrency: int, poll: float) -> None:
+@click.option("--lease", type=click.FloatRange(1, 3600), default=LEASE_SECONDS,
+              show_default=True,
+              help="Seconds a claimed job stays this worker's without a renewal; after that "
+              "another worker may take it over.")
+def worker(once: bool, concurrency: int, poll: float, lease: float) -> None:
     """Run capture workers over the data home's job queue."""
     if concurrency > 1:
-        _run_many(concurrency, once=once, poll=poll)
+        _run_many(concurrency, once=once, poll=poll, lease=lease)
         return
     runtime = state().runtime
     with BrowserSession(runtime.settings) as browser:
-        w = CaptureWorker(runtime, browser)
+        w = CaptureWorker(runtime, browser, lease_seconds=lease)
         click.echo(f"worker {w.worker_id} ({browser.version}) started", err=True)
         while True:
             with runtime.session() as session:
@@ -210,13 +222,14 @@ def watch(url: str, case_reference: str, every: str, reason: str, as_user: str |
                f"as job {job.id} (run `evidence worker` or `evidence serve` to carry it out)")
 
 
-def _run_many(count: int, *, once: bool, poll: float) -> None:
+def _run_many(count: int, *, once: bool, poll: float, lease: float) -> None:
     """One process per worker: a browser that crashes takes only its own process down."""
     settings = state().settings
     env = {**os.environ, "EVIDENCE_HOME": str(settings.home_path)}
     if settings.database_url:
         env["EVIDENCE_DATABASE_URL"] = settings.database_url
-    args = [sys.executable, "-m", "evidence", "worker", "--poll", str(poll)]
+    args = [sys.executable, "-m", "evidence", "worker", "--poll", str(poll),
+            "--lease", str(lease)]
     if once:
         args.append("--once")
     children = [subprocess.Popen(args, env=env) for _ in range(count)]

@@ -142,7 +142,9 @@ class _Run:
         if size > self.settings.max_artifact_bytes:
             raise TooLarge(f"{kind} is {size} bytes, over the {self.settings.max_artifact_bytes}"
                            "-byte bound per artifact; not stored")
-        if self.stored_bytes + size > self.settings.max_capture_bytes:
+        # The metadata document says what happened to everything else, the bound included;
+        # it is kept even when the page's own artifacts used up the capture's bound.
+        if kind != "metadata" and self.stored_bytes + size > self.settings.max_capture_bytes:
             raise TooLarge(f"{kind} would take the capture over its "
                            f"{self.settings.max_capture_bytes}-byte bound; not stored")
 
@@ -433,8 +435,9 @@ class CapturePipeline:
             run = _Run(self, record, Path(tmp_name))
             self._browse(run)
             record.finished_at = utcnow()
-            run.store_bytes("metadata", "metadata.json", canonical_json(record.metadata()),
-                            "application/json")
+            run.run_step("metadata", lambda: run.store_bytes(
+                "metadata", "metadata.json", canonical_json(record.metadata()),
+                "application/json"))
         failed = [s for s in record.steps if not s.ok]
         nav = record.step("navigate")
         if nav is None or not nav.ok:
