@@ -1,17 +1,8 @@
 """Helpers for test_worker.py: a data home driven through the real `evidence` command, process
-trees that can be killed whole, and a look inside the blob store.
-
-Run as a script it is the `evidence` command with a shorter worker lease, so a test can kill a
-worker and see its job taken over within seconds instead of the default two minutes::
-
-    python tests/capture/worker_helpers.py --lease 3 worker
-
-`evidence worker` has no lease option; the lease is the only thing changed.
-"""
+trees that can be killed whole, and a look inside the blob store."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 import signal
@@ -19,13 +10,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 REPO = Path(__file__).resolve().parents[2]
-HELPER = Path(__file__).resolve()
 COMMAND_TIMEOUT = 180.0
 T = TypeVar("T")
 
@@ -41,9 +31,9 @@ class Home:
     spawned: list[subprocess.Popen[str]] = field(default_factory=list)
 
     def command(self, *args: str, lease: float | None = None) -> list[str]:
-        if lease is None:
-            return [sys.executable, "-m", "evidence", *args]
-        return [sys.executable, str(HELPER), "--lease", str(lease), *args]
+        # A short lease lets a test see a killed worker's job taken over within seconds.
+        extra = [] if lease is None else ["--lease", str(lease)]
+        return [sys.executable, "-m", "evidence", *args, *extra]
 
     def environment(self, env: dict[str, str] | None, drop: tuple[str, ...]) -> dict[str, str]:
         merged = {**self.env, **(env or {})}
@@ -177,34 +167,3 @@ def stored_blobs(root: Path) -> Iterator[Path]:
     for path in root.rglob("*"):
         if path.is_file() and path.relative_to(root).parts[0] != ".incoming":
             yield path
-
-
-# --- the script ------------------------------------------------------------------------------
-
-
-@contextmanager
-def _short_lease(seconds: float) -> Iterator[None]:
-    import capture.cli
-
-    original = capture.cli.CaptureWorker
-    patched: Any = functools.partial(original, lease_seconds=seconds)
-    capture.cli.CaptureWorker = patched  # type: ignore[misc]
-    try:
-        yield
-    finally:
-        capture.cli.CaptureWorker = original  # type: ignore[misc]
-
-
-def main(argv: list[str]) -> None:
-    if len(argv) < 2 or argv[0] != "--lease":
-        raise SystemExit("usage: worker_helpers.py --lease SECONDS EVIDENCE-ARGS...")
-    sys.path.insert(0, str(REPO))
-    from evidence.cli import main as evidence_main
-
-    with _short_lease(float(argv[1])):
-        sys.argv = ["evidence", *argv[2:]]
-        evidence_main()
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
