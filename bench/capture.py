@@ -154,15 +154,19 @@ def _report_captures(results: dict[str, PageTimes]) -> None:
         print(f"{name:<16}{full:>9.3f}{bare:>9.3f}{full / bare:>10.2f}x{full - bare:>13.3f}")
     print(f"overall median ratio full/bare: {statistics.median(ratios):.2f}x "
           f"(goal: within {CAPTURE_GOAL:g}x)")
-    print("\nfull pipeline breakdown (StepOutcome has no timings, so only whole runs are timed):")
-    shown = False
+    print("\nfull pipeline breakdown, ms per step of the last run (the rest is the browser "
+          "context: HAR recording, DevTools session, closing):")
     for name, times in results.items():
         record = times.last
         if record is None:
             continue
-        if not shown:
-            print("  steps: " + " > ".join(s.name for s in record.steps) + " > metadata")
-            shown = True
+        steps = " ".join(f"{s.name}={s.ms}" for s in record.steps)
+        outside = statistics.median(times.full) * 1000 - sum(s.ms or 0 for s in record.steps)
+        print(f"  {name:<15}{steps}  outside steps~{outside:.0f}")
+    for name, times in results.items():
+        record = times.last
+        if record is None:
+            continue
         notes = "; ".join(f"{s.name}: {s.note}" for s in record.steps
                           if s.note and s.name != "tls")
         size = sum(a.size for a in record.artifacts)

@@ -62,7 +62,13 @@ def capture_url(url: str, case_reference: str, reason: str, no_wait: bool, as_js
         cli.actor_name = as_user
     with cli.acting() as (session, actor):
         case = cases.get_case(session, actor, case_reference)
-        target, job = targets.flag_target(session, actor, case, url=url, reason=reason)
+        existing = targets.find_url_target(session, case, url)
+        if existing is None:
+            target, job = targets.flag_target(session, actor, case, url=url, reason=reason)
+        else:
+            # The same URL in the same case is the same target: capture it again and compare.
+            target, job = existing, targets.request_capture(
+                session, actor, case, existing, reason=reason)
         job_id = job.id
     if no_wait:
         _emit(as_json, {"target": str(target.id), "job": str(job_id), "state": "queued"},

@@ -169,14 +169,15 @@ class _Run:
         self._keep(kind, name or filename, media_type, self.pipeline.store.put_bytes(data))
 
     def run_step(self, name: str, fn: Callable[[], str | None]) -> bool:
+        started = time.monotonic()
         try:
             note = fn()
         except Exception as exc:
             message = (exc.message if isinstance(exc, CaptureError)
                        else f"{type(exc).__name__}: {exc}")
-            self.record.steps.append(StepOutcome(name, False, message))
+            self.record.steps.append(StepOutcome(name, False, message, None, _ms(started)))
             return False
-        self.record.steps.append(StepOutcome(name, True, None, note))
+        self.record.steps.append(StepOutcome(name, True, None, note, _ms(started)))
         return True
 
     @property
@@ -343,6 +344,10 @@ class _Run:
         for path in self.downloads:
             self.store("download", path, "application/octet-stream", path.name)
         return f"{len(self.downloads)} downloads"
+
+
+def _ms(started: float) -> int:
+    return round((time.monotonic() - started) * 1000)
 
 
 def _safe(name: str) -> str:

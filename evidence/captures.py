@@ -44,6 +44,7 @@ class StepOutcome:
     ok: bool
     error: str | None = None
     note: str | None = None
+    ms: int | None = None  # how long the step took
 
 
 def iso(moment: datetime) -> str:

@@ -177,3 +177,32 @@ def record_presence(
                  "capture": capture_id},
     )
     return action
+
+
+def find_url_target(session: Session, case: Case, url: str) -> Target | None:
+    """The case's target for exactly this URL, if it has one that is not resolved."""
+    return session.scalars(
+        select(Target)
+        .where(Target.case_id == case.id, Target.url == validate_url(url),
+               Target.state != TargetState.RESOLVED)
+        .order_by(Target.flagged_at)
+        .limit(1)
+    ).first()
+
+
+def request_capture(
+    session: Session, actor: User, case: Case, target: Target, *, reason: str
+) -> CaptureJob:
+    """Queue another capture of a flagged target, to be compared with its previous one."""
+    cases.require_access(session, actor, case, Access.WRITE)
+    cases.require_open(case)
+    job = CaptureJob(target_id=target.id, case_id=case.id, state=JobState.QUEUED,
+                     requested_by_id=actor.id)
+    session.add(job)
+    session.flush()
+    custody.append(
+        session, actor, action="capture.queued", case=case, object_type="capture_job",
+        object_id=job.id, details={"target": str(target.id), "url": target.url,
+                                   "reason": reason},
+    )
+    return job

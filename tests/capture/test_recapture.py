@@ -4,16 +4,19 @@ and a page that disappears marks its target removed from the time it was first s
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import select
 
 from capture.browser import BrowserSession
 from capture.service import CaptureWorker
 from evidence import cases, targets, timestamping, users
+from evidence.cli import _load_plugins, main_group
 from evidence.custody import describe
 from evidence.home import Runtime, init_home, open_runtime
 from evidence.models import Capture, CustodyEntry, Target, TargetState, utcnow
@@ -190,3 +193,34 @@ def test_captures_are_timestamped_by_the_configured_authorities(
         timestamping.verify_token(capture.timestamp_token, digest=digest,
                                   trusted_certs=[home_ca])
     assert recorded["details"]["timestamp_error"] is None
+
+
+def test_capturing_a_url_again_compares_it_and_capture_show_says_what_changed(
+    tmp_path: Path, database_url: str, backend: str, server: pages.PagesServer,
+) -> None:
+    env = {"EVIDENCE_HOME": str(tmp_path / "home"), "EVIDENCE_CAPTURE_ALLOW": "127.0.0.1",
+           "EVIDENCE_MAX_SCROLL_STEPS": "2", "EVIDENCE_USER": ""}
+    if backend == "postgresql":
+        env["EVIDENCE_DATABASE_URL"] = database_url
+    _load_plugins(main_group)
+
+    def run(*args: str) -> str:
+        result = CliRunner().invoke(main_group, list(args), env=env, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    run("init")
+    run("case", "create", "AGAIN-1", "--title", "price watch")
+    server.set_version("/changing", 1)
+    url = server.url("/changing")
+    run("capture", url, "--case", "AGAIN-1")
+    server.set_version("/changing", 2)
+    second = run("capture", url, "--case", "AGAIN-1", "--json")
+    capture_id = json.loads(second[second.index("{"):])["id"]
+    shown = run("capture", "show", capture_id)
+    assert "compared with the previous capture:" in shown
+    assert "-" + pages.CHANGING_PAGES[1].text in shown
+    assert "+" + pages.CHANGING_PAGES[2].text in shown
+    history = run("case", "show", "AGAIN-1")
+    assert history.count("target.flagged") == 1
+    assert history.count("capture.recorded") == 2
