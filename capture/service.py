@@ -14,6 +14,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
+
 from capture import changes
 from capture.browser import BrowserSession
 from capture.pipeline import CapturePipeline
@@ -85,20 +87,27 @@ class CaptureWorker:
         keeper.start()
         try:
             return self._carry_out(claimed, keeper)
+        except jobs.LeaseLost:
+            # Another worker owns the job now; whatever this one made is dropped unrecorded.
+            log.warning("job %s was taken over while capturing; result dropped", claimed.job_id)
+            return JobResult(claimed.job_id, None, CaptureStatus.FAILED, "lease lost", False)
         except Exception as exc:
             log.exception("job %s failed", claimed.job_id)
-            with self.runtime.session() as session:
-                jobs.fail(session, job_id=claimed.job_id, worker=self.worker_id,
-                          error=f"worker error: {type(exc).__name__}: {exc}")
+            try:
+                with self.runtime.session() as session:
+                    jobs.fail(session, job_id=claimed.job_id, worker=self.worker_id,
+                              error=f"worker error: {type(exc).__name__}: {exc}")
+            except jobs.LeaseLost:
+                log.warning("job %s was taken over while failing", claimed.job_id)
             return JobResult(claimed.job_id, None, CaptureStatus.FAILED, str(exc), False)
         finally:
             keeper.stop()
 
     def _carry_out(self, claimed: jobs.ClaimedJob, keeper: _LeaseKeeper) -> JobResult:
         with self.runtime.session() as session:
-            operator = (None if claimed.requested_by_id is None
-                        else session.get(User, claimed.requested_by_id))
-            operator_name = None if operator is None else operator.name
+            operator_name = (None if claimed.requested_by_id is None
+                             else session.scalar(select(User.name).where(
+                                 User.id == claimed.requested_by_id)))
         url = claimed.url or ""
         record = self.pipeline.run(url, operator=operator_name)
         with self.runtime.session() as session:
@@ -119,8 +128,7 @@ class CaptureWorker:
         sealed = manifests.seal(manifest, self.runtime.signer, self.authority)
         extra = self._store_seal(sealed)
         if keeper.lost:
-            log.warning("job %s was taken over while capturing; result dropped", claimed.job_id)
-            return JobResult(claimed.job_id, None, record.status, "lease lost", False)
+            raise jobs.LeaseLost(f"job {claimed.job_id} was taken over while capturing")
         with self.runtime.session() as session:
             case = session.get(Case, claimed.case_id)
             target = session.get(Target, claimed.target_id)

@@ -5,21 +5,31 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import select
 
 from capture.browser import BrowserSession
-from capture.service import CaptureWorker
-from evidence import cases, targets, timestamping, users
-from evidence.cli import _load_plugins, main_group
+from capture.service import CaptureWorker, JobResult
+from evidence import cases, jobs, targets, timestamping, users
 from evidence.custody import describe
 from evidence.home import Runtime, init_home, open_runtime
-from evidence.models import Capture, CustodyEntry, Target, TargetState, utcnow
+from evidence.models import (
+    Capture,
+    CaptureJob,
+    CustodyEntry,
+    JobState,
+    Target,
+    TargetState,
+    utcnow,
+)
 from evidence.settings import Settings
 from tests.support import pages_server as pages
 from tests.support.tsa_server import TsaServer
@@ -198,16 +208,18 @@ def test_captures_are_timestamped_by_the_configured_authorities(
 def test_capturing_a_url_again_compares_it_and_capture_show_says_what_changed(
     tmp_path: Path, database_url: str, backend: str, server: pages.PagesServer,
 ) -> None:
-    env = {"EVIDENCE_HOME": str(tmp_path / "home"), "EVIDENCE_CAPTURE_ALLOW": "127.0.0.1",
-           "EVIDENCE_MAX_SCROLL_STEPS": "2", "EVIDENCE_USER": ""}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")},
+           "EVIDENCE_HOME": str(tmp_path / "home"), "EVIDENCE_CAPTURE_ALLOW": "127.0.0.1",
+           "EVIDENCE_MAX_SCROLL_STEPS": "2"}
     if backend == "postgresql":
         env["EVIDENCE_DATABASE_URL"] = database_url
-    _load_plugins(main_group)
 
     def run(*args: str) -> str:
-        result = CliRunner().invoke(main_group, list(args), env=env, catch_exceptions=False)
-        assert result.exit_code == 0, result.output
-        return result.output
+        # A real process, as an operator runs it (and a browser of its own).
+        done = subprocess.run([sys.executable, "-m", "evidence", *args], env=env, text=True,
+                              capture_output=True, timeout=180)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
 
     run("init")
     run("case", "create", "AGAIN-1", "--title", "price watch")
@@ -224,3 +236,34 @@ def test_capturing_a_url_again_compares_it_and_capture_show_says_what_changed(
     history = run("case", "show", "AGAIN-1")
     assert history.count("target.flagged") == 1
     assert history.count("capture.recorded") == 2
+
+
+def test_a_worker_whose_job_was_taken_over_records_nothing(
+    runtime: Runtime, browser: BrowserSession, server: pages.PagesServer,
+) -> None:
+    server.clear_requests()  # the log is shared by the module's tests
+    _watch(runtime, server.url("/slow-body?delay=4&chunks=4"))
+    slow = CaptureWorker(runtime, browser, worker_id="slow-worker", lease_seconds=60)
+    taken: list[jobs.ClaimedJob | None] = []
+
+    def take_over() -> None:
+        # While the slow worker is still fetching, its lease runs out and another worker
+        # claims the job, as happens when a worker stalls longer than its lease.
+        server.wait_for_request("/slow-body", timeout=30)
+        with runtime.session() as s:
+            job = s.scalars(select(CaptureJob)).one()
+            job.lease_until = utcnow() - timedelta(seconds=1)
+        with runtime.session() as s:
+            taken.append(jobs.claim_next(s, worker="other-worker", lease_seconds=60))
+
+    thread = threading.Thread(target=take_over)
+    thread.start()
+    result = slow.run_once()  # Playwright's sync API stays on the thread that started it
+    thread.join(timeout=60)
+    assert taken and taken[0] is not None and taken[0].reclaimed_from == "slow-worker"
+    assert isinstance(result, JobResult) and not result.recorded
+    assert result.error == "lease lost"
+    with runtime.session() as s:
+        assert s.scalars(select(Capture)).all() == []
+        job = s.scalars(select(CaptureJob)).one()
+        assert job.lease_owner == "other-worker" and job.state == JobState.RUNNING
