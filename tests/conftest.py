@@ -119,3 +119,18 @@ def session(shared_engine: Engine) -> Iterator[Session]:
 def database_url(databases: Databases) -> str:
     """A fresh, migrated, empty database that the test may commit to."""
     return databases.new_url()
+
+
+@pytest.fixture(scope="session")
+def postgresql_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
+    """Databases for tests of behaviour only PostgreSQL has (row locks, advisory locks)."""
+    if not PG_URL:
+        pytest.skip("PostgreSQL-only test needs EVIDENCE_TEST_DATABASE_URL (CI sets it)")
+    dbs = Databases("postgresql", tmp_path_factory.mktemp("db-postgresql-only"))
+    yield dbs
+    dbs.drop_all()
+
+
+@pytest.fixture
+def postgresql_database_url(postgresql_databases: Databases) -> str:
+    return postgresql_databases.new_url()

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import random
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,9 +29,10 @@ from capture.changes import (
     snapshot_of,
     tombstones,
 )
-from capture.phash import ImageHashes, hash_bytes
+from capture.phash import ImageHashes
 from evidence.canonical import canonical_json
 from evidence.captures import CaptureRecord, StoredArtifact
+from tests.support import images
 
 POST_URL = "https://www.facebook.com/somepage/posts/123"
 PLATFORM_URL = {
@@ -68,26 +67,11 @@ def shot(phash_bits: int, dhash_bits: int) -> ImageHashes:
 
 
 def picture(seed: int, size: tuple[int, int] = (400, 300)) -> Image.Image:
-    rng = random.Random(seed)
-    image = Image.new("RGB", size, (30, 60, 90))
-    draw = ImageDraw.Draw(image)
-    for _ in range(20):
-        x, y = rng.randrange(size[0]), rng.randrange(size[1])
-        draw.ellipse([x, y, x + rng.randrange(20, 150), y + rng.randrange(20, 150)],
-                     fill=(rng.randrange(256), rng.randrange(256), rng.randrange(256)))
-    return image
+    return images.picture(seed, size, ellipses=20, largest=150)
 
 
-def encode(image: Image.Image, fmt: str = "PNG", **options: object) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, fmt, **options)
-    return buffer.getvalue()
-
-
-def hashes(data: bytes) -> ImageHashes:
-    result = hash_bytes(data)
-    assert result.hashes is not None, result.error
-    return result.hashes
+hashes = images.hashes_of
+encode = images.encode
 
 
 def sha(data: bytes) -> str:

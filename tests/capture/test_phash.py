@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import random
 import struct
 import zlib
 from pathlib import Path
@@ -21,30 +19,7 @@ from capture.phash import (
     hash_file,
     image_hashes,
 )
-
-
-def picture(seed: int, size: tuple[int, int] = (640, 480)) -> Image.Image:
-    """A photo-like picture: coloured ellipses on a dark ground, different for each seed."""
-    rng = random.Random(seed)
-    image = Image.new("RGB", size, (30, 60, 90))
-    draw = ImageDraw.Draw(image)
-    for _ in range(25):
-        x, y = rng.randrange(size[0]), rng.randrange(size[1])
-        draw.ellipse([x, y, x + rng.randrange(20, 200), y + rng.randrange(20, 200)],
-                     fill=(rng.randrange(256), rng.randrange(256), rng.randrange(256)))
-    return image
-
-
-def encode(image: Image.Image, fmt: str = "PNG", **options: object) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, fmt, **options)
-    return buffer.getvalue()
-
-
-def hashes_of(data: bytes) -> ImageHashes:
-    result = hash_bytes(data)
-    assert result.hashes is not None, result.error
-    return result.hashes
+from tests.support.images import encode, hashes_of, picture
 
 
 def png_header(width: int, height: int, *, idat: bytes = b"") -> bytes:

@@ -4,20 +4,21 @@ PostgreSQL through psycopg 3 from a plain postgresql:// URL."""
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
+from evidence import migrate
 from evidence.db import make_engine, make_session_factory, normalise_url, session_scope
 from evidence.models import CaseMember
 
 
-def test_sqlite_runs_in_wal_mode_with_foreign_keys(database_url: str, backend: str) -> None:
-    if backend != "sqlite":
-        pytest.skip("SQLite pragmas")
-    engine = make_engine(database_url)
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'evidence.db'}")
     try:
+        migrate.upgrade(engine)
         with engine.connect() as conn:
             assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
             assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
