@@ -545,7 +545,7 @@ def snapshot_from_artifacts(
     for kind in ("screenshot_viewport", "screenshot"):
         shot = next((a for a in stored if a.kind == kind), None)
         if shot is not None:
-            screenshot, screenshot_kind = hash_file(shot.path).hashes, kind
+            screenshot, screenshot_kind = _hashes(shot), kind
             break
     media: dict[str, str] = {}
     media_hashes: dict[str, ImageHashes] = {}
@@ -554,12 +554,19 @@ def snapshot_from_artifacts(
             continue
         media.setdefault(artifact.sha256, artifact.name)
         if artifact.media_type.startswith("image/") and artifact.sha256 not in media_hashes:
-            hashes = hash_file(artifact.path).hashes
+            hashes = _hashes(artifact)
             if hashes is not None:
                 media_hashes[artifact.sha256] = hashes
     return Snapshot(http_status=http_status, final_url=final_url, title=title, text=text,
                     screenshot=screenshot, screenshot_kind=screenshot_kind, media=media,
                     media_hashes=media_hashes)
+
+
+def _hashes(artifact: StoredArtifact) -> ImageHashes | None:
+    """The hashes the capture stored with the artifact; computed only when it has none."""
+    if artifact.phash and artifact.dhash:
+        return ImageHashes(phash=artifact.phash, dhash=artifact.dhash)
+    return hash_file(artifact.path).hashes
 
 
 def snapshot_of(record: CaptureRecord) -> Snapshot:
