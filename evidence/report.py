@@ -1,0 +1,863 @@
+"""The PDF evidence report that goes into every bundle as ``data/report.pdf``.
+
+The report is a reading aid for the court, the prosecution and the defence: a cover page with
+the case, the export and the signing key; one section per exhibit (a preview of the top of the
+screenshot, what was captured, when, its hashes, its files and its custody history); and a last
+page saying in plain words how to check the bundle without this system. The files, signatures
+and timestamps in the bundle are the evidence; the report only describes them, and says so.
+
+The exporter fills the frozen dataclasses below from the database and calls `write_report`.
+
+Decisions a reader may ask about:
+
+* Text the captured page or a user controls (page titles, URLs, names, notes) is escaped for
+  ReportLab's paragraph markup, so a title such as ``<b>&`` prints as written.
+* ReportLab's built-in fonts (Helvetica, Courier) only hold Western European letters. Other
+  characters (Arabic, Persian, Cyrillic, Greek, Ethiopic ...) are drawn, run by run, in the first
+  TrueType font found on this machine that has them (DejaVu Sans and friends, see
+  `FALLBACK_FONTS`). A character no font has, and any invisible control or direction-override
+  character, is printed as its code point, ``[U+202E]``, so nothing turns into a black box or
+  hides. ReportLab (without its optional bidi and shaping add-ons) neither reorders
+  right-to-left text nor joins Arabic letters: such text is printed letter by letter in the
+  order it is stored; the exact text is in ``bundle.json`` and the manifests.
+* The screenshot preview is the top of the page (what a visitor saw first), cropped to 4:3 and
+  scaled down to at most `PREVIEW_WIDTH_PX` pixels wide. A full-page screenshot may be
+  1280 x 20000 pixels or more (100 MB decoded), so only the top rows of a PNG are decoded,
+  a JPEG is decoded at a reduced scale (``Image.draft``), other formats are decoded whole only
+  under `PREVIEW_MAX_PIXELS`, and the preview is embedded as a small JPEG.
+* "page N of M" needs M before the first page is drawn, so the document is laid out twice;
+  the preview images are made once. With ReportLab's ``invariant`` mode the output is
+  byte-identical for the same data and fonts.
+* Every cell and paragraph wraps, splitting long words (hashes, URLs) where needed, and table
+  rows may split across pages, so no value runs off the page or breaks the layout. A value
+  longer than `MAX_VALUE_CHARS` is cut with a note saying how much was left out and where the
+  whole value is.
+"""
+
+# ReportLab ships no type information; types-reportlab (typeshed) provides it where installed.
+
+from __future__ import annotations
+
+import io
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+from xml.sax.saxutils import escape
+
+from PIL import Image, ImageFile
+from reportlab.lib import colors
+from reportlab.lib.enums import TA_RIGHT
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.pdfgen.canvas import Canvas
+from reportlab.platypus import (
+    BaseDocTemplate,
+    Flowable,
+    Frame,
+    KeepTogether,
+    PageBreak,
+    PageTemplate,
+    Paragraph,
+    Spacer,
+    Table,
+    TableStyle,
+)
+from reportlab.platypus import Image as PdfImage
+
+from evidence.timestamping import LOCAL_CLOCK_NOTICE
+
+# --- what the exporter hands over ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CustodyLine:
+    """One custody entry of an exhibit, as the report shows it."""
+
+    seq: int
+    case_seq: int
+    at: str  # UTC ISO 8601, as logged
+    actor: str | None
+    action: str
+    sha256: str | None
+    summary: str  # a short human detail
+
+
+@dataclass(frozen=True)
+class ReportFile:
+    """One file of an exhibit; `path` is relative to ``data/``."""
+
+    path: str
+    kind: str
+    media_type: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ReportExhibit:
+    number: str  # "EX-001"
+    capture_id: str
+    url: str
+    final_url: str | None
+    status: str
+    http_status: int | None
+    title: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    manifest_sha256: str
+    key_id: str
+    timestamp_time: datetime | None
+    timestamp_authority: str | None
+    timestamp_local: bool  # the time rests only on this system's own clock
+    timestamp_note: str | None
+    thumbnail: Path | None  # the screenshot file; any size
+    files: tuple[ReportFile, ...]
+    custody: tuple[CustodyLine, ...]
+    steps_failed: tuple[str, ...]  # "pdf: timed out"
+
+
+@dataclass(frozen=True)
+class ReportData:
+    bundle_name: str
+    export_id: str
+    created_at: datetime
+    tool: str
+    case_reference: str
+    case_title: str
+    offence: str | None
+    jurisdiction: str | None
+    exported_by: str
+    exported_by_unit: str | None
+    key_id: str
+    checkpoint_origin: str
+    checkpoint_tree_size: int
+    checkpoint_root: str  # hex
+    checkpoint_timestamp: datetime | None
+    checkpoint_timestamp_authority: str | None
+    exhibits: tuple[ReportExhibit, ...]
+    tsa_fingerprints: tuple[tuple[str, str], ...]  # (file path, SHA-256 fingerprint)
+    verifier_sha256: str
+
+
+# --- layout constants ---------------------------------------------------------------------------
+
+PAGE_WIDTH, PAGE_HEIGHT = A4
+MARGIN_X = 18 * mm
+MARGIN_TOP = 16 * mm
+MARGIN_BOTTOM = 20 * mm
+TEXT_WIDTH = PAGE_WIDTH - 2 * MARGIN_X
+
+PREVIEW_ASPECT = 4 / 3  # width / height of the part of the screenshot shown
+PREVIEW_WIDTH_PX = 1000
+PREVIEW_MAX_PIXELS = 40_000_000  # decode a non-PNG, non-JPEG image whole only below this
+PREVIEW_BOX = (130 * mm, 97.5 * mm)
+MAX_VALUE_CHARS = 8000
+INDEX_URL_CHARS = 300
+MAX_TITLE_CHARS = 2000
+
+FONT_DIRS = (Path("/usr/share/fonts"), Path("/usr/local/share/fonts"))
+# TrueType files tried, in order, for characters the built-in fonts lack. Only TrueType
+# outlines: ReportLab cannot embed CFF-flavoured OpenType fonts.
+FALLBACK_FONTS = (
+    "DejaVuSans.ttf",
+    "NotoSans-Regular.ttf",
+    "NotoSansArabic-Regular.ttf",
+    "NotoNaskhArabic-Regular.ttf",
+    "NotoSansEthiopic-Regular.ttf",
+    "AbyssinicaSIL-Regular.ttf",
+    "FreeSans.ttf",
+    "LiberationSans-Regular.ttf",
+)
+MONO_FALLBACK_FONTS = ("DejaVuSansMono.ttf", "NotoSansMono-Regular.ttf", "FreeMono.ttf",
+                       "LiberationMono-Regular.ttf")
+
+_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                           "\u2066\u2067\u2068\u2069")
+_JOINERS = frozenset("\u200c\u200d")  # part of Persian and Kurdish spelling, drawn invisibly
+
+INK = colors.HexColor("#1a1a1a")
+MUTED = colors.HexColor("#555555")
+RULE = colors.HexColor("#9a9a9a")
+SHADE = colors.HexColor("#eeeeee")
+NOTICE = colors.HexColor("#fff4d6")
+
+
+def write_report(data: ReportData, out: Path | BinaryIO, *,
+                 font_dirs: Sequence[Path] = FONT_DIRS) -> None:
+    """Write the evidence report for `data` as a PDF to a path or a binary stream."""
+    text = _Text(_load_fonts(font_dirs, FALLBACK_FONTS),
+                 _load_fonts(font_dirs, MONO_FALLBACK_FONTS))
+    previews = {exhibit.number: _preview(exhibit.thumbnail) for exhibit in data.exhibits}
+
+    # First pass counts the pages for "page N of M"; the second writes the PDF.
+    counter = _Document(io.BytesIO(), data, text, total_pages=None)
+    counter.build(_story(data, text, previews))
+    document = _Document(str(out) if isinstance(out, Path) else out, data, text,
+                         total_pages=counter.page)
+    document.build(_story(data, text, previews))
+
+
+# --- fonts and text -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Font:
+    name: str
+    codepoints: frozenset[int]
+
+
+def _load_fonts(dirs: Sequence[Path], wanted: Sequence[str]) -> tuple[_Font, ...]:
+    found: dict[str, Path] = {}
+    for directory in dirs:
+        if directory.is_dir():
+            for path in sorted(directory.rglob("*.ttf")):
+                found.setdefault(path.name, path)
+    fonts = []
+    for file_name in wanted:
+        if file_name in found:
+            font = _register(found[file_name])
+            if font is not None:
+                fonts.append(font)
+    return tuple(fonts)
+
+
+def _register(path: Path) -> _Font | None:
+    name = "EvidenceReport-" + path.stem
+    try:
+        # ReportLab's font registry is process-wide; a font read once is reused.
+        if name not in pdfmetrics.getRegisteredFontNames():
+            pdfmetrics.registerFont(TTFont(name, str(path)))
+        font = pdfmetrics.getFont(name)
+    except Exception:  # an unreadable or unsupported font file is simply not used
+        return None
+    if not isinstance(font, TTFont):
+        return None
+    return _Font(name, frozenset(font.face.charToGlyph))
+
+
+def _builtin_has(char: str) -> bool:
+    # ReportLab's standard fonts use WinAnsiEncoding, i.e. code page 1252.
+    try:
+        char.encode("cp1252")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _must_show_code(char: str) -> bool:
+    """Whether a character is printed as its code point rather than drawn."""
+    if char in _JOINERS:
+        return False
+    if char in _BIDI_CONTROLS:
+        return True
+    return unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
+
+
+class _Text:
+    """Turns any string into safe paragraph markup, choosing a font for each run of text."""
+
+    def __init__(self, fonts: tuple[_Font, ...], mono_fonts: tuple[_Font, ...]) -> None:
+        self.fonts = fonts
+        self.mono_fonts = mono_fonts
+        self.right_to_left_seen = False
+        self.code_points_shown = False
+
+    def markup(self, value: str, *, mono: bool = False, limit: int = MAX_VALUE_CHARS,
+               where: str = "in bundle.json") -> str:
+        cut = ""
+        if len(value) > limit:
+            cut = (f" [... {len(value) - limit} more characters not shown here;"
+                   f" the whole value is {where}]")
+            value = value[:limit]
+        fonts = (*self.mono_fonts, *self.fonts) if mono else self.fonts
+        parts = []
+        for font, run in self._runs(value, fonts):
+            if font is None:
+                parts.append(escape(run))
+            elif font == "":
+                self.code_points_shown = True
+                parts.append("[" + " ".join(f"U+{ord(c):04X}" for c in run) + "]")
+            else:
+                if any(unicodedata.bidirectional(c) in ("R", "AL") for c in run):
+                    self.right_to_left_seen = True
+                parts.append(f'<font name="{font}">{escape(run)}</font>')
+        if cut:
+            parts.append(f'<font color="#555555">{escape(cut)}</font>')
+        return "".join(parts)
+
+    @staticmethod
+    def _runs(value: str, fonts: tuple[_Font, ...]) -> Iterator[tuple[str | None, str]]:
+        """(font name, text) runs: None for the built-in font, "" for code points."""
+        current: str | None = None
+        run: list[str] = []
+        for char in value:
+            if _must_show_code(char):
+                font: str | None = ""
+            elif _builtin_has(char):
+                font = None
+            else:
+                font = next((f.name for f in fonts if ord(char) in f.codepoints), "")
+            if run and font != current:
+                yield current, "".join(run)
+                run = []
+            current = font
+            run.append(char)
+        if run:
+            yield current, "".join(run)
+
+
+# --- styles -------------------------------------------------------------------------------------
+
+
+def _style(name: str, **overrides: Any) -> ParagraphStyle:
+    base: dict[str, Any] = {"fontName": "Helvetica", "fontSize": 9, "leading": 11.5,
+                            "textColor": INK, "splitLongWords": 1}
+    base.update(overrides)
+    return ParagraphStyle(name, **base)
+
+
+BODY = _style("body", fontSize=9.5, leading=13, spaceAfter=5)
+SMALL = _style("small", fontSize=8, leading=10, textColor=MUTED)
+LABEL = _style("label", fontName="Helvetica-Bold", fontSize=8.5, leading=11)
+VALUE = _style("value")
+MONO = _style("mono", fontName="Courier", fontSize=8.5, leading=10.5)
+CELL = _style("cell", fontSize=7.5, leading=9.5)
+CELL_MONO = _style("cellmono", fontName="Courier", fontSize=7.5, leading=9.5)
+CELL_HASH = _style("cellhash", fontName="Courier", fontSize=7.5, leading=9.5,
+                   textColor=colors.HexColor("#333333"))
+CELL_HEAD = _style("cellhead", fontName="Helvetica-Bold", fontSize=7.5, leading=9.5)
+CELL_RIGHT = _style("cellright", fontSize=7.5, leading=9.5, alignment=TA_RIGHT)
+TITLE = _style("title", fontName="Helvetica-Bold", fontSize=24, leading=30, spaceAfter=4)
+SUBTITLE = _style("subtitle", fontSize=13, leading=17, spaceAfter=12)
+H1 = _style("h1", fontName="Helvetica-Bold", fontSize=16, leading=20, spaceAfter=6)
+H2 = _style("h2", fontName="Helvetica-Bold", fontSize=11, leading=14, spaceBefore=10,
+            spaceAfter=5, keepWithNext=1)
+STEP = _style("step", fontSize=9.5, leading=13, leftIndent=14, firstLineIndent=-14,
+              spaceAfter=6)
+STEP_MORE = _style("stepmore", parent=STEP, firstLineIndent=0)
+COMMAND = _style("command", fontName="Courier", fontSize=9, leading=12, leftIndent=28,
+                 spaceAfter=6, textColor=colors.black)
+FOOTER = _style("footer", fontSize=7.5, leading=9, textColor=MUTED)
+FOOTER_RIGHT = _style("footerright", fontSize=7.5, leading=9, textColor=MUTED,
+                      alignment=TA_RIGHT)
+
+
+# --- the document -------------------------------------------------------------------------------
+
+
+class _Document(BaseDocTemplate):
+    def __init__(self, out: str | BinaryIO, data: ReportData, text: _Text, *,
+                 total_pages: int | None) -> None:
+        super().__init__(
+            out, pagesize=A4, leftMargin=MARGIN_X, rightMargin=MARGIN_X,
+            topMargin=MARGIN_TOP, bottomMargin=MARGIN_BOTTOM, invariant=1,
+            title=f"Evidence report {data.case_reference}", author=data.exported_by,
+            subject=f"Evidence bundle {data.bundle_name}, export {data.export_id}",
+            creator=data.tool, producer=data.tool,
+        )
+        self.data = data
+        self.text = text
+        self.total_pages = total_pages
+        frame = Frame(self.leftMargin, self.bottomMargin, self.width, self.height,
+                      leftPadding=0, rightPadding=0, topPadding=0, bottomPadding=0, id="body")
+        self.addPageTemplates([PageTemplate("page", [frame], onPage=self._footer)])
+
+    def _footer(self, canvas: Canvas, doc: BaseDocTemplate) -> None:
+        total = "?" if self.total_pages is None else str(self.total_pages)
+        left = Paragraph(
+            self.text.markup(self.data.bundle_name, limit=200) + " &middot; export "
+            + self.text.markup(self.data.export_id, limit=200), FOOTER)
+        right = Paragraph(f"page {doc.page} of {total}", FOOTER_RIGHT)
+        canvas.saveState()
+        canvas.setStrokeColor(RULE)
+        canvas.setLineWidth(0.5)
+        canvas.line(MARGIN_X, 14 * mm, PAGE_WIDTH - MARGIN_X, 14 * mm)
+        _, left_height = left.wrap(TEXT_WIDTH - 32 * mm, 12 * mm)
+        left.drawOn(canvas, MARGIN_X, 12.5 * mm - left_height)
+        _, right_height = right.wrap(30 * mm, 12 * mm)
+        right.drawOn(canvas, PAGE_WIDTH - MARGIN_X - 30 * mm, 12.5 * mm - right_height)
+        canvas.restoreState()
+
+    def afterFlowable(self, flowable: Flowable) -> None:
+        outline = getattr(flowable, "outline_entry", None)
+        if outline is not None:
+            key, title = outline
+            self.canv.bookmarkPage(key)
+            self.canv.addOutlineEntry(title, key, level=0)
+
+
+class _Heading(Paragraph):
+    """A heading that also gets an entry in the PDF's outline (bookmarks)."""
+
+    def __init__(self, text: str, style: ParagraphStyle, outline: tuple[str, str]) -> None:
+        super().__init__(text, style)
+        self.outline_entry = outline  # read by _Document.afterFlowable
+
+
+def _heading(text: str, style: ParagraphStyle, *, outline: tuple[str, str]) -> Paragraph:
+    return _Heading(text, style, outline)
+
+
+def _story(data: ReportData, text: _Text,
+           previews: dict[str, _Preview]) -> list[Flowable]:
+    text.right_to_left_seen = False
+    exhibits: list[Flowable] = []
+    for exhibit in data.exhibits:
+        exhibits.append(PageBreak())
+        exhibits.extend(_exhibit(exhibit, text, previews[exhibit.number]))
+    verify = [PageBreak(), *_how_to_verify(data, text)]
+    # The cover is made last: its notes depend on what the rest of the report had to print.
+    return [*_cover(data, text), *exhibits, *verify]
+
+
+# --- cover --------------------------------------------------------------------------------------
+
+
+def _cover(data: ReportData, text: _Text) -> list[Flowable]:
+    t = text.markup
+    exported_by = t(data.exported_by) + (f" ({t(data.exported_by_unit)})"
+                                         if data.exported_by_unit else "")
+    if data.checkpoint_timestamp is not None:
+        checkpoint_time = (_when(data.checkpoint_timestamp) + ", by "
+                           + t(data.checkpoint_timestamp_authority or "an unnamed authority"))
+    else:
+        checkpoint_time = "none: the checkpoint carries no timestamp token"
+    facts = [
+        ("Case reference", t(data.case_reference), VALUE),
+        ("Case title", t(data.case_title), VALUE),
+        ("Offence", _or_none(text, data.offence), VALUE),
+        ("Jurisdiction", _or_none(text, data.jurisdiction), VALUE),
+        ("Bundle", t(data.bundle_name), VALUE),
+        ("Export id", t(data.export_id), MONO),
+        ("Created at", _when(data.created_at), VALUE),
+        ("Exported by", exported_by, VALUE),
+        ("Made with", t(data.tool), VALUE),
+        ("Exhibits", str(len(data.exhibits)), VALUE),
+        ("Signing key id", t(data.key_id), MONO),
+    ]
+    checkpoint = [
+        ("Log origin", t(data.checkpoint_origin), VALUE),
+        ("Entries in the log", str(data.checkpoint_tree_size), VALUE),
+        ("Root hash", t(data.checkpoint_root), MONO),
+        ("Timestamp", checkpoint_time, VALUE),
+    ]
+    story: list[Flowable] = [
+        _heading("Evidence report", TITLE, outline=("cover", "Cover")),
+        Paragraph(t(data.case_reference) + " &middot; " + t(data.case_title), SUBTITLE),
+        _facts(facts),
+        Paragraph("Custody log checkpoint", H2),
+        Paragraph("The custody history of the case is a hash-chained, append-only log. The bundle"
+                  " carries the signed checkpoint below and a proof that each of the case's"
+                  " entries is included in it.", SMALL),
+        Spacer(1, 3),
+        _facts(checkpoint),
+        Paragraph("About this report", H2),
+        Paragraph(
+            "This report describes the evidence bundle named above, for reading. The evidence"
+            " is the bundle's files, their hashes, signatures and timestamps: each exhibit's"
+            " capture manifest is signed with the signing key above, and every hash printed"
+            " here can be compared with the files. Where this report and the files disagree,"
+            " the files and their signatures prevail. The last page says how to check the"
+            " bundle without this system. Times are in UTC.", BODY),
+    ]
+    if text.right_to_left_seen:
+        story.append(Paragraph(
+            "Right-to-left text (Arabic, Persian, Pashto, Kurdish ...) is printed letter by"
+            " letter in the order it is stored, from left to right and without joined letter"
+            " forms; text copied out of this PDF may come out reversed. The exact text is in"
+            " bundle.json and the exhibits' manifests.", SMALL))
+    if text.code_points_shown:
+        story.append(Paragraph(
+            "Characters that no font on the system that made this report could draw, and"
+            " invisible control characters such as direction overrides, are written as their"
+            " Unicode code points, for example [U+202E].", SMALL))
+    if data.exhibits:
+        story += [Paragraph("Exhibits", H2), _exhibit_index(data, text)]
+    else:
+        story.append(Paragraph("The bundle holds no exhibit.", BODY))
+    return story
+
+
+def _exhibit_index(data: ReportData, text: _Text) -> Table:
+    rows: list[list[Any]] = [[Paragraph(h, CELL_HEAD) for h in
+                              ("No.", "Address captured, manifest SHA-256", "Started (UTC)",
+                               "Status")]]
+    for exhibit in data.exhibits:
+        rows.append([
+            Paragraph(text.markup(exhibit.number), CELL),
+            [Paragraph(text.markup(exhibit.url, mono=True, limit=INDEX_URL_CHARS,
+                                   where="on the exhibit's own page"), CELL_MONO),
+             Spacer(1, 2),
+             Paragraph(text.markup(exhibit.manifest_sha256, mono=True), CELL_MONO)],
+            Paragraph(_when(exhibit.started_at, zone=False), CELL),
+            Paragraph(text.markup(exhibit.status), CELL),
+        ])
+    return _table(rows, [16 * mm, TEXT_WIDTH - 16 * mm - 30 * mm - 22 * mm, 30 * mm, 22 * mm],
+                  split_rows=False)
+
+
+# --- one exhibit --------------------------------------------------------------------------------
+
+
+def _exhibit(exhibit: ReportExhibit, text: _Text, preview: _Preview) -> list[Flowable]:
+    t = text.markup
+    where = f"in exhibits/{exhibit.number}/manifest.json"
+    status = t(exhibit.status)
+    if exhibit.steps_failed:
+        status += "; steps that failed: " + "; ".join(t(s) for s in exhibit.steps_failed)
+    facts = [
+        ("Capture id", t(exhibit.capture_id), MONO),
+        ("Address requested", t(exhibit.url, mono=True, where=where), MONO),
+        ("Address reached", (t(exhibit.final_url, mono=True, where=where)
+                             if exhibit.final_url else "none recorded"),
+         MONO if exhibit.final_url else VALUE),
+        ("HTTP status", "none recorded" if exhibit.http_status is None
+         else str(exhibit.http_status), VALUE),
+        ("Page title", _or_none(text, exhibit.title, where=where, limit=MAX_TITLE_CHARS), VALUE),
+        ("Capture started", _when(exhibit.started_at), VALUE),
+        ("Capture finished", "not recorded" if exhibit.finished_at is None
+         else _when(exhibit.finished_at), VALUE),
+        ("Status", status, VALUE),
+        ("Manifest SHA-256", t(exhibit.manifest_sha256), MONO),
+        ("Signed with key id", t(exhibit.key_id), MONO),
+        ("Timestamp", _timestamp(exhibit, text), VALUE),
+    ]
+    story: list[Flowable] = [
+        _heading(f"Exhibit {t(exhibit.number)}", H1,
+                 outline=(f"exhibit-{exhibit.number}", f"Exhibit {exhibit.number}")),
+        preview.flowable(),
+        Spacer(1, 6),
+        _facts(facts),
+    ]
+    if exhibit.timestamp_local:
+        story += [Spacer(1, 4), _notice(LOCAL_CLOCK_NOTICE + " It shows when this system"
+                                        " believed the capture was sealed, not an independently"
+                                        " attested time.")]
+    story += [Paragraph("Files", H2), _files(exhibit, text)]
+    story += [Paragraph("Custody history", H2), _custody(exhibit, text)]
+    return story
+
+
+def _timestamp(exhibit: ReportExhibit, text: _Text) -> str:
+    if exhibit.timestamp_time is None:
+        result = "none: the manifest has no timestamp token"
+    else:
+        authority = text.markup(exhibit.timestamp_authority or "an unnamed authority")
+        result = f"{_when(exhibit.timestamp_time)}, by {authority}"
+        if exhibit.timestamp_local:
+            result += " (this system's own clock)"
+    if exhibit.timestamp_note:
+        result += ". " + text.markup(exhibit.timestamp_note)
+    return result
+
+
+def _files(exhibit: ReportExhibit, text: _Text) -> Flowable:
+    if not exhibit.files:
+        return Paragraph("The manifest lists no file.", BODY)
+    rows: list[list[Any]] = [[Paragraph(h, CELL_HEAD) for h in
+                              ("Path (under data/) and SHA-256", "Kind", "Size (bytes)")]]
+    for file in exhibit.files:
+        rows.append([
+            [Paragraph(text.markup(file.path, mono=True), CELL_MONO),
+             Paragraph(text.markup(file.sha256, mono=True), CELL_HASH)],
+            [Paragraph(text.markup(file.kind), CELL),
+             Paragraph(text.markup(file.media_type), SMALL)],
+            Paragraph(str(file.size), CELL_RIGHT),
+        ])
+    return _table(rows, [TEXT_WIDTH - 36 * mm - 22 * mm, 36 * mm, 22 * mm])
+
+
+def _custody(exhibit: ReportExhibit, text: _Text) -> Flowable:
+    if not exhibit.custody:
+        return Paragraph("No custody entry names this exhibit.", BODY)
+    rows: list[list[Any]] = [[Paragraph(h, CELL_HEAD) for h in
+                              ("Case / log no.", "Time (UTC)", "By", "Action", "Detail")]]
+    for line in exhibit.custody:
+        detail: list[Flowable] = [Paragraph(text.markup(line.summary), CELL)]
+        if line.sha256:
+            detail.append(Paragraph("SHA-256 " + text.markup(line.sha256, mono=True),
+                                    CELL_MONO))
+        rows.append([
+            Paragraph(f"{line.case_seq} / {line.seq}", CELL),
+            Paragraph(_logged_time(line.at, text), CELL),
+            Paragraph(_or_none(text, line.actor, none="system"), CELL),
+            Paragraph(text.markup(line.action), CELL),
+            detail,
+        ])
+    widths = [17 * mm, 33 * mm, 22 * mm, 30 * mm]
+    return _table(rows, [*widths, TEXT_WIDTH - sum(widths)])
+
+
+# --- how to verify ------------------------------------------------------------------------------
+
+
+def _how_to_verify(data: ReportData, text: _Text) -> list[Flowable]:
+    t = text.markup
+    bundle = t(data.bundle_name)
+    steps: list[tuple[str, list[str]]] = [
+        ("You do not need this system, its servers or the police unit to check the bundle,"
+         " and you do not need to unpack it: the verifier reads the ZIP file as it is. You need"
+         " Python 3.11 or newer with the <i>cryptography</i> package"
+         " (<font name='Courier'>pip install cryptography</font>), and the verifier, which is"
+         f" the single readable file <font name='Courier'>{bundle}/data/verify.py</font> in the"
+         " bundle. Copy it out of the ZIP with any archive tool, then run:",
+         ["python data/verify.py BUNDLE.zip"]),
+        ("Where evidence-locker itself is installed, the same checks run with:",
+         ["evidence verify BUNDLE.zip"]),
+        ("Exit status 0, and the last line of the verifier's report, mean that every check"
+         " held: every file matches the bag's manifests, and none is missing or added; each"
+         " exhibit's manifest is signed by the bundled key; each timestamp token covers its"
+         " manifest and chains to a bundled authority certificate; each exhibit's files have"
+         " the sizes and SHA-256 hashes its signed manifest lists; the custody entries are"
+         " complete, linked one to the next and included in the signed checkpoint; and the"
+         " CASE graph agrees with the files. Any other exit status means something does not"
+         " hold, and the verifier names the file or custody entry concerned. Add"
+         " <font name='Courier'>--json</font> for a machine-readable report.", []),
+        ("A valid signature only shows that whoever holds the signing key signed the manifests."
+         " Compare the key id the verifier prints with the one the police unit publishes for"
+         " its system. The key id of this bundle is:",
+         [data.key_id]),
+        ("The timestamp tokens are checked against the authority certificates in the bundle."
+         " Compare their SHA-256 fingerprints with the ones the authorities publish:"
+         + ("" if data.tsa_fingerprints
+            else " this bundle carries no authority certificate."), []),
+    ]
+    story: list[Flowable] = [
+        _heading("How to verify this bundle", H1, outline=("verify", "How to verify")),
+        Paragraph(f"Bundle {bundle}, export {t(data.export_id)}.", SMALL),
+        Spacer(1, 6),
+    ]
+    for number, (sentence, commands) in enumerate(steps, start=1):
+        story.append(Paragraph(f"{number}.&nbsp;&nbsp;{sentence}", STEP))
+        story.extend(Paragraph(t(command, mono=True), COMMAND) for command in commands)
+    if data.tsa_fingerprints:
+        rows: list[list[Any]] = [[Paragraph("Certificate (under data/)", CELL_HEAD),
+                                  Paragraph("SHA-256 fingerprint", CELL_HEAD)]]
+        rows += [[Paragraph(t(path, mono=True), CELL_MONO),
+                  Paragraph(t(fingerprint, mono=True), CELL_MONO)]
+                 for path, fingerprint in data.tsa_fingerprints]
+        hash_width = 64 * pdfmetrics.stringWidth("0", "Courier", CELL_MONO.fontSize) + 9
+        story += [_indented(_table(rows, [TEXT_WIDTH - 14 - hash_width, hash_width])),
+                  Spacer(1, 6)]
+        story.append(Paragraph(
+            "A token from the system's built-in authority is valid but its time rests only on"
+            " the capturing system's clock; the verifier says so for each such token.",
+            STEP_MORE))
+    more = [
+        ("If you kept a checkpoint from an earlier bundle or from the unit (a file of the same"
+         " form as <font name='Courier'>data/custody/checkpoint.json</font>), check that the"
+         " log has only grown since:",
+         ["evidence verify BUNDLE.zip --against-checkpoint OLD.json"],
+         "This proves that nothing logged up to the older checkpoint was changed, removed or"
+         " reordered afterwards. The consistency proof it needs comes from"
+         " <font name='Courier'>evidence custody consistency --from N</font> and can be passed"
+         " with <font name='Courier'>--consistency-proof FILE</font>; when both checkpoints are"
+         " of the same size their roots must simply be equal."),
+        ("Every file can also be checked by hand. Unpack the bundle and, in its top folder,"
+         " compare each file's SHA-256 with <font name='Courier'>manifest-sha256.txt</font>:",
+         ["sha256sum -c manifest-sha256.txt"],
+         "The manifest hashes printed in this report can be compared the same way, for"
+         " example with <font name='Courier'>sha256sum data/exhibits/EX-001/manifest.json</font>."),
+        ("Make sure the verifier itself is the one that came with the bundle. The SHA-256 of"
+         " <font name='Courier'>data/verify.py</font> is:",
+         [data.verifier_sha256],
+         "It is one Python file with no dependency other than <i>cryptography</i>: an expert"
+         " can read it in full, or run a copy of the verifier obtained independently."),
+    ]
+    for number, (sentence, commands, after) in enumerate(more, start=len(steps) + 1):
+        block: list[Flowable] = [Paragraph(f"{number}.&nbsp;&nbsp;{sentence}", STEP)]
+        block += [Paragraph(t(command, mono=True), COMMAND) for command in commands]
+        block.append(Paragraph(after, STEP_MORE))
+        story.append(KeepTogether(block))
+    return story
+
+
+# --- building blocks ----------------------------------------------------------------------------
+
+
+def _facts(rows: Iterable[tuple[str, str, ParagraphStyle]]) -> Table:
+    cells = [[Paragraph(label, LABEL), Paragraph(value, style)] for label, value, style in rows]
+    table = Table(cells, colWidths=[40 * mm, TEXT_WIDTH - 40 * mm], splitInRow=1)
+    table.setStyle(TableStyle([
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),
+        ("LINEBELOW", (0, 0), (-1, -1), 0.25, RULE),
+        ("LEFTPADDING", (0, 0), (-1, -1), 3),
+        ("RIGHTPADDING", (0, 0), (-1, -1), 3),
+        ("TOPPADDING", (0, 0), (-1, -1), 3),
+        ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
+    ]))
+    return table
+
+
+def _table(rows: list[list[Any]], widths: list[float], *, split_rows: bool = True) -> Table:
+    table = Table(rows, colWidths=widths, repeatRows=1, splitInRow=int(split_rows))
+    table.setStyle(TableStyle([
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),
+        ("BACKGROUND", (0, 0), (-1, 0), SHADE),
+        ("LINEBELOW", (0, 0), (-1, 0), 0.6, RULE),
+        ("LINEBELOW", (0, 1), (-1, -1), 0.25, RULE),
+        ("LEFTPADDING", (0, 0), (-1, -1), 3),
+        ("RIGHTPADDING", (0, 0), (-1, -1), 3),
+        ("TOPPADDING", (0, 0), (-1, -1), 2.5),
+        ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
+    ]))
+    return table
+
+
+def _indented(flowable: Flowable) -> Flowable:
+    table = Table([[flowable]], colWidths=[TEXT_WIDTH - 14])
+    table.setStyle(TableStyle([("LEFTPADDING", (0, 0), (-1, -1), 0),
+                               ("RIGHTPADDING", (0, 0), (-1, -1), 0)]))
+    table.hAlign = "RIGHT"
+    return table
+
+
+def _notice(markup: str) -> Table:
+    table = Table([[Paragraph(markup, VALUE)]], colWidths=[TEXT_WIDTH])
+    table.setStyle(TableStyle([
+        ("BACKGROUND", (0, 0), (-1, -1), NOTICE),
+        ("BOX", (0, 0), (-1, -1), 0.5, colors.HexColor("#c9a227")),
+        ("LEFTPADDING", (0, 0), (-1, -1), 6),
+        ("RIGHTPADDING", (0, 0), (-1, -1), 6),
+        ("TOPPADDING", (0, 0), (-1, -1), 4),
+        ("BOTTOMPADDING", (0, 0), (-1, -1), 5),
+    ]))
+    return table
+
+
+def _or_none(text: _Text, value: str | None, *, none: str = "none recorded",
+             where: str = "in bundle.json", limit: int = MAX_VALUE_CHARS) -> str:
+    if value is None or not value.strip():
+        return none
+    return text.markup(value, where=where, limit=limit)
+
+
+def _logged_time(at: str, text: _Text) -> str:
+    try:
+        return _when(datetime.fromisoformat(at), zone=False)
+    except ValueError:  # not ISO 8601: shown as logged
+        return text.markup(at)
+
+
+def _when(moment: datetime, *, zone: bool = True) -> str:
+    # The database may hand back naive datetimes; they are UTC throughout this system.
+    utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    shown = utc.strftime("%Y-%m-%d %H:%M:%S")
+    if utc.microsecond:
+        shown += f".{utc.microsecond:06d}"
+    return shown + (" UTC" if zone else "")
+
+
+# --- the screenshot preview ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Preview:
+    jpeg: bytes | None
+    width: int = 0  # of the preview, pixels
+    height: int = 0
+    source_size: tuple[int, int] | None = None
+    problem: str | None = None
+
+    def flowable(self) -> Flowable:
+        if self.jpeg is None:
+            return _notice(escape(self.problem or "No screenshot."))
+        box_width, box_height = PREVIEW_BOX
+        scale = min(box_width / self.width, box_height / self.height)
+        image = PdfImage(io.BytesIO(self.jpeg), width=self.width * scale,
+                         height=self.height * scale)
+        framed = Table([[image]], colWidths=[self.width * scale + 2])
+        framed.setStyle(TableStyle([("BOX", (0, 0), (-1, -1), 0.5, RULE),
+                                    ("LEFTPADDING", (0, 0), (-1, -1), 1),
+                                    ("RIGHTPADDING", (0, 0), (-1, -1), 1),
+                                    ("TOPPADDING", (0, 0), (-1, -1), 1),
+                                    ("BOTTOMPADDING", (0, 0), (-1, -1), 1)]))
+        assert self.source_size is not None
+        width, height = self.source_size
+        caption = Paragraph(
+            f"The top of the screenshot ({width} x {height} pixels), reduced for this report;"
+            " the full screenshot is among the files listed below.", SMALL)
+        caption.hAlign = "CENTER"
+        return KeepTogether([framed, Spacer(1, 2), _centred(caption)])
+
+
+def _centred(paragraph: Paragraph) -> Paragraph:
+    paragraph.style = _style("centred", parent=paragraph.style, alignment=1)
+    return paragraph
+
+
+def _preview(path: Path | None) -> _Preview:
+    """A small JPEG of the top of a screenshot, or why there is none."""
+    if path is None:
+        return _Preview(None, problem="No screenshot was captured for this exhibit.")
+    # Pillow raises many unrelated exception types on hostile or broken input; a screenshot
+    # that cannot be read must not stop the report, so each becomes a sentence.
+    try:
+        with Image.open(path) as image:
+            return _shrink(image)
+    except Image.DecompressionBombError:
+        return _Preview(None, problem="No preview: the screenshot is too large to decode"
+                                      " safely. The full screenshot is among the files below.")
+    except Exception as exc:
+        return _Preview(None, problem=f"No preview: the screenshot could not be read"
+                                      f" ({type(exc).__name__}). The file is listed below.")
+
+
+def _shrink(image: ImageFile.ImageFile) -> _Preview:
+    source_size = image.size
+    width, height = source_size
+    if width < 1 or height < 1:
+        raise ValueError("empty image")
+    top = min(height, max(1, round(width / PREVIEW_ASPECT)))
+    if image.format == "JPEG":
+        # Decode at 1/2, 1/4 or 1/8 scale straight from the DCT data.
+        image.draft("RGB", (min(width, PREVIEW_WIDTH_PX), max(1, height * PREVIEW_WIDTH_PX
+                                                                // max(width, 1))))
+        scale = image.size[0] / width
+        width, height = image.size
+        top = min(height, max(1, round(top * scale)))
+    elif not _decode_top_only(image, top) and width * height > PREVIEW_MAX_PIXELS:
+        return _Preview(None, source_size=source_size,
+                        problem=f"No preview: the screenshot ({width} x {height} pixels) is too"
+                                " large to decode for a preview. The full screenshot is among"
+                                " the files below.")
+    image.load()
+    part = image.crop((0, 0, width, top)) if image.size[1] > top else image
+    part = _on_white(part)
+    part.thumbnail((PREVIEW_WIDTH_PX, PREVIEW_WIDTH_PX), Image.Resampling.LANCZOS,
+                   reducing_gap=2.0)
+    buffer = io.BytesIO()
+    part.save(buffer, "JPEG", quality=82, subsampling=0)
+    return _Preview(buffer.getvalue(), part.size[0], part.size[1], source_size)
+
+
+def _decode_top_only(image: ImageFile.ImageFile, rows: int) -> bool:
+    """Make Pillow decode only the first rows of a non-interlaced PNG (a few MB, not 100)."""
+    # Pillow decodes a PNG as one "zip" tile row by row from the top; shrinking the tile and
+    # the image size makes the decoder stop after `rows`. Any other layout is left alone.
+    if image.format != "PNG" or image.info.get("interlace") or len(image.tile) != 1:
+        return False
+    tile = image.tile[0]
+    width, height = image.size
+    if tile[0] != "zip" or tile[1] != (0, 0, width, height) or rows >= height:
+        return False
+    replace: Callable[..., Any] | None = getattr(tile, "_replace", None)
+    if replace is None:
+        return False
+    image._size = (width, rows)
+    image.tile = [replace(extents=(0, 0, width, rows))]
+    return True
+
+
+def _on_white(image: Image.Image) -> Image.Image:
+    if image.mode in ("RGBA", "LA", "PA", "P") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        backdrop = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(backdrop, rgba).convert("RGB")
+    return image.convert("RGB")

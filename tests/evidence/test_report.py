@@ -1,0 +1,393 @@
+"""Tests for the PDF evidence report (evidence.report).
+
+The report is read back the way a person or a court expert would get at it: text extracted with
+poppler's ``pdftotext``, page size and count from ``pdfinfo``, embedded fonts from ``pdffonts``.
+Hostile page text (markup characters, right-to-left and unsupported scripts, invisible
+direction overrides, a 3000-character URL) must print as written, never crash the report.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw
+
+from evidence.report import (
+    PREVIEW_WIDTH_PX,
+    CustodyLine,
+    ReportData,
+    ReportExhibit,
+    ReportFile,
+    _preview,
+    write_report,
+)
+
+POPPLER = ("pdftotext", "pdfinfo", "pdffonts")
+# `./dev test` installs poppler-utils where it is missing; a run without it fails, not skips.
+_MISSING = [tool for tool in POPPLER if not shutil.which(tool)]
+if _MISSING:
+    raise RuntimeError(f"the report tests need poppler-utils ({', '.join(_MISSING)}): "
+                       "run ./dev test, or apt-get install poppler-utils")
+
+ROOT = Path(__file__).resolve().parents[2]
+START = datetime(2026, 11, 22, 18, 5, 12, 250000, tzinfo=UTC)
+KEY_ID = "5f1c0b7e9a3d4c2b8e6f1a0d3c5b7e9f2a4c6e8b0d1f3a5c7e9b2d4f6a8c0e1b"
+ROOT_HASH = "0e4f8a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7"
+VERIFIER_SHA = "ab" * 32
+TSA_FINGERPRINT = "cd" * 32
+ARABIC = "إعلان: رحلة إلى أوروبا"
+PERSIAN = "می‌خواهم بروم"  # with a zero-width non-joiner, as Persian is spelled
+RUSSIAN = "Перевозка людей"
+GREEK = "Μεταφορά"
+TIGRINYA = "ትግርኛ"  # Ethiopic: no font on a stock Debian machine has it
+HOSTILE_TITLE = f'<b>&amp; "x" </font><para> & {ARABIC} \u202eevil'
+LONG_URL = "https://example.org/ads?" + "&".join(f"k{i}=v{i:04d}" for i in range(300))
+
+
+def sha(seed: str) -> str:
+    return (seed.encode().hex() * 64)[:64]
+
+
+def tall_png(path: Path, size: tuple[int, int] = (1280, 20000)) -> Path:
+    """A full-page screenshot: a header band, then stripes all the way down."""
+    image = Image.new("RGBA", size, (250, 250, 250, 255))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle([0, 0, size[0], 90], fill=(24, 119, 242, 255))
+    draw.text((40, 30), "Marketplace - travel offers", fill=(255, 255, 255, 255))
+    for y in range(140, size[1], 260):
+        draw.rectangle([40, y, size[0] - 40, y + 200], outline=(180, 180, 180, 255), width=3)
+        draw.rectangle([60, y + 20, 300, y + 180], fill=((y * 7) % 255, 120, 160, 255))
+        draw.text((330, y + 30), f"Offer at {y} px", fill=(20, 20, 20, 255))
+    image.save(path, compress_level=1)
+    return path
+
+
+def small_jpeg(path: Path) -> Path:
+    image = Image.new("RGB", (1366, 900), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle([0, 0, 1366, 70], fill=(40, 40, 40))
+    draw.ellipse([200, 200, 700, 700], fill=(200, 60, 60))
+    image.save(path, "JPEG", quality=90)
+    return path
+
+
+def custody(capture_seq: int, manifest: str, *, actor: str | None = "alice") -> tuple[
+        CustodyLine, ...]:
+    at = START + timedelta(minutes=capture_seq)
+    return (
+        CustodyLine(capture_seq, capture_seq - 3, at.isoformat().replace("+00:00", "Z"), actor,
+                    "capture.requested", None, "capture of the address requested"),
+        CustodyLine(capture_seq + 1, capture_seq - 2,
+                    (at + timedelta(seconds=40)).isoformat().replace("+00:00", "Z"), None,
+                    "capture.recorded", manifest, "manifest sealed, signed and timestamped"),
+        CustodyLine(capture_seq + 9, capture_seq + 6,
+                    (at + timedelta(days=1)).isoformat().replace("+00:00", "Z"), "bob",
+                    "exhibit.annotated", None, "note added: " + RUSSIAN),
+    )
+
+
+def files(number: str, *, extra: tuple[ReportFile, ...] = ()) -> tuple[ReportFile, ...]:
+    base = f"exhibits/{number}/files/"
+    return (
+        ReportFile(base + "screenshot.png", "screenshot", "image/png", 3_481_220,
+                   sha(number + "png")),
+        ReportFile(base + "page.mhtml", "mhtml", "multipart/related", 912_004,
+                   sha(number + "mhtml")),
+        ReportFile(base + "capture.warc.gz", "warc", "application/warc", 12_770_113,
+                   sha(number + "warc")),
+        ReportFile(f"exhibits/{number}/archive.wacz", "wacz", "application/wacz", 12_901_555,
+                   sha(number + "wacz")),
+        *extra,
+    )
+
+
+def sample(tmp_path: Path) -> ReportData:
+    first = ReportExhibit(
+        number="EX-001", capture_id="0d9f3c1e-6a1b-4f0e-9c55-1a2b3c4d5e6f",
+        url="https://www.facebook.com/marketplace/item/1234567890/",
+        final_url="https://www.facebook.com/marketplace/item/1234567890/?ref=share",
+        status="complete", http_status=200, title=f"{RUSSIAN} — {GREEK} | Marketplace",
+        started_at=START, finished_at=START + timedelta(seconds=41, microseconds=5),
+        manifest_sha256=sha("manifest-1"), key_id=KEY_ID,
+        timestamp_time=START + timedelta(seconds=42), timestamp_authority="freetsa.org",
+        timestamp_local=False, timestamp_note=None,
+        thumbnail=tall_png(tmp_path / "tall.png"), files=files("EX-001"),
+        custody=custody(10, sha("manifest-1")), steps_failed=(),
+    )
+    second = ReportExhibit(
+        number="EX-002", capture_id="7c2e1f0a-1111-4222-8333-944455556666",
+        url=LONG_URL, final_url=None, status="partial", http_status=None,
+        title=HOSTILE_TITLE + " " + PERSIAN,
+        started_at=START.replace(tzinfo=None) + timedelta(hours=1),  # naive: UTC by convention
+        finished_at=None, manifest_sha256=sha("manifest-2"), key_id=KEY_ID,
+        timestamp_time=START + timedelta(hours=1, seconds=30),
+        timestamp_authority="evidence-locker built-in TSA", timestamp_local=True,
+        timestamp_note=None, thumbnail=small_jpeg(tmp_path / "shot.jpg"),
+        files=files("EX-002", extra=(ReportFile(
+            "exhibits/EX-002/files/" + "a" * 120 + ".html", "dom", "text/html", 1,
+            sha("long")),)),
+        custody=custody(20, sha("manifest-2"), actor="<script>&amp;"),
+        steps_failed=("pdf: timed out after 30 s", "warc: <proxy> refused & closed"),
+    )
+    third = ReportExhibit(
+        number="EX-003", capture_id="99999999-aaaa-4bbb-8ccc-dddddddddddd",
+        url=f"https://t.me/s/{TIGRINYA}_channel", final_url=f"https://t.me/s/{TIGRINYA}_channel",
+        status="complete", http_status=451, title=f"{TIGRINYA} ተጓዝ",
+        started_at=START + timedelta(hours=2), finished_at=START + timedelta(hours=2, seconds=9),
+        manifest_sha256=sha("manifest-3"), key_id=KEY_ID, timestamp_time=None,
+        timestamp_authority=None, timestamp_local=False,
+        timestamp_note="no authority answered: connection refused", thumbnail=None,
+        files=files("EX-003"), custody=custody(30, sha("manifest-3")), steps_failed=(),
+    )
+    return ReportData(
+        bundle_name="OP-HARBOUR-export-2026-11-22T2043Z",
+        export_id="3b8f6a52-0c1d-4e7f-a9b2-6d4c3e2f1a0b",
+        created_at=datetime(2026, 11, 22, 20, 43, 24, 123456, tzinfo=UTC),
+        tool="evidence-locker 0.1.0", case_reference="OP-HARBOUR",
+        case_title="Smuggling adverts, Aegean route", offence="§ 96 AufenthG (Einschleusen)",
+        jurisdiction="DE", exported_by="alice", exported_by_unit="LKA 12 Online",
+        key_id=KEY_ID, checkpoint_origin="evidence-locker/lka12 custody log",
+        checkpoint_tree_size=4711, checkpoint_root=ROOT_HASH,
+        checkpoint_timestamp=datetime(2026, 11, 22, 20, 43, 25, tzinfo=UTC),
+        checkpoint_timestamp_authority="freetsa.org",
+        exhibits=(first, second, third),
+        tsa_fingerprints=(("keys/tsa/freetsa-ca.pem", TSA_FINGERPRINT),
+                          ("keys/tsa/local-tsa-ca.pem", "ef" * 32)),
+        verifier_sha256=VERIFIER_SHA,
+    )
+
+
+def run(*args: str | Path) -> str:
+    return subprocess.run([str(a) for a in args], check=True, capture_output=True,
+                          text=True).stdout
+
+
+def pages(pdf: Path) -> list[str]:
+    """The text of each page, as pdftotext extracts it."""
+    return run("pdftotext", "-enc", "UTF-8", pdf, "-").split("\f")[:-1]
+
+
+def bodies(pdf: Path) -> str:
+    """The text of all pages without their footers, so a value split over pages reads whole."""
+    footer = re.compile(r"^(OP-HARBOUR-export\S* · export \S+|page \d+ of \d+)$", re.M)
+    return "".join(footer.sub("", page) for page in pages(pdf))
+
+
+def printed(text: str) -> str:
+    """The sample's text as the report prints it: Ethiopic has no font, so code points."""
+    return text.replace(TIGRINYA, "[U+1275 U+130D U+122D U+129B]")
+
+
+def squeezed(text: str) -> str:
+    """Text without any whitespace, so a hash or URL wrapped over lines reads as one word."""
+    return "".join(text.split())
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory: pytest.TempPathFactory) -> tuple[ReportData, Path]:
+    tmp_path = tmp_path_factory.mktemp("report")
+    data = sample(tmp_path)
+    pdf = tmp_path / "report.pdf"
+    write_report(data, pdf)
+    return data, pdf
+
+
+def test_cover_shows_case_key_checkpoint_and_every_exhibit(made: tuple[ReportData, Path]) -> None:
+    data, pdf = made
+    cover = pages(pdf)[0]
+    assert "Evidence report" in cover
+    for expected in ("OP-HARBOUR", "Smuggling adverts, Aegean route", "§ 96 AufenthG", "DE",
+                     data.export_id, "2026-11-22 20:43:24.123456 UTC", "alice",
+                     "LKA 12 Online", "evidence-locker/lka12 custody log", "4711"):
+        assert expected in cover, expected
+    flat = squeezed(cover)
+    assert KEY_ID in flat and ROOT_HASH in flat
+    assert "2026-11-2220:43:25UTC,byfreetsa.org" in flat
+    # The exhibit index may run on past the cover page; it lists every exhibit.
+    index = squeezed("".join(pages(pdf)[:2]))
+    for exhibit in data.exhibits:
+        assert squeezed(printed(exhibit.url)[:300]) in index, exhibit.number
+        assert exhibit.manifest_sha256 in index, exhibit.number
+
+
+def test_each_exhibit_has_its_own_pages_with_the_capture_facts(
+        made: tuple[ReportData, Path]) -> None:
+    data, pdf = made
+    # Each exhibit's section starts a page.
+    starts = {text.split("\n", 1)[0] for text in pages(pdf)}
+    for exhibit in data.exhibits:
+        assert f"Exhibit {exhibit.number}" in starts
+        following = f"Exhibit EX-{int(exhibit.number[3:]) + 1:03d}"
+        section = squeezed(bodies(pdf).split(f"Exhibit {exhibit.number}\n", 1)[1]
+                           .split(following, 1)[0])
+        assert squeezed(printed(exhibit.url)) in section
+        assert exhibit.manifest_sha256 in section
+        assert exhibit.capture_id in section
+        for file in exhibit.files:
+            assert file.sha256 in section and squeezed(file.path) in section
+            assert str(file.size) in section
+        for line in exhibit.custody:
+            assert line.action in section and f"{line.case_seq}/{line.seq}" in section
+        for step in exhibit.steps_failed:
+            assert squeezed(step) in section
+
+
+def test_exhibit_facts_and_timestamps(made: tuple[ReportData, Path]) -> None:
+    _, pdf = made
+    text = squeezed("".join(pages(pdf)[1:]))
+    assert "Capturestarted2026-11-2218:05:12.250000UTC" in text
+    assert "Capturefinished2026-11-2218:05:53.250005UTC" in text
+    assert "HTTPstatus200" in text and "HTTPstatus451" in text
+    assert "2026-11-2218:05:54.250000UTC,byfreetsa.org" in text
+    # EX-002 is timestamped by the built-in authority; EX-003 not at all.
+    assert squeezed("its time rests only on this system's clock") in text
+    assert "(thissystem'sownclock)" in text
+    assert squeezed("none: the manifest has no timestamp token. no authority answered") in text
+    assert squeezed("Address reached none recorded") in text
+    assert squeezed("steps that failed: pdf: timed out after 30 s; warc: <proxy> refused &"
+                    " closed") in text
+
+
+def test_hostile_and_non_latin_text_prints_as_written(made: tuple[ReportData, Path]) -> None:
+    _, pdf = made
+    raw = bodies(pdf)
+    text = squeezed(raw)
+    assert squeezed('<b>&amp; "x" </font><para> &') in text
+    assert "<script>&amp;" in text
+    for script in (RUSSIAN, GREEK):
+        assert squeezed(script) in text
+    # Arabic and Persian letters come out as letters (drawn in DejaVu Sans, not as boxes).
+    assert all(letter in raw for letter in "إعلنرحةىأوب")
+    assert all(letter in raw for letter in "میخواهم")
+    # No installed font has Ethiopic, and a direction override must not hide text: both are
+    # shown as code points.
+    assert "[U+1275U+130DU+122DU+129B]" in text
+    # (pdftotext reorders the Arabic around it, as it takes it for right-to-left text.)
+    assert "U+202E]evil" in text
+    assert squeezed(LONG_URL) in text
+    fonts = run("pdffonts", pdf)
+    assert "DejaVuSans" in fonts and "Helvetica" in fonts and "Courier" in fonts
+
+
+def test_every_page_is_a4_with_a_footer(made: tuple[ReportData, Path]) -> None:
+    data, pdf = made
+    info = run("pdfinfo", "-f", "1", "-l", "999", pdf)
+    total = int(re.search(r"^Pages:\s+(\d+)", info, re.M).group(1))  # type: ignore[union-attr]
+    sizes = re.findall(r"^Page\s+\d+ size:\s+(.*)$", info, re.M)
+    assert len(sizes) == total and all(s.startswith("595.276 x 841.89 pts (A4)") for s in sizes)
+    texts = pages(pdf)
+    assert len(texts) == total >= 1 + len(data.exhibits) + 1
+    for number, text in enumerate(texts, start=1):
+        assert f"page {number} of {total}" in text
+        assert f"{data.bundle_name} · export {data.export_id}" in text
+
+
+def test_verification_page(made: tuple[ReportData, Path]) -> None:
+    data, pdf = made
+    texts = pages(pdf)
+    start = next(n for n, t in enumerate(texts) if t.startswith("How to verify this bundle"))
+    text = " ".join("".join(texts[start:]).split())
+    flat = squeezed(text)
+    for command in ("python data/verify.py BUNDLE.zip", "evidence verify BUNDLE.zip",
+                    "evidence verify BUNDLE.zip --against-checkpoint OLD.json",
+                    "sha256sum -c manifest-sha256.txt", "pip install cryptography",
+                    f"{data.bundle_name}/data/verify.py"):
+        assert command in text, command
+    assert "Python 3.11" in text and "Exit status 0" in text
+    assert KEY_ID in flat and VERIFIER_SHA in flat
+    for path, fingerprint in data.tsa_fingerprints:
+        assert path in text and fingerprint in flat
+    assert "nothing logged up to the older checkpoint was changed" in text
+
+
+def test_stream_output_is_deterministic(made: tuple[ReportData, Path]) -> None:
+    data, pdf = made
+    buffer = io.BytesIO()
+    write_report(data, buffer)
+    assert buffer.getvalue() == pdf.read_bytes()
+    assert buffer.getvalue().startswith(b"%PDF-")
+
+
+def test_without_fallback_fonts_non_latin_text_becomes_code_points(tmp_path: Path) -> None:
+    data = sample(tmp_path)
+    pdf = tmp_path / "plain.pdf"
+    write_report(data, pdf, font_dirs=[tmp_path / "no-fonts-here"])
+    text = squeezed(run("pdftotext", "-enc", "UTF-8", pdf, "-"))
+    assert "[U+0625U+0639U+0644U+0627U+0646]" in text  # the start of the Arabic title
+    assert "are written as their Unicode code points" in " ".join(
+        run("pdftotext", "-enc", "UTF-8", pdf, "-").split())
+    assert "DejaVu" not in run("pdffonts", pdf)
+
+
+def test_enormous_values_are_cut_with_a_note_and_bad_screenshots_tolerated(
+        tmp_path: Path) -> None:
+    data = sample(tmp_path)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    exhibits = (
+        replace(data.exhibits[0], title="T" * 30_000, thumbnail=broken,
+                custody=data.exhibits[0].custody * 40),
+        replace(data.exhibits[1], thumbnail=tmp_path / "missing.png",
+                url="https://x.example/" + "y" * 20_000),
+    )
+    pdf = tmp_path / "big.pdf"
+    write_report(replace(data, exhibits=exhibits, tsa_fingerprints=(),
+                         offence=None, jurisdiction=None), pdf)
+    text = " ".join(run("pdftotext", "-enc", "UTF-8", pdf, "-").split())
+    assert "more characters not shown here; the whole value is in" in text
+    assert "the screenshot could not be read" in text
+    assert "this bundle carries no authority certificate" in text
+    assert "none recorded" in text
+
+
+def test_empty_bundle(tmp_path: Path) -> None:
+    data = replace(sample(tmp_path), exhibits=())
+    pdf = tmp_path / "empty.pdf"
+    write_report(data, pdf)
+    text = run("pdftotext", pdf, "-")
+    assert "The bundle holds no exhibit." in text and "page 2 of 2" in text
+
+
+def test_preview_is_the_top_of_the_screenshot_downscaled(tmp_path: Path) -> None:
+    tall = tall_png(tmp_path / "tall.png")
+    preview = _preview(tall)
+    assert preview.jpeg is not None and preview.source_size == (1280, 20000)
+    assert preview.width == PREVIEW_WIDTH_PX and preview.height == 750
+    with Image.open(io.BytesIO(preview.jpeg)) as image:
+        assert image.format == "JPEG" and image.size == (1000, 750)
+        # The blue header band of the page is at the top of the preview.
+        red, _, blue = image.convert("RGB").getpixel((500, 20))  # type: ignore[misc]
+        assert blue > 200 and red < 60
+    assert len(preview.jpeg) < 300_000
+    jpeg = _preview(small_jpeg(tmp_path / "shot.jpg"))
+    assert jpeg.jpeg is not None and jpeg.source_size == (1366, 900)
+    # Wider than 4:3 already, so nothing is cropped.
+    assert (jpeg.width, jpeg.height) == (1000, 659)
+
+
+def test_preview_of_a_tall_png_decodes_only_its_top(tmp_path: Path) -> None:
+    # Decoded whole, this RGBA screenshot is 1280 x 20000 x 4 = 102 MB; the preview must stay
+    # far below that. Measured in a fresh process, by its peak resident size.
+    tall = tall_png(tmp_path / "tall.png")
+    script = textwrap.dedent(f"""
+        import resource
+        from pathlib import Path
+        from evidence.report import _preview
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        preview = _preview(Path({str(tall)!r}))
+        assert preview.jpeg is not None, preview.problem
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print((after - before) // 1024)
+    """)
+    grown = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True,
+                           text=True, cwd=ROOT).stdout
+    assert int(grown) < 40, f"peak memory grew by {grown.strip()} MB"
