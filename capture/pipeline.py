@@ -52,6 +52,12 @@ from evidence.settings import Settings
 
 SCROLL_PAUSE_MS = 250
 SETTLE_SECONDS = 5.0
+# The page has settled when no request is in flight and none started or ended for this long.
+# Playwright's "networkidle" waits 500 ms after the last one; the load event has fired by then,
+# and a request that starts later than this is a timer, which the scroll step's settle and the
+# second look of a re-capture catch. Half a second per capture is a third of its time.
+QUIET_MS = 200
+_POLL_MS = 20
 
 _SCROLL_JS = """
 async ({steps, pause}) => {
@@ -88,6 +94,8 @@ class _Run:
         self.context: BrowserContext | None = None
         self.downloads: list[Path] = []
         self._dns: dict[tuple[str, int], list[str]] = {}
+        self.in_flight: set[Request] = set()
+        self.last_activity = time.monotonic()
 
     # -- safety and events ---------------------------------------------------------------
 
@@ -110,6 +118,14 @@ class _Run:
             route.abort("blockedbyclient")
             return
         route.continue_()
+
+    def on_request(self, request: Request) -> None:
+        self.in_flight.add(request)
+        self.last_activity = time.monotonic()
+
+    def on_request_done(self, request: Request) -> None:
+        self.in_flight.discard(request)
+        self.last_activity = time.monotonic()
 
     def on_dialog(self, dialog: Dialog) -> None:
         self.record.dialogs.append({"type": dialog.type, "message": dialog.message})
@@ -234,13 +250,19 @@ class _Run:
         return None
 
     def settle(self) -> str | None:
-        try:
-            with map_playwright_errors("waiting for the network to go quiet"):
-                self.live_page.wait_for_load_state(
-                    "networkidle", timeout=self.remaining_ms(SETTLE_SECONDS))
-        except CaptureError:
-            return f"network still busy after {SETTLE_SECONDS:.0f} s; captured as it stood"
-        return None
+        """Wait until the network has been quiet for QUIET_MS, at most SETTLE_SECONDS."""
+        page = self.live_page
+        limit = time.monotonic() + self.remaining_ms(SETTLE_SECONDS) / 1000
+        with map_playwright_errors("waiting for the network to go quiet"):
+            while True:
+                now = time.monotonic()
+                if not self.in_flight and now - self.last_activity >= QUIET_MS / 1000:
+                    return None
+                if now >= limit:
+                    busy = len(self.in_flight)
+                    return (f"network still busy after {SETTLE_SECONDS:.0f} s ({busy} requests "
+                            "open); captured as it stood")
+                page.wait_for_timeout(_POLL_MS)  # also lets Playwright deliver the events
 
     def scroll(self) -> str | None:
         steps = self.settings.max_scroll_steps
@@ -470,6 +492,9 @@ class CapturePipeline:
         run.context = context
         try:
             context.route("**/*", run.guard)
+            context.on("request", run.on_request)
+            context.on("requestfinished", run.on_request_done)
+            context.on("requestfailed", run.on_request_done)
             context.on("page", run.on_popup)
             page = context.new_page()
             run.page = page
