@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from typing import Any
+from urllib.parse import unquote
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from sqlalchemy import text
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api import errors
+from api.routes import accounts, auth, captures, cases, notes, targets
 from evidence import __version__, custody, migrate
-from evidence.errors import EvidenceError
 from evidence.home import Runtime
 
 log = logging.getLogger("evidence.api")
@@ -36,7 +39,31 @@ async def _checkpoint_loop(runtime: Runtime) -> None:
             log.exception("could not cut a custody checkpoint")
 
 
-def create_app(runtime: Runtime) -> FastAPI:
+class EncodedSlashes:
+    """Keep `%2F` encoded while routing, so a case reference holding '/' fits in one segment.
+
+    Servers decode the path before routing, which would turn `/api/cases/OP%2F7/targets` into
+    four segments; the `CaseRef` dependency turns the kept `%2F` back into '/'.
+    """
+
+    _SLASH = re.compile(r"%2[fF]")
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw = scope.get("raw_path")
+        if scope["type"] == "http" and isinstance(raw, bytes) and b"%2" in raw:
+            path = raw.decode("latin-1")
+            if self._SLASH.search(path):
+                scope = dict(scope)
+                scope["path"] = "%2F".join(unquote(p) for p in self._SLASH.split(path))
+        await self.app(scope, receive, send)
+
+
+def create_app(runtime: Runtime, *, secure_cookies: bool | None = None) -> FastAPI:
+    """The app over `runtime`; session cookies are `Secure` in production unless told."""
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(_checkpoint_loop(runtime))
@@ -59,13 +86,14 @@ def create_app(runtime: Runtime) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.runtime = runtime
-
-    @app.exception_handler(EvidenceError)
-    async def _evidence_error(_request: Request, exc: EvidenceError) -> JSONResponse:
-        return JSONResponse(
-            status_code=exc.status_code,
-            content={"error": type(exc).__name__, "message": exc.message},
-        )
+    app.state.secure_cookies = (
+        runtime.settings.environment == "production" if secure_cookies is None
+        else secure_cookies
+    )
+    errors.install(app)
+    app.add_middleware(EncodedSlashes)
+    for area in (auth, cases, accounts, targets, captures, notes):
+        app.include_router(area.router)
 
     @app.get("/api/health", tags=["system"])
     def health() -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""`evidence serve`: the API (and, in later issues, the UI and the capture worker)."""
+"""`evidence serve`: the API (and, in later issues, the UI and the capture worker); and
+`evidence user`: who may use it (add, list, revoke-token)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import click
 import uvicorn
 
 from api.app import create_app
-from evidence.cli import state
+from evidence import users
+from evidence.cli import EvidenceGroup, acting_command, state
+from evidence.models import Role
 
 
 @click.command("serve")
@@ -44,3 +47,57 @@ def serve(host: str | None, port: int | None, worker: bool) -> None:
                 child.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 child.kill()
+
+
+@click.group("user", cls=EvidenceGroup)
+def user() -> None:
+    """Users of the API and the UI, and their API tokens (admins only)."""
+
+
+@acting_command(user, "add")
+@click.argument("name")
+@click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
+@click.option("--unit", default=None, help="The user's unit.")
+@click.option("--display-name", default=None)
+@click.option("--password", "with_password", is_flag=True,
+              help="Ask for a password, so the user can also log in to the web UI.")
+def user_add(name: str, role: str, unit: str | None, display_name: str | None,
+             with_password: bool) -> None:
+    """Add a user and print their API token, once (only its hash is kept)."""
+    password = None
+    if with_password:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    with state().acting() as (session, actor):
+        made, token = users.add_user(session, actor, name=name, role=role, unit=unit,
+                                     display_name=display_name, password=password)
+        line = f"user {made.name} ({made.role}{', ' + made.unit if made.unit else ''}) added"
+    click.echo(line)
+    click.echo("API token (shown once, keep it safe):")
+    click.echo(f"  {token}")
+
+
+@acting_command(user, "list")
+def user_list() -> None:
+    """Every user, their role and unit, and how many live API tokens they hold."""
+    with state().acting() as (session, actor):
+        rows = [(u.name, u.role, u.unit or "--", "yes" if u.password_hash else "no",
+                 "active" if u.is_active else "disabled", n)
+                for u, n in users.list_users(session, actor)]
+    for name, role, unit, password, active, tokens in rows:
+        click.echo(f"{name:<20} {role:<13} {unit:<20} password:{password:<4} {active:<9} "
+                   f"tokens:{tokens}")
+
+
+@acting_command(user, "revoke-token")
+@click.argument("name")
+@click.option("--prefix", default=None, metavar="PREFIX",
+              help="Revoke only the token that starts so (its first 8 characters); "
+                   "default every live token of the user.")
+def user_revoke_token(name: str, prefix: str | None) -> None:
+    """Revoke a user's API tokens; requests with them then get 401."""
+    with state().acting() as (session, actor):
+        target = users.get_user(session, name)
+        revoked = users.revoke_tokens(session, actor, target, prefix=prefix)
+        prefixes = [r.prefix for r in revoked]
+    click.echo(f"revoked {len(prefixes)} token(s) of {name}"
+               + (f": {', '.join(p + '…' for p in prefixes)}" if prefixes else ""))

@@ -12,8 +12,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from evidence import custody
-from evidence.errors import AccessDenied, CaseClosed, Conflict, DuplicateReference, InvalidInput
-from evidence.models import Access, Case, CaseMember, CaseStatus, CustodyEntry, User, utcnow
+from evidence.canonical import JsonValue
+from evidence.errors import (
+    AccessDenied,
+    CaseClosed,
+    Conflict,
+    DuplicateReference,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+)
+from evidence.models import Access, Case, CaseMember, CaseStatus, CustodyEntry, Role, User, utcnow
+from evidence.pagination import Page, paginate
+from evidence.users import NAME_PATTERN
 
 REFERENCE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
 JURISDICTION_PATTERN = re.compile(r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")
@@ -243,3 +254,152 @@ def close_case(session: Session, actor: User, case: Case, *, reason: str | None 
 
 def reopen_case(session: Session, actor: User, case: Case, *, reason: str | None = None) -> Case:
     return _set_status(session, actor, case, CaseStatus.OPEN, reason)
+
+
+# --- used by the HTTP API (and open to the CLI) ----------------------------------------------
+
+# An auditor reads every case's custody log but no evidence, so is never a member of a case and
+# never opens one; every other role may open cases and be given access to them.
+EDITABLE_FIELDS = ("title", "offence", "jurisdiction", "handling_code")
+
+
+def check_may_create(actor: User) -> None:
+    if actor.role == Role.AUDITOR:
+        raise PermissionDenied("an auditor reads custody logs and does not open cases")
+
+
+def case_for(
+    session: Session, actor: User, reference: str, *, need: Access = Access.READ
+) -> Case:
+    """The case, for someone who may see its evidence; anyone else is told it does not exist."""
+    if actor.role == Role.AUDITOR:
+        raise AccessDenied(f"no case {reference!r}")
+    return get_case(session, actor, reference, need=need)
+
+
+def show_case(session: Session, actor: User, reference: str) -> Case:
+    """The case, its viewing recorded in its custody history."""
+    case = case_for(session, actor, reference)
+    custody.append(
+        session, actor, action="case.viewed", case=case, object_type="case", object_id=case.id
+    )
+    return case
+
+
+def page_cases(
+    session: Session, actor: User, *, limit: int, cursor: str | None
+) -> Page[Case]:
+    """One page of the cases the actor is a member of; the listing is recorded as an access."""
+    page = paginate(
+        session,
+        select(Case)
+        .join(CaseMember, CaseMember.case_id == Case.id)
+        .where(CaseMember.user_id == actor.id),
+        key=(Case.created_at, Case.id), limit=limit, cursor=cursor,
+    )
+    custody.append(session, actor, action="cases.listed",
+                   details={"references": [c.reference for c in page.items]})
+    return page
+
+
+def audit_cases(
+    session: Session, actor: User, *, limit: int, cursor: str | None
+) -> Page[Case]:
+    """Every case, for an auditor choosing whose custody log to read; others see no such list."""
+    if actor.role != Role.AUDITOR:
+        raise NotFound("no such list")
+    return paginate(session, select(Case), key=(Case.created_at, Case.id), limit=limit,
+                    cursor=cursor)
+
+
+def access_of(session: Session, actor: User, case: Case) -> Access | None:
+    return _access_of(session, actor, case)
+
+
+def update_case(
+    session: Session, actor: User, case: Case, changes: dict[str, str | None]
+) -> Case:
+    """Change the case's description; a manager's work, recorded field by field."""
+    require_access(session, actor, case, Access.MANAGE)
+    unknown = set(changes) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise InvalidInput(f"cannot change {', '.join(sorted(unknown))} of a case")
+    if "title" in changes:
+        title = (changes["title"] or "").strip()
+        if not title:
+            raise InvalidInput("a case needs a title")
+        changes["title"] = title
+    jurisdiction = changes.get("jurisdiction")
+    if jurisdiction is not None:
+        jurisdiction = jurisdiction.strip().upper()
+        if not JURISDICTION_PATTERN.match(jurisdiction):
+            raise InvalidInput(
+                f"jurisdiction {jurisdiction!r} must be an ISO 3166 country code such as DE or GR"
+            )
+        changes["jurisdiction"] = jurisdiction
+    changed: dict[str, JsonValue] = {}
+    for name, value in changes.items():
+        before = getattr(case, name)
+        if before != value:
+            setattr(case, name, value)
+            changed[name] = {"from": before, "to": value}
+    if changed:
+        session.flush()
+        custody.append(session, actor, action="case.updated", case=case, object_type="case",
+                       object_id=case.id, details={"changes": changed})
+    return case
+
+
+def members_of(session: Session, actor: User, case: Case) -> list[tuple[CaseMember, User]]:
+    require_access(session, actor, case, Access.READ)
+    rows = session.execute(
+        select(CaseMember, User)
+        .join(User, User.id == CaseMember.user_id)
+        .where(CaseMember.case_id == case.id)
+        .order_by(CaseMember.added_at, CaseMember.id)
+    ).all()
+    return [(member, user) for member, user in rows]
+
+
+def grant(
+    session: Session, actor: User, case: Case, user_name: str, access: Access | str
+) -> tuple[CaseMember, User]:
+    """Give the named user access to the case, or change the access they have."""
+    require_access(session, actor, case, Access.MANAGE)
+    user = _user_named(session, user_name)
+    if user.role == Role.AUDITOR:
+        raise InvalidInput(f"{user_name!r} is an auditor: auditors read the custody log of every "
+                           "case and are never members")
+    if not user.is_active:
+        raise InvalidInput(f"user {user_name!r} is disabled")
+    return add_member(session, actor, case, user, access), user
+
+
+def _user_named(session: Session, name: str) -> User:
+    user = None
+    if NAME_PATTERN.match(name):
+        user = session.scalars(select(User).where(User.name == name)).first()
+    if user is None:
+        raise NotFound(f"no user {name!r}")
+    return user
+
+
+def revoke(session: Session, actor: User, case: Case, user_name: str) -> None:
+    require_access(session, actor, case, Access.MANAGE)
+    user = _user_named(session, user_name)
+    remove_member(session, actor, case, user)
+
+
+def timeline(
+    session: Session, actor: User, reference: str, *, limit: int, cursor: str | None
+) -> tuple[Case, Page[CustodyEntry]]:
+    """A page of the case's custody entries in order: for its members, and for any auditor."""
+    if actor.role == Role.AUDITOR:
+        case = session.scalars(select(Case).where(Case.reference == reference)).first()
+        if case is None:
+            raise AccessDenied(f"no case {reference!r}")
+    else:
+        case = get_case(session, actor, reference)
+    page = paginate(session, select(CustodyEntry).where(CustodyEntry.case_id == case.id),
+                    key=(CustodyEntry.seq,), limit=limit, cursor=cursor)
+    return case, page

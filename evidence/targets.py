@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -9,12 +10,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from evidence import cases, custody
-from evidence.errors import InvalidInput
+from evidence.errors import AccessDenied, InvalidInput
 from evidence.models import (
     Access,
     Account,
     CaptureJob,
     Case,
+    CaseAccount,
     CaseStatus,
     JobState,
     Target,
@@ -23,6 +25,7 @@ from evidence.models import (
     User,
     utcnow,
 )
+from evidence.pagination import Page, paginate
 
 MIN_WATCH_SECONDS = 60
 
@@ -206,3 +209,62 @@ def request_capture(
                                    "reason": reason},
     )
     return job
+
+
+# --- used by the HTTP API ----------------------------------------------------------------------
+
+MAX_WATCH_SECONDS = 366 * 24 * 3600
+
+
+def flag(
+    session: Session,
+    actor: User,
+    case: Case,
+    *,
+    reason: str,
+    url: str | None = None,
+    account_id: uuid.UUID | None = None,
+    watch_interval_seconds: int | None = None,
+) -> tuple[Target, CaptureJob]:
+    """Flag a URL, or an account already linked to the case, and queue its capture."""
+    cases.require_access(session, actor, case, Access.WRITE)
+    cases.require_open(case)
+    if watch_interval_seconds is not None and watch_interval_seconds > MAX_WATCH_SECONDS:
+        raise InvalidInput("watch interval must be at most a year")
+    account = None
+    if account_id is not None:
+        account = session.scalars(
+            select(Account)
+            .join(CaseAccount, CaseAccount.account_id == Account.id)
+            .where(CaseAccount.case_id == case.id, Account.id == account_id)
+        ).first()
+        if account is None:
+            raise AccessDenied(f"no account {account_id} in case {case.reference!r}")
+        if account.profile_url is None:
+            raise InvalidInput("the account has no profile URL to capture; link it with one")
+    return flag_target(session, actor, case, reason=reason, url=url, account=account,
+                       watch_interval_seconds=watch_interval_seconds)
+
+
+def get_target(session: Session, case: Case, target_id: uuid.UUID) -> Target:
+    """The case's target; a target of another case is not found."""
+    target = session.scalars(
+        select(Target).where(Target.id == target_id, Target.case_id == case.id)
+    ).first()
+    if target is None:
+        raise AccessDenied(f"no target {target_id} in case {case.reference!r}")
+    return target
+
+
+def page_targets(
+    session: Session, case: Case, *, limit: int, cursor: str | None
+) -> Page[Target]:
+    return paginate(session, select(Target).where(Target.case_id == case.id),
+                    key=(Target.flagged_at, Target.id), limit=limit, cursor=cursor)
+
+
+def jobs_of(session: Session, target: Target) -> list[CaptureJob]:
+    return list(session.scalars(
+        select(CaptureJob).where(CaptureJob.target_id == target.id)
+        .order_by(CaptureJob.created_at, CaptureJob.id)
+    ))

@@ -8,11 +8,11 @@ import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from evidence import custody
-from evidence.errors import Conflict, InvalidInput, NotFound
+from evidence.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from evidence.models import ApiToken, Role, User, utcnow
 
 TOKEN_PREFIX = "evl_"  # noqa: S105 - a label, not a secret
@@ -137,3 +137,62 @@ def user_for_token(session: Session, token: str) -> User | None:
         return None
     row.last_used_at = utcnow()
     return user
+
+
+def require_admin(actor: User) -> None:
+    if actor.role != Role.ADMIN:
+        raise PermissionDenied(f"only an admin may manage users; {actor.name!r} is {actor.role}")
+
+
+def add_user(
+    session: Session,
+    actor: User,
+    *,
+    name: str,
+    role: Role | str,
+    unit: str | None = None,
+    display_name: str | None = None,
+    password: str | None = None,
+) -> tuple[User, str]:
+    """An admin makes a user and its first API token; the token is returned once, never kept."""
+    require_admin(actor)
+    user = create_user(session, actor, name=name, role=role, unit=unit,
+                       display_name=display_name, password=password)
+    return user, issue_token(session, actor, user, name="cli")
+
+
+def list_users(session: Session, actor: User) -> list[tuple[User, int]]:
+    """Every user with the number of API tokens still valid."""
+    require_admin(actor)
+    live = (
+        select(ApiToken.user_id, func.count(ApiToken.id).label("n"))
+        .where(ApiToken.revoked_at.is_(None))
+        .group_by(ApiToken.user_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(User, func.coalesce(live.c.n, 0))
+        .outerjoin(live, live.c.user_id == User.id)
+        .order_by(User.name)
+    ).all()
+    return [(user, int(count)) for user, count in rows]
+
+
+def revoke_tokens(
+    session: Session, actor: User, user: User, *, prefix: str | None = None
+) -> list[ApiToken]:
+    """Revoke the user's live API tokens, or only the one whose shown prefix is given."""
+    require_admin(actor)
+    query = select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+    if prefix is not None:
+        query = query.where(ApiToken.prefix == prefix[:8])
+    rows = list(session.scalars(query.order_by(ApiToken.created_at)))
+    if prefix is not None and not rows:
+        raise NotFound(f"{user.name!r} has no live token starting {prefix[:8]!r}")
+    now = utcnow()
+    for row in rows:
+        row.revoked_at = now
+        session.flush()
+        custody.append(session, actor, action="token.revoked", object_type="api_token",
+                       object_id=row.id, details={"user": user.name, "prefix": row.prefix})
+    return rows

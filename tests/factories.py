@@ -26,3 +26,52 @@ def make_case(session: Session, actor: User | None = None, **overrides: Any) -> 
     values: dict[str, Any] = {"reference": f"CASE-{n}", "title": f"Case {n}"}
     values.update(overrides)
     return cases.create_case(session, actor, **values)
+
+
+def make_capture(
+    session: Session,
+    case: Case,
+    target: Any,
+    store: Any,
+    *,
+    files: list[tuple[str, str, str, bytes]] | None = None,
+    comparison: dict[str, Any] | None = None,
+) -> Any:
+    """A recorded capture of `target` whose artifacts' bytes are in `store`.
+
+    `files` are (kind, name, media type, bytes); the default is a screenshot and a DOM.
+    """
+    import hashlib
+    import uuid
+    from datetime import timedelta
+
+    from evidence import captures
+    from evidence.manifests import SealedManifest
+    from evidence.models import CaptureStatus, utcnow
+
+    files = files or [
+        ("screenshot", "screenshot.png", "image/png", b"\x89PNG\r\n\x1a\n fake screenshot"),
+        ("dom", "dom.html", "text/html; charset=utf-8", b"<html><body>advert</body></html>"),
+    ]
+    started = utcnow()
+    stored = []
+    for kind, name, media_type, data in files:
+        blob = store.put_bytes(data)
+        stored.append(captures.StoredArtifact(kind, name, media_type, blob.size, blob.sha256,
+                                              store.locate(blob.sha256)))
+    record = captures.CaptureRecord(
+        capture_id=uuid.uuid4(), requested_url=target.url or "https://example.org/",
+        operator=None, worker_host="test-host", started_at=started,
+        finished_at=started + timedelta(seconds=2), final_url=target.url, http_status=200,
+        title="An advert", steps=[captures.StepOutcome("navigate", True, ms=120),
+                                  captures.StepOutcome("pdf", False, error="timed out")],
+        artifacts=stored, status=CaptureStatus.PARTIAL,
+    )
+    manifest = b'{"test":"manifest"}'
+    sealed = SealedManifest(data=manifest, sha256=hashlib.sha256(manifest).hexdigest(),
+                            signature=b"\x01" * 64, key_id="0" * 64, token=None,
+                            timestamp_time=None, timestamp_authority=None, timestamp_note=None,
+                            timestamp_error=None)
+    return captures.record_capture(session, None, record=record, case=case, target=target,
+                                   job_id=None, sealed=sealed, extra_artifacts=[], store=store,
+                                   comparison=comparison)

@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from evidence import migrate
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -63,7 +65,7 @@ def test_serve_answers_health_and_openapi_and_seals_the_log(env: dict[str, str])
                 time.sleep(0.2)
         assert health is not None, "server did not answer within 30 s"
         assert health["status"] == "ok" and health["database"] == "ok"
-        assert health["schema_revision"] == "0001"
+        assert health["schema_revision"] == migrate.head_revision()
         assert len(health["signing_key_id"]) == 64
         openapi = _get(f"{base}/api/openapi.json")
         assert openapi["info"]["title"] == "evidence-locker"

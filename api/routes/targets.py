@@ -1,0 +1,79 @@
+"""Targets: URLs and accounts flagged on a case, each flag queueing a capture."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, status
+
+from api.deps import CaseRef, CurrentUser, DbSession, PageParams
+from api.schemas import (
+    ERROR_RESPONSES,
+    CaptureRequestCreate,
+    CaptureSummary,
+    ErrorRead,
+    JobRead,
+    PageRead,
+    TargetCreate,
+    TargetDetail,
+    TargetFlagged,
+    TargetRead,
+)
+from evidence import capture_reads, cases, targets
+from evidence.models import Access
+
+router = APIRouter(prefix="/api/cases/{ref}/targets", tags=["targets"],
+                   responses=ERROR_RESPONSES)
+REFUSED: dict[int | str, dict[str, Any]] = {
+    403: {"model": ErrorRead, "description": "Needs write access."},
+    409: {"model": ErrorRead, "description": "The case is closed."}}
+
+
+@router.post("", response_model=TargetFlagged, status_code=status.HTTP_201_CREATED,
+             responses=REFUSED)
+def flag_target(ref: CaseRef, body: TargetCreate, session: DbSession, actor: CurrentUser) -> (
+    TargetFlagged
+):
+    """Flag a URL, or an account linked to the case, with a reason; queues its capture."""
+    case = cases.case_for(session, actor, ref, need=Access.WRITE)
+    target, job = targets.flag(session, actor, case, reason=body.reason, url=body.url,
+                               account_id=body.account_id,
+                               watch_interval_seconds=body.watch_interval_seconds)
+    return TargetFlagged(target=TargetRead.model_validate(target), job=JobRead.model_validate(job))
+
+
+@router.get("", response_model=PageRead[TargetRead])
+def list_targets(ref: CaseRef, session: DbSession, actor: CurrentUser, paging: PageParams) -> (
+    PageRead[TargetRead]
+):
+    """The case's targets, oldest first."""
+    case = cases.case_for(session, actor, ref)
+    page = targets.page_targets(session, case, limit=paging.limit, cursor=paging.cursor)
+    return PageRead[TargetRead](items=[TargetRead.model_validate(t) for t in page.items],
+                                next=paging.next_link(page.next_cursor))
+
+
+@router.get("/{target_id}", response_model=TargetDetail)
+def show_target(ref: CaseRef, target_id: uuid.UUID, session: DbSession,
+                actor: CurrentUser) -> TargetDetail:
+    """One target with its captures and capture jobs."""
+    case = cases.case_for(session, actor, ref)
+    target = targets.get_target(session, case, target_id)
+    captures = capture_reads.captures_of_target(session, case, target.id)
+    return TargetDetail(
+        **TargetRead.model_validate(target).model_dump(),
+        captures=[CaptureSummary.model_validate(c) for c in captures],
+        jobs=[JobRead.model_validate(j) for j in targets.jobs_of(session, target)],
+    )
+
+
+@router.post("/{target_id}/captures", response_model=JobRead,
+             status_code=status.HTTP_202_ACCEPTED, responses=REFUSED)
+def request_capture(ref: CaseRef, target_id: uuid.UUID, body: CaptureRequestCreate,
+                    session: DbSession, actor: CurrentUser) -> JobRead:
+    """Queue another capture of the target, to be compared with its last one."""
+    case = cases.case_for(session, actor, ref, need=Access.WRITE)
+    target = targets.get_target(session, case, target_id)
+    job = targets.request_capture(session, actor, case, target, reason=body.reason)
+    return JobRead.model_validate(job)

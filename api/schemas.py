@@ -1,0 +1,417 @@
+"""Request and response bodies of the HTTP API (`XCreate`, `XUpdate`, `XRead`), with examples.
+
+Every text field refuses NUL characters and text that is not valid Unicode and is bounded to
+what its column holds, so malformed input is a 422 here and never a database error later.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Generic, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+from evidence.models import Access, TargetState
+
+T = TypeVar("T")
+
+
+def _clean(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("text must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("text must be valid Unicode (no lone surrogates)") from exc
+    return value
+
+
+Text100NonEmpty = Annotated[
+    str, StringConstraints(min_length=1, max_length=100), AfterValidator(_clean)
+]
+Text100000NonEmpty = Annotated[
+    str, StringConstraints(min_length=1, max_length=100_000), AfterValidator(_clean)
+]
+Text1024NonEmpty = Annotated[
+    str, StringConstraints(min_length=1, max_length=1024), AfterValidator(_clean)
+]
+Text10000 = Annotated[
+    str, StringConstraints(min_length=0, max_length=10_000), AfterValidator(_clean)
+]
+Text2000 = Annotated[
+    str, StringConstraints(min_length=0, max_length=2000), AfterValidator(_clean)
+]
+Text2000NonEmpty = Annotated[
+    str, StringConstraints(min_length=1, max_length=2000), AfterValidator(_clean)
+]
+Text255 = Annotated[
+    str, StringConstraints(min_length=0, max_length=255), AfterValidator(_clean)
+]
+Text255NonEmpty = Annotated[
+    str, StringConstraints(min_length=1, max_length=255), AfterValidator(_clean)
+]
+Text4096 = Annotated[
+    str, StringConstraints(min_length=0, max_length=4096), AfterValidator(_clean)
+]
+Text4096NonEmpty = Annotated[
+    str, StringConstraints(min_length=1, max_length=4096), AfterValidator(_clean)
+]
+Text500 = Annotated[
+    str, StringConstraints(min_length=0, max_length=500), AfterValidator(_clean)
+]
+Text500NonEmpty = Annotated[
+    str, StringConstraints(min_length=1, max_length=500), AfterValidator(_clean)
+]
+Text5000NonEmpty = Annotated[
+    str, StringConstraints(min_length=1, max_length=5000), AfterValidator(_clean)
+]
+Text64 = Annotated[
+    str, StringConstraints(min_length=0, max_length=64), AfterValidator(_clean)
+]
+Text64NonEmpty = Annotated[
+    str, StringConstraints(min_length=1, max_length=64), AfterValidator(_clean)
+]
+Text8 = Annotated[
+    str, StringConstraints(min_length=0, max_length=8), AfterValidator(_clean)
+]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class InputModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- errors and pages --------------------------------------------------------------------------
+
+class ErrorDetail(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorRead(BaseModel):
+    error: str = Field(description="The kind of error, e.g. NotFound, CaseClosed, InvalidInput.")
+    message: str
+    details: list[ErrorDetail] | None = None
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"error": "NotFound", "message": "no case 'OP-2026-014'"}]})
+
+
+class PageRead(BaseModel, Generic[T]):
+    items: list[T]
+    next: str | None = Field(description="URL of the next page; null on the last one.")
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorRead, "description": "No valid credentials."},
+    404: {"model": ErrorRead, "description": "Not found, or not yours to see."},
+    422: {"model": ErrorRead, "description": "The request is malformed."},
+}
+
+
+# --- users and login ---------------------------------------------------------------------------
+
+class UserRead(Model):
+    id: uuid.UUID
+    name: str
+    display_name: str | None
+    unit: str | None
+    role: str
+
+
+class LoginCreate(InputModel):
+    name: Text64NonEmpty
+    password: Text1024NonEmpty
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"name": "nadia", "password": "correct horse battery staple"}]})
+
+
+class LoginRead(BaseModel):
+    user: UserRead
+    expires_at: datetime
+
+
+# --- cases -------------------------------------------------------------------------------------
+
+class CaseCreate(InputModel):
+    reference: Text100NonEmpty = Field(description="Unique; letters, digits and . _ / -")
+    title: Text500NonEmpty
+    offence: Text10000 | None = None
+    jurisdiction: Text8 | None = Field(default=None, description="ISO 3166 code, e.g. DE.")
+    handling_code: Text64 | None = None
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"reference": "OP-2026-014", "title": "Crossing adverts, Evros",
+         "offence": "Migrant smuggling (Directive 2002/90/EC)", "jurisdiction": "GR"}]})
+
+
+class CaseUpdate(InputModel):
+    title: Text500NonEmpty | None = None
+    offence: Text10000 | None = None
+    jurisdiction: Text8 | None = None
+    handling_code: Text64 | None = None
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"title": "Crossing adverts, Evros and Thrace"}]})
+
+
+class CaseStatusChange(InputModel):
+    reason: Text2000 | None = None
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"reason": "Referred to the prosecutor"}]})
+
+
+class CaseRead(Model):
+    id: uuid.UUID
+    reference: str
+    title: str
+    offence: str | None
+    jurisdiction: str | None
+    status: str
+    handling_code: str | None
+    owning_unit: str | None
+    created_at: datetime
+    closed_at: datetime | None
+    access: Access | None = Field(default=None, description="The caller's access, on show.")
+
+    model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [
+        {"id": "0b6f8f4e-2b8e-4f0e-9a53-6f0a3c0f9d11", "reference": "OP-2026-014",
+         "title": "Crossing adverts, Evros", "offence": None, "jurisdiction": "GR",
+         "status": "open", "handling_code": None, "owning_unit": "Border Unit",
+         "created_at": "2026-11-22T10:00:00Z", "closed_at": None, "access": "manage"}]})
+
+
+class AuditCaseRead(Model):
+    id: uuid.UUID
+    reference: str
+    status: str
+    created_at: datetime
+
+
+class MemberCreate(InputModel):
+    user: Text64NonEmpty = Field(description="The user's name.")
+    access: Access = Access.READ
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"user": "petros", "access": "write"}]})
+
+
+class MemberRead(BaseModel):
+    user: str
+    display_name: str | None
+    role: str
+    unit: str | None
+    access: Access
+    added_at: datetime
+
+
+# --- custody timeline --------------------------------------------------------------------------
+
+class ActorRead(BaseModel):
+    id: str
+    name: str
+
+
+class ObjectRef(BaseModel):
+    type: str
+    id: str | None
+
+
+class TimelineEntryRead(BaseModel):
+    seq: int
+    case_seq: int | None
+    at: str
+    actor: ActorRead | None
+    action: str
+    object: ObjectRef | None
+    sha256: str | None
+    details: dict[str, Any]
+    leaf_hash: str = Field(description="SHA-256(0x00 || entry), hex: the Merkle leaf.")
+
+
+# --- accounts ----------------------------------------------------------------------------------
+
+class AccountCreate(InputModel):
+    platform: Text64NonEmpty
+    platform_account_id: Text255NonEmpty = Field(description="The platform's stable account id.")
+    handle: Text255 | None = None
+    display_name: Text500 | None = None
+    profile_url: Text4096 | None = None
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"platform": "facebook", "platform_account_id": "100089123456789",
+         "handle": "fast.trips.eu", "display_name": "Fast Trips",
+         "profile_url": "https://www.facebook.com/fast.trips.eu"}]})
+
+
+class AccountRead(Model):
+    id: uuid.UUID
+    platform: str
+    platform_account_id: str
+    handle: str | None
+    display_name: str | None
+    profile_url: str | None
+    first_seen_at: datetime
+    last_seen_at: datetime | None
+
+
+# --- targets, jobs, captures, artifacts --------------------------------------------------------
+
+class TargetCreate(InputModel):
+    url: Text4096NonEmpty | None = None
+    account_id: uuid.UUID | None = Field(default=None,
+                                         description="An account linked to this case.")
+    reason: Text5000NonEmpty
+    watch_interval_seconds: int | None = Field(default=None, ge=60, le=366 * 24 * 3600)
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"url": "https://www.facebook.com/fast.trips.eu/posts/123", "reason":
+         "Advert offering crossings to Italy", "watch_interval_seconds": 3600}]})
+
+    @model_validator(mode="after")
+    def _one_of(self) -> TargetCreate:
+        if (self.url is None) == (self.account_id is None):
+            raise ValueError("give either url or account_id")
+        return self
+
+
+class CaptureRequestCreate(InputModel):
+    reason: Text2000NonEmpty
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"reason": "The advert was edited"}]})
+
+
+class TargetRead(Model):
+    id: uuid.UUID
+    kind: str
+    url: str | None
+    account_id: uuid.UUID | None
+    reason: str
+    flagged_by_id: uuid.UUID
+    flagged_at: datetime
+    watch_interval_seconds: int | None
+    state: TargetState
+    removed_first_seen_at: datetime | None
+
+
+class JobRead(Model):
+    id: uuid.UUID
+    target_id: uuid.UUID
+    state: str
+    attempts: int
+    max_attempts: int
+    run_after: datetime
+    error: str | None
+    created_at: datetime
+
+
+class TargetFlagged(BaseModel):
+    target: TargetRead
+    job: JobRead
+
+
+class CaptureSummary(Model):
+    id: uuid.UUID
+    target_id: uuid.UUID
+    requested_url: str
+    final_url: str | None
+    title: str | None
+    http_status: int | None
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    manifest_sha256: str | None
+
+
+class TargetDetail(TargetRead):
+    captures: list[CaptureSummary]
+    jobs: list[JobRead]
+
+
+class AccountDetail(AccountRead):
+    targets: list[TargetRead]
+
+
+class ArtifactRead(Model):
+    id: uuid.UUID
+    kind: str
+    name: str | None
+    media_type: str
+    size: int
+    sha256: str
+    phash: str | None
+    dhash: str | None
+    created_at: datetime
+    download: str = Field(description="URL that streams the bytes.")
+
+
+class CaptureDetail(CaptureSummary):
+    redirect_chain: list[Any] | None
+    remote_ip: str | None
+    remote_port: int | None
+    tls_certificates: list[Any] | None
+    tool_version: str | None
+    browser_version: str | None
+    user_agent: str | None
+    viewport: str | None
+    worker_host: str | None
+    steps: list[Any] | None
+    error: str | None
+    key_id: str | None
+    signature: str | None = Field(description="Ed25519 signature of the manifest, base64.")
+    timestamp_time: datetime | None
+    timestamp_authority: str | None
+    comparison: dict[str, Any] | None = Field(description="Changes since the previous capture.")
+    artifacts: list[ArtifactRead]
+
+
+def b64(data: bytes | None) -> str | None:
+    return None if data is None else base64.b64encode(bytes(data)).decode()
+
+
+# --- notes -------------------------------------------------------------------------------------
+
+class NoteCreate(InputModel):
+    body: Text100000NonEmpty
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"body": "Same phone number as in OP-2025-101's adverts."}]})
+
+
+class NoteRevisionRead(Model):
+    revision: int
+    body: str
+    body_sha256: str
+    author_id: uuid.UUID
+    created_at: datetime
+
+
+class NoteRead(BaseModel):
+    id: uuid.UUID
+    target_id: uuid.UUID | None
+    created_by_id: uuid.UUID
+    created_at: datetime
+    revision: int = Field(description="The current revision's number.")
+    body: str = Field(description="The current revision's text.")
+    revised_at: datetime
+
+
+class NoteDetail(NoteRead):
+    revisions: list[NoteRevisionRead] = Field(description="Every revision, oldest first.")
+

@@ -1,0 +1,250 @@
+"""The case model over HTTP: cases, members, accounts, targets, captures, downloads, timeline."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+
+from sqlalchemy import select
+
+from evidence import cases, targets
+from evidence.models import CaptureJob, CustodyEntry, JobState, Role
+from tests.api.conftest import Api, Caller
+from tests.factories import make_capture
+
+CASE = {"reference": "OP-2026-014", "title": "Crossing adverts, Evros",
+        "offence": "Migrant smuggling", "jurisdiction": "gr"}
+
+
+def _case(api: Api, caller: Caller, **overrides: Any) -> dict[str, Any]:
+    made = api.post(caller, "/api/cases", json={**CASE, **overrides})
+    assert made.status_code == 201, made.text
+    body: dict[str, Any] = made.json()
+    return body
+
+
+def _actions(api: Api, reference: str) -> list[str]:
+    with api.runtime.session() as session:
+        case = session.scalars(select(cases.Case).where(cases.Case.reference == reference)).one()
+        return list(session.scalars(select(CustodyEntry.action)
+                                    .where(CustodyEntry.case_id == case.id)
+                                    .order_by(CustodyEntry.seq)))
+
+
+def test_create_list_show_update_close_and_reopen(api: Api) -> None:
+    nadia = api.user("nadia")
+    made = _case(api, nadia)
+    assert made["reference"] == "OP-2026-014" and made["jurisdiction"] == "GR"
+    assert made["status"] == "open" and made["access"] == "manage"
+    assert made["owning_unit"] == "Border Unit"
+    listed = api.get(nadia, "/api/cases").json()
+    assert [c["reference"] for c in listed["items"]] == ["OP-2026-014"] and listed["next"] is None
+    shown = api.get(nadia, "/api/cases/OP-2026-014")
+    assert shown.status_code == 200 and shown.json()["title"] == CASE["title"]
+    changed = api.patch(nadia, "/api/cases/OP-2026-014",
+                        json={"title": "Evros and Thrace", "handling_code": "RESTRICTED"})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["title"] == "Evros and Thrace"
+    assert changed.json()["offence"] == "Migrant smuggling"  # fields not sent are kept
+    bad = api.patch(nadia, "/api/cases/OP-2026-014", json={"jurisdiction": "Greece"})
+    assert bad.status_code == 422 and "ISO 3166" in bad.json()["message"]
+    closed = api.post(nadia, "/api/cases/OP-2026-014/close", json={"reason": "referred"})
+    assert closed.status_code == 200 and closed.json()["status"] == "closed"
+    again = api.post(nadia, "/api/cases/OP-2026-014/close", json={})
+    assert again.status_code == 409 and again.json()["error"] == "Conflict"
+    reopened = api.post(nadia, "/api/cases/OP-2026-014/reopen", json={})
+    assert reopened.json()["status"] == "open" and reopened.json()["closed_at"] is None
+    duplicate = api.post(nadia, "/api/cases", json=CASE)
+    assert duplicate.status_code == 409 and duplicate.json()["error"] == "DuplicateReference"
+    assert _actions(api, "OP-2026-014") == [
+        "case.created", "case.member_added", "case.viewed", "case.updated", "case.closed",
+        "case.reopened",
+    ]
+
+
+def test_members_are_added_changed_and_removed_by_managers(api: Api) -> None:
+    nadia, petros = api.user("nadia"), api.user("petros")
+    auditor = api.user("aud", Role.AUDITOR)
+    _case(api, nadia)
+    assert api.get(petros, "/api/cases/OP-2026-014").status_code == 404
+    added = api.post(nadia, "/api/cases/OP-2026-014/members",
+                     json={"user": "petros", "access": "read"})
+    assert added.status_code == 200 and added.json()["access"] == "read"
+    assert api.get(petros, "/api/cases/OP-2026-014").json()["access"] == "read"
+    # A reader sees the case, so is told why a change is refused: 403, not 404.
+    refused = api.post(petros, "/api/cases/OP-2026-014/targets",
+                       json={"url": "https://example.org/a", "reason": "advert"})
+    assert refused.status_code == 403
+    members = api.get(petros, "/api/cases/OP-2026-014/members").json()
+    assert {(m["user"], m["access"]) for m in members} == {("nadia", "manage"), ("petros", "read")}
+    no_auditors = api.post(nadia, "/api/cases/OP-2026-014/members", json={"user": "aud"})
+    assert no_auditors.status_code == 422 and "auditor" in no_auditors.json()["message"]
+    assert auditor.user.role == "auditor"
+    ghost = api.post(nadia, "/api/cases/OP-2026-014/members", json={"user": "ghost"})
+    assert ghost.status_code == 404
+    last = api.delete(nadia, "/api/cases/OP-2026-014/members/nadia")
+    assert last.status_code == 409 and "last manager" in last.json()["message"]
+    assert api.delete(nadia, "/api/cases/OP-2026-014/members/petros").status_code == 204
+    assert api.get(petros, "/api/cases/OP-2026-014").status_code == 404
+
+
+def test_accounts_targets_and_closed_case_refusals(api: Api) -> None:
+    nadia = api.user("nadia")
+    _case(api, nadia)
+    account = {"platform": "Facebook", "platform_account_id": "100089123456789",
+               "handle": "fast.trips.eu", "profile_url": "https://www.facebook.com/fast.trips.eu"}
+    linked = api.post(nadia, "/api/cases/OP-2026-014/accounts", json=account)
+    assert linked.status_code == 201, linked.text
+    assert linked.json()["platform"] == "facebook"
+    account_id = linked.json()["id"]
+    renamed = api.post(nadia, "/api/cases/OP-2026-014/accounts",
+                       json={**account, "handle": "fast.trips.2"})
+    assert renamed.status_code == 200 and renamed.json()["id"] == account_id
+    assert renamed.json()["handle"] == "fast.trips.2"
+    flagged = api.post(nadia, "/api/cases/OP-2026-014/targets",
+                       json={"url": "https://example.org/advert/1", "reason": "offers crossings",
+                             "watch_interval_seconds": 3600})
+    assert flagged.status_code == 201, flagged.text
+    target = flagged.json()["target"]
+    assert target["kind"] == "url" and target["watch_interval_seconds"] == 3600
+    assert flagged.json()["job"]["state"] == "queued"
+    by_account = api.post(nadia, "/api/cases/OP-2026-014/targets",
+                          json={"account_id": account_id, "reason": "the seller's profile"})
+    assert by_account.status_code == 201, by_account.text
+    assert by_account.json()["target"]["url"] == "https://www.facebook.com/fast.trips.eu"
+    shown_account = api.get(nadia, f"/api/cases/OP-2026-014/accounts/{account_id}").json()
+    assert [t["kind"] for t in shown_account["targets"]] == ["account"]
+    both = api.post(nadia, "/api/cases/OP-2026-014/targets",
+                    json={"url": "https://example.org/", "account_id": account_id,
+                          "reason": "x"})
+    assert both.status_code == 422
+    not_http = api.post(nadia, "/api/cases/OP-2026-014/targets",
+                        json={"url": "javascript:alert(1)", "reason": "x"})
+    assert not_http.status_code == 422 and "http" in not_http.json()["message"]
+    listed = api.get(nadia, "/api/cases/OP-2026-014/targets").json()["items"]
+    assert len(listed) == 2
+    shown = api.get(nadia, f"/api/cases/OP-2026-014/targets/{target['id']}").json()
+    assert shown["captures"] == [] and [j["state"] for j in shown["jobs"]] == ["queued"]
+    recapture = api.post(nadia, f"/api/cases/OP-2026-014/targets/{target['id']}/captures",
+                         json={"reason": "edited"})
+    assert recapture.status_code == 202 and recapture.json()["state"] == "queued"
+
+    assert api.post(nadia, "/api/cases/OP-2026-014/close", json={}).status_code == 200
+    for url, body in [
+        ("/api/cases/OP-2026-014/targets", {"url": "https://example.org/2", "reason": "r"}),
+        (f"/api/cases/OP-2026-014/targets/{target['id']}/captures", {"reason": "again"}),
+        ("/api/cases/OP-2026-014/accounts", {"platform": "x", "platform_account_id": "2"}),
+    ]:
+        refused = api.post(nadia, url, json=body)
+        assert refused.status_code == 409, (url, refused.text)
+        assert refused.json() == {"error": "CaseClosed",
+                                  "message": "case 'OP-2026-014' is closed"}
+    with api.runtime.session() as session:
+        jobs = session.scalars(select(CaptureJob.state)).all()
+    assert sorted(jobs) == [JobState.QUEUED] * 3  # nothing was queued while closed
+
+
+def test_capture_detail_and_artifact_download_are_recorded(api: Api) -> None:
+    nadia, petros = api.user("nadia"), api.user("petros")
+    _case(api, nadia)
+    api.post(nadia, "/api/cases/OP-2026-014/members", json={"user": "petros"})
+    with api.runtime.session() as session:
+        case = cases.get_case(session, nadia.user, "OP-2026-014")
+        target, _job = targets.flag_target(session, nadia.user, case, reason="advert",
+                                           url="https://example.org/advert")
+        capture = make_capture(session, case, target, api.runtime.store,
+                               comparison={"summary": "text changed"})
+        capture_id, target_id = capture.id, target.id
+    listed = api.get(petros, "/api/cases/OP-2026-014/captures").json()["items"]
+    assert [c["id"] for c in listed] == [str(capture_id)]
+    by_target = api.get(petros, f"/api/cases/OP-2026-014/captures?target={target_id}").json()
+    assert len(by_target["items"]) == 1
+    detail = api.get(petros, f"/api/cases/OP-2026-014/captures/{capture_id}")
+    assert detail.status_code == 200, detail.text
+    body = detail.json()
+    assert body["status"] == "partial" and body["comparison"] == {"summary": "text changed"}
+    assert [s["name"] for s in body["steps"]] == ["navigate", "pdf"]
+    assert body["steps"][1]["error"] == "timed out"
+    assert {a["kind"] for a in body["artifacts"]} == {"screenshot", "dom"}
+    dom = next(a for a in body["artifacts"] if a["kind"] == "dom")
+    shown_target = api.get(petros, f"/api/cases/OP-2026-014/targets/{target_id}").json()
+    assert [c["id"] for c in shown_target["captures"]] == [str(capture_id)]
+
+    download = api.get(petros, dom["download"])
+    assert download.status_code == 200
+    data = b"<html><body>advert</body></html>"
+    assert download.content == data
+    digest = hashlib.sha256(data).hexdigest()
+    assert download.headers["x-content-sha256"] == digest == dom["sha256"]
+    assert download.headers["repr-digest"] == (
+        f"sha-256=:{base64.b64encode(hashlib.sha256(data).digest()).decode()}:")
+    assert download.headers["content-type"].startswith("text/html")
+    assert download.headers["x-content-type-options"] == "nosniff"
+    assert "sandbox" in download.headers["content-security-policy"]
+    assert download.headers["content-disposition"] == 'attachment; filename="dom.html"'
+    with api.runtime.session() as session:
+        entry = session.scalars(select(CustodyEntry).where(
+            CustodyEntry.action == "artifact.downloaded")).one()
+    assert entry.actor_id == petros.user.id and entry.sha256 == digest
+    assert entry.object_id == dom["id"]
+    assert _actions(api, "OP-2026-014")[-2:] == ["capture.viewed", "artifact.downloaded"]
+
+
+def test_ids_of_another_case_are_not_found(api: Api) -> None:
+    nadia = api.user("nadia")
+    _case(api, nadia, reference="A-1")
+    _case(api, nadia, reference="B-1")
+    flagged = api.post(nadia, "/api/cases/A-1/targets",
+                       json={"url": "https://example.org/a", "reason": "advert"}).json()
+    target_id = flagged["target"]["id"]
+    assert api.get(nadia, f"/api/cases/A-1/targets/{target_id}").status_code == 200
+    wrong = api.get(nadia, f"/api/cases/B-1/targets/{target_id}")
+    assert wrong.status_code == 404 and wrong.json()["error"] == "AccessDenied"
+    assert api.post(nadia, f"/api/cases/B-1/targets/{target_id}/notes",
+                    json={"body": "x"}).status_code == 404
+
+
+def test_notes_are_append_only_revisions(api: Api) -> None:
+    nadia = api.user("nadia")
+    _case(api, nadia)
+    made = api.post(nadia, "/api/cases/OP-2026-014/notes", json={"body": "First thought"})
+    assert made.status_code == 201, made.text
+    note = made.json()
+    assert note["revision"] == 1 and note["body"] == "First thought"
+    revised = api.post(nadia, f"/api/cases/OP-2026-014/notes/{note['id']}/revisions",
+                       json={"body": "Second thought"})
+    assert revised.status_code == 201
+    detail = api.get(nadia, f"/api/cases/OP-2026-014/notes/{note['id']}").json()
+    assert detail["revision"] == 2 and detail["body"] == "Second thought"
+    assert [(r["revision"], r["body"]) for r in detail["revisions"]] == [
+        (1, "First thought"), (2, "Second thought")]
+    assert detail["revisions"][0]["body_sha256"] == hashlib.sha256(b"First thought").hexdigest()
+    flagged = api.post(nadia, "/api/cases/OP-2026-014/targets",
+                       json={"url": "https://example.org/a", "reason": "advert"}).json()
+    tid = flagged["target"]["id"]
+    on_target = api.post(nadia, f"/api/cases/OP-2026-014/targets/{tid}/notes",
+                         json={"body": "Phone number matches"})
+    assert on_target.status_code == 201 and on_target.json()["target_id"] == tid
+    tnote = on_target.json()["id"]
+    assert api.post(nadia, f"/api/cases/OP-2026-014/targets/{tid}/notes/{tnote}/revisions",
+                    json={"body": "Phone and IBAN match"}).json()["revision"] == 2
+    case_notes = api.get(nadia, "/api/cases/OP-2026-014/notes").json()["items"]
+    assert [n["body"] for n in case_notes] == ["Second thought"]
+    target_notes = api.get(nadia, f"/api/cases/OP-2026-014/targets/{tid}/notes").json()["items"]
+    assert [(n["revision"], n["body"]) for n in target_notes] == [(2, "Phone and IBAN match")]
+    # A target's note is not reachable as another target's, nor a case note as a target's.
+    assert api.get(nadia, f"/api/cases/OP-2026-014/targets/{tid}/notes/{note['id']}"
+                   ).status_code == 404
+    assert api.post(nadia, "/api/cases/OP-2026-014/notes", json={"body": "  "}).status_code == 422
+    # The database itself refuses to rewrite history.
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+    with api.runtime.engine.connect() as conn:
+        try:
+            conn.execute(text("UPDATE note_revisions SET body = 'forged'"))
+            raise AssertionError("note revisions were changed")
+        except DBAPIError:
+            conn.rollback()
+    actions = _actions(api, "OP-2026-014")
+    assert actions.count("note.added") == 2 and actions.count("note.revised") == 2
