@@ -109,3 +109,62 @@ def _describe(p: Platform) -> list[str]:
         if s.note:
             lines.append(f"    {s.note}")
     return lines
+
+
+# --- `evidence request ...` ----------------------------------------------------------------------
+
+
+@click.group(name="request")
+def request() -> None:
+    """Legal requests: the fields of each kind and which kinds fit a platform."""
+
+
+@request.command("fields")
+@click.argument("kind")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def request_fields(kind: str, as_json: bool) -> None:
+    """List the fields of KIND in the official order: section, name, required, filled from."""
+    from legal_forms.instruments import get_instrument
+    from legal_forms.instruments.base import UnknownKind
+
+    try:
+        inst = get_instrument(kind)
+    except UnknownKind as exc:
+        raise click.ClickException(exc.message) from exc
+    titles = {s.key: s.title for s in inst.sections}
+    rows = [{**f.describe(), "section_title": titles[f.section]} for f in inst.ordered_fields()]
+    if as_json:
+        click.echo(json.dumps({"kind": inst.kind, "title": inst.title, "fields": rows},
+                              indent=2, ensure_ascii=False))
+        return
+    click.echo(f"{inst.title} [{inst.kind}]")
+    current = None
+    for row in rows:
+        if row["section_title"] != current:
+            current = row["section_title"]
+            click.echo(f"{current}")
+        need = "required" if row["required"] else "optional"
+        click.echo(f"  {row['name']:<26} {need:<8} {row['label']}")
+        click.echo(f"  {'':<26} {'':<8} from: {row['filled_from']}")
+
+
+@request.command("route")
+@click.option("--platform", "platform_name", required=True, help="Platform name or alias.")
+@click.option("--issuing-country", default=None, help="ISO 3166-1 alpha-2 code, e.g. DE.")
+@click.option("--case", "case_ref", default=None, help="Case reference (used by the service).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def request_route(platform_name: str, issuing_country: str | None, case_ref: str | None,
+                  as_json: bool) -> None:
+    """Suggest which kinds of request fit a platform, with the reason for each."""
+    from legal_forms.instruments.routing import route
+
+    try:
+        platform = _registry().get(platform_name)
+    except UnknownPlatform as exc:
+        raise click.ClickException(exc.message) from exc
+    suggestions = route(platform, issuing_country)
+    if as_json:
+        click.echo(json.dumps([s.to_dict() for s in suggestions], indent=2, ensure_ascii=False))
+        return
+    for s in suggestions:
+        click.echo(f"{s.timing:<12} {s.kind:<30} {s.reason}")

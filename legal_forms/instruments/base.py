@@ -1,0 +1,464 @@
+"""The shared framework of the legal instruments: typed input, field tables, problems, deadlines.
+
+A service builds one `RequestInput` from the database (case, targets, captures, settings, the
+platform registry entry, the user's `--field NAME=VALUE` values) and hands it to an `Instrument`.
+The instrument never reads anything else: it lists its fields in the official order
+(`Instrument.fields`), checks the input (`validate`, every problem at once), computes due dates
+(`deadlines`) and is rendered by `legal_forms.instruments.render`.
+
+Sources: every `Section` and `FieldSpec` carries the text it comes from and whether that was
+checked against an official text (`verified`). An unverified section is printed without a
+section letter: a letter is never guessed.
+
+Time: every instant is a timezone-aware `datetime`; stored and compared in UTC. Periods in days
+are counted on the calendar of the issuing authority's time zone (same wall-clock time N days
+later, so a daylight-saving change does not move the hour); periods in hours are elapsed time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+from types import MappingProxyType
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from evidence.errors import InvalidInput
+from legal_forms.platforms import UNKNOWN, Platform
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+class RequestInvalid(InvalidInput):
+    """A request fails its instrument's checks; the message lists every problem."""
+
+    def __init__(self, kind: str, problems: tuple[Problem, ...]) -> None:
+        lines = "\n".join(f"- {p}" for p in problems)
+        super().__init__(f"{kind}: {len(problems)} problem(s):\n{lines}")
+        self.problems = problems
+
+
+class UnknownKind(InvalidInput):
+    """No instrument has this kind name."""
+
+
+# --- the typed input ----------------------------------------------------------------------------
+
+
+class AuthorityRole(StrEnum):
+    """What an issuing or validating authority is; Art. 4 of Reg. (EU) 2023/1543 turns on it."""
+
+    JUDGE = "judge"
+    COURT = "court"
+    INVESTIGATING_JUDGE = "investigating_judge"
+    PROSECUTOR = "prosecutor"
+    POLICE = "police"
+    OTHER = "other"
+
+
+JUDICIAL = frozenset({AuthorityRole.JUDGE, AuthorityRole.COURT, AuthorityRole.INVESTIGATING_JUDGE})
+JUDICIAL_OR_PROSECUTOR = JUDICIAL | {AuthorityRole.PROSECUTOR}
+
+
+class DataCategory(StrEnum):
+    """The four categories of Art. 3(9)-(12) of Reg. (EU) 2023/1543."""
+
+    SUBSCRIBER = "subscriber"
+    USER_IDENTIFICATION = "user_identification"
+    TRAFFIC = "traffic"
+    CONTENT = "content"
+
+
+EU_LABELS: Mapping[DataCategory, str] = MappingProxyType(
+    {
+        DataCategory.SUBSCRIBER: "Subscriber data",
+        DataCategory.USER_IDENTIFICATION: (
+            "Data requested for the sole purpose of identifying the user"
+        ),
+        DataCategory.TRAFFIC: "Traffic data",
+        DataCategory.CONTENT: "Content data",
+    }
+)
+
+# How the EU split maps onto the categories of 18 U.S.C. 2703 that US providers use.
+US_LABELS: Mapping[DataCategory, str] = MappingProxyType(
+    {
+        DataCategory.SUBSCRIBER: "Basic subscriber information (18 U.S.C. 2703(c)(2))",
+        DataCategory.USER_IDENTIFICATION: (
+            "Basic subscriber information incl. IP addresses of sessions (18 U.S.C. 2703(c)(2))"
+        ),
+        DataCategory.TRAFFIC: "Other non-content records and logs (18 U.S.C. 2703(c)(1), (d))",
+        DataCategory.CONTENT: "Contents of communications (18 U.S.C. 2703(a), (b))",
+    }
+)
+
+
+@dataclass(frozen=True)
+class CaseInfo:
+    reference: str
+    title: str
+    offence: str
+    offence_provision: str
+    max_penalty_years: float | None
+    facts: str
+    jurisdiction: str  # ISO 3166-1 alpha-2 of the issuing state, e.g. "DE"
+
+
+@dataclass(frozen=True)
+class Authority:
+    """An issuing or validating authority, from standing settings."""
+
+    name: str
+    role: AuthorityRole
+    country: str  # ISO 3166-1 alpha-2
+    address: str
+    phone: str
+    email: str
+    time_zone: str  # IANA name, e.g. "Europe/Berlin"
+    person: str = ""  # the official in charge / signatory
+    position: str = ""
+    file_number: str = ""
+    office_hours: str = ""
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
+
+
+@dataclass(frozen=True)
+class TargetIdentifier:
+    """One identifier of an account or item, with the capture it was taken from."""
+
+    kind: str  # a registry identifier kind (username, user_id, phone, email, url ...)
+    value: str
+    source_url: str
+    capture_id: str
+    manifest_sha256: str
+    captured_at: datetime  # UTC, aware
+    relevant_date: date | None = None  # the date the identifier was in use (Instagram needs it)
+    service: str = ""
+
+
+@dataclass(frozen=True)
+class DateRange:
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class RequestInput:
+    kind: str
+    reference: str
+    case: CaseInfo
+    issuing: Authority
+    platform: Platform
+    identifiers: tuple[TargetIdentifier, ...]
+    categories: frozenset[DataCategory] = frozenset()
+    date_range: DateRange | None = None
+    validating: Authority | None = None
+    do_not_notify: bool = True
+    emergency: bool = False
+    issued_at: datetime | None = None
+    previous_reference: str | None = None
+    previous_issued_at: datetime | None = None
+    user_fields: Mapping[str, str] = field(default_factory=dict)
+
+    def user(self, name: str) -> str:
+        return self.user_fields.get(name, "").strip()
+
+
+# --- field tables --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Section:
+    """One section of the official form, in the official order."""
+
+    key: str  # stable id used by fields; the official letter/number when verified
+    heading: str
+    source: str
+    verified: bool
+    letter: str | None = None  # printed only when verified
+
+    @property
+    def title(self) -> str:
+        return f"{self.letter}: {self.heading}" if self.letter else self.heading
+
+
+Getter = Callable[[RequestInput], str | None]
+
+
+@dataclass(frozen=True)
+class Fill:
+    """Where a field's value comes from: a description for people and a getter for the code."""
+
+    description: str
+    get: Getter | None = None  # None: the user supplies it with --field NAME=VALUE
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    label: str
+    section: str  # Section.key
+    required: bool
+    fill: Fill
+    source: str
+    verified: bool = True
+
+    def value(self, request: RequestInput) -> str:
+        if self.name in request.user_fields:  # the user may always override
+            return request.user(self.name)
+        if self.fill.get is None:
+            return ""
+        return (self.fill.get(request) or "").strip()
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "label": self.label,
+            "section": self.section,
+            "required": self.required,
+            "filled_from": self.fill.description,
+            "source": self.source,
+            "verified": self.verified,
+        }
+
+
+def user_field() -> Fill:
+    return Fill("user (--field NAME=VALUE)")
+
+
+def case_field(attr: str) -> Fill:
+    def get(r: RequestInput) -> str | None:
+        value = getattr(r.case, attr)
+        return None if value is None else str(value)
+
+    return Fill(f"case.{attr}", get)
+
+
+def issuing_field(attr: str) -> Fill:
+    return Fill(f"settings: issuing authority {attr}", lambda r: str(getattr(r.issuing, attr)))
+
+
+def validating_field(attr: str) -> Fill:
+    def get(r: RequestInput) -> str | None:
+        return None if r.validating is None else str(getattr(r.validating, attr))
+
+    return Fill(f"settings: validating authority {attr}", get)
+
+
+def computed(description: str, get: Getter) -> Fill:
+    return Fill(description, get)
+
+
+# --- common getters ------------------------------------------------------------------------------
+
+
+def identifier_lines(r: RequestInput) -> str:
+    lines = []
+    for i in r.identifiers:
+        extra = f" (in use on {i.relevant_date.isoformat()})" if i.relevant_date else ""
+        service = f"{i.service} " if i.service else ""
+        lines.append(f"{service}{i.kind}: {i.value}{extra} - {i.source_url}")
+    return "\n".join(lines)
+
+
+def category_lines(r: RequestInput, *, us: bool = False) -> str:
+    labels = US_LABELS if us else EU_LABELS
+    return "\n".join(labels[c] for c in DataCategory if c in r.categories)
+
+
+def date_range_text(r: RequestInput) -> str | None:
+    if r.date_range is None:
+        return None
+    return f"{utc_text(r.date_range.start)} to {utc_text(r.date_range.end)}"
+
+
+def utc_or_none(moment: datetime | None) -> str | None:
+    return None if moment is None else utc_text(moment)
+
+
+def utc_text(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def eu_addressee(r: RequestInput) -> str:
+    entity = r.platform.eu_entity
+    return f"{entity.name}, {entity.address}"
+
+
+def non_eu_addressee(r: RequestInput) -> str:
+    entity = r.platform.non_eu_entities[0]
+    return f"{entity.name}, {entity.address}"
+
+
+def authority_block(a: Authority | None) -> str | None:
+    if a is None:
+        return None
+    parts = [a.name, a.person and f"{a.person}, {a.position}".rstrip(", "), a.address,
+             f"Tel. {a.phone}", f"Email {a.email}", f"Time zone {a.time_zone}"]
+    return "\n".join(p for p in parts if p)
+
+
+# --- problems ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    message: str
+    field: str | None = None
+    severity: str = "error"  # "error" blocks sending; "warning" is shown and recorded
+
+    def __str__(self) -> str:
+        where = f"{self.field}: " if self.field else ""
+        tag = "" if self.severity == "error" else f"[{self.severity}] "
+        return f"{tag}{where}{self.message}"
+
+
+def missing_required(fields: tuple[FieldSpec, ...], r: RequestInput) -> list[Problem]:
+    return [
+        Problem(f"required field '{f.label}' is empty", f.name)
+        for f in fields
+        if f.required and not f.value(r)
+    ]
+
+
+def identifier_problems(r: RequestInput) -> list[Problem]:
+    """Identifiers against the registry's accepted kinds and the timestamps' zones."""
+    problems: list[Problem] = []
+    if not r.identifiers:
+        problems.append(Problem("no identifiers: name at least one account or item", "identifiers"))
+    accepted = {i.kind for i in r.platform.identifiers}
+    for ident in r.identifiers:
+        if ident.captured_at.tzinfo is None:
+            problems.append(Problem(f"capture time of {ident.value!r} has no time zone",
+                                    "identifiers"))
+        if "url" not in accepted and ident.kind not in accepted:
+            problems.append(Problem(
+                f"{r.platform.display_name} does not list {ident.kind!r} among the identifiers "
+                f"it accepts ({', '.join(sorted(accepted))}): {ident.value!r}", "identifiers"))
+        if r.platform.name == "instagram" and ident.kind == "username" and not ident.relevant_date:
+            problems.append(Problem(
+                f"Instagram username {ident.value!r} needs the date it was in use: Instagram "
+                "does not process a username without the relevant date", "identifiers"))
+        if len(ident.manifest_sha256) != 64:
+            problems.append(Problem(f"identifier {ident.value!r} lacks the SHA-256 of its "
+                                    "capture manifest", "identifiers"))
+    return problems
+
+
+def platform_known(name: str) -> bool:
+    return bool(name) and name != UNKNOWN
+
+
+# --- deadlines -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Deadline:
+    name: str
+    due: datetime  # UTC
+    basis: str
+    note: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "due": self.due.isoformat(), "basis": self.basis,
+                "note": self.note}
+
+
+def _aware(moment: datetime) -> datetime:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise InvalidInput("deadline arithmetic needs a timezone-aware datetime")
+    return moment
+
+
+def zone_of(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise InvalidInput(f"unknown time zone {name!r}") from exc
+
+
+def add_days(moment: datetime, days: int, zone: ZoneInfo) -> datetime:
+    """`days` calendar days later on the wall clock of `zone`, returned in UTC."""
+    local = _aware(moment).astimezone(zone)
+    later = (local.replace(tzinfo=None) + timedelta(days=days)).replace(tzinfo=zone)
+    return later.astimezone(UTC)
+
+
+def add_hours(moment: datetime, hours: int) -> datetime:
+    """`hours` hours of elapsed time later, in UTC (a DST change does not stretch it)."""
+    return _aware(moment).astimezone(UTC) + timedelta(hours=hours)
+
+
+# --- the instrument ------------------------------------------------------------------------------
+
+
+class Timing(StrEnum):
+    NOW = "now"
+    NEXT = "next"
+    ALTERNATIVE = "alternative"
+    TAKEDOWN = "takedown"
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    kind: str
+    timing: Timing
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "timing": str(self.timing), "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    title: str
+    url: str
+    verified: bool
+    note: str = ""
+
+
+class Instrument:
+    """One kind of legal instrument. Subclasses fill the class attributes and the three hooks."""
+
+    kind: str = ""
+    title: str = ""
+    legal_basis: str = ""
+    preamble: str = ""
+    sections: tuple[Section, ...] = ()
+    fields: tuple[FieldSpec, ...] = ()
+    sources: tuple[SourceRef, ...] = ()
+    unverified: tuple[str, ...] = ()  # facts kept from secondary sources, stated in the output
+    has_validating_authority: bool = False
+
+    def validate(self, r: RequestInput) -> tuple[Problem, ...]:
+        problems = missing_required(self.fields, r)
+        if r.kind != self.kind:
+            problems.append(Problem(f"request kind {r.kind!r} is not {self.kind!r}", "kind"))
+        problems += self.check(r)
+        return tuple(problems)
+
+    def check(self, r: RequestInput) -> list[Problem]:
+        """Rules beyond required fields; every problem found, not the first."""
+        return []
+
+    def deadlines(self, r: RequestInput, sent_at: datetime) -> tuple[Deadline, ...]:
+        return ()
+
+    def ensure_valid(self, r: RequestInput) -> None:
+        errors = tuple(p for p in self.validate(r) if p.severity == "error")
+        if errors:
+            raise RequestInvalid(self.kind, errors)
+
+    def section(self, key: str) -> Section:
+        return next(s for s in self.sections if s.key == key)
+
+    def ordered_fields(self) -> list[FieldSpec]:
+        order = {s.key: i for i, s in enumerate(self.sections)}
+        return sorted(self.fields, key=lambda f: order[f.section])
+
+    def values(self, r: RequestInput) -> dict[str, str]:
+        return {f.name: f.value(r) for f in self.fields}

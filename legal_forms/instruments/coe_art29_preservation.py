@@ -1,0 +1,127 @@
+"""`coe-art29-preservation`: expedited preservation under Art. 29 of the Budapest Convention,
+laid out as the T-CY(2018)11 template (items 1-7) followed by the contents Art. 29(2) requires.
+
+Verified: Art. 29(2)(a)-(f). Not verified: the template's item numbers and wording, the 60-day
+minimum of Art. 29(7) (secondary source).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from legal_forms.instruments.base import (
+    Deadline,
+    FieldSpec,
+    Instrument,
+    Problem,
+    RequestInput,
+    Section,
+    add_days,
+    category_lines,
+    computed,
+    date_range_text,
+    identifier_lines,
+    identifier_problems,
+    non_eu_addressee,
+    user_field,
+    zone_of,
+)
+from legal_forms.instruments.coe_common import (
+    CONVENTION,
+    CONVENTION_SOURCE,
+    PARTIES,
+    PARTIES_UNVERIFIED,
+    TEMPLATES_SOURCE,
+    template_fields,
+    template_sections,
+)
+
+TEMPLATE = "T-CY(2018)11"
+ART = f"{CONVENTION}, Art. 29(2)"
+MIN_DAYS = 60  # Art. 29(7) (unverified)
+
+
+def _custodian(r: RequestInput) -> str:
+    lines = [f"{r.platform.operator}; {non_eu_addressee(r)}"]
+    if r.platform.eu_entity.name != "unknown":
+        lines.append(f"EU entity: {r.platform.eu_entity.name}, {r.platform.eu_entity.address}")
+    return "\n".join(lines)
+
+
+def _data(r: RequestInput) -> str:
+    parts = [identifier_lines(r), category_lines(r)]
+    period = date_range_text(r)
+    if period:
+        parts.append(f"Period: {period}")
+    return "\n".join(p for p in parts if p)
+
+
+class CoeArt29Preservation(Instrument):
+    kind = "coe-art29-preservation"
+    title = "Request for expedited preservation of stored computer data (Art. 29)"
+    legal_basis = f"{CONVENTION}, Art. 29 (and Art. 35: 24/7 Network)"
+    preamble = (
+        "The requesting authority asks the requested Party to order or otherwise obtain the "
+        "expeditious preservation of the stored computer data described below, in respect of "
+        "which it intends to submit a request for mutual assistance (Art. 29(1))."
+    )
+    sections = (
+        *template_sections(TEMPLATE),
+        Section("a", "The authority seeking the preservation", ART + "(a)", True, "Art. 29(2)(a)"),
+        Section("b", "The offence and a brief summary of the related facts", ART + "(b)", True,
+                "Art. 29(2)(b)"),
+        Section("c", "The stored computer data to be preserved and its relationship to the "
+                "offence", ART + "(c)", True, "Art. 29(2)(c)"),
+        Section("d", "Information identifying the custodian of the stored computer data or the "
+                "location of the computer system", ART + "(d)", True, "Art. 29(2)(d)"),
+        Section("e", "The necessity of the preservation", ART + "(e)", True, "Art. 29(2)(e)"),
+        Section("f", "Intention to submit a request for mutual assistance", ART + "(f)", True,
+                "Art. 29(2)(f)"),
+    )
+    fields = (
+        *template_fields(TEMPLATE),
+        FieldSpec("seeking_authority", "Authority seeking the preservation", "a", True,
+                  computed("settings: issuing authority name and country",
+                           lambda r: f"{r.issuing.name} ({r.issuing.country})"), ART + "(a)"),
+        FieldSpec("offence", "Offence", "b", True, computed(
+            "case.offence + case.offence_provision",
+            lambda r: f"{r.case.offence} ({r.case.offence_provision})"), ART + "(b)"),
+        FieldSpec("facts", "Brief summary of the facts", "b", True,
+                  computed("case.facts", lambda r: r.case.facts), ART + "(b)"),
+        FieldSpec("data", "Data to be preserved", "c", True,
+                  computed("targets[].identifiers, request.categories, request.date_range",
+                           _data), ART + "(c)"),
+        FieldSpec("relationship", "Relationship of the data to the offence", "c", True,
+                  user_field(), ART + "(c)"),
+        FieldSpec("custodian", "Custodian / location of the computer system", "d", True,
+                  computed("platform.operator, platform entities", _custodian), ART + "(d)"),
+        FieldSpec("necessity", "Why preservation is necessary", "e", True, user_field(),
+                  ART + "(e)"),
+        FieldSpec("mla_intention", "Statement that a mutual assistance request will follow",
+                  "f", True, user_field(), ART + "(f)"),
+    )
+    sources = (CONVENTION_SOURCE, TEMPLATES_SOURCE)
+    unverified = (
+        "T-CY(2018)11 item numbers and wording (items 1-7).",
+        "Art. 29(7): preservation for not less than 60 days (secondary source).",
+        PARTIES_UNVERIFIED,
+    )
+
+    def check(self, r: RequestInput) -> list[Problem]:
+        problems = identifier_problems(r)
+        statement = r.user("mla_intention").lower()
+        if statement and not any(w in statement for w in ("mutual", "mla", "assistance")):
+            problems.append(Problem(
+                "the statement must say that a request for mutual assistance will be submitted "
+                f"({ART}(f))", "mla_intention"))
+        if r.issuing.country.upper() not in PARTIES:
+            problems.append(Problem(
+                f"{r.issuing.country} is not in the list of Parties used here (unverified): "
+                "check the Treaty Office chart", "issuing_state", "warning"))
+        return problems
+
+    def deadlines(self, r: RequestInput, sent_at: datetime) -> tuple[Deadline, ...]:
+        return (Deadline("mutual assistance request due before preservation may end",
+                         add_days(sent_at, MIN_DAYS, zone_of(r.issuing.time_zone)),
+                         f"{CONVENTION}, Art. 29(7) (unverified)",
+                         "Preservation lasts not less than 60 days, counted here from sending."),)

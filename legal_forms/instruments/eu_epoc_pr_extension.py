@@ -1,0 +1,122 @@
+"""`eu-epoc-pr-extension`: extending an EPOC-PR by 30 days, Annex VI to Regulation (EU) 2023/1543.
+
+Verified: Art. 11(1) ("During that 60-day period, the issuing authority may, using the form set
+out in Annex VI, extend the duration of the obligation to preserve the data by an additional
+30-day period"). The Annex's own title and sections were not reached: headings here are
+descriptive and marked unverified.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+
+from legal_forms.instruments.base import (
+    Deadline,
+    FieldSpec,
+    Instrument,
+    Problem,
+    RequestInput,
+    Section,
+    add_days,
+    authority_block,
+    computed,
+    eu_addressee,
+    identifier_lines,
+    issuing_field,
+    utc_or_none,
+    utc_text,
+    zone_of,
+)
+from legal_forms.instruments.eu_common import REG, REG_SOURCE, addressee_problems
+from legal_forms.instruments.eu_epoc_pr import EXTENSION_DAYS, PRESERVE_DAYS
+
+ANNEX = f"{REG}, Annex VI"
+_U = "descriptive heading; the Annex's sections were not verified"
+
+
+def extension_of(original: RequestInput, *, reference: str,
+                 issued_at: datetime | None = None) -> RequestInput:
+    """The Annex VI extension of an EPOC-PR, carrying the original's case, parties and data."""
+    return dataclasses.replace(
+        original, kind=EuEpocPrExtension.kind, reference=reference, issued_at=issued_at,
+        previous_reference=original.reference, previous_issued_at=original.issued_at,
+    )
+
+
+def _original_end(r: RequestInput) -> str | None:
+    if r.previous_issued_at is None:
+        return None
+    return utc_text(add_days(r.previous_issued_at, PRESERVE_DAYS, zone_of(r.issuing.time_zone)))
+
+
+def _new_end(r: RequestInput) -> str | None:
+    if r.previous_issued_at is None:
+        return None
+    return utc_text(add_days(r.previous_issued_at, PRESERVE_DAYS + EXTENSION_DAYS,
+                             zone_of(r.issuing.time_zone)))
+
+
+class EuEpocPrExtension(Instrument):
+    kind = "eu-epoc-pr-extension"
+    title = "Extension of the preservation of electronic evidence (EPOC-PR, Annex VI)"
+    legal_basis = f"{REG}, Art. 11(1); form in Annex VI"
+    preamble = (
+        "The issuing authority extends, by an additional 30 days, the obligation to preserve the "
+        f"data requested by the EPOC-PR identified below ({REG}, Art. 11(1)), where necessary "
+        "to allow for the issuing of a subsequent request for production."
+    )
+    sections = (
+        Section("authority", "Issuing authority", f"{ANNEX} ({_U})", False),
+        Section("addressee", "Addressee", f"{ANNEX} ({_U})", False),
+        Section("original", "EPOC-PR concerned", f"{ANNEX} ({_U})", False),
+        Section("extension", "Extension", f"{REG}, Art. 11(1)", True),
+    )
+    fields = (
+        FieldSpec("issuing_authority", "Issuing authority (name, contact)", "authority", True,
+                  computed("settings: issuing authority", lambda r: authority_block(r.issuing)),
+                  ANNEX, False),
+        FieldSpec("issuing_file_number", "File number of the issuing authority", "authority",
+                  True, issuing_field("file_number"), ANNEX, False),
+        FieldSpec("addressee", "Addressee", "addressee", True,
+                  computed("platform.eu_entity", eu_addressee), ANNEX, False),
+        FieldSpec("original_reference", "Reference of the EPOC-PR", "original", True,
+                  computed("original.reference", lambda r: r.previous_reference), ANNEX, False),
+        FieldSpec("original_issued_at", "EPOC-PR sent (UTC)", "original", True,
+                  computed("original.issued_at", lambda r: utc_or_none(r.previous_issued_at)),
+                  ANNEX, False),
+        FieldSpec("identifiers", "Data concerned (identifiers)", "original", True,
+                  computed("original identifiers", identifier_lines), ANNEX, False),
+        FieldSpec("current_end", "Preservation would end (UTC)", "extension", True,
+                  computed("original.issued_at + 60 days", _original_end),
+                  f"{REG}, Art. 11(1)"),
+        FieldSpec("new_end", "Preservation extended until (UTC)", "extension", True,
+                  computed("original.issued_at + 90 days", _new_end), f"{REG}, Art. 11(1)"),
+    )
+    sources = (REG_SOURCE,)
+    unverified = ("Annex VI title and section structure (not reached in the official text).",)
+
+    def check(self, r: RequestInput) -> list[Problem]:
+        problems = addressee_problems(r)
+        if r.previous_issued_at is None or not r.previous_reference:
+            problems.append(Problem("an extension needs the original EPOC-PR's reference and "
+                                    "sending time (use extension_of(original))", "original"))
+        elif r.issued_at is not None:
+            end = add_days(r.previous_issued_at, PRESERVE_DAYS, zone_of(r.issuing.time_zone))
+            if r.issued_at >= end:
+                problems.append(Problem(
+                    f"the extension must be sent within the 60-day period ({REG}, Art. 11(1)); "
+                    f"it ended {utc_text(end)}", "issued_at"))
+        return problems
+
+    def deadlines(self, r: RequestInput, sent_at: datetime) -> tuple[Deadline, ...]:
+        if r.previous_issued_at is None:
+            return ()
+        zone = zone_of(r.issuing.time_zone)
+        return (
+            Deadline("send the extension before", add_days(r.previous_issued_at, PRESERVE_DAYS,
+                                                           zone), f"{REG}, Art. 11(1)"),
+            Deadline("extended preservation ends", add_days(
+                r.previous_issued_at, PRESERVE_DAYS + EXTENSION_DAYS, zone), f"{REG}, Art. 11(1)",
+                "Confirm a subsequent production request (Annex V) before this time."),
+        )

@@ -1,0 +1,96 @@
+"""`provider-preservation`: a direct preservation request in the style of 18 U.S.C. 2703(f).
+
+2703(f) binds US providers towards US governmental entities; from a foreign authority the same
+letter is honoured as the provider's courtesy (see each platform's guidelines in the registry).
+The preservation period comes from the registry where it is known, else the statutory 90 + 90.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from legal_forms.instruments.base import (
+    Deadline,
+    FieldSpec,
+    Instrument,
+    Problem,
+    RequestInput,
+    add_days,
+    computed,
+    identifier_problems,
+    zone_of,
+)
+from legal_forms.instruments.us_common import REGISTRY, S2703, provider_fields, provider_sections
+from legal_forms.platforms import UNKNOWN
+
+STATUTE_DAYS = 90  # 18 U.S.C. 2703(f)(2)
+STATUTE_EXTENSION_DAYS = 90
+# Lead time before expiry for an extension request, from the registry's notes (X: "submit each
+# as a separate request at least 7 days before the 90 days end").
+EXTENSION_LEAD_DAYS = {"x": 7}
+
+
+def _basis(r: RequestInput) -> str:
+    return (
+        "Request to preserve records and other evidence in your possession pending the issuance "
+        "of formal legal process, in the manner of 18 U.S.C. 2703(f). This request covers data "
+        "existing at the time it is received; it does not ask for disclosure.\n"
+        f"Your published policy: {r.platform.preservation.rule}"
+    )
+
+
+class ProviderPreservation(Instrument):
+    kind = "provider-preservation"
+    title = "Preservation request"
+    legal_basis = "18 U.S.C. 2703(f) (style); provider's law-enforcement guidelines"
+    preamble = ("Request for the preservation of records pending formal legal process. "
+                "Nothing is to be disclosed on the basis of this request.")
+    sections = provider_sections("18 U.S.C. 2703(f)")
+    fields = (
+        FieldSpec("basis", "Request", "basis", True,
+                  computed("statute + platform.preservation.rule", _basis), "18 U.S.C. 2703(f)(1)"),
+        *provider_fields("18 U.S.C. 2703(f)"),
+    )
+    sources = (S2703, REGISTRY)
+
+    def check(self, r: RequestInput) -> list[Problem]:
+        problems = identifier_problems(r)
+        if r.date_range is None:
+            problems.append(Problem("a preservation request must give the date range of the "
+                                    "records to preserve", "date_range"))
+        elif r.date_range.end < r.date_range.start:
+            problems.append(Problem("the date range ends before it starts", "date_range"))
+        if not r.categories:
+            problems.append(Problem("name the records to preserve", "records"))
+        if r.platform.preservation.days is None:
+            problems.append(Problem(
+                f"the registry has no preservation period for {r.platform.display_name}; the "
+                "statutory 90 days are assumed", "platform", "warning"))
+        if r.platform.channel.name == UNKNOWN:
+            problems.append(Problem(f"the registry knows no request channel for "
+                                    f"{r.platform.display_name}", "platform", "warning"))
+        return problems
+
+    def deadlines(self, r: RequestInput, sent_at: datetime) -> tuple[Deadline, ...]:
+        zone = zone_of(r.issuing.time_zone)
+        p = r.platform.preservation
+        days = p.days if p.days is not None else STATUTE_DAYS
+        basis = ("platform registry: " + r.platform.name if p.days is not None
+                 else "18 U.S.C. 2703(f)(2)")
+        end = add_days(sent_at, days, zone)
+        out = [Deadline("preservation ends", end, basis)]
+        lead = EXTENSION_LEAD_DAYS.get(r.platform.name)
+        if lead is not None:
+            out.append(Deadline("ask for an extension before", add_days(end, -lead, zone),
+                                f"platform registry: {r.platform.name} (notes)",
+                                f"Submit the extension as a separate request at least {lead} "
+                                "days before expiry."))
+        extension = p.extension_days if p.extension_days is not None else (
+            STATUTE_EXTENSION_DAYS if p.days is None else None)
+        if extension is not None:
+            times = p.max_extensions or 1
+            out.append(Deadline(
+                f"preservation ends if extended ({times}x {extension} days)",
+                add_days(end, extension * times, zone),
+                basis if p.extension_days is not None else "18 U.S.C. 2703(f)(2)"))
+        return tuple(out)

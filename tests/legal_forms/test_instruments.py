@@ -1,0 +1,527 @@
+"""The legal instruments: fields, validation, deadlines, routing, rendering and the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from click.testing import CliRunner
+
+from legal_forms.cli import request as request_cli
+from legal_forms.instruments import (
+    INSTRUMENTS,
+    Authority,
+    AuthorityRole,
+    CaseInfo,
+    DataCategory,
+    DateRange,
+    RequestInput,
+    RequestInvalid,
+    TargetIdentifier,
+    extension_of,
+    get_instrument,
+    route,
+)
+from legal_forms.instruments.base import UnknownKind, add_days, add_hours
+from legal_forms.instruments.render import render_json, render_pdf
+from legal_forms.platforms import Registry, load_registry
+
+SAMPLES = Path("/tmp/legal-forms-sample")
+ARABIC_HANDLE = "مهرب_الحدود"
+BERLIN = ZoneInfo("Europe/Berlin")
+HASH_1 = hashlib.sha256(b"capture manifest 1").hexdigest()
+HASH_2 = hashlib.sha256(b"capture manifest 2").hexdigest()
+
+
+@pytest.fixture(scope="module")
+def registry() -> Registry:
+    return load_registry()
+
+
+USER_FIELDS = {
+    "addressee_type": "Designated establishment",
+    "relationship": "The accounts posted the adverts offering border crossings for payment.",
+    "necessity": "Adverts are deleted within days; the account data are needed to identify "
+                 "the organisers.",
+    "mla_intention": "A request for mutual assistance for disclosure of the data will follow.",
+    "requested_authority": "24/7 Point of Contact, Garda National Cyber Crime Bureau",
+    "investigative_authority": "Bundespolizeidirektion Pirna, Inspektion Kriminalitätsbekämpfung",
+    "prosecution_office": "Staatsanwaltschaft Dresden, 412 Js 1234/26",
+    "domestic_legal_basis": "§§ 100g, 100j StPO",
+    "legal_basis": "§ 96 AufenthG in connection with national takedown powers",
+    "reasons": "The posts advertise smuggling of foreigners across the border for payment "
+               "(§ 96 AufenthG).",
+    "redress": "Objection to the Amtsgericht Dresden within one month of receipt.",
+    "territorial_scope": "Germany (access to be disabled for users in Germany)",
+    "explanation": "The adverts offer to smuggle people into the EU for money (§ 96 AufenthG).",
+    "enforcing_authority": "Ireland: Department of Justice (enforcing authority)",
+    "domestic_process": "Order of the Amtsgericht Dresden of 2 March 2026",
+    "danger": "A boat with 30 people is reported missing; the account organises the crossing.",
+    "why_urgent": "Lives at sea; every hour counts.",
+    "emergency_reasons": "Imminent danger to life.",
+    "language": "en",
+}
+
+
+def make_request(registry: Registry, kind: str, **overrides: Any) -> RequestInput:
+    platform = overrides.pop("platform", registry.get("instagram"))
+    issuing = Authority(
+        name="Staatsanwaltschaft Dresden", role=AuthorityRole.PROSECUTOR, country="DE",
+        address="Lothringer Straße 1, 01069 Dresden, Germany", phone="+49 351 446 0",
+        email="poststelle@sta-dd.justiz.sachsen.de", time_zone="Europe/Berlin",
+        person="Dr. Anna Weber", position="Staatsanwältin", file_number="412 Js 1234/26",
+        office_hours="Mon-Fri 08:00-16:00")
+    validating = Authority(
+        name="Amtsgericht Dresden", role=AuthorityRole.INVESTIGATING_JUDGE, country="DE",
+        address="Roßbachstraße 6, 01069 Dresden, Germany", phone="+49 351 446 3000",
+        email="verwaltung@agdd.justiz.sachsen.de", time_zone="Europe/Berlin",
+        person="Richter Jonas Krüger", position="Ermittlungsrichter", file_number="270 Gs 88/26")
+    first = datetime(2026, 3, 2, 13, 5, 9, tzinfo=UTC)
+    identifiers = (
+        TargetIdentifier("username", ARABIC_HANDLE, "https://www.instagram.com/p/CxYz123AbC/",
+                         "cap-0001", HASH_1, first, date(2026, 3, 2), "Instagram"),
+        TargetIdentifier("username", "border.crossing.eu", "https://www.instagram.com/border.crossing.eu/",
+                         "cap-0002", HASH_2, first + timedelta(hours=5), date(2026, 3, 2),
+                         "Instagram"),
+    )
+    base = RequestInput(
+        kind=kind, reference=f"LR-2026-0042-{kind}",
+        case=CaseInfo(
+            reference="BPOL-PIR-2026-117", title="Smuggling adverts on Instagram",
+            offence="Smuggling of foreigners for financial gain (Einschleusen von Ausländern)",
+            offence_provision="§ 96 Abs. 1, 2 AufenthG", max_penalty_years=10,
+            facts="Since February 2026 the accounts advertise crossings into Germany for EUR "
+                  "3,000 per person, with phone numbers and meeting points.", jurisdiction="DE"),
+        issuing=issuing, validating=validating, platform=platform, identifiers=identifiers,
+        categories=frozenset({DataCategory.SUBSCRIBER, DataCategory.TRAFFIC}),
+        date_range=DateRange(datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 3, 2, tzinfo=UTC)),
+        emergency=kind == "emergency-disclosure",
+        issued_at=datetime(2026, 3, 3, 9, 0, tzinfo=UTC),
+        user_fields=dict(USER_FIELDS),
+    )
+    if kind in ("provider-voluntary-disclosure", "coe-art31-mla"):
+        base = dataclasses.replace(base, categories=frozenset({DataCategory.SUBSCRIBER}))
+    if kind == "eu-epoc-pr-extension":
+        base = extension_of(dataclasses.replace(base, kind="eu-epoc-pr"),
+                            reference="LR-2026-0042-ext",
+                            issued_at=datetime(2026, 4, 20, 9, 0, tzinfo=UTC))
+    return dataclasses.replace(base, **overrides)
+
+
+def errors(registry: Registry, kind: str, **overrides: Any) -> list[str]:
+    r = make_request(registry, kind, **overrides)
+    return [str(p) for p in get_instrument(kind).validate(r) if p.severity == "error"]
+
+
+# --- every kind: valid sample, PDF, JSON ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", list(INSTRUMENTS))
+def test_sample_request_is_valid(registry: Registry, kind: str) -> None:
+    assert errors(registry, kind) == []
+
+
+def _pdftotext(path: Path) -> str:
+    return subprocess.run(["pdftotext", "-raw", str(path), "-"], check=True,
+                          capture_output=True, text=True).stdout
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", " ", text)
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs poppler-utils")
+@pytest.mark.parametrize("kind", list(INSTRUMENTS))
+def test_pdf_has_sections_in_order_and_values(registry: Registry, kind: str,
+                                              tmp_path: Path) -> None:
+    r = make_request(registry, kind)
+    inst = get_instrument(kind)
+    SAMPLES.mkdir(parents=True, exist_ok=True)
+    out = SAMPLES / f"{kind}.pdf"
+    render_pdf(r, out)
+    text = _squash(_pdftotext(out))
+    position = 0
+    for section in inst.sections:
+        found = text.find(_squash(section.title), position)
+        assert found >= 0, f"{section.title!r} missing or out of order"
+        position = found
+    assert r.reference in text
+    pages = int(re.findall(r"page \d+ of (\d+)", text)[0])
+    assert all(f"page {n} of {pages}" in text for n in range(1, pages + 1))
+    compact = text.replace(" ", "")
+    assert HASH_1 in compact and HASH_2 in compact
+    assert "2026-03-02 13:05:09 UTC" in text
+    assert "Signature" in text and r.issuing.name in text
+    if inst.has_validating_authority:
+        assert "Validating authority" in text
+    for name, value in inst.values(r).items():
+        first_line = value.split("\n")[0][:40]
+        if first_line and name not in ("identifiers", "data", "urls"):
+            assert _squash(first_line) in text, (name, first_line)
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs poppler-utils")
+def test_arabic_handle_is_drawn_with_an_embedded_font(registry: Registry, tmp_path: Path) -> None:
+    out = tmp_path / "pr.pdf"
+    render_pdf(make_request(registry, "eu-epoc-pr"), out)
+    fonts = subprocess.run(["pdffonts", str(out)], capture_output=True, text=True).stdout
+    assert "DejaVuSans" in fonts
+    text = _pdftotext(out)
+    # Glyphs are present (no code-point placeholders); order is logical, letters unjoined.
+    assert "U+" not in text
+    assert all(ch in text for ch in "مهرب")
+    assert "Right-to-left text" in text
+
+
+def test_render_json_has_the_same_fields(registry: Registry) -> None:
+    r = make_request(registry, "eu-epoc-pr")
+    data = render_json(r)
+    names = [f["name"] for s in data["sections"] for f in s["fields"]]
+    assert names == [f.name for f in get_instrument("eu-epoc-pr").ordered_fields()]
+    assert data["sections"][0]["letter"] == "Section A"
+    assert data["annex"][0]["value"] == ARABIC_HANDLE
+    assert data["annex"][0]["captured_at"] == "2026-03-02T13:05:09+00:00"
+    assert data["unverified"]
+    json.dumps(data, ensure_ascii=False)
+
+
+def test_render_pdf_refuses_an_invalid_request(registry: Registry, tmp_path: Path) -> None:
+    r = make_request(registry, "eu-epoc-pr", identifiers=())
+    with pytest.raises(RequestInvalid, match="no identifiers"):
+        render_pdf(r, tmp_path / "x.pdf")
+
+
+def test_unknown_kind() -> None:
+    with pytest.raises(UnknownKind, match="eu-epoc-pr"):
+        get_instrument("fax")
+
+
+# --- validation: one test per rule ---------------------------------------------------------------
+
+
+def test_problems_are_collected_not_first_fail(registry: Registry) -> None:
+    found = errors(registry, "eu-epoc", identifiers=(),
+                   issuing=dataclasses.replace(make_request(registry, "eu-epoc").issuing,
+                                               role=AuthorityRole.POLICE),
+                   validating=None, user_fields={})
+    assert len(found) >= 4
+    assert any("no identifiers" in p for p in found)
+    assert any("judge" in p for p in found)
+    assert any("addressee_type" in p for p in found)
+
+
+def test_epoc_traffic_data_needs_a_judge(registry: Registry) -> None:
+    r = make_request(registry, "eu-epoc")
+    found = errors(registry, "eu-epoc", validating=None)
+    assert any("Art. 4(2)" in p and "prosecutor" in p for p in found)
+    assert errors(registry, "eu-epoc") == []  # validated by the investigating judge
+    subscriber_only = errors(registry, "eu-epoc", validating=None,
+                             categories=frozenset({DataCategory.SUBSCRIBER}))
+    assert subscriber_only == []
+    assert r.validating is not None
+
+
+def test_epoc_traffic_data_needs_three_year_offence(registry: Registry) -> None:
+    r = make_request(registry, "eu-epoc")
+    minor = dataclasses.replace(r.case, max_penalty_years=2)
+    found = errors(registry, "eu-epoc", case=minor)
+    assert any("at least 3 years" in p for p in found)
+    fields = {**USER_FIELDS, "listed_offence": "Art. 5(4)(b)"}
+    assert errors(registry, "eu-epoc", case=minor, user_fields=fields) == []
+
+
+def test_epoc_traffic_data_names_the_enforcing_authority(registry: Registry) -> None:
+    fields = {k: v for k, v in USER_FIELDS.items() if k != "enforcing_authority"}
+    assert any("enforcing authority" in p for p in errors(registry, "eu-epoc",
+                                                          user_fields=fields))
+
+
+def test_epoc_emergency_needs_reasons(registry: Registry) -> None:
+    fields = {k: v for k, v in USER_FIELDS.items() if k != "emergency_reasons"}
+    assert any("emergency" in p for p in errors(registry, "eu-epoc", emergency=True,
+                                                user_fields=fields))
+
+
+def test_epoc_pr_allows_a_prosecutor_but_not_police(registry: Registry) -> None:
+    assert errors(registry, "eu-epoc-pr", validating=None) == []
+    police = dataclasses.replace(make_request(registry, "eu-epoc-pr").issuing,
+                                 role=AuthorityRole.POLICE)
+    assert any("Art. 4(3)" in p for p in errors(registry, "eu-epoc-pr", issuing=police,
+                                                validating=None))
+
+
+def test_instagram_username_needs_a_date(registry: Registry) -> None:
+    r = make_request(registry, "eu-epoc-pr")
+    undated = (dataclasses.replace(r.identifiers[0], relevant_date=None), r.identifiers[1])
+    found = errors(registry, "eu-epoc-pr", identifiers=undated)
+    assert any("Instagram username" in p and "date" in p for p in found)
+
+
+def test_identifier_kind_must_be_accepted_by_the_platform(registry: Registry) -> None:
+    r = make_request(registry, "provider-preservation")
+    phone = (dataclasses.replace(r.identifiers[0], kind="phone", value="+491701234567"),)
+    assert any("does not list 'phone'" in p
+               for p in errors(registry, "provider-preservation", identifiers=phone))
+
+
+def test_epoc_needs_an_eu_establishment(registry: Registry) -> None:
+    for name in ("snap", "telegram", "microsoft"):
+        found = errors(registry, "eu-epoc-pr", platform=registry.get(name))
+        assert any("no EU establishment" in p for p in found), name
+
+
+def test_epoc_unknown_designated_establishment_is_a_warning(registry: Registry) -> None:
+    r = make_request(registry, "eu-epoc-pr")
+    warnings = [p for p in get_instrument("eu-epoc-pr").validate(r) if p.severity == "warning"]
+    assert any("Directive (EU) 2023/1544" in p.message for p in warnings)
+
+
+def test_epoc_issuing_state_must_be_bound(registry: Registry) -> None:
+    r = make_request(registry, "eu-epoc-pr")
+    for country, text in (("DK", "not bound"), ("US", "not an EU Member State")):
+        issuing = dataclasses.replace(r.issuing, country=country)
+        assert any(text in p for p in errors(registry, "eu-epoc-pr", issuing=issuing))
+
+
+def test_art29_must_state_the_mla_intention(registry: Registry) -> None:
+    fields = {k: v for k, v in USER_FIELDS.items() if k != "mla_intention"}
+    assert any("mla_intention" in p for p in errors(registry, "coe-art29-preservation",
+                                                    user_fields=fields))
+    vague = {**USER_FIELDS, "mla_intention": "We will be in touch."}
+    assert any("mutual assistance" in p
+               for p in errors(registry, "coe-art29-preservation", user_fields=vague))
+
+
+def test_provider_preservation_needs_identifiers_and_dates(registry: Registry) -> None:
+    found = errors(registry, "provider-preservation", identifiers=(), date_range=None)
+    assert any("no identifiers" in p for p in found)
+    assert any("date range" in p for p in found)
+
+
+def test_dsa_art9_needs_urls_reasons_scope_and_redress(registry: Registry) -> None:
+    r = make_request(registry, "dsa-art9-order")
+    bad_url = (dataclasses.replace(r.identifiers[0], source_url="instagram"),)
+    fields = {k: v for k, v in USER_FIELDS.items()
+              if k not in ("reasons", "territorial_scope", "redress")}
+    found = errors(registry, "dsa-art9-order", identifiers=bad_url, user_fields=fields)
+    for needle in ("exact URL", "reasons", "territorial_scope", "redress"):
+        assert any(needle in p for p in found), needle
+
+
+def test_dsa_art16_needs_good_faith_name_and_email(registry: Registry) -> None:
+    r = make_request(registry, "dsa-art16-notice")
+    anonymous = dataclasses.replace(r.issuing, name="", person="", email="")
+    fields = {**USER_FIELDS, "good_faith": "Please remove."}
+    found = errors(registry, "dsa-art16-notice", issuing=anonymous, user_fields=fields)
+    assert any("name is required" in p for p in found)
+    assert any("email" in p for p in found)
+    assert any("bona fide" in p for p in found)
+    # Art. 16(2)(c): name and email may be left out for offences of Directive 2011/93/EU.
+    csam = {**USER_FIELDS, "directive_2011_93_offence": "yes"}
+    assert errors(registry, "dsa-art16-notice", issuing=anonymous, user_fields=csam) == []
+
+
+def test_voluntary_disclosure_refuses_content(registry: Registry) -> None:
+    found = errors(registry, "provider-voluntary-disclosure",
+                   categories=frozenset({DataCategory.CONTENT}))
+    assert any("MLAT" in p for p in found)
+
+
+def test_emergency_disclosure_needs_the_flag(registry: Registry) -> None:
+    assert any("emergency flag" in p
+               for p in errors(registry, "emergency-disclosure", emergency=False))
+
+
+def test_extension_must_be_sent_within_60_days(registry: Registry) -> None:
+    late = datetime(2026, 5, 10, tzinfo=UTC)
+    assert any("60-day period" in p
+               for p in errors(registry, "eu-epoc-pr-extension", issued_at=late))
+
+
+def test_extension_of_carries_the_original(registry: Registry) -> None:
+    original = make_request(registry, "eu-epoc-pr")
+    ext = extension_of(original, reference="LR-X")
+    assert ext.kind == "eu-epoc-pr-extension"
+    assert ext.previous_reference == original.reference
+    assert ext.previous_issued_at == original.issued_at
+    assert ext.identifiers == original.identifiers
+
+
+# --- deadlines -----------------------------------------------------------------------------------
+
+
+def test_emergency_hours_are_elapsed_time_across_dst() -> None:
+    # 29 March 2026, clocks go 02:00 CET -> 03:00 CEST in Berlin.
+    sent = datetime(2026, 3, 29, 0, 30, tzinfo=BERLIN)
+    due = add_hours(sent, 8)
+    assert due == datetime(2026, 3, 29, 7, 30, tzinfo=UTC)
+    assert due.astimezone(BERLIN).hour == 9  # 9 wall-clock hours later: one hour skipped
+
+
+def test_days_are_counted_on_the_authoritys_calendar() -> None:
+    sent = datetime(2026, 3, 20, 12, 0, tzinfo=BERLIN)  # CET, 11:00 UTC
+    due = add_days(sent, 10, BERLIN)
+    assert due.astimezone(BERLIN) == datetime(2026, 3, 30, 12, 0, tzinfo=BERLIN)
+    assert due == datetime(2026, 3, 30, 10, 0, tzinfo=UTC)  # CEST
+    assert due.tzinfo == UTC
+
+
+def test_same_instant_different_zones() -> None:
+    sent = datetime(2026, 10, 20, 23, 30, tzinfo=UTC)
+    tokyo, new_york = ZoneInfo("Asia/Tokyo"), ZoneInfo("America/New_York")
+    # Day-counting follows the authority's calendar, so the results differ by zone only through
+    # DST (New York leaves DST on 1 Nov 2026).
+    assert add_days(sent, 30, tokyo) == sent + timedelta(days=30)
+    assert add_days(sent, 30, new_york) == sent + timedelta(days=30, hours=1)
+
+
+def test_naive_datetimes_are_refused() -> None:
+    with pytest.raises(Exception, match="timezone-aware"):
+        add_hours(datetime(2026, 1, 1), 8)
+
+
+def test_epoc_deadlines(registry: Registry) -> None:
+    r = make_request(registry, "eu-epoc")
+    sent = datetime(2026, 3, 20, 11, 0, tzinfo=UTC)
+    normal = get_instrument("eu-epoc").deadlines(r, sent)
+    assert normal[0].due == datetime(2026, 3, 30, 10, 0, tzinfo=UTC)
+    urgent = get_instrument("eu-epoc").deadlines(dataclasses.replace(r, emergency=True), sent)
+    assert urgent[0].due == sent + timedelta(hours=8)
+    assert urgent[1].due == sent + timedelta(hours=96)
+
+
+def test_epoc_pr_deadlines(registry: Registry) -> None:
+    r = make_request(registry, "eu-epoc-pr")
+    sent = datetime(2026, 3, 3, 9, 0, tzinfo=UTC)  # 10:00 CET
+    end, extended = get_instrument("eu-epoc-pr").deadlines(r, sent)
+    assert end.due == datetime(2026, 5, 2, 8, 0, tzinfo=UTC)  # 10:00 CEST
+    assert extended.due == datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
+    ext = make_request(registry, "eu-epoc-pr-extension")
+    before, after = get_instrument("eu-epoc-pr-extension").deadlines(ext, sent)
+    assert before.due == end.due and after.due == extended.due
+
+
+def test_art29_deadline(registry: Registry) -> None:
+    r = make_request(registry, "coe-art29-preservation")
+    sent = datetime(2026, 1, 10, 9, 0, tzinfo=UTC)
+    (due,) = get_instrument("coe-art29-preservation").deadlines(r, sent)
+    assert due.due == sent + timedelta(days=60)
+
+
+def test_provider_preservation_uses_the_registry(registry: Registry) -> None:
+    sent = datetime(2026, 4, 10, 9, 0, tzinfo=UTC)  # no DST change within 180 days
+    inst = get_instrument("provider-preservation")
+    tiktok = make_request(registry, "provider-preservation", platform=registry.get("tiktok"),
+                          identifiers=())
+    ends = [d.due for d in inst.deadlines(tiktok, sent)]
+    assert ends == [sent + timedelta(days=90), sent + timedelta(days=180)]
+    x = make_request(registry, "provider-preservation", platform=registry.get("x"))
+    end, ask = inst.deadlines(x, sent)
+    assert end.due == sent + timedelta(days=90)
+    assert ask.due == sent + timedelta(days=83) and "7 days" in ask.note
+    generic = make_request(registry, "provider-preservation", platform=registry.get("generic"))
+    end, renewed = inst.deadlines(generic, sent)
+    assert end.basis == "18 U.S.C. 2703(f)(2)"
+    assert renewed.due == sent + timedelta(days=180)
+
+
+# --- routing -------------------------------------------------------------------------------------
+
+
+def _kinds(registry: Registry, platform: str, country: str | None) -> list[tuple[str, str]]:
+    return [(s.kind, str(s.timing)) for s in route(registry.get(platform), country)]
+
+
+def test_route_eu_state_and_eu_establishment(registry: Registry) -> None:
+    kinds = _kinds(registry, "instagram", "DE")
+    assert kinds[:2] == [("eu-epoc-pr", "now"), ("eu-epoc", "next")]
+    assert ("dsa-art9-order", "takedown") in kinds
+    assert ("dsa-art16-notice", "takedown") in kinds
+    assert all(s.reason for s in route(registry.get("instagram"), "DE"))
+
+
+def test_route_us_provider_from_outside_the_eu(registry: Registry) -> None:
+    kinds = _kinds(registry, "snap", "GB")
+    assert kinds[0] == ("provider-preservation", "now")
+    assert ("provider-voluntary-disclosure", "next") in kinds
+    assert ("coe-art31-mla", "next") in kinds
+    assert ("coe-art29-preservation", "alternative") in kinds
+    assert ("dsa-art9-order", "takedown") not in kinds
+    assert ("dsa-art16-notice", "takedown") in kinds
+
+
+def test_route_denmark_does_not_get_epoc(registry: Registry) -> None:
+    kinds = _kinds(registry, "instagram", "DK")
+    assert ("eu-epoc-pr", "now") not in kinds
+    assert kinds[0] == ("coe-art29-preservation", "now")
+
+
+def test_route_without_country(registry: Registry) -> None:
+    kinds = [k for k, _ in _kinds(registry, "telegram", None)]
+    assert "eu-epoc-pr" not in kinds and kinds[-1] == "dsa-art16-notice"
+
+
+# --- fields and the CLI --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", list(INSTRUMENTS))
+def test_every_field_has_a_section_and_a_source(kind: str) -> None:
+    inst = get_instrument(kind)
+    keys = [s.key for s in inst.sections]
+    assert len(keys) == len(set(keys))
+    for f in inst.fields:
+        assert f.section in keys and f.source and f.fill.description
+    for s in inst.sections:
+        assert s.verified or s.letter is None, f"unverified section {s.key} has a letter"
+
+
+def invoke(*args: str) -> Any:
+    return CliRunner().invoke(request_cli, list(args))
+
+
+def test_cli_fields() -> None:
+    result = invoke("fields", "eu-epoc-pr")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("European Preservation Order Certificate")
+    assert "Section A: Issuing/validating authority" in result.output
+    assert "from: case.offence" in result.output
+
+
+def test_cli_fields_json() -> None:
+    result = invoke("fields", "coe-art29-preservation", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    mla = next(f for f in data["fields"] if f["name"] == "mla_intention")
+    assert mla["required"] and mla["section"] == "f" and mla["filled_from"].startswith("user")
+
+
+def test_cli_fields_unknown_kind() -> None:
+    result = invoke("fields", "fax")
+    assert result.exit_code == 1 and "unknown request kind" in result.output
+
+
+def test_cli_route() -> None:
+    result = invoke("route", "--platform", "Twitter", "--issuing-country", "fr")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0].split()[:2] == ["now", "eu-epoc-pr"]
+
+
+def test_cli_route_json_and_case_is_accepted() -> None:
+    result = invoke("route", "--platform", "snap", "--case", "BPOL-1", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data[0]["kind"] == "provider-preservation" and data[0]["reason"]
+
+
+def test_cli_route_unknown_platform() -> None:
+    result = invoke("route", "--platform", "myspace")
+    assert result.exit_code == 1 and "myspace" in result.output
