@@ -290,6 +290,16 @@ class BagWriter:
         self._tags[path] = sha256
         return sha256
 
+    def abort(self) -> None:
+        """Give up on the bag: write nothing more, not even the ZIP's central directory.
+
+        Without it, zipfile writes the directory when the writer is garbage collected, into
+        an output the caller has already closed or discarded.
+        """
+        self._closed = True
+        self._broken = True
+        self._zip.fp = None
+
     def close(self, bag_info: Mapping[str, str | list[str]]) -> BagSummary:
         self._check_open()
         octets = sum(entry.size for entry in self._payload)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -322,13 +323,122 @@ def custody_verify(case_reference: str | None, as_json: bool) -> None:
 
 @custody_group.command("checkpoint")
 @home_option
-def custody_checkpoint() -> None:
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the checkpoint as JSON: keep it to check later bundles against it.")
+def custody_checkpoint(as_json: bool) -> None:
     """Sign the log as it stands now."""
     runtime = state().runtime
     with runtime.session() as session:
         cp = custody.cut_checkpoint(session, runtime.signer, origin=runtime.settings.origin)
-        line = f"checkpoint {cp.id}: {cp.tree_size} entries, root {bytes(cp.root_hash).hex()}"
-    click.echo(line)
+        document = custody.checkpoint_document(cp)
+    if as_json:
+        _echo_json(document)
+    else:
+        click.echo(f"checkpoint: {document['tree_size']} entries, root {document['root_hash']}")
+
+
+@custody_group.command("consistency")
+@home_option
+@click.option("--from", "old_size", type=click.IntRange(min=1), required=True, metavar="N",
+              help="Size of the older checkpoint (the one you kept).")
+@click.option("--to", "new_size", type=click.IntRange(min=1), default=None, metavar="M",
+              help="Size of the newer checkpoint (default: the latest).")
+def custody_consistency(old_size: int, new_size: int | None) -> None:
+    """Print a proof that the log of size N is a prefix of the log of size M (RFC 9162)."""
+    runtime = state().runtime
+    with runtime.session() as session:
+        if new_size is None:
+            latest = custody.latest_checkpoint(session)
+            if latest is None:
+                raise click.ClickException("no checkpoint yet; run `evidence custody checkpoint`")
+            new_size = latest.tree_size
+        proof = custody.consistency_proof(session, old_size, new_size)
+    _echo_json({"old_size": old_size, "new_size": new_size, "path": [h.hex() for h in proof]})
+
+
+@acting_command(main_group, "export")
+@click.argument("reference", metavar="REF")
+@click.option("--out", "out", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="The bundle file to write (a ZIP); never overwritten.")
+@click.option("--targets", "targets", multiple=True, metavar="ID[,ID...]",
+              help="Export only these targets' captures (repeat or separate with commas).")
+@click.option("--json", "as_json", is_flag=True)
+def export_command(reference: str, out: Path, targets: tuple[str, ...], as_json: bool) -> None:
+    """Write a case's evidence bundle, verifiable offline by anyone."""
+    from evidence import bundles
+
+    target_ids = _uuids(targets, "target")
+    cli = state()
+    progress = None if as_json else (lambda msg: click.echo(msg, err=True))
+    result = bundles.export_case(
+        cli.runtime, cli.actor_name or cli.settings.user, reference=reference, out=out,
+        target_ids=target_ids or None, progress=progress,
+    )
+    summary = {"export_id": str(result.export_id), "path": str(result.path),
+               "sha256": result.sha256, "size": result.size, "exhibits": result.exhibits,
+               "custody_entries": result.entries, "checkpoint_size": result.checkpoint_size}
+    if as_json:
+        _echo_json(summary)
+    else:
+        click.echo(f"bundle {result.path}: {result.exhibits} exhibits, {result.entries} custody "
+                   f"entries, {result.size} bytes\nsha256 {result.sha256}")
+
+
+def _uuids(values: tuple[str, ...], what: str) -> list[uuid.UUID]:
+    out = []
+    for value in values:
+        for part in value.split(","):
+            if not part.strip():
+                continue
+            try:
+                out.append(uuid.UUID(part.strip()))
+            except ValueError as exc:
+                raise click.ClickException(f"{part.strip()!r} is not a {what} id") from exc
+    return out
+
+
+@main_group.command("verify")
+@click.argument("bundle", type=click.Path(path_type=Path, exists=True))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+@click.option("--against-checkpoint", "old_checkpoint", metavar="OLD.json",
+              type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="A checkpoint kept earlier: prove the bundle's log extends it unchanged.")
+@click.option("--consistency-proof", "proof_file", metavar="FILE",
+              type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="The proof from `evidence custody consistency` for --against-checkpoint.")
+@click.option("--key", "key_file", metavar="PEM",
+              type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="Pin the signing key instead of trusting the one in the bundle.")
+@click.option("--trust-tsa", "tsa_files", metavar="PEM", multiple=True,
+              type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="Also trust this timestamp authority certificate.")
+def verify_command(bundle: Path, as_json: bool, old_checkpoint: Path | None,
+                   proof_file: Path | None, key_file: Path | None,
+                   tsa_files: tuple[Path, ...]) -> None:
+    """Check a bundle offline: no database, no data home, no network."""
+    from evidence import bundle_verifier
+
+    report = bundle_verifier.verify_bundle(
+        bundle,
+        key_pem=None if key_file is None else key_file.read_bytes(),
+        trusted_tsa_pems=[p.read_bytes() for p in tsa_files],
+        against_checkpoint=None if old_checkpoint is None else _json_file(old_checkpoint),
+        consistency_proof=None if proof_file is None else _json_file(proof_file),
+        progress=None if as_json else (lambda msg: click.echo(msg, err=True)),
+    )
+    if as_json:
+        _echo_json(report.to_json())
+    else:
+        click.echo(report.render())
+    if not report.ok:
+        sys.exit(1)
+
+
+def _json_file(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise click.ClickException(f"{path} is not a readable JSON file: {exc}") from exc
 
 
 def _load_plugins(group: click.Group) -> None:

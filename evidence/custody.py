@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -180,24 +180,48 @@ def latest_checkpoint(session: Session) -> Checkpoint | None:
     ).first()
 
 
-def cut_checkpoint(session: Session, signer: Signer, *, origin: str) -> Checkpoint:
-    """Sign the log as it stands; returns the latest checkpoint unchanged if nothing was added."""
+def cut_checkpoint(
+    session: Session,
+    signer: Signer,
+    *,
+    origin: str,
+    timestamp: Callable[[bytes], bytes | None] | None = None,
+) -> Checkpoint:
+    """Sign the log as it stands; returns the latest checkpoint unchanged if nothing was added.
+
+    `timestamp`, given the SHA-256 of the signed body, returns an RFC 3161 token for it (or
+    None when no authority answered); the row is append-only, so it is asked before the insert.
+    """
     _lock_log(session)
     leaves = _leaf_hashes(session)
     latest = latest_checkpoint(session)
     if latest is not None and latest.tree_size == len(leaves):
         return latest
     root = MerkleTree(leaves).root() if leaves else hashlib.sha256(b"").digest()
+    body = checkpoint_body(origin, len(leaves), root)
     checkpoint = Checkpoint(
         origin=origin,
         tree_size=len(leaves),
         root_hash=root,
         key_id=signer.key_id,
-        signature=signer.sign(checkpoint_body(origin, len(leaves), root)),
+        signature=signer.sign(body),
+        timestamp_token=None if timestamp is None else timestamp(hashlib.sha256(body).digest()),
     )
     session.add(checkpoint)
     session.flush()
     return checkpoint
+
+
+def checkpoint_document(checkpoint: Checkpoint) -> dict[str, Any]:
+    """A checkpoint as JSON, the shape bundles carry and verifiers keep (no database needed)."""
+    return {
+        "origin": checkpoint.origin,
+        "tree_size": checkpoint.tree_size,
+        "root_hash": bytes(checkpoint.root_hash).hex(),
+        "key_id": checkpoint.key_id,
+        "signature": base64.b64encode(bytes(checkpoint.signature)).decode(),
+        "created_at": format_time(checkpoint.created_at),
+    }
 
 
 def verify_checkpoint_signature(checkpoint: Checkpoint, verifier: Verifier) -> None:

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
         description="Comma-separated RFC 3161 authorities; without them the built-in local "
         "authority timestamps, on this system's clock.",
     )
+    tsa_trust: str | None = Field(
+        default=None,
+        description="Comma-separated PEM files: root certificates of the authorities in "
+        "EVIDENCE_TSA_URLS, shipped in export bundles so their tokens can be checked offline.",
+    )
     navigation_timeout_seconds: float = Field(default=30, gt=0)
     capture_timeout_seconds: float = Field(default=180, gt=0)
     max_artifact_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
@@ -62,6 +67,27 @@ class Settings(BaseSettings):
         default=None,
         description="Name of this custody log in signed checkpoints; default from the host name.",
     )
+    # The issuing authority's standing details, printed on every legal request it issues
+    # (evidence.requests). A request may override any of them with `--field issuing.NAME=VALUE`;
+    # EVIDENCE_AUTHORITY_FILE (JSON: {"issuing": {...}, "validating": {...}}, keys as below
+    # without the prefix) fills what the variables leave empty.
+    authority_name: str | None = Field(default=None, description="e.g. 'Police Directorate X'.")
+    authority_role: str | None = Field(
+        default=None, description="judge | court | investigating_judge | prosecutor | police | "
+        "other: decides whether an EU order needs validation.")
+    authority_country: str | None = Field(default=None, description="ISO 3166-1 alpha-2.")
+    authority_address: str | None = None
+    authority_phone: str | None = None
+    authority_email: str | None = None
+    authority_time_zone: str | None = Field(
+        default=None, description="IANA name, e.g. Europe/Berlin: deadlines in days are counted "
+        "on this calendar.")
+    authority_person: str | None = Field(default=None, description="Official in charge.")
+    authority_position: str | None = None
+    authority_office_hours: str | None = None
+    authority_file: Path | None = Field(
+        default=None, description="JSON file with the standing details of the issuing (and a "
+        "usual validating) authority.")
 
     @property
     def home_path(self) -> Path:
@@ -88,6 +114,11 @@ class Settings(BaseSettings):
     @property
     def tsa_path(self) -> Path:
         return self.home_path / TSA_FOLDER
+
+    @property
+    def tsa_trust_paths(self) -> list[Path]:
+        return [Path(p.strip()).expanduser() for p in (self.tsa_trust or "").split(",")
+                if p.strip()]
 
     @property
     def tsa_url_list(self) -> list[str]:

@@ -1,0 +1,720 @@
+"""Export bundles: a case's captures, their seals and its custody history in one BagIt ZIP.
+
+The layout is specified in docs/bundle-format.md; `evidence.bundle_verifier` checks it and is
+shipped inside the bundle as `data/verify.py`. An export runs in three steps, so that the
+database is never held locked while gigabytes are written:
+
+1. one transaction reads the case, appends an `export.started` entry and cuts a signed,
+   timestamped checkpoint after it, and computes an inclusion proof for every case entry;
+2. the bundle is written, streaming each blob from the store, to a temporary file beside the
+   destination (the SHA-256 of every file is computed as it is written and compared with the
+   hash the evidence was recorded under: a corrupted blob stops the export);
+3. the file is renamed into place and a second transaction records the bundle's SHA-256 and size
+   (`export.completed`). If step 2 fails, the temporary file is removed and `export.failed`
+   says why; no half-written bundle is ever left under the destination name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import json
+import os
+import re
+import tempfile
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from evidence import __version__, caseuco, custody, report, wacz
+from evidence.bagit import BagWriter
+from evidence.captures import TOOL, iso
+from evidence.cases import get_case, require_access
+from evidence.errors import (
+    AccessDenied,
+    BlobCorrupted,
+    EvidenceError,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+)
+from evidence.home import Runtime
+from evidence.manifests import timestamp_authority
+from evidence.models import (
+    Access,
+    Account,
+    Artifact,
+    Capture,
+    CaptureStatus,
+    Case,
+    Checkpoint,
+    CustodyEntry,
+    Export,
+    Role,
+    Target,
+    User,
+)
+from evidence.timestamping import (
+    LOCAL_TSA_POLICY_OID,
+    TSA_CA_CERT_FILENAME,
+    TimestampError,
+    TimestampToken,
+)
+from evidence.users import resolve_actor
+
+FORMAT = "evidence-locker/bundle"
+FORMAT_VERSION = 1
+CHUNK = 1024 * 1024
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
+_MAX_NAME = 120
+_EXPORT_ROLES = frozenset({Role.PROSECUTOR, Role.ADMIN})
+
+Progress = Callable[[str], None]
+
+
+class ExportFailed(EvidenceError):
+    """The bundle could not be written; nothing was left under the destination name."""
+
+    status_code = 500
+
+
+# --- what the first transaction gathers --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _File:
+    path: str  # relative to data/
+    kind: str
+    name: str
+    media_type: str
+    size: int
+    sha256: str
+
+
+@dataclass
+class _Exhibit:
+    number: str
+    capture: Capture
+    manifest: bytes
+    manifest_doc: dict[str, Any]
+    files: list[_File]
+    warc_sha256: str | None
+    thumbnail_sha256: str | None
+    account: Account | None
+    operator: User | None
+    folder: str = ""
+
+    def __post_init__(self) -> None:
+        self.folder = f"exhibits/{self.number}"
+
+
+@dataclass
+class _Plan:
+    export_id: uuid.UUID
+    created_at: datetime
+    case: Case
+    actor: User
+    exhibits: list[_Exhibit]
+    entries: list[CustodyEntry]
+    proofs: list[custody.InclusionProof]
+    checkpoint: Checkpoint
+    checkpoint_note: str | None
+    tsa_pems: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    export_id: uuid.UUID
+    path: Path
+    sha256: str
+    size: int
+    exhibits: int
+    entries: int
+    checkpoint_size: int
+
+
+# --- authorisation ------------------------------------------------------------------------------
+
+
+def authorise_export(session: Session, actor: User, case: Case) -> None:
+    """A prosecutor or admin who can read the case, or one of its managers, may export it."""
+    require_access(session, actor, case, Access.READ)  # 404 when the case is not visible
+    if actor.role in _EXPORT_ROLES:
+        return
+    try:
+        require_access(session, actor, case, Access.MANAGE)
+    except AccessDenied as exc:
+        raise PermissionDenied(
+            f"exporting case {case.reference!r} needs the prosecutor role or manage access"
+        ) from exc
+
+
+# --- file names ---------------------------------------------------------------------------------
+
+
+def safe_name(name: str, taken: set[str]) -> str:
+    """A readable file name without characters BagIt or file systems trip on, unique in `taken`."""
+    base = _UNSAFE_NAME.sub("_", name).strip("._") or "file"
+    stem, dot, suffix = base.rpartition(".")
+    if not dot or not stem or len(suffix) > 12:
+        stem, suffix = base, ""
+    suffix = f".{suffix}" if suffix else ""
+    stem = stem[: _MAX_NAME - len(suffix)]
+    candidate = stem + suffix
+    n = 2
+    while candidate.lower() in taken:
+        tail = f"-{n}"
+        candidate = stem[: _MAX_NAME - len(suffix) - len(tail)] + tail + suffix
+        n += 1
+    taken.add(candidate.lower())
+    return candidate
+
+
+def bundle_name(reference: str, created_at: datetime) -> str:
+    ref = _UNSAFE_NAME.sub("_", reference).strip("._") or "case"
+    return f"{ref}-export-{created_at.strftime('%Y%m%dT%H%M%SZ')}"
+
+
+# --- step 1: gather in one transaction ----------------------------------------------------------
+
+
+def _select_captures(
+    session: Session, case: Case, target_ids: Sequence[uuid.UUID] | None
+) -> list[Capture]:
+    query = select(Capture).where(
+        Capture.case_id == case.id, Capture.status != CaptureStatus.FAILED
+    )
+    if target_ids:
+        known = set(session.scalars(
+            select(Target.id).where(Target.case_id == case.id, Target.id.in_(target_ids))
+        ))
+        unknown = [str(t) for t in target_ids if t not in known]
+        if unknown:
+            raise NotFound(f"case {case.reference!r} has no target {', '.join(unknown)}")
+        query = query.where(Capture.target_id.in_(target_ids))
+    return list(session.scalars(query.order_by(Capture.started_at, Capture.id)))
+
+
+def _exhibit(session: Session, runtime: Runtime, number: str, capture: Capture) -> _Exhibit:
+    rows = list(session.scalars(
+        select(Artifact).where(Artifact.capture_id == capture.id).order_by(Artifact.created_at)
+    ))
+    sealed = {a.kind: a for a in rows if a.kind in ("manifest", "signature", "timestamp")}
+    manifest_row = sealed.get("manifest")
+    if manifest_row is None or capture.manifest_sha256 is None:
+        raise ExportFailed(f"capture {capture.id} has no stored manifest; it cannot be exported")
+    manifest = runtime.store.read_bytes(manifest_row.sha256)
+    if hashlib.sha256(manifest).hexdigest() != capture.manifest_sha256:
+        raise BlobCorrupted(
+            f"capture {capture.id}: the stored manifest does not hash to the sealed "
+            f"{capture.manifest_sha256}"
+        )
+    doc = orjson.loads(manifest)
+    taken: set[str] = set()
+    files: list[_File] = []
+    warc = thumbnail = None
+    full = None
+    for item in doc.get("artifacts", []):
+        name = safe_name(str(item.get("name") or item.get("kind") or "file"), taken)
+        files.append(_File(
+            path=f"exhibits/{number}/files/{name}", kind=str(item["kind"]), name=str(item["name"]),
+            media_type=str(item["media_type"]), size=int(item["size"]), sha256=str(item["sha256"]),
+        ))
+        if item["kind"] == "warc" and warc is None:
+            warc = str(item["sha256"])
+        if item["kind"] == "screenshot_viewport" and thumbnail is None:
+            thumbnail = str(item["sha256"])
+        if item["kind"] == "screenshot" and full is None:
+            full = str(item["sha256"])
+    account = None
+    target = session.get(Target, capture.target_id)
+    if target is not None and target.account_id is not None:
+        account = session.get(Account, target.account_id)
+    operator = None if capture.operator_id is None else session.get(User, capture.operator_id)
+    return _Exhibit(number=number, capture=capture, manifest=manifest, manifest_doc=doc,
+                    files=files, warc_sha256=warc, thumbnail_sha256=thumbnail or full,
+                    account=account, operator=operator)
+
+
+def _timestamper(runtime: Runtime, notes: list[str]) -> Callable[[bytes], bytes | None]:
+    def stamp(digest: bytes) -> bytes | None:
+        try:
+            token: TimestampToken = timestamp_authority(runtime.settings).timestamp(digest)
+        except TimestampError as exc:
+            notes.append(f"the checkpoint could not be timestamped: {exc}")
+            return None
+        return token.response_der
+
+    return stamp
+
+
+def _tsa_anchors(runtime: Runtime) -> list[tuple[str, bytes]]:
+    anchors: list[tuple[str, bytes]] = []
+    local = runtime.settings.tsa_path / TSA_CA_CERT_FILENAME
+    if local.exists():
+        anchors.append(("keys/tsa/local-tsa-ca.pem", local.read_bytes()))
+    taken = {"local-tsa-ca.pem"}
+    for path in runtime.settings.tsa_trust_paths:
+        try:
+            pem = path.read_bytes()
+        except OSError as exc:
+            raise InvalidInput(f"EVIDENCE_TSA_TRUST names {path}, which cannot be read: "
+                               f"{exc.strerror}") from exc
+        anchors.append((f"keys/tsa/{safe_name(path.name, taken)}", pem))
+    return anchors
+
+
+def _plan(
+    runtime: Runtime,
+    session: Session,
+    actor: User,
+    reference: str,
+    target_ids: Sequence[uuid.UUID] | None,
+) -> _Plan:
+    case = get_case(session, actor, reference)
+    authorise_export(session, actor, case)
+    captures = _select_captures(session, case, target_ids)
+    if not captures:
+        raise InvalidInput(f"case {case.reference!r} has no capture to export"
+                           + (" for those targets" if target_ids else ""))
+    exhibits = [_exhibit(session, runtime, f"EX-{n:03d}", c) for n, c in enumerate(captures, 1)]
+    export = Export(case_id=case.id, target_ids=[str(t) for t in target_ids or []] or None,
+                    requested_by_id=actor.id, approved_by_id=actor.id)
+    session.add(export)
+    session.flush()
+    custody.append(
+        session, actor, action="export.started", case=case, object_type="export",
+        object_id=export.id,
+        details={
+            "targets": [str(t) for t in target_ids or []],
+            "exhibits": [{"number": e.number, "capture": str(e.capture.id),
+                          "manifest_sha256": e.capture.manifest_sha256} for e in exhibits],
+        },
+    )
+    notes: list[str] = []
+    checkpoint = custody.cut_checkpoint(
+        session, runtime.signer, origin=runtime.settings.origin,
+        timestamp=_timestamper(runtime, notes),
+    )
+    entries = list(session.scalars(
+        select(CustodyEntry)
+        .where(CustodyEntry.case_id == case.id, CustodyEntry.seq <= checkpoint.tree_size)
+        .order_by(CustodyEntry.seq)
+    ))
+    proofs = custody.inclusion_proofs(session, [e.seq for e in entries], checkpoint)
+    return _Plan(
+        export_id=export.id, created_at=export.created_at, case=case, actor=actor,
+        exhibits=exhibits, entries=entries, proofs=proofs, checkpoint=checkpoint,
+        checkpoint_note=notes[0] if notes else None, tsa_pems=_tsa_anchors(runtime),
+    )
+
+
+# --- step 2: write ------------------------------------------------------------------------------
+
+
+class _HashingWriter:
+    """A write-only, non-seekable stream that hashes what passes through it.
+
+    Non-seekable on purpose: zipfile then writes each entry once, with a data descriptor, and
+    the bundle's SHA-256 is known the moment it is closed, without reading it back.
+    """
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self._raw.write(data)
+        self._hash.update(data)
+        self.size += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        self._raw.flush()
+
+    def seekable(self) -> bool:
+        return False
+
+    def tell(self) -> int:
+        return self.size
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
+def _entry_line(entry: CustodyEntry) -> bytes:
+    return bytes(entry.entry) + b"\n"
+
+
+def _json_bytes(value: Any) -> bytes:
+    return json.dumps(value, indent=2, ensure_ascii=False).encode() + b"\n"
+
+
+def verifier_source() -> bytes:
+    """The standalone verifier, exactly as shipped in every bundle."""
+    return importlib.resources.files("evidence").joinpath("bundle_verifier.py").read_bytes()
+
+
+class _BundleWriter:
+    def __init__(self, runtime: Runtime, plan: _Plan, bag: BagWriter, workdir: Path,
+                 progress: Progress) -> None:
+        self.runtime = runtime
+        self.plan = plan
+        self.bag = bag
+        self.workdir = workdir
+        self.progress = progress
+        self.index_exhibits: list[dict[str, Any]] = []
+
+    def blob(self, path: str, sha256: str) -> int:
+        """Copy a blob into the bag, checking it still hashes to what was recorded."""
+        with self.runtime.store.open(sha256, verify=False) as stream:
+            entry = self.bag.add_file(path, stream)
+        if entry.sha256 != sha256:
+            raise BlobCorrupted(f"blob {sha256} in the store no longer hashes to its name "
+                                f"(got {entry.sha256}); the export stops here")
+        return entry.size
+
+    def exhibit(self, ex: _Exhibit) -> dict[str, Any]:
+        capture = ex.capture
+        self.progress(f"{ex.number}: {capture.requested_url} ({len(ex.files)} files)")
+        self.bag.add_file(f"{ex.folder}/manifest.json", ex.manifest)
+        self.bag.add_file(f"{ex.folder}/manifest.sig", bytes(capture.signature or b""))
+        entry: dict[str, Any] = {
+            "number": ex.number,
+            "capture_id": str(capture.id),
+            "target_id": str(capture.target_id),
+            "url": capture.requested_url,
+            "final_url": capture.final_url,
+            "status": capture.status,
+            "manifest_sha256": capture.manifest_sha256,
+            "manifest": f"{ex.folder}/manifest.json",
+            "signature": f"{ex.folder}/manifest.sig",
+            "timestamp_token": None,
+            "wacz": None,
+        }
+        if capture.timestamp_token is not None:
+            self.bag.add_file(f"{ex.folder}/manifest.tsr", bytes(capture.timestamp_token))
+            entry["timestamp_token"] = f"{ex.folder}/manifest.tsr"
+        else:
+            entry["timestamp_note"] = "no timestamp authority answered when this was captured"
+        for f in ex.files:
+            self.blob(f.path, f.sha256)
+        if ex.warc_sha256 is not None:
+            entry["wacz"] = self.wacz(ex)
+        else:
+            entry["wacz_note"] = "the capture holds no WARC (its traffic step failed)"
+        entry["files"] = [
+            {"path": f.path, "kind": f.kind, "name": f.name, "media_type": f.media_type,
+             "size": f.size, "sha256": f.sha256} for f in ex.files
+        ]
+        return entry
+
+    def wacz(self, ex: _Exhibit) -> str:
+        capture = ex.capture
+        assert ex.warc_sha256 is not None
+        target = self.workdir / f"{ex.number}.wacz"
+        with self.runtime.store.open(ex.warc_sha256, verify=True) as warc, \
+                target.open("wb") as out:
+            wacz.build_wacz(
+                warc,  # type: ignore[arg-type]
+                out,
+                title=f"{self.plan.case.reference} {ex.number}",
+                pages=[wacz.PageInfo(url=capture.final_url or capture.requested_url,
+                                     ts=capture.started_at, title=capture.title or "")],
+                created=self.plan.created_at,
+                software=TOOL,
+                extra_metadata={"description": f"Exhibit {ex.number}, capture {capture.id}"},
+            )
+        path = f"{ex.folder}/archive.wacz"
+        self.bag.add_file(path, target)
+        target.unlink()
+        return path
+
+    def write(self) -> None:
+        plan = self.plan
+        for ex in plan.exhibits:
+            self.index_exhibits.append(self.exhibit(ex))
+        self.progress(f"custody: {len(plan.entries)} entries, checkpoint of "
+                      f"{plan.checkpoint.tree_size}")
+        self.bag.add_file("custody/entries.jsonl", b"".join(_entry_line(e) for e in plan.entries))
+        self.bag.add_file("custody/proofs.json", _json_bytes({
+            "tree_size": plan.checkpoint.tree_size,
+            "root": bytes(plan.checkpoint.root_hash).hex(),
+            "proofs": [{"seq": p.seq, "leaf_index": p.seq - 1, "path": [h.hex() for h in p.proof]}
+                       for p in plan.proofs],
+        }))
+        self.bag.add_file("custody/checkpoint.json",
+                          _json_bytes(custody.checkpoint_document(plan.checkpoint)))
+        if plan.checkpoint.timestamp_token is not None:
+            self.bag.add_file("custody/checkpoint.tsr", bytes(plan.checkpoint.timestamp_token))
+        self.bag.add_file("keys/signing-key.pem", self.runtime.verifier.public_pem())
+        for path, pem in plan.tsa_pems:
+            self.bag.add_file(path, pem)
+        self.bag.add_file("case.jsonld", _json_bytes(self.case_graph()))
+        verifier = verifier_source()
+        self.bag.add_file("verify.py", verifier)
+        self.progress("report.pdf")
+        report_path = self.workdir / "report.pdf"
+        report.write_report(self.report_data(hashlib.sha256(verifier).hexdigest()), report_path)
+        self.bag.add_file("report.pdf", report_path)
+        self.bag.add_file("README.txt", readme(plan, self.runtime.signer.key_id).encode())
+        self.bag.add_file("bundle.json", _json_bytes(self.index()))
+
+    def index(self) -> dict[str, Any]:
+        plan = self.plan
+        case = plan.case
+        return {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "export_id": str(plan.export_id),
+            "created_at": iso(plan.created_at),
+            "tool": TOOL,
+            "case": {"id": str(case.id), "reference": case.reference, "title": case.title,
+                     "offence": case.offence, "jurisdiction": case.jurisdiction},
+            "exported_by": {"id": str(plan.actor.id), "name": plan.actor.name,
+                            "unit": plan.actor.unit},
+            "signing_key": {"path": "keys/signing-key.pem", "key_id": self.runtime.signer.key_id},
+            "tsa_certificates": [path for path, _ in plan.tsa_pems],
+            "custody": {
+                "entries": "custody/entries.jsonl",
+                "proofs": "custody/proofs.json",
+                "checkpoint": "custody/checkpoint.json",
+                "checkpoint_token": None if plan.checkpoint.timestamp_token is None
+                else "custody/checkpoint.tsr",
+                **({"checkpoint_token_note": plan.checkpoint_note} if plan.checkpoint_note
+                   else {}),
+            },
+            "case_graph": "case.jsonld",
+            "report": "report.pdf",
+            "verifier": "verify.py",
+            "exhibits": self.index_exhibits,
+        }
+
+    def case_graph(self) -> dict[str, Any]:
+        plan = self.plan
+        case = plan.case
+        captures = []
+        accounts: dict[uuid.UUID, caseuco.AccountInfo] = {}
+        for ex in plan.exhibits:
+            c = ex.capture
+            if ex.account is not None:
+                a = ex.account
+                accounts[a.id] = caseuco.AccountInfo(
+                    id=a.id, platform=a.platform, platform_account_id=a.platform_account_id,
+                    handle=a.handle, profile_url=a.profile_url)
+            captures.append(caseuco.CaptureInfo(
+                id=c.id, requested_url=c.requested_url, started_at=c.started_at,
+                tool_name="evidence-locker", tool_version=__version__, status=c.status,
+                final_url=c.final_url, finished_at=c.finished_at,
+                browser_version=c.browser_version,
+                performer=None if ex.operator is None else caseuco.PerformerInfo(
+                    id=ex.operator.id, name=ex.operator.name, unit=ex.operator.unit),
+                exhibit_number=ex.number, manifest_sha256=c.manifest_sha256,
+                account_id=None if ex.account is None else ex.account.id,
+                artifacts=tuple(caseuco.FileInfo(path_in_bundle=f.path, kind=f.kind,
+                                                 media_type=f.media_type, size=f.size,
+                                                 sha256=f.sha256) for f in ex.files),
+            ))
+        return caseuco.build_case_graph(
+            caseuco.InvestigationInfo(id=case.id, reference=case.reference, title=case.title,
+                                      offence=case.offence, jurisdiction=case.jurisdiction),
+            captures, list(accounts.values()),
+        )
+
+    def report_data(self, verifier_sha256: str) -> report.ReportData:
+        plan = self.plan
+        by_object: dict[str, list[CustodyEntry]] = {}
+        for e in plan.entries:
+            if e.object_id is not None:
+                by_object.setdefault(str(e.object_id), []).append(e)
+        exhibits = []
+        for ex in plan.exhibits:
+            c = ex.capture
+            thumb = None
+            if ex.thumbnail_sha256 is not None:
+                located = Path(self.runtime.store.locate(ex.thumbnail_sha256))
+                thumb = located if located.exists() else None
+            related = sorted(
+                {e.seq: e for key in (str(c.id), str(c.target_id))
+                 for e in by_object.get(key, [])}.values(), key=lambda e: e.seq)
+            is_local = False
+            if c.timestamp_token is not None:
+                is_local = TimestampToken.from_der(bytes(c.timestamp_token)).policy_oid \
+                    == LOCAL_TSA_POLICY_OID
+            exhibits.append(report.ReportExhibit(
+                number=ex.number, capture_id=str(c.id), url=c.requested_url,
+                final_url=c.final_url, status=c.status, http_status=c.http_status,
+                title=c.title, started_at=c.started_at, finished_at=c.finished_at,
+                manifest_sha256=c.manifest_sha256 or "", key_id=c.key_id or "",
+                timestamp_time=c.timestamp_time, timestamp_authority=c.timestamp_authority,
+                timestamp_local=is_local,
+                timestamp_note=None if c.timestamp_token is not None
+                else "not timestamped: no authority answered",
+                thumbnail=thumb,
+                files=tuple(report.ReportFile(path=f.path, kind=f.kind, media_type=f.media_type,
+                                              size=f.size, sha256=f.sha256) for f in ex.files),
+                custody=tuple(_custody_line(e) for e in related),
+                steps_failed=tuple(f"{s['name']}: {s.get('error') or 'failed'}"
+                                   for s in c.steps or [] if not s.get("ok")),
+            ))
+        cp = plan.checkpoint
+        cp_time = None
+        cp_authority = None
+        if cp.timestamp_token is not None:
+            token = TimestampToken.from_der(bytes(cp.timestamp_token))
+            cp_time = token.gen_time
+            cp_authority = token.authority_url or token.tsa_name
+        case = plan.case
+        return report.ReportData(
+            bundle_name=bundle_name(case.reference, plan.created_at),
+            export_id=str(plan.export_id), created_at=plan.created_at, tool=TOOL,
+            case_reference=case.reference, case_title=case.title, offence=case.offence,
+            jurisdiction=case.jurisdiction, exported_by=plan.actor.name,
+            exported_by_unit=plan.actor.unit, key_id=self.runtime.signer.key_id,
+            checkpoint_origin=cp.origin, checkpoint_tree_size=cp.tree_size,
+            checkpoint_root=bytes(cp.root_hash).hex(), checkpoint_timestamp=cp_time,
+            checkpoint_timestamp_authority=cp_authority, exhibits=tuple(exhibits),
+            tsa_fingerprints=tuple((path, _pem_fingerprint(pem)) for path, pem in plan.tsa_pems),
+            verifier_sha256=verifier_sha256,
+        )
+
+
+def _pem_fingerprint(pem: bytes) -> str:
+    cert = x509.load_pem_x509_certificate(pem)
+    return hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
+
+
+def _custody_line(entry: CustodyEntry) -> report.CustodyLine:
+    doc = orjson.loads(entry.entry)
+    details = doc.get("details") or {}
+    summary = ", ".join(f"{k}: {v}" for k, v in details.items()
+                        if v not in (None, "", [], {}) and k in _SUMMARY_KEYS)
+    actor = doc.get("actor") or {}
+    return report.CustodyLine(
+        seq=entry.seq, case_seq=entry.case_seq or 0, at=doc.get("at", ""),
+        actor=actor.get("name"), action=entry.action, sha256=entry.sha256, summary=summary,
+    )
+
+
+_SUMMARY_KEYS = ("status", "url", "reason", "http_status", "timestamp", "error", "changes",
+                 "state", "kind", "watch_interval_seconds")
+
+
+def readme(plan: _Plan, key_id: str) -> str:
+    case = plan.case
+    return f"""Evidence bundle for case {case.reference}: {case.title}
+Export {plan.export_id}, made {iso(plan.created_at)} (UTC) by {plan.actor.name} with {TOOL}.
+
+This is a BagIt 1.0 bag (RFC 8493). It holds {len(plan.exhibits)} exhibit(s) under
+data/exhibits/, each with the files the capture stored, the capture manifest that lists their
+SHA-256 hashes, the manifest's Ed25519 signature (manifest.sig) and its RFC 3161 timestamp
+(manifest.tsr), and a WACZ web archive that replay tools open. data/custody/ holds the case's
+chain of custody, proven against a signed checkpoint of the system's whole custody log.
+data/report.pdf describes every exhibit for people; data/case.jsonld describes them in the
+CASE/UCO ontology.
+
+To check everything, offline, with Python 3.11 or newer and the `cryptography` package:
+
+    python3 verify.py ../..   (from inside data/, or: python3 data/verify.py BUNDLE.zip)
+
+It exits 0 only when every file, hash, signature, timestamp and custody proof holds, and names
+what is wrong otherwise. Compare the signing key id it prints with the one the unit publishes:
+{key_id}
+The format is described in docs/bundle-format.md of evidence-locker.
+"""
+
+
+# --- the service ----------------------------------------------------------------------------------
+
+
+def export_case(
+    runtime: Runtime,
+    actor_name: str | None,
+    *,
+    reference: str,
+    out: Path,
+    target_ids: Sequence[uuid.UUID] | None = None,
+    progress: Progress | None = None,
+) -> ExportResult:
+    """Write the bundle of a case (or of some of its targets) to `out`; see the module doc."""
+    say = progress or (lambda _msg: None)
+    out = out.expanduser().absolute()
+    if out.exists():
+        raise InvalidInput(f"{out} already exists; an export never overwrites a file")
+    if not out.parent.is_dir():
+        raise InvalidInput(f"folder {out.parent} does not exist")
+    with runtime.session() as session:
+        actor = resolve_actor(session, actor_name)
+        plan = _plan(runtime, session, actor, reference, target_ids)
+    name = bundle_name(plan.case.reference, plan.created_at)
+    say(f"exporting {len(plan.exhibits)} exhibits of case {plan.case.reference} as {name}")
+    fd, partial_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial",
+                                        dir=out.parent)
+    partial = Path(partial_name)
+    try:
+        with os.fdopen(fd, "wb") as raw, tempfile.TemporaryDirectory(
+            prefix=".export-", dir=out.parent
+        ) as work:
+            sink = _HashingWriter(raw)
+            bag = BagWriter(sink, bag_name=name, bagging_time=plan.created_at)  # type: ignore[arg-type]
+            try:
+                _BundleWriter(runtime, plan, bag, Path(work), say).write()
+                bag.close(_bag_info(plan))
+            except BaseException:
+                bag.abort()
+                raise
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.link(partial, out)  # fails rather than replace a file that appeared meanwhile
+        partial.unlink()
+    except BaseException as exc:
+        partial.unlink(missing_ok=True)
+        reason = exc.message if isinstance(exc, EvidenceError) else f"{type(exc).__name__}: {exc}"
+        with runtime.session() as session:
+            custody.append(session, session.get(User, plan.actor.id), action="export.failed",
+                           case=session.get(Case, plan.case.id), object_type="export",
+                           object_id=plan.export_id, details={"reason": reason[:2000]})
+        if isinstance(exc, EvidenceError | KeyboardInterrupt):
+            raise
+        raise ExportFailed(f"the export failed and left nothing behind: {reason}") from exc
+    with runtime.session() as session:
+        export = session.get(Export, plan.export_id)
+        assert export is not None
+        export.bundle_sha256 = sink.hexdigest()
+        export.size = sink.size
+        custody.append(
+            session, session.get(User, plan.actor.id), action="export.completed",
+            case=session.get(Case, plan.case.id), object_type="export", object_id=plan.export_id,
+            sha256=sink.hexdigest(),
+            details={"size": sink.size, "file": out.name, "exhibits": len(plan.exhibits),
+                     "entries": len(plan.entries), "checkpoint": plan.checkpoint.tree_size},
+        )
+    return ExportResult(
+        export_id=plan.export_id, path=out, sha256=sink.hexdigest(), size=sink.size,
+        exhibits=len(plan.exhibits), entries=len(plan.entries),
+        checkpoint_size=plan.checkpoint.tree_size,
+    )
+
+
+def _bag_info(plan: _Plan) -> dict[str, str | list[str]]:
+    actor = plan.actor
+    return {
+        "Source-Organization": actor.unit or "evidence-locker",
+        "Contact-Name": actor.name,
+        "External-Identifier": str(plan.export_id),
+        "External-Description": f"Evidence bundle of case {plan.case.reference}: "
+                                f"{len(plan.exhibits)} exhibits",
+        "Internal-Sender-Identifier": plan.case.reference,
+        "Internal-Sender-Description": f"Made by {TOOL}; check with data/verify.py",
+        "Bag-Group-Identifier": plan.case.reference,
+    }

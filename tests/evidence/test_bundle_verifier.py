@@ -1,0 +1,1294 @@
+"""The offline bundle verifier: DER and RFC 3161, Merkle proofs, the bag, and whole bundles.
+
+Bundles here are built by `make_bundle`, a small spec-conforming builder from the project's own
+parts (BagWriter, Signer, MerkleTree, the local TSA, canonical_json, build_case_graph); it is not
+the exporter, whose end-to-end tests live beside it.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import contextlib
+import datetime as dt
+import hashlib
+import io
+import json
+import os
+import random
+import shutil
+import struct
+import subprocess
+import sys
+import uuid
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from asn1crypto import cms, core, tsp
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from evidence import bundle_verifier as bv
+from evidence.bagit import BagWriter
+from evidence.canonical import canonical_json
+from evidence.caseuco import CaptureInfo, FileInfo, InvestigationInfo, build_case_graph
+from evidence.merkle import MerkleTree, leaf_hash
+from evidence.signing import Signer
+from evidence.timestamping import (
+    LocalTimestampAuthority,
+    LocalTsaMaterial,
+    generate_local_tsa,
+)
+
+MODULE = Path(bv.__file__)
+OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
+BAG = "OP-TEST-export-2026-11-22T2043Z"
+DECLARATION = b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared material
+
+
+@pytest.fixture(scope="module")
+def tsa() -> LocalTsaMaterial:
+    return generate_local_tsa("Test Local TSA")
+
+
+def anchors_of(material: LocalTsaMaterial) -> list[bv.TrustAnchor]:
+    return bv.load_anchors(material.ca_certificate_pem, "keys/tsa/local-tsa-ca.pem")
+
+
+def local_token(material: LocalTsaMaterial, data: bytes) -> bytes:
+    authority = LocalTimestampAuthority.from_material(material)
+    return authority.timestamp(hashlib.sha256(data).digest()).response_der
+
+
+def flip(data: bytes, at: int) -> bytes:
+    return data[:at] + bytes([data[at] ^ 0x01]) + data[at + 1 :]
+
+
+def token_parts(response: bytes) -> tuple[bytes, bytes, bytes]:
+    """(signature, genTime text, hashed message) of a TimeStampResp, to find them in the bytes."""
+    parsed = tsp.TimeStampResp.load(response)
+    signed = parsed["time_stamp_token"]["content"]
+    signature = signed["signer_infos"][0]["signature"].native
+    tst = signed["encap_content_info"]["content"].parsed
+    gen_time = tst["gen_time"].contents
+    imprint = tst["message_imprint"]["hashed_message"].native
+    return signature, gen_time, imprint
+
+
+# ---------------------------------------------------------------------------------------------
+# RFC 3161: tokens from the built-in authority
+
+
+def test_local_token_verifies_and_reports_time_tsa_and_local_policy(tsa: LocalTsaMaterial) -> None:
+    data = b"the capture manifest"
+    result = bv.verify_timestamp(local_token(tsa, data), hashlib.sha256(data).digest(),
+                                 anchors_of(tsa))  # fmt: skip
+    assert result.is_local
+    assert "Test Local TSA" in result.tsa_name
+    assert result.anchor == "keys/tsa/local-tsa-ca.pem"
+    assert abs(result.gen_time - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=5)
+
+
+def test_bare_token_without_the_response_wrapper_verifies(tsa: LocalTsaMaterial) -> None:
+    data = b"bare"
+    token = LocalTimestampAuthority.from_material(tsa).timestamp(hashlib.sha256(data).digest())
+    bv.verify_timestamp(token.der, hashlib.sha256(data).digest(), anchors_of(tsa))
+
+
+def _tamper_signature(response: bytes) -> bytes:
+    signature, _, _ = token_parts(response)
+    at = response.rfind(signature)
+    return flip(response, at + len(signature) // 2)
+
+
+def _tamper_gen_time(response: bytes) -> bytes:
+    _, gen_time, _ = token_parts(response)
+    at = response.find(gen_time)
+    seconds = at + 13  # YYYYMMDDHHMMS|S|: the last digit of the seconds stays a valid time
+    digit = response[seconds] - 0x30
+    return response[:seconds] + str((digit + 1) % 10).encode() + response[seconds + 1 :]
+
+
+def _tamper_imprint(response: bytes) -> bytes:
+    _, _, imprint = token_parts(response)
+    return flip(response, response.find(imprint) + 5)
+
+
+@pytest.mark.parametrize(
+    ("tamper", "message"),
+    [
+        (_tamper_signature, "signature does not verify"),
+        (_tamper_gen_time, "altered after signing"),
+        (_tamper_imprint, "message imprint does not match"),
+        (lambda r: r[:-10], "malformed timestamp token"),
+        (lambda r: r[: len(r) // 2], "malformed timestamp token"),
+        (lambda r: r + b"\x00", "trailing bytes"),
+        (lambda r: b"\x30\x80" + r[2:], "malformed timestamp token"),
+        (lambda r: b"", "malformed timestamp token"),
+    ],
+    ids=["signature", "genTime", "imprint", "truncated-end", "truncated-half", "trailing",
+         "indefinite-length", "empty"],
+)  # fmt: skip
+def test_tampered_local_token_fails_with_a_clear_message(
+    tsa: LocalTsaMaterial, tamper: Callable[[bytes], bytes], message: str
+) -> None:
+    data = b"sealed manifest bytes"
+    good = local_token(tsa, data)
+    with pytest.raises(bv.TimestampInvalid, match=message):
+        bv.verify_timestamp(tamper(good), hashlib.sha256(data).digest(), anchors_of(tsa))
+
+
+def test_token_for_other_data_fails(tsa: LocalTsaMaterial) -> None:
+    with pytest.raises(bv.TimestampInvalid, match="message imprint does not match"):
+        bv.verify_timestamp(local_token(tsa, b"a"), hashlib.sha256(b"b").digest(), anchors_of(tsa))
+
+
+def test_token_under_a_wrong_anchor_fails(tsa: LocalTsaMaterial) -> None:
+    other = generate_local_tsa("Another TSA")
+    data = b"x"
+    with pytest.raises(bv.TimestampInvalid, match="does not chain to a trust anchor"):
+        bv.verify_timestamp(local_token(tsa, data), hashlib.sha256(data).digest(),
+                            anchors_of(other))  # fmt: skip
+    with pytest.raises(bv.TimestampInvalid, match="does not chain"):
+        bv.verify_timestamp(local_token(tsa, data), hashlib.sha256(data).digest(), [])
+
+
+def test_rejection_response_names_the_status(tsa: LocalTsaMaterial) -> None:
+    authority = LocalTimestampAuthority.from_material(tsa)
+    rejection = authority.respond(b"not a request")
+    with pytest.raises(bv.TimestampInvalid, match="did not grant a timestamp: status 2"):
+        bv.verify_timestamp(rejection, hashlib.sha256(b"").digest(), anchors_of(tsa))
+
+
+def test_random_garbage_never_raises_anything_but_timestamp_invalid(
+    tsa: LocalTsaMaterial,
+) -> None:
+    good = local_token(tsa, b"fuzz")
+    digest = hashlib.sha256(b"fuzz").digest()
+    rng = random.Random(7)
+    for _ in range(300):
+        data = bytearray(good)
+        for _ in range(rng.randint(1, 4)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        with contextlib.suppress(bv.TimestampInvalid):
+            bv.verify_timestamp(bytes(data), digest, anchors_of(tsa))
+
+
+# ---------------------------------------------------------------------------------------------
+# RFC 3161: tokens from `openssl ts -reply` with an RSA authority
+
+
+@dataclass
+class OpensslTsa:
+    folder: Path
+    ca_pem: bytes
+
+    def reply(self, data: bytes, *, ess_alg: str = "sha256") -> bytes:
+        (self.folder / "data.bin").write_bytes(data)
+        config = self.folder / "tsa.cnf"
+        config.write_text(
+            "[ tsa ]\ndefault_tsa = tsa_config1\n[ tsa_config1 ]\n"
+            f"dir = {self.folder}\nserial = $dir/serial\ncrypto_device = builtin\n"
+            "signer_cert = $dir/tsa.pem\ncerts = $dir/ca.pem\nsigner_key = $dir/tsa.key\n"
+            "signer_digest = sha256\ndefault_policy = 1.2.3.4.1\ndigests = sha256, sha384\n"
+            "accuracy = secs:1\nordering = yes\ntsa_name = yes\n"
+            f"ess_cert_id_chain = no\ness_cert_id_alg = {ess_alg}\n"
+        )
+        run = [OPENSSL, "ts"]
+        subprocess.run([*run, "-query", "-data", str(self.folder / "data.bin"), "-sha256",
+                        "-cert", "-out", str(self.folder / "req.tsq")],
+                       check=True, capture_output=True)  # fmt: skip
+        subprocess.run([*run, "-reply", "-config", str(config), "-queryfile",
+                        str(self.folder / "req.tsq"), "-out", str(self.folder / "resp.tsr")],
+                       check=True, capture_output=True)  # fmt: skip
+        return (self.folder / "resp.tsr").read_bytes()
+
+
+def _rsa_certificates(folder: Path) -> bytes:
+    now = dt.datetime.now(dt.UTC)
+    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ca_name = x509.Name([
+        x509.NameAttribute(NameOID.COMMON_NAME, "OpenSSL Test TSA Root"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Test Authority"),
+    ])  # fmt: skip
+    ca = (
+        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "OpenSSL Test TSA")]))
+        .issuer_name(ca_name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    pem = serialization.Encoding.PEM
+    (folder / "tsa.key").write_bytes(key.private_bytes(
+        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))  # fmt: skip
+    (folder / "tsa.pem").write_bytes(cert.public_bytes(pem))
+    (folder / "ca.pem").write_bytes(ca.public_bytes(pem))
+    (folder / "serial").write_text("01\n")
+    return ca.public_bytes(pem)
+
+
+@pytest.fixture(scope="module")
+def openssl_tsa(tmp_path_factory: pytest.TempPathFactory) -> OpensslTsa:
+    folder = tmp_path_factory.mktemp("openssl-tsa")
+    return OpensslTsa(folder, _rsa_certificates(folder))
+
+
+@pytest.mark.parametrize("ess_alg", ["sha256", "sha1"])
+def test_openssl_rsa_token_verifies(openssl_tsa: OpensslTsa, ess_alg: str) -> None:
+    data = b"manifest made elsewhere"
+    response = openssl_tsa.reply(data, ess_alg=ess_alg)
+    anchors = bv.load_anchors(openssl_tsa.ca_pem, "root.pem")
+    result = bv.verify_timestamp(response, hashlib.sha256(data).digest(), anchors)
+    assert result.policy_oid == "1.2.3.4.1"
+    assert not result.is_local
+    assert "OpenSSL Test TSA" in result.tsa_name
+    assert result.anchor == "root.pem"
+
+
+@pytest.mark.parametrize(
+    ("tamper", "message"),
+    [
+        (_tamper_signature, "signature does not verify"),
+        (_tamper_gen_time, "altered after signing"),
+        (_tamper_imprint, "message imprint does not match"),
+        (lambda r: r[:-1], "malformed timestamp token"),
+    ],
+    ids=["signature", "genTime", "imprint", "truncated"],
+)
+def test_tampered_openssl_token_fails(
+    openssl_tsa: OpensslTsa, tamper: Callable[[bytes], bytes], message: str
+) -> None:
+    data = b"openssl tamper"
+    good = openssl_tsa.reply(data)
+    anchors = bv.load_anchors(openssl_tsa.ca_pem, "root.pem")
+    with pytest.raises(bv.TimestampInvalid, match=message):
+        bv.verify_timestamp(tamper(good), hashlib.sha256(data).digest(), anchors)
+
+
+def test_openssl_token_under_the_local_anchor_fails(
+    openssl_tsa: OpensslTsa, tsa: LocalTsaMaterial
+) -> None:
+    data = b"cross"
+    with pytest.raises(bv.TimestampInvalid, match="does not chain"):
+        bv.verify_timestamp(openssl_tsa.reply(data), hashlib.sha256(data).digest(),
+                            anchors_of(tsa))  # fmt: skip
+
+
+def test_openssl_itself_accepts_what_we_accept(openssl_tsa: OpensslTsa) -> None:
+    data = b"cross-check with openssl ts -verify"
+    response = openssl_tsa.reply(data)
+    (openssl_tsa.folder / "check.tsr").write_bytes(response)
+    result = subprocess.run(
+        [OPENSSL, "ts", "-verify", "-data", str(openssl_tsa.folder / "data.bin"), "-in",
+         str(openssl_tsa.folder / "check.tsr"), "-CAfile", str(openssl_tsa.folder / "ca.pem")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert "Verification: OK" in result.stdout
+    bv.verify_timestamp(response, hashlib.sha256(data).digest(),
+                        bv.load_anchors(openssl_tsa.ca_pem, "root.pem"))  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# RFC 3161: RSA-PSS and Ed25519 signers, named by subjectKeyIdentifier (built with asn1crypto)
+
+
+def _tsa_pair(
+    key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey, *, eku_critical: bool = True
+) -> tuple[x509.Certificate, x509.Certificate]:
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ed25519.Ed25519PrivateKey.generate()
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Builder Root")])
+    ca = (
+        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=9))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(ca_key, None)
+    )  # fmt: skip
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Builder TSA")]))
+        .issuer_name(ca_name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=9))
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]),
+                       critical=eku_critical)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                       critical=False)
+        .sign(ca_key, None)
+    )  # fmt: skip
+    return cert, ca
+
+
+def built_token(
+    key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey, cert: x509.Certificate, digest: bytes
+) -> bytes:
+    der = cert.public_bytes(serialization.Encoding.DER)
+    tst = tsp.TSTInfo({
+        "version": "v1", "policy": "1.2.3.4.9",
+        "message_imprint": {"hash_algorithm": {"algorithm": "sha256"}, "hashed_message": digest},
+        "serial_number": 7, "gen_time": dt.datetime.now(dt.UTC), "nonce": 42,
+    }).dump()  # fmt: skip
+    attrs = cms.CMSAttributes([
+        {"type": "content_type", "values": ["tst_info"]},
+        {"type": "message_digest", "values": [hashlib.sha256(tst).digest()]},
+        {"type": "signing_certificate_v2",
+         "values": [{"certs": [{"cert_hash": hashlib.sha256(der).digest()}]}]},
+    ])  # fmt: skip
+    if isinstance(key, rsa.RSAPrivateKey):
+        pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+        signature = key.sign(attrs.dump(), pss, hashes.SHA256())
+        algorithm: dict[str, Any] = {"algorithm": "rsassa_pss", "parameters": {
+            "hash_algorithm": {"algorithm": "sha256"},
+            "mask_gen_algorithm": {"algorithm": "mgf1",
+                                   "parameters": {"algorithm": "sha256"}},
+            "salt_length": 32}}  # fmt: skip
+    else:
+        signature = key.sign(attrs.dump())
+        algorithm = {"algorithm": "ed25519"}
+    ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    signed = cms.SignedData({
+        "version": "v3", "digest_algorithms": [{"algorithm": "sha256"}],
+        "encap_content_info": {"content_type": "tst_info", "content": tsp.TSTInfo.load(tst)},
+        "certificates": [cms.CertificateChoices(
+            name="certificate", value=asn1_x509.Certificate.load(der))],
+        "signer_infos": [{
+            "version": "v3",
+            "sid": cms.SignerIdentifier(name="subject_key_identifier", value=ski),
+            "digest_algorithm": {"algorithm": "sha256"}, "signed_attrs": attrs,
+            "signature_algorithm": algorithm, "signature": signature,
+        }],
+    })  # fmt: skip
+    token = cms.ContentInfo({"content_type": "signed_data", "content": signed}).dump()
+    status = core.Sequence.load(b"\x30\x03\x02\x01\x00").dump()  # PKIStatusInfo, granted
+    body = status + token
+    return b"\x30" + bytes([0x82]) + len(body).to_bytes(2, "big") + body
+
+
+@pytest.mark.parametrize("kind", ["rsa-pss", "ed25519"])
+def test_pss_and_ed25519_tokens_named_by_key_identifier_verify(kind: str) -> None:
+    key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048) if kind == "rsa-pss"
+        else ed25519.Ed25519PrivateKey.generate()
+    )  # fmt: skip
+    cert, ca = _tsa_pair(key)
+    anchors = [bv.TrustAnchor("root", ca, ca.public_bytes(serialization.Encoding.DER))]
+    digest = hashlib.sha256(b"data").digest()
+    token = built_token(key, cert, digest)
+    result = bv.verify_timestamp(token, digest, anchors)
+    assert result.policy_oid == "1.2.3.4.9"
+    assert result.tsa_name == "CN=Builder TSA"
+    with pytest.raises(bv.TimestampInvalid, match="signature does not verify"):
+        bv.verify_timestamp(_tamper_signature(token), digest, anchors)
+
+
+def test_signer_without_critical_time_stamping_usage_is_refused() -> None:
+    key = ed25519.Ed25519PrivateKey.generate()
+    cert, ca = _tsa_pair(key, eku_critical=False)
+    anchors = [bv.TrustAnchor("root", ca, ca.public_bytes(serialization.Encoding.DER))]
+    digest = hashlib.sha256(b"data").digest()
+    with pytest.raises(bv.TimestampInvalid, match="not critical"):
+        bv.verify_timestamp(built_token(key, cert, digest), digest, anchors)
+
+
+# ---------------------------------------------------------------------------------------------
+# Merkle proofs against evidence.merkle
+
+
+def test_inclusion_proofs_from_merkle_tree_verify_and_flipped_bits_fail() -> None:
+    rng = random.Random(1)
+    for size in [1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 31, 33, *rng.sample(range(34, 300), 8)]:
+        leaves = [leaf_hash(f"entry {i}".encode()) for i in range(size)]
+        tree = MerkleTree(leaves)
+        root = tree.root()
+        for index in {0, size - 1, rng.randrange(size)}:
+            proof = tree.inclusion_proof(index)
+            bv.verify_inclusion(leaves[index], index, size, proof, root)
+            if proof:
+                which = rng.randrange(len(proof))
+                bad = [*proof]
+                bad[which] = flip(bad[which], rng.randrange(32))
+                with pytest.raises(bv.ProofInvalid):
+                    bv.verify_inclusion(leaves[index], index, size, bad, root)
+                with pytest.raises(bv.ProofInvalid):
+                    bv.verify_inclusion(leaves[index], index, size, proof[:-1], root)
+            with pytest.raises(bv.ProofInvalid):
+                bv.verify_inclusion(flip(leaves[index], 0), index, size, proof, root)
+            if size > 1:
+                with pytest.raises(bv.ProofInvalid):
+                    bv.verify_inclusion(leaves[index], (index + 1) % size, size, proof, root)
+
+
+def test_consistency_proofs_from_merkle_tree_verify_and_flipped_bits_fail() -> None:
+    rng = random.Random(2)
+    leaves = [leaf_hash(f"e{i}".encode()) for i in range(200)]
+    tree = MerkleTree(leaves)
+    pairs = [(1, 1), (1, 2), (2, 3), (3, 7), (4, 8), (5, 200), (128, 200), (199, 200)]
+    pairs += [tuple(sorted(rng.sample(range(1, 201), 2))) for _ in range(20)]  # type: ignore[misc]
+    for old, new in pairs:
+        proof = tree.consistency_proof(old, new)
+        old_root, new_root = tree.root(old), tree.root(new)
+        bv.verify_consistency(old, new, old_root, new_root, proof)
+        for index in range(len(proof)):
+            bad = [*proof]
+            bad[index] = flip(bad[index], rng.randrange(32))
+            with pytest.raises(bv.ProofInvalid):
+                bv.verify_consistency(old, new, old_root, new_root, bad)
+        if old != new:
+            with pytest.raises(bv.ProofInvalid):
+                bv.verify_consistency(old, new, flip(old_root, 3), new_root, proof)
+            with pytest.raises(bv.ProofInvalid):
+                bv.verify_consistency(old, new, old_root, flip(new_root, 3), proof)
+
+
+# ---------------------------------------------------------------------------------------------
+# A small spec-conforming bundle
+
+
+WARC = b"WARC/1.1\r\nWARC-Type: response\r\n\r\n" + bytes(range(256)) * 64
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 32
+HTML = b"<html><body>post</body></html>\n" * 40
+
+
+def make_wacz(warc_name: str, warc: bytes, *, inner_warc: bytes | None = None) -> bytes:
+    """A WACZ with the members the verifier checks; `inner_warc` puts other bytes inside."""
+    inside = warc if inner_warc is None else inner_warc
+    members = {
+        f"archive/{warc_name}": inside,
+        "indexes/index.cdx": b"com,example)/ 20261122204324 {}\n",
+        "pages/pages.jsonl": b'{"format": "json-pages-1.0"}\n',
+    }
+    resources = [
+        {"name": Path(p).name, "path": p, "hash": "sha256:" + hashlib.sha256(d).hexdigest(),
+         "bytes": len(d)}
+        for p, d in members.items()
+    ]  # fmt: skip
+    package = json.dumps({"profile": "data-package", "resources": resources}).encode()
+    digest = json.dumps({"path": "datapackage.json",
+                         "hash": "sha256:" + hashlib.sha256(package).hexdigest()}).encode()
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data, zipfile.ZIP_STORED)
+        archive.writestr("datapackage.json", package, zipfile.ZIP_DEFLATED)
+        archive.writestr("datapackage-digest.json", digest, zipfile.ZIP_DEFLATED)
+    return out.getvalue()
+
+
+@dataclass
+class Bundle:
+    files: dict[str, bytes]  # path under data/ -> bytes
+    signer: Signer
+    tsa: LocalTsaMaterial
+    tree: MerkleTree
+    log: list[bytes]
+    checkpoint: dict[str, Any]
+    extra_tag_files: dict[str, bytes] = field(default_factory=dict)
+
+    def write(self, path: Path) -> Path:
+        with path.open("wb") as handle:
+            writer = BagWriter(handle, bag_name=BAG,
+                               bagging_time=dt.datetime(2026, 11, 22, 20, 43, tzinfo=dt.UTC))
+            for name, data in self.files.items():
+                writer.add_file(name, data)
+            writer.close({"Source-Organization": "Test Unit",
+                          "External-Identifier": "export"})  # fmt: skip
+        return path
+
+    def sign_checkpoint(self, size: int) -> dict[str, Any]:
+        root = self.tree.root(size)
+        body = bv.checkpoint_body("evidence-locker test", size, root)
+        return {"origin": "evidence-locker test", "tree_size": size, "root_hash": root.hex(),
+                "key_id": self.signer.key_id,
+                "signature": base64.b64encode(self.signer.sign(body)).decode(),
+                "created_at": "2026-11-22T20:43:24.000000Z"}  # fmt: skip
+
+    def set_json(self, path: str, value: Any) -> None:
+        self.files[path] = json.dumps(value, indent=2).encode()
+
+    def get_json(self, path: str) -> Any:
+        return json.loads(self.files[path])
+
+
+def make_bundle(tsa: LocalTsaMaterial, *, with_checkpoint_token: bool = True) -> Bundle:
+    signer = Signer.generate()
+    authority = LocalTimestampAuthority.from_material(tsa)
+    case_id, other_case = str(uuid.uuid4()), str(uuid.uuid4())
+    capture_id, export_id = str(uuid.uuid4()), str(uuid.uuid4())
+    folder = "exhibits/EX-001"
+    artifacts = [("screenshot", "screenshot.png", "image/png", PNG),
+                 ("warc", "capture.warc", "application/warc", WARC),
+                 ("dom", "page.html", "text/html", HTML)]  # fmt: skip
+    manifest = canonical_json({
+        "type": "evidence-locker/capture-manifest", "capture_id": capture_id,
+        "case": {"id": case_id, "ref": "OP-TEST"}, "status": "complete",
+        "requested_url": "https://example.org/post/1", "final_url": "https://example.org/post/1",
+        "started_at": "2026-11-22T20:00:00.000000Z", "finished_at": "2026-11-22T20:00:09.000000Z",
+        "artifacts": [{"kind": k, "name": n, "media_type": m, "size": len(d),
+                       "sha256": hashlib.sha256(d).hexdigest()} for k, n, m, d in artifacts],
+    })  # fmt: skip
+    manifest_sha = hashlib.sha256(manifest).hexdigest()
+
+    # The global log: entries of another case interleave with this case's chain.
+    log: list[bytes] = []
+    chain: list[bytes] = []
+    heads: dict[str, tuple[int, str | None]] = {}
+
+    def append(case: str, action: str, obj: dict[str, Any] | None, sha: str | None) -> None:
+        case_seq, prev = heads.get(case, (0, None))
+        entry = canonical_json({
+            "v": 1, "seq": len(log) + 1, "at": "2026-11-22T20:00:00.000000Z",
+            "actor": {"id": str(uuid.UUID(int=1)), "name": "alice"}, "action": action,
+            "case": {"id": case, "ref": "OP-TEST" if case == case_id else "OTHER"},
+            "case_seq": case_seq + 1, "prev_case_hash": prev, "object": obj, "sha256": sha,
+            "details": {},
+        })  # fmt: skip
+        log.append(entry)
+        heads[case] = (case_seq + 1, leaf_hash(entry).hex())
+        if case == case_id:
+            chain.append(entry)
+
+    append(other_case, "case.created", None, None)
+    append(case_id, "case.created", {"type": "case", "id": case_id}, None)
+    append(other_case, "note.added", None, None)
+    append(case_id, "capture.recorded", {"type": "capture", "id": capture_id}, manifest_sha)
+    append(case_id, "export.started", {"type": "export", "id": export_id}, None)
+    tree = MerkleTree([leaf_hash(e) for e in log])
+    bundle = Bundle(files={}, signer=signer, tsa=tsa, tree=tree, log=log, checkpoint={})
+    checkpoint = bundle.sign_checkpoint(len(log))
+    bundle.checkpoint = checkpoint
+    body = bv.checkpoint_body(checkpoint["origin"], len(log), tree.root())
+
+    files: dict[str, bytes] = {}
+    files["README.txt"] = b"An evidence bundle. Run: python verify.py BUNDLE.zip\n"
+    files["verify.py"] = MODULE.read_bytes()
+    files["report.pdf"] = b"%PDF-1.4\n% not a real report\n"
+    files["keys/signing-key.pem"] = signer.verifier.public_pem()
+    files["keys/tsa/local-tsa-ca.pem"] = tsa.ca_certificate_pem
+    files["custody/entries.jsonl"] = b"".join(e + b"\n" for e in chain)
+    files["custody/proofs.json"] = json.dumps({
+        "tree_size": len(log), "root": tree.root().hex(),
+        "proofs": [{"seq": json.loads(e)["seq"], "leaf_index": json.loads(e)["seq"] - 1,
+                    "path": [h.hex() for h in tree.inclusion_proof(json.loads(e)["seq"] - 1)]}
+                   for e in chain],
+    }).encode()  # fmt: skip
+    files["custody/checkpoint.json"] = json.dumps(checkpoint).encode()
+    if with_checkpoint_token:
+        files["custody/checkpoint.tsr"] = authority.timestamp(
+            hashlib.sha256(body).digest()).response_der  # fmt: skip
+    files[f"{folder}/manifest.json"] = manifest
+    files[f"{folder}/manifest.sig"] = signer.sign(manifest)
+    files[f"{folder}/manifest.tsr"] = authority.timestamp(
+        hashlib.sha256(manifest).digest()).response_der  # fmt: skip
+    files[f"{folder}/archive.wacz"] = make_wacz("capture.warc", WARC)
+    for _, name, _, data in artifacts:
+        files[f"{folder}/files/{name}"] = data
+    graph = build_case_graph(
+        InvestigationInfo(id=uuid.UUID(case_id), reference="OP-TEST", title="Test"),
+        [CaptureInfo(
+            id=uuid.UUID(capture_id), requested_url="https://example.org/post/1",
+            started_at=dt.datetime(2026, 11, 22, 20, tzinfo=dt.UTC), tool_name="evidence-locker",
+            tool_version="0.1.0", status="complete", exhibit_number="EX-001",
+            manifest_sha256=manifest_sha,
+            artifacts=tuple(FileInfo(f"{folder}/files/{n}", k, m, len(d),
+                                     hashlib.sha256(d).hexdigest()) for k, n, m, d in artifacts),
+        )],
+    )  # fmt: skip
+    files["case.jsonld"] = json.dumps(graph, indent=1).encode()
+    files["bundle.json"] = json.dumps({
+        "format": "evidence-locker/bundle", "version": 1, "export_id": export_id,
+        "created_at": "2026-11-22T20:43:24.123456Z", "tool": "evidence-locker 0.1.0",
+        "case": {"id": case_id, "reference": "OP-TEST", "title": "Test", "offence": None,
+                 "jurisdiction": "DE"},
+        "exported_by": {"id": str(uuid.UUID(int=1)), "name": "alice", "unit": "Unit"},
+        "signing_key": {"path": "keys/signing-key.pem", "key_id": signer.key_id},
+        "tsa_certificates": ["keys/tsa/local-tsa-ca.pem"],
+        "custody": {"entries": "custody/entries.jsonl", "proofs": "custody/proofs.json",
+                    "checkpoint": "custody/checkpoint.json",
+                    "checkpoint_token": "custody/checkpoint.tsr" if with_checkpoint_token
+                    else None},
+        "case_graph": "case.jsonld", "report": "report.pdf", "verifier": "verify.py",
+        "exhibits": [{
+            "number": "EX-001", "capture_id": capture_id, "target_id": str(uuid.uuid4()),
+            "url": "https://example.org/post/1", "final_url": "https://example.org/post/1",
+            "status": "complete", "manifest_sha256": manifest_sha,
+            "manifest": f"{folder}/manifest.json", "signature": f"{folder}/manifest.sig",
+            "timestamp_token": f"{folder}/manifest.tsr", "wacz": f"{folder}/archive.wacz",
+            "files": [{"path": f"{folder}/files/{n}", "kind": k, "name": n, "media_type": m,
+                       "size": len(d), "sha256": hashlib.sha256(d).hexdigest()}
+                      for k, n, m, d in artifacts],
+        }],
+    }, indent=2).encode()  # fmt: skip
+    bundle.files = files
+    return bundle
+
+
+def rewrite_zip(source: Path, target: Path, mutate: Callable[[dict[str, bytes]], object]) -> Path:
+    with zipfile.ZipFile(source) as original:
+        entries = {info.filename: original.read(info) for info in original.infolist()}
+    mutate(entries)
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as copy:
+        for name, content in entries.items():
+            copy.writestr(name, content, zipfile.ZIP_STORED if name.endswith(".wacz")
+                          else zipfile.ZIP_DEFLATED)  # fmt: skip
+    return target
+
+
+def check(report: bv.VerificationReport, name: str) -> bv.Check:
+    found = [c for c in report.checks if c.name == name]
+    assert found, f"no check {name!r} in {[c.name for c in report.checks]}"
+    return found[0]
+
+
+def assert_no_internal_error(report: bv.VerificationReport) -> None:
+    assert not any("internal error" in p for p in report.problems), report.problems
+
+
+def has_problem(report: bv.VerificationReport, *parts: str) -> bool:
+    return any(all(part in p for part in parts) for p in report.problems)
+
+
+@pytest.fixture(scope="module")
+def good(tsa: LocalTsaMaterial, tmp_path_factory: pytest.TempPathFactory) -> tuple[Bundle, Path]:
+    bundle = make_bundle(tsa)
+    return bundle, bundle.write(tmp_path_factory.mktemp("good") / f"{BAG}.zip")
+
+
+# ---------------------------------------------------------------------------------------------
+# Whole bundles
+
+
+def test_good_bundle_verifies_with_every_check_named(good: tuple[Bundle, Path]) -> None:
+    bundle, path = good
+    messages: list[str] = []
+    report = bv.verify_bundle(path, progress=messages.append)
+    assert report.ok, report.render()
+    names = [c.name for c in report.checks]
+    assert names == [
+        "bag", "index", "signing key", "timestamp trust anchors", "EX-001 manifest",
+        "EX-001 signature", "EX-001 files",
+        "EX-001 timestamp", "EX-001 WACZ", "custody entries", "custody checkpoint",
+        "custody proofs", "custody checkpoint timestamp", "custody capture records", "case graph",
+    ]  # fmt: skip
+    assert bundle.signer.key_id in check(report, "signing key").detail
+    assert "timestamped" in check(report, "EX-001 timestamp").detail
+    assert any("capturing system's clock" in n for n in report.notes)
+    assert any(bundle.signer.key_id in n and "publishes" in n for n in report.notes)
+    fingerprint = bv.load_anchors(bundle.tsa.ca_certificate_pem, "x")[0].fingerprint
+    assert any(fingerprint in n for n in report.notes)
+    assert any("records the request for this export" in n for n in report.notes)
+    assert messages
+    rendered = report.render()
+    assert rendered.splitlines()[-1].startswith("VERIFIED")
+    as_json = report.to_json()
+    assert set(as_json) == {"ok", "bundle", "checks", "problems", "notes"}
+    assert as_json["ok"] is True and as_json["bundle"] == path.name
+    json.dumps(as_json)
+
+
+def test_unzipped_folder_and_its_parent_verify(good: tuple[Bundle, Path], tmp_path: Path) -> None:
+    _, path = good
+    with zipfile.ZipFile(path) as archive:
+        archive.extractall(tmp_path)
+    assert bv.verify_bundle(tmp_path / BAG).ok
+    report = bv.verify_bundle(tmp_path)
+    assert report.ok, report.render()
+
+
+def test_key_pinning(good: tuple[Bundle, Path]) -> None:
+    bundle, path = good
+    report = bv.verify_bundle(path, key_pem=bundle.signer.verifier.public_pem())
+    assert report.ok
+    assert "pinned" in check(report, "signing key").detail
+    other = Signer.generate()
+    report = bv.verify_bundle(path, key_pem=other.verifier.public_pem())
+    assert not report.ok
+    assert has_problem(report, "keys/signing-key.pem", "not the pinned key", other.key_id)
+    # Signatures are then checked under the pinned key, so they fail too.
+    assert has_problem(report, "exhibits/EX-001/manifest.sig", "does not verify")
+    assert has_problem(report, "custody/checkpoint.json", "signed by key")
+    report = bv.verify_bundle(path, key_pem=b"not a key")
+    assert has_problem(report, "--key", "not a PEM public key")
+
+
+def test_extra_trust_anchor_is_listed_with_its_fingerprint(
+    good: tuple[Bundle, Path], openssl_tsa: OpensslTsa
+) -> None:
+    _, path = good
+    report = bv.verify_bundle(path, trusted_tsa_pems=[openssl_tsa.ca_pem])
+    assert report.ok
+    fingerprint = bv.load_anchors(openssl_tsa.ca_pem, "x")[0].fingerprint
+    assert any("--trust-tsa #1" in n and fingerprint in n for n in report.notes)
+
+
+def test_checkpoint_without_token_is_noted_not_failed(
+    tsa: LocalTsaMaterial, tmp_path: Path
+) -> None:
+    bundle = make_bundle(tsa, with_checkpoint_token=False)
+    report = bv.verify_bundle(bundle.write(tmp_path / "b.zip"))
+    assert report.ok, report.render()
+    assert "no timestamp token" in check(report, "custody checkpoint timestamp").detail
+
+
+# -- bag-level tampering, on the ZIP after it was written ----------------------------------------
+
+
+def _payload(name: str) -> str:
+    return f"{BAG}/data/{name}"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "where", "what"),
+    [
+        (lambda e: e.__setitem__(_payload("report.pdf"), e[_payload("report.pdf")] + b"x"),
+         "report.pdf", "manifest-sha256.txt says"),
+        (lambda e: e.__setitem__(_payload("exhibits/EX-001/files/added.txt"), b"new"),
+         "exhibits/EX-001/files/added.txt", "not listed in manifest-sha256.txt"),
+        (lambda e: e.pop(_payload("README.txt")), "README.txt", "missing from the bundle"),
+        (lambda e: e.__setitem__(f"{BAG}/bag-info.txt", b"Payload-Oxum: 1.1\n"),
+         "bag-info.txt", "tagmanifest-sha256.txt says"),
+        (lambda e: e.__setitem__(f"{BAG}/bagit.txt", b"BagIt-Version: 0.97\n"),
+         "bagit.txt", "BagIt"),
+    ],
+    ids=["byte-flipped", "file-added", "file-deleted", "bag-info-edited", "declaration"],
+)  # fmt: skip
+def test_bag_tampering_is_named(
+    good: tuple[Bundle, Path], tmp_path: Path, mutate: Callable[[dict[str, bytes]], object],
+    where: str, what: str,
+) -> None:
+    _, path = good
+    report = bv.verify_bundle(rewrite_zip(path, tmp_path / "t.zip", mutate))
+    assert not report.ok
+    assert not check(report, "bag").ok
+    assert has_problem(report, where, what), report.problems
+    assert_no_internal_error(report)
+
+
+def test_deleted_file_also_fails_the_exhibit(good: tuple[Bundle, Path], tmp_path: Path) -> None:
+    _, path = good
+    name = _payload("exhibits/EX-001/files/screenshot.png")
+    report = bv.verify_bundle(rewrite_zip(path, tmp_path / "t.zip", lambda e: e.pop(name)))
+    assert has_problem(report, "exhibits/EX-001/files/screenshot.png", "missing from the bundle")
+    assert not check(report, "index").ok
+    assert not check(report, "case graph").ok
+
+
+def test_percent_escaped_names_and_oxum(tmp_path: Path) -> None:
+    path = tmp_path / "bag.zip"
+    with path.open("wb") as handle:
+        writer = BagWriter(handle, bag_name="bag")
+        writer.add_file("100% sure.txt", b"percent")
+        writer.add_file("odd%0Aname.txt", b"looks escaped")
+        writer.close({})
+    with zipfile.ZipFile(path) as archive:
+        manifest = archive.read("bag/manifest-sha256.txt").decode()
+    assert "100%25 sure.txt" in manifest and "odd%250Aname.txt" in manifest
+    report = bv.verify_bundle(path)
+    assert check(report, "bag").ok, report.problems
+    assert "2 payload files" in check(report, "bag").detail
+    assert not check(report, "index").ok  # no bundle.json: a bag, but not a bundle
+
+
+def test_oxum_mismatch_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "bag.zip"
+    with path.open("wb") as handle:
+        writer = BagWriter(handle, bag_name="bag")
+        writer.add_file("a.txt", b"aaaa")
+        writer.close({})
+
+    def lie(entries: dict[str, bytes]) -> None:
+        entries["bag/bag-info.txt"] = entries["bag/bag-info.txt"].replace(b"4.1", b"5.1")
+        tag = hashlib.sha256(entries["bag/bag-info.txt"]).hexdigest()
+        lines = [line if not line.endswith(" bag-info.txt") else f"{tag}  bag-info.txt"
+                 for line in entries["bag/tagmanifest-sha256.txt"].decode().splitlines()]
+        entries["bag/tagmanifest-sha256.txt"] = ("\n".join(lines) + "\n").encode()
+
+    report = bv.verify_bundle(rewrite_zip(path, tmp_path / "t.zip", lie))
+    assert has_problem(report, "bag-info.txt", "Payload-Oxum says 5.1", "4.1")
+
+
+# -- deeper tampering: the bag is re-made, so only the inner checks can catch it ------------------
+
+
+def _rebag(
+    bundle: Bundle, tmp_path: Path, change: Callable[[Bundle], None]
+) -> bv.VerificationReport:
+    changed = Bundle(dict(bundle.files), bundle.signer, bundle.tsa, bundle.tree, bundle.log,
+                     bundle.checkpoint)  # fmt: skip
+    change(changed)
+    report = bv.verify_bundle(changed.write(tmp_path / "rebagged.zip"))
+    assert check(report, "bag").ok, report.problems
+    assert not report.ok
+    assert_no_internal_error(report)
+    return report
+
+
+def test_altered_manifest_fails_signature_hash_and_timestamp(
+    good: tuple[Bundle, Path], tmp_path: Path
+) -> None:
+    path = "exhibits/EX-001/manifest.json"
+
+    def change(b: Bundle) -> None:
+        b.files[path] = b.files[path].replace(b"example.org", b"example.com")
+
+    report = _rebag(good[0], tmp_path, change)
+    assert has_problem(report, "exhibits/EX-001/manifest.sig", "does not verify")
+    assert has_problem(report, path, "manifest_sha256 says")
+    assert has_problem(report, "exhibits/EX-001/manifest.tsr", "message imprint does not match")
+
+
+def test_altered_artifact_fails_against_the_signed_manifest(
+    good: tuple[Bundle, Path], tmp_path: Path
+) -> None:
+    path = "exhibits/EX-001/files/page.html"
+
+    def change(b: Bundle) -> None:
+        b.files[path] = b.files[path].replace(b"post", b"p0st")
+
+    report = _rebag(good[0], tmp_path, change)
+    assert has_problem(report, path, "the signed manifest says")
+    assert has_problem(report, path, "the case graph says")
+
+
+def test_unlisted_file_under_files_fails(good: tuple[Bundle, Path], tmp_path: Path) -> None:
+    report = _rebag(good[0], tmp_path,
+                    lambda b: b.files.__setitem__("exhibits/EX-001/files/x.png", b"x"))
+    assert has_problem(report, "exhibits/EX-001/files/x.png", "not listed in the capture manifest")
+
+
+def test_other_warc_inside_the_wacz_fails(good: tuple[Bundle, Path], tmp_path: Path) -> None:
+    def change(b: Bundle) -> None:
+        b.files["exhibits/EX-001/archive.wacz"] = make_wacz(
+            "capture.warc", WARC, inner_warc=WARC + b"x")
+
+    report = _rebag(good[0], tmp_path, change)
+    assert has_problem(report, "archive.wacz", "archive/capture.warc", "not the capture's WARC")
+
+
+def test_wacz_member_not_matching_its_datapackage_fails(
+    good: tuple[Bundle, Path], tmp_path: Path
+) -> None:
+    def change(b: Bundle) -> None:
+        source = io.BytesIO(b.files["exhibits/EX-001/archive.wacz"])
+        out = io.BytesIO()
+        with zipfile.ZipFile(source) as old, zipfile.ZipFile(out, "w") as new:
+            for info in old.infolist():
+                data = old.read(info)
+                if info.filename == "pages/pages.jsonl":
+                    data += b"{}\n"
+                new.writestr(info, data)
+        b.files["exhibits/EX-001/archive.wacz"] = out.getvalue()
+
+    report = _rebag(good[0], tmp_path, change)
+    assert has_problem(report, "archive.wacz", "pages/pages.jsonl", "datapackage.json says")
+
+
+def _entries(b: Bundle) -> list[bytes]:
+    return b.files["custody/entries.jsonl"].splitlines()
+
+
+def test_altered_custody_entry_is_named_by_seq(good: tuple[Bundle, Path], tmp_path: Path) -> None:
+    def change(b: Bundle) -> None:
+        lines = _entries(b)
+        lines[0] = lines[0].replace(b'"alice"', b'"mallory"')
+        b.files["custody/entries.jsonl"] = b"\n".join(lines) + b"\n"
+
+    report = _rebag(good[0], tmp_path, change)
+    assert has_problem(report, "custody entry seq 2", "not in the checkpoint's tree")
+    assert has_problem(report, "custody entry seq 4", "prev_case_hash")
+
+
+def test_removed_custody_entry_breaks_the_chain(good: tuple[Bundle, Path], tmp_path: Path) -> None:
+    def change(b: Bundle) -> None:
+        lines = _entries(b)
+        del lines[1]
+        b.files["custody/entries.jsonl"] = b"\n".join(lines) + b"\n"
+
+    report = _rebag(good[0], tmp_path, change)
+    assert has_problem(report, "custody entry seq 5", "case_seq is 3 where 2 comes next")
+    assert has_problem(report, "EX-001", "no capture.recorded custody entry")
+    assert has_problem(report, "custody/proofs.json", "3 proofs for 2 entries")
+
+
+def test_entry_of_another_case_and_malformed_lines_are_named(
+    good: tuple[Bundle, Path], tmp_path: Path
+) -> None:
+    def change(b: Bundle) -> None:
+        lines = _entries(b)
+        lines.insert(1, b"{not json")
+        lines.append(b"[1, 2]")
+        b.files["custody/entries.jsonl"] = b"\n".join(lines)  # and no final newline
+
+    report = _rebag(good[0], tmp_path, change)
+    assert has_problem(report, "custody/entries.jsonl line 2", "not valid JSON")
+    assert has_problem(report, "custody/entries.jsonl line 5", "does not end with a newline")
+    assert has_problem(report, "custody/entries.jsonl line 5", "not a JSON object")
+
+
+def test_forged_checkpoint_fails(good: tuple[Bundle, Path], tmp_path: Path) -> None:
+    def change(b: Bundle) -> None:
+        checkpoint = dict(b.checkpoint)
+        checkpoint["root_hash"] = "00" * 32
+        b.set_json("custody/checkpoint.json", checkpoint)
+
+    report = _rebag(good[0], tmp_path, change)
+    assert has_problem(report, "custody/checkpoint.json", "signature does not verify")
+
+
+def test_checkpoint_token_over_other_body_fails(good: tuple[Bundle, Path], tmp_path: Path) -> None:
+    def change(b: Bundle) -> None:
+        b.files["custody/checkpoint.tsr"] = b.files["exhibits/EX-001/manifest.tsr"]
+
+    report = _rebag(good[0], tmp_path, change)
+    assert has_problem(report, "custody/checkpoint.tsr", "message imprint does not match")
+
+
+def test_capture_record_with_another_hash_is_named(
+    good: tuple[Bundle, Path], tsa: LocalTsaMaterial, tmp_path: Path
+) -> None:
+    def change(b: Bundle) -> None:
+        index = b.get_json("bundle.json")
+        index["exhibits"][0]["capture_id"] = str(uuid.uuid4())
+        b.set_json("bundle.json", index)
+
+    report = _rebag(good[0], tmp_path, change)
+    assert has_problem(report, "EX-001", "no capture.recorded custody entry")
+    assert has_problem(report, "exhibits/EX-001/manifest.json", "is the manifest of capture")
+
+
+def test_case_graph_that_disagrees_is_named(good: tuple[Bundle, Path], tmp_path: Path) -> None:
+    def change(b: Bundle) -> None:
+        b.files["case.jsonld"] = b.files["case.jsonld"].replace(
+            hashlib.sha256(PNG).hexdigest().encode(), b"ab" * 32)
+
+    report = _rebag(good[0], tmp_path, change)
+    assert has_problem(report, "exhibits/EX-001/files/screenshot.png", "the case graph says")
+
+
+def test_case_graph_reads_full_iris_and_referenced_nodes() -> None:
+    uco = "https://ontology.unifiedcyberontology.org/uco/"
+    graph = {
+        "@context": {"obs": uco + "observable/"},
+        "@graph": [
+            {"@id": "urn:file", "@type": "obs:File",
+             uco + "core/hasFacet": [{"@id": "urn:ff"}, {"@id": "urn:cf"}]},
+            {"@id": "urn:ff", "@type": "obs:FileFacet", "obs:filePath": "a/b.txt",
+             "obs:sizeInBytes": {"@type": "xsd:integer", "@value": "3"}},
+            {"@id": "urn:cf", "@type": "obs:ContentDataFacet", "obs:hash": {"@id": "urn:h"}},
+            {"@id": "urn:h", uco + "types/hashMethod": "SHA256",
+             uco + "types/hashValue": {"@value": "AB" * 32}},
+        ],
+    }  # fmt: skip
+    problems: list[str] = []
+    assert bv._graph_files(graph, problems) == {"a/b.txt": ("ab" * 32, 3)}
+    assert not problems
+
+
+# -- older checkpoints -----------------------------------------------------------------------------
+
+
+def test_against_older_checkpoint_with_consistency_proof(good: tuple[Bundle, Path]) -> None:
+    bundle, path = good
+    size = bundle.tree.size
+    old = bundle.sign_checkpoint(3)
+    proof: dict[str, Any] = {"old_size": 3, "new_size": size,
+             "path": [h.hex() for h in bundle.tree.consistency_proof(3, size)]}  # fmt: skip
+    report = bv.verify_bundle(path, against_checkpoint=old, consistency_proof=proof)
+    assert report.ok, report.problems
+    assert "prefix" in check(report, "custody consistency with older checkpoint").detail
+
+    assert not bv.verify_bundle(path, against_checkpoint=old).ok
+    bad = dict(proof, path=[flip(bytes.fromhex(proof["path"][0]), 1).hex(), *proof["path"][1:]])
+    report = bv.verify_bundle(path, against_checkpoint=old, consistency_proof=bad)
+    assert has_problem(report, "consistency proof", "does not lead")
+    forged = dict(old, signature=base64.b64encode(b"\x00" * 64).decode())
+    report = bv.verify_bundle(path, against_checkpoint=forged, consistency_proof=proof)
+    assert has_problem(report, "older checkpoint", "does not verify")
+
+
+def test_against_checkpoint_of_the_same_size(good: tuple[Bundle, Path]) -> None:
+    bundle, path = good
+    assert bv.verify_bundle(path, against_checkpoint=bundle.checkpoint).ok
+    other = Bundle({}, bundle.signer, bundle.tsa,
+                   MerkleTree([leaf_hash(b"x")] * bundle.tree.size), [], {})  # fmt: skip
+    forked = other.sign_checkpoint(bundle.tree.size)
+    report = bv.verify_bundle(path, against_checkpoint=forked)
+    assert has_problem(report, "older checkpoint", "different root")
+    larger = Bundle({}, bundle.signer, bundle.tsa,
+                    MerkleTree([leaf_hash(b"x")] * 9), [], {}).sign_checkpoint(9)  # fmt: skip
+    report = bv.verify_bundle(path, against_checkpoint=larger)
+    assert has_problem(report, "older checkpoint", "cut short or forked")
+
+
+# ---------------------------------------------------------------------------------------------
+# Hostile input: problems, never exceptions
+
+
+def test_not_a_zip(tmp_path: Path) -> None:
+    path = tmp_path / "junk.zip"
+    path.write_bytes(os.urandom(5000))
+    report = bv.verify_bundle(path)
+    assert report.unreadable and not report.ok
+    assert has_problem(report, "junk.zip", "not a ZIP")
+    assert bv.verify_bundle(tmp_path / "absent.zip").unreadable
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert bv.verify_bundle(empty).unreadable
+
+
+def test_zip_with_unsafe_names_refuses_them_unread(
+    good: tuple[Bundle, Path], tmp_path: Path
+) -> None:
+    _, path = good
+
+    def add(entries: dict[str, bytes]) -> None:
+        entries[f"{BAG}/../../evil.txt"] = b"x"
+        entries["/etc/evil"] = b"x"
+        entries[f"{BAG}/data\\evil.txt"] = b"x"
+
+    report = bv.verify_bundle(rewrite_zip(path, tmp_path / "t.zip", add))
+    assert has_problem(report, "../../evil.txt", "refused unread")
+    assert has_problem(report, "/etc/evil", "absolute path")
+    assert has_problem(report, "evil.txt", "backslash")
+    assert not (tmp_path / "evil.txt").exists()
+    assert_no_internal_error(report)
+
+
+def test_bundle_json_not_json(good: tuple[Bundle, Path], tmp_path: Path) -> None:
+    bundle = good[0]
+    for content, message in [(b"{not json", "not valid JSON"), (b"[]", "not a JSON object"),
+                             (b'{"a": 1, "a": 2}', "appears twice"), (b"\xff\xfe", "not UTF-8"),
+                             (b"[" * 100_000, "nested too deeply"),
+                             (b'{"format": NaN}', "not a JSON number")]:  # fmt: skip
+        changed = Bundle(dict(bundle.files), bundle.signer, bundle.tsa, bundle.tree, [], {})
+        changed.files["bundle.json"] = content
+        report = bv.verify_bundle(changed.write(tmp_path / "b.zip"))
+        assert has_problem(report, "bundle.json", message), (message, report.problems)
+        assert_no_internal_error(report)
+
+
+def test_bundle_json_with_wrong_types_gives_problems(
+    good: tuple[Bundle, Path], tmp_path: Path
+) -> None:
+    bundle = good[0]
+    index = bundle.get_json("bundle.json")
+    variants = [
+        {**index, "exhibits": "none"},
+        {**index, "exhibits": [1, None, {"number": 5}]},
+        {**index, "custody": None, "signing_key": [], "tsa_certificates": {}},
+        {**index, "case_graph": "../../etc/passwd"},
+        {**index, "exhibits": [{**index["exhibits"][0], "files": [{"path": 7}],
+                                "manifest": "bundle.json"}]},
+    ]  # fmt: skip
+    for variant in variants:
+        changed = Bundle(dict(bundle.files), bundle.signer, bundle.tsa, bundle.tree, [], {})
+        changed.set_json("bundle.json", variant)
+        report = bv.verify_bundle(changed.write(tmp_path / "b.zip"))
+        assert not report.ok
+        assert_no_internal_error(report)
+
+
+def test_hostile_json_inside_gives_problems(good: tuple[Bundle, Path], tmp_path: Path) -> None:
+    bundle = good[0]
+    for name in ["custody/proofs.json", "custody/checkpoint.json", "case.jsonld",
+                 "exhibits/EX-001/manifest.json", "custody/checkpoint.tsr",
+                 "exhibits/EX-001/manifest.tsr", "keys/signing-key.pem",
+                 "keys/tsa/local-tsa-ca.pem", "exhibits/EX-001/archive.wacz"]:  # fmt: skip
+        for content in [b"", b"{}", b"[[[[", b"\x30\x82\xff\xff" + b"\x00" * 10, b'{"proofs": 5}']:
+            changed = Bundle(dict(bundle.files), bundle.signer, bundle.tsa, bundle.tree, [], {})
+            changed.files[name] = content
+            report = bv.verify_bundle(changed.write(tmp_path / "b.zip"))
+            assert not report.ok, (name, content)
+            assert_no_internal_error(report)
+
+
+def _patch_central_directory(data: bytes, name: bytes, file_size: int) -> bytes:
+    """Sets the uncompressed size an entry's central directory record declares."""
+    at = data.find(b"PK\x01\x02" + data[data.find(b"PK\x01\x02") + 4 :][:0])
+    while at >= 0:
+        name_length = struct.unpack("<H", data[at + 28 : at + 30])[0]
+        if data[at + 46 : at + 46 + name_length] == name:
+            return data[: at + 24] + struct.pack("<L", file_size) + data[at + 28 :]
+        at = data.find(b"PK\x01\x02", at + 4)
+    raise AssertionError("entry not found")
+
+
+def test_huge_declared_sizes_are_refused_before_inflating(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("bag/bagit.txt", DECLARATION)
+        archive.writestr("bag/data/zeros.bin", b"\x00" * 100_000)
+    path = tmp_path / "bomb.zip"
+    path.write_bytes(_patch_central_directory(buffer.getvalue(), b"bag/data/zeros.bin", 2**32 - 9))
+    report = bv.verify_bundle(path)
+    assert report.unreadable
+    assert has_problem(report, "bomb.zip", "more than deflate can produce (zip bomb?)")
+    # Within the archive's bound, one entry claiming more than deflate can give is refused alone.
+    path.write_bytes(_patch_central_directory(buffer.getvalue(), b"bag/data/zeros.bin", 10**7))
+    report = bv.verify_bundle(path)
+    assert has_problem(report, "zeros.bin", "refused unread", "more than deflate can produce")
+    assert_no_internal_error(report)
+
+
+def test_lying_small_size_is_cut_at_the_declared_size(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("bag/bagit.txt", DECLARATION)
+        archive.writestr("bag/data/zeros.bin", b"\x00" * 5_000_000)
+    data = _patch_central_directory(buffer.getvalue(), b"bag/data/zeros.bin", 1000)
+    path = tmp_path / "liar.zip"
+    path.write_bytes(data)
+    report = bv.verify_bundle(path)
+    assert has_problem(report, "zeros.bin", "inflates past the 1000 bytes")
+    assert_no_internal_error(report)
+
+
+def test_overlapping_entries_are_refused(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("bag/bagit.txt", DECLARATION)
+        archive.writestr("bag/data/a.bin", os.urandom(1000))
+    data = buffer.getvalue()
+    # Duplicate the central directory record of a.bin many times (same data, new names).
+    cd_at = data.find(b"PK\x01\x02")
+    eocd_at = data.rfind(b"PK\x05\x06")
+    records = data[cd_at:eocd_at]
+    second = records.find(b"PK\x01\x02", 4)
+    record = records[second:]
+    extra = b"".join(record.replace(b"bag/data/a.bin", f"bag/data/{i:03d}.bin".encode()[:14])
+                     for i in range(20))  # fmt: skip
+    directory = records + extra
+    eocd = bytearray(data[eocd_at:])
+    count = 2 + 20
+    eocd[8:12] = struct.pack("<HH", count, count)
+    eocd[12:16] = struct.pack("<L", len(directory))
+    path = tmp_path / "overlap.zip"
+    path.write_bytes(data[:cd_at] + directory + bytes(eocd))
+    report = bv.verify_bundle(path)
+    assert has_problem(report, "overlap.zip", "overlap")
+    assert_no_internal_error(report)
+
+
+def test_wacz_deflated_inside_the_bundle_zip_is_reported(
+    good: tuple[Bundle, Path], tmp_path: Path
+) -> None:
+    _, path = good
+    target = tmp_path / "deflated.zip"
+    with zipfile.ZipFile(path) as original, zipfile.ZipFile(target, "w") as copy:
+        for info in original.infolist():
+            copy.writestr(info.filename, original.read(info), zipfile.ZIP_DEFLATED)
+    report = bv.verify_bundle(target)
+    assert has_problem(report, "exhibits/EX-001/archive.wacz", "compressed inside the bundle ZIP")
+    assert check(report, "bag").ok and check(report, "EX-001 files").ok
+    assert_no_internal_error(report)
+
+
+def test_folder_with_a_symlink_reports_it(good: tuple[Bundle, Path], tmp_path: Path) -> None:
+    _, path = good
+    with zipfile.ZipFile(path) as archive:
+        archive.extractall(tmp_path)
+    (tmp_path / BAG / "data" / "link").symlink_to("/etc/hostname")
+    report = bv.verify_bundle(tmp_path / BAG)
+    assert has_problem(report, "link", "symbolic link")
+
+
+# ---------------------------------------------------------------------------------------------
+# Standalone: the stdlib and cryptography only, and the command line
+
+
+def test_module_imports_only_the_standard_library_and_cryptography() -> None:
+    tree = ast.parse(MODULE.read_text())
+    roots: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, "relative import"
+            roots.add((node.module or "").split(".")[0])
+    allowed = set(sys.stdlib_module_names) | {"cryptography", "__future__"}
+    assert roots <= allowed, roots - allowed
+
+
+def test_module_runs_in_an_isolated_interpreter_that_refuses_other_imports(
+    good: tuple[Bundle, Path], tmp_path: Path
+) -> None:
+    script = tmp_path / "verify.py"
+    script.write_bytes(MODULE.read_bytes())
+    guard = f"""
+import sys, importlib.util
+import cryptography.x509, cryptography.hazmat.primitives.asymmetric.rsa
+import cryptography.hazmat.primitives.asymmetric.ec, cryptography.hazmat.primitives.serialization
+allowed = set(sys.stdlib_module_names) | {{"cryptography"}}
+class Guard:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] not in allowed:
+            raise ImportError("verify.py imported " + name)
+        return None
+sys.meta_path.insert(0, Guard())
+spec = importlib.util.spec_from_file_location("verify", {str(script)!r})
+module = importlib.util.module_from_spec(spec)
+sys.modules["verify"] = module
+spec.loader.exec_module(module)
+sys.exit(module.main([{str(good[1])!r}, "--quiet"]))
+"""
+    result = subprocess.run([sys.executable, "-I", "-c", guard], capture_output=True, text=True,
+                            cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip().splitlines()[-1].startswith("VERIFIED")
+
+
+def test_command_line_exit_codes_and_json(good: tuple[Bundle, Path], tmp_path: Path) -> None:
+    bundle, path = good
+    script = tmp_path / "verify.py"
+    script.write_bytes(MODULE.read_bytes())
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-I", str(script), *args], capture_output=True,
+                              text=True, cwd=tmp_path)  # fmt: skip
+
+    ok = run(str(path), "--json")
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["ok"] is True
+    assert "hashed" in ok.stderr or "reading" in ok.stderr  # progress goes to stderr
+    key = tmp_path / "key.pem"
+    key.write_bytes(Signer.generate().verifier.public_pem())
+    pinned = run(str(path), "--key", str(key), "--quiet")
+    assert pinned.returncode == 1
+    assert pinned.stderr == ""
+    assert pinned.stdout.strip().splitlines()[-1].startswith("NOT VERIFIED")
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(bundle.sign_checkpoint(3)))
+    proof = tmp_path / "proof.json"
+    proof.write_text(json.dumps({"old_size": 3, "new_size": bundle.tree.size, "path": [
+        h.hex() for h in bundle.tree.consistency_proof(3, bundle.tree.size)]}))  # fmt: skip
+    assert run(str(path), "--against-checkpoint", str(old), "--consistency-proof", str(proof),
+               "--quiet").returncode == 0  # fmt: skip
+    junk = tmp_path / "junk.zip"
+    junk.write_bytes(b"junk")
+    assert run(str(junk), "--quiet").returncode == 2
+    assert run(str(tmp_path / "missing.zip")).returncode == 2
+    assert run(str(path), "--key", str(tmp_path / "missing.pem")).returncode == 2
+    assert run("--no-such-option").returncode == 2
+    assert bv.main([str(path), "--quiet"]) == 0
+
