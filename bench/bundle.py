@@ -25,6 +25,7 @@ WARC, the media file and the WARC inside the WACZ). It prints; it does not pass 
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import shutil
 import subprocess
@@ -60,9 +61,15 @@ def _random_file(path: Path, size: int) -> None:
             left -= n
 
 
-def _warc(path: Path, url: str, payload: Path) -> None:
+def _warc(path: Path, page_url: str, url: str, payload: Path) -> None:
     with path.open("wb") as out, payload.open("rb") as body:
         writer = WARCWriter(out, gzip=False)
+        html = f'<html><body><video src="{url}"></video></body></html>'.encode()
+        page = writer.create_warc_record(
+            page_url, "response", payload=io.BytesIO(html), length=len(html),
+            http_headers=StatusAndHeaders("200 OK", [("Content-Type", "text/html")],
+                                          protocol="HTTP/1.1"))
+        writer.write_record(page)
         headers = StatusAndHeaders("200 OK", [("Content-Type", "video/mp4"),
                                               ("Content-Length", str(payload.stat().st_size))],
                                    protocol="HTTP/1.1")
@@ -87,7 +94,7 @@ def _make_capture(runtime: Runtime, work: Path, n: int, mb: int) -> None:
     folder.mkdir()
     media = folder / "clip.mp4"
     _random_file(media, mb * 1_000_000)
-    _warc(folder / "traffic.warc", f"{url}/clip.mp4", media)
+    _warc(folder / "traffic.warc", url, f"{url}/clip.mp4", media)
     _png(folder / "screenshot.png", n)
     _png(folder / "screenshot-viewport.png", n + 1)
     (folder / "page.html").write_text(f"<html><body><h1>Crossing {n}</h1></body></html>")
@@ -125,13 +132,15 @@ def _make_capture(runtime: Runtime, work: Path, n: int, mb: int) -> None:
 def _run(args: list[str], env: dict[str, str]) -> tuple[float, int, str]:
     """Wall seconds, peak RSS in MB and stdout of a child process."""
     started = time.perf_counter()
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    out = proc.stdout.read().decode() if proc.stdout else ""
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(args)} failed: {out}")
-    return elapsed, usage.ru_maxrss // 1024, out
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(args, env=env, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"{' '.join(args)} failed: {err.read().decode()[-3000:]}")
+        return elapsed, usage.ru_maxrss // 1024, out.read().decode()
 
 
 def main() -> None:

@@ -410,7 +410,12 @@ class _BundleWriter:
         for f in ex.files:
             self.blob(f.path, f.sha256)
         if ex.warc_sha256 is not None:
-            entry["wacz"] = self.wacz(ex)
+            try:
+                entry["wacz"] = self.wacz(ex)
+            except wacz.WaczError as exc:
+                # The WARC itself is in the bundle and signed; only the replay package is lost.
+                entry["wacz_note"] = f"no WACZ could be built from the capture's WARC: {exc}"
+                self.progress(f"{ex.number}: {entry['wacz_note']}")
         else:
             entry["wacz_note"] = "the capture holds no WARC (its traffic step failed)"
         entry["files"] = [
@@ -436,8 +441,10 @@ class _BundleWriter:
                 extra_metadata={"description": f"Exhibit {ex.number}, capture {capture.id}"},
             )
         path = f"{ex.folder}/archive.wacz"
-        self.bag.add_file(path, target)
-        target.unlink()
+        try:
+            self.bag.add_file(path, target)
+        finally:
+            target.unlink()
         return path
 
     def write(self) -> None:

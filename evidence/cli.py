@@ -78,6 +78,34 @@ class EvidenceGroup(click.Group):
             raise click.ClickException(f"database unavailable: {exc.orig}") from exc
 
 
+class RootGroup(EvidenceGroup):
+    """The core's commands, plus those other packages register; a plugin is imported only when
+    its command runs (or help lists it), so `evidence verify` does not start by loading the
+    browser driver and the web framework."""
+
+    def _plugins(self) -> dict[str, Any]:
+        return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self._plugins()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = self.commands.get(cmd_name)
+        if command is not None:
+            return command
+        point = self._plugins().get(cmd_name)
+        if point is None:
+            return None
+        try:
+            command = point.load()
+        except Exception as exc:  # a broken plugin must not take the core commands down
+            click.echo(f"warning: command {cmd_name!r} unavailable: {exc}", err=True)
+            return None
+        assert isinstance(command, click.Command)
+        self.add_command(command, cmd_name)
+        return command
+
+
 def _set_home(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
     if value is not None:
         ctx.ensure_object(CliState).overrides["home"] = value
@@ -117,7 +145,7 @@ def _echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 
 
-@click.group(cls=EvidenceGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=RootGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="evidence")
 @home_option
 @actor_option
@@ -442,17 +470,11 @@ def _json_file(path: Path) -> Any:
 
 
 def _load_plugins(group: click.Group) -> None:
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in group.commands:
-            continue
-        try:
-            command = ep.load()
-        except Exception as exc:  # a broken plugin must not take the core commands down
-            click.echo(f"warning: command {ep.name!r} unavailable: {exc}", err=True)
-            continue
-        group.add_command(command, ep.name)
+    """Import every plugin command now, for callers that look in `group.commands` directly."""
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        group.get_command(ctx, name)
 
 
 def main() -> None:
-    _load_plugins(main_group)
     main_group(prog_name="evidence")
