@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 
 import orjson
 from cryptography import x509
@@ -37,8 +37,9 @@ from sqlalchemy.orm import Session
 
 from evidence import __version__, caseuco, custody, report, wacz
 from evidence.bagit import BagWriter
+from evidence.blobstore import BlobStore
 from evidence.captures import TOOL, iso
-from evidence.cases import get_case, require_access
+from evidence.cases import case_for, require_access
 from evidence.errors import (
     AccessDenied,
     BlobCorrupted,
@@ -280,7 +281,7 @@ def _plan(
     reference: str,
     target_ids: Sequence[uuid.UUID] | None,
 ) -> _Plan:
-    case = get_case(session, actor, reference)
+    case = case_for(session, actor, reference)
     authorise_export(session, actor, case)
     captures = _select_captures(session, case, target_ids)
     if not captures:
@@ -725,3 +726,50 @@ def _bag_info(plan: _Plan) -> dict[str, str | list[str]]:
         "Internal-Sender-Description": f"Made by {TOOL}; check with data/verify.py",
         "Bag-Group-Identifier": plan.case.reference,
     }
+
+
+# --- exports kept for download -------------------------------------------------------------------
+
+
+def list_exports(session: Session, actor: User, reference: str) -> list[Export]:
+    """The case's exports, newest first; anyone who may read the case sees them."""
+    case = case_for(session, actor, reference)
+    return list(session.scalars(
+        select(Export).where(Export.case_id == case.id).order_by(Export.created_at.desc())
+    ))
+
+
+def open_bundle(
+    session: Session, actor: User, reference: str, export_id: uuid.UUID, store: BlobStore
+) -> tuple[Case, Export, BinaryIO]:
+    """A kept bundle, re-hashed as it is read; the download is recorded in the custody log."""
+    case = case_for(session, actor, reference)
+    authorise_export(session, actor, case)
+    export = session.get(Export, export_id)
+    if export is None or export.case_id != case.id:
+        raise NotFound(f"case {case.reference!r} has no export {export_id}")
+    if export.bundle_sha256 is None or not store.exists(export.bundle_sha256):
+        raise NotFound(f"export {export_id} was not completed or its bundle was not kept")
+    reader = store.open(export.bundle_sha256, verify=True)
+    custody.append(session, actor, action="export.downloaded", case=case, object_type="export",
+                   object_id=export.id, sha256=export.bundle_sha256,
+                   details={"size": export.size})
+    return case, export, reader  # type: ignore[return-value]
+
+
+def export_and_keep(
+    runtime: Runtime,
+    actor_name: str,
+    *,
+    reference: str,
+    target_ids: Sequence[uuid.UUID] | None = None,
+) -> ExportResult:
+    """Export into the blob store (for the API): the bundle is then downloaded by its hash."""
+    with tempfile.TemporaryDirectory(prefix=".export-", dir=runtime.settings.home_path) as tmp:
+        result = export_case(runtime, actor_name, reference=reference,
+                             out=Path(tmp) / "bundle.zip", target_ids=target_ids)
+        stored = runtime.store.put_file(result.path)
+    if stored.sha256 != result.sha256:
+        raise BlobCorrupted(f"the bundle changed on its way into the store: written "
+                            f"{result.sha256}, stored {stored.sha256}")
+    return result

@@ -75,3 +75,59 @@ def make_capture(
     return captures.record_capture(session, None, record=record, case=case, target=target,
                                    job_id=None, sealed=sealed, extra_artifacts=[], store=store,
                                    comparison=comparison)
+
+def make_sealed_capture(
+    session: Session,
+    runtime: Any,
+    case: Case,
+    target: Any,
+    *,
+    files: list[tuple[str, str, str, bytes]] | None = None,
+    actor: User | None = None,
+) -> Any:
+    """A capture recorded as the worker records one: its artifacts in the store, its manifest
+    canonical, signed with the home's key and timestamped by its authority, and the manifest,
+    signature and token stored beside the artifacts. Needs a home made by `init_home`."""
+    import uuid
+    from datetime import timedelta
+
+    from evidence import captures, manifests
+    from evidence.models import CaptureStatus, utcnow
+
+    store = runtime.store
+    files = files or [
+        ("screenshot", "screenshot-full.png", "image/png", b"\x89PNG\r\n\x1a\n a screenshot"),
+        ("dom", "dom.html", "text/html; charset=utf-8", b"<html><body>crossing</body></html>"),
+        ("text", "text.txt", "text/plain; charset=utf-8", "عبور مضمون".encode()),
+    ]
+    stored = []
+    for kind, name, media_type, data in files:
+        blob = store.put_bytes(data)
+        stored.append(captures.StoredArtifact(kind, name, media_type, blob.size, blob.sha256,
+                                              store.locate(blob.sha256)))
+    started = utcnow()
+    record = captures.CaptureRecord(
+        capture_id=uuid.uuid4(), requested_url=target.url or "https://example.org/",
+        operator=None if actor is None else actor.name, worker_host="test-host",
+        started_at=started, finished_at=started + timedelta(seconds=2), final_url=target.url,
+        http_status=200, title="An advert", steps=[captures.StepOutcome("navigate", True)],
+        artifacts=stored, status=CaptureStatus.COMPLETE,
+    )
+    sealed = manifests.seal(captures.manifest_of(record, case=case, target_id=target.id),
+                            runtime.signer, manifests.timestamp_authority(runtime.settings))
+    extra = []
+    for kind, name, media_type, data in (
+        ("manifest", "manifest.json", "application/json", sealed.data),
+        ("signature", "manifest.sig", "application/octet-stream", sealed.signature),
+        ("timestamp", "manifest.tsr", "application/timestamp-reply", sealed.token or b""),
+    ):
+        if data:
+            blob = store.put_bytes(data)
+            extra.append(captures.StoredArtifact(kind, name, media_type, blob.size, blob.sha256,
+                                                 store.locate(blob.sha256)))
+    return captures.record_capture(session, actor, record=record, case=case, target=target,
+                                   job_id=None, sealed=sealed, extra_artifacts=extra,
+                                   store=store)
+
+
+ARABIC_HANDLE = "مهرب_السفر"

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import base64
-import re
 import uuid
-from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from api.deps import AppRuntime, CaseRef, CurrentUser, DbSession, PageParams, quote_ref
+from api.downloads import SHA256_HEADER, safe_filename, stream_stored
 from api.schemas import (
     ERROR_RESPONSES,
     ArtifactRead,
@@ -21,12 +19,9 @@ from api.schemas import (
     b64,
 )
 from evidence import capture_reads, cases
-from evidence.blobstore import CHUNK
 
 router = APIRouter(prefix="/api/cases/{ref}/captures", tags=["captures"],
                    responses=ERROR_RESPONSES)
-SHA256_HEADER = "X-Content-SHA256"
-_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 @router.get("", response_model=PageRead[CaptureSummary])
@@ -89,23 +84,6 @@ def download_artifact(ref: CaseRef, capture_id: uuid.UUID, artifact_id: uuid.UUI
         store=runtime.store,
     )
 
-    def chunks() -> Iterator[bytes]:
-        try:
-            while chunk := reader.read(CHUNK):
-                yield chunk
-        finally:
-            reader.close()
-
-    name = _UNSAFE_NAME.sub("_", artifact.name or "")[:100].strip("._") or artifact.kind
-    digest = base64.b64encode(bytes.fromhex(artifact.sha256)).decode()
-    headers = {
-        SHA256_HEADER: artifact.sha256,
-        "Repr-Digest": f"sha-256=:{digest}:",
-        "Content-Length": str(artifact.size),
-        "Content-Disposition": f'attachment; filename="{name}"',
-        # Captured pages are hostile content: never let a browser run or sniff them here.
-        "X-Content-Type-Options": "nosniff",
-        "Content-Security-Policy": "sandbox; default-src 'none'",
-        "Cache-Control": "no-store",
-    }
-    return StreamingResponse(chunks(), media_type=artifact.media_type, headers=headers)
+    return stream_stored(reader, sha256=artifact.sha256, size=artifact.size,
+                         media_type=artifact.media_type,
+                         filename=safe_filename(artifact.name, artifact.kind))

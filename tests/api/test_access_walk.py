@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 from evidence import accounts, captures, cases, notes, targets
-from evidence.models import Role
+from evidence.models import Export, Role
 from tests.api.conftest import Api, Caller
 from tests.factories import make_capture
 
@@ -52,10 +52,17 @@ def _world(api: Api) -> tuple[dict[str, str], Caller]:
         case_note = notes.add_note(session, owner.user, case, body="case note")
         target_note = notes.add_note(session, owner.user, case, body="target note",
                                      target_id=target.id)
+        # A kept bundle (its bytes need not be a real bundle for routing and access).
+        bundle = api.runtime.store.put_bytes(b"PK\x05\x06" + b"\x00" * 18)
+        export = Export(case_id=case.id, requested_by_id=owner.user.id,
+                        bundle_sha256=bundle.sha256, size=bundle.size)
+        session.add(export)
+        session.flush()
         return {"ref": quote(REFERENCE, safe=""), "target_id": str(target.id),
                 "capture_id": str(capture.id), "artifact_id": str(artifacts[0].id),
                 "account_id": str(account.id), "note_id": str(case_note.note.id),
-                "target_note_id": str(target_note.note.id), "user": "owner"}, owner
+                "target_note_id": str(target_note.note.id), "user": "owner",
+                "export_id": str(export.id)}, owner
 
 
 def _url(path: str, ids: dict[str, str]) -> str:
