@@ -39,8 +39,7 @@ Decisions a reader may ask about:
 from __future__ import annotations
 
 import io
-import unicodedata
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,7 +53,6 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import (
     BaseDocTemplate,
@@ -70,6 +68,14 @@ from reportlab.platypus import (
 )
 from reportlab.platypus import Image as PdfImage
 
+from evidence.pdftext import (
+    FALLBACK_FONTS,
+    FONT_DIRS,
+    MAX_VALUE_CHARS,
+    MONO_FALLBACK_FONTS,
+    Text,
+    load_fonts,
+)
 from evidence.timestamping import LOCAL_CLOCK_NOTICE
 
 # --- what the exporter hands over ---------------------------------------------------------------
@@ -157,29 +163,8 @@ PREVIEW_ASPECT = 4 / 3  # width / height of the part of the screenshot shown
 PREVIEW_WIDTH_PX = 1000
 PREVIEW_MAX_PIXELS = 40_000_000  # decode a non-PNG, non-JPEG image whole only below this
 PREVIEW_BOX = (130 * mm, 97.5 * mm)
-MAX_VALUE_CHARS = 8000
 INDEX_URL_CHARS = 300
 MAX_TITLE_CHARS = 2000
-
-FONT_DIRS = (Path("/usr/share/fonts"), Path("/usr/local/share/fonts"))
-# TrueType files tried, in order, for characters the built-in fonts lack. Only TrueType
-# outlines: ReportLab cannot embed CFF-flavoured OpenType fonts.
-FALLBACK_FONTS = (
-    "DejaVuSans.ttf",
-    "NotoSans-Regular.ttf",
-    "NotoSansArabic-Regular.ttf",
-    "NotoNaskhArabic-Regular.ttf",
-    "NotoSansEthiopic-Regular.ttf",
-    "AbyssinicaSIL-Regular.ttf",
-    "FreeSans.ttf",
-    "LiberationSans-Regular.ttf",
-)
-MONO_FALLBACK_FONTS = ("DejaVuSansMono.ttf", "NotoSansMono-Regular.ttf", "FreeMono.ttf",
-                       "LiberationMono-Regular.ttf")
-
-_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
-                           "\u2066\u2067\u2068\u2069")
-_JOINERS = frozenset("\u200c\u200d")  # part of Persian and Kurdish spelling, drawn invisibly
 
 INK = colors.HexColor("#1a1a1a")
 MUTED = colors.HexColor("#555555")
@@ -191,8 +176,8 @@ NOTICE = colors.HexColor("#fff4d6")
 def write_report(data: ReportData, out: Path | BinaryIO, *,
                  font_dirs: Sequence[Path] = FONT_DIRS) -> None:
     """Write the evidence report for `data` as a PDF to a path or a binary stream."""
-    text = _Text(_load_fonts(font_dirs, FALLBACK_FONTS),
-                 _load_fonts(font_dirs, MONO_FALLBACK_FONTS))
+    text = Text(load_fonts(font_dirs, FALLBACK_FONTS),
+                load_fonts(font_dirs, MONO_FALLBACK_FONTS), where="in bundle.json")
     previews = {exhibit.number: _preview(exhibit.thumbnail) for exhibit in data.exhibits}
 
     # First pass counts the pages for "page N of M"; the second writes the PDF.
@@ -201,115 +186,6 @@ def write_report(data: ReportData, out: Path | BinaryIO, *,
     document = _Document(str(out) if isinstance(out, Path) else out, data, text,
                          total_pages=counter.page)
     document.build(_story(data, text, previews))
-
-
-# --- fonts and text -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Font:
-    name: str
-    codepoints: frozenset[int]
-
-
-def _load_fonts(dirs: Sequence[Path], wanted: Sequence[str]) -> tuple[_Font, ...]:
-    found: dict[str, Path] = {}
-    for directory in dirs:
-        if directory.is_dir():
-            for path in sorted(directory.rglob("*.ttf")):
-                found.setdefault(path.name, path)
-    fonts = []
-    for file_name in wanted:
-        if file_name in found:
-            font = _register(found[file_name])
-            if font is not None:
-                fonts.append(font)
-    return tuple(fonts)
-
-
-def _register(path: Path) -> _Font | None:
-    name = "EvidenceReport-" + path.stem
-    try:
-        # ReportLab's font registry is process-wide; a font read once is reused.
-        if name not in pdfmetrics.getRegisteredFontNames():
-            pdfmetrics.registerFont(TTFont(name, str(path)))
-        font = pdfmetrics.getFont(name)
-    except Exception:  # an unreadable or unsupported font file is simply not used
-        return None
-    if not isinstance(font, TTFont):
-        return None
-    return _Font(name, frozenset(font.face.charToGlyph))
-
-
-def _builtin_has(char: str) -> bool:
-    # ReportLab's standard fonts use WinAnsiEncoding, i.e. code page 1252.
-    try:
-        char.encode("cp1252")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _must_show_code(char: str) -> bool:
-    """Whether a character is printed as its code point rather than drawn."""
-    if char in _JOINERS:
-        return False
-    if char in _BIDI_CONTROLS:
-        return True
-    return unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
-
-
-class _Text:
-    """Turns any string into safe paragraph markup, choosing a font for each run of text."""
-
-    def __init__(self, fonts: tuple[_Font, ...], mono_fonts: tuple[_Font, ...]) -> None:
-        self.fonts = fonts
-        self.mono_fonts = mono_fonts
-        self.right_to_left_seen = False
-        self.code_points_shown = False
-
-    def markup(self, value: str, *, mono: bool = False, limit: int = MAX_VALUE_CHARS,
-               where: str = "in bundle.json") -> str:
-        cut = ""
-        if len(value) > limit:
-            cut = (f" [... {len(value) - limit} more characters not shown here;"
-                   f" the whole value is {where}]")
-            value = value[:limit]
-        fonts = (*self.mono_fonts, *self.fonts) if mono else self.fonts
-        parts = []
-        for font, run in self._runs(value, fonts):
-            if font is None:
-                parts.append(escape(run))
-            elif font == "":
-                self.code_points_shown = True
-                parts.append("[" + " ".join(f"U+{ord(c):04X}" for c in run) + "]")
-            else:
-                if any(unicodedata.bidirectional(c) in ("R", "AL") for c in run):
-                    self.right_to_left_seen = True
-                parts.append(f'<font name="{font}">{escape(run)}</font>')
-        if cut:
-            parts.append(f'<font color="#555555">{escape(cut)}</font>')
-        return "".join(parts)
-
-    @staticmethod
-    def _runs(value: str, fonts: tuple[_Font, ...]) -> Iterator[tuple[str | None, str]]:
-        """(font name, text) runs: None for the built-in font, "" for code points."""
-        current: str | None = None
-        run: list[str] = []
-        for char in value:
-            if _must_show_code(char):
-                font: str | None = ""
-            elif _builtin_has(char):
-                font = None
-            else:
-                font = next((f.name for f in fonts if ord(char) in f.codepoints), "")
-            if run and font != current:
-                yield current, "".join(run)
-                run = []
-            current = font
-            run.append(char)
-        if run:
-            yield current, "".join(run)
 
 
 # --- styles -------------------------------------------------------------------------------------
@@ -352,7 +228,7 @@ FOOTER_RIGHT = _style("footerright", fontSize=7.5, leading=9, textColor=MUTED,
 
 
 class _Document(BaseDocTemplate):
-    def __init__(self, out: str | BinaryIO, data: ReportData, text: _Text, *,
+    def __init__(self, out: str | BinaryIO, data: ReportData, text: Text, *,
                  total_pages: int | None) -> None:
         super().__init__(
             out, pagesize=A4, leftMargin=MARGIN_X, rightMargin=MARGIN_X,
@@ -404,7 +280,7 @@ def _heading(text: str, style: ParagraphStyle, *, outline: tuple[str, str]) -> P
     return _Heading(text, style, outline)
 
 
-def _story(data: ReportData, text: _Text,
+def _story(data: ReportData, text: Text,
            previews: dict[str, _Preview]) -> list[Flowable]:
     text.right_to_left_seen = False
     exhibits: list[Flowable] = []
@@ -419,7 +295,7 @@ def _story(data: ReportData, text: _Text,
 # --- cover --------------------------------------------------------------------------------------
 
 
-def _cover(data: ReportData, text: _Text) -> list[Flowable]:
+def _cover(data: ReportData, text: Text) -> list[Flowable]:
     t = text.markup
     exported_by = t(data.exported_by) + (f" ({t(data.exported_by_unit)})"
                                          if data.exported_by_unit else "")
@@ -484,7 +360,7 @@ def _cover(data: ReportData, text: _Text) -> list[Flowable]:
     return story
 
 
-def _exhibit_index(data: ReportData, text: _Text) -> Table:
+def _exhibit_index(data: ReportData, text: Text) -> Table:
     rows: list[list[Any]] = [[Paragraph(h, CELL_HEAD) for h in
                               ("No.", "Address captured, manifest SHA-256", "Started (UTC)",
                                "Status")]]
@@ -505,7 +381,7 @@ def _exhibit_index(data: ReportData, text: _Text) -> Table:
 # --- one exhibit --------------------------------------------------------------------------------
 
 
-def _exhibit(exhibit: ReportExhibit, text: _Text, preview: _Preview) -> list[Flowable]:
+def _exhibit(exhibit: ReportExhibit, text: Text, preview: _Preview) -> list[Flowable]:
     t = text.markup
     where = f"in exhibits/{exhibit.number}/manifest.json"
     status = t(exhibit.status)
@@ -544,7 +420,7 @@ def _exhibit(exhibit: ReportExhibit, text: _Text, preview: _Preview) -> list[Flo
     return story
 
 
-def _timestamp(exhibit: ReportExhibit, text: _Text) -> str:
+def _timestamp(exhibit: ReportExhibit, text: Text) -> str:
     if exhibit.timestamp_time is None:
         result = "none: the manifest has no timestamp token"
     else:
@@ -557,7 +433,7 @@ def _timestamp(exhibit: ReportExhibit, text: _Text) -> str:
     return result
 
 
-def _files(exhibit: ReportExhibit, text: _Text) -> Flowable:
+def _files(exhibit: ReportExhibit, text: Text) -> Flowable:
     if not exhibit.files:
         return Paragraph("The manifest lists no file.", BODY)
     rows: list[list[Any]] = [[Paragraph(h, CELL_HEAD) for h in
@@ -573,7 +449,7 @@ def _files(exhibit: ReportExhibit, text: _Text) -> Flowable:
     return _table(rows, [TEXT_WIDTH - 36 * mm - 22 * mm, 36 * mm, 22 * mm])
 
 
-def _custody(exhibit: ReportExhibit, text: _Text) -> Flowable:
+def _custody(exhibit: ReportExhibit, text: Text) -> Flowable:
     if not exhibit.custody:
         return Paragraph("No custody entry names this exhibit.", BODY)
     rows: list[list[Any]] = [[Paragraph(h, CELL_HEAD) for h in
@@ -597,7 +473,7 @@ def _custody(exhibit: ReportExhibit, text: _Text) -> Flowable:
 # --- how to verify ------------------------------------------------------------------------------
 
 
-def _how_to_verify(data: ReportData, text: _Text) -> list[Flowable]:
+def _how_to_verify(data: ReportData, text: Text) -> list[Flowable]:
     t = text.markup
     bundle = t(data.bundle_name)
     steps: list[tuple[str, list[str]]] = [
@@ -731,14 +607,14 @@ def _notice(markup: str) -> Table:
     return table
 
 
-def _or_none(text: _Text, value: str | None, *, none: str = "none recorded",
+def _or_none(text: Text, value: str | None, *, none: str = "none recorded",
              where: str = "in bundle.json", limit: int = MAX_VALUE_CHARS) -> str:
     if value is None or not value.strip():
         return none
     return text.markup(value, where=where, limit=limit)
 
 
-def _logged_time(at: str, text: _Text) -> str:
+def _logged_time(at: str, text: Text) -> str:
     try:
         return _when(datetime.fromisoformat(at), zone=False)
     except ValueError:  # not ISO 8601: shown as logged

@@ -4,7 +4,7 @@ The PDF follows the instrument's sections in the official order, prints the requ
 and "page n of m" on every page, ends with signature blocks (issuing and, where the kind has one,
 validating authority) and an annex listing every identifier with the SHA-256 of the capture
 manifest it came from and the capture time in UTC. Text is escaped and drawn with embedded fonts
-(see `legal_forms.pdf`); the document is laid out twice so the page count is known.
+(see `evidence.pdftext`); the document is laid out twice so the page count is known.
 """
 
 # ReportLab ships no type information.
@@ -35,10 +35,10 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+from evidence.pdftext import Text
 from evidence.report import INK, MUTED, NOTICE, RULE, SHADE
 from legal_forms.instruments import get_instrument
 from legal_forms.instruments.base import Instrument, RequestInput, utc_text
-from legal_forms.pdf import Markup
 
 PAGE_WIDTH, PAGE_HEIGHT = A4
 MARGIN = 18 * mm
@@ -122,20 +122,24 @@ def render_json(request: RequestInput) -> dict[str, Any]:
     }
 
 
+def _text() -> Text:
+    return Text(where="in the JSON rendering", line_breaks=True)
+
+
 def render_pdf(request: RequestInput, out: Path | BinaryIO) -> None:
     """Write the request as a PDF; refuses a request with validation errors."""
     inst = _instrument(request)
     inst.ensure_valid(request)
-    counter = _Document(io.BytesIO(), inst, request, Markup(), total=None)
+    counter = _Document(io.BytesIO(), inst, request, _text(), total=None)
     counter.build(_story(inst, request, counter.text))
-    document = _Document(str(out) if isinstance(out, Path) else out, inst, request, Markup(),
+    document = _Document(str(out) if isinstance(out, Path) else out, inst, request, _text(),
                          total=counter.page)
     document.build(_story(inst, request, document.text))
 
 
 class _Document(BaseDocTemplate):
     def __init__(self, out: str | BinaryIO, inst: Instrument, request: RequestInput,
-                 text: Markup, *, total: int | None) -> None:
+                 text: Text, *, total: int | None) -> None:
         super().__init__(out, pagesize=A4, leftMargin=MARGIN, rightMargin=MARGIN,
                          topMargin=16 * mm, bottomMargin=20 * mm, invariant=1,
                          title=f"{inst.title} {request.reference}",
@@ -165,7 +169,7 @@ class _Document(BaseDocTemplate):
         canvas.restoreState()
 
 
-def _story(inst: Instrument, r: RequestInput, text: Markup) -> list[Flowable]:
+def _story(inst: Instrument, r: RequestInput, text: Text) -> list[Flowable]:
     story: list[Flowable] = [
         Paragraph(text(inst.title), TITLE),
         Paragraph("Reference: <b>" + text(r.reference) + "</b> &nbsp; Case: "
@@ -230,7 +234,7 @@ def _boxed(flowable: Flowable, colour: colors.Color) -> Table:
     return box
 
 
-def _signature(title: str, name: str, person: str, position: str, text: Markup) -> Table:
+def _signature(title: str, name: str, person: str, position: str, text: Text) -> Table:
     rows = [
         [Paragraph(text(title), LABEL), ""],
         [Paragraph("Authority", SMALL), Paragraph(text(name), VALUE)],
@@ -248,7 +252,7 @@ def _signature(title: str, name: str, person: str, position: str, text: Markup) 
     return table
 
 
-def _signatures(inst: Instrument, r: RequestInput, text: Markup) -> list[Flowable]:
+def _signatures(inst: Instrument, r: RequestInput, text: Text) -> list[Flowable]:
     a = r.issuing
     out: list[Flowable] = [KeepTogether([
         Paragraph("Signature", H2),
@@ -263,7 +267,7 @@ def _signatures(inst: Instrument, r: RequestInput, text: Markup) -> list[Flowabl
     return out
 
 
-def _annex(r: RequestInput, text: Markup) -> list[Flowable]:
+def _annex(r: RequestInput, text: Text) -> list[Flowable]:
     head = ["#", "Identifier", "Source URL and capture", "SHA-256 of the capture manifest",
             "Captured (UTC)"]
     rows: list[list[Any]] = [[Paragraph(h, CELL_HEAD) for h in head]]
@@ -291,7 +295,7 @@ def _annex(r: RequestInput, text: Markup) -> list[Flowable]:
     return story
 
 
-def _sources(inst: Instrument, text: Markup) -> list[Flowable]:
+def _sources(inst: Instrument, text: Text) -> list[Flowable]:
     out: list[Flowable] = []
     if text.right_to_left_seen:
         out.append(Spacer(1, 3 * mm))

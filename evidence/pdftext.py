@@ -1,0 +1,177 @@
+"""Any text, safely, in a ReportLab PDF: font fallback per run of characters, and markup escaping.
+
+Shared by the evidence report (`evidence/report.py`) and the legal forms
+(`legal_forms/instruments/render.py`). Page titles, handles and names come from hostile pages
+and from people writing in Arabic, Persian, Pashto, Kurdish, Tigrinya, Cyrillic...:
+
+- ReportLab's built-in fonts draw only code page 1252; any other character is drawn, run by run,
+  in the first embedded TrueType font that has it (DejaVu Sans first). A character no font has
+  is printed as its code point (`[U+1275]`), never as a blank box.
+- Control and direction-override characters (U+202E ...) are printed as code points too, so
+  nothing in the evidence hides or reorders what is printed around it.
+- Everything is escaped for ReportLab's paragraph markup: a title like `<b>&` prints as written.
+- Arabic is neither shaped nor reordered: ReportLab 4 does that only with its optional
+  `uharfbuzz` and `rlbidi` packages, which are not dependencies here, so right-to-left text is
+  drawn letter by letter in stored (logical) order. `right_to_left_seen` tells the caller to say
+  so; the exact text is always in the JSON beside the PDF.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
+
+FONT_DIRS = (Path("/usr/share/fonts"), Path("/usr/local/share/fonts"))
+# TrueType files tried, in order, for characters the built-in fonts lack. Only TrueType
+# outlines: ReportLab cannot embed CFF-flavoured OpenType fonts.
+FALLBACK_FONTS = (
+    "DejaVuSans.ttf",
+    "NotoSans-Regular.ttf",
+    "NotoSansArabic-Regular.ttf",
+    "NotoNaskhArabic-Regular.ttf",
+    "NotoSansEthiopic-Regular.ttf",
+    "AbyssinicaSIL-Regular.ttf",
+    "FreeSans.ttf",
+    "LiberationSans-Regular.ttf",
+)
+MONO_FALLBACK_FONTS = ("DejaVuSansMono.ttf", "NotoSansMono-Regular.ttf", "FreeMono.ttf",
+                       "LiberationMono-Regular.ttf")
+MAX_VALUE_CHARS = 8000
+
+_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                           "\u2066\u2067\u2068\u2069")
+_JOINERS = frozenset("\u200c\u200d")  # part of Persian and Kurdish spelling, drawn invisibly
+
+
+@dataclass(frozen=True)
+class Font:
+    name: str
+    codepoints: frozenset[int]
+
+
+def load_fonts(dirs: Sequence[Path], wanted: Sequence[str]) -> tuple[Font, ...]:
+    """The wanted TrueType files found under `dirs`, registered with ReportLab, in order."""
+    found: dict[str, Path] = {}
+    for directory in dirs:
+        if directory.is_dir():
+            for path in sorted(directory.rglob("*.ttf")):
+                found.setdefault(path.name, path)
+    fonts = []
+    for file_name in wanted:
+        if file_name in found:
+            font = _register(found[file_name])
+            if font is not None:
+                fonts.append(font)
+    return tuple(fonts)
+
+
+def _register(path: Path) -> Font | None:
+    name = "Evidence-" + path.stem
+    try:
+        # ReportLab's font registry is process-wide; a font read once is reused.
+        if name not in pdfmetrics.getRegisteredFontNames():
+            pdfmetrics.registerFont(TTFont(name, str(path)))
+        font = pdfmetrics.getFont(name)
+    except Exception:  # an unreadable or unsupported font file is simply not used
+        return None
+    if not isinstance(font, TTFont):
+        return None
+    return Font(name, frozenset(font.face.charToGlyph))
+
+
+def _builtin_has(char: str) -> bool:
+    # ReportLab's standard fonts use WinAnsiEncoding, i.e. code page 1252.
+    try:
+        char.encode("cp1252")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _must_show_code(char: str) -> bool:
+    """Whether a character is printed as its code point rather than drawn."""
+    if char in _JOINERS:
+        return False
+    if char in _BIDI_CONTROLS:
+        return True
+    return unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
+
+
+def is_right_to_left(text: str) -> bool:
+    return any(unicodedata.bidirectional(c) in ("R", "AL") for c in text)
+
+
+class Text:
+    """Turns any string into safe paragraph markup, choosing a font for each run of text.
+
+    `where` names where a value cut at `limit` can be read whole; with `line_breaks`, a newline
+    becomes a line break (otherwise it is shown as its code point, like any control).
+    """
+
+    def __init__(self, fonts: tuple[Font, ...] | None = None,
+                 mono_fonts: tuple[Font, ...] = (), *, where: str = "elsewhere",
+                 line_breaks: bool = False) -> None:
+        self.fonts = load_fonts(FONT_DIRS, FALLBACK_FONTS) if fonts is None else fonts
+        self.mono_fonts = mono_fonts
+        self.where = where
+        self.line_breaks = line_breaks
+        self.right_to_left_seen = False
+        self.code_points_shown = False
+
+    def markup(self, value: str, *, mono: bool = False, limit: int = MAX_VALUE_CHARS,
+               where: str | None = None) -> str:
+        cut = ""
+        if len(value) > limit:
+            cut = (f" [... {len(value) - limit} more characters not shown here;"
+                   f" the whole value is {where or self.where}]")
+            value = value[:limit]
+        if self.line_breaks:
+            body = "<br/>".join(self._line(line, mono) for line in value.split("\n"))
+        else:
+            body = self._line(value, mono)
+        if cut:
+            body += f'<font color="#555555">{escape(cut)}</font>'
+        return body
+
+    __call__ = markup
+
+    def _line(self, value: str, mono: bool) -> str:
+        fonts = (*self.mono_fonts, *self.fonts) if mono else self.fonts
+        parts = []
+        for font, run in self._runs(value, fonts):
+            if font is None:
+                parts.append(escape(run))
+            elif font == "":
+                self.code_points_shown = True
+                parts.append("[" + " ".join(f"U+{ord(c):04X}" for c in run) + "]")
+            else:
+                if is_right_to_left(run):
+                    self.right_to_left_seen = True
+                parts.append(f'<font name="{font}">{escape(run)}</font>')
+        return "".join(parts)
+
+    @staticmethod
+    def _runs(value: str, fonts: tuple[Font, ...]) -> Iterator[tuple[str | None, str]]:
+        """(font name, text) runs: None for the built-in font, "" for code points."""
+        current: str | None = None
+        run: list[str] = []
+        for char in value:
+            if _must_show_code(char):
+                font: str | None = ""
+            elif _builtin_has(char):
+                font = None
+            else:
+                font = next((f.name for f in fonts if ord(char) in f.codepoints), "")
+            if run and font != current:
+                yield current, "".join(run)
+                run = []
+            current = font
+            run.append(char)
+        if run:
+            yield current, "".join(run)
