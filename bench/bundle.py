@@ -63,7 +63,7 @@ def _random_file(path: Path, size: int) -> None:
 
 def _warc(path: Path, page_url: str, url: str, payload: Path) -> None:
     with path.open("wb") as out, payload.open("rb") as body:
-        writer = WARCWriter(out, gzip=False)
+        writer = WARCWriter(out, gzip=True)  # as the capture pipeline writes it
         html = f'<html><body><video src="{url}"></video></body></html>'.encode()
         page = writer.create_warc_record(
             page_url, "response", payload=io.BytesIO(html), length=len(html),
@@ -94,7 +94,7 @@ def _make_capture(runtime: Runtime, work: Path, n: int, mb: int) -> None:
     folder.mkdir()
     media = folder / "clip.mp4"
     _random_file(media, mb * 1_000_000)
-    _warc(folder / "traffic.warc", url, f"{url}/clip.mp4", media)
+    _warc(folder / "traffic.warc.gz", url, f"{url}/clip.mp4", media)
     _png(folder / "screenshot.png", n)
     _png(folder / "screenshot-viewport.png", n + 1)
     (folder / "page.html").write_text(f"<html><body><h1>Crossing {n}</h1></body></html>")
@@ -116,7 +116,7 @@ def _make_capture(runtime: Runtime, work: Path, n: int, mb: int) -> None:
                    "image/png"),
             _store(runtime, "dom", folder / "page.html", "text/html"),
             _store(runtime, "text", folder / "text.txt", "text/plain"),
-            _store(runtime, "warc", folder / "traffic.warc", "application/warc"),
+            _store(runtime, "warc", folder / "traffic.warc.gz", "application/warc"),
             _store(runtime, "media", media, "video/mp4"),
         ]
         sealed = manifests.seal(captures.manifest_of(record, case=case, target_id=target.id),

@@ -24,7 +24,9 @@ Decisions, so a reader need not reverse them out of the code:
   (mp4, mov, webm, mkv, mp3, m4a, ogg, opus, flac), archives (zip, gz so also warc.gz, bz2, xz,
   zst, 7z, wacz), PDF (its streams are Flate-compressed already), OOXML/ODF/EPUB (ZIP
   containers) and woff/woff2. Everything else is DEFLATED, including MHTML (its base64 parts
-  shrink by about a quarter), plain WARC, HTML, JSON and text. ``compress=`` overrides.
+  shrink by about a quarter), plain WARC, HTML, JSON and text, unless its first 256 KiB do
+  not shrink by 5% at the fastest level (media saved under a name without its extension).
+  ``compress=`` overrides.
 - Streaming. Data moves in 1 MiB chunks; nothing holds a whole file. Entries whose size is
   unknown in advance are written with ZIP64 headers so they may exceed 4 GiB; the output stream
   need not be seekable (ZIP data descriptors are used then).
@@ -40,10 +42,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import re
 import struct
 import unicodedata
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -214,6 +218,18 @@ def should_compress(name: str) -> bool:
     return not any(lowered.endswith(suffix) for suffix in STORED_SUFFIXES)
 
 
+_PROBE = 256 * 1024
+
+
+def compressible(sample: bytes) -> bool:
+    """Whether deflating pays, judged on the start of the content: media saved under a name
+    without its extension (a video fetched from `/v?id=1`) is stored like any other video."""
+    if len(sample) < 4096:
+        return True
+    probe = sample[:_PROBE]
+    return len(zlib.compress(probe, 1)) < 0.95 * len(probe)
+
+
 # ---------------------------------------------------------------------------------------------
 # Writing
 
@@ -263,9 +279,7 @@ class BagWriter:
         path = "data/" + _check_relative(path_in_data)
         self._claim(path)
         with self._writing():
-            size, sha256 = self._write_entry(
-                path, source, compress=should_compress(path) if compress is None else compress
-            )
+            size, sha256 = self._write_entry(path, source, compress=_choice(path, compress))
         entry = PayloadEntry(path=path, size=size, sha256=sha256)
         self._payload.append(entry)
         return entry
@@ -284,9 +298,7 @@ class BagWriter:
             raise BagPathRejected(f"{name!r} is reserved by BagIt")
         self._claim(path)
         with self._writing():
-            _, sha256 = self._write_entry(
-                path, content, compress=should_compress(path) if compress is None else compress
-            )
+            _, sha256 = self._write_entry(path, content, compress=_choice(path, compress))
         self._tags[path] = sha256
         return sha256
 
@@ -364,10 +376,15 @@ class BagWriter:
         info.create_system = 3  # Unix, so external_attr carries the permission bits
         return info
 
-    def _write_entry(self, path: str, source: PayloadSource, *, compress: bool) -> tuple[int, str]:
+    def _write_entry(
+        self, path: str, source: PayloadSource, *, compress: bool | None
+    ) -> tuple[int, str]:
+        """`compress` None: deflate when the first chunk shows that it pays."""
         info = self._info(f"{self.name}/{path}")
         info.external_attr = _FILE_MODE
-        if compress:
+        chunks = _chunks(source)
+        first = next(chunks, b"")
+        if compress if compress is not None else compressible(first):
             info.compress_type = zipfile.ZIP_DEFLATED
         known = _known_size(source)
         if known is not None:
@@ -376,11 +393,18 @@ class BagWriter:
         size = 0
         # Unknown sizes get ZIP64 headers up front: zipfile cannot widen them afterwards.
         with self._zip.open(info, "w", force_zip64=known is None) as sink:
-            for chunk in _chunks(source):
+            for chunk in itertools.chain((first,), chunks):
                 digest.update(chunk)
                 sink.write(chunk)
                 size += len(chunk)
         return size, digest.hexdigest()
+
+
+def _choice(path: str, compress: bool | None) -> bool | None:
+    """The caller's choice; else stored for a compressed format's name; else decided by content."""
+    if compress is not None:
+        return compress
+    return None if should_compress(path) else False
 
 
 def _known_size(source: PayloadSource) -> int | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import random
 import struct
 import time
 import tracemalloc
@@ -289,6 +290,26 @@ def test_media_is_stored_and_text_is_deflated(tmp_path: Path) -> None:
     assert all(method[name] == zipfile.ZIP_DEFLATED for name in deflated), method
     assert method["forced-deflated.png"] == zipfile.ZIP_DEFLATED
     assert method["bag-info.txt"] == method["manifest-sha256.txt"] == zipfile.ZIP_DEFLATED
+    assert validate_bag(tmp_path / "b.zip") == []
+
+
+def test_content_that_does_not_shrink_is_stored_whatever_its_name(tmp_path: Path) -> None:
+    """A video fetched from `/v?id=1` is kept under a name without an extension."""
+    noise = random.Random(7).randbytes(3 * 1024 * 1024)
+    with (tmp_path / "b.zip").open("wb") as handle:
+        writer = BagWriter(handle, bag_name=BAG, bagging_time=WHEN)
+        writer.add_file("media-3", noise)
+        writer.add_file("media-4", io.BytesIO(noise))
+        writer.add_file("notes", b"the same words again " * 20000)
+        writer.add_file("tiny", b"\x07\x99")
+        writer.close({})
+    with zipfile.ZipFile(tmp_path / "b.zip") as archive:
+        info = {i.filename.split("/", 2)[-1]: i for i in archive.infolist()}
+        assert archive.read(info["media-4"]) == noise
+    assert info["media-3"].compress_type == zipfile.ZIP_STORED
+    assert info["media-4"].compress_type == zipfile.ZIP_STORED
+    assert info["notes"].compress_type == zipfile.ZIP_DEFLATED
+    assert info["tiny"].compress_type == zipfile.ZIP_DEFLATED
     assert validate_bag(tmp_path / "b.zip") == []
 
 
