@@ -15,7 +15,19 @@ from sqlalchemy import text
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import errors
-from api.routes import accounts, auth, captures, cases, exports, notes, targets
+from api.routes import (
+    accounts,
+    auth,
+    captures,
+    cases,
+    decisions,
+    deconfliction,
+    exports,
+    notes,
+    requests,
+    search,
+    targets,
+)
 from evidence import __version__, custody, migrate
 from evidence.home import Runtime
 
@@ -92,7 +104,8 @@ def create_app(runtime: Runtime, *, secure_cookies: bool | None = None) -> FastA
     )
     errors.install(app)
     app.add_middleware(EncodedSlashes)
-    for area in (auth, cases, accounts, targets, captures, notes, exports):
+    for area in (auth, cases, accounts, targets, captures, notes, exports, decisions,
+                 deconfliction, search, requests):
         app.include_router(area.router)
 
     @app.get("/api/health", tags=["system"])

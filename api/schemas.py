@@ -415,3 +415,37 @@ class NoteRead(BaseModel):
 class NoteDetail(NoteRead):
     revisions: list[NoteRevisionRead] = Field(description="Every revision, oldest first.")
 
+
+
+# --- search ------------------------------------------------------------------------------------
+
+class SearchHitRead(BaseModel):
+    capture_id: uuid.UUID
+    case: str = Field(description="The reference of the capture's case.")
+    url: str
+    host: str | None
+    platform: str | None = Field(description="The platform the URL's host belongs to, if known.")
+    captured_at: datetime
+    snippet: str = Field(description="Captured text around the first match, as captured.")
+    highlights: list[tuple[int, int]] = Field(
+        description="[start, end) offsets of the matched words in `snippet`, in characters.")
+    capture: str = Field(description="URL of the capture in the API.")
+
+
+class SimilarImageRead(BaseModel):
+    artifact_id: uuid.UUID
+    capture_id: uuid.UUID | None
+    case: str
+    kind: str
+    phash: str
+    distance: int = Field(description="Hamming distance between the pHashes, 0-64.")
+    url: str | None
+    captured_at: datetime | None
+    capture: str | None = Field(description="URL of the capture in the API.")
+
+
+class SimilarImagesRead(BaseModel):
+    phash: str = Field(description="The pHash searched for, 16 hex digits.")
+    distance: int
+    items: list[SimilarImageRead]
+    more: bool = Field(description="True when more images matched than `limit`.")

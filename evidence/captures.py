@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from evidence import __version__, custody
+from evidence import __version__, custody, search
 from evidence.blobstore import BlobStore
 from evidence.errors import CustodyError, NotFound
 from evidence.manifests import SealedManifest
@@ -204,6 +204,7 @@ def record_capture(
                              media_type=a.media_type, size=a.size, sha256=a.sha256,
                              phash=a.phash, dhash=a.dhash))
     session.flush()
+    search.index_capture(session, capture, store=store)
     custody.append(
         session,
         operator,

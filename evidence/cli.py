@@ -469,6 +469,63 @@ def _json_file(path: Path) -> Any:
         raise click.ClickException(f"{path} is not a readable JSON file: {exc}") from exc
 
 
+@main_group.group("search", cls=EvidenceGroup)
+def search_group() -> None:
+    """Search captured text across your cases; keep the search index complete."""
+
+
+@search_group.command("reindex")
+@home_option
+@click.option("--rebuild", is_flag=True,
+              help="Forget the whole index first and build it again (after the text "
+                   "normalisation changed).")
+def search_reindex(rebuild: bool) -> None:
+    """Index captures the search index lacks (those recorded before migration 0005)."""
+    from evidence import search
+
+    runtime = state().runtime
+    if rebuild:
+        with runtime.session() as session:
+            search.clear_index(session)
+    seen, after = 0, None
+    while True:
+        with runtime.session() as session:
+            count, after = search.reindex(session, runtime.store, after=after)
+        seen += count
+        if after is None:
+            break
+    click.echo(f"{seen} captures looked at; the search index is complete.")
+
+
+@acting_command(search_group, "text")
+@click.argument("query")
+@click.option("--case", "case_reference", default=None, metavar="REF", help="Only this case.")
+@click.option("--host", "hosts", multiple=True, metavar="HOST",
+              help="Only captures of this host or its subdomains (repeatable).")
+@click.option("--limit", type=click.IntRange(1, 200), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def search_text(query: str, case_reference: str | None, hosts: tuple[str, ...], limit: int,
+                as_json: bool) -> None:
+    """Captures whose text matches QUERY, newest first, in the cases you are a member of."""
+    from evidence import search
+
+    with state().acting() as (session, actor):
+        case = None if case_reference is None else cases.case_for(session, actor, case_reference)
+        results = search.search_text(session, actor, query, case=case,
+                                     hosts=list(hosts) or None, limit=limit)
+    if as_json:
+        _echo_json([{"capture_id": str(h.capture_id), "case": h.case_reference, "url": h.url,
+                     "host": h.host, "captured_at": h.captured_at.isoformat(),
+                     "snippet": h.snippet, "highlights": h.highlights}
+                    for h in results.items])
+        return
+    if not results.items:
+        click.echo("no captures match.")
+    for h in results.items:
+        click.echo(f"{h.captured_at:%Y-%m-%d %H:%M}Z  {h.case_reference}  {h.capture_id}  {h.url}")
+        click.echo(f"    {' '.join(h.snippet.split())}")
+
+
 def _load_plugins(group: click.Group) -> None:
     """Import every plugin command now, for callers that look in `group.commands` directly."""
     ctx = click.Context(group)

@@ -86,3 +86,37 @@ class CustodyError(EvidenceError):
     """The custody log could not be written or read as required."""
 
     status_code = 500
+
+
+class RequestIncomplete(InvalidInput):
+    """A legal request cannot be generated; every missing or wrong field is listed at once."""
+
+    def __init__(self, kind: str, problems: list[str]) -> None:
+        lines = "\n".join(f"- {p}" for p in problems)
+        super().__init__(f"{kind}: {len(problems)} problem(s) to fix before the request can be "
+                         f"generated:\n{lines}")
+        self.problems = problems
+
+
+class IllegalTransition(Conflict):
+    """A legal request cannot move from its current status to the one asked for."""
+
+
+class FourEyesViolation(Conflict):
+    """The one who proposed a decision may not also approve or reject it."""
+
+
+class DecisionNotPending(Conflict):
+    """The decision was already decided or superseded and cannot be decided again."""
+
+
+class CaptureMissing(Conflict):
+    """A takedown needs a complete capture of the target first."""
+
+
+class DeconflictionHold(Conflict):
+    """Another case holds the same selector and the hit is not yet resolved."""
+
+
+class PreservationMissing(Conflict):
+    """A takedown needs a preservation request for the target, or a waiver with a reason."""

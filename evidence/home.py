@@ -7,6 +7,7 @@ sessions, blob store, signing key) so that services receive them instead of find
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -14,10 +15,10 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from evidence import custody, migrate, timestamping, users
+from evidence import custody, deconfliction, migrate, timestamping, users
 from evidence.blobstore import BlobStore, FolderStore
 from evidence.db import is_sqlite, make_engine, make_session_factory, session_scope
-from evidence.errors import NotInitialised
+from evidence.errors import ConfigurationError, NotInitialised
 from evidence.models import Role
 from evidence.settings import Settings
 from evidence.signing import Signer, Verifier
@@ -59,10 +60,17 @@ def open_runtime(settings: Settings) -> Runtime:
             f"database is at revision {current or 'none'}, the code needs {head}; "
             "run `evidence db upgrade`"
         )
+    try:
+        secret = deconfliction.load_secret(settings)
+    except ConfigurationError:
+        engine.dispose()
+        raise
+    sessions = make_session_factory(engine)
+    deconfliction.attach_secret(sessions, secret)
     return Runtime(
         settings=settings,
         engine=engine,
-        sessions=make_session_factory(engine),
+        sessions=sessions,
         store=FolderStore(settings.blob_path),
         signer=Signer.load(settings.signing_key_path),
     )
@@ -108,6 +116,16 @@ def init_home(
         if not settings.public_key_path.exists():
             settings.public_key_path.write_bytes(signer.verifier.public_pem())
             report.done.append(f"wrote public key {settings.public_key_path}")
+    key_path = deconfliction.key_path(settings)
+    if not key_path.exists():
+        key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(secrets.token_hex(32) + "\n")
+        report.done.append(
+            f"generated deconfliction key {key_path} (mode 0600); instances that share a "
+            "database must share one secret: see EVIDENCE_DECONFLICTION_SECRET"
+        )
     if not (settings.tsa_path / timestamping.TSA_KEY_FILENAME).exists():
         material = timestamping.generate_local_tsa(f"evidence-locker local TSA ({settings.origin})")
         timestamping.save_local_tsa(material, settings.tsa_path)

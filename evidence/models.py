@@ -27,6 +27,10 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     Uuid,
+    column,
+    false,
+    func,
+    literal_column,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -193,6 +197,8 @@ class Case(Base):
     created_by_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = _created()
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Whom another unit calls about a deconfliction hit (migration 0003); default the creator.
+    contact: Mapped[str | None] = mapped_column(String(500))
 
     members: Mapped[list[CaseMember]] = relationship(back_populates="case", lazy="raise")
 
@@ -338,6 +344,12 @@ class Decision(Base):
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     deconfliction: Mapped[dict[str, Any] | None] = mapped_column(Json)
     supersedes_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("decisions.id"))
+    # Migration 0003: why no preservation request is needed, if the proposer says so; the
+    # approver's or rejecter's note; and, for preserve-then-takedown, the second approval.
+    preservation_waiver: Mapped[str | None] = mapped_column(Text)
+    decision_note: Mapped[str | None] = mapped_column(Text)
+    takedown_approved_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    takedown_approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Selector(Base):
@@ -375,6 +387,25 @@ class LegalRequest(Base):
     created_by_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
+    # Lifecycle (migration 0004): when each step happened, who approved, what came back.
+    emergency: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    approved_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Annex III style codes (evidence.requests.REFUSAL_REASONS) when the provider refuses.
+    refusal_reasons: Mapped[list[Any] | None] = mapped_column(Json)
+    # The instrument's deadlines as last computed: [{name, due, basis, note, conditional}].
+    deadlines: Mapped[list[Any] | None] = mapped_column(Json)
+    pdf_artifact_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("artifacts.id"))
+    json_artifact_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("artifacts.id"))
+    pdf_sha256: Mapped[str | None] = mapped_column(String(64))
+    json_sha256: Mapped[str | None] = mapped_column(String(64))
+    # An extension or renewal names the request it extends.
+    previous_request_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("legal_requests.id"), index=True)
 
 
 class Export(Base):
@@ -471,3 +502,87 @@ class NoteRevision(Base):
     body_sha256: Mapped[str] = mapped_column(String(64))
     author_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = _created()
+
+
+class DeconflictionHit(Base):
+    """Two cases hold the same selector: each owner is told whom to call, nothing more.
+
+    `first_*` is the selector registered earlier, `second_*` the one whose registration found
+    it. The hit is resolved once someone from each case has recorded their agreement.
+    """
+
+    __tablename__ = "deconfliction_hits"
+    __table_args__ = (UniqueConstraint("first_selector_id", "second_selector_id"),)
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    kind: Mapped[str] = mapped_column(String(16))
+    first_case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id"), index=True)
+    first_selector_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("selectors.id"))
+    first_target_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("targets.id"),
+                                                              index=True)
+    second_case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id"), index=True)
+    second_selector_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("selectors.id"))
+    second_target_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("targets.id"),
+                                                               index=True)
+    created_at: Mapped[datetime] = _created()
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class DeconflictionAgreement(Base):
+    """One case's agreement that a hit is settled: who agreed, when, and what was agreed.
+
+    Append-only; a hit is resolved when both of its cases have one.
+    """
+
+    __tablename__ = "deconfliction_agreements"
+    __table_args__ = (UniqueConstraint("hit_id", "case_id"),)
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    hit_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deconfliction_hits.id"), index=True)
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id"))
+    agreed_by_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    note: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+
+
+class SearchDocument(Base):
+    """A capture's visible text as the search index holds it (evidence/search.py).
+
+    `body` is the text as captured (title first), for snippets; `terms` is its normalised form,
+    the only thing either backend's full-text index reads (FTS5 on SQLite, a GIN expression index
+    over `to_tsvector('simple', terms)` on PostgreSQL; both made by migration 0005, not here).
+    """
+
+    __tablename__ = "search_documents"
+    __table_args__ = (
+        # Made by migration 0005 on PostgreSQL only; SQLite has an FTS5 table over `terms`.
+        Index("ix_search_documents_terms_fts",
+              func.to_tsvector(literal_column("'simple'::regconfig"), column("terms")),
+              postgresql_using="gin").ddl_if(dialect="postgresql"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    capture_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("captures.id"), unique=True)
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id"), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    host: Mapped[str | None] = mapped_column(String(255), index=True)
+    captured_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    body: Mapped[str] = mapped_column(Text)
+    terms: Mapped[str] = mapped_column(Text)
+    indexed_at: Mapped[datetime] = _created()
+
+
+class ImageHash(Base):
+    """An image artifact's 64-bit pHash, split into four 16-bit bands for multi-index hashing."""
+
+    __tablename__ = "image_hashes"
+
+    artifact_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("artifacts.id"), primary_key=True)
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id"), index=True)
+    capture_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("captures.id"))
+    # The hash's 64 bits as a signed 64-bit integer (two's complement), so both backends hold it.
+    phash: Mapped[int] = mapped_column(BigInteger)
+    band0: Mapped[int] = mapped_column(Integer, index=True)
+    band1: Mapped[int] = mapped_column(Integer, index=True)
+    band2: Mapped[int] = mapped_column(Integer, index=True)
+    band3: Mapped[int] = mapped_column(Integer, index=True)

@@ -6,7 +6,7 @@ import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DATABASE_FILE = "evidence.db"
@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     max_scroll_steps: int = Field(default=40, ge=0)
     viewport_width: int = Field(default=1366, gt=0)
     viewport_height: int = Field(default=900, gt=0)
+    deconfliction_secret: SecretStr | None = Field(
+        default=None,
+        description="Key of the HMAC over deconfliction selectors; every instance that should "
+        "see another's hits must share it (and the database). Default the key file that "
+        "`evidence init` makes in the home (keys/deconfliction.key).",
+    )
     log_origin: str | None = Field(
         default=None,
         description="Name of this custody log in signed checkpoints; default from the host name.",

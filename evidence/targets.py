@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from evidence import cases, custody
+from evidence import cases, custody, deconfliction
 from evidence.errors import AccessDenied, InvalidInput
 from evidence.models import (
     Access,
@@ -87,6 +87,7 @@ def flag_target(
             "watch_interval_seconds": watch_interval_seconds,
         },
     )
+    deconfliction.register_target(session, actor, case, target)
     job = CaptureJob(
         target_id=target.id, case_id=case.id, state=JobState.QUEUED, requested_by_id=actor.id
     )

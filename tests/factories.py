@@ -76,6 +76,7 @@ def make_capture(
                                    job_id=None, sealed=sealed, extra_artifacts=[], store=store,
                                    comparison=comparison)
 
+
 def make_sealed_capture(
     session: Session,
     runtime: Any,
@@ -131,3 +132,91 @@ def make_sealed_capture(
 
 
 ARABIC_HANDLE = "مهرب_السفر"
+
+
+def make_request_world(session: Session, store: Any, actor: User | None = None,
+                       **case_overrides: Any) -> Any:
+    """A case ready for legal requests: an X post (URL target), an X account with an Arabic
+    handle (account target) and a Facebook post, each with a sealed (partial) capture."""
+    from types import SimpleNamespace
+
+    from evidence import accounts, targets
+
+    actor = actor or make_user(session, role=Role.LIAISON)
+    values: dict[str, Any] = {"offence": "Migrant smuggling", "jurisdiction": "DE"}
+    values.update(case_overrides)
+    case = make_case(session, actor, **values)
+    x_post, _ = targets.flag_target(session, actor, case, reason="advert for crossings",
+                                    url="https://x.com/smuggler_ar/status/1789")
+    account, _ = accounts.link_account(session, actor, case, platform="x",
+                                       platform_account_id="1234567890",
+                                       handle=f"@{ARABIC_HANDLE}",
+                                       profile_url="https://x.com/i/user/1234567890")
+    x_account, _ = targets.flag_target(session, actor, case, reason="the advertiser",
+                                       account=account)
+    fb_post, _ = targets.flag_target(session, actor, case, reason="same advert on Facebook",
+                                     url="https://www.facebook.com/some.seller/posts/123")
+    captures = {t.id: make_capture(session, case, t, store) for t in (x_post, x_account, fb_post)}
+    return SimpleNamespace(actor=actor, case=case, x_post=x_post, x_account=x_account,
+                           fb_post=fb_post, account=account, captures=captures)
+
+
+AUTHORITY_FIELDS = {
+    "issuing.name": "Bundespolizeidirektion Pirna, Gemeinsames Zentrum",
+    "issuing.role": "police",
+    "issuing.country": "DE",
+    "issuing.address": "Rottwerndorfer Str. 22, 01796 Pirna, Germany",
+    "issuing.phone": "+49 3501 0000",
+    "issuing.email": "liaison@example.police.de",
+    "issuing.time_zone": "Europe/Berlin",
+    "issuing.person": "KHK A. Beispiel",
+    "issuing.position": "Liaison officer",
+}
+
+
+def make_text_capture(
+    session: Session,
+    case: Case,
+    target: Any,
+    store: Any,
+    *,
+    text: str | None = None,
+    title: str | None = None,
+    started_at: Any = None,
+    images: list[str] | None = None,
+) -> Any:
+    """A recorded capture with visible text (a "text" artifact) and screenshots whose pHashes
+    are `images` (16 hex digits each); `started_at` sets when it was captured."""
+    import hashlib
+    import uuid
+    from datetime import timedelta
+
+    from evidence import captures
+    from evidence.manifests import SealedManifest
+    from evidence.models import CaptureStatus, utcnow
+
+    started = started_at or utcnow()
+    stored = []
+    if text is not None:
+        blob = store.put_bytes(text.encode("utf-8"))
+        stored.append(captures.StoredArtifact("text", "text.txt", "text/plain; charset=utf-8",
+                                              blob.size, blob.sha256, store.locate(blob.sha256)))
+    for n, phash in enumerate(images or []):
+        blob = store.put_bytes(f"image {phash} {n} {uuid.uuid4()}".encode())
+        stored.append(captures.StoredArtifact("screenshot", f"shot-{n}.png", "image/png",
+                                              blob.size, blob.sha256, store.locate(blob.sha256),
+                                              phash=phash, dhash=phash))
+    record = captures.CaptureRecord(
+        capture_id=uuid.uuid4(), requested_url=target.url or "https://example.org/",
+        operator=None, worker_host="test-host", started_at=started,
+        finished_at=started + timedelta(seconds=2), final_url=target.url, http_status=200,
+        title=title, steps=[captures.StepOutcome("navigate", True, ms=120)],
+        artifacts=stored, status=CaptureStatus.COMPLETE,
+    )
+    manifest = b'{"test":"manifest"}'
+    sealed = SealedManifest(data=manifest, sha256=hashlib.sha256(manifest).hexdigest(),
+                            signature=b"\x01" * 64, key_id="0" * 64, token=None,
+                            timestamp_time=None, timestamp_authority=None, timestamp_note=None,
+                            timestamp_error=None)
+    return captures.record_capture(session, None, record=record, case=case, target=target,
+                                   job_id=None, sealed=sealed, extra_artifacts=[], store=store)

@@ -31,7 +31,13 @@ EXTENSION_LEAD_DAYS = {"x": 7}
 
 
 def _basis(r: RequestInput) -> str:
-    return (
+    renewal = ""
+    if r.previous_reference:
+        sent = (f", sent {r.previous_issued_at.strftime('%Y-%m-%d')}"
+                if r.previous_issued_at else "")
+        renewal = (f"Renewal: please extend the preservation requested under our reference "
+                   f"{r.previous_reference}{sent}, for a further period.\n")
+    return renewal + (
         "Request to preserve records and other evidence in your possession pending the issuance "
         "of formal legal process, in the manner of 18 U.S.C. 2703(f). This request covers data "
         "existing at the time it is received; it does not ask for disclosure.\n"

@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from evidence import accounts, captures, cases, notes, targets
+from evidence import accounts, captures, cases, decisions, deconfliction, notes, targets, users
 from evidence.models import Export, Role
 from tests.api.conftest import Api, Caller
-from tests.factories import make_capture
+from tests.factories import AUTHORITY_FIELDS, make_capture
 
 METHODS = ("get", "post", "put", "patch", "delete")
 PUBLIC = {("get", "/api/health")}
@@ -23,8 +23,19 @@ NOT_CASE_SCOPED = {
     ("get", "/api/health"), ("post", "/api/auth/login"), ("post", "/api/auth/logout"),
     ("get", "/api/auth/me"), ("get", "/api/cases"), ("post", "/api/cases"),
     ("get", "/api/audit/cases"),
+    ("get", "/api/requests/due"), ("get", "/api/requests/stats"),
+    # Search across the caller's cases: see test_search_shows_a_stranger_nothing_of_a_case.
+    ("get", "/api/search"), ("get", "/api/images/similar"), ("post", "/api/images/similar"),
+}
+# Routes addressed by the id of an object inside a case (decisions, by target or decision id):
+# walked exactly like case-scoped routes, the id standing in for the reference.
+ADDRESSED_BY_ID = {
+    ("post", "/api/targets/{target_id}/decisions"), ("get", "/api/targets/{target_id}/decisions"),
+    ("get", "/api/decisions/{decision_id}"), ("post", "/api/decisions/{decision_id}/approve"),
+    ("post", "/api/decisions/{decision_id}/reject"),
 }
 REFERENCE = "OP/2026/7"  # a '/' in it: the walk also proves such references route
+OTHER_REFERENCE = "ELSEWHERE-1"  # another unit's case holding the same page (a hit)
 
 
 def _example(schema: dict[str, Any], operation: dict[str, Any]) -> Any:
@@ -35,6 +46,22 @@ def _example(schema: dict[str, Any], operation: dict[str, Any]) -> Any:
     examples = schema["components"]["schemas"][ref].get("examples")
     assert examples, f"request body {ref} has no example in the OpenAPI document"
     return examples[0]
+
+
+def _legal_request(api: Api, session: Any, owner: Caller, case: Any) -> str:
+    """A generated legal request (with its documents) on an X post of the case."""
+    from datetime import UTC, datetime
+
+    from evidence import requests
+
+    post, _job = targets.flag_target(session, owner.user, case, reason="advert",
+                                     url="https://x.com/seller/status/1")
+    make_capture(session, case, post, api.runtime.store)
+    made = requests.generate(
+        session, owner.user, case, store=api.runtime.store, settings=api.runtime.settings,
+        kind="provider-preservation", platform="x", fields=AUTHORITY_FIELDS,
+        date_from=datetime(2026, 1, 1, tzinfo=UTC), date_to=datetime(2026, 2, 1, tzinfo=UTC))
+    return str(made.request.id)
 
 
 def _world(api: Api) -> tuple[dict[str, str], Caller]:
@@ -58,11 +85,23 @@ def _world(api: Api) -> tuple[dict[str, str], Caller]:
                         bundle_sha256=bundle.sha256, size=bundle.size)
         session.add(export)
         session.flush()
-        return {"ref": quote(REFERENCE, safe=""), "target_id": str(target.id),
+        request_id = _legal_request(api, session, owner, case)
+        # Another unit's case holding the same page: a deconfliction hit; and a decision.
+        other_owner = users.create_user(session, None, name="elsewhere",
+                                        role=Role.INVESTIGATOR, unit="Elsewhere Unit")
+        other = cases.create_case(session, other_owner, reference=OTHER_REFERENCE,
+                                  title="Elsewhere")
+        targets.flag_target(session, other_owner, other, reason="advert",
+                            url="https://example.org/ad")
+        (hit, *_rest) = deconfliction.unresolved_hits(session, target)
+        decision = decisions.propose(session, owner.user, case, target, kind="monitor",
+                                     rationale="watch it")
+        return {"decision_id": str(decision.id), "hit_id": str(hit.id),
+                "ref": quote(REFERENCE, safe=""), "target_id": str(target.id),
                 "capture_id": str(capture.id), "artifact_id": str(artifacts[0].id),
                 "account_id": str(account.id), "note_id": str(case_note.note.id),
                 "target_note_id": str(target_note.note.id), "user": "owner",
-                "export_id": str(export.id)}, owner
+                "export_id": str(export.id), "request_id": request_id}, owner
 
 
 def _url(path: str, ids: dict[str, str]) -> str:
@@ -97,7 +136,8 @@ def test_every_route_hides_a_case_from_those_who_may_not_see_it(api: Api) -> Non
             assert anonymous.json()["error"] in ("NotAuthenticated", "LoginFailed")
             if (method, path) in NOT_CASE_SCOPED:
                 continue
-            assert "{ref}" in path, f"{method} {path} is neither case-scoped nor reviewed"
+            assert "{ref}" in path or (method, path) in ADDRESSED_BY_ID, (
+                f"{method} {path} is neither case-scoped nor reviewed")
             for who in (stranger, auditor):
                 answer = call(who.headers)
                 if who is auditor and method == "get" and path.endswith("/timeline"):
@@ -112,8 +152,11 @@ def test_every_route_hides_a_case_from_those_who_may_not_see_it(api: Api) -> Non
     listed = api.client.get("/api/cases", headers=stranger.headers).json()
     assert listed["items"] == []
     assert api.client.get("/api/audit/cases", headers=stranger.headers).status_code == 404
+    for across in ("/api/requests/due?within=999d", "/api/requests/stats"):
+        assert api.client.get(across, headers=stranger.headers).json() == []
+        assert api.client.get(across, headers=auditor.headers).json() == []
     audit = api.client.get("/api/audit/cases", headers=auditor.headers).json()
-    assert [c["reference"] for c in audit["items"]] == [REFERENCE]
+    assert [c["reference"] for c in audit["items"]] == [REFERENCE, OTHER_REFERENCE]
     assert set(audit["items"][0]) == {"id", "reference", "status", "created_at"}
 
 
@@ -123,7 +166,7 @@ def test_the_walk_reaches_real_objects(api: Api) -> None:
     schema = api.client.get("/api/openapi.json").json()
     reached = 0
     for path, operations in schema["paths"].items():
-        if "get" in operations and "{ref}" in path:
+        if "get" in operations and ("{ref}" in path or ("get", path) in ADDRESSED_BY_ID):
             answer = api.client.get(_url(path, ids), headers=owner.headers)
             assert answer.status_code == 200, (path, answer.text)
             reached += 1
@@ -142,3 +185,47 @@ def test_an_auditor_reads_the_timeline_of_any_case(api: Api) -> None:
     assert "artifact" not in {e["object"]["type"] for e in entries if e["object"]}
     missing = api.client.get("/api/cases/NOPE/timeline", headers=auditor.headers)
     assert missing.status_code == 404
+
+
+def test_search_shows_a_stranger_nothing_of_a_case(api: Api) -> None:
+    """The cross-case search routes answer a stranger or an auditor with nothing of the case."""
+    from tests.factories import make_text_capture
+
+    ids, owner = _world(api)
+    with api.runtime.session() as session:
+        case = cases.get_case(session, owner.user, REFERENCE)
+        target, _job = targets.flag_target(session, owner.user, case, reason="advert",
+                                           url="https://example.org/ad2")
+        capture = make_text_capture(session, case, target, api.runtime.store,
+                                    text="Hidden advert crossing", images=["0123456789abcdef"])
+        artifact = next(a for a in captures.artifacts_of(session, capture.id) if a.phash)
+    stranger = api.user("stranger")
+    auditor = api.user("aud", Role.AUDITOR)
+    assert api.client.get("/api/search", params={"q": "advert"},
+                          headers=owner.headers).json()["items"]
+    for who in (stranger, auditor):
+        found = api.client.get("/api/search", params={"q": "advert"}, headers=who.headers)
+        assert found.status_code == 200 and found.json()["items"] == []
+        scoped = api.client.get("/api/search", params={"q": "advert", "case": REFERENCE},
+                                headers=who.headers)
+        assert scoped.status_code == 404 and "Hidden" not in scoped.text
+        similar = api.client.get("/api/images/similar", params={"artifact": str(artifact.id)},
+                                 headers=who.headers)
+        assert similar.status_code == 404 and similar.json()["message"].startswith("no ")
+        other = api.client.get("/api/images/similar", params={"artifact": ids["artifact_id"]},
+                               headers=who.headers)
+        assert other.status_code == 404
+        upload = api.client.post("/api/images/similar", params={"distance": 16},
+                                 files={"image": ("x.png", _tiny_png(), "image/png")},
+                                 headers=who.headers)
+        assert upload.status_code == 200 and upload.json()["items"] == []
+
+
+def _tiny_png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (16, 16), "white").save(out, "PNG")
+    return out.getvalue()

@@ -1,0 +1,116 @@
+"""Bodies of the legal-request routes (`api/routes/requests.py`), with examples."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.schemas import InputModel, Text64NonEmpty, Text255, Text255NonEmpty, Text10000
+
+Category = Literal["subscriber", "user_identification", "traffic", "content"]
+NextStatus = Literal["approved", "sent", "acknowledged", "fulfilled", "refused", "expired"]
+
+
+class RequestCreate(InputModel):
+    kind: Text64NonEmpty = Field(description="e.g. eu-epoc-pr, provider-preservation; see "
+                                 "`evidence request route`.")
+    platform: Text64NonEmpty = Field(description="Registry name or alias, e.g. x, facebook.")
+    targets: list[uuid.UUID] | None = Field(
+        default=None, max_length=200,
+        description="Only these targets (default: every target of the case on the platform).")
+    fields: dict[Text255NonEmpty, Text10000] = Field(
+        default_factory=dict, max_length=200,
+        description="Values the case does not hold: fields of the kind, issuing.ATTR, "
+        "validating.ATTR, offence_provision, max_penalty_years, facts.")
+    categories: list[Category] | None = Field(
+        default=None, description="Default for preservation kinds: all four.")
+    date_from: datetime | None = None
+    date_to: datetime | None = None
+    do_not_notify: bool = True
+    emergency: bool = False
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"kind": "provider-preservation", "platform": "x",
+         "date_from": "2025-09-01T00:00:00Z", "date_to": "2026-03-01T23:59:59Z",
+         "fields": {"issuing.file_number": "BPOL-2026-114"}}]})
+
+
+class RequestStatusChange(InputModel):
+    status: NextStatus
+    platform_reference: Text255 | None = Field(default=None,
+                                               description="The platform's reference.")
+    answer: Text10000 | None = None
+    refusal: list[Text64NonEmpty] = Field(
+        default_factory=list, max_length=20,
+        description="Refusal reason codes (Annex III style), with status refused.")
+    at: datetime | None = Field(default=None, description="When it happened; default now.")
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"status": "acknowledged", "platform_reference": "LE-2026-778"}]})
+
+
+class RefusalRead(BaseModel):
+    code: str
+    label: str
+
+
+class RequestRead(BaseModel):
+    id: uuid.UUID
+    case: str
+    reference: str | None
+    kind: str
+    platform: str
+    status: str
+    addressee: str | None
+    identifiers: list[dict[str, Any]]
+    data_categories: list[str]
+    date_from: datetime | None
+    date_to: datetime | None
+    non_disclosure: bool
+    emergency: bool
+    issued_at: datetime | None
+    approved_at: datetime | None
+    sent_at: datetime | None
+    acknowledged_at: datetime | None
+    answered_at: datetime | None
+    due_at: datetime | None
+    deadlines: list[dict[str, Any]]
+    deadlines_provisional: bool = Field(description="True until the request is sent: the "
+                                        "deadlines assume it is sent when generated.")
+    platform_reference: str | None
+    answer: dict[str, Any] | None
+    refusal_reasons: list[RefusalRead]
+    pdf_sha256: str | None
+    json_sha256: str | None
+    previous_request_id: uuid.UUID | None
+    warnings: list[str]
+    fields: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+    document: str = Field(description="URL that streams the PDF (`?format=json`: the JSON).")
+
+
+class DueRead(BaseModel):
+    id: uuid.UUID
+    reference: str | None
+    case: str
+    kind: str
+    platform: str
+    status: str
+    deadline: str
+    due: datetime
+    basis: str
+    overdue: bool
+    action: str
+
+
+class PlatformStatsRead(BaseModel):
+    platform: str
+    total: int
+    by_status: dict[str, int]
+    answered: int
+    median_response_hours: float | None
+    median_fulfilment_hours: float | None

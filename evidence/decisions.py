@@ -1,0 +1,352 @@
+"""Decisions on a target: preserve, take down, preserve then take down, or keep monitoring.
+
+An investigator with write access proposes; a supervisor (or admin) who is not the proposer
+approves or rejects (four eyes). A newer proposal supersedes the target's current one, which is
+kept with its state set to superseded. A takedown, and the takedown step of a
+preserve-then-takedown (its second approval, after the first approves the preservation), is
+approved only when the target has a complete capture, no unresolved deconfliction hit, and a
+preservation request naming it (or a waiver with a reason on the decision); each missing
+condition is refused with its own error. Every change appends a custody entry.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from evidence import cases, custody, deconfliction
+from evidence.canonical import JsonValue
+from evidence.errors import (
+    AccessDenied,
+    CaptureMissing,
+    DecisionNotPending,
+    DeconflictionHold,
+    FourEyesViolation,
+    InvalidInput,
+    PermissionDenied,
+    PreservationMissing,
+)
+from evidence.models import (
+    Access,
+    Account,
+    Capture,
+    CaptureStatus,
+    Case,
+    Decision,
+    DecisionKind,
+    DecisionState,
+    LegalRequest,
+    RequestStatus,
+    Role,
+    Target,
+    User,
+    utcnow,
+)
+
+PRESERVATION_KINDS = frozenset({"eu-epoc-pr", "coe-art29-preservation", "provider-preservation"})
+# A request refused or lapsed preserves nothing; any other status counts as generated.
+DEAD_REQUEST_STATUSES = frozenset({RequestStatus.REFUSED, RequestStatus.EXPIRED})
+APPROVER_ROLES = frozenset({Role.SUPERVISOR, Role.ADMIN})
+TAKEDOWN_KINDS = frozenset({DecisionKind.TAKEDOWN, DecisionKind.PRESERVE_THEN_TAKEDOWN})
+CURRENT_STATES = (DecisionState.PROPOSED, DecisionState.APPROVED)
+# Keys of a request's identifier entries that may name a target, its URL or its account.
+_IDENTIFIER_KEYS = ("target_id", "target", "value", "url", "source_url", "platform_account_id")
+
+
+# --- finding what the caller may see -----------------------------------------------------------
+
+
+def _check_access(session: Session, actor: User, case: Case, need: Access, missing: str) -> None:
+    """Like cases.require_access, but never names the case: the caller addressed an id."""
+    if actor.role == Role.AUDITOR:
+        raise AccessDenied(missing)
+    have = cases.access_of(session, actor, case)
+    if have is None:
+        raise AccessDenied(missing)
+    if cases.ACCESS_ORDER[have] < cases.ACCESS_ORDER[need]:
+        raise AccessDenied(f"this needs {need.value} access to case {case.reference!r}; you "
+                           f"have {have.value}", status_code=403)
+
+
+def target_for(
+    session: Session, actor: User, target_id: uuid.UUID, *, need: Access = Access.READ
+) -> tuple[Case, Target]:
+    """The target and its case, for someone with `need` access; anyone else: not found."""
+    missing = f"no target {target_id}"
+    target = session.get(Target, target_id)
+    if target is None:
+        raise AccessDenied(missing)
+    case = session.get(Case, target.case_id)
+    assert case is not None
+    _check_access(session, actor, case, need, missing)
+    return case, target
+
+
+def decision_for(
+    session: Session, actor: User, decision_id: uuid.UUID, *, need: Access = Access.READ
+) -> tuple[Case, Target, Decision]:
+    missing = f"no decision {decision_id}"
+    decision = session.get(Decision, decision_id)
+    if decision is None:
+        raise AccessDenied(missing)
+    target = session.get(Target, decision.target_id)
+    assert target is not None
+    case = session.get(Case, target.case_id)
+    assert case is not None
+    _check_access(session, actor, case, need, missing)
+    return case, target, decision
+
+
+def history(session: Session, target: Target) -> list[Decision]:
+    """Every decision on the target, oldest first; superseded and rejected ones included."""
+    return list(session.scalars(
+        select(Decision).where(Decision.target_id == target.id)
+        .order_by(Decision.proposed_at, Decision.id)
+    ))
+
+
+def stage(decision: Decision) -> str | None:
+    """For an approved preserve-then-takedown: which step is approved, preserve or takedown."""
+    if decision.kind != DecisionKind.PRESERVE_THEN_TAKEDOWN or \
+            decision.state != DecisionState.APPROVED:
+        return None
+    return "takedown" if decision.takedown_approved_at is not None else "preserve"
+
+
+def _deconfliction_state(session: Session, target: Target) -> dict[str, JsonValue]:
+    hits = deconfliction.unresolved_hits(session, target)
+    return {"checked_at": custody.format_time(utcnow()),
+            "unresolved_hits": [str(h.id) for h in hits]}
+
+
+# --- proposing ---------------------------------------------------------------------------------
+
+
+def propose(
+    session: Session,
+    actor: User,
+    case: Case,
+    target: Target,
+    *,
+    kind: DecisionKind | str,
+    rationale: str,
+    preservation_waiver: str | None = None,
+) -> Decision:
+    """Propose a decision; the target's current one, if any, is superseded and kept."""
+    cases.require_access(session, actor, case, Access.WRITE)
+    cases.require_open(case)
+    try:
+        kind = DecisionKind(kind)
+    except ValueError as exc:
+        choices = ", ".join(k.value for k in DecisionKind)
+        raise InvalidInput(f"decision kind must be one of {choices}, not {kind!r}") from exc
+    rationale = rationale.strip()
+    if not rationale:
+        raise InvalidInput("a decision needs a rationale")
+    if preservation_waiver is not None:
+        preservation_waiver = preservation_waiver.strip() or None
+        if preservation_waiver is None:
+            raise InvalidInput("a preservation waiver needs a reason")
+        if kind not in TAKEDOWN_KINDS:
+            raise InvalidInput("a preservation waiver applies only to a takedown")
+    current = list(session.scalars(
+        select(Decision)
+        .where(Decision.target_id == target.id, Decision.state.in_(CURRENT_STATES))
+        .order_by(Decision.proposed_at, Decision.id)
+    ))
+    latest = session.scalars(
+        select(Decision).where(Decision.target_id == target.id)
+        .order_by(Decision.proposed_at.desc(), Decision.id.desc()).limit(1)
+    ).first()
+    decision = Decision(
+        target_id=target.id, kind=kind, state=DecisionState.PROPOSED, rationale=rationale,
+        proposed_by_id=actor.id, preservation_waiver=preservation_waiver,
+        supersedes_id=None if latest is None else latest.id,
+        deconfliction=_deconfliction_state(session, target),
+    )
+    session.add(decision)
+    session.flush()
+    for old in current:
+        old.state = DecisionState.SUPERSEDED
+        session.flush()
+        custody.append(session, actor, action="decision.superseded", case=case,
+                       object_type="decision", object_id=old.id,
+                       details={"target": str(target.id), "by": str(decision.id)})
+    custody.append(
+        session, actor, action="decision.proposed", case=case, object_type="decision",
+        object_id=decision.id,
+        details={"target": str(target.id), "kind": kind.value, "rationale": rationale,
+                 "preservation_waiver": preservation_waiver,
+                 "supersedes": None if latest is None else str(latest.id)},
+    )
+    return decision
+
+
+# --- approving and rejecting -------------------------------------------------------------------
+
+
+def _check_decider(session: Session, actor: User, case: Case, decision: Decision,
+                   verb: str) -> None:
+    if actor.role not in APPROVER_ROLES:
+        raise PermissionDenied(f"to {verb} a decision needs the supervisor or admin role")
+    cases.require_open(case)
+    if decision.proposed_by_id == actor.id:
+        raise FourEyesViolation(
+            f"four eyes: you proposed this decision, so you may not {verb} it; another "
+            "supervisor must"
+        )
+
+
+def _has_complete_capture(session: Session, target: Target) -> bool:
+    return session.scalars(
+        select(Capture.id).where(Capture.target_id == target.id,
+                                 Capture.status == CaptureStatus.COMPLETE).limit(1)
+    ).first() is not None
+
+
+def _names(identifier: Any, wanted: set[str]) -> bool:
+    if isinstance(identifier, str):
+        return identifier.strip() in wanted
+    if isinstance(identifier, dict):
+        return any(isinstance(identifier.get(k), str) and identifier[k].strip() in wanted
+                   for k in _IDENTIFIER_KEYS)
+    return False
+
+
+def _target_names(session: Session, target: Target) -> set[str]:
+    """The strings a request's identifiers may use for this target: id, URL, account id."""
+    names = {str(target.id)}
+    if target.url:
+        names.add(target.url)
+    if target.account_id is not None:
+        account = session.get(Account, target.account_id)
+        if account is not None:
+            names.update({str(account.id), account.platform_account_id})
+            if account.profile_url:
+                names.add(account.profile_url)
+    return names
+
+
+def preservation_requests(session: Session, case: Case, target: Target) -> list[LegalRequest]:
+    """The case's live preservation requests whose identifiers name the target."""
+    requests = session.scalars(
+        select(LegalRequest).where(LegalRequest.case_id == case.id,
+                                   LegalRequest.kind.in_(PRESERVATION_KINDS),
+                                   LegalRequest.status.not_in(DEAD_REQUEST_STATUSES))
+        .order_by(LegalRequest.created_at, LegalRequest.id)
+    ).all()
+    names = _target_names(session, target)
+    target_url = _normalised(target.url)
+    found = []
+    for request in requests:
+        for identifier in request.identifiers or []:
+            if _names(identifier, names) or (
+                target_url is not None and _names_url(identifier, target_url)
+            ):
+                found.append(request)
+                break
+    return found
+
+
+def _normalised(url: str | None) -> str | None:
+    if url is None:
+        return None
+    try:
+        return deconfliction.normalise_url(url)
+    except InvalidInput:
+        return None
+
+
+def _names_url(identifier: Any, normalised: str) -> bool:
+    values = [identifier] if isinstance(identifier, str) else (
+        [identifier.get(k) for k in _IDENTIFIER_KEYS] if isinstance(identifier, dict) else [])
+    return any(isinstance(v, str) and _normalised(v) == normalised for v in values)
+
+
+def check_takedown(session: Session, case: Case, target: Target, decision: Decision) -> None:
+    """Raise the first unmet takedown condition: capture, deconfliction, preservation."""
+    if not _has_complete_capture(session, target):
+        raise CaptureMissing(
+            "takedown refused: no complete capture of this target exists; capture it (and "
+            "check the capture is complete) before it is taken down"
+        )
+    hits = deconfliction.unresolved_hits(session, target)
+    if hits:
+        calls = sorted({
+            f"{other.owning_unit or 'a unit'} ({deconfliction.contact_of(session, other)})"
+            for other in (session.get(Case, deconfliction.other_case_id(h, case.id))
+                          for h in hits) if other is not None
+        })
+        raise DeconflictionHold(
+            f"takedown refused: deconfliction hold, {len(hits)} unresolved hit(s) with another "
+            f"case; call {', '.join(calls)} and have both cases record their agreement"
+        )
+    if decision.preservation_waiver is None and not preservation_requests(session, case, target):
+        raise PreservationMissing(
+            "takedown refused: no preservation request (eu-epoc-pr, coe-art29-preservation or "
+            "provider-preservation) names this target, and the decision waives none; generate "
+            "one, or propose the decision again with a preservation waiver and its reason"
+        )
+
+
+def approve(
+    session: Session, actor: User, case: Case, target: Target, decision: Decision, *,
+    note: str | None = None,
+) -> Decision:
+    """Approve a proposal, or the takedown step of an approved preserve-then-takedown."""
+    _check_decider(session, actor, case, decision, "approve")
+    now = utcnow()
+    if decision.state == DecisionState.PROPOSED:
+        step = "takedown" if decision.kind == DecisionKind.TAKEDOWN else (
+            "preserve" if decision.kind == DecisionKind.PRESERVE_THEN_TAKEDOWN else None)
+        if step == "takedown":
+            check_takedown(session, case, target, decision)
+            decision.takedown_approved_by_id = actor.id
+            decision.takedown_approved_at = now
+        decision.state = DecisionState.APPROVED
+        decision.decided_by_id = actor.id
+        decision.decided_at = now
+        decision.decision_note = note
+    elif decision.state == DecisionState.APPROVED and stage(decision) == "preserve":
+        step = "takedown"
+        check_takedown(session, case, target, decision)
+        decision.takedown_approved_by_id = actor.id
+        decision.takedown_approved_at = now
+    else:
+        raise DecisionNotPending(f"decision {decision.id} is {decision.state} and cannot be "
+                                 "approved; propose a new one")
+    decision.deconfliction = _deconfliction_state(session, target)
+    session.flush()
+    custody.append(
+        session, actor, action="decision.approved", case=case, object_type="decision",
+        object_id=decision.id,
+        details={"target": str(target.id), "kind": decision.kind, "step": step, "note": note},
+    )
+    return decision
+
+
+def reject(
+    session: Session, actor: User, case: Case, target: Target, decision: Decision, *,
+    reason: str,
+) -> Decision:
+    _check_decider(session, actor, case, decision, "reject")
+    reason = reason.strip()
+    if not reason:
+        raise InvalidInput("say why the decision is rejected")
+    if decision.state != DecisionState.PROPOSED:
+        raise DecisionNotPending(f"decision {decision.id} is {decision.state} and cannot be "
+                                 "rejected; propose a new one")
+    decision.state = DecisionState.REJECTED
+    decision.decided_by_id = actor.id
+    decision.decided_at = utcnow()
+    decision.decision_note = reason
+    session.flush()
+    custody.append(
+        session, actor, action="decision.rejected", case=case, object_type="decision",
+        object_id=decision.id,
+        details={"target": str(target.id), "kind": decision.kind, "reason": reason},
+    )
+    return decision

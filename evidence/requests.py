@@ -1,0 +1,999 @@
+"""Legal requests of a case: filled from its targets and captures, rendered, stored and tracked.
+
+`generate` builds a `legal_forms` `RequestInput` from the database (the case, its targets, each
+target's latest sealed capture, the issuing authority's standing details from settings and the
+user's `NAME=VALUE` fields), checks it with the instrument and lists every problem at once
+(`RequestIncomplete`), renders the PDF and the JSON, keeps both in the blob store as artifacts of
+the case and records one `request.generated` custody entry naming the PDF's SHA-256.
+
+After that a request moves draft -> approved -> sent -> acknowledged -> fulfilled | refused |
+expired (`change_status`), each move one custody entry. Deadlines come from the instrument (and
+through it the platform registry); they are computed provisionally at generation and again from
+the time the request was sent. `due` lists what expires or needs an extension, `extend` makes the
+extension (EPOC-PR, Annex VI) or renewal (provider preservation) from the original, `stats`
+counts requests per platform with their median response times.
+
+This is the one `evidence` module that imports `legal_forms`: it is the seam between the
+database and the instruments, which themselves never touch the database.
+
+Access: reading needs read access to the case, anything that writes needs write access;
+approving needs the supervisor, prosecutor or admin role. A case (or request) the caller may not
+see is reported as not found.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import re
+import statistics
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, BinaryIO
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from evidence import cases, custody
+from evidence.blobstore import BlobStore, VerifyingReader
+from evidence.canonical import JsonValue
+from evidence.errors import (
+    AccessDenied,
+    BlobMissing,
+    Conflict,
+    IllegalTransition,
+    InvalidInput,
+    PermissionDenied,
+    RequestIncomplete,
+)
+from evidence.models import (
+    Access,
+    Account,
+    Artifact,
+    Capture,
+    CaptureStatus,
+    Case,
+    CaseMember,
+    LegalRequest,
+    RequestStatus,
+    Role,
+    Target,
+    User,
+    utcnow,
+)
+from evidence.settings import Settings
+from legal_forms.errors import UnknownPlatform
+from legal_forms.instruments import (
+    Authority,
+    AuthorityRole,
+    CaseInfo,
+    DataCategory,
+    DateRange,
+    RequestInput,
+    TargetIdentifier,
+    UnknownKind,
+    extension_of,
+    get_instrument,
+)
+from legal_forms.instruments.render import render_json, render_pdf
+from legal_forms.platforms import Platform, Registry, load_registry
+
+PDF_KIND = "request-pdf"
+JSON_KIND = "request-json"
+PDF_MEDIA_TYPE = "application/pdf"
+JSON_MEDIA_TYPE = "application/json"
+
+# Short forms for reference numbers: <CASE>-<ABBR>-<n>.
+ABBREVIATIONS: Mapping[str, str] = {
+    "eu-epoc-pr": "EPOCPR",
+    "eu-epoc-pr-extension": "EPOCPRX",
+    "eu-epoc": "EPOC",
+    "coe-art29-preservation": "ART29",
+    "coe-art31-mla": "MLA",
+    "dsa-art9-order": "DSA9",
+    "dsa-art16-notice": "DSA16",
+    "provider-preservation": "PRES",
+    "provider-voluntary-disclosure": "VD",
+    "emergency-disclosure": "EDR",
+}
+PRESERVATION_KINDS = frozenset(
+    {"eu-epoc-pr", "eu-epoc-pr-extension", "provider-preservation", "coe-art29-preservation"})
+# Kinds `extend` knows how to follow up: EPOC-PR -> Annex VI; provider preservation -> renewal.
+EXTENDABLE = frozenset({"eu-epoc-pr", "provider-preservation"})
+
+# Reasons a provider gives for not executing (Annex III to Regulation (EU) 2023/1543 style).
+# The list follows /work/shared/legal-instruments.md, a secondary source: the Annex's own
+# wording and numbering were not checked against the official text.
+REFUSAL_REASONS: Mapping[str, str] = {
+    "incomplete": "The certificate is incomplete",
+    "manifest-errors": "The certificate contains manifest errors",
+    "not-stored": "The data requested are not stored by the provider",
+    "no-longer-held": "The data are no longer held (deleted or not retained)",
+    "impossible": "De facto impossible to execute, for reasons not attributable to the provider",
+    "not-competent-authority": "Not issued or validated by a competent authority",
+    "offence-not-covered": "The offence is not one for which the order may be issued",
+    "service-not-covered": "The service is not covered by the instrument",
+    "immunities": "Immunities or privileges, or rules on freedom of the press or expression",
+    "third-country-law": "Compliance would conflict with the law of a third country",
+    "other": "Another reason, stated in the answer",
+}
+
+S = RequestStatus
+TRANSITIONS: Mapping[str, frozenset[str]] = {
+    S.DRAFT: frozenset({S.APPROVED}),
+    S.APPROVED: frozenset({S.SENT}),
+    S.SENT: frozenset({S.ACKNOWLEDGED, S.FULFILLED, S.REFUSED, S.EXPIRED}),
+    S.ACKNOWLEDGED: frozenset({S.FULFILLED, S.REFUSED, S.EXPIRED}),
+    # A preservation that was carried out still lapses at the end of its period.
+    S.FULFILLED: frozenset({S.EXPIRED}),
+    S.REFUSED: frozenset(),
+    S.EXPIRED: frozenset(),
+}
+APPROVERS = frozenset({Role.SUPERVISOR, Role.PROSECUTOR, Role.ADMIN})
+# Statuses in which a request's deadlines still run.
+RUNNING = frozenset({S.SENT, S.ACKNOWLEDGED})
+CLOSED_CHILD = frozenset({S.REFUSED, S.EXPIRED})
+
+AUTHORITY_ATTRS = ("name", "role", "country", "address", "phone", "email", "time_zone",
+                   "person", "position", "file_number", "office_hours")
+AUTHORITY_REQUIRED = ("name", "role", "country", "address", "phone", "email", "time_zone")
+# Values about the case that the case record does not hold; given as --field NAME=VALUE.
+CASE_FIELDS = ("offence", "offence_provision", "max_penalty_years", "facts")
+
+_WITHIN = re.compile(r"^\s*(\d{1,5})\s*([hdw]?)\s*$")
+
+
+# --- results ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Generated:
+    """A stored request and the exact bytes of its two documents, as kept in the blob store."""
+
+    request: LegalRequest
+    case_reference: str
+    pdf: bytes
+    json: bytes
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DueItem:
+    request: LegalRequest
+    case_reference: str
+    deadline: str
+    due: datetime
+    basis: str
+    overdue: bool
+    action: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": str(self.request.id), "reference": self.request.reference_number,
+                "case": self.case_reference, "kind": self.request.kind,
+                "platform": self.request.platform, "status": self.request.status,
+                "deadline": self.deadline, "due": iso(self.due), "basis": self.basis,
+                "overdue": self.overdue, "action": self.action}
+
+
+@dataclass(frozen=True)
+class PlatformStats:
+    platform: str
+    total: int
+    by_status: dict[str, int]
+    answered: int
+    median_response_hours: float | None
+    median_fulfilment_hours: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).isoformat()
+
+
+def parse_within(text: str) -> timedelta:
+    """'14d', '36h', '2w' or a bare number of days."""
+    match = _WITHIN.match(text or "")
+    if match is None:
+        raise InvalidInput(f"{text!r} is not a period such as 14d, 36h or 2w")
+    n, unit = int(match.group(1)), match.group(2) or "d"
+    return {"h": timedelta(hours=n), "d": timedelta(days=n), "w": timedelta(weeks=n)}[unit]
+
+
+# --- the issuing authority's standing details -------------------------------------------------
+
+
+def standing_authorities(settings: Settings) -> dict[str, dict[str, str]]:
+    """{"issuing": {...}, "validating": {...}} from EVIDENCE_AUTHORITY_FILE, then the
+    EVIDENCE_AUTHORITY_* variables (which win) for the issuing authority."""
+    out: dict[str, dict[str, str]] = {"issuing": {}, "validating": {}}
+    if settings.authority_file is not None:
+        path = Path(settings.authority_file).expanduser()
+        try:
+            document = json.loads(path.read_text("utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InvalidInput(f"EVIDENCE_AUTHORITY_FILE {path}: not a readable JSON file: "
+                               f"{exc}") from exc
+        if not isinstance(document, dict):
+            raise InvalidInput(f"EVIDENCE_AUTHORITY_FILE {path}: expected a JSON object")
+        for which in out:
+            part = document.get(which) or {}
+            if not isinstance(part, dict):
+                raise InvalidInput(f"EVIDENCE_AUTHORITY_FILE {path}: {which!r} must be an object")
+            for key, value in part.items():
+                if key not in AUTHORITY_ATTRS:
+                    raise InvalidInput(f"EVIDENCE_AUTHORITY_FILE {path}: unknown key "
+                                       f"{which}.{key}; known: {', '.join(AUTHORITY_ATTRS)}")
+                out[which][key] = str(value)
+    for attr in AUTHORITY_ATTRS:
+        value = getattr(settings, f"authority_{attr}", None)
+        if value:
+            out["issuing"][attr] = str(value)
+    return out
+
+
+def _authority(values: Mapping[str, str], which: str, problems: list[str]) -> Authority:
+    hint = ("EVIDENCE_AUTHORITY_{upper} or --field issuing.{attr}=VALUE" if which == "issuing"
+            else "--field validating.{attr}=VALUE")
+    for attr in AUTHORITY_REQUIRED:
+        if not values.get(attr, "").strip():
+            problems.append(f"{which} authority: {attr} is not set "
+                            f"({hint.format(upper=attr.upper(), attr=attr)})")
+    role_text = values.get("role", "").strip().lower()
+    try:
+        role = AuthorityRole(role_text) if role_text else AuthorityRole.OTHER
+    except ValueError:
+        problems.append(f"{which} authority: role {role_text!r} is not one of "
+                        f"{', '.join(r.value for r in AuthorityRole)}")
+        role = AuthorityRole.OTHER
+    zone = values.get("time_zone", "").strip()
+    if zone:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            problems.append(f"{which} authority: unknown time zone {zone!r} (an IANA name such "
+                            "as Europe/Berlin)")
+            zone = ""
+    return Authority(
+        name=values.get("name", "").strip(), role=role,
+        country=values.get("country", "").strip().upper(),
+        address=values.get("address", "").strip(), phone=values.get("phone", "").strip(),
+        email=values.get("email", "").strip(), time_zone=zone or "UTC",
+        person=values.get("person", "").strip(), position=values.get("position", "").strip(),
+        file_number=values.get("file_number", "").strip(),
+        office_hours=values.get("office_hours", "").strip(),
+    )
+
+
+# --- identifiers from targets and captures ----------------------------------------------------
+
+
+def latest_capture(session: Session, target_id: uuid.UUID) -> Capture | None:
+    """The newest sealed capture of a target that holds evidence (complete or partial)."""
+    return session.scalars(
+        select(Capture)
+        .where(Capture.target_id == target_id,
+               Capture.status.in_([CaptureStatus.COMPLETE, CaptureStatus.PARTIAL]),
+               Capture.manifest_sha256.is_not(None))
+        .order_by(Capture.started_at.desc(), Capture.id)
+        .limit(1)
+    ).first()
+
+
+def _platform_of(registry: Registry, target: Target, account: Account | None) -> str | None:
+    if account is not None:
+        try:
+            return registry.get(account.platform).name
+        except UnknownPlatform:
+            return account.platform
+    if target.url:
+        found = registry.recognise(target.url)
+        return None if found is None else found.platform
+    return None
+
+
+def _service(platform: Platform, kind: str) -> str:
+    return next((i.service for i in platform.identifiers if i.kind == kind),
+                platform.display_name)
+
+
+def _identifiers_of(registry: Registry, platform: Platform, target: Target,
+                    account: Account | None, capture: Capture) -> list[TargetIdentifier]:
+    accepted = {i.kind for i in platform.identifiers}
+    found: list[tuple[str, str]] = []
+    if account is not None:
+        found.append(("user_id", account.platform_account_id))
+        if account.handle:
+            found.append(("username", account.handle.lstrip("@")))
+    elif target.url:
+        rec = registry.recognise(target.url)
+        if rec is not None and rec.identifier_kind and rec.identifier:
+            found.append((rec.identifier_kind, rec.identifier))
+        if rec is not None and rec.content_id and f"{rec.content_kind}_id" in accepted:
+            found.append((f"{rec.content_kind}_id", rec.content_id))
+        if not found:
+            found.append(("url", target.url))
+    source = target.url or (account.profile_url if account else None) or capture.requested_url
+    captured = capture.started_at.astimezone(UTC)
+    return [
+        TargetIdentifier(kind=kind, value=value, source_url=source, capture_id=str(capture.id),
+                         manifest_sha256=capture.manifest_sha256 or "", captured_at=captured,
+                         relevant_date=captured.date(), service=_service(platform, kind))
+        for kind, value in found
+    ]
+
+
+def _collect_identifiers(
+    session: Session, registry: Registry, case: Case, platform: Platform,
+    target_ids: Sequence[uuid.UUID] | None, problems: list[str],
+) -> tuple[list[TargetIdentifier], list[uuid.UUID]]:
+    query = select(Target).where(Target.case_id == case.id).order_by(Target.flagged_at, Target.id)
+    if target_ids:
+        query = query.where(Target.id.in_(list(target_ids)))
+    found = list(session.scalars(query))
+    if target_ids:
+        missing = set(target_ids) - {t.id for t in found}
+        problems += [f"targets: no target {t} in case {case.reference}" for t in sorted(
+            missing, key=str)]
+    account_ids = [t.account_id for t in found if t.account_id is not None]
+    accounts = {a.id: a for a in session.scalars(
+        select(Account).where(Account.id.in_(account_ids)))} if account_ids else {}
+    out: list[TargetIdentifier] = []
+    used: list[uuid.UUID] = []
+    seen: set[tuple[str, str]] = set()
+    on_platform = 0
+    for target in found:
+        account = accounts.get(target.account_id) if target.account_id else None
+        on = _platform_of(registry, target, account)
+        label = target.url or (account.platform_account_id if account else str(target.id))
+        if on != platform.name:
+            if target_ids:
+                problems.append(f"targets: target {target.id} ({label}) is not on "
+                                f"{platform.display_name} (it is on {on or 'no known platform'})")
+            continue
+        on_platform += 1
+        capture = latest_capture(session, target.id)
+        if capture is None:
+            problems.append(f"targets: target {target.id} ({label}) has no complete or partial "
+                            "capture; capture it first (the request cites the sealed capture)")
+            continue
+        used.append(target.id)
+        for ident in _identifiers_of(registry, platform, target, account, capture):
+            if (ident.kind, ident.value) not in seen:
+                seen.add((ident.kind, ident.value))
+                out.append(ident)
+    if not target_ids and on_platform == 0:
+        problems.append(f"targets: case {case.reference} has no target on "
+                        f"{platform.display_name}; flag the URL or account first")
+    return out, used
+
+
+def case_platforms(session: Session, actor: User, case: Case,
+                   registry: Registry | None = None) -> list[str]:
+    """The registry names of the platforms the case's targets are on, first flagged first."""
+    cases.require_access(session, actor, case, Access.READ)
+    registry = registry or load_registry()
+    targets = list(session.scalars(select(Target).where(Target.case_id == case.id)
+                                   .order_by(Target.flagged_at, Target.id)))
+    account_ids = [t.account_id for t in targets if t.account_id is not None]
+    accounts = {a.id: a for a in session.scalars(
+        select(Account).where(Account.id.in_(account_ids)))} if account_ids else {}
+    out: list[str] = []
+    for target in targets:
+        account = accounts.get(target.account_id) if target.account_id else None
+        name = _platform_of(registry, target, account)
+        if name and name in registry.names and name not in out:
+            out.append(name)
+    return out
+
+
+# --- building the input -----------------------------------------------------------------------
+
+
+def _parse_categories(kind: str, values: Sequence[str] | None,
+                      problems: list[str]) -> frozenset[DataCategory]:
+    if values is None:
+        # A preservation request asks to keep everything the provider holds; production and
+        # other kinds must say what they want.
+        return frozenset(DataCategory) if kind in PRESERVATION_KINDS else frozenset()
+    out = set()
+    for value in values:
+        try:
+            out.add(DataCategory(value.strip().lower().replace("-", "_")))
+        except ValueError:
+            problems.append(f"categories: {value!r} is not one of "
+                            f"{', '.join(c.value for c in DataCategory)}")
+    return frozenset(out)
+
+
+def _date_range(date_from: datetime | None, date_to: datetime | None,
+                problems: list[str]) -> DateRange | None:
+    if date_from is None and date_to is None:
+        return None
+    if date_from is None or date_to is None:
+        problems.append("date_range: give both the start and the end of the period")
+        return None
+    for moment in (date_from, date_to):
+        if moment.tzinfo is None:
+            problems.append("date_range: times must carry a time zone")
+            return None
+    return DateRange(date_from.astimezone(UTC), date_to.astimezone(UTC))
+
+
+def _split_fields(kind: str, fields: Mapping[str, str], problems: list[str]) -> tuple[
+        dict[str, str], dict[str, dict[str, str]], dict[str, str]]:
+    """(instrument user fields, authority overrides, case values) from NAME=VALUE pairs."""
+    known = {f.name for f in get_instrument(kind).fields}
+    user: dict[str, str] = {}
+    authority: dict[str, dict[str, str]] = {"issuing": {}, "validating": {}}
+    case_values: dict[str, str] = {}
+    for raw_name, value in fields.items():
+        name = raw_name.strip()
+        prefix, _, attr = name.partition(".")
+        if prefix in authority and attr:
+            if attr not in AUTHORITY_ATTRS:
+                problems.append(f"field {name!r}: unknown authority detail; known: "
+                                f"{', '.join(AUTHORITY_ATTRS)}")
+            else:
+                authority[prefix][attr] = value
+        elif name in CASE_FIELDS:
+            case_values[name] = value
+        elif name in known:
+            user[name] = value
+        else:
+            problems.append(f"field {name!r}: {kind} has no such field (see `evidence request "
+                            f"fields {kind}`; also issuing.*, validating.*, "
+                            f"{', '.join(CASE_FIELDS)})")
+    return user, authority, case_values
+
+
+def _case_info(case: Case, values: Mapping[str, str], issuing: Authority,
+               problems: list[str]) -> CaseInfo:
+    years: float | None = None
+    text = values.get("max_penalty_years", "").strip()
+    if text:
+        try:
+            years = float(text)
+        except ValueError:
+            problems.append(f"max_penalty_years: {text!r} is not a number of years")
+    return CaseInfo(
+        reference=case.reference, title=case.title,
+        offence=(values.get("offence") or case.offence or "").strip(),
+        offence_provision=values.get("offence_provision", "").strip(),
+        max_penalty_years=years, facts=values.get("facts", "").strip(),
+        jurisdiction=(case.jurisdiction or issuing.country or "").split("-")[0],
+    )
+
+
+def _next_reference(session: Session, case: Case, kind: str) -> str:
+    abbr = ABBREVIATIONS.get(kind, kind.upper())
+    # Room for the suffix within the column's 100 characters.
+    stem = f"{case.reference[:80]}-{abbr}"
+    n = session.scalar(select(func.count()).select_from(LegalRequest)
+                       .where(LegalRequest.case_id == case.id, LegalRequest.kind == kind)) or 0
+    while True:
+        n += 1
+        reference = f"{stem}-{n}"
+        taken = session.scalar(select(LegalRequest.id)
+                               .where(LegalRequest.reference_number == reference))
+        if taken is None:
+            return reference
+
+
+def _snapshot(r: RequestInput) -> dict[str, JsonValue]:
+    """What `_input_of` needs to rebuild the input (the rest lives in the row's columns)."""
+    def authority(a: Authority | None) -> JsonValue:
+        return None if a is None else {k: str(v) for k, v in dataclasses.asdict(a).items()}
+
+    return {
+        "case": {k: v for k, v in dataclasses.asdict(r.case).items()},
+        "issuing": authority(r.issuing),
+        "validating": authority(r.validating),
+        "user_fields": dict(r.user_fields),
+        "emergency": r.emergency,
+        "issued_at": iso(r.issued_at),
+        "previous_reference": r.previous_reference,
+        "previous_issued_at": iso(r.previous_issued_at),
+    }
+
+
+def _identifier_json(i: TargetIdentifier) -> dict[str, JsonValue]:
+    return {"kind": i.kind, "value": i.value, "source_url": i.source_url,
+            "capture_id": i.capture_id, "manifest_sha256": i.manifest_sha256,
+            "captured_at": iso(i.captured_at),
+            "relevant_date": i.relevant_date.isoformat() if i.relevant_date else None,
+            "service": i.service}
+
+
+def _time(text: Any) -> datetime | None:
+    return None if not text else datetime.fromisoformat(str(text))
+
+
+def _input_of(row: LegalRequest, registry: Registry) -> RequestInput:
+    """The request's input as it was generated, with `issued_at` the time it was sent."""
+    snap = (row.fields or {})["input"]
+
+    def authority(d: dict[str, str] | None) -> Authority | None:
+        if d is None:
+            return None
+        rest = {k: v for k, v in d.items() if k != "role"}
+        return Authority(role=AuthorityRole(d["role"]), **rest)
+
+    issuing = authority(snap["issuing"])
+    assert issuing is not None
+    case = snap["case"]
+    return RequestInput(
+        kind=row.kind, reference=row.reference_number or "",
+        case=CaseInfo(**case), issuing=issuing, platform=registry.get(row.platform),
+        identifiers=tuple(
+            TargetIdentifier(kind=i["kind"], value=i["value"], source_url=i["source_url"],
+                             capture_id=i["capture_id"], manifest_sha256=i["manifest_sha256"],
+                             captured_at=datetime.fromisoformat(i["captured_at"]),
+                             relevant_date=date.fromisoformat(i["relevant_date"])
+                             if i.get("relevant_date") else None,
+                             service=i.get("service", ""))
+            for i in row.identifiers or []),
+        categories=frozenset(DataCategory(c) for c in row.data_categories or []),
+        date_range=DateRange(row.date_from, row.date_to)
+        if row.date_from is not None and row.date_to is not None else None,
+        validating=authority(snap["validating"]),
+        do_not_notify=row.non_disclosure, emergency=bool(snap["emergency"]),
+        issued_at=row.sent_at or _time(snap["issued_at"]),
+        previous_reference=snap["previous_reference"],
+        previous_issued_at=_time(snap["previous_issued_at"]),
+        user_fields=dict(snap["user_fields"]),
+    )
+
+
+def build_input(
+    session: Session, case: Case, *, settings: Settings, registry: Registry, kind: str,
+    platform: str, reference: str, issued_at: datetime,
+    target_ids: Sequence[uuid.UUID] | None = None, fields: Mapping[str, str] | None = None,
+    categories: Sequence[str] | None = None, date_from: datetime | None = None,
+    date_to: datetime | None = None, do_not_notify: bool = True, emergency: bool = False,
+) -> tuple[RequestInput, list[str]]:
+    """The instrument's input filled from the case; problems found on the way (not yet the
+    instrument's own checks)."""
+    problems: list[str] = []
+    try:
+        get_instrument(kind)
+    except UnknownKind as exc:
+        raise InvalidInput(exc.message) from exc
+    try:
+        target_platform = registry.get(platform)
+    except UnknownPlatform as exc:
+        raise InvalidInput(exc.message) from exc
+    user, overrides, case_values = _split_fields(kind, fields or {}, problems)
+    standing = standing_authorities(settings)
+    issuing = _authority({**standing["issuing"], **overrides["issuing"]}, "issuing", problems)
+    validating_values = {**standing["validating"], **overrides["validating"]}
+    validating = (_authority(validating_values, "validating", problems)
+                  if any(v.strip() for v in validating_values.values()) else None)
+    identifiers, _used = _collect_identifiers(session, registry, case, target_platform,
+                                              target_ids, problems)
+    request = RequestInput(
+        kind=kind, reference=reference,
+        case=_case_info(case, case_values, issuing, problems), issuing=issuing,
+        platform=target_platform, identifiers=tuple(identifiers),
+        categories=_parse_categories(kind, categories, problems),
+        date_range=_date_range(date_from, date_to, problems), validating=validating,
+        do_not_notify=do_not_notify, emergency=emergency, issued_at=issued_at, user_fields=user,
+    )
+    return request, problems
+
+
+# --- generating and storing -------------------------------------------------------------------
+
+
+def _deadlines(r: RequestInput, sent_at: datetime) -> list[dict[str, JsonValue]]:
+    out: list[dict[str, JsonValue]] = []
+    for d in get_instrument(r.kind).deadlines(r, sent_at):
+        # "... if extended ..." only applies once an extension exists; `due` skips it.
+        out.append({**d.to_dict(), "conditional": "if extended" in d.name})
+    return out
+
+
+def _first_due(deadlines: list[dict[str, JsonValue]]) -> datetime | None:
+    dues = [datetime.fromisoformat(str(d["due"])) for d in deadlines if not d["conditional"]]
+    return min(dues) if dues else None
+
+
+def _store_request(
+    session: Session, actor: User, case: Case, r: RequestInput, *, store: BlobStore,
+    problems: list[str], now: datetime, previous: LegalRequest | None = None,
+) -> Generated:
+    inst = get_instrument(r.kind)
+    checked = inst.validate(r)
+    problems = problems + [str(p) for p in checked if p.severity == "error"]
+    if problems:
+        raise RequestIncomplete(r.kind, problems)
+    warnings = tuple(str(p) for p in checked if p.severity != "error")
+    buffer = io.BytesIO()
+    render_pdf(r, buffer)
+    pdf = buffer.getvalue()
+    document = json.dumps(render_json(r), indent=2, ensure_ascii=False).encode("utf-8") + b"\n"
+    artifacts = []
+    for kind, media_type, data, suffix in ((PDF_KIND, PDF_MEDIA_TYPE, pdf, "pdf"),
+                                           (JSON_KIND, JSON_MEDIA_TYPE, document, "json")):
+        blob = store.put_bytes(data)
+        artifact = Artifact(case_id=case.id, capture_id=None, kind=kind,
+                            name=f"{r.reference}.{suffix}", media_type=media_type,
+                            size=blob.size, sha256=blob.sha256)
+        session.add(artifact)
+        artifacts.append(artifact)
+    session.flush()
+    pdf_artifact, json_artifact = artifacts
+    deadlines = _deadlines(r, now)
+    addressee = inst.values(r).get("addressee", "")
+    row = LegalRequest(
+        case_id=case.id, kind=r.kind, platform=r.platform.name, reference_number=r.reference,
+        addressee={"text": addressee}, identifiers=[_identifier_json(i) for i in r.identifiers],
+        data_categories=[c.value for c in DataCategory if c in r.categories],
+        date_from=r.date_range.start if r.date_range else None,
+        date_to=r.date_range.end if r.date_range else None,
+        non_disclosure=r.do_not_notify,
+        fields={"values": inst.values(r), "warnings": list(warnings), "input": _snapshot(r),
+                "deadlines_provisional": True},
+        status=S.DRAFT, due_at=_first_due(deadlines), created_by_id=actor.id, created_at=now,
+        updated_at=now, emergency=r.emergency, issued_at=r.issued_at, deadlines=deadlines,
+        pdf_artifact_id=pdf_artifact.id, json_artifact_id=json_artifact.id,
+        pdf_sha256=pdf_artifact.sha256, json_sha256=json_artifact.sha256,
+        previous_request_id=None if previous is None else previous.id,
+    )
+    session.add(row)
+    session.flush()
+    custody.append(
+        session, actor, action="request.generated", case=case, object_type="legal_request",
+        object_id=row.id, sha256=pdf_artifact.sha256,
+        details={
+            "reference": r.reference, "kind": r.kind, "platform": r.platform.name,
+            "pdf": {"artifact": str(pdf_artifact.id), "sha256": pdf_artifact.sha256,
+                    "size": pdf_artifact.size},
+            "json": {"artifact": str(json_artifact.id), "sha256": json_artifact.sha256,
+                     "size": json_artifact.size},
+            "identifiers": [f"{i.kind}:{i.value}" for i in r.identifiers],
+            "captures": list(sorted({i.capture_id for i in r.identifiers})),
+            "previous": None if previous is None else previous.reference_number,
+            "warnings": [w for w in warnings],
+        },
+    )
+    return Generated(row, case.reference, pdf, document, warnings)
+
+
+def generate(
+    session: Session, actor: User, case: Case, *, store: BlobStore, settings: Settings,
+    kind: str, platform: str, target_ids: Sequence[uuid.UUID] | None = None,
+    fields: Mapping[str, str] | None = None, categories: Sequence[str] | None = None,
+    date_from: datetime | None = None, date_to: datetime | None = None,
+    do_not_notify: bool = True, emergency: bool = False, registry: Registry | None = None,
+    now: datetime | None = None,
+) -> Generated:
+    """Fill, check, render and store a new draft request; every problem is listed at once."""
+    cases.require_access(session, actor, case, Access.WRITE)
+    cases.require_open(case)
+    registry = registry or load_registry()
+    now = now or utcnow()
+    kind = kind.strip().lower()
+    try:
+        get_instrument(kind)
+    except UnknownKind as exc:
+        raise InvalidInput(exc.message) from exc
+    reference = _next_reference(session, case, kind)
+    request, problems = build_input(
+        session, case, settings=settings, registry=registry, kind=kind, platform=platform,
+        reference=reference, issued_at=now, target_ids=target_ids, fields=fields,
+        categories=categories, date_from=date_from, date_to=date_to,
+        do_not_notify=do_not_notify, emergency=emergency,
+    )
+    return _store_request(session, actor, case, request, store=store, problems=problems, now=now)
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def list_requests(session: Session, actor: User, case: Case) -> list[LegalRequest]:
+    cases.require_access(session, actor, case, Access.READ)
+    return list(session.scalars(
+        select(LegalRequest).where(LegalRequest.case_id == case.id)
+        .order_by(LegalRequest.created_at, LegalRequest.reference_number)))
+
+
+def get_request(session: Session, actor: User, case: Case, request_id: uuid.UUID, *,
+                need: Access = Access.READ) -> LegalRequest:
+    cases.require_access(session, actor, case, need)
+    row = session.scalars(select(LegalRequest).where(LegalRequest.id == request_id,
+                                                     LegalRequest.case_id == case.id)).first()
+    if row is None:
+        raise AccessDenied(f"no request {request_id} in case {case.reference!r}")
+    return row
+
+
+def request_for(session: Session, actor: User, request_id: uuid.UUID | str, *,
+                need: Access = Access.READ) -> tuple[LegalRequest, Case]:
+    """A request by id or reference number, with its case, for someone who may see it."""
+    row: LegalRequest | None
+    try:
+        row = session.get(LegalRequest, uuid.UUID(str(request_id)))
+    except ValueError:
+        row = session.scalars(select(LegalRequest).where(
+            LegalRequest.reference_number == str(request_id))).first()
+    if row is None or actor.role == Role.AUDITOR:
+        raise AccessDenied(f"no request {request_id}")
+    case = session.get(Case, row.case_id)
+    assert case is not None
+    if cases.access_of(session, actor, case) is None:
+        raise AccessDenied(f"no request {request_id}")
+    cases.require_access(session, actor, case, need)
+    return row, case
+
+
+def open_document(session: Session, actor: User, case: Case, request_id: uuid.UUID, *,
+                  store: BlobStore, kind: str = PDF_KIND) -> tuple[Artifact, BinaryIO |
+                                                                   VerifyingReader]:
+    """Record the download in the case's custody log, then open the stored bytes."""
+    row = get_request(session, actor, case, request_id)
+    artifact_id = row.pdf_artifact_id if kind == PDF_KIND else row.json_artifact_id
+    artifact = None if artifact_id is None else session.get(Artifact, artifact_id)
+    if artifact is None:
+        raise AccessDenied(f"request {row.reference_number} has no {kind} document")
+    if not store.exists(artifact.sha256):
+        raise BlobMissing(f"the bytes of {artifact.name} ({artifact.sha256}) are missing from "
+                          "the blob store")
+    custody.append(session, actor, action="request.document_downloaded", case=case,
+                   object_type="artifact", object_id=artifact.id, sha256=artifact.sha256,
+                   details={"request": str(row.id), "reference": row.reference_number,
+                            "kind": artifact.kind, "size": artifact.size})
+    return artifact, store.open(artifact.sha256, verify=True)
+
+
+def describe(row: LegalRequest, case_reference: str) -> dict[str, Any]:
+    """A request as JSON-ready data for the CLI and the API."""
+    return {
+        "id": str(row.id), "case": case_reference, "reference": row.reference_number,
+        "kind": row.kind, "platform": row.platform, "status": row.status,
+        "addressee": (row.addressee or {}).get("text"), "identifiers": row.identifiers or [],
+        "data_categories": row.data_categories or [],
+        "date_from": iso(row.date_from), "date_to": iso(row.date_to),
+        "non_disclosure": row.non_disclosure, "emergency": row.emergency,
+        "issued_at": iso(row.issued_at), "approved_at": iso(row.approved_at),
+        "sent_at": iso(row.sent_at), "acknowledged_at": iso(row.acknowledged_at),
+        "answered_at": iso(row.answered_at), "due_at": iso(row.due_at),
+        "deadlines": row.deadlines or [],
+        "deadlines_provisional": bool((row.fields or {}).get("deadlines_provisional")),
+        "platform_reference": row.platform_reference, "answer": row.answer,
+        "refusal_reasons": [{"code": c, "label": REFUSAL_REASONS.get(c, c)}
+                            for c in row.refusal_reasons or []],
+        "pdf_sha256": row.pdf_sha256, "json_sha256": row.json_sha256,
+        "previous_request_id": None if row.previous_request_id is None
+        else str(row.previous_request_id),
+        "warnings": (row.fields or {}).get("warnings", []),
+        "fields": (row.fields or {}).get("values", {}),
+        "created_at": iso(row.created_at), "updated_at": iso(row.updated_at),
+    }
+
+
+# --- lifecycle --------------------------------------------------------------------------------
+
+
+def change_status(
+    session: Session, actor: User, case: Case, request_id: uuid.UUID, status: str, *,
+    platform_reference: str | None = None, answer: str | None = None,
+    refusal: Sequence[str] = (), at: datetime | None = None, registry: Registry | None = None,
+    now: datetime | None = None,
+) -> LegalRequest:
+    """Move a request one step along its lifecycle, recording the step in the custody log."""
+    row = get_request(session, actor, case, request_id, need=Access.WRITE)
+    now = now or utcnow()
+    try:
+        new = RequestStatus(status.strip().lower())
+    except ValueError:
+        raise InvalidInput(f"unknown status {status!r}; one of "
+                           f"{', '.join(s.value for s in RequestStatus)}") from None
+    old = RequestStatus(row.status)
+    if new not in TRANSITIONS[old]:
+        allowed = ", ".join(sorted(TRANSITIONS[old])) or "none (final)"
+        raise IllegalTransition(f"request {row.reference_number} is {old.value}; it cannot "
+                                f"become {new.value} (next: {allowed})")
+    if new == S.APPROVED and actor.role not in APPROVERS:
+        raise PermissionDenied(f"approving a request needs the role "
+                               f"{', '.join(sorted(APPROVERS))}; you are {actor.role}")
+    codes = [c.strip().lower() for c in refusal if c.strip()]
+    unknown = [c for c in codes if c not in REFUSAL_REASONS]
+    if unknown:
+        raise InvalidInput(f"unknown refusal reason(s) {', '.join(unknown)}; known: "
+                           f"{', '.join(REFUSAL_REASONS)}")
+    if codes and new != S.REFUSED:
+        raise InvalidInput("refusal reasons are recorded only with the status refused")
+    if new == S.REFUSED and not codes:
+        raise InvalidInput("a refusal needs at least one reason code: "
+                           f"{', '.join(REFUSAL_REASONS)}")
+    when = (at or now)
+    if when.tzinfo is None:
+        raise InvalidInput("the time of the change must carry a time zone")
+    when = when.astimezone(UTC)
+    if when > now + timedelta(minutes=5):
+        raise InvalidInput("the time of the change is in the future")
+    if when < row.created_at:
+        raise InvalidInput("the time of the change is before the request was generated")
+    if new == S.APPROVED:
+        row.approved_at, row.approved_by_id = when, actor.id
+    elif new == S.SENT:
+        row.sent_at = when
+        # The real deadlines run from sending: recompute them over the stored input.
+        r = _input_of(row, registry or load_registry())
+        row.deadlines = _deadlines(r, when)
+        row.due_at = _first_due(row.deadlines)
+        row.fields = {**(row.fields or {}), "deadlines_provisional": False}
+    elif new == S.ACKNOWLEDGED:
+        row.acknowledged_at = when
+    elif new in (S.FULFILLED, S.REFUSED):
+        row.answered_at = when
+    if platform_reference is not None and platform_reference.strip():
+        row.platform_reference = platform_reference.strip()
+    if answer is not None and answer.strip():
+        row.answer = {**(row.answer or {}), new.value: answer.strip()}
+    if codes:
+        row.refusal_reasons = codes
+    row.status = new
+    row.updated_at = now
+    session.flush()
+    custody.append(
+        session, actor, action=f"request.{new.value}", case=case, object_type="legal_request",
+        object_id=row.id, sha256=row.pdf_sha256,
+        details={"reference": row.reference_number, "from": old.value, "to": new.value,
+                 "at": iso(when), "platform_reference": row.platform_reference,
+                 "answer": answer.strip() if answer else None,
+                 "refusal": [{"code": c, "label": REFUSAL_REASONS[c]} for c in codes],
+                 "due_at": iso(row.due_at)},
+    )
+    return row
+
+
+# --- deadlines, extensions --------------------------------------------------------------------
+
+
+def _visible(actor: User) -> Any:
+    return (select(LegalRequest, Case.reference)
+            .join(Case, Case.id == LegalRequest.case_id)
+            .join(CaseMember, CaseMember.case_id == Case.id)
+            .where(CaseMember.user_id == actor.id))
+
+
+def due(session: Session, actor: User, *, within: timedelta = timedelta(days=14),
+        now: datetime | None = None) -> list[DueItem]:
+    """Deadlines of running requests (in cases the actor sees) that fall before now + within,
+    overdue ones included, soonest first, each with what to do about it."""
+    now = now or utcnow()
+    if actor.role == Role.AUDITOR:
+        return []
+    rows = [(r[0], r[1]) for r in session.execute(_visible(actor)).all()]
+    children: dict[uuid.UUID, list[LegalRequest]] = {}
+    for row, _ref in rows:
+        if row.previous_request_id is not None and row.status not in CLOSED_CHILD:
+            children.setdefault(row.previous_request_id, []).append(row)
+    horizon = now + within
+    out: list[DueItem] = []
+    for row, ref in rows:
+        running = row.status in RUNNING or (row.status == S.FULFILLED
+                                            and row.kind in PRESERVATION_KINDS)
+        if not running:
+            continue
+        kids = children.get(row.id, [])
+        if any(k.status in RUNNING | {S.FULFILLED} for k in kids):
+            continue  # the extension carries the deadline now
+        for d in row.deadlines or []:
+            if d.get("conditional"):
+                continue
+            when = datetime.fromisoformat(str(d["due"]))
+            if row.sent_at is not None and when <= row.sent_at:
+                continue  # a deadline for sending, met by sending
+            if when > horizon:
+                continue
+            if kids:
+                action = f"send the extension {kids[0].reference_number} ({kids[0].status})"
+            elif row.kind in EXTENDABLE:
+                action = (f"extend: evidence request extend {row.id}" if when >= now else
+                          f"lapsed? record it: evidence request status {row.id} expired")
+            else:
+                action = "follow up with the platform"
+            out.append(DueItem(row, ref, str(d["name"]), when, str(d.get("basis", "")),
+                               when < now, action))
+    out.sort(key=lambda i: (i.due, i.request.reference_number or ""))
+    return out
+
+
+def _extension_count(session: Session, row: LegalRequest) -> int:
+    count, current = 0, row
+    while current.previous_request_id is not None:
+        parent = session.get(LegalRequest, current.previous_request_id)
+        if parent is None:
+            break
+        count, current = count + 1, parent
+    return count
+
+
+def extend(
+    session: Session, actor: User, request_id: uuid.UUID | str, *, store: BlobStore,
+    registry: Registry | None = None, now: datetime | None = None,
+) -> Generated:
+    """The extension of a sent preservation, generated from the original as a new draft."""
+    row, case = request_for(session, actor, request_id, need=Access.WRITE)
+    cases.require_open(case)
+    registry = registry or load_registry()
+    now = now or utcnow()
+    if row.kind not in EXTENDABLE:
+        raise Conflict(f"a {row.kind} request has no extension here (only "
+                       f"{', '.join(sorted(EXTENDABLE))})")
+    if row.status not in (S.SENT, S.ACKNOWLEDGED, S.FULFILLED) or row.sent_at is None:
+        raise Conflict(f"request {row.reference_number} is {row.status}: only a sent "
+                       "preservation can be extended")
+    active = session.scalars(select(LegalRequest).where(
+        LegalRequest.previous_request_id == row.id,
+        LegalRequest.status.not_in(list(CLOSED_CHILD)))).first()
+    if active is not None:
+        raise Conflict(f"request {row.reference_number} is already extended by "
+                       f"{active.reference_number} ({active.status})")
+    original = _input_of(row, registry)
+    problems: list[str] = []
+    if row.kind == "eu-epoc-pr":
+        kind = "eu-epoc-pr-extension"
+        reference = _next_reference(session, case, kind)
+        new = extension_of(original, reference=reference, issued_at=now)
+    else:
+        kind = row.kind
+        limit = original.platform.preservation.max_extensions
+        if limit is not None and _extension_count(session, row) >= limit:
+            raise Conflict(f"{original.platform.display_name} extends a preservation at most "
+                           f"{limit} time(s) (platform registry)")
+        reference = _next_reference(session, case, kind)
+        new = dataclasses.replace(original, reference=reference, issued_at=now,
+                                  previous_reference=row.reference_number,
+                                  previous_issued_at=row.sent_at)
+    return _store_request(session, actor, case, new, store=store, problems=problems, now=now,
+                          previous=row)
+
+
+# --- statistics -------------------------------------------------------------------------------
+
+
+def _hours(start: datetime, end: datetime) -> float:
+    return round((end - start).total_seconds() / 3600, 2)
+
+
+def stats(session: Session, actor: User) -> list[PlatformStats]:
+    """Per platform, over the cases the actor sees: counts by status and the median hours from
+    sending to the first answer (acknowledgement or result) and to fulfilment."""
+    if actor.role == Role.AUDITOR:
+        return []
+    by_platform: dict[str, list[LegalRequest]] = {}
+    for row, _ref in session.execute(_visible(actor)).all():
+        by_platform.setdefault(row.platform, []).append(row)
+    out = []
+    for platform in sorted(by_platform):
+        rows = by_platform[platform]
+        counts: dict[str, int] = {}
+        for row in rows:
+            counts[row.status] = counts.get(row.status, 0) + 1
+        response = []
+        fulfilment = []
+        for row in rows:
+            if row.sent_at is None:
+                continue
+            answers = [t for t in (row.acknowledged_at, row.answered_at) if t is not None]
+            if answers:
+                response.append(_hours(row.sent_at, min(answers)))
+            if row.status == S.FULFILLED and row.answered_at is not None:
+                fulfilment.append(_hours(row.sent_at, row.answered_at))
+        out.append(PlatformStats(
+            platform=platform, total=len(rows), by_status=dict(sorted(counts.items())),
+            answered=len(response),
+            median_response_hours=statistics.median(response) if response else None,
+            median_fulfilment_hours=statistics.median(fulfilment) if fulfilment else None,
+        ))
+    return out

@@ -1,0 +1,124 @@
+"""/api/cases/{ref}/requests and /api/requests/*: the legal-request service over HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+from urllib.parse import quote
+
+from sqlalchemy import select
+
+from evidence import cases
+from evidence.models import Access, CustodyEntry, Role
+from tests.api.conftest import Api, Caller
+from tests.factories import ARABIC_HANDLE, AUTHORITY_FIELDS, make_request_world
+
+BODY = {"kind": "provider-preservation", "platform": "x", "fields": AUTHORITY_FIELDS,
+        "date_from": "2025-09-01T00:00:00Z", "date_to": "2026-03-01T23:59:59Z"}
+
+
+def _setup(api: Api) -> tuple[Caller, str, Any]:
+    owner = api.user("liaison", Role.LIAISON)
+    with api.runtime.session() as session:
+        world = make_request_world(session, api.runtime.store, actor=owner.user,
+                                   reference="OP/2026/9")
+        reference = world.case.reference
+    return owner, f"/api/cases/{quote(reference, safe='')}/requests", world
+
+
+def _member(api: Api, owner: Caller, reference: str, name: str, role: Role,
+            access: Access) -> Caller:
+    caller = api.user(name, role)
+    with api.runtime.session() as session:
+        case = cases.get_case(session, owner.user, reference)
+        cases.add_member(session, owner.user, case, caller.user, access)
+    return caller
+
+
+def test_generate_list_show_and_download(api: Api) -> None:
+    owner, base, world = _setup(api)
+    made = api.post(owner, base, json=BODY)
+    assert made.status_code == 201, made.text
+    body = made.json()
+    assert body["status"] == "draft" and body["reference"] == "OP/2026/9-PRES-1"
+    assert {i["value"] for i in body["identifiers"]} == {"smuggler_ar", "1234567890",
+                                                        ARABIC_HANDLE}
+    assert body["deadlines_provisional"] is True
+    listed = api.get(owner, base).json()
+    assert [r["id"] for r in listed] == [body["id"]]
+    shown = api.get(owner, f"{base}/{body['id']}")
+    assert shown.status_code == 200 and shown.json()["pdf_sha256"] == body["pdf_sha256"]
+
+    pdf = api.get(owner, body["document"])
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert pdf.headers["X-Content-SHA256"] == body["pdf_sha256"]
+    assert hashlib.sha256(pdf.content).hexdigest() == body["pdf_sha256"]
+    document = api.get(owner, body["document"], params={"format": "json"})
+    assert hashlib.sha256(document.content).hexdigest() == body["json_sha256"]
+    assert json.loads(document.content)["reference"] == body["reference"]
+    with api.runtime.session() as session:
+        actions = list(session.scalars(
+            select(CustodyEntry.action).where(CustodyEntry.case_id == world.case.id)))
+        downloads = list(session.scalars(select(CustodyEntry.sha256).where(
+            CustodyEntry.action == "request.document_downloaded")))
+    assert "request.generated" in actions
+    assert downloads == [body["pdf_sha256"], body["json_sha256"]]
+
+
+def test_missing_fields_are_all_in_one_422(api: Api) -> None:
+    owner, base, _world = _setup(api)
+    answer = api.post(owner, base, json={"kind": "eu-epoc-pr", "platform": "x"})
+    assert answer.status_code == 422
+    message = answer.json()["message"]
+    assert answer.json()["error"] == "RequestIncomplete"
+    for expected in ("issuing authority: name", "issuing authority: time_zone",
+                     "Summary of the facts", "Applicable statutory provision"):
+        assert expected in message
+    assert api.get(owner, base).json() == []
+
+
+def test_lifecycle_over_http_with_roles_and_access(api: Api) -> None:
+    owner, base, world = _setup(api)
+    reference = world.case.reference
+    made = api.post(owner, base, json=BODY).json()
+    status_url = f"{base}/{made['id']}/status"
+    assert api.post(owner, status_url, json={"status": "sent"}).status_code == 409
+    assert api.post(owner, status_url, json={"status": "approved"}).status_code == 403
+    boss = _member(api, owner, reference, "boss", Role.SUPERVISOR, Access.WRITE)
+    reader = _member(api, owner, reference, "reader", Role.SUPERVISOR, Access.READ)
+    assert api.get(reader, f"{base}/{made['id']}").status_code == 200
+    assert api.post(reader, status_url, json={"status": "approved"}).status_code == 403
+    assert api.post(reader, base, json=BODY).status_code == 403
+    approved = api.post(boss, status_url, json={"status": "approved"})
+    assert approved.status_code == 200 and approved.json()["status"] == "approved"
+    sent = api.post(owner, status_url, json={"status": "sent"}).json()
+    assert sent["deadlines_provisional"] is False and sent["sent_at"] is not None
+    refused = api.post(owner, status_url, json={
+        "status": "refused", "platform_reference": "LE-1", "refusal": ["not-stored"],
+        "answer": "No such data."})
+    assert refused.status_code == 200, refused.text
+    assert refused.json()["refusal_reasons"] == [
+        {"code": "not-stored", "label": "The data requested are not stored by the provider"}]
+    assert api.post(owner, status_url, json={"status": "fulfilled"}).status_code == 409
+
+    stats = api.get(owner, "/api/requests/stats").json()
+    assert stats[0]["platform"] == "x" and stats[0]["by_status"] == {"refused": 1}
+    assert stats[0]["median_response_hours"] is not None
+    assert api.get(owner, "/api/requests/due", params={"within": "soon"}).status_code == 422
+
+
+def test_due_and_extension_over_http(api: Api) -> None:
+    owner, base, world = _setup(api)
+    boss = _member(api, owner, world.case.reference, "boss", Role.SUPERVISOR, Access.WRITE)
+    made = api.post(owner, base, json=BODY).json()
+    status_url = f"{base}/{made['id']}/status"
+    api.post(boss, status_url, json={"status": "approved"})
+    api.post(owner, status_url, json={"status": "sent"})
+    due = api.get(owner, "/api/requests/due", params={"within": "100d"}).json()
+    assert [d["deadline"] for d in due] == ["ask for an extension before", "preservation ends"]
+    assert due[0]["reference"] == made["reference"] and due[0]["case"] == "OP/2026/9"
+    extension = api.post(owner, f"{base}/{made['id']}/extension")
+    assert extension.status_code == 201, extension.text
+    assert extension.json()["previous_request_id"] == made["id"]
+    assert api.post(owner, f"{base}/{made['id']}/extension").status_code == 409

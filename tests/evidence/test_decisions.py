@@ -1,0 +1,164 @@
+"""Decisions: proposals superseding each other, four eyes, and the three takedown conditions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from evidence import cases, decisions, deconfliction, targets
+from evidence.blobstore import FolderStore
+from evidence.errors import (
+    CaptureMissing,
+    DecisionNotPending,
+    DeconflictionHold,
+    FourEyesViolation,
+    InvalidInput,
+    PermissionDenied,
+    PreservationMissing,
+)
+from evidence.models import (
+    Capture,
+    CaptureStatus,
+    Case,
+    CustodyEntry,
+    DecisionState,
+    LegalRequest,
+    Role,
+    Target,
+    User,
+)
+from tests.factories import make_capture, make_case, make_user
+
+
+def _complete_capture(session: Session, case: Case, target: Target, tmp_path: Path) -> None:
+    store = FolderStore(tmp_path / "blobs")
+    store.create()
+    capture = make_capture(session, case, target, store)
+    session.get(Capture, capture.id).status = CaptureStatus.COMPLETE  # type: ignore[union-attr]
+    session.flush()
+
+
+def _preservation(session: Session, case: Case, actor: User, identifiers: list[object],
+                  kind: str = "provider-preservation", status: str = "draft") -> LegalRequest:
+    request = LegalRequest(case_id=case.id, kind=kind, platform="facebook",
+                           identifiers=identifiers, created_by_id=actor.id, status=status)
+    session.add(request)
+    session.flush()
+    return request
+
+
+def _setup(session: Session) -> tuple[User, User, Case, Target]:
+    investigator = make_user(session)
+    supervisor = make_user(session, role=Role.SUPERVISOR)
+    case = make_case(session, investigator)
+    cases.add_member(session, investigator, case, supervisor, "read")
+    target, _ = targets.flag_target(session, investigator, case, reason="advert",
+                                    url="https://www.facebook.com/seller.two/posts/9")
+    return investigator, supervisor, case, target
+
+
+def test_a_newer_proposal_supersedes_and_history_is_kept(session: Session) -> None:
+    investigator, supervisor, case, target = _setup(session)
+    first = decisions.propose(session, investigator, case, target, kind="monitor",
+                              rationale="watch it")
+    second = decisions.propose(session, investigator, case, target, kind="preserve",
+                               rationale="preserve it")
+    assert first.state == DecisionState.SUPERSEDED and second.supersedes_id == first.id
+    assert [d.id for d in decisions.history(session, target)] == [first.id, second.id]
+    with pytest.raises(DecisionNotPending):
+        decisions.approve(session, supervisor, case, target, first)
+    decisions.approve(session, supervisor, case, target, second, note="ok")
+    assert second.state == DecisionState.APPROVED and second.decided_by_id == supervisor.id
+    actions = session.scalars(select(CustodyEntry.action).where(
+        CustodyEntry.case_id == case.id).order_by(CustodyEntry.seq)).all()
+    assert actions[-4:] == ["decision.proposed", "decision.superseded", "decision.proposed",
+                            "decision.approved"]
+
+
+def test_four_eyes_and_roles(session: Session) -> None:
+    investigator, supervisor, case, target = _setup(session)
+    decision = decisions.propose(session, investigator, case, target, kind="preserve",
+                                 rationale="r")
+    with pytest.raises(PermissionDenied, match="supervisor or admin"):
+        decisions.approve(session, investigator, case, target, decision)
+    boss = make_user(session, role=Role.SUPERVISOR)
+    cases.add_member(session, investigator, case, boss, "write")
+    mine = decisions.propose(session, boss, case, target, kind="monitor", rationale="r")
+    with pytest.raises(FourEyesViolation, match="four eyes"):
+        decisions.approve(session, boss, case, target, mine)
+    with pytest.raises(FourEyesViolation):
+        decisions.reject(session, boss, case, target, mine, reason="no")
+    decisions.reject(session, supervisor, case, target, mine, reason="keep monitoring")
+    assert mine.state == DecisionState.REJECTED and mine.decision_note == "keep monitoring"
+    with pytest.raises(InvalidInput):
+        decisions.propose(session, investigator, case, target, kind="monitor", rationale="r",
+                          preservation_waiver="not a takedown")
+    with pytest.raises(InvalidInput):
+        decisions.propose(session, investigator, case, target, kind="delete", rationale="r")
+
+
+def test_takedown_conditions_each_refused_then_met(session: Session, tmp_path: Path) -> None:
+    investigator, supervisor, case, target = _setup(session)
+    other_owner = make_user(session, unit="Harbour Unit")
+    other = make_case(session, other_owner)
+    targets.flag_target(session, other_owner, other, reason="r",
+                        url="https://m.facebook.com/seller.two/posts/9")
+    decision = decisions.propose(session, investigator, case, target, kind="takedown",
+                                 rationale="remove it")
+    with pytest.raises(CaptureMissing, match="no complete capture"):
+        decisions.approve(session, supervisor, case, target, decision)
+    _complete_capture(session, case, target, tmp_path)
+    with pytest.raises(DeconflictionHold, match="Harbour Unit"):
+        decisions.approve(session, supervisor, case, target, decision)
+    for hit in deconfliction.unresolved_hits(session, target):
+        deconfliction.agree(session, investigator, case, hit.id, note="spoke to them")
+        deconfliction.agree(session, other_owner, other, hit.id, note="no objection")
+    with pytest.raises(PreservationMissing, match="preservation request"):
+        decisions.approve(session, supervisor, case, target, decision)
+    # Refused, expired or other kinds of requests, or ones naming other targets, do not count.
+    _preservation(session, case, investigator, [{"kind": "url", "value": target.url}],
+                  status="refused")
+    _preservation(session, case, investigator, [str(target.id)], kind="dsa-art9-order")
+    _preservation(session, case, investigator, ["https://facebook.com/someone.else"])
+    with pytest.raises(PreservationMissing):
+        decisions.approve(session, supervisor, case, target, decision)
+    _preservation(session, case, investigator,
+                  [{"kind": "url", "value": "http://m.facebook.com/seller.two/posts/9/"}])
+    decisions.approve(session, supervisor, case, target, decision)
+    assert decision.state == DecisionState.APPROVED
+    assert decision.takedown_approved_by_id == supervisor.id
+    assert decision.deconfliction is not None
+    assert decision.deconfliction["unresolved_hits"] == []
+
+
+def test_a_waiver_stands_in_for_the_request(session: Session, tmp_path: Path) -> None:
+    investigator, supervisor, case, target = _setup(session)
+    _complete_capture(session, case, target, tmp_path)
+    decision = decisions.propose(session, investigator, case, target, kind="takedown",
+                                 rationale="r", preservation_waiver="Content is our own decoy")
+    decisions.approve(session, supervisor, case, target, decision)
+    assert decision.state == DecisionState.APPROVED
+
+
+def test_preserve_then_takedown_is_approved_in_two_steps(
+    session: Session, tmp_path: Path
+) -> None:
+    investigator, supervisor, case, target = _setup(session)
+    decision = decisions.propose(session, investigator, case, target,
+                                 kind="preserve-then-takedown", rationale="r")
+    decisions.approve(session, supervisor, case, target, decision)
+    assert decisions.stage(decision) == "preserve"
+    with pytest.raises(CaptureMissing):
+        decisions.approve(session, supervisor, case, target, decision)
+    _complete_capture(session, case, target, tmp_path)
+    with pytest.raises(PreservationMissing):
+        decisions.approve(session, supervisor, case, target, decision)
+    _preservation(session, case, investigator, [{"target_id": str(target.id)}],
+                  kind="eu-epoc-pr", status="sent")
+    decisions.approve(session, supervisor, case, target, decision)
+    assert decisions.stage(decision) == "takedown"
+    with pytest.raises(DecisionNotPending):
+        decisions.approve(session, supervisor, case, target, decision)

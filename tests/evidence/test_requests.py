@@ -1,0 +1,418 @@
+"""evidence/requests.py: legal requests filled from a case, stored as evidence, tracked."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from evidence import cases, custody, requests
+from evidence.blobstore import FolderStore
+from evidence.errors import (
+    AccessDenied,
+    Conflict,
+    IllegalTransition,
+    InvalidInput,
+    PermissionDenied,
+    RequestIncomplete,
+)
+from evidence.models import Access, Artifact, CustodyEntry, LegalRequest, Role
+from evidence.settings import Settings
+from legal_forms.instruments.base import add_days
+from tests.factories import (
+    ARABIC_HANDLE,
+    AUTHORITY_FIELDS,
+    make_request_world,
+    make_user,
+)
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+BERLIN = ZoneInfo("Europe/Berlin")  # the issuing authority's calendar
+PERIOD = {"date_from": datetime(2025, 9, 1, tzinfo=UTC),
+          "date_to": datetime(2026, 3, 1, 23, 59, tzinfo=UTC)}
+EPOC_PR_FIELDS = {
+    **AUTHORITY_FIELDS,
+    "issuing.file_number": "BPOL-2026-114",
+    "validating.name": "Staatsanwaltschaft Dresden",
+    "validating.role": "prosecutor",
+    "validating.country": "DE",
+    "validating.address": "Lothringer Str. 1, 01069 Dresden",
+    "validating.phone": "+49 351 0000",
+    "validating.email": "sta@example.justiz.de",
+    "validating.time_zone": "Europe/Berlin",
+    "addressee_type": "designated establishment",
+    "offence_provision": "§ 96 AufenthG",
+    "facts": "Adverts offering crossings of the EU external border for payment.",
+    "max_penalty_years": "10",
+}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> FolderStore:
+    blobs = FolderStore(tmp_path / "blobs")
+    blobs.create()
+    return blobs
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path)
+
+
+def _generate(session: Session, world: Any, store: FolderStore, settings: Settings,
+              **overrides: Any) -> Any:  # Any: the row's JSON columns are read freely below
+    values: dict[str, Any] = {"kind": "provider-preservation", "platform": "x",
+                              "fields": AUTHORITY_FIELDS, "now": T0, **PERIOD}
+    values.update(overrides)
+    actor = values.pop("actor", world.actor)
+    return requests.generate(session, actor, world.case, store=store, settings=settings,
+                             **values)
+
+
+def _entries(session: Session, row: LegalRequest) -> list[dict[str, Any]]:
+    found = session.scalars(select(CustodyEntry).where(CustodyEntry.object_id == str(row.id))
+                            .order_by(CustodyEntry.seq))
+    return [custody.describe(e) for e in found]
+
+
+def _supervisor(session: Session, world: Any) -> Any:
+    boss = make_user(session, role=Role.SUPERVISOR)
+    cases.add_member(session, world.actor, world.case, boss, Access.WRITE)
+    return boss
+
+
+def _send(session: Session, world: Any, row: LegalRequest, at: datetime) -> LegalRequest:
+    boss = _supervisor(session, world)
+    requests.change_status(session, boss, world.case, row.id, "approved", at=at, now=at)
+    return requests.change_status(session, world.actor, world.case, row.id, "sent", at=at,
+                                  now=at)
+
+
+# --- filling from the case --------------------------------------------------------------------
+
+
+def test_a_request_is_filled_from_the_targets_and_their_captures(
+        session: Session, store: FolderStore, settings: Settings) -> None:
+    world = make_request_world(session, store)
+    made = _generate(session, world, store, settings)
+    row = made.request
+    assert row.status == "draft" and row.platform == "x" and row.kind == "provider-preservation"
+    assert row.reference_number == f"{world.case.reference}-PRES-1"
+    by_value = {i["value"]: i for i in row.identifiers}
+    # The X post gives the username from its URL; the account target its id and handle; the
+    # Facebook post is not for X and stays out.
+    assert set(by_value) == {"smuggler_ar", "1234567890", ARABIC_HANDLE}
+    assert by_value["smuggler_ar"]["kind"] == "username"
+    assert by_value["smuggler_ar"]["source_url"] == "https://x.com/smuggler_ar/status/1789"
+    assert by_value["1234567890"]["kind"] == "user_id"
+    post_capture = world.captures[world.x_post.id]
+    assert by_value["smuggler_ar"]["capture_id"] == str(post_capture.id)
+    assert by_value["smuggler_ar"]["manifest_sha256"] == post_capture.manifest_sha256
+    assert by_value["smuggler_ar"]["captured_at"].endswith("+00:00")
+    assert row.data_categories == ["subscriber", "user_identification", "traffic", "content"]
+    assert row.non_disclosure is True
+    assert "Migrant smuggling" in row.fields["values"]["offence"]
+    assert row.fields["values"]["case_reference"] == world.case.reference
+    names = [d["name"] for d in row.deadlines]
+    assert "ask for an extension before" in names  # X: at least 7 days before expiry
+
+
+def test_the_documents_are_artifacts_named_in_the_custody_entry(
+        session: Session, store: FolderStore, settings: Settings) -> None:
+    world = make_request_world(session, store)
+    made = _generate(session, world, store, settings)
+    row = made.request
+    pdf = session.get(Artifact, row.pdf_artifact_id)
+    document = session.get(Artifact, row.json_artifact_id)
+    assert pdf is not None and document is not None
+    assert (pdf.kind, pdf.media_type, pdf.capture_id, pdf.case_id) == (
+        "request-pdf", "application/pdf", None, world.case.id)
+    assert document.kind == "request-json"
+    assert pdf.sha256 == hashlib.sha256(made.pdf).hexdigest() == row.pdf_sha256
+    assert store.read_bytes(pdf.sha256) == made.pdf
+    assert store.read_bytes(document.sha256) == made.json
+    assert made.pdf.startswith(b"%PDF")
+    entries = _entries(session, row)
+    assert [e["action"] for e in entries] == ["request.generated"]
+    assert entries[0]["sha256"] == pdf.sha256
+    assert entries[0]["details"]["json"]["sha256"] == document.sha256
+    # The JSON carries the same fields as the PDF.
+    rendered = json.loads(made.json)
+    values = {f["name"]: f["value"] for s in rendered["sections"] for f in s["fields"]}
+    assert values == row.fields["values"]
+    assert {a["value"] for a in rendered["annex"]} == {i["value"] for i in row.identifiers}
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs poppler-utils")
+def test_the_pdf_shows_the_case_urls_and_utc_capture_times(
+        session: Session, store: FolderStore, settings: Settings, tmp_path: Path) -> None:
+    world = make_request_world(session, store)
+    made = _generate(session, world, store, settings)
+    path = tmp_path / "request.pdf"
+    path.write_bytes(made.pdf)
+    text = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True,
+                          text=True, check=True).stdout
+    squashed = "".join(text.split())
+    assert "https://x.com/smuggler_ar/status/1789" in squashed
+    assert "smuggler_ar" in text and "1234567890" in text
+    assert "UTC" in text and made.request.reference_number in text
+
+
+def test_every_missing_field_is_listed_at_once_and_nothing_is_stored(
+        session: Session, store: FolderStore, settings: Settings) -> None:
+    world = make_request_world(session, store)
+    with pytest.raises(RequestIncomplete) as caught:
+        _generate(session, world, store, settings, kind="eu-epoc-pr", fields={},
+                  date_from=None, date_to=None)
+    problems = caught.value.problems
+    text = "\n".join(problems)
+    for expected in ("issuing authority: name is not set", "issuing authority: time_zone",
+                     "issuing authority: email", "Summary of the facts",
+                     "Applicable statutory provision", "Designated establishment or legal",
+                     "File number of the issuing authority"):
+        assert expected in text, expected
+    assert len(problems) >= 7
+    assert caught.value.status_code == 422
+    assert session.scalars(select(LegalRequest)).first() is None
+    actions = {e.action for e in custody.entries_for_case(session, world.case)}
+    assert "request.generated" not in actions
+
+
+def test_problems_with_targets_and_fields_are_listed_too(
+        session: Session, store: FolderStore, settings: Settings) -> None:
+    from evidence import targets
+
+    world = make_request_world(session, store)
+    fresh, _ = targets.flag_target(session, world.actor, world.case, reason="new advert",
+                                   url="https://x.com/other_seller")
+    with pytest.raises(RequestIncomplete) as caught:
+        _generate(session, world, store, settings,
+                  target_ids=[fresh.id, world.fb_post.id],
+                  fields={**AUTHORITY_FIELDS, "no_such_field": "x", "issuing.role": "sheriff"},
+                  categories=["subscriber", "gossip"])
+    text = "\n".join(caught.value.problems)
+    assert "has no complete or partial capture" in text
+    assert "is not on X" in text
+    assert "'no_such_field'" in text
+    assert "role 'sheriff'" in text
+    assert "'gossip'" in text
+
+
+def test_an_eu_preservation_order_with_a_validating_prosecutor(
+        session: Session, store: FolderStore, settings: Settings) -> None:
+    world = make_request_world(session, store)
+    made = _generate(session, world, store, settings, kind="eu-epoc-pr", fields=EPOC_PR_FIELDS)
+    row = made.request
+    assert row.reference_number.endswith("-EPOCPR-1")
+    assert "Twitter International" in row.fields["values"]["addressee"]
+    assert row.fields["values"]["validating_authority"] == "Staatsanwaltschaft Dresden"
+    assert row.deadlines[0]["name"].startswith("preservation ends")
+
+
+def test_standing_authority_details_come_from_settings(
+        session: Session, store: FolderStore, tmp_path: Path) -> None:
+    world = make_request_world(session, store)
+    standing = {k.split(".", 1)[1]: v for k, v in AUTHORITY_FIELDS.items()}
+    file = tmp_path / "authority.json"
+    file.write_text(json.dumps({"issuing": {**standing, "name": "From the file"}}), "utf-8")
+    settings = Settings(home=tmp_path, authority_file=file, authority_name="From settings")
+    made = _generate(session, world, store, settings, fields={})
+    assert made.request.fields["input"]["issuing"]["name"] == "From settings"
+    assert made.request.fields["input"]["issuing"]["time_zone"] == "Europe/Berlin"
+    overridden = _generate(session, world, store, settings,
+                           fields={"issuing.name": "Typed in"})
+    assert overridden.request.fields["input"]["issuing"]["name"] == "Typed in"
+    assert overridden.request.reference_number.endswith("-PRES-2")
+
+
+# --- access -----------------------------------------------------------------------------------
+
+
+def test_a_stranger_sees_nothing_and_a_reader_changes_nothing(
+        session: Session, store: FolderStore, settings: Settings) -> None:
+    world = make_request_world(session, store)
+    row = _generate(session, world, store, settings).request
+    stranger = make_user(session)
+    with pytest.raises(AccessDenied) as caught:
+        _generate(session, world, store, settings, actor=stranger)
+    assert caught.value.status_code == 404
+    with pytest.raises(AccessDenied) as caught:
+        requests.request_for(session, stranger, row.id)
+    assert caught.value.status_code == 404 and world.case.reference not in caught.value.message
+    with pytest.raises(AccessDenied):
+        requests.list_requests(session, stranger, world.case)
+    assert requests.due(session, stranger, within=timedelta(days=400), now=T0) == []
+    assert requests.stats(session, stranger) == []
+    reader = make_user(session, role=Role.SUPERVISOR)
+    cases.add_member(session, world.actor, world.case, reader, Access.READ)
+    assert [r.id for r in requests.list_requests(session, reader, world.case)] == [row.id]
+    with pytest.raises(AccessDenied) as caught:
+        requests.change_status(session, reader, world.case, row.id, "approved", now=T0)
+    assert caught.value.status_code == 403
+
+
+# --- lifecycle --------------------------------------------------------------------------------
+
+
+def test_the_lifecycle_moves_one_legal_step_at_a_time_each_in_custody(
+        session: Session, store: FolderStore, settings: Settings) -> None:
+    world = make_request_world(session, store)
+    row = _generate(session, world, store, settings).request
+    with pytest.raises(IllegalTransition):
+        requests.change_status(session, world.actor, world.case, row.id, "sent", now=T0)
+    with pytest.raises(PermissionDenied):  # a liaison officer does not approve
+        requests.change_status(session, world.actor, world.case, row.id, "approved", now=T0)
+    boss = _supervisor(session, world)
+    t1 = T0 + timedelta(hours=1)
+    requests.change_status(session, boss, world.case, row.id, "approved", at=t1, now=t1)
+    t2 = T0 + timedelta(hours=2)
+    requests.change_status(session, world.actor, world.case, row.id, "sent", at=t2, now=t2)
+    assert row.sent_at == t2 and row.fields["deadlines_provisional"] is False
+    ends = next(d for d in row.deadlines if d["name"] == "preservation ends")
+    # 90 days on the Berlin calendar: the summer-time change keeps the wall-clock hour.
+    assert datetime.fromisoformat(ends["due"]) == add_days(t2, 90, BERLIN)
+    assert datetime.fromisoformat(ends["due"]) == t2 + timedelta(days=90, hours=-1)
+    t3 = T0 + timedelta(days=2)
+    requests.change_status(session, world.actor, world.case, row.id, "acknowledged",
+                           platform_reference="X-LE-778", at=t3, now=t3)
+    with pytest.raises(InvalidInput):  # a refusal says why
+        requests.change_status(session, world.actor, world.case, row.id, "refused", now=t3)
+    with pytest.raises(InvalidInput):
+        requests.change_status(session, world.actor, world.case, row.id, "refused",
+                               refusal=["bad-weather"], now=t3)
+    requests.change_status(session, world.actor, world.case, row.id, "refused",
+                           refusal=["no-longer-held", "not-competent-authority"],
+                           answer="Account deleted before receipt.", at=t3, now=t3)
+    assert row.platform_reference == "X-LE-778"
+    assert row.refusal_reasons == ["no-longer-held", "not-competent-authority"]
+    assert row.answered_at == t3 and row.approved_by_id == boss.id
+    with pytest.raises(IllegalTransition):
+        requests.change_status(session, world.actor, world.case, row.id, "fulfilled", now=t3)
+    entries = _entries(session, row)
+    assert [e["action"] for e in entries] == [
+        "request.generated", "request.approved", "request.sent", "request.acknowledged",
+        "request.refused"]
+    assert all(e["sha256"] == row.pdf_sha256 for e in entries)
+    assert entries[-1]["details"]["refusal"][0] == {
+        "code": "no-longer-held", "label": requests.REFUSAL_REASONS["no-longer-held"]}
+    described = requests.describe(row, world.case.reference)
+    assert described["refusal_reasons"][1]["code"] == "not-competent-authority"
+
+
+def test_a_change_cannot_be_dated_in_the_future(
+        session: Session, store: FolderStore, settings: Settings) -> None:
+    world = make_request_world(session, store)
+    row = _generate(session, world, store, settings).request
+    boss = _supervisor(session, world)
+    with pytest.raises(InvalidInput):
+        requests.change_status(session, boss, world.case, row.id, "approved",
+                               at=T0 + timedelta(days=1), now=T0)
+
+
+# --- deadlines and extensions -----------------------------------------------------------------
+
+
+def test_due_lists_x_extension_seven_days_before_expiry(
+        session: Session, store: FolderStore, settings: Settings) -> None:
+    world = make_request_world(session, store)
+    x = _generate(session, world, store, settings).request
+    fb = _generate(session, world, store, settings, platform="facebook").request
+    _send(session, world, x, T0)
+    _send(session, world, fb, T0)
+    # 70 days in, looking 14 days ahead: X wants the extension by day 83; Facebook's 90 days
+    # are still beyond the horizon.
+    soon = requests.due(session, world.actor, within=timedelta(days=14),
+                        now=T0 + timedelta(days=70))
+    assert [(i.request.platform, i.deadline) for i in soon] == [
+        ("x", "ask for an extension before")]
+    assert soon[0].due == add_days(T0, 83, BERLIN)
+    assert "extend" in soon[0].action and not soon[0].overdue
+    later = requests.due(session, world.actor, within=timedelta(days=14),
+                         now=T0 + timedelta(days=85))
+    assert [(i.request.platform, i.deadline, i.overdue) for i in later] == [
+        ("x", "ask for an extension before", True),
+        ("x", "preservation ends", False),  # same time: by reference (X's was made first)
+        ("facebook", "preservation ends", False),
+    ]
+
+
+def test_an_extension_is_generated_from_the_original(
+        session: Session, store: FolderStore, settings: Settings) -> None:
+    world = make_request_world(session, store)
+    original = _generate(session, world, store, settings).request
+    with pytest.raises(Conflict):  # nothing to extend before it is sent
+        requests.extend(session, world.actor, original.id, store=store, now=T0)
+    _send(session, world, original, T0)
+    now = T0 + timedelta(days=80)
+    made: Any = requests.extend(session, world.actor, original.id, store=store, now=now)
+    renewal = made.request
+    assert renewal.kind == "provider-preservation" and renewal.status == "draft"
+    assert renewal.previous_request_id == original.id
+    assert renewal.reference_number.endswith("-PRES-2")
+    assert renewal.identifiers == original.identifiers
+    assert original.reference_number in renewal.fields["values"]["basis"]
+    with pytest.raises(Conflict):
+        requests.extend(session, world.actor, original.id, store=store, now=now)
+    # While the renewal is a draft the original still shows, pointing at it.
+    items = requests.due(session, world.actor, within=timedelta(days=14), now=now)
+    assert items and all(renewal.reference_number in i.action for i in items)
+    _send(session, world, renewal, now)
+    items = requests.due(session, world.actor, within=timedelta(days=14), now=now)
+    assert original.id not in {i.request.id for i in items}
+    assert _entries(session, renewal)[0]["details"]["previous"] == original.reference_number
+
+
+def test_an_epoc_pr_is_extended_with_annex_vi(
+        session: Session, store: FolderStore, settings: Settings) -> None:
+    world = make_request_world(session, store)
+    original = _generate(session, world, store, settings, kind="eu-epoc-pr",
+                         fields=EPOC_PR_FIELDS).request
+    _send(session, world, original, T0)
+    made: Any = requests.extend(session, world.actor, original.reference_number, store=store,
+                           now=T0 + timedelta(days=50))
+    extension = made.request
+    assert extension.kind == "eu-epoc-pr-extension"
+    assert extension.reference_number.endswith("-EPOCPRX-1")
+    values = extension.fields["values"]
+    assert values["original_reference"] == original.reference_number
+    assert values["original_issued_at"] == T0.strftime("%Y-%m-%d %H:%M:%S UTC")
+    names = [d["name"] for d in extension.deadlines]
+    assert names == ["send the extension before", "extended preservation ends"]
+
+
+def test_parse_within() -> None:
+    assert requests.parse_within("14d") == timedelta(days=14)
+    assert requests.parse_within("36h") == timedelta(hours=36)
+    assert requests.parse_within("2w") == timedelta(days=14)
+    assert requests.parse_within("3") == timedelta(days=3)
+    with pytest.raises(InvalidInput):
+        requests.parse_within("soon")
+
+
+# --- statistics -------------------------------------------------------------------------------
+
+
+def test_stats_give_counts_and_median_response_per_platform(
+        session: Session, store: FolderStore, settings: Settings) -> None:
+    world = make_request_world(session, store)
+    for hours in (10, 40, 20):
+        row = _generate(session, world, store, settings, platform="facebook").request
+        _send(session, world, row, T0)
+        answered = T0 + timedelta(hours=hours)
+        requests.change_status(session, world.actor, world.case, row.id, "fulfilled",
+                               at=answered, now=answered)
+    _generate(session, world, store, settings)  # an X draft: counted, no response time
+    found = {s.platform: s for s in requests.stats(session, world.actor)}
+    assert found["facebook"].total == 3 and found["facebook"].by_status == {"fulfilled": 3}
+    assert found["facebook"].median_response_hours == 20
+    assert found["facebook"].median_fulfilment_hours == 20
+    assert found["x"].by_status == {"draft": 1} and found["x"].median_response_hours is None
