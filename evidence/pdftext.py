@@ -10,10 +10,13 @@ and from people writing in Arabic, Persian, Pashto, Kurdish, Tigrinya, Cyrillic.
 - Control and direction-override characters (U+202E ...) are printed as code points too, so
   nothing in the evidence hides or reorders what is printed around it.
 - Everything is escaped for ReportLab's paragraph markup: a title like `<b>&` prints as written.
-- Arabic is neither shaped nor reordered: ReportLab 4 does that only with its optional
-  `uharfbuzz` and `rlbidi` packages, which are not dependencies here, so right-to-left text is
-  drawn letter by letter in stored (logical) order. `right_to_left_seen` tells the caller to say
-  so; the exact text is always in the JSON beside the PDF.
+- PDF text is drawn left to right, so a line holding right-to-left text is put in display
+  order (the Unicode bidirectional algorithm, `python-bidi`) and Arabic-script letters are
+  joined (their presentation forms, `arabic-reshaper`) before it is drawn: names and handles
+  read as they do on the page. A long right-to-left paragraph wrapped over several lines reads
+  line by line from the top, each line correct. Text extracted from the PDF comes back in
+  presentation forms (NFKC turns them into plain letters); `right_to_left_seen` tells the
+  caller to say that the exact characters are in the JSON beside the PDF.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+import arabic_reshaper
+from bidi import get_display
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 
@@ -107,6 +112,35 @@ def is_right_to_left(text: str) -> bool:
     return any(unicodedata.bidirectional(c) in ("R", "AL") for c in text)
 
 
+def _drawable(text: str, fonts: tuple[Font, ...]) -> bool:
+    """Whether some font has every right-to-left letter of the text."""
+    letters = {ord(c) for c in text if unicodedata.bidirectional(c) in ("R", "AL")}
+    return any(letters <= f.codepoints for f in fonts)
+
+
+def display_order(line: str) -> str:
+    """One line as it is to be drawn left to right: joined letters, right-to-left runs turned.
+
+    Controls that are shown as code points (a direction override planted in a page title) cut
+    the line into pieces ordered separately, so they never reorder the text around them.
+    """
+    if not is_right_to_left(line):
+        return line
+    out: list[str] = []
+    piece: list[str] = []
+    for char in line:
+        if _must_show_code(char):
+            if piece:
+                out.append(get_display(arabic_reshaper.reshape("".join(piece))))
+                piece = []
+            out.append(char)
+        else:
+            piece.append(char)
+    if piece:
+        out.append(get_display(arabic_reshaper.reshape("".join(piece))))
+    return "".join(out)
+
+
 class Text:
     """Turns any string into safe paragraph markup, choosing a font for each run of text.
 
@@ -143,6 +177,10 @@ class Text:
 
     def _line(self, value: str, mono: bool) -> str:
         fonts = (*self.mono_fonts, *self.fonts) if mono else self.fonts
+        if is_right_to_left(value):
+            self.right_to_left_seen = True
+            if _drawable(value, fonts):  # else its code points are shown, in stored order
+                value = display_order(value)
         parts = []
         for font, run in self._runs(value, fonts):
             if font is None:
@@ -151,8 +189,6 @@ class Text:
                 self.code_points_shown = True
                 parts.append("[" + " ".join(f"U+{ord(c):04X}" for c in run) + "]")
             else:
-                if is_right_to_left(run):
-                    self.right_to_left_seen = True
                 parts.append(f'<font name="{font}">{escape(run)}</font>')
         return "".join(parts)
 

@@ -344,10 +344,10 @@ def _cover(data: ReportData, text: Text) -> list[Flowable]:
     ]
     if text.right_to_left_seen:
         story.append(Paragraph(
-            "Right-to-left text (Arabic, Persian, Pashto, Kurdish ...) is printed letter by"
-            " letter in the order it is stored, from left to right and without joined letter"
-            " forms; text copied out of this PDF may come out reversed. The exact text is in"
-            " bundle.json and the exhibits' manifests.", SMALL))
+            "Right-to-left text (Arabic, Persian, Pashto, Kurdish ...) is shown in reading"
+            " order with joined letters; text copied out of this PDF comes out in those"
+            " display forms. The exact characters are in bundle.json and the exhibits'"
+            " manifests.", SMALL))
     if text.code_points_shown:
         story.append(Paragraph(
             "Characters that no font on the system that made this report could draw, and"

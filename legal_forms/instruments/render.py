@@ -300,8 +300,8 @@ def _sources(inst: Instrument, text: Text) -> list[Flowable]:
     if text.right_to_left_seen:
         out.append(Spacer(1, 3 * mm))
         out.append(_boxed(Paragraph(
-            "Right-to-left text (e.g. Arabic) is printed in the order it is stored, with "
-            "unjoined letters: this PDF generator does not shape or reorder it. The exact "
+            "Right-to-left text (e.g. Arabic) is shown in reading order with joined letters; "
+            "text copied out of this PDF comes out in those display forms. The exact "
             "characters are in the JSON rendering and the capture manifests.", SMALL), NOTICE))
     out.append(Paragraph("Sources", H2))
     for s in inst.sources:

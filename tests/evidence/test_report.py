@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import unicodedata
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -265,9 +266,12 @@ def test_hostile_and_non_latin_text_prints_as_written(made: tuple[ReportData, Pa
     assert "<script>&amp;" in text
     for script in (RUSSIAN, GREEK):
         assert squeezed(script) in text
-    # Arabic and Persian letters come out as letters (drawn in DejaVu Sans, not as boxes).
-    assert all(letter in raw for letter in "إعلنرحةىأوب")
-    assert all(letter in raw for letter in "میخواهم")
+    # Arabic and Persian letters come out as letters (drawn in DejaVu Sans, not as boxes),
+    # joined: extracted as presentation forms, which NFKC maps back to the letters.
+    letters = unicodedata.normalize("NFKC", raw)
+    assert all(letter in letters for letter in "إعلنرحةىأوب")
+    assert all(letter in letters for letter in "میخواهم")
+    assert any(0xFE70 <= ord(c) <= 0xFEFF for c in raw), "Arabic letters were not joined"
     # No installed font has Ethiopic, and a direction override must not hide text: both are
     # shown as code points.
     assert "[U+1275U+130DU+122DU+129B]" in text
