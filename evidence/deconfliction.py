@@ -23,19 +23,18 @@ Normalisation (`normalise_url`) ignores scheme, host case, `www.`, userinfo, def
 fragments, tracking parameters, parameter order, dot segments, repeated and trailing slashes,
 and, for platforms in the registry, their mobile hosts (m., mobile., mbasic. ...) and alternate
 domains (twitter.com = x.com, fb.com = facebook.com ...). The registry is read from
-`legal_forms`, the one place the core reads that package (see `_registry`).
+`legal_forms` through the interface in `evidence.platforms`: the core imports no other package.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import hmac
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl, quote, unquote_to_bytes, urlencode, urlsplit
 
 from sqlalchemy import or_, select
@@ -47,6 +46,7 @@ from evidence.errors import (
     ConfigurationError,
     Conflict,
     InvalidInput,
+    NotFound,
     NotInitialised,
 )
 from evidence.models import (
@@ -59,10 +59,9 @@ from evidence.models import (
     User,
     utcnow,
 )
+from evidence.platforms import PlatformRegistry as Registry
+from evidence.platforms import platform_registry
 from evidence.settings import KEY_FOLDER, Settings
-
-if TYPE_CHECKING:
-    from legal_forms.platforms import Registry
 
 KEY_FILE = "deconfliction.key"
 SECRET_INFO_KEY = "evidence.deconfliction.secret"  # noqa: S105 - a dict key
@@ -156,13 +155,8 @@ def secret_for(session: Session) -> bytes:
 # --- normalisation -----------------------------------------------------------------------------
 
 
-@functools.cache
 def _registry() -> Registry:
-    # The core imports no other package (ARCHITECTURE.md); the platform registry's data is the
-    # exception, read here only, so that one list of platform hosts serves both.
-    from legal_forms.platforms import load_registry
-
-    return load_registry()
+    return platform_registry()
 
 
 def _platform_of(host: str, registry: Registry) -> str | None:
@@ -256,11 +250,9 @@ class SelectorValue:
 
 
 def _platform_name(name: str, registry: Registry) -> str:
-    from legal_forms.errors import UnknownPlatform
-
     try:
         return registry.get(name).name
-    except UnknownPlatform:
+    except NotFound:  # a platform the registry does not know yet: its name as given
         return name.strip().lower()
 
 
