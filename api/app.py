@@ -28,7 +28,7 @@ from api.routes import (
     search,
     targets,
 )
-from evidence import __version__, custody, migrate
+from evidence import __version__, custody, manifests, migrate
 from evidence.home import Runtime
 
 log = logging.getLogger("evidence.api")
@@ -37,7 +37,8 @@ log = logging.getLogger("evidence.api")
 def seal_log(runtime: Runtime) -> int:
     """Sign a checkpoint if entries were added since the last one; returns the size signed."""
     with runtime.session() as session:
-        cp = custody.cut_checkpoint(session, runtime.signer, origin=runtime.settings.origin)
+        cp = custody.cut_checkpoint(session, runtime.signer, origin=runtime.settings.origin,
+                                    timestamp=manifests.timestamper(runtime.settings))
         return cp.tree_size
 
 

@@ -51,7 +51,7 @@ from evidence.errors import (
     PermissionDenied,
 )
 from evidence.home import Runtime
-from evidence.manifests import timestamp_authority
+from evidence.manifests import timestamper
 from evidence.models import (
     Access,
     Account,
@@ -69,7 +69,6 @@ from evidence.models import (
 from evidence.timestamping import (
     LOCAL_TSA_POLICY_OID,
     TSA_CA_CERT_FILENAME,
-    TimestampError,
     TimestampToken,
 )
 from evidence.users import resolve_actor
@@ -248,18 +247,6 @@ def _exhibit(session: Session, runtime: Runtime, number: str, capture: Capture) 
                     account=account, operator=operator)
 
 
-def _timestamper(runtime: Runtime, notes: list[str]) -> Callable[[bytes], bytes | None]:
-    def stamp(digest: bytes) -> bytes | None:
-        try:
-            token: TimestampToken = timestamp_authority(runtime.settings).timestamp(digest)
-        except TimestampError as exc:
-            notes.append(f"the checkpoint could not be timestamped: {exc}")
-            return None
-        return token.response_der
-
-    return stamp
-
-
 def _tsa_anchors(runtime: Runtime) -> list[tuple[str, bytes]]:
     anchors: list[tuple[str, bytes]] = []
     local = runtime.settings.tsa_path / TSA_CA_CERT_FILENAME
@@ -306,7 +293,7 @@ def _plan(
     notes: list[str] = []
     checkpoint = custody.cut_checkpoint(
         session, runtime.signer, origin=runtime.settings.origin,
-        timestamp=_timestamper(runtime, notes),
+        timestamp=timestamper(runtime.settings, notes),
     )
     entries = list(session.scalars(
         select(CustodyEntry)

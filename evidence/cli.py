@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from evidence import __version__, cases, custody, migrate, users
+from evidence import __version__, cases, custody, manifests, migrate, users
 from evidence.db import make_engine
 from evidence.errors import EvidenceError
 from evidence.home import Runtime, init_home, open_runtime
@@ -357,7 +357,8 @@ def custody_checkpoint(as_json: bool) -> None:
     """Sign the log as it stands now."""
     runtime = state().runtime
     with runtime.session() as session:
-        cp = custody.cut_checkpoint(session, runtime.signer, origin=runtime.settings.origin)
+        cp = custody.cut_checkpoint(session, runtime.signer, origin=runtime.settings.origin,
+                                    timestamp=manifests.timestamper(runtime.settings))
         document = custody.checkpoint_document(cp)
     if as_json:
         _echo_json(document)

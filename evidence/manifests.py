@@ -7,6 +7,7 @@ signature says this system made it, and the timestamp token says it existed at t
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -27,6 +28,23 @@ def timestamp_authority(settings: Settings) -> TimestampAuthority:
         return timestamping.HttpTimestampAuthority(settings.tsa_url_list)
     material = timestamping.load_local_tsa(settings.tsa_path)
     return timestamping.LocalTimestampAuthority.from_material(material)
+
+
+def timestamper(
+    settings: Settings, failures: list[str] | None = None
+) -> Callable[[bytes], bytes | None]:
+    """For checkpoints: an RFC 3161 token (DER) for a digest, or None when no authority
+    answered, the reason then appended to `failures`."""
+
+    def stamp(digest: bytes) -> bytes | None:
+        try:
+            return timestamp_authority(settings).timestamp(digest).response_der
+        except timestamping.TimestampError as exc:
+            if failures is not None:
+                failures.append(str(exc))
+            return None
+
+    return stamp
 
 
 @dataclass(frozen=True)
