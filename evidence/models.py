@@ -573,7 +573,8 @@ class SearchDocument(Base):
 
 
 class ImageHash(Base):
-    """An image artifact's 64-bit pHash, split into four 16-bit bands for multi-index hashing."""
+    """An image artifact's 64-bit pHash. Its posting lists (`ImageHashBand`) are kept in step by
+    triggers (migration 0006), so any insert, delete or change of a row reaches the index."""
 
     __tablename__ = "image_hashes"
 
@@ -581,8 +582,16 @@ class ImageHash(Base):
     case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id"), index=True)
     capture_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("captures.id"))
     # The hash's 64 bits as a signed 64-bit integer (two's complement), so both backends hold it.
-    phash: Mapped[int] = mapped_column(BigInteger)
-    band0: Mapped[int] = mapped_column(Integer, index=True)
-    band1: Mapped[int] = mapped_column(Integer, index=True)
-    band2: Mapped[int] = mapped_column(Integer, index=True)
-    band3: Mapped[int] = mapped_column(Integer, index=True)
+    phash: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class ImageHashBand(Base):
+    """One posting list of the similar-image index: every distinct pHash whose band `band` (a
+    13- or 12-bit slice of the hash, evidence/search.py) has the value `value`, written as 16 hex
+    digits and a space each. `key` is band * 8192 + value: one integer primary key, so a lookup
+    is a single B-tree probe (SQLite's rowid) on both backends."""
+
+    __tablename__ = "image_hash_bands"
+
+    key: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    hashes: Mapped[str] = mapped_column(Text)

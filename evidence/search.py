@@ -26,14 +26,27 @@ here from the stored text, so both backends answer alike. Trigram matching was n
 finds substrings of handles, but triples the index and matches across Arabic word forms badly;
 a handle split at `_` or `.` is still found by its parts as a phrase.
 
-Images. Every image artifact with a pHash is indexed with its 64 bits cut into four 16-bit
-bands. A search within Hamming distance d is exact (never misses a match) by the generalised
-pigeonhole principle: if each band i differed in more than r_i bits, the hashes would differ in
-at least sum(r_i + 1) bits, so choosing radii with sum(r_i + 1) > d guarantees that some band is
-within its radius. The radii are spread evenly (d=10 → 2,2,2,1; d=16 → 4,3,3,3); every band
-value within its radius of the query's band is looked up in that band's index, and each
-candidate is checked with a popcount of the XOR before it is returned (SQLite: a Python
-function registered on the connection; PostgreSQL: `bit_count`).
+Images. Every image artifact with a pHash is indexed with its 64 bits cut into five bands
+(bits 0-12, 13-25, 26-38, 39-51: 13 bits; 52-63: 12 bits). A search within Hamming distance d is
+exact (never misses a match) by the generalised pigeonhole principle: if each band i differed in
+more than r_i bits, the hashes would differ in at least sum(r_i + 1) bits, so choosing radii
+with sum(r_i + 1) > d guarantees that some band is within its radius (r_i = -1 leaves a band
+out). The d + 1 units are spread evenly, the 13-bit bands first (d=4 → 0,0,0,0,0; d=10 →
+2,1,1,1,1; d=16 → 3,3,2,2,2), which keeps both the band values probed (1,019 at d=16) and the
+hashes they list (~134,000 of 1,000,000 random ones) small.
+
+The index is a table of posting lists, `image_hash_bands`: one row per band value listing every
+distinct pHash that has it (16 hex digits and a space each), maintained by triggers on
+`image_hashes` (migration 0006), so it is exact whoever writes the rows. A search fetches the
+rows of every band value within its band's radius in one query (one B-tree probe each; the rows
+are the posting lists, nothing else is read), decodes the listed hashes in bulk, keeps those
+within d by a popcount of the XOR, and only then looks the few matching hashes up in
+`image_hashes` (by its `phash` index) for their artifacts, restricted to the caller's cases.
+Checking a listed hash this way costs well under a microsecond, where fetching an index row per
+candidate and popcounting it in SQL (a Python function on SQLite) cost several: with four 16-bit
+bands and one indexed column each, distance 16 probed 4,608 values and checked ~70,000 rows one
+by one, slower than a linear scan. Narrower bands would probe fewer values but list many more
+hashes per value (and rewrite longer lists on every insert); wider ones probe far more values.
 """
 
 from __future__ import annotations
@@ -41,8 +54,10 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import sys
 import unicodedata
 import uuid
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -81,6 +96,7 @@ from evidence.models import (
     Case,
     CaseMember,
     ImageHash,
+    ImageHashBand,
     Role,
     SearchDocument,
     User,
@@ -99,9 +115,11 @@ MAX_TERMS_BYTES = 200_000
 SNIPPET_CONTEXT = 80
 DEFAULT_DISTANCE = 10
 MAX_DISTANCE = 16
-BANDS = 4
-BAND_BITS = 16
-BAND_MASK = (1 << BAND_BITS) - 1
+# (first bit, width) of each band of the 64-bit pHash; migration 0006 holds a frozen copy.
+BANDS: tuple[tuple[int, int], ...] = ((0, 13), (13, 13), (26, 13), (39, 13), (52, 12))
+BAND_KEY_STRIDE = 8192  # a posting list's key is band number * 8192 + band value
+# Serialises writers of the image index on PostgreSQL (see `_lock_image_index`).
+IMAGE_INDEX_LOCK_KEY = 0x45564C494D47  # "EVLIMG"
 MASK64 = (1 << 64) - 1
 
 # --- normalisation ------------------------------------------------------------------------------
@@ -257,8 +275,14 @@ def _signed(value: int) -> int:
 
 
 def bands_of(value: int) -> list[int]:
-    """The four 16-bit bands of an unsigned 64-bit hash, lowest bits first."""
-    return [(value >> (BAND_BITS * i)) & BAND_MASK for i in range(BANDS)]
+    """The five band values (13, 13, 13, 13 and 12 bits) of an unsigned 64-bit hash, lowest
+    bits first."""
+    return [(value >> offset) & ((1 << bits) - 1) for offset, bits in BANDS]
+
+
+def band_keys(value: int) -> list[int]:
+    """The posting-list keys of an unsigned 64-bit hash, one per band."""
+    return [n * BAND_KEY_STRIDE + band for n, band in enumerate(bands_of(value))]
 
 
 def parse_phash(value: str) -> int:
@@ -280,10 +304,8 @@ def image_row(artifact: Artifact) -> ImageHash | None:
         log.warning("artifact %s has a malformed pHash %r; not indexed", artifact.id,
                     artifact.phash)
         return None
-    b = bands_of(value)
     return ImageHash(artifact_id=artifact.id, case_id=artifact.case_id,
-                     capture_id=artifact.capture_id, phash=_signed(value),
-                     band0=b[0], band1=b[1], band2=b[2], band3=b[3])
+                     capture_id=artifact.capture_id, phash=_signed(value))
 
 
 def _document(capture: Capture, text_bytes: bytes) -> SearchDocument:
@@ -325,11 +347,10 @@ def _index(session: Session, capture: Capture, store: BlobStore) -> None:
     if hashed:
         done = set(session.scalars(select(ImageHash.artifact_id).where(
             ImageHash.artifact_id.in_(hashed))))
-        for artifact in artifacts:
-            if artifact.id in hashed and artifact.id not in done:
-                row = image_row(artifact)
-                if row is not None:
-                    session.add(row)
+        rows = [image_row(a) for a in artifacts if a.id in hashed and a.id not in done]
+        if any(rows):
+            _lock_image_index(session)
+        session.add_all(row for row in rows if row is not None)
     session.flush()
 
 
@@ -349,7 +370,24 @@ def reindex(session: Session, store: BlobStore, *, after: uuid.UUID | None = Non
 def clear_index(session: Session) -> None:
     """Forget every indexed document and image hash (before rebuilding them all)."""
     session.execute(delete(SearchDocument))
-    session.execute(delete(ImageHash))
+    _lock_image_index(session)
+    session.execute(delete(ImageHash))  # the triggers empty the posting lists
+
+
+def rebuild_posting_lists(session: Session) -> None:
+    """Rebuild every posting list from `image_hashes` in a few set-based statements (what
+    migration 0006 does for existing rows): a repair tool, and the end of a bulk load that
+    bypassed the triggers."""
+    _lock_image_index(session)
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    entry = "printf('%016x ', phash)" if sqlite else "lpad(to_hex(phash), 16, '0') || ' '"
+    concat = f"group_concat({entry}, '')" if sqlite else f"string_agg({entry}, '')"
+    session.execute(delete(ImageHashBand))
+    for n, (offset, bits) in enumerate(BANDS):
+        key = f"{n * BAND_KEY_STRIDE} + ((phash >> {offset}) & {(1 << bits) - 1})"
+        session.execute(text(  # built from constants only
+            f"INSERT INTO image_hash_bands (key, hashes) SELECT {key} AS k, {concat} "  # noqa: S608
+            "FROM (SELECT DISTINCT phash FROM image_hashes) AS d GROUP BY k"))
 
 
 # --- text search --------------------------------------------------------------------------------
@@ -530,26 +568,33 @@ def make_snippet(body: str, query: Query, *, context: int = SNIPPET_CONTEXT) -> 
 # --- similar images -----------------------------------------------------------------------------
 
 @cache
-def _masks(radius: int) -> tuple[int, ...]:
-    """Every 16-bit mask with at most `radius` bits set."""
-    out = [0]
-    for r in range(1, radius + 1):
-        for bits in combinations(range(BAND_BITS), r):
-            out.append(sum(1 << b for b in bits))
+def _masks(bits: int, radius: int) -> tuple[int, ...]:
+    """Every `bits`-bit mask with at most `radius` bits set (none for a radius of -1)."""
+    out = []
+    for r in range(radius + 1):
+        for chosen in combinations(range(bits), r):
+            out.append(sum(1 << b for b in chosen))
     return tuple(out)
 
 
 def band_radii(distance: int) -> list[int]:
-    """Radii r_i with sum(r_i + 1) > distance, spread as evenly as the bands allow."""
-    need = max(0, distance - BANDS + 1)
-    base, extra = divmod(need, BANDS)
-    return [base + 1 if i < extra else base for i in range(BANDS)]
+    """Radii r_i (-1: band not probed) with sum(r_i + 1) = distance + 1, spread evenly, the
+    13-bit bands taking any extra first: the fewest probes and listed hashes for that bound."""
+    base, extra = divmod(distance + 1, len(BANDS))
+    return [base + (1 if n < extra else 0) - 1 for n in range(len(BANDS))]
 
 
 def probes(value: int, distance: int) -> list[list[int]]:
     """For each band, the band values within its radius of the query's band."""
-    return [[band ^ m for m in _masks(r)]
-            for band, r in zip(bands_of(value), band_radii(distance), strict=True)]
+    return [[band ^ m for m in _masks(bits, r)]
+            for band, (_, bits), r in zip(bands_of(value), BANDS, band_radii(distance),
+                                          strict=True)]
+
+
+def probe_keys(value: int, distance: int) -> list[int]:
+    """The posting-list keys to fetch for a search within `distance` of `value`, ascending."""
+    return sorted(n * BAND_KEY_STRIDE + band
+                  for n, values in enumerate(probes(value, distance)) for band in values)
 
 
 def hamming64(a: int, b: int) -> int:
@@ -560,6 +605,24 @@ def _register_sqlite_hamming(session: Session) -> None:
     raw = session.connection().connection.driver_connection
     assert raw is not None
     raw.create_function("evl_hamming", 2, hamming64, deterministic=True)
+
+
+def _lock_image_index(session: Session) -> None:
+    """On PostgreSQL, hold (to the end of the transaction) the lock that serialises writers of
+    `image_hashes`: the triggers update up to five posting lists a row, and two transactions
+    taking them in different orders would deadlock; a delete racing an insert of the same hash
+    could also drop it from its lists. SQLite transactions already hold the write lock."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                        {"key": IMAGE_INDEX_LOCK_KEY})
+
+
+def _listed_within(listings: Iterable[str], value: int, distance: int) -> dict[int, int]:
+    """{unsigned hash: distance} of the hashes in posting lists within `distance` of `value`."""
+    packed = array("Q", bytes.fromhex("".join(listings)))  # fromhex skips the spaces
+    if sys.byteorder == "little":
+        packed.byteswap()  # the lists are written most significant digit first
+    return {h: (h ^ value).bit_count() for h in packed if (h ^ value).bit_count() <= distance}
 
 
 @dataclass(frozen=True)
@@ -596,26 +659,34 @@ def matching_hashes(
     unsigned 64-bit `value`, nearest first; `case_ids` (a subquery or list) narrows them."""
     check_distance(distance)
     postgres = session.get_bind().dialect.name == "postgresql"
-    query_value = _signed(value)
-    h = ImageHash
-    band_columns = (h.band0, h.band1, h.band2, h.band3)
-    band_terms: list[ColumnElement[bool]] = []
-    for n, (column, values) in enumerate(zip(band_columns, probes(value, distance), strict=True)):
-        if postgres:
-            band_terms.append(column == any_(bindparam(f"band{n}", values,
-                                                       type_=ARRAY(Integer))))
-        else:
-            table = func.json_each(bindparam(f"band{n}", orjson.dumps(values).decode())
-                                   ).table_valued("value")
-            band_terms.append(column.in_(select(table.c.value)))
+    keys = probe_keys(value, distance)
+    bands = ImageHashBand.__table__
     if postgres:
-        xor = h.phash.op("#")(bindparam("q", query_value, type_=BigInteger))
+        wanted: ColumnElement[bool] = bands.c.key == any_(bindparam("keys", keys,
+                                                                   type_=ARRAY(Integer)))
+    else:
+        listed = func.json_each(bindparam("keys", orjson.dumps(keys).decode())
+                                ).table_valued("value")
+        wanted = bands.c.key.in_(select(listed.c.value))
+    near = _listed_within(session.scalars(select(bands.c.hashes).where(wanted)), value,
+                          distance)
+    if not near:
+        return []
+    h = ImageHash
+    signed = sorted(_signed(v) for v in near)
+    if postgres:
+        hashes: ColumnElement[bool] = h.phash == any_(bindparam("hashes", signed,
+                                                                type_=ARRAY(BigInteger)))
+        xor = h.phash.op("#")(bindparam("q", _signed(value), type_=BigInteger))
         dist: ColumnElement[int] = func.bit_count(cast(xor, BIT(64)))
     else:
+        table = func.json_each(bindparam("hashes", orjson.dumps(signed).decode())
+                               ).table_valued("value")
+        hashes = h.phash.in_(select(table.c.value))
         _register_sqlite_hamming(session)
-        dist = func.evl_hamming(h.phash, bindparam("q", query_value, type_=BigInteger))
+        dist = func.evl_hamming(h.phash, bindparam("q", _signed(value), type_=BigInteger))
     query = (select(h.artifact_id, h.phash, dist.label("distance"))
-             .where(or_(*band_terms), dist <= distance)
+             .where(hashes)
              .order_by(dist, h.artifact_id))
     if case_ids is not None:
         query = query.where(h.case_id.in_(case_ids))

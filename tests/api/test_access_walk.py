@@ -9,12 +9,11 @@ auditor reads the custody timeline of any case and nothing else of it.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
-from evidence import accounts, captures, cases, decisions, deconfliction, notes, targets, users
-from evidence.models import Export, Role
-from tests.api.conftest import Api, Caller
-from tests.factories import AUTHORITY_FIELDS, make_capture
+from evidence import captures, cases, targets
+from evidence.models import Role
+from tests.api.conftest import Api
+from tests.api.world import OTHER_REFERENCE, REFERENCE, build_world
 
 METHODS = ("get", "post", "put", "patch", "delete")
 PUBLIC = {("get", "/api/health")}
@@ -34,8 +33,6 @@ ADDRESSED_BY_ID = {
     ("get", "/api/decisions/{decision_id}"), ("post", "/api/decisions/{decision_id}/approve"),
     ("post", "/api/decisions/{decision_id}/reject"),
 }
-REFERENCE = "OP/2026/7"  # a '/' in it: the walk also proves such references route
-OTHER_REFERENCE = "ELSEWHERE-1"  # another unit's case holding the same page (a hit)
 
 
 def _example(schema: dict[str, Any], operation: dict[str, Any]) -> Any:
@@ -48,62 +45,6 @@ def _example(schema: dict[str, Any], operation: dict[str, Any]) -> Any:
     return examples[0]
 
 
-def _legal_request(api: Api, session: Any, owner: Caller, case: Any) -> str:
-    """A generated legal request (with its documents) on an X post of the case."""
-    from datetime import UTC, datetime
-
-    from evidence import requests
-
-    post, _job = targets.flag_target(session, owner.user, case, reason="advert",
-                                     url="https://x.com/seller/status/1")
-    make_capture(session, case, post, api.runtime.store)
-    made = requests.generate(
-        session, owner.user, case, store=api.runtime.store, settings=api.runtime.settings,
-        kind="provider-preservation", platform="x", fields=AUTHORITY_FIELDS,
-        date_from=datetime(2026, 1, 1, tzinfo=UTC), date_to=datetime(2026, 2, 1, tzinfo=UTC))
-    return str(made.request.id)
-
-
-def _world(api: Api) -> tuple[dict[str, str], Caller]:
-    """A case with one of everything, made by its owner; returns ids to fill paths with."""
-    owner = api.user("owner")
-    with api.runtime.session() as session:
-        case = cases.create_case(session, owner.user, reference=REFERENCE, title="Hidden case")
-        account, _ = accounts.link_account(session, owner.user, case, platform="facebook",
-                                           platform_account_id="1000",
-                                           profile_url="https://example.org/p")
-        target, _job = targets.flag_target(session, owner.user, case, reason="advert",
-                                           url="https://example.org/ad")
-        capture = make_capture(session, case, target, api.runtime.store)
-        artifacts = captures.artifacts_of(session, capture.id)
-        case_note = notes.add_note(session, owner.user, case, body="case note")
-        target_note = notes.add_note(session, owner.user, case, body="target note",
-                                     target_id=target.id)
-        # A kept bundle (its bytes need not be a real bundle for routing and access).
-        bundle = api.runtime.store.put_bytes(b"PK\x05\x06" + b"\x00" * 18)
-        export = Export(case_id=case.id, requested_by_id=owner.user.id,
-                        bundle_sha256=bundle.sha256, size=bundle.size)
-        session.add(export)
-        session.flush()
-        request_id = _legal_request(api, session, owner, case)
-        # Another unit's case holding the same page: a deconfliction hit; and a decision.
-        other_owner = users.create_user(session, None, name="elsewhere",
-                                        role=Role.INVESTIGATOR, unit="Elsewhere Unit")
-        other = cases.create_case(session, other_owner, reference=OTHER_REFERENCE,
-                                  title="Elsewhere")
-        targets.flag_target(session, other_owner, other, reason="advert",
-                            url="https://example.org/ad")
-        (hit, *_rest) = deconfliction.unresolved_hits(session, target)
-        decision = decisions.propose(session, owner.user, case, target, kind="monitor",
-                                     rationale="watch it")
-        return {"decision_id": str(decision.id), "hit_id": str(hit.id),
-                "ref": quote(REFERENCE, safe=""), "target_id": str(target.id),
-                "capture_id": str(capture.id), "artifact_id": str(artifacts[0].id),
-                "account_id": str(account.id), "note_id": str(case_note.note.id),
-                "target_note_id": str(target_note.note.id), "user": "owner",
-                "export_id": str(export.id), "request_id": request_id}, owner
-
-
 def _url(path: str, ids: dict[str, str]) -> str:
     if "/targets/{target_id}/notes/{note_id}" in path:
         ids = {**ids, "note_id": ids["target_note_id"]}
@@ -111,7 +52,7 @@ def _url(path: str, ids: dict[str, str]) -> str:
 
 
 def test_every_route_hides_a_case_from_those_who_may_not_see_it(api: Api) -> None:
-    ids, _owner = _world(api)
+    ids, _owner = build_world(api)
     stranger = api.user("stranger")
     auditor = api.user("aud", Role.AUDITOR)
     schema = api.client.get("/api/openapi.json").json()
@@ -162,7 +103,7 @@ def test_every_route_hides_a_case_from_those_who_may_not_see_it(api: Api) -> Non
 
 def test_the_walk_reaches_real_objects(api: Api) -> None:
     """The ids the walk uses are real: their owner reads every case-scoped GET route."""
-    ids, owner = _world(api)
+    ids, owner = build_world(api)
     schema = api.client.get("/api/openapi.json").json()
     reached = 0
     for path, operations in schema["paths"].items():
@@ -174,7 +115,7 @@ def test_the_walk_reaches_real_objects(api: Api) -> None:
 
 
 def test_an_auditor_reads_the_timeline_of_any_case(api: Api) -> None:
-    ids, _owner = _world(api)
+    ids, _owner = build_world(api)
     auditor = api.user("aud", Role.AUDITOR)
     timeline = api.client.get(f"/api/cases/{ids['ref']}/timeline", headers=auditor.headers)
     assert timeline.status_code == 200
@@ -191,7 +132,7 @@ def test_search_shows_a_stranger_nothing_of_a_case(api: Api) -> None:
     """The cross-case search routes answer a stranger or an auditor with nothing of the case."""
     from tests.factories import make_text_capture
 
-    ids, owner = _world(api)
+    ids, owner = build_world(api)
     with api.runtime.session() as session:
         case = cases.get_case(session, owner.user, REFERENCE)
         target, _job = targets.flag_target(session, owner.user, case, reason="advert",

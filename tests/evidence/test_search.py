@@ -5,18 +5,31 @@ from __future__ import annotations
 
 import contextlib
 import random
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from alembic import command
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from evidence import cases, search, targets
+from evidence import cases, migrate, search, targets
 from evidence.blobstore import FolderStore
+from evidence.db import make_engine, make_session_factory, session_scope
 from evidence.errors import InvalidInput, NotFound
-from evidence.models import Case, CustodyEntry, ImageHash, Role, SearchDocument, User
+from evidence.models import (
+    Artifact,
+    Case,
+    CustodyEntry,
+    ImageHash,
+    ImageHashBand,
+    Role,
+    SearchDocument,
+    User,
+    utcnow,
+)
 from tests.factories import make_case, make_text_capture, make_user
 
 
@@ -205,9 +218,113 @@ def _flip(value: int, bits: int, rng: random.Random) -> int:
 
 
 def test_band_radii_satisfy_the_pigeonhole_bound() -> None:
+    assert sum(bits for _, bits in search.BANDS) == 64
+    assert [offset for offset, _ in search.BANDS] == [0, 13, 26, 39, 52]
     for d in range(search.MAX_DISTANCE + 1):
         radii = search.band_radii(d)
         assert sum(r + 1 for r in radii) > d and max(radii) - min(radii) <= 1
+        assert all(-1 <= r < bits for r, (_, bits) in zip(radii, search.BANDS, strict=True))
+    assert len(search.probe_keys(0x8F3A00FF00FF1234, 16)) == 1019
+    value = 0xFEDC_BA98_7654_3210
+    assert search.bands_of(value) == [(value >> o) & ((1 << b) - 1) for o, b in search.BANDS]
+    assert sum(band << offset for band, (offset, _) in zip(
+        search.bands_of(value), search.BANDS, strict=True)) == value
+
+
+def _postings(session: Session) -> dict[int, list[str]]:
+    rows = session.execute(select(ImageHashBand.key, ImageHashBand.hashes)).all()
+    return {key: sorted(hashes.split()) for key, hashes in rows}
+
+
+def _expected_postings(session: Session) -> dict[int, list[str]]:
+    expected: dict[int, set[str]] = {}
+    for signed in set(session.scalars(select(ImageHash.phash))):
+        value = signed & search.MASK64
+        for key in search.band_keys(value):
+            expected.setdefault(key, set()).add(f"{value:016x}")
+    return {key: sorted(hashes) for key, hashes in expected.items()}
+
+
+def test_posting_lists_follow_every_insert_delete_and_change(session: Session,
+                                                             store: FolderStore) -> None:
+    """The triggers keep the lists exact: duplicates listed once, a hash dropped only when no
+    row has it, changes and bulk statements included."""
+    owner = make_user(session)
+    case = make_case(session, owner)
+    hashes = ["8f3a00ff00ff1234", "8f3a00ff00ff1234", "0000000000000000", "ffffffffffffffff",
+              "8000000000000000", "7fffffffffffffff", "8f3a00ff00ff1235"]
+    capture = _capture(session, owner, case, store, "images", images=hashes)
+    session.flush()
+    assert _postings(session) == _expected_postings(session)
+    assert all(len(v) == len(set(v)) for v in _postings(session).values())
+    rows = list(session.scalars(select(ImageHash).where(ImageHash.capture_id == capture.id)
+                                .order_by(ImageHash.phash)))
+    duplicate = next(r for r in rows if r.phash == search._signed(0x8F3A00FF00FF1234))
+    session.delete(duplicate)  # its twin still has the hash: it stays listed
+    session.flush()
+    assert _postings(session) == _expected_postings(session)
+    assert search.matching_hashes(session, 0x8F3A00FF00FF1234, 0)
+    zero = next(r for r in rows if r.phash == 0)
+    zero.phash = search._signed(0x0000000000000F0F)  # a changed hash moves lists
+    session.flush()
+    assert _postings(session) == _expected_postings(session)
+    assert [d for _, _, d in search.matching_hashes(session, 0, 8)] == [1, 8]
+    session.execute(update(ImageHash).where(ImageHash.capture_id == capture.id)
+                    .values(phash=search._signed(0x1234)))  # bulk: every row the same hash
+    assert _postings(session) == _expected_postings(session)
+    assert len(search.matching_hashes(session, 0x1234, 0)) == len(hashes) - 1
+    search.clear_index(session)
+    assert _postings(session) == {}
+
+
+def test_migration_builds_the_lists_from_stored_hashes(database_url: str) -> None:
+    """Upgrading from 0005's four band columns builds the posting lists from each row's pHash,
+    and downgrading recomputes the band columns."""
+    engine = make_engine(database_url)
+    try:
+        config = migrate.alembic_config(engine)
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0005")
+        rng = random.Random(7)
+        values = [rng.getrandbits(64) for _ in range(300)] + [0, search.MASK64, 1 << 63]
+        values += values[:5]  # the same hash on several artifacts
+        factory = make_session_factory(engine)
+        with session_scope(factory) as s:
+            owner = make_user(s)
+            case = make_case(s, owner)
+            case_id = case.id
+        with engine.begin() as conn:
+            for value in values:
+                artifact_id = uuid.uuid4()
+                conn.execute(insert(Artifact).values(
+                    id=artifact_id, case_id=case_id, kind="screenshot", media_type="image/png",
+                    size=1, sha256="0" * 64, phash=f"{value:016x}", created_at=utcnow()))
+                bands = {f"band{i}": (value >> (16 * i)) & 0xFFFF for i in range(4)}
+                conn.execute(text(
+                    "INSERT INTO image_hashes (artifact_id, case_id, phash, band0, band1, band2, "
+                    "band3) VALUES (:a, :c, :p, :band0, :band1, :band2, :band3)"),
+                    {"a": artifact_id if engine.dialect.name == "postgresql" else artifact_id.hex,
+                     "c": case_id if engine.dialect.name == "postgresql" else case_id.hex,
+                     "p": search._signed(value), **bands})
+        migrate.upgrade(engine)
+        with session_scope(factory) as s:
+            assert _postings(s) == _expected_postings(s)
+            for base in values[:3]:
+                got = sorted(d for _, _, d in search.matching_hashes(s, base, 16))
+                assert got == sorted(search.hamming64(base, v) for v in values
+                                     if search.hamming64(base, v) <= 16)
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0005")
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT phash, band0, band1, band2, band3 "
+                                     "FROM image_hashes")).all()
+        assert len(rows) == len(values)
+        assert all([(p >> (16 * i)) & 0xFFFF for i in range(4)] == list(b) for p, *b in rows)
+        migrate.upgrade(engine)
+    finally:
+        engine.dispose()
 
 
 def test_similar_images_are_exactly_the_brute_force_answer(session: Session,
