@@ -489,10 +489,16 @@ def search_text(
         moment, row_id = _decode_cursor(cursor)
         conditions.append(or_(doc.captured_at < moment,
                               and_(doc.captured_at == moment, doc.id < row_id)))
-    rows = session.execute(
-        select(doc, Case.reference).join(Case, Case.id == doc.case_id).where(*conditions)
+    # The page's ids first, from the indexes alone; only then the page's rows, whose text is
+    # long: sorting every match with its text made a common word take a third of a second.
+    ids = list(session.scalars(
+        select(doc.id).where(*conditions)
         .order_by(doc.captured_at.desc(), doc.id.desc()).limit(limit + 1)
-    ).all()
+    ))
+    loaded = {d.id: (d, reference) for d, reference in session.execute(
+        select(doc, Case.reference).join(Case, Case.id == doc.case_id).where(doc.id.in_(ids))
+    ).all()}
+    rows = [loaded[i] for i in ids if i in loaded]
     page = rows[:limit]
     hits = []
     for d, reference in page:
