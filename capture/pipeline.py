@@ -283,6 +283,13 @@ class _Run:
         return None
 
     def screenshot_viewport(self) -> str | None:
+        full = self.tmp / "screenshot-full.png"
+        if _png_size(full) == (self.settings.viewport_width, self.settings.viewport_height):
+            # The whole page fits the viewport, so the full-page image is what the viewport
+            # showed at that moment (a second shot differs only where the page moves, e.g. a
+            # video's controls): stored again under this kind (the same blob), not re-taken.
+            self.store("screenshot_viewport", full, "image/png", "screenshot-viewport.png")
+            return "the page fits the viewport: same image as the full-page screenshot"
         path = self.tmp / "screenshot-viewport.png"
         with map_playwright_errors("viewport screenshot"):
             self.live_page.screenshot(path=path, full_page=False, timeout=self.remaining_ms(30))
@@ -366,6 +373,18 @@ class _Run:
         for path in self.downloads:
             self.store("download", path, "application/octet-stream", path.name)
         return f"{len(self.downloads)} downloads"
+
+
+def _png_size(path: Path) -> tuple[int, int] | None:
+    """Width and height from a PNG's header, or None when it is not a readable PNG."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(24)
+    except OSError:
+        return None
+    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
 
 
 def _ms(started: float) -> int:

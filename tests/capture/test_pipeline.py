@@ -96,6 +96,9 @@ def test_simple_page_yields_every_artifact_hashed_as_stored(
     assert meta["requested_url"] == server.url(pages.SIMPLE_PATH)
     assert meta["operator"] == "nadia" and meta["browser_version"].startswith("Chromium")
     assert meta["started_at"].endswith("Z") and meta["user_agent"]
+    # The page fits the viewport: its full-page image is the viewport's, kept once.
+    assert _artifact(record, "screenshot_viewport") == _artifact(record, "screenshot")
+    assert "fits the viewport" in (record.step("screenshot_viewport").note or "")  # type: ignore[union-attr]
 
 
 def test_warc_holds_every_request_and_response(
@@ -149,6 +152,10 @@ def test_lazy_images_are_loaded_by_scrolling(
     assert record.step("scroll") is not None and record.step("scroll").ok  # type: ignore[union-attr]
     media = [a for a in record.artifacts if a.kind == "media"]
     assert len(media) >= pages.LAZY_IMAGE_COUNT
+    # A tall page gets a viewport screenshot of its own, the size of the viewport.
+    viewport = _artifact(record, "screenshot_viewport")
+    assert viewport != _artifact(record, "screenshot")
+    assert int.from_bytes(viewport[20:24], "big") == pipeline.settings.viewport_height
 
 
 def test_dialogs_are_dismissed_and_recorded(
