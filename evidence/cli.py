@@ -137,6 +137,36 @@ def acting_command(group: click.Group, *args: Any, **kwargs: Any) -> Callable[[F
     return decorate
 
 
+_TARGETS_FLAG = "evidence.targets"
+
+
+def targets_option(fn: F) -> F:
+    """`--targets ID [ID ...]` (commas work too). A click option takes one value, so the ids
+    are the command's trailing arguments, accepted only after `--targets`; the command gets
+    them parsed as `target_ids: list[uuid.UUID]`."""
+
+    def parse(ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> Any:
+        flagged = ctx.meta.get(_TARGETS_FLAG, False)
+        ids = _uuids(values, "target")
+        if values and not flagged:
+            raise click.UsageError(f"unexpected argument {values[0]!r}: target ids go after "
+                                   "--targets")
+        if flagged and not ids:
+            raise click.UsageError("--targets needs at least one target id")
+        return ids
+
+    fn = click.argument("target_ids", nargs=-1, callback=parse, expose_value=True,
+                        metavar="[--targets ID...]")(fn)
+    def remember(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        ctx.meta[_TARGETS_FLAG] = value
+
+    decorated: F = click.option(
+        "--targets", is_flag=True, is_eager=True, expose_value=False, callback=remember,
+        help="Only these targets: their ids follow (ID ID ... or ID,ID,...).",
+    )(fn)
+    return decorated
+
+
 def state() -> CliState:
     return click.get_current_context().ensure_object(CliState)
 
@@ -389,14 +419,13 @@ def custody_consistency(old_size: int, new_size: int | None) -> None:
 @click.argument("reference", metavar="REF")
 @click.option("--out", "out", type=click.Path(path_type=Path, dir_okay=False), required=True,
               help="The bundle file to write (a ZIP); never overwritten.")
-@click.option("--targets", "targets", multiple=True, metavar="ID[,ID...]",
-              help="Export only these targets' captures (repeat or separate with commas).")
+@targets_option
 @click.option("--json", "as_json", is_flag=True)
-def export_command(reference: str, out: Path, targets: tuple[str, ...], as_json: bool) -> None:
+def export_command(reference: str, out: Path, target_ids: list[uuid.UUID],
+                   as_json: bool) -> None:
     """Write a case's evidence bundle, verifiable offline by anyone."""
     from evidence import bundles
 
-    target_ids = _uuids(targets, "target")
     cli = state()
     progress = None if as_json else (lambda msg: click.echo(msg, err=True))
     result = bundles.export_case(

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from evidence.cli import acting_command, state
+from evidence.cli import acting_command, state, targets_option
 from legal_forms.errors import RegistryInvalid, UnknownPlatform
 from legal_forms.platforms import LegalEntity, Platform, Registry, load_registry
 
@@ -217,18 +217,6 @@ def _echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 
 
-def _ids(values: tuple[str, ...]) -> list[uuid.UUID]:
-    out = []
-    for value in values:
-        for part in value.split(","):
-            if part.strip():
-                try:
-                    out.append(uuid.UUID(part.strip()))
-                except ValueError as exc:
-                    raise click.ClickException(f"{part.strip()!r} is not a target id") from exc
-    return out
-
-
 def _moment(text: str | None, *, end_of_day: bool = False) -> datetime | None:
     """An ISO date (taken in UTC) or an ISO date and time with its offset."""
     if text is None:
@@ -304,8 +292,7 @@ def _report(info: dict[str, Any], out: Path, json_path: Path, as_json: bool) -> 
 @click.option("--case", "case_ref", required=True, metavar="REF")
 @click.option("--kind", required=True, help="See `evidence request route`.")
 @click.option("--platform", "platform_name", required=True, help="Platform name or alias.")
-@click.option("--targets", multiple=True, metavar="ID[,ID...]",
-              help="Only these targets (default: every target of the case on the platform).")
+@targets_option
 @click.option("--field", "field_pairs", multiple=True, metavar="NAME=VALUE",
               help="A value the case does not hold (repeatable): a field of the kind, "
               "issuing.ATTR / validating.ATTR, offence_provision, max_penalty_years, facts.")
@@ -322,7 +309,7 @@ def _report(info: dict[str, Any], out: Path, json_path: Path, as_json: bool) -> 
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True,
               metavar="FILE", help="Write the PDF here and its JSON beside it (FILE.json).")
 @click.option("--json", "as_json", is_flag=True, help="Print the request summary as JSON.")
-def request_new(case_ref: str, kind: str, platform_name: str, targets: tuple[str, ...],
+def request_new(case_ref: str, kind: str, platform_name: str, target_ids: list[uuid.UUID],
                 field_pairs: tuple[str, ...], fields_file: Path | None,
                 categories: tuple[str, ...], date_from: str | None, date_to: str | None,
                 notify_user: bool, emergency: bool, out: Path, as_json: bool) -> None:
@@ -336,7 +323,7 @@ def request_new(case_ref: str, kind: str, platform_name: str, targets: tuple[str
         case = cases.get_case(session, actor, case_ref)
         made = requests.generate(
             session, actor, case, store=cli.runtime.store, settings=cli.settings, kind=kind,
-            platform=platform_name, target_ids=_ids(targets) or None, fields=values,
+            platform=platform_name, target_ids=target_ids or None, fields=values,
             categories=list(categories) or None, date_from=_moment(date_from),
             date_to=_moment(date_to, end_of_day=True), do_not_notify=not notify_user,
             emergency=emergency,

@@ -500,7 +500,7 @@ def test_cli_export_writes_a_bundle_and_refuses_bad_ids(world: World, tmp_path: 
     out = tmp_path / "cli.zip"
     done = subprocess.run(
         [sys.executable, "-m", "evidence", "export", "OP-HARBOUR", "--as", "petra", "--out",
-         str(out), "--targets", f"{world.targets[0]},{world.targets[1]}", "--json"],
+         str(out), "--targets", str(world.targets[0]), str(world.targets[1]), "--json"],
         capture_output=True, text=True, env=env, timeout=300,
     )
     assert done.returncode == 0, done.stderr
@@ -514,4 +514,10 @@ def test_cli_export_writes_a_bundle_and_refuses_bad_ids(world: World, tmp_path: 
     )
     assert bad.returncode != 0 and "not a target id" in bad.stderr
     assert "Traceback" not in bad.stderr
+    stray = subprocess.run(
+        [sys.executable, "-m", "evidence", "export", "OP-HARBOUR", str(world.targets[0]),
+         "--as", "petra", "--out", str(tmp_path / "y.zip")],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert stray.returncode == 2 and "target ids go after --targets" in stray.stderr
     assert not (tmp_path / "x.zip").exists()
