@@ -11,10 +11,13 @@ from typing import Any
 from urllib.parse import unquote
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy import text
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import errors
+from api.deps import CurrentUser
 from api.routes import (
     accounts,
     auth,
@@ -93,8 +96,9 @@ def create_app(runtime: Runtime, *, secure_cookies: bool | None = None) -> FastA
         title="evidence-locker",
         version=__version__,
         summary="Preserve online evidence and run the cases built on it.",
-        openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        # Served below, behind authentication: nothing but health and login is public.
+        openapi_url=None,
+        docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -108,6 +112,17 @@ def create_app(runtime: Runtime, *, secure_cookies: bool | None = None) -> FastA
     for area in (auth, cases, accounts, targets, captures, notes, exports, decisions,
                  deconfliction, search, requests):
         app.include_router(area.router)
+
+    @app.get("/api/openapi.json", include_in_schema=False)
+    def openapi_document(_caller: CurrentUser) -> JSONResponse:
+        """The OpenAPI document, for signed-in users and API tokens."""
+        return JSONResponse(app.openapi())
+
+    @app.get("/api/docs", include_in_schema=False)
+    def api_docs(_caller: CurrentUser) -> HTMLResponse:
+        """Swagger UI over the OpenAPI document (after `POST /api/auth/login` in the browser)."""
+        return get_swagger_ui_html(openapi_url="/api/openapi.json",
+                                   title="evidence-locker API")
 
     @app.get("/api/health", tags=["system"])
     def health() -> dict[str, Any]:

@@ -52,10 +52,13 @@ def _url(path: str, ids: dict[str, str]) -> str:
 
 
 def test_every_route_hides_a_case_from_those_who_may_not_see_it(api: Api) -> None:
-    ids, _owner = build_world(api)
+    ids, owner = build_world(api)
     stranger = api.user("stranger")
     auditor = api.user("aud", Role.AUDITOR)
-    schema = api.client.get("/api/openapi.json").json()
+    # The document itself is not public either.
+    assert api.client.get("/api/openapi.json").status_code == 401
+    assert api.client.get("/api/docs").status_code == 401
+    schema = api.client.get("/api/openapi.json", headers=owner.headers).json()
     walked = 0
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():
@@ -104,7 +107,7 @@ def test_every_route_hides_a_case_from_those_who_may_not_see_it(api: Api) -> Non
 def test_the_walk_reaches_real_objects(api: Api) -> None:
     """The ids the walk uses are real: their owner reads every case-scoped GET route."""
     ids, owner = build_world(api)
-    schema = api.client.get("/api/openapi.json").json()
+    schema = api.client.get("/api/openapi.json", headers=owner.headers).json()
     reached = 0
     for path, operations in schema["paths"].items():
         if "get" in operations and ("{ref}" in path or ("get", path) in ADDRESSED_BY_ID):

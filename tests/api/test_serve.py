@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -31,8 +32,10 @@ def _evidence(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[st
                           capture_output=True, timeout=120)
 
 
-def _get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as response:
+def _get(url: str, token: str | None = None) -> Any:
+    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers),
+                                timeout=5) as response:
         return json.loads(response.read())
 
 
@@ -46,7 +49,10 @@ def env(tmp_path: Path, backend: str, database_url: str) -> dict[str, str]:
 
 
 def test_serve_answers_health_and_openapi_and_seals_the_log(env: dict[str, str]) -> None:
-    assert _evidence("init", env=env).returncode == 0
+    init = _evidence("init", env=env)
+    assert init.returncode == 0
+    token = re.search(r"evl_\S+", init.stdout)
+    assert token is not None, init.stdout
     made = _evidence("case", "create", "S-1", "--title", "served", env=env)
     assert made.returncode == 0, made.stderr
     port = _free_port()
@@ -67,7 +73,10 @@ def test_serve_answers_health_and_openapi_and_seals_the_log(env: dict[str, str])
         assert health["status"] == "ok" and health["database"] == "ok"
         assert health["schema_revision"] == migrate.head_revision()
         assert len(health["signing_key_id"]) == 64
-        openapi = _get(f"{base}/api/openapi.json")
+        with pytest.raises(urllib.error.HTTPError) as anonymous:
+            _get(f"{base}/api/openapi.json")
+        assert anonymous.value.code == 401
+        openapi = _get(f"{base}/api/openapi.json", token.group(0))
         assert openapi["info"]["title"] == "evidence-locker"
         assert "/api/health" in openapi["paths"]
         with pytest.raises(urllib.error.HTTPError) as missing:
