@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from capture.phash import ImageHashes, hamming, hash_file
 from evidence.canonical import JsonValue
 from evidence.captures import CaptureRecord, StoredArtifact
+from evidence.platforms import platform_registry
 
 # Screenshot verdicts compare the larger of the pHash and dHash distances (64 bits each).
 # Re-rendering the same page gives 0-2; a changed counter or an edited line of text stays well
@@ -434,15 +435,6 @@ TOMBSTONE_PHRASES: tuple[GonePhrase, ...] = (
     GonePhrase("x", "a post on the page is unavailable", "This Tweet is unavailable"),
 )
 
-PLATFORM_HOSTS: Mapping[str, tuple[str, ...]] = {
-    "facebook": ("facebook.com", "fb.com", "fb.watch"),
-    "instagram": ("instagram.com",),
-    "x": ("x.com", "twitter.com"),
-    "tiktok": ("tiktok.com",),
-    "youtube": ("youtube.com", "youtu.be", "youtube-nocookie.com"),
-    "telegram": ("t.me", "telegram.me"),
-}
-
 # Apostrophes and quotation marks a platform may use for the same word ("isn’t", "isn't").
 _APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "ʼ": "'", "′": "'", "`": "'", "´": "'"})
 
@@ -514,8 +506,10 @@ def _applies(entry: GonePhrase, final_url: str | None) -> bool:
     # With no final URL recorded there is nothing to check against, so every phrase applies.
     if not final_url:
         return True
-    host = (urlsplit(final_url).hostname or "").rstrip(".").lower()
-    return any(host == h or host.endswith("." + h) for h in PLATFORM_HOSTS[entry.platform])
+    # Which hosts are the platform's comes from the platform registry, the one list of them.
+    registry = platform_registry()
+    found = registry.platform_for_host((urlsplit(final_url).hostname or "").rstrip(".").lower())
+    return found is not None and found.name == registry.get(entry.platform).name
 
 
 # -- building snapshots from captures -----------------------------------------------------

@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from PIL import Image, ImageDraw
@@ -16,7 +17,6 @@ from capture import changes
 from capture.changes import (
     GONE_PHRASES,
     MAX_DIFF_LINES,
-    PLATFORM_HOSTS,
     TOMBSTONE_PHRASES,
     Comparison,
     GonePhrase,
@@ -32,6 +32,7 @@ from capture.changes import (
 from capture.phash import ImageHashes
 from evidence.canonical import canonical_json
 from evidence.captures import CaptureRecord, StoredArtifact
+from evidence.platforms import platform_registry
 from tests.support import images
 
 POST_URL = "https://www.facebook.com/somepage/posts/123"
@@ -441,10 +442,11 @@ def test_a_takedown_phrase_on_another_site_does_not_count(entry: GonePhrase) -> 
     assert gone_reason(article) is None
 
 
-def test_every_platform_in_the_table_has_hosts() -> None:
+def test_every_platform_in_the_table_is_in_the_registry() -> None:
+    registry = platform_registry()
     for entry in (*GONE_PHRASES, *TOMBSTONE_PHRASES):
-        assert PLATFORM_HOSTS[entry.platform]
-        assert entry.platform in PLATFORM_URL
+        found = registry.platform_for_host(urlsplit(PLATFORM_URL[entry.platform]).hostname or "")
+        assert found is not None and found.name == registry.get(entry.platform).name
 
 
 @pytest.mark.parametrize(("url", "title", "text", "expected"), [
