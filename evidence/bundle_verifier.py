@@ -844,12 +844,60 @@ def _verify_signature(token: _Token, message: bytes, certificate: x509.Certifica
         ) from exc
 
 
+# --- older `cryptography` releases ------------------------------------------------------------
+# The defence may check a bundle with the `cryptography` its operating system ships (Debian 12:
+# 38.0). These stand in for the few newer calls: validity times with a zone (42), loading every
+# certificate of a PEM (39), and checking one certificate's signature by another (40).
+
+
+def _not_before(certificate: x509.Certificate) -> datetime:
+    value = getattr(certificate, "not_valid_before_utc", None)
+    return value if value is not None else certificate.not_valid_before.replace(tzinfo=UTC)
+
+
+def _not_after(certificate: x509.Certificate) -> datetime:
+    value = getattr(certificate, "not_valid_after_utc", None)
+    return value if value is not None else certificate.not_valid_after.replace(tzinfo=UTC)
+
+
+_PEM_CERTIFICATE = re.compile(
+    rb"-----BEGIN CERTIFICATE-----\s*([A-Za-z0-9+/=\s]+?)\s*-----END CERTIFICATE-----")
+
+
+def _pem_certificates(pem: bytes) -> list[x509.Certificate]:
+    blocks = _PEM_CERTIFICATE.findall(pem)
+    if not blocks:
+        raise ValueError("no certificate in the PEM text")
+    return [x509.load_der_x509_certificate(base64.b64decode(b"".join(block.split())))
+            for block in blocks]
+
+
+def _check_issued(child: x509.Certificate, issuer: x509.Certificate) -> None:
+    """Raises unless `issuer` names and signed `child` (as verify_directly_issued_by does)."""
+    if child.issuer != issuer.subject:
+        raise ValueError("the issuer's name is not the child's issuer name")
+    direct = getattr(child, "verify_directly_issued_by", None)
+    if direct is not None:
+        direct(issuer)
+        return
+    key = issuer.public_key()
+    algorithm = child.signature_hash_algorithm
+    if isinstance(key, rsa.RSAPublicKey) and algorithm is not None:
+        key.verify(child.signature, child.tbs_certificate_bytes, padding.PKCS1v15(), algorithm)
+    elif isinstance(key, ec.EllipticCurvePublicKey) and algorithm is not None:
+        key.verify(child.signature, child.tbs_certificate_bytes, ec.ECDSA(algorithm))
+    elif isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+        key.verify(child.signature, child.tbs_certificate_bytes)
+    else:
+        raise UnsupportedAlgorithm("this certificate signature cannot be checked here")
+
+
 def _valid_at(certificate: x509.Certificate, moment: datetime, role: str) -> None:
-    if not certificate.not_valid_before_utc <= moment <= certificate.not_valid_after_utc:
+    if not _not_before(certificate) <= moment <= _not_after(certificate):
         raise TimestampInvalid(
             f"the {role} certificate ({certificate.subject.rfc4514_string()}) was not valid at "
-            f"genTime {moment.isoformat()} (valid {certificate.not_valid_before_utc.isoformat()} "
-            f"to {certificate.not_valid_after_utc.isoformat()})"
+            f"genTime {moment.isoformat()} (valid {_not_before(certificate).isoformat()} "
+            f"to {_not_after(certificate).isoformat()})"
         )
 
 
@@ -902,7 +950,7 @@ def _issued_by(child: x509.Certificate, issuer: x509.Certificate) -> bool:
     if not _may_issue(issuer):
         return False
     try:
-        child.verify_directly_issued_by(issuer)
+        _check_issued(child, issuer)
     except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
         return False
     return True
@@ -1028,7 +1076,7 @@ def _verify_timestamp(
 def load_anchors(pem: bytes, label: str) -> list[TrustAnchor]:
     """Every certificate in a PEM (or DER) blob as a trust anchor; raises ValueError."""
     if b"-----BEGIN" in pem:
-        certificates = x509.load_pem_x509_certificates(pem)
+        certificates = _pem_certificates(pem)
     else:
         certificates = [x509.load_der_x509_certificate(pem)]
     return [

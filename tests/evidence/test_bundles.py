@@ -251,6 +251,23 @@ def test_standalone_verifier_runs_without_this_project(world: World, tmp_path: P
     assert world.runtime.signer.key_id in result.stdout
 
 
+def test_the_verifier_runs_on_the_systems_own_python(world: World, tmp_path: Path) -> None:
+    """The defence's plain machine: Debian's python3 and its packaged, older cryptography
+    (`./dev test` installs python3-cryptography where it is missing)."""
+    system = "/usr/bin/python3"
+    version = subprocess.run([system, "-I", "-c", "import cryptography; "
+                              "print(cryptography.__version__)"],
+                             capture_output=True, text=True, timeout=60)
+    assert version.returncode == 0, "no python3-cryptography: run ./dev test to install it"
+    members = _members(world.bundle)
+    script = tmp_path / "verify.py"
+    script.write_bytes(members[f"{_top(members)}/data/verify.py"])
+    result = subprocess.run([system, "-I", str(script), str(world.bundle)],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, (version.stdout, result.stdout, result.stderr)
+    assert "VERIFIED" in result.stdout
+
+
 def test_standard_tools_accept_the_bag_the_wacz_and_the_graph(
     world: World, tmp_path: Path
 ) -> None:
