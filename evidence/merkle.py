@@ -3,7 +3,9 @@
 Leaves are hashed as SHA-256(0x00 || entry) and inner nodes as SHA-256(0x01 || left || right);
 a tree of n leaves splits at the largest power of two below n. Proof generation follows the
 RFC's recursive definitions (PATH and SUBPROOF); verification follows its iterative algorithms
-(sections 2.1.3.2 and 2.1.4.2), so the two halves check each other.
+(sections 2.1.3.2 and 2.1.4.2), so the two halves check each other. The verifying half is the
+one in `evidence.bundle_verifier` (shipped in every bundle, so it may import nothing of ours);
+it is re-exported here, so the log and the bundles are checked by the same code.
 """
 
 from __future__ import annotations
@@ -11,13 +13,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
+from evidence.bundle_verifier import ProofInvalid as ProofError
+from evidence.bundle_verifier import verify_consistency, verify_inclusion
+
+__all__ = ["EMPTY_ROOT", "MerkleTree", "ProofError", "leaf_hash", "node_hash", "root_of",
+           "verify_consistency", "verify_inclusion"]
+
 LEAF_PREFIX = b"\x00"
 NODE_PREFIX = b"\x01"
 EMPTY_ROOT = hashlib.sha256(b"").digest()
-
-
-class ProofError(ValueError):
-    """A proof does not verify, or cannot be made for the sizes asked."""
 
 
 def leaf_hash(entry: bytes) -> bytes:
@@ -119,78 +123,3 @@ def root_of(leaves: Sequence[bytes]) -> bytes:
             nxt.append(level[-1])
         level = nxt
     return level[0]
-
-
-def verify_inclusion(
-    leaf: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes
-) -> None:
-    """RFC 9162 section 2.1.3.2; raises ProofError unless `leaf` is leaf `index` under `root`."""
-    if not 0 <= index < size:
-        raise ProofError(f"leaf index {index} is outside a tree of {size}")
-    fn, sn = index, size - 1
-    r = leaf
-    for p in proof:
-        if len(p) != 32:
-            raise ProofError("proof element is not a SHA-256 hash")
-        if sn == 0:
-            raise ProofError("inclusion proof is longer than the tree is deep")
-        if fn & 1 or fn == sn:
-            r = node_hash(p, r)
-            if not fn & 1:
-                while fn & 1 == 0 and fn != 0:
-                    fn >>= 1
-                    sn >>= 1
-        else:
-            r = node_hash(r, p)
-        fn >>= 1
-        sn >>= 1
-    if sn != 0:
-        raise ProofError("inclusion proof is shorter than the tree is deep")
-    if r != root:
-        raise ProofError("inclusion proof does not lead to the checkpoint's root")
-
-
-def verify_consistency(
-    old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
-) -> None:
-    """RFC 9162 section 2.1.4.2; raises ProofError unless the old tree is a prefix of the new."""
-    if not 0 < old_size <= new_size:
-        raise ProofError(f"no consistency between sizes {old_size} and {new_size}")
-    if any(len(p) != 32 for p in proof):
-        raise ProofError("proof element is not a SHA-256 hash")
-    if old_size == new_size:
-        if proof:
-            raise ProofError("proof between equal sizes must be empty")
-        if old_root != new_root:
-            raise ProofError("trees of equal size have different roots")
-        return
-    if not proof:
-        raise ProofError("consistency proof is empty")
-    path = list(proof)
-    if old_size & (old_size - 1) == 0:
-        path.insert(0, old_root)
-    fn, sn = old_size - 1, new_size - 1
-    while fn & 1:
-        fn >>= 1
-        sn >>= 1
-    fr = sr = path[0]
-    for c in path[1:]:
-        if sn == 0:
-            raise ProofError("consistency proof is longer than needed")
-        if fn & 1 or fn == sn:
-            fr = node_hash(c, fr)
-            sr = node_hash(c, sr)
-            if not fn & 1:
-                while fn & 1 == 0 and fn != 0:
-                    fn >>= 1
-                    sn >>= 1
-        else:
-            sr = node_hash(sr, c)
-        fn >>= 1
-        sn >>= 1
-    if sn != 0:
-        raise ProofError("consistency proof is shorter than needed")
-    if fr != old_root:
-        raise ProofError("consistency proof does not lead to the older root")
-    if sr != new_root:
-        raise ProofError("consistency proof does not lead to the newer root")
