@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -152,7 +151,6 @@ def test_the_documents_are_artifacts_named_in_the_custody_entry(
     assert {a["value"] for a in rendered["annex"]} == {i["value"] for i in row.identifiers}
 
 
-@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs poppler-utils")
 def test_the_pdf_shows_the_case_urls_and_utc_capture_times(
         session: Session, store: FolderStore, settings: Settings, tmp_path: Path) -> None:
     world = make_request_world(session, store)

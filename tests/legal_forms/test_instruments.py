@@ -6,7 +6,6 @@ import dataclasses
 import hashlib
 import json
 import re
-import shutil
 import subprocess
 import unicodedata
 from datetime import UTC, date, datetime, timedelta
@@ -140,7 +139,6 @@ def _squash(text: str) -> str:
     return re.sub(r"\s+", " ", text)
 
 
-@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs poppler-utils")
 @pytest.mark.parametrize("kind", list(INSTRUMENTS))
 def test_pdf_has_sections_in_order_and_values(registry: Registry, kind: str,
                                               tmp_path: Path) -> None:
@@ -170,7 +168,6 @@ def test_pdf_has_sections_in_order_and_values(registry: Registry, kind: str,
             assert _squash(first_line) in text, (name, first_line)
 
 
-@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs poppler-utils")
 def test_arabic_handle_is_drawn_with_an_embedded_font(registry: Registry, tmp_path: Path) -> None:
     out = tmp_path / "pr.pdf"
     render_pdf(make_request(registry, "eu-epoc-pr"), out)
