@@ -9,20 +9,25 @@ one RFC 9162 Merkle tree; checkpoints sign its size and root with the system's E
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import hashlib
+import multiprocessing as mp
+import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import orjson
-from sqlalchemy import event, func, select, text
+from sqlalchemy import create_engine, event, func, select, text
 from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.pool import NullPool
 
 from evidence.canonical import JsonValue, canonical_json
 from evidence.errors import CustodyError, NotFound
-from evidence.merkle import MerkleTree, ProofError, leaf_hash, verify_inclusion
+from evidence.merkle import MerkleTree, ProofError, leaf_hash, subtree_levels, verify_inclusion
 from evidence.models import Case, Checkpoint, CustodyEntry, User, utcnow
 from evidence.signing import SignatureInvalid, Signer, Verifier
 
@@ -30,6 +35,9 @@ ENTRY_VERSION = 1
 # Any constant will do: it names the one lock that serialises appends on PostgreSQL.
 APPEND_LOCK_KEY = 0x45564C4F47  # "EVLOG"
 READ_BATCH = 10_000
+# Below this many entries per process, starting processes costs more than it saves.
+PARALLEL_MIN_CHUNK = 25_000
+PARALLEL_ALIGN_DEPTH = 12  # ranges start at multiples of 2**12 entries
 
 
 def format_time(moment: datetime) -> str:
@@ -329,21 +337,49 @@ def _as_bytes(value: object) -> bytes | None:
     return str(value).encode()
 
 
+_ROWS_SQL = "SELECT seq, case_id, case_seq, prev_case_hash, entry, leaf_hash FROM custody_entries"
 
 
-def read_rows(session: Session) -> Iterator[Any]:
+def read_rows(
+    session: Session, *, after: int | None = None, upto: int | None = None
+) -> Iterator[Any]:
     """The raw rows `check_entries` needs, in seq order, streamed in batches.
 
     Read as the driver returns them, without the ORM's per-row type conversion: the verifier
     checks the raw values anyway, and at a million entries the conversion is most of the time.
+    `after` and `upto` bound the seq range (after < seq <= upto); without them, every row.
     """
-    result = session.connection().exec_driver_sql(
-        "SELECT seq, case_id, case_seq, prev_case_hash, entry, leaf_hash "
-        "FROM custody_entries ORDER BY seq",
-        execution_options={"stream_results": True},
-    )
-    for batch in result.partitions(READ_BATCH):
-        yield from batch
+    connection = session.connection()
+    yield from _stream_rows(connection.connection.dbapi_connection, connection.dialect.name,
+                            after, upto)
+
+
+def _stream_rows(
+    dbapi: Any, dialect: str, after: int | None, upto: int | None
+) -> Iterator[Any]:
+    # The driver's own cursor: SQLAlchemy's result layer costs more than the rows themselves.
+    # On PostgreSQL a named (server-side) cursor keeps memory bounded, and binary results
+    # spare decoding every entry from hex.
+    bounds: list[str] = []
+    params: list[int] = []
+    if after is not None:
+        bounds.append("seq > {}")
+        params.append(after)
+    if upto is not None:
+        bounds.append("seq <= {}")
+        params.append(upto)
+    mark = "?" if dialect == "sqlite" else "%s"
+    where = f" WHERE {' AND '.join(bounds).format(*[mark] * len(bounds))}" if bounds else ""
+    if dialect == "postgresql":
+        cursor = dbapi.cursor(name=f"custody_rows_{uuid.uuid4().hex}", binary=True)
+    else:
+        cursor = dbapi.cursor()
+    try:
+        cursor.execute(f"{_ROWS_SQL}{where} ORDER BY seq", tuple(params))
+        while batch := cursor.fetchmany(READ_BATCH):
+            yield from batch
+    finally:
+        cursor.close()
 
 
 def read_checkpoints(session: Session) -> list[Checkpoint]:
@@ -351,46 +387,124 @@ def read_checkpoints(session: Session) -> list[Checkpoint]:
 
 
 def verify_log(
-    session: Session, verifier: Verifier, *, case_reference: str | None = None
+    session: Session,
+    verifier: Verifier,
+    *,
+    case_reference: str | None = None,
+    workers: int | None = None,
+    min_chunk: int = PARALLEL_MIN_CHUNK,
 ) -> VerifyReport:
-    """Verify the whole log as stored in the database (see `check_entries`)."""
+    """Verify the whole log as stored in the database (see `check_entries`).
+
+    A large log is read and checked in `workers` processes at once (default: the cores this
+    process may use), each over its own range of seq; see `_verify_in_parallel`.
+    """
     case_id: str | None = None
     if case_reference is not None:
         case = session.scalars(select(Case).where(Case.reference == case_reference)).first()
         if case is None:
             raise NotFound(f"no case {case_reference!r}")
         case_id = str(case.id)
-    return check_entries(
-        read_rows(session), read_checkpoints(session), verifier,
-        case_id=case_id, case_reference=case_reference,
-    )
+    # Checkpoints first: every entry a checkpoint covers is then already in the log we read.
+    checkpoints = read_checkpoints(session)
+    report = _verify_in_parallel(session, checkpoints, verifier, case_id=case_id,
+                                 case_reference=case_reference, workers=workers,
+                                 min_chunk=min_chunk)
+    if report is None:
+        report = check_entries(read_rows(session), checkpoints, verifier,
+                               case_id=case_id, case_reference=case_reference)
+    return report
 
 
-def check_entries(
-    rows: Iterable[Any],
-    checkpoints: Sequence[Checkpoint],
-    verifier: Verifier,
-    *,
-    case_id: str | None = None,
-    case_reference: str | None = None,
-) -> VerifyReport:
-    """Recompute every hash, chain link, tree root and checkpoint signature from the raw entries.
+# --- reading one entry -----------------------------------------------------------------------
 
-    `rows` are (seq, case_id, case_seq, prev_case_hash, entry, leaf_hash) in seq order. Only
-    the canonical bytes of each entry are trusted; the columns beside them and the stored leaf
-    hashes are checked against those bytes, never used in their place. With `case_id`, the
-    report counts that case's entries and proves each one's inclusion in the latest checkpoint.
+
+class _CaseLink(msgspec.Struct, gc=False):
+    id: str
+    ref: str | None = None
+
+
+class _Links(msgspec.Struct, gc=False):
+    """The fields of an entry the chains rest on; every other field is checked as JSON only."""
+
+    seq: int
+    case: _CaseLink | None = None
+    case_seq: int | None = None
+    prev_case_hash: str | None = None
+
+
+_decode_links = msgspec.json.Decoder(_Links).decode
+# Stand-ins for a case id that `_links_slowly` could not read: "case" is there but is no
+# object, or it is an object without a string id.
+_MALFORMED = object()
+_NO_ID = object()
+
+
+def _links_slowly(data: bytes) -> tuple[Any, Any, Any, Any, Any] | str:
+    """What the typed decoder refused, read as plain JSON: the links as they are, or why not.
+
+    Returns (seq, case id, case ref, case_seq, prev_case_hash) as the entry holds them, with
+    the case id None for an entry without a case, `_MALFORMED` for a case that is no object and
+    `_NO_ID` for a case without a string id.
     """
-    report = VerifyReport(case_reference=case_reference)
-    problems = report.problems
-    leaves: list[bytes] = []
-    # case id -> (case_seq, leaf hash, seq) of the case's latest entry seen so far
-    heads: dict[str, tuple[int, bytes, int]] = {}
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return "entry is not valid JSON (altered)"
+    if type(doc) is not dict:
+        return "entry is not a JSON object (altered)"
+    get = doc.get
+    entry_case = get("case")
+    if entry_case is None:
+        case_id, case_ref = None, None
+    elif type(entry_case) is dict:
+        case_id, case_ref = entry_case.get("id"), entry_case.get("ref")
+        if type(case_id) is not str:
+            case_id = _NO_ID
+    else:
+        case_id, case_ref = _MALFORMED, None
+    return get("seq"), case_id, case_ref, get("case_seq"), get("prev_case_hash")
+
+
+# --- checking a run of entries ----------------------------------------------------------------
+
+
+@dataclass
+class _Run:
+    """What checking one contiguous run of entries found, ready to be joined to its neighbours.
+
+    A run that does not start the log cannot know the head of a case chain that began before
+    it: the first entry of each such case is kept in `opens` and checked when the runs are
+    joined in order (`_join`). `heads` holds each case's last entry in the run.
+    """
+
+    leaves: list[bytes] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    # case id -> (case_seq, leaf hash, seq) of the case's latest entry in the run
+    heads: dict[str, tuple[int, bytes, int]] = field(default_factory=dict)
+    # case id -> (case_seq, prev_case_hash) of the case's first entry, when the run is not first
+    opens: dict[str, tuple[int, bytes | None]] = field(default_factory=dict)
+    case_entries: list[int] = field(default_factory=list)
+    next_seq: int = 1  # the seq the entry after the run must have
+    # Levels 1.. of the Merkle tree over the run's leaves (`merkle.subtree_levels`), when the
+    # run was checked apart from the others.
+    levels: list[list[bytes]] = field(default_factory=list)
+
+
+def _check_run(
+    rows: Iterable[Any], *, first_seq: int, starts_log: bool, case_id: str | None
+) -> _Run:
+    """Check entries in seq order from `first_seq` on; see `check_entries` for what is checked."""
+    run = _Run()
+    problems = run.problems
+    leaves = run.leaves
+    append_leaf = leaves.append
+    heads = run.heads
     case_names: dict[Any, str] = {}
     sha = hashlib.sha256
-    loads = orjson.loads
-    expected = 1
-    case_entries: list[int] = []
+    decode = _decode_links
+    fromhex = bytes.fromhex
+    expected = first_seq
     for seq, col_case, col_case_seq, col_prev, raw, raw_leaf in rows:
         data = raw if type(raw) is bytes else (_as_bytes(raw) or b"")
         if seq != expected:
@@ -404,53 +518,69 @@ def check_entries(
             expected = seq
         expected += 1
         leaf = sha(b"\x00" + data).digest()
-        leaves.append(leaf)
+        append_leaf(leaf)
         try:
-            doc = loads(data)
-        except orjson.JSONDecodeError:
-            problems.append(Problem("entry is not valid JSON (altered)", seq))
-            continue
-        if type(doc) is not dict:
-            problems.append(Problem("entry is not a JSON object (altered)", seq))
-            continue
+            links = decode(data)
+            # The typed decoder checks the JSON's syntax but not the UTF-8 of fields it skips.
+            if not data.isascii():
+                data.decode("utf-8")
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+            slow = _links_slowly(data)
+            if isinstance(slow, str):
+                problems.append(Problem(slow, seq))
+                continue
+            doc_seq, doc_case_id, case_ref, doc_case_seq, doc_prev = slow
+        else:
+            doc_seq, entry_case, doc_case_seq, doc_prev = (
+                links.seq, links.case, links.case_seq, links.prev_case_hash)
+            if entry_case is None:
+                doc_case_id = case_ref = None
+            else:
+                doc_case_id, case_ref = entry_case.id, entry_case.ref
         if raw_leaf != leaf and _as_bytes(raw_leaf) != leaf:
             problems.append(Problem("entry bytes do not match its recorded hash (altered)", seq))
-        get = doc.get
-        if get("seq") != seq:
+        if doc_seq != seq:
             problems.append(Problem(
-                f"entry stored at position {seq} says it is seq {get('seq')} (reordered)", seq
+                f"entry stored at position {seq} says it is seq {doc_seq} (reordered)", seq
             ))
-        entry_case = get("case")
-        doc_case_seq = get("case_seq")
-        doc_prev = get("prev_case_hash")
+        if doc_case_id is None or doc_case_id is _MALFORMED:
+            if col_case is not None or col_case_seq is not None or col_prev is not None:
+                problems.append(Problem("case columns disagree with the entry (altered)", seq))
+            elif doc_case_id is not None or doc_case_seq is not None or doc_prev is not None:
+                problems.append(Problem("entry has a malformed case link (altered)", seq))
+            continue
+        if doc_case_id is _NO_ID:
+            problems.append(Problem("entry's case has no id (altered)", seq))
+            continue
         if col_case is None:
             col_case_name = None
         else:
             col_case_name = case_names.get(col_case)
             if col_case_name is None:
                 col_case_name = case_names[col_case] = _uuid_text(col_case)
-        if type(entry_case) is not dict:
-            if col_case is not None or col_case_seq is not None or col_prev is not None:
-                problems.append(Problem("case columns disagree with the entry (altered)", seq))
-            elif entry_case is not None or doc_case_seq is not None or doc_prev is not None:
-                problems.append(Problem("entry has a malformed case link (altered)", seq))
-            continue
-        doc_case_id = entry_case.get("id")
-        case_ref = entry_case.get("ref")
-        if type(doc_case_id) is not str:
-            problems.append(Problem("entry's case has no id (altered)", seq))
-            continue
         if doc_case_id != col_case_name:
             problems.append(Problem("case column disagrees with the entry (altered)", seq))
         try:
-            prev = None if doc_prev is None else bytes.fromhex(doc_prev)
+            prev = None if doc_prev is None else fromhex(doc_prev)
         except (TypeError, ValueError):
             problems.append(Problem("entry's prev_case_hash is not a hash (altered)", seq))
             continue
-        if col_case_seq != doc_case_seq or _as_bytes(col_prev) != prev:
+        if col_case_seq != doc_case_seq or (
+            col_prev != prev and _as_bytes(col_prev) != prev
+        ):
             problems.append(Problem("chain columns disagree with the entry (altered)", seq))
         head = heads.get(doc_case_id)
         if head is None:
+            if not starts_log:
+                # The case's chain began before this run: `_join` checks this link.
+                if type(doc_case_seq) is not int:
+                    problems.append(Problem("entry's case_seq is not a number (altered)", seq))
+                    continue
+                run.opens[doc_case_id] = (doc_case_seq, prev)
+                heads[doc_case_id] = (doc_case_seq, leaf, seq)
+                if doc_case_id == case_id:
+                    run.case_entries.append(seq)
+                continue
             want_case_seq, want_prev, blame = 1, None, seq
         else:
             want_case_seq, want_prev, blame = head[0] + 1, head[1], head[2]
@@ -472,25 +602,156 @@ def check_entries(
             doc_case_seq if type(doc_case_seq) is int else want_case_seq, leaf, seq
         )
         if doc_case_id == case_id:
-            case_entries.append(seq)
-    report.entries = len(leaves)
-    report.cases = len(heads)
-    _verify_checkpoints(checkpoints, verifier, leaves, report)
+            run.case_entries.append(seq)
+    run.next_seq = expected
+    return run
+
+
+def check_entries(
+    rows: Iterable[Any],
+    checkpoints: Sequence[Checkpoint],
+    verifier: Verifier,
+    *,
+    case_id: str | None = None,
+    case_reference: str | None = None,
+) -> VerifyReport:
+    """Recompute every hash, chain link, tree root and checkpoint signature from the raw entries.
+
+    `rows` are (seq, case_id, case_seq, prev_case_hash, entry, leaf_hash) in seq order. Only
+    the canonical bytes of each entry are trusted; the columns beside them and the stored leaf
+    hashes are checked against those bytes, never used in their place. With `case_id`, the
+    report counts that case's entries and proves each one's inclusion in the latest checkpoint.
+    """
+    run = _check_run(rows, first_seq=1, starts_log=True, case_id=case_id)
+    return _finish(run, checkpoints, verifier, case_id=case_id, case_reference=case_reference)
+
+
+def _finish(
+    run: _Run, checkpoints: Sequence[Checkpoint], verifier: Verifier, *,
+    case_id: str | None, case_reference: str | None,
+) -> VerifyReport:
+    report = VerifyReport(case_reference=case_reference, problems=run.problems)
+    report.entries = len(run.leaves)
+    report.cases = len(run.heads)
+    tree = MerkleTree(run.leaves, lower=run.levels)
+    _verify_checkpoints(checkpoints, verifier, tree, report)
     if case_id is not None:
-        report.cases = 1 if case_id in heads else 0
-        report.entries = len(case_entries)
-        report.sealed = sum(1 for s in case_entries if s <= report.sealed)
+        report.cases = 1 if case_id in run.heads else 0
+        report.entries = len(run.case_entries)
+        report.sealed = sum(1 for s in run.case_entries if s <= report.sealed)
         # Problems elsewhere in the log stay reported: this case's proofs rest on all of it.
-        _verify_case_inclusion(checkpoints, leaves, case_entries, report)
+        _verify_case_inclusion(checkpoints, tree, run.case_entries, report)
     return report
 
 
+# --- checking in several processes ------------------------------------------------------------
+
+
+def _join(runs: Sequence[_Run]) -> _Run | None:
+    """One run from consecutive runs, or None when a link between them does not hold.
+
+    Only a log in which every run holds is joined: where anything breaks, the caller checks
+    the whole log again in one pass, so a broken log is reported exactly as `check_entries`
+    reports it, whatever the number of processes.
+    """
+    whole = _Run()
+    for run in runs:
+        if run.problems or run.next_seq - len(run.leaves) != whole.next_seq:
+            return None  # a run that broke, or entries missing at the border before it
+        for case, (case_seq, prev) in run.opens.items():
+            head = whole.heads.get(case)
+            want = (1, None) if head is None else (head[0] + 1, head[1])
+            if (case_seq, prev) != want:
+                return None
+        whole.leaves.extend(run.leaves)
+        whole.heads.update(run.heads)
+        whole.case_entries.extend(run.case_entries)
+        whole.next_seq = run.next_seq
+        if not whole.levels:
+            whole.levels = [[] for _ in run.levels]
+        for joined, level in zip(whole.levels, run.levels, strict=True):
+            joined.extend(level)
+    return whole
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _check_range(rows: Iterable[Any], after: int, case_id: str | None) -> _Run:
+    run = _check_run(rows, first_seq=after + 1, starts_log=after == 0, case_id=case_id)
+    if not run.problems:
+        run.levels = subtree_levels(run.leaves, PARALLEL_ALIGN_DEPTH)
+    return run
+
+
+def _run_in_child(url: str, after: int, upto: int | None, case_id: str | None) -> _Run:
+    """One process's share: its own connection, its own range of seq."""
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            rows = _stream_rows(conn.connection.dbapi_connection, conn.dialect.name,
+                                after, upto)
+            return _check_range(rows, after, case_id)
+    finally:
+        engine.dispose()
+
+
+def _verify_in_parallel(
+    session: Session, checkpoints: Sequence[Checkpoint], verifier: Verifier, *,
+    case_id: str | None, case_reference: str | None, workers: int | None, min_chunk: int,
+) -> VerifyReport | None:
+    """The log checked in ranges of seq by several processes, or None where that cannot help.
+
+    Each process reads its range over its own connection and checks it as `check_entries`
+    does; the runs are then joined in order (`_join`), which checks the case-chain links and
+    the seq continuity across range borders. Needs `fork` (the children share this process's
+    loaded code instead of importing it again) and a database other processes can open.
+    """
+    workers = workers or _usable_cores()
+    engine = session.get_bind().engine
+    if workers < 2 or "fork" not in mp.get_all_start_methods():
+        return None
+    if engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:"):
+        return None
+    if _HEAD_KEY in session.info:
+        return None  # this transaction appended entries that other connections cannot see
+    top = session.scalar(select(func.max(CustodyEntry.seq))) or 0
+    workers = min(workers, top // max(min_chunk, 1))
+    if workers < 2:
+        return None
+    url = engine.url.render_as_string(hide_password=False)
+    # Run i holds borders[i] < seq <= borders[i+1]; borders fall on whole Merkle subtrees, so
+    # each process also hashes the lower levels of the tree over its own range.
+    align = 1 << PARALLEL_ALIGN_DEPTH
+    borders = [(i * top // workers) // align * align for i in range(workers)]
+    if len(set(borders)) < workers:
+        return None
+    context = mp.get_context("fork")
+    with concurrent.futures.ProcessPoolExecutor(workers - 1, mp_context=context) as pool:
+        # The last range is open-ended and the first starts below 1, as the single pass reads
+        # them: an entry with a seq outside 1..top is still seen.
+        futures = [
+            pool.submit(_run_in_child, url, borders[i], borders[i + 1] if i + 1 < workers
+                        else None, case_id)
+            for i in range(1, workers)
+        ]
+        first = _check_range(read_rows(session, upto=borders[1]), 0, case_id)
+        runs = [first, *(f.result() for f in futures)]
+    whole = _join(runs)
+    if whole is None:
+        return None
+    return _finish(whole, checkpoints, verifier, case_id=case_id, case_reference=case_reference)
+
+
 def _verify_checkpoints(
-    checkpoints: Sequence[Checkpoint], verifier: Verifier, leaves: list[bytes],
+    checkpoints: Sequence[Checkpoint], verifier: Verifier, tree: MerkleTree,
     report: VerifyReport,
 ) -> None:
     report.checkpoints = len(checkpoints)
-    tree = MerkleTree(leaves)
     previous = 0
     for cp in checkpoints:
         label = f"checkpoint {cp.id} (size {cp.tree_size})"
@@ -532,22 +793,23 @@ def _first_divergent(
 
 
 def _verify_case_inclusion(
-    checkpoints: Sequence[Checkpoint], leaves: list[bytes], seqs: list[int],
+    checkpoints: Sequence[Checkpoint], tree: MerkleTree, seqs: list[int],
     report: VerifyReport,
 ) -> None:
     if not checkpoints:
         return
     latest = max(checkpoints, key=lambda cp: (cp.tree_size, cp.id))
-    if latest.tree_size == 0 or latest.tree_size > len(leaves):
+    size = latest.tree_size
+    if size == 0 or size > tree.size:
         return
-    tree = MerkleTree(leaves[: latest.tree_size])
+    leaves = tree.levels[0]
     root = bytes(latest.root_hash)
     for seq in seqs:
-        if seq > latest.tree_size:
+        if seq > size:
             continue
         try:
-            verify_inclusion(leaves[seq - 1], seq - 1, tree.size,
-                             tree.inclusion_proof(seq - 1), root)
+            verify_inclusion(leaves[seq - 1], seq - 1, size,
+                             tree.inclusion_proof(seq - 1, size), root)
         except ProofError as exc:
             report.problems.append(Problem(f"not included in checkpoint {latest.id}: {exc}", seq))
 

@@ -17,7 +17,7 @@ from evidence.bundle_verifier import ProofInvalid as ProofError
 from evidence.bundle_verifier import verify_consistency, verify_inclusion
 
 __all__ = ["EMPTY_ROOT", "MerkleTree", "ProofError", "leaf_hash", "node_hash", "root_of",
-           "verify_consistency", "verify_inclusion"]
+           "subtree_levels", "verify_consistency", "verify_inclusion"]
 
 LEAF_PREFIX = b"\x00"
 NODE_PREFIX = b"\x01"
@@ -44,15 +44,13 @@ class MerkleTree:
     is all the RFC's recursion ever needs, so roots of any prefix and all proofs come from it.
     """
 
-    def __init__(self, leaves: Sequence[bytes]) -> None:
-        self.levels: list[list[bytes]] = [list(leaves)]
-        level = self.levels[0]
-        sha = hashlib.sha256
+    def __init__(self, leaves: Sequence[bytes], *, lower: Sequence[list[bytes]] = ()) -> None:
+        """`lower`, when given, holds levels 1.. already computed (see `subtree_levels`)."""
+        self.levels: list[list[bytes]] = [list(leaves), *lower]
+        level = self.levels[-1]
         while len(level) > 1:
-            nxt = [sha(NODE_PREFIX + level[i] + level[i + 1]).digest()
-                   for i in range(0, len(level) - 1, 2)]
-            self.levels.append(nxt)
-            level = nxt
+            level = _pair_up(level)
+            self.levels.append(level)
 
     @property
     def size(self) -> int:
@@ -108,6 +106,24 @@ class MerkleTree:
         if m <= k:
             return [*self._subproof(m, lo, lo + k, complete), self._hash(lo + k, hi)]
         return [*self._subproof(m - k, lo + k, hi, False), self._hash(lo, lo + k)]
+
+
+def _pair_up(level: Sequence[bytes]) -> list[bytes]:
+    sha = hashlib.sha256
+    return [sha(NODE_PREFIX + level[i] + level[i + 1]).digest()
+            for i in range(0, len(level) - 1, 2)]
+
+
+def subtree_levels(leaves: Sequence[bytes], depth: int) -> list[list[bytes]]:
+    """Levels 1..depth of `MerkleTree.levels` for a run of leaves starting at a multiple of
+    2**depth: runs computed apart (in other processes) join level by level into one tree, as
+    long as every run but the last holds a multiple of 2**depth leaves."""
+    levels: list[list[bytes]] = []
+    level: Sequence[bytes] = leaves
+    for _ in range(depth):
+        level = _pair_up(level)
+        levels.append(level)
+    return levels
 
 
 def root_of(leaves: Sequence[bytes]) -> bytes:

@@ -134,8 +134,30 @@ def populated(database_url: str) -> Iterator[tuple[Engine, Signer]]:
 
 
 def _verify(engine: Engine, signer: Signer, case: str | None = None) -> custody.VerifyReport:
+    """The report of one pass, after checking that three processes report exactly the same."""
+    factory = make_session_factory(engine)
+    with session_scope(factory) as s:
+        single = custody.verify_log(s, signer.verifier, case_reference=case, workers=1)
+    with session_scope(factory) as s:
+        split = custody.verify_log(s, signer.verifier, case_reference=case, workers=3,
+                                   min_chunk=1)
+    assert split == single
+    return single
+
+
+@pytest.fixture(autouse=True)
+def _small_ranges(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Ranges of seq start at multiples of 2 here, so the 12 entries of `populated` split
+    # into 1..4, 5..8 and 9..12 across three processes.
+    monkeypatch.setattr(custody, "PARALLEL_ALIGN_DEPTH", 1)
+
+
+def _split_report(engine: Engine, signer: Signer) -> custody.VerifyReport | None:
+    """The report when three processes could vouch for the log, None when they could not."""
     with session_scope(make_session_factory(engine)) as s:
-        return custody.verify_log(s, signer.verifier, case_reference=case)
+        return custody._verify_in_parallel(
+            s, custody.read_checkpoints(s), signer.verifier, case_id=None,
+            case_reference=None, workers=3, min_chunk=1)
 
 
 def _entry(engine: Engine, seq: int) -> bytes:
@@ -159,6 +181,34 @@ def test_untouched_log_verifies(populated: tuple[Engine, Signer]) -> None:
     assert report.entries == report.sealed == 12
     assert report.cases == 3
     assert _verify(*populated, case="A").ok
+
+
+def test_three_processes_vouch_for_an_untouched_log(populated: tuple[Engine, Signer]) -> None:
+    engine, signer = populated
+    split = _split_report(engine, signer)
+    assert split is not None and split.ok
+    assert split == _verify(engine, signer)
+
+
+def test_entry_missing_at_a_range_border_is_named(populated: tuple[Engine, Signer]) -> None:
+    engine, signer = populated
+    with engine.begin() as conn:  # 8 ends the second range: no process sees a gap alone
+        conn.execute(text("DELETE FROM custody_entries WHERE seq = 8"))
+    assert _split_report(engine, signer) is None
+    report = _verify(engine, signer)
+    assert report.first_problem is not None and report.first_problem.seq == 8
+    assert "missing" in report.summary()
+
+
+def test_chain_broken_across_a_range_border_is_named(populated: tuple[Engine, Signer]) -> None:
+    engine, signer = populated
+    # Seq 3 (case A, first range) is linked from seq 8, the next entry of A (second range).
+    data = _entry(engine, 3).replace(b'"alice"', b'"mallory"')
+    _rewrite(engine, 3, data, fix_hash=True)
+    assert _split_report(engine, signer) is None
+    report = _verify(engine, signer)
+    assert report.first_problem is not None and report.first_problem.seq == 3
+    assert "seq 8" in report.summary()
 
 
 def test_altered_entry_is_named(populated: tuple[Engine, Signer]) -> None:
