@@ -75,10 +75,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == 400 and exc.detail == BODY_PARSE_ERROR:
-            # FastAPI's answer to a body that is not even text (bytes that are not UTF-8):
-            # malformed like any other undecodable body, so answered like one.
-            return _json(422, error_body("InvalidInput", "body: not valid UTF-8 JSON"))
+        if exc.status_code == 400:
+            # Only the framework raises a bare 400, when it cannot parse a body at all: bytes
+            # that are not UTF-8 JSON, multipart data that is not multipart. Malformed like
+            # any other invalid body, so answered like one.
+            what = "not valid UTF-8 JSON" if exc.detail == BODY_PARSE_ERROR else exc.detail
+            return _json(422, error_body("InvalidInput", f"body: {what}"))
         if exc.status_code == 404:
             message = f"no route {request.method} {request.url.path}"
         elif exc.status_code == 405:

@@ -50,6 +50,17 @@ def test_malformed_case_bodies_are_422_json(api: Api, raw: bytes, content_type: 
     assert api.get(caller, "/api/cases").json()["items"] == []
 
 
+@pytest.mark.parametrize("raw", [
+    b"--b\r\nContent-Disposition: form-data; name=\"image\"\r\n\rbroken",
+    b"no boundary here at all",
+])
+def test_malformed_multipart_upload_is_422_json(api: Api, raw: bytes) -> None:
+    caller = api.user("nadia")
+    response = api.client.post("/api/images/similar", content=raw, headers={
+        **caller.headers, "Content-Type": "multipart/form-data; boundary=b"})
+    assert _error(response, 422)["error"] == "InvalidInput"
+
+
 def test_malformed_paths_queries_and_nested_bodies(api: Api) -> None:
     caller = api.user("nadia")
     assert api.post(caller, "/api/cases", json={"reference": "C-1", "title": "t"}
