@@ -44,6 +44,9 @@ Text100000NonEmpty = Annotated[
 Text1024NonEmpty = Annotated[
     str, StringConstraints(min_length=1, max_length=1024), AfterValidator(_clean)
 ]
+Text100000 = Annotated[
+    str, StringConstraints(min_length=0, max_length=100_000), AfterValidator(_clean)
+]
 Text10000 = Annotated[
     str, StringConstraints(min_length=0, max_length=10_000), AfterValidator(_clean)
 ]
@@ -147,26 +150,43 @@ class LoginRead(BaseModel):
 
 # --- cases -------------------------------------------------------------------------------------
 
+FACTS = "Summary of the facts, as legal requests state them."
+PROVISION = "The statutory provision, e.g. § 96 AufenthG."
+MAX_PENALTY = ("Maximum custodial penalty in years: more than 0, at most 100 (a life sentence "
+               "is named in the provision instead).")
+
+
 class CaseCreate(InputModel):
     reference: Text100NonEmpty = Field(description="Unique; letters, digits and . _ / -")
     title: Text500NonEmpty
     offence: Text10000 | None = None
+    offence_provision: Text10000 | None = Field(default=None, description=PROVISION)
+    max_penalty_years: float | None = Field(default=None, description=MAX_PENALTY)
+    facts: Text100000 | None = Field(default=None, description=FACTS)
     jurisdiction: Text8 | None = Field(default=None, description="ISO 3166 code, e.g. DE.")
     handling_code: Text64 | None = None
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"reference": "OP-2026-014", "title": "Crossing adverts, Evros",
-         "offence": "Migrant smuggling (Directive 2002/90/EC)", "jurisdiction": "GR"}]})
+         "offence": "Migrant smuggling (Directive 2002/90/EC)",
+         "offence_provision": "Art. 29 Law 4251/2014", "max_penalty_years": 10,
+         "facts": "Adverts offer crossings of the Evros river for payment.",
+         "jurisdiction": "GR"}]})
 
 
 class CaseUpdate(InputModel):
+    """Only the fields sent change; null clears one (the title cannot be cleared)."""
+
     title: Text500NonEmpty | None = None
     offence: Text10000 | None = None
+    offence_provision: Text10000 | None = Field(default=None, description=PROVISION)
+    max_penalty_years: float | None = Field(default=None, description=MAX_PENALTY)
+    facts: Text100000 | None = Field(default=None, description=FACTS)
     jurisdiction: Text8 | None = None
     handling_code: Text64 | None = None
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"title": "Crossing adverts, Evros and Thrace"}]})
+        {"title": "Crossing adverts, Evros and Thrace", "max_penalty_years": 10}]})
 
 
 class CaseStatusChange(InputModel):
@@ -181,6 +201,9 @@ class CaseRead(Model):
     reference: str
     title: str
     offence: str | None
+    offence_provision: str | None
+    max_penalty_years: float | None
+    facts: str | None
     jurisdiction: str | None
     status: str
     handling_code: str | None
@@ -191,7 +214,8 @@ class CaseRead(Model):
 
     model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [
         {"id": "0b6f8f4e-2b8e-4f0e-9a53-6f0a3c0f9d11", "reference": "OP-2026-014",
-         "title": "Crossing adverts, Evros", "offence": None, "jurisdiction": "GR",
+         "title": "Crossing adverts, Evros", "offence": None, "offence_provision": None,
+         "max_penalty_years": None, "facts": None, "jurisdiction": "GR",
          "status": "open", "handling_code": None, "owning_unit": "Border Unit",
          "created_at": "2026-11-22T10:00:00Z", "closed_at": None, "access": "manage"}]})
 

@@ -23,8 +23,9 @@ class RequestCreate(InputModel):
         description="Only these targets (default: every target of the case on the platform).")
     fields: dict[Text255NonEmpty, Text10000] = Field(
         default_factory=dict, max_length=200,
-        description="Values the case does not hold: fields of the kind, issuing.ATTR, "
-        "validating.ATTR, offence_provision, max_penalty_years, facts.")
+        description="Values for this request: fields of the kind, issuing.ATTR, "
+        "validating.ATTR; offence, offence_provision, max_penalty_years and facts override "
+        "the case's.")
     categories: list[Category] | None = Field(
         default=None, description="Default for preservation kinds: all four.")
     date_from: datetime | None = None

@@ -2,11 +2,20 @@
 
 Access is deny by default: only members see a case. A case someone may not see is reported as
 not found, so that its existence does not leak.
+
+A case also holds what legal requests say of its offence: the statutory provision, the maximum
+custodial penalty in years and a summary of the facts. The maximum is a number of years above 0
+and at most 100; a life sentence is not a number of years, so it is refused as one: name it in
+the provision (e.g. "§ 211 StGB, life imprisonment") and leave the maximum empty. The facts may
+name people, so the custody log keeps their SHA-256, never the text (as for notes).
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
 import re
+from collections.abc import Mapping
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -29,6 +38,58 @@ from evidence.users import NAME_PATTERN
 REFERENCE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
 JURISDICTION_PATTERN = re.compile(r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")
 ACCESS_ORDER = {Access.READ: 1, Access.WRITE: 2, Access.MANAGE: 3}
+MAX_PENALTY_YEARS = 100
+
+
+def _optional_text(value: str | None) -> str | None:
+    """Stripped text, or None for nothing or only white space (the case then holds none)."""
+    if value is None:
+        return None
+    return value.strip() or None
+
+
+def _penalty_years(value: float | int | str | None) -> float | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, bool):
+        raise InvalidInput(f"maximum penalty {value!r} is not a number of years")
+    try:
+        years = float(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"maximum penalty {value!r} is not a number of years") from exc
+    if not math.isfinite(years) or not 0 < years <= MAX_PENALTY_YEARS:
+        raise InvalidInput(
+            f"maximum penalty must be more than 0 and at most {MAX_PENALTY_YEARS} years, not "
+            f"{value!r}; for a life sentence name it in the provision and give no maximum"
+        )
+    return years
+
+
+def _title(value: str | None) -> str:
+    title = (value or "").strip()
+    if not title:
+        raise InvalidInput("a case needs a title")
+    return title
+
+
+def _jurisdiction(value: str | None) -> str | None:
+    if value is None:
+        return None
+    jurisdiction = value.strip().upper()
+    if not JURISDICTION_PATTERN.match(jurisdiction):
+        raise InvalidInput(
+            f"jurisdiction {jurisdiction!r} must be an ISO 3166 country code such as DE or GR"
+        )
+    return jurisdiction
+
+
+def _json_value(value: str | float | None) -> JsonValue:
+    # Custody entries refuse floats (evidence/canonical.py): years are recorded as text.
+    return f"{value:g}" if isinstance(value, float) else value
+
+
+def _text_sha256(text: str | float | None) -> str | None:
+    return None if text is None else hashlib.sha256(str(text).encode("utf-8")).hexdigest()
 
 
 def _access_of(session: Session, actor: User, case: Case) -> Access | None:
@@ -75,28 +136,32 @@ def create_case(
     offence: str | None = None,
     jurisdiction: str | None = None,
     handling_code: str | None = None,
+    facts: str | None = None,
+    offence_provision: str | None = None,
+    max_penalty_years: float | str | None = None,
 ) -> Case:
+    """Open a case; the actor becomes its manager. The maximum penalty may come as text (the
+    CLI's), so that it is checked, and its errors worded, in one place."""
     reference = reference.strip()
     if not REFERENCE_PATTERN.match(reference):
         raise InvalidInput(
             f"case reference {reference!r} must be 1-100 letters, digits or . _ / - and start "
             "with a letter or digit"
         )
-    title = title.strip()
-    if not title:
-        raise InvalidInput("a case needs a title")
-    if jurisdiction is not None:
-        jurisdiction = jurisdiction.strip().upper()
-        if not JURISDICTION_PATTERN.match(jurisdiction):
-            raise InvalidInput(
-                f"jurisdiction {jurisdiction!r} must be an ISO 3166 country code such as DE or GR"
-            )
+    title = _title(title)
+    jurisdiction = _jurisdiction(jurisdiction)
+    facts = _optional_text(facts)
+    offence_provision = _optional_text(offence_provision)
+    max_penalty_years = _penalty_years(max_penalty_years)
     if session.scalars(select(Case.id).where(Case.reference == reference)).first() is not None:
         raise DuplicateReference(f"case {reference!r} already exists")
     case = Case(
         reference=reference,
         title=title,
         offence=offence,
+        offence_provision=offence_provision,
+        max_penalty_years=max_penalty_years,
+        facts=facts,
         jurisdiction=jurisdiction,
         handling_code=handling_code,
         owning_unit=actor.unit,
@@ -116,6 +181,9 @@ def create_case(
             "reference": reference,
             "title": title,
             "offence": offence,
+            "offence_provision": offence_provision,
+            "max_penalty_years": _json_value(max_penalty_years),
+            "facts_sha256": _text_sha256(facts),
             "jurisdiction": jurisdiction,
             "handling_code": handling_code,
             "owning_unit": actor.unit,
@@ -260,7 +328,8 @@ def reopen_case(session: Session, actor: User, case: Case, *, reason: str | None
 
 # An auditor reads every case's custody log but no evidence, so is never a member of a case and
 # never opens one; every other role may open cases and be given access to them.
-EDITABLE_FIELDS = ("title", "offence", "jurisdiction", "handling_code")
+EDITABLE_FIELDS = ("title", "offence", "offence_provision", "max_penalty_years", "facts",
+                   "jurisdiction", "handling_code")
 
 
 def check_may_create(actor: User) -> None:
@@ -317,37 +386,49 @@ def access_of(session: Session, actor: User, case: Case) -> Access | None:
 
 
 def update_case(
-    session: Session, actor: User, case: Case, changes: dict[str, str | None]
+    session: Session, actor: User, case: Case, changes: Mapping[str, str | float | None]
 ) -> Case:
-    """Change the case's description; a manager's work, recorded field by field."""
+    """Change the case's description; a manager's work, recorded field by field.
+
+    Only the fields named in `changes` are touched (None clears one); the changed ones, with
+    their old and new values (the facts as SHA-256), go into one `case.updated` custody entry.
+    """
     require_access(session, actor, case, Access.MANAGE)
     unknown = set(changes) - set(EDITABLE_FIELDS)
     if unknown:
         raise InvalidInput(f"cannot change {', '.join(sorted(unknown))} of a case")
-    if "title" in changes:
-        title = (changes["title"] or "").strip()
-        if not title:
-            raise InvalidInput("a case needs a title")
-        changes["title"] = title
-    jurisdiction = changes.get("jurisdiction")
-    if jurisdiction is not None:
-        jurisdiction = jurisdiction.strip().upper()
-        if not JURISDICTION_PATTERN.match(jurisdiction):
-            raise InvalidInput(
-                f"jurisdiction {jurisdiction!r} must be an ISO 3166 country code such as DE or GR"
-            )
-        changes["jurisdiction"] = jurisdiction
+    cleaned = {name: _cleaned(name, value) for name, value in changes.items()}
     changed: dict[str, JsonValue] = {}
-    for name, value in changes.items():
+    for name, value in cleaned.items():
         before = getattr(case, name)
         if before != value:
             setattr(case, name, value)
-            changed[name] = {"from": before, "to": value}
+            changed[name] = _change_record(name, before, value)
     if changed:
         session.flush()
         custody.append(session, actor, action="case.updated", case=case, object_type="case",
                        object_id=case.id, details={"changes": changed})
     return case
+
+
+def _cleaned(name: str, value: str | float | None) -> str | float | None:
+    if name == "max_penalty_years":
+        return _penalty_years(value)
+    if value is not None and not isinstance(value, str):
+        raise InvalidInput(f"{name} must be text, not {value!r}")
+    if name == "title":
+        return _title(value)
+    if name == "jurisdiction":
+        return _jurisdiction(value)
+    if name in ("offence_provision", "facts"):
+        return _optional_text(value)
+    return value
+
+
+def _change_record(name: str, before: str | float | None, after: str | float | None) -> JsonValue:
+    if name == "facts":
+        return {"from_sha256": _text_sha256(before), "to_sha256": _text_sha256(after)}
+    return {"from": _json_value(before), "to": _json_value(after)}
 
 
 def members_of(session: Session, actor: User, case: Case) -> list[tuple[CaseMember, User]]:

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import click
 from pydantic import ValidationError
@@ -241,26 +241,89 @@ def db_current() -> None:
 
 @main_group.group("case", cls=EvidenceGroup)
 def case_group() -> None:
-    """Cases: create, list, show, close."""
+    """Cases: create, update, list, show, close."""
+
+
+def case_detail_options(fn: F) -> F:
+    """The options `case create` and `case update` share: what the case says of its offence."""
+    options = [
+        click.option("--offence", default=None),
+        click.option("--jurisdiction", default=None, metavar="CC", help="ISO 3166 country code."),
+        click.option("--handling-code", default=None),
+        click.option("--facts", default=None, metavar="TEXT",
+                     help="Summary of the facts, as legal requests state them."),
+        click.option("--facts-file", type=click.File("r", encoding="utf-8"), default=None,
+                     metavar="FILE", help="The summary of the facts from a file (- for stdin)."),
+        click.option("--provision", default=None, metavar="TEXT",
+                     help='The statutory provision, e.g. "§ 96 AufenthG".'),
+        click.option("--max-penalty-years", default=None, metavar="N",
+                     help="Maximum custodial penalty in years (0 < N <= 100)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _case_details(offence: str | None, jurisdiction: str | None, handling_code: str | None,
+                  facts: str | None, facts_file: TextIO | None, provision: str | None,
+                  max_penalty_years: str | None) -> dict[str, str]:
+    """The options given, by the case's field names; an empty value clears a field."""
+    if facts is not None and facts_file is not None:
+        raise click.UsageError("give the facts with --facts or --facts-file, not both")
+    if facts_file is not None:
+        facts = facts_file.read()
+    given = {"offence": offence, "jurisdiction": jurisdiction, "handling_code": handling_code,
+             "facts": facts, "offence_provision": provision,
+             "max_penalty_years": max_penalty_years}
+    return {name: value for name, value in given.items() if value is not None}
 
 
 @acting_command(case_group, "create")
 @click.argument("reference")
 @click.option("--title", required=True)
-@click.option("--offence", default=None)
-@click.option("--jurisdiction", default=None, metavar="CC", help="ISO 3166 country code.")
-@click.option("--handling-code", default=None)
+@case_detail_options
 def case_create(
     reference: str, title: str, offence: str | None, jurisdiction: str | None,
-    handling_code: str | None,
+    handling_code: str | None, facts: str | None, facts_file: TextIO | None,
+    provision: str | None, max_penalty_years: str | None,
 ) -> None:
     """Open a case; you become its manager."""
+    details = _case_details(offence, jurisdiction, handling_code, facts, facts_file, provision,
+                            max_penalty_years)
     with state().acting() as (session, actor):
         case = cases.create_case(
-            session, actor, reference=reference, title=title, offence=offence,
-            jurisdiction=jurisdiction, handling_code=handling_code,
+            session, actor, reference=reference, title=title, offence=details.get("offence"),
+            jurisdiction=details.get("jurisdiction"), handling_code=details.get("handling_code"),
+            facts=details.get("facts"), offence_provision=details.get("offence_provision"),
+            max_penalty_years=details.get("max_penalty_years"),
         )
     click.echo(f"case {case.reference} created (id {case.id})")
+
+
+@acting_command(case_group, "update")
+@click.argument("reference")
+@click.option("--title", default=None)
+@case_detail_options
+def case_update(
+    reference: str, title: str | None, offence: str | None, jurisdiction: str | None,
+    handling_code: str | None, facts: str | None, facts_file: TextIO | None,
+    provision: str | None, max_penalty_years: str | None,
+) -> None:
+    """Change what the case says (managers); only the options given change, "" clears one."""
+    changes: dict[str, str | float | None] = {
+        **_case_details(offence, jurisdiction, handling_code, facts, facts_file, provision,
+                        max_penalty_years)}
+    if title is not None:
+        changes["title"] = title
+    if not changes:
+        raise click.UsageError("nothing to change: give at least one option")
+    with state().acting() as (session, actor):
+        case = cases.case_for(session, actor, reference)
+        before = {name: getattr(case, name) for name in changes}
+        cases.update_case(session, actor, case, changes)
+        changed = sorted(name for name in changes if getattr(case, name) != before[name])
+    click.echo(f"case {reference} updated: {', '.join(changed)}" if changed
+               else f"case {reference}: nothing changed")
 
 
 @acting_command(case_group, "list")
@@ -295,14 +358,22 @@ def case_show(reference: str, as_json: bool) -> None:
         entries = [custody.describe(e) for e in history]
         info = {
             "reference": case.reference, "id": str(case.id), "title": case.title,
-            "offence": case.offence, "jurisdiction": case.jurisdiction, "status": case.status,
+            "offence": case.offence, "offence_provision": case.offence_provision,
+            "max_penalty_years": case.max_penalty_years, "facts": case.facts,
+            "jurisdiction": case.jurisdiction, "status": case.status,
             "owning_unit": case.owning_unit, "created_at": case.created_at.isoformat(),
         }
     if as_json:
         _echo_json({**info, "custody": entries})
         return
     for key, value in info.items():
-        click.echo(f"{key + ':':<14}{value if value is not None else '--'}")
+        if value is None:
+            value = "--"
+        elif key == "max_penalty_years":
+            value = f"{value:g}"
+        # Multi-line facts stay indented under their label.
+        text = str(value).replace("\n", "\n" + " " * 19)
+        click.echo(f"{key + ':':<19}{text}")
     click.echo("\ncustody history:")
     for e in entries:
         who = e["actor"]["name"] if e.get("actor") else "system"

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -190,6 +191,11 @@ class Case(Base):
     reference: Mapped[str] = mapped_column(String(100), unique=True)
     title: Mapped[str] = mapped_column(String(500))
     offence: Mapped[str | None] = mapped_column(Text)
+    # What a legal request says of the offence (migration 0007): the statutory provision, its
+    # maximum custodial penalty in years (0 < years <= 100; evidence/cases.py) and the facts.
+    offence_provision: Mapped[str | None] = mapped_column(Text)
+    max_penalty_years: Mapped[float | None] = mapped_column(Float)
+    facts: Mapped[str | None] = mapped_column(Text)
     jurisdiction: Mapped[str | None] = mapped_column(String(8))
     status: Mapped[str] = mapped_column(String(16), default=CaseStatus.OPEN)
     handling_code: Mapped[str | None] = mapped_column(String(64))

@@ -294,8 +294,9 @@ def _report(info: dict[str, Any], out: Path, json_path: Path, as_json: bool) -> 
 @click.option("--platform", "platform_name", required=True, help="Platform name or alias.")
 @targets_option
 @click.option("--field", "field_pairs", multiple=True, metavar="NAME=VALUE",
-              help="A value the case does not hold (repeatable): a field of the kind, "
-              "issuing.ATTR / validating.ATTR, offence_provision, max_penalty_years, facts.")
+              help="A value for this request (repeatable): a field of the kind, "
+              "issuing.ATTR / validating.ATTR, or offence_provision, max_penalty_years, facts "
+              "to override what the case holds.")
 @click.option("--fields", "fields_file", type=click.Path(path_type=Path, dir_okay=False,
                                                          exists=True), metavar="FILE.json",
               help="A JSON object of NAME: VALUE; --field wins over it.")

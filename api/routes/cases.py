@@ -48,7 +48,9 @@ def create_case(body: CaseCreate, session: DbSession, actor: CurrentUser) -> Cas
     cases.check_may_create(actor)
     case = cases.create_case(session, actor, reference=body.reference, title=body.title,
                              offence=body.offence, jurisdiction=body.jurisdiction,
-                             handling_code=body.handling_code)
+                             handling_code=body.handling_code, facts=body.facts,
+                             offence_provision=body.offence_provision,
+                             max_penalty_years=body.max_penalty_years)
     return _with_access(session, actor, case)
 
 
@@ -80,7 +82,9 @@ def show_case(ref: CaseRef, session: DbSession, actor: CurrentUser) -> CaseRead:
 def update_case(ref: CaseRef, body: CaseUpdate, session: DbSession, actor: CurrentUser) -> (
     CaseRead
 ):
-    """Change the title, offence, jurisdiction or handling code (managers)."""
+    """Change what the case says (managers): title, offence, its provision, maximum penalty and
+    facts, jurisdiction, handling code. Only the fields sent change; one custody entry records
+    them."""
     case = cases.case_for(session, actor, ref)
     changes = {name: getattr(body, name) for name in body.model_fields_set}
     return _with_access(session, actor, cases.update_case(session, actor, case, changes))

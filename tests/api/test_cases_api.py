@@ -248,3 +248,40 @@ def test_notes_are_append_only_revisions(api: Api) -> None:
             conn.rollback()
     actions = _actions(api, "OP-2026-014")
     assert actions.count("note.added") == 2 and actions.count("note.revised") == 2
+
+
+def test_the_offence_details_are_created_patched_and_shown(api: Api) -> None:
+    nadia, petros, stranger = api.user("nadia"), api.user("petros"), api.user("stranger")
+    made = _case(api, nadia, offence_provision="Art. 29 Law 4251/2014", max_penalty_years=10,
+                 facts="Adverts offer crossings of the Evros for payment.")
+    assert made["offence_provision"] == "Art. 29 Law 4251/2014"
+    assert made["max_penalty_years"] == 10 and made["facts"].startswith("Adverts")
+    api.post(nadia, "/api/cases/OP-2026-014/members", json={"user": "petros", "access": "write"})
+    url = "/api/cases/OP-2026-014"
+    change = {"facts": "Adverts and a Telegram channel.", "max_penalty_years": 7.5}
+    # Changing the case is a manager's work: a writer is told so, a stranger sees no case.
+    refused = api.patch(petros, url, json=change)
+    assert refused.status_code == 403 and "manage" in refused.json()["message"]
+    hidden = api.patch(stranger, url, json=change)
+    assert hidden.status_code == 404 and hidden.json()["message"] == "no case 'OP-2026-014'"
+    changed = api.patch(nadia, url, json=change)
+    assert changed.status_code == 200, changed.text
+    body = changed.json()
+    assert body["facts"] == change["facts"] and body["max_penalty_years"] == 7.5
+    assert body["offence_provision"] == "Art. 29 Law 4251/2014"  # not sent, kept
+    assert api.get(petros, url).json()["max_penalty_years"] == 7.5
+    for bad, message in [({"max_penalty_years": 0}, "more than 0"),
+                         ({"max_penalty_years": 250}, "at most 100"),
+                         ({"max_penalty_years": "life"}, None),
+                         ({"facts": "x" * 100_001}, None)]:
+        answer = api.patch(nadia, url, json=bad)
+        assert answer.status_code == 422, (bad, answer.text)
+        assert message is None or message in answer.json()["message"]
+    cleared = api.patch(nadia, url, json={"max_penalty_years": None, "facts": None})
+    assert cleared.json()["max_penalty_years"] is None and cleared.json()["facts"] is None
+    timeline = api.get(nadia, f"{url}/timeline").json()["items"]
+    updates = [e["details"]["changes"] for e in timeline if e["action"] == "case.updated"]
+    assert len(updates) == 2
+    assert updates[0]["max_penalty_years"] == {"from": "10", "to": "7.5"}
+    assert set(updates[0]["facts"]) == {"from_sha256", "to_sha256"}
+    assert "Telegram" not in str(timeline)  # the facts' text stays out of the custody log

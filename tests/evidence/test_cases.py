@@ -3,6 +3,8 @@ closed cases refuse new evidence, and flagging a target queues its capture in on
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -130,3 +132,95 @@ def test_reader_cannot_flag(session: Session) -> None:
     with pytest.raises(InvalidInput, match="at least 60 seconds"):
         targets.flag_target(session, owner, case, url="https://example.org/", reason="r",
                             watch_interval_seconds=5)
+
+
+def _entries(session: Session, case_id: object, action: str) -> list[dict[str, object]]:
+    return [custody.describe(e) for e in session.scalars(
+        select(CustodyEntry).where(CustodyEntry.case_id == case_id,
+                                   CustodyEntry.action == action).order_by(CustodyEntry.seq))]
+
+
+FACTS = "Adverts offer crossings of the Evros river for payment.\nThe same phone number recurs."
+
+
+def test_a_case_holds_what_legal_requests_say_of_its_offence(session: Session) -> None:
+    owner = make_user(session)
+    case = make_case(session, owner, offence="Migrant smuggling",
+                     offence_provision="  § 96 AufenthG ", max_penalty_years=10, facts=FACTS)
+    assert (case.offence_provision, case.max_penalty_years, case.facts) == (
+        "§ 96 AufenthG", 10.0, FACTS)
+    session.expire_all()
+    assert cases.get_case(session, owner, case.reference).max_penalty_years == 10.0
+    created = _entries(session, case.id, "case.created")[0]["details"]
+    assert isinstance(created, dict)
+    assert created["offence_provision"] == "§ 96 AufenthG"
+    assert created["max_penalty_years"] == "10"  # custody entries hold no floats
+    # The facts may name people: the log keeps their hash, as for notes, never the text.
+    assert created["facts_sha256"] == hashlib.sha256(FACTS.encode()).hexdigest()
+    assert "Evros" not in str(created)
+    bare = make_case(session, owner, facts="   ", offence_provision="")
+    assert (bare.facts, bare.offence_provision, bare.max_penalty_years) == (None, None, None)
+
+
+def test_an_update_changes_only_what_is_named_in_one_custody_entry(session: Session) -> None:
+    owner = make_user(session)
+    case = make_case(session, owner, title="Boats", offence="Smuggling", max_penalty_years=5)
+    cases.update_case(session, owner, case, {
+        "facts": FACTS, "offence_provision": "§ 96 AufenthG", "max_penalty_years": "7.5",
+        "title": "Boats", "jurisdiction": "de"})
+    assert (case.facts, case.offence_provision, case.max_penalty_years) == (
+        FACTS, "§ 96 AufenthG", 7.5)
+    assert (case.title, case.offence, case.jurisdiction) == ("Boats", "Smuggling", "DE")
+    updates = _entries(session, case.id, "case.updated")
+    assert len(updates) == 1
+    changes = updates[0]["details"]["changes"]  # type: ignore[index]
+    assert set(changes) == {"facts", "offence_provision", "max_penalty_years", "jurisdiction"}
+    assert changes["facts"] == {"from_sha256": None,
+                                "to_sha256": hashlib.sha256(FACTS.encode()).hexdigest()}
+    assert changes["max_penalty_years"] == {"from": "5", "to": "7.5"}
+    assert changes["offence_provision"] == {"from": None, "to": "§ 96 AufenthG"}
+    # Nothing changed: no entry. Clearing is a change like any other.
+    cases.update_case(session, owner, case, {"facts": FACTS, "max_penalty_years": 7.5})
+    assert len(_entries(session, case.id, "case.updated")) == 1
+    cases.update_case(session, owner, case, {"facts": "", "max_penalty_years": None})
+    assert case.facts is None and case.max_penalty_years is None
+    last = _entries(session, case.id, "case.updated")[-1]["details"]["changes"]  # type: ignore[index]
+    assert last["max_penalty_years"] == {"from": "7.5", "to": None}
+    assert last["facts"]["to_sha256"] is None
+
+
+@pytest.mark.parametrize(("years", "message"), [
+    (0, "more than 0"), (-3, "more than 0"), (100.5, "at most 100"), (float("inf"), "at most 100"),
+    (float("nan"), "at most 100"), ("life", "not a number of years"), (True, "not a number"),
+])
+def test_a_maximum_penalty_must_be_a_sane_number_of_years(
+        session: Session, years: object, message: str) -> None:
+    owner = make_user(session)
+    with pytest.raises(InvalidInput, match=message) as refused:
+        make_case(session, owner, max_penalty_years=years)
+    assert refused.value.status_code == 422
+    case = make_case(session, owner, max_penalty_years=100)  # the bound itself is allowed
+    with pytest.raises(InvalidInput, match=message):
+        cases.update_case(session, owner, case, {"max_penalty_years": years})  # type: ignore[dict-item]
+    assert case.max_penalty_years == 100.0
+
+
+def test_only_managers_update_a_case_and_strangers_do_not_see_it(session: Session) -> None:
+    owner = make_user(session)
+    writer = make_user(session)
+    stranger = make_user(session)
+    case = make_case(session, owner)
+    cases.add_member(session, owner, case, writer, Access.WRITE)
+    with pytest.raises(AccessDenied) as refused:
+        cases.update_case(session, writer, case, {"facts": "x"})
+    assert refused.value.status_code == 403
+    with pytest.raises(AccessDenied) as hidden:
+        cases.update_case(session, stranger, case, {"facts": "x"})
+    assert hidden.value.status_code == 404
+    with pytest.raises(InvalidInput, match="cannot change status"):
+        cases.update_case(session, owner, case, {"status": "closed"})
+    with pytest.raises(InvalidInput, match="title"):
+        cases.update_case(session, owner, case, {"title": "  "})
+    with pytest.raises(InvalidInput, match="facts must be text"):
+        cases.update_case(session, owner, case, {"facts": 3.0})
+    assert case.facts is None and _entries(session, case.id, "case.updated") == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from collections.abc import Iterator
@@ -98,6 +99,49 @@ def test_case_lifecycle_from_the_command_line(home: Home) -> None:
     assert closed.exit_code == 0
     again = home.run("case", "close", "OP-7")
     assert again.exit_code == 1 and "already closed" in again.output
+
+
+def test_a_case_holds_its_offence_details_from_create_to_update(
+        home: Home, tmp_path: Path) -> None:
+    assert home.run("init").exit_code == 0
+    facts = tmp_path / "facts.txt"
+    facts.write_text("Adverts offer crossings for payment.\nThe same phone recurs.\n", "utf-8")
+    created = home.run("case", "create", "OP-8", "--title", "Boats", "--offence", "smuggling",
+                       "--provision", "§ 96 AufenthG", "--max-penalty-years", "10",
+                       "--facts-file", str(facts))
+    assert created.exit_code == 0, created.output
+    shown = home.run("case", "show", "OP-8").output.split("custody history:")[0]
+    assert "offence_provision: § 96 AufenthG" in shown
+    assert "max_penalty_years: 10\n" in shown
+    # Multi-line facts stay under their label.
+    assert "facts:             Adverts offer crossings for payment.\n" in shown
+    assert "\n                   The same phone recurs." in shown
+
+    updated = home.run("case", "update", "OP-8", "--facts", "Only adverts.",
+                       "--max-penalty-years", "5", "--provision", "§ 96 AufenthG")
+    assert updated.exit_code == 0, updated.output
+    assert updated.output.strip() == "case OP-8 updated: facts, max_penalty_years"
+    assert home.run("case", "update", "OP-8", "--title", "Boats").output.strip() == (
+        "case OP-8: nothing changed")
+    cleared = home.run("case", "update", "OP-8", "--max-penalty-years", "")
+    assert cleared.exit_code == 0, cleared.output
+    shown_json = json.loads(home.run("case", "show", "OP-8", "--json").output)
+    assert shown_json["facts"] == "Only adverts." and shown_json["max_penalty_years"] is None
+    assert shown_json["offence_provision"] == "§ 96 AufenthG"
+    assert [e["action"] for e in shown_json["custody"]].count("case.updated") == 2
+
+    for args, message in [
+        (("--max-penalty-years", "life"), "Error: maximum penalty 'life' is not a number"),
+        (("--max-penalty-years", "0"), "more than 0 and at most 100 years"),
+        (("--facts", "x", "--facts-file", str(facts)), "--facts or --facts-file, not both"),
+        ((), "nothing to change"),
+    ]:
+        refused = home.run("case", "update", "OP-8", *args)
+        assert refused.exit_code != 0 and message in refused.output, refused.output
+        assert "Traceback" not in refused.output
+    bad = home.run("case", "create", "OP-9", "--title", "t", "--max-penalty-years", "101")
+    assert bad.exit_code == 1 and "at most 100 years" in bad.output
+    assert home.run("case", "show", "OP-9").exit_code == 1  # nothing was made
 
 
 def test_actions_are_recorded_under_the_acting_user(home: Home) -> None:

@@ -283,17 +283,18 @@ def test_migration_builds_the_lists_from_stored_hashes(database_url: str) -> Non
     engine = make_engine(database_url)
     try:
         config = migrate.alembic_config(engine)
+        # The case is made through today's models, so before the downgrade: the rows outlive it.
+        factory = make_session_factory(engine)
+        with session_scope(factory) as s:
+            owner = make_user(s)
+            case = make_case(s, owner)
+            case_id = case.id
         with engine.begin() as conn:
             config.attributes["connection"] = conn
             command.downgrade(config, "0005")
         rng = random.Random(7)
         values = [rng.getrandbits(64) for _ in range(300)] + [0, search.MASK64, 1 << 63]
         values += values[:5]  # the same hash on several artifacts
-        factory = make_session_factory(engine)
-        with session_scope(factory) as s:
-            owner = make_user(s)
-            case = make_case(s, owner)
-            case_id = case.id
         with engine.begin() as conn:
             for value in values:
                 artifact_id = uuid.uuid4()
