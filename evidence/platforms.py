@@ -5,23 +5,44 @@ The registry's data (hosts, aliases, identifiers, with their sources) lives in `
 core names what it needs here and loads the implementation through the entry point group
 `evidence.platform_registry`, which `legal_forms` fills in `pyproject.toml`. Deconfliction
 uses it to fold a platform's alternate hosts and to read account identifiers out of URLs, from
-the same file that capture and the legal forms use.
+the same file that capture and the legal forms use; the legal request service reads a
+platform's name, identifier kinds and preservation limits (`evidence.requests`).
 """
 
 from __future__ import annotations
 
 import functools
-from importlib.metadata import entry_points
+from collections.abc import Sequence
 from typing import Protocol
 
-from evidence.errors import ConfigurationError
+from evidence.plugins import installed
 
 ENTRY_POINT_GROUP = "evidence.platform_registry"
+
+
+class IdentifierInfo(Protocol):
+    """An identifier kind a platform accepts in legal requests, and the service it names."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def service(self) -> str: ...
+
+
+class PreservationInfo(Protocol):
+    @property
+    def max_extensions(self) -> int | None: ...
 
 
 class PlatformInfo(Protocol):
     @property
     def name(self) -> str: ...
+    @property
+    def display_name(self) -> str: ...
+    @property
+    def identifiers(self) -> Sequence[IdentifierInfo]: ...
+    @property
+    def preservation(self) -> PreservationInfo: ...
 
 
 class UrlRecognition(Protocol):
@@ -32,10 +53,19 @@ class UrlRecognition(Protocol):
     @property
     def identifier(self) -> str | None: ...
     @property
+    def content_kind(self) -> str | None: ...
+    @property
+    def content_id(self) -> str | None: ...
+    @property
     def short_link(self) -> bool: ...
 
 
 class PlatformRegistry(Protocol):
+    @property
+    def names(self) -> Sequence[str]:
+        """The platforms' own names (no aliases), in the registry's order."""
+        ...
+
     def get(self, name: str) -> PlatformInfo:
         """The platform by name or alias; raises a NotFound subclass when there is none."""
         ...
@@ -48,12 +78,5 @@ class PlatformRegistry(Protocol):
 @functools.cache
 def platform_registry() -> PlatformRegistry:
     """The installed registry, loaded once per process."""
-    points = list(entry_points(group=ENTRY_POINT_GROUP))
-    if not points:
-        raise ConfigurationError(
-            f"no platform registry is installed (entry point group {ENTRY_POINT_GROUP!r}); "
-            "reinstall evidence-locker"
-        )
-    loader = points[0].load()
-    registry: PlatformRegistry = loader()
+    registry: PlatformRegistry = installed(ENTRY_POINT_GROUP, "platform registry")
     return registry

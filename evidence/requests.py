@@ -1,10 +1,11 @@
 """Legal requests of a case: filled from its targets and captures, rendered, stored and tracked.
 
-`generate` builds a `legal_forms` `RequestInput` from the database (the case, its targets, each
-target's latest sealed capture, the issuing authority's standing details from settings and the
-user's `NAME=VALUE` fields), checks it with the instrument and lists every problem at once
-(`RequestIncomplete`), renders the PDF and the JSON, keeps both in the blob store as artifacts of
-the case and records one `request.generated` custody entry naming the PDF's SHA-256.
+`generate` builds a `RequestInput` (`evidence.request_input`) from the database (the case, its
+targets, each target's latest sealed capture, the issuing authority's standing details from
+settings and the user's `NAME=VALUE` fields), checks it with the instrument and lists every
+problem at once (`RequestIncomplete`), renders the PDF and the JSON, keeps both in the blob store
+as artifacts of the case and records one `request.generated` custody entry naming the PDF's
+SHA-256.
 
 After that a request moves draft -> approved -> sent -> acknowledged -> fulfilled | refused |
 expired (`change_status`), each move one custody entry. Deadlines come from the instrument (and
@@ -13,8 +14,9 @@ the time the request was sent. `due` lists what expires or needs an extension, `
 extension (EPOC-PR, Annex VI) or renewal (provider preservation) from the original, `stats`
 counts requests per platform with their median response times.
 
-This is the one `evidence` module that imports `legal_forms`: it is the seam between the
-database and the instruments, which themselves never touch the database.
+This is the seam between the database and the instruments, which themselves never touch the
+database. It reaches them and the platform registry only through the core's interface
+(`evidence.legal_instruments`), which `legal_forms` implements: the core imports no outer package.
 
 Access: reading needs read access to the case, anything that writes needs write access;
 approving needs the supervisor, prosecutor or admin role. A case (or request) the caller may not
@@ -48,9 +50,11 @@ from evidence.errors import (
     Conflict,
     IllegalTransition,
     InvalidInput,
+    NotFound,
     PermissionDenied,
     RequestIncomplete,
 )
+from evidence.legal_instruments import legal_instruments
 from evidence.models import (
     Access,
     Account,
@@ -66,9 +70,8 @@ from evidence.models import (
     User,
     utcnow,
 )
-from evidence.settings import Settings
-from legal_forms.errors import UnknownPlatform
-from legal_forms.instruments import (
+from evidence.platforms import PlatformInfo, PlatformRegistry
+from evidence.request_input import (
     Authority,
     AuthorityRole,
     CaseInfo,
@@ -76,12 +79,11 @@ from legal_forms.instruments import (
     DateRange,
     RequestInput,
     TargetIdentifier,
-    UnknownKind,
-    extension_of,
-    get_instrument,
 )
-from legal_forms.instruments.render import render_json, render_pdf
-from legal_forms.platforms import Platform, Registry, load_registry
+from evidence.settings import Settings
+
+# The input as the service builds it: over the registry's platforms as the core sees them.
+Input = RequestInput[PlatformInfo]
 
 PDF_KIND = "request-pdf"
 JSON_KIND = "request-json"
@@ -286,11 +288,11 @@ def latest_capture(session: Session, target_id: uuid.UUID) -> Capture | None:
     ).first()
 
 
-def _platform_of(registry: Registry, target: Target, account: Account | None) -> str | None:
+def _platform_of(registry: PlatformRegistry, target: Target, account: Account | None) -> str | None:
     if account is not None:
         try:
             return registry.get(account.platform).name
-        except UnknownPlatform:
+        except NotFound:
             return account.platform
     if target.url:
         found = registry.recognise(target.url)
@@ -298,12 +300,12 @@ def _platform_of(registry: Registry, target: Target, account: Account | None) ->
     return None
 
 
-def _service(platform: Platform, kind: str) -> str:
+def _service(platform: PlatformInfo, kind: str) -> str:
     return next((i.service for i in platform.identifiers if i.kind == kind),
                 platform.display_name)
 
 
-def _identifiers_of(registry: Registry, platform: Platform, target: Target,
+def _identifiers_of(registry: PlatformRegistry, platform: PlatformInfo, target: Target,
                     account: Account | None, capture: Capture) -> list[TargetIdentifier]:
     accepted = {i.kind for i in platform.identifiers}
     found: list[tuple[str, str]] = []
@@ -330,7 +332,7 @@ def _identifiers_of(registry: Registry, platform: Platform, target: Target,
 
 
 def _collect_identifiers(
-    session: Session, registry: Registry, case: Case, platform: Platform,
+    session: Session, registry: PlatformRegistry, case: Case, platform: PlatformInfo,
     target_ids: Sequence[uuid.UUID] | None, problems: list[str],
 ) -> tuple[list[TargetIdentifier], list[uuid.UUID]]:
     query = select(Target).where(Target.case_id == case.id).order_by(Target.flagged_at, Target.id)
@@ -375,10 +377,10 @@ def _collect_identifiers(
 
 
 def case_platforms(session: Session, actor: User, case: Case,
-                   registry: Registry | None = None) -> list[str]:
+                   registry: PlatformRegistry | None = None) -> list[str]:
     """The registry names of the platforms the case's targets are on, first flagged first."""
     cases.require_access(session, actor, case, Access.READ)
-    registry = registry or load_registry()
+    registry = registry or legal_instruments().platforms()
     targets = list(session.scalars(select(Target).where(Target.case_id == case.id)
                                    .order_by(Target.flagged_at, Target.id)))
     account_ids = [t.account_id for t in targets if t.account_id is not None]
@@ -429,7 +431,7 @@ def _date_range(date_from: datetime | None, date_to: datetime | None,
 def _split_fields(kind: str, fields: Mapping[str, str], problems: list[str]) -> tuple[
         dict[str, str], dict[str, dict[str, str]], dict[str, str]]:
     """(instrument user fields, authority overrides, case values) from NAME=VALUE pairs."""
-    known = {f.name for f in get_instrument(kind).fields}
+    known = {f.name for f in legal_instruments().instrument(kind).fields}
     user: dict[str, str] = {}
     authority: dict[str, dict[str, str]] = {"issuing": {}, "validating": {}}
     case_values: dict[str, str] = {}
@@ -455,7 +457,11 @@ def _split_fields(kind: str, fields: Mapping[str, str], problems: list[str]) -> 
 
 def _case_info(case: Case, values: Mapping[str, str], issuing: Authority,
                problems: list[str]) -> CaseInfo:
-    years: float | None = None
+    """What the case says of its offence; a non-empty `--field NAME=VALUE` overrides it."""
+    def text_of(name: str, held: str | None) -> str:
+        return values.get(name, "").strip() or (held or "").strip()
+
+    years = case.max_penalty_years
     text = values.get("max_penalty_years", "").strip()
     if text:
         try:
@@ -464,9 +470,9 @@ def _case_info(case: Case, values: Mapping[str, str], issuing: Authority,
             problems.append(f"max_penalty_years: {text!r} is not a number of years")
     return CaseInfo(
         reference=case.reference, title=case.title,
-        offence=(values.get("offence") or case.offence or "").strip(),
-        offence_provision=values.get("offence_provision", "").strip(),
-        max_penalty_years=years, facts=values.get("facts", "").strip(),
+        offence=text_of("offence", case.offence),
+        offence_provision=text_of("offence_provision", case.offence_provision),
+        max_penalty_years=years, facts=text_of("facts", case.facts),
         jurisdiction=(case.jurisdiction or issuing.country or "").split("-")[0],
     )
 
@@ -486,7 +492,7 @@ def _next_reference(session: Session, case: Case, kind: str) -> str:
             return reference
 
 
-def _snapshot(r: RequestInput) -> dict[str, JsonValue]:
+def _snapshot(r: Input) -> dict[str, JsonValue]:
     """What `_input_of` needs to rebuild the input (the rest lives in the row's columns)."""
     def authority(a: Authority | None) -> JsonValue:
         return None if a is None else {k: str(v) for k, v in dataclasses.asdict(a).items()}
@@ -515,7 +521,7 @@ def _time(text: Any) -> datetime | None:
     return None if not text else datetime.fromisoformat(str(text))
 
 
-def _input_of(row: LegalRequest, registry: Registry) -> RequestInput:
+def _input_of(row: LegalRequest, registry: PlatformRegistry) -> Input:
     """The request's input as it was generated, with `issued_at` the time it was sent."""
     snap = (row.fields or {})["input"]
 
@@ -552,22 +558,19 @@ def _input_of(row: LegalRequest, registry: Registry) -> RequestInput:
 
 
 def build_input(
-    session: Session, case: Case, *, settings: Settings, registry: Registry, kind: str,
+    session: Session, case: Case, *, settings: Settings, registry: PlatformRegistry, kind: str,
     platform: str, reference: str, issued_at: datetime,
     target_ids: Sequence[uuid.UUID] | None = None, fields: Mapping[str, str] | None = None,
     categories: Sequence[str] | None = None, date_from: datetime | None = None,
     date_to: datetime | None = None, do_not_notify: bool = True, emergency: bool = False,
-) -> tuple[RequestInput, list[str]]:
+) -> tuple[Input, list[str]]:
     """The instrument's input filled from the case; problems found on the way (not yet the
     instrument's own checks)."""
     problems: list[str] = []
-    try:
-        get_instrument(kind)
-    except UnknownKind as exc:
-        raise InvalidInput(exc.message) from exc
+    legal_instruments().instrument(kind)  # an unknown kind is InvalidInput
     try:
         target_platform = registry.get(platform)
-    except UnknownPlatform as exc:
+    except NotFound as exc:
         raise InvalidInput(exc.message) from exc
     user, overrides, case_values = _split_fields(kind, fields or {}, problems)
     standing = standing_authorities(settings)
@@ -591,9 +594,9 @@ def build_input(
 # --- generating and storing -------------------------------------------------------------------
 
 
-def _deadlines(r: RequestInput, sent_at: datetime) -> list[dict[str, JsonValue]]:
+def _deadlines(r: Input, sent_at: datetime) -> list[dict[str, JsonValue]]:
     out: list[dict[str, JsonValue]] = []
-    for d in get_instrument(r.kind).deadlines(r, sent_at):
+    for d in legal_instruments().instrument(r.kind).deadlines(r, sent_at):
         # "... if extended ..." only applies once an extension exists; `due` skips it.
         out.append({**d.to_dict(), "conditional": "if extended" in d.name})
     return out
@@ -605,19 +608,21 @@ def _first_due(deadlines: list[dict[str, JsonValue]]) -> datetime | None:
 
 
 def _store_request(
-    session: Session, actor: User, case: Case, r: RequestInput, *, store: BlobStore,
+    session: Session, actor: User, case: Case, r: Input, *, store: BlobStore,
     problems: list[str], now: datetime, previous: LegalRequest | None = None,
 ) -> Generated:
-    inst = get_instrument(r.kind)
+    legal = legal_instruments()
+    inst = legal.instrument(r.kind)
     checked = inst.validate(r)
     problems = problems + [str(p) for p in checked if p.severity == "error"]
     if problems:
         raise RequestIncomplete(r.kind, problems)
     warnings = tuple(str(p) for p in checked if p.severity != "error")
     buffer = io.BytesIO()
-    render_pdf(r, buffer)
+    legal.render_pdf(r, buffer)
     pdf = buffer.getvalue()
-    document = json.dumps(render_json(r), indent=2, ensure_ascii=False).encode("utf-8") + b"\n"
+    document = (json.dumps(legal.render_json(r), indent=2, ensure_ascii=False).encode("utf-8")
+                + b"\n")
     artifacts = []
     for kind, media_type, data, suffix in ((PDF_KIND, PDF_MEDIA_TYPE, pdf, "pdf"),
                                            (JSON_KIND, JSON_MEDIA_TYPE, document, "json")):
@@ -671,19 +676,17 @@ def generate(
     kind: str, platform: str, target_ids: Sequence[uuid.UUID] | None = None,
     fields: Mapping[str, str] | None = None, categories: Sequence[str] | None = None,
     date_from: datetime | None = None, date_to: datetime | None = None,
-    do_not_notify: bool = True, emergency: bool = False, registry: Registry | None = None,
+    do_not_notify: bool = True, emergency: bool = False,
+    registry: PlatformRegistry | None = None,
     now: datetime | None = None,
 ) -> Generated:
     """Fill, check, render and store a new draft request; every problem is listed at once."""
     cases.require_access(session, actor, case, Access.WRITE)
     cases.require_open(case)
-    registry = registry or load_registry()
+    registry = registry or legal_instruments().platforms()
     now = now or utcnow()
     kind = kind.strip().lower()
-    try:
-        get_instrument(kind)
-    except UnknownKind as exc:
-        raise InvalidInput(exc.message) from exc
+    legal_instruments().instrument(kind)  # an unknown kind is InvalidInput
     reference = _next_reference(session, case, kind)
     request, problems = build_input(
         session, case, settings=settings, registry=registry, kind=kind, platform=platform,
@@ -784,7 +787,8 @@ def describe(row: LegalRequest, case_reference: str) -> dict[str, Any]:
 def change_status(
     session: Session, actor: User, case: Case, request_id: uuid.UUID, status: str, *,
     platform_reference: str | None = None, answer: str | None = None,
-    refusal: Sequence[str] = (), at: datetime | None = None, registry: Registry | None = None,
+    refusal: Sequence[str] = (), at: datetime | None = None,
+    registry: PlatformRegistry | None = None,
     now: datetime | None = None,
 ) -> LegalRequest:
     """Move a request one step along its lifecycle, recording the step in the custody log."""
@@ -826,7 +830,7 @@ def change_status(
     elif new == S.SENT:
         row.sent_at = when
         # The real deadlines run from sending: recompute them over the stored input.
-        r = _input_of(row, registry or load_registry())
+        r = _input_of(row, registry or legal_instruments().platforms())
         row.deadlines = _deadlines(r, when)
         row.due_at = _first_due(row.deadlines)
         row.fields = {**(row.fields or {}), "deadlines_provisional": False}
@@ -920,12 +924,12 @@ def _extension_count(session: Session, row: LegalRequest) -> int:
 
 def extend(
     session: Session, actor: User, request_id: uuid.UUID | str, *, store: BlobStore,
-    registry: Registry | None = None, now: datetime | None = None,
+    registry: PlatformRegistry | None = None, now: datetime | None = None,
 ) -> Generated:
     """The extension of a sent preservation, generated from the original as a new draft."""
     row, case = request_for(session, actor, request_id, need=Access.WRITE)
     cases.require_open(case)
-    registry = registry or load_registry()
+    registry = registry or legal_instruments().platforms()
     now = now or utcnow()
     if row.kind not in EXTENDABLE:
         raise Conflict(f"a {row.kind} request has no extension here (only "
@@ -944,7 +948,7 @@ def extend(
     if row.kind == "eu-epoc-pr":
         kind = "eu-epoc-pr-extension"
         reference = _next_reference(session, case, kind)
-        new = extension_of(original, reference=reference, issued_at=now)
+        new = legal_instruments().extension_of(original, reference=reference, issued_at=now)
     else:
         kind = row.kind
         limit = original.platform.preservation.max_extensions

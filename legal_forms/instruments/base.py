@@ -6,6 +6,11 @@ The instrument never reads anything else: it lists its fields in the official or
 (`Instrument.fields`), checks the input (`validate`, every problem at once), computes due dates
 (`deadlines`) and is rendered by `legal_forms.instruments.render`.
 
+The typed input itself (`RequestInput`, `CaseInfo`, `Authority` ...) lives in the core
+(`evidence.request_input`), because the service that builds it may not import this package; it is
+re-exported here under its old names. Here `RequestInput` is the input over this package's
+`Platform`, so the instruments read every fact of the registry entry.
+
 Sources: every `Section` and `FieldSpec` carries the text it comes from and whether that was
 checked against an official text (`verified`). An unverified section is printed without a
 section letter: a letter is never guessed.
@@ -18,13 +23,22 @@ later, so a daylight-saving change does not move the hour); periods in hours are
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from evidence.errors import InvalidInput
+
+# Re-exported: the instruments import the typed input from here.
+from evidence.request_input import Authority as Authority
+from evidence.request_input import AuthorityRole as AuthorityRole
+from evidence.request_input import CaseInfo as CaseInfo
+from evidence.request_input import DataCategory as DataCategory
+from evidence.request_input import DateRange as DateRange
+from evidence.request_input import RequestInput as _RequestInput
+from evidence.request_input import TargetIdentifier as TargetIdentifier
 from legal_forms.platforms import UNKNOWN, Platform
 
 # --- errors -----------------------------------------------------------------------------------
@@ -46,28 +60,8 @@ class UnknownKind(InvalidInput):
 # --- the typed input ----------------------------------------------------------------------------
 
 
-class AuthorityRole(StrEnum):
-    """What an issuing or validating authority is; Art. 4 of Reg. (EU) 2023/1543 turns on it."""
-
-    JUDGE = "judge"
-    COURT = "court"
-    INVESTIGATING_JUDGE = "investigating_judge"
-    PROSECUTOR = "prosecutor"
-    POLICE = "police"
-    OTHER = "other"
-
-
 JUDICIAL = frozenset({AuthorityRole.JUDGE, AuthorityRole.COURT, AuthorityRole.INVESTIGATING_JUDGE})
 JUDICIAL_OR_PROSECUTOR = JUDICIAL | {AuthorityRole.PROSECUTOR}
-
-
-class DataCategory(StrEnum):
-    """The four categories of Art. 3(9)-(12) of Reg. (EU) 2023/1543."""
-
-    SUBSCRIBER = "subscriber"
-    USER_IDENTIFICATION = "user_identification"
-    TRAFFIC = "traffic"
-    CONTENT = "content"
 
 
 EU_LABELS: Mapping[DataCategory, str] = MappingProxyType(
@@ -94,78 +88,8 @@ US_LABELS: Mapping[DataCategory, str] = MappingProxyType(
 )
 
 
-@dataclass(frozen=True)
-class CaseInfo:
-    reference: str
-    title: str
-    offence: str
-    offence_provision: str
-    max_penalty_years: float | None
-    facts: str
-    jurisdiction: str  # ISO 3166-1 alpha-2 of the issuing state, e.g. "DE"
-
-
-@dataclass(frozen=True)
-class Authority:
-    """An issuing or validating authority, from standing settings."""
-
-    name: str
-    role: AuthorityRole
-    country: str  # ISO 3166-1 alpha-2
-    address: str
-    phone: str
-    email: str
-    time_zone: str  # IANA name, e.g. "Europe/Berlin"
-    person: str = ""  # the official in charge / signatory
-    position: str = ""
-    file_number: str = ""
-    office_hours: str = ""
-
-    @property
-    def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.time_zone)
-
-
-@dataclass(frozen=True)
-class TargetIdentifier:
-    """One identifier of an account or item, with the capture it was taken from."""
-
-    kind: str  # a registry identifier kind (username, user_id, phone, email, url ...)
-    value: str
-    source_url: str
-    capture_id: str
-    manifest_sha256: str
-    captured_at: datetime  # UTC, aware
-    relevant_date: date | None = None  # the date the identifier was in use (Instagram needs it)
-    service: str = ""
-
-
-@dataclass(frozen=True)
-class DateRange:
-    start: datetime
-    end: datetime
-
-
-@dataclass(frozen=True)
-class RequestInput:
-    kind: str
-    reference: str
-    case: CaseInfo
-    issuing: Authority
-    platform: Platform
-    identifiers: tuple[TargetIdentifier, ...]
-    categories: frozenset[DataCategory] = frozenset()
-    date_range: DateRange | None = None
-    validating: Authority | None = None
-    do_not_notify: bool = True
-    emergency: bool = False
-    issued_at: datetime | None = None
-    previous_reference: str | None = None
-    previous_issued_at: datetime | None = None
-    user_fields: Mapping[str, str] = field(default_factory=dict)
-
-    def user(self, name: str) -> str:
-        return self.user_fields.get(name, "").strip()
+# The input over this package's platforms; instruments build and read it under this name.
+RequestInput = _RequestInput[Platform]
 
 
 # --- field tables --------------------------------------------------------------------------------
@@ -235,7 +159,7 @@ def case_field(attr: str) -> Fill:
         value = getattr(r.case, attr)
         return None if value is None else str(value)
 
-    return Fill(f"case.{attr}", get)
+    return Fill(f"case.{attr} (--field {attr}=VALUE overrides)", get)
 
 
 def issuing_field(attr: str) -> Fill:

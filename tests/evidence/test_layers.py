@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import ast
+import re
+from importlib.metadata import entry_points
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTER = ("api", "capture", "legal_forms")
-# Known debt, to be removed, never added to: the legal request service builds legal_forms'
-# typed input itself; its input types belong in the core and the instruments behind an
-# interface, as evidence.platforms does for the platform registry.
-KNOWN = {"evidence/requests.py"}
+# The core reaches an outer package only through an interface and an entry point group.
+GROUP = re.compile(r'^ENTRY_POINT_GROUP = "([a-z_.]+)"$', re.MULTILINE)
 
 
 def _imports(path: Path) -> set[str]:
@@ -27,14 +27,19 @@ def _imports(path: Path) -> set[str]:
 def test_the_core_imports_no_outer_package() -> None:
     offenders = {}
     for path in sorted((ROOT / "evidence").rglob("*.py")):
-        relative = path.relative_to(ROOT).as_posix()
         outer = sorted(_imports(path).intersection(OUTER))
-        if outer and relative not in KNOWN:
-            offenders[relative] = outer
+        if outer:
+            offenders[path.relative_to(ROOT).as_posix()] = outer
     assert offenders == {}
 
 
-def test_the_known_exceptions_still_need_their_place() -> None:
-    # When the debt is paid, this fails: then empty KNOWN.
-    for relative in KNOWN:
-        assert _imports(ROOT / relative).intersection(OUTER), f"{relative} no longer needs it"
+def test_every_interface_of_the_core_is_implemented() -> None:
+    groups = {match.group(1): path.name for path in sorted((ROOT / "evidence").rglob("*.py"))
+              for match in GROUP.finditer(path.read_text("utf-8"))}
+    assert {"evidence.platform_registry", "evidence.legal_instruments"} <= set(groups)
+    for group, module in groups.items():
+        points = list(entry_points(group=group))
+        assert points, f"{module}: nothing fills the entry point group {group!r} (pyproject.toml)"
+        for point in points:
+            assert point.value.split(".")[0] in OUTER, point
+            assert callable(point.load()), point

@@ -205,6 +205,21 @@ def test_problems_with_targets_and_fields_are_listed_too(
     assert "'gossip'" in text
 
 
+@pytest.mark.parametrize(("overrides", "named"), [
+    ({"kind": "letter-to-santa"}, "eu-epoc-pr"),  # the known kinds are listed
+    ({"platform": "myspace"}, "facebook"),  # and the known platforms
+])
+def test_an_unknown_kind_or_platform_is_the_cores_invalid_input(
+        session: Session, store: FolderStore, settings: Settings, overrides: dict[str, str],
+        named: str) -> None:
+    # The instruments sit behind evidence.legal_instruments; their errors reach callers (and the
+    # API's answer, which names the class) as the core's own.
+    world = make_request_world(session, store)
+    with pytest.raises(InvalidInput, match=named) as caught:
+        _generate(session, world, store, settings, **overrides)
+    assert type(caught.value) is InvalidInput
+
+
 def test_an_eu_preservation_order_with_a_validating_prosecutor(
         session: Session, store: FolderStore, settings: Settings) -> None:
     world = make_request_world(session, store)
@@ -214,6 +229,27 @@ def test_an_eu_preservation_order_with_a_validating_prosecutor(
     assert "Twitter International" in row.fields["values"]["addressee"]
     assert row.fields["values"]["validating_authority"] == "Staatsanwaltschaft Dresden"
     assert row.deadlines[0]["name"].startswith("preservation ends")
+
+
+def test_the_offence_details_come_from_the_case_and_a_field_overrides_them(
+        session: Session, store: FolderStore, settings: Settings) -> None:
+    facts = "Adverts offering crossings of the EU external border for payment."
+    world = make_request_world(session, store, offence_provision="§ 96 AufenthG",
+                               max_penalty_years=10, facts=facts)
+    from_case = {k: v for k, v in EPOC_PR_FIELDS.items()
+                 if k not in ("offence_provision", "facts", "max_penalty_years")}
+    made = _generate(session, world, store, settings, kind="eu-epoc-pr", fields=from_case)
+    values = made.request.fields["values"]
+    assert values["offence_provision"] == "§ 96 AufenthG" and values["facts"] == facts
+    assert made.request.fields["input"]["case"]["max_penalty_years"] == 10
+    overridden = _generate(session, world, store, settings, kind="eu-epoc-pr",
+                           fields={**from_case, "facts": "Typed in for this request.",
+                                   "max_penalty_years": "5", "offence_provision": "  "})
+    values = overridden.request.fields["values"]
+    assert values["facts"] == "Typed in for this request."
+    assert overridden.request.fields["input"]["case"]["max_penalty_years"] == 5
+    assert values["offence_provision"] == "§ 96 AufenthG"  # a blank field does not erase it
+    assert world.case.facts == facts  # the request's value is not written back to the case
 
 
 def test_standing_authority_details_come_from_settings(
