@@ -1,8 +1,12 @@
 """`coe-art29-preservation`: expedited preservation under Art. 29 of the Budapest Convention,
-laid out as the T-CY(2018)11 template (items 1-7) followed by the contents Art. 29(2) requires.
+laid out as the T-CY(2018)11 template (its opening items) followed by the contents Art. 29(2)
+requires.
 
-Verified: Art. 29(2)(a)-(f). Not verified: the template's item numbers and wording, the 60-day
-minimum of Art. 29(7) (secondary source).
+Verified in the Convention text (see `coe_common`): Art. 29(2)(a)-(f), printed with their letters,
+and Art. 29(7): preservation lasts not less than sixty days so that the request for mutual
+assistance can be submitted, and continues after that request is received until it is decided.
+Not verified: T-CY(2018)11 itself was not found, so its opening items are printed by heading only
+(the headings follow the T-CY(2018)10 template, which was read) and never with a number.
 """
 
 from __future__ import annotations
@@ -29,16 +33,17 @@ from legal_forms.instruments.base import (
 from legal_forms.instruments.coe_common import (
     CONVENTION,
     CONVENTION_SOURCE,
-    PARTIES,
     PARTIES_UNVERIFIED,
-    TEMPLATES_SOURCE,
+    TCY_2018_11,
+    TCY_2018_11_SOURCE,
+    party_problem_note,
     template_fields,
     template_sections,
 )
 
-TEMPLATE = "T-CY(2018)11"
+TEMPLATE = TCY_2018_11
 ART = f"{CONVENTION}, Art. 29(2)"
-MIN_DAYS = 60  # Art. 29(7) (unverified)
+MIN_DAYS = 60  # Art. 29(7): "for a period not less than sixty days" (verified)
 
 
 def _custodian(r: RequestInput) -> str:
@@ -62,8 +67,9 @@ class CoeArt29Preservation(Instrument):
     legal_basis = f"{CONVENTION}, Art. 29 (and Art. 35: 24/7 Network)"
     preamble = (
         "The requesting authority asks the requested Party to order or otherwise obtain the "
-        "expeditious preservation of the stored computer data described below, in respect of "
-        "which it intends to submit a request for mutual assistance (Art. 29(1))."
+        "expeditious preservation, for not less than sixty days (Art. 29(7)), of the stored "
+        "computer data described below, in respect of which it intends to submit a request for "
+        "mutual assistance (Art. 29(1))."
     )
     sections = (
         *template_sections(TEMPLATE),
@@ -100,10 +106,10 @@ class CoeArt29Preservation(Instrument):
         FieldSpec("mla_intention", "Statement that a mutual assistance request will follow",
                   "f", True, user_field(), ART + "(f)"),
     )
-    sources = (CONVENTION_SOURCE, TEMPLATES_SOURCE)
+    sources = (CONVENTION_SOURCE, TCY_2018_11_SOURCE)
     unverified = (
-        "T-CY(2018)11 item numbers and wording (items 1-7).",
-        "Art. 29(7): preservation for not less than 60 days (secondary source).",
+        "T-CY(2018)11 not found in an official copy: its opening items are given by heading "
+        "only (as in T-CY(2018)10), without numbers.",
         PARTIES_UNVERIFIED,
     )
 
@@ -114,14 +120,16 @@ class CoeArt29Preservation(Instrument):
             problems.append(Problem(
                 "the statement must say that a request for mutual assistance will be submitted "
                 f"({ART}(f))", "mla_intention"))
-        if r.issuing.country.upper() not in PARTIES:
-            problems.append(Problem(
-                f"{r.issuing.country} is not in the list of Parties used here (unverified): "
-                "check the Treaty Office chart", "issuing_state", "warning"))
+        note = party_problem_note(r.issuing.country)
+        if note:
+            problems.append(Problem(f"{note}: check the Treaty Office chart of signatures and "
+                                    "ratifications of CETS No. 185", "issuing_state", "warning"))
         return problems
 
     def deadlines(self, r: RequestInput, sent_at: datetime) -> tuple[Deadline, ...]:
         return (Deadline("mutual assistance request due before preservation may end",
                          add_days(sent_at, MIN_DAYS, zone_of(r.issuing.time_zone)),
-                         f"{CONVENTION}, Art. 29(7) (unverified)",
-                         "Preservation lasts not less than 60 days, counted here from sending."),)
+                         f"{CONVENTION}, Art. 29(7)",
+                         "Preservation lasts not less than sixty days, counted here from sending; "
+                         "once the request for mutual assistance is received, the data stay "
+                         "preserved until it is decided."),)

@@ -1,7 +1,9 @@
 """`coe-art31-mla`: mutual assistance for stored data (subscriber information) under Art. 31 of
 the Budapest Convention, laid out as the T-CY(2018)10 template.
 
-Not verified: the template's item numbers and wording (items 1-11 from a secondary source).
+Verified: items 1-11 of T-CY(2018)10 (numbers and headings), read in the template at rm.coe.int
+(see `coe_common`), and Art. 31(1) of the Convention. Not verified: the items after 11 (offence,
+facts, data sought) were not in the copy read; they are printed by heading only, without numbers.
 """
 
 from __future__ import annotations
@@ -24,15 +26,29 @@ from legal_forms.instruments.base import (
 from legal_forms.instruments.coe_common import (
     CONVENTION,
     CONVENTION_SOURCE,
-    PARTIES,
     PARTIES_UNVERIFIED,
-    TEMPLATES_SOURCE,
+    TCY_2018_10,
+    TCY_2018_10_SOURCE,
+    TCY_2018_10_URL,
+    party_problem_note,
     template_fields,
     template_sections,
 )
 
-TEMPLATE = "T-CY(2018)10"
-_T = f"{TEMPLATE} (item numbering from a secondary source)"
+TEMPLATE = TCY_2018_10
+_T = f"{TEMPLATE}, items after 11 (not in the copy read; heading only)"
+
+
+def _item(n: int) -> str:
+    return f"{TEMPLATE}, item {n} ({TCY_2018_10_URL})"
+
+
+def _previous_preservation(r: RequestInput) -> str | None:
+    if not r.previous_reference:
+        return None
+    sent = (f", sent {r.previous_issued_at.strftime('%Y-%m-%d')}" if r.previous_issued_at
+            else "")
+    return f"{r.previous_reference}{sent}"
 
 
 class CoeArt31Mla(Instrument):
@@ -45,24 +61,27 @@ class CoeArt31Mla(Instrument):
     )
     sections = (
         *template_sections(TEMPLATE),
-        Section("t8", "Prosecution office or court, with case numbers", _T, False),
-        Section("t9", "Previous mutual assistance request", _T, False),
-        Section("t10", "Previous preservation request", _T, False),
-        Section("t11", "Domestic legal basis", _T, False),
+        Section("t8", "Prosecution office or court in charge (if applicable)", _item(8), True,
+                "Item 8"),
+        Section("t9", "Information on previous MLA request (if applicable)", _item(9), True,
+                "Item 9"),
+        Section("t10", "Information on previous preservation request (if applicable)",
+                _item(10), True, "Item 10"),
+        Section("t11", "Domestic legal basis for the request", _item(11), True, "Item 11"),
         Section("offence", "Offence and facts", _T, False),
         Section("data", "Data sought", _T, False),
     )
     fields = (
         *template_fields(TEMPLATE),
-        FieldSpec("prosecution_office", "Prosecution office or court; case numbers", "t8", True,
-                  user_field(), _T, False),
-        FieldSpec("previous_mla", "Reference of a previous MLA request", "t9", False,
-                  user_field(), _T, False),
-        FieldSpec("previous_preservation", "Reference of the preservation request", "t10",
-                  False, computed("request.previous_reference", lambda r: r.previous_reference),
-                  _T, False),
-        FieldSpec("domestic_legal_basis", "Domestic legal basis for the measure", "t11", True,
-                  user_field(), _T, False),
+        FieldSpec("prosecution_office", "Prosecution office or court in charge, with case "
+                  "numbers and related decisions", "t8", False, user_field(), _item(8)),
+        FieldSpec("previous_mla", "Date and reference of the previous MLA request; authorities "
+                  "and channel", "t9", False, user_field(), _item(9)),
+        FieldSpec("previous_preservation", "Date and reference of the preservation request",
+                  "t10", False, computed("request.previous_reference, previous_issued_at",
+                                         _previous_preservation), _item(10)),
+        FieldSpec("domestic_legal_basis", "Domestic legal basis for the request", "t11", True,
+                  user_field(), _item(11)),
         FieldSpec("offence", "Offence", "offence", True, case_field("offence"), _T, False),
         FieldSpec("offence_provision", "Provision", "offence", True,
                   case_field("offence_provision"), _T, False),
@@ -78,8 +97,12 @@ class CoeArt31Mla(Instrument):
         FieldSpec("time_range", "Period (UTC)", "data", True,
                   computed("request.date_range", date_range_text), _T, False),
     )
-    sources = (CONVENTION_SOURCE, TEMPLATES_SOURCE)
-    unverified = ("T-CY(2018)10 item numbers and wording.", PARTIES_UNVERIFIED)
+    sources = (CONVENTION_SOURCE, TCY_2018_10_SOURCE)
+    unverified = (
+        "T-CY(2018)10 items after 11 (offence, facts, data sought) not in the copy read: given "
+        "by heading only, without numbers.",
+        PARTIES_UNVERIFIED,
+    )
 
     def check(self, r: RequestInput) -> list[Problem]:
         problems = identifier_problems(r)
@@ -87,7 +110,8 @@ class CoeArt31Mla(Instrument):
             problems.append(Problem(
                 "the T-CY(2018)10 template is for subscriber information; ask for content in a "
                 "full MLA request", "categories", "warning"))
-        if r.issuing.country.upper() not in PARTIES:
-            problems.append(Problem(f"{r.issuing.country} is not in the list of Parties used "
-                                    "here (unverified)", "issuing_state", "warning"))
+        note = party_problem_note(r.issuing.country)
+        if note:
+            problems.append(Problem(f"{note}: check the Treaty Office chart of signatures and "
+                                    "ratifications of CETS No. 185", "issuing_state", "warning"))
         return problems

@@ -1,7 +1,12 @@
 """`emergency-disclosure`: an emergency disclosure request in the manner of 18 U.S.C.
-2702(b)(8) (contents) and (c)(4) (records): the provider may disclose if it believes in good
-faith that an emergency involving danger of death or serious physical injury requires
-disclosure without delay (paragraph letters and wording not read in the official text).
+2702(b)(8) (contents) and (c)(4) (records).
+
+Both paragraphs (read in the current US Code text, see `us_common`) let a provider divulge to a
+governmental entity if it believes in good faith that an emergency involving danger of death or
+serious physical injury to any person requires disclosure without delay of communications (b)(8),
+or information (c)(4), relating to the emergency. A "governmental entity" is a US federal or state
+department or agency (2711(4)): a foreign authority relies on the provider applying the same test
+under its own emergency policy, which the letter says.
 """
 
 from __future__ import annotations
@@ -18,30 +23,41 @@ from legal_forms.instruments.base import (
 )
 from legal_forms.instruments.us_common import REGISTRY, S2702, provider_fields, provider_sections
 
+STATUTE = "18 U.S.C. 2702(b)(8), (c)(4)"
+
+
+def _basis(r: RequestInput) -> str:
+    return (
+        "Emergency disclosure request in the manner of 18 U.S.C. 2702(b)(8) (contents) and "
+        "(c)(4) (records): we ask you to disclose, on your good-faith belief that the emergency "
+        "described below involves danger of death or serious physical injury to a person and "
+        "requires disclosure without delay, the information relating to it. As a foreign "
+        "authority we are not a governmental entity within 18 U.S.C. 2711(4) and rely on your "
+        "emergency disclosure policy.\n"
+        f"Channel: {r.platform.emergency.channel} <{r.platform.emergency.url}>")
+
 
 class EmergencyDisclosure(Instrument):
     kind = "emergency-disclosure"
     title = "Emergency disclosure request"
-    legal_basis = "18 U.S.C. 2702(b)(8), (c)(4); provider's emergency channel"
-    preamble = ("Emergency request: danger of death or serious physical injury requires "
-                "disclosure without delay.")
+    legal_basis = "18 U.S.C. 2702(b)(8), (c)(4) (in their manner); provider's emergency channel"
+    preamble = ("Emergency request: an emergency involving danger of death or serious physical "
+                "injury to a person requires disclosure without delay of the information "
+                "relating to it.")
     sections = (
-        *provider_sections("18 U.S.C. 2702(b)(8), (c)(4)"),
-        Section("emergency", "The emergency", "18 U.S.C. 2702(b)(8), (c)(4)", False),
+        *provider_sections(STATUTE),
+        Section("emergency", "The emergency", STATUTE, True),
     )
     fields = (
-        FieldSpec("basis", "Request", "basis", True, computed(
-            "platform.emergency", lambda r: f"Emergency disclosure under 18 U.S.C. 2702(b)(8) "
-            f"and (c)(4). Channel: {r.platform.emergency.channel} <{r.platform.emergency.url}>"),
-            "18 U.S.C. 2702(b)(8), (c)(4)", False),
-        *provider_fields("18 U.S.C. 2702(b)(8), (c)(4)"),
-        FieldSpec("danger", "Nature of the danger of death or serious physical injury",
-                  "emergency", True, user_field(), "18 U.S.C. 2702(b)(8)", False),
-        FieldSpec("why_urgent", "Why normal process would be too slow", "emergency", True,
-                  user_field(), "provider guidelines", False),
+        FieldSpec("basis", "Request", "basis", True, computed("platform.emergency", _basis),
+                  f"{STATUTE}; 18 U.S.C. 2711(4)"),
+        *provider_fields(STATUTE),
+        FieldSpec("danger", "Nature of the danger of death or serious physical injury, and to "
+                  "whom", "emergency", True, user_field(), STATUTE),
+        FieldSpec("why_urgent", "Why disclosure is needed without delay (normal process too "
+                  "slow)", "emergency", True, user_field(), f"{STATUTE}; provider guidelines"),
     )
     sources = (S2702, REGISTRY)
-    unverified = ("18 U.S.C. 2702(b)(8) and (c)(4) wording (not read in the official text).",)
 
     def check(self, r: RequestInput) -> list[Problem]:
         problems = identifier_problems(r)

@@ -1,4 +1,10 @@
-"""What the e-Evidence instruments (Regulation (EU) 2023/1543) share: sources, states, checks."""
+"""What the e-Evidence instruments (Regulation (EU) 2023/1543) share: sources, states, checks.
+
+What was read where (check of 3 Dec 2026): the official EUR-Lex text could be reached only as
+far as its header and recitals 1-3 (`REG_SOURCE`). Article and Annex facts were cross-checked in
+unofficial reproductions of the CELEX text (`REPRODUCTIONS_SOURCE`), which do not make a fact
+verified. Denmark's and Ireland's position rests on their governments' documents.
+"""
 
 from __future__ import annotations
 
@@ -17,9 +23,36 @@ REG = "Regulation (EU) 2023/1543"
 DIRECTIVE_URL = "https://eur-lex.europa.eu/legal-content/EN/TXT/HTML/?uri=CELEX:32023L1544"
 
 REG_SOURCE = SourceRef(
-    f"{REG} (OJ L 191, 28.7.2023, p. 118)", REG_URL, True,
-    "Art. 4(1)-(2), 10, 11 and the openings of Annexes I and II read in the official text "
-    "(EN and DE); applies from 18 August 2026.",
+    f"{REG} (OJ L 191, 28.7.2023, p. 118-180)", REG_URL, True,
+    "Official EUR-Lex text as reached in the check of 3 Dec 2026: only the header (title, "
+    "12 July 2023, OJ L 191, 28.7.2023, p. 118-180, ELI eli/reg/2023/1543/oj, legal basis "
+    "Art. 82(1) TFEU) and recitals 1-3; the stored copy ends there. An earlier check recorded "
+    "Art. 4(1)-(2), 10, 11 and the openings of Annexes I and II as read in the official text "
+    "(EN and DE). Applies from 18 August 2026.",
+)
+# Unofficial reproductions of the CELEX text: used only to cross-check, never to mark a fact
+# verified. They agree with everything marked verified here.
+REPRODUCTIONS_SOURCE = SourceRef(
+    f"Unofficial reproductions of the text of {REG} (gesetze.legal, DE; fantasticsearch.net "
+    "and eumonitor.eu, EN)", "https://gesetze.legal/eu/vo_eu_2023_1543/10", False,
+    "Not an official text. Read there: Art. 4(1)-(2), 5(1)-(3) and the first words of 5(4), "
+    "10(1)-(4), 11(1)-(3), 12(1); the openings of Annexes I (Sections A-B) and II (Section A) "
+    "and of Annex III. Not reached in any copy: Art. 4(3), the rest of Art. 5(4), the later "
+    "sections of Annexes I and II, Annex VI and the recitals on Denmark and Ireland.",
+)
+DENMARK_SOURCE = SourceRef(
+    "Danish Ministry of Justice, note to the Folketing's Legal Affairs Committee, "
+    "1 December 2021 (REU Alm.del Bilag 75)",
+    "https://ft.dk/samling/20211/almdel/REU/bilag/75/2491936/index.htm", False,
+    "Government source, not the Regulation: states that the proposal COM(2018) 225 is covered "
+    "by Denmark's justice opt-out (retsforbeholdet, Protocol No 22).",
+)
+IRELAND_SOURCE = SourceRef(
+    "Government of Ireland, Department of Justice: e-Evidence FAQs",
+    "https://www.gov.ie/en/department-of-justice-home-affairs-and-migration/"
+    "organisation-information/faqs", False,
+    "Government source, not the Regulation: describes the obligations of service providers in "
+    "Ireland under Regulation (EU) 2023/1543, so Ireland applies it.",
 )
 
 EU_MEMBER_STATES = frozenset(
@@ -28,13 +61,17 @@ EU_MEMBER_STATES = frozenset(
         "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE", "HU",
     }
 )
-# Denmark does not take part in Regulation (EU) 2023/1543 (Protocol No 22): kept from a secondary
-# source, not read in the Regulation's recitals (unverified).
+# Denmark does not take part in Regulation (EU) 2023/1543 and Ireland does. Neither recital
+# (Protocol No 22 / Protocol No 21) was reached in the official text; both facts rest on the
+# two governments' own documents (DENMARK_SOURCE, IRELAND_SOURCE), so they stay unverified.
 NOT_BOUND = frozenset({"DK"})
 E_EVIDENCE_STATES = EU_MEMBER_STATES - NOT_BOUND
-DENMARK_UNVERIFIED = (
-    "Denmark is treated as not bound by Regulation (EU) 2023/1543 (secondary source; the "
-    "recital was not read in the official text)."
+PARTICIPATION_UNVERIFIED = (
+    "Denmark is treated as not bound and Ireland as bound by Regulation (EU) 2023/1543: the "
+    "Regulation's recitals on them were not reached in the official text. Denmark: the Danish "
+    "Ministry of Justice stated in 2021 that the proposal falls under Denmark's justice opt-out "
+    "(Protocol No 22). Ireland: the Irish Department of Justice's guidance applies the "
+    "Regulation to providers in Ireland."
 )
 
 
@@ -64,8 +101,9 @@ def addressee_problems(r: RequestInput) -> list[Problem]:
 def issuing_state_problems(r: RequestInput) -> list[Problem]:
     country = r.issuing.country.upper()
     if country in NOT_BOUND:
-        return [Problem(f"{country} is not bound by {REG} (unverified: Denmark does not take "
-                        "part); use an MLA request or the Budapest Convention", "issuing_state")]
+        return [Problem(f"{country} is not bound by {REG} (Denmark's justice opt-out, Protocol "
+                        "No 22; the Regulation's recital was not read): use an MLA request or "
+                        "the Budapest Convention", "issuing_state")]
     if country not in EU_MEMBER_STATES:
         return [Problem(f"{country or '(none)'} is not an EU Member State: only Member States' "
                         f"authorities issue orders under {REG}", "issuing_state")]
@@ -79,7 +117,8 @@ def authority_problems(r: RequestInput, *, preservation: bool) -> list[Problem]:
         (JUDICIAL, "a judge, a court or an investigating judge", "Art. 4(2)")
         if strict
         else (JUDICIAL_OR_PROSECUTOR, "a judge, a court, an investigating judge or a prosecutor",
-              "Art. 4(3)" if preservation else "Art. 4(1)")
+              "Art. 4(3), not yet verified in the official text" if preservation
+              else "Art. 4(1)")
     )
     if r.issuing.role in allowed:
         return []

@@ -1,10 +1,15 @@
 """`eu-epoc`: European Production Order Certificate, Annex I to Regulation (EU) 2023/1543.
 
-Verified in the official text: the Annex's opening, Sections A (issuing/validating authority),
-B (addressee), C (deadlines), I and J (details of the issuing and validating authority), L
-(point (a): the authority the data go to); Art. 4(1)-(2) (who issues), Art. 10 (10 days;
-8 hours in emergencies; enforcing authority 10 days / 96 hours). Other section letters were not
-reached and are printed by heading only.
+Marked verified (recorded by an earlier check as read in the official text; re-read on 3 Dec 2026
+only in unofficial reproductions, which agree): the Annex's opening, which names Sections C
+(deadlines), I and J (details of the issuing and validating authority) and point (a) of Section L
+(the authority the data go to); the headings of Sections A (issuing/validating authority) and
+B (addressee); Art. 4(1)-(2) (who issues); Art. 10 (10 days from receipt, 8 hours in emergencies;
+enforcing authority 10 days, or 96 hours from its notification in emergencies).
+
+Not verified: the letters of the other sections (no copy of the Annex was reached past Section B,
+so they are printed by heading only); Art. 5(4) past its first words (the 3-year threshold and the
+listed offences come from a secondary source); the recitals on Denmark and Ireland.
 """
 
 from __future__ import annotations
@@ -27,9 +32,12 @@ from legal_forms.instruments.base import (
     zone_of,
 )
 from legal_forms.instruments.eu_common import (
-    DENMARK_UNVERIFIED,
+    DENMARK_SOURCE,
+    IRELAND_SOURCE,
+    PARTICIPATION_UNVERIFIED,
     REG,
     REG_SOURCE,
+    REPRODUCTIONS_SOURCE,
     addressee_problems,
     authority_problems,
     issuing_state_problems,
@@ -63,7 +71,8 @@ def _strict(r: RequestInput) -> bool:
 
 def _deadline_text(r: RequestInput) -> str:
     if r.emergency:
-        return "Emergency case: without undue delay, at the latest within 8 hours of receipt."
+        return ("Emergency case: without undue delay, at the latest within 8 hours of receipt "
+                "(Art. 10(4)).")
     return "At the latest within 10 days of receipt (Art. 10(3))."
 
 
@@ -100,7 +109,7 @@ class EuEpoc(Instrument):
                   f"{ANNEX}, Section C; Art. 10(3)-(4)"),
         FieldSpec("emergency_reasons", "Reasons for the emergency", "C", False, user_field(),
                   f"{REG}, Art. 3(18), 10(4)", False),
-        FieldSpec("listed_offence", "Offence listed in Art. 5(4)(b)-(d), if any", "offence",
+        FieldSpec("listed_offence", "Listed offence under Art. 5(4), if any", "offence",
                   False, user_field(), f"{REG}, Art. 5(4)", False),
         FieldSpec("user_information", "Information to the user / reasons for delaying it",
                   "user_info", False, user_field(), f"{REG}, Art. 13", False),
@@ -111,12 +120,15 @@ class EuEpoc(Instrument):
                            lambda r: f"{r.issuing.name} <{r.issuing.email}>"),
                   f"{ANNEX}, Section L, point (a)"),
     )
-    sources = (REG_SOURCE,)
+    sources = (REG_SOURCE, REPRODUCTIONS_SOURCE, DENMARK_SOURCE, IRELAND_SOURCE)
     unverified = (
-        "Annex I section letters other than A, B, C, I, J and L.",
-        "Art. 5(4): traffic and content data only for offences punishable by a maximum of at "
-        "least 3 years or listed offences - from a secondary source.",
-        DENMARK_UNVERIFIED,
+        "Annex I section letters other than A, B, C, I, J and L: no copy of the Annex was read "
+        "past Section B, so those sections are printed without letters.",
+        "Art. 5(4): that traffic data (other than data requested only to identify the user) and "
+        "content data may be ordered only for offences punishable by a maximum custodial "
+        "sentence of at least 3 years or for listed offences comes from a secondary source; "
+        "only the paragraph's first words were read, in an unofficial reproduction.",
+        PARTICIPATION_UNVERIFIED,
     )
     has_validating_authority = True
 
@@ -131,7 +143,8 @@ class EuEpoc(Instrument):
                 problems.append(Problem(
                     "traffic or content data may be ordered only for an offence punishable by a "
                     "maximum custodial sentence of at least 3 years or a listed offence "
-                    f"({REG}, Art. 5(4)); maximum given: "
+                    f"({REG}, Art. 5(4); threshold not yet verified in the official text); "
+                    "maximum given: "
                     f"{'none' if years is None else f'{years:g} years'}", "max_penalty_years"))
             if not r.user("enforcing_authority"):
                 problems.append(Problem(

@@ -1,9 +1,14 @@
 """`eu-epoc-pr`: European Preservation Order Certificate, Annex II to Regulation (EU) 2023/1543.
 
-Verified in the official text: the Annex's opening words and the heading of Section A; Art. 11
-(60 days, extension by 30 with Annex VI, or until production once confirmed with Annex V);
-Art. 4(1)-(2). The letters of the Annex's later sections were not reached, so those sections are
-printed by heading only, in the order of Annex I, and marked unverified here.
+Marked verified (recorded by an earlier check as read in the official text; re-read on 3 Dec 2026
+only in unofficial reproductions, which agree): the Annex's opening words and the heading of
+Section A; Art. 11(1) (60 days, extension by an additional 30 days with Annex VI, or until
+production once a subsequent production request is confirmed with Annex V); Art. 4(1)-(2).
+
+Not verified: the letters and headings of the Annex's later sections (no copy of the Annex was
+reached past Section A, so those sections are printed by heading only, in the order of Annex I);
+Art. 4(3) on who may issue a preservation order (no copy reached that paragraph); the recitals on
+Denmark and Ireland.
 """
 
 from __future__ import annotations
@@ -32,9 +37,12 @@ from legal_forms.instruments.base import (
     zone_of,
 )
 from legal_forms.instruments.eu_common import (
-    DENMARK_UNVERIFIED,
+    DENMARK_SOURCE,
+    IRELAND_SOURCE,
+    PARTICIPATION_UNVERIFIED,
     REG,
     REG_SOURCE,
+    REPRODUCTIONS_SOURCE,
     addressee_problems,
     authority_problems,
     issuing_state_problems,
@@ -56,7 +64,7 @@ PREAMBLE = (
     "and integrity of the EPOC-PR and of the data preserved."
 )
 
-_U = "heading from the brief's outline of Annex I; letter not verified"
+_U = "heading from a secondary outline of Annex I; letter not verified"
 
 
 def eu_sections(annex: str) -> tuple[Section, ...]:
@@ -130,12 +138,15 @@ class EuEpocPr(Instrument):
     preamble = PREAMBLE
     sections = eu_sections(ANNEX)
     fields = eu_fields(ANNEX)
-    sources = (REG_SOURCE,)
+    sources = (REG_SOURCE, REPRODUCTIONS_SOURCE, DENMARK_SOURCE, IRELAND_SOURCE)
     unverified = (
-        "Annex II section letters after Section A (headings follow Annex I's order).",
-        "Art. 4(3): who may issue a preservation order (judge, court, investigating judge or "
-        "prosecutor, or validated by one) - from a secondary source; Art. 4(1)-(2) verified.",
-        DENMARK_UNVERIFIED,
+        "Annex II section letters and headings after Section A: no copy of the Annex was read "
+        "past Section A, so the later sections are printed without letters, with headings in "
+        "the order of Annex I.",
+        "Art. 4(3): that a preservation order is issued by a judge, a court, an investigating "
+        "judge or a prosecutor, or validated by one, comes from a secondary source; no copy of "
+        "the Regulation was read as far as that paragraph (Art. 4(1)-(2) verified).",
+        PARTICIPATION_UNVERIFIED,
     )
     has_validating_authority = True
 

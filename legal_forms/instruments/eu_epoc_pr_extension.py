@@ -1,9 +1,13 @@
 """`eu-epoc-pr-extension`: extending an EPOC-PR by 30 days, Annex VI to Regulation (EU) 2023/1543.
 
-Verified: Art. 11(1) ("During that 60-day period, the issuing authority may, using the form set
-out in Annex VI, extend the duration of the obligation to preserve the data by an additional
-30-day period"). The Annex's own title and sections were not reached: headings here are
-descriptive and marked unverified.
+Verified: Art. 11(1) - during the 60-day preservation period the issuing authority may, using the
+form in Annex VI, extend the obligation to preserve by an additional 30 days where needed to
+allow a subsequent request for production (recorded by an earlier check as read in the official
+text; re-read on 3 Dec 2026 in unofficial reproductions, which agree).
+
+Not verified: Annex VI itself. No copy of the Annex (official or not) was reached, so its title,
+section letters and headings are unknown: the title and headings here are descriptive, printed
+without letters, and marked unverified.
 """
 
 from __future__ import annotations
@@ -28,11 +32,16 @@ from legal_forms.instruments.base import (
     utc_text,
     zone_of,
 )
-from legal_forms.instruments.eu_common import REG, REG_SOURCE, addressee_problems
+from legal_forms.instruments.eu_common import (
+    REG,
+    REG_SOURCE,
+    REPRODUCTIONS_SOURCE,
+    addressee_problems,
+)
 from legal_forms.instruments.eu_epoc_pr import EXTENSION_DAYS, PRESERVE_DAYS
 
 ANNEX = f"{REG}, Annex VI"
-_U = "descriptive heading; the Annex's sections were not verified"
+_U = "descriptive heading; Annex VI was not reached in any copy"
 
 
 def extension_of(original: RequestInput, *, reference: str,
@@ -59,7 +68,8 @@ def _new_end(r: RequestInput) -> str | None:
 
 class EuEpocPrExtension(Instrument):
     kind = "eu-epoc-pr-extension"
-    title = "Extension of the preservation of electronic evidence (EPOC-PR, Annex VI)"
+    # Descriptive: the official title of the Annex VI form was not reached.
+    title = "Extension of an EPOC-PR by 30 days (form of Annex VI)"
     legal_basis = f"{REG}, Art. 11(1); form in Annex VI"
     preamble = (
         "The issuing authority extends, by an additional 30 days, the obligation to preserve the "
@@ -93,8 +103,11 @@ class EuEpocPrExtension(Instrument):
         FieldSpec("new_end", "Preservation extended until (UTC)", "extension", True,
                   computed("original.issued_at + 90 days", _new_end), f"{REG}, Art. 11(1)"),
     )
-    sources = (REG_SOURCE,)
-    unverified = ("Annex VI title and section structure (not reached in the official text).",)
+    sources = (REG_SOURCE, REPRODUCTIONS_SOURCE)
+    unverified = (
+        "Annex VI: its title, section letters and headings were not reached in the official "
+        "text or in any reproduction; the title and headings used here are descriptive.",
+    )
 
     def check(self, r: RequestInput) -> list[Problem]:
         problems = addressee_problems(r)

@@ -1,8 +1,11 @@
 """`provider-preservation`: a direct preservation request in the style of 18 U.S.C. 2703(f).
 
-2703(f) binds US providers towards US governmental entities; from a foreign authority the same
-letter is honoured as the provider's courtesy (see each platform's guidelines in the registry).
-The preservation period comes from the registry where it is known, else the statutory 90 + 90.
+2703(f)(1) binds providers on the request of a governmental entity, which 2711(4) defines as a US
+federal or state department or agency; from a foreign authority the same letter is honoured as
+the provider's courtesy (see each platform's guidelines in the registry). The preservation period
+comes from the registry where it is known, else the statutory one of 2703(f)(2): 90 days, extended
+for an additional 90 days upon a renewed request (both read in the current US Code text, see
+`us_common`).
 """
 
 from __future__ import annotations
@@ -23,8 +26,8 @@ from legal_forms.instruments.base import (
 from legal_forms.instruments.us_common import REGISTRY, S2703, provider_fields, provider_sections
 from legal_forms.platforms import UNKNOWN
 
-STATUTE_DAYS = 90  # 18 U.S.C. 2703(f)(2)
-STATUTE_EXTENSION_DAYS = 90
+STATUTE_DAYS = 90  # 18 U.S.C. 2703(f)(2) (verified)
+STATUTE_EXTENSION_DAYS = 90  # 18 U.S.C. 2703(f)(2): "an additional 90-day period" (verified)
 # Lead time before expiry for an extension request, from the registry's notes (X: "submit each
 # as a separate request at least 7 days before the 90 days end").
 EXTENSION_LEAD_DAYS = {"x": 7}

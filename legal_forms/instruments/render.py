@@ -303,14 +303,18 @@ def _sources(inst: Instrument, text: Text) -> list[Flowable]:
             "Right-to-left text (e.g. Arabic) is shown in reading order with joined letters; "
             "text copied out of this PDF comes out in those display forms. The exact "
             "characters are in the JSON rendering and the capture manifests.", SMALL), NOTICE))
-    out.append(Paragraph("Sources", H2))
+    sources = []
     for s in inst.sources:
         state = "checked" if s.verified else "NOT checked against the official text"
-        out.append(Paragraph(text(f"{s.title} ({state}): {s.url}"), SMALL))
+        sources.append(Paragraph(text(f"{s.title} ({state}): {s.url}"), SMALL))
+    # A heading never ends a page: it stays with the first line under it.
+    out.append(KeepTogether([Paragraph("Sources", H2), *sources[:1]]))
+    out.extend(sources[1:])
     if inst.unverified:
+        facts = [Paragraph(text(f"- {fact}"), SMALL) for fact in inst.unverified]
         out.append(Spacer(1, 2 * mm))
-        out.append(Paragraph("Not verified against an official text:", SMALL))
-        for fact in inst.unverified:
-            out.append(Paragraph(text(f"- {fact}"), SMALL))
+        out.append(KeepTogether([Paragraph("Not verified against an official text:", SMALL),
+                                 *facts[:1]]))
+        out.extend(facts[1:])
     return out
 

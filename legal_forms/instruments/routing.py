@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from legal_forms.instruments.base import Suggestion, Timing
-from legal_forms.instruments.coe_common import PARTIES
+from legal_forms.instruments.coe_common import PARTIES, PARTY_SOURCES
 from legal_forms.instruments.eu_common import (
     E_EVIDENCE_STATES,
     EU_MEMBER_STATES,
@@ -52,9 +52,12 @@ def route(platform: Platform, issuing_country: str | None) -> list[Suggestion]:
                               f"{platform.content_requires}" if platform.content_requires != UNKNOWN
                               else "content needs an MLA request (or MLAT / CLOUD Act agreement)"))
     if country in PARTIES and not any(s.kind == "coe-art29-preservation" for s in out):
+        seen = ("" if country in PARTY_SOURCES
+                else " (not re-checked in an official source)")
         out.append(Suggestion("coe-art29-preservation", Timing.ALTERNATIVE,
-                              f"{country} is a Party to the Budapest Convention (list unverified):"
-                              " expedited preservation through the 24/7 Network (Art. 29, 35)"))
+                              f"{country} is a Party to the Budapest Convention{seen}: expedited "
+                              "preservation through the 24/7 Network (Art. 29, 35), kept for "
+                              "not less than sixty days (Art. 29(7))"))
     if platform.emergency.url != UNKNOWN:
         out.append(Suggestion("emergency-disclosure", Timing.ALTERNATIVE,
                               f"only if life or limb is at risk: {platform.emergency.channel}"))

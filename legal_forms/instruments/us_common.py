@@ -1,4 +1,30 @@
-"""What the direct requests to (mostly US) providers share: a letter laid out in sections."""
+"""What the direct requests to (mostly US) providers share: a letter laid out in sections.
+
+Statute text read (December 2026) in a chunked copy of the current United States Code as
+published by the Office of the Law Revision Counsel (github.com/codexstanford/
+markdonw-chunck-of-the-usa-code, chuncks/title-18/chunck-1539..1541 for section 2702,
+chunck-1547 for 2703(f), chunck-1578 for 2711). The copy includes the CLOUD Act amendments of 2018
+(2702(b)(9), (c)(7)) and the court-martial clause of 2711(3)(C), so it postdates both. It agrees
+word for word, for the paragraphs used here, with a GPO Access quotation of 2703(f) and with a
+printed compilation of 2702(b)(8) and (c)(4)-(6). The law.cornell.edu and uscode.house.gov pages
+themselves were seen only in part (their opening), so they are cited as the official addresses,
+not as what was read.
+
+- 2702(b)(8): a provider may divulge the contents of a communication to a governmental entity if
+  it believes in good faith that an emergency involving danger of death or serious physical
+  injury to any person requires disclosure without delay of communications relating to the
+  emergency. 2702(c)(4): the same for records and other non-content information.
+- 2702(c)(6): records and other non-content information may be divulged "to any person other than
+  a governmental entity".
+- 2711(4): "governmental entity" means a department or agency of the United States or any State or
+  political subdivision thereof; a foreign authority is therefore not one, which is why
+  (c)(6) lets a provider disclose non-content records to it voluntarily, and why (b)(8)/(c)(4)
+  speak of US authorities only: providers answer foreign emergency requests under their own
+  policies.
+- 2703(f)(1)-(2): on the request of a governmental entity a provider takes all necessary steps to
+  preserve records and other evidence in its possession pending a court order or other process;
+  they are retained for 90 days, extended for a further 90 days on a renewed request.
+"""
 
 from __future__ import annotations
 
@@ -17,14 +43,18 @@ from legal_forms.instruments.base import (
 
 USC_2703 = "https://www.law.cornell.edu/uscode/text/18/2703"
 USC_2702 = "https://www.law.cornell.edu/uscode/text/18/2702"
+USC_COPY = ("US Code text (Office of the Law Revision Counsel) read in the copy "
+            "github.com/codexstanford/markdonw-chunck-of-the-usa-code")
 S2703 = SourceRef(
     "18 U.S.C. 2703(f) (requirement to preserve evidence)", USC_2703, True,
-    "Text of (f)(1)-(2) read in quotations of the statute (Volokh Conspiracy, GPO quotation); "
-    "90 days, extended by 90 on a renewed request.",
+    f"(f)(1)-(2) read in the {USC_COPY} (title-18 chunck-1547), identical to a GPO Access "
+    "quotation: 90 days, extended for an additional 90 days upon a renewed request.",
 )
 S2702 = SourceRef(
-    "18 U.S.C. 2702 (voluntary disclosure of customer communications or records)", USC_2702,
-    False, "Paragraph letters (b)(8), (c)(4), (c)(6) not read in the current official text.",
+    "18 U.S.C. 2702 (voluntary disclosure of customer communications or records) and 2711(4) "
+    "(governmental entity)", USC_2702, True,
+    f"(b)(8), (c)(4) and (c)(6) read in the {USC_COPY} (title-18 chunck-1539, -1540; 2711: "
+    "chunck-1578), which includes the 2018 CLOUD Act paragraphs (b)(9) and (c)(7).",
 )
 REGISTRY = SourceRef("Platform registry (legal_forms/platforms.toml) and its sources",
                      "https://github.com/OpenTermsArchive", True)

@@ -111,7 +111,8 @@ def make_request(registry: Registry, kind: str, **overrides: Any) -> RequestInpu
     if kind in ("provider-voluntary-disclosure", "coe-art31-mla"):
         base = dataclasses.replace(base, categories=frozenset({DataCategory.SUBSCRIBER}))
     if kind == "eu-epoc-pr-extension":
-        base = extension_of(dataclasses.replace(base, kind="eu-epoc-pr"),
+        base = extension_of(dataclasses.replace(base, kind="eu-epoc-pr",
+                                                reference="LR-2026-0042-eu-epoc-pr"),
                             reference="LR-2026-0042-ext",
                             issued_at=datetime(2026, 4, 20, 9, 0, tzinfo=UTC))
     return dataclasses.replace(base, **overrides)
@@ -274,9 +275,12 @@ def test_identifier_kind_must_be_accepted_by_the_platform(registry: Registry) ->
 
 
 def test_epoc_needs_an_eu_establishment(registry: Registry) -> None:
-    for name in ("snap", "telegram", "microsoft"):
+    for name in ("snap", "telegram"):
         found = errors(registry, "eu-epoc-pr", platform=registry.get(name))
         assert any("no EU establishment" in p for p in found), name
+    # Microsoft Ireland Operations Limited provides the service in the EEA (registry source).
+    found = errors(registry, "eu-epoc-pr", platform=registry.get("microsoft"))
+    assert not any("no EU establishment" in p for p in found)
 
 
 def test_epoc_unknown_designated_establishment_is_a_warning(registry: Registry) -> None:
@@ -290,6 +294,25 @@ def test_epoc_issuing_state_must_be_bound(registry: Registry) -> None:
     for country, text in (("DK", "not bound"), ("US", "not an EU Member State")):
         issuing = dataclasses.replace(r.issuing, country=country)
         assert any(text in p for p in errors(registry, "eu-epoc-pr", issuing=issuing))
+    denmark = dataclasses.replace(r.issuing, country="DK")
+    assert any("Protocol No 22" in p for p in errors(registry, "eu-epoc-pr", issuing=denmark))
+
+
+@pytest.mark.parametrize(("kind", "needles"), [
+    ("eu-epoc", ("Art. 5(4)", "Annex I ", "Denmark", "Ireland")),
+    ("eu-epoc-pr", ("Art. 4(3)", "Annex II", "Denmark", "Ireland")),
+    ("eu-epoc-pr-extension", ("Annex VI",)),
+])
+def test_eu_unverified_facts_are_stated(kind: str, needles: tuple[str, ...]) -> None:
+    inst = get_instrument(kind)
+    stated = " ".join(inst.unverified)
+    assert all(n in stated for n in needles), stated
+    # Only the official EUR-Lex text counts as verified; reproductions and government notes
+    # are listed as sources but not as checked.
+    for src in inst.sources:
+        assert src.verified == src.url.startswith("https://eur-lex.europa.eu/"), src.title
+    if kind == "eu-epoc-pr-extension":
+        assert not any(s.verified for s in inst.sections if s.key != "extension")
 
 
 def test_art29_must_state_the_mla_intention(registry: Registry) -> None:
@@ -415,6 +438,53 @@ def test_art29_deadline(registry: Registry) -> None:
     sent = datetime(2026, 1, 10, 9, 0, tzinfo=UTC)
     (due,) = get_instrument("coe-art29-preservation").deadlines(r, sent)
     assert due.due == sent + timedelta(days=60)
+    assert due.basis.endswith("Art. 29(7)")  # verified: "not less than sixty days"
+
+
+def test_coe_verified_numbering() -> None:
+    art29 = get_instrument("coe-art29-preservation")
+    letters = [s.letter for s in art29.sections if s.verified]
+    assert letters == [f"Art. 29(2)({c})" for c in "abcdef"]
+    assert not any("60 days" in u or "29(7)" in u for u in art29.unverified)
+    assert any("T-CY(2018)11" in u for u in art29.unverified)  # template not found: no numbers
+    art31 = get_instrument("coe-art31-mla")
+    numbered = [s.letter for s in art31.sections if s.verified]
+    assert numbered == [f"Item {n}" for n in range(1, 12)]
+    assert [s.key for s in art31.sections if not s.verified] == ["offence", "data"]
+
+
+def test_coe_parties() -> None:
+    from legal_forms.instruments.coe_common import (
+        PARTIES,
+        PARTIES_NOT_RECHECKED,
+        PARTY_SOURCES,
+        party_problem_note,
+    )
+    assert "IE" not in PARTIES  # signed 2002, not ratified (Dail answers 2024-2025)
+    assert {"NZ", "BJ", "CI", "NG", "DE", "JP"} <= set(PARTY_SOURCES)
+    assert not PARTIES_NOT_RECHECKED & set(PARTY_SOURCES)
+    assert party_problem_note("de") is None
+    assert "not ratified" in (party_problem_note("IE") or "")
+    assert "not re-checked" in (party_problem_note("US") or "")
+
+
+def test_coe_warns_about_ireland(registry: Registry) -> None:
+    r = make_request(registry, "coe-art29-preservation")
+    r = dataclasses.replace(r, issuing=dataclasses.replace(r.issuing, country="IE"))
+    warnings = [str(p) for p in get_instrument("coe-art29-preservation").validate(r)
+                if p.severity == "warning"]
+    assert any("signed the Convention but not ratified" in w for w in warnings)
+
+
+def test_us_statutes_are_verified(registry: Registry) -> None:
+    for kind in ("provider-voluntary-disclosure", "emergency-disclosure", "provider-preservation"):
+        inst = get_instrument(kind)
+        assert inst.unverified == ()
+        assert all(s.verified for s in inst.sources)
+        assert all(f.verified for f in inst.fields), kind
+    basis = get_instrument("provider-voluntary-disclosure").values(
+        make_request(registry, "provider-voluntary-disclosure"))["basis"]
+    assert "2702(c)(6)" in basis and "2711(4)" in basis
 
 
 def test_provider_preservation_uses_the_registry(registry: Registry) -> None:
