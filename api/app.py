@@ -11,13 +11,10 @@ from typing import Any
 from urllib.parse import unquote
 
 from fastapi import FastAPI
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy import text
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import errors
-from api.deps import CurrentUser
 from api.routes import (
     accounts,
     auth,
@@ -25,6 +22,7 @@ from api.routes import (
     cases,
     decisions,
     deconfliction,
+    docs,
     exports,
     notes,
     requests,
@@ -96,7 +94,8 @@ def create_app(runtime: Runtime, *, secure_cookies: bool | None = None) -> FastA
         title="evidence-locker",
         version=__version__,
         summary="Preserve online evidence and run the cases built on it.",
-        # Served below, behind authentication: nothing but health and login is public.
+        # Served by api/routes/docs.py, behind authentication: nothing but health and login
+        # is public.
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
@@ -110,19 +109,8 @@ def create_app(runtime: Runtime, *, secure_cookies: bool | None = None) -> FastA
     errors.install(app)
     app.add_middleware(EncodedSlashes)
     for area in (auth, cases, accounts, targets, captures, notes, exports, decisions,
-                 deconfliction, search, requests):
+                 deconfliction, search, requests, docs):
         app.include_router(area.router)
-
-    @app.get("/api/openapi.json", include_in_schema=False)
-    def openapi_document(_caller: CurrentUser) -> JSONResponse:
-        """The OpenAPI document, for signed-in users and API tokens."""
-        return JSONResponse(app.openapi())
-
-    @app.get("/api/docs", include_in_schema=False)
-    def api_docs(_caller: CurrentUser) -> HTMLResponse:
-        """Swagger UI over the OpenAPI document (after `POST /api/auth/login` in the browser)."""
-        return get_swagger_ui_html(openapi_url="/api/openapi.json",
-                                   title="evidence-locker API")
 
     @app.get("/api/health", tags=["system"])
     def health() -> dict[str, Any]:
