@@ -152,6 +152,8 @@ class LoginRead(BaseModel):
 
 FACTS = "Summary of the facts, as legal requests state them."
 PROVISION = "The statutory provision, e.g. § 96 AufenthG."
+CONTACT = ("Whom another unit should call when deconfliction finds that this case holds the "
+           "same account or page (a name, desk or phone); none: whoever opened the case.")
 MAX_PENALTY = ("Maximum custodial penalty in years: more than 0, at most 100 (a life sentence "
                "is named in the provision instead).")
 
@@ -165,6 +167,7 @@ class CaseCreate(InputModel):
     facts: Text100000 | None = Field(default=None, description=FACTS)
     jurisdiction: Text8 | None = Field(default=None, description="ISO 3166 code, e.g. DE.")
     handling_code: Text64 | None = None
+    contact: Text500 | None = Field(default=None, description=CONTACT)
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"reference": "OP-2026-014", "title": "Crossing adverts, Evros",
@@ -184,6 +187,7 @@ class CaseUpdate(InputModel):
     facts: Text100000 | None = Field(default=None, description=FACTS)
     jurisdiction: Text8 | None = None
     handling_code: Text64 | None = None
+    contact: Text500 | None = Field(default=None, description=CONTACT)
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"title": "Crossing adverts, Evros and Thrace", "max_penalty_years": 10}]})
@@ -207,6 +211,7 @@ class CaseRead(Model):
     jurisdiction: str | None
     status: str
     handling_code: str | None
+    contact: str | None = Field(description=CONTACT)
     owning_unit: str | None
     created_at: datetime
     closed_at: datetime | None
@@ -216,7 +221,8 @@ class CaseRead(Model):
         {"id": "0b6f8f4e-2b8e-4f0e-9a53-6f0a3c0f9d11", "reference": "OP-2026-014",
          "title": "Crossing adverts, Evros", "offence": None, "offence_provision": None,
          "max_penalty_years": None, "facts": None, "jurisdiction": "GR",
-         "status": "open", "handling_code": None, "owning_unit": "Border Unit",
+         "status": "open", "handling_code": None, "contact": None,
+         "owning_unit": "Border Unit",
          "created_at": "2026-11-22T10:00:00Z", "closed_at": None, "access": "manage"}]})
 
 

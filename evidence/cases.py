@@ -48,6 +48,18 @@ def _optional_text(value: str | None) -> str | None:
     return value.strip() or None
 
 
+CONTACT_MAX = 500
+
+
+def _contact(value: str | None) -> str | None:
+    """Whom another unit should call when deconfliction finds this case holds what it holds
+    (a name, desk, phone); none means whoever opened the case."""
+    contact = _optional_text(value)
+    if contact is not None and len(contact) > CONTACT_MAX:
+        raise InvalidInput(f"contact must be at most {CONTACT_MAX} characters")
+    return contact
+
+
 def _penalty_years(value: float | int | str | None) -> float | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
@@ -139,6 +151,7 @@ def create_case(
     facts: str | None = None,
     offence_provision: str | None = None,
     max_penalty_years: float | str | None = None,
+    contact: str | None = None,
 ) -> Case:
     """Open a case; the actor becomes its manager. The maximum penalty may come as text (the
     CLI's), so that it is checked, and its errors worded, in one place."""
@@ -153,6 +166,7 @@ def create_case(
     facts = _optional_text(facts)
     offence_provision = _optional_text(offence_provision)
     max_penalty_years = _penalty_years(max_penalty_years)
+    contact = _contact(contact)
     if session.scalars(select(Case.id).where(Case.reference == reference)).first() is not None:
         raise DuplicateReference(f"case {reference!r} already exists")
     case = Case(
@@ -164,6 +178,7 @@ def create_case(
         facts=facts,
         jurisdiction=jurisdiction,
         handling_code=handling_code,
+        contact=contact,
         owning_unit=actor.unit,
         created_by_id=actor.id,
         status=CaseStatus.OPEN,
@@ -186,6 +201,7 @@ def create_case(
             "facts_sha256": _text_sha256(facts),
             "jurisdiction": jurisdiction,
             "handling_code": handling_code,
+            "contact": contact,
             "owning_unit": actor.unit,
         },
     )
@@ -329,7 +345,7 @@ def reopen_case(session: Session, actor: User, case: Case, *, reason: str | None
 # An auditor reads every case's custody log but no evidence, so is never a member of a case and
 # never opens one; every other role may open cases and be given access to them.
 EDITABLE_FIELDS = ("title", "offence", "offence_provision", "max_penalty_years", "facts",
-                   "jurisdiction", "handling_code")
+                   "jurisdiction", "handling_code", "contact")
 
 
 def check_may_create(actor: User) -> None:
@@ -422,6 +438,8 @@ def _cleaned(name: str, value: str | float | None) -> str | float | None:
         return _jurisdiction(value)
     if name in ("offence_provision", "facts"):
         return _optional_text(value)
+    if name == "contact":
+        return _contact(value)
     return value
 
 

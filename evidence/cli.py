@@ -258,6 +258,9 @@ def case_detail_options(fn: F) -> F:
                      help='The statutory provision, e.g. "§ 96 AufenthG".'),
         click.option("--max-penalty-years", default=None, metavar="N",
                      help="Maximum custodial penalty in years (0 < N <= 100)."),
+        click.option("--contact", default=None, metavar="TEXT",
+                     help="Whom another unit should call when deconfliction finds this case "
+                     "(default: whoever opened it)."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -266,7 +269,7 @@ def case_detail_options(fn: F) -> F:
 
 def _case_details(offence: str | None, jurisdiction: str | None, handling_code: str | None,
                   facts: str | None, facts_file: TextIO | None, provision: str | None,
-                  max_penalty_years: str | None) -> dict[str, str]:
+                  max_penalty_years: str | None, contact: str | None) -> dict[str, str]:
     """The options given, by the case's field names; an empty value clears a field."""
     if facts is not None and facts_file is not None:
         raise click.UsageError("give the facts with --facts or --facts-file, not both")
@@ -274,7 +277,7 @@ def _case_details(offence: str | None, jurisdiction: str | None, handling_code: 
         facts = facts_file.read()
     given = {"offence": offence, "jurisdiction": jurisdiction, "handling_code": handling_code,
              "facts": facts, "offence_provision": provision,
-             "max_penalty_years": max_penalty_years}
+             "max_penalty_years": max_penalty_years, "contact": contact}
     return {name: value for name, value in given.items() if value is not None}
 
 
@@ -285,17 +288,17 @@ def _case_details(offence: str | None, jurisdiction: str | None, handling_code: 
 def case_create(
     reference: str, title: str, offence: str | None, jurisdiction: str | None,
     handling_code: str | None, facts: str | None, facts_file: TextIO | None,
-    provision: str | None, max_penalty_years: str | None,
+    provision: str | None, max_penalty_years: str | None, contact: str | None,
 ) -> None:
     """Open a case; you become its manager."""
     details = _case_details(offence, jurisdiction, handling_code, facts, facts_file, provision,
-                            max_penalty_years)
+                            max_penalty_years, contact)
     with state().acting() as (session, actor):
         case = cases.create_case(
             session, actor, reference=reference, title=title, offence=details.get("offence"),
             jurisdiction=details.get("jurisdiction"), handling_code=details.get("handling_code"),
             facts=details.get("facts"), offence_provision=details.get("offence_provision"),
-            max_penalty_years=details.get("max_penalty_years"),
+            max_penalty_years=details.get("max_penalty_years"), contact=details.get("contact"),
         )
     click.echo(f"case {case.reference} created (id {case.id})")
 
@@ -307,12 +310,12 @@ def case_create(
 def case_update(
     reference: str, title: str | None, offence: str | None, jurisdiction: str | None,
     handling_code: str | None, facts: str | None, facts_file: TextIO | None,
-    provision: str | None, max_penalty_years: str | None,
+    provision: str | None, max_penalty_years: str | None, contact: str | None,
 ) -> None:
     """Change what the case says (managers); only the options given change, "" clears one."""
     changes: dict[str, str | float | None] = {
         **_case_details(offence, jurisdiction, handling_code, facts, facts_file, provision,
-                        max_penalty_years)}
+                        max_penalty_years, contact)}
     if title is not None:
         changes["title"] = title
     if not changes:
@@ -361,7 +364,8 @@ def case_show(reference: str, as_json: bool) -> None:
             "offence": case.offence, "offence_provision": case.offence_provision,
             "max_penalty_years": case.max_penalty_years, "facts": case.facts,
             "jurisdiction": case.jurisdiction, "status": case.status,
-            "owning_unit": case.owning_unit, "created_at": case.created_at.isoformat(),
+            "owning_unit": case.owning_unit, "contact": case.contact,
+            "created_at": case.created_at.isoformat(),
         }
     if as_json:
         _echo_json({**info, "custody": entries})

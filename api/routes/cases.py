@@ -50,7 +50,8 @@ def create_case(body: CaseCreate, session: DbSession, actor: CurrentUser) -> Cas
                              offence=body.offence, jurisdiction=body.jurisdiction,
                              handling_code=body.handling_code, facts=body.facts,
                              offence_provision=body.offence_provision,
-                             max_penalty_years=body.max_penalty_years)
+                             max_penalty_years=body.max_penalty_years,
+                             contact=body.contact)
     return _with_access(session, actor, case)
 
 
@@ -83,8 +84,8 @@ def update_case(ref: CaseRef, body: CaseUpdate, session: DbSession, actor: Curre
     CaseRead
 ):
     """Change what the case says (managers): title, offence, its provision, maximum penalty and
-    facts, jurisdiction, handling code. Only the fields sent change; one custody entry records
-    them."""
+    facts, jurisdiction, handling code, deconfliction contact. Only the fields sent change; one
+    custody entry records them."""
     case = cases.case_for(session, actor, ref)
     changes = {name: getattr(body, name) for name in body.model_fields_set}
     return _with_access(session, actor, cases.update_case(session, actor, case, changes))

@@ -47,6 +47,9 @@ def test_create_list_show_update_close_and_reopen(api: Api) -> None:
     assert changed.status_code == 200, changed.text
     assert changed.json()["title"] == "Evros and Thrace"
     assert changed.json()["offence"] == "Migrant smuggling"  # fields not sent are kept
+    assert changed.json()["contact"] is None
+    contact = api.patch(nadia, "/api/cases/OP-2026-014", json={"contact": "Duty desk, ext. 214"})
+    assert contact.json()["contact"] == "Duty desk, ext. 214"
     bad = api.patch(nadia, "/api/cases/OP-2026-014", json={"jurisdiction": "Greece"})
     assert bad.status_code == 422 and "ISO 3166" in bad.json()["message"]
     closed = api.post(nadia, "/api/cases/OP-2026-014/close", json={"reason": "referred"})
@@ -58,8 +61,8 @@ def test_create_list_show_update_close_and_reopen(api: Api) -> None:
     duplicate = api.post(nadia, "/api/cases", json=CASE)
     assert duplicate.status_code == 409 and duplicate.json()["error"] == "DuplicateReference"
     assert _actions(api, "OP-2026-014") == [
-        "case.created", "case.member_added", "case.viewed", "case.updated", "case.closed",
-        "case.reopened",
+        "case.created", "case.member_added", "case.viewed", "case.updated", "case.updated",
+        "case.closed", "case.reopened",
     ]
 
 

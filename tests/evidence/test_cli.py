@@ -129,6 +129,9 @@ def test_a_case_holds_its_offence_details_from_create_to_update(
     assert shown_json["facts"] == "Only adverts." and shown_json["max_penalty_years"] is None
     assert shown_json["offence_provision"] == "§ 96 AufenthG"
     assert [e["action"] for e in shown_json["custody"]].count("case.updated") == 2
+    contact = home.run("case", "update", "OP-8", "--contact", "Duty desk +49 30 5555")
+    assert contact.output.strip() == "case OP-8 updated: contact", contact.output
+    assert "contact:           Duty desk +49 30 5555\n" in home.run("case", "show", "OP-8").output
 
     for args, message in [
         (("--max-penalty-years", "life"), "Error: maximum penalty 'life' is not a number"),

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from evidence import accounts, deconfliction, targets
+from evidence import accounts, cases, deconfliction, targets
 from evidence.errors import AccessDenied, ConfigurationError, Conflict, InvalidInput, NotInitialised
 from evidence.home import init_home, open_runtime
 from evidence.models import Case, CustodyEntry, DeconflictionHit, Selector, User
@@ -186,6 +186,22 @@ def test_the_same_page_in_two_cases_is_a_hit_naming_only_unit_and_contact(
             text = bytes(raw).decode()
             assert all(h not in text for h in hidden), text
             assert orjson.loads(raw)["details"]["other"]["unit"] == other_unit
+
+
+def test_a_hit_names_the_contact_the_other_case_gives(session: Session) -> None:
+    alice, bob, mine, theirs = _world(session)
+    cases.update_case(session, bob, theirs, {"contact": "  Harbour duty desk, +30 210 555 0100 "})
+    targets.flag_target(session, bob, theirs, reason="r", url="https://t.me/crossings_now")
+    targets.flag_target(session, alice, mine, reason="r", url="https://t.me/crossings_now")
+    views = deconfliction.hits_of_case(session, mine)
+    assert views and {(v.other_unit, v.other_contact) for v in views} == {
+        ("Harbour Unit", "Harbour duty desk, +30 210 555 0100")}
+    # Cleared, the contact falls back to whoever opened the case.
+    cases.update_case(session, bob, theirs, {"contact": ""})
+    assert {v.other_contact for v in deconfliction.hits_of_case(session, mine)} == {
+        "DC Bob Harbour"}
+    with pytest.raises(InvalidInput, match="at most 500"):
+        cases.update_case(session, bob, theirs, {"contact": "x" * 501})
 
 
 def test_account_targets_meet_url_targets_of_the_same_account(session: Session) -> None:
