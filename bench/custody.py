@@ -8,7 +8,9 @@ Prints, for SQLite and (when EVIDENCE_TEST_DATABASE_URL or --postgres is given) 
   - the same check alone, one process, with the rows already read;
   - the baseline: raw `hashlib.sha256` over the same entry bytes (already in memory), one
     core, measured in the same run,
-  - the ratio of each to that baseline. Goal: within 3x of raw hashing.
+  - the ratio of each to that baseline. Goal: within 3x of raw hashing;
+  - the time to cut a checkpoint after 500 new entries, grown from the previous checkpoint's
+    frontier, against hashing the whole tree (what a cut without a frontier does).
 
     .venv/bin/python bench/custody.py [--entries 100000] [--postgres URL]
 """
@@ -36,6 +38,7 @@ from evidence.models import CustodyEntry, Role
 from evidence.signing import Signer
 
 BATCH = 500
+CHECKPOINT_AFTER = 500  # entries between two checkpoints in the checkpoint measurement
 
 
 def _fill(url: str, entries: int, signer: Signer) -> float:
@@ -127,6 +130,32 @@ def _compute_seconds(url: str, signer: Signer) -> float:
     return _best(3, once)
 
 
+def _checkpoint_seconds(url: str, signer: Signer, added: int) -> tuple[float, float]:
+    """A checkpoint cut after `added` new entries, grown from the one before, against hashing
+    the whole log's tree as a cut without a frontier does; best of three each."""
+    engine = make_engine(url)
+    factory = make_session_factory(engine)
+    grown, whole = [], []
+    try:
+        for _ in range(3):
+            with session_scope(factory) as s:
+                actor = users.get_user(s, "bench")
+                case = cases.get_case(s, actor, "B-0")
+                for _ in range(added):
+                    custody.append(s, actor, action="artifact.viewed", case=case)
+            with session_scope(factory) as s:
+                start = time.perf_counter()
+                custody.cut_checkpoint(s, signer, origin="bench")
+                grown.append(time.perf_counter() - start)
+            with session_scope(factory) as s:
+                start = time.perf_counter()
+                custody.MerkleTree(custody._leaf_hashes(s)).root()
+                whole.append(time.perf_counter() - start)
+    finally:
+        engine.dispose()
+    return min(grown), min(whole)
+
+
 def _run(label: str, url: str, entries: int) -> None:
     signer = Signer.generate()
     rate = _fill(url, entries, signer)
@@ -135,15 +164,20 @@ def _run(label: str, url: str, entries: int) -> None:
     parallel = _verify_seconds(url, signer, cores)
     single = _verify_seconds(url, signer, 1)
     compute = _compute_seconds(url, signer)
+    grown, whole = _checkpoint_seconds(url, signer, CHECKPOINT_AFTER)
     print(f"{label}: {count} entries, {size / 1e6:.1f} MB of canonical JSON")
     print(f"  appends:                    {rate:10.0f} per second")
-    print(f"  verify, {cores} processes:        {parallel:10.3f} s   "
+    print(f"  verify, {cores} processes (*):    {parallel:10.3f} s   "
           f"{count / parallel:10.0f} entries/s   {parallel / raw:6.2f}x raw")
     print(f"  verify, 1 process:          {single:10.3f} s   "
           f"{count / single:10.0f} entries/s   {single / raw:6.2f}x raw")
     print(f"  check only (rows in memory):{compute:10.3f} s   "
           f"{count / compute:10.0f} entries/s   {compute / raw:6.2f}x raw")
     print(f"  raw sha256 baseline:        {raw:10.3f} s   {count / raw:10.0f} entries/s")
+    print(f"  checkpoint after {CHECKPOINT_AFTER} entries: {grown * 1000:8.1f} ms grown from the "
+          f"last one, {whole * 1000:.1f} ms hashing the whole tree ({whole / grown:.0f}x)")
+    print(f"  (*) below {2 * custody.PARALLEL_MIN_CHUNK} entries the log is checked in one "
+          "process")
     print(f"  goal: `evidence custody verify` within 3x of raw hashing: "
           f"{parallel / raw:.2f}x on {cores} cores")
 

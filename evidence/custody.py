@@ -27,7 +27,16 @@ from sqlalchemy.pool import NullPool
 
 from evidence.canonical import JsonValue, canonical_json
 from evidence.errors import CustodyError, NotFound
-from evidence.merkle import MerkleTree, ProofError, leaf_hash, subtree_levels, verify_inclusion
+from evidence.merkle import (
+    MerkleTree,
+    ProofError,
+    frontier_extend,
+    frontier_of,
+    frontier_root,
+    leaf_hash,
+    subtree_levels,
+    verify_inclusion,
+)
 from evidence.models import Case, Checkpoint, CustodyEntry, User, utcnow
 from evidence.signing import SignatureInvalid, Signer, Verifier
 
@@ -201,23 +210,63 @@ def cut_checkpoint(
     None when no authority answered); the row is append-only, so it is asked before the insert.
     """
     _lock_log(session)
-    leaves = _leaf_hashes(session)
     latest = latest_checkpoint(session)
-    if latest is not None and latest.tree_size == len(leaves):
+    grown = _grow(session, latest, signer) if latest is not None else None
+    if grown is not None:
+        size, frontier = grown
+    else:
+        # No checkpoint to grow from (the first, or one cut before frontiers were kept, or one
+        # whose frontier does not hold): hash the whole log.
+        leaves = _leaf_hashes(session)
+        size, frontier = len(leaves), frontier_of(MerkleTree(leaves)) if leaves else []
+    if latest is not None and latest.tree_size == size:
         return latest
-    root = MerkleTree(leaves).root() if leaves else hashlib.sha256(b"").digest()
-    body = checkpoint_body(origin, len(leaves), root)
+    root = frontier_root(frontier)
+    body = checkpoint_body(origin, size, root)
     checkpoint = Checkpoint(
         origin=origin,
-        tree_size=len(leaves),
+        tree_size=size,
         root_hash=root,
         key_id=signer.key_id,
         signature=signer.sign(body),
         timestamp_token=None if timestamp is None else timestamp(hashlib.sha256(body).digest()),
+        frontier=b"".join(frontier),
     )
     session.add(checkpoint)
     session.flush()
     return checkpoint
+
+
+def _grow(session: Session, latest: Checkpoint, signer: Signer) -> tuple[int, list[bytes]] | None:
+    """(size, frontier) of the log grown from the latest checkpoint by the entries after it,
+    or None when that checkpoint cannot be trusted to grow from.
+
+    Its frontier is used only when it folds into the root the checkpoint signs, under this
+    system's key: an insider who edits the row cannot make the next checkpoint sign a tree that
+    does not extend the one signed before.
+    """
+    stored = latest.frontier
+    size = latest.tree_size
+    if stored is None or len(stored) != 32 * size.bit_count():
+        return None
+    frontier = [bytes(stored[i:i + 32]) for i in range(0, len(stored), 32)]
+    try:
+        verify_checkpoint_signature(latest, signer.verifier)
+    except SignatureInvalid:
+        return None
+    if frontier_root(frontier) != bytes(latest.root_hash):
+        return None
+    rows = session.execute(
+        select(CustodyEntry.seq, CustodyEntry.leaf_hash)
+        .where(CustodyEntry.seq > size).order_by(CustodyEntry.seq)
+        .execution_options(yield_per=READ_BATCH)
+    )
+    added: list[bytes] = []
+    for seq, leaf in rows:
+        if seq != size + len(added) + 1:
+            return None  # not the entries that follow the signed tree: hash the whole log
+        added.append(bytes(leaf))
+    return size + len(added), frontier_extend(frontier, size, added)
 
 
 def checkpoint_document(checkpoint: Checkpoint) -> dict[str, Any]:

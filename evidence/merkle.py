@@ -16,8 +16,9 @@ from collections.abc import Sequence
 from evidence.bundle_verifier import ProofInvalid as ProofError
 from evidence.bundle_verifier import verify_consistency, verify_inclusion
 
-__all__ = ["EMPTY_ROOT", "MerkleTree", "ProofError", "leaf_hash", "node_hash", "root_of",
-           "subtree_levels", "verify_consistency", "verify_inclusion"]
+__all__ = ["EMPTY_ROOT", "MerkleTree", "ProofError", "frontier_extend", "frontier_of",
+           "frontier_root", "leaf_hash", "node_hash", "root_of", "subtree_levels",
+           "verify_consistency", "verify_inclusion"]
 
 LEAF_PREFIX = b"\x00"
 NODE_PREFIX = b"\x01"
@@ -124,6 +125,56 @@ def subtree_levels(leaves: Sequence[bytes], depth: int) -> list[list[bytes]]:
         level = _pair_up(level)
         levels.append(level)
     return levels
+
+
+# --- the frontier: a tree grown one leaf at a time -------------------------------------------
+#
+# The frontier of a tree of n leaves is the list of roots of its full subtrees, one for each bit
+# set in n, largest (leftmost) first: n = 13 = 8 + 4 + 1 keeps MTH(0..8), MTH(8..12), MTH(12..13).
+# That is all it takes to give the root of the tree and to grow it by more leaves, so a new
+# checkpoint costs the leaves added since the last one, not the whole log.
+
+
+def frontier_root(frontier: Sequence[bytes]) -> bytes:
+    """The tree's root from its frontier: RFC 9162 splits at the largest power of two, so the
+    subtrees fold together from the right."""
+    if not frontier:
+        return EMPTY_ROOT
+    root = frontier[-1]
+    for left in reversed(frontier[:-1]):
+        root = node_hash(left, root)
+    return root
+
+
+def frontier_extend(frontier: Sequence[bytes], size: int, leaves: Sequence[bytes]) -> list[bytes]:
+    """The frontier of the tree of `size` leaves with `leaves` appended (hashes, in order)."""
+    if len(frontier) != size.bit_count():
+        raise ProofError(f"a frontier of a tree of {size} leaves holds {size.bit_count()} "
+                         f"hashes, not {len(frontier)}")
+    out = list(frontier)
+    sha = hashlib.sha256
+    for leaf in leaves:
+        node = leaf
+        # Adding one leaf carries like binary addition: each low bit already set merges.
+        carry = size
+        while carry & 1:
+            node = sha(NODE_PREFIX + out.pop() + node).digest()
+            carry >>= 1
+        out.append(node)
+        size += 1
+    return out
+
+
+def frontier_of(tree: MerkleTree, size: int | None = None) -> list[bytes]:
+    """The frontier of the first `size` leaves of a tree (default: all of them)."""
+    size = tree.size if size is None else size
+    out: list[bytes] = []
+    start = 0
+    for k in range(size.bit_length() - 1, -1, -1):
+        if size >> k & 1:
+            out.append(tree.levels[k][start >> k])
+            start += 1 << k
+    return out
 
 
 def root_of(leaves: Sequence[bytes]) -> bytes:

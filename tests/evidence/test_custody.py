@@ -17,8 +17,14 @@ from sqlalchemy.orm import Session
 from evidence import cases, custody
 from evidence.canonical import canonical_json
 from evidence.db import make_engine, make_session_factory, session_scope
-from evidence.merkle import leaf_hash, verify_consistency, verify_inclusion
-from evidence.models import Case, CustodyEntry, Role
+from evidence.merkle import (
+    MerkleTree,
+    frontier_of,
+    leaf_hash,
+    verify_consistency,
+    verify_inclusion,
+)
+from evidence.models import Case, Checkpoint, CustodyEntry, Role, User
 from evidence.signing import Signer
 from tests.factories import make_case, make_user
 
@@ -274,6 +280,54 @@ def test_reordered_entries_are_named(populated: tuple[Engine, Signer]) -> None:
     assert not report.ok
     assert report.first_problem is not None and report.first_problem.seq == 7
     assert "reordered" in report.summary()
+
+
+def _view_and_cut(engine: Engine, signer: Signer, views: int) -> Checkpoint:
+    with session_scope(make_session_factory(engine)) as s:
+        alice = s.scalars(select(User).where(User.name == "alice")).one()
+        for i in range(views):
+            cases.view_case(s, alice, "ABC"[i % 3])
+        return custody.cut_checkpoint(s, signer, origin=ORIGIN)
+
+
+def _tree_of_entries(engine: Engine) -> MerkleTree:
+    """The tree over the entries' own bytes, whatever the leaf-hash column says."""
+    with engine.connect() as conn:
+        raw = conn.execute(text("SELECT entry FROM custody_entries ORDER BY seq")).scalars()
+        return MerkleTree([leaf_hash(bytes(e)) for e in raw])
+
+
+def test_a_checkpoint_grows_the_tree_the_one_before_signed(
+    populated: tuple[Engine, Signer],
+) -> None:
+    engine, signer = populated
+    for views in (1, 2, 5):
+        checkpoint = _view_and_cut(engine, signer, views)
+        tree = _tree_of_entries(engine)
+        assert (checkpoint.tree_size, bytes(checkpoint.root_hash)) == (tree.size, tree.root())
+        assert checkpoint.frontier == b"".join(frontier_of(tree))
+    # An insider rewrites the leaf-hash column of an entry the checkpoints already cover: the
+    # next checkpoint extends the tree signed before, so the edit does not enter what it signs.
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE custody_entries SET leaf_hash = :h WHERE seq = 2"),
+                     {"h": b"\x00" * 32})
+    checkpoint = _view_and_cut(engine, signer, 3)
+    assert bytes(checkpoint.root_hash) == _tree_of_entries(engine).root()
+    report = _verify(engine, signer)
+    assert report.first_problem is not None and report.first_problem.seq == 2
+    assert "recorded hash" in report.summary()
+
+
+def test_a_forged_frontier_is_not_grown_from(populated: tuple[Engine, Signer]) -> None:
+    engine, signer = populated
+    with engine.begin() as conn:  # right length, wrong hashes: they do not fold into the root
+        size = conn.execute(text("SELECT max(tree_size) FROM checkpoints")).scalar_one()
+        conn.execute(text("UPDATE checkpoints SET frontier = :f"),
+                     {"f": b"\x07" * 32 * int(size).bit_count()})
+    checkpoint = _view_and_cut(engine, signer, 2)
+    tree = _tree_of_entries(engine)
+    assert (checkpoint.tree_size, bytes(checkpoint.root_hash)) == (tree.size, tree.root())
+    assert _verify(engine, signer).ok
 
 
 def test_forged_checkpoint_is_refused(populated: tuple[Engine, Signer]) -> None:

@@ -20,6 +20,9 @@ from evidence.merkle import (
     EMPTY_ROOT,
     MerkleTree,
     ProofError,
+    frontier_extend,
+    frontier_of,
+    frontier_root,
     leaf_hash,
     node_hash,
     root_of,
@@ -620,3 +623,37 @@ def test_proof_elements_must_be_sha256_sized() -> None:
     for bad in (cproof[0][:31], cproof[0] + b"\x00", b""):
         with pytest.raises(ProofError):
             verify_consistency(3, 6, tree.root(3), tree.root(6), [bad, *cproof[1:]])
+
+
+# --- the frontier: growing a tree by the leaves added since a checkpoint --------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 300), st.data())
+def test_a_tree_grown_from_its_frontier_has_the_reference_root(n: int, data: Any) -> None:
+    leaves = _leaves(3, n)
+    old = data.draw(st.integers(0, n))
+    start = frontier_of(MerkleTree(leaves[:old])) if old else []
+    assert frontier_root(start) == ref_mth_of_hashes(leaves[:old])
+    grown = frontier_extend(start, old, leaves[old:])
+    assert frontier_root(grown) == ref_mth_of_hashes(leaves)
+    assert len(grown) == n.bit_count()
+    if n:
+        assert grown == frontier_of(MerkleTree(leaves))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 200), st.data())
+def test_any_flipped_bit_in_a_frontier_changes_the_root(n: int, data: Any) -> None:
+    frontier = frontier_of(MerkleTree(_leaves(5, n)))
+    which = data.draw(st.integers(0, len(frontier) - 1))
+    bit = data.draw(st.integers(0, 255))
+    flipped = list(frontier)
+    flipped[which] = (int.from_bytes(flipped[which], "big") ^ (1 << bit)).to_bytes(32, "big")
+    assert frontier_root(flipped) != frontier_root(frontier)
+
+
+def test_a_frontier_of_the_wrong_length_is_refused() -> None:
+    frontier = frontier_of(MerkleTree(_leaves(7, 13)))  # 13 = 8 + 4 + 1: three roots
+    with pytest.raises(ProofError, match="holds 3 hashes, not 2"):
+        frontier_extend(frontier[:2], 13, [])
