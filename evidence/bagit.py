@@ -44,7 +44,6 @@ import hashlib
 import io
 import itertools
 import re
-import struct
 import unicodedata
 import zipfile
 import zlib
@@ -56,6 +55,12 @@ from enum import StrEnum
 from pathlib import Path
 from typing import IO, BinaryIO, Protocol, runtime_checkable
 
+# The reading half shares the offline verifier's helpers (verify.py, shipped in every bundle),
+# so the service and the defence parse a bag the same way.
+from evidence.bundle_verifier import _central_directory_declared, _listed_path_flaw, _path_flaw
+from evidence.bundle_verifier import _decode_manifest_path as decode_manifest_path
+from evidence.bundle_verifier import _human as _human_size
+from evidence.bundle_verifier import _text_lines as _split_lines
 from evidence.errors import EvidenceError, InvalidInput
 
 CHUNK = 1024 * 1024
@@ -84,10 +89,6 @@ COMPUTED_LABELS = frozenset({"bagging-date", "bag-size", "payload-oxum"})
 _HASHES = {"md5": 32, "sha1": 40, "sha224": 56, "sha256": 64, "sha384": 96, "sha512": 128}
 _MANIFEST_NAME = re.compile(r"^(tag)?manifest-([a-z0-9]+)\.txt$")
 _MANIFEST_LINE = re.compile(r"^([0-9A-Fa-f]+)[ \t]+(.+)$")
-_PERCENT_ESCAPE = re.compile(r"%(25|0[AaDd])")
-_PERCENT_DECODED = {"25": "%", "0a": "\n", "0d": "\r"}
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
-_DRIVE = re.compile(r"^[A-Za-z]:")
 _OXUM = re.compile(r"^(\d+)\.(\d+)$")
 _RESERVED_TAG_NAMES = frozenset({"bagit.txt", "bag-info.txt", "fetch.txt"})
 _FILE_MODE = 0o100644 << 16
@@ -207,10 +208,6 @@ class Bag:
 
 def encode_manifest_path(path: str) -> str:
     return path.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def decode_manifest_path(path: str) -> str:
-    return _PERCENT_ESCAPE.sub(lambda m: _PERCENT_DECODED[m.group(1).lower()], path)
 
 
 def should_compress(name: str) -> bool:
@@ -440,22 +437,6 @@ def _check_relative(path: str) -> str:
     return path
 
 
-def _path_flaw(path: str) -> str | None:
-    if not path:
-        return "empty path"
-    if "\x00" in path:
-        return "NUL in name"
-    if "\\" in path:
-        return "backslash in name (ZIP paths use '/'; Windows would split here)"
-    if path.startswith("/"):
-        return "absolute path"
-    if _DRIVE.match(path):
-        return "drive-letter path"
-    if any(part in ("", ".", "..") for part in path.split("/")):
-        return "'..', '.' or empty path component"
-    return None
-
-
 def _render_bag_info(
     bag_info: Mapping[str, str | list[str]], *, computed: list[tuple[str, str]]
 ) -> bytes:
@@ -474,13 +455,6 @@ def _render_bag_info(
             lines.append(f"{label}: {value}\n")
     lines.extend(f"{label}: {value}\n" for label, value in computed)
     return "".join(lines).encode()
-
-
-def _human_size(octets: int) -> str:
-    for unit, scale in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("KB", 10**3)):
-        if octets >= scale:
-            return f"{octets / scale:.1f} {unit}"
-    return f"{octets} bytes"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -572,23 +546,10 @@ def _open_bag(
 
 def _central_directory_refusal(handle: BinaryIO, archive_size: int, limits: ReadLimits) -> str:
     """Reads the end-of-central-directory record, so a huge directory is refused unparsed."""
-    tail = min(archive_size, 22 + 65535)
-    handle.seek(archive_size - tail)
-    buffer = handle.read(tail)
-    at = buffer.rfind(b"PK\x05\x06")
-    if at < 0 or len(buffer) - at < 22:
+    declared = _central_directory_declared(handle, archive_size)
+    if declared is None:
         return ""  # zipfile will say it is not a ZIP
-    _, _, _, _, entries, cd_size, _, _ = struct.unpack("<4s4H2LH", buffer[at : at + 22])
-    locator_at = archive_size - tail + at - 20
-    if locator_at >= 0:
-        handle.seek(locator_at)
-        locator = handle.read(20)
-        if locator[:4] == b"PK\x06\x07":
-            (zip64_at,) = struct.unpack("<Q", locator[8:16])
-            handle.seek(zip64_at)
-            record = handle.read(56)
-            if record[:4] == b"PK\x06\x06" and len(record) == 56:
-                entries, cd_size = struct.unpack("<2Q", record[32:48])
+    entries, cd_size = declared
     if entries > limits.max_entries:
         return f"archive declares {entries} entries, more than the limit of {limits.max_entries}"
     if cd_size > limits.max_central_directory:
@@ -599,6 +560,8 @@ def _central_directory_refusal(handle: BinaryIO, archive_size: int, limits: Read
     return ""
 
 
+# The verifier's `_Zip` screens entries too, but into text against fixed limits; here every
+# refusal keeps its ProblemKind and the caller's ReadLimits, which `validate_bag` callers rely on.
 def _check_entries(
     archive: zipfile.ZipFile,
     label: str,
@@ -778,14 +741,10 @@ def _text_lines(path: str, content: bytes, problems: list[BagProblem]) -> list[s
         problems.append(BagProblem(path, ProblemKind.MALFORMED, "starts with a byte-order mark"))
         content = content[3:]
     try:
-        text = content.decode("utf-8")
+        return _split_lines(content)
     except UnicodeDecodeError as exc:
         problems.append(BagProblem(path, ProblemKind.MALFORMED, f"not UTF-8: {exc}"))
         return None
-    lines = _LINE_BREAK.split(text)
-    if lines and lines[-1] == "":
-        lines.pop()
-    return lines
 
 
 def _parse_declaration(content: bytes, problems: list[BagProblem]) -> str:
@@ -887,11 +846,7 @@ def _parse_manifest(
             )
             continue
         listed = decode_manifest_path(match.group(2))
-        flaw = _path_flaw(listed)
-        if not flaw and is_tag and listed.startswith(("data/", "tagmanifest-")):
-            flaw = "a tag manifest lists neither payload files nor tag manifests"
-        if not flaw and not is_tag and not listed.startswith("data/"):
-            flaw = "a payload manifest lists only files under data/"
+        flaw = _listed_path_flaw(listed, not is_tag)
         if flaw:
             problems.append(
                 BagProblem(path, ProblemKind.MALFORMED, f"line {number}: {listed!r}: {flaw}")

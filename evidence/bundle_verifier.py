@@ -269,6 +269,21 @@ def _rel(path: str) -> str:
     return path[5:] if path.startswith("data/") else path
 
 
+def _decode_manifest_path(path: str) -> str:
+    """A manifest's path with %25, %0D and %0A decoded (RFC 8493 section 2.1.3)."""
+    return _PERCENT_ESCAPE.sub(lambda m: _PERCENT_DECODED[m.group(1).lower()], path)
+
+
+def _listed_path_flaw(listed: str, payload: bool) -> str | None:
+    """Why a path a payload (or tag) manifest lists cannot be in it, or None."""
+    flaw = _path_flaw(listed)
+    if not flaw and payload and not listed.startswith("data/"):
+        flaw = "a payload manifest lists only files under data/"
+    if not flaw and not payload and listed.startswith(("data/", "tagmanifest-")):
+        flaw = "a tag manifest lists neither payload files nor tag manifests"
+    return flaw
+
+
 def _text_lines(content: bytes) -> list[str]:
     text = content.decode("utf-8")
     lines = _LINE_BREAK.split(text)
@@ -1383,12 +1398,25 @@ def _inflate(handle: _Stream, info: zipfile.ZipInfo) -> Iterator[bytes]:
 
 def _central_directory_refusal(handle: _Stream, size: int) -> str:
     """Reads the end-of-central-directory record, so a huge directory is refused unparsed."""
+    declared = _central_directory_declared(handle, size)
+    if declared is None:
+        return "not a ZIP archive (no end-of-central-directory record)"
+    entries, cd_size = declared
+    if entries > MAX_ZIP_ENTRIES:
+        return f"the archive declares {entries} entries, more than the limit of {MAX_ZIP_ENTRIES}"
+    if cd_size > MAX_CENTRAL_DIRECTORY:
+        return f"the archive's central directory is {cd_size} bytes, more than the limit"
+    return ""
+
+
+def _central_directory_declared(handle: _Stream, size: int) -> tuple[int, int] | None:
+    """(entries, central directory bytes) as the end records declare them; None if absent."""
     tail = min(size, 22 + 65535)
     handle.seek(size - tail)
     buffer = handle.read(tail)
     at = buffer.rfind(b"PK\x05\x06")
     if at < 0 or len(buffer) - at < 22:
-        return "not a ZIP archive (no end-of-central-directory record)"
+        return None
     _, _, _, _, entries, cd_size, _, _ = struct.unpack("<4s4H2LH", buffer[at : at + 22])
     locator_at = size - tail + at - 20
     if locator_at >= 0:
@@ -1401,11 +1429,7 @@ def _central_directory_refusal(handle: _Stream, size: int) -> str:
                 record = handle.read(56)
                 if record[:4] == b"PK\x06\x06" and len(record) == 56:
                     entries, cd_size = struct.unpack("<2Q", record[32:48])
-    if entries > MAX_ZIP_ENTRIES:
-        return f"the archive declares {entries} entries, more than the limit of {MAX_ZIP_ENTRIES}"
-    if cd_size > MAX_CENTRAL_DIRECTORY:
-        return f"the archive's central directory is {cd_size} bytes, more than the limit"
-    return ""
+    return entries, cd_size
 
 
 def _entry_flaw(info: zipfile.ZipInfo) -> str | None:
@@ -2124,14 +2148,8 @@ class _Verifier:
             if not match:
                 step.fail(name, f"line {number}: expected a SHA-256 hex digest, space and a path")
                 continue
-            listed = _PERCENT_ESCAPE.sub(
-                lambda m: _PERCENT_DECODED[m.group(1).lower()], match.group(2)
-            )
-            flaw = _path_flaw(listed)
-            if not flaw and payload and not listed.startswith("data/"):
-                flaw = "a payload manifest lists only files under data/"
-            if not flaw and not payload and listed.startswith(("data/", "tagmanifest-")):
-                flaw = "a tag manifest lists neither payload files nor tag manifests"
+            listed = _decode_manifest_path(match.group(2))
+            flaw = _listed_path_flaw(listed, payload)
             if flaw:
                 step.fail(name, f"line {number}: {listed!r}: {flaw}")
             elif listed in entries:

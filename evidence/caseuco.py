@@ -36,12 +36,13 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any
 
+from evidence.bundle_verifier import _graph_files
 from evidence.errors import InvalidInput
 
 # Not dereferenceable on purpose (RFC 2606 reserves .invalid); a deployment may pass its own.
@@ -410,103 +411,12 @@ def graph_file_hashes(graph: dict[str, Any]) -> dict[str, tuple[str, int]]:
     Reads the graph this module writes, and the same graph re-serialised by a JSON-LD tool
     (nested or flattened nodes, prefixed or full IRIs, native or typed literals). Raises
     InvalidInput for a file without exactly one path, one size and one SHA-256, for sizes that
-    disagree, and for two files at one path.
+    disagree, and for two files at one path. The reading is the offline verifier's, so the
+    bundle service and `verify.py` cannot disagree on what a graph says.
     """
-    prefixes = _prefixes(graph.get("@context"))
-    nodes: dict[str, dict[str, Any]] = {}
-    for node in _walk(graph):
-        iri = node.get("@id")
-        if isinstance(iri, str) and len(node) > 1:
-            merged = nodes.setdefault(_expand(iri, prefixes), {})
-            for key, value in node.items():
-                values = merged.setdefault(_expand(key, prefixes), [])
-                # The same node may be written out in several places (a Hash shared by files).
-                values.extend(v for v in _as_list(value) if v not in values)
-
-    def resolve(value: Any) -> dict[str, Any]:
-        if isinstance(value, dict) and "@id" in value:
-            return nodes.get(_expand(value["@id"], prefixes), {})
-        return {}
-
-    def types(node: dict[str, Any]) -> set[str]:
-        return {_expand(t, prefixes) for t in node.get("@type", []) if isinstance(t, str)}
-
-    files: dict[str, tuple[str, int]] = {}
-    for iri, node in nodes.items():
-        if _OBSERVABLE + "File" not in types(node):
-            continue
-        paths: set[str] = set()
-        sizes: set[int] = set()
-        hashes: set[str] = set()
-        for facet in map(resolve, node.get(CONTEXT["uco-core"] + "hasFacet", [])):
-            paths.update(_strings(facet.get(_OBSERVABLE + "filePath", [])))
-            sizes.update(_ints(facet.get(_OBSERVABLE + "sizeInBytes", [])))
-            for digest in map(resolve, facet.get(_OBSERVABLE + "hash", [])):
-                method = set(_strings(digest.get(CONTEXT["uco-types"] + "hashMethod", [])))
-                if method == {"SHA256"}:
-                    hashes.update(
-                        v.lower()
-                        for v in _strings(digest.get(CONTEXT["uco-types"] + "hashValue", []))
-                    )
-        if len(paths) != 1 or len(sizes) != 1 or len(hashes) != 1:
-            raise InvalidInput(
-                f"file {iri} needs one path, one size and one SHA-256; "
-                f"has {sorted(paths)}, {sorted(sizes)}, {sorted(hashes)}"
-            )
-        (path,), (size,), (sha256,) = paths, sizes, hashes
-        if path in files:
-            raise InvalidInput(f"two files at {path!r} in the graph")
-        files[path] = (sha256, size)
+    problems: list[str] = []
+    files = _graph_files(graph, problems)
+    if problems:
+        # Worded for the verifier's report ("case graph: file node ..."); ours name files.
+        raise InvalidInput(problems[0].removeprefix("case graph: ").replace("file node", "file", 1))
     return files
-
-
-def _prefixes(context: Any) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for part in _as_list(context):
-        if isinstance(part, dict):
-            out.update({k: v for k, v in part.items() if isinstance(v, str)})
-    return out
-
-
-def _expand(term: str, prefixes: dict[str, str]) -> str:
-    prefix, sep, rest = term.partition(":")
-    if sep and not rest.startswith("//") and prefix in prefixes:
-        return prefixes[prefix] + rest
-    return prefixes.get(term, term)
-
-
-def _walk(value: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(value, dict):
-        if "@value" in value:
-            return
-        yield value
-        for key, child in value.items():
-            if key != "@context":
-                yield from _walk(child)
-    elif isinstance(value, list):
-        for child in value:
-            yield from _walk(child)
-
-
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def _literal(value: Any) -> Any:
-    return value.get("@value") if isinstance(value, dict) else value
-
-
-def _strings(values: list[Any]) -> list[str]:
-    return [v for v in map(_literal, values) if isinstance(v, str)]
-
-
-def _ints(values: list[Any]) -> list[int]:
-    out: list[int] = []
-    for value in map(_literal, values):
-        if isinstance(value, bool):
-            continue
-        if isinstance(value, int):
-            out.append(value)
-        elif isinstance(value, str) and value.isdigit():
-            out.append(int(value))
-    return out

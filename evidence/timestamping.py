@@ -14,9 +14,13 @@ This module:
   are marked ``is_local``: their time rests only on this system's clock;
 * verifies tokens offline (:func:`verify_token`).
 
-Verification deliberately needs only ``cryptography`` and ``asn1crypto`` so that
-the offline bundle verifier can reuse it on a machine without this project's
-server stack.
+The certificate checks (hash names, RFC 3161 signer certificate, who may issue
+whom) are the offline verifier's (:mod:`evidence.bundle_verifier`), called from
+here. The token itself is still read with ``asn1crypto``, which the shipped
+verifier cannot import: this module also builds and re-wraps tokens with it, and
+checks more at acceptance than the verifier does when reading old bundles (the
+ESS signing-certificate attribute is required, and an HTTP reply is checked even
+without trust anchors).
 """
 
 from __future__ import annotations
@@ -41,6 +45,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from evidence.bundle_verifier import _CRYPTO_HASHES as _HASHES
+from evidence.bundle_verifier import TimestampInvalid
+from evidence.bundle_verifier import _check_tsa_certificate as _check_rfc3161_signer
+from evidence.bundle_verifier import _issued_by as _certificate_issued_by
 
 # UUID-derived OID (ITU-T X.667 arc 2.25): unique without registering anything,
 # so it cannot collide with a real TSA's policy. It identifies tokens issued by
@@ -70,17 +79,6 @@ SHA256_DIGEST_SIZE = 32
 MAX_RESPONSE_BYTES = 1024 * 1024
 _MAX_CHAIN_LENGTH = 8
 _NONCE_BITS = 64
-
-_HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
-    "sha1": hashes.SHA1,
-    "sha224": hashes.SHA224,
-    "sha256": hashes.SHA256,
-    "sha384": hashes.SHA384,
-    "sha512": hashes.SHA512,
-    "sha3_256": hashes.SHA3_256,
-    "sha3_384": hashes.SHA3_384,
-    "sha3_512": hashes.SHA3_512,
-}
 
 
 # asn1crypto's tsp.TimeStampResp makes timeStampToken mandatory, but RFC 3161
@@ -551,68 +549,31 @@ def _hash_algorithm(name: str) -> hashes.HashAlgorithm:
 
 
 def _check_tsa_certificate(cert: x509.Certificate, gen_time: dt.datetime) -> None:
-    # RFC 3161 section 2.3, enforced the same way as OpenSSL's timestamp purpose.
+    # RFC 3161 section 2.3 as the offline verifier checks it (EKU, key usage, validity), then
+    # OpenSSL's timestamp purpose on top: where a token is first accepted, a signer key that may
+    # also encipher or certify is refused, which the verifier (reading old bundles) only tolerates.
     try:
-        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
-    except x509.ExtensionNotFound as exc:
-        raise TimestampError(
-            "signer certificate lacks the timeStamping extended key usage"
-        ) from exc
+        _check_rfc3161_signer(cert, gen_time)
+    except TimestampInvalid as exc:
+        raise TimestampError(str(exc)) from exc
     except ValueError as exc:
         raise TimestampError(f"signer certificate extensions are malformed: {exc}") from exc
-    if list(eku.value) != [ExtendedKeyUsageOID.TIME_STAMPING]:
-        raise TimestampError("signer certificate's extended key usage must be timeStamping only")
-    if not eku.critical:
-        raise TimestampError("signer certificate's timeStamping extended key usage is not critical")
     try:
         key_usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:
-        key_usage = None
-    if key_usage is not None:
-        signs = key_usage.digital_signature or key_usage.content_commitment
-        other_uses = (
-            key_usage.key_encipherment
-            or key_usage.data_encipherment
-            or key_usage.key_agreement
-            or key_usage.key_cert_sign
-            or key_usage.crl_sign
-        )
-        if not signs or other_uses:
-            raise TimestampError("signer certificate's key usage does not allow timestamp signing")
-    if not cert.not_valid_before_utc <= gen_time <= cert.not_valid_after_utc:
-        raise TimestampError(
-            f"genTime {gen_time.isoformat()} lies outside the signer certificate's "
-            f"validity ({cert.not_valid_before_utc.isoformat()} to "
-            f"{cert.not_valid_after_utc.isoformat()})"
-        )
-
-
-def _may_issue(cert: x509.Certificate) -> bool:
-    if cert.version == x509.Version.v1:
-        return True
-    try:
-        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints)
-    except (x509.ExtensionNotFound, ValueError):
-        return False
-    if not constraints.value.ca:
-        return False
-    try:
-        key_usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
-    except x509.ExtensionNotFound:
-        return True
-    except ValueError:
-        return False
-    return bool(key_usage.key_cert_sign)
+        return
+    if (
+        key_usage.key_encipherment
+        or key_usage.data_encipherment
+        or key_usage.key_agreement
+        or key_usage.key_cert_sign
+        or key_usage.crl_sign
+    ):
+        raise TimestampError("signer certificate's key usage does not allow timestamp signing")
 
 
 def _issued_by(child: _Cert, issuer: _Cert) -> bool:
-    if not _may_issue(issuer.crypto):
-        return False
-    try:
-        child.crypto.verify_directly_issued_by(issuer.crypto)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
+    return _certificate_issued_by(child.crypto, issuer.crypto)
 
 
 def _chain_to_trust(
