@@ -498,7 +498,9 @@ class _BundleWriter:
             "created_at": iso(plan.created_at),
             "tool": TOOL,
             "case": {"id": str(case.id), "reference": case.reference, "title": case.title,
-                     "offence": case.offence, "jurisdiction": case.jurisdiction},
+                     "offence": case.offence, "offence_provision": case.offence_provision,
+                     "max_penalty_years": case.max_penalty_years, "facts": case.facts,
+                     "jurisdiction": case.jurisdiction},
             "exported_by": {"id": str(plan.actor.id), "name": plan.actor.name,
                             "unit": plan.actor.unit},
             "signing_key": {"path": "keys/signing-key.pem", "key_id": self.runtime.signer.key_id},
@@ -545,7 +547,9 @@ class _BundleWriter:
             ))
         return caseuco.build_case_graph(
             caseuco.InvestigationInfo(id=case.id, reference=case.reference, title=case.title,
-                                      offence=case.offence, jurisdiction=case.jurisdiction),
+                                      offence=case.offence,
+                                      offence_provision=case.offence_provision,
+                                      facts=case.facts, jurisdiction=case.jurisdiction),
             captures, list(accounts.values()),
         )
 
@@ -597,7 +601,8 @@ class _BundleWriter:
             bundle_name=bundle_name(case.reference, plan.created_at),
             export_id=str(plan.export_id), created_at=plan.created_at, tool=TOOL,
             case_reference=case.reference, case_title=case.title, offence=case.offence,
-            jurisdiction=case.jurisdiction, exported_by=plan.actor.name,
+            offence_provision=case.offence_provision, max_penalty_years=case.max_penalty_years,
+            facts=case.facts, jurisdiction=case.jurisdiction, exported_by=plan.actor.name,
             exported_by_unit=plan.actor.unit, key_id=self.runtime.signer.key_id,
             checkpoint_origin=cp.origin, checkpoint_tree_size=cp.tree_size,
             checkpoint_root=bytes(cp.root_hash).hex(), checkpoint_timestamp=cp_time,

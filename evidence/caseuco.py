@@ -1,12 +1,13 @@
 """The CASE/UCO JSON-LD graph of an export bundle, and reading its file hashes back.
 
 An export bundle carries this graph so that tools built on the CASE ontology can read the case:
-the investigation, each capture as an investigative action (performer, instruments, start and
-end time, object, result), a provenance record with the exhibit number, the files with their
-SHA-256 and size, the URLs and the accounts. `build_case_graph` makes it from plain frozen
-dataclasses (a service fills them from the database); `graph_file_hashes` reads the files back
-from the parsed JSON alone, so the offline verifier can check the graph against the bundle's
-files without an RDF library.
+the investigation (its title and summary of the facts as `uco-core:description`s, its offence
+and statutory provision as `case-investigation:focus`, its jurisdiction as a tag), each capture
+as an investigative action (performer, instruments, start and end time, object, result), a
+provenance record with the exhibit number, the files with their SHA-256 and size, the URLs and
+the accounts. `build_case_graph` makes it from plain frozen dataclasses (a service fills them
+from the database); `graph_file_hashes` reads the files back from the parsed JSON alone, so the
+offline verifier can check the graph against the bundle's files without an RDF library.
 
 Vocabulary: CASE 1.5.0 / UCO 1.5.0, as bundled with case-utils 0.18 (`case_validate
 --built-version case-1.5.0`), and shaped after the CASE-Examples "forensic_lifecycle"
@@ -75,6 +76,8 @@ class InvestigationInfo:
     reference: str
     title: str
     offence: str | None = None
+    offence_provision: str | None = None
+    facts: str | None = None  # the summary of the facts
     jurisdiction: str | None = None
 
 
@@ -139,15 +142,19 @@ def build_case_graph(
         builder.capture(capture, account_iris)
 
     inv = _iri("Investigation", investigation.id)
+    # Both properties may repeat (CASE 1.5 gives them no maximum). The maximum penalty has no
+    # CASE property and is only in bundle.json, which also names each of these values.
+    descriptions = [investigation.title, *_present(investigation.facts)]
+    focus = [*_present(investigation.offence), *_present(investigation.offence_provision)]
     node: dict[str, Any] = {
         "@id": inv,
         "@type": "case-investigation:Investigation",
         "uco-core:name": investigation.reference,
-        "uco-core:description": investigation.title,
+        "uco-core:description": _one_or_list(descriptions),
         "case-investigation:investigationForm": "case",
     }
-    if investigation.offence:
-        node["case-investigation:focus"] = investigation.offence
+    if focus:
+        node["case-investigation:focus"] = _one_or_list(focus)
     if investigation.jurisdiction:
         # CASE 1.5 has no jurisdiction property; a tag keeps it machine-readable.
         node["uco-core:tag"] = f"jurisdiction:{investigation.jurisdiction}"
@@ -368,6 +375,15 @@ class _Builder:
             "uco-core:kindOfRelationship": kind,
             "uco-core:isDirectional": True,
         }
+
+
+def _present(value: str | None) -> list[str]:
+    return [value] if value and value.strip() else []
+
+
+def _one_or_list(values: list[str]) -> str | list[str]:
+    # One value stays a plain string, as graphs written before the facts were added have it.
+    return values[0] if len(values) == 1 else values
 
 
 def _iri(kind: str, value: uuid.UUID) -> str:

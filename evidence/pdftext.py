@@ -13,8 +13,9 @@ and from people writing in Arabic, Persian, Pashto, Kurdish, Tigrinya, Cyrillic.
 - PDF text is drawn left to right, so a line holding right-to-left text is put in display
   order (the Unicode bidirectional algorithm, `python-bidi`) and Arabic-script letters are
   joined (their presentation forms, `arabic-reshaper`) before it is drawn: names and handles
-  read as they do on the page. A long right-to-left paragraph wrapped over several lines reads
-  line by line from the top, each line correct. Text extracted from the PDF comes back in
+  read as they do on the page. A right-to-left paragraph longer than a line must be broken
+  before it is reordered (UAX #9, section 3.4), or it would start with its last words:
+  `Text.wrapped` does that for a given width. Text extracted from the PDF comes back in
   presentation forms (NFKC turns them into plain letters); `right_to_left_seen` tells the
   caller to say that the exact characters are in the JSON beside the PDF.
 """
@@ -29,8 +30,10 @@ from xml.sax.saxutils import escape
 
 import arabic_reshaper
 from bidi import get_display
+from reportlab.lib.styles import ParagraphStyle
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.platypus import Paragraph
 
 FONT_DIRS = (Path("/usr/share/fonts"), Path("/usr/local/share/fonts"))
 # TrueType files tried, in order, for characters the built-in fonts lack. Only TrueType
@@ -52,6 +55,34 @@ MAX_VALUE_CHARS = 8000
 _BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
                            "\u2066\u2067\u2068\u2069")
 _JOINERS = frozenset("\u200c\u200d")  # part of Persian and Kurdish spelling, drawn invisibly
+
+
+def _break_in_reading_order(line: str, text: Text, style: ParagraphStyle,
+                            width: float) -> list[str]:
+    """The line broken, in reading order, into pieces that each fit `width` when printed.
+
+    Words are measured as printed (joined, in their fonts); Arabic letters join only within a
+    word, so widths add up. A word wider than the line is a piece of its own.
+    """
+    space = pdfmetrics.stringWidth(" ", style.fontName, style.fontSize)
+    measured: dict[str, float] = {}
+    pieces: list[str] = []
+    current: list[str] = []
+    used = 0.0
+    for word in (w for w in line.split(" ") if w):
+        if word not in measured:
+            measured[word] = Paragraph(text.markup(word), style).minWidth()
+        needed = measured[word] + (space if current else 0.0)
+        # A point to spare, so that ReportLab's own breaking never splits a piece again.
+        if current and used + needed > width - 1:
+            pieces.append(" ".join(current))
+            current, used = [word], measured[word]
+        else:
+            current.append(word)
+            used += needed
+    if current:
+        pieces.append(" ".join(current))
+    return pieces
 
 
 @dataclass(frozen=True)
@@ -110,6 +141,18 @@ def _must_show_code(char: str) -> bool:
 
 def is_right_to_left(text: str) -> bool:
     return any(unicodedata.bidirectional(c) in ("R", "AL") for c in text)
+
+
+def starts_right_to_left(text: str) -> bool:
+    """Whether the text's first strong character is right-to-left: the paragraph's direction
+    (UAX #9 rules P2-P3), so it is aligned to the right."""
+    for char in text:
+        direction = unicodedata.bidirectional(char)
+        if direction in ("R", "AL"):
+            return True
+        if direction == "L":
+            return False
+    return False
 
 
 def _drawable(text: str, fonts: tuple[Font, ...]) -> bool:
@@ -174,6 +217,25 @@ class Text:
         return body
 
     __call__ = markup
+
+    def wrapped(self, value: str, style: ParagraphStyle, width: float, *,
+                limit: int = MAX_VALUE_CHARS, where: str | None = None) -> str:
+        """Markup for a paragraph of `width` points in `style`: like `markup`, except that a
+        line holding right-to-left text is broken in reading order first, then each piece is
+        reordered, so the paragraph reads from its first words on the top line down."""
+        cut = value[:limit]
+        lines = cut.split("\n") if self.line_breaks else [cut]
+        body = "<br/>".join(
+            "<br/>".join(self._line(piece, False)
+                         for piece in _break_in_reading_order(line, self, style, width))
+            if is_right_to_left(line) else self._line(line, False)
+            for line in lines
+        )
+        if len(value) > limit:
+            rest = (f" [... {len(value) - limit} more characters not shown here;"
+                    f" the whole value is {where or self.where}]")
+            body += f'<font color="#555555">{escape(rest)}</font>'
+        return body
 
     def _line(self, value: str, mono: bool) -> str:
         fonts = (*self.mono_fonts, *self.fonts) if mono else self.fonts

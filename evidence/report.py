@@ -1,10 +1,12 @@
 """The PDF evidence report that goes into every bundle as ``data/report.pdf``.
 
 The report is a reading aid for the court, the prosecution and the defence: a cover page with
-the case, the export and the signing key; one section per exhibit (a preview of the top of the
-screenshot, what was captured, when, its hashes, its files and its custody history); and a last
-page saying in plain words how to check the bundle without this system. The files, signatures
-and timestamps in the bundle are the evidence; the report only describes them, and says so.
+the case (what it is about: offence, statutory provision, maximum penalty, jurisdiction and the
+summary of the facts, each "not recorded" where the case holds none), the export and the signing
+key; one section per exhibit (a preview of the top of the screenshot, what was captured, when,
+its hashes, its files and its custody history); and a last page saying in plain words how to
+check the bundle without this system. The files, signatures and timestamps in the bundle are the
+evidence; the report only describes them, and says so.
 
 The exporter fills the frozen dataclasses below from the database and calls `write_report`.
 
@@ -17,9 +19,11 @@ Decisions a reader may ask about:
   TrueType font found on this machine that has them (DejaVu Sans and friends, see
   `FALLBACK_FONTS`). A character no font has, and any invisible control or direction-override
   character, is printed as its code point, ``[U+202E]``, so nothing turns into a black box or
-  hides. ReportLab (without its optional bidi and shaping add-ons) neither reorders
-  right-to-left text nor joins Arabic letters: such text is printed letter by letter in the
-  order it is stored; the exact text is in ``bundle.json`` and the manifests.
+  hides. ReportLab itself neither reorders right-to-left text nor joins Arabic letters;
+  `evidence.pdftext` puts each line in display order with joined letters. A line is reordered
+  only after it is broken, so a long right-to-left paragraph (the summary of the facts) is
+  broken into lines here, in reading order, before each line is reordered; otherwise its first
+  printed line would hold its last words. The exact text is in ``bundle.json`` and the manifests.
 * The screenshot preview is the top of the page (what a visitor saw first), cropped to 4:3 and
   scaled down to at most `PREVIEW_WIDTH_PX` pixels wide. A full-page screenshot may be
   1280 x 20000 pixels or more (100 MB decoded), so only the top rows of a PNG are decoded,
@@ -74,7 +78,9 @@ from evidence.pdftext import (
     MAX_VALUE_CHARS,
     MONO_FALLBACK_FONTS,
     Text,
+    is_right_to_left,
     load_fonts,
+    starts_right_to_left,
 )
 from evidence.timestamping import LOCAL_CLOCK_NOTICE
 
@@ -137,6 +143,9 @@ class ReportData:
     case_reference: str
     case_title: str
     offence: str | None
+    offence_provision: str | None  # the statutory provision, e.g. "§ 96 AufenthG"
+    max_penalty_years: float | None  # maximum custodial penalty
+    facts: str | None  # summary of the facts; several lines, any script
     jurisdiction: str | None
     exported_by: str
     exported_by_unit: str | None
@@ -214,6 +223,8 @@ SUBTITLE = _style("subtitle", fontSize=13, leading=17, spaceAfter=12)
 H1 = _style("h1", fontName="Helvetica-Bold", fontSize=16, leading=20, spaceAfter=6)
 H2 = _style("h2", fontName="Helvetica-Bold", fontSize=11, leading=14, spaceBefore=10,
             spaceAfter=5, keepWithNext=1)
+FACTS = _style("facts", fontSize=9.5, leading=13, spaceAfter=4)
+FACTS_RTL = _style("factsrtl", parent=FACTS, alignment=TA_RIGHT)
 STEP = _style("step", fontSize=9.5, leading=13, leftIndent=14, firstLineIndent=-14,
               spaceAfter=6)
 STEP_MORE = _style("stepmore", parent=STEP, firstLineIndent=0)
@@ -307,8 +318,11 @@ def _cover(data: ReportData, text: Text) -> list[Flowable]:
     facts = [
         ("Case reference", t(data.case_reference), VALUE),
         ("Case title", t(data.case_title), VALUE),
-        ("Offence", _or_none(text, data.offence), VALUE),
-        ("Jurisdiction", _or_none(text, data.jurisdiction), VALUE),
+        ("Offence", _or_none(text, data.offence, none=NOT_RECORDED), VALUE),
+        ("Statutory provision", _or_none(text, data.offence_provision, none=NOT_RECORDED),
+         VALUE),
+        ("Maximum penalty", _years(data.max_penalty_years), VALUE),
+        ("Jurisdiction", _or_none(text, data.jurisdiction, none=NOT_RECORDED), VALUE),
         ("Bundle", t(data.bundle_name), VALUE),
         ("Export id", t(data.export_id), MONO),
         ("Created at", _when(data.created_at), VALUE),
@@ -327,6 +341,8 @@ def _cover(data: ReportData, text: Text) -> list[Flowable]:
         _heading("Evidence report", TITLE, outline=("cover", "Cover")),
         Paragraph(t(data.case_reference) + " &middot; " + t(data.case_title), SUBTITLE),
         _facts(facts),
+        Paragraph("Summary of the facts", H2),
+        *_summary(data.facts, text),
         Paragraph("Custody log checkpoint", H2),
         Paragraph("The custody history of the case is a hash-chained, append-only log. The bundle"
                   " carries the signed checkpoint below and a proof that each of the case's"
@@ -551,6 +567,38 @@ def _how_to_verify(data: ReportData, text: Text) -> list[Flowable]:
         block += [Paragraph(t(command, mono=True), COMMAND) for command in commands]
         block.append(Paragraph(after, STEP_MORE))
         story.append(KeepTogether(block))
+    return story
+
+
+# --- the summary of the facts ------------------------------------------------------------------
+
+NOT_RECORDED = "not recorded"
+
+
+def _years(years: float | None) -> str:
+    if years is None:
+        return NOT_RECORDED
+    return f"{years:g} year" + ("" if years == 1 else "s")
+
+
+def _summary(facts: str | None, text: Text) -> list[Flowable]:
+    """The case's summary of the facts, one paragraph per stored line, each in its direction."""
+    if facts is None or not facts.strip():
+        return [Paragraph(NOT_RECORDED, FACTS)]
+    story: list[Flowable] = []
+    shown = facts[:MAX_VALUE_CHARS]
+    for line in shown.replace("\r\n", "\n").split("\n"):
+        if not line.strip():
+            story.append(Spacer(1, 4))
+        elif is_right_to_left(line):
+            style = FACTS_RTL if starts_right_to_left(line) else FACTS
+            story.append(Paragraph(text.wrapped(line, style, TEXT_WIDTH), style))
+        else:
+            story.append(Paragraph(text.markup(line), FACTS))
+    if len(facts) > len(shown):
+        story.append(Paragraph(
+            f"[... {len(facts) - len(shown)} more characters not shown here; the whole summary"
+            " is in bundle.json]", SMALL))
     return story
 
 

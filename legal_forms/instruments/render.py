@@ -35,7 +35,7 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from evidence.pdftext import Text
+from evidence.pdftext import Text, starts_right_to_left
 from evidence.report import INK, MUTED, NOTICE, RULE, SHADE
 from legal_forms.instruments import get_instrument
 from legal_forms.instruments.base import Instrument, RequestInput, utc_text
@@ -44,6 +44,7 @@ PAGE_WIDTH, PAGE_HEIGHT = A4
 MARGIN = 18 * mm
 TEXT_WIDTH = PAGE_WIDTH - 2 * MARGIN
 LABEL_WIDTH = 52 * mm
+VALUE_WIDTH = TEXT_WIDTH - LABEL_WIDTH - 6  # less the cell's left and right padding (`_table`)
 
 
 def _style(name: str, **kw: Any) -> ParagraphStyle:
@@ -59,6 +60,7 @@ H2 = _style("h2", fontName="Helvetica-Bold", fontSize=10.5, leading=14, spaceBef
             spaceAfter=4, keepWithNext=1)
 LABEL = _style("label", fontName="Helvetica-Bold", fontSize=8.5, leading=11)
 VALUE = _style("value", fontSize=9, leading=12)
+VALUE_RTL = _style("valuertl", parent=VALUE, alignment=TA_RIGHT)
 EMPTY = _style("empty", fontSize=9, leading=12, textColor=MUTED)
 SMALL = _style("small", fontSize=7.5, leading=9.5, textColor=MUTED)
 CELL = _style("cell", fontSize=7.5, leading=9.5)
@@ -193,7 +195,7 @@ def _story(inst: Instrument, r: RequestInput, text: Text) -> list[Flowable]:
     for section in inst.sections:
         rows = [
             [Paragraph(text(f.label) + ("" if f.required else " <i>(optional)</i>"), LABEL),
-             Paragraph(text(values[f.name]), VALUE) if values[f.name]
+             _value(values[f.name], text) if values[f.name]
              else Paragraph("-", EMPTY)]
             for f in inst.fields if f.section == section.key
         ]
@@ -205,6 +207,12 @@ def _story(inst: Instrument, r: RequestInput, text: Text) -> list[Flowable]:
     story += _annex(r, text)
     story += _sources(inst, text)
     return story
+
+
+def _value(value: str, text: Text) -> Paragraph:
+    """A field's value, aligned to the right where its first words are right-to-left."""
+    style = VALUE_RTL if starts_right_to_left(value) else VALUE
+    return Paragraph(text.wrapped(value, style, VALUE_WIDTH), style)
 
 
 def _table(rows: list[list[Any]], widths: list[float], *, header: bool = False) -> Table:

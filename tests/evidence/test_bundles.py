@@ -38,6 +38,8 @@ from tests.support import pages_server as pages
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 VENV_BIN = Path(sys.executable).parent
+PROVISION = "§ 96 Abs. 2 AufenthG"
+FACTS = "Boat crossings to Lesbos offered for EUR 3,000.\nعبور بالقارب إلى ليسبوس"
 
 
 @dataclass
@@ -75,7 +77,9 @@ def world(databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> Ite
         petra = users.create_user(s, None, name="petra", role=Role.PROSECUTOR, unit="Prosecution")
         users.create_user(s, None, name="otto", role=Role.PROSECUTOR, unit="Elsewhere")
         case = cases.create_case(s, ines, reference="OP-HARBOUR", title="Crossing adverts",
-                                 offence="migrant smuggling", jurisdiction="DE")
+                                 offence="migrant smuggling", jurisdiction="DE",
+                                 offence_provision=PROVISION, max_penalty_years=10,
+                                 facts=FACTS)
         cases.add_member(s, ines, case, petra, access="read")
         other = cases.create_case(s, ines, reference="OP-OTHER", title="Fake papers")
         cases.add_member(s, ines, other, petra, access="read")
@@ -299,6 +303,30 @@ def test_report_lists_every_exhibit(world: World, tmp_path: Path) -> None:
         assert exhibit["number"] in text
         assert exhibit["manifest_sha256"] in flat
     assert "OP-HARBOUR" in text and "capture.recorded" in text
+
+
+def test_a_bundle_from_before_the_offence_details_still_verifies(
+    world: World, tmp_path: Path
+) -> None:
+    members = _members(world.bundle)
+    top = _top(members)
+    index = json.loads(members[f"{top}/data/bundle.json"])
+    assert {k: index["case"][k] for k in ("offence_provision", "max_penalty_years", "facts")} \
+        == {"offence_provision": PROVISION, "max_penalty_years": 10.0, "facts": FACTS}
+    # As the exporter wrote it before: no such keys, one focus and one description.
+    for key in ("offence_provision", "max_penalty_years", "facts"):
+        del index["case"][key]
+    members[f"{top}/data/bundle.json"] = json.dumps(index, indent=2).encode()
+    graph = json.loads(members[f"{top}/data/case.jsonld"])
+    investigation = graph["@graph"][0]
+    assert investigation["case-investigation:focus"] == ["migrant smuggling", PROVISION]
+    assert investigation["uco-core:description"] == ["Crossing adverts", FACTS]
+    investigation["case-investigation:focus"] = "migrant smuggling"
+    investigation["uco-core:description"] = "Crossing adverts"
+    members[f"{top}/data/case.jsonld"] = json.dumps(graph, indent=2).encode()
+    _rebag(members)
+    report = _verify(_write(tmp_path / "before.zip", members))
+    assert report.ok, report.render()
 
 
 # --- tampering ----------------------------------------------------------------------------------

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
+import unicodedata
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from rdflib import Graph, Literal, URIRef
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
@@ -17,6 +22,13 @@ from evidence.home import Runtime, init_home, open_runtime
 from evidence.models import Role
 from evidence.settings import Settings
 from tests.factories import make_sealed_capture
+
+FACTS = ("On 3 November 2026 the suspect offered boat crossings to Lesbos for EUR 3,000 a"
+         " person.\nالمشتبه به عرض رحلات بالقارب إلى ليسبوس مقابل ثلاثة آلاف يورو للشخص.")
+INVESTIGATION = URIRef("https://ontology.caseontology.org/case/investigation/Investigation")
+FOCUS = URIRef("https://ontology.caseontology.org/case/investigation/focus")
+DESCRIPTION = URIRef("https://ontology.unifiedcyberontology.org/uco/core/description")
+RDF_TYPE = URIRef("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
 
 
 @pytest.fixture
@@ -65,3 +77,85 @@ def test_a_warc_without_the_page_gives_no_wacz_and_says_why(
     report = bundle_verifier.verify_bundle(result.path)
     assert report.ok, report.render()
     assert "no WACZ could be built" in report.render()
+
+
+def _bundle_part(bundle: Path, name: str) -> bytes:
+    with zipfile.ZipFile(bundle) as zf:
+        return next(zf.read(n) for n in zf.namelist() if n.endswith(f"data/{name}"))
+
+
+def _export(runtime: Runtime, tmp_path: Path, reference: str, **details: Any) -> Path:
+    with runtime.session() as s:
+        petra = users.create_user(s, None, name="petra", role=Role.PROSECUTOR)
+        case = cases.create_case(s, petra, reference=reference, title="Crossing adverts",
+                                 **details)
+        target, _ = targets.flag_target(s, petra, case, url="https://t.me/crossings",
+                                        reason="advert")
+        make_sealed_capture(s, runtime, case, target, actor=petra)
+    return bundles.export_case(runtime, "petra", reference=reference,
+                               out=tmp_path / f"{reference}.zip").path
+
+
+def _investigation(bundle: Path) -> tuple[set[str], set[str]]:
+    """The focus and description values of the bundle's investigation node, read by rdflib."""
+    graph = Graph().parse(data=_bundle_part(bundle, "case.jsonld"), format="json-ld")
+    (node,) = graph.subjects(RDF_TYPE, INVESTIGATION)
+    focus, descriptions = graph.objects(node, FOCUS), graph.objects(node, DESCRIPTION)
+    return ({str(v) for v in focus if isinstance(v, Literal)},
+            {str(v) for v in descriptions if isinstance(v, Literal)})
+
+
+@pytest.mark.filterwarnings("ignore:ConjunctiveGraph is deprecated:DeprecationWarning")
+def test_the_bundle_says_what_the_case_is_about(runtime: Runtime, tmp_path: Path) -> None:
+    bundle = _export(runtime, tmp_path, "OP-LESBOS", offence="migrant smuggling",
+                     offence_provision="§ 96 Abs. 2 AufenthG", max_penalty_years="10",
+                     facts=FACTS, jurisdiction="DE")
+    case = json.loads(_bundle_part(bundle, "bundle.json"))["case"]
+    assert {k: case[k] for k in ("offence", "offence_provision", "max_penalty_years", "facts",
+                                 "jurisdiction")} == {
+        "offence": "migrant smuggling", "offence_provision": "§ 96 Abs. 2 AufenthG",
+        "max_penalty_years": 10.0, "facts": FACTS, "jurisdiction": "DE"}
+    # The CASE graph: offence and provision are the investigation's focus, the title and the
+    # facts its descriptions; the maximum penalty has no CASE property and is only above.
+    focus, descriptions = _investigation(bundle)
+    assert focus == {"migrant smuggling", "§ 96 Abs. 2 AufenthG"}
+    assert descriptions == {"Crossing adverts", FACTS}
+    pdf = tmp_path / "report.pdf"
+    pdf.write_bytes(_bundle_part(bundle, "report.pdf"))
+    cover = subprocess.run(["pdftotext", "-enc", "UTF-8", "-l", "1", str(pdf), "-"],
+                           capture_output=True, text=True, check=True).stdout
+    flat = "".join(unicodedata.normalize("NFKC", cover).split())
+    for expected in ("Offencemigrantsmuggling", "Statutoryprovision§96Abs.2AufenthG",
+                     "Maximumpenalty10years", "JurisdictionDE", "boatcrossingstoLesbos",
+                     "ليسبوس"):
+        assert expected in flat, expected
+    report = bundle_verifier.verify_bundle(bundle)
+    assert report.ok, report.render()
+
+
+@pytest.mark.filterwarnings("ignore:ConjunctiveGraph is deprecated:DeprecationWarning")
+def test_a_case_without_offence_details_exports_nulls(runtime: Runtime, tmp_path: Path) -> None:
+    bundle = _export(runtime, tmp_path, "OP-BARE")
+    case = json.loads(_bundle_part(bundle, "bundle.json"))["case"]
+    assert [case[k] for k in ("offence", "offence_provision", "max_penalty_years", "facts",
+                              "jurisdiction")] == [None] * 5
+    assert _investigation(bundle) == (set(), {"Crossing adverts"})
+    report = bundle_verifier.verify_bundle(bundle)
+    assert report.ok, report.render()
+
+
+@pytest.mark.slow
+def test_case_validate_accepts_the_graph_with_offence_details(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    bundle = _export(runtime, tmp_path, "OP-VALID", offence="migrant smuggling",
+                     offence_provision="§ 96 Abs. 2 AufenthG", max_penalty_years=10,
+                     facts=FACTS, jurisdiction="DE")
+    graph = tmp_path / "case.jsonld"
+    graph.write_bytes(_bundle_part(bundle, "case.jsonld"))
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "case_validate"), "--built-version", "case-1.5.0",
+         str(graph)], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Conforms: True" in done.stdout
+    assert "NonExistentCDOConcept" not in done.stderr, done.stderr

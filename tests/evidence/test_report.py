@@ -29,8 +29,10 @@ from evidence.report import (
     ReportExhibit,
     ReportFile,
     _preview,
+    _years,
     write_report,
 )
+from tests.support.pdfwords import placed_words
 
 POPPLER = ("pdftotext", "pdfinfo", "pdffonts")
 # `./dev test` installs poppler-utils where it is missing; a run without it fails, not skips.
@@ -52,6 +54,16 @@ GREEK = "Μεταφορά"
 TIGRINYA = "ትግርኛ"  # Ethiopic: no font on a stock Debian machine has it
 HOSTILE_TITLE = f'<b>&amp; "x" </font><para> & {ARABIC} \u202eevil'
 LONG_URL = "https://example.org/ads?" + "&".join(f"k{i}=v{i:04d}" for i in range(300))
+PROVISION = "§ 96 Abs. 1 Nr. 1a, Abs. 2 Nr. 1 AufenthG"
+# A right-to-left paragraph long enough to be broken over several printed lines: it must read
+# from its first words at the top, not from its last.
+ARABIC_FACTS = ("الفقرة الأولى: عرض المشتبه به عبر قناة على تلغرام رحلات بالقارب من إزمير إلى"
+                " جزر بحر إيجة مقابل ثلاثة آلاف يورو للشخص الواحد، ونشر مواعيد الانطلاق"
+                " وأرقام الهواتف للتواصل، ثم طلب الدفع مسبقاً عبر وسيط مالي. الفقرة الأخيرة")
+FACTS = ("Between 3 and 21 November 2026 the suspect offered crossings from Izmir to the"
+         " Greek islands for EUR 3,000 a person on a public Telegram channel.\n"
+         "\n"
+         "The adverts quoted below were posted in Arabic:\n" + ARABIC_FACTS)
 
 
 def sha(seed: str) -> str:
@@ -155,7 +167,8 @@ def sample(tmp_path: Path) -> ReportData:
         created_at=datetime(2026, 11, 22, 20, 43, 24, 123456, tzinfo=UTC),
         tool="evidence-locker 0.1.0", case_reference="OP-HARBOUR",
         case_title="Smuggling adverts, Aegean route", offence="§ 96 AufenthG (Einschleusen)",
-        jurisdiction="DE", exported_by="alice", exported_by_unit="LKA 12 Online",
+        offence_provision=PROVISION, max_penalty_years=10.0, facts=FACTS, jurisdiction="DE",
+        exported_by="alice", exported_by_unit="LKA 12 Online",
         key_id=KEY_ID, checkpoint_origin="evidence-locker/lka12 custody log",
         checkpoint_tree_size=4711, checkpoint_root=ROOT_HASH,
         checkpoint_timestamp=datetime(2026, 11, 22, 20, 43, 25, tzinfo=UTC),
@@ -218,6 +231,53 @@ def test_cover_shows_case_key_checkpoint_and_every_exhibit(made: tuple[ReportDat
     for exhibit in data.exhibits:
         assert squeezed(printed(exhibit.url)[:300]) in index, exhibit.number
         assert exhibit.manifest_sha256 in index, exhibit.number
+
+
+def test_cover_states_what_the_case_is_about(made: tuple[ReportData, Path]) -> None:
+    _, pdf = made
+    cover = pages(pdf)[0]
+    flat = squeezed(cover)
+    assert "Offence§96AufenthG(Einschleusen)" in flat
+    assert squeezed("Statutory provision " + PROVISION) in flat
+    assert "Maximumpenalty10years" in flat
+    assert "JurisdictionDE" in flat
+    # The summary of the facts, its line breaks kept: each stored line its own paragraph.
+    summary = cover.split("Summary of the facts", 1)[1].split("Custody log checkpoint", 1)[0]
+    assert squeezed(FACTS.split("\n")[0]) in squeezed(summary)
+    assert "posted in Arabic:\n" in summary
+    letters = unicodedata.normalize("NFKC", summary)
+    assert all(word in letters for word in ("تلغرام", "يورو", "وسيط"))
+
+
+def test_a_long_right_to_left_summary_reads_from_its_first_words(
+        made: tuple[ReportData, Path]) -> None:
+    """Broken into printed lines before it is reordered: the first words are on the top line,
+    at its right end, and the last words on the bottom line."""
+    _, pdf = made
+    words = [word for word in placed_words(pdf, page=1)
+             if any("\u0600" <= c <= "\u06ff" for c in word.text)]
+    lines = sorted({round(word.top) for word in words})
+    assert len(lines) >= 2, "the Arabic paragraph was not broken over several lines"
+    first = [word for word in words if round(word.top) == lines[0]]
+    assert max(first, key=lambda word: word.left).text == "الفقرة"
+    top_of = {word.text: round(word.top) for word in words}
+    assert top_of["عرض"] == lines[0] and top_of["مالي."] == lines[-1]
+
+
+def test_a_case_without_offence_details_says_not_recorded(tmp_path: Path) -> None:
+    data = replace(sample(tmp_path), offence=None, offence_provision=None,
+                   max_penalty_years=None, facts="  \n ", jurisdiction=None)
+    pdf = tmp_path / "bare.pdf"
+    write_report(data, pdf)
+    flat = squeezed(pages(pdf)[0])
+    for label in ("Offence", "Statutoryprovision", "Maximumpenalty", "Jurisdiction",
+                  "Summaryofthefacts"):
+        assert f"{label}notrecorded" in flat, label
+
+
+def test_maximum_penalty_in_words() -> None:
+    assert [_years(y) for y in (10.0, 1.0, 0.5, 2.5, 100.0, None)] == [
+        "10 years", "1 year", "0.5 years", "2.5 years", "100 years", "not recorded"]
 
 
 def test_each_exhibit_has_its_own_pages_with_the_capture_facts(
@@ -345,9 +405,10 @@ def test_enormous_values_are_cut_with_a_note_and_bad_screenshots_tolerated(
     )
     pdf = tmp_path / "big.pdf"
     write_report(replace(data, exhibits=exhibits, tsa_fingerprints=(),
-                         offence=None, jurisdiction=None), pdf)
+                         offence=None, jurisdiction=None, facts="a long summary " * 2000), pdf)
     text = " ".join(run("pdftotext", "-enc", "UTF-8", pdf, "-").split())
     assert "more characters not shown here; the whole value is in" in text
+    assert "22000 more characters not shown here; the whole summary is in bundle.json" in text
     assert "the screenshot could not be read" in text
     assert "this bundle carries no authority certificate" in text
     assert "none recorded" in text

@@ -34,6 +34,7 @@ from legal_forms.instruments import (
 from legal_forms.instruments.base import UnknownKind, add_days, add_hours
 from legal_forms.instruments.render import render_json, render_pdf
 from legal_forms.platforms import Registry, load_registry
+from tests.support.pdfwords import arabic_lines
 
 SAMPLES = Path("/tmp/legal-forms-sample")
 ARABIC_HANDLE = "مهرب_الحدود"
@@ -193,6 +194,29 @@ def test_render_json_has_the_same_fields(registry: Registry) -> None:
     assert data["annex"][0]["captured_at"] == "2026-03-02T13:05:09+00:00"
     assert data["unverified"]
     json.dumps(data, ensure_ascii=False)
+
+
+LONG_ARABIC_FACTS = (
+    "البداية: منذ فبراير يعرض الحساب رحلات عبور إلى ألمانيا مقابل ثلاثة آلاف يورو للشخص مع أرقام "
+    "هواتف ونقاط لقاء في المدينة ويطلب الدفع مسبقاً عبر وسيط مالي ويعد بوثائق سفر مزورة لمن يدفع "
+    "أكثر ويغير اسم الحساب كل أسبوع النهاية")
+
+
+def test_long_right_to_left_facts_read_from_their_first_words(
+    registry: Registry, tmp_path: Path,
+) -> None:
+    """Broken into printed lines before they are reordered: the first words are at the right
+    end of the top line, the last words on the bottom line."""
+    r = make_request(registry, "coe-art29-preservation")
+    r = dataclasses.replace(r, case=dataclasses.replace(r.case, facts=LONG_ARABIC_FACTS))
+    out = tmp_path / "facts.pdf"
+    render_pdf(r, out)
+    lines = next(found for found in (arabic_lines(out, page=n) for n in (1, 2, 3))
+                 if any(w.text == "البداية:" for line in found for w in line))
+    top = next(i for i, line in enumerate(lines) if any(w.text == "البداية:" for w in line))
+    bottom = next(i for i, line in enumerate(lines) if any(w.text == "النهاية" for w in line))
+    assert lines[top][0].text == "البداية:", [w.text for w in lines[top]]
+    assert bottom > top and lines[bottom][-1].text == "النهاية"
 
 
 def test_render_pdf_refuses_an_invalid_request(registry: Registry, tmp_path: Path) -> None:
