@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api import errors
+from api import errors, ui
 from api.routes import (
     accounts,
     auth,
@@ -111,6 +111,7 @@ def create_app(runtime: Runtime, *, secure_cookies: bool | None = None) -> FastA
     for area in (auth, cases, accounts, targets, captures, notes, exports, decisions,
                  deconfliction, search, requests, docs):
         app.include_router(area.router)
+    ui.install(app)  # the web pages under `/`, after the API's error handlers it wraps
 
     @app.get("/api/health", tags=["system"])
     def health() -> dict[str, Any]:

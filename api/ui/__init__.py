@@ -1,0 +1,21 @@
+"""The web UI: server-rendered pages under `/` over the same services as the API under `/api`."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from api.ui.rendering import STATIC, install_error_pages
+from api.ui.routes import router
+from api.ui.security import SecurityHeaders
+
+
+def install(app: FastAPI) -> None:
+    """Add the pages, their style sheet, their error pages and their response headers.
+
+    Call after the API's error handlers are installed: the pages' handlers wrap them.
+    """
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    install_error_pages(app)
+    app.add_middleware(SecurityHeaders)

@@ -1,0 +1,232 @@
+"""Jinja templates for the web pages, and the pages shown when a request to one fails.
+
+The API's error handlers answer JSON; for paths outside `/api` they are wrapped so a browser
+gets a page instead: sign-in for a missing or ended session, a plain "not found" that names
+nothing (a case or capture of someone else's case must not leak even its reference), and the
+service's message for the rest. The handlers run after the request's session rolled back.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from sqlalchemy.exc import DataError, IntegrityError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.deps import SESSION_COOKIE
+from api.ui.security import (
+    LOGIN_CSRF_COOKIE,
+    FormRefused,
+    is_ui_path,
+    new_login_token,
+    page_headers,
+    session_csrf_token,
+)
+from evidence.errors import EvidenceError
+from evidence.models import User
+from evidence.sessions import LoginFailed, NotAuthenticated
+
+log = logging.getLogger("evidence.ui")
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+STATIC = Path(__file__).resolve().parent.parent / "static"
+WRONG_LOGIN = "Wrong user name or password."
+
+
+def viewer_of(user: User | None) -> dict[str, str | None] | None:
+    """What the page header shows of the signed-in user, as plain values."""
+    if user is None:
+        return None
+    return {"name": user.name, "display_name": user.display_name, "role": user.role,
+            "unit": user.unit}
+
+
+class PageError(EvidenceError):
+    """A form the service refused: shown again, with what was typed and why, at the status.
+
+    Raised (not returned) so the request's transaction rolls back; the context therefore holds
+    plain values, not rows of the closed session.
+    """
+
+    def __init__(self, message: str, status_code: int, *, template: str,
+                 context: Mapping[str, Any], viewer: User | None) -> None:
+        super().__init__(message, status_code)
+        self.template = template
+        self.context = dict(context)
+        self.viewer = viewer_of(viewer)
+
+
+def _when(moment: datetime | None) -> str:
+    return "" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _entry_time(at: str) -> str:
+    """A custody entry's `at` (RFC 3339, UTC, microseconds) to the second, for a table."""
+    return f"{at[:10]} {at[11:19]}" if len(at) >= 19 else at
+
+
+def _size(count: int | None) -> str:
+    if count is None:
+        return ""
+    value = float(count)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{count:,} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{count:,} bytes"
+
+
+def _compact(value: Any) -> str:
+    """A value of a custody entry's details, as short text (JSON for lists and objects)."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(", ", ": "))
+
+
+def _ref(reference: str) -> str:
+    """A case reference as one path segment ('/' kept as %2F; the app routes it back)."""
+    return quote(reference, safe="")
+
+
+def make_environment() -> Environment:
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True,
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(when=_when, size=_size, ref=_ref, compact=_compact,
+                       entry_time=_entry_time)
+    return env
+
+
+_ENV = make_environment()
+
+
+def render(request: Request, template: str, context: Mapping[str, Any] | None = None, *,
+           viewer: User | dict[str, str | None] | None,
+           status_code: int = 200) -> HTMLResponse:
+    cookie = request.cookies.get(SESSION_COOKIE)
+    values = {
+        "viewer": viewer_of(viewer) if isinstance(viewer, User) else viewer,
+        "csrf_token": session_csrf_token(cookie) if viewer is not None and cookie else "",
+        **(context or {}),
+    }
+    html = _ENV.get_template(template).render(values)
+    # Set here as well as by `SecurityHeaders`: a 500 page is sent from outside that middleware.
+    return HTMLResponse(html, status_code=status_code, headers=page_headers())
+
+
+def safe_next(target: str | None) -> str:
+    """Where to go after signing in: a path of these pages, never another site."""
+    if (not target or not target.startswith("/") or target.startswith("//") or "\\" in target
+            or not is_ui_path(target) or target.startswith("/login")):
+        return "/"
+    return target
+
+
+def login_page(request: Request, *, error: str | None = None, status_code: int = 200,
+               name: str = "", next_path: str | None = None) -> HTMLResponse:
+    """The sign-in form, with the token its post must return (kept in a cookie till then)."""
+    token = request.cookies.get(LOGIN_CSRF_COOKIE) or new_login_token()
+    response = render(request, "login.html",
+                      {"error": error, "name": name, "next": safe_next(next_path),
+                       "login_token": token},
+                      viewer=None, status_code=status_code)
+    response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict",
+                        secure=request.app.state.secure_cookies, path="/login")
+    return response
+
+
+def _error_page(request: Request, status_code: int, title: str, message: str) -> HTMLResponse:
+    return render(request, "error.html", {"status": status_code, "title": title,
+                                          "message": message},
+                  viewer=None, status_code=status_code)
+
+
+def not_found(request: Request) -> HTMLResponse:
+    return _error_page(request, 404, "Not found",
+                       "There is nothing at this address, or it belongs to a case you are not "
+                       "a member of.")
+
+
+def page_for_error(request: Request, exc: Exception) -> Response:
+    """The page a browser gets for `exc`, raised while answering a page's request."""
+    if isinstance(exc, PageError):
+        return render(request, exc.template, {**exc.context, "error": exc.message},
+                      viewer=exc.viewer, status_code=exc.status_code)
+    if isinstance(exc, LoginFailed):
+        return login_page(request, error=WRONG_LOGIN, status_code=401,
+                          name=str(getattr(request.state, "login_name", "")),
+                          next_path=getattr(request.state, "login_next", None))
+    if isinstance(exc, NotAuthenticated):
+        path = request.url.path
+        query = f"?{request.url.query}" if request.url.query else ""
+        raw = request.scope.get("raw_path")
+        if isinstance(raw, bytes):
+            path = raw.decode("latin-1")
+        target = "/login"
+        if request.method == "GET" and path != "/":
+            target += "?" + urlencode({"next": path + query})
+        return RedirectResponse(target, status_code=303)
+    if isinstance(exc, FormRefused):
+        return _error_page(request, 403, "Form refused", exc.message)
+    # By status, not class: an `AccessDenied` of a member lacking write access is a 403.
+    if isinstance(exc, EvidenceError) and exc.status_code == 404:
+        return not_found(request)
+    if isinstance(exc, EvidenceError):
+        if exc.status_code >= 500:
+            log.error("%s: %s", type(exc).__name__, exc.message)
+        titles = {403: "Not allowed", 409: "Not possible now", 422: "Not valid"}
+        return _error_page(request, exc.status_code, titles.get(exc.status_code, "Refused"),
+                           exc.message)
+    if isinstance(exc, RequestValidationError):
+        if any(str(e.get("loc", ("",))[0]) == "path" for e in exc.errors()):
+            return not_found(request)
+        return _error_page(request, 422, "Not valid",
+                           "A value in the address or the form is missing or not valid.")
+    if isinstance(exc, StarletteHTTPException):
+        if exc.status_code == 404:
+            return not_found(request)
+        if exc.status_code == 405:
+            return _error_page(request, 405, "Not allowed",
+                               f"{request.method} is not allowed at this address.")
+        return _error_page(request, exc.status_code, "Refused", str(exc.detail))
+    if isinstance(exc, IntegrityError):
+        return _error_page(request, 409, "Not possible now",
+                           "The change clashes with one made at the same time; reload the "
+                           "page and try again.")
+    if isinstance(exc, DataError):
+        return _error_page(request, 422, "Not valid", "A value is out of range or not valid.")
+    log.exception("unexpected error on a page", exc_info=exc)
+    return _error_page(request, 500, "Something went wrong",
+                       "An unexpected error; it has been logged.")
+
+
+Handler = Callable[[Request, Any], Response | Awaitable[Response]]
+
+
+def _for_pages(handler: Handler) -> Handler:
+    async def handle(request: Request, exc: Exception) -> Response:
+        if is_ui_path(request.url.path):
+            return page_for_error(request, exc)
+        answer = handler(request, exc)
+        return await answer if inspect.isawaitable(answer) else answer
+
+    return handle
+
+
+def install_error_pages(app: FastAPI) -> None:
+    """Wrap the app's (JSON) error handlers so requests for pages get pages."""
+    for kind in (EvidenceError, RequestValidationError, StarletteHTTPException, IntegrityError,
+                 DataError, Exception):
+        handler = app.exception_handlers.get(kind)
+        if handler is not None:
+            app.exception_handlers[kind] = _for_pages(handler)

@@ -1,0 +1,202 @@
+"""The web pages: sign-in, the caller's cases, a case, flagging a URL, a capture.
+
+Thin like the API routes: each parses the request, calls the service function the API calls
+for the same thing (which checks access and writes the custody entry for a read of evidence),
+and renders a template. A page of a case the caller may not see answers the same "not found"
+as one that does not exist.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+
+from api.deps import SESSION_COOKIE, DbSession, case_reference, quote_ref
+from api.schemas import LoginCreate, TargetCreate
+from api.ui.rendering import PageError, login_page, render, safe_next
+from api.ui.security import LOGIN_CSRF_COOKIE, check_token, session_csrf_token
+from evidence import capture_reads, captures, case_reads, cases, custody, sessions, targets
+from evidence.errors import AccessDenied, EvidenceError
+from evidence.models import Access, CaseStatus, User
+from evidence.pagination import MAX_CURSOR_LENGTH
+
+router = APIRouter(include_in_schema=False)
+
+CASES_PER_PAGE = 50
+TARGETS_PER_PAGE = 50
+TIMELINE_PER_PAGE = 25
+
+CsrfField = Annotated[str | None, Form(max_length=200)]
+Cursor = Annotated[str | None, Query(max_length=MAX_CURSOR_LENGTH)]
+
+
+def page_viewer(request: Request, session: DbSession) -> User:
+    """The signed-in user, from the login cookie only; without one the page sends to sign-in."""
+    return sessions.authenticate(session, bearer=None,
+                                 cookie=request.cookies.get(SESSION_COOKIE))
+
+
+Viewer = Annotated[User, Depends(page_viewer)]
+
+
+def _check_session_form(request: Request, sent: str | None) -> None:
+    cookie = request.cookies.get(SESSION_COOKIE)
+    check_token(session_csrf_token(cookie) if cookie else None, sent)
+
+
+def _see_other(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+# --- signing in and out ----------------------------------------------------------------------
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, session: DbSession,
+               next: Annotated[str | None, Query(max_length=2000)] = None) -> Response:
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie and sessions.user_for_session(session, cookie) is not None:
+        return _see_other(safe_next(next))
+    return login_page(request, next_path=next)
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(
+    request: Request,
+    session: DbSession,
+    csrf_token: CsrfField = None,
+    name: Annotated[str, Form(max_length=200)] = "",
+    password: Annotated[str, Form(max_length=2000)] = "",
+    next: Annotated[str | None, Form(max_length=2000)] = None,
+) -> Response:
+    check_token(request.cookies.get(LOGIN_CSRF_COOKIE), csrf_token)
+    # For the page shown again if the service refuses the password.
+    request.state.login_name, request.state.login_next = name, next
+    try:
+        body = LoginCreate(name=name, password=password)
+    except ValidationError:
+        return login_page(request, error="Enter your user name and your password.",
+                          status_code=422, name=name, next_path=next)
+    _user, token, _row = sessions.login(session, name=body.name, password=body.password)
+    response = _see_other(safe_next(next))
+    response.set_cookie(
+        SESSION_COOKIE, token, max_age=int(sessions.SESSION_LIFETIME.total_seconds()),
+        httponly=True, samesite="strict", secure=request.app.state.secure_cookies, path="/",
+    )
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login", httponly=True, samesite="strict",
+                           secure=request.app.state.secure_cookies)
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, session: DbSession, viewer: Viewer,
+           csrf_token: CsrfField = None) -> Response:
+    _check_session_form(request, csrf_token)
+    sessions.logout(session, viewer, request.cookies.get(SESSION_COOKIE))
+    response = _see_other("/login")
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict",
+                           secure=request.app.state.secure_cookies)
+    return response
+
+
+# --- cases -----------------------------------------------------------------------------------
+
+@router.get("/", response_class=HTMLResponse)
+def case_list(request: Request, session: DbSession, viewer: Viewer,
+              cursor: Cursor = None) -> Response:
+    page = cases.page_cases(session, viewer, limit=CASES_PER_PAGE, cursor=cursor)
+    counts = case_reads.counts_of(session, [c.id for c in page.items])
+    return render(request, "cases.html",
+                  {"cases": page.items, "counts": counts, "next_cursor": page.next_cursor},
+                  viewer=viewer)
+
+
+@router.get("/cases/{ref}", response_class=HTMLResponse)
+def case_page(
+    request: Request, ref: str, session: DbSession, viewer: Viewer,
+    targets_cursor: Cursor = None,
+    before: Annotated[int | None, Query(ge=1)] = None,
+) -> Response:
+    case = cases.show_case(session, viewer, case_reference(ref, viewer))
+    target_page = targets.page_targets(session, case, limit=TARGETS_PER_PAGE,
+                                       cursor=targets_cursor)
+    latest = case_reads.latest_of(session, case, [t.id for t in target_page.items])
+    timeline = case_reads.timeline_newest_first(session, case, before=before,
+                                           limit=TIMELINE_PER_PAGE)
+    access = cases.access_of(session, viewer, case)
+    return render(request, "case.html", {
+        "case": case,
+        "may_flag": access in (Access.WRITE, Access.MANAGE) and case.status == CaseStatus.OPEN,
+        "targets": target_page.items, "targets_next": target_page.next_cursor,
+        "latest": latest,
+        "entries": [custody.describe(e) for e in timeline.entries],
+        "older_than": timeline.older_than, "newest_page": before is None,
+    }, viewer=viewer)
+
+
+@router.get("/cases/{ref}/flag", response_class=HTMLResponse)
+def flag_form(request: Request, ref: str, session: DbSession, viewer: Viewer,
+              target: Annotated[uuid.UUID | None, Query()] = None) -> Response:
+    case = cases.case_for(session, viewer, case_reference(ref, viewer), need=Access.WRITE)
+    context: dict[str, Any] = {"case": case, "url": "", "reason": "", "error": None,
+                               "flagged": None, "jobs": []}
+    if target is not None:
+        flagged = targets.get_target(session, case, target)
+        context.update(flagged=flagged, jobs=targets.jobs_of(session, flagged))
+    return render(request, "flag.html", context, viewer=viewer)
+
+
+@router.post("/cases/{ref}/flag", response_class=HTMLResponse)
+def flag(
+    request: Request, ref: str, session: DbSession, viewer: Viewer,
+    csrf_token: CsrfField = None,
+    url: Annotated[str, Form(max_length=5000)] = "",
+    reason: Annotated[str, Form(max_length=6000)] = "",
+) -> Response:
+    _check_session_form(request, csrf_token)
+    case = cases.case_for(session, viewer, case_reference(ref, viewer), need=Access.WRITE)
+    again: dict[str, Any] = {"case": {"reference": case.reference}, "url": url,
+                             "reason": reason, "flagged": None, "jobs": []}
+    try:
+        body = TargetCreate(url=url.strip(), reason=reason)
+        target, _job = targets.flag(session, viewer, case, reason=body.reason, url=body.url)
+    except ValidationError as exc:
+        named = {str(e["loc"][0]) for e in exc.errors() if e.get("loc")}
+        wanted = [label for field, label in (("url", "a URL"), ("reason", "a reason"))
+                  if field in named] or ["a URL", "a reason"]
+        raise PageError(f"Give {' and '.join(wanted)} (at most 4,096 and 5,000 characters).",
+                        422, template="flag.html", context=again, viewer=viewer) from exc
+    except AccessDenied:
+        raise
+    except EvidenceError as exc:
+        # Raised on, so the request's transaction rolls back before the form is shown again.
+        raise PageError(exc.message, exc.status_code, template="flag.html", context=again,
+                        viewer=viewer) from exc
+    return _see_other(f"/cases/{quote_ref(case.reference)}/flag?target={target.id}")
+
+
+# --- captures --------------------------------------------------------------------------------
+
+@router.get("/captures/{capture_id}", response_class=HTMLResponse)
+def capture_page(request: Request, capture_id: uuid.UUID, session: DbSession,
+                 viewer: Viewer) -> Response:
+    found = captures.get_capture(session, capture_id)
+    case = case_reads.case_by_id(session, found.case_id)
+    try:
+        if case is None:
+            raise AccessDenied(f"no capture {capture_id}")
+        case = cases.case_for(session, viewer, case.reference)
+    except AccessDenied:
+        # Not the case's reference: a stranger learns nothing of where the capture belongs.
+        raise AccessDenied(f"no capture {capture_id}") from None
+    capture, artifacts = capture_reads.view_capture(session, viewer, case, capture_id)
+    base = f"/api/cases/{quote_ref(case.reference)}/captures/{capture.id}/artifacts"
+    screenshot = next((a for a in artifacts
+                       if a.kind == "screenshot" and a.media_type == "image/png"), None)
+    return render(request, "capture.html", {
+        "case": case, "capture": capture, "artifacts": artifacts, "download_base": base,
+        "screenshot": screenshot, "steps": capture.steps or [],
+    }, viewer=viewer)

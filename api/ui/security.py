@@ -1,0 +1,90 @@
+"""What keeps the web pages safe to open: response headers, and CSRF tokens for their forms.
+
+Captured pages' titles and text are hostile input shown in these pages, so every page forbids
+scripts altogether (the UI has none), frames, plugins and foreign form targets; Jinja escapes
+everything it prints. Form posts carry a token derived from the login session's cookie: a
+page of another site can neither read the cookie (HTTP-only) nor compute the token, and the
+token needs no state on the server, so any host behind a proxy checks it alike.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from evidence.errors import EvidenceError
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+LOGIN_CSRF_COOKIE = "evidence_login_csrf"
+_CSRF_CONTEXT = b"evidence-locker web form v1"
+
+
+def page_headers(*, cache: bool = False) -> dict[str, str]:
+    headers = {
+        "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "no-referrer",
+        "Cross-Origin-Opener-Policy": "same-origin",
+    }
+    if not cache:
+        # Pages show evidence: nothing of them stays in a shared machine's cache.
+        headers["Cache-Control"] = "no-store"
+    return headers
+
+
+class FormRefused(EvidenceError):
+    """A form was posted without the token of the page that showed it (or from another site)."""
+
+    status_code = 403
+
+
+def is_ui_path(path: str) -> bool:
+    return not (path == "/api" or path.startswith("/api/"))
+
+
+def session_csrf_token(session_cookie: str) -> str:
+    """The form token of one login session: a one-way function of its secret cookie."""
+    digest = hmac.new(session_cookie.encode(), _CSRF_CONTEXT, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def new_login_token() -> str:
+    """A random token for the login form, kept in a cookie until the user signs in."""
+    return secrets.token_urlsafe(32)
+
+
+def check_token(expected: str | None, sent: str | None) -> None:
+    if not expected or not sent or not hmac.compare_digest(expected.encode(), sent.encode()):
+        raise FormRefused("the form was not sent from a page of this site, or it has expired; "
+                          "go back, reload the page and send it again")
+
+
+class SecurityHeaders:
+    """Add the page headers to every response outside `/api` (the API sets its own)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not is_ui_path(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        static = scope["path"].startswith("/static/")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in page_headers(cache=static).items():
+                    headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -1,0 +1,100 @@
+"""Read-only summaries of cases for display (the web pages): counts, latest states, timeline.
+
+Each takes a case (or cases) the caller has already been let into by a service (`cases.case_for`,
+`cases.page_cases`, `cases.show_case`), so none of them decides who may see what; they only
+summarise rows of those cases for a table, and write nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from evidence.models import Capture, CaptureJob, Case, CustodyEntry, Target
+
+
+@dataclass(frozen=True)
+class CaseCounts:
+    targets: int
+    captures: int
+
+
+@dataclass(frozen=True)
+class Latest:
+    """The newest capture and capture job of one target, either of which may be missing."""
+
+    capture: Capture | None
+    job: CaptureJob | None
+
+
+def counts_of(session: Session, case_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, CaseCounts]:
+    """How many targets and captures each case has (two grouped queries, whatever the count)."""
+    if not case_ids:
+        return {}
+    targets = {case_id: count for case_id, count in session.execute(
+        select(Target.case_id, func.count()).where(Target.case_id.in_(case_ids))
+        .group_by(Target.case_id))}
+    captures = {case_id: count for case_id, count in session.execute(
+        select(Capture.case_id, func.count()).where(Capture.case_id.in_(case_ids))
+        .group_by(Capture.case_id))}
+    return {cid: CaseCounts(targets.get(cid, 0), captures.get(cid, 0)) for cid in case_ids}
+
+
+def latest_of(session: Session, case: Case, target_ids: Sequence[uuid.UUID]) -> (
+    dict[uuid.UUID, Latest]
+):
+    """The newest capture and job of each of the case's targets named."""
+    if not target_ids:
+        return {}
+    newest_capture = (
+        select(Capture.target_id, func.max(Capture.started_at).label("at"))
+        .where(Capture.case_id == case.id, Capture.target_id.in_(target_ids))
+        .group_by(Capture.target_id).subquery()
+    )
+    captures: dict[uuid.UUID, Capture] = {}
+    for row in session.scalars(
+        select(Capture).join(newest_capture, (Capture.target_id == newest_capture.c.target_id)
+                             & (Capture.started_at == newest_capture.c.at))
+        .where(Capture.case_id == case.id).order_by(Capture.id)
+    ):
+        captures[row.target_id] = row
+    newest_job = (
+        select(CaptureJob.target_id, func.max(CaptureJob.created_at).label("at"))
+        .where(CaptureJob.case_id == case.id, CaptureJob.target_id.in_(target_ids))
+        .group_by(CaptureJob.target_id).subquery()
+    )
+    jobs: dict[uuid.UUID, CaptureJob] = {}
+    for job in session.scalars(
+        select(CaptureJob).join(newest_job, (CaptureJob.target_id == newest_job.c.target_id)
+                                & (CaptureJob.created_at == newest_job.c.at))
+        .where(CaptureJob.case_id == case.id).order_by(CaptureJob.id)
+    ):
+        jobs[job.target_id] = job
+    return {tid: Latest(captures.get(tid), jobs.get(tid)) for tid in target_ids}
+
+
+@dataclass(frozen=True)
+class TimelinePage:
+    entries: list[CustodyEntry]
+    older_than: int | None  # the `seq` to ask for the next (older) page with, if there is one
+
+
+def timeline_newest_first(session: Session, case: Case, *, before: int | None,
+                          limit: int) -> TimelinePage:
+    """A page of the case's custody entries, newest first, older than global `seq` `before`."""
+    query = select(CustodyEntry).where(CustodyEntry.case_id == case.id)
+    if before is not None:
+        query = query.where(CustodyEntry.seq < before)
+    rows = list(session.scalars(query.order_by(CustodyEntry.seq.desc()).limit(limit + 1)))
+    entries = rows[:limit]
+    return TimelinePage(entries, entries[-1].seq if len(rows) > limit else None)
+
+
+def case_by_id(session: Session, case_id: uuid.UUID) -> Case | None:
+    """The case row, for its reference only: access is then checked by `cases.case_for`."""
+    return session.get(Case, case_id)
+

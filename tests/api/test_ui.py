@@ -1,0 +1,511 @@
+"""The web pages: sign-in, access as in the API, CSRF, escaping of hostile captured text, the
+custody entries a page's reads write, and one walk through them in Chromium."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+from playwright.sync_api import Route
+from sqlalchemy import func, select
+
+from api.app import create_app
+from api.ui.security import LOGIN_CSRF_COOKIE
+from capture.browser import BrowserSession
+from evidence import cases, custody, targets, users
+from evidence.home import Runtime, init_home, open_runtime
+from evidence.models import Access, Capture, CustodyEntry, Role, Target
+from evidence.settings import Settings
+from tests.api.conftest import Api
+from tests.api.test_serve import _free_port
+from tests.api.world import REFERENCE, build_world
+from tests.factories import make_sealed_capture
+from tests.support.pages_server import PagesServer, make_png
+
+PASSWORD = "correct horse battery staple"
+HOSTILE = "<script>alert(1)</script>"
+ARABIC = "رحلات عبور سريعة إلى إيطاليا"
+QUOTED = "OP%2F2026%2F7"  # REFERENCE as one path segment
+SHOTS = Path("/tmp/ui")
+
+
+def _token(page: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]*)"', page)
+    assert found, page[:2000]
+    return found.group(1)
+
+
+def _sign_in(client: TestClient, name: str, password: str = PASSWORD) -> str:
+    """Sign `client` in through the login form; returns the session's form token."""
+    form = client.get("/login")
+    assert form.status_code == 200
+    answer = client.post("/login", data={"csrf_token": _token(form.text), "name": name,
+                                         "password": password}, follow_redirects=False)
+    assert answer.status_code == 303, answer.text
+    cases_page = client.get("/")
+    assert cases_page.status_code == 200
+    return _token(cases_page.text)
+
+
+def _browser_client(api: Api) -> TestClient:
+    """Another browser over the same app, with cookies of its own."""
+    return TestClient(api.client.app)
+
+
+def _give_password(api: Api, name: str) -> None:
+    with api.runtime.session() as session:
+        users.get_user(session, name).password_hash = users.hash_password(PASSWORD)
+
+
+def _count(api: Api, action: str) -> int:
+    with api.runtime.session() as session:
+        entries = session.scalars(select(CustodyEntry)).all()
+        return sum(1 for e in entries if custody.describe(e)["action"] == action)
+
+
+def _assert_page_headers(answer: Any) -> None:
+    policy = answer.headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert "script-src 'none'" in policy and "unsafe-inline" not in policy
+    assert answer.headers["x-content-type-options"] == "nosniff"
+
+
+@pytest.fixture
+def sealed(tmp_path: Path, database_url: str) -> Iterator[Api]:
+    """An app over a home made by `init`, so captures can be sealed as the worker seals them."""
+    settings = Settings(home=tmp_path / "home", database_url=database_url)
+    init_home(settings)
+    runtime = open_runtime(settings)
+    client = TestClient(create_app(runtime))
+    try:
+        yield Api(client, runtime)
+    finally:
+        client.close()
+        runtime.close()
+
+
+# --- signing in ------------------------------------------------------------------------------
+
+def test_signed_out_pages_send_to_sign_in(api: Api) -> None:
+    capture = uuid.uuid4()
+    for path, back in (("/", None), (f"/cases/{QUOTED}", f"/cases/{QUOTED}"),
+                       (f"/cases/{QUOTED}/flag", f"/cases/{QUOTED}/flag"),
+                       (f"/captures/{capture}", f"/captures/{capture}")):
+        answer = api.client.get(path, follow_redirects=False)
+        assert answer.status_code == 303, (path, answer.text)
+        location = answer.headers["location"]
+        assert location.startswith("/login"), location
+        if back:
+            assert parse_qs(urlsplit(location).query)["next"] == [back], location
+        _assert_page_headers(answer)
+    # An ended or made-up session is no better than none.
+    api.client.cookies.set("evidence_session", "evs_made-up")
+    assert api.client.get("/", follow_redirects=False).headers["location"] == "/login"
+    # Posts without a session go to sign-in too, and change nothing.
+    assert api.client.post(f"/cases/{QUOTED}/flag", data={"url": "https://example.org/"},
+                           follow_redirects=False).headers["location"] == "/login"
+
+
+def test_login_says_only_that_the_name_or_password_is_wrong(api: Api) -> None:
+    api.user("nadia", password=PASSWORD)
+    form = api.client.get("/login")
+    assert form.status_code == 200 and form.headers["content-type"].startswith("text/html")
+    _assert_page_headers(form)
+    token = _token(form.text)
+    answers = [api.client.post("/login", data={"csrf_token": token, "name": name,
+                                               "password": password})
+               for name, password in (("nadia", "wrong"), ("nobody", PASSWORD))]
+    for answer in answers:
+        assert answer.status_code == 401
+        assert "Wrong user name or password." in answer.text
+        assert "unknown" not in answer.text.lower() and "not exist" not in answer.text
+    # The two refusals differ only in the name typed back into the form.
+    assert answers[0].text.replace('value="nadia"', 'value="nobody"') == answers[1].text
+    assert "evidence_session" not in api.client.cookies
+
+    signed = api.client.post("/login", data={"csrf_token": token, "name": "nadia",
+                                             "password": PASSWORD,
+                                             "next": f"/cases/{QUOTED}"},
+                             follow_redirects=False)
+    assert signed.status_code == 303 and signed.headers["location"] == f"/cases/{QUOTED}"
+    cookie = signed.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
+    assert _count(api, "user.logged_in") == 1
+    # Signed in, the login page sends on; `next` never leads to another site.
+    assert api.client.get("/login?next=//elsewhere.example/x",
+                          follow_redirects=False).headers["location"] == "/"
+
+
+def test_a_login_form_without_its_token_is_refused(api: Api) -> None:
+    api.user("nadia", password=PASSWORD)
+    api.client.get("/login")
+    for data in ({"name": "nadia", "password": PASSWORD},
+                 {"name": "nadia", "password": PASSWORD, "csrf_token": "forged"}):
+        refused = api.client.post("/login", data=data, follow_redirects=False)
+        assert refused.status_code == 403
+        assert refused.headers["content-type"].startswith("text/html")
+        assert "Form refused" in refused.text and "reload the page" in refused.text
+        _assert_page_headers(refused)
+    # A form posted from a browser that never opened the login page has no cookie to match.
+    fresh = _browser_client(api)
+    assert fresh.post("/login", data={"name": "nadia", "password": PASSWORD,
+                                      "csrf_token": "x"}).status_code == 403
+    assert _count(api, "user.logged_in") == 0
+    assert LOGIN_CSRF_COOKIE in api.client.cookies
+
+
+# --- access ----------------------------------------------------------------------------------
+
+def test_a_stranger_gets_the_same_not_found_page_for_every_page_of_a_case(api: Api) -> None:
+    ids, _owner = build_world(api)
+    api.user("stranger", password=PASSWORD)
+    token = _sign_in(api.client, "stranger")
+    not_found = [
+        api.client.get(f"/cases/{QUOTED}"),
+        api.client.get(f"/cases/{QUOTED}/flag"),
+        api.client.get(f"/captures/{ids['capture_id']}"),
+        api.client.post(f"/cases/{QUOTED}/flag", data={"csrf_token": token, "reason": "x",
+                                                       "url": "https://example.org/b"}),
+        # ... the same as what does not exist at all.
+        api.client.get("/cases/NO-SUCH-CASE"),
+        api.client.get(f"/captures/{uuid.uuid4()}"),
+        api.client.get("/captures/not-a-capture"),
+        api.client.get("/no/such/page"),
+    ]
+    for answer in not_found:
+        assert answer.status_code == 404, answer.text
+        assert answer.headers["content-type"].startswith("text/html")
+        _assert_page_headers(answer)
+        assert "Hidden case" not in answer.text and REFERENCE not in answer.text
+        assert "example.org" not in answer.text
+    assert len({a.text for a in not_found}) == 1
+    with api.runtime.session() as session:
+        assert session.scalar(select(func.count()).select_from(Target)
+                              .where(Target.url == "https://example.org/b")) == 0
+    # Nor is the case in the stranger's list.
+    assert "Hidden case" not in api.client.get("/").text
+
+
+def test_an_auditor_reads_no_case_page(api: Api) -> None:
+    ids, _owner = build_world(api)
+    api.user("aud", Role.AUDITOR, password=PASSWORD)
+    _sign_in(api.client, "aud")
+    assert api.client.get(f"/cases/{QUOTED}").status_code == 404
+    assert api.client.get(f"/captures/{ids['capture_id']}").status_code == 404
+
+
+def test_a_reader_sees_the_case_but_may_not_flag(api: Api) -> None:
+    _ids, owner = build_world(api)
+    api.user("rita", password=PASSWORD)
+    with api.runtime.session() as session:
+        case = cases.case_for(session, owner.user, REFERENCE)
+        cases.add_member(session, owner.user, case, users.get_user(session, "rita"),
+                         Access.READ)
+    token = _sign_in(api.client, "rita")
+    page = api.client.get(f"/cases/{QUOTED}")
+    assert page.status_code == 200 and "Hidden case" in page.text
+    assert "Flag a URL" not in page.text
+    refused = api.client.post(f"/cases/{QUOTED}/flag", data={
+        "csrf_token": token, "url": "https://example.org/c", "reason": "r"})
+    assert refused.status_code == 403 and "write" in refused.text
+
+
+# --- forms -----------------------------------------------------------------------------------
+
+def test_form_posts_need_the_sessions_token(api: Api) -> None:
+    _ids, owner = build_world(api)
+    _give_password(api, "owner")
+    token = _sign_in(api.client, "owner")
+    other = _browser_client(api)
+    other_token = _sign_in(other, "owner")
+    assert other_token != token
+    form = {"url": "https://example.org/forged", "reason": "forged"}
+    for sent in ({}, {"csrf_token": ""}, {"csrf_token": "forged"},
+                 {"csrf_token": other_token}):
+        refused = api.client.post(f"/cases/{QUOTED}/flag", data={**form, **sent},
+                                  follow_redirects=False)
+        assert refused.status_code == 403, sent
+        assert "Form refused" in refused.text
+        _assert_page_headers(refused)
+        out = api.client.post("/logout", data=sent, follow_redirects=False)
+        assert out.status_code == 403
+    with api.runtime.session() as session:
+        assert session.scalar(select(func.count()).select_from(Target)
+                              .where(Target.url == form["url"])) == 0
+    assert api.client.get("/").status_code == 200  # still signed in
+    out = api.client.post("/logout", data={"csrf_token": token}, follow_redirects=False)
+    assert out.status_code == 303 and out.headers["location"] == "/login"
+    assert api.client.get("/", follow_redirects=False).status_code == 303
+    assert _count(api, "user.logged_out") == 1
+    assert owner.user.name == "owner"
+
+
+def test_flagging_through_the_form_queues_a_capture(api: Api) -> None:
+    build_world(api)
+    _give_password(api, "owner")
+    token = _sign_in(api.client, "owner")
+    assert "Flag and capture" in api.client.get(f"/cases/{QUOTED}/flag").text
+
+    bad = api.client.post(f"/cases/{QUOTED}/flag", data={
+        "csrf_token": token, "url": "ftp://example.org/file", "reason": "a reason"})
+    assert bad.status_code == 422 and "not an http or https URL" in bad.text
+    assert 'value="ftp://example.org/file"' in bad.text and ">a reason</textarea>" in bad.text
+    empty = api.client.post(f"/cases/{QUOTED}/flag", data={"csrf_token": token, "url": "",
+                                                           "reason": ""})
+    assert empty.status_code == 422 and "Give a URL and a reason" in empty.text
+
+    flagged = api.client.post(f"/cases/{QUOTED}/flag", data={
+        "csrf_token": token, "url": " https://example.org/new ", "reason": "second advert"},
+        follow_redirects=False)
+    assert flagged.status_code == 303, flagged.text
+    shown = api.client.get(flagged.headers["location"])
+    assert shown.status_code == 200 and "Flagged" in shown.text and "queued" in shown.text
+    assert "https://example.org/new" in shown.text
+    case_page = api.client.get(f"/cases/{QUOTED}")
+    assert "https://example.org/new" in case_page.text and "capture queued" in case_page.text
+    assert "target.flagged" in case_page.text  # in the custody timeline, newest first
+    timeline = case_page.text.split("Custody timeline", 1)[1]
+    assert timeline.index("case.viewed") < timeline.index("target.flagged")
+
+
+# --- what the pages show ---------------------------------------------------------------------
+
+def test_hostile_and_right_to_left_text_is_shown_as_text(sealed: Api) -> None:
+    api = sealed
+    nadia = api.user("nadia", password=PASSWORD)
+    with api.runtime.session() as session:
+        hostile = cases.create_case(session, nadia.user, reference="OP-1", title=HOSTILE,
+                                    offence=HOSTILE, facts=f"{HOSTILE}\n{ARABIC}")
+        cases.create_case(session, nadia.user, reference="OP-2", title=ARABIC)
+        target, _job = targets.flag_target(
+            session, nadia.user, hostile, reason='"><img src=x onerror=alert(2)>',
+            url="https://example.org/?q=<script>alert(3)</script>")
+        capture = make_sealed_capture(session, api.runtime, hostile, target, actor=nadia.user)
+        capture.title = f"{HOSTILE} {ARABIC}"
+        capture_id = capture.id
+    _sign_in(api.client, "nadia")
+    pages = [api.client.get("/"), api.client.get("/cases/OP-1"),
+             api.client.get(f"/captures/{capture_id}")]
+    for page in pages:
+        assert page.status_code == 200, page.text
+        _assert_page_headers(page)
+        assert "<script" not in page.text.lower()
+        assert "<img src=x" not in page.text and "onerror=alert" not in page.text.replace(
+            "onerror=alert(2)&gt;", "")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in pages[0].text and ARABIC in pages[0].text
+    assert '<td dir="auto">' + ARABIC + "</td>" in pages[0].text
+    assert "&#34;&gt;&lt;img src=x onerror=alert(2)&gt;" in pages[1].text
+    assert f"<bdi>&lt;script&gt;alert(1)&lt;/script&gt; {ARABIC}</bdi>" in pages[2].text
+
+
+def test_pages_write_the_custody_entries_the_api_writes(sealed: Api) -> None:
+    api = sealed
+    nadia = api.user("nadia", password=PASSWORD)
+    with api.runtime.session() as session:
+        case = cases.create_case(session, nadia.user, reference="OP/2026/9", title="Adverts",
+                                 offence="smuggling of migrants", jurisdiction="GR",
+                                 offence_provision="Art. 30 Law 4251/2014",
+                                 max_penalty_years=10, contact="duty desk",
+                                 facts="Adverts offering crossings.")
+        target, _job = targets.flag_target(session, nadia.user, case, reason="advert",
+                                           url="https://t.me/crossings")
+        capture = make_sealed_capture(session, api.runtime, case, target, actor=nadia.user,
+                                      files=[("screenshot", "screenshot-full.png",
+                                              "image/png", make_png(40, 30, (200, 30, 30)))])
+        capture_id = capture.id
+    _sign_in(api.client, "nadia")
+    before = {a: _count(api, a) for a in ("cases.listed", "case.viewed", "capture.viewed",
+                                          "artifact.downloaded")}
+    listing = api.client.get("/")
+    assert "OP/2026/9" in listing.text and 'href="/cases/OP%2F2026%2F9"' in listing.text
+    row = listing.text.split("OP/2026/9", 1)[1]
+    assert re.search(r'<td class="num">1</td>\s*<td class="num">1</td>', row), row[:600]
+    case_page = api.client.get("/cases/OP%2F2026%2F9")
+    for shown in ("smuggling of migrants", "Art. 30 Law 4251/2014", "10 years", "GR",
+                  "duty desk", "Adverts offering crossings.", "https://t.me/crossings",
+                  f'href="/captures/{capture_id}"', "complete"):
+        assert shown in case_page.text, shown
+    page = api.client.get(f"/captures/{capture_id}")
+    assert page.status_code == 200
+    with api.runtime.session() as session:
+        row_capture = session.get(Capture, capture_id)
+        assert row_capture is not None and row_capture.manifest_sha256 in page.text
+    shot = re.search(r'<img src="([^"]+)"', page.text)
+    assert shot and shot.group(1).startswith(f"/api/cases/OP%2F2026%2F9/captures/{capture_id}/")
+    assert page.text.count("Download</a>") >= 4  # screenshot, manifest, signature, token
+    image = api.client.get(shot.group(1))
+    assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
+    assert image.headers["x-content-sha256"] in page.text
+    after = {a: _count(api, a) for a in before}
+    assert after == {"cases.listed": before["cases.listed"] + 1,
+                     "case.viewed": before["case.viewed"] + 1,
+                     "capture.viewed": before["capture.viewed"] + 1,
+                     "artifact.downloaded": before["artifact.downloaded"] + 1}
+
+
+def test_the_timeline_pages_from_the_newest_entry(api: Api) -> None:
+    nadia = api.user("nadia", password=PASSWORD)
+    with api.runtime.session() as session:
+        case = cases.create_case(session, nadia.user, reference="OP-3", title="Many")
+        for n in range(30):
+            targets.flag_target(session, nadia.user, case, reason=f"r{n}",
+                                url=f"https://example.org/{n}")
+    _sign_in(api.client, "nadia")
+    shown: list[int] = []
+    url: str | None = "/cases/OP-3"
+    pages = 0
+    while url is not None:
+        page = api.client.get(url)
+        assert page.status_code == 200
+        assert ("Newest entries" in page.text) == (pages > 0)
+        numbers = [int(n) for n in re.findall(r'<td class="num" title="global seq \d+">(\d+)',
+                                               page.text)]
+        assert 0 < len(numbers) <= 25
+        shown += numbers
+        older = re.search(r'href="(/cases/OP-3\?before=\d+)">Older entries', page.text)
+        url = older.group(1) if older else None
+        pages += 1
+    # Newest first, no entry twice, none left out, the first one last; each page's viewing
+    # was recorded too, so the first page shows the most entries there were then.
+    assert shown == sorted(shown, reverse=True) and len(set(shown)) == len(shown)
+    assert shown[-1] == 1 and shown[0] == len(shown) and pages == 3
+    assert "case.created" in page.text
+
+
+def test_the_pages_stay_out_of_the_api_document(api: Api) -> None:
+    caller = api.user("nadia")
+    paths = api.get(caller, "/api/openapi.json").json()["paths"]
+    assert all(p.startswith("/api/") for p in paths), [p for p in paths if "/api" not in p]
+    css = api.client.get("/static/ui.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    # The API keeps answering JSON, errors included.
+    missing = api.client.get("/api/nothing-here")
+    assert missing.status_code == 404 and missing.json()["error"] == "NotFound"
+    assert api.client.get("/api/cases").json()["error"] == "NotAuthenticated"
+
+
+# --- in Chromium -----------------------------------------------------------------------------
+
+@pytest.fixture
+def served(sealed: Api) -> Iterator[str]:
+    """The app on 127.0.0.1 in a uvicorn thread (no lifespan: no checkpoint loop wanted)."""
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(sealed.runtime), host="127.0.0.1",
+                                           port=port, lifespan="off", log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def _world_for_the_browser(runtime: Runtime, screenshot: bytes) -> uuid.UUID:
+    with runtime.session() as session:
+        nadia = users.create_user(session, None, name="nadia", role=Role.INVESTIGATOR,
+                                  unit="Border Unit", password=PASSWORD,
+                                  display_name="Nadia Haddad")
+        case = cases.create_case(
+            session, nadia, reference="OP/2026/14", title="Crossing adverts on Telegram",
+            offence="smuggling of migrants", jurisdiction="GR",
+            offence_provision="Art. 30 Law 4251/2014", max_penalty_years=10,
+            contact="duty desk +30 210 555 0100",
+            facts="Channels advertise boat crossings to Italy with prices and a phone number.\n"
+                  "Adverts are edited and removed within days.")
+        cases.create_case(session, nadia, reference="OP/2026/15", title=ARABIC,
+                          offence="forgery of documents", jurisdiction="GR")
+        target, _job = targets.flag_target(session, nadia, case, reason="advert with prices",
+                                           url="https://t.me/crossings/118")
+        capture = make_sealed_capture(session, runtime, case, target, actor=nadia, files=[
+            ("screenshot", "screenshot-full.png", "image/png", screenshot),
+            ("dom", "dom.html", "text/html; charset=utf-8", b"<html><body>advert</body></html>"),
+            ("text", "text.txt", "text/plain; charset=utf-8", ARABIC.encode()),
+        ])
+        capture.title = f"{HOSTILE} {ARABIC}"
+        return capture.id
+
+
+@pytest.mark.browser
+def test_an_investigator_signs_in_opens_a_case_and_flags_a_url_in_chromium(
+    sealed: Api, served: str,
+) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    elsewhere: list[str] = []
+    problems: list[str] = []
+    with PagesServer() as pages, BrowserSession(sealed.runtime.settings) as browser:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        try:
+            page = context.new_page()
+
+            def block(route: Route) -> None:
+                elsewhere.append(route.request.url)
+                route.abort()
+
+            # Everything but this app is cut off, as on a unit's network.
+            page.route(lambda url: not url.startswith(served), block)
+            # A refused sign-in answers 401, which Chromium reports; anything else (a blocked
+            # style sheet, a policy violation) is a fault.
+            page.on("console", lambda m: problems.append(m.text)
+                    if m.type == "error" and "status of 401" not in m.text else None)
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            # A real screenshot of the local test page, to stand in the capture.
+            shooter = context.new_page()
+            shooter.goto(pages.url("/simple.html"))
+            capture_id = _world_for_the_browser(sealed.runtime,
+                                                shooter.screenshot(full_page=True))
+            shooter.close()
+
+            page.goto(f"{served}/")
+            assert urlsplit(page.url).path == "/login"
+            page.screenshot(path=SHOTS / "login.png", full_page=True)
+            page.fill("#name", "nadia")
+            page.fill("#password", "wrong")
+            page.click("button[type=submit]")
+            assert "Wrong user name or password." in page.locator(".alert").inner_text()
+            page.fill("#password", PASSWORD)
+            page.click("button[type=submit]")
+            page.get_by_role("heading", name="Your cases").wait_for()
+            assert page.locator("tbody tr").count() == 2
+            page.screenshot(path=SHOTS / "cases.png", full_page=True)
+
+            page.click("text=OP/2026/14")
+            page.get_by_role("heading", name="Targets").wait_for()
+            page.click("text=Flag a URL")
+            flagged_url = pages.url("/simple.html")
+            page.fill("#url", flagged_url)
+            page.fill("#reason", "Advert for a crossing, linked from the channel")
+            page.click("text=Flag and capture")
+            page.get_by_role("heading", name="Flagged").wait_for()
+            assert "queued" in page.locator(".card.ok").inner_text()
+            page.screenshot(path=SHOTS / "flagged.png", full_page=True)
+            page.click("text=Back to the case")
+            row = page.locator("table.targets tbody tr", has_text=flagged_url)
+            assert row.count() == 1 and "capture queued" in row.inner_text()
+            page.screenshot(path=SHOTS / "case.png", full_page=True)
+
+            page.click(f'a[href="/captures/{capture_id}"]')
+            page.get_by_role("heading", name="Full-page screenshot").wait_for()
+            shot = page.locator(".shot img")
+            shot.wait_for()
+            assert shot.evaluate("img => img.complete && img.naturalWidth") > 100
+            page.screenshot(path=SHOTS / "capture.png", full_page=True)
+            page.click("text=Sign out")
+            assert urlsplit(page.url).path == "/login"
+        finally:
+            context.close()
+    assert elsewhere == [], elsewhere
+    assert problems == [], problems
