@@ -11,7 +11,7 @@ import click
 import uvicorn
 
 from api.app import create_app
-from evidence import users
+from evidence import sessions, users
 from evidence.cli import EvidenceGroup, acting_command, state
 from evidence.models import Role
 
@@ -74,6 +74,19 @@ def user_add(name: str, role: str, unit: str | None, display_name: str | None,
     click.echo(line)
     click.echo("API token (shown once, keep it safe):")
     click.echo(f"  {token}")
+
+
+@acting_command(user, "password")
+@click.argument("name")
+def user_password(name: str) -> None:
+    """Set or replace a user's password for the web UI (admins; anyone for themselves); the
+    user's open web sessions end."""
+    password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    with state().acting() as (session, actor):
+        target = users.get_user(session, name)
+        ended = sessions.set_password(session, actor, target, password)
+    click.echo(f"password of {name} set" + (f"; {ended} open web session(s) ended" if ended
+                                            else ""))
 
 
 @acting_command(user, "list")

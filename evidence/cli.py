@@ -203,6 +203,7 @@ def init_command(admin_name: str, unit: str | None) -> None:
         click.echo("")
         click.echo(f"Admin {report.admin_name!r} API token (shown once, keep it safe):")
         click.echo(f"  {report.admin_token}")
+        click.echo(f"For the web UI, set a password: evidence user password {report.admin_name}")
     click.echo(f"Data home ready at {report.home}")
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from evidence import custody, users
-from evidence.errors import EvidenceError
+from evidence.errors import EvidenceError, InvalidInput
 from evidence.models import LoginSession, User, utcnow
 
 SESSION_PREFIX = "evs_"
@@ -52,6 +52,27 @@ def login(session: Session, *, name: str, password: str) -> tuple[User, str, Log
     custody.append(session, user, action="user.logged_in", object_type="login_session",
                    object_id=row.id, details={"expires_at": custody.format_time(row.expires_at)})
     return user, token, row
+
+
+def set_password(session: Session, actor: User, user: User, password: str) -> int:
+    """Set or replace the password the user signs in to the web UI with: an admin for anyone,
+    a user for themselves. The user's open login sessions end, so a password taken back shuts
+    out whoever held it; returns how many ended."""
+    if actor.id != user.id:
+        users.require_admin(actor)
+    if not password.strip():
+        raise InvalidInput("the password is empty")
+    user.password_hash = users.hash_password(password)
+    now = utcnow()
+    open_rows = list(session.scalars(select(LoginSession).where(
+        LoginSession.user_id == user.id, LoginSession.revoked_at.is_(None),
+        LoginSession.expires_at > now)))
+    for row in open_rows:
+        row.revoked_at = now
+    session.flush()
+    custody.append(session, actor, action="user.password_set", object_type="user",
+                   object_id=user.id, details={"user": user.name, "sessions_ended": len(open_rows)})
+    return len(open_rows)
 
 
 def user_for_session(session: Session, token: str) -> User | None:

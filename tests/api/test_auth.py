@@ -136,3 +136,44 @@ def test_user_add_prints_a_token_once_that_works_until_revoked(home_env: dict[st
         assert again.exit_code == 1 and "no live token" in again.output
     finally:
         runtime.close()
+
+
+def test_a_password_set_from_the_command_line_signs_in_and_ends_open_sessions(
+    home_env: dict[str, str],
+) -> None:
+    made = _run(home_env, "init")
+    assert "For the web UI, set a password: evidence user password admin" in made.output
+    assert _run(home_env, "user", "add", "nadia", "--role", "investigator").exit_code == 0
+    settings = Settings(home=Path(home_env["EVIDENCE_HOME"]),
+                        database_url=home_env.get("EVIDENCE_DATABASE_URL"))
+    runtime = open_runtime(settings)
+    try:
+        client = TestClient(create_app(runtime))
+
+        def login(name: str, password: str) -> int:
+            client.cookies.clear()
+            return client.post("/api/auth/login",
+                               json={"name": name, "password": password}).status_code
+
+        assert login("admin", "first one here") == 401  # init makes no password
+        first = _run(home_env, "user", "password", "admin",
+                     stdin="first one here\nfirst one here\n")
+        assert first.exit_code == 0 and first.output.strip().endswith("password of admin set")
+        assert login("admin", "first one here") == 200
+        session_cookie = client.cookies["evidence_session"]
+        # A new password ends the open session: whoever held the old one is out.
+        again = _run(home_env, "user", "password", "admin", stdin="second pass\nsecond pass\n")
+        assert "1 open web session(s) ended" in again.output
+        client.cookies.set("evidence_session", session_cookie)
+        assert client.get("/api/auth/me").status_code == 401
+        assert login("admin", "first one here") == 401 and login("admin", "second pass") == 200
+        # Users set their own; only an admin sets another's.
+        own = _run(home_env, "user", "password", "nadia", user="nadia", stdin="mine 1\nmine 1\n")
+        assert own.exit_code == 0 and login("nadia", "mine 1") == 200
+        other = _run(home_env, "user", "password", "admin", user="nadia", stdin="x y\nx y\n")
+        assert other.exit_code == 1 and "only an admin" in other.output
+        empty = _run(home_env, "user", "password", "nadia", stdin=" \n \n")
+        assert empty.exit_code == 1 and "the password is empty" in empty.output
+        assert "Traceback" not in empty.output + other.output
+    finally:
+        runtime.close()
