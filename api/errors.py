@@ -17,6 +17,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from evidence.errors import EvidenceError
+from evidence.sessions import LoginThrottled
 
 log = logging.getLogger("evidence.api")
 
@@ -63,7 +64,9 @@ def install(app: FastAPI) -> None:
     async def _evidence_error(_request: Request, exc: EvidenceError) -> JSONResponse:
         if exc.status_code >= 500:
             log.error("%s: %s", type(exc).__name__, exc.message)
-        return _json(exc.status_code, error_body(type(exc).__name__, exc.message))
+        headers = ({"Retry-After": str(exc.retry_after)} if isinstance(exc, LoginThrottled)
+                   else None)
+        return _json(exc.status_code, error_body(type(exc).__name__, exc.message), headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

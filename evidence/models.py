@@ -487,6 +487,22 @@ class LoginSession(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class LoginFailure(Base):
+    """A sign-in refused for a wrong name or password; enough of them close a name for a while.
+
+    Kept in the database, not in a process, so every API host counts the same failures
+    (evidence/sessions.py). `name` is the name as typed, normalised, whether or not a user has it.
+    """
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_name_attempted_at", "name", "attempted_at"),)
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    name: Mapped[str] = mapped_column(String(64))
+    attempted_at: Mapped[datetime] = _created()
+    remote_address: Mapped[str | None] = mapped_column(String(64))
+
+
 class Note(Base):
     """A note on a case, or on one of its targets; its text lives in append-only revisions."""
 

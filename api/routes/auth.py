@@ -13,14 +13,29 @@ from evidence import sessions
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
 
+_THROTTLED = {
+    "model": ErrorRead,
+    "description": f"{sessions.LOGIN_FAILURE_LIMIT} failed logins for this name in the last "
+                   f"{int(sessions.LOGIN_FAILURE_WINDOW.total_seconds()) // 60} minutes; the "
+                   "password is not checked until the oldest of them is that old.",
+    "headers": {"Retry-After": {"description": "Seconds until the name may try again.",
+                                "schema": {"type": "integer", "minimum": 1}}},
+}
+
+
 @router.post("/login", response_model=LoginRead,
              responses={401: {"model": ErrorRead, "description": "Wrong name or password."},
-                        422: ERROR_RESPONSES[422]})
+                        422: ERROR_RESPONSES[422], 429: _THROTTLED})
 def login(body: LoginCreate, request: Request, response: Response, session: DbSession) -> (
     LoginRead
 ):
-    """Check a user's password and set the session cookie (HTTP-only, SameSite=Strict)."""
-    user, token, row = sessions.login(session, name=body.name, password=body.password)
+    """Check a user's password and set the session cookie (HTTP-only, SameSite=Strict).
+
+    Failed logins are counted per name, whether or not a user has it; too many in a while and
+    the name is refused with 429 and `Retry-After`, right password or not."""
+    user, token, row = sessions.login(
+        session, name=body.name, password=body.password,
+        remote_address=request.client.host if request.client else None)
     response.set_cookie(
         SESSION_COOKIE, token, max_age=int(sessions.SESSION_LIFETIME.total_seconds()),
         httponly=True, samesite="strict", secure=request.app.state.secure_cookies, path="/",

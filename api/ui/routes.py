@@ -80,7 +80,18 @@ def login(
     except ValidationError:
         return login_page(request, error="Enter your user name and your password.",
                           status_code=422, name=name, next_path=next)
-    _user, token, _row = sessions.login(session, name=body.name, password=body.password)
+    try:
+        _user, token, _row = sessions.login(
+            session, name=body.name, password=body.password,
+            remote_address=request.client.host if request.client else None)
+    except sessions.LoginThrottled as exc:
+        # Answered here, not by the error pages: the form comes back, with when to try again.
+        unit = "minute" if exc.minutes == 1 else "minutes"
+        page = login_page(request, error=f"Too many failed sign-ins for this name; try again "
+                                         f"in {exc.minutes} {unit}.",
+                          status_code=429, name=name, next_path=next)
+        page.headers["Retry-After"] = str(exc.retry_after)
+        return page
     response = _see_other(safe_next(next))
     response.set_cookie(
         SESSION_COOKIE, token, max_age=int(sessions.SESSION_LIFETIME.total_seconds()),

@@ -1,20 +1,28 @@
-"""Who may call the API: API tokens, login sessions, 401 for everyone else, `evidence user`."""
+"""Who may call the API: API tokens, login sessions, 401 for everyone else, throttled password
+guessing, `evidence user`."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 from fastapi.testclient import TestClient
+from httpx import Response
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from api.app import create_app
 from api.cli import user as user_group
+from evidence import custody, sessions
 from evidence.cli import main_group
 from evidence.home import open_runtime
-from evidence.models import Role
+from evidence.models import CustodyEntry, LoginFailure, Role, utcnow
 from evidence.settings import Settings
 from tests.api.conftest import Api
+from tests.factories import make_user
 
 
 def test_everything_but_health_and_login_needs_credentials(api: Api) -> None:
@@ -75,6 +83,88 @@ def test_session_cookies_are_secure_when_configured(api: Api) -> None:
     client = TestClient(create_app(api.runtime, secure_cookies=True))
     ok = client.post("/api/auth/login", json={"name": "nadia", "password": "pw"})
     assert ok.status_code == 200 and "Secure" in ok.headers["set-cookie"]
+
+
+def _login(api: Api, name: str, password: str) -> Response:
+    answer: Response = api.post(None, "/api/auth/login",
+                                json={"name": name, "password": password})
+    return answer
+
+
+def _throttle_entries(session: Session) -> list[dict[str, Any]]:
+    described = (custody.describe(e) for e in session.scalars(select(CustodyEntry)))
+    return [d for d in described if d["action"] == "user.login_throttled"]
+
+
+def test_five_failed_logins_close_a_name_known_or_not_and_no_other(api: Api) -> None:
+    api.user("nadia", password="correct horse")
+    api.user("omar", password="his own")
+    limit = sessions.LOGIN_FAILURE_LIMIT
+    for name in ("nadia", "ghost"):
+        for _ in range(limit):
+            refused = _login(api, name, "guess")
+            assert refused.status_code == 401
+    # Closed: the right password is not even checked; the wrong one costs nothing more.
+    answers = [_login(api, "nadia", "correct horse"), _login(api, "ghost", "correct horse"),
+               _login(api, "NADIA ", "guess")]
+    for answer in answers:
+        assert answer.status_code == 429
+        assert answer.json() == {
+            "error": "LoginThrottled",
+            "message": "too many failed sign-ins for this name; try again in 15 minutes"}
+        retry_after = int(answer.headers["retry-after"])
+        assert 14 * 60 < retry_after <= 15 * 60
+    assert "evidence_session" not in api.client.cookies
+    # Another name is untouched, known or not.
+    assert _login(api, "omar", "his own").status_code == 200
+    assert _login(api, "nobody", "guess").status_code == 401
+
+    with api.runtime.session() as session:
+        # Each failure outlived its request's rollback; the refusals while closed are not kept.
+        counts = {name: count for name, count in session.execute(
+            select(LoginFailure.name, func.count()).group_by(LoginFailure.name))}
+        assert counts == {"nadia": limit, "ghost": limit, "nobody": 1}
+        assert all(row.remote_address == "testclient"
+                   for row in session.scalars(select(LoginFailure)))
+        # Logged once, when the name closed, under the user it guards; nothing for "ghost".
+        entries = _throttle_entries(session)
+        assert len(entries) == 1
+        assert entries[0]["actor"]["name"] == "nadia"
+        assert entries[0]["object"]["type"] == "user"
+        assert entries[0]["details"] == {"failures": limit, "window_seconds": 900}
+        assert "ghost" not in str([custody.describe(e)
+                                   for e in session.scalars(select(CustodyEntry))])
+
+
+def test_a_closed_name_opens_again_when_its_failures_leave_the_window(session: Session) -> None:
+    user = make_user(session, name="nadia", password="correct horse")
+    start = utcnow()
+    # As typed, normalised: these all guess at nadia.
+    for i, typed in enumerate(["nadia", "Nadia", " NADIA", "nadia", "nadiA"]):
+        with pytest.raises(sessions.LoginFailed):
+            sessions.login(session, name=typed, password="guess", remote_address="10.0.0.7",
+                           now=start + timedelta(minutes=i))
+    later = start + timedelta(minutes=14)
+    with pytest.raises(sessions.LoginThrottled) as closed:
+        sessions.login(session, name="nadia", password="correct horse", now=later)
+    # Open again when the first failure is 15 minutes old: one minute on.
+    assert closed.value.retry_after == 60 and closed.value.minutes == 1
+    assert str(closed.value) == ("too many failed sign-ins for this name; try again in "
+                                 "1 minute")
+    assert sessions.throttled_for(session, "nadia", now=start + timedelta(minutes=15)) is None
+    # One more failure closes it again at once (four are still in the window): a new closing,
+    # so a new entry.
+    with pytest.raises(sessions.LoginFailed):
+        sessions.login(session, name="nadia", password="guess",
+                       now=start + timedelta(minutes=15))
+    assert sessions.throttled_for(session, "nadia",
+                                  now=start + timedelta(minutes=15)) == 60
+    signed_in, _token, row = sessions.login(session, name="nadia", password="correct horse",
+                                            now=start + timedelta(minutes=16))
+    assert signed_in.id == user.id and row.created_at == start + timedelta(minutes=16)
+    entries = _throttle_entries(session)
+    assert [e["object"]["id"] for e in entries] == [str(user.id)] * 2
+    assert session.scalar(select(func.count()).select_from(LoginFailure)) == 6
 
 
 def test_an_auditor_and_a_liaison_cannot_open_cases(api: Api) -> None:

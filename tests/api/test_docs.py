@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import pytest
-import uvicorn
 from playwright.sync_api import Route
 
-from api.app import create_app
 from api.routes.docs import ASSETS, ASSETS_URL
 from capture.browser import BrowserSession
-from tests.api.conftest import Api
-from tests.api.test_serve import _free_port
+from tests.api.conftest import Api, served_app
 
 PASSWORD = "correct horse battery staple"
 
@@ -85,21 +80,8 @@ def test_only_the_named_assets_are_served(api: Api) -> None:
 
 @pytest.fixture
 def served(api: Api) -> Iterator[str]:
-    """The app on 127.0.0.1 in a uvicorn thread (no lifespan: no checkpoint loop wanted)."""
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(api.runtime), host="127.0.0.1", port=port,
-                                           lifespan="off", log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with served_app(api.runtime) as url:
+        yield url
 
 
 @pytest.mark.browser

@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,13 +17,7 @@ from typing import Any
 import pytest
 
 from evidence import migrate
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+from tests.api.conftest import free_port
 
 
 def _evidence(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -55,7 +48,7 @@ def test_serve_answers_health_and_openapi_and_seals_the_log(env: dict[str, str])
     assert token is not None, init.stdout
     made = _evidence("case", "create", "S-1", "--title", "served", env=env)
     assert made.returncode == 0, made.stderr
-    port = _free_port()
+    port = free_port()
     env["EVIDENCE_CHECKPOINT_INTERVAL_SECONDS"] = "1"
     server = subprocess.Popen([sys.executable, "-m", "evidence", "serve", "--port", str(port)],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -94,7 +87,7 @@ def test_serve_answers_health_and_openapi_and_seals_the_log(env: dict[str, str])
 
 def test_serve_refuses_a_home_that_was_never_initialised(env: dict[str, str]) -> None:
     env.pop("EVIDENCE_DATABASE_URL", None)
-    result = _evidence("serve", "--port", str(_free_port()), env=env)
+    result = _evidence("serve", "--port", str(free_port()), env=env)
     assert result.returncode == 1
     assert "run `evidence init" in result.stderr
     assert "Traceback" not in result.stderr

@@ -4,8 +4,6 @@ custody entries a page's reads write, and one walk through them in Chromium."""
 from __future__ import annotations
 
 import re
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +11,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from playwright.sync_api import Route
 from sqlalchemy import func, select
@@ -25,8 +22,7 @@ from evidence import cases, custody, targets, users
 from evidence.home import Runtime, init_home, open_runtime
 from evidence.models import Access, Capture, CustodyEntry, Role, Target
 from evidence.settings import Settings
-from tests.api.conftest import Api
-from tests.api.test_serve import _free_port
+from tests.api.conftest import Api, served_app
 from tests.api.world import REFERENCE, build_world
 from tests.factories import make_sealed_capture
 from tests.support.pages_server import PagesServer, make_png
@@ -143,6 +139,29 @@ def test_login_says_only_that_the_name_or_password_is_wrong(api: Api) -> None:
     # Signed in, the login page sends on; `next` never leads to another site.
     assert api.client.get("/login?next=//elsewhere.example/x",
                           follow_redirects=False).headers["location"] == "/"
+
+
+def test_too_many_failed_sign_ins_close_the_name_on_the_form_too(api: Api) -> None:
+    api.user("nadia", password=PASSWORD)
+    token = _token(api.client.get("/login").text)
+
+    def post(name: str, password: str) -> Any:
+        return api.client.post("/login", data={"csrf_token": token, "name": name,
+                                               "password": password}, follow_redirects=False)
+
+    for name in ("nadia", "nobody"):
+        assert [post(name, "wrong").status_code for _ in range(5)] == [401] * 5
+    closed = [post("nadia", PASSWORD), post("nobody", PASSWORD)]
+    for answer in closed:
+        assert answer.status_code == 429
+        assert ("Too many failed sign-ins for this name; try again in 15 minutes."
+                in answer.text)
+        assert 14 * 60 < int(answer.headers["retry-after"]) <= 15 * 60
+        _assert_page_headers(answer)
+    # Known or not, the same page but for the name typed back.
+    assert closed[0].text.replace('value="nadia"', 'value="nobody"') == closed[1].text
+    assert "evidence_session" not in api.client.cookies
+    assert _count(api, "user.login_throttled") == 1 and _count(api, "user.logged_in") == 0
 
 
 def test_a_login_form_without_its_token_is_refused(api: Api) -> None:
@@ -397,21 +416,8 @@ def test_the_pages_stay_out_of_the_api_document(api: Api) -> None:
 
 @pytest.fixture
 def served(sealed: Api) -> Iterator[str]:
-    """The app on 127.0.0.1 in a uvicorn thread (no lifespan: no checkpoint loop wanted)."""
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(sealed.runtime), host="127.0.0.1",
-                                           port=port, lifespan="off", log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with served_app(sealed.runtime) as url:
+        yield url
 
 
 def _world_for_the_browser(runtime: Runtime, screenshot: bytes) -> uuid.UUID:
