@@ -15,6 +15,7 @@ from sqlalchemy import text
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import errors, ui
+from api.limits import BodyLimit
 from api.routes import (
     accounts,
     auth,
@@ -108,6 +109,8 @@ def create_app(runtime: Runtime, *, secure_cookies: bool | None = None) -> FastA
     )
     errors.install(app)
     app.add_middleware(EncodedSlashes)
+    app.add_middleware(BodyLimit, per_path={
+        "/api/images/similar": search.MAX_UPLOAD_BYTES + search.UPLOAD_OVERHEAD_BYTES})
     for area in (auth, cases, accounts, targets, captures, notes, exports, decisions,
                  deconfliction, search, requests, docs):
         app.include_router(area.router)

@@ -29,6 +29,9 @@ from legal_forms.platforms import Registry, UnknownPlatform, load_registry
 
 router = APIRouter(tags=["search"], responses=ERROR_RESPONSES)
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+# What a multipart upload adds to the image (boundaries, part headers, the other fields); the
+# body limit in front (api/limits.py) refuses anything larger before it is spooled.
+UPLOAD_OVERHEAD_BYTES = 64 * 1024
 READ_CHUNK = 1024 * 1024
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -59,6 +60,33 @@ def test_malformed_multipart_upload_is_422_json(api: Api, raw: bytes) -> None:
     response = api.client.post("/api/images/similar", content=raw, headers={
         **caller.headers, "Content-Type": "multipart/form-data; boundary=b"})
     assert _error(response, 422)["error"] == "InvalidInput"
+
+
+def test_bodies_past_their_bound_are_refused_as_they_arrive(api: Api) -> None:
+    caller = api.user("nadia")
+    big = b'{"reference": "C-1", "title": "' + b"x" * (3 * 1024 * 1024) + b'"}'
+    declared = api.client.post("/api/cases", content=big, headers={
+        **caller.headers, "Content-Type": "application/json"})
+    assert declared.status_code == 413 and declared.json()["error"] == "TooLarge"
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it streams
+        yield b'{"reference": "C-2", "title": "'
+        for _ in range(48):
+            yield b"y" * 65536
+        yield b'"}'
+
+    streamed = api.client.post("/api/cases", content=chunks(), headers={
+        **caller.headers, "Content-Type": "application/json"})
+    assert streamed.status_code == 413 and streamed.json()["error"] == "TooLarge"
+    assert api.get(caller, "/api/cases").json()["items"] == []
+    # The image upload has its own, larger bound: 3 MiB of non-image is read and judged...
+    junk = api.client.post("/api/images/similar", headers=caller.headers,
+                           files={"image": ("x.png", b"\x00" * (3 * 1024 * 1024), "image/png")})
+    assert junk.status_code == 422 and "not an image" in junk.json()["message"]
+    # ... and past 20 MiB it is refused before it is spooled.
+    huge = api.client.post("/api/images/similar", headers=caller.headers,
+                           files={"image": ("x.png", b"\x00" * (21 * 1024 * 1024), "image/png")})
+    assert huge.status_code == 413 and huge.json()["error"] == "TooLarge"
 
 
 def test_malformed_paths_queries_and_nested_bodies(api: Api) -> None:
