@@ -31,7 +31,6 @@ from evidence.merkle import (
     MerkleTree,
     ProofError,
     frontier_extend,
-    frontier_of,
     frontier_root,
     leaf_hash,
     subtree_levels,
@@ -218,7 +217,7 @@ def cut_checkpoint(
         # No checkpoint to grow from (the first, or one cut before frontiers were kept, or one
         # whose frontier does not hold): hash the whole log.
         leaves = _leaf_hashes(session)
-        size, frontier = len(leaves), frontier_of(MerkleTree(leaves)) if leaves else []
+        size, frontier = len(leaves), frontier_extend([], 0, leaves)
     if latest is not None and latest.tree_size == size:
         return latest
     root = frontier_root(frontier)
@@ -409,22 +408,17 @@ def _stream_rows(
     # The driver's own cursor: SQLAlchemy's result layer costs more than the rows themselves.
     # On PostgreSQL a named (server-side) cursor keeps memory bounded, and binary results
     # spare decoding every entry from hex.
-    bounds: list[str] = []
-    params: list[int] = []
-    if after is not None:
-        bounds.append("seq > {}")
-        params.append(after)
-    if upto is not None:
-        bounds.append("seq <= {}")
-        params.append(upto)
     mark = "?" if dialect == "sqlite" else "%s"
-    where = f" WHERE {' AND '.join(bounds).format(*[mark] * len(bounds))}" if bounds else ""
+    bounds = [(f"seq > {mark}", after), (f"seq <= {mark}", upto)]
+    given = [(condition, value) for condition, value in bounds if value is not None]
+    where = " WHERE " + " AND ".join(c for c, _ in given) if given else ""
+    params = tuple(v for _, v in given)
     if dialect == "postgresql":
         cursor = dbapi.cursor(name=f"custody_rows_{uuid.uuid4().hex}", binary=True)
     else:
         cursor = dbapi.cursor()
     try:
-        cursor.execute(f"{_ROWS_SQL}{where} ORDER BY seq", tuple(params))
+        cursor.execute(f"{_ROWS_SQL}{where} ORDER BY seq", params)
         while batch := cursor.fetchmany(READ_BATCH):
             yield from batch
     finally:

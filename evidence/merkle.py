@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from evidence.bundle_verifier import ProofInvalid as ProofError
 from evidence.bundle_verifier import verify_consistency, verify_inclusion
 
-__all__ = ["EMPTY_ROOT", "MerkleTree", "ProofError", "frontier_extend", "frontier_of",
-           "frontier_root", "leaf_hash", "node_hash", "root_of", "subtree_levels",
+__all__ = ["EMPTY_ROOT", "MerkleTree", "ProofError", "frontier_extend", "frontier_root",
+           "leaf_hash", "node_hash", "root_of", "subtree_levels",
            "verify_consistency", "verify_inclusion"]
 
 LEAF_PREFIX = b"\x00"
@@ -162,18 +162,6 @@ def frontier_extend(frontier: Sequence[bytes], size: int, leaves: Sequence[bytes
             carry >>= 1
         out.append(node)
         size += 1
-    return out
-
-
-def frontier_of(tree: MerkleTree, size: int | None = None) -> list[bytes]:
-    """The frontier of the first `size` leaves of a tree (default: all of them)."""
-    size = tree.size if size is None else size
-    out: list[bytes] = []
-    start = 0
-    for k in range(size.bit_length() - 1, -1, -1):
-        if size >> k & 1:
-            out.append(tree.levels[k][start >> k])
-            start += 1 << k
     return out
 
 

@@ -467,9 +467,9 @@ class Checkpoint(Base):
     key_id: Mapped[str] = mapped_column(String(64))
     signature: Mapped[bytes] = mapped_column(LargeBinary)
     timestamp_token: Mapped[bytes | None] = mapped_column(LargeBinary)
-    # The roots of the tree's full subtrees, 32 bytes each, largest first (`merkle.frontier_of`):
-    # the next checkpoint grows the tree from here instead of hashing the whole log again. Not
-    # signed; it is used only after it folds into this row's signed root.
+    # The roots of the tree's full subtrees, 32 bytes each, largest first (the frontier of
+    # `merkle.frontier_extend`): the next checkpoint grows the tree from here instead of hashing
+    # the whole log again. Not signed; used only after it folds into this row's signed root.
     frontier: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 

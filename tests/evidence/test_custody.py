@@ -19,13 +19,13 @@ from evidence.canonical import canonical_json
 from evidence.db import make_engine, make_session_factory, session_scope
 from evidence.merkle import (
     MerkleTree,
-    frontier_of,
     leaf_hash,
     verify_consistency,
     verify_inclusion,
 )
 from evidence.models import Case, Checkpoint, CustodyEntry, Role, User
 from evidence.signing import Signer
+from tests.evidence.test_merkle import ref_frontier
 from tests.factories import make_case, make_user
 
 ORIGIN = "evidence-locker/test"
@@ -305,7 +305,7 @@ def test_a_checkpoint_grows_the_tree_the_one_before_signed(
         checkpoint = _view_and_cut(engine, signer, views)
         tree = _tree_of_entries(engine)
         assert (checkpoint.tree_size, bytes(checkpoint.root_hash)) == (tree.size, tree.root())
-        assert checkpoint.frontier == b"".join(frontier_of(tree))
+        assert checkpoint.frontier == b"".join(ref_frontier(tree.levels[0]))
     # An insider rewrites the leaf-hash column of an entry the checkpoints already cover: the
     # next checkpoint extends the tree signed before, so the edit does not enter what it signs.
     with engine.begin() as conn:
