@@ -23,7 +23,7 @@ and from people writing in Arabic, Persian, Pashto, Kurdish, Tigrinya, Cyrillic.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -203,18 +203,7 @@ class Text:
 
     def markup(self, value: str, *, mono: bool = False, limit: int = MAX_VALUE_CHARS,
                where: str | None = None) -> str:
-        cut = ""
-        if len(value) > limit:
-            cut = (f" [... {len(value) - limit} more characters not shown here;"
-                   f" the whole value is {where or self.where}]")
-            value = value[:limit]
-        if self.line_breaks:
-            body = "<br/>".join(self._line(line, mono) for line in value.split("\n"))
-        else:
-            body = self._line(value, mono)
-        if cut:
-            body += f'<font color="#555555">{escape(cut)}</font>'
-        return body
+        return self._markup(value, limit, where, lambda line: self._line(line, mono))
 
     __call__ = markup
 
@@ -223,18 +212,26 @@ class Text:
         """Markup for a paragraph of `width` points in `style`: like `markup`, except that a
         line holding right-to-left text is broken in reading order first, then each piece is
         reordered, so the paragraph reads from its first words on the top line down."""
-        cut = value[:limit]
-        lines = cut.split("\n") if self.line_breaks else [cut]
-        body = "<br/>".join(
-            "<br/>".join(self._line(piece, False)
-                         for piece in _break_in_reading_order(line, self, style, width))
-            if is_right_to_left(line) else self._line(line, False)
-            for line in lines
-        )
+
+        def line_markup(line: str) -> str:
+            if not is_right_to_left(line):
+                return self._line(line, False)
+            return "<br/>".join(self._line(piece, False)
+                                for piece in _break_in_reading_order(line, self, style, width))
+
+        return self._markup(value, limit, where, line_markup)
+
+    def _markup(self, value: str, limit: int, where: str | None,
+                line_markup: Callable[[str], str]) -> str:
+        cut = ""
         if len(value) > limit:
-            rest = (f" [... {len(value) - limit} more characters not shown here;"
-                    f" the whole value is {where or self.where}]")
-            body += f'<font color="#555555">{escape(rest)}</font>'
+            cut = (f" [... {len(value) - limit} more characters not shown here;"
+                   f" the whole value is {where or self.where}]")
+            value = value[:limit]
+        lines = value.split("\n") if self.line_breaks else [value]
+        body = "<br/>".join(line_markup(line) for line in lines)
+        if cut:
+            body += f'<font color="#555555">{escape(cut)}</font>'
         return body
 
     def _line(self, value: str, mono: bool) -> str:

@@ -78,7 +78,6 @@ from evidence.pdftext import (
     MAX_VALUE_CHARS,
     MONO_FALLBACK_FONTS,
     Text,
-    is_right_to_left,
     load_fonts,
     starts_right_to_left,
 )
@@ -590,11 +589,9 @@ def _summary(facts: str | None, text: Text) -> list[Flowable]:
     for line in shown.replace("\r\n", "\n").split("\n"):
         if not line.strip():
             story.append(Spacer(1, 4))
-        elif is_right_to_left(line):
+        else:
             style = FACTS_RTL if starts_right_to_left(line) else FACTS
             story.append(Paragraph(text.wrapped(line, style, TEXT_WIDTH), style))
-        else:
-            story.append(Paragraph(text.markup(line), FACTS))
     if len(facts) > len(shown):
         story.append(Paragraph(
             f"[... {len(facts) - len(shown)} more characters not shown here; the whole summary"

@@ -63,6 +63,7 @@ VALUE = _style("value", fontSize=9, leading=12)
 VALUE_RTL = _style("valuertl", parent=VALUE, alignment=TA_RIGHT)
 EMPTY = _style("empty", fontSize=9, leading=12, textColor=MUTED)
 SMALL = _style("small", fontSize=7.5, leading=9.5, textColor=MUTED)
+SMALL_HEAD = _style("smallhead", parent=SMALL, keepWithNext=1)  # never ends a page alone
 CELL = _style("cell", fontSize=7.5, leading=9.5)
 CELL_HEAD = _style("cellhead", fontName="Helvetica-Bold", fontSize=7.5, leading=9.5)
 HASH = _style("hash", fontName="Courier", fontSize=7, leading=9)
@@ -311,18 +312,14 @@ def _sources(inst: Instrument, text: Text) -> list[Flowable]:
             "Right-to-left text (e.g. Arabic) is shown in reading order with joined letters; "
             "text copied out of this PDF comes out in those display forms. The exact "
             "characters are in the JSON rendering and the capture manifests.", SMALL), NOTICE))
-    sources = []
+    out.append(Paragraph("Sources", H2))
     for s in inst.sources:
         state = "checked" if s.verified else "NOT checked against the official text"
-        sources.append(Paragraph(text(f"{s.title} ({state}): {s.url}"), SMALL))
-    # A heading never ends a page: it stays with the first line under it.
-    out.append(KeepTogether([Paragraph("Sources", H2), *sources[:1]]))
-    out.extend(sources[1:])
+        out.append(Paragraph(text(f"{s.title} ({state}): {s.url}"), SMALL))
     if inst.unverified:
-        facts = [Paragraph(text(f"- {fact}"), SMALL) for fact in inst.unverified]
         out.append(Spacer(1, 2 * mm))
-        out.append(KeepTogether([Paragraph("Not verified against an official text:", SMALL),
-                                 *facts[:1]]))
-        out.extend(facts[1:])
+        out.append(Paragraph("Not verified against an official text:", SMALL_HEAD))
+        for fact in inst.unverified:
+            out.append(Paragraph(text(f"- {fact}"), SMALL))
     return out
 
