@@ -17,7 +17,6 @@ from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from evidence.errors import EvidenceError
-from evidence.sessions import LoginThrottled
 
 log = logging.getLogger("evidence.api")
 
@@ -64,8 +63,7 @@ def install(app: FastAPI) -> None:
     async def _evidence_error(_request: Request, exc: EvidenceError) -> JSONResponse:
         if exc.status_code >= 500:
             log.error("%s: %s", type(exc).__name__, exc.message)
-        headers = ({"Retry-After": str(exc.retry_after)} if isinstance(exc, LoginThrottled)
-                   else None)
+        headers = None if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
         return _json(exc.status_code, error_body(type(exc).__name__, exc.message), headers)
 
     @app.exception_handler(RequestValidationError)

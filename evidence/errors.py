@@ -9,6 +9,9 @@ class EvidenceError(Exception):
     """Base of every expected, explainable failure."""
 
     status_code = 400
+    # Whole seconds after which the same request may succeed, where that is known (a throttled
+    # login); the API sends it as Retry-After.
+    retry_after: int | None = None
 
     def __init__(self, message: str, status_code: int | None = None) -> None:
         super().__init__(message)

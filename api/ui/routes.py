@@ -86,9 +86,7 @@ def login(
             remote_address=request.client.host if request.client else None)
     except sessions.LoginThrottled as exc:
         # Answered here, not by the error pages: the form comes back, with when to try again.
-        unit = "minute" if exc.minutes == 1 else "minutes"
-        page = login_page(request, error=f"Too many failed sign-ins for this name; try again "
-                                         f"in {exc.minutes} {unit}.",
+        page = login_page(request, error=f"{exc.message[:1].upper()}{exc.message[1:]}.",
                           status_code=429, name=name, next_path=next)
         page.headers["Retry-After"] = str(exc.retry_after)
         return page
