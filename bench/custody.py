@@ -149,7 +149,7 @@ def _checkpoint_seconds(url: str, signer: Signer, added: int) -> tuple[float, fl
                 grown.append(time.perf_counter() - start)
             with session_scope(factory) as s:
                 start = time.perf_counter()
-                custody.MerkleTree(custody._leaf_hashes(s)).root()
+                custody.MerkleTree(list(custody._leaf_hashes(s))).root()
                 whole.append(time.perf_counter() - start)
     finally:
         engine.dispose()

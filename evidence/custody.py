@@ -33,6 +33,7 @@ from evidence.merkle import (
     frontier_extend,
     frontier_root,
     leaf_hash,
+    streamed_proofs,
     subtree_levels,
     verify_inclusion,
 )
@@ -183,11 +184,13 @@ def checkpoint_body(origin: str, tree_size: int, root: bytes) -> bytes:
     return f"{origin}\n{tree_size}\n{base64.b64encode(root).decode()}\n".encode()
 
 
-def _leaf_hashes(session: Session, upto: int | None = None) -> list[bytes]:
+def _leaf_hashes(session: Session, upto: int | None = None) -> Iterator[bytes]:
+    """The stored leaf hashes in seq order, streamed in batches."""
     query = select(CustodyEntry.leaf_hash).order_by(CustodyEntry.seq)
     if upto is not None:
         query = query.where(CustodyEntry.seq <= upto)
-    return [bytes(h) for h in session.scalars(query.execution_options(yield_per=READ_BATCH))]
+    for leaf in session.scalars(query.execution_options(yield_per=READ_BATCH)):
+        yield bytes(leaf)
 
 
 def latest_checkpoint(session: Session) -> Checkpoint | None:
@@ -216,7 +219,7 @@ def cut_checkpoint(
     else:
         # No checkpoint to grow from (the first, or one cut before frontiers were kept, or one
         # whose frontier does not hold): hash the whole log.
-        leaves = _leaf_hashes(session)
+        leaves = list(_leaf_hashes(session))
         size, frontier = len(leaves), frontier_extend([], 0, leaves)
     if latest is not None and latest.tree_size == size:
         return latest
@@ -300,19 +303,42 @@ class InclusionProof:
 def inclusion_proofs(session: Session, seqs: list[int], checkpoint: Checkpoint) -> list[
     InclusionProof
 ]:
-    """Proofs that each entry is in the tree the checkpoint signed."""
-    tree = MerkleTree(_leaf_hashes(session, upto=checkpoint.tree_size))
-    if tree.size != checkpoint.tree_size:
-        raise CustodyError(f"log holds {tree.size} entries, checkpoint says {checkpoint.tree_size}")
-    return [InclusionProof(s, tree.size, tree.inclusion_proof(s - 1)) for s in seqs]
+    """Proofs that each entry is in the tree the checkpoint signed.
+
+    One pass over the stored leaf hashes, holding only the hashes the proofs need (memory does
+    not grow with the log). The leaves must give the root the checkpoint signed: a proof from
+    an altered leaf-hash column would only fail later, in the hands of whoever checks it.
+    """
+    size = checkpoint.tree_size
+    label = f"checkpoint {checkpoint.id} (size {size})"
+    for seq in seqs:
+        if not 1 <= seq <= size:
+            raise CustodyError(f"entry seq {seq} is not in {label}")
+    try:
+        proved = streamed_proofs(_leaf_hashes(session, upto=size), size,
+                                 inclusion=[seq - 1 for seq in seqs])
+    except ProofError as exc:
+        # Only a log shorter than the checkpoint gets here: the seqs were checked above.
+        raise CustodyError(f"the log does not hold the {size} entries {label} signed ({exc}); "
+                           "run `evidence custody verify`") from exc
+    if proved.root != bytes(checkpoint.root_hash):
+        raise CustodyError(f"the log's stored leaf hashes do not give the root {label} "
+                           "signed; run `evidence custody verify`")
+    return [InclusionProof(seq, size, proof)
+            for seq, proof in zip(seqs, proved.inclusion, strict=True)]
 
 
 def consistency_proof(session: Session, old_size: int, new_size: int) -> list[bytes]:
-    tree = MerkleTree(_leaf_hashes(session, upto=new_size))
+    """PROOF(old_size, D[0:new_size]) from one pass over the stored leaf hashes."""
+    if not 0 < old_size <= new_size:
+        raise NotFound(f"no consistency proof from size {old_size} to {new_size}")
     try:
-        return tree.consistency_proof(old_size, new_size)
-    except ProofError as exc:
-        raise NotFound(str(exc)) from exc
+        proved = streamed_proofs(_leaf_hashes(session, upto=new_size), new_size,
+                                 consistency=[old_size])
+    except ProofError as exc:  # the log holds fewer than new_size entries
+        raise NotFound(f"no consistency proof from size {old_size} to {new_size}: "
+                       f"the log does not hold {new_size} entries ({exc})") from exc
+    return proved.consistency[0]
 
 
 # --- verification ----------------------------------------------------------------------------

@@ -11,18 +11,22 @@ it is re-exported here, so the log and the bundles are checked by the same code.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
 
 from evidence.bundle_verifier import ProofInvalid as ProofError
 from evidence.bundle_verifier import verify_consistency, verify_inclusion
 
-__all__ = ["EMPTY_ROOT", "MerkleTree", "ProofError", "frontier_extend", "frontier_root",
-           "leaf_hash", "node_hash", "root_of", "subtree_levels",
-           "verify_consistency", "verify_inclusion"]
+__all__ = ["EMPTY_ROOT", "MerkleTree", "ProofError", "StreamedProofs", "consistency_path",
+           "frontier_extend", "frontier_root", "inclusion_path", "leaf_hash", "node_hash",
+           "streamed_proofs", "subtree_levels", "verify_consistency",
+           "verify_inclusion"]
 
 LEAF_PREFIX = b"\x00"
 NODE_PREFIX = b"\x01"
 EMPTY_ROOT = hashlib.sha256(b"").digest()
+T = TypeVar("T")
 
 
 def leaf_hash(entry: bytes) -> bytes:
@@ -78,35 +82,141 @@ class MerkleTree:
         size = self.size if size is None else size
         if not 0 <= index < size <= self.size:
             raise ProofError(f"no leaf {index} in a tree of {size}")
-        proof: list[bytes] = []
-        lo, hi = 0, size
-        # Walk down from the root, collecting the sibling at each split; reverse at the end.
-        while hi - lo > 1:
-            k = _split(hi - lo)
-            if index < lo + k:
-                proof.append(self._hash(lo + k, hi))
-                hi = lo + k
-            else:
-                proof.append(self._hash(lo, lo + k))
-                lo = lo + k
-        proof.reverse()
-        return proof
+        return inclusion_path(index, size, self._hash)
 
     def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[bytes]:
         """PROOF(old_size, D[0:new_size]) of RFC 9162 section 2.1.4.1."""
         new_size = self.size if new_size is None else new_size
         if not 0 < old_size <= new_size <= self.size:
             raise ProofError(f"no consistency proof from size {old_size} to {new_size}")
-        return self._subproof(old_size, 0, new_size, True)
+        return consistency_path(old_size, new_size, self._hash)
 
-    def _subproof(self, m: int, lo: int, hi: int, complete: bool) -> list[bytes]:
+
+# --- proofs over any source of subtree hashes -------------------------------------------------
+#
+# The RFC's recursions only ever ask for MTH(D[lo:hi]) of two kinds of range: a full subtree
+# (hi - lo a power of two, lo a multiple of it) or a range that ends where the tree ends. The
+# functions below name the ranges through `hash_range`, so the same code gives proofs from a
+# tree held in memory (`MerkleTree`) and from leaves streamed once (`streamed_proofs`).
+
+def inclusion_path(index: int, size: int, hash_range: Callable[[int, int], T]) -> list[T]:
+    """PATH(index, D[0:size]) of RFC 9162 section 2.1.3.1, leaf to root (0 <= index < size)."""
+    proof: list[T] = []
+    lo, hi = 0, size
+    # Walk down from the root, collecting the sibling at each split; reverse at the end.
+    while hi - lo > 1:
+        k = _split(hi - lo)
+        if index < lo + k:
+            proof.append(hash_range(lo + k, hi))
+            hi = lo + k
+        else:
+            proof.append(hash_range(lo, lo + k))
+            lo = lo + k
+    proof.reverse()
+    return proof
+
+
+def consistency_path(old_size: int, new_size: int, hash_range: Callable[[int, int], T]) -> list[T]:
+    """PROOF(old_size, D[0:new_size]) of RFC 9162 section 2.1.4.1 (0 < old_size <= new_size)."""
+
+    def subproof(m: int, lo: int, hi: int, complete: bool) -> list[T]:
         n = hi - lo
         if m == n:
-            return [] if complete else [self._hash(lo, hi)]
+            return [] if complete else [hash_range(lo, hi)]
         k = _split(n)
         if m <= k:
-            return [*self._subproof(m, lo, lo + k, complete), self._hash(lo + k, hi)]
-        return [*self._subproof(m - k, lo + k, hi, False), self._hash(lo, lo + k)]
+            return [*subproof(m, lo, lo + k, complete), hash_range(lo + k, hi)]
+        return [*subproof(m - k, lo + k, hi, False), hash_range(lo, lo + k)]
+
+    return subproof(old_size, 0, new_size, True)
+
+
+@dataclass(frozen=True)
+class StreamedProofs:
+    """What `streamed_proofs` found: the tree's root and the proofs asked for, in order."""
+
+    size: int
+    root: bytes
+    inclusion: list[list[bytes]]
+    consistency: list[list[bytes]]
+
+
+def streamed_proofs(
+    leaves: Iterable[bytes],
+    size: int,
+    *,
+    inclusion: Sequence[int] = (),
+    consistency: Sequence[int] = (),
+) -> StreamedProofs:
+    """Root, inclusion proofs (of leaf indices) and consistency proofs (from older sizes) of
+    the tree of exactly `size` leaves, read once from `leaves`.
+
+    Memory holds the frontier (one hash per bit of the size) and the subtree hashes the proofs
+    need, never the leaves: a proof over a log of millions of entries costs a pass, not a copy.
+    """
+    for index in inclusion:
+        if not 0 <= index < size:
+            raise ProofError(f"no leaf {index} in a tree of {size}")
+    for old in consistency:
+        if not 0 < old <= size:
+            raise ProofError(f"no consistency proof from size {old} to {size}")
+    # First name every range the proofs need, then hash them all in one pass.
+    wanted: list[list[tuple[int, int]]] = [
+        *(inclusion_path(i, size, _range_key) for i in inclusion),
+        *(consistency_path(m, size, _range_key) for m in consistency),
+    ]
+    needed = {key for path in wanted for key in path}
+    found: dict[tuple[int, int], bytes] = {}
+    # The frontier as (first leaf, leaves, hash), largest subtree first.
+    stack: list[tuple[int, int, bytes]] = []
+    sha = hashlib.sha256
+    count = 0
+    for leaf in leaves:
+        if count == size:
+            raise ProofError(f"more than {size} leaves given for a tree of {size}")
+        start, width, node = count, 1, leaf
+        if needed and (start, start + 1) in needed:
+            found[start, start + 1] = node
+        carry = count
+        while carry & 1:  # adding a leaf carries like binary addition, as in frontier_extend
+            start, left_width, left = stack.pop()
+            node = sha(NODE_PREFIX + left + node).digest()
+            width += left_width
+            if needed and (start, start + width) in needed:
+                found[start, start + width] = node
+            carry >>= 1
+        stack.append((start, width, node))
+        count += 1
+    if count != size:
+        raise ProofError(f"only {count} leaves given for a tree of {size}")
+    for lo, hi in needed - found.keys():
+        if hi != size:
+            raise AssertionError(f"range [{lo}, {hi}) is not one the RFC's proofs ask for")
+        found[lo, hi] = _edge_hash(stack, lo)
+    proofs = [[found[key] for key in path] for path in wanted]
+    return StreamedProofs(
+        size=size,
+        root=frontier_root([subtree for _start, _width, subtree in stack]),
+        inclusion=proofs[:len(inclusion)],
+        consistency=proofs[len(inclusion):],
+    )
+
+
+def _range_key(lo: int, hi: int) -> tuple[int, int]:
+    return lo, hi
+
+
+def _edge_hash(stack: Sequence[tuple[int, int, bytes]], lo: int) -> bytes:
+    """MTH of the leaves from `lo` to the end of the tree whose frontier is `stack`: the
+    frontier's subtrees from lo on, folded from the right."""
+    node: bytes | None = None
+    for start, _width, subtree in reversed(stack):
+        node = subtree if node is None else node_hash(subtree, node)
+        if start <= lo:
+            if start == lo:
+                return node
+            break
+    raise AssertionError(f"no run of the frontier's subtrees starts at leaf {lo}")
 
 
 def _pair_up(level: Sequence[bytes]) -> list[bytes]:
@@ -163,18 +273,3 @@ def frontier_extend(frontier: Sequence[bytes], size: int, leaves: Sequence[bytes
         out.append(node)
         size += 1
     return out
-
-
-def root_of(leaves: Sequence[bytes]) -> bytes:
-    """Root of a whole tree without keeping its levels: one pass, bounded extra memory."""
-    if not leaves:
-        return EMPTY_ROOT
-    sha = hashlib.sha256
-    level = list(leaves)
-    while len(level) > 1:
-        nxt = [sha(NODE_PREFIX + level[i] + level[i + 1]).digest()
-               for i in range(0, len(level) - 1, 2)]
-        if len(level) % 2:
-            nxt.append(level[-1])
-        level = nxt
-    return level[0]

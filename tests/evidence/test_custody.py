@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from evidence import cases, custody
 from evidence.canonical import canonical_json
 from evidence.db import make_engine, make_session_factory, session_scope
+from evidence.errors import CustodyError, NotFound
 from evidence.merkle import (
     MerkleTree,
     leaf_hash,
@@ -316,6 +317,44 @@ def test_a_checkpoint_grows_the_tree_the_one_before_signed(
     report = _verify(engine, signer)
     assert report.first_problem is not None and report.first_problem.seq == 2
     assert "recorded hash" in report.summary()
+
+
+def test_proofs_refuse_leaf_hashes_that_do_not_give_the_signed_root(
+    populated: tuple[Engine, Signer],
+) -> None:
+    """A proof from an edited leaf-hash column would fail only in the hands of whoever checks
+    the bundle: the proofs an export puts in it are refused at once, naming the checkpoint, and
+    so are proofs over a log shorter than the checkpoint."""
+    engine, _signer = populated
+    factory = make_session_factory(engine)
+    with session_scope(factory) as s:
+        checkpoint = custody.latest_checkpoint(s)
+        assert checkpoint is not None
+        good = custody.inclusion_proofs(s, [1, 12], checkpoint)
+        assert [p.seq for p in good] == [1, 12]
+        with pytest.raises(CustodyError, match="entry seq 13 is not in checkpoint"):
+            custody.inclusion_proofs(s, [13], checkpoint)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE custody_entries SET leaf_hash = :h WHERE seq = 2"),
+                     {"h": b"\x00" * 32})
+    with session_scope(factory) as s:
+        checkpoint = custody.latest_checkpoint(s)
+        assert checkpoint is not None
+        with pytest.raises(CustodyError, match=r"stored leaf hashes do not give the root "
+                                               r"checkpoint \d+ \(size 12\) signed"):
+            custody.inclusion_proofs(s, [5], checkpoint)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM custody_entries WHERE seq >= 11"))
+    with session_scope(factory) as s:
+        checkpoint = custody.latest_checkpoint(s)
+        assert checkpoint is not None
+        with pytest.raises(CustodyError, match="does not hold the 12 entries"):
+            custody.inclusion_proofs(s, [5], checkpoint)
+        with pytest.raises(NotFound, match="no consistency proof from size 3 to 12: the log "
+                                           "does not hold 12 entries"):
+            custody.consistency_proof(s, 3, 12)
+        with pytest.raises(NotFound, match=r"no consistency proof from size 9 to 5$"):
+            custody.consistency_proof(s, 9, 5)
 
 
 def test_a_forged_frontier_is_not_grown_from(populated: tuple[Engine, Signer]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import tracemalloc
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -24,7 +25,7 @@ from evidence.merkle import (
     frontier_root,
     leaf_hash,
     node_hash,
-    root_of,
+    streamed_proofs,
     verify_consistency,
     verify_inclusion,
 )
@@ -155,6 +156,10 @@ def _leaves(seed: int, count: int) -> list[bytes]:
     return [leaf_hash(prefix + i.to_bytes(4, "big")) for i in range(count)]
 
 
+def _streamed_root(leaves: Sequence[bytes]) -> bytes:
+    return streamed_proofs(iter(leaves), len(leaves)).root
+
+
 def _flip(data: bytes, bit: int) -> bytes:
     out = bytearray(data)
     out[bit // 8] ^= 1 << (bit % 8)
@@ -208,7 +213,7 @@ def test_empty_tree_root_is_sha256_of_nothing() -> None:
     assert MerkleTree([]).root() == expected
     assert MerkleTree([]).root(0) == expected
     assert MerkleTree(_leaves(1, 5)).root(0) == expected
-    assert root_of([]) == expected
+    assert _streamed_root([]) == expected
 
 
 def test_three_leaves_by_hand() -> None:
@@ -220,7 +225,7 @@ def test_three_leaves_by_hand() -> None:
     assert expected.hex() == "385da30f3917282c8939dff851957e519ab1846b1351a14c0adb3b11632742aa"
     leaves = [l0, l1, l2]
     assert MerkleTree(leaves).root() == expected
-    assert root_of(leaves) == expected
+    assert _streamed_root(leaves) == expected
 
 
 def test_seven_leaves_by_hand() -> None:
@@ -234,7 +239,7 @@ def test_seven_leaves_by_hand() -> None:
     assert expected.hex() == "15f290e6a28a2633d48b2b7c86adc7d20596296fdb865166ea8a108e050a30e9"
     assert MerkleTree(lf).root() == expected
     assert MerkleTree(lf + _leaves(2, 9)).root(7) == expected
-    assert root_of(lf) == expected
+    assert _streamed_root(lf) == expected
 
 
 @pytest.mark.parametrize("size", range(9))
@@ -244,7 +249,7 @@ def test_certificate_transparency_vectors(size: int) -> None:
     assert ref_mth(CT_ENTRIES[:size]) == expected  # the reference itself is right
     assert MerkleTree(leaves).root(size) == expected
     assert MerkleTree(leaves[:size]).root() == expected
-    assert root_of(leaves[:size]) == expected
+    assert _streamed_root(leaves[:size]) == expected
 
 
 def test_certificate_transparency_proof_vectors() -> None:
@@ -271,7 +276,7 @@ def test_every_size_up_to_300_matches_the_reference() -> None:
     for size in range(301):
         expected = ref_mth(entries[:size])
         assert tree.root(size) == expected, size
-        assert root_of(leaves[:size]) == expected, size
+        assert _streamed_root(leaves[:size]) == expected, size
     assert tree.root() == tree.root(300)
 
 
@@ -282,7 +287,7 @@ def test_roots_match_the_reference_for_random_entries(entries: list[bytes], data
     size = data.draw(st.integers(min_value=0, max_value=len(entries)), label="size")
     expected = ref_mth(entries[:size])
     assert MerkleTree(leaves).root(size) == expected
-    assert root_of(leaves[:size]) == expected
+    assert _streamed_root(leaves[:size]) == expected
     assert MerkleTree(leaves).root() == ref_mth(entries)
 
 
@@ -309,7 +314,7 @@ def test_every_inclusion_proof_verifies(n: int, extra: int, seed: int, data: Any
     tree = MerkleTree(leaves)
     index = data.draw(st.integers(min_value=0, max_value=n - 1), label="index")
     root = tree.root(n)
-    assert root_of(leaves[:n]) == root
+    assert _streamed_root(leaves[:n]) == root
     proof = tree.inclusion_proof(index, n)
     verify_inclusion(leaves[index], index, n, proof, root)
     assert ref_inclusion_ok(leaves[index], index, n, proof, root)
@@ -666,3 +671,72 @@ def test_a_frontier_of_the_wrong_length_is_refused() -> None:
     frontier = ref_frontier(_leaves(7, 13))  # 13 = 8 + 4 + 1: three roots
     with pytest.raises(ProofError, match="holds 3 hashes, not 2"):
         frontier_extend(frontier[:2], 13, [])
+
+
+# --- proofs from leaves streamed once (exports over a long log) ------------------------------
+
+
+def test_streamed_proofs_match_the_rfc_definitions_exhaustively_up_to_40() -> None:
+    for n in range(1, 41):
+        leaves = _leaves(8, n)
+        every = list(range(n))
+        got = streamed_proofs(iter(leaves), n, inclusion=every, consistency=range(1, n + 1))
+        assert got.root == ref_mth_of_hashes(leaves)
+        assert got.inclusion == [ref_path(i, leaves) for i in every], n
+        assert got.consistency == [ref_subproof(m, leaves, True) for m in range(1, n + 1)], n
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 3000), seeds, st.data())
+def test_streamed_proofs_equal_the_in_memory_trees_and_verify(n: int, seed: int,
+                                                              data: Any) -> None:
+    leaves = _leaves(seed, n)
+    indices = data.draw(st.lists(st.integers(0, n - 1), max_size=12))
+    olds = data.draw(st.lists(st.integers(1, n), max_size=6))
+    got = streamed_proofs((leaf for leaf in leaves), n, inclusion=indices, consistency=olds)
+    tree = MerkleTree(leaves)
+    assert got.size == n and got.root == tree.root()
+    assert got.inclusion == [tree.inclusion_proof(i) for i in indices]
+    assert got.consistency == [tree.consistency_proof(m) for m in olds]
+    for index, proof in zip(indices, got.inclusion, strict=True):
+        verify_inclusion(leaves[index], index, n, proof, got.root)
+    for old, proof in zip(olds, got.consistency, strict=True):
+        verify_consistency(old, n, tree.root(old), got.root, proof)
+
+
+def test_streamed_proofs_refuse_the_wrong_number_of_leaves_or_impossible_requests() -> None:
+    leaves = _leaves(15, 10)
+    with pytest.raises(ProofError, match="only 9 leaves given for a tree of 10"):
+        streamed_proofs(iter(leaves[:9]), 10, inclusion=[0])
+    with pytest.raises(ProofError, match="more than 9 leaves given for a tree of 9"):
+        streamed_proofs(iter(leaves), 9)
+    for index in (-1, 10):
+        with pytest.raises(ProofError, match=f"no leaf {index} in a tree of 10"):
+            streamed_proofs(iter(leaves), 10, inclusion=[index])
+    for old in (0, 11):
+        with pytest.raises(ProofError, match=f"no consistency proof from size {old} to 10"):
+            streamed_proofs(iter(leaves), 10, consistency=[old])
+    empty = streamed_proofs(iter([]), 0)
+    assert empty.root == EMPTY_ROOT and empty.inclusion == [] and empty.consistency == []
+
+
+def test_streamed_proofs_hold_the_frontier_not_the_leaves() -> None:
+    """200,000 leaves (6.4 MB of hashes, twice that as a tree) proved in well under 1 MB."""
+    n = 200_000
+
+    def leaves() -> Iterator[bytes]:
+        for i in range(n):
+            yield hashlib.sha256(i.to_bytes(4, "big")).digest()
+
+    tracemalloc.start()
+    try:
+        got = streamed_proofs(leaves(), n, inclusion=[0, 77_777, n - 1], consistency=[131_073])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000, peak
+    whole = list(leaves())
+    tree = MerkleTree(whole)
+    assert got.root == tree.root()
+    assert got.inclusion == [tree.inclusion_proof(i) for i in (0, 77_777, n - 1)]
+    assert got.consistency == [tree.consistency_proof(131_073)]
