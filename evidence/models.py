@@ -492,10 +492,12 @@ class LoginFailure(Base):
 
     Kept in the database, not in a process, so every API host counts the same failures
     (evidence/sessions.py). `name` is the name as typed, normalised, whether or not a user has it.
+    Kept for `sessions.LOGIN_FAILURE_RETENTION`, as a record of guessing, then pruned.
     """
 
     __tablename__ = "login_failures"
-    __table_args__ = (Index("ix_login_failures_name_attempted_at", "name", "attempted_at"),)
+    __table_args__ = (Index("ix_login_failures_name_attempted_at", "name", "attempted_at"),
+                      Index("ix_login_failures_attempted_at", "attempted_at"))
 
     id: Mapped[uuid.UUID] = _uuid_pk()
     name: Mapped[str] = mapped_column(String(64))

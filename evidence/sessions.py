@@ -8,7 +8,7 @@ Password guessing is throttled per name: every refused login is a `LoginFailure`
 with `LOGIN_FAILURE_LIMIT` failures inside `LOGIN_FAILURE_WINDOW` is refused without a look at
 the password until the oldest of them leaves the window. The rows live in the database, so all
 API hosts count together; the name as typed is what counts, whether a user has it or not, so the
-answer never tells which names exist.
+answer never tells which names exist. They are kept for `LOGIN_FAILURE_RETENTION`, then pruned.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import secrets
 import unicodedata
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, text
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
 from evidence import custody, users
@@ -32,6 +32,9 @@ SESSION_LIFETIME = timedelta(hours=12)
 # them leaves it. Refusals while closed are not counted, so the name reopens on time.
 LOGIN_FAILURE_LIMIT = 5
 LOGIN_FAILURE_WINDOW = timedelta(minutes=15)
+# Failures outlive the window as a record of who guessed at which names from where; past this
+# they are deleted, each time a failure is recorded, so the table stays bounded.
+LOGIN_FAILURE_RETENTION = timedelta(days=90)
 # pg_advisory_xact_lock(space, key): serialises the failures of one name across hosts, so the
 # failure that closes a name is one, and so is its custody entry. A two-key lock never meets the
 # one-key locks of the custody log and the image index.
@@ -104,6 +107,8 @@ def _record_failure(session: Session, name: str, *, remote_address: str | None,
         session.execute(text("SELECT pg_advisory_xact_lock(:space, :key)"),
                         {"space": _FAILURE_LOCK_SPACE,
                          "key": int.from_bytes(digest[:4], "big", signed=True)})
+    session.execute(delete(LoginFailure)
+                    .where(LoginFailure.attempted_at < now - LOGIN_FAILURE_RETENTION))
     session.add(LoginFailure(name=key, attempted_at=now,
                              remote_address=None if remote_address is None
                              else remote_address[:_ADDRESS_LENGTH]))

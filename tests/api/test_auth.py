@@ -167,6 +167,24 @@ def test_a_closed_name_opens_again_when_its_failures_leave_the_window(session: S
     assert session.scalar(select(func.count()).select_from(LoginFailure)) == 6
 
 
+def test_failures_are_kept_for_the_retention_then_pruned(session: Session) -> None:
+    start = utcnow()
+    retention = sessions.LOGIN_FAILURE_RETENTION
+    for name, when in (("old", start - retention - timedelta(minutes=1)),
+                       ("kept", start - retention + timedelta(minutes=1))):
+        with pytest.raises(sessions.LoginFailed):
+            sessions.login(session, name=name, password="guess", now=when)
+
+    def names() -> set[str]:
+        return set(session.scalars(select(LoginFailure.name)))
+
+    assert names() == {"old", "kept"}
+    # The next failure, whoever it guesses at, deletes what is past the retention.
+    with pytest.raises(sessions.LoginFailed):
+        sessions.login(session, name="new", password="guess", now=start)
+    assert names() == {"kept", "new"}
+
+
 def test_an_auditor_and_a_liaison_cannot_open_cases(api: Api) -> None:
     auditor = api.user("aud", Role.AUDITOR)
     refused = api.post(auditor, "/api/cases", json={"reference": "C-1", "title": "t"})
