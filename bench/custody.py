@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from evidence import cases, custody, migrate, users
 from evidence.db import make_engine, make_session_factory, normalise_url, session_scope
+from evidence.merkle import MerkleTree
 from evidence.models import CustodyEntry, Role
 from evidence.signing import Signer
 
@@ -183,7 +184,7 @@ def _checkpoint_seconds(url: str, signer: Signer, added: int) -> tuple[float, fl
                 grown.append(time.perf_counter() - start)
             with session_scope(factory) as s:
                 start = time.perf_counter()
-                custody.MerkleTree(list(custody._leaf_hashes(s))).root()
+                MerkleTree(list(custody._leaf_hashes(s))).root()
                 whole.append(time.perf_counter() - start)
     finally:
         engine.dispose()

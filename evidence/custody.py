@@ -9,6 +9,7 @@ one RFC 9162 Merkle tree; checkpoints sign its size and root with the system's E
 from __future__ import annotations
 
 import base64
+import bisect
 import concurrent.futures
 import hashlib
 import multiprocessing as mp
@@ -28,14 +29,14 @@ from sqlalchemy.pool import NullPool
 from evidence.canonical import JsonValue, canonical_json
 from evidence.errors import CustodyError, NotFound
 from evidence.merkle import (
-    MerkleTree,
+    EMPTY_ROOT,
     ProofError,
+    block_root,
     frontier_extend,
     frontier_root,
     leaf_hash,
+    prefix_roots,
     streamed_proofs,
-    subtree_levels,
-    verify_inclusion,
 )
 from evidence.models import Case, Checkpoint, CustodyEntry, User, utcnow
 from evidence.signing import SignatureInvalid, Signer, Verifier
@@ -547,7 +548,6 @@ class _Run:
     joined in order (`_join`). `heads` holds each case's last entry in the run.
     """
 
-    leaves: list[bytes] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     # case id -> (case_seq, leaf hash, seq) of the case's latest entry in the run
     heads: dict[str, tuple[int, bytes, int]] = field(default_factory=dict)
@@ -555,19 +555,32 @@ class _Run:
     opens: dict[str, tuple[int, bytes | None]] = field(default_factory=dict)
     case_entries: list[int] = field(default_factory=list)
     next_seq: int = 1  # the seq the entry after the run must have
-    # Levels 1.. of the Merkle tree over the run's leaves (`merkle.subtree_levels`), when the
-    # run was checked apart from the others.
-    levels: list[list[bytes]] = field(default_factory=list)
+    # The Merkle tree over the run's leaves, in memory that does not grow with it (see
+    # `merkle.prefix_roots`): the roots of its full blocks of 2**PARALLEL_ALIGN_DEPTH leaves,
+    # the leaves after the last full block, and for each checkpoint size that falls inside a
+    # block, the frontier of that block's leaves up to it.
+    count: int = 0
+    blocks: list[bytes] = field(default_factory=list)
+    tail: list[bytes] = field(default_factory=list)
+    partials: dict[int, list[bytes]] = field(default_factory=dict)
 
 
 def _check_run(
-    rows: Iterable[Any], *, first_seq: int, starts_log: bool, case_id: str | None
+    rows: Iterable[Any], *, first_seq: int, starts_log: bool, case_id: str | None,
+    marks: Sequence[int],
 ) -> _Run:
-    """Check entries in seq order from `first_seq` on; see `check_entries` for what is checked."""
+    """Check entries in seq order from `first_seq` on; see `check_entries` for what is checked.
+
+    `marks` are the sizes (sorted) at which the tree's root will be asked for: the checkpoints'.
+    The run's first entry is leaf `first_seq - 1` of the tree, a multiple of the block size.
+    """
     run = _Run()
     problems = run.problems
-    leaves = run.leaves
+    depth = PARALLEL_ALIGN_DEPTH
+    block = 1 << depth
+    leaves = run.tail  # the leaves of the block being filled
     append_leaf = leaves.append
+    start = first_seq - 1  # leaves before the run
     heads = run.heads
     case_names: dict[Any, str] = {}
     sha = hashlib.sha256
@@ -588,6 +601,8 @@ def _check_run(
         expected += 1
         leaf = sha(b"\x00" + data).digest()
         append_leaf(leaf)
+        if len(leaves) == block:
+            _fold_block(run, start + len(run.blocks) * block, marks, depth)
         try:
             links = decode(data)
             # The typed decoder checks the JSON's syntax but not the UTF-8 of fields it skips.
@@ -673,7 +688,26 @@ def _check_run(
         if doc_case_id == case_id:
             run.case_entries.append(seq)
     run.next_seq = expected
+    _keep_partials(run, start + len(run.blocks) * block, marks)
+    run.count = len(run.blocks) * block + len(run.tail)
     return run
+
+
+def _keep_partials(run: _Run, block_start: int, marks: Sequence[int]) -> None:
+    """Keep the frontier of the leaves in `run.tail` up to each mark that falls among them."""
+    leaves = run.tail
+    first = bisect.bisect_right(marks, block_start)
+    last = bisect.bisect_right(marks, block_start + len(leaves))
+    for mark in marks[first:last]:
+        run.partials[mark] = frontier_extend([], 0, leaves[:mark - block_start])
+
+
+def _fold_block(run: _Run, block_start: int, marks: Sequence[int], depth: int) -> None:
+    """`run.tail` holds a full block: keep its root (and the partials inside it), drop it."""
+    _keep_partials(run, block_start, marks)
+    run.partials.pop(block_start + len(run.tail), None)  # a mark on the border needs none
+    run.blocks.append(block_root(run.tail, depth))
+    run.tail.clear()
 
 
 def check_entries(
@@ -689,10 +723,16 @@ def check_entries(
     `rows` are (seq, case_id, case_seq, prev_case_hash, entry, leaf_hash) in seq order. Only
     the canonical bytes of each entry are trusted; the columns beside them and the stored leaf
     hashes are checked against those bytes, never used in their place. With `case_id`, the
-    report counts that case's entries and proves each one's inclusion in the latest checkpoint.
+    report counts that case's entries, and how many of them the latest checkpoint that holds
+    seals: their leaves are among those that fold into the root it signed.
     """
-    run = _check_run(rows, first_seq=1, starts_log=True, case_id=case_id)
+    run = _check_run(rows, first_seq=1, starts_log=True, case_id=case_id,
+                     marks=_marks(checkpoints))
     return _finish(run, checkpoints, verifier, case_id=case_id, case_reference=case_reference)
+
+
+def _marks(checkpoints: Sequence[Checkpoint]) -> list[int]:
+    return sorted({cp.tree_size for cp in checkpoints if cp.tree_size > 0})
 
 
 def _finish(
@@ -700,16 +740,19 @@ def _finish(
     case_id: str | None, case_reference: str | None,
 ) -> VerifyReport:
     report = VerifyReport(case_reference=case_reference, problems=run.problems)
-    report.entries = len(run.leaves)
+    report.entries = run.count
     report.cases = len(run.heads)
-    tree = MerkleTree(run.leaves, lower=run.levels)
-    _verify_checkpoints(checkpoints, verifier, tree, report)
+    partials = dict(run.partials)
+    partials[run.count] = frontier_extend([], 0, run.tail)
+    sizes = [size for size in _marks(checkpoints) if size <= run.count]
+    roots = prefix_roots(run.blocks, PARALLEL_ALIGN_DEPTH, partials, sizes)
+    roots[0] = EMPTY_ROOT
+    _verify_checkpoints(checkpoints, verifier, run.count, roots, report)
     if case_id is not None:
         report.cases = 1 if case_id in run.heads else 0
         report.entries = len(run.case_entries)
+        # Problems elsewhere in the log stay reported: this case's entries rest on all of it.
         report.sealed = sum(1 for s in run.case_entries if s <= report.sealed)
-        # Problems elsewhere in the log stay reported: this case's proofs rest on all of it.
-        _verify_case_inclusion(checkpoints, tree, run.case_entries, report)
     return report
 
 
@@ -725,21 +768,22 @@ def _join(runs: Sequence[_Run]) -> _Run | None:
     """
     whole = _Run()
     for run in runs:
-        if run.problems or run.next_seq - len(run.leaves) != whole.next_seq:
-            return None  # a run that broke, or entries missing at the border before it
+        if run.problems or run.next_seq - run.count != whole.next_seq or whole.tail:
+            # A run that broke, entries missing at the border before it, or a run before it
+            # that ended inside a block.
+            return None
         for case, (case_seq, prev) in run.opens.items():
             head = whole.heads.get(case)
             want = (1, None) if head is None else (head[0] + 1, head[1])
             if (case_seq, prev) != want:
                 return None
-        whole.leaves.extend(run.leaves)
         whole.heads.update(run.heads)
         whole.case_entries.extend(run.case_entries)
         whole.next_seq = run.next_seq
-        if not whole.levels:
-            whole.levels = [[] for _ in run.levels]
-        for joined, level in zip(whole.levels, run.levels, strict=True):
-            joined.extend(level)
+        whole.count += run.count
+        whole.blocks.extend(run.blocks)
+        whole.tail = run.tail
+        whole.partials.update(run.partials)
     return whole
 
 
@@ -750,21 +794,21 @@ def _usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _check_range(rows: Iterable[Any], after: int, case_id: str | None) -> _Run:
-    run = _check_run(rows, first_seq=after + 1, starts_log=after == 0, case_id=case_id)
-    if not run.problems:
-        run.levels = subtree_levels(run.leaves, PARALLEL_ALIGN_DEPTH)
-    return run
+def _check_range(rows: Iterable[Any], after: int, case_id: str | None,
+                 marks: Sequence[int]) -> _Run:
+    return _check_run(rows, first_seq=after + 1, starts_log=after == 0, case_id=case_id,
+                      marks=marks)
 
 
-def _run_in_child(url: str, after: int, upto: int | None, case_id: str | None) -> _Run:
+def _run_in_child(url: str, after: int, upto: int | None, case_id: str | None,
+                  marks: Sequence[int]) -> _Run:
     """One process's share: its own connection, its own range of seq."""
     engine = create_engine(url, poolclass=NullPool)
     try:
         with engine.connect() as conn:
             rows = _stream_rows(conn.connection.dbapi_connection, conn.dialect.name,
                                 after, upto)
-            return _check_range(rows, after, case_id)
+            return _check_range(rows, after, case_id, marks)
     finally:
         engine.dispose()
 
@@ -793,8 +837,9 @@ def _verify_in_parallel(
     if workers < 2:
         return None
     url = engine.url.render_as_string(hide_password=False)
-    # Run i holds borders[i] < seq <= borders[i+1]; borders fall on whole Merkle subtrees, so
-    # each process also hashes the lower levels of the tree over its own range.
+    marks = _marks(checkpoints)
+    # Run i holds borders[i] < seq <= borders[i+1]; borders fall on block borders, so each
+    # process also folds the blocks of the tree over its own range.
     align = 1 << PARALLEL_ALIGN_DEPTH
     borders = [(i * top // workers) // align * align for i in range(workers)]
     if len(set(borders)) < workers:
@@ -805,10 +850,10 @@ def _verify_in_parallel(
         # them: an entry with a seq outside 1..top is still seen.
         futures = [
             pool.submit(_run_in_child, url, borders[i], borders[i + 1] if i + 1 < workers
-                        else None, case_id)
+                        else None, case_id, marks)
             for i in range(1, workers)
         ]
-        first = _check_range(read_rows(session, upto=borders[1]), 0, case_id)
+        first = _check_range(read_rows(session, upto=borders[1]), 0, case_id, marks)
         runs = [first, *(f.result() for f in futures)]
     whole = _join(runs)
     if whole is None:
@@ -817,9 +862,11 @@ def _verify_in_parallel(
 
 
 def _verify_checkpoints(
-    checkpoints: Sequence[Checkpoint], verifier: Verifier, tree: MerkleTree,
+    checkpoints: Sequence[Checkpoint], verifier: Verifier, size: int, roots: dict[int, bytes],
     report: VerifyReport,
 ) -> None:
+    """Check each checkpoint against the log of `size` entries, whose root at every checkpoint
+    size not above it is in `roots`."""
     report.checkpoints = len(checkpoints)
     previous = 0
     for cp in checkpoints:
@@ -829,15 +876,15 @@ def _verify_checkpoints(
         except SignatureInvalid as exc:
             report.problems.append(Problem(f"{label}: signature invalid: {exc}"))
             continue
-        if cp.tree_size > tree.size:
+        if cp.tree_size > size:
             report.problems.append(Problem(
-                f"{label} covers more entries than the log holds ({tree.size}): entries "
-                f"{tree.size + 1}..{cp.tree_size} were deleted",
-                tree.size + 1,
+                f"{label} covers more entries than the log holds ({size}): entries "
+                f"{size + 1}..{cp.tree_size} were deleted",
+                size + 1,
             ))
             continue
-        if tree.root(cp.tree_size) != bytes(cp.root_hash):
-            first = _first_divergent(tree, checkpoints, cp)
+        if roots[cp.tree_size] != bytes(cp.root_hash):
+            first = _first_divergent(roots, checkpoints, cp)
             report.problems.append(Problem(
                 f"{label} signed a different log: an entry in seq {first}..{cp.tree_size} was "
                 "rewritten after the checkpoint",
@@ -850,35 +897,12 @@ def _verify_checkpoints(
 
 
 def _first_divergent(
-    tree: MerkleTree, checkpoints: Sequence[Checkpoint], bad: Checkpoint
+    roots: dict[int, bytes], checkpoints: Sequence[Checkpoint], bad: Checkpoint
 ) -> int:
     """The first seq not vouched for by an earlier checkpoint that still matches."""
     good = [
         cp.tree_size
         for cp in checkpoints
-        if cp.tree_size < bad.tree_size and tree.root(cp.tree_size) == bytes(cp.root_hash)
+        if cp.tree_size < bad.tree_size and roots[cp.tree_size] == bytes(cp.root_hash)
     ]
     return (max(good) if good else 0) + 1
-
-
-def _verify_case_inclusion(
-    checkpoints: Sequence[Checkpoint], tree: MerkleTree, seqs: list[int],
-    report: VerifyReport,
-) -> None:
-    if not checkpoints:
-        return
-    latest = max(checkpoints, key=lambda cp: (cp.tree_size, cp.id))
-    size = latest.tree_size
-    if size == 0 or size > tree.size:
-        return
-    leaves = tree.levels[0]
-    root = bytes(latest.root_hash)
-    for seq in seqs:
-        if seq > size:
-            continue
-        try:
-            verify_inclusion(leaves[seq - 1], seq - 1, size,
-                             tree.inclusion_proof(seq - 1, size), root)
-        except ProofError as exc:
-            report.problems.append(Problem(f"not included in checkpoint {latest.id}: {exc}", seq))
-

@@ -11,17 +11,17 @@ it is re-exported here, so the log and the bundles are checked by the same code.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
 from evidence.bundle_verifier import ProofInvalid as ProofError
 from evidence.bundle_verifier import verify_consistency, verify_inclusion
 
-__all__ = ["EMPTY_ROOT", "MerkleTree", "ProofError", "StreamedProofs", "consistency_path",
-           "frontier_extend", "frontier_root", "inclusion_path", "leaf_hash", "node_hash",
-           "streamed_proofs", "subtree_levels", "verify_consistency",
-           "verify_inclusion"]
+__all__ = ["EMPTY_ROOT", "MerkleTree", "ProofError", "StreamedProofs", "block_root",
+           "consistency_path", "frontier_extend", "frontier_root", "inclusion_path",
+           "leaf_hash", "node_hash", "prefix_roots", "streamed_proofs", "subtree_levels",
+           "verify_consistency", "verify_inclusion"]
 
 LEAF_PREFIX = b"\x00"
 NODE_PREFIX = b"\x01"
@@ -273,3 +273,43 @@ def frontier_extend(frontier: Sequence[bytes], size: int, leaves: Sequence[bytes
         out.append(node)
         size += 1
     return out
+
+
+# --- roots of a long log's prefixes, from blocks ----------------------------------------------
+#
+# A verifier reads a log once and needs its root at the size of every checkpoint. It folds each
+# run of 2**depth leaves into the root of that block as it goes, and keeps, for a checkpoint that
+# falls inside a block, the frontier of the block's leaves up to it: memory holds one hash per
+# block, not the leaves. Blocks start at multiples of 2**depth, so they are full subtrees of the
+# whole tree, whoever (which process) hashed them.
+
+
+def block_root(leaves: Sequence[bytes], depth: int) -> bytes:
+    """MTH of a full block of 2**depth leaves."""
+    if len(leaves) != 1 << depth:
+        raise ProofError(f"a block of depth {depth} holds {1 << depth} leaves, not {len(leaves)}")
+    return leaves[0] if depth == 0 else subtree_levels(leaves, depth)[-1][0]
+
+
+def prefix_roots(
+    blocks: Sequence[bytes], depth: int, partials: Mapping[int, Sequence[bytes]],
+    sizes: Iterable[int],
+) -> dict[int, bytes]:
+    """The root of the tree of each of `sizes` leaves.
+
+    `blocks` are the roots of the tree's blocks of 2**depth leaves, in order; `partials[size]`,
+    for a size that is not a multiple of 2**depth, is the frontier of the leaves of its block
+    up to it (`frontier_extend([], 0, those leaves)`). The frontier of the tree of `size` leaves
+    is the blocks' frontier followed by that partial one, largest subtree first.
+    """
+    roots: dict[int, bytes] = {}
+    frontier: list[bytes] = []
+    done = 0  # blocks folded into `frontier`
+    for size in sorted(set(sizes)):
+        whole, rest = divmod(size, 1 << depth)
+        if whole > len(blocks) or (rest and size not in partials):
+            raise ProofError(f"no blocks or partial frontier given for a tree of {size}")
+        frontier = frontier_extend(frontier, done, blocks[done:whole])
+        done = whole
+        roots[size] = frontier_root([*frontier, *(partials[size] if rest else ())])
+    return roots

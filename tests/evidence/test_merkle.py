@@ -21,10 +21,12 @@ from evidence.merkle import (
     EMPTY_ROOT,
     MerkleTree,
     ProofError,
+    block_root,
     frontier_extend,
     frontier_root,
     leaf_hash,
     node_hash,
+    prefix_roots,
     streamed_proofs,
     verify_consistency,
     verify_inclusion,
@@ -740,3 +742,30 @@ def test_streamed_proofs_hold_the_frontier_not_the_leaves() -> None:
     assert got.root == tree.root()
     assert got.inclusion == [tree.inclusion_proof(i) for i in (0, 77_777, n - 1)]
     assert got.consistency == [tree.consistency_proof(131_073)]
+
+
+# --- roots of prefixes from blocks (what `custody verify` keeps of a long log) ----------------
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(0, 600), st.integers(0, 5), st.data())
+def test_prefix_roots_from_blocks_match_the_reference(n: int, depth: int, data: Any) -> None:
+    leaves = _leaves(21, n)
+    block = 1 << depth
+    blocks = [block_root(leaves[i:i + block], depth) for i in range(0, n - block + 1, block)]
+    sizes = data.draw(st.lists(st.integers(1, n), max_size=8)) if n else []
+    partials = {size: ref_frontier(leaves[size // block * block:size]) for size in sizes
+                if size % block}
+    roots = prefix_roots(blocks, depth, partials, sizes)
+    assert roots == {size: ref_mth_of_hashes(leaves[:size]) for size in sizes}
+
+
+def test_prefix_roots_refuse_what_they_were_not_given() -> None:
+    leaves = _leaves(22, 20)
+    blocks = [block_root(leaves[i:i + 4], 2) for i in range(0, 16, 4)]
+    with pytest.raises(ProofError, match="for a tree of 18"):
+        prefix_roots(blocks, 2, {}, [18])  # inside a block, no partial frontier
+    with pytest.raises(ProofError, match="for a tree of 20"):
+        prefix_roots(blocks, 2, {}, [20])  # a fifth block nobody folded
+    with pytest.raises(ProofError, match="holds 4 leaves, not 3"):
+        block_root(leaves[:3], 2)
