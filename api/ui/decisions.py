@@ -1,0 +1,342 @@
+"""Pages for supervisors: a target with its captures and decisions (propose, approve, reject under
+four eyes), and the case's deconfliction hits.
+
+Thin like the API routes in `api/routes/decisions.py` and `api/routes/deconfliction.py`: each
+calls the service function the API calls for the same thing, so access rules, refusals and
+custody entries are the same. A refused form is raised as a `PageError`, so the request's
+transaction rolls back; the page shown with it is built before the service call, as plain
+values, and so shows the state the refusal left unchanged.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from api.deps import DbSession, case_reference, quote_ref
+from api.schemas_decisions import DecisionApprove, DecisionCreate, DecisionReject, HitResolve
+from api.ui.rendering import PageError, render
+from api.ui.routes import CsrfField, Viewer, _check_session_form, _see_other
+from evidence import capture_reads, cases, decisions, deconfliction, targets
+from evidence.errors import EvidenceError
+from evidence.models import (
+    Access,
+    Account,
+    CaptureStatus,
+    Case,
+    CaseStatus,
+    Decision,
+    DecisionKind,
+    DecisionState,
+    Target,
+    User,
+)
+
+router = APIRouter(include_in_schema=False)
+
+# What each kind asks for, in the words of `evidence.decisions`.
+KINDS = (
+    (DecisionKind.PRESERVE, "Preserve: have the platform keep the data"),
+    (DecisionKind.TAKEDOWN, "Take down: have the content removed"),
+    (DecisionKind.PRESERVE_THEN_TAKEDOWN,
+     "Preserve, then take down (approved in two steps)"),
+    (DecisionKind.MONITOR, "Monitor: leave it up and keep watching"),
+)
+# Decision states drawn with the style sheet's existing badge colours.
+STATE_TONES: dict[str, str] = {DecisionState.PROPOSED: "queued", DecisionState.APPROVED: "complete",
+               DecisionState.REJECTED: "failed", DecisionState.SUPERSEDED: "closed"}
+# The one-line notice after a form succeeded; only these values are ever shown.
+DONE = {
+    "proposed": "Decision proposed. A supervisor other than you approves or rejects it.",
+    "approved": "Decision approved; recorded in the case's custody log.",
+    "rejected": "Decision rejected; recorded in the case's custody log.",
+    "agreed": "Your case's agreement is recorded. The hit is resolved once the other case "
+              "has recorded its agreement too.",
+    "resolved": "Your case's agreement is recorded; the other case had agreed already, so the "
+                "hit is resolved and no longer holds a takedown.",
+}
+WRITE_ACCESS = (Access.WRITE, Access.MANAGE)
+
+Done = Annotated[str | None, Query(max_length=20)]
+LongText = Annotated[str, Form(max_length=6000)]
+
+
+def _sentence(message: str) -> str:
+    """A service's message ("four eyes: you proposed ...") as a sentence for a page."""
+    text = message.strip()
+    if not text:
+        return text
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else f"{text}."
+
+
+def _names(session: Session, ids: Iterable[uuid.UUID | None]) -> dict[uuid.UUID, str]:
+    """Who did what, as the case's timeline names them: display name, else user name."""
+    found: dict[uuid.UUID, str] = {}
+    for user_id in {i for i in ids if i is not None}:
+        user = session.get(User, user_id)
+        found[user_id] = "unknown" if user is None else (user.display_name or user.name)
+    return found
+
+
+def _target_label(session: Session, target: Target) -> dict[str, Any]:
+    """The target as plain values: its URL, or the account it names."""
+    account = None if target.account_id is None else session.get(Account, target.account_id)
+    return {
+        "id": str(target.id), "url": target.url, "reason": target.reason,
+        "state": target.state, "flagged_at": target.flagged_at,
+        "account": None if account is None else {
+            "platform": account.platform, "platform_account_id": account.platform_account_id,
+            "handle": account.handle, "display_name": account.display_name,
+            "profile_url": account.profile_url},
+    }
+
+
+# --- a target and its decisions ----------------------------------------------------------------
+
+
+def _decision_view(decision: Decision, names: dict[uuid.UUID, str]) -> dict[str, Any]:
+    def name(user_id: uuid.UUID | None) -> str | None:
+        return None if user_id is None else names.get(user_id, "unknown")
+
+    return {
+        "id": str(decision.id), "kind": decision.kind, "state": decision.state,
+        "tone": STATE_TONES.get(decision.state, ""),
+        "stage": decisions.stage(decision), "rationale": decision.rationale,
+        "preservation_waiver": decision.preservation_waiver,
+        "proposed_by_id": decision.proposed_by_id,
+        "proposed_by": name(decision.proposed_by_id), "proposed_at": decision.proposed_at,
+        "decided_by": name(decision.decided_by_id), "decided_at": decision.decided_at,
+        "decision_note": decision.decision_note,
+        "takedown_approved_by": name(decision.takedown_approved_by_id),
+        "takedown_approved_at": decision.takedown_approved_at,
+        "superseded": decision.state == DecisionState.SUPERSEDED,
+    }
+
+
+def _target_view(session: Session, viewer: User, case: Case, target: Target) -> dict[str, Any]:
+    """Everything the target page shows, as plain values (kept valid after a rollback)."""
+    history = decisions.history(session, target)
+    found = capture_reads.captures_of_target(session, case, target.id)
+    jobs = targets.jobs_of(session, target)
+    names = _names(session, [target.flagged_by_id] + [
+        i for d in history
+        for i in (d.proposed_by_id, d.decided_by_id, d.takedown_approved_by_id)])
+    items = [_decision_view(d, names) for d in history]
+    current_rows = [d for d in history if d.state in decisions.CURRENT_STATES]
+    current = items[history.index(current_rows[-1])] if current_rows else None
+    is_open = case.status == CaseStatus.OPEN
+    access = cases.access_of(session, viewer, case)
+
+    pending = current is not None and (
+        current["state"] == DecisionState.PROPOSED
+        or (current["state"] == DecisionState.APPROVED and current["stage"] == "preserve"))
+    decider = viewer.role in decisions.APPROVER_ROLES
+    unresolved = len(deconfliction.unresolved_hits(session, target))
+    conditions = None
+    if current is not None and pending and current["kind"] in decisions.TAKEDOWN_KINDS:
+        # The conditions `decisions.check_takedown` checks again when the takedown is approved.
+        requests = decisions.preservation_requests(session, case, target)
+        conditions = {
+            "capture": any(c.status == CaptureStatus.COMPLETE for c in found),
+            "hits": unresolved,
+            "requests": [{"kind": r.kind, "status": r.status} for r in requests],
+            "waiver": current["preservation_waiver"],
+        }
+    return {
+        "case": {"reference": case.reference, "title": case.title, "status": case.status},
+        "target": {**_target_label(session, target),
+                   "flagged_by": names.get(target.flagged_by_id, "unknown"),
+                   "watch_interval_seconds": target.watch_interval_seconds,
+                   "removed_first_seen_at": target.removed_first_seen_at},
+        "captures": [{"id": str(c.id), "status": c.status, "started_at": c.started_at,
+                      "finished_at": c.finished_at, "http_status": c.http_status,
+                      "title": c.title, "final_url": c.final_url}
+                     for c in reversed(found)],
+        "jobs": [{"state": j.state, "created_at": j.created_at, "error": j.error}
+                 for j in jobs if j.state != "done"],
+        "history": items, "current": current, "conditions": conditions,
+        "unresolved_hits": unresolved,
+        "may_propose": access in WRITE_ACCESS and is_open,
+        "may_decide": pending and decider and is_open
+                      and current is not None and current["proposed_by_id"] != viewer.id,
+        "own_proposal": pending and decider and current is not None
+                        and current["proposed_by_id"] == viewer.id,
+        "kinds": KINDS, "is_open": is_open,
+        "form": {"kind": "", "rationale": "", "preservation_waiver": "", "note": "",
+                 "reason": ""},
+        "error": None, "error_at": None, "done": None,
+    }
+
+
+def _refused(message: str, status_code: int, view: dict[str, Any], *, at: str,
+             form: dict[str, str], viewer: User, template: str = "target.html") -> PageError:
+    """The page shown again with the refusal next to the form at `at`, and what was typed."""
+    context = {**view, "error_at": at, "form": {**view["form"], **form}}
+    return PageError(_sentence(message), status_code, template=template, context=context,
+                     viewer=viewer)
+
+
+def _invalid(exc: ValidationError, labels: dict[str, str], fallback: str) -> str:
+    named = {str(e["loc"][0]) for e in exc.errors() if e.get("loc")}
+    wanted = [label for field, label in labels.items() if field in named]
+    return " ".join(wanted) or fallback
+
+
+@router.get("/targets/{target_id}", response_class=HTMLResponse)
+def target_page(request: Request, target_id: uuid.UUID, session: DbSession, viewer: Viewer,
+                done: Done = None) -> Response:
+    case, target = decisions.target_for(session, viewer, target_id)
+    view = _target_view(session, viewer, case, target)
+    view["done"] = DONE.get(done or "")
+    return render(request, "target.html", view, viewer=viewer)
+
+
+@router.post("/targets/{target_id}/decisions", response_class=HTMLResponse)
+def propose(
+    request: Request, target_id: uuid.UUID, session: DbSession, viewer: Viewer,
+    csrf_token: CsrfField = None,
+    kind: Annotated[str, Form(max_length=100)] = "",
+    rationale: LongText = "",
+    preservation_waiver: LongText = "",
+) -> Response:
+    _check_session_form(request, csrf_token)
+    case, target = decisions.target_for(session, viewer, target_id)
+    view = _target_view(session, viewer, case, target)
+    typed = {"kind": kind, "rationale": rationale, "preservation_waiver": preservation_waiver}
+    try:
+        body = DecisionCreate.model_validate({
+            "kind": kind, "rationale": rationale,
+            "preservation_waiver": preservation_waiver.strip() or None})
+        decisions.target_for(session, viewer, target_id, need=Access.WRITE)
+        decisions.propose(session, viewer, case, target, kind=body.kind,
+                          rationale=body.rationale,
+                          preservation_waiver=body.preservation_waiver)
+    except ValidationError as exc:
+        message = _invalid(exc, {
+            "kind": "Choose what to do with the target.",
+            "rationale": "Give a rationale (at most 5,000 characters).",
+            "preservation_waiver": "A preservation waiver may hold at most 5,000 characters.",
+        }, "Choose a kind and give a rationale.")
+        raise _refused(message, 422, view, at="propose", form=typed, viewer=viewer) from exc
+    except EvidenceError as exc:
+        if exc.status_code == 404:
+            raise
+        raise _refused(exc.message, exc.status_code, view, at="propose", form=typed,
+                       viewer=viewer) from exc
+    return _see_other(f"/targets/{target.id}?done=proposed")
+
+
+@router.post("/decisions/{decision_id}/approve", response_class=HTMLResponse)
+def approve(
+    request: Request, decision_id: uuid.UUID, session: DbSession, viewer: Viewer,
+    csrf_token: CsrfField = None,
+    note: Annotated[str, Form(max_length=3000)] = "",
+) -> Response:
+    _check_session_form(request, csrf_token)
+    case, target, decision = decisions.decision_for(session, viewer, decision_id)
+    view = _target_view(session, viewer, case, target)
+    try:
+        body = DecisionApprove(note=note.strip() or None)
+        decisions.approve(session, viewer, case, target, decision, note=body.note)
+    except ValidationError as exc:
+        raise _refused("A note may hold at most 2,000 characters.", 422, view, at="decide",
+                       form={"note": note}, viewer=viewer) from exc
+    except EvidenceError as exc:
+        if exc.status_code == 404:
+            raise
+        raise _refused(exc.message, exc.status_code, view, at="decide", form={"note": note},
+                       viewer=viewer) from exc
+    return _see_other(f"/targets/{target.id}?done=approved")
+
+
+@router.post("/decisions/{decision_id}/reject", response_class=HTMLResponse)
+def reject(
+    request: Request, decision_id: uuid.UUID, session: DbSession, viewer: Viewer,
+    csrf_token: CsrfField = None,
+    reason: LongText = "",
+) -> Response:
+    _check_session_form(request, csrf_token)
+    case, target, decision = decisions.decision_for(session, viewer, decision_id)
+    view = _target_view(session, viewer, case, target)
+    try:
+        body = DecisionReject(reason=reason)
+        decisions.reject(session, viewer, case, target, decision, reason=body.reason)
+    except ValidationError as exc:
+        raise _refused("Say why the decision is rejected (at most 5,000 characters).", 422,
+                       view, at="decide", form={"reason": reason}, viewer=viewer) from exc
+    except EvidenceError as exc:
+        if exc.status_code == 404:
+            raise
+        raise _refused(exc.message, exc.status_code, view, at="decide",
+                       form={"reason": reason}, viewer=viewer) from exc
+    return _see_other(f"/targets/{target.id}?done=rejected")
+
+
+# --- a case's deconfliction hits ---------------------------------------------------------------
+
+
+def _hits_view(session: Session, viewer: User, case: Case) -> dict[str, Any]:
+    """The hits page as plain values: of the other case, only what the API shows."""
+    may_write = cases.access_of(session, viewer, case) in WRITE_ACCESS
+    hits = []
+    for view in deconfliction.hits_of_case(session, case):
+        target = None if view.target_id is None else session.get(Target, view.target_id)
+        we_agreed = any(a.this_case for a in view.agreements)
+        hits.append({
+            "id": str(view.hit.id), "kind": view.hit.kind,
+            "target": None if target is None else _target_label(session, target),
+            "created_at": view.hit.created_at, "resolved": view.resolved,
+            "resolved_at": view.hit.resolved_at,
+            "other_unit": view.other_unit, "other_contact": view.other_contact,
+            "agreements": [{"this_case": a.this_case, "user": a.user, "unit": a.unit,
+                            "agreed_at": a.agreed_at, "note": a.note}
+                           for a in view.agreements],
+            "we_agreed": we_agreed,
+            "may_resolve": may_write and not view.resolved and not we_agreed,
+        })
+    return {"case": {"reference": case.reference, "title": case.title, "status": case.status},
+            "hits": hits, "unresolved": sum(1 for h in hits if not h["resolved"]),
+            "form": {"note": "", "hit": ""}, "error": None, "error_at": None, "done": None}
+
+
+@router.get("/cases/{ref}/hits", response_class=HTMLResponse)
+def hits_page(request: Request, ref: str, session: DbSession, viewer: Viewer,
+              done: Done = None) -> Response:
+    case = cases.case_for(session, viewer, case_reference(ref, viewer))
+    view = _hits_view(session, viewer, case)
+    view["done"] = DONE.get(done or "")
+    return render(request, "hits.html", view, viewer=viewer)
+
+
+@router.post("/cases/{ref}/hits/{hit_id}/resolve", response_class=HTMLResponse)
+def resolve_hit(
+    request: Request, ref: str, hit_id: uuid.UUID, session: DbSession, viewer: Viewer,
+    csrf_token: CsrfField = None,
+    note: LongText = "",
+) -> Response:
+    _check_session_form(request, csrf_token)
+    case = cases.case_for(session, viewer, case_reference(ref, viewer))
+    view = _hits_view(session, viewer, case)
+    typed = {"note": note, "hit": str(hit_id)}
+    try:
+        body = HitResolve(note=note)
+        cases.case_for(session, viewer, case.reference, need=Access.WRITE)
+        agreed = deconfliction.agree(session, viewer, case, hit_id, note=body.note)
+    except ValidationError as exc:
+        raise _refused("Say what was agreed with the other unit (at most 5,000 characters).",
+                       422, view, at=str(hit_id), form=typed, viewer=viewer,
+                       template="hits.html") from exc
+    except EvidenceError as exc:
+        if exc.status_code == 404:
+            raise
+        raise _refused(exc.message, exc.status_code, view, at=str(hit_id), form=typed,
+                       viewer=viewer, template="hits.html") from exc
+    done = "resolved" if agreed.resolved else "agreed"
+    return _see_other(f"/cases/{quote_ref(case.reference)}/hits?done={done}")
