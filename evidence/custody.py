@@ -172,6 +172,17 @@ def entries_for_case(session: Session, case: Case) -> list[CustodyEntry]:
     )
 
 
+def entries_for_object(session: Session, case: Case, object_type: str,
+                       object_id: uuid.UUID | str) -> list[CustodyEntry]:
+    """The case's entries about one object (a request, an export ...), oldest first."""
+    return list(session.scalars(
+        select(CustodyEntry).where(CustodyEntry.object_type == object_type,
+                                   CustodyEntry.object_id == str(object_id),
+                                   CustodyEntry.case_id == case.id)
+        .order_by(CustodyEntry.seq)
+    ))
+
+
 def describe(entry: CustodyEntry) -> dict[str, Any]:
     """The entry as its canonical JSON says it, for display."""
     return dict(orjson.loads(entry.entry))

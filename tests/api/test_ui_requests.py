@@ -1,0 +1,593 @@
+"""The legal-request pages (`api/ui/requests.py`): generating through the form as through the API,
+the request's page with its documents, status and extension forms, the requests due; access,
+CSRF, refused forms and hostile text as on the other pages; one walk in Chromium."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+import subprocess
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import pytest
+from fastapi.testclient import TestClient
+from playwright.sync_api import Route
+from sqlalchemy import func, select
+
+from api.app import create_app
+from capture.browser import BrowserSession
+from evidence import cases, custody, requests, users
+from evidence.models import Access, CustodyEntry, LegalRequest, Role
+from tests.api.conftest import Api, Caller, build_runtime, served_app
+from tests.api.test_ui import (
+    HOSTILE,
+    PASSWORD,
+    _assert_page_headers,
+    _browser_client,
+    _sign_in,
+)
+from tests.factories import ARABIC_HANDLE, AUTHORITY_FIELDS, make_request_world
+
+REFERENCE = "OP/2026/9"
+BASE = f"/cases/{quote(REFERENCE, safe='')}/requests"
+API_BASE = f"/api{BASE}"
+SHOTS = Path("/tmp/ui/requests")
+# The form's inputs for what the API takes as `fields`.
+AUTHORITY_FORM = {f"field.{name}": value for name, value in AUTHORITY_FIELDS.items()}
+PRESERVATION_FORM = {"kind": "provider-preservation", "platform": "x",
+                     "date_from": "2025-09-01", "date_to": "2026-03-01", **AUTHORITY_FORM}
+PRESERVATION_BODY = {"kind": "provider-preservation", "platform": "x",
+                     "fields": AUTHORITY_FIELDS, "date_from": "2025-09-01T00:00:00Z",
+                     "date_to": "2026-03-01T23:59:59Z"}
+
+
+def _liaison_world(api: Api, **case_overrides: Any) -> tuple[Caller, Any]:
+    """A liaison officer (who signs in with PASSWORD) and a case ready for requests."""
+    liaison = api.user("lina", Role.LIAISON, password=PASSWORD)
+    with api.runtime.session() as session:
+        world = make_request_world(session, api.runtime.store, actor=liaison.user,
+                                   reference=REFERENCE, **case_overrides)
+    return liaison, world
+
+
+def _member(api: Api, owner: Caller, name: str, role: Role, access: Access) -> Caller:
+    caller = api.user(name, role, password=PASSWORD)
+    with api.runtime.session() as session:
+        case = cases.get_case(session, owner.user, REFERENCE)
+        cases.add_member(session, owner.user, case, caller.user, access)
+    return caller
+
+
+def _actions(api: Api) -> list[str]:
+    with api.runtime.session() as session:
+        return list(session.scalars(select(CustodyEntry.action).order_by(CustodyEntry.seq)))
+
+
+def _request_count(api: Api) -> int:
+    with api.runtime.session() as session:
+        return session.scalar(select(func.count()).select_from(LegalRequest)) or 0
+
+
+def _generate(client: TestClient, token: str, **form: Any) -> Any:
+    return client.post(BASE, data={"csrf_token": token, **PRESERVATION_FORM, **form},
+                       follow_redirects=False)
+
+
+def _request_id(answer: Any) -> str:
+    assert answer.status_code == 303, answer.text[:3000]
+    location = answer.headers["location"]
+    assert location.startswith(f"{BASE}/"), location
+    return location.rsplit("/", 1)[1]
+
+
+def _approve(api: Api, approver: Caller, request_id: str) -> None:
+    with api.runtime.session() as session:
+        case = cases.get_case(session, approver.user, REFERENCE)
+        requests.change_status(session, approver.user, case, uuid.UUID(request_id), "approved")
+
+
+def _generated_ago(api: Api, liaison: Caller, ago: timedelta) -> str:
+    """A preservation request generated (through the service) `ago` before now."""
+    with api.runtime.session() as session:
+        made = requests.generate(
+            session, liaison.user, cases.get_case(session, liaison.user, REFERENCE),
+            store=api.runtime.store, settings=api.runtime.settings,
+            kind="provider-preservation", platform="x", fields=AUTHORITY_FIELDS,
+            date_from=datetime(2025, 9, 1, tzinfo=UTC), date_to=datetime(2026, 3, 1, tzinfo=UTC),
+            now=datetime.now(UTC) - ago)
+        return str(made.request.id)
+
+
+def _alert(page: str) -> str:
+    found = re.search(r'<(?:p|div) class="alert" role="alert">(.*?)</(?:p|div)>', page, re.S)
+    assert found, page[:3000]
+    return html.unescape(re.sub(r"<[^>]+>", " ", found.group(1)))
+
+
+# --- generating ------------------------------------------------------------------------------
+
+def test_generating_through_the_form_gives_what_the_api_gives(api: Api) -> None:
+    liaison, world = _liaison_world(api)
+    token = _sign_in(api.client, "lina")
+    listing = api.client.get(BASE)
+    assert listing.status_code == 200
+    _assert_page_headers(listing)
+    assert "No legal requests in this case yet." in listing.text
+    # The registry's routing for the case's platforms, each a link to the second step.
+    assert (f'href="{BASE}?kind=provider-preservation&amp;platform=x#generate"'
+            in listing.text)
+    step = api.client.get(BASE, params={"kind": "provider-preservation", "platform": "x"})
+    assert step.status_code == 200 and "Targets on X (formerly Twitter)" in step.text
+    for target in (world.x_post, world.x_account):
+        assert f'name="target" value="{target.id}"' in step.text
+    assert f'value="{world.fb_post.id}"' not in step.text  # on Facebook, not X
+    assert "1 other target(s) of the case are on other platforms." in step.text
+
+    before = _actions(api)
+    request_id = _request_id(_generate(api.client, token))
+    written = _actions(api)[len(before):]
+    assert written == ["request.generated"]
+    from_api = api.post(liaison, API_BASE, json=PRESERVATION_BODY)
+    assert from_api.status_code == 201, from_api.text
+
+    form_made = api.get(liaison, f"{API_BASE}/{request_id}").json()
+    api_made = from_api.json()
+    assert (form_made["reference"], api_made["reference"]) == ("OP/2026/9-PRES-1",
+                                                               "OP/2026/9-PRES-2")
+    differ = {"id", "reference", "pdf_sha256", "json_sha256", "created_at", "updated_at",
+              "issued_at", "deadlines", "document", "due_at"}
+    assert {k: v for k, v in form_made.items() if k not in differ} == {
+        k: v for k, v in api_made.items() if k not in differ}
+    assert form_made["status"] == "draft"
+    assert {i["value"] for i in form_made["identifiers"]} == {"smuggler_ar", "1234567890",
+                                                              ARABIC_HANDLE}
+    assert [d["name"] for d in form_made["deadlines"]] == [
+        d["name"] for d in api_made["deadlines"]]
+    with api.runtime.session() as session:
+        entries = {e.object_id: custody.describe(e) for e in session.scalars(
+            select(CustodyEntry).where(CustodyEntry.action == "request.generated"))}
+    by_form, by_api = entries[request_id], entries[api_made["id"]]
+    assert by_form["actor"]["name"] == by_api["actor"]["name"] == "lina"
+    assert by_form["sha256"] == form_made["pdf_sha256"]
+    for key in ("kind", "platform", "identifiers", "captures", "warnings", "previous"):
+        assert by_form["details"][key] == by_api["details"][key], key
+
+    # Both are listed, with the reference linking to the request's page.
+    listing = api.client.get(BASE)
+    assert f'href="{BASE}/{request_id}">OP/2026/9-PRES-1</a>' in listing.text
+    assert listing.text.count('<span class="badge draft ">draft</span>') == 2
+    assert "not sent" in listing.text
+
+
+def test_only_the_targets_ticked_are_asked_for(api: Api) -> None:
+    liaison, world = _liaison_world(api)
+    token = _sign_in(api.client, "lina")
+    answer = _generate(api.client, token, target=[str(world.x_post.id)],
+                       category=["subscriber", "traffic"], notify_user="yes")
+    made = api.get(liaison, f"{API_BASE}/{_request_id(answer)}").json()
+    assert [(i["kind"], i["value"]) for i in made["identifiers"]] == [("username",
+                                                                      "smuggler_ar")]
+    assert made["data_categories"] == ["subscriber", "traffic"]
+    assert made["non_disclosure"] is False
+
+
+def test_a_refused_generate_form_comes_back_with_why_and_what_was_typed(api: Api) -> None:
+    _liaison, _world = _liaison_world(api)
+    token = _sign_in(api.client, "lina")
+    before = _actions(api)
+
+    # Every missing value at once, the second step kept with what was typed.
+    incomplete = api.client.post(BASE, data={
+        "csrf_token": token, "kind": "eu-epoc-pr", "platform": "x",
+        "field.addressee_type": "legal representative <b>", "extra": "issuing.person=K. Weber",
+        "date_from": "2025-09-01", "date_to": "2026-03-01"})
+    assert incomplete.status_code == 422
+    _assert_page_headers(incomplete)
+    assert "problem(s) to fix" in _alert(incomplete.text)
+    for expected in ("issuing authority: name is not set", "issuing authority: time_zone",
+                     "Summary of the facts"):
+        assert expected in incomplete.text, expected
+    assert ">legal representative &lt;b&gt;</textarea>" in incomplete.text
+    assert ">issuing.person=K. Weber</textarea>" in incomplete.text
+    assert 'name="date_from" type="date" value="2025-09-01"' in incomplete.text
+    assert "European Preservation Order Certificate (EPOC-PR)" in incomplete.text
+
+    bad_date = _generate(api.client, token, date_to="2026-02-31")
+    assert bad_date.status_code == 422
+    assert "records to: '2026-02-31' is not a date (YYYY-MM-DD)" in html.unescape(
+        bad_date.text)
+    assert 'value="2026-02-31"' in bad_date.text
+    assert 'value="Bundespolizeidirektion Pirna, Gemeinsames Zentrum"' in bad_date.text
+
+    unknown = _generate(api.client, token, platform="myspace")
+    assert unknown.status_code == 422
+    assert "Unknown platform 'myspace'" in html.unescape(_alert(unknown.text))
+    assert 'name="platform"' in unknown.text and "Continue" in unknown.text  # the first step
+
+    bad_line = _generate(api.client, token, extra="no equals sign here")
+    assert bad_line.status_code == 422
+    assert "other values, line 1: 'no equals sign here' is not NAME=VALUE" in html.unescape(
+        bad_line.text)
+
+    bad_step = api.client.get(BASE, params={"kind": "parking-ticket", "platform": "x"})
+    assert bad_step.status_code == 422
+    assert "Unknown request kind 'parking-ticket'" in html.unescape(_alert(bad_step.text))
+
+    assert _actions(api) == before and _request_count(api) == 0
+
+
+# --- one request -----------------------------------------------------------------------------
+
+def _pdf_text(data: bytes, tmp_path: Path) -> str:
+    path = tmp_path / "request.pdf"
+    path.write_bytes(data)
+    out = subprocess.run(["pdftotext", "-raw", str(path), "-"], check=True,
+                         capture_output=True, text=True).stdout
+    return re.sub(r"\s+", " ", out)
+
+
+def test_the_generated_pdf_and_json_download_from_the_request_page(api: Api,
+                                                                   tmp_path: Path) -> None:
+    liaison, _world = _liaison_world(api)
+    token = _sign_in(api.client, "lina")
+    request_id = _request_id(_generate(api.client, token))
+    page = api.client.get(f"{BASE}/{request_id}")
+    assert page.status_code == 200
+    made = api.get(liaison, f"{API_BASE}/{request_id}").json()
+    for shown in ("OP/2026/9-PRES-1", "Preservation request", "X (formerly Twitter)",
+                  made["pdf_sha256"], made["json_sha256"], "18 U.S.C. 2703(f)",
+                  "preservation ends", "Provisional: not sent yet", "request.generated"):
+        assert shown in page.text, shown
+    links = re.findall(r'<a href="([^"]+)" download>Download (PDF|JSON)</a>', page.text)
+    assert [kind for _href, kind in links] == ["PDF", "JSON"]
+    before = _actions(api).count("request.document_downloaded")
+
+    pdf = api.client.get(html.unescape(links[0][0]))
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert hashlib.sha256(pdf.content).hexdigest() == made["pdf_sha256"]
+    text = _pdf_text(pdf.content, tmp_path)
+    assert "OP/2026/9-PRES-1" in text and "smuggler_ar" in text
+    document = api.client.get(html.unescape(links[1][0]))
+    assert hashlib.sha256(document.content).hexdigest() == made["json_sha256"]
+    assert document.json()["reference"] == "OP/2026/9-PRES-1"
+    assert _actions(api).count("request.document_downloaded") == before + 2
+
+
+def _record(client: TestClient, token: str, request_id: str, **form: Any) -> Any:
+    return client.post(f"{BASE}/{request_id}/status", data={"csrf_token": token, **form},
+                       follow_redirects=False)
+
+
+def test_status_changes_and_an_extension_recorded_through_the_forms(api: Api) -> None:
+    liaison, _world = _liaison_world(api)
+    _member(api, liaison, "boss", Role.SUPERVISOR, Access.WRITE)
+    token = _sign_in(api.client, "lina")
+    # Generated yesterday (the form's generating is tested above), to be sent hours ago.
+    request_id = _generated_ago(api, liaison, timedelta(days=1))
+
+    # A liaison officer may not approve: the page says who may, and a forged post is refused.
+    draft = api.client.get(f"{BASE}/{request_id}")
+    assert "Next: approval by a supervisor, prosecutor or admin" in draft.text
+    assert 'name="status"' not in draft.text
+    refused = _record(api.client, token, request_id, status="approved")
+    assert refused.status_code == 403
+    assert "Approving a request needs the role" in refused.text
+    assert "Next: approval by a supervisor" in refused.text
+
+    boss_client = _browser_client(api)
+    boss_token = _sign_in(boss_client, "boss")
+    assert 'name="status" value="approved"' in boss_client.get(f"{BASE}/{request_id}").text
+    assert _record(boss_client, boss_token, request_id, status="approved").status_code == 303
+
+    # Sending out of order, a bad time and a time to come: each refused with why and the input.
+    early = _record(api.client, token, request_id, status="fulfilled",
+                    platform_reference="LE-77")
+    assert early.status_code == 409
+    assert "it cannot become fulfilled (next: sent)" in early.text
+    assert 'value="LE-77"' in early.text
+    bad_time = _record(api.client, token, request_id, status="sent", at="yesterday-ish")
+    assert bad_time.status_code == 422
+    assert "When: 'yesterday-ish' is not a date" in html.unescape(bad_time.text)
+    assert 'value="yesterday-ish"' in bad_time.text
+    future = (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")
+    ahead = _record(api.client, token, request_id, status="sent", at=future)
+    assert ahead.status_code == 422 and "in the future" in ahead.text
+
+    sent_at = (datetime.now(UTC) - timedelta(hours=3)).replace(second=0, microsecond=0)
+    sent = _record(api.client, token, request_id, status="sent",
+                   at=sent_at.strftime("%Y-%m-%dT%H:%M"), platform_reference="LE-2026-778",
+                   answer="Submitted through the LE portal.")
+    assert sent.status_code == 303
+    page = api.client.get(f"{BASE}/{request_id}")
+    assert '<span class="badge sent running">sent</span>' in page.text
+    assert sent_at.strftime("%Y-%m-%d %H:%M UTC") in page.text
+    assert "LE-2026-778" in page.text and "Submitted through the LE portal." in page.text
+    assert "Provisional" not in page.text
+    history = page.text.split("Status history", 1)[1].split("What it asks", 1)[0]
+    assert history.index("request.generated") < history.index("request.approved") < (
+        history.index("request.sent"))
+    assert "boss" in history and "draft → approved" in history and "approved → sent" in history
+    with api.runtime.session() as session:
+        row = session.get(LegalRequest, uuid.UUID(request_id))
+        assert row is not None and row.sent_at == sent_at and row.status == "sent"
+    case_page = api.client.get(f"/cases/{quote(REFERENCE, safe='')}")
+    timeline = case_page.text.split("Custody timeline", 1)[1]
+    assert "request.sent" in timeline and "LE-2026-778" in timeline
+
+    # A refusal needs its reasons; the answer typed comes back.
+    no_reason = _record(api.client, token, request_id, status="refused", answer="No data.")
+    assert no_reason.status_code == 422 and "needs at least one reason code" in no_reason.text
+    assert ">No data.</textarea>" in no_reason.text
+
+    extension = api.client.post(f"{BASE}/{request_id}/extension",
+                                data={"csrf_token": token}, follow_redirects=False)
+    extension_id = _request_id(extension)
+    shown = api.client.get(f"{BASE}/{extension_id}")
+    assert "OP/2026/9-PRES-2" in shown.text and "Extends" in shown.text
+    assert f'href="{BASE}/{request_id}">OP/2026/9-PRES-1</a>' in shown.text
+    assert "Renewal: please extend the preservation" in shown.text
+    original = api.client.get(f"{BASE}/{request_id}")
+    assert "Extended by" in original.text and "Generate the extension" not in original.text
+    assert "extended by OP/2026/9-PRES-2" in original.text
+    again = api.client.post(f"{BASE}/{request_id}/extension", data={"csrf_token": token})
+    assert again.status_code == 409 and "already extended by OP/2026/9-PRES-2" in again.text
+    assert _actions(api).count("request.generated") == 2
+
+
+def test_the_requests_due_across_cases(api: Api) -> None:
+    liaison, world = _liaison_world(api)
+    boss = _member(api, liaison, "boss", Role.SUPERVISOR, Access.WRITE)
+    token = _sign_in(api.client, "lina")
+    # Generated three months ago, so that its deadlines fall due now.
+    request_id = _generated_ago(api, liaison, timedelta(days=89))
+    assert world.case.reference == REFERENCE
+    _approve(api, boss, request_id)
+    long_ago = (datetime.now(UTC) - timedelta(days=88)).strftime("%Y-%m-%dT%H:%M")
+    assert _record(api.client, token, request_id, status="sent", at=long_ago,
+                   ).status_code == 303
+
+    due = api.client.get("/requests/due")
+    assert due.status_code == 200
+    _assert_page_headers(due)
+    rows = due.text.split("<tbody>", 1)[1]
+    # X: ask for an extension 7 days before the 90 days end (overdue now), then the end.
+    assert rows.index("ask for an extension before") < rows.index("preservation ends")
+    assert rows.count('<span class="badge failed">overdue</span>') == 1
+    assert rows.count(f'href="{BASE}/{request_id}"') == 2
+    assert "Generate the extension from the request&#39;s page." in rows
+    assert 'value="14d"' in due.text
+    listing = api.client.get(BASE)
+    assert '<span class="badge failed">overdue</span>' in listing.text
+
+    narrow = api.client.get("/requests/due", params={"within": "1h"})
+    assert narrow.text.count('href="' + f"{BASE}/{request_id}" + '"') == 1  # the overdue one
+    bad = api.client.get("/requests/due", params={"within": "soon"})
+    assert bad.status_code == 422 and "'soon' is not a period such as 14d" in html.unescape(
+        bad.text)
+    assert 'value="soon"' in bad.text
+
+    # Someone of another case sees none of it.
+    api.user("stranger", password=PASSWORD)
+    other = _browser_client(api)
+    _sign_in(other, "stranger")
+    theirs = other.get("/requests/due", params={"within": "100d"})
+    assert theirs.status_code == 200 and "OP/2026/9" not in theirs.text
+    assert "Nothing due within 100d" in theirs.text
+
+
+# --- access, CSRF, text ----------------------------------------------------------------------
+
+def test_a_reader_sees_requests_but_may_not_create_or_change_them(api: Api) -> None:
+    liaison, _world = _liaison_world(api)
+    lina_token = _sign_in(api.client, "lina")
+    request_id = _request_id(_generate(api.client, lina_token))
+    _member(api, liaison, "rita", Role.SUPERVISOR, Access.READ)
+    reader = _browser_client(api)
+    token = _sign_in(reader, "rita")
+    listing = reader.get(BASE)
+    assert listing.status_code == 200 and "OP/2026/9-PRES-1" in listing.text
+    assert "Generate a request" not in listing.text and 'method="post"' not in listing.text.split(
+        "</header>", 1)[1]
+    page = reader.get(f"{BASE}/{request_id}")
+    assert page.status_code == 200 and "Download PDF" in page.text
+    assert "Record the next step" not in page.text and 'method="post"' not in page.text.split(
+        "</header>", 1)[1]
+    assert f'{request_id}/status"' not in page.text and "/extension" not in page.text
+    before = _actions(api)
+    for url, data in ((BASE, PRESERVATION_FORM),
+                      (f"{BASE}/{request_id}/status", {"status": "approved"}),
+                      (f"{BASE}/{request_id}/extension", {})):
+        refused = reader.post(url, data={"csrf_token": token, **data})
+        assert refused.status_code == 403, url
+        assert "Not allowed" in refused.text and "needs write access" in refused.text
+    assert _actions(api) == before and _request_count(api) == 1
+
+
+def test_a_stranger_gets_the_not_found_page(api: Api) -> None:
+    _liaison, world = _liaison_world(api)
+    request_id = _request_id(_generate(api.client, _sign_in(api.client, "lina")))
+    api.user("stranger", Role.LIAISON, password=PASSWORD)
+    stranger = _browser_client(api)
+    token = _sign_in(stranger, "stranger")
+    answers = [
+        stranger.get(BASE),
+        stranger.get(BASE, params={"kind": "provider-preservation", "platform": "x"}),
+        stranger.get(f"{BASE}/{request_id}"),
+        stranger.post(BASE, data={"csrf_token": token, **PRESERVATION_FORM}),
+        stranger.post(f"{BASE}/{request_id}/status", data={"csrf_token": token,
+                                                           "status": "sent"}),
+        stranger.post(f"{BASE}/{request_id}/extension", data={"csrf_token": token}),
+        # ... as for what does not exist at all.
+        stranger.get("/cases/NO-SUCH/requests"),
+        stranger.get(f"{BASE}/not-a-request"),
+    ]
+    # The owner too gets it for a request id of no request of the case.
+    answers.append(api.client.get(f"{BASE}/{world.x_post.id}"))
+    for answer in answers:
+        assert answer.status_code == 404, answer.text[:500]
+        _assert_page_headers(answer)
+        assert REFERENCE not in answer.text and "PRES" not in answer.text
+    assert len({a.text.split("</header>", 1)[1] for a in answers}) == 1
+    assert _request_count(api) == 1
+
+
+def test_posts_without_the_sessions_token_are_refused(api: Api) -> None:
+    _liaison, _world = _liaison_world(api)
+    token = _sign_in(api.client, "lina")
+    request_id = _request_id(_generate(api.client, token))
+    other = _browser_client(api)
+    other_token = _sign_in(other, "lina")
+    before = _actions(api)
+    for sent in ({}, {"csrf_token": ""}, {"csrf_token": "forged"},
+                 {"csrf_token": other_token}):
+        for url, data in ((BASE, PRESERVATION_FORM),
+                          (f"{BASE}/{request_id}/status", {"status": "sent"}),
+                          (f"{BASE}/{request_id}/extension", {})):
+            refused = api.client.post(url, data={**data, **sent}, follow_redirects=False)
+            assert refused.status_code == 403, (url, sent)
+            assert "Form refused" in refused.text
+    assert _actions(api) == before and _request_count(api) == 1
+
+
+def test_hostile_and_right_to_left_text_is_shown_as_text(api: Api) -> None:
+    liaison, _world = _liaison_world(api, title=HOSTILE, offence="تهريب المهاجرين")
+    boss = _member(api, liaison, "boss", Role.SUPERVISOR, Access.WRITE)
+    token = _sign_in(api.client, "lina")
+    request_id = _request_id(_generate(api.client, token,
+                                       **{"field.offence_provision": "<img src=x onerror=1>"}))
+    _approve(api, boss, request_id)
+    assert _record(api.client, token, request_id, status="sent",
+                   platform_reference='"><script>alert(4)</script>',
+                   answer="تم الاستلام <b>ok</b>").status_code == 303
+    pages = [api.client.get(BASE), api.client.get(f"{BASE}/{request_id}"),
+             api.client.get(BASE, params={"kind": "provider-preservation", "platform": "x"})]
+    for page in pages:
+        assert page.status_code == 200
+        assert "<script" not in page.text.lower() and "<img src=x" not in page.text
+    for page in (pages[0], pages[2]):
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text  # the case's title
+    shown = pages[1].text
+    assert "&lt;img src=x onerror=1&gt;" in shown
+    assert "&#34;&gt;&lt;script&gt;alert(4)&lt;/script&gt;" in shown
+    # Right-to-left values keep their own direction.
+    assert f'<td dir="auto">{ARABIC_HANDLE}</td>' in shown
+    assert '<dd class="prose" dir="auto">تم الاستلام &lt;b&gt;ok&lt;/b&gt;</dd>' in shown
+    assert ('<td class="prose" dir="auto">تهريب المهاجرين (&lt;img src=x onerror=1&gt;)</td>'
+            in shown)
+    assert '<td dir="auto">the advertiser</td>' in pages[2].text
+
+
+# --- in Chromium -----------------------------------------------------------------------------
+
+@pytest.fixture
+def standing(tmp_path: Path, database_url: str) -> Iterator[Api]:
+    """An app whose settings hold the issuing authority's standing details, as a unit's do."""
+    runtime = build_runtime(tmp_path / "home", database_url, **{
+        f"authority_{name.split('.', 1)[1]}": value for name, value in AUTHORITY_FIELDS.items()})
+    client = TestClient(create_app(runtime))
+    try:
+        yield Api(client, runtime)
+    finally:
+        client.close()
+        runtime.close()
+
+
+@pytest.mark.browser
+def test_a_liaison_officer_generates_a_preservation_request_and_sends_it_in_chromium(
+    standing: Api,
+) -> None:
+    api = standing
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    liaison, _world = _liaison_world(
+        api, title="Crossing adverts on X", offence_provision="§ 96 AufenthG",
+        max_penalty_years=10, facts="Adverts offer boat crossings with prices and a phone "
+        "number; they are edited and removed within days.")
+    with api.runtime.session() as session:
+        users.get_user(session, "lina").display_name = "Lina Haddad"
+    boss = _member(api, liaison, "boss", Role.SUPERVISOR, Access.WRITE)
+    elsewhere: list[str] = []
+    problems: list[str] = []
+    with served_app(api.runtime) as served, BrowserSession(api.runtime.settings) as browser:
+        context = browser.new_context(viewport={"width": 1280, "height": 900},
+                                      accept_downloads=True)
+        try:
+            page = context.new_page()
+
+            def block(route: Route) -> None:
+                elsewhere.append(route.request.url)
+                route.abort()
+
+            page.route(lambda url: not url.startswith(served), block)
+            # The refused form answers 422, which Chromium reports; anything else is a fault.
+            page.on("console", lambda m: problems.append(m.text)
+                    if m.type == "error" and "status of 422" not in m.text else None)
+            page.on("pageerror", lambda e: problems.append(str(e)))
+
+            page.goto(f"{served}{BASE}")
+            assert urlsplit(page.url).path == "/login"
+            page.fill("#name", "lina")
+            page.fill("#password", PASSWORD)
+            page.click("button[type=submit]")
+            page.get_by_role("heading", name="Generate a request").wait_for()
+            page.screenshot(path=SHOTS / "requests-empty.png", full_page=True)
+
+            row = page.locator("tr", has_text="Preservation request").filter(
+                has_text="X (formerly Twitter)")
+            row.get_by_role("link", name="Fill in").click()
+            page.get_by_role("heading", name="Targets on X (formerly Twitter)").wait_for()
+            # Without the period a preservation asks for, the form comes back saying so.
+            page.check(f"#target-{_world.x_post.id}")
+            page.fill("#f-offence_provision", "§ 96 Abs. 2 AufenthG")
+            page.click("text=Generate request")
+            alert = page.locator(".alert")
+            assert "date range" in alert.inner_text(), alert.inner_text()
+            assert page.is_checked(f"#target-{_world.x_post.id}")
+            assert page.input_value("#f-offence_provision") == "§ 96 Abs. 2 AufenthG"
+            page.screenshot(path=SHOTS / "generate-refused.png", full_page=True)
+            page.fill("#date_from", "2025-09-01")
+            page.fill("#date_to", "2026-03-01")
+            page.screenshot(path=SHOTS / "generate-form.png", full_page=True)
+            page.click("text=Generate request")
+            page.get_by_role("heading", name="Status history").wait_for()
+            assert "OP/2026/9-PRES-1" in page.locator("h1").inner_text()
+            assert "Next: approval" in page.locator("main").inner_text()
+            with page.expect_download() as download:
+                page.click("text=Download PDF")
+            saved = download.value.path()
+            assert saved is not None and Path(saved).read_bytes().startswith(b"%PDF")
+            page.screenshot(path=SHOTS / "request-draft.png", full_page=True)
+
+            # The supervisor approves (on a page of their own); the officer sends it.
+            with api.runtime.session() as session:
+                request_id = session.scalars(select(LegalRequest.id)).one()
+            _approve(api, boss, str(request_id))
+            page.reload()
+            page.check("input[name=status][value=sent]")
+            page.fill("#platform_reference", "LE-2026-778")
+            page.fill("#answer", "Submitted through the X law-enforcement portal.")
+            page.screenshot(path=SHOTS / "request-record.png", full_page=True)
+            page.click("button:has-text('Record')")
+            page.get_by_role("heading", name="Status history").wait_for()
+            assert page.locator(".head .badge").first.inner_text() == "sent"
+            history = page.locator("table.history").inner_text()
+            assert "request.sent" in history and "LE-2026-778" in history
+            page.screenshot(path=SHOTS / "request-sent.png", full_page=True)
+
+            page.click("text=Legal requests")
+            page.get_by_role("heading", name="Generate a request").wait_for()
+            page.screenshot(path=SHOTS / "requests-list.png", full_page=True)
+            page.click("text=Due across your cases")
+            page.get_by_role("heading", name="Legal requests due").wait_for()
+            page.click("text=90d")
+            page.locator("table.due").wait_for()
+            page.screenshot(path=SHOTS / "requests-due.png", full_page=True)
+        finally:
+            context.close()
+    assert elsewhere == [], elsewhere
+    assert problems == [], problems
