@@ -757,6 +757,25 @@ def list_exports(session: Session, actor: User, reference: str) -> list[Export]:
     ))
 
 
+def export_endings(session: Session, case: Case, exports: Sequence[Export]) -> dict[
+    str, dict[str, Any]
+]:
+    """How each export ended, by export id: its `export.completed` or `export.failed` custody
+    entry, as the entry says it (`custody.describe`); an export without one has not ended.
+
+    The export row records only the bundle's hash and size; whether an unfinished export is
+    still running or failed, and how many exhibits a finished one holds, the custody log says.
+    """
+    if not exports:
+        return {}
+    rows = session.scalars(select(CustodyEntry).where(
+        CustodyEntry.case_id == case.id, CustodyEntry.object_type == "export",
+        CustodyEntry.object_id.in_([str(e.id) for e in exports]),
+        CustodyEntry.action.in_(("export.completed", "export.failed")),
+    ).order_by(CustodyEntry.seq))
+    return {str(row.object_id): custody.describe(row) for row in rows}
+
+
 def open_bundle(
     session: Session, actor: User, reference: str, export_id: uuid.UUID, store: BlobStore
 ) -> tuple[Case, Export, BinaryIO]:

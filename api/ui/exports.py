@@ -1,0 +1,206 @@
+"""Pages for prosecutors: a case's evidence bundles (export, list, download).
+
+The same services as `api/routes/exports.py`: `bundles.list_exports` for the list (anyone who may
+read the case), `bundles.authorise_export` to decide whether the form and the download links are
+shown, and `bundles.export_and_keep` to make a bundle, which decides again and writes the
+custody entries. Bundles are downloaded through the API's route, which takes the login cookie.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
+
+from api.deps import AppRuntime, DbSession, case_reference, quote_ref
+from api.ui.rendering import PageError, render
+from api.ui.routes import CsrfField, Viewer, _check_session_form, _see_other
+from evidence import bundles, case_reads, cases, targets
+from evidence.errors import AccessDenied, EvidenceError, InvalidInput, PermissionDenied
+from evidence.home import Runtime
+from evidence.models import Case, Target, User
+
+router = APIRouter(include_in_schema=False)
+
+# As many targets as the API takes in one export; a case with more is exported whole.
+MAX_CHOICES = 1000
+_TARGETS_PER_QUERY = 200
+
+
+@dataclass(frozen=True)
+class TargetChoice:
+    id: str
+    label: str  # the URL, or the account for an account target
+    reason: str
+    capture_status: str | None  # of its newest capture
+    captured_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ExportView:
+    id: str
+    created_at: datetime
+    by: str
+    targets: list[str] | None  # labels of the chosen targets; None when all of the case's
+    status: str  # complete | failed | running
+    note: str | None  # why it failed
+    exhibits: int | None
+    size: int | None
+    sha256: str | None
+    kept: bool  # in the store, to download; not so when `evidence export` wrote it to a file
+    download: str | None  # only for those who may download it
+
+
+def _download(reference: str, export_id: uuid.UUID) -> str:
+    return f"/api/cases/{quote_ref(reference)}/exports/{export_id}/bundle"
+
+
+def _may_export(session: Session, viewer: User, case: Case) -> bool:
+    try:
+        bundles.authorise_export(session, viewer, case)
+    except PermissionDenied:
+        return False
+    return True
+
+
+def _choices(session: Session, case: Case) -> list[TargetChoice]:
+    """The case's targets in the order flagged, as many as one export may name."""
+    found: list[Target] = []
+    cursor: str | None = None
+    while len(found) < MAX_CHOICES:
+        page = targets.page_targets(session, case, limit=_TARGETS_PER_QUERY, cursor=cursor)
+        found += page.items
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    found = found[:MAX_CHOICES]
+    latest = case_reads.latest_of(session, case, [t.id for t in found])
+    choices = []
+    for t in found:
+        capture = latest[t.id].capture
+        choices.append(TargetChoice(
+            id=str(t.id), label=t.url or f"account {t.account_id}", reason=t.reason,
+            capture_status=None if capture is None else capture.status,
+            captured_at=None if capture is None else capture.started_at))
+    return choices
+
+
+def _user_name(session: Session, user_id: uuid.UUID) -> str:
+    user = session.get(User, user_id)
+    return "unknown" if user is None else user.display_name or user.name
+
+
+def _export_views(session: Session, runtime: Runtime, viewer: User, case: Case, *,
+                  may_download: bool, labels: dict[str, str]) -> list[ExportView]:
+    exports = bundles.list_exports(session, viewer, case.reference)
+    endings = bundles.export_endings(session, case, exports)
+    views = []
+    for e in exports:
+        ending = endings.get(str(e.id), {})
+        details = ending.get("details") or {}
+        if e.bundle_sha256 is not None:
+            status = "complete"
+        elif ending.get("action") == "export.failed":
+            status = "failed"
+        else:
+            status = "running"
+        exhibits = details.get("exhibits")
+        kept = e.bundle_sha256 is not None and runtime.store.exists(e.bundle_sha256)
+        views.append(ExportView(
+            id=str(e.id), created_at=e.created_at, by=_user_name(session, e.requested_by_id),
+            targets=None if not e.target_ids else [labels.get(str(t), str(t))
+                                                   for t in e.target_ids],
+            status=status,
+            note=str(details.get("reason")) if status == "failed" and details.get("reason")
+            else None,
+            exhibits=exhibits if isinstance(exhibits, int) else None,
+            size=e.size, sha256=e.bundle_sha256, kept=kept,
+            download=_download(case.reference, e.id) if may_download and kept else None,
+        ))
+    return views
+
+
+def _page_context(session: Session, runtime: Runtime, viewer: User, case: Case, *,
+                  made: uuid.UUID | None = None,
+                  ticked: Sequence[str] = ()) -> dict[str, Any]:
+    """What the exports page shows, as plain values (a refused form is shown after rollback)."""
+    may_export = _may_export(session, viewer, case)
+    choices = _choices(session, case)
+    labels = {c.id: c.label for c in choices}
+    return {
+        "case": {"reference": case.reference, "title": case.title, "status": case.status},
+        "may_export": may_export,
+        "exports": _export_views(session, runtime, viewer, case, may_download=may_export,
+                                 labels=labels),
+        "choices": choices if may_export else [],
+        "more_targets": may_export and len(choices) >= MAX_CHOICES,
+        "ticked": set(ticked),
+        "made": None if made is None else str(made),
+        "key_id": runtime.signer.key_id,
+        "error": None,
+    }
+
+
+@router.get("/cases/{ref}/exports", response_class=HTMLResponse)
+def exports_page(request: Request, ref: str, session: DbSession, viewer: Viewer,
+                 runtime: AppRuntime,
+                 made: Annotated[uuid.UUID | None, Query()] = None) -> Response:
+    case = cases.case_for(session, viewer, case_reference(ref, viewer))
+    return render(request, "exports.html",
+                  _page_context(session, runtime, viewer, case, made=made), viewer=viewer)
+
+
+def _chosen_targets(scope: str, ticked: Sequence[str]) -> list[uuid.UUID] | None:
+    """The targets the form names: None for all of the case's."""
+    if scope == "all":
+        return None
+    if scope != "chosen":
+        raise InvalidInput("choose whether to export all targets or the ticked ones")
+    if not ticked:
+        raise InvalidInput("tick at least one target, or export all targets")
+    if len(ticked) > MAX_CHOICES:
+        raise InvalidInput(f"tick at most {MAX_CHOICES:,} targets, or export all targets")
+    try:
+        return list(dict.fromkeys(uuid.UUID(t) for t in ticked))
+    except ValueError:
+        raise InvalidInput("a ticked target is not one of this case's; reload the page") from None
+
+
+@router.post("/cases/{ref}/exports", response_class=HTMLResponse)
+def make_export(
+    request: Request, ref: str, session: DbSession, viewer: Viewer, runtime: AppRuntime,
+    csrf_token: CsrfField = None,
+    scope: Annotated[str, Form(max_length=10)] = "",
+    target: Annotated[list[str] | None, Form()] = None,
+) -> Response:
+    _check_session_form(request, csrf_token)
+    case = cases.case_for(session, viewer, case_reference(ref, viewer))
+    ticked = target or []
+    name = viewer.name
+    try:
+        chosen = _chosen_targets(scope, ticked)
+        # The export opens its own transactions; on SQLite this request's would block them.
+        session.commit()
+        result = bundles.export_and_keep(runtime, name, reference=case.reference,
+                                         target_ids=chosen)
+    except AccessDenied as exc:
+        if exc.status_code == 404:
+            raise  # the same page as for a case that does not exist
+        message, status = exc.message, exc.status_code
+    except EvidenceError as exc:
+        # Nothing ticked, "no capture to export", "needs the prosecutor role", a blob that no
+        # longer hashes ...
+        message, status = exc.message, exc.status_code
+    else:
+        return _see_other(f"/cases/{quote_ref(case.reference)}/exports?made={result.export_id}"
+                          f"#export-{result.export_id}")
+    # Raised, so this request's transaction rolls back; the page shows what the export left.
+    again = _page_context(session, runtime, viewer, case, ticked=ticked)
+    raise PageError(f"No bundle was made: {message}.", status, template="exports.html",
+                    context=again, viewer=viewer)
