@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from api.deps import DbSession, case_reference, quote_ref
 from api.schemas_decisions import DecisionApprove, DecisionCreate, DecisionReject, HitResolve
 from api.ui.rendering import PageError, render
-from api.ui.routes import CsrfField, Viewer, _check_session_form, _see_other
+from api.ui.routes import CsrfField, Viewer, check_session_form, see_other
 from evidence import capture_reads, cases, decisions, deconfliction, targets
 from evidence.errors import EvidenceError
 from evidence.models import (
@@ -206,7 +206,7 @@ def propose(
     rationale: LongText = "",
     preservation_waiver: LongText = "",
 ) -> Response:
-    _check_session_form(request, csrf_token)
+    check_session_form(request, csrf_token)
     case, target = decisions.target_for(session, viewer, target_id)
     view = _target_view(session, viewer, case, target)
     typed = {"kind": kind, "rationale": rationale, "preservation_waiver": preservation_waiver}
@@ -230,7 +230,7 @@ def propose(
             raise
         raise _refused(exc.message, exc.status_code, view, at="propose", form=typed,
                        viewer=viewer) from exc
-    return _see_other(f"/targets/{target.id}?done=proposed")
+    return see_other(f"/targets/{target.id}?done=proposed")
 
 
 @router.post("/decisions/{decision_id}/approve", response_class=HTMLResponse)
@@ -239,7 +239,7 @@ def approve(
     csrf_token: CsrfField = None,
     note: Annotated[str, Form(max_length=3000)] = "",
 ) -> Response:
-    _check_session_form(request, csrf_token)
+    check_session_form(request, csrf_token)
     case, target, decision = decisions.decision_for(session, viewer, decision_id)
     view = _target_view(session, viewer, case, target)
     try:
@@ -253,7 +253,7 @@ def approve(
             raise
         raise _refused(exc.message, exc.status_code, view, at="decide", form={"note": note},
                        viewer=viewer) from exc
-    return _see_other(f"/targets/{target.id}?done=approved")
+    return see_other(f"/targets/{target.id}?done=approved")
 
 
 @router.post("/decisions/{decision_id}/reject", response_class=HTMLResponse)
@@ -262,7 +262,7 @@ def reject(
     csrf_token: CsrfField = None,
     reason: LongText = "",
 ) -> Response:
-    _check_session_form(request, csrf_token)
+    check_session_form(request, csrf_token)
     case, target, decision = decisions.decision_for(session, viewer, decision_id)
     view = _target_view(session, viewer, case, target)
     try:
@@ -276,7 +276,7 @@ def reject(
             raise
         raise _refused(exc.message, exc.status_code, view, at="decide",
                        form={"reason": reason}, viewer=viewer) from exc
-    return _see_other(f"/targets/{target.id}?done=rejected")
+    return see_other(f"/targets/{target.id}?done=rejected")
 
 
 # --- a case's deconfliction hits ---------------------------------------------------------------
@@ -321,7 +321,7 @@ def resolve_hit(
     csrf_token: CsrfField = None,
     note: LongText = "",
 ) -> Response:
-    _check_session_form(request, csrf_token)
+    check_session_form(request, csrf_token)
     case = cases.case_for(session, viewer, case_reference(ref, viewer))
     view = _hits_view(session, viewer, case)
     typed = {"note": note, "hit": str(hit_id)}
@@ -339,4 +339,4 @@ def resolve_hit(
         raise _refused(exc.message, exc.status_code, view, at=str(hit_id), form=typed,
                        viewer=viewer, template="hits.html") from exc
     done = "resolved" if agreed.resolved else "agreed"
-    return _see_other(f"/cases/{quote_ref(case.reference)}/hits?done={done}")
+    return see_other(f"/cases/{quote_ref(case.reference)}/hits?done={done}")

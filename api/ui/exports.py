@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from api.deps import AppRuntime, DbSession, case_reference, quote_ref
 from api.ui.rendering import PageError, render
-from api.ui.routes import CsrfField, Viewer, _check_session_form, _see_other
+from api.ui.routes import CsrfField, Viewer, check_session_form, see_other
 from evidence import bundles, case_reads, cases, targets
 from evidence.errors import AccessDenied, EvidenceError, InvalidInput, PermissionDenied
 from evidence.home import Runtime
@@ -179,7 +179,7 @@ def make_export(
     scope: Annotated[str, Form(max_length=10)] = "",
     target: Annotated[list[str] | None, Form()] = None,
 ) -> Response:
-    _check_session_form(request, csrf_token)
+    check_session_form(request, csrf_token)
     case = cases.case_for(session, viewer, case_reference(ref, viewer))
     ticked = target or []
     name = viewer.name
@@ -198,7 +198,7 @@ def make_export(
         # longer hashes ...
         message, status = exc.message, exc.status_code
     else:
-        return _see_other(f"/cases/{quote_ref(case.reference)}/exports?made={result.export_id}"
+        return see_other(f"/cases/{quote_ref(case.reference)}/exports?made={result.export_id}"
                           f"#export-{result.export_id}")
     # Raised, so this request's transaction rolls back; the page shows what the export left.
     again = _page_context(session, runtime, viewer, case, ticked=ticked)

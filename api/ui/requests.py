@@ -26,7 +26,7 @@ from starlette.datastructures import FormData
 from api.deps import AppRuntime, DbSession, case_reference, quote_ref
 from api.schemas_requests import RequestCreate, RequestStatusChange
 from api.ui.rendering import PageError, render
-from api.ui.routes import CsrfField, Viewer, _check_session_form, _see_other
+from api.ui.routes import CsrfField, Viewer, check_session_form, see_other
 from evidence import accounts, cases, custody, requests, targets
 from evidence.errors import AccessDenied, EvidenceError, InvalidInput, NotFound, RequestIncomplete
 from evidence.models import (
@@ -406,7 +406,7 @@ def generate_request(
     emergency: Annotated[str | None, Form(max_length=10)] = None,
     extra: Annotated[str, Form(max_length=MAX_EXTRA)] = "",
 ) -> Response:
-    _check_session_form(request, csrf_token)
+    check_session_form(request, csrf_token)
     case = cases.case_for(session, viewer, case_reference(ref, viewer), need=Access.WRITE)
     chosen = [str(v) for v in posted.getlist("target") if isinstance(v, str)]
     categories = [str(v) for v in posted.getlist("category") if isinstance(v, str)]
@@ -452,7 +452,7 @@ def generate_request(
     except EvidenceError as exc:
         problems, message, status_code = [], _sentence(exc.message), exc.status_code
     else:
-        return _see_other(f"/cases/{quote_ref(case.reference)}/requests/{made.request.id}")
+        return see_other(f"/cases/{quote_ref(case.reference)}/requests/{made.request.id}")
     registry = load_registry()
     context = _list_context(session, viewer, case, registry, runtime.settings)
     context.update(typed=typed, problems=problems)
@@ -596,7 +596,7 @@ def record_status(
     platform_reference: Annotated[str, Form(max_length=1000)] = "",
     answer: Annotated[str, Form(max_length=20_000)] = "",
 ) -> Response:
-    _check_session_form(request, csrf_token)
+    check_session_form(request, csrf_token)
     case = cases.case_for(session, viewer, case_reference(ref, viewer), need=Access.WRITE)
     row = requests.get_request(session, viewer, case, request_id, need=Access.WRITE)
     refusal = [str(v) for v in posted.getlist("refusal") if isinstance(v, str)]
@@ -625,7 +625,7 @@ def record_status(
         message, status_code = "The step was not recorded: " + _sentence(exc.message), (
             exc.status_code)
     else:
-        return _see_other(f"/cases/{quote_ref(case.reference)}/requests/{row.id}")
+        return see_other(f"/cases/{quote_ref(case.reference)}/requests/{row.id}")
     context = _request_context(session, viewer, case, row)
     context.update(step=step, step_error=message)
     raise PageError(message, status_code, template="request.html", context=context,
@@ -637,7 +637,7 @@ def extend_request(
     request: Request, ref: str, request_id: uuid.UUID, session: DbSession, viewer: Viewer,
     runtime: AppRuntime, csrf_token: CsrfField = None,
 ) -> Response:
-    _check_session_form(request, csrf_token)
+    check_session_form(request, csrf_token)
     case = cases.case_for(session, viewer, case_reference(ref, viewer), need=Access.WRITE)
     row = requests.get_request(session, viewer, case, request_id, need=Access.WRITE)
     try:
@@ -650,7 +650,7 @@ def extend_request(
         context.update(extension_error=message)
         raise PageError(message, exc.status_code, template="request.html", context=context,
                         viewer=viewer) from exc
-    return _see_other(f"/cases/{quote_ref(case.reference)}/requests/{made.request.id}")
+    return see_other(f"/cases/{quote_ref(case.reference)}/requests/{made.request.id}")
 
 
 # --- across cases -----------------------------------------------------------------------------

@@ -43,12 +43,12 @@ def page_viewer(request: Request, session: DbSession) -> User:
 Viewer = Annotated[User, Depends(page_viewer)]
 
 
-def _check_session_form(request: Request, sent: str | None) -> None:
+def check_session_form(request: Request, sent: str | None) -> None:
     cookie = request.cookies.get(SESSION_COOKIE)
     check_token(session_csrf_token(cookie) if cookie else None, sent)
 
 
-def _see_other(url: str) -> RedirectResponse:
+def see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
@@ -59,7 +59,7 @@ def login_form(request: Request, session: DbSession,
                next: Annotated[str | None, Query(max_length=2000)] = None) -> Response:
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie and sessions.user_for_session(session, cookie) is not None:
-        return _see_other(safe_next(next))
+        return see_other(safe_next(next))
     return login_page(request, next_path=next)
 
 
@@ -90,7 +90,7 @@ def login(
                           status_code=429, name=name, next_path=next)
         page.headers["Retry-After"] = str(exc.retry_after)
         return page
-    response = _see_other(safe_next(next))
+    response = see_other(safe_next(next))
     response.set_cookie(
         SESSION_COOKIE, token, max_age=int(sessions.SESSION_LIFETIME.total_seconds()),
         httponly=True, samesite="strict", secure=request.app.state.secure_cookies, path="/",
@@ -103,9 +103,9 @@ def login(
 @router.post("/logout")
 def logout(request: Request, session: DbSession, viewer: Viewer,
            csrf_token: CsrfField = None) -> Response:
-    _check_session_form(request, csrf_token)
+    check_session_form(request, csrf_token)
     sessions.logout(session, viewer, request.cookies.get(SESSION_COOKIE))
-    response = _see_other("/login")
+    response = see_other("/login")
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict",
                            secure=request.app.state.secure_cookies)
     return response
@@ -165,7 +165,7 @@ def flag(
     url: Annotated[str, Form(max_length=5000)] = "",
     reason: Annotated[str, Form(max_length=6000)] = "",
 ) -> Response:
-    _check_session_form(request, csrf_token)
+    check_session_form(request, csrf_token)
     case = cases.case_for(session, viewer, case_reference(ref, viewer), need=Access.WRITE)
     again: dict[str, Any] = {"case": {"reference": case.reference}, "url": url,
                              "reason": reason, "flagged": None, "jobs": []}
@@ -184,7 +184,7 @@ def flag(
         # Raised on, so the request's transaction rolls back before the form is shown again.
         raise PageError(exc.message, exc.status_code, template="flag.html", context=again,
                         viewer=viewer) from exc
-    return _see_other(f"/cases/{quote_ref(case.reference)}/flag?target={target.id}")
+    return see_other(f"/cases/{quote_ref(case.reference)}/flag?target={target.id}")
 
 
 # --- captures --------------------------------------------------------------------------------
