@@ -8,13 +8,13 @@ summarise rows of those cases for a table, and write nothing.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from evidence.models import Capture, CaptureJob, Case, CustodyEntry, Target
+from evidence.models import Capture, CaptureJob, Case, CustodyEntry, Target, User
 
 
 @dataclass(frozen=True)
@@ -98,3 +98,14 @@ def case_by_id(session: Session, case_id: uuid.UUID) -> Case | None:
     """The case row, for its reference only: access is then checked by `cases.case_for`."""
     return session.get(Case, case_id)
 
+
+def user_names(session: Session, ids: Iterable[uuid.UUID | None]) -> dict[uuid.UUID, str]:
+    """Who did what, as the pages name them: display name, else user name ("unknown" for an id
+    no user has any more). One query, however many ids."""
+    wanted = {i for i in ids if i is not None}
+    found = {user_id: "unknown" for user_id in wanted}
+    if wanted:
+        for user_id, name, display_name in session.execute(
+                select(User.id, User.name, User.display_name).where(User.id.in_(wanted))):
+            found[user_id] = display_name or name
+    return found

@@ -11,7 +11,6 @@ values, and so shows the state the refusal left unchanged.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
@@ -23,7 +22,7 @@ from api.deps import DbSession, case_reference, quote_ref
 from api.schemas_decisions import DecisionApprove, DecisionCreate, DecisionReject, HitResolve
 from api.ui.rendering import PageError, render
 from api.ui.routes import CsrfField, Viewer, check_session_form, see_other
-from evidence import capture_reads, cases, decisions, deconfliction, targets
+from evidence import capture_reads, case_reads, cases, decisions, deconfliction, targets
 from evidence.errors import EvidenceError
 from evidence.models import (
     Access,
@@ -76,15 +75,6 @@ def _sentence(message: str) -> str:
     return text if text.endswith((".", "!", "?")) else f"{text}."
 
 
-def _names(session: Session, ids: Iterable[uuid.UUID | None]) -> dict[uuid.UUID, str]:
-    """Who did what, as the case's timeline names them: display name, else user name."""
-    found: dict[uuid.UUID, str] = {}
-    for user_id in {i for i in ids if i is not None}:
-        user = session.get(User, user_id)
-        found[user_id] = "unknown" if user is None else (user.display_name or user.name)
-    return found
-
-
 def _target_label(session: Session, target: Target) -> dict[str, Any]:
     """The target as plain values: its URL, or the account it names."""
     account = None if target.account_id is None else session.get(Account, target.account_id)
@@ -125,7 +115,7 @@ def _target_view(session: Session, viewer: User, case: Case, target: Target) -> 
     history = decisions.history(session, target)
     found = capture_reads.captures_of_target(session, case, target.id)
     jobs = targets.jobs_of(session, target)
-    names = _names(session, [target.flagged_by_id] + [
+    names = case_reads.user_names(session, [target.flagged_by_id] + [
         i for d in history
         for i in (d.proposed_by_id, d.decided_by_id, d.takedown_approved_by_id)])
     items = [_decision_view(d, names) for d in history]

@@ -91,15 +91,11 @@ def _choices(session: Session, case: Case) -> list[TargetChoice]:
     return choices
 
 
-def _user_name(session: Session, user_id: uuid.UUID) -> str:
-    user = session.get(User, user_id)
-    return "unknown" if user is None else user.display_name or user.name
-
-
 def _export_views(session: Session, runtime: Runtime, viewer: User, case: Case, *,
                   may_download: bool, labels: dict[str, str]) -> list[ExportView]:
     exports = bundles.list_exports(session, viewer, case.reference)
     endings = bundles.export_endings(session, case, exports)
+    names = case_reads.user_names(session, [e.requested_by_id for e in exports])
     views = []
     for e in exports:
         ending = endings.get(str(e.id), {})
@@ -113,7 +109,7 @@ def _export_views(session: Session, runtime: Runtime, viewer: User, case: Case, 
         exhibits = details.get("exhibits")
         kept = e.bundle_sha256 is not None and runtime.store.exists(e.bundle_sha256)
         views.append(ExportView(
-            id=str(e.id), created_at=e.created_at, by=_user_name(session, e.requested_by_id),
+            id=str(e.id), created_at=e.created_at, by=names[e.requested_by_id],
             targets=None if not e.target_ids else [labels.get(str(t), str(t))
                                                    for t in e.target_ids],
             status=status,
