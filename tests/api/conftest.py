@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,15 +15,18 @@ from typing import Any
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
+from playwright.sync_api import ConsoleMessage, Page, Route
 
 from api.app import create_app
+from capture.browser import BrowserSession
 from evidence import users
 from evidence.blobstore import FolderStore
 from evidence.db import make_engine, make_session_factory
 from evidence.home import Runtime
-from evidence.models import Role, User
+from evidence.models import Capture, CaptureStatus, Case, Role, Target, User
 from evidence.settings import Settings
 from evidence.signing import Signer
+from tests.factories import make_capture
 
 
 @dataclass
@@ -97,9 +101,9 @@ def served_app(runtime: Runtime) -> Iterator[str]:
         thread.join(timeout=30)
 
 
-@pytest.fixture
-def api(tmp_path: Path, database_url: str) -> Iterator[Api]:
-    runtime = build_runtime(tmp_path / "home", database_url)
+@contextmanager
+def api_over(runtime: Runtime) -> Iterator[Api]:
+    """The app over `runtime`, called in-process; the client and the runtime are closed after."""
     # Not entered as a context manager: the lifespan's checkpoint loop is not wanted here.
     client = TestClient(create_app(runtime))
     try:
@@ -107,3 +111,65 @@ def api(tmp_path: Path, database_url: str) -> Iterator[Api]:
     finally:
         client.close()
         runtime.close()
+
+
+@pytest.fixture
+def api(tmp_path: Path, database_url: str) -> Iterator[Api]:
+    with api_over(build_runtime(tmp_path / "home", database_url)) as made:
+        yield made
+
+
+@contextmanager
+def walled_page(browser: BrowserSession, served: str, *, refused_status: int | None = None,
+                **context_options: Any) -> Iterator[Page]:
+    """A Chromium page that reaches nothing but the app at `served`, as on a unit's network.
+
+    After the walk it asserts that the page asked no other host for anything and that Chromium
+    reported no fault: no script error, no blocked style sheet, no policy violation. The one
+    console error let through is the answer at `refused_status` to a form the walk has
+    refused on purpose (Chromium reports any 4xx).
+    """
+    elsewhere: list[str] = []
+    problems: list[str] = []
+    allowed = None if refused_status is None else f"status of {refused_status}"
+
+    def block(route: Route) -> None:
+        elsewhere.append(route.request.url)
+        route.abort()
+
+    def console(message: ConsoleMessage) -> None:
+        if message.type == "error" and (allowed is None or allowed not in message.text):
+            problems.append(message.text)
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, **context_options)
+    try:
+        page = context.new_page()
+        page.route(lambda url: not url.startswith(served), block)
+        page.on("console", console)
+        page.on("pageerror", lambda error: problems.append(str(error)))
+        yield page
+    finally:
+        context.close()
+    assert elsewhere == [], elsewhere
+    assert problems == [], problems
+
+
+def sign_in_on_page(page: Page, name: str, password: str) -> None:
+    """Fill in and send the sign-in form the page shows."""
+    page.fill("#name", name)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+
+
+def complete_capture(api: Api, target_id: str) -> str:
+    """A complete capture of the target, as the worker records one; returns its id."""
+    with api.runtime.session() as session:
+        target = session.get(Target, uuid.UUID(target_id))
+        assert target is not None
+        case = session.get(Case, target.case_id)
+        assert case is not None
+        capture = make_capture(session, case, target, api.runtime.store)
+        row = session.get(Capture, capture.id)
+        assert row is not None
+        row.status = CaptureStatus.COMPLETE
+        return str(capture.id)

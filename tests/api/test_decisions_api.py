@@ -7,9 +7,8 @@ from typing import Any
 from urllib.parse import quote
 
 from evidence import cases
-from evidence.models import Capture, CaptureStatus, Case, LegalRequest, Role, Target
-from tests.api.conftest import Api, Caller
-from tests.factories import make_capture
+from evidence.models import LegalRequest, Role
+from tests.api.conftest import Api, Caller, complete_capture
 
 URL = "https://www.facebook.com/fast.trips.eu/posts/123"
 OTHER_REF = "HARBOUR/SECRET-77"
@@ -40,19 +39,6 @@ def _world(api: Api) -> tuple[Caller, Caller, str]:
     _case(api, nadia, "NORTH-1", "Evros crossings")
     _grant(api, nadia, "NORTH-1", sam, "read")
     return nadia, sam, _flag(api, nadia, "NORTH-1", URL)
-
-
-def _capture(api: Api, target_id: str) -> None:
-    """A complete capture of the target, as the worker would record one."""
-    with api.runtime.session() as session:
-        target = session.get(Target, uuid.UUID(target_id))
-        assert target is not None
-        case = session.get(Case, target.case_id)
-        assert case is not None
-        capture = make_capture(session, case, target, api.runtime.store)
-        row = session.get(Capture, capture.id)
-        assert row is not None
-        row.status = CaptureStatus.COMPLETE
 
 
 def _propose(api: Api, who: Caller, target_id: str, **body: Any) -> Any:
@@ -106,7 +92,7 @@ def test_takedown_conditions_are_refused_each_with_its_own_409(api: Api) -> None
     answer = api.post(sam, approve, json={})
     assert answer.status_code == 409 and answer.json()["error"] == "CaptureMissing"
     messages.append(answer.json()["message"])
-    _capture(api, target_id)
+    complete_capture(api, target_id)
 
     answer = api.post(sam, approve, json={})
     assert answer.status_code == 409 and answer.json()["error"] == "DeconflictionHold"
@@ -170,7 +156,7 @@ def test_takedown_conditions_are_refused_each_with_its_own_409(api: Api) -> None
 
 def test_a_waiver_on_the_proposal_meets_the_preservation_condition(api: Api) -> None:
     nadia, sam, target_id = _world(api)
-    _capture(api, target_id)
+    complete_capture(api, target_id)
     plain = _propose(api, nadia, target_id, kind="takedown", rationale="remove").json()
     refused = api.post(sam, f"/api/decisions/{plain['id']}/approve", json={})
     assert refused.json()["error"] == "PreservationMissing"

@@ -12,17 +12,15 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
-from playwright.sync_api import Route
 from sqlalchemy import func, select
 
-from api.app import create_app
 from api.ui.security import LOGIN_CSRF_COOKIE
 from capture.browser import BrowserSession
 from evidence import cases, custody, targets, users
 from evidence.home import Runtime, init_home, open_runtime
 from evidence.models import Access, Capture, CustodyEntry, Role, Target
 from evidence.settings import Settings
-from tests.api.conftest import Api, served_app
+from tests.api.conftest import Api, api_over, served_app, sign_in_on_page, walled_page
 from tests.api.world import REFERENCE, build_world
 from tests.factories import make_sealed_capture
 from tests.support.pages_server import PagesServer, make_png
@@ -80,13 +78,8 @@ def sealed(tmp_path: Path, database_url: str) -> Iterator[Api]:
     """An app over a home made by `init`, so captures can be sealed as the worker seals them."""
     settings = Settings(home=tmp_path / "home", database_url=database_url)
     init_home(settings)
-    runtime = open_runtime(settings)
-    client = TestClient(create_app(runtime))
-    try:
-        yield Api(client, runtime)
-    finally:
-        client.close()
-        runtime.close()
+    with api_over(open_runtime(settings)) as made:
+        yield made
 
 
 # --- signing in ------------------------------------------------------------------------------
@@ -450,68 +443,45 @@ def test_an_investigator_signs_in_opens_a_case_and_flags_a_url_in_chromium(
     sealed: Api, served: str,
 ) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
-    elsewhere: list[str] = []
-    problems: list[str] = []
-    with PagesServer() as pages, BrowserSession(sealed.runtime.settings) as browser:
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        try:
-            page = context.new_page()
+    with PagesServer() as pages, BrowserSession(sealed.runtime.settings) as browser, \
+            walled_page(browser, served, refused_status=401) as page:  # the wrong password
+        # A real screenshot of the local test page, to stand in the capture.
+        shooter = page.context.new_page()
+        shooter.goto(pages.url("/simple.html"))
+        capture_id = _world_for_the_browser(sealed.runtime,
+                                            shooter.screenshot(full_page=True))
+        shooter.close()
 
-            def block(route: Route) -> None:
-                elsewhere.append(route.request.url)
-                route.abort()
+        page.goto(f"{served}/")
+        assert urlsplit(page.url).path == "/login"
+        page.screenshot(path=SHOTS / "login.png", full_page=True)
+        sign_in_on_page(page, "nadia", "wrong")
+        assert "Wrong user name or password." in page.locator(".alert").inner_text()
+        sign_in_on_page(page, "nadia", PASSWORD)
+        page.get_by_role("heading", name="Your cases").wait_for()
+        assert page.locator("tbody tr").count() == 2
+        page.screenshot(path=SHOTS / "cases.png", full_page=True)
 
-            # Everything but this app is cut off, as on a unit's network.
-            page.route(lambda url: not url.startswith(served), block)
-            # A refused sign-in answers 401, which Chromium reports; anything else (a blocked
-            # style sheet, a policy violation) is a fault.
-            page.on("console", lambda m: problems.append(m.text)
-                    if m.type == "error" and "status of 401" not in m.text else None)
-            page.on("pageerror", lambda e: problems.append(str(e)))
-            # A real screenshot of the local test page, to stand in the capture.
-            shooter = context.new_page()
-            shooter.goto(pages.url("/simple.html"))
-            capture_id = _world_for_the_browser(sealed.runtime,
-                                                shooter.screenshot(full_page=True))
-            shooter.close()
+        page.click("text=OP/2026/14")
+        page.get_by_role("heading", name="Targets").wait_for()
+        page.click("text=Flag a URL")
+        flagged_url = pages.url("/simple.html")
+        page.fill("#url", flagged_url)
+        page.fill("#reason", "Advert for a crossing, linked from the channel")
+        page.click("text=Flag and capture")
+        page.get_by_role("heading", name="Flagged").wait_for()
+        assert "queued" in page.locator(".card.ok").inner_text()
+        page.screenshot(path=SHOTS / "flagged.png", full_page=True)
+        page.click("text=Back to the case")
+        row = page.locator("table.targets tbody tr", has_text=flagged_url)
+        assert row.count() == 1 and "capture queued" in row.inner_text()
+        page.screenshot(path=SHOTS / "case.png", full_page=True)
 
-            page.goto(f"{served}/")
-            assert urlsplit(page.url).path == "/login"
-            page.screenshot(path=SHOTS / "login.png", full_page=True)
-            page.fill("#name", "nadia")
-            page.fill("#password", "wrong")
-            page.click("button[type=submit]")
-            assert "Wrong user name or password." in page.locator(".alert").inner_text()
-            page.fill("#password", PASSWORD)
-            page.click("button[type=submit]")
-            page.get_by_role("heading", name="Your cases").wait_for()
-            assert page.locator("tbody tr").count() == 2
-            page.screenshot(path=SHOTS / "cases.png", full_page=True)
-
-            page.click("text=OP/2026/14")
-            page.get_by_role("heading", name="Targets").wait_for()
-            page.click("text=Flag a URL")
-            flagged_url = pages.url("/simple.html")
-            page.fill("#url", flagged_url)
-            page.fill("#reason", "Advert for a crossing, linked from the channel")
-            page.click("text=Flag and capture")
-            page.get_by_role("heading", name="Flagged").wait_for()
-            assert "queued" in page.locator(".card.ok").inner_text()
-            page.screenshot(path=SHOTS / "flagged.png", full_page=True)
-            page.click("text=Back to the case")
-            row = page.locator("table.targets tbody tr", has_text=flagged_url)
-            assert row.count() == 1 and "capture queued" in row.inner_text()
-            page.screenshot(path=SHOTS / "case.png", full_page=True)
-
-            page.click(f'a[href="/captures/{capture_id}"]')
-            page.get_by_role("heading", name="Full-page screenshot").wait_for()
-            shot = page.locator(".shot img")
-            shot.wait_for()
-            assert shot.evaluate("img => img.complete && img.naturalWidth") > 100
-            page.screenshot(path=SHOTS / "capture.png", full_page=True)
-            page.click("text=Sign out")
-            assert urlsplit(page.url).path == "/login"
-        finally:
-            context.close()
-    assert elsewhere == [], elsewhere
-    assert problems == [], problems
+        page.click(f'a[href="/captures/{capture_id}"]')
+        page.get_by_role("heading", name="Full-page screenshot").wait_for()
+        shot = page.locator(".shot img")
+        shot.wait_for()
+        assert shot.evaluate("img => img.complete && img.naturalWidth") > 100
+        page.screenshot(path=SHOTS / "capture.png", full_page=True)
+        page.click("text=Sign out")
+        assert urlsplit(page.url).path == "/login"

@@ -14,7 +14,6 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
-from playwright.sync_api import Route
 from sqlalchemy import func, select
 
 from capture.browser import BrowserSession
@@ -24,14 +23,20 @@ from evidence.models import (
     Access,
     Capture,
     CaptureStatus,
-    Case,
     CustodyEntry,
     Decision,
     DeconflictionAgreement,
     Role,
     Target,
 )
-from tests.api.conftest import Api, Caller, served_app
+from tests.api.conftest import (
+    Api,
+    Caller,
+    complete_capture,
+    served_app,
+    sign_in_on_page,
+    walled_page,
+)
 from tests.api.test_ui import (
     HOSTILE,
     PASSWORD,
@@ -79,20 +84,6 @@ def _member(api: Api, world: World, name: str, access: Access, role: Role = Role
         case = cases.case_for(session, world.nadia.user, REFERENCE)
         cases.add_member(session, world.nadia.user, case, caller.user, access)
     return caller
-
-
-def _complete_capture(api: Api, target_id: str) -> str:
-    """A complete capture of the target, as the worker records one."""
-    with api.runtime.session() as session:
-        target = session.get(Target, uuid.UUID(target_id))
-        assert target is not None
-        case = session.get(Case, target.case_id)
-        assert case is not None
-        capture = make_capture(session, case, target, api.runtime.store)
-        row = session.get(Capture, capture.id)
-        assert row is not None
-        row.status = CaptureStatus.COMPLETE
-        return str(capture.id)
 
 
 def _propose_directly(api: Api, who: Caller, target_id: str, kind: str,
@@ -218,7 +209,7 @@ def test_the_takedown_conditions_are_refused_on_the_page_one_by_one(api: Api) ->
     assert _alert(refused.text).startswith("Takedown refused: no complete capture")
     assert "Before a takedown" in refused.text
     assert ">go</textarea>" in refused.text  # what was typed comes back
-    _complete_capture(api, world.target_id)
+    complete_capture(api, world.target_id)
 
     held = sam.post(approve, data={"csrf_token": token})
     assert held.status_code == 409
@@ -271,7 +262,7 @@ def test_the_takedown_conditions_are_refused_on_the_page_one_by_one(api: Api) ->
 
 def test_a_preserve_then_takedown_is_approved_in_two_steps(api: Api) -> None:
     world = _world(api)
-    _complete_capture(api, world.target_id)
+    complete_capture(api, world.target_id)
     decision_id = _propose_directly(
         api, world.nadia, world.target_id, "preserve-then-takedown", rationale="both",
         preservation_waiver="preserved by the platform already")
@@ -577,68 +568,48 @@ def test_a_supervisor_approves_a_decision_someone_else_proposed_in_chromium(
 ) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     target_id = _world_for_the_browser(api)
-    elsewhere: list[str] = []
-    problems: list[str] = []
-    with BrowserSession(api.runtime.settings) as browser:
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        try:
-            page = context.new_page()
+    with BrowserSession(api.runtime.settings) as browser, \
+            walled_page(browser, served, refused_status=409) as page:  # a refused approval
 
-            def block(route: Route) -> None:
-                elsewhere.append(route.request.url)
-                route.abort()
+        page.goto(f"{served}/targets/{target_id}")
+        assert urlsplit(page.url).path == "/login"
+        sign_in_on_page(page, "sam", PASSWORD)
+        page.get_by_role("heading", name="Current decision").wait_for()
+        assert urlsplit(page.url).path == f"/targets/{target_id}"
+        current = page.locator("#current")
+        assert "preserve-then-takedown" in current.inner_text()
+        assert "Nadia Haddad" in current.inner_text()
+        assert page.locator("table.decisions tbody tr").count() == 2
+        page.screenshot(path=SHOTS / "target-pending.png", full_page=True)
 
-            page.route(lambda url: not url.startswith(served), block)
-            # A refused approval answers 409, which Chromium reports; anything else is a fault.
-            page.on("console", lambda m: problems.append(m.text)
-                    if m.type == "error" and "status of 409" not in m.text else None)
-            page.on("pageerror", lambda e: problems.append(str(e)))
+        page.fill("#note", "Capture checked; preservation first")
+        page.click("button:has-text('Approve preserve-then-takedown')")
+        page.get_by_role("status").wait_for()
+        assert "Decision approved" in page.get_by_role("status").inner_text()
+        assert "preserve step" in current.inner_text()
+        assert "Sam Okafor" in current.inner_text()
+        page.screenshot(path=SHOTS / "target-approved.png", full_page=True)
 
-            page.goto(f"{served}/targets/{target_id}")
-            assert urlsplit(page.url).path == "/login"
-            page.fill("#name", "sam")
-            page.fill("#password", PASSWORD)
-            page.click("button[type=submit]")
-            page.get_by_role("heading", name="Current decision").wait_for()
-            assert urlsplit(page.url).path == f"/targets/{target_id}"
-            current = page.locator("#current")
-            assert "preserve-then-takedown" in current.inner_text()
-            assert "Nadia Haddad" in current.inner_text()
-            assert page.locator("table.decisions tbody tr").count() == 2
-            page.screenshot(path=SHOTS / "target-pending.png", full_page=True)
+        # The takedown step waits for the other unit: said on the page, nothing changes.
+        page.click("button:has-text('Approve the takedown')")
+        alert = page.get_by_role("alert")
+        alert.wait_for()
+        assert "deconfliction hold" in alert.inner_text()
+        assert "Harbour Unit" in alert.inner_text()
+        assert OTHER_REF not in page.content()
+        page.screenshot(path=SHOTS / "target-refused.png", full_page=True)
 
-            page.fill("#note", "Capture checked; preservation first")
-            page.click("button:has-text('Approve preserve-then-takedown')")
-            page.get_by_role("status").wait_for()
-            assert "Decision approved" in page.get_by_role("status").inner_text()
-            assert "preserve step" in current.inner_text()
-            assert "Sam Okafor" in current.inner_text()
-            page.screenshot(path=SHOTS / "target-approved.png", full_page=True)
-
-            # The takedown step waits for the other unit: said on the page, nothing changes.
-            page.click("button:has-text('Approve the takedown')")
-            alert = page.get_by_role("alert")
-            alert.wait_for()
-            assert "deconfliction hold" in alert.inner_text()
-            assert "Harbour Unit" in alert.inner_text()
-            assert OTHER_REF not in page.content()
-            page.screenshot(path=SHOTS / "target-refused.png", full_page=True)
-
-            page.click("text=See the case's hits")
-            page.get_by_role("heading", name="Deconfliction hits of OP/2026/14").wait_for()
-            assert page.locator("section.card[id^=hit-]").count() == 2
-            assert "Harbour duty officer" in page.content()
-            page.screenshot(path=SHOTS / "hits.png", full_page=True)
-            first = page.locator("section.card[id^=hit-]").first
-            first.locator("textarea").fill("Called Harbour duty officer: no objection after "
-                                           "Friday")
-            first.locator("button").click()
-            page.get_by_role("status").wait_for()
-            assert "other case's agreement is awaited" in page.content()
-            page.screenshot(path=SHOTS / "hits-agreed.png", full_page=True)
-        finally:
-            context.close()
-    assert elsewhere == [], elsewhere
-    assert problems == [], problems
+        page.click("text=See the case's hits")
+        page.get_by_role("heading", name="Deconfliction hits of OP/2026/14").wait_for()
+        assert page.locator("section.card[id^=hit-]").count() == 2
+        assert "Harbour duty officer" in page.content()
+        page.screenshot(path=SHOTS / "hits.png", full_page=True)
+        first = page.locator("section.card[id^=hit-]").first
+        first.locator("textarea").fill("Called Harbour duty officer: no objection after "
+                                       "Friday")
+        first.locator("button").click()
+        page.get_by_role("status").wait_for()
+        assert "other case's agreement is awaited" in page.content()
+        page.screenshot(path=SHOTS / "hits-agreed.png", full_page=True)
     assert _count(api, "decision.approved") == 1
     assert _count(api, "deconfliction.agreed") == 1

@@ -21,14 +21,13 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from playwright.sync_api import Route
 from sqlalchemy import func, select
 
 from api.deps import quote_ref
 from capture.browser import BrowserSession
 from evidence import bundles, cases, custody, targets, users
 from evidence.models import Access, Artifact, Capture, CustodyEntry, Export, Role
-from tests.api.conftest import Api, Caller, served_app
+from tests.api.conftest import Api, Caller, served_app, sign_in_on_page, walled_page
 from tests.api.test_ui import (
     PASSWORD,
     _assert_page_headers,
@@ -37,7 +36,6 @@ from tests.api.test_ui import (
     sealed,  # noqa: F401  (a fixture)
 )
 from tests.factories import make_sealed_capture
-from tests.support.pages_server import PagesServer
 
 REFERENCE = "OP/2026/21"
 PAGE = f"/cases/{quote_ref(REFERENCE)}/exports"
@@ -408,74 +406,54 @@ def test_a_prosecutor_makes_a_bundle_and_downloads_it_in_chromium(
     with api.runtime.session() as session:
         petra = users.get_user(session, "petra")
         petra.display_name = "Petra Lindqvist"
-    elsewhere: list[str] = []
-    problems: list[str] = []
-    with PagesServer(), BrowserSession(api.runtime.settings) as browser:
-        context = browser.new_context(viewport={"width": 1280, "height": 900},
-                                      accept_downloads=True)
-        try:
-            page = context.new_page()
+    with BrowserSession(api.runtime.settings) as browser, \
+            walled_page(browser, served, refused_status=422,  # a refused export
+                        accept_downloads=True) as page:
 
-            def block(route: Route) -> None:
-                elsewhere.append(route.request.url)
-                route.abort()
+        page.goto(f"{served}/")
+        assert urlsplit(page.url).path == "/login"
+        sign_in_on_page(page, "petra", PASSWORD)
+        page.click(f"text={REFERENCE}")
+        page.click("text=Evidence bundles")  # the case page's link
+        page.get_by_role("heading", name="Make a bundle").wait_for()
+        assert urlsplit(page.url).path == PAGE
+        page.screenshot(path=SHOTS / "empty.png", full_page=True)
 
-            page.route(lambda url: not url.startswith(served), block)
-            # A refused export answers 422, which Chromium reports; anything else is a fault.
-            page.on("console", lambda m: problems.append(m.text)
-                    if m.type == "error" and "status of 422" not in m.text else None)
-            page.on("pageerror", lambda e: problems.append(str(e)))
+        page.click("text=Export the ticked targets")
+        alert = page.locator(".alert")
+        alert.wait_for()
+        assert "tick at least one target" in alert.inner_text()
+        page.screenshot(path=SHOTS / "refused.png", full_page=True)
 
-            page.goto(f"{served}/")
-            assert urlsplit(page.url).path == "/login"
-            page.fill("#name", "petra")
-            page.fill("#password", PASSWORD)
-            page.click("button[type=submit]")
-            page.click(f"text={REFERENCE}")
-            page.click("text=Evidence bundles")  # the case page's link
-            page.get_by_role("heading", name="Make a bundle").wait_for()
-            assert urlsplit(page.url).path == PAGE
-            page.screenshot(path=SHOTS / "empty.png", full_page=True)
+        page.check(f'#target-{world.targets["https://t.me/crossings/1"]}')
+        page.click("text=Export the ticked targets")
+        page.get_by_role("heading", name="Bundle made").wait_for()
+        (row,) = _exports(api)
+        card = page.locator(f"#export-{row.id}")
+        assert row.bundle_sha256 is not None
+        assert card.locator(".sha256").inner_text() == row.bundle_sha256
+        assert "https://t.me/crossings/1" in card.inner_text()
+        page.screenshot(path=SHOTS / "made.png", full_page=True)
 
-            page.click("text=Export the ticked targets")
-            alert = page.locator(".alert")
-            alert.wait_for()
-            assert "tick at least one target" in alert.inner_text()
-            page.screenshot(path=SHOTS / "refused.png", full_page=True)
+        with page.expect_navigation():  # the page before shows "Bundle made" too
+            page.click("text=Export all targets")
+        page.get_by_role("heading", name="Bundle made").wait_for()
+        assert page.locator(".card[id^=export-]").count() == 2
+        newest = _exports(api)[-1]
+        card = page.locator(f"#export-{newest.id}")
+        assert card.locator(".sha256").inner_text() == newest.bundle_sha256
+        assert "All targets of the case" in card.inner_text()
+        card.scroll_into_view_if_needed()
+        page.screenshot(path=SHOTS / "made-all.png", full_page=True)
+        page.screenshot(path=SHOTS / "made-all-viewport.png")
 
-            page.check(f'#target-{world.targets["https://t.me/crossings/1"]}')
-            page.click("text=Export the ticked targets")
-            page.get_by_role("heading", name="Bundle made").wait_for()
-            (row,) = _exports(api)
-            card = page.locator(f"#export-{row.id}")
-            assert row.bundle_sha256 is not None
-            assert card.locator(".sha256").inner_text() == row.bundle_sha256
-            assert "https://t.me/crossings/1" in card.inner_text()
-            page.screenshot(path=SHOTS / "made.png", full_page=True)
-
-            with page.expect_navigation():  # the page before shows "Bundle made" too
-                page.click("text=Export all targets")
-            page.get_by_role("heading", name="Bundle made").wait_for()
-            assert page.locator(".card[id^=export-]").count() == 2
-            newest = _exports(api)[-1]
-            card = page.locator(f"#export-{newest.id}")
-            assert card.locator(".sha256").inner_text() == newest.bundle_sha256
-            assert "All targets of the case" in card.inner_text()
-            card.scroll_into_view_if_needed()
-            page.screenshot(path=SHOTS / "made-all.png", full_page=True)
-            page.screenshot(path=SHOTS / "made-all-viewport.png")
-
-            with page.expect_download() as info:
-                card.get_by_text("Download the bundle").click()
-            download = info.value
-            assert download.suggested_filename.endswith(".zip")
-            saved = tmp_path / download.suggested_filename
-            download.save_as(saved)
-            assert hashlib.sha256(saved.read_bytes()).hexdigest() == newest.bundle_sha256
-        finally:
-            context.close()
-    assert elsewhere == [], elsewhere
-    assert problems == [], problems
+        with page.expect_download() as info:
+            card.get_by_text("Download the bundle").click()
+        download = info.value
+        assert download.suggested_filename.endswith(".zip")
+        saved = tmp_path / download.suggested_filename
+        download.save_as(saved)
+        assert hashlib.sha256(saved.read_bytes()).hexdigest() == newest.bundle_sha256
     with api.runtime.session() as session:
         entries = session.scalars(select(CustodyEntry).where(
             CustodyEntry.action == "export.downloaded")).all()

@@ -17,14 +17,20 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
-from playwright.sync_api import Route
 from sqlalchemy import func, select
 
-from api.app import create_app
 from capture.browser import BrowserSession
 from evidence import cases, custody, requests, users
 from evidence.models import Access, CustodyEntry, LegalRequest, Role
-from tests.api.conftest import Api, Caller, build_runtime, served_app
+from tests.api.conftest import (
+    Api,
+    Caller,
+    api_over,
+    build_runtime,
+    served_app,
+    sign_in_on_page,
+    walled_page,
+)
 from tests.api.test_ui import (
     HOSTILE,
     PASSWORD,
@@ -490,12 +496,8 @@ def standing(tmp_path: Path, database_url: str) -> Iterator[Api]:
     """An app whose settings hold the issuing authority's standing details, as a unit's do."""
     runtime = build_runtime(tmp_path / "home", database_url, **{
         f"authority_{name.split('.', 1)[1]}": value for name, value in AUTHORITY_FIELDS.items()})
-    client = TestClient(create_app(runtime))
-    try:
-        yield Api(client, runtime)
-    finally:
-        client.close()
-        runtime.close()
+    with api_over(runtime) as made:
+        yield made
 
 
 @pytest.mark.browser
@@ -511,83 +513,63 @@ def test_a_liaison_officer_generates_a_preservation_request_and_sends_it_in_chro
     with api.runtime.session() as session:
         users.get_user(session, "lina").display_name = "Lina Haddad"
     boss = _member(api, liaison, "boss", Role.SUPERVISOR, Access.WRITE)
-    elsewhere: list[str] = []
-    problems: list[str] = []
-    with served_app(api.runtime) as served, BrowserSession(api.runtime.settings) as browser:
-        context = browser.new_context(viewport={"width": 1280, "height": 900},
-                                      accept_downloads=True)
-        try:
-            page = context.new_page()
+    with served_app(api.runtime) as served, BrowserSession(api.runtime.settings) as browser, \
+            walled_page(browser, served, refused_status=422,  # the refused form
+                        accept_downloads=True) as page:
 
-            def block(route: Route) -> None:
-                elsewhere.append(route.request.url)
-                route.abort()
+        page.goto(f"{served}{BASE}")
+        assert urlsplit(page.url).path == "/login"
+        sign_in_on_page(page, "lina", PASSWORD)
+        page.get_by_role("heading", name="Generate a request").wait_for()
+        page.screenshot(path=SHOTS / "requests-empty.png", full_page=True)
 
-            page.route(lambda url: not url.startswith(served), block)
-            # The refused form answers 422, which Chromium reports; anything else is a fault.
-            page.on("console", lambda m: problems.append(m.text)
-                    if m.type == "error" and "status of 422" not in m.text else None)
-            page.on("pageerror", lambda e: problems.append(str(e)))
+        row = page.locator("tr", has_text="Preservation request").filter(
+            has_text="X (formerly Twitter)")
+        row.get_by_role("link", name="Fill in").click()
+        page.get_by_role("heading", name="Targets on X (formerly Twitter)").wait_for()
+        # Without the period a preservation asks for, the form comes back saying so.
+        page.check(f"#target-{_world.x_post.id}")
+        page.fill("#f-offence_provision", "§ 96 Abs. 2 AufenthG")
+        page.click("text=Generate request")
+        alert = page.locator(".alert")
+        assert "date range" in alert.inner_text(), alert.inner_text()
+        assert page.is_checked(f"#target-{_world.x_post.id}")
+        assert page.input_value("#f-offence_provision") == "§ 96 Abs. 2 AufenthG"
+        page.screenshot(path=SHOTS / "generate-refused.png", full_page=True)
+        page.fill("#date_from", "2025-09-01")
+        page.fill("#date_to", "2026-03-01")
+        page.screenshot(path=SHOTS / "generate-form.png", full_page=True)
+        page.click("text=Generate request")
+        page.get_by_role("heading", name="Status history").wait_for()
+        assert "OP/2026/9-PRES-1" in page.locator("h1").inner_text()
+        assert "Next: approval" in page.locator("main").inner_text()
+        with page.expect_download() as download:
+            page.click("text=Download PDF")
+        saved = download.value.path()
+        assert saved is not None and Path(saved).read_bytes().startswith(b"%PDF")
+        page.screenshot(path=SHOTS / "request-draft.png", full_page=True)
 
-            page.goto(f"{served}{BASE}")
-            assert urlsplit(page.url).path == "/login"
-            page.fill("#name", "lina")
-            page.fill("#password", PASSWORD)
-            page.click("button[type=submit]")
-            page.get_by_role("heading", name="Generate a request").wait_for()
-            page.screenshot(path=SHOTS / "requests-empty.png", full_page=True)
+        # The supervisor approves (on a page of their own); the officer sends it.
+        with api.runtime.session() as session:
+            request_id = session.scalars(select(LegalRequest.id)).one()
+        _approve(api, boss, str(request_id))
+        page.reload()
+        page.check("input[name=status][value=sent]")
+        page.fill("#platform_reference", "LE-2026-778")
+        page.fill("#answer", "Submitted through the X law-enforcement portal.")
+        page.screenshot(path=SHOTS / "request-record.png", full_page=True)
+        page.click("button:has-text('Record')")
+        page.get_by_role("heading", name="Status history").wait_for()
+        assert page.locator(".head .badge").first.inner_text() == "sent"
+        history = page.locator("table.history").inner_text()
+        assert "request.sent" in history and "LE-2026-778" in history
+        page.screenshot(path=SHOTS / "request-sent.png", full_page=True)
 
-            row = page.locator("tr", has_text="Preservation request").filter(
-                has_text="X (formerly Twitter)")
-            row.get_by_role("link", name="Fill in").click()
-            page.get_by_role("heading", name="Targets on X (formerly Twitter)").wait_for()
-            # Without the period a preservation asks for, the form comes back saying so.
-            page.check(f"#target-{_world.x_post.id}")
-            page.fill("#f-offence_provision", "§ 96 Abs. 2 AufenthG")
-            page.click("text=Generate request")
-            alert = page.locator(".alert")
-            assert "date range" in alert.inner_text(), alert.inner_text()
-            assert page.is_checked(f"#target-{_world.x_post.id}")
-            assert page.input_value("#f-offence_provision") == "§ 96 Abs. 2 AufenthG"
-            page.screenshot(path=SHOTS / "generate-refused.png", full_page=True)
-            page.fill("#date_from", "2025-09-01")
-            page.fill("#date_to", "2026-03-01")
-            page.screenshot(path=SHOTS / "generate-form.png", full_page=True)
-            page.click("text=Generate request")
-            page.get_by_role("heading", name="Status history").wait_for()
-            assert "OP/2026/9-PRES-1" in page.locator("h1").inner_text()
-            assert "Next: approval" in page.locator("main").inner_text()
-            with page.expect_download() as download:
-                page.click("text=Download PDF")
-            saved = download.value.path()
-            assert saved is not None and Path(saved).read_bytes().startswith(b"%PDF")
-            page.screenshot(path=SHOTS / "request-draft.png", full_page=True)
-
-            # The supervisor approves (on a page of their own); the officer sends it.
-            with api.runtime.session() as session:
-                request_id = session.scalars(select(LegalRequest.id)).one()
-            _approve(api, boss, str(request_id))
-            page.reload()
-            page.check("input[name=status][value=sent]")
-            page.fill("#platform_reference", "LE-2026-778")
-            page.fill("#answer", "Submitted through the X law-enforcement portal.")
-            page.screenshot(path=SHOTS / "request-record.png", full_page=True)
-            page.click("button:has-text('Record')")
-            page.get_by_role("heading", name="Status history").wait_for()
-            assert page.locator(".head .badge").first.inner_text() == "sent"
-            history = page.locator("table.history").inner_text()
-            assert "request.sent" in history and "LE-2026-778" in history
-            page.screenshot(path=SHOTS / "request-sent.png", full_page=True)
-
-            page.click("text=Legal requests")
-            page.get_by_role("heading", name="Generate a request").wait_for()
-            page.screenshot(path=SHOTS / "requests-list.png", full_page=True)
-            page.click("text=Due across your cases")
-            page.get_by_role("heading", name="Legal requests due").wait_for()
-            page.click("text=90d")
-            page.locator("table.due").wait_for()
-            page.screenshot(path=SHOTS / "requests-due.png", full_page=True)
-        finally:
-            context.close()
-    assert elsewhere == [], elsewhere
-    assert problems == [], problems
+        page.click("text=Legal requests")
+        page.get_by_role("heading", name="Generate a request").wait_for()
+        page.screenshot(path=SHOTS / "requests-list.png", full_page=True)
+        page.click("text=Due across your cases")
+        page.get_by_role("heading", name="Legal requests due").wait_for()
+        page.click("text=90d")
+        page.locator("table.due").wait_for()
+        page.screenshot(path=SHOTS / "requests-due.png", full_page=True)
