@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from api.deps import DbSession, case_reference, quote_ref
 from api.schemas_decisions import DecisionApprove, DecisionCreate, DecisionReject, HitResolve
-from api.ui.rendering import PageError, render
+from api.ui.rendering import PageError, render, sentence
 from api.ui.routes import CsrfField, Viewer, check_session_form, see_other
 from evidence import capture_reads, case_reads, cases, decisions, deconfliction, targets
 from evidence.errors import EvidenceError
@@ -64,15 +64,6 @@ WRITE_ACCESS = (Access.WRITE, Access.MANAGE)
 
 Done = Annotated[str | None, Query(max_length=20)]
 LongText = Annotated[str, Form(max_length=6000)]
-
-
-def _sentence(message: str) -> str:
-    """A service's message ("four eyes: you proposed ...") as a sentence for a page."""
-    text = message.strip()
-    if not text:
-        return text
-    text = text[:1].upper() + text[1:]
-    return text if text.endswith((".", "!", "?")) else f"{text}."
 
 
 def _target_label(session: Session, target: Target) -> dict[str, Any]:
@@ -169,7 +160,7 @@ def _refused(message: str, status_code: int, view: dict[str, Any], *, at: str,
              form: dict[str, str], viewer: User, template: str = "target.html") -> PageError:
     """The page shown again with the refusal next to the form at `at`, and what was typed."""
     context = {**view, "error_at": at, "form": {**view["form"], **form}}
-    return PageError(_sentence(message), status_code, template=template, context=context,
+    return PageError(sentence(message), status_code, template=template, context=context,
                      viewer=viewer)
 
 

@@ -52,6 +52,15 @@ def viewer_of(user: User | None) -> dict[str, str | None] | None:
             "unit": user.unit}
 
 
+def sentence(message: str) -> str:
+    """A service's message ("four eyes: you proposed ...") as a sentence for a page."""
+    text = message.strip()
+    if not text:
+        return text
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else f"{text}."
+
+
 class PageError(EvidenceError):
     """A form the service refused: shown again, with what was typed and why, at the status.
 

@@ -25,7 +25,7 @@ from starlette.datastructures import FormData
 
 from api.deps import AppRuntime, DbSession, case_reference, quote_ref
 from api.schemas_requests import RequestCreate, RequestStatusChange
-from api.ui.rendering import PageError, render
+from api.ui.rendering import PageError, render, sentence
 from api.ui.routes import CsrfField, Viewer, check_session_form, see_other
 from evidence import accounts, cases, custody, requests, targets
 from evidence.errors import AccessDenied, EvidenceError, InvalidInput, NotFound, RequestIncomplete
@@ -336,13 +336,9 @@ def request_list(
                                              kind or "", platform or "")
         except InvalidInput as exc:
             # A GET writes nothing: the first step is shown again, saying what is wrong.
-            context["error"] = _sentence(exc.message)
+            context["error"] = sentence(exc.message)
             status_code = 422
     return render(request, "requests.html", context, viewer=viewer, status_code=status_code)
-
-
-def _sentence(message: str) -> str:
-    return f"{message[:1].upper()}{message[1:]}" + ("" if message.endswith(".") else ".")
 
 
 def _moment(text: str, label: str, problems: list[str], *,
@@ -450,7 +446,7 @@ def generate_request(
     except AccessDenied:
         raise
     except EvidenceError as exc:
-        problems, message, status_code = [], _sentence(exc.message), exc.status_code
+        problems, message, status_code = [], sentence(exc.message), exc.status_code
     else:
         return see_other(f"/cases/{quote_ref(case.reference)}/requests/{made.request.id}")
     registry = load_registry()
@@ -461,7 +457,7 @@ def generate_request(
                                          platform)
     except InvalidInput as exc:
         # No kind or platform to build the second step on: the first one, with why.
-        message = _sentence(exc.message)
+        message = sentence(exc.message)
         context["problems"] = []
     # Raised, so the transaction (and any reference number taken) rolls back.
     raise PageError(message, status_code, template="requests.html", context=context,
@@ -622,7 +618,7 @@ def record_status(
     except AccessDenied:
         raise
     except EvidenceError as exc:
-        message, status_code = "The step was not recorded: " + _sentence(exc.message), (
+        message, status_code = "The step was not recorded: " + sentence(exc.message), (
             exc.status_code)
     else:
         return see_other(f"/cases/{quote_ref(case.reference)}/requests/{row.id}")
@@ -645,7 +641,7 @@ def extend_request(
     except AccessDenied:
         raise
     except EvidenceError as exc:
-        message = "No extension was generated: " + _sentence(exc.message)
+        message = "No extension was generated: " + sentence(exc.message)
         context = _request_context(session, viewer, case, row)
         context.update(extension_error=message)
         raise PageError(message, exc.status_code, template="request.html", context=context,
@@ -664,7 +660,7 @@ def due_page(request: Request, session: DbSession, viewer: Viewer,
     try:
         period = requests.parse_within(within)
     except InvalidInput as exc:
-        context["error"] = _sentence(exc.message)
+        context["error"] = sentence(exc.message)
         return render(request, "requests_due.html", context, viewer=viewer, status_code=422)
     now = utcnow()
     for item in requests.due(session, viewer, within=period, now=now):
@@ -689,7 +685,7 @@ def _action(item: requests.DueItem) -> str:
         return "Generate the extension from the request's page."
     if item.action.startswith("lapsed?"):
         return "Lapsed? Record it as expired on the request's page."
-    return _sentence(item.action)
+    return sentence(item.action)
 
 
 def _left(delta: timedelta) -> str:

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from api.deps import SESSION_COOKIE, DbSession, case_reference, quote_ref
 from api.schemas import LoginCreate, TargetCreate
-from api.ui.rendering import PageError, login_page, render, safe_next
+from api.ui.rendering import PageError, login_page, render, safe_next, sentence
 from api.ui.security import LOGIN_CSRF_COOKIE, check_token, session_csrf_token
 from evidence import capture_reads, captures, case_reads, cases, custody, sessions, targets
 from evidence.errors import AccessDenied, EvidenceError
@@ -86,7 +86,7 @@ def login(
             remote_address=request.client.host if request.client else None)
     except sessions.LoginThrottled as exc:
         # Answered here, not by the error pages: the form comes back, with when to try again.
-        page = login_page(request, error=f"{exc.message[:1].upper()}{exc.message[1:]}.",
+        page = login_page(request, error=sentence(exc.message),
                           status_code=429, name=name, next_path=next)
         page.headers["Retry-After"] = str(exc.retry_after)
         return page
