@@ -10,9 +10,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from evidence.models import Capture, CaptureJob, Case, CustodyEntry, Target, User
 
@@ -50,31 +52,31 @@ def latest_of(session: Session, case: Case, target_ids: Sequence[uuid.UUID]) -> 
     """The newest capture and job of each of the case's targets named."""
     if not target_ids:
         return {}
-    newest_capture = (
-        select(Capture.target_id, func.max(Capture.started_at).label("at"))
-        .where(Capture.case_id == case.id, Capture.target_id.in_(target_ids))
-        .group_by(Capture.target_id).subquery()
-    )
-    captures: dict[uuid.UUID, Capture] = {}
-    for row in session.scalars(
-        select(Capture).join(newest_capture, (Capture.target_id == newest_capture.c.target_id)
-                             & (Capture.started_at == newest_capture.c.at))
-        .where(Capture.case_id == case.id).order_by(Capture.id)
-    ):
-        captures[row.target_id] = row
-    newest_job = (
-        select(CaptureJob.target_id, func.max(CaptureJob.created_at).label("at"))
-        .where(CaptureJob.case_id == case.id, CaptureJob.target_id.in_(target_ids))
-        .group_by(CaptureJob.target_id).subquery()
-    )
-    jobs: dict[uuid.UUID, CaptureJob] = {}
-    for job in session.scalars(
-        select(CaptureJob).join(newest_job, (CaptureJob.target_id == newest_job.c.target_id)
-                                & (CaptureJob.created_at == newest_job.c.at))
-        .where(CaptureJob.case_id == case.id).order_by(CaptureJob.id)
-    ):
-        jobs[job.target_id] = job
+    captures = _newest(session, Capture, Capture.started_at, case, target_ids)
+    jobs = _newest(session, CaptureJob, CaptureJob.created_at, case, target_ids)
     return {tid: Latest(captures.get(tid), jobs.get(tid)) for tid in target_ids}
+
+
+_Row = TypeVar("_Row", Capture, CaptureJob)
+
+
+def _newest(session: Session, model: type[_Row], stamp: InstrumentedAttribute[datetime],
+            case: Case, target_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, _Row]:
+    """The row of `model` with the latest `stamp` for each target named (one query); of rows
+    stamped alike, the one with the highest id."""
+    newest = (
+        select(model.target_id, func.max(stamp).label("at"))
+        .where(model.case_id == case.id, model.target_id.in_(target_ids))
+        .group_by(model.target_id).subquery()
+    )
+    found: dict[uuid.UUID, _Row] = {}
+    for row in session.scalars(
+        select(model).join(newest, (model.target_id == newest.c.target_id)
+                           & (stamp == newest.c.at))
+        .where(model.case_id == case.id).order_by(model.id)
+    ):
+        found[row.target_id] = row
+    return found
 
 
 @dataclass(frozen=True)
