@@ -555,10 +555,13 @@ class _BundleWriter:
 
     def report_data(self, verifier_sha256: str) -> report.ReportData:
         plan = self.plan
+        # What each line says comes from the entry's own bytes (the ones the bundle proves),
+        # not from the columns beside them.
         by_object: dict[str, list[CustodyEntry]] = {}
         for e in plan.entries:
-            if e.object_id is not None:
-                by_object.setdefault(str(e.object_id), []).append(e)
+            obj = custody.describe(e).get("object") or {}
+            if obj.get("id") is not None:
+                by_object.setdefault(str(obj["id"]), []).append(e)
         exhibits = []
         for ex in plan.exhibits:
             c = ex.capture
@@ -624,8 +627,9 @@ def _custody_line(entry: CustodyEntry) -> report.CustodyLine:
                         if v not in (None, "", [], {}) and k in _SUMMARY_KEYS)
     actor = doc.get("actor") or {}
     return report.CustodyLine(
-        seq=entry.seq, case_seq=entry.case_seq or 0, at=doc.get("at", ""),
-        actor=actor.get("name"), action=entry.action, sha256=entry.sha256, summary=summary,
+        seq=doc["seq"], case_seq=doc.get("case_seq") or 0, at=doc.get("at", ""),
+        actor=actor.get("name"), action=doc.get("action", ""), sha256=doc.get("sha256"),
+        summary=summary,
     )
 
 

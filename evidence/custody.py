@@ -44,7 +44,9 @@ from evidence.signing import SignatureInvalid, Signer, Verifier
 ENTRY_VERSION = 1
 # Any constant will do: it names the one lock that serialises appends on PostgreSQL.
 APPEND_LOCK_KEY = 0x45564C4F47  # "EVLOG"
-READ_BATCH = 10_000
+# Rows fetched at a time. Larger batches read slower: 100,000 rows took 0.11 s (SQLite) and
+# 0.16 s (PostgreSQL) in batches of 1,000, 0.15 s and 0.27 s in batches of 10,000.
+READ_BATCH = 1_000
 # Below this many entries per process, starting processes costs more than it saves.
 PARALLEL_MIN_CHUNK = 25_000
 PARALLEL_ALIGN_DEPTH = 12  # ranges start at multiples of 2**12 entries
@@ -423,7 +425,22 @@ def _as_bytes(value: object) -> bytes | None:
     return str(value).encode()
 
 
-_ROWS_SQL = "SELECT seq, case_id, case_seq, prev_case_hash, entry, leaf_hash FROM custody_entries"
+# Every column of an entry's row, each checked against the entry's own bytes. The time comes in
+# the entry's spelling (`format_time`), made by the database from what it stores, so comparing
+# it costs the verifier no parsing.
+_AT_SQL = {
+    "sqlite": "replace(recorded_at, ' ', 'T') || 'Z'",
+    "postgresql": "to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+}
+# The columns that repeat a field of the entry besides the chain's, named as the report names
+# them, in the order `_fields_of` gives the entry's values.
+ROW_FIELDS = ("recorded_at", "actor_id", "action", "object_type", "object_id", "sha256")
+
+
+def _rows_sql(dialect: str) -> str:
+    at = _AT_SQL[dialect]  # a constant of this module, never input
+    return ("SELECT seq, case_id, case_seq, prev_case_hash, entry, leaf_hash, "  # noqa: S608
+            f"{at}, actor_id, action, object_type, object_id, sha256 FROM custody_entries")
 
 
 def read_rows(
@@ -456,7 +473,7 @@ def _stream_rows(
     else:
         cursor = dbapi.cursor()
     try:
-        cursor.execute(f"{_ROWS_SQL}{where} ORDER BY seq", params)
+        cursor.execute(f"{_rows_sql(dialect)}{where} ORDER BY seq", params)
         while batch := cursor.fetchmany(READ_BATCH):
             yield from batch
     finally:
@@ -500,33 +517,56 @@ def verify_log(
 # --- reading one entry -----------------------------------------------------------------------
 
 
-class _CaseLink(msgspec.Struct, gc=False):
+class _Ref(msgspec.Struct, gc=False):
+    """An entry's case or actor: the id the columns repeat (and the case's reference)."""
+
     id: str
     ref: str | None = None
 
 
+class _Object(msgspec.Struct, gc=False):
+    type: str
+    id: str | None = None
+
+
 class _Links(msgspec.Struct, gc=False):
-    """The fields of an entry the chains rest on; every other field is checked as JSON only."""
+    """The fields of an entry that the chains rest on or a column repeats; every other field is
+    checked as JSON only."""
 
     seq: int
-    case: _CaseLink | None = None
+    at: str
+    action: str
+    actor: _Ref | None = None
+    case: _Ref | None = None
     case_seq: int | None = None
     prev_case_hash: str | None = None
+    object: _Object | None = None
+    sha256: str | None = None
 
 
 _decode_links = msgspec.json.Decoder(_Links).decode
-# Stand-ins for a case id that `_links_slowly` could not read: "case" is there but is no
-# object, or it is an object without a string id.
+# Stand-ins for what `_links_slowly` could not read: a case (or actor, object) that is there but
+# is no object, or a case object without a string id.
 _MALFORMED = object()
 _NO_ID = object()
 
+_Fields = tuple[Any, Any, Any, Any, Any, Any]
 
-def _links_slowly(data: bytes) -> tuple[Any, Any, Any, Any, Any] | str:
+
+def _fields_of(links: _Links) -> _Fields:
+    """The entry's values of the `ROW_FIELDS` columns, in that order."""
+    actor, obj = links.actor, links.object
+    return (links.at, None if actor is None else actor.id, links.action,
+            None if obj is None else obj.type, None if obj is None else obj.id, links.sha256)
+
+
+def _links_slowly(data: bytes) -> tuple[Any, Any, Any, Any, Any, _Fields] | str:
     """What the typed decoder refused, read as plain JSON: the links as they are, or why not.
 
-    Returns (seq, case id, case ref, case_seq, prev_case_hash) as the entry holds them, with
-    the case id None for an entry without a case, `_MALFORMED` for a case that is no object and
-    `_NO_ID` for a case without a string id.
+    Returns (seq, case id, case ref, case_seq, prev_case_hash, the `ROW_FIELDS` values) as the
+    entry holds them, with the case id None for an entry without a case, `_MALFORMED` for a case
+    that is no object and `_NO_ID` for a case without a string id; an actor or object that is
+    no object gives `_MALFORMED` for the fields read from it, which no column equals.
     """
     try:
         doc = orjson.loads(data)
@@ -544,7 +584,16 @@ def _links_slowly(data: bytes) -> tuple[Any, Any, Any, Any, Any] | str:
             case_id = _NO_ID
     else:
         case_id, case_ref = _MALFORMED, None
-    return get("seq"), case_id, case_ref, get("case_seq"), get("prev_case_hash")
+
+    def part(name: str, key: str) -> Any:
+        value = get(name)
+        if value is None:
+            return None
+        return value.get(key) if type(value) is dict else _MALFORMED
+
+    fields = (get("at"), part("actor", "id"), get("action"), part("object", "type"),
+              part("object", "id"), get("sha256"))
+    return get("seq"), case_id, case_ref, get("case_seq"), get("prev_case_hash"), fields
 
 
 # --- checking a run of entries ----------------------------------------------------------------
@@ -593,12 +642,14 @@ def _check_run(
     append_leaf = leaves.append
     start = first_seq - 1  # leaves before the run
     heads = run.heads
-    case_names: dict[Any, str] = {}
+    uuid_names: dict[Any, str] = {}  # a case or actor id column -> the id as entries write it
     sha = hashlib.sha256
     decode = _decode_links
+    fields_of = _fields_of
     fromhex = bytes.fromhex
     expected = first_seq
-    for seq, col_case, col_case_seq, col_prev, raw, raw_leaf in rows:
+    for (seq, col_case, col_case_seq, col_prev, raw, raw_leaf, col_at, col_actor, col_action,
+         col_object_type, col_object_id, col_sha256) in rows:
         data = raw if type(raw) is bytes else (_as_bytes(raw) or b"")
         if seq != expected:
             if seq > expected:
@@ -624,7 +675,7 @@ def _check_run(
             if isinstance(slow, str):
                 problems.append(Problem(slow, seq))
                 continue
-            doc_seq, doc_case_id, case_ref, doc_case_seq, doc_prev = slow
+            doc_seq, doc_case_id, case_ref, doc_case_seq, doc_prev, doc_fields = slow
         else:
             doc_seq, entry_case, doc_case_seq, doc_prev = (
                 links.seq, links.case, links.case_seq, links.prev_case_hash)
@@ -632,12 +683,26 @@ def _check_run(
                 doc_case_id = case_ref = None
             else:
                 doc_case_id, case_ref = entry_case.id, entry_case.ref
+            doc_fields = fields_of(links)
         if raw_leaf != leaf and _as_bytes(raw_leaf) != leaf:
             problems.append(Problem("entry bytes do not match its recorded hash (altered)", seq))
         if doc_seq != seq:
             problems.append(Problem(
                 f"entry stored at position {seq} says it is seq {doc_seq} (reordered)", seq
             ))
+        if col_actor is None:
+            actor_name = None
+        else:
+            actor_name = uuid_names.get(col_actor)
+            if actor_name is None:
+                actor_name = uuid_names[col_actor] = _uuid_text(col_actor)
+        columns = (col_at, actor_name, col_action, col_object_type, col_object_id, col_sha256)
+        if columns != doc_fields:
+            differ = [name for name, col, doc in zip(ROW_FIELDS, columns, doc_fields,
+                                                     strict=True) if col != doc]
+            problems.append(Problem(
+                f"{'columns' if len(differ) > 1 else 'column'} {', '.join(differ)} "
+                f"{'disagree' if len(differ) > 1 else 'disagrees'} with the entry (altered)", seq))
         if doc_case_id is None or doc_case_id is _MALFORMED:
             if col_case is not None or col_case_seq is not None or col_prev is not None:
                 problems.append(Problem("case columns disagree with the entry (altered)", seq))
@@ -650,9 +715,9 @@ def _check_run(
         if col_case is None:
             col_case_name = None
         else:
-            col_case_name = case_names.get(col_case)
+            col_case_name = uuid_names.get(col_case)
             if col_case_name is None:
-                col_case_name = case_names[col_case] = _uuid_text(col_case)
+                col_case_name = uuid_names[col_case] = _uuid_text(col_case)
         if doc_case_id != col_case_name:
             problems.append(Problem("case column disagrees with the entry (altered)", seq))
         try:
@@ -731,9 +796,10 @@ def check_entries(
 ) -> VerifyReport:
     """Recompute every hash, chain link, tree root and checkpoint signature from the raw entries.
 
-    `rows` are (seq, case_id, case_seq, prev_case_hash, entry, leaf_hash) in seq order. Only
-    the canonical bytes of each entry are trusted; the columns beside them and the stored leaf
-    hashes are checked against those bytes, never used in their place. With `case_id`, the
+    `rows` are (seq, case_id, case_seq, prev_case_hash, entry, leaf_hash, then the `ROW_FIELDS`
+    columns) in seq order, as `read_rows` gives them. Only the canonical bytes of each entry are
+    trusted; every column beside them, the stored leaf hash included, is checked against those
+    bytes, never used in their place. With `case_id`, the
     report counts that case's entries, and how many of them the latest checkpoint that holds
     seals: their leaves are among those that fold into the root it signed.
     """

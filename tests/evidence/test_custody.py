@@ -228,6 +228,35 @@ def test_altered_entry_is_named(populated: tuple[Engine, Signer]) -> None:
     assert "altered" in report.summary()
 
 
+# Seq 9 is a view of case A by alice. Each statement alters one column beside the entry and
+# leaves the entry's bytes, its hash and every chain intact; what reads the columns (lookups by
+# object, the report's custody lines) would show the altered value.
+@pytest.mark.parametrize(("statement", "named"), [
+    ("UPDATE custody_entries SET recorded_at = '2020-01-01 00:00:00.000000' WHERE seq = 9",
+     "column recorded_at disagrees"),
+    ("UPDATE custody_entries SET actor_id = NULL WHERE seq = 9", "column actor_id disagrees"),
+    ("UPDATE custody_entries SET action = 'case.closed' WHERE seq = 9", "column action"),
+    ("UPDATE custody_entries SET object_type = 'capture', object_id = 'x' WHERE seq = 9",
+     "columns object_type, object_id disagree"),
+    (f"UPDATE custody_entries SET sha256 = '{'0' * 64}' WHERE seq = 9", "column sha256"),
+    ("UPDATE custody_entries SET case_id = NULL WHERE seq = 9", "case column disagrees"),
+    ("UPDATE custody_entries SET case_seq = case_seq + 10 WHERE seq = 9",
+     "chain columns disagree"),
+    ("UPDATE custody_entries SET prev_case_hash = leaf_hash WHERE seq = 9",
+     "chain columns disagree"),
+    ("UPDATE custody_entries SET leaf_hash = prev_case_hash WHERE seq = 9",
+     "entry bytes do not match its recorded hash"),
+])
+def test_altered_column_is_named(populated: tuple[Engine, Signer], statement: str,
+                                 named: str) -> None:
+    engine, signer = populated
+    with engine.begin() as conn:
+        assert conn.execute(text(statement)).rowcount == 1
+    report = _verify(engine, signer)
+    assert [p.seq for p in report.problems] == [9], report.summary()
+    assert named in report.summary() and "(altered)" in report.summary()
+
+
 def test_altered_entry_with_recomputed_hash_is_named(populated: tuple[Engine, Signer]) -> None:
     engine, signer = populated
     # Seq 10 views case A; seq 12 (the next view of A) recorded seq 10's original hash.
