@@ -47,6 +47,7 @@ from evidence.errors import (
     BlobCorrupted,
     EvidenceError,
     InvalidInput,
+    LogBroken,
     NotFound,
     PermissionDenied,
 )
@@ -272,6 +273,15 @@ def _plan(
 ) -> _Plan:
     case = case_for(session, actor, reference)
     authorise_export(session, actor, case)
+    # A bundle vouches for the log it comes from: made from a log that someone with database
+    # access has altered, its proofs could still hold (they rest on the stored leaf hashes)
+    # while the entries a lookup found, or missed, are not what was recorded. One process: the
+    # export may run inside the API server, which must not fork.
+    checked = custody.verify_log(session, runtime.verifier, case_reference=case.reference,
+                                 workers=1)
+    if not checked.ok:
+        raise LogBroken(f"no bundle is made: {checked.summary()}. Run `evidence custody "
+                        "verify` and have the log examined before exporting.")
     captures = _select_captures(session, case, target_ids)
     if not captures:
         raise InvalidInput(f"case {case.reference!r} has no capture to export"
@@ -682,6 +692,7 @@ def export_case(
         raise InvalidInput(f"folder {out.parent} does not exist")
     with runtime.session() as session:
         actor = resolve_actor(session, actor_name)
+        say("checking the custody log before exporting from it")
         plan = _plan(runtime, session, actor, reference, target_ids)
     name = bundle_name(plan.case.reference, plan.created_at)
     say(f"exporting {len(plan.exhibits)} exhibits of case {plan.case.reference} as {name}")

@@ -91,6 +91,10 @@ class CustodyError(EvidenceError):
     status_code = 500
 
 
+class LogBroken(Conflict):
+    """The custody log does not verify: nothing that would vouch for it (a bundle) is made."""
+
+
 class RequestIncomplete(InvalidInput):
     """A legal request cannot be generated; every missing or wrong field is listed at once."""
 

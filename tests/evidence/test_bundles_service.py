@@ -14,10 +14,12 @@ from typing import Any
 
 import pytest
 from rdflib import Graph, Literal, URIRef
+from sqlalchemy import text
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from evidence import bundle_verifier, bundles, cases, targets, users
+from evidence.errors import LogBroken
 from evidence.home import Runtime, init_home, open_runtime
 from evidence.models import Role
 from evidence.settings import Settings
@@ -51,19 +53,27 @@ def _warc_of(url: str) -> bytes:
     return out.getvalue()
 
 
+def _case_with_a_capture(runtime: Runtime, reference: str,
+                         files: list[tuple[str, str, str, bytes]] | None = None,
+                         **details: Any) -> None:
+    """Prosecutor petra's case `reference` with one target and one sealed capture of it."""
+    with runtime.session() as s:
+        petra = users.create_user(s, None, name="petra", role=Role.PROSECUTOR)
+        case = cases.create_case(s, petra, reference=reference, title="Crossing adverts",
+                                 **details)
+        target, _ = targets.flag_target(s, petra, case, url="https://t.me/crossings",
+                                        reason="advert")
+        make_sealed_capture(s, runtime, case, target, actor=petra, files=files)
+
+
 def test_a_warc_without_the_page_gives_no_wacz_and_says_why(
     runtime: Runtime, tmp_path: Path
 ) -> None:
-    with runtime.session() as s:
-        petra = users.create_user(s, None, name="petra", role=Role.PROSECUTOR)
-        case = cases.create_case(s, petra, reference="OP-W", title="WARC")
-        target, _ = targets.flag_target(s, petra, case, url="https://t.me/crossings",
-                                        reason="advert")
-        make_sealed_capture(s, runtime, case, target, actor=petra, files=[
-            ("text", "text.txt", "text/plain; charset=utf-8", b"crossing tonight"),
-            ("warc", "traffic.warc.gz", "application/warc",
-             _warc_of("https://example.org/not-the-page")),
-        ])
+    _case_with_a_capture(runtime, "OP-W", files=[
+        ("text", "text.txt", "text/plain; charset=utf-8", b"crossing tonight"),
+        ("warc", "traffic.warc.gz", "application/warc",
+         _warc_of("https://example.org/not-the-page")),
+    ])
     said: list[str] = []
     result = bundles.export_case(runtime, "petra", reference="OP-W", out=tmp_path / "b.zip",
                                  progress=said.append)
@@ -85,13 +95,7 @@ def _bundle_part(bundle: Path, name: str) -> bytes:
 
 
 def _export(runtime: Runtime, tmp_path: Path, reference: str, **details: Any) -> Path:
-    with runtime.session() as s:
-        petra = users.create_user(s, None, name="petra", role=Role.PROSECUTOR)
-        case = cases.create_case(s, petra, reference=reference, title="Crossing adverts",
-                                 **details)
-        target, _ = targets.flag_target(s, petra, case, url="https://t.me/crossings",
-                                        reason="advert")
-        make_sealed_capture(s, runtime, case, target, actor=petra)
+    _case_with_a_capture(runtime, reference, **details)
     return bundles.export_case(runtime, "petra", reference=reference,
                                out=tmp_path / f"{reference}.zip").path
 
@@ -159,3 +163,38 @@ def test_case_validate_accepts_the_graph_with_offence_details(
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Conforms: True" in done.stdout
     assert "NonExistentCDOConcept" not in done.stderr, done.stderr
+
+
+def test_no_bundle_is_made_from_a_log_that_does_not_verify(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    _case_with_a_capture(runtime, "OP-T")
+    with runtime.session() as s:
+        # The entry the report would list as the capture: what it says, and where it is.
+        seq, action = s.execute(text(
+            "SELECT seq, action FROM custody_entries WHERE object_type = 'capture'"
+            " ORDER BY seq DESC LIMIT 1")).one()
+    said: list[str] = []
+    first = bundles.export_case(runtime, "petra", reference="OP-T", out=tmp_path / "a.zip",
+                                progress=said.append)
+    assert bundle_verifier.verify_bundle(first.path).ok
+    assert said[0] == "checking the custody log before exporting from it"
+    # An insider with database access drops the trigger and rewrites one lookup column: the
+    # entry's bytes, its hash and every chain still hold.
+    with runtime.engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.execute(text("DROP TRIGGER custody_entries_no_update"))
+        else:
+            conn.execute(text("DROP TRIGGER custody_entries_append_only ON custody_entries"))
+        conn.execute(text("UPDATE custody_entries SET action = 'capture.viewed' WHERE seq = :s"),
+                     {"s": seq})
+    with pytest.raises(LogBroken) as refused:
+        bundles.export_case(runtime, "petra", reference="OP-T", out=tmp_path / "b.zip")
+    assert f"entry seq {seq}: column action disagrees with the entry (altered)" \
+        in str(refused.value)
+    assert "evidence custody verify" in str(refused.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.zip", "home"]  # nothing half-made
+    with runtime.session() as s:
+        started = s.execute(text(
+            "SELECT count(*) FROM custody_entries WHERE action = 'export.started'")).scalar()
+    assert started == 1 and action == "capture.recorded"
