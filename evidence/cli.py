@@ -455,6 +455,41 @@ def custody_verify(case_reference: str | None, as_json: bool) -> None:
         sys.exit(1)
 
 
+@main_group.group("store", cls=EvidenceGroup)
+def store_group() -> None:
+    """The blob store that holds every captured file, request document and bundle."""
+
+
+@acting_command(store_group, "check")
+@click.option("--case", "case_reference", default=None, metavar="REF",
+              help="Check one case's blobs (its members may); without it, every blob (admins "
+                   "and auditors).")
+@click.option("--json", "as_json", is_flag=True)
+def store_check(case_reference: str | None, as_json: bool) -> None:
+    """Re-hash every blob the database refers to: name each one missing or altered, and what
+    held it. The check is recorded in the custody log."""
+    from evidence import fixity
+
+    cli = state()
+    progress = None if as_json else (lambda msg: click.echo(msg, err=True))
+    with cli.acting() as (session, actor):
+        report = fixity.check_store(session, cli.runtime.store, actor,
+                                    case_reference=case_reference, progress=progress)
+    if as_json:
+        _echo_json({
+            "ok": report.ok, "summary": report.summary(), "blobs": report.blobs,
+            "bytes": report.bytes,
+            "problems": [{"sha256": p.sha256, "problem": p.problem, "detail": p.detail,
+                          "held_by": p.held_by} for p in report.problems],
+        })
+    else:
+        click.echo(report.summary())
+        for problem in report.problems[1:]:
+            click.echo(f"  also: {problem.line()}", err=True)
+    if not report.ok:
+        sys.exit(1)
+
+
 @custody_group.command("checkpoint")
 @home_option
 @click.option("--json", "as_json", is_flag=True,

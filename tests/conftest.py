@@ -21,6 +21,8 @@ from sqlalchemy.orm import Session
 
 from evidence import migrate
 from evidence.db import make_engine, normalise_url
+from evidence.home import Runtime, init_home, open_runtime
+from evidence.settings import Settings
 
 PG_URL = os.environ.get("EVIDENCE_TEST_DATABASE_URL")
 BACKENDS = ["sqlite", "postgresql"]
@@ -119,6 +121,16 @@ def session(shared_engine: Engine) -> Iterator[Session]:
 def database_url(databases: Databases) -> str:
     """A fresh, migrated, empty database that the test may commit to."""
     return databases.new_url()
+
+
+@pytest.fixture
+def runtime(tmp_path: Path, database_url: str) -> Iterator[Runtime]:
+    """A data home made by `init_home` over a fresh database, opened as a process opens it."""
+    settings = Settings(home=tmp_path / "home", database_url=database_url)
+    init_home(settings)
+    rt = open_runtime(settings)
+    yield rt
+    rt.close()
 
 
 @pytest.fixture(scope="session")

@@ -5,28 +5,16 @@ from __future__ import annotations
 import hashlib
 import io
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from api.app import create_app
 from evidence import bundle_verifier, cases, targets, users
-from evidence.home import Runtime, init_home, open_runtime
+from evidence.home import Runtime
 from evidence.models import CustodyEntry, Role
-from evidence.settings import Settings
 from tests.factories import make_sealed_capture
-
-
-@pytest.fixture
-def runtime(tmp_path: Path, database_url: str) -> Iterator[Runtime]:
-    settings = Settings(home=tmp_path / "home", database_url=database_url)
-    init_home(settings)
-    rt = open_runtime(settings)
-    yield rt
-    rt.close()
 
 
 def _bearer(runtime: Runtime, name: str, role: Role) -> dict[str, str]:

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import unicodedata
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +19,8 @@ from warcio.warcwriter import WARCWriter
 
 from evidence import bundle_verifier, bundles, cases, targets, users
 from evidence.errors import LogBroken
-from evidence.home import Runtime, init_home, open_runtime
+from evidence.home import Runtime
 from evidence.models import Role
-from evidence.settings import Settings
 from tests.factories import make_sealed_capture
 
 FACTS = ("On 3 November 2026 the suspect offered boat crossings to Lesbos for EUR 3,000 a"
@@ -31,15 +29,6 @@ INVESTIGATION = URIRef("https://ontology.caseontology.org/case/investigation/Inv
 FOCUS = URIRef("https://ontology.caseontology.org/case/investigation/focus")
 DESCRIPTION = URIRef("https://ontology.unifiedcyberontology.org/uco/core/description")
 RDF_TYPE = URIRef("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
-
-
-@pytest.fixture
-def runtime(tmp_path: Path, database_url: str) -> Iterator[Runtime]:
-    settings = Settings(home=tmp_path / "home", database_url=database_url)
-    init_home(settings)
-    rt = open_runtime(settings)
-    yield rt
-    rt.close()
 
 
 def _warc_of(url: str) -> bytes:

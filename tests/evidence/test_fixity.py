@@ -1,0 +1,165 @@
+"""Fixity checks of the blob store: every blob the database refers to is re-hashed, and each one
+missing, altered or of another size than recorded is named with what held it; the check is
+recorded in the custody log; the whole store is for admins and auditors, a case for its
+members. Through the service and the command line, on both backends."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select, text
+
+from evidence import bundles, cases, custody, fixity, targets, users
+from evidence.cli import _load_plugins, main_group
+from evidence.errors import AccessDenied, PermissionDenied
+from evidence.home import Runtime
+from evidence.models import Artifact, Case, CustodyEntry, Role
+from tests.factories import make_sealed_capture
+
+
+def _case(runtime: Runtime, reference: str, screenshot: bytes) -> None:
+    """Investigator ines's case with one sealed capture (screenshot, DOM, text, manifest,
+    signature, timestamp)."""
+    with runtime.session() as s:
+        ines = users.get_user(s, "ines")
+        case = cases.create_case(s, ines, reference=reference, title="Crossing adverts")
+        target, _ = targets.flag_target(s, ines, case, url=f"https://t.me/{reference}",
+                                        reason="advert")
+        make_sealed_capture(s, runtime, case, target, actor=ines, files=[
+            ("screenshot", "screenshot-full.png", "image/png", screenshot),
+            ("dom", "dom.html", "text/html", b"<html>crossing tonight</html>"),
+        ])
+
+
+@pytest.fixture
+def world(runtime: Runtime) -> Runtime:
+    """Two cases of ines's with a capture each (their DOMs are the same bytes: one blob, held
+    twice), auditor aldo, investigator ivo (member of neither), and a kept bundle of OP-1."""
+    with runtime.session() as s:
+        users.create_user(s, None, name="ines", role=Role.INVESTIGATOR)
+        users.create_user(s, None, name="ivo", role=Role.INVESTIGATOR)
+        users.create_user(s, None, name="aldo", role=Role.AUDITOR)
+    _case(runtime, "OP-1", b"\x89PNG first")
+    _case(runtime, "OP-2", b"\x89PNG second")
+    bundles.export_and_keep(runtime, "ines", reference="OP-1")
+    return runtime
+
+
+def _check(runtime: Runtime, actor: str, case: str | None = None) -> fixity.FixityReport:
+    said: list[str] = []
+    with runtime.session() as s:
+        return fixity.check_store(s, runtime.store, users.get_user(s, actor),
+                                  case_reference=case, progress=said.append)
+
+
+def _blob_of(runtime: Runtime, case: str, kind: str) -> str:
+    with runtime.session() as s:
+        return str(s.execute(
+            select(Artifact.sha256).join(Case, Case.id == Artifact.case_id)
+            .where(Case.reference == case, Artifact.kind == kind)).scalar_one())
+
+
+def _overwrite(runtime: Runtime, sha256: str, data: bytes) -> None:
+    path = Path(runtime.store.locate(sha256))
+    os.chmod(path, 0o640)
+    path.write_bytes(data)
+
+
+def test_an_untouched_store_is_whole_and_the_check_is_recorded(world: Runtime) -> None:
+    with world.session() as s:
+        distinct = set(s.scalars(select(Artifact.sha256)))
+    report = _check(world, "admin")
+    assert report.ok, report.summary()
+    # every artifact's blob once (the shared DOM too) and the kept bundle
+    assert report.blobs == len(distinct) + 1
+    assert report.bytes == sum(world.store.size(h) for h in distinct) + sum(
+        world.store.size(h) for h in _bundles(world))
+    assert report.summary().startswith(f"store whole: {report.blobs} blobs")
+    with world.session() as s:
+        entry = s.scalars(select(CustodyEntry).where(CustodyEntry.action == "store.checked")
+                          ).one()
+        doc = custody.describe(entry)
+    assert doc["case"] is None and doc["actor"]["name"] == "admin"
+    assert doc["details"] == {"blobs": report.blobs, "bytes": report.bytes, "missing": 0,
+                              "altered": 0, "size": 0, "problems": []}
+
+
+def _bundles(runtime: Runtime) -> list[str]:
+    with runtime.session() as s:
+        return [str(h) for h in s.scalars(text(
+            "SELECT bundle_sha256 FROM exports WHERE bundle_sha256 IS NOT NULL"))]
+
+
+def test_missing_altered_and_resized_blobs_are_named_with_what_held_them(
+    world: Runtime,
+) -> None:
+    screenshot = _blob_of(world, "OP-1", "screenshot")
+    dom = _blob_of(world, "OP-1", "dom")  # OP-2's capture holds the same bytes
+    (bundle,) = _bundles(world)
+    _overwrite(world, screenshot, b"\x89PNG edited")
+    Path(world.store.locate(dom)).unlink()
+    with world.engine.begin() as conn:
+        conn.execute(text("UPDATE exports SET size = size + 1"))
+    report = _check(world, "aldo")
+    assert not report.ok
+    by_hash = {p.sha256: p for p in report.problems}
+    assert set(by_hash) == {screenshot, dom, bundle}
+    assert by_hash[screenshot].problem == "altered"
+    assert by_hash[screenshot].held_by[0].startswith("screenshot screenshot-full.png of capture")
+    assert by_hash[screenshot].held_by[0].endswith("(case OP-1)")
+    assert by_hash[dom].problem == "missing"
+    assert [h.rsplit(" ", 1)[-1] for h in by_hash[dom].held_by] == ["OP-1)", "OP-2)"]
+    assert by_hash[bundle].problem == "size"
+    assert "the bundle of export" in by_hash[bundle].held_by[0]
+    assert "NOT whole: 1 missing, 1 altered, 1 size" in report.summary()
+    with world.session() as s:
+        entry = s.scalars(select(CustodyEntry).where(CustodyEntry.action == "store.checked")
+                          ).one()
+        details = custody.describe(entry)["details"]
+    assert (details["missing"], details["altered"], details["size"]) == (1, 1, 1)
+
+
+def test_a_case_is_checked_by_its_members_and_the_store_by_admins_and_auditors(
+    world: Runtime,
+) -> None:
+    _overwrite(world, _blob_of(world, "OP-2", "screenshot"), b"\x89PNG edited")
+    mine = _check(world, "ines", "OP-1")
+    assert mine.ok and mine.case_reference == "OP-1"
+    assert mine.summary().startswith("case OP-1's blobs whole")
+    theirs = _check(world, "aldo", "OP-2")
+    assert [p.problem for p in theirs.problems] == ["altered"]
+    with pytest.raises(PermissionDenied, match="admin or an auditor"):
+        _check(world, "ines")
+    with pytest.raises(AccessDenied):
+        _check(world, "ivo", "OP-1")
+    with world.session() as s:
+        recorded = [custody.describe(e) for e in s.scalars(
+            select(CustodyEntry).where(CustodyEntry.action == "store.checked")
+            .order_by(CustodyEntry.seq))]
+    assert [(d["case"]["ref"], d["details"]["altered"]) for d in recorded] == [
+        ("OP-1", 0), ("OP-2", 1)]
+
+
+def test_the_command_line_names_each_problem_and_exits_non_zero(world: Runtime) -> None:
+    env = {"EVIDENCE_HOME": str(world.settings.home_path),
+           "EVIDENCE_DATABASE_URL": world.settings.database_url, "EVIDENCE_USER": "admin"}
+    _load_plugins(main_group)
+    runner = CliRunner()
+    whole = runner.invoke(main_group, ["store", "check"], env=env, catch_exceptions=False)
+    assert whole.exit_code == 0, whole.output
+    assert whole.output.startswith("store whole:")
+    screenshot = _blob_of(world, "OP-2", "screenshot")
+    _overwrite(world, screenshot, b"\x89PNG edited")
+    broken = runner.invoke(main_group, ["store", "check", "--json"], env=env,
+                           catch_exceptions=False)
+    assert broken.exit_code == 1
+    out = json.loads(broken.output)
+    assert out["ok"] is False
+    assert [(p["sha256"], p["problem"]) for p in out["problems"]] == [(screenshot, "altered")]
+    refused = runner.invoke(main_group, ["store", "check"], env={**env, "EVIDENCE_USER": "ivo"})
+    assert refused.exit_code != 0
+    assert "admin or an auditor" in refused.output
