@@ -3,8 +3,8 @@
 Prints, for SQLite and (when EVIDENCE_TEST_DATABASE_URL or --postgres is given) PostgreSQL:
   - appends per second through the real service (one transaction per batch of appends),
   - the time `verify_log` (what `evidence custody verify` runs) takes over the whole log:
-    database read, JSON, chains, Merkle tree, checkpoint signatures; on every core this
-    process may use (the default), and in one process;
+    database read, JSON, chains, every column against its entry, Merkle tree, checkpoint
+    signatures; on every core this process may use (the default), and in one process;
   - the same check alone, one process, with the rows already read;
   - the baseline: raw `hashlib.sha256` over the same entry bytes (already in memory), one
     core, measured in the same run,
