@@ -56,6 +56,9 @@ def _download(ref: str, export_id: uuid.UUID) -> str:
 
 @router.post("", response_model=ExportDone, status_code=status.HTTP_201_CREATED,
              responses={403: {"description": "Needs the prosecutor role or manage access."},
+                        409: {"description": "The custody log does not verify: no bundle "
+                                             "is made (the message names the first entry "
+                                             "that breaks)."},
                         422: {"description": "The case has no capture to export."}})
 def create_export(ref: CaseRef, body: ExportCreate, session: DbSession, actor: CurrentUser,
                   runtime: AppRuntime) -> ExportDone:

@@ -26,7 +26,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api.app import create_app
-from evidence.home import init_home
+from evidence.home import init_home, open_runtime
+from evidence.settings import Settings
 from tests.api.conftest import Api, build_runtime
 from tests.api.world import build_world
 
@@ -77,10 +78,13 @@ class World:
 
 @pytest.fixture
 def world(tmp_path: Path, database_url: str) -> Iterator[World]:
-    runtime = build_runtime(tmp_path / "home", database_url)
+    # A home as `evidence init` makes it: the one signing key every checkpoint is signed with
+    # (an export verifies the log first), the timestamp authority sealed captures need.
+    home = Settings(home=tmp_path / "home", database_url=database_url)
+    init_home(home)
+    runtime = open_runtime(home)
     app = create_app(runtime)
     try:
-        init_home(runtime.settings)  # the keys and timestamp authority sealed captures need
         ids, owner = build_world(Api(TestClient(app), runtime), complete=True)
         yield World(_without_lifespan(app), ids, owner.headers)
     finally:
