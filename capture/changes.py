@@ -18,7 +18,7 @@ import difflib
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -521,25 +521,30 @@ def snapshot_from_artifacts(
     final_url: str | None,
     title: str | None,
     artifacts: Iterable[StoredArtifact],
+    fetch: Callable[[StoredArtifact], Path] | None = None,
 ) -> Snapshot:
     """A snapshot from a capture's stored artifacts: its text, screenshot and media files.
+
+    `fetch` gives a local file with an artifact's bytes (the blob store's `fetch`, which copies
+    an object down from S3); without it, each artifact's `path` is that file.
 
     The viewport screenshot is hashed when there is one: it has the same size in every
     capture, where the full-page one changes height with the page and is squeezed into
     32x32 pixels before hashing. Media that are not images, or cannot be hashed, are still
     compared by SHA-256.
     """
+    local = fetch or (lambda artifact: Path(artifact.path))
     stored = list(artifacts)
     text = ""
     text_artifact = next((a for a in stored if a.kind == "text"), None)
     if text_artifact is not None:
-        text = Path(text_artifact.path).read_bytes().decode("utf-8", errors="replace")
+        text = local(text_artifact).read_bytes().decode("utf-8", errors="replace")
     screenshot: ImageHashes | None = None
     screenshot_kind: str | None = None
     for kind in ("screenshot_viewport", "screenshot"):
         shot = next((a for a in stored if a.kind == kind), None)
         if shot is not None:
-            screenshot, screenshot_kind = _hashes(shot), kind
+            screenshot, screenshot_kind = _hashes(shot, local), kind
             break
     media: dict[str, str] = {}
     media_hashes: dict[str, ImageHashes] = {}
@@ -548,7 +553,7 @@ def snapshot_from_artifacts(
             continue
         media.setdefault(artifact.sha256, artifact.name)
         if artifact.media_type.startswith("image/") and artifact.sha256 not in media_hashes:
-            hashes = _hashes(artifact)
+            hashes = _hashes(artifact, local)
             if hashes is not None:
                 media_hashes[artifact.sha256] = hashes
     return Snapshot(http_status=http_status, final_url=final_url, title=title, text=text,
@@ -556,14 +561,16 @@ def snapshot_from_artifacts(
                     media_hashes=media_hashes)
 
 
-def _hashes(artifact: StoredArtifact) -> ImageHashes | None:
+def _hashes(artifact: StoredArtifact,
+            local: Callable[[StoredArtifact], Path]) -> ImageHashes | None:
     """The hashes the capture stored with the artifact; computed only when it has none."""
     if artifact.phash and artifact.dhash:
         return ImageHashes(phash=artifact.phash, dhash=artifact.dhash)
-    return hash_file(artifact.path).hashes
+    return hash_file(local(artifact)).hashes
 
 
-def snapshot_of(record: CaptureRecord) -> Snapshot:
+def snapshot_of(record: CaptureRecord,
+                fetch: Callable[[StoredArtifact], Path] | None = None) -> Snapshot:
     """A snapshot of a capture that has just run, from its record and stored artifacts."""
     return snapshot_from_artifacts(http_status=record.http_status, final_url=record.final_url,
-                                   title=record.title, artifacts=record.artifacts)
+                                   title=record.title, artifacts=record.artifacts, fetch=fetch)

@@ -166,11 +166,12 @@ class _Run:
 
     def _keep(self, kind: str, name: str, media_type: str, stored: StoredBlob) -> None:
         self.stored_bytes += stored.size
-        path = self.pipeline.store.locate(stored.sha256)
-        hashes = hash_file(path).hashes if media_type.startswith("image/") else None
+        store = self.pipeline.store
+        hashes = (hash_file(store.fetch(stored.sha256)).hashes
+                  if media_type.startswith("image/") else None)
         self.record.artifacts.append(StoredArtifact(
             kind=kind, name=name, media_type=media_type, size=stored.size,
-            sha256=stored.sha256, path=path,
+            sha256=stored.sha256, path=store.locate(stored.sha256),
             phash=None if hashes is None else hashes.phash,
             dhash=None if hashes is None else hashes.dhash,
         ))

@@ -12,6 +12,7 @@ import logging
 import threading
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -110,6 +111,10 @@ class CaptureWorker:
                                  User.id == claimed.requested_by_id)))
         url = claimed.url or ""
         record = self.pipeline.run(url, operator=operator_name)
+
+        def fetch(artifact: StoredArtifact) -> Path:
+            return self.runtime.store.fetch(artifact.sha256)
+
         with self.runtime.session() as session:
             case = session.get(Case, claimed.case_id)
             target = session.get(Target, claimed.target_id)
@@ -121,8 +126,9 @@ class CaptureWorker:
                 title=previous.title,
                 artifacts=captures.stored_artifacts(
                     self.runtime.store, captures.artifacts_of(session, previous.id)),
+                fetch=fetch,
             )
-        now = changes.snapshot_of(record)
+        now = changes.snapshot_of(record, fetch)
         comparison = None if before is None else changes.compare(before, now).to_json()
         gone = None if record.status == CaptureStatus.FAILED else changes.gone_reason(now)
         sealed = manifests.seal(manifest, self.runtime.signer, self.authority)

@@ -1,9 +1,10 @@
 """Content-addressed storage for evidence bytes: every object is named by its SHA-256.
 
-`BlobStore` is what callers use; `FolderStore` keeps objects under the data home, and an
-S3-compatible backend implements the same methods. Writes stream to a temporary file, are synced
-and then renamed into place, so a crash never leaves a partial object under a real name; reads
-can re-hash as they stream and refuse bytes that no longer match their name.
+`BlobStore` is what callers use; `FolderStore` keeps objects under the data home, `S3Store` in
+a bucket of any S3-compatible service. Writes stream to a temporary file while they are hashed
+(an object's name is known only at its end) and only then become an object under their name, so
+a crash never leaves a partial object under a real name; reads can re-hash as they stream and
+refuse bytes that no longer match their name.
 """
 
 from __future__ import annotations
@@ -18,9 +19,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, cast
 
-from evidence.errors import BlobCorrupted, BlobMissing, InvalidInput, StorageFull
+from evidence.errors import (
+    BlobCorrupted,
+    BlobMissing,
+    ConfigurationError,
+    InvalidInput,
+    StorageFull,
+    StoreUnavailable,
+)
 
 CHUNK = 1024 * 1024
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
@@ -104,7 +112,13 @@ class BlobStore(ABC):
 
     @abstractmethod
     def locate(self, sha256: str) -> str:
-        """Where the backend keeps the object (a path or URL), for people and exports."""
+        """Where the backend keeps the object (a path or an s3:// URL), for people to read."""
+
+    @abstractmethod
+    def fetch(self, sha256: str) -> Path:
+        """A local file holding the object's bytes, for readers that need a file (image
+        hashing, the report's thumbnails): a folder store's own file, or a copy that was
+        verified against the name as it was made. Read-only; raises BlobMissing."""
 
     def put_bytes(self, data: bytes) -> StoredBlob:
         return self.put_stream([data])
@@ -161,23 +175,10 @@ class FolderStore(BlobStore):
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
     def put_stream(self, stream: BinaryIO | Iterable[bytes]) -> StoredBlob:
-        self.incoming.mkdir(parents=True, exist_ok=True, mode=0o700)
-        digest = hashlib.sha256()
-        size = 0
-        fd, tmp_name = tempfile.mkstemp(dir=self.incoming, prefix="blob-", suffix=".part")
-        tmp = Path(tmp_name)
+        tmp, sha256, size = _spool(self.incoming, stream, f"blob store {self.root}")
         try:
-            with os.fdopen(fd, "wb") as out:
-                for chunk in _chunks(stream):
-                    digest.update(chunk)
-                    size += len(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            sha256 = digest.hexdigest()
             final = self._path(sha256)
             if final.exists():
-                tmp.unlink()
                 return StoredBlob(sha256, size, created=False)
             final.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.chmod(tmp, 0o440)  # evidence is never rewritten in place
@@ -185,15 +186,12 @@ class FolderStore(BlobStore):
             _fsync_dir(final.parent)
             return StoredBlob(sha256, size, created=True)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise StorageFull(
-                    f"blob store {self.root} is full; nothing was stored ({size} bytes read)"
-                ) from exc
+                raise StorageFull(f"blob store {self.root} is full; nothing was stored "
+                                  f"({size} bytes read)") from exc
             raise
-        except BaseException:
+        finally:
             tmp.unlink(missing_ok=True)
-            raise
 
     def open(self, sha256: str, *, verify: bool = True) -> BinaryIO | VerifyingReader:
         path = self._path(sha256)
@@ -215,16 +213,194 @@ class FolderStore(BlobStore):
     def locate(self, sha256: str) -> str:
         return str(self._path(sha256))
 
+    def fetch(self, sha256: str) -> Path:
+        path = self._path(sha256)
+        if not path.is_file():
+            raise BlobMissing(f"no blob {sha256} in {self.root}")
+        return path
+
     def clean_incoming(self, older_than_seconds: float = 24 * 3600) -> int:
         """Remove temporary files a killed writer left; returns how many.
 
         Only old ones: other processes may be writing into the same folder right now.
         """
-        removed = 0
-        cutoff = time.time() - older_than_seconds
-        if self.incoming.is_dir():
-            for leftover in self.incoming.glob("blob-*.part"):
-                if leftover.stat().st_mtime < cutoff:
-                    leftover.unlink(missing_ok=True)
-                    removed += 1
-        return removed
+        return _clean(self.incoming, older_than_seconds)
+
+
+def _clean(incoming: Path, older_than_seconds: float) -> int:
+    removed = 0
+    cutoff = time.time() - older_than_seconds
+    if incoming.is_dir():
+        for leftover in incoming.glob("blob-*.part"):
+            if leftover.stat().st_mtime < cutoff:
+                leftover.unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
+def _spool(incoming: Path, stream: BinaryIO | Iterable[bytes], where: str) -> tuple[Path, str, int]:
+    """Write `stream` to a new file in `incoming`, synced; returns it, its SHA-256 and size.
+    Nothing is left behind when reading or writing fails."""
+    incoming.mkdir(parents=True, exist_ok=True, mode=0o700)
+    digest = hashlib.sha256()
+    size = 0
+    fd, tmp_name = tempfile.mkstemp(dir=incoming, prefix="blob-", suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for chunk in _chunks(stream):
+                digest.update(chunk)
+                size += len(chunk)
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StorageFull(f"{where} is full; nothing was stored ({size} bytes read)") from exc
+        raise
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp, digest.hexdigest(), size
+
+
+class S3Store(BlobStore):
+    """Objects at s3://BUCKET/PREFIX/ab/cd/abcd… on AWS or any S3-compatible service (MinIO,
+    Ceph, ...), for many workers on many machines sharing one store.
+
+    A write is spooled to a file under `cache/.incoming` while it is hashed, then uploaded under
+    its name unless an object is already there. S3 shows an object only once it is whole, so a
+    killed writer leaves no partial object, only a spool file that `clean_incoming` removes.
+    The spooled file then stays in `cache` as the object's local copy (`fetch`); a copy made by
+    downloading is verified against the name before it is kept. The bucket is never created
+    here: whoever runs the service sets its retention (Object Lock) and access.
+    """
+
+    def __init__(self, bucket: str, prefix: str, cache: Path, *,
+                 endpoint_url: str | None = None, client: Any = None) -> None:
+        import boto3
+        from boto3.s3.transfer import TransferConfig
+        from botocore.config import Config
+
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.cache = cache
+        self.incoming = cache / ".incoming"
+        self.client = client or boto3.client(
+            "s3", endpoint_url=endpoint_url,
+            config=Config(retries={"max_attempts": 3, "mode": "standard"},
+                          connect_timeout=10, read_timeout=60))
+        # Parts of 8 MiB, two at a time: a large upload holds a few parts in memory, no more.
+        self._transfer = TransferConfig(multipart_threshold=8 * CHUNK,
+                                        multipart_chunksize=8 * CHUNK, max_concurrency=2)
+        self.url = f"s3://{bucket}/{self.prefix}"
+
+    @classmethod
+    def from_url(cls, url: str, cache: Path, *, endpoint_url: str | None = None) -> S3Store:
+        """`s3://BUCKET` or `s3://BUCKET/PREFIX`."""
+        if not url.startswith("s3://") or not url[5:].split("/", 1)[0]:
+            raise ConfigurationError(f"EVIDENCE_STORE_URL {url!r} is not s3://BUCKET[/PREFIX]")
+        bucket, _, prefix = url[5:].partition("/")
+        return cls(bucket, prefix, cache, endpoint_url=endpoint_url)
+
+    def _key(self, sha256: str) -> str:
+        check_address(sha256)
+        return f"{self.prefix}{sha256[:2]}/{sha256[2:4]}/{sha256}"
+
+    def _cached(self, sha256: str) -> Path:
+        check_address(sha256)
+        return self.cache / sha256[:2] / sha256[2:4] / sha256
+
+    def _unavailable(self, exc: Exception, doing: str) -> StoreUnavailable:
+        return StoreUnavailable(f"blob store {self.url} could not {doing}: {exc}")
+
+    def _head(self, sha256: str) -> dict[str, Any] | None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return cast(dict[str, Any], self.client.head_object(Bucket=self.bucket,
+                                                                Key=self._key(sha256)))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise self._unavailable(exc, f"look up blob {sha256}") from exc
+        except BotoCoreError as exc:
+            raise self._unavailable(exc, f"look up blob {sha256}") from exc
+
+    def create(self) -> bool:
+        """Check that the bucket answers; make the local cache. True if the cache is new."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except (BotoCoreError, ClientError) as exc:
+            raise self._unavailable(exc, "be reached (does the bucket exist, and may these "
+                                         "credentials use it?)") from exc
+        existed = self.incoming.is_dir()
+        self.incoming.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return not existed
+
+    def put_stream(self, stream: BinaryIO | Iterable[bytes]) -> StoredBlob:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        tmp, sha256, size = _spool(self.incoming, stream, f"the local spool {self.incoming}")
+        try:
+            created = self._head(sha256) is None
+            if created:
+                try:
+                    self.client.upload_file(str(tmp), self.bucket, self._key(sha256),
+                                            Config=self._transfer)
+                except (BotoCoreError, ClientError) as exc:
+                    raise self._unavailable(exc, f"store blob {sha256}") from exc
+            local = self._cached(sha256)
+            if local.exists():
+                tmp.unlink()
+            else:
+                local.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                os.chmod(tmp, 0o440)
+                os.replace(tmp, local)
+            return StoredBlob(sha256, size, created=created)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def open(self, sha256: str, *, verify: bool = True) -> BinaryIO | VerifyingReader:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            obj = self.client.get_object(Bucket=self.bucket, Key=self._key(sha256))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                raise BlobMissing(f"no blob {sha256} in {self.url}") from exc
+            raise self._unavailable(exc, f"read blob {sha256}") from exc
+        except BotoCoreError as exc:
+            raise self._unavailable(exc, f"read blob {sha256}") from exc
+        body = cast(BinaryIO, obj["Body"])
+        return VerifyingReader(body, sha256, size=obj.get("ContentLength")) if verify else body
+
+    def exists(self, sha256: str) -> bool:
+        return self._head(sha256) is not None
+
+    def size(self, sha256: str) -> int:
+        head = self._head(sha256)
+        if head is None:
+            raise BlobMissing(f"no blob {sha256} in {self.url}")
+        return int(head["ContentLength"])
+
+    def locate(self, sha256: str) -> str:
+        return f"s3://{self.bucket}/{self._key(sha256)}"
+
+    def fetch(self, sha256: str) -> Path:
+        local = self._cached(sha256)
+        if local.is_file():
+            return local
+        with self.open(sha256, verify=True) as reader:
+            tmp, _, _ = _spool(self.incoming, reader, f"the local cache {self.cache}")
+        local.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(tmp, 0o440)
+        os.replace(tmp, local)
+        return local
+
+    def clean_incoming(self, older_than_seconds: float = 24 * 3600) -> int:
+        """Remove spool files a killed writer left; returns how many (old ones only)."""
+        return _clean(self.incoming, older_than_seconds)

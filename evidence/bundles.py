@@ -45,6 +45,7 @@ from evidence.cases import case_for, require_access
 from evidence.errors import (
     AccessDenied,
     BlobCorrupted,
+    BlobMissing,
     EvidenceError,
     InvalidInput,
     LogBroken,
@@ -577,8 +578,10 @@ class _BundleWriter:
             c = ex.capture
             thumb = None
             if ex.thumbnail_sha256 is not None:
-                located = Path(self.runtime.store.locate(ex.thumbnail_sha256))
-                thumb = located if located.exists() else None
+                try:
+                    thumb = self.runtime.store.fetch(ex.thumbnail_sha256)
+                except BlobMissing:
+                    thumb = None
             related = sorted(
                 {e.seq: e for key in (str(c.id), str(c.target_id))
                  for e in by_object.get(key, [])}.values(), key=lambda e: e.seq)

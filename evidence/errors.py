@@ -85,6 +85,12 @@ class StorageFull(EvidenceError):
     status_code = 507
 
 
+class StoreUnavailable(EvidenceError):
+    """The blob store cannot be reached or refuses us (an S3 service down, wrong credentials)."""
+
+    status_code = 503
+
+
 class CustodyError(EvidenceError):
     """The custody log could not be written or read as required."""
 

@@ -16,12 +16,20 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from evidence import custody, deconfliction, migrate, timestamping, users
-from evidence.blobstore import BlobStore, FolderStore
+from evidence.blobstore import BlobStore, FolderStore, S3Store
 from evidence.db import is_sqlite, make_engine, make_session_factory, session_scope
 from evidence.errors import ConfigurationError, NotInitialised
 from evidence.models import Role
 from evidence.settings import Settings
 from evidence.signing import Signer, Verifier
+
+
+def make_store(settings: Settings) -> FolderStore | S3Store:
+    """The blob store the settings name: a bucket (EVIDENCE_STORE_URL) or the home's folder."""
+    if settings.store_url:
+        return S3Store.from_url(settings.store_url, settings.blob_cache_path,
+                                endpoint_url=settings.s3_endpoint_url)
+    return FolderStore(settings.blob_path)
 
 
 @dataclass
@@ -71,7 +79,7 @@ def open_runtime(settings: Settings) -> Runtime:
         settings=settings,
         engine=engine,
         sessions=sessions,
-        store=FolderStore(settings.blob_path),
+        store=make_store(settings),
         signer=Signer.load(settings.signing_key_path),
     )
 
@@ -97,9 +105,11 @@ def init_home(
     if not home.exists():
         home.mkdir(parents=True, mode=0o700)
         report.done.append(f"created data home {home}")
-    store = FolderStore(settings.blob_path)
+    store = make_store(settings)
     if store.create():
-        report.done.append(f"created blob store {settings.blob_path}")
+        report.done.append(f"created blob store {settings.blob_path}" if settings.store_url is None
+                           else f"blob store {settings.store_url} answers; created its local "
+                           f"cache {settings.blob_cache_path}")
     if not settings.signing_key_path.exists():
         signer = Signer.generate()
         signer.save(settings.signing_key_path, settings.public_key_path)

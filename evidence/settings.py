@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DATABASE_FILE = "evidence.db"
 BLOB_FOLDER = "blobs"
+BLOB_CACHE_FOLDER = "blob-cache"
 KEY_FOLDER = "keys"
 SIGNING_KEY_FILE = "signing.key"
 PUBLIC_KEY_FILE = "signing.pub"
@@ -28,6 +29,16 @@ class Settings(BaseSettings):
     )
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default the SQLite file in the home."
+    )
+    store_url: str | None = Field(
+        default=None,
+        description="Where blobs are kept: s3://BUCKET[/PREFIX] for S3-compatible object "
+        "storage shared by many machines; default the folder `blobs` in the home. Credentials "
+        "and region come from the usual AWS_* variables.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="Endpoint of an S3-compatible service (MinIO, Ceph, ...); "
+        "default AWS's.",
     )
     user: str | None = Field(
         default=None, description="Acting user for command-line actions; default the first admin."
@@ -108,6 +119,11 @@ class Settings(BaseSettings):
     @property
     def blob_path(self) -> Path:
         return self.home_path / BLOB_FOLDER
+
+    @property
+    def blob_cache_path(self) -> Path:
+        """With an S3 store: local copies of the blobs this machine wrote or needed as files."""
+        return self.home_path / BLOB_CACHE_FOLDER
 
     @property
     def signing_key_path(self) -> Path:

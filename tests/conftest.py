@@ -23,6 +23,7 @@ from evidence import migrate
 from evidence.db import make_engine, normalise_url
 from evidence.home import Runtime, init_home, open_runtime
 from evidence.settings import Settings
+from tests.support.s3_server import S3Server
 
 PG_URL = os.environ.get("EVIDENCE_TEST_DATABASE_URL")
 BACKENDS = ["sqlite", "postgresql"]
@@ -131,6 +132,13 @@ def runtime(tmp_path: Path, database_url: str) -> Iterator[Runtime]:
     rt = open_runtime(settings)
     yield rt
     rt.close()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """An S3-compatible service on 127.0.0.1 (moto's server, its own process)."""
+    with S3Server() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

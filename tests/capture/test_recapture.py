@@ -6,12 +6,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -22,6 +24,7 @@ from evidence import cases, jobs, targets, timestamping, users
 from evidence.custody import describe
 from evidence.home import Runtime, init_home, open_runtime
 from evidence.models import (
+    Artifact,
     Capture,
     CaptureJob,
     CustodyEntry,
@@ -30,8 +33,9 @@ from evidence.models import (
     TargetState,
     utcnow,
 )
-from evidence.settings import Settings
+from evidence.settings import BLOB_CACHE_FOLDER, Settings
 from tests.support import pages_server as pages
+from tests.support.s3_server import S3Server
 from tests.support.tsa_server import TsaServer
 
 pytestmark = pytest.mark.browser
@@ -114,6 +118,49 @@ def test_a_changed_page_is_compared_with_its_previous_capture(
     assert entries[0]["details"]["changes"] is None
     assert entries[1]["details"]["changes"] == comparison["summary"]
     assert target.state == TargetState.ACTIVE
+
+
+def test_workers_on_two_machines_share_an_s3_store(
+    tmp_path: Path, database_url: str, browser: BrowserSession, server: pages.PagesServer,
+    s3_server: S3Server,
+) -> None:
+    """The scale path: one database, one bucket, a worker on each of two machines. The second
+    machine has never held the first capture's files; it compares against them all the same,
+    reading them from the bucket, and every file of both captures is in the bucket."""
+    bucket = s3_server.new_bucket()
+    settings: dict[str, Any] = {
+        "database_url": database_url, "capture_allow": "127.0.0.1", "max_scroll_steps": 2,
+        "store_url": f"s3://{bucket}/evidence", "s3_endpoint_url": s3_server.url}
+    first_home = Settings(home=tmp_path / "a", **settings)
+    init_home(first_home)
+    # The second machine is set up with the same keys (as a deployment copies them), nothing
+    # else of the first machine's home.
+    shutil.copytree(tmp_path / "a", tmp_path / "b",
+                    ignore=shutil.ignore_patterns(BLOB_CACHE_FOLDER))
+    machines = [open_runtime(first_home),
+                open_runtime(Settings(home=tmp_path / "b", **settings))]
+    try:
+        server.set_version("/changing", 1)
+        _watch(machines[0], server.url("/changing"))
+        first = CaptureWorker(machines[0], browser).run_once()
+        assert first is not None and first.status == "complete"
+        server.set_version("/changing", 2)
+        second = _recapture(machines[1], CaptureWorker(machines[1], browser), hours=1)
+        comparison = second.comparison
+        assert comparison is not None and comparison["changed"] is True
+        diff = "\n".join(comparison["text"]["diff"])
+        assert "-" + pages.CHANGING_PAGES[1].text in diff
+        assert "+" + pages.CHANGING_PAGES[2].text in diff
+        listed = s3_server.client().list_objects_v2(Bucket=bucket)["Contents"]
+        in_bucket = {o["Key"].rsplit("/", 1)[-1] for o in listed}
+        with machines[1].session() as s:
+            held = set(s.scalars(select(Artifact.sha256)))
+        assert held and held <= in_bucket
+        assert not (tmp_path / "a" / "blobs").exists()
+        assert not (tmp_path / "b" / "blobs").exists()
+    finally:
+        for machine in machines:
+            machine.close()
 
 
 def test_a_vanished_page_marks_its_target_removed_then_reappeared(

@@ -5,20 +5,26 @@ members. Through the service and the command line, on both backends."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import select, text
 
-from evidence import bundles, cases, custody, fixity, targets, users
+from evidence import bundle_verifier, bundles, cases, custody, fixity, targets, users
+from evidence.blobstore import S3Store
 from evidence.cli import _load_plugins, main_group
 from evidence.errors import AccessDenied, PermissionDenied
-from evidence.home import Runtime
+from evidence.home import Runtime, init_home, open_runtime
 from evidence.models import Artifact, Case, CustodyEntry, Role
+from evidence.settings import BLOB_CACHE_FOLDER, Settings
 from tests.factories import make_sealed_capture
+from tests.support.s3_server import S3Server
 
 
 def _case(runtime: Runtime, reference: str, screenshot: bytes) -> None:
@@ -163,3 +169,45 @@ def test_the_command_line_names_each_problem_and_exits_non_zero(world: Runtime) 
     refused = runner.invoke(main_group, ["store", "check"], env={**env, "EVIDENCE_USER": "ivo"})
     assert refused.exit_code != 0
     assert "admin or an auditor" in refused.output
+
+
+def test_a_store_in_a_bucket_is_exported_from_and_checked_the_same_way(
+    tmp_path: Path, database_url: str, s3_server: S3Server,
+) -> None:
+    """Blobs in an S3 bucket: a machine that wrote none of them exports the case (the report's
+    thumbnail comes down from the bucket, verified), the bundle checks out offline, and the
+    fixity check re-reads the bucket and names an object someone replaced there."""
+    bucket = s3_server.new_bucket()
+    shared: dict[str, Any] = {"database_url": database_url, "store_url": f"s3://{bucket}",
+                              "s3_endpoint_url": s3_server.url}
+    writer_home = Settings(home=tmp_path / "writer", **shared)
+    init_home(writer_home)
+    shutil.copytree(tmp_path / "writer", tmp_path / "reader",
+                    ignore=shutil.ignore_patterns(BLOB_CACHE_FOLDER))
+    writer = open_runtime(writer_home)
+    reader = open_runtime(Settings(home=tmp_path / "reader", **shared))
+    try:
+        with writer.session() as s:
+            users.create_user(s, None, name="ines", role=Role.INVESTIGATOR)
+        _case(writer, "OP-S3", b"\x89PNG in a bucket")
+        result = bundles.export_and_keep(reader, "ines", reference="OP-S3")
+        with reader.session() as s:
+            ines = users.get_user(s, "ines")
+            _, export, stream = bundles.open_bundle(s, ines, "OP-S3", result.export_id,
+                                                    reader.store)
+            with stream:
+                kept = tmp_path / "kept.zip"
+                kept.write_bytes(stream.read())
+        report = bundle_verifier.verify_bundle(kept)
+        assert report.ok, report.render()
+        assert hashlib.sha256(kept.read_bytes()).hexdigest() == export.bundle_sha256
+        assert _check(reader, "admin").ok
+        screenshot = _blob_of(reader, "OP-S3", "screenshot")
+        assert isinstance(reader.store, S3Store)
+        s3_server.client().put_object(Bucket=bucket, Key=reader.store._key(screenshot),
+                                      Body=b"\x89PNG replaced")
+        found = _check(reader, "admin")
+        assert [(p.sha256, p.problem) for p in found.problems] == [(screenshot, "altered")]
+    finally:
+        writer.close()
+        reader.close()
