@@ -349,7 +349,10 @@ class S3Store(BlobStore):
             created = self._head(sha256) is None
             if created:
                 try:
+                    # The service checks the SHA-256 of what it receives (of each part of
+                    # a large object) and refuses bytes damaged on the way.
                     self.client.upload_file(str(tmp), self.bucket, self._key(sha256),
+                                            ExtraArgs={"ChecksumAlgorithm": "SHA256"},
                                             Config=self._transfer)
                 except (BotoCoreError, ClientError) as exc:
                     raise self._unavailable(exc, f"store blob {sha256}") from exc
