@@ -31,6 +31,7 @@ from api.routes import (
     targets,
 )
 from evidence import __version__, custody, manifests, migrate
+from evidence.blobstore import S3Store
 from evidence.home import Runtime
 
 log = logging.getLogger("evidence.api")
@@ -118,7 +119,8 @@ def create_app(runtime: Runtime, *, secure_cookies: bool | None = None) -> FastA
 
     @app.get("/api/health", tags=["system"])
     def health() -> dict[str, Any]:
-        """Whether the service and its database answer; public, no evidence in it."""
+        """Whether the service, its database and its blob store answer; public, no evidence
+        in it."""
         try:
             with runtime.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
@@ -127,11 +129,18 @@ def create_app(runtime: Runtime, *, secure_cookies: bool | None = None) -> FastA
         except Exception as exc:  # report, don't raise: this is the thing that says what broke
             revision = None
             database = f"unavailable: {type(exc).__name__}"
+        try:
+            runtime.store.probe()
+            store = "ok"
+        except Exception as exc:
+            store = f"unavailable: {type(exc).__name__}"
         return {
-            "status": "ok" if database == "ok" else "degraded",
+            "status": "ok" if database == store == "ok" else "degraded",
             "version": __version__,
             "database": database,
             "database_backend": runtime.engine.dialect.name,
+            "blob_store": store,
+            "blob_store_backend": "s3" if isinstance(runtime.store, S3Store) else "folder",
             "schema_revision": revision,
             "signing_key_id": runtime.signer.key_id,
         }

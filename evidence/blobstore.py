@@ -115,6 +115,10 @@ class BlobStore(ABC):
         """Where the backend keeps the object (a path or an s3:// URL), for people to read."""
 
     @abstractmethod
+    def probe(self) -> None:
+        """Raise StoreUnavailable unless the store can be written to and read from now."""
+
+    @abstractmethod
     def fetch(self, sha256: str) -> Path:
         """A local file holding the object's bytes, for readers that need a file (image
         hashing, the report's thumbnails): a folder store's own file, or a copy that was
@@ -212,6 +216,11 @@ class FolderStore(BlobStore):
 
     def locate(self, sha256: str) -> str:
         return str(self._path(sha256))
+
+    def probe(self) -> None:
+        if not (self.root.is_dir() and os.access(self.root, os.R_OK | os.W_OK | os.X_OK)):
+            raise StoreUnavailable(f"blob store {self.root} is not a folder this process may "
+                                   "read and write")
 
     def fetch(self, sha256: str) -> Path:
         path = self._path(sha256)
@@ -328,8 +337,7 @@ class S3Store(BlobStore):
         except BotoCoreError as exc:
             raise self._unavailable(exc, f"look up blob {sha256}") from exc
 
-    def create(self) -> bool:
-        """Check that the bucket answers; make the local cache. True if the cache is new."""
+    def probe(self) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
@@ -337,6 +345,10 @@ class S3Store(BlobStore):
         except (BotoCoreError, ClientError) as exc:
             raise self._unavailable(exc, "be reached (does the bucket exist, and may these "
                                          "credentials use it?)") from exc
+
+    def create(self) -> bool:
+        """Check that the bucket answers; make the local cache. True if the cache is new."""
+        self.probe()
         existed = self.incoming.is_dir()
         self.incoming.mkdir(parents=True, exist_ok=True, mode=0o700)
         return not existed
