@@ -472,9 +472,8 @@ def store_check(case_reference: str | None, as_json: bool) -> None:
 
     cli = state()
     progress = None if as_json else (lambda msg: click.echo(msg, err=True))
-    with cli.acting() as (session, actor):
-        report = fixity.check_store(session, cli.runtime.store, actor,
-                                    case_reference=case_reference, progress=progress)
+    report = fixity.check_store(cli.runtime, cli.actor_name or cli.settings.user,
+                                case_reference=case_reference, progress=progress)
     if as_json:
         _echo_json({
             "ok": report.ok, "summary": report.summary(), "blobs": report.blobs,

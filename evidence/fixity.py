@@ -10,6 +10,7 @@ what it found, so that when the store was last found whole is itself provable.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import groupby
@@ -19,11 +20,13 @@ from sqlalchemy import String, cast, literal, null, select, union_all
 from sqlalchemy.orm import Session
 
 from evidence import cases, custody
-from evidence.blobstore import BlobStore
 from evidence.errors import BlobCorrupted, BlobMissing, NotFound, PermissionDenied
+from evidence.home import Runtime
 from evidence.models import Artifact, Case, Export, Role, User
+from evidence.users import resolve_actor
 
 PROGRESS_EVERY_SECONDS = 2.0
+BATCH = 1000  # addresses read per transaction
 
 Progress = Callable[[str], None]
 
@@ -80,8 +83,12 @@ def _case_in_scope(session: Session, actor: User, reference: str | None) -> Case
     return cases.case_for(session, actor, reference)
 
 
-def _holders(session: Session, case: Case | None) -> Iterator[tuple[str, list[Any]]]:
-    """(sha256, the rows that hold it) in address order, streamed: artifacts and kept bundles."""
+def _holders(runtime: Runtime, case_id: uuid.UUID | None) -> Iterator[tuple[str, list[Any]]]:
+    """(sha256, the rows that hold it) in address order: artifacts and kept bundles.
+
+    Read a batch of addresses at a time, each in its own short transaction, so that hashing,
+    which can take hours, never holds one open (on SQLite a transaction holds the write lock).
+    """
     artifacts = select(
         Artifact.sha256.label("sha256"), Artifact.size.label("size"),
         Artifact.kind.label("kind"), Artifact.name.label("name"),
@@ -95,15 +102,24 @@ def _holders(session: Session, case: Case | None) -> Iterator[tuple[str, list[An
         cast(null(), Artifact.capture_id.type).label("capture_id"),
         Export.id.label("id"), Case.reference.label("reference"),
     ).join(Case, Case.id == Export.case_id).where(Export.bundle_sha256.is_not(None))
-    if case is not None:
-        artifacts = artifacts.where(Artifact.case_id == case.id)
-        bundles = bundles.where(Export.case_id == case.id)
+    if case_id is not None:
+        artifacts = artifacts.where(Artifact.case_id == case_id)
+        bundles = bundles.where(Export.case_id == case_id)
     both = union_all(artifacts, bundles).subquery()
-    rows = session.execute(
-        select(both).order_by(both.c.sha256, both.c.reference, both.c.id)
-        .execution_options(yield_per=1000))
-    for sha256, group in groupby(rows, key=lambda row: row.sha256):
-        yield sha256, list(group)
+    after = ""
+    while True:
+        with runtime.session() as session:
+            hashes = list(session.scalars(
+                select(both.c.sha256).where(both.c.sha256 > after).distinct()
+                .order_by(both.c.sha256).limit(BATCH)))
+            rows = session.execute(
+                select(both).where(both.c.sha256.in_(hashes))
+                .order_by(both.c.sha256, both.c.reference, both.c.id)).all() if hashes else []
+        if not hashes:
+            return
+        for sha256, group in groupby(rows, key=lambda row: row.sha256):
+            yield sha256, list(group)
+        after = hashes[-1]
 
 
 def _describe(row: Any) -> str:
@@ -114,15 +130,23 @@ def _describe(row: Any) -> str:
 
 
 def check_store(
-    session: Session, store: BlobStore, actor: User, *, case_reference: str | None = None,
+    runtime: Runtime, actor_name: str | None, *, case_reference: str | None = None,
     progress: Progress | None = None,
 ) -> FixityReport:
-    """Re-hash every blob the database refers to (one case's, or all) and record the check."""
+    """Re-hash every blob the database refers to (one case's, or all) and record the check.
+
+    The database is read in short transactions and the check recorded in one of its own: the
+    system goes on capturing and recording while the store is re-read.
+    """
     say = progress or (lambda _msg: None)
-    case = _case_in_scope(session, actor, case_reference)
-    report = FixityReport(case_reference=None if case is None else case.reference)
+    store = runtime.store
+    with runtime.session() as session:
+        actor = resolve_actor(session, actor_name)
+        case = _case_in_scope(session, actor, case_reference)
+        case_id = None if case is None else case.id
+        report = FixityReport(case_reference=None if case is None else case.reference)
     said_at = time.monotonic()
-    for sha256, rows in _holders(session, case):
+    for sha256, rows in _holders(runtime, case_id):
         report.blobs += 1
         held_by = [_describe(row) for row in rows]
         try:
@@ -144,10 +168,13 @@ def check_store(
         if time.monotonic() - said_at >= PROGRESS_EVERY_SECONDS:
             said_at = time.monotonic()
             say(f"checked {report.blobs} blobs, {report.bytes} bytes")
-    custody.append(
-        session, actor, action="store.checked", case=case,
-        details={"blobs": report.blobs, "bytes": report.bytes, **report.counts(),
-                 "problems": [{"sha256": p.sha256, "problem": p.problem}
-                              for p in report.problems[:100]]},
-    )
+    with runtime.session() as session:
+        actor = resolve_actor(session, actor_name)
+        custody.append(
+            session, actor, action="store.checked",
+            case=None if case_id is None else session.get(Case, case_id),
+            details={"blobs": report.blobs, "bytes": report.bytes, **report.counts(),
+                     "problems": [{"sha256": p.sha256, "problem": p.problem}
+                                  for p in report.problems[:100]]},
+        )
     return report

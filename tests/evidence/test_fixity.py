@@ -56,10 +56,7 @@ def world(runtime: Runtime) -> Runtime:
 
 
 def _check(runtime: Runtime, actor: str, case: str | None = None) -> fixity.FixityReport:
-    said: list[str] = []
-    with runtime.session() as s:
-        return fixity.check_store(s, runtime.store, users.get_user(s, actor),
-                                  case_reference=case, progress=said.append)
+    return fixity.check_store(runtime, actor, case_reference=case)
 
 
 def _blob_of(runtime: Runtime, case: str, kind: str) -> str:
@@ -148,6 +145,29 @@ def test_a_case_is_checked_by_its_members_and_the_store_by_admins_and_auditors(
             .order_by(CustodyEntry.seq))]
     assert [(d["case"]["ref"], d["details"]["altered"]) for d in recorded] == [
         ("OP-1", 0), ("OP-2", 1)]
+
+
+def test_the_system_goes_on_recording_while_the_store_is_checked(
+    world: Runtime, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Hashing a large store takes hours: no transaction is held open meanwhile (on SQLite one
+    would hold the write lock), so captures and views are recorded as the check runs."""
+    monkeypatch.setattr(fixity, "PROGRESS_EVERY_SECONDS", 0)
+    monkeypatch.setattr(fixity, "BATCH", 2)  # several batches, each read in its own transaction
+    said: list[str] = []
+
+    def meanwhile(message: str) -> None:
+        said.append(message)
+        with world.session() as s:  # another user's work, committed while the check runs
+            cases.view_case(s, users.get_user(s, "ines"), "OP-2")
+
+    report = fixity.check_store(world, "admin", progress=meanwhile)
+    assert report.ok and len(said) == report.blobs > 2
+    assert said[-1] == f"checked {report.blobs} blobs, {report.bytes} bytes"
+    with world.session() as s:
+        actions = [e.action for e in s.scalars(select(CustodyEntry).order_by(CustodyEntry.seq))]
+    assert actions[-1] == "store.checked"
+    assert actions[-1 - report.blobs:-1] == ["case.viewed"] * report.blobs
 
 
 def test_the_command_line_names_each_problem_and_exits_non_zero(world: Runtime) -> None:
