@@ -191,6 +191,10 @@ def worker(once: bool, concurrency: int, poll: float, lease: float) -> None:
         _run_many(concurrency, once=once, poll=poll, lease=lease)
         return
     runtime = state().runtime
+    removed = runtime.store.clean_incoming()
+    if removed:
+        click.echo(f"removed {removed} unfinished blob write(s) a killed process left",
+                   err=True)
     with BrowserSession(runtime.settings) as browser:
         w = CaptureWorker(runtime, browser, lease_seconds=lease)
         click.echo(f"worker {w.worker_id} ({browser.version}) started", err=True)

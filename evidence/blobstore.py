@@ -115,6 +115,11 @@ class BlobStore(ABC):
         """Where the backend keeps the object (a path or an s3:// URL), for people to read."""
 
     @abstractmethod
+    def clean_incoming(self, older_than_seconds: float = 24 * 3600) -> int:
+        """Remove the temporary files of writes a killed process never finished; returns how
+        many. Only old ones: other processes may be writing right now."""
+
+    @abstractmethod
     def probe(self) -> None:
         """Raise StoreUnavailable unless the store can be written to and read from now."""
 
@@ -229,10 +234,6 @@ class FolderStore(BlobStore):
         return path
 
     def clean_incoming(self, older_than_seconds: float = 24 * 3600) -> int:
-        """Remove temporary files a killed writer left; returns how many.
-
-        Only old ones: other processes may be writing into the same folder right now.
-        """
         return _clean(self.incoming, older_than_seconds)
 
 
@@ -417,5 +418,4 @@ class S3Store(BlobStore):
         return local
 
     def clean_incoming(self, older_than_seconds: float = 24 * 3600) -> int:
-        """Remove spool files a killed writer left; returns how many (old ones only)."""
         return _clean(self.incoming, older_than_seconds)

@@ -10,6 +10,7 @@ workers racing over one queue never lose, duplicate or half-write a capture.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import time
@@ -250,7 +251,7 @@ def test_a_refused_address_fails_with_the_reason_and_no_traceback(
     _custody_verifies(home)
 
 
-def test_no_wait_queues_and_the_worker_carries_it_out(
+def test_no_wait_queues_and_the_worker_carries_it_out_and_clears_killed_writes(
     home: Home, server: pages.PagesServer,
 ) -> None:
     path = "/simple.html?queued=1"
@@ -267,10 +268,20 @@ def test_no_wait_queues_and_the_worker_carries_it_out(
         assert job is not None and job.state == JobState.QUEUED
         assert _captures_of(session, job_id) == []
 
+    # A writer killed two days ago left a half-written blob; one killed just now may still
+    # be another process writing: the worker removes only the old one as it starts.
+    incoming = home.path / "blobs" / ".incoming"
+    stale, fresh = incoming / "blob-killed.part", incoming / "blob-writing.part"
+    stale.write_bytes(b"half a screenshot")
+    fresh.write_bytes(b"a screenshot being written")
+    two_days_ago = time.time() - 2 * 24 * 3600
+    os.utime(stale, (two_days_ago, two_days_ago))
     worked = home.run("worker", "--once")
     assert worked.returncode == 0, worked.stderr
     assert f"job {job_id}: complete" in worked.stderr
     assert path in server.paths()
+    assert "removed 1 unfinished blob write(s)" in worked.stderr
+    assert not stale.exists() and fresh.exists()
 
     history = json.loads(home.ok("case", "show", CASE, "--json"))["custody"]
     recorded = [e["object"]["id"] for e in history if e["action"] == "capture.recorded"]
