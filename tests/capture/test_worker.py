@@ -254,7 +254,7 @@ def test_a_refused_address_fails_with_the_reason_and_no_traceback(
 def test_no_wait_queues_and_the_worker_carries_it_out_and_clears_killed_writes(
     home: Home, server: pages.PagesServer,
 ) -> None:
-    path = "/simple.html?queued=1"
+    path = f"/simple.html?queued={uuid.uuid4().hex}"  # unseen by any earlier test
     began = time.monotonic()
     queued = home.run("capture", server.url(path), "--case", CASE, "--no-wait", "--json")
     assert queued.returncode == 0, queued.stderr
