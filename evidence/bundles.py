@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from evidence import __version__, caseuco, custody, report, wacz
+from evidence import __version__, caseuco, custody, manifests, report, wacz
 from evidence.bagit import BagWriter
 from evidence.blobstore import BlobStore
 from evidence.captures import TOOL, iso
@@ -70,7 +70,6 @@ from evidence.models import (
 )
 from evidence.timestamping import (
     LOCAL_TSA_POLICY_OID,
-    TSA_CA_CERT_FILENAME,
     TimestampToken,
 )
 from evidence.users import resolve_actor
@@ -249,20 +248,14 @@ def _exhibit(session: Session, runtime: Runtime, number: str, capture: Capture) 
                     account=account, operator=operator)
 
 
+LOCAL_TSA_CA = "local-tsa-ca.pem"  # the home's authority, in every bundle under this name
+
+
 def _tsa_anchors(runtime: Runtime) -> list[tuple[str, bytes]]:
-    anchors: list[tuple[str, bytes]] = []
-    local = runtime.settings.tsa_path / TSA_CA_CERT_FILENAME
-    if local.exists():
-        anchors.append(("keys/tsa/local-tsa-ca.pem", local.read_bytes()))
-    taken = {"local-tsa-ca.pem"}
-    for path in runtime.settings.tsa_trust_paths:
-        try:
-            pem = path.read_bytes()
-        except OSError as exc:
-            raise InvalidInput(f"EVIDENCE_TSA_TRUST names {path}, which cannot be read: "
-                               f"{exc.strerror}") from exc
-        anchors.append((f"keys/tsa/{safe_name(path.name, taken)}", pem))
-    return anchors
+    """The trusted authorities' roots, at their paths in the bundle."""
+    taken = {LOCAL_TSA_CA}
+    return [(f"keys/tsa/{LOCAL_TSA_CA if root.local else safe_name(root.name, taken)}", root.pem)
+            for root in manifests.tsa_trust(runtime.settings)]
 
 
 def _plan(
@@ -278,8 +271,9 @@ def _plan(
     # access has altered, its proofs could still hold (they rest on the stored leaf hashes)
     # while the entries a lookup found, or missed, are not what was recorded. One process: the
     # export may run inside the API server, which must not fork.
-    checked = custody.verify_log(session, runtime.verifier, case_reference=case.reference,
-                                 workers=1)
+    checked = custody.verify_log(
+        session, runtime.verifier, case_reference=case.reference, workers=1,
+        tsa_trust=[root.pem for root in manifests.tsa_trust(runtime.settings)])
     if not checked.ok:
         raise LogBroken(f"no bundle is made: {checked.summary()}. Run `evidence custody "
                         "verify` and have the log examined before exporting.")

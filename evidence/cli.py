@@ -436,14 +436,17 @@ def custody_group() -> None:
               help="Check one case's chain and its inclusion in the latest checkpoint.")
 @click.option("--json", "as_json", is_flag=True)
 def custody_verify(case_reference: str | None, as_json: bool) -> None:
-    """Recompute every hash, chain, Merkle root and checkpoint signature."""
+    """Recompute every hash, chain, Merkle root, checkpoint signature and timestamp."""
     runtime = state().runtime
     with runtime.session() as session:
-        report = custody.verify_log(session, runtime.verifier, case_reference=case_reference)
+        report = custody.verify_log(
+            session, runtime.verifier, case_reference=case_reference,
+            tsa_trust=[root.pem for root in manifests.tsa_trust(runtime.settings)])
     if as_json:
         _echo_json({
             "ok": report.ok, "summary": report.summary(), "entries": report.entries,
             "cases": report.cases, "checkpoints": report.checkpoints, "sealed": report.sealed,
+            "timestamped": report.timestamped,
             "problems": [{"seq": p.seq, "message": p.message} for p in report.problems],
         })
     else:

@@ -26,6 +26,7 @@ from sqlalchemy import create_engine, event, func, select, text
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.pool import NullPool
 
+from evidence import timestamping
 from evidence.canonical import JsonValue, canonical_json
 from evidence.errors import CustodyError, NotFound
 from evidence.merkle import (
@@ -377,6 +378,8 @@ class VerifyReport:
     sealed: int = 0
     problems: list[Problem] = field(default_factory=list)
     case_reference: str | None = None
+    # Checkpoints whose RFC 3161 token was checked and holds; None when none was checked.
+    timestamped: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -395,9 +398,11 @@ class VerifyReport:
         if self.ok:
             unsealed = self.entries - self.sealed
             tail = f"; {unsealed} newer entries not yet in a checkpoint" if unsealed else ""
+            stamped = "" if self.timestamped is None else f"{self.timestamped} timestamped, "
             return (
                 f"custody log verified: {scope}{self.entries} entries, {self.cases} case chains, "
-                f"{self.checkpoints} signed checkpoints (latest covers {self.sealed}){tail}"
+                f"{self.checkpoints} signed checkpoints ({stamped}latest covers {self.sealed})"
+                f"{tail}"
             )
         first = self.first_problem
         assert first is not None
@@ -491,11 +496,14 @@ def verify_log(
     case_reference: str | None = None,
     workers: int | None = None,
     min_chunk: int = PARALLEL_MIN_CHUNK,
+    tsa_trust: Sequence[bytes] | None = None,
 ) -> VerifyReport:
     """Verify the whole log as stored in the database (see `check_entries`).
 
     A large log is read and checked in `workers` processes at once (default: the cores this
-    process may use), each over its own range of seq; see `_verify_in_parallel`.
+    process may use), each over its own range of seq; see `_verify_in_parallel`. With
+    `tsa_trust` (the roots of the authorities this system trusts), each checkpoint's RFC 3161
+    token is checked too: it must be one of theirs, for that checkpoint's signed text.
     """
     case_id: str | None = None
     if case_reference is not None:
@@ -511,7 +519,28 @@ def verify_log(
     if report is None:
         report = check_entries(read_rows(session), checkpoints, verifier,
                                case_id=case_id, case_reference=case_reference)
+    if tsa_trust is not None:
+        _verify_timestamps(checkpoints, tsa_trust, report)
     return report
+
+
+def _verify_timestamps(checkpoints: Sequence[Checkpoint], tsa_trust: Sequence[bytes],
+                       report: VerifyReport) -> None:
+    """Each checkpoint's token must be a trusted authority's, over the text the key signed."""
+    report.timestamped = 0
+    for cp in checkpoints:
+        if cp.timestamp_token is None:
+            continue
+        body = checkpoint_body(cp.origin, cp.tree_size, bytes(cp.root_hash))
+        try:
+            timestamping.verify_token(bytes(cp.timestamp_token),
+                                      digest=hashlib.sha256(body).digest(),
+                                      trusted_certs=tsa_trust)
+        except timestamping.TimestampError as exc:
+            report.problems.append(Problem(
+                f"checkpoint {cp.id} (size {cp.tree_size}): its timestamp does not hold: {exc}"))
+            continue
+        report.timestamped += 1
 
 
 # --- reading one entry -----------------------------------------------------------------------

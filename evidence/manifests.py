@@ -10,10 +10,11 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from evidence import timestamping
 from evidence.canonical import canonical_json
+from evidence.errors import InvalidInput
 from evidence.settings import Settings
 from evidence.signing import Signer
 
@@ -45,6 +46,29 @@ def timestamper(
             return None
 
     return stamp
+
+
+class TsaRoot(NamedTuple):
+    name: str  # the file's name
+    pem: bytes
+    local: bool  # the home's own authority
+
+
+def tsa_trust(settings: Settings) -> list[TsaRoot]:
+    """The root certificate of each authority whose timestamps this system trusts: the home's
+    local authority, then those named in EVIDENCE_TSA_TRUST."""
+    anchors: list[TsaRoot] = []
+    local = settings.tsa_path / timestamping.TSA_CA_CERT_FILENAME
+    if local.exists():
+        anchors.append(TsaRoot(local.name, local.read_bytes(), local=True))
+    for path in settings.tsa_trust_paths:
+        try:
+            pem = path.read_bytes()
+        except OSError as exc:
+            raise InvalidInput(f"EVIDENCE_TSA_TRUST names {path}, which cannot be read: "
+                               f"{exc.strerror}") from exc
+        anchors.append(TsaRoot(path.name, pem, local=False))
+    return anchors
 
 
 @dataclass(frozen=True)

@@ -207,6 +207,43 @@ def test_custody_verify_passes_then_names_the_tampered_entry(home: Home) -> None
     assert "entry seq 3" in broken.output
 
 
+def test_custody_verify_checks_each_checkpoints_timestamp(home: Home) -> None:
+    """The local authority timestamps every checkpoint; a token moved onto another checkpoint,
+    or one the system does not trust, is named although every signature still holds."""
+    assert home.run("init").exit_code == 0
+    assert home.run("case", "create", "T-1", "--title", "t").exit_code == 0
+    assert home.run("custody", "checkpoint").exit_code == 0
+    assert home.run("case", "show", "T-1").exit_code == 0
+    assert home.run("custody", "checkpoint").exit_code == 0
+    ok = home.run("custody", "verify", "--json")
+    assert ok.exit_code == 0, ok.output
+    report = json.loads(ok.output)
+    # init's first checkpoint is cut without a timestamp; the two cut here have one each.
+    assert (report["checkpoints"], report["timestamped"]) == (3, 2)
+    assert "3 signed checkpoints (2 timestamped, latest covers" in report["summary"]
+    engine = make_engine(home.database_url)
+    try:
+        with engine.begin() as conn:
+            if engine.dialect.name == "sqlite":
+                conn.execute(text("DROP TRIGGER checkpoints_no_update"))
+            else:
+                conn.execute(text("DROP TRIGGER checkpoints_append_only ON checkpoints"))
+            # The third checkpoint's token, a real one of the trusted authority, on the second.
+            conn.execute(text("UPDATE checkpoints SET timestamp_token = (SELECT timestamp_token "
+                              "FROM checkpoints WHERE id = 3) WHERE id = 2"))
+    finally:
+        engine.dispose()
+    broken = home.run("custody", "verify")
+    assert broken.exit_code == 1
+    assert broken.output.startswith("custody log BROKEN: checkpoint 2 (size ")
+    assert "its timestamp does not hold" in broken.output
+    # The home's authority is the one trusted: moved away, no token can be vouched for.
+    (home.path / "tsa" / "tsa-ca-cert.pem").rename(home.path / "elsewhere.pem")
+    untrusted = home.run("custody", "verify", "--json")
+    assert untrusted.exit_code == 1
+    assert json.loads(untrusted.output)["timestamped"] == 0
+
+
 def test_serve_is_registered_by_the_api_package(home: Home) -> None:
     result = home.run("--help")
     assert "serve" in result.output and "case" in result.output and "custody" in result.output
