@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
 from evidence import cases, users
@@ -220,3 +221,14 @@ def make_text_capture(
                             timestamp_error=None)
     return captures.record_capture(session, None, record=record, case=case, target=target,
                                    job_id=None, sealed=sealed, extra_artifacts=[], store=store)
+
+
+def drop_append_only(conn: Connection, *tables: str) -> None:
+    """Drop the triggers that make `tables` append-only, as an insider with database access
+    would before editing the custody log (custody_entries, checkpoints)."""
+    for table in tables:
+        if conn.dialect.name == "sqlite":
+            for verb in ("update", "delete"):
+                conn.execute(text(f"DROP TRIGGER {table}_no_{verb}"))
+        else:
+            conn.execute(text(f"DROP TRIGGER {table}_append_only ON {table}"))

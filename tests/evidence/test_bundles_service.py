@@ -21,7 +21,7 @@ from evidence import bundle_verifier, bundles, cases, targets, users
 from evidence.errors import LogBroken
 from evidence.home import Runtime
 from evidence.models import Role
-from tests.factories import make_sealed_capture
+from tests.factories import drop_append_only, make_sealed_capture
 
 FACTS = ("On 3 November 2026 the suspect offered boat crossings to Lesbos for EUR 3,000 a"
          " person.\nالمشتبه به عرض رحلات بالقارب إلى ليسبوس مقابل ثلاثة آلاف يورو للشخص.")
@@ -171,10 +171,7 @@ def test_no_bundle_is_made_from_a_log_that_does_not_verify(
     # An insider with database access drops the trigger and rewrites one lookup column: the
     # entry's bytes, its hash and every chain still hold.
     with runtime.engine.begin() as conn:
-        if conn.dialect.name == "sqlite":
-            conn.execute(text("DROP TRIGGER custody_entries_no_update"))
-        else:
-            conn.execute(text("DROP TRIGGER custody_entries_append_only ON custody_entries"))
+        drop_append_only(conn, "custody_entries")
         conn.execute(text("UPDATE custody_entries SET action = 'capture.viewed' WHERE seq = :s"),
                      {"s": seq})
     with pytest.raises(LogBroken) as refused:

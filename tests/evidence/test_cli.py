@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from evidence.cli import _load_plugins, main_group
 from evidence.db import make_engine
+from tests.factories import drop_append_only
 
 
 @dataclass
@@ -189,10 +190,7 @@ def test_custody_verify_passes_then_names_the_tampered_entry(home: Home) -> None
     engine = make_engine(home.database_url)
     try:
         with engine.begin() as conn:
-            if engine.dialect.name == "sqlite":
-                conn.execute(text("DROP TRIGGER custody_entries_no_update"))
-            else:
-                conn.execute(text("DROP TRIGGER custody_entries_append_only ON custody_entries"))
+            drop_append_only(conn, "custody_entries")
             # seq 3 is the case's creation (after the admin and its token); edit its title.
             entry = bytes(conn.execute(
                 text("SELECT entry FROM custody_entries WHERE seq = 3")).scalar_one())
@@ -224,10 +222,7 @@ def test_custody_verify_checks_each_checkpoints_timestamp(home: Home) -> None:
     engine = make_engine(home.database_url)
     try:
         with engine.begin() as conn:
-            if engine.dialect.name == "sqlite":
-                conn.execute(text("DROP TRIGGER checkpoints_no_update"))
-            else:
-                conn.execute(text("DROP TRIGGER checkpoints_append_only ON checkpoints"))
+            drop_append_only(conn, "checkpoints")
             # The third checkpoint's token, a real one of the trusted authority, on the second.
             conn.execute(text("UPDATE checkpoints SET timestamp_token = (SELECT timestamp_token "
                               "FROM checkpoints WHERE id = 3) WHERE id = 2"))

@@ -27,7 +27,7 @@ from evidence.merkle import (
 from evidence.models import Case, Checkpoint, CustodyEntry, Role, User
 from evidence.signing import Signer
 from tests.evidence.test_merkle import ref_frontier
-from tests.factories import make_case, make_user
+from tests.factories import drop_append_only, make_case, make_user
 
 ORIGIN = "evidence-locker/test"
 
@@ -129,13 +129,7 @@ def populated(database_url: str) -> Iterator[tuple[Engine, Signer]]:
             cases.view_case(s, alice, ref)
         custody.cut_checkpoint(s, signer, origin=ORIGIN)
     with engine.begin() as conn:
-        if engine.dialect.name == "sqlite":
-            for table in ("custody_entries", "checkpoints"):
-                for verb in ("update", "delete"):
-                    conn.execute(text(f"DROP TRIGGER {table}_no_{verb}"))
-        else:
-            conn.execute(text("DROP TRIGGER custody_entries_append_only ON custody_entries"))
-            conn.execute(text("DROP TRIGGER checkpoints_append_only ON checkpoints"))
+        drop_append_only(conn, "custody_entries", "checkpoints")
     yield engine, signer
     engine.dispose()
 
