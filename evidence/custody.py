@@ -411,14 +411,6 @@ class VerifyReport:
         return f"custody log BROKEN: {scope}{where}{first.message}{more}"
 
 
-def _uuid_text(value: object) -> str:
-    """A case id column as the entry writes it: SQLite stores 32 hex digits, PostgreSQL a uuid."""
-    try:
-        return str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
-    except ValueError:
-        return f"<not a uuid: {value!r}>"
-
-
 def _as_bytes(value: object) -> bytes | None:
     """Column bytes as stored; an insider's edit may have left text in a binary column."""
     if value is None:
@@ -430,12 +422,22 @@ def _as_bytes(value: object) -> bytes | None:
     return str(value).encode()
 
 
-# Every column of an entry's row, each checked against the entry's own bytes. The time comes in
-# the entry's spelling (`format_time`), made by the database from what it stores, so comparing
-# it costs the verifier no parsing.
-_AT_SQL = {
-    "sqlite": "replace(recorded_at, ' ', 'T') || 'Z'",
-    "postgresql": "to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+# Every column of an entry's row, each checked against the entry's own bytes. Ids and the time
+# come in the entry's spelling (a dashed lowercase uuid; `format_time`), made by the database
+# from exactly what it stores, so comparing them costs the verifier no parsing: a stored id in
+# any other spelling (upper case, dashes) no longer matches, as the lookups by id would not.
+def _dashed(column: str) -> str:
+    """SQLite keeps a uuid as 32 hex digits: the same digits with the dashes put in."""
+    parts = [f"substr({column}, {start}, {length})"
+             for start, length in ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))]
+    return " || '-' || ".join(parts) + f" || substr({column}, 33)"
+
+
+_COLUMN_SQL = {
+    "sqlite": (_dashed("case_id"), "replace(recorded_at, ' ', 'T') || 'Z'", _dashed("actor_id")),
+    "postgresql": ("case_id::text",
+                   "to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+                   "actor_id::text"),
 }
 # The columns that repeat a field of the entry besides the chain's, named as the report names
 # them, in the order `_fields_of` gives the entry's values.
@@ -443,9 +445,9 @@ ROW_FIELDS = ("recorded_at", "actor_id", "action", "object_type", "object_id", "
 
 
 def _rows_sql(dialect: str) -> str:
-    at = _AT_SQL[dialect]  # a constant of this module, never input
-    return ("SELECT seq, case_id, case_seq, prev_case_hash, entry, leaf_hash, "  # noqa: S608
-            f"{at}, actor_id, action, object_type, object_id, sha256 FROM custody_entries")
+    case, at, actor = _COLUMN_SQL[dialect]  # constants of this module, never input
+    return (f"SELECT seq, {case}, case_seq, prev_case_hash, entry, leaf_hash, "  # noqa: S608
+            f"{at}, {actor}, action, object_type, object_id, sha256 FROM custody_entries")
 
 
 def read_rows(
@@ -671,7 +673,6 @@ def _check_run(
     append_leaf = leaves.append
     start = first_seq - 1  # leaves before the run
     heads = run.heads
-    uuid_names: dict[Any, str] = {}  # a case or actor id column -> the id as entries write it
     sha = hashlib.sha256
     decode = _decode_links
     fields_of = _fields_of
@@ -719,13 +720,7 @@ def _check_run(
             problems.append(Problem(
                 f"entry stored at position {seq} says it is seq {doc_seq} (reordered)", seq
             ))
-        if col_actor is None:
-            actor_name = None
-        else:
-            actor_name = uuid_names.get(col_actor)
-            if actor_name is None:
-                actor_name = uuid_names[col_actor] = _uuid_text(col_actor)
-        columns = (col_at, actor_name, col_action, col_object_type, col_object_id, col_sha256)
+        columns = (col_at, col_actor, col_action, col_object_type, col_object_id, col_sha256)
         if columns != doc_fields:
             differ = [name for name, col, doc in zip(ROW_FIELDS, columns, doc_fields,
                                                      strict=True) if col != doc]
@@ -741,13 +736,7 @@ def _check_run(
         if doc_case_id is _NO_ID:
             problems.append(Problem("entry's case has no id (altered)", seq))
             continue
-        if col_case is None:
-            col_case_name = None
-        else:
-            col_case_name = uuid_names.get(col_case)
-            if col_case_name is None:
-                col_case_name = uuid_names[col_case] = _uuid_text(col_case)
-        if doc_case_id != col_case_name:
+        if doc_case_id != col_case:
             problems.append(Problem("case column disagrees with the entry (altered)", seq))
         try:
             prev = None if doc_prev is None else fromhex(doc_prev)

@@ -4,8 +4,10 @@ PostgreSQL keep the log gapless and every case chain linear."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import random
+import sqlite3
 import threading
 from collections.abc import Iterator
 
@@ -249,6 +251,24 @@ def test_altered_column_is_named(populated: tuple[Engine, Signer], statement: st
     report = _verify(engine, signer)
     assert [p.seq for p in report.problems] == [9], report.summary()
     assert named in report.summary() and "(altered)" in report.summary()
+
+
+def test_an_id_stored_in_another_spelling_is_named(populated: tuple[Engine, Signer]) -> None:
+    """SQLite keeps ids as 32 lowercase hex digits; the same id in capitals is still that
+    uuid to Python, but a lookup of the case's entries no longer finds it."""
+    engine, signer = populated
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL stores a uuid as a uuid: it has one spelling")
+    # A plain connection, as an insider would open one: foreign keys are not enforced there.
+    with contextlib.closing(sqlite3.connect(str(engine.url.database))) as raw:
+        raw.execute("UPDATE custody_entries SET case_id = upper(case_id), "
+                    "actor_id = upper(actor_id) WHERE seq = 9")
+        raw.commit()
+    report = _verify(engine, signer)
+    assert [p.seq for p in report.problems] == [9, 9], report.summary()
+    assert [p.message for p in report.problems] == [
+        "column actor_id disagrees with the entry (altered)",
+        "case column disagrees with the entry (altered)"]
 
 
 def test_altered_entry_with_recomputed_hash_is_named(populated: tuple[Engine, Signer]) -> None:
