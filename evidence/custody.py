@@ -422,19 +422,19 @@ def _as_bytes(value: object) -> bytes | None:
     return str(value).encode()
 
 
-# Every column of an entry's row, each checked against the entry's own bytes. Ids and the time
-# come in the entry's spelling (a dashed lowercase uuid; `format_time`), made by the database
-# from exactly what it stores, so comparing them costs the verifier no parsing: a stored id in
-# any other spelling (upper case, dashes) no longer matches, as the lookups by id would not.
-def _dashed(column: str) -> str:
-    """SQLite keeps a uuid as 32 hex digits: the same digits with the dashes put in."""
-    parts = [f"substr({column}, {start}, {length})"
-             for start, length in ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))]
-    return " || '-' || ".join(parts) + f" || substr({column}, 33)"
+# Every column of an entry's row, each checked against the entry's own bytes. The time comes in
+# the entry's spelling (`format_time`), made by the database from what it stores, so comparing
+# it costs the verifier no parsing. Ids come as PostgreSQL spells a uuid, or as the 32 hex
+# digits SQLite keeps (`_spelled` puts the dashes in); SQLite hands over any other spelling as
+# "?". Either way an id is compared exactly as stored: in capitals, or with dashes on SQLite,
+# it no longer matches the entry, as the lookups by id would no longer find it.
+def _only_32(column: str) -> str:
+    return f"CASE WHEN {column} IS NULL OR length({column}) = 32 THEN {column} ELSE '?' END"
 
 
 _COLUMN_SQL = {
-    "sqlite": (_dashed("case_id"), "replace(recorded_at, ' ', 'T') || 'Z'", _dashed("actor_id")),
+    "sqlite": (_only_32("case_id"), "replace(recorded_at, ' ', 'T') || 'Z'",
+               _only_32("actor_id")),
     "postgresql": ("case_id::text",
                    "to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
                    "actor_id::text"),
@@ -442,6 +442,14 @@ _COLUMN_SQL = {
 # The columns that repeat a field of the entry besides the chain's, named as the report names
 # them, in the order `_fields_of` gives the entry's values.
 ROW_FIELDS = ("recorded_at", "actor_id", "action", "object_type", "object_id", "sha256")
+
+
+def _spelled(value: Any) -> Any:
+    """An id column's value as entries write it: SQLite's 32 digits with the dashes put in;
+    anything else as it is (PostgreSQL's uuid text, None, "?")."""
+    if type(value) is str and len(value) == 32:
+        return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
+    return value
 
 
 def _rows_sql(dialect: str) -> str:
@@ -677,9 +685,16 @@ def _check_run(
     decode = _decode_links
     fields_of = _fields_of
     fromhex = bytes.fromhex
+    spelled: dict[Any, Any] = {}  # an id column's value -> as entries write it
     expected = first_seq
-    for (seq, col_case, col_case_seq, col_prev, raw, raw_leaf, col_at, col_actor, col_action,
+    for (seq, raw_case, col_case_seq, col_prev, raw, raw_leaf, col_at, raw_actor, col_action,
          col_object_type, col_object_id, col_sha256) in rows:
+        col_case = spelled.get(raw_case)
+        if col_case is None and raw_case is not None:
+            col_case = spelled[raw_case] = _spelled(raw_case)
+        col_actor = spelled.get(raw_actor)
+        if col_actor is None and raw_actor is not None:
+            col_actor = spelled[raw_actor] = _spelled(raw_actor)
         data = raw if type(raw) is bytes else (_as_bytes(raw) or b"")
         if seq != expected:
             if seq > expected:
