@@ -275,8 +275,8 @@ def _plan(
         session, runtime.verifier, case_reference=case.reference, workers=1,
         tsa_trust=[root.pem for root in manifests.tsa_trust(runtime.settings)])
     if not checked.ok:
-        raise LogBroken(f"no bundle is made: {checked.summary()}. Run `evidence custody "
-                        "verify` and have the log examined before exporting.")
+        raise LogBroken(f"{checked.summary()}. Run `evidence custody verify` and have the "
+                        "log examined before exporting.")
     captures = _select_captures(session, case, target_ids)
     if not captures:
         raise InvalidInput(f"case {case.reference!r} has no capture to export"

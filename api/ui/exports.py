@@ -198,5 +198,5 @@ def make_export(
                           f"#export-{result.export_id}")
     # Raised, so this request's transaction rolls back; the page shows what the export left.
     again = _page_context(session, runtime, viewer, case, ticked=ticked)
-    raise PageError(f"No bundle was made: {message}.", status, template="exports.html",
+    raise PageError(f"No bundle was made: {message.rstrip('.')}.", status, template="exports.html",
                     context=again, viewer=viewer)

@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from api.deps import quote_ref
 from capture.browser import BrowserSession
@@ -35,7 +35,7 @@ from tests.api.test_ui import (
     _sign_in,
     sealed,  # noqa: F401  (a fixture)
 )
-from tests.factories import make_sealed_capture
+from tests.factories import drop_append_only, make_sealed_capture
 
 REFERENCE = "OP/2026/21"
 PAGE = f"/cases/{quote_ref(REFERENCE)}/exports"
@@ -270,6 +270,32 @@ def test_a_refused_export_comes_back_on_the_page(sealed: Api) -> None:  # noqa: 
     assert "No bundle was made: case &#39;EMPTY-1&#39; has no capture to export." in refused.text
     assert "The case has no targets yet." in refused.text
     assert _exports(api) == []
+
+
+def test_an_export_from_a_log_that_does_not_verify_is_refused_on_the_page(
+    sealed: Api,  # noqa: F811
+) -> None:
+    api = sealed
+    world = _world(api)
+    with api.runtime.engine.begin() as conn:
+        drop_append_only(conn, "custody_entries")
+        seq = conn.execute(text("SELECT max(seq) FROM custody_entries")).scalar_one()
+        conn.execute(text("UPDATE custody_entries SET object_id = 'elsewhere' WHERE seq = :s"),
+                     {"s": seq})
+    before = _actions(api, world.case_id)
+    token = _sign_in(api.client, "petra")
+    refused = _post(api.client, token, scope="all")
+    assert refused.status_code == 409
+    alert = re.search(r'<p class="alert" role="alert">(.*?)</p>', refused.text, re.S)
+    assert alert, refused.text[:3000]
+    said = html.unescape(alert.group(1))
+    assert said.startswith(f"No bundle was made: custody log BROKEN: case {REFERENCE}: "
+                           f"entry seq {seq}: column object_id disagrees with the entry "
+                           "(altered). Run `evidence custody verify` and have the log examined "
+                           "before exporting.")
+    assert said.endswith("exporting.")
+    assert "Make a bundle" in refused.text  # the page, not an error page
+    assert _exports(api) == [] and _actions(api, world.case_id) == before
 
 
 def test_an_export_that_breaks_off_is_listed_as_failed_with_why(sealed: Api) -> None:  # noqa: F811
