@@ -1,14 +1,20 @@
-"""Fixity checks: every blob the database refers to is still in the store, whole.
+"""Fixity checks: every blob the database refers to is still in the store, whole, and every
+capture still says what its signed manifest says.
 
 A stored blob is addressed by its SHA-256, so re-hashing it says whether a single bit has
 changed since it was kept; the check reads every blob that an artifact (a capture's files, its
 signed manifest and timestamp, a request's PDF and JSON) or a kept bundle refers to, and names,
-for each one missing or altered, what held it. Each check is recorded in the custody log with
-what it found, so that when the store was last found whole is itself provable.
+for each one missing or altered, what held it. A blob can be whole while the row that points at
+it was changed (to another intact blob, say), so each capture's seal is checked too: its
+manifest's signature and timestamp, its files against the hashes the manifest lists, and the
+facts the pages show (URLs, HTTP status, outcome) against the manifest's. Each check is
+recorded in the custody log with what it found, so that when the store was last found whole is
+itself provable.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,13 +22,15 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any
 
+import orjson
 from sqlalchemy import String, cast, literal, null, select, union_all
 from sqlalchemy.orm import Session
 
-from evidence import cases, custody
+from evidence import cases, custody, manifests, timestamping
 from evidence.errors import BlobCorrupted, BlobMissing, NotFound, PermissionDenied
 from evidence.home import Runtime
-from evidence.models import Artifact, Case, Export, Role, User
+from evidence.models import Artifact, Capture, Case, Export, Role, User
+from evidence.signing import SignatureInvalid
 from evidence.users import resolve_actor
 
 PROGRESS_EVERY_SECONDS = 2.0
@@ -34,7 +42,7 @@ Progress = Callable[[str], None]
 @dataclass
 class FixityProblem:
     sha256: str
-    problem: str  # "missing", "altered" or "size"
+    problem: str  # "missing", "altered", "size" or "seal"
     detail: str
     held_by: list[str]
 
@@ -47,6 +55,7 @@ class FixityReport:
     case_reference: str | None
     blobs: int = 0
     bytes: int = 0
+    seals: int = 0  # captures whose seal was checked
     problems: list[FixityProblem] = field(default_factory=list)
 
     @property
@@ -55,11 +64,12 @@ class FixityReport:
 
     def counts(self) -> dict[str, int]:
         return {kind: sum(1 for p in self.problems if p.problem == kind)
-                for kind in ("missing", "altered", "size")}
+                for kind in ("missing", "altered", "size", "seal")}
 
     def summary(self) -> str:
         scope = "store" if self.case_reference is None else f"case {self.case_reference}'s blobs"
-        checked = f"{self.blobs} blobs, {self.bytes} bytes re-hashed"
+        checked = (f"{self.blobs} blobs, {self.bytes} bytes re-hashed, {self.seals} capture "
+                   "seals checked")
         if self.ok:
             return f"{scope} whole: {checked}"
         found = ", ".join(f"{n} {kind}" for kind, n in self.counts().items() if n)
@@ -129,6 +139,87 @@ def _describe(row: Any) -> str:
     return f"{row.kind} {row.name or row.id} of {of} (case {row.reference})"
 
 
+SEAL_KINDS = ("manifest", "signature", "timestamp")
+# The capture columns the pages and the API show, each also in the signed manifest.
+SEALED_COLUMNS = ("requested_url", "final_url", "http_status", "status", "remote_ip")
+
+
+def _captures(runtime: Runtime, case_id: uuid.UUID | None) -> Iterator[tuple[Any, list[Any]]]:
+    """(capture row, its artifact rows), a batch of captures per short transaction."""
+    after: uuid.UUID | None = None
+    while True:
+        query = (select(Capture.id, Capture.case_id, Capture.target_id, Capture.manifest_sha256,
+                        Capture.signature, Capture.timestamp_token, Case.reference,
+                        *(getattr(Capture, c) for c in SEALED_COLUMNS))
+                 .join(Case, Case.id == Capture.case_id).order_by(Capture.id).limit(BATCH))
+        if case_id is not None:
+            query = query.where(Capture.case_id == case_id)
+        if after is not None:
+            query = query.where(Capture.id > after)
+        with runtime.session() as session:
+            rows = session.execute(query).all()
+            files = session.execute(
+                select(Artifact.capture_id, Artifact.kind, Artifact.name, Artifact.media_type,
+                       Artifact.size, Artifact.sha256)
+                .where(Artifact.capture_id.in_([r.id for r in rows]))).all() if rows else []
+        if not rows:
+            return
+        by_capture: dict[uuid.UUID, list[Any]] = {}
+        for f in files:
+            by_capture.setdefault(f.capture_id, []).append(f)
+        for row in rows:
+            yield row, by_capture.get(row.id, [])
+        after = rows[-1].id
+
+
+def _seal_problems(runtime: Runtime, row: Any, files: list[Any],
+                   tsa_trust: list[bytes]) -> list[str]:
+    """What no longer agrees with the capture's signed manifest; nothing when all does."""
+    if row.manifest_sha256 is None:
+        return ["the capture has no signed manifest"]
+    try:
+        data = runtime.store.read_bytes(row.manifest_sha256)
+    except (BlobMissing, BlobCorrupted) as exc:
+        return [f"its signed manifest cannot be read: {exc}"]
+    problems = []
+    try:
+        runtime.verifier.verify(bytes(row.signature or b""), data)
+    except SignatureInvalid:
+        problems.append("the manifest's signature does not verify with this system's key")
+    if row.timestamp_token is not None:
+        try:
+            timestamping.verify_token(bytes(row.timestamp_token),
+                                      digest=bytes.fromhex(row.manifest_sha256),
+                                      trusted_certs=tsa_trust)
+        except timestamping.TimestampError as exc:
+            problems.append(f"the manifest's timestamp does not hold: {exc}")
+    manifest = orjson.loads(data)
+    owner = (str(row.id), str(row.case_id), str(row.target_id))
+    if (manifest.get("capture_id"), (manifest.get("case") or {}).get("id"),
+            manifest.get("target_id")) != owner:
+        problems.append("the manifest is another capture's")
+    for column in SEALED_COLUMNS:
+        shown, signed = getattr(row, column), manifest.get(column)
+        if shown != signed:
+            problems.append(f"{column} is {shown!r} where the signed manifest says {signed!r}")
+    seal_bytes = {"signature": row.signature, "timestamp": row.timestamp_token}
+    for f in files:
+        kept = seal_bytes.get(f.kind)
+        if kept is not None and hashlib.sha256(bytes(kept)).hexdigest() != f.sha256:
+            problems.append(f"its {f.kind} file is not the {f.kind} kept with the capture")
+    held = sorted((f.kind, f.name or "", f.media_type, f.size, f.sha256)
+                  for f in files if f.kind not in SEAL_KINDS)
+    listed = sorted((i.get("kind"), i.get("name") or "", i.get("media_type"), i.get("size"),
+                     i.get("sha256")) for i in manifest.get("artifacts") or [])
+    if held != listed:
+        extra = [f"{t[0]} {t[1]} ({t[4]})" for t in held if t not in listed]
+        gone = [f"{t[0]} {t[1]} ({t[4]})" for t in listed if t not in held]
+        problems.append("its files are not the ones the manifest lists: "
+                        + "; ".join([*(f"not listed: {x}" for x in extra),
+                                     *(f"listed, not held: {x}" for x in gone)]))
+    return problems
+
+
 def check_store(
     runtime: Runtime, actor_name: str | None, *, case_reference: str | None = None,
     progress: Progress | None = None,
@@ -168,12 +259,22 @@ def check_store(
         if time.monotonic() - said_at >= PROGRESS_EVERY_SECONDS:
             said_at = time.monotonic()
             say(f"checked {report.blobs} blobs, {report.bytes} bytes")
+    tsa_trust = [root.pem for root in manifests.tsa_trust(runtime.settings)]
+    for row, files in _captures(runtime, case_id):
+        report.seals += 1
+        for problem in _seal_problems(runtime, row, files, tsa_trust):
+            report.problems.append(FixityProblem(row.manifest_sha256 or "-", "seal", problem,
+                                                 [f"capture {row.id} (case {row.reference})"]))
+        if time.monotonic() - said_at >= PROGRESS_EVERY_SECONDS:
+            said_at = time.monotonic()
+            say(f"checked {report.seals} capture seals")
     with runtime.session() as session:
         actor = resolve_actor(session, actor_name)
         custody.append(
             session, actor, action="store.checked",
             case=None if case_id is None else session.get(Case, case_id),
-            details={"blobs": report.blobs, "bytes": report.bytes, **report.counts(),
+            details={"blobs": report.blobs, "bytes": report.bytes, "seals": report.seals,
+                     **report.counts(),
                      "problems": [{"sha256": p.sha256, "problem": p.problem}
                                   for p in report.problems[:100]]},
         )

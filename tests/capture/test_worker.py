@@ -94,10 +94,15 @@ def _capture_json(home: Home, url: str) -> dict[str, Any]:
 
 
 def _custody_verifies(home: Home) -> None:
+    """The log verifies, and the store holds every capture's files whole, each capture still
+    saying what its signed manifest says."""
     home.ok("custody", "checkpoint")
     verified = home.run("custody", "verify")
     assert verified.returncode == 0, (verified.stdout, verified.stderr)
     assert verified.stdout.startswith("custody log verified:"), verified.stdout
+    checked = home.run("store", "check")
+    assert checked.returncode == 0, (checked.stdout, checked.stderr)
+    assert checked.stdout.startswith("store whole:"), checked.stdout
 
 
 def _entries(session: Session, action: str, job_id: uuid.UUID | None = None) -> list[
@@ -334,7 +339,7 @@ def test_capture_show_refuses_a_bad_id_clearly(home: Home) -> None:
 def test_a_watched_page_is_captured_again_once_its_interval_has_passed(
     home: Home, server: pages.PagesServer,
 ) -> None:
-    path = "/charset/iso-8859-1?watched=1"
+    path = f"/charset/iso-8859-1?watched={uuid.uuid4().hex}"  # unseen by any earlier test
     # An hour, not a minute: on a loaded machine the first capture alone can take a minute.
     said = home.ok("watch", server.url(path), "--case", CASE, "--every", "1h")
     assert "every 3600 s" in said

@@ -1,7 +1,8 @@
 """Fixity checks of the blob store: every blob the database refers to is re-hashed, and each one
-missing, altered or of another size than recorded is named with what held it; the check is
-recorded in the custody log; the whole store is for admins and auditors, a case for its
-members. Through the service and the command line, on both backends."""
+missing, altered or of another size than recorded is named with what held it; every capture's
+seal is checked (signature, timestamp, files and shown facts against the signed manifest); the
+check is recorded in the custody log; the whole store is for admins and auditors, a case for
+its members. Through the service and the command line, on both backends, folder and bucket."""
 
 from __future__ import annotations
 
@@ -14,14 +15,14 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 
 from evidence import bundle_verifier, bundles, cases, custody, fixity, targets, users
 from evidence.blobstore import S3Store
 from evidence.cli import _load_plugins, main_group
 from evidence.errors import AccessDenied, PermissionDenied
 from evidence.home import Runtime, init_home, open_runtime
-from evidence.models import Artifact, Case, CustodyEntry, Role
+from evidence.models import Artifact, Capture, Case, CustodyEntry, Role
 from evidence.settings import BLOB_CACHE_FOLDER, Settings
 from tests.factories import make_sealed_capture
 from tests.support.s3_server import S3Server
@@ -87,8 +88,9 @@ def test_an_untouched_store_is_whole_and_the_check_is_recorded(world: Runtime) -
                           ).one()
         doc = custody.describe(entry)
     assert doc["case"] is None and doc["actor"]["name"] == "admin"
-    assert doc["details"] == {"blobs": report.blobs, "bytes": report.bytes, "missing": 0,
-                              "altered": 0, "size": 0, "problems": []}
+    assert report.seals == 2  # one capture in each case
+    assert doc["details"] == {"blobs": report.blobs, "bytes": report.bytes, "seals": 2,
+                              "missing": 0, "altered": 0, "size": 0, "seal": 0, "problems": []}
 
 
 def _bundles(runtime: Runtime) -> list[str]:
@@ -124,6 +126,38 @@ def test_missing_altered_and_resized_blobs_are_named_with_what_held_them(
                           ).one()
         details = custody.describe(entry)["details"]
     assert (details["missing"], details["altered"], details["size"]) == (1, 1, 1)
+
+
+def test_a_capture_that_no_longer_says_what_it_signed_is_named(world: Runtime) -> None:
+    """Every blob still whole, yet the rows changed: one capture shows another final URL than
+    the one it signed; the other's screenshot row points at an intact blob of another capture
+    and its signature was replaced. The blob check alone cannot see either; the seals do."""
+    with world.session() as s:
+        first, second = (s.scalars(select(Capture.id).join(Case).where(Case.reference == ref))
+                         .one() for ref in ("OP-1", "OP-2"))
+    mine, theirs = _blob_of(world, "OP-2", "screenshot"), _blob_of(world, "OP-1", "screenshot")
+    with world.session() as s:
+        s.execute(update(Capture).where(Capture.id == first)
+                  .values(final_url="https://example.org/harmless"))
+        s.execute(update(Artifact).where(Artifact.capture_id == second,
+                                         Artifact.kind == "screenshot")
+                  .values(sha256=theirs, size=world.store.size(theirs)))
+        s.execute(update(Capture).where(Capture.id == second).values(signature=b"\x00" * 64))
+    report = _check(world, "aldo")
+    assert report.counts() == {"missing": 0, "altered": 0, "size": 0, "seal": 4}
+    assert sorted((p.held_by, p.detail) for p in report.problems) == sorted([
+        ([f"capture {first} (case OP-1)"],
+         "final_url is 'https://example.org/harmless' where the signed manifest says "
+         "'https://t.me/OP-1'"),
+        ([f"capture {second} (case OP-2)"],
+         "the manifest's signature does not verify with this system's key"),
+        ([f"capture {second} (case OP-2)"],
+         "its signature file is not the signature kept with the capture"),
+        ([f"capture {second} (case OP-2)"],
+         "its files are not the ones the manifest lists: not listed: screenshot "
+         f"screenshot-full.png ({theirs}); listed, not held: screenshot screenshot-full.png "
+         f"({mine})"),
+    ])
 
 
 def test_a_case_is_checked_by_its_members_and_the_store_by_admins_and_auditors(
@@ -162,12 +196,14 @@ def test_the_system_goes_on_recording_while_the_store_is_checked(
             cases.view_case(s, users.get_user(s, "ines"), "OP-2")
 
     report = fixity.check_store(world, "admin", progress=meanwhile)
-    assert report.ok and len(said) == report.blobs > 2
-    assert said[-1] == f"checked {report.blobs} blobs, {report.bytes} bytes"
+    assert report.ok and report.blobs > 2
+    assert len(said) == report.blobs + report.seals
+    assert said[report.blobs - 1] == f"checked {report.blobs} blobs, {report.bytes} bytes"
+    assert said[-1] == f"checked {report.seals} capture seals"
     with world.session() as s:
         actions = [e.action for e in s.scalars(select(CustodyEntry).order_by(CustodyEntry.seq))]
     assert actions[-1] == "store.checked"
-    assert actions[-1 - report.blobs:-1] == ["case.viewed"] * report.blobs
+    assert actions[-1 - len(said):-1] == ["case.viewed"] * len(said)
 
 
 def test_the_command_line_names_each_problem_and_exits_non_zero(world: Runtime) -> None:
