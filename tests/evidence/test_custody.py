@@ -10,6 +10,7 @@ import random
 import sqlite3
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select, text
@@ -28,6 +29,7 @@ from evidence.merkle import (
 )
 from evidence.models import Case, Checkpoint, CustodyEntry, Role, User
 from evidence.signing import Signer
+from tests.conftest import Databases
 from tests.evidence.test_merkle import ref_frontier
 from tests.factories import drop_append_only, make_case, make_user
 
@@ -120,7 +122,17 @@ def test_checkpoint_proofs_verify(session: Session) -> None:
 def populated(database_url: str) -> Iterator[tuple[Engine, Signer]]:
     """A committed log over three cases, sealed by a checkpoint, with the triggers dropped as an
     attacker with database access would do first."""
-    engine = make_engine(database_url)
+    yield from _populate(database_url)
+
+
+@pytest.fixture
+def populated_sqlite(tmp_path: Path) -> Iterator[tuple[Engine, Signer]]:
+    """`populated`, on SQLite alone: for what only SQLite's storage allows."""
+    yield from _populate(Databases("sqlite", tmp_path).new_url())
+
+
+def _populate(url: str) -> Iterator[tuple[Engine, Signer]]:
+    engine = make_engine(url)
     signer = Signer.generate()
     factory = make_session_factory(engine)
     with session_scope(factory) as s:
@@ -253,12 +265,13 @@ def test_altered_column_is_named(populated: tuple[Engine, Signer], statement: st
     assert named in report.summary() and "(altered)" in report.summary()
 
 
-def test_an_id_stored_in_another_spelling_is_named(populated: tuple[Engine, Signer]) -> None:
+def test_an_id_stored_in_another_spelling_is_named(
+    populated_sqlite: tuple[Engine, Signer],
+) -> None:
     """SQLite keeps ids as 32 lowercase hex digits; the same id in capitals is still that
-    uuid to Python, but a lookup of the case's entries no longer finds it."""
-    engine, signer = populated
-    if engine.dialect.name != "sqlite":
-        pytest.skip("PostgreSQL stores a uuid as a uuid: it has one spelling")
+    uuid to Python, but a lookup of the case's entries no longer finds it. (PostgreSQL stores
+    a uuid as a uuid: it has one spelling.)"""
+    engine, signer = populated_sqlite
     # A plain connection, as an insider would open one: foreign keys are not enforced there.
     with contextlib.closing(sqlite3.connect(str(engine.url.database))) as raw:
         raw.execute("UPDATE custody_entries SET case_id = upper(case_id), "
