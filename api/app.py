@@ -31,7 +31,6 @@ from api.routes import (
     targets,
 )
 from evidence import __version__, custody, manifests, migrate
-from evidence.blobstore import S3Store
 from evidence.home import Runtime
 
 log = logging.getLogger("evidence.api")
@@ -140,7 +139,7 @@ def create_app(runtime: Runtime, *, secure_cookies: bool | None = None) -> FastA
             "database": database,
             "database_backend": runtime.engine.dialect.name,
             "blob_store": store,
-            "blob_store_backend": "s3" if isinstance(runtime.store, S3Store) else "folder",
+            "blob_store_backend": runtime.store.backend,
             "schema_revision": revision,
             "signing_key_id": runtime.signer.key_id,
         }

@@ -47,6 +47,11 @@ def check_address(sha256: str) -> str:
     return sha256
 
 
+def _fanned(sha256: str) -> str:
+    """Where an object lies under a store's root: ab/cd/abcd… (no folder holds too many)."""
+    return f"{check_address(sha256)[:2]}/{sha256[2:4]}/{sha256}"
+
+
 class VerifyingReader:
     """Streams an object and raises BlobCorrupted at the end if its bytes hash differently."""
 
@@ -95,6 +100,8 @@ class VerifyingReader:
 
 class BlobStore(ABC):
     """The storage interface; callers never learn which backend holds the bytes."""
+
+    backend: str  # its name, for people: "folder" or "s3"
 
     @abstractmethod
     def put_stream(self, stream: BinaryIO | Iterable[bytes]) -> StoredBlob:
@@ -169,6 +176,8 @@ def _fsync_dir(path: Path) -> None:
 class FolderStore(BlobStore):
     """Objects at ROOT/ab/cd/abcd…; temporary files in ROOT/.incoming on the same file system."""
 
+    backend = "folder"
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self.incoming = root / ".incoming"
@@ -180,14 +189,26 @@ class FolderStore(BlobStore):
         return not existed
 
     def _path(self, sha256: str) -> Path:
-        check_address(sha256)
-        return self.root / sha256[:2] / sha256[2:4] / sha256
+        return self.root / _fanned(sha256)
 
     def put_stream(self, stream: BinaryIO | Iterable[bytes]) -> StoredBlob:
-        tmp, sha256, size = _spool(self.incoming, stream, f"blob store {self.root}")
+        self.incoming.mkdir(parents=True, exist_ok=True, mode=0o700)
+        digest = hashlib.sha256()
+        size = 0
+        fd, tmp_name = tempfile.mkstemp(dir=self.incoming, prefix="blob-", suffix=".part")
+        tmp = Path(tmp_name)
         try:
+            with os.fdopen(fd, "wb") as out:
+                for chunk in _chunks(stream):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            sha256 = digest.hexdigest()
             final = self._path(sha256)
             if final.exists():
+                tmp.unlink()
                 return StoredBlob(sha256, size, created=False)
             final.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.chmod(tmp, 0o440)  # evidence is never rewritten in place
@@ -195,12 +216,15 @@ class FolderStore(BlobStore):
             _fsync_dir(final.parent)
             return StoredBlob(sha256, size, created=True)
         except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise StorageFull(f"blob store {self.root} is full; nothing was stored "
-                                  f"({size} bytes read)") from exc
-            raise
-        finally:
             tmp.unlink(missing_ok=True)
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StorageFull(
+                    f"blob store {self.root} is full; nothing was stored ({size} bytes read)"
+                ) from exc
+            raise
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     def open(self, sha256: str, *, verify: bool = True) -> BinaryIO | VerifyingReader:
         path = self._path(sha256)
@@ -234,58 +258,34 @@ class FolderStore(BlobStore):
         return path
 
     def clean_incoming(self, older_than_seconds: float = 24 * 3600) -> int:
-        return _clean(self.incoming, older_than_seconds)
+        removed = 0
+        cutoff = time.time() - older_than_seconds
+        if self.incoming.is_dir():
+            for leftover in self.incoming.glob("blob-*.part"):
+                if leftover.stat().st_mtime < cutoff:
+                    leftover.unlink(missing_ok=True)
+                    removed += 1
+        return removed
 
 
-def _clean(incoming: Path, older_than_seconds: float) -> int:
-    removed = 0
-    cutoff = time.time() - older_than_seconds
-    if incoming.is_dir():
-        for leftover in incoming.glob("blob-*.part"):
-            if leftover.stat().st_mtime < cutoff:
-                leftover.unlink(missing_ok=True)
-                removed += 1
-    return removed
-
-
-def _spool(incoming: Path, stream: BinaryIO | Iterable[bytes], where: str) -> tuple[Path, str, int]:
-    """Write `stream` to a new file in `incoming`, synced; returns it, its SHA-256 and size.
-    Nothing is left behind when reading or writing fails."""
-    incoming.mkdir(parents=True, exist_ok=True, mode=0o700)
-    digest = hashlib.sha256()
-    size = 0
-    fd, tmp_name = tempfile.mkstemp(dir=incoming, prefix="blob-", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            for chunk in _chunks(stream):
-                digest.update(chunk)
-                size += len(chunk)
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise StorageFull(f"{where} is full; nothing was stored ({size} bytes read)") from exc
-        raise
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return tmp, digest.hexdigest(), size
+def _missing(exc: Any) -> bool:
+    """Whether an S3 ClientError says the object is not there."""
+    return exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound")
 
 
 class S3Store(BlobStore):
     """Objects at s3://BUCKET/PREFIX/ab/cd/abcd… on AWS or any S3-compatible service (MinIO,
     Ceph, ...), for many workers on many machines sharing one store.
 
-    A write is spooled to a file under `cache/.incoming` while it is hashed, then uploaded under
-    its name unless an object is already there. S3 shows an object only once it is whole, so a
-    killed writer leaves no partial object, only a spool file that `clean_incoming` removes.
-    The spooled file then stays in `cache` as the object's local copy (`fetch`); a copy made by
-    downloading is verified against the name before it is kept. The bucket is never created
-    here: whoever runs the service sets its retention (Object Lock) and access.
+    The machine's local copies are a `FolderStore` (`cache`): a write goes there first, hashed
+    as it streams (an object's name is known only at its end), and is then uploaded under its
+    name unless the bucket already holds it. S3 shows an object only once it is whole, so a
+    killed writer leaves no partial object, only a spool file that `clean_incoming` removes. A
+    copy made by downloading is verified against the name before it is kept. The bucket is never
+    created here: whoever runs the service sets its retention (Object Lock) and access.
     """
+
+    backend = "s3"
 
     def __init__(self, bucket: str, prefix: str, cache: Path, *,
                  endpoint_url: str | None = None, client: Any = None) -> None:
@@ -295,8 +295,8 @@ class S3Store(BlobStore):
 
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
-        self.cache = cache
-        self.incoming = cache / ".incoming"
+        self.local = FolderStore(cache)
+        self.incoming = self.local.incoming
         self.client = client or boto3.client(
             "s3", endpoint_url=endpoint_url,
             config=Config(retries={"max_attempts": 3, "mode": "standard"},
@@ -315,12 +315,7 @@ class S3Store(BlobStore):
         return cls(bucket, prefix, cache, endpoint_url=endpoint_url)
 
     def _key(self, sha256: str) -> str:
-        check_address(sha256)
-        return f"{self.prefix}{sha256[:2]}/{sha256[2:4]}/{sha256}"
-
-    def _cached(self, sha256: str) -> Path:
-        check_address(sha256)
-        return self.cache / sha256[:2] / sha256[2:4] / sha256
+        return self.prefix + _fanned(sha256)
 
     def _unavailable(self, exc: Exception, doing: str) -> StoreUnavailable:
         return StoreUnavailable(f"blob store {self.url} could not {doing}: {exc}")
@@ -332,7 +327,7 @@ class S3Store(BlobStore):
             return cast(dict[str, Any], self.client.head_object(Bucket=self.bucket,
                                                                 Key=self._key(sha256)))
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if _missing(exc):
                 return None
             raise self._unavailable(exc, f"look up blob {sha256}") from exc
         except BotoCoreError as exc:
@@ -350,35 +345,24 @@ class S3Store(BlobStore):
     def create(self) -> bool:
         """Check that the bucket answers; make the local cache. True if the cache is new."""
         self.probe()
-        existed = self.incoming.is_dir()
-        self.incoming.mkdir(parents=True, exist_ok=True, mode=0o700)
-        return not existed
+        return self.local.create()
 
     def put_stream(self, stream: BinaryIO | Iterable[bytes]) -> StoredBlob:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        tmp, sha256, size = _spool(self.incoming, stream, f"the local spool {self.incoming}")
-        try:
-            created = self._head(sha256) is None
-            if created:
-                try:
-                    # The service checks the SHA-256 of what it receives (of each part of
-                    # a large object) and refuses bytes damaged on the way.
-                    self.client.upload_file(str(tmp), self.bucket, self._key(sha256),
-                                            ExtraArgs={"ChecksumAlgorithm": "SHA256"},
-                                            Config=self._transfer)
-                except (BotoCoreError, ClientError) as exc:
-                    raise self._unavailable(exc, f"store blob {sha256}") from exc
-            local = self._cached(sha256)
-            if local.exists():
-                tmp.unlink()
-            else:
-                local.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                os.chmod(tmp, 0o440)
-                os.replace(tmp, local)
-            return StoredBlob(sha256, size, created=created)
-        finally:
-            tmp.unlink(missing_ok=True)
+        kept = self.local.put_stream(stream)
+        created = self._head(kept.sha256) is None
+        if created:
+            try:
+                # The service checks the SHA-256 of what it receives (of each part of a large
+                # object) and refuses bytes damaged on the way.
+                self.client.upload_file(str(self.local.fetch(kept.sha256)), self.bucket,
+                                        self._key(kept.sha256),
+                                        ExtraArgs={"ChecksumAlgorithm": "SHA256"},
+                                        Config=self._transfer)
+            except (BotoCoreError, ClientError) as exc:
+                raise self._unavailable(exc, f"store blob {kept.sha256}") from exc
+        return StoredBlob(kept.sha256, kept.size, created=created)
 
     def open(self, sha256: str, *, verify: bool = True) -> BinaryIO | VerifyingReader:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -386,7 +370,7 @@ class S3Store(BlobStore):
         try:
             obj = self.client.get_object(Bucket=self.bucket, Key=self._key(sha256))
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if _missing(exc):
                 raise BlobMissing(f"no blob {sha256} in {self.url}") from exc
             raise self._unavailable(exc, f"read blob {sha256}") from exc
         except BotoCoreError as exc:
@@ -407,15 +391,11 @@ class S3Store(BlobStore):
         return f"s3://{self.bucket}/{self._key(sha256)}"
 
     def fetch(self, sha256: str) -> Path:
-        local = self._cached(sha256)
-        if local.is_file():
-            return local
-        with self.open(sha256, verify=True) as reader:
-            tmp, _, _ = _spool(self.incoming, reader, f"the local cache {self.cache}")
-        local.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(tmp, 0o440)
-        os.replace(tmp, local)
-        return local
+        if not self.local.exists(sha256):
+            # Re-hashed as it comes down: altered bytes raise before anything is kept.
+            with self.open(sha256, verify=True) as reader:
+                self.local.put_stream(reader)
+        return self.local.fetch(sha256)
 
     def clean_incoming(self, older_than_seconds: float = 24 * 3600) -> int:
-        return _clean(self.incoming, older_than_seconds)
+        return self.local.clean_incoming(older_than_seconds)
