@@ -425,7 +425,7 @@ def _as_bytes(value: object) -> bytes | None:
 # Every column of an entry's row, each checked against the entry's own bytes. The time comes in
 # the entry's spelling (`format_time`), made by the database from what it stores, so comparing
 # it costs the verifier no parsing. Ids come as PostgreSQL spells a uuid, or as the 32 hex
-# digits SQLite keeps (`_spelled` puts the dashes in); SQLite hands over any other spelling as
+# digits SQLite keeps (`_Spelled` puts the dashes in); SQLite hands over any other spelling as
 # "?". Either way an id is compared exactly as stored: in capitals, or with dashes on SQLite,
 # it no longer matches the entry, as the lookups by id would no longer find it.
 def _only_32(column: str) -> str:
@@ -444,12 +444,16 @@ _COLUMN_SQL = {
 ROW_FIELDS = ("recorded_at", "actor_id", "action", "object_type", "object_id", "sha256")
 
 
-def _spelled(value: Any) -> Any:
-    """An id column's value as entries write it: SQLite's 32 digits with the dashes put in;
-    anything else as it is (PostgreSQL's uuid text, None, "?")."""
-    if type(value) is str and len(value) == 32:
-        return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
-    return value
+class _Spelled(dict[Any, Any]):
+    """An id column's value -> the id as entries write it: SQLite's 32 digits with the dashes
+    put in; anything else as it is (PostgreSQL's uuid text, None, "?"). Worked out once per id."""
+
+    def __missing__(self, value: Any) -> Any:
+        spelled = value
+        if type(value) is str and len(value) == 32:
+            spelled = f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
+        self[value] = spelled
+        return spelled
 
 
 def _rows_sql(dialect: str) -> str:
@@ -685,16 +689,11 @@ def _check_run(
     decode = _decode_links
     fields_of = _fields_of
     fromhex = bytes.fromhex
-    spelled: dict[Any, Any] = {}  # an id column's value -> as entries write it
+    spelled = _Spelled()
     expected = first_seq
     for (seq, raw_case, col_case_seq, col_prev, raw, raw_leaf, col_at, raw_actor, col_action,
          col_object_type, col_object_id, col_sha256) in rows:
-        col_case = spelled.get(raw_case)
-        if col_case is None and raw_case is not None:
-            col_case = spelled[raw_case] = _spelled(raw_case)
-        col_actor = spelled.get(raw_actor)
-        if col_actor is None and raw_actor is not None:
-            col_actor = spelled[raw_actor] = _spelled(raw_actor)
+        col_case, col_actor = spelled[raw_case], spelled[raw_actor]
         data = raw if type(raw) is bytes else (_as_bytes(raw) or b"")
         if seq != expected:
             if seq > expected:
