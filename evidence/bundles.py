@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session
 from evidence import __version__, caseuco, custody, manifests, report, wacz
 from evidence.bagit import BagWriter
 from evidence.blobstore import BlobStore
-from evidence.captures import TOOL, iso
+from evidence.captures import SEAL_KINDS, TOOL, iso
 from evidence.cases import case_for, require_access
 from evidence.errors import (
     AccessDenied,
@@ -211,7 +211,7 @@ def _exhibit(session: Session, runtime: Runtime, number: str, capture: Capture) 
     rows = list(session.scalars(
         select(Artifact).where(Artifact.capture_id == capture.id).order_by(Artifact.created_at)
     ))
-    sealed = {a.kind: a for a in rows if a.kind in ("manifest", "signature", "timestamp")}
+    sealed = {a.kind: a for a in rows if a.kind in SEAL_KINDS}
     manifest_row = sealed.get("manifest")
     if manifest_row is None or capture.manifest_sha256 is None:
         raise ExportFailed(f"capture {capture.id} has no stored manifest; it cannot be exported")
@@ -273,7 +273,7 @@ def _plan(
     # export may run inside the API server, which must not fork.
     checked = custody.verify_log(
         session, runtime.verifier, case_reference=case.reference, workers=1,
-        tsa_trust=[root.pem for root in manifests.tsa_trust(runtime.settings)])
+        tsa_trust=manifests.trusted_roots(runtime.settings))
     if not checked.ok:
         raise LogBroken(f"{checked.summary()}. Run `evidence custody verify` and have the "
                         "log examined before exporting.")

@@ -26,6 +26,11 @@ MANIFEST_VERSION = 1
 TOOL = f"evidence-locker {__version__}"
 
 
+# The files that seal a capture (its signed manifest, the signature, the timestamp token),
+# stored beside the files the manifest lists.
+SEAL_KINDS = ("manifest", "signature", "timestamp")
+
+
 @dataclass
 class StoredArtifact:
     kind: str

@@ -441,7 +441,7 @@ def custody_verify(case_reference: str | None, as_json: bool) -> None:
     with runtime.session() as session:
         report = custody.verify_log(
             session, runtime.verifier, case_reference=case_reference,
-            tsa_trust=[root.pem for root in manifests.tsa_trust(runtime.settings)])
+            tsa_trust=manifests.trusted_roots(runtime.settings))
     if as_json:
         _echo_json({
             "ok": report.ok, "summary": report.summary(), "entries": report.entries,

@@ -27,6 +27,7 @@ from sqlalchemy import String, cast, literal, null, select, union_all
 from sqlalchemy.orm import Session
 
 from evidence import cases, custody, manifests, timestamping
+from evidence.captures import SEAL_KINDS
 from evidence.errors import BlobCorrupted, BlobMissing, NotFound, PermissionDenied
 from evidence.home import Runtime
 from evidence.models import Artifact, Capture, Case, Export, Role, User
@@ -139,7 +140,6 @@ def _describe(row: Any) -> str:
     return f"{row.kind} {row.name or row.id} of {of} (case {row.reference})"
 
 
-SEAL_KINDS = ("manifest", "signature", "timestamp")
 # The capture columns the pages and the API show, each also in the signed manifest.
 SEALED_COLUMNS = ("requested_url", "final_url", "http_status", "status", "remote_ip")
 
@@ -259,7 +259,7 @@ def check_store(
         if time.monotonic() - said_at >= PROGRESS_EVERY_SECONDS:
             said_at = time.monotonic()
             say(f"checked {report.blobs} blobs, {report.bytes} bytes")
-    tsa_trust = [root.pem for root in manifests.tsa_trust(runtime.settings)]
+    tsa_trust = manifests.trusted_roots(runtime.settings)
     for row, files in _captures(runtime, case_id):
         report.seals += 1
         for problem in _seal_problems(runtime, row, files, tsa_trust):

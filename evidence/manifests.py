@@ -71,6 +71,11 @@ def tsa_trust(settings: Settings) -> list[TsaRoot]:
     return anchors
 
 
+def trusted_roots(settings: Settings) -> list[bytes]:
+    """The PEMs of `tsa_trust`, as timestamp checks take them."""
+    return [root.pem for root in tsa_trust(settings)]
+
+
 @dataclass(frozen=True)
 class SealedManifest:
     data: bytes
