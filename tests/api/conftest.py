@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 import uuid
@@ -27,6 +26,7 @@ from evidence.models import Capture, CaptureStatus, Case, Role, Target, User
 from evidence.settings import Settings
 from evidence.signing import Signer
 from tests.factories import make_capture
+from tests.support.net import free_port
 
 
 @dataclass
@@ -72,13 +72,6 @@ def build_runtime(home: Path, database_url: str, **settings: Any) -> Runtime:
     return Runtime(settings=Settings(home=home, database_url=database_url, **settings),
                    engine=engine, sessions=make_session_factory(engine), store=store,
                    signer=Signer.generate())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @contextmanager

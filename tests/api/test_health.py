@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from evidence.blobstore import S3Store
 from evidence.home import Runtime
-from tests.api.conftest import free_port
+from tests.support.net import free_port
 from tests.support.s3_server import S3Server
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from evidence import migrate
-from tests.api.conftest import free_port
+from tests.support.net import free_port
 
 
 def _evidence(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

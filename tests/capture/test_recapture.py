@@ -6,14 +6,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -33,7 +31,7 @@ from evidence.models import (
     TargetState,
     utcnow,
 )
-from evidence.settings import BLOB_CACHE_FOLDER, Settings
+from evidence.settings import Settings
 from tests.support import pages_server as pages
 from tests.support.s3_server import S3Server
 from tests.support.tsa_server import TsaServer
@@ -128,18 +126,9 @@ def test_workers_on_two_machines_share_an_s3_store(
     machine has never held the first capture's files; it compares against them all the same,
     reading them from the bucket, and every file of both captures is in the bucket."""
     bucket = s3_server.new_bucket()
-    settings: dict[str, Any] = {
-        "database_url": database_url, "capture_allow": "127.0.0.1", "max_scroll_steps": 2,
-        "store_url": f"s3://{bucket}/evidence", "s3_endpoint_url": s3_server.url}
-    first_home = Settings(home=tmp_path / "a", **settings)
-    init_home(first_home)
-    # The second machine is set up with the same keys (as a deployment copies them), nothing
-    # else of the first machine's home.
-    shutil.copytree(tmp_path / "a", tmp_path / "b",
-                    ignore=shutil.ignore_patterns(BLOB_CACHE_FOLDER))
-    machines = [open_runtime(first_home),
-                open_runtime(Settings(home=tmp_path / "b", **settings))]
-    try:
+    with s3_server.machines(tmp_path, bucket, "a", "b", database_url=database_url,
+                            store_url=f"s3://{bucket}/evidence", capture_allow="127.0.0.1",
+                            max_scroll_steps=2) as machines:
         server.set_version("/changing", 1)
         _watch(machines[0], server.url("/changing"))
         first = CaptureWorker(machines[0], browser).run_once()
@@ -158,9 +147,6 @@ def test_workers_on_two_machines_share_an_s3_store(
         assert held and held <= in_bucket
         assert not (tmp_path / "a" / "blobs").exists()
         assert not (tmp_path / "b" / "blobs").exists()
-    finally:
-        for machine in machines:
-            machine.close()
 
 
 def test_a_vanished_page_marks_its_target_removed_then_reappeared(

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import tracemalloc
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from evidence.blobstore import CHUNK, FolderStore, S3Store
 from evidence.errors import BlobCorrupted, BlobMissing, InvalidInput, StoreUnavailable
 from evidence.home import init_home, make_store
 from evidence.settings import Settings
+from tests.support.net import free_port
 from tests.support.s3_server import S3Server
 
 
@@ -184,7 +184,7 @@ def test_a_bucket_that_cannot_be_reached_is_a_clear_error(tmp_path: Path,
     with pytest.raises(StoreUnavailable, match="s3://no-such-bucket/ could not be reached"):
         missing.create()
     down = S3Store("evidence", "", tmp_path / "cache",
-                   endpoint_url=f"http://127.0.0.1:{_closed_port()}")
+                   endpoint_url=f"http://127.0.0.1:{free_port()}")
     with pytest.raises(StoreUnavailable, match="could not look up blob"):
         down.put_bytes(b"a capture while the service is down")
     with pytest.raises(StoreUnavailable, match="could not read blob"):
@@ -211,8 +211,3 @@ def test_the_home_keeps_blobs_where_the_settings_say(tmp_path: Path,
         make_store(Settings(home=tmp_path / "home", store_url="minio://bucket"))
 
 
-def _closed_port() -> int:
-    """A local port nothing listens on."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])

@@ -9,9 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -21,9 +19,8 @@ from evidence import bundle_verifier, bundles, cases, custody, fixity, targets, 
 from evidence.blobstore import S3Store
 from evidence.cli import _load_plugins, main_group
 from evidence.errors import AccessDenied, PermissionDenied
-from evidence.home import Runtime, init_home, open_runtime
+from evidence.home import Runtime
 from evidence.models import Artifact, Capture, Case, CustodyEntry, Role
-from evidence.settings import BLOB_CACHE_FOLDER, Settings
 from tests.factories import make_sealed_capture
 from tests.support.s3_server import S3Server
 
@@ -234,15 +231,8 @@ def test_a_store_in_a_bucket_is_exported_from_and_checked_the_same_way(
     thumbnail comes down from the bucket, verified), the bundle checks out offline, and the
     fixity check re-reads the bucket and names an object someone replaced there."""
     bucket = s3_server.new_bucket()
-    shared: dict[str, Any] = {"database_url": database_url, "store_url": f"s3://{bucket}",
-                              "s3_endpoint_url": s3_server.url}
-    writer_home = Settings(home=tmp_path / "writer", **shared)
-    init_home(writer_home)
-    shutil.copytree(tmp_path / "writer", tmp_path / "reader",
-                    ignore=shutil.ignore_patterns(BLOB_CACHE_FOLDER))
-    writer = open_runtime(writer_home)
-    reader = open_runtime(Settings(home=tmp_path / "reader", **shared))
-    try:
+    with s3_server.machines(tmp_path, bucket, "writer", "reader",
+                            database_url=database_url) as (writer, reader):
         with writer.session() as s:
             users.create_user(s, None, name="ines", role=Role.INVESTIGATOR)
         _case(writer, "OP-S3", b"\x89PNG in a bucket")
@@ -264,6 +254,3 @@ def test_a_store_in_a_bucket_is_exported_from_and_checked_the_same_way(
                                       Body=b"\x89PNG replaced")
         found = _check(reader, "admin")
         assert [(p.sha256, p.problem) for p in found.problems] == [(screenshot, "altered")]
-    finally:
-        writer.close()
-        reader.close()

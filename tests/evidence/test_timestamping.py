@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import socket
 import stat
 import subprocess
 from pathlib import Path
@@ -38,6 +37,7 @@ from evidence.timestamping import (
     save_local_tsa,
     verify_token,
 )
+from tests.support.net import free_port
 from tests.support.tsa_server import TsaServer
 
 OPENSSL = "/usr/bin/openssl"
@@ -109,10 +109,7 @@ def flip_last_byte_of(der: bytes, part: bytes) -> bytes:
 
 
 def unused_local_url() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}/tsa"
+    return f"http://127.0.0.1:{free_port()}/tsa"
 
 
 # --- the local authority's tokens -------------------------------------------

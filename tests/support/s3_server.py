@@ -12,16 +12,23 @@ boto3 client the `S3Store` uses in production. Dummy credentials are set for tha
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import boto3
+
+from evidence.home import Runtime, init_home, open_runtime
+from evidence.settings import BLOB_CACHE_FOLDER, Settings
+from tests.support.net import free_port
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                "AWS_DEFAULT_REGION": "us-east-1"}
@@ -29,9 +36,7 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing
 
 class S3Server:
     def __init__(self) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -64,3 +69,23 @@ class S3Server:
         name = f"evidence-{uuid.uuid4().hex[:12]}"
         self.client().create_bucket(Bucket=name)
         return name
+
+    @contextmanager
+    def machines(self, root: Path, bucket: str, *names: str,
+                 **settings: Any) -> Iterator[list[Runtime]]:
+        """A data home per name under `root`, over one database and `bucket`, set up as a
+        deployment sets up its machines: the first by `evidence init`, each other one with a
+        copy of its keys and nothing else of its home. `settings` are every home's (database
+        URL, store prefix as `store_url`, ...)."""
+        shared = {"store_url": f"s3://{bucket}", "s3_endpoint_url": self.url, **settings}
+        homes = [Settings(home=root / name, **shared) for name in names]
+        init_home(homes[0])
+        for home in homes[1:]:
+            shutil.copytree(homes[0].home_path, home.home_path,
+                            ignore=shutil.ignore_patterns(BLOB_CACHE_FOLDER))
+        runtimes = [open_runtime(home) for home in homes]
+        try:
+            yield runtimes
+        finally:
+            for runtime in runtimes:
+                runtime.close()
