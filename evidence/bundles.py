@@ -251,11 +251,11 @@ def _exhibit(session: Session, runtime: Runtime, number: str, capture: Capture) 
 LOCAL_TSA_CA = "local-tsa-ca.pem"  # the home's authority, in every bundle under this name
 
 
-def _tsa_anchors(runtime: Runtime) -> list[tuple[str, bytes]]:
+def _tsa_anchors(roots: Sequence[manifests.TsaRoot]) -> list[tuple[str, bytes]]:
     """The trusted authorities' roots, at their paths in the bundle."""
     taken = {LOCAL_TSA_CA}
     return [(f"keys/tsa/{LOCAL_TSA_CA if root.local else safe_name(root.name, taken)}", root.pem)
-            for root in manifests.tsa_trust(runtime.settings)]
+            for root in roots]
 
 
 def _plan(
@@ -271,9 +271,9 @@ def _plan(
     # access has altered, its proofs could still hold (they rest on the stored leaf hashes)
     # while the entries a lookup found, or missed, are not what was recorded. One process: the
     # export may run inside the API server, which must not fork.
-    checked = custody.verify_log(
-        session, runtime.verifier, case_reference=case.reference, workers=1,
-        tsa_trust=manifests.trusted_roots(runtime.settings))
+    roots = manifests.tsa_trust(runtime.settings)
+    checked = custody.verify_log(session, runtime.verifier, case_reference=case.reference,
+                                 workers=1, tsa_trust=[root.pem for root in roots])
     if not checked.ok:
         raise LogBroken(f"{checked.summary()}. Run `evidence custody verify` and have the "
                         "log examined before exporting.")
@@ -309,7 +309,7 @@ def _plan(
     return _Plan(
         export_id=export.id, created_at=export.created_at, case=case, actor=actor,
         exhibits=exhibits, entries=entries, proofs=proofs, checkpoint=checkpoint,
-        checkpoint_note=notes[0] if notes else None, tsa_pems=_tsa_anchors(runtime),
+        checkpoint_note=notes[0] if notes else None, tsa_pems=_tsa_anchors(roots),
     )
 
 
@@ -562,11 +562,12 @@ class _BundleWriter:
         plan = self.plan
         # What each line says comes from the entry's own bytes (the ones the bundle proves),
         # not from the columns beside them.
-        by_object: dict[str, list[CustodyEntry]] = {}
+        by_object: dict[str, list[dict[str, Any]]] = {}
         for e in plan.entries:
-            obj = custody.describe(e).get("object") or {}
+            doc = custody.describe(e)
+            obj = doc.get("object") or {}
             if obj.get("id") is not None:
-                by_object.setdefault(str(obj["id"]), []).append(e)
+                by_object.setdefault(str(obj["id"]), []).append(doc)
         exhibits = []
         for ex in plan.exhibits:
             c = ex.capture
@@ -577,8 +578,8 @@ class _BundleWriter:
                 except BlobMissing:
                     thumb = None
             related = sorted(
-                {e.seq: e for key in (str(c.id), str(c.target_id))
-                 for e in by_object.get(key, [])}.values(), key=lambda e: e.seq)
+                {doc["seq"]: doc for key in (str(c.id), str(c.target_id))
+                 for doc in by_object.get(key, [])}.values(), key=lambda doc: doc["seq"])
             is_local = False
             if c.timestamp_token is not None:
                 is_local = TimestampToken.from_der(bytes(c.timestamp_token)).policy_oid \
@@ -595,7 +596,7 @@ class _BundleWriter:
                 thumbnail=thumb,
                 files=tuple(report.ReportFile(path=f.path, kind=f.kind, media_type=f.media_type,
                                               size=f.size, sha256=f.sha256) for f in ex.files),
-                custody=tuple(_custody_line(e) for e in related),
+                custody=tuple(_custody_line(doc) for doc in related),
                 steps_failed=tuple(f"{s['name']}: {s.get('error') or 'failed'}"
                                    for s in c.steps or [] if not s.get("ok")),
             ))
@@ -627,8 +628,8 @@ def _pem_fingerprint(pem: bytes) -> str:
     return hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
 
 
-def _custody_line(entry: CustodyEntry) -> report.CustodyLine:
-    doc = orjson.loads(entry.entry)
+def _custody_line(doc: dict[str, Any]) -> report.CustodyLine:
+    """A report line from an entry as its canonical JSON says it."""
     details = doc.get("details") or {}
     summary = ", ".join(f"{k}: {v}" for k, v in details.items()
                         if v not in (None, "", [], {}) and k in _SUMMARY_KEYS)
