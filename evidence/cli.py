@@ -469,8 +469,9 @@ def store_group() -> None:
                    "and auditors).")
 @click.option("--json", "as_json", is_flag=True)
 def store_check(case_reference: str | None, as_json: bool) -> None:
-    """Re-hash every blob the database refers to: name each one missing or altered, and what
-    held it. The check is recorded in the custody log."""
+    """Re-hash every blob the database refers to and check every capture's seal: name each
+    blob missing or altered, and each capture that no longer says what it signed. The check is
+    recorded in the custody log."""
     from evidence import fixity
 
     cli = state()
@@ -480,7 +481,7 @@ def store_check(case_reference: str | None, as_json: bool) -> None:
     if as_json:
         _echo_json({
             "ok": report.ok, "summary": report.summary(), "blobs": report.blobs,
-            "bytes": report.bytes,
+            "bytes": report.bytes, "seals": report.seals,
             "problems": [{"sha256": p.sha256, "problem": p.problem, "detail": p.detail,
                           "held_by": p.held_by} for p in report.problems],
         })

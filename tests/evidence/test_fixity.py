@@ -217,7 +217,7 @@ def test_the_command_line_names_each_problem_and_exits_non_zero(world: Runtime) 
                            catch_exceptions=False)
     assert broken.exit_code == 1
     out = json.loads(broken.output)
-    assert out["ok"] is False
+    assert out["ok"] is False and out["seals"] == 2
     assert [(p["sha256"], p["problem"]) for p in out["problems"]] == [(screenshot, "altered")]
     refused = runner.invoke(main_group, ["store", "check"], env={**env, "EVIDENCE_USER": "ivo"})
     assert refused.exit_code != 0
