@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from evidence import cases, custody, manifests, timestamping
 from evidence.captures import SEAL_KINDS
-from evidence.errors import BlobCorrupted, BlobMissing, NotFound, PermissionDenied
+from evidence.errors import BlobCorrupted, BlobMissing, PermissionDenied
 from evidence.home import Runtime
 from evidence.models import Artifact, Capture, Case, Export, Role, User
 from evidence.signing import SignatureInvalid
@@ -87,10 +87,7 @@ def _case_in_scope(session: Session, actor: User, reference: str | None) -> Case
         return None
     if actor.role in watchers:
         # Neither opens the case's evidence here: they see hashes and names, not contents.
-        case = session.scalars(select(Case).where(Case.reference == reference)).first()
-        if case is None:
-            raise NotFound(f"no case {reference!r}")
-        return case
+        return cases.case_named(session, reference)
     return cases.case_for(session, actor, reference)
 
 
