@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
-from evidence import cases, users
+from evidence import cases, targets, users
 from evidence.models import Case, Role, User
 
 _counter = itertools.count(1)
@@ -221,6 +221,20 @@ def make_text_capture(
                             timestamp_error=None)
     return captures.record_capture(session, None, record=record, case=case, target=target,
                                    job_id=None, sealed=sealed, extra_artifacts=[], store=store)
+
+
+def case_with_a_capture(runtime: Any, actor_name: str, reference: str, *,
+                        url: str = "https://t.me/crossings",
+                        files: list[tuple[str, str, str, bytes]] | None = None,
+                        **details: Any) -> None:
+    """The user's new case `reference`, with one target (`url`) and one sealed capture of it
+    holding `files` (see `make_sealed_capture`), committed."""
+    with runtime.session() as s:
+        actor = users.get_user(s, actor_name)
+        case = cases.create_case(s, actor, reference=reference, title="Crossing adverts",
+                                 **details)
+        target, _ = targets.flag_target(s, actor, case, url=url, reason="advert")
+        make_sealed_capture(s, runtime, case, target, actor=actor, files=files)
 
 
 def drop_append_only(conn: Connection, *tables: str) -> None:

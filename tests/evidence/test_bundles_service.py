@@ -17,11 +17,11 @@ from sqlalchemy import text
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from evidence import bundle_verifier, bundles, cases, targets, users
+from evidence import bundle_verifier, bundles, users
 from evidence.errors import LogBroken
 from evidence.home import Runtime
 from evidence.models import Role
-from tests.factories import drop_append_only, make_sealed_capture
+from tests.factories import case_with_a_capture, drop_append_only
 
 FACTS = ("On 3 November 2026 the suspect offered boat crossings to Lesbos for EUR 3,000 a"
          " person.\nالمشتبه به عرض رحلات بالقارب إلى ليسبوس مقابل ثلاثة آلاف يورو للشخص.")
@@ -47,12 +47,8 @@ def _case_with_a_capture(runtime: Runtime, reference: str,
                          **details: Any) -> None:
     """Prosecutor petra's case `reference` with one target and one sealed capture of it."""
     with runtime.session() as s:
-        petra = users.create_user(s, None, name="petra", role=Role.PROSECUTOR)
-        case = cases.create_case(s, petra, reference=reference, title="Crossing adverts",
-                                 **details)
-        target, _ = targets.flag_target(s, petra, case, url="https://t.me/crossings",
-                                        reason="advert")
-        make_sealed_capture(s, runtime, case, target, actor=petra, files=files)
+        users.create_user(s, None, name="petra", role=Role.PROSECUTOR)
+    case_with_a_capture(runtime, "petra", reference, files=files, **details)
 
 
 def test_a_warc_without_the_page_gives_no_wacz_and_says_why(

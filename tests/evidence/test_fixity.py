@@ -15,28 +15,23 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select, text, update
 
-from evidence import bundle_verifier, bundles, cases, custody, fixity, targets, users
+from evidence import bundle_verifier, bundles, cases, custody, fixity, users
 from evidence.blobstore import S3Store
 from evidence.cli import _load_plugins, main_group
 from evidence.errors import AccessDenied, PermissionDenied
 from evidence.home import Runtime
 from evidence.models import Artifact, Capture, Case, CustodyEntry, Role
-from tests.factories import make_sealed_capture
+from tests.factories import case_with_a_capture
 from tests.support.s3_server import S3Server
 
 
 def _case(runtime: Runtime, reference: str, screenshot: bytes) -> None:
-    """Investigator ines's case with one sealed capture (screenshot, DOM, text, manifest,
+    """Investigator ines's case with one sealed capture (screenshot, DOM, manifest,
     signature, timestamp)."""
-    with runtime.session() as s:
-        ines = users.get_user(s, "ines")
-        case = cases.create_case(s, ines, reference=reference, title="Crossing adverts")
-        target, _ = targets.flag_target(s, ines, case, url=f"https://t.me/{reference}",
-                                        reason="advert")
-        make_sealed_capture(s, runtime, case, target, actor=ines, files=[
-            ("screenshot", "screenshot-full.png", "image/png", screenshot),
-            ("dom", "dom.html", "text/html", b"<html>crossing tonight</html>"),
-        ])
+    case_with_a_capture(runtime, "ines", reference, url=f"https://t.me/{reference}", files=[
+        ("screenshot", "screenshot-full.png", "image/png", screenshot),
+        ("dom", "dom.html", "text/html", b"<html>crossing tonight</html>"),
+    ])
 
 
 @pytest.fixture
