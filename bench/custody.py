@@ -11,6 +11,10 @@ Prints, for SQLite and (when EVIDENCE_TEST_DATABASE_URL or --postgres is given) 
   - the ratio of each to that baseline. Goal: within 3x of raw hashing;
   - for scale, a second baseline as `sha256sum` is to a file: read the entry bytes from the
     database (the driver's own cursor, nothing else selected) and hash each one;
+  - the floor under any verifier that reads the log from the database: the rows `verify_log`
+    reads (every column it checks), read and dropped in one process; on PostgreSQL also the
+    server's own share, the same rows written to /dev/null by the server (COPY), which runs
+    on the same cores as the verifier;
   - the time to cut a checkpoint after 500 new entries, grown from the previous checkpoint's
     frontier, against hashing the whole tree (what a cut without a frontier does).
 
@@ -32,6 +36,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -121,6 +126,45 @@ def _read_and_hash_seconds(url: str) -> float:
         engine.dispose()
 
 
+def _read_only_seconds(url: str) -> float:
+    """Floor: the rows verify reads, read through the same cursor and dropped; best of three."""
+    engine = make_engine(url)
+    factory = make_session_factory(engine)
+
+    def once() -> float:
+        with session_scope(factory) as s:
+            start = time.perf_counter()
+            for _ in custody.read_rows(s):
+                pass
+            return time.perf_counter() - start
+
+    try:
+        return _best(3, once)
+    finally:
+        engine.dispose()
+
+
+def _server_only_seconds(url: str) -> float | None:
+    """PostgreSQL's share: the server makes the same rows and writes them to /dev/null (None
+    when this role may not have the server write files)."""
+    engine = make_engine(url)
+    sql = f"COPY ({custody._rows_sql('postgresql')} ORDER BY seq) TO '/dev/null' (FORMAT binary)"
+
+    def once() -> float:
+        with engine.connect() as conn:
+            start = time.perf_counter()
+            conn.exec_driver_sql(sql)
+            return time.perf_counter() - start
+
+    try:
+        return _best(3, once)
+    except DBAPIError as exc:
+        print(f"  (server-side floor not measured: {exc.orig})")
+        return None
+    finally:
+        engine.dispose()
+
+
 def _best(runs: int, measure: Callable[[], float]) -> float:
     return min(measure() for _ in range(runs))
 
@@ -200,6 +244,8 @@ def _run(label: str, url: str, entries: int) -> None:
     parallel = _verify_seconds(url, signer, cores)
     single = _verify_seconds(url, signer, 1)
     compute = _compute_seconds(url, signer)
+    read_only = _read_only_seconds(url)
+    server = _server_only_seconds(url) if label == "PostgreSQL" else None
     grown, whole = _checkpoint_seconds(url, signer, CHECKPOINT_AFTER)
     print(f"{label}: {count} entries, {size / 1e6:.1f} MB of canonical JSON")
     print(f"  appends:                    {rate:10.0f} per second")
@@ -213,6 +259,11 @@ def _run(label: str, url: str, entries: int) -> None:
     print(f"  read + sha256 (sha256sum-like): {read_and_hash:6.3f} s   "
           f"{count / read_and_hash:10.0f} entries/s   verify, {cores} processes, is "
           f"{parallel / read_and_hash:.2f}x this")
+    print(f"  floor, the rows verify reads (every column it checks), read and dropped, 1 process: "
+          f"{read_only:.3f} s   {read_only / raw:.2f}x raw")
+    if server is not None:
+        print(f"  floor, PostgreSQL's own work making those rows (COPY to /dev/null), on the same "
+              f"cores: {server:.3f} s   {server / raw:.2f}x raw")
     print(f"  checkpoint after {CHECKPOINT_AFTER} entries: {grown * 1000:8.1f} ms grown from the "
           f"last one, {whole * 1000:.1f} ms hashing the whole tree ({whole / grown:.0f}x)")
     print(f"  (*) below {2 * custody.PARALLEL_MIN_CHUNK} entries the log is checked in one "

@@ -9,8 +9,10 @@ refuse bytes that no longer match their name.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
+import logging
 import os
 import re
 import tempfile
@@ -32,6 +34,11 @@ from evidence.errors import (
 
 CHUNK = 1024 * 1024
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+# A local copy of an S3 object used this recently is never evicted: a reader elsewhere on the
+# machine may have just been handed its path.
+CACHE_KEEP_RECENT_SECONDS = 600.0
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -273,6 +280,16 @@ def _missing(exc: Any) -> bool:
     return exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound")
 
 
+@dataclass
+class CacheTrim:
+    """What `S3Store.trim_cache` did."""
+
+    removed: int = 0
+    freed: int = 0
+    held: int = 0  # bytes of local copies left
+    kept_unique: int = 0  # copies past the limit kept because the bucket lacks them
+
+
 class S3Store(BlobStore):
     """Objects at s3://BUCKET/PREFIX/ab/cd/abcd… on AWS or any S3-compatible service (MinIO,
     Ceph, ...), for many workers on many machines sharing one store.
@@ -288,7 +305,9 @@ class S3Store(BlobStore):
     backend = "s3"
 
     def __init__(self, bucket: str, prefix: str, cache: Path, *,
-                 endpoint_url: str | None = None, client: Any = None) -> None:
+                 endpoint_url: str | None = None, client: Any = None,
+                 cache_limit: int | None = None,
+                 keep_recent_seconds: float = CACHE_KEEP_RECENT_SECONDS) -> None:
         import boto3
         from boto3.s3.transfer import TransferConfig
         from botocore.config import Config
@@ -305,14 +324,21 @@ class S3Store(BlobStore):
         self._transfer = TransferConfig(multipart_threshold=8 * CHUNK,
                                         multipart_chunksize=8 * CHUNK, max_concurrency=2)
         self.url = f"s3://{bucket}/{self.prefix}"
+        # The local copies are a cache: past `cache_limit` bytes, the least recently used of
+        # those the bucket holds go (`trim_cache`); None keeps every copy.
+        self.cache_limit = cache_limit
+        self.keep_recent_seconds = keep_recent_seconds
+        self._cached: int | None = None  # bytes of local copies, as this process last counted
+        self._added = 0  # bytes of copies this process made since it last counted them
 
     @classmethod
-    def from_url(cls, url: str, cache: Path, *, endpoint_url: str | None = None) -> S3Store:
+    def from_url(cls, url: str, cache: Path, *, endpoint_url: str | None = None,
+                 cache_limit: int | None = None) -> S3Store:
         """`s3://BUCKET` or `s3://BUCKET/PREFIX`."""
         if not url.startswith("s3://") or not url[5:].split("/", 1)[0]:
             raise ConfigurationError(f"EVIDENCE_STORE_URL {url!r} is not s3://BUCKET[/PREFIX]")
         bucket, _, prefix = url[5:].partition("/")
-        return cls(bucket, prefix, cache, endpoint_url=endpoint_url)
+        return cls(bucket, prefix, cache, endpoint_url=endpoint_url, cache_limit=cache_limit)
 
     def _key(self, sha256: str) -> str:
         return self.prefix + _fanned(sha256)
@@ -362,6 +388,7 @@ class S3Store(BlobStore):
                                         Config=self._transfer)
             except (BotoCoreError, ClientError) as exc:
                 raise self._unavailable(exc, f"store blob {kept.sha256}") from exc
+        self._used(kept.sha256, kept.size if kept.created else 0)
         return StoredBlob(kept.sha256, kept.size, created=created)
 
     def open(self, sha256: str, *, verify: bool = True) -> BinaryIO | VerifyingReader:
@@ -391,11 +418,74 @@ class S3Store(BlobStore):
         return f"s3://{self.bucket}/{self._key(sha256)}"
 
     def fetch(self, sha256: str) -> Path:
+        added = 0
         if not self.local.exists(sha256):
             # Re-hashed as it comes down: altered bytes raise before anything is kept.
             with self.open(sha256, verify=True) as reader:
-                self.local.put_stream(reader)
+                copied = self.local.put_stream(reader)
+            added = copied.size if copied.created else 0
+        self._used(sha256, added)
         return self.local.fetch(sha256)
 
     def clean_incoming(self, older_than_seconds: float = 24 * 3600) -> int:
         return self.local.clean_incoming(older_than_seconds)
+
+    # --- the local copies as a bounded cache ------------------------------------------------
+
+    def _used(self, sha256: str, added: int) -> None:
+        """A local copy was just made (`added` bytes) or used: mark its use, keep the limit."""
+        path = self.local.fetch(sha256)
+        if not added:
+            with contextlib.suppress(OSError):  # a copy another user made: its order stays
+                os.utime(path)  # the modification time is the last use, the order of eviction
+        if self.cache_limit is None:
+            return
+        if self._cached is None or self._added > self.cache_limit // 10:
+            # Other processes on this machine (the server, more workers) add copies too: count
+            # what is on disk at first and after each tenth of the limit this process added.
+            self._cached, self._added = sum(size for _, size, _ in self._copies()), 0
+        else:
+            self._cached += added
+            self._added += added
+        if self._cached > self.cache_limit:
+            self.trim_cache()
+
+    def _copies(self) -> Iterator[tuple[float, int, Path]]:
+        """(last use, size, path) of every local copy; spool files are not copies."""
+        for path in self.local.root.glob("[0-9a-f][0-9a-f]/[0-9a-f][0-9a-f]/*"):
+            try:
+                info = path.stat()
+            except FileNotFoundError:  # another process on this machine removed it
+                continue
+            yield info.st_mtime, info.st_size, path
+
+    def trim_cache(self) -> CacheTrim:
+        """Remove the least recently used local copies until they hold at most 90% of the
+        limit. Only copies the bucket holds go, and none used in the last
+        `keep_recent_seconds` (a reader in another process may have just fetched it); a copy
+        the bucket lacks (its upload failed) is kept, for it is the only one."""
+        if self.cache_limit is None:
+            raise ConfigurationError("this store's local copies have no limit to trim to")
+        copies = sorted(self._copies())
+        held = sum(size for _, size, _ in copies)
+        goal = self.cache_limit * 9 // 10
+        recent = time.time() - self.keep_recent_seconds
+        trim = CacheTrim()
+        for used, size, path in copies:
+            if held <= goal or used > recent:
+                break
+            head = self._head(path.name) if SHA256_HEX.match(path.name) else None
+            if head is None or head.get("ContentLength") != size:
+                trim.kept_unique += 1
+                continue
+            path.unlink(missing_ok=True)
+            held -= size
+            trim.removed += 1
+            trim.freed += size
+        self._cached, self._added = held, 0
+        trim.held = held
+        if trim.removed or trim.kept_unique:
+            log.info("blob cache %s: removed %d local copies (%d bytes), %d bytes left; kept %d "
+                     "the bucket does not hold", self.local.root, trim.removed, trim.freed, held,
+                     trim.kept_unique)
+        return trim

@@ -28,7 +28,8 @@ def make_store(settings: Settings) -> FolderStore | S3Store:
     """The blob store the settings name: a bucket (EVIDENCE_STORE_URL) or the home's folder."""
     if settings.store_url:
         return S3Store.from_url(settings.store_url, settings.blob_cache_path,
-                                endpoint_url=settings.s3_endpoint_url)
+                                endpoint_url=settings.s3_endpoint_url,
+                                cache_limit=settings.blob_cache_max_bytes or None)
     return FolderStore(settings.blob_path)
 
 

@@ -40,6 +40,12 @@ class Settings(BaseSettings):
         default=None, description="Endpoint of an S3-compatible service (MinIO, Ceph, ...); "
         "default AWS's.",
     )
+    blob_cache_max_bytes: int = Field(
+        default=20 * 1024**3, ge=0,
+        description="With an S3 store: how many bytes of local copies (blob-cache/ in the home) "
+        "a machine keeps; past it the least recently used copies the bucket holds are removed. "
+        "0: no limit.",
+    )
     user: str | None = Field(
         default=None, description="Acting user for command-line actions; default the first admin."
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 import tracemalloc
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -211,3 +212,67 @@ def test_the_home_keeps_blobs_where_the_settings_say(tmp_path: Path,
         make_store(Settings(home=tmp_path / "home", store_url="minio://bucket"))
 
 
+
+
+def _aged(store: S3Store, ages: dict[str, float]) -> None:
+    """Set when each local copy was last used, `ages[sha256]` seconds ago."""
+    now = time.time()
+    for sha256, age in ages.items():
+        os.utime(store.local.fetch(sha256), (now - age, now - age))
+
+
+def _local(store: S3Store) -> set[str]:
+    return {p.name for p in store.local.root.rglob("*")
+            if p.is_file() and ".incoming" not in p.parts}
+
+
+def test_local_copies_past_the_limit_go_least_recently_used_first(tmp_path: Path,
+                                                                  s3_server: S3Server) -> None:
+    """A worker's disk does not fill with copies of everything it ever captured or compared:
+    past the limit the copies used longest ago go, and one that is needed again comes back
+    down from the bucket, verified."""
+    bucket = s3_server.new_bucket()
+    store = S3Store(bucket, "", tmp_path / "cache", endpoint_url=s3_server.url,
+                    cache_limit=3500, keep_recent_seconds=0)
+    a, b, c = (store.put_bytes(bytes([n]) * 1000) for n in b"abc")
+    _aged(store, {a.sha256: 300, b.sha256: 200, c.sha256: 100})
+    store.fetch(a.sha256)  # used again now: b is now the copy used longest ago
+    d = store.put_bytes(b"d" * 1000)  # 4000 bytes of copies, over the limit
+    assert _local(store) == {a.sha256, c.sha256, d.sha256}
+    assert b.sha256 in Backend(store, s3_server).objects()  # the bucket keeps every object
+    assert store.fetch(b.sha256).read_bytes() == b"b" * 1000
+    assert b.sha256 in _local(store)
+
+
+def test_a_copy_the_bucket_lacks_or_one_just_used_is_never_removed(tmp_path: Path,
+                                                                   s3_server: S3Server) -> None:
+    bucket, cache = s3_server.new_bucket(), tmp_path / "cache"
+    uploaded = S3Store(bucket, "", cache, endpoint_url=s3_server.url).put_bytes(b"u" * 1000)
+    down = S3Store(bucket, "", cache, endpoint_url=f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(StoreUnavailable):
+        down.put_bytes(b"o" * 1000)  # the local copy is made, the upload fails
+    only_here = hashlib.sha256(b"o" * 1000).hexdigest()
+    _aged(down, {only_here: 300, uploaded.sha256: 200})
+    store = S3Store(bucket, "", cache, endpoint_url=s3_server.url, cache_limit=2500,
+                    keep_recent_seconds=0)
+    newest = store.put_bytes(b"n" * 1000)  # 3000 bytes of copies on this machine
+    assert _local(store) == {only_here, newest.sha256}
+    assert only_here not in Backend(store, s3_server).objects()
+
+    recent = S3Store(bucket, "", tmp_path / "recent", endpoint_url=s3_server.url,
+                     cache_limit=1500, keep_recent_seconds=3600)
+    for n in b"xyz":
+        recent.put_bytes(bytes([n]) * 1000)
+    trim = recent.trim_cache()
+    assert (trim.removed, trim.held) == (0, 3000)  # each was used within the hour
+    assert len(_local(recent)) == 3
+
+
+def test_the_settings_bound_the_local_copies(tmp_path: Path, s3_server: S3Server) -> None:
+    url = f"s3://{s3_server.new_bucket()}"
+    bounded = make_store(Settings(home=tmp_path, store_url=url, s3_endpoint_url=s3_server.url,
+                                  blob_cache_max_bytes=5 * 1024**3))
+    unbounded = make_store(Settings(home=tmp_path, store_url=url,
+                                    s3_endpoint_url=s3_server.url, blob_cache_max_bytes=0))
+    assert isinstance(bounded, S3Store) and isinstance(unbounded, S3Store)
+    assert (bounded.cache_limit, unbounded.cache_limit) == (5 * 1024**3, None)
