@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from typing import Any
@@ -30,7 +31,7 @@ from api.routes import (
     search,
     targets,
 )
-from evidence import __version__, custody, manifests, migrate
+from evidence import __version__, custody, export_leases, manifests, migrate
 from evidence.home import Runtime
 
 log = logging.getLogger("evidence.api")
@@ -44,9 +45,26 @@ def seal_log(runtime: Runtime) -> int:
         return cp.tree_size
 
 
+def end_interrupted_exports(runtime: Runtime) -> list[uuid.UUID]:
+    """Record the exports whose process died as interrupted, and remove the temporary folders
+    such exports left in the home."""
+    with runtime.session() as session:
+        ended = export_leases.end_interrupted_exports(session)
+    for export_id in ended:
+        log.warning("export %s was interrupted: its process stopped; recorded as failed",
+                    export_id)
+    export_leases.clean_leftovers(runtime.settings.home_path)
+    return ended
+
+
 async def _checkpoint_loop(runtime: Runtime) -> None:
+    """From the start and then at every tick: record interrupted exports, sleep, seal."""
     interval = runtime.settings.checkpoint_interval_seconds
     while True:
+        try:
+            await asyncio.to_thread(end_interrupted_exports, runtime)
+        except Exception:  # looked for again at the next tick
+            log.exception("could not look for interrupted exports")
         await asyncio.sleep(interval)
         try:
             await asyncio.to_thread(seal_log, runtime)

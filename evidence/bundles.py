@@ -12,6 +12,9 @@ database is never held locked while gigabytes are written:
 3. the file is renamed into place and a second transaction records the bundle's SHA-256 and size
    (`export.completed`). If step 2 fails, the temporary file is removed and `export.failed`
    says why; no half-written bundle is ever left under the destination name.
+
+The process holds a lease on the export from step 1 to its end (`export_leases`): if it dies
+in step 2, the lease runs out and the export is recorded as interrupted.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from evidence import __version__, caseuco, custody, manifests, report, wacz
+from evidence import __version__, caseuco, custody, export_leases, manifests, report, wacz
 from evidence.bagit import BagWriter
 from evidence.blobstore import BlobStore
 from evidence.captures import SEAL_KINDS, TOOL, iso
@@ -53,6 +56,7 @@ from evidence.errors import (
     PermissionDenied,
 )
 from evidence.home import Runtime
+from evidence.jobs import new_worker_id
 from evidence.manifests import timestamper
 from evidence.models import (
     Access,
@@ -264,6 +268,7 @@ def _plan(
     actor: User,
     reference: str,
     target_ids: Sequence[uuid.UUID] | None,
+    lease_owner: str,
 ) -> _Plan:
     case = case_for(session, actor, reference)
     authorise_export(session, actor, case)
@@ -284,6 +289,7 @@ def _plan(
     exhibits = [_exhibit(session, runtime, f"EX-{n:03d}", c) for n, c in enumerate(captures, 1)]
     export = Export(case_id=case.id, target_ids=[str(t) for t in target_ids or []] or None,
                     requested_by_id=actor.id, approved_by_id=actor.id)
+    export_leases.take(export, lease_owner)
     session.add(export)
     session.flush()
     custody.append(
@@ -688,10 +694,11 @@ def export_case(
         raise InvalidInput(f"{out} already exists; an export never overwrites a file")
     if not out.parent.is_dir():
         raise InvalidInput(f"folder {out.parent} does not exist")
+    owner = new_worker_id()
     with runtime.session() as session:
         actor = resolve_actor(session, actor_name)
         say("checking the custody log before exporting from it")
-        plan = _plan(runtime, session, actor, reference, target_ids)
+        plan = _plan(runtime, session, actor, reference, target_ids, owner)
     name = bundle_name(plan.case.reference, plan.created_at)
     say(f"exporting {len(plan.exhibits)} exhibits of case {plan.case.reference} as {name}")
     fd, partial_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial",
@@ -701,7 +708,8 @@ def export_case(
     try:
         with os.fdopen(fd, "wb") as raw, tempfile.TemporaryDirectory(
             prefix=".export-", dir=out.parent
-        ) as work:
+        ) as work, export_leases.LeaseKeeper(runtime.session, plan.export_id, owner,
+                                             touch=partial):
             sink = _HashingWriter(raw)
             bag = BagWriter(sink, bag_name=name, bagging_time=plan.created_at)  # type: ignore[arg-type]
             try:
@@ -720,13 +728,21 @@ def export_case(
         partial.unlink(missing_ok=True)
         reason = exc.message if isinstance(exc, EvidenceError) else f"{type(exc).__name__}: {exc}"
         with runtime.session() as session:
-            custody.append(session, session.get(User, plan.actor.id), action="export.failed",
-                           case=session.get(Case, plan.case.id), object_type="export",
-                           object_id=plan.export_id, details={"reason": reason[:2000]})
+            if export_leases.give_back(session, plan.export_id, owner):  # else recorded already
+                custody.append(session, session.get(User, plan.actor.id),
+                               action="export.failed", case=session.get(Case, plan.case.id),
+                               object_type="export", object_id=plan.export_id,
+                               details={"reason": reason[:2000]})
         if isinstance(exc, EvidenceError | KeyboardInterrupt):
             raise
         raise ExportFailed(f"the export failed and left nothing behind: {reason}") from exc
     with runtime.session() as session:
+        if not export_leases.give_back(session, plan.export_id, owner):
+            out.unlink()
+            raise ExportFailed(
+                f"export {plan.export_id} was recorded as interrupted while its bundle was "
+                "written (this process could not renew its lease in time); the bundle was "
+                "removed: export again")
         export = session.get(Export, plan.export_id)
         assert export is not None
         export.bundle_sha256 = sink.hexdigest()

@@ -425,6 +425,11 @@ class Export(Base):
     created_at: Mapped[datetime] = _created()
     bundle_sha256: Mapped[str | None] = mapped_column(String(64))
     size: Mapped[int | None] = mapped_column(BigInteger)
+    # The process writing the bundle holds a lease it renews while it writes; an export whose
+    # lease ran out without an ending was interrupted (`bundles.end_interrupted_exports`).
+    # Both are cleared when the export ends.
+    lease_owner: Mapped[str | None] = mapped_column(String(255))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class CustodyEntry(Base):

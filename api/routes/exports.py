@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import AppRuntime, CaseRef, CurrentUser, DbSession, quote_ref
 from api.downloads import SHA256_HEADER, stream_stored
 from api.schemas import ERROR_RESPONSES
-from evidence import bundles
+from evidence import bundles, cases, export_leases
 
 router = APIRouter(prefix="/api/cases/{ref}/exports", tags=["exports"],
                    responses=ERROR_RESPONSES)
@@ -35,7 +35,11 @@ class ExportRead(BaseModel):
     id: uuid.UUID
     created_at: datetime
     target_ids: list[str] | None
-    bundle_sha256: str | None = Field(description="Null while running or when it failed.")
+    status: export_leases.ExportStatus = Field(
+        description="`interrupted`: the process writing it stopped (its lease ran out) and the "
+        "server has not yet recorded the failure, or it never ended.")
+    note: str | None = Field(description="Why it did not complete.")
+    bundle_sha256: str | None = Field(description="Null unless complete.")
     size: int | None
     download: str | None
 
@@ -76,13 +80,17 @@ def create_export(ref: CaseRef, body: ExportCreate, session: DbSession, actor: C
 
 @router.get("", response_model=list[ExportRead])
 def list_exports(ref: CaseRef, session: DbSession, actor: CurrentUser) -> list[ExportRead]:
-    """The case's exports, newest first."""
-    return [
-        ExportRead(id=e.id, created_at=e.created_at, target_ids=e.target_ids,
-                   bundle_sha256=e.bundle_sha256, size=e.size,
-                   download=None if e.bundle_sha256 is None else _download(ref, e.id))
-        for e in bundles.list_exports(session, actor, ref)
-    ]
+    """The case's exports, newest first, with how each stands."""
+    found = bundles.list_exports(session, actor, ref)
+    endings = bundles.export_endings(session, cases.case_for(session, actor, ref), found)
+    listed = []
+    for e in found:
+        state, note = export_leases.status(e, endings.get(str(e.id), {}))
+        listed.append(ExportRead(
+            id=e.id, created_at=e.created_at, target_ids=e.target_ids, status=state, note=note,
+            bundle_sha256=e.bundle_sha256, size=e.size,
+            download=None if e.bundle_sha256 is None else _download(ref, e.id)))
+    return listed
 
 
 @router.get("/{export_id}/bundle", response_class=StreamingResponse, responses={

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from api.deps import AppRuntime, DbSession, case_reference, quote_ref
 from api.ui.rendering import PageError, render
 from api.ui.routes import CsrfField, Viewer, check_session_form, see_other
-from evidence import bundles, case_reads, cases, targets
+from evidence import bundles, case_reads, cases, export_leases, targets
 from evidence.errors import AccessDenied, EvidenceError, InvalidInput, PermissionDenied
 from evidence.home import Runtime
 from evidence.models import Case, Target, User
@@ -48,8 +48,8 @@ class ExportView:
     created_at: datetime
     by: str
     targets: list[str] | None  # labels of the chosen targets; None when all of the case's
-    status: str  # complete | failed | running
-    note: str | None  # why it failed
+    status: str  # complete | failed | running | interrupted (export_leases.status)
+    note: str | None  # why it did not complete
     exhibits: int | None
     size: int | None
     sha256: str | None
@@ -100,21 +100,14 @@ def _export_views(session: Session, runtime: Runtime, viewer: User, case: Case, 
     for e in exports:
         ending = endings.get(str(e.id), {})
         details = ending.get("details") or {}
-        if e.bundle_sha256 is not None:
-            status = "complete"
-        elif ending.get("action") == "export.failed":
-            status = "failed"
-        else:
-            status = "running"
+        status, note = export_leases.status(e, ending)
         exhibits = details.get("exhibits")
         kept = e.bundle_sha256 is not None and runtime.store.exists(e.bundle_sha256)
         views.append(ExportView(
             id=str(e.id), created_at=e.created_at, by=names[e.requested_by_id],
             targets=None if not e.target_ids else [labels.get(str(t), str(t))
                                                    for t in e.target_ids],
-            status=status,
-            note=str(details.get("reason")) if status == "failed" and details.get("reason")
-            else None,
+            status=status, note=note,
             exhibits=exhibits if isinstance(exhibits, int) else None,
             size=e.size, sha256=e.bundle_sha256, kept=kept,
             download=_download(case.reference, e.id) if may_download and kept else None,

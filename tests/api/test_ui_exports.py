@@ -15,6 +15,7 @@ import uuid
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,9 +24,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text
 
+from api.app import end_interrupted_exports
 from api.deps import quote_ref
 from capture.browser import BrowserSession
-from evidence import bundles, cases, custody, targets, users
+from evidence import bundles, cases, custody, export_leases, targets, users
 from evidence.models import Access, Artifact, Capture, CustodyEntry, Export, Role
 from tests.api.conftest import Api, Caller, served_app, sign_in_on_page, walled_page
 from tests.api.test_ui import (
@@ -321,6 +323,45 @@ def test_an_export_that_breaks_off_is_listed_as_failed_with_why(sealed: Api) -> 
     card = _card(api.client.get(PAGE).text, row.id)
     assert ">failed<" in card and f"blob {dom.sha256} in the store no longer hashes" in card
     assert "SHA-256" not in card and "Download" not in card
+
+
+def test_an_export_whose_process_died_is_listed_as_interrupted(
+    sealed: Api, served: str,  # noqa: F811
+) -> None:
+    """Not "running" forever: once its lease has run out the card says the process making it
+    stopped, and once the server has recorded that, it is failed with the same reason."""
+    api = sealed
+    world = _world(api)
+    with api.runtime.session() as session:  # what a process does before it is killed
+        plan = bundles._plan(api.runtime, session, users.get_user(session, "petra"),
+                             REFERENCE, None, "court-pc:4242:1a2b3c4d")
+    _sign_in(api.client, "petra")
+    card = _card(api.client.get(PAGE).text, plan.export_id)
+    assert ">running<" in card and "being written now" in card
+    with api.runtime.session() as session:  # ... and two minutes pass
+        row = session.get(Export, plan.export_id)
+        assert row is not None and row.lease_until is not None
+        row.lease_until -= timedelta(seconds=export_leases.LEASE_SECONDS + 1)
+        lapsed = row.lease_until
+    card = _card(api.client.get(PAGE).text, plan.export_id)
+    assert ">interrupted<" in card and "being written" not in card
+    assert ("the process making it (court-pc:4242:1a2b3c4d) stopped renewing its lease, which "
+            f"ran out at {lapsed:%Y-%m-%d %H:%M:%S} UTC; no bundle was kept. Export again."
+            ) in card
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with BrowserSession(api.runtime.settings) as browser, walled_page(browser, served) as page:
+        page.goto(f"{served}{PAGE}")
+        sign_in_on_page(page, "petra", PASSWORD)
+        shown = page.locator(f"#export-{plan.export_id}")
+        assert shown.locator(".badge").inner_text() == "interrupted"
+        assert "Export again." in shown.locator(".alert-text").inner_text()
+        shown.scroll_into_view_if_needed()
+        page.screenshot(path=SHOTS / "interrupted.png", full_page=True)
+
+    assert end_interrupted_exports(api.runtime) == [plan.export_id]
+    card = _card(api.client.get(PAGE).text, plan.export_id)
+    assert ">failed<" in card and "interrupted: the process writing the bundle (court-pc" in card
+    assert _actions(api, world.case_id)[-2:] == ["export.started", "export.failed"]
 
 
 def test_a_bundle_written_to_a_file_is_listed_without_a_download(
