@@ -4,8 +4,10 @@ The layout is specified in docs/bundle-format.md; `evidence.bundle_verifier` che
 shipped inside the bundle as `data/verify.py`. An export runs in three steps, so that the
 database is never held locked while gigabytes are written:
 
-1. one transaction reads the case, appends an `export.started` entry and cuts a signed,
-   timestamped checkpoint after it, and computes an inclusion proof for every case entry;
+1. a read-only transaction verifies the whole custody log (a log that does not verify is not
+   exported from); then one transaction reads the case, appends an `export.started` entry and
+   cuts a signed, timestamped checkpoint after it, and computes an inclusion proof for every
+   case entry;
 2. the bundle is written, streaming each blob from the store, to a temporary file beside the
    destination (the SHA-256 of every file is computed as it is written and compared with the
    hash the evidence was recorded under: a corrupted blob stops the export);
@@ -262,6 +264,23 @@ def _tsa_anchors(roots: Sequence[manifests.TsaRoot]) -> list[tuple[str, bytes]]:
             for root in roots]
 
 
+def _verify_log(runtime: Runtime, session: Session, reference: str,
+                roots: Sequence[manifests.TsaRoot]) -> None:
+    """Refuse to export from a log that does not verify.
+
+    A bundle vouches for the log it comes from: made from a log that someone with database
+    access has altered, its proofs could still hold (they rest on the stored leaf hashes) while
+    the entries a lookup found, or missed, are not what was recorded. Run in a read-only
+    transaction, before the one that starts the export: on SQLite recording goes on meanwhile.
+    One process: the export may run inside the API server, which must not fork.
+    """
+    checked = custody.verify_log(session, runtime.verifier, case_reference=reference,
+                                 workers=1, tsa_trust=[root.pem for root in roots])
+    if not checked.ok:
+        raise LogBroken(f"{checked.summary()}. Run `evidence custody verify` and have the "
+                        "log examined before exporting.")
+
+
 def _plan(
     runtime: Runtime,
     session: Session,
@@ -269,19 +288,13 @@ def _plan(
     reference: str,
     target_ids: Sequence[uuid.UUID] | None,
     lease_owner: str,
+    roots: Sequence[manifests.TsaRoot] | None = None,
 ) -> _Plan:
+    """Start the export: see step 1 of the module's doc (the log verified before)."""
+    if roots is None:
+        roots = manifests.tsa_trust(runtime.settings)
     case = case_for(session, actor, reference)
     authorise_export(session, actor, case)
-    # A bundle vouches for the log it comes from: made from a log that someone with database
-    # access has altered, its proofs could still hold (they rest on the stored leaf hashes)
-    # while the entries a lookup found, or missed, are not what was recorded. One process: the
-    # export may run inside the API server, which must not fork.
-    roots = manifests.tsa_trust(runtime.settings)
-    checked = custody.verify_log(session, runtime.verifier, case_reference=case.reference,
-                                 workers=1, tsa_trust=[root.pem for root in roots])
-    if not checked.ok:
-        raise LogBroken(f"{checked.summary()}. Run `evidence custody verify` and have the "
-                        "log examined before exporting.")
     captures = _select_captures(session, case, target_ids)
     if not captures:
         raise InvalidInput(f"case {case.reference!r} has no capture to export"
@@ -695,10 +708,15 @@ def export_case(
     if not out.parent.is_dir():
         raise InvalidInput(f"folder {out.parent} does not exist")
     owner = new_worker_id()
-    with runtime.session() as session:
+    with runtime.read_session() as session:
         actor = resolve_actor(session, actor_name)
+        authorise_export(session, actor, case_for(session, actor, reference))
         say("checking the custody log before exporting from it")
-        plan = _plan(runtime, session, actor, reference, target_ids, owner)
+        roots = manifests.tsa_trust(runtime.settings)
+        _verify_log(runtime, session, reference, roots)
+    with runtime.session() as session:
+        plan = _plan(runtime, session, resolve_actor(session, actor_name), reference,
+                     target_ids, owner, roots)
     name = bundle_name(plan.case.reference, plan.created_at)
     say(f"exporting {len(plan.exhibits)} exhibits of case {plan.case.reference} as {name}")
     fd, partial_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial",

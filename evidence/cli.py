@@ -438,7 +438,7 @@ def custody_group() -> None:
 def custody_verify(case_reference: str | None, as_json: bool) -> None:
     """Recompute every hash, chain, Merkle root, checkpoint signature and timestamp."""
     runtime = state().runtime
-    with runtime.session() as session:
+    with runtime.read_session() as session:  # on SQLite, recording goes on meanwhile
         report = custody.verify_log(
             session, runtime.verifier, case_reference=case_reference,
             tsa_trust=manifests.trusted_roots(runtime.settings))

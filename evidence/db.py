@@ -1,7 +1,10 @@
 """Database engines and sessions for SQLite (embedded default) and PostgreSQL (scale).
 
 SQLite runs in WAL mode with foreign keys on and every transaction opened with BEGIN IMMEDIATE,
-so two writers never both read the custody log's head and then race to append after it.
+so two writers never both read the custody log's head and then race to append after it. Long
+reads that write nothing (verifying the custody log) use `read_only_scope` instead: a deferred
+transaction on SQLite (a WAL snapshot that holds no lock, so recording goes on beside it) and a
+READ ONLY one on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+READ_ONLY_OPTION = "evidence_read_only"  # an execution option: begin a read-only transaction
 
 
 def normalise_url(url: str) -> str:
@@ -44,7 +48,24 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if conn.get_execution_options().get(READ_ONLY_OPTION):
+            conn.exec_driver_sql("PRAGMA query_only = ON")  # SQLite's read-only transaction
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    @event.listens_for(engine, "rollback")
+    @event.listens_for(engine, "commit")
+    def _on_end(conn: Any) -> None:
+        if conn.get_execution_options().get(READ_ONLY_OPTION):
+            conn.exec_driver_sql("PRAGMA query_only = OFF")  # the connection goes back to the pool
+
+
+def _configure_postgresql(engine: Engine) -> None:
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        if conn.get_execution_options().get(READ_ONLY_OPTION):
+            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -57,7 +78,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         )
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    engine = create_engine(url, pool_pre_ping=True, **kwargs)
+    _configure_postgresql(engine)
+    return engine
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -75,4 +98,16 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         session.rollback()
         raise
     finally:
+        session.close()
+
+
+@contextmanager
+def read_only_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A transaction that only reads (the database refuses a write in it) and does not keep
+    writers waiting on SQLite while it reads; it is rolled back at the end."""
+    session = factory(bind=factory.kw["bind"].execution_options(**{READ_ONLY_OPTION: True}))
+    try:
+        yield session
+    finally:
+        session.rollback()
         session.close()

@@ -17,7 +17,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from evidence import custody, deconfliction, migrate, timestamping, users
 from evidence.blobstore import BlobStore, FolderStore, S3Store
-from evidence.db import is_sqlite, make_engine, make_session_factory, session_scope
+from evidence.db import (
+    is_sqlite,
+    make_engine,
+    make_session_factory,
+    read_only_scope,
+    session_scope,
+)
 from evidence.errors import ConfigurationError, NotInitialised
 from evidence.models import Role
 from evidence.settings import Settings
@@ -48,6 +54,12 @@ class Runtime:
     @contextmanager
     def session(self) -> Iterator[Session]:
         with session_scope(self.sessions) as session:
+            yield session
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A transaction that only reads, for long reads (see `db.read_only_scope`)."""
+        with read_only_scope(self.sessions) as session:
             yield session
 
     def close(self) -> None:

@@ -6,6 +6,7 @@ import io
 import json
 import subprocess
 import sys
+import threading
 import unicodedata
 import zipfile
 from pathlib import Path
@@ -17,7 +18,7 @@ from sqlalchemy import text
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from evidence import bundle_verifier, bundles, users
+from evidence import bundle_verifier, bundles, cases, custody, users
 from evidence.errors import LogBroken
 from evidence.home import Runtime
 from evidence.models import Role
@@ -180,3 +181,35 @@ def test_no_bundle_is_made_from_a_log_that_does_not_verify(
         started = s.execute(text(
             "SELECT count(*) FROM custody_entries WHERE action = 'export.started'")).scalar()
     assert started == 1 and action == "capture.recorded"
+
+
+def test_recording_goes_on_while_an_export_verifies_the_log(
+    runtime: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An export first verifies the whole log, seconds on a large one; a capture recorded
+    meanwhile must not wait for it (on SQLite, nor fail after the busy timeout)."""
+    _case_with_a_capture(runtime, "OP-V")
+    real_verify = custody.verify_log
+    recorded = threading.Event()
+
+    def record() -> None:
+        with runtime.session() as s:
+            actor = users.get_user(s, "petra")
+            custody.append(s, actor, action="case.viewed",
+                           case=cases.get_case(s, actor, "OP-V"))
+        recorded.set()
+
+    def verify_while_recording(*args: Any, **kwargs: Any) -> custody.VerifyReport:
+        report = real_verify(*args, **kwargs)
+        writer = threading.Thread(target=record)
+        writer.start()
+        waited = recorded.wait(10)
+        writer.join()
+        assert waited, "recording waited on the export's verification"
+        return report
+
+    monkeypatch.setattr(custody, "verify_log", verify_while_recording)
+    result = bundles.export_case(runtime, "petra", reference="OP-V", out=tmp_path / "b.zip")
+    assert recorded.is_set()
+    report = bundle_verifier.verify_bundle(result.path)
+    assert report.ok, report.render()

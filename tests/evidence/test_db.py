@@ -3,15 +3,22 @@ PostgreSQL through psycopg 3 from a plain postgresql:// URL."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InternalError, OperationalError
 
 from evidence import migrate
-from evidence.db import make_engine, make_session_factory, normalise_url, session_scope
+from evidence.db import (
+    make_engine,
+    make_session_factory,
+    normalise_url,
+    read_only_scope,
+    session_scope,
+)
 from evidence.models import CaseMember
 
 
@@ -40,3 +47,38 @@ def test_plain_postgresql_urls_use_psycopg3() -> None:
     assert normalise_url("postgresql://u@h:5432/db").startswith("postgresql+psycopg://")
     assert normalise_url("postgres://u:p%40ss@h/db") == "postgresql+psycopg://u:p%40ss@h/db"
     assert normalise_url("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
+
+
+def test_a_read_only_transaction_keeps_no_writer_waiting_and_writes_nothing(
+    database_url: str
+) -> None:
+    """Verifying a large custody log reads for seconds; recording must go on meanwhile (on
+    SQLite an ordinary transaction holds the only write lock from its start)."""
+    engine = make_engine(database_url)
+    factory = make_session_factory(engine)
+    recorded = threading.Event()
+
+    def record() -> None:
+        with session_scope(factory) as s:
+            s.execute(text("CREATE TABLE IF NOT EXISTS side_notes (x INTEGER)"))
+        recorded.set()
+
+    with read_only_scope(factory) as reading:
+        before = reading.scalar(text("SELECT count(*) FROM custody_entries"))
+        writer = threading.Thread(target=record)
+        writer.start()
+        assert recorded.wait(10), "a writer waited on the read-only transaction"
+        writer.join()
+        with pytest.raises(OperationalError if engine.dialect.name == "sqlite" else
+                           InternalError, match=r"read-only|readonly"):
+            reading.execute(text("CREATE TABLE refused (x INTEGER)"))
+    assert before == 0
+    engine.dispose()
+    # The connection goes back to the pool writable: the next ordinary transaction on it writes.
+    one = make_engine(database_url, pool_size=1, max_overflow=0)
+    factory = make_session_factory(one)
+    with read_only_scope(factory) as reading:
+        reading.scalar(text("SELECT 1"))
+    with session_scope(factory) as s:
+        s.execute(text("DROP TABLE side_notes"))
+    one.dispose()
