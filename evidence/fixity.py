@@ -94,8 +94,9 @@ def _case_in_scope(session: Session, actor: User, reference: str | None) -> Case
 def _holders(runtime: Runtime, case_id: uuid.UUID | None) -> Iterator[tuple[str, list[Any]]]:
     """(sha256, the rows that hold it) in address order: artifacts and kept bundles.
 
-    Read a batch of addresses at a time, each in its own short transaction, so that hashing,
-    which can take hours, never holds one open (on SQLite a transaction holds the write lock).
+    Read a batch of addresses at a time, each in its own short read-only transaction: hashing
+    can take hours, and a transaction held that long would keep SQLite's write-ahead log from
+    being folded back (and PostgreSQL's vacuum from cleaning up).
     """
     artifacts = select(
         Artifact.sha256.label("sha256"), Artifact.size.label("size"),
@@ -116,7 +117,7 @@ def _holders(runtime: Runtime, case_id: uuid.UUID | None) -> Iterator[tuple[str,
     both = union_all(artifacts, bundles).subquery()
     after = ""
     while True:
-        with runtime.session() as session:
+        with runtime.read_session() as session:
             hashes = list(session.scalars(
                 select(both.c.sha256).where(both.c.sha256 > after).distinct()
                 .order_by(both.c.sha256).limit(BATCH)))
@@ -142,7 +143,7 @@ SEALED_COLUMNS = ("requested_url", "final_url", "http_status", "status", "remote
 
 
 def _captures(runtime: Runtime, case_id: uuid.UUID | None) -> Iterator[tuple[Any, list[Any]]]:
-    """(capture row, its artifact rows), a batch of captures per short transaction."""
+    """(capture row, its artifact rows), a batch of captures per short read-only transaction."""
     after: uuid.UUID | None = None
     while True:
         query = (select(Capture.id, Capture.case_id, Capture.target_id, Capture.manifest_sha256,
@@ -153,7 +154,7 @@ def _captures(runtime: Runtime, case_id: uuid.UUID | None) -> Iterator[tuple[Any
             query = query.where(Capture.case_id == case_id)
         if after is not None:
             query = query.where(Capture.id > after)
-        with runtime.session() as session:
+        with runtime.read_session() as session:
             rows = session.execute(query).all()
             files = session.execute(
                 select(Artifact.capture_id, Artifact.kind, Artifact.name, Artifact.media_type,
