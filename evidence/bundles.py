@@ -265,7 +265,7 @@ def _tsa_anchors(roots: Sequence[manifests.TsaRoot]) -> list[tuple[str, bytes]]:
 
 
 def _verify_log(runtime: Runtime, session: Session, reference: str,
-                roots: Sequence[manifests.TsaRoot]) -> None:
+                roots: Sequence[manifests.TsaRoot], say: Progress) -> None:
     """Refuse to export from a log that does not verify.
 
     A bundle vouches for the log it comes from: made from a log that someone with database
@@ -275,7 +275,8 @@ def _verify_log(runtime: Runtime, session: Session, reference: str,
     One process: the export may run inside the API server, which must not fork.
     """
     checked = custody.verify_log(session, runtime.verifier, case_reference=reference,
-                                 workers=1, tsa_trust=[root.pem for root in roots])
+                                 workers=1, tsa_trust=[root.pem for root in roots],
+                                 progress=say)
     if not checked.ok:
         raise LogBroken(f"{checked.summary()}. Run `evidence custody verify` and have the "
                         "log examined before exporting.")
@@ -713,7 +714,7 @@ def export_case(
         authorise_export(session, actor, case_for(session, actor, reference))
         say("checking the custody log before exporting from it")
         roots = manifests.tsa_trust(runtime.settings)
-        _verify_log(runtime, session, reference, roots)
+        _verify_log(runtime, session, reference, roots, say)
     with runtime.session() as session:
         plan = _plan(runtime, session, resolve_actor(session, actor_name), reference,
                      target_ids, owner, roots)

@@ -441,7 +441,8 @@ def custody_verify(case_reference: str | None, as_json: bool) -> None:
     with runtime.read_session() as session:  # on SQLite, recording goes on meanwhile
         report = custody.verify_log(
             session, runtime.verifier, case_reference=case_reference,
-            tsa_trust=manifests.trusted_roots(runtime.settings))
+            tsa_trust=manifests.trusted_roots(runtime.settings),
+            progress=None if as_json else (lambda msg: click.echo(msg, err=True)))
     if as_json:
         _echo_json({
             "ok": report.ok, "summary": report.summary(), "entries": report.entries,

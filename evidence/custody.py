@@ -14,6 +14,7 @@ import concurrent.futures
 import hashlib
 import multiprocessing as mp
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ APPEND_LOCK_KEY = 0x45564C4F47  # "EVLOG"
 READ_BATCH = 1_000
 # Below this many entries per process, starting processes costs more than it saves.
 PARALLEL_MIN_CHUNK = 25_000
+PROGRESS_EVERY_SECONDS = 2.0  # how often a long verify says how far it got
 PARALLEL_ALIGN_DEPTH = 12  # ranges start at multiples of 2**12 entries
 
 
@@ -463,21 +465,24 @@ def _rows_sql(dialect: str) -> str:
 
 
 def read_rows(
-    session: Session, *, after: int | None = None, upto: int | None = None
+    session: Session, *, after: int | None = None, upto: int | None = None,
+    on_batch: Callable[[int], None] | None = None,
 ) -> Iterator[Any]:
     """The raw rows `check_entries` needs, in seq order, streamed in batches.
 
     Read as the driver returns them, without the ORM's per-row type conversion: the verifier
     checks the raw values anyway, and at a million entries the conversion is most of the time.
     `after` and `upto` bound the seq range (after < seq <= upto); without them, every row.
+    `on_batch` is told the size of each batch as it is read.
     """
     connection = session.connection()
     yield from _stream_rows(connection.connection.dbapi_connection, connection.dialect.name,
-                            after, upto)
+                            after, upto, on_batch)
 
 
 def _stream_rows(
-    dbapi: Any, dialect: str, after: int | None, upto: int | None
+    dbapi: Any, dialect: str, after: int | None, upto: int | None,
+    on_batch: Callable[[int], None] | None = None,
 ) -> Iterator[Any]:
     # The driver's own cursor: SQLAlchemy's result layer costs more than the rows themselves.
     # On PostgreSQL a named (server-side) cursor keeps memory bounded, and binary results
@@ -494,6 +499,8 @@ def _stream_rows(
     try:
         cursor.execute(f"{_rows_sql(dialect)}{where} ORDER BY seq", params)
         while batch := cursor.fetchmany(READ_BATCH):
+            if on_batch is not None:
+                on_batch(len(batch))
             yield from batch
     finally:
         cursor.close()
@@ -501,6 +508,65 @@ def _stream_rows(
 
 def read_checkpoints(session: Session) -> list[Checkpoint]:
     return list(session.scalars(select(Checkpoint).order_by(Checkpoint.id)))
+
+
+class _Counter:
+    """Entries read so far by every process of a verify, said now and then to `progress`.
+
+    The count lives in shared memory that the checking processes inherit when they are forked;
+    each adds a batch's size as it reads the batch, and this process says the total.
+    """
+
+    def __init__(self, session: Session, progress: Callable[[str], None] | None) -> None:
+        self.progress = progress
+        self.shared: Any = mp.get_context("fork").Value("q", 0) if (
+            progress is not None and "fork" in mp.get_all_start_methods()) else None
+        self.total = 0
+        if progress is not None:
+            self.total = session.scalar(select(func.max(CustodyEntry.seq))) or 0
+        self.mine = 0
+        self.said_at = time.monotonic()
+        self.said: int | None = None  # the count last said
+
+    def restart(self) -> None:
+        self.mine = 0
+        if self.shared is not None:
+            self.shared.value = 0
+
+    def add(self, count: int) -> None:
+        """A batch this process read."""
+        if self.progress is None:
+            return
+        self.mine += count
+        now = time.monotonic()
+        if now - self.said_at >= PROGRESS_EVERY_SECONDS:
+            self.said_at = now
+            self._say()
+
+    def finish(self) -> None:
+        """Every process is done: after progress was said at all, say the last count."""
+        if self.progress is not None and self.said is not None:
+            self._say()
+
+    def _say(self) -> None:
+        assert self.progress is not None
+        read = min(self.mine + (self.shared.value if self.shared is not None else 0), self.total)
+        if read != self.said:
+            self.said = read
+            self.progress(f"read {read:,} of {self.total:,} custody entries")
+
+
+_shared_count: Any = None  # in a checking process: the verify's `_Counter.shared`
+
+
+def _count_in_child(shared: Any) -> None:
+    global _shared_count
+    _shared_count = shared
+
+
+def _child_read(count: int) -> None:
+    with _shared_count.get_lock():
+        _shared_count.value += count
 
 
 def verify_log(
@@ -511,13 +577,15 @@ def verify_log(
     workers: int | None = None,
     min_chunk: int = PARALLEL_MIN_CHUNK,
     tsa_trust: Sequence[bytes] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> VerifyReport:
     """Verify the whole log as stored in the database (see `check_entries`).
 
     A large log is read and checked in `workers` processes at once (default: the cores this
     process may use), each over its own range of seq; see `_verify_in_parallel`. With
     `tsa_trust` (the roots of the authorities this system trusts), each checkpoint's RFC 3161
-    token is checked too: it must be one of theirs, for that checkpoint's signed text.
+    token is checked too: it must be one of theirs, for that checkpoint's signed text. With
+    `progress`, a long verify says every `PROGRESS_EVERY_SECONDS` how many entries it has read.
     """
     case_id: str | None = None
     if case_reference is not None:
@@ -527,12 +595,15 @@ def verify_log(
         case_id = str(case.id)
     # Checkpoints first: every entry a checkpoint covers is then already in the log we read.
     checkpoints = read_checkpoints(session)
+    counter = _Counter(session, progress)
     report = _verify_in_parallel(session, checkpoints, verifier, case_id=case_id,
                                  case_reference=case_reference, workers=workers,
-                                 min_chunk=min_chunk)
+                                 min_chunk=min_chunk, counter=counter)
     if report is None:
-        report = check_entries(read_rows(session), checkpoints, verifier,
+        counter.restart()  # a broken log is checked again in one pass
+        report = check_entries(read_rows(session, on_batch=counter.add), checkpoints, verifier,
                                case_id=case_id, case_reference=case_reference)
+    counter.finish()
     if tsa_trust is not None:
         _verify_timestamps(checkpoints, tsa_trust, report)
     return report
@@ -916,7 +987,7 @@ def _run_in_child(url: str, after: int, upto: int | None, case_id: str | None,
     try:
         with engine.connect() as conn:
             rows = _stream_rows(conn.connection.dbapi_connection, conn.dialect.name,
-                                after, upto)
+                                after, upto, None if _shared_count is None else _child_read)
             return _check_range(rows, after, case_id, marks)
     finally:
         engine.dispose()
@@ -925,6 +996,7 @@ def _run_in_child(url: str, after: int, upto: int | None, case_id: str | None,
 def _verify_in_parallel(
     session: Session, checkpoints: Sequence[Checkpoint], verifier: Verifier, *,
     case_id: str | None, case_reference: str | None, workers: int | None, min_chunk: int,
+    counter: _Counter | None = None,
 ) -> VerifyReport | None:
     """The log checked in ranges of seq by several processes, or None where that cannot help.
 
@@ -934,6 +1006,7 @@ def _verify_in_parallel(
     loaded code instead of importing it again) and a database other processes can open.
     """
     workers = workers or _usable_cores()
+    counter = counter or _Counter(session, None)
     engine = session.get_bind().engine
     if workers < 2 or "fork" not in mp.get_all_start_methods():
         return None
@@ -954,7 +1027,9 @@ def _verify_in_parallel(
     if len(set(borders)) < workers:
         return None
     context = mp.get_context("fork")
-    with concurrent.futures.ProcessPoolExecutor(workers - 1, mp_context=context) as pool:
+    with concurrent.futures.ProcessPoolExecutor(
+        workers - 1, mp_context=context, initializer=_count_in_child, initargs=(counter.shared,)
+    ) as pool:
         # The last range is open-ended and the first starts below 1, as the single pass reads
         # them: an entry with a seq outside 1..top is still seen.
         futures = [
@@ -962,7 +1037,8 @@ def _verify_in_parallel(
                         else None, case_id, marks)
             for i in range(1, workers)
         ]
-        first = _check_range(read_rows(session, upto=borders[1]), 0, case_id, marks)
+        first = _check_range(read_rows(session, upto=borders[1], on_batch=counter.add), 0,
+                             case_id, marks)
         runs = [first, *(f.result() for f in futures)]
     whole = _join(runs)
     if whole is None:

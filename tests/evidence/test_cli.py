@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import text
 
+from evidence import custody
 from evidence.cli import _load_plugins, main_group
 from evidence.db import make_engine
 from tests.factories import drop_append_only
@@ -174,7 +175,9 @@ def test_actions_are_recorded_under_the_acting_user(home: Home) -> None:
     assert ghost.exit_code == 1 and "no user 'ghost'" in ghost.output
 
 
-def test_custody_verify_passes_then_names_the_tampered_entry(home: Home) -> None:
+def test_custody_verify_passes_then_names_the_tampered_entry(
+    home: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert home.run("init").exit_code == 0
     assert home.run("case", "create", "T-1", "--title", "t").exit_code == 0
     assert home.run("case", "show", "T-1").exit_code == 0
@@ -186,6 +189,13 @@ def test_custody_verify_passes_then_names_the_tampered_entry(home: Home) -> None
     assert ok.output.startswith("custody log verified:")
     assert len(ok.output.strip().splitlines()) == 1
     assert home.run("custody", "verify", "--case", "T-1").exit_code == 0
+    # A long verify says how far it got, on stderr; none of that in the JSON.
+    monkeypatch.setattr(custody, "PROGRESS_EVERY_SECONDS", 0)
+    entries = int(ok.output.split()[3])
+    shown = home.run("custody", "verify")
+    assert shown.stdout.startswith("custody log verified:")
+    assert shown.stderr.splitlines()[-1] == f"read {entries} of {entries} custody entries"
+    assert home.run("custody", "verify", "--json").stderr == ""
 
     engine = make_engine(home.database_url)
     try:

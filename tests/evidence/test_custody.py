@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import random
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -196,6 +197,26 @@ def test_untouched_log_verifies(populated: tuple[Engine, Signer]) -> None:
     assert report.entries == report.sealed == 12
     assert report.cases == 3
     assert _verify(*populated, case="A").ok
+
+
+def test_a_long_verify_says_how_far_it_got(populated: tuple[Engine, Signer],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    engine, signer = populated
+    monkeypatch.setattr(custody, "PROGRESS_EVERY_SECONDS", 0)
+    monkeypatch.setattr(custody, "READ_BATCH", 5)
+    factory = make_session_factory(engine)
+    said: list[str] = []
+    with session_scope(factory) as s:
+        assert custody.verify_log(s, signer.verifier, workers=1, progress=said.append).ok
+    assert said == [f"read {n} of 12 custody entries" for n in (5, 10, 12)]
+
+    said.clear()  # three processes: this one says what all of them have read
+    with session_scope(factory) as s:
+        assert custody.verify_log(s, signer.verifier, workers=3, min_chunk=1,
+                                  progress=said.append).ok
+    counts = [int(line.split()[1]) for line in said]
+    assert all(re.fullmatch(r"read \d+ of 12 custody entries", line) for line in said)
+    assert counts == sorted(counts) and counts[-1] == 12
 
 
 def test_three_processes_vouch_for_an_untouched_log(populated: tuple[Engine, Signer]) -> None:
