@@ -434,10 +434,11 @@ class S3Store(BlobStore):
 
     def _used(self, sha256: str, added: int) -> None:
         """A local copy was just made (`added` bytes) or used: mark its use, keep the limit."""
-        path = self.local.fetch(sha256)
         if not added:
-            with contextlib.suppress(OSError):  # a copy another user made: its order stays
-                os.utime(path)  # the modification time is the last use, the order of eviction
+            # The modification time is the last use, the order of eviction. A copy another
+            # user made keeps its order; one another process just removed is not needed here.
+            with contextlib.suppress(OSError):
+                os.utime(self.local.locate(sha256))
         if self.cache_limit is None:
             return
         if self._cached is None or self._added > self.cache_limit // 10:

@@ -303,7 +303,6 @@ def _plan(
     exhibits = [_exhibit(session, runtime, f"EX-{n:03d}", c) for n, c in enumerate(captures, 1)]
     export = Export(case_id=case.id, target_ids=[str(t) for t in target_ids or []] or None,
                     requested_by_id=actor.id, approved_by_id=actor.id)
-    export_leases.take(export, lease_owner)
     session.add(export)
     session.flush()
     custody.append(
@@ -326,6 +325,7 @@ def _plan(
         .order_by(CustodyEntry.seq)
     ))
     proofs = custody.inclusion_proofs(session, [e.seq for e in entries], checkpoint)
+    export_leases.take(export, lease_owner)  # last: its two minutes start as the plan commits
     return _Plan(
         export_id=export.id, created_at=export.created_at, case=case, actor=actor,
         exhibits=exhibits, entries=entries, proofs=proofs, checkpoint=checkpoint,

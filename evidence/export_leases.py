@@ -130,6 +130,7 @@ class LeaseKeeper:
         self.lost = False
 
     def __enter__(self) -> LeaseKeeper:
+        self._renew()  # at once too: the lease was taken before a plan that may have been slow
         self._thread.start()
         return self
 
@@ -138,17 +139,20 @@ class LeaseKeeper:
         self._thread.join()
 
     def _run(self) -> None:
-        while not self._stop.wait(self._every):
-            try:
-                with self._sessions() as session:
-                    if not renew(session, self._id, self._owner, lease_seconds=self._lease):
-                        self.lost = True
-                        return
-                if self._touch is not None:
-                    with contextlib.suppress(OSError):
-                        os.utime(self._touch)
-            except Exception:  # the database may come back before the lease runs out
-                log.exception("could not renew the lease of export %s", self._id)
+        while not self.lost and not self._stop.wait(self._every):
+            self._renew()
+
+    def _renew(self) -> None:
+        try:
+            with self._sessions() as session:
+                if not renew(session, self._id, self._owner, lease_seconds=self._lease):
+                    self.lost = True  # the completion will find it so, and keep nothing
+                    return
+            if self._touch is not None:
+                with contextlib.suppress(OSError):
+                    os.utime(self._touch)
+        except Exception:  # the database may come back before the lease runs out
+            log.exception("could not renew the lease of export %s", self._id)
 
 
 def _newest_change(folder: Path) -> float:

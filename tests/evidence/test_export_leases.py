@@ -158,11 +158,13 @@ def test_a_finished_export_gives_its_lease_back_and_a_running_one_keeps_renewing
     assert first is not None
     with export_leases.LeaseKeeper(runtime.session, result.export_id, "host:1:tag",
                                    every=0.05, lease_seconds=60) as keeper:
+        entered = _only_export(runtime).lease_until  # renewed at once on entering
+        assert entered is not None and entered >= first + timedelta(seconds=50)
         deadline = time.monotonic() + 10
-        while _only_export(runtime).lease_until == first and time.monotonic() < deadline:
+        while _only_export(runtime).lease_until == entered and time.monotonic() < deadline:
             time.sleep(0.05)
-    renewed = _only_export(runtime).lease_until
-    assert renewed is not None and renewed >= first + timedelta(seconds=50)
+        renewed = _only_export(runtime).lease_until  # and again while the bundle is written
+        assert renewed is not None and renewed > entered
     assert not keeper.lost
 
 
