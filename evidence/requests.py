@@ -331,27 +331,52 @@ def _identifiers_of(registry: PlatformRegistry, platform: PlatformInfo, target: 
     ]
 
 
-def _collect_identifiers(
-    session: Session, registry: PlatformRegistry, case: Case, platform: PlatformInfo,
-    target_ids: Sequence[uuid.UUID] | None, problems: list[str],
-) -> tuple[list[TargetIdentifier], list[uuid.UUID]]:
+def _targets_with_accounts(
+    session: Session, case: Case, target_ids: Sequence[uuid.UUID] | None = None,
+) -> list[tuple[Target, Account | None]]:
+    """The case's targets (all, or those named), first flagged first, each with its account."""
     query = select(Target).where(Target.case_id == case.id).order_by(Target.flagged_at, Target.id)
     if target_ids:
         query = query.where(Target.id.in_(list(target_ids)))
     found = list(session.scalars(query))
-    if target_ids:
-        missing = set(target_ids) - {t.id for t in found}
-        problems += [f"targets: no target {t} in case {case.reference}" for t in sorted(
-            missing, key=str)]
     account_ids = [t.account_id for t in found if t.account_id is not None]
     accounts = {a.id: a for a in session.scalars(
         select(Account).where(Account.id.in_(account_ids)))} if account_ids else {}
+    return [(t, accounts.get(t.account_id) if t.account_id else None) for t in found]
+
+
+def targets_on(session: Session, actor: User, case: Case, platform: str,
+               registry: PlatformRegistry | None = None) -> tuple[
+    list[tuple[Target, Account | None]], int
+]:
+    """The case's targets on `platform` (a registry name), first flagged first, each with its
+    account, and how many of the case's targets are on other platforms (or none known)."""
+    cases.require_access(session, actor, case, Access.READ)
+    registry = registry or legal_instruments().platforms()
+    on: list[tuple[Target, Account | None]] = []
+    elsewhere = 0
+    for target, account in _targets_with_accounts(session, case):
+        if _platform_of(registry, target, account) == platform:
+            on.append((target, account))
+        else:
+            elsewhere += 1
+    return on, elsewhere
+
+
+def _collect_identifiers(
+    session: Session, registry: PlatformRegistry, case: Case, platform: PlatformInfo,
+    target_ids: Sequence[uuid.UUID] | None, problems: list[str],
+) -> tuple[list[TargetIdentifier], list[uuid.UUID]]:
+    found = _targets_with_accounts(session, case, target_ids)
+    if target_ids:
+        missing = set(target_ids) - {t.id for t, _ in found}
+        problems += [f"targets: no target {t} in case {case.reference}" for t in sorted(
+            missing, key=str)]
     out: list[TargetIdentifier] = []
     used: list[uuid.UUID] = []
     seen: set[tuple[str, str]] = set()
     on_platform = 0
-    for target in found:
-        account = accounts.get(target.account_id) if target.account_id else None
+    for target, account in found:
         on = _platform_of(registry, target, account)
         label = target.url or (account.platform_account_id if account else str(target.id))
         if on != platform.name:
@@ -381,14 +406,8 @@ def case_platforms(session: Session, actor: User, case: Case,
     """The registry names of the platforms the case's targets are on, first flagged first."""
     cases.require_access(session, actor, case, Access.READ)
     registry = registry or legal_instruments().platforms()
-    targets = list(session.scalars(select(Target).where(Target.case_id == case.id)
-                                   .order_by(Target.flagged_at, Target.id)))
-    account_ids = [t.account_id for t in targets if t.account_id is not None]
-    accounts = {a.id: a for a in session.scalars(
-        select(Account).where(Account.id.in_(account_ids)))} if account_ids else {}
     out: list[str] = []
-    for target in targets:
-        account = accounts.get(target.account_id) if target.account_id else None
+    for target, account in _targets_with_accounts(session, case):
         name = _platform_of(registry, target, account)
         if name and name in registry.names and name not in out:
             out.append(name)

@@ -27,20 +27,17 @@ from api.deps import AppRuntime, DbSession, case_reference, quote_ref
 from api.schemas_requests import RequestCreate, RequestStatusChange
 from api.ui.rendering import PageError, render, sentence
 from api.ui.routes import CsrfField, Viewer, check_session_form, see_other
-from evidence import accounts, cases, custody, requests, targets
+from evidence import cases, custody, requests
 from evidence.errors import AccessDenied, EvidenceError, InvalidInput, NotFound, RequestIncomplete
 from evidence.models import (
     Access,
-    Account,
     Case,
     CaseStatus,
     LegalRequest,
     RequestStatus,
-    Target,
     User,
     utcnow,
 )
-from evidence.pagination import MAX_LIMIT
 from evidence.settings import Settings
 from legal_forms.instruments import INSTRUMENTS, route
 from legal_forms.instruments.base import EU_LABELS, DataCategory, Instrument
@@ -88,6 +85,7 @@ AUTHORITY_LABELS = {
 CATEGORY_LABELS = {c.value: EU_LABELS[c] for c in DataCategory}
 FIELD_PREFIX = "field."
 MAX_EXTRA = 20_000
+MAX_LISTED = 1000  # targets the form lists to tick; ticking none asks for every one
 
 
 async def _posted(request: Request) -> FormData:
@@ -164,16 +162,6 @@ def _row_view(row: LegalRequest, reference: str, registry: Registry,
 
 # --- the case's list and the form to generate one ---------------------------------------------
 
-def _platform_of(registry: Registry, target: Target, account: Account | None) -> str | None:
-    if account is not None:
-        try:
-            return registry.get(account.platform).name
-        except NotFound:
-            return account.platform
-    found = registry.recognise(target.url) if target.url else None
-    return None if found is None else found.platform
-
-
 def _country(case: Case, standing: Mapping[str, Mapping[str, str]]) -> str:
     return (case.jurisdiction or standing["issuing"].get("country") or "").split("-")[0]
 
@@ -203,20 +191,14 @@ def _choices(session: DbSession, viewer: User, case: Case, registry: Registry,
             "suggestions": suggestions, "country": country}
 
 
-def _target_views(session: DbSession, case: Case, registry: Registry,
-                  platform: Platform) -> tuple[list[dict[str, Any]], int]:
-    """The case's targets on `platform` (with the capture a request would cite) and how many
-    targets are on other platforms."""
-    rows = targets.page_targets(session, case, limit=MAX_LIMIT, cursor=None).items
-    linked = {a.id: a for a in accounts.page_accounts(session, case, limit=MAX_LIMIT,
-                                                      cursor=None).items}
+def _target_views(session: DbSession, viewer: User, case: Case, registry: Registry,
+                  platform: Platform) -> tuple[list[dict[str, Any]], int, int]:
+    """The case's targets on `platform`, at most `MAX_LISTED` of them (with the capture a
+    request would cite), how many more there are, and how many targets are on other
+    platforms."""
+    found, elsewhere = requests.targets_on(session, viewer, case, platform.name, registry)
     out: list[dict[str, Any]] = []
-    elsewhere = 0
-    for target in rows:
-        account = linked.get(target.account_id) if target.account_id else None
-        if _platform_of(registry, target, account) != platform.name:
-            elsewhere += 1
-            continue
+    for target, account in found[:MAX_LISTED]:
         cited = requests.latest_capture(session, target.id)
         if target.url:
             label = target.url
@@ -230,11 +212,11 @@ def _target_views(session: DbSession, case: Case, registry: Registry,
                     "capture": None if cited is None else {
                         "id": str(cited.id), "status": cited.status,
                         "at": _utc(cited.started_at)}})
-    return out, elsewhere
+    return out, len(found) - len(out), elsewhere
 
 
-def _generate_form(session: DbSession, case: Case, registry: Registry, settings: Settings,
-                   kind: str, platform_name: str) -> dict[str, Any]:
+def _generate_form(session: DbSession, viewer: User, case: Case, registry: Registry,
+                   settings: Settings, kind: str, platform_name: str) -> dict[str, Any]:
     """What the second step of generating shows for `kind` on `platform_name`; raises
     InvalidInput for a kind or platform it cannot offer."""
     kind = kind.strip().lower()
@@ -249,7 +231,7 @@ def _generate_form(session: DbSession, case: Case, registry: Registry, settings:
     except NotFound as exc:
         raise InvalidInput(exc.message) from exc
     standing, standing_error = _standing(settings)
-    found, elsewhere = _target_views(session, case, registry, platform)
+    found, unlisted, elsewhere = _target_views(session, viewer, case, registry, platform)
     held = {"offence": case.offence, "offence_provision": case.offence_provision,
             "max_penalty_years": None if case.max_penalty_years is None
             else f"{case.max_penalty_years:g}", "facts": case.facts}
@@ -275,7 +257,7 @@ def _generate_form(session: DbSession, case: Case, registry: Registry, settings:
         "kind": kind, "title": instrument.title, "legal_basis": instrument.legal_basis,
         "platform": platform.name, "platform_name": platform.display_name,
         "preservation_rule": platform.preservation.summary,
-        "targets": found, "elsewhere": elsewhere,
+        "targets": found, "unlisted": unlisted, "elsewhere": elsewhere,
         "user_fields": [{"name": f.name, "label": f.label, "required": f.required}
                         for f in instrument.ordered_fields() if f.fill.get is None],
         "case_fields": [{"name": n, "label": label, "held": held[n] or ""}
@@ -332,8 +314,8 @@ def request_list(
     if context["may_create"] and (kind or platform):
         context["typed"] = _blank_typed(kind or "", platform or "")
         try:
-            context["form"] = _generate_form(session, case, registry, runtime.settings,
-                                             kind or "", platform or "")
+            context["form"] = _generate_form(session, viewer, case, registry,
+                                             runtime.settings, kind or "", platform or "")
         except InvalidInput as exc:
             # A GET writes nothing: the first step is shown again, saying what is wrong.
             context["error"] = sentence(exc.message)
@@ -453,8 +435,8 @@ def generate_request(
     context = _list_context(session, viewer, case, registry, runtime.settings)
     context.update(typed=typed, problems=problems)
     try:
-        context["form"] = _generate_form(session, case, registry, runtime.settings, kind,
-                                         platform)
+        context["form"] = _generate_form(session, viewer, case, registry, runtime.settings,
+                                         kind, platform)
     except InvalidInput as exc:
         # No kind or platform to build the second step on: the first one, with why.
         message = sentence(exc.message)

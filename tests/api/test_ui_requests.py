@@ -19,8 +19,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from api.ui import requests as ui_requests
 from capture.browser import BrowserSession
-from evidence import cases, custody, requests, users
+from evidence import accounts, cases, custody, requests, targets, users
 from evidence.models import Access, CustodyEntry, LegalRequest, Role
 from tests.api.conftest import (
     Api,
@@ -181,6 +182,43 @@ def test_only_the_targets_ticked_are_asked_for(api: Api) -> None:
                                                                       "smuggler_ar")]
     assert made["data_categories"] == ["subscriber", "traffic"]
     assert made["non_disclosure"] is False
+
+
+def test_the_generate_form_offers_the_targets_of_a_large_case(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More targets than a page of the API's lists holds (200), and more linked accounts: a
+    post flagged late, and an account linked late, are still offered on their platform."""
+    liaison, world = _liaison_world(api)
+    with api.runtime.session() as s:
+        case = s.merge(world.case)
+        for n in range(205):
+            targets.flag_target(s, liaison.user, case, reason="advert",
+                                url=f"https://x.com/boats{n}/status/{n}")
+        for n in range(201):
+            accounts.link_account(s, liaison.user, case, platform="x",
+                                  platform_account_id=f"9{n:05d}", handle=f"@boats{n}")
+        late, _ = accounts.link_account(s, liaison.user, case, platform="x",
+                                        platform_account_id="777", handle="@late_seller")
+        late_target, _ = targets.flag_target(s, liaison.user, case, reason="late seller",
+                                             account=late)
+        last_post = targets.flag_target(s, liaison.user, case, reason="advert",
+                                        url="https://x.com/boats/status/999")[0]
+    _sign_in(api.client, "lina")
+    page = api.client.get(f"{BASE}?kind=provider-preservation&platform=x")
+    assert page.status_code == 200
+    listed = re.findall(r'id="target-([0-9a-f-]{36})"', page.text)
+    assert len(listed) == 2 + 205 + 2  # the world's two on X, then those flagged here
+    assert {str(late_target.id), str(last_post.id)} <= set(listed)
+    assert "@late_seller (account 777)" in page.text
+    assert "1 other target(s) of the case are on other platforms" in page.text  # Facebook's
+    assert "not listed" not in page.text
+
+    monkeypatch.setattr(ui_requests, "MAX_LISTED", 100)  # a page lists so many, and says so
+    capped = api.client.get(f"{BASE}?kind=provider-preservation&platform=x").text
+    assert re.findall(r'id="target-([0-9a-f-]{36})"', capped) == listed[:100]
+    assert re.search(r"109 more target\(s\) on [^,]+, flagged later, are not listed: ticking "
+                     r"none includes them", capped)
 
 
 def test_a_refused_generate_form_comes_back_with_why_and_what_was_typed(api: Api) -> None:
