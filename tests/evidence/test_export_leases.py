@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -182,3 +183,31 @@ def test_the_server_records_interrupted_exports_when_it_starts(runtime: Runtime)
             time.sleep(0.05)
     assert [e["action"] for e in _export_entries(runtime)] == ["export.started", "export.failed"]
     assert _only_export(runtime).lease_owner is None
+
+
+def test_two_servers_sweeping_at_once_record_an_interruption_once(runtime: Runtime) -> None:
+    """Several API servers share one database (the scale path); each sweeps on its own tick."""
+    _petra_with_a_case(runtime, "OP-2")
+    with runtime.session() as s:
+        plan = bundles._plan(runtime, s, users.get_user(s, "petra"), "OP-2", None,
+                             "gone:2:cafebabe")
+        row = s.get(Export, plan.export_id)
+        assert row is not None and row.lease_until is not None
+        row.lease_until -= timedelta(hours=1)
+    start = threading.Barrier(4)
+    ended: list[list[object]] = []
+
+    def sweep() -> None:
+        start.wait()
+        with runtime.session() as s:
+            ended.append(list(export_leases.end_interrupted_exports(s)))
+
+    sweepers = [threading.Thread(target=sweep) for _ in range(4)]
+    for t in sweepers:
+        t.start()
+    for t in sweepers:
+        t.join()
+    assert sorted(ended, key=len) == [[], [], [], [plan.export_id]]
+    assert [e["action"] for e in _export_entries(runtime)] == ["export.started", "export.failed"]
+    with runtime.session() as s:
+        assert custody.verify_log(s, runtime.verifier, workers=1).ok
