@@ -59,19 +59,31 @@ SETTLE_SECONDS = 5.0
 QUIET_MS = 200
 _POLL_MS = 20
 
+BOTTOM_WAITS = 4  # pauses more before a page that stopped growing is taken to have ended
 _SCROLL_JS = """
-async ({steps, pause}) => {
+async ({steps, pause, waits}) => {
   const el = document.scrollingElement || document.documentElement;
   const atBottom = () => window.scrollY + window.innerHeight >= el.scrollHeight - 2;
   // A page that fits on one screen has nothing to load by scrolling: do not wait for it.
   if (atBottom()) return {steps: 0, height: el.scrollHeight, bottom: true};
+  const sleep = () => new Promise(r => setTimeout(r, pause));
   let done = 0, bottom = false;
   for (; done < steps; done++) {
     const before = el.scrollHeight;
     window.scrollBy(0, window.innerHeight);
-    await new Promise(r => setTimeout(r, pause));
+    await sleep();
     bottom = atBottom();
-    if (bottom && el.scrollHeight === before) break;
+    if (bottom && el.scrollHeight === before) {
+      // What scrolling asked for may come slower than the pause (a slow network or a busy
+      // machine): the page has ended only if it still has not grown after a few more.
+      let grew = false;
+      for (let wait = 0; wait < waits && !grew; wait++) {
+        await sleep();
+        grew = el.scrollHeight !== before;
+      }
+      if (!grew) break;
+      bottom = atBottom();
+    }
   }
   window.scrollTo(0, 0);
   return {steps: done, height: el.scrollHeight, bottom: bottom};
@@ -268,7 +280,8 @@ class _Run:
     def scroll(self) -> str | None:
         steps = self.settings.max_scroll_steps
         with map_playwright_errors("scrolling to load lazy content"):
-            result = self.live_page.evaluate(_SCROLL_JS, {"steps": steps, "pause": SCROLL_PAUSE_MS})
+            result = self.live_page.evaluate(_SCROLL_JS, {"steps": steps, "pause": SCROLL_PAUSE_MS,
+                                                          "waits": BOTTOM_WAITS})
         if result["steps"] == 0:
             return "the page fits on one screen"
         self.settle()  # let what the scrolling triggered finish loading

@@ -190,6 +190,18 @@ def test_infinite_scroll_stops_at_its_bound(
     assert record.status == "complete"
 
 
+def test_a_feed_that_loads_slower_than_a_scroll_pause_is_scrolled_on(
+    server: pages.PagesServer, pipeline: CapturePipeline,
+) -> None:
+    """Each page of this feed comes 0.6 s after it is asked for, more than the pause after a
+    scroll: the page has not ended because it did not grow at once."""
+    record = pipeline.run(server.url("/infinite?delay=0.6"))
+    scroll = record.step("scroll")
+    assert scroll is not None and scroll.ok and scroll.note is not None
+    assert "stopped at the bound of 20 screens" in scroll.note, scroll.note
+    assert record.status == "complete"
+
+
 def test_popups_are_closed_and_recorded(
     server: pages.PagesServer, pipeline: CapturePipeline,
 ) -> None:

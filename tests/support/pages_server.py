@@ -34,8 +34,9 @@ Routes (all GET, HEAD also works):
     content chosen by :meth:`PagesServer.set_version` (see :data:`CHANGING_PAGES`)
 ``/vanishing``, ``/unavailable``
     200 until :meth:`PagesServer.remove`; a 200 page saying the content is unavailable
-``/infinite``, ``/infinite/page/N``
-    a feed that fetches one more page whenever its bottom comes into view, forever
+``/infinite?delay=S``, ``/infinite/page/N?delay=S``
+    a feed that fetches one more page whenever its bottom comes into view, forever; each page
+    answered after ``S`` seconds (default none)
 ``/big?size=BYTES``, ``/duplicate-headers``, ``/echo-headers``, ``/cookie/set``, ``/cookie/show``
     an HTML page of exactly ``size`` bytes; two ``Set-Cookie`` headers; request headers as JSON;
     set a cookie (``?name=&value=``); the cookies the browser sent, as JSON
@@ -552,7 +553,7 @@ async function loadMore() {
   if (loading) return;
   loading = true;
   try {
-    const response = await fetch("/infinite/page/" + nextPage);
+    const response = await fetch("/infinite/page/" + nextPage + "?delay=DELAY");
     const fragment = await response.text();
     document.getElementById("feed").insertAdjacentHTML("beforeend", fragment);
     document.body.dataset.pages = String(nextPage);
@@ -738,7 +739,7 @@ class _Handler(BaseHTTPRequestHandler):
                 _page("Vanishing post", f"<p>{_text(VANISHING_TEXT)}</p>")
             ),
             UNAVAILABLE_PATH: self._unavailable,
-            INFINITE_PATH: self._infinite,
+            INFINITE_PATH: lambda: self._infinite(query),
             BIG_PATH: lambda: self._big(query),
             DUPLICATE_HEADERS_PATH: self._duplicate_headers,
             "/echo-headers": self._echo_headers,
@@ -753,6 +754,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif match := re.fullmatch(r"/changing/img/([a-z]+)\.png", route):
             self._changing_image(route, match[1])
         elif match := re.fullmatch(r"/infinite/page/([1-9][0-9]{0,6})", route):
+            self._wait(_number(query, "delay", 0.0, 0, MAX_DELAY_SECONDS))
             self._html(_infinite_items(int(match[1])))
         else:
             self._static(route)
@@ -879,12 +881,13 @@ class _Handler(BaseHTTPRequestHandler):
         )
         self._html(_page("Social network", body))
 
-    def _infinite(self) -> None:
+    def _infinite(self, query: dict[str, list[str]]) -> None:
+        delay = _number(query, "delay", 0.0, 0, MAX_DELAY_SECONDS)
         body = (
             '<h1>Feed</h1>\n<div id="feed">\n'
             + _infinite_items(1)
             + '\n</div>\n<p id="sentinel">Loading more…</p>\n'
-            + _INFINITE_SCRIPT
+            + _INFINITE_SCRIPT.replace("DELAY", f"{delay:g}")
         )
         self._html(_page("Infinite feed", body))
 
