@@ -700,8 +700,14 @@ def export_case(
     out: Path,
     target_ids: Sequence[uuid.UUID] | None = None,
     progress: Progress | None = None,
+    keep: Callable[[Path], str] | None = None,
 ) -> ExportResult:
-    """Write the bundle of a case (or of some of its targets) to `out`; see the module doc."""
+    """Write the bundle of a case (or of some of its targets) to `out`; see the module doc.
+
+    `keep` is given the finished bundle before the export is recorded complete, and returns
+    the SHA-256 it kept it under (the API keeps bundles in the blob store): a bundle that could
+    not be kept, or was kept as other bytes, fails the export.
+    """
     say = progress or (lambda _msg: None)
     out = out.expanduser().absolute()
     if out.exists():
@@ -739,6 +745,12 @@ def export_case(
                 raise
             raw.flush()
             os.fsync(raw.fileno())
+            if keep is not None:
+                say("keeping the bundle")
+                kept = keep(partial)
+                if kept != sink.hexdigest():
+                    raise BlobCorrupted(f"the bundle changed on its way to where it is kept: "
+                                        f"written {sink.hexdigest()}, kept {kept}")
         os.link(partial, out)  # fails rather than replace a file that appeared meanwhile
         partial.unlink()
     except BaseException as exc:
@@ -849,12 +861,9 @@ def export_and_keep(
     reference: str,
     target_ids: Sequence[uuid.UUID] | None = None,
 ) -> ExportResult:
-    """Export into the blob store (for the API): the bundle is then downloaded by its hash."""
+    """Export into the blob store (for the API): the bundle is then downloaded by its hash.
+    It is in the store before the export is recorded complete."""
     with tempfile.TemporaryDirectory(prefix=".export-", dir=runtime.settings.home_path) as tmp:
-        result = export_case(runtime, actor_name, reference=reference,
-                             out=Path(tmp) / "bundle.zip", target_ids=target_ids)
-        stored = runtime.store.put_file(result.path)
-    if stored.sha256 != result.sha256:
-        raise BlobCorrupted(f"the bundle changed on its way into the store: written "
-                            f"{result.sha256}, stored {stored.sha256}")
-    return result
+        return export_case(runtime, actor_name, reference=reference,
+                           out=Path(tmp) / "bundle.zip", target_ids=target_ids,
+                           keep=lambda path: runtime.store.put_file(path).sha256)

@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 from rdflib import Graph, Literal, URIRef
-from sqlalchemy import text
+from sqlalchemy import select, text
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from evidence import bundle_verifier, bundles, cases, custody, users
-from evidence.errors import LogBroken
+from evidence.errors import LogBroken, StorageFull
 from evidence.home import Runtime
-from evidence.models import Role
+from evidence.models import Case, CustodyEntry, Export, Role
 from tests.factories import case_with_a_capture, drop_append_only
 
 FACTS = ("On 3 November 2026 the suspect offered boat crossings to Lesbos for EUR 3,000 a"
@@ -213,3 +213,29 @@ def test_recording_goes_on_while_an_export_verifies_the_log(
     assert recorded.is_set()
     report = bundle_verifier.verify_bundle(result.path)
     assert report.ok, report.render()
+
+
+def test_a_bundle_that_cannot_be_kept_is_not_recorded_complete(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API keeps each bundle in the blob store for download; when the store is full the
+    export fails, says why, and the exports list never shows a bundle nobody can download."""
+    _case_with_a_capture(runtime, "OP-F")
+
+    def full(_path: Path) -> None:
+        raise StorageFull("blob store is full; nothing was stored")
+
+    monkeypatch.setattr(runtime.store, "put_file", full)
+    with pytest.raises(StorageFull, match="full"):
+        bundles.export_and_keep(runtime, "petra", reference="OP-F")
+    with runtime.session() as s:
+        (export,) = s.scalars(select(Export))
+        actions = [e.action for e in s.scalars(select(CustodyEntry).where(
+            CustodyEntry.object_type == "export").order_by(CustodyEntry.seq))]
+        case = s.get(Case, export.case_id)
+        assert case is not None
+        reasons = bundles.export_endings(s, case, [export])
+    assert export.bundle_sha256 is None and export.lease_owner is None
+    assert actions == ["export.started", "export.failed"]
+    assert "full" in reasons[str(export.id)]["details"]["reason"]
+    assert list(runtime.settings.home_path.glob(".export-*")) == []
