@@ -246,3 +246,27 @@ def drop_append_only(conn: Connection, *tables: str) -> None:
                 conn.execute(text(f"DROP TRIGGER {table}_no_{verb}"))
         else:
             conn.execute(text(f"DROP TRIGGER {table}_append_only ON {table}"))
+
+
+def started_export(runtime: Any, actor_name: str, reference: str, lease_owner: str) -> Any:
+    """The id of an export as a process leaves it when it dies right after starting it: the
+    export started (and recorded), its lease held by `lease_owner`, no bundle."""
+    from evidence import bundles
+
+    with runtime.session() as s:
+        return bundles._plan(runtime, s, users.get_user(s, actor_name), reference, None,
+                             lease_owner).export_id
+
+
+def age_lease(runtime: Any, export_id: Any, seconds: float) -> Any:
+    """Move an export's lease `seconds` into the past, as that much time passing would; returns
+    when it now runs out."""
+    from datetime import timedelta
+
+    from evidence.models import Export
+
+    with runtime.session() as s:
+        row = s.get(Export, export_id)
+        assert row is not None and row.lease_until is not None
+        row.lease_until -= timedelta(seconds=seconds)
+        return row.lease_until

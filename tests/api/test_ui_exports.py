@@ -15,7 +15,6 @@ import uuid
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -37,7 +36,7 @@ from tests.api.test_ui import (
     _sign_in,
     sealed,  # noqa: F401  (a fixture)
 )
-from tests.factories import drop_append_only, make_sealed_capture
+from tests.factories import age_lease, drop_append_only, make_sealed_capture, started_export
 
 REFERENCE = "OP/2026/21"
 PAGE = f"/cases/{quote_ref(REFERENCE)}/exports"
@@ -332,18 +331,12 @@ def test_an_export_whose_process_died_is_listed_as_interrupted(
     stopped, and once the server has recorded that, it is failed with the same reason."""
     api = sealed
     world = _world(api)
-    with api.runtime.session() as session:  # what a process does before it is killed
-        plan = bundles._plan(api.runtime, session, users.get_user(session, "petra"),
-                             REFERENCE, None, "court-pc:4242:1a2b3c4d")
+    export_id = started_export(api.runtime, "petra", REFERENCE, "court-pc:4242:1a2b3c4d")
     _sign_in(api.client, "petra")
-    card = _card(api.client.get(PAGE).text, plan.export_id)
+    card = _card(api.client.get(PAGE).text, export_id)
     assert ">running<" in card and "being written now" in card
-    with api.runtime.session() as session:  # ... and two minutes pass
-        row = session.get(Export, plan.export_id)
-        assert row is not None and row.lease_until is not None
-        row.lease_until -= timedelta(seconds=export_leases.LEASE_SECONDS + 1)
-        lapsed = row.lease_until
-    card = _card(api.client.get(PAGE).text, plan.export_id)
+    lapsed = age_lease(api.runtime, export_id, export_leases.LEASE_SECONDS + 1)  # 2 min pass
+    card = _card(api.client.get(PAGE).text, export_id)
     assert ">interrupted<" in card and "being written" not in card
     assert ("the process making it (court-pc:4242:1a2b3c4d) stopped renewing its lease, which "
             f"ran out at {lapsed:%Y-%m-%d %H:%M:%S} UTC; no bundle was kept. Export again."
@@ -352,14 +345,14 @@ def test_an_export_whose_process_died_is_listed_as_interrupted(
     with BrowserSession(api.runtime.settings) as browser, walled_page(browser, served) as page:
         page.goto(f"{served}{PAGE}")
         sign_in_on_page(page, "petra", PASSWORD)
-        shown = page.locator(f"#export-{plan.export_id}")
+        shown = page.locator(f"#export-{export_id}")
         assert shown.locator(".badge").inner_text() == "interrupted"
         assert "Export again." in shown.locator(".alert-text").inner_text()
         shown.scroll_into_view_if_needed()
         page.screenshot(path=SHOTS / "interrupted.png", full_page=True)
 
-    assert end_interrupted_exports(api.runtime) == [plan.export_id]
-    card = _card(api.client.get(PAGE).text, plan.export_id)
+    assert end_interrupted_exports(api.runtime) == [export_id]
+    card = _card(api.client.get(PAGE).text, export_id)
     assert ">failed<" in card and "interrupted: the process writing the bundle (court-pc" in card
     assert _actions(api, world.case_id)[-2:] == ["export.started", "export.failed"]
 

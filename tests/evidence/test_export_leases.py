@@ -22,7 +22,7 @@ from evidence import bundles, custody, export_leases, users
 from evidence.bundles import ExportFailed
 from evidence.home import Runtime
 from evidence.models import CustodyEntry, Export, Role
-from tests.factories import case_with_a_capture
+from tests.factories import age_lease, case_with_a_capture, started_export
 
 # A process exporting case OP-K that stalls while writing the bundle, as one writing gigabytes
 # does, after saying so on stdout; the test then kills it.
@@ -171,12 +171,8 @@ def test_a_finished_export_gives_its_lease_back_and_a_running_one_keeps_renewing
 
 def test_the_server_records_interrupted_exports_when_it_starts(runtime: Runtime) -> None:
     _petra_with_a_case(runtime, "OP-T")
-    with runtime.session() as s:  # a process planned an export, then died long ago
-        plan = bundles._plan(runtime, s, users.get_user(s, "petra"), "OP-T", None,
-                             "gone:1:feedbeef")
-        row = s.get(Export, plan.export_id)
-        assert row is not None and row.lease_until is not None
-        row.lease_until -= timedelta(hours=1)
+    export_id = started_export(runtime, "petra", "OP-T", "gone:1:feedbeef")
+    age_lease(runtime, export_id, 3600)  # the process died long ago
     with TestClient(create_app(runtime)):  # runs the app's start-up, as `evidence serve` does
         deadline = time.monotonic() + 30
         while len(_export_entries(runtime)) < 2 and time.monotonic() < deadline:
@@ -188,12 +184,8 @@ def test_the_server_records_interrupted_exports_when_it_starts(runtime: Runtime)
 def test_two_servers_sweeping_at_once_record_an_interruption_once(runtime: Runtime) -> None:
     """Several API servers share one database (the scale path); each sweeps on its own tick."""
     _petra_with_a_case(runtime, "OP-2")
-    with runtime.session() as s:
-        plan = bundles._plan(runtime, s, users.get_user(s, "petra"), "OP-2", None,
-                             "gone:2:cafebabe")
-        row = s.get(Export, plan.export_id)
-        assert row is not None and row.lease_until is not None
-        row.lease_until -= timedelta(hours=1)
+    export_id = started_export(runtime, "petra", "OP-2", "gone:2:cafebabe")
+    age_lease(runtime, export_id, 3600)
     start = threading.Barrier(4)
     ended: list[list[object]] = []
 
@@ -207,7 +199,7 @@ def test_two_servers_sweeping_at_once_record_an_interruption_once(runtime: Runti
         t.start()
     for t in sweepers:
         t.join()
-    assert sorted(ended, key=len) == [[], [], [], [plan.export_id]]
+    assert sorted(ended, key=len) == [[], [], [], [export_id]]
     assert [e["action"] for e in _export_entries(runtime)] == ["export.started", "export.failed"]
     with runtime.session() as s:
         assert custody.verify_log(s, runtime.verifier, workers=1).ok
