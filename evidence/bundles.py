@@ -809,12 +809,28 @@ def _bag_info(plan: _Plan) -> dict[str, str | list[str]]:
 # --- exports kept for download -------------------------------------------------------------------
 
 
-def list_exports(session: Session, actor: User, reference: str) -> list[Export]:
-    """The case's exports, newest first; anyone who may read the case sees them."""
+@dataclass(frozen=True)
+class ListedExport:
+    export: Export
+    ending: dict[str, Any]  # its ending entry (`export_endings`); empty while it has none
+    status: export_leases.ExportStatus
+    note: str | None  # why it did not complete
+
+
+def list_exports(session: Session, actor: User, reference: str) -> list[ListedExport]:
+    """The case's exports, newest first, each with how it stands (`export_leases.status`);
+    anyone who may read the case sees them."""
     case = case_for(session, actor, reference)
-    return list(session.scalars(
+    exports = list(session.scalars(
         select(Export).where(Export.case_id == case.id).order_by(Export.created_at.desc())
     ))
+    endings = export_endings(session, case, exports)
+    listed = []
+    for export in exports:
+        ending = endings.get(str(export.id), {})
+        status, note = export_leases.status(export, ending)
+        listed.append(ListedExport(export, ending, status, note))
+    return listed
 
 
 def export_endings(session: Session, case: Case, exports: Sequence[Export]) -> dict[

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import AppRuntime, CaseRef, CurrentUser, DbSession, quote_ref
 from api.downloads import SHA256_HEADER, stream_stored
 from api.schemas import ERROR_RESPONSES
-from evidence import bundles, cases, export_leases
+from evidence import bundles, export_leases
 
 router = APIRouter(prefix="/api/cases/{ref}/exports", tags=["exports"],
                    responses=ERROR_RESPONSES)
@@ -81,14 +81,12 @@ def create_export(ref: CaseRef, body: ExportCreate, session: DbSession, actor: C
 @router.get("", response_model=list[ExportRead])
 def list_exports(ref: CaseRef, session: DbSession, actor: CurrentUser) -> list[ExportRead]:
     """The case's exports, newest first, with how each stands."""
-    found = bundles.list_exports(session, actor, ref)
-    endings = bundles.export_endings(session, cases.case_for(session, actor, ref), found)
     listed = []
-    for e in found:
-        state, note = export_leases.status(e, endings.get(str(e.id), {}))
+    for x in bundles.list_exports(session, actor, ref):
+        e = x.export
         listed.append(ExportRead(
-            id=e.id, created_at=e.created_at, target_ids=e.target_ids, status=state, note=note,
-            bundle_sha256=e.bundle_sha256, size=e.size,
+            id=e.id, created_at=e.created_at, target_ids=e.target_ids, status=x.status,
+            note=x.note, bundle_sha256=e.bundle_sha256, size=e.size,
             download=None if e.bundle_sha256 is None else _download(ref, e.id)))
     return listed
 

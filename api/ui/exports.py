@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from api.deps import AppRuntime, DbSession, case_reference, quote_ref
 from api.ui.rendering import PageError, render
 from api.ui.routes import CsrfField, Viewer, check_session_form, see_other
-from evidence import bundles, case_reads, cases, export_leases, targets
+from evidence import bundles, case_reads, cases, targets
 from evidence.errors import AccessDenied, EvidenceError, InvalidInput, PermissionDenied
 from evidence.home import Runtime
 from evidence.models import Case, Target, User
@@ -94,20 +94,18 @@ def _choices(session: Session, case: Case) -> list[TargetChoice]:
 def _export_views(session: Session, runtime: Runtime, viewer: User, case: Case, *,
                   may_download: bool, labels: dict[str, str]) -> list[ExportView]:
     exports = bundles.list_exports(session, viewer, case.reference)
-    endings = bundles.export_endings(session, case, exports)
-    names = case_reads.user_names(session, [e.requested_by_id for e in exports])
+    names = case_reads.user_names(session, [x.export.requested_by_id for x in exports])
     views = []
-    for e in exports:
-        ending = endings.get(str(e.id), {})
-        details = ending.get("details") or {}
-        status, note = export_leases.status(e, ending)
+    for listed in exports:
+        e = listed.export
+        details = listed.ending.get("details") or {}
         exhibits = details.get("exhibits")
         kept = e.bundle_sha256 is not None and runtime.store.exists(e.bundle_sha256)
         views.append(ExportView(
             id=str(e.id), created_at=e.created_at, by=names[e.requested_by_id],
             targets=None if not e.target_ids else [labels.get(str(t), str(t))
                                                    for t in e.target_ids],
-            status=status, note=note,
+            status=listed.status, note=listed.note,
             exhibits=exhibits if isinstance(exhibits, int) else None,
             size=e.size, sha256=e.bundle_sha256, kept=kept,
             download=_download(case.reference, e.id) if may_download and kept else None,
