@@ -92,6 +92,3 @@ class HitRead(BaseModel):
     other_contact: str = Field(description="Whom to call in the other unit.")
     agreements: list[AgreementRead]
 
-
-class HitList(BaseModel):
-    items: list[HitRead]

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote_to_bytes, urlencode, urlsplit
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from evidence import custody
@@ -59,6 +59,7 @@ from evidence.models import (
     User,
     utcnow,
 )
+from evidence.pagination import DEFAULT_LIMIT, Page, paginate
 from evidence.platforms import PlatformRegistry as Registry
 from evidence.platforms import platform_registry
 from evidence.settings import KEY_FOLDER, Settings
@@ -424,15 +425,39 @@ def _view(session: Session, case: Case, hit: DeconflictionHit) -> HitView:
                    agreements=agreements)
 
 
-def hits_of_case(session: Session, case: Case) -> list[HitView]:
-    """Every hit involving the case, oldest first. The caller has checked the case's access."""
-    hits = session.scalars(
-        select(DeconflictionHit)
-        .where(or_(DeconflictionHit.first_case_id == case.id,
-                   DeconflictionHit.second_case_id == case.id))
-        .order_by(DeconflictionHit.created_at, DeconflictionHit.id)
-    ).all()
-    return [_view(session, case, h) for h in hits]
+def _hits_query(case: Case, *, unresolved_only: bool) -> Select[DeconflictionHit]:
+    query = select(DeconflictionHit).where(or_(DeconflictionHit.first_case_id == case.id,
+                                               DeconflictionHit.second_case_id == case.id))
+    if unresolved_only:
+        query = query.where(DeconflictionHit.resolved_at.is_(None))
+    return query
+
+
+def page_hits(
+    session: Session, case: Case, *, limit: int = DEFAULT_LIMIT, cursor: str | None = None,
+    unresolved_only: bool = False,
+) -> Page[HitView]:
+    """One page of the hits involving the case, oldest first (only unresolved ones with
+    `unresolved_only`). The caller has checked the case's access."""
+    page = paginate(session, _hits_query(case, unresolved_only=unresolved_only),
+                    key=(DeconflictionHit.created_at, DeconflictionHit.id), limit=limit,
+                    cursor=cursor)
+    return Page([_view(session, case, h) for h in page.items], page.next_cursor)
+
+
+@dataclass(frozen=True)
+class HitCounts:
+    total: int
+    unresolved: int
+
+
+def count_hits(session: Session, case: Case) -> HitCounts:
+    """How many hits involve the case, and how many of them are not resolved yet."""
+    total, unresolved = session.execute(
+        _hits_query(case, unresolved_only=False).with_only_columns(
+            func.count(), func.count().filter(DeconflictionHit.resolved_at.is_(None)))
+    ).one()
+    return HitCounts(total=total, unresolved=unresolved)
 
 
 def _hit_of_case(session: Session, case: Case, hit_id: Any) -> DeconflictionHit:

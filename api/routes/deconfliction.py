@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
-from api.deps import CaseRef, CurrentUser, DbSession
-from api.schemas import ERROR_RESPONSES, ErrorRead
-from api.schemas_decisions import AgreementRead, HitList, HitRead, HitResolve
+from api.deps import CaseRef, CurrentUser, DbSession, PageParams
+from api.schemas import ERROR_RESPONSES, ErrorRead, PageRead
+from api.schemas_decisions import AgreementRead, HitRead, HitResolve
 from evidence import cases, deconfliction
 from evidence.models import Access
 
@@ -30,11 +30,18 @@ def _read(view: deconfliction.HitView) -> HitRead:
     )
 
 
-@router.get("/hits", response_model=HitList)
-def list_hits(ref: CaseRef, session: DbSession, actor: CurrentUser) -> HitList:
-    """Other cases holding one of this case's selectors: their unit and contact, nothing else."""
+@router.get("/hits", response_model=PageRead[HitRead])
+def list_hits(
+    ref: CaseRef, session: DbSession, actor: CurrentUser, paging: PageParams,
+    unresolved: Annotated[bool, Query(description="Only the hits not resolved yet.")] = False,
+) -> PageRead[HitRead]:
+    """Other cases holding one of this case's selectors, oldest first: their unit and contact,
+    nothing else."""
     case = cases.case_for(session, actor, ref)
-    return HitList(items=[_read(v) for v in deconfliction.hits_of_case(session, case)])
+    page = deconfliction.page_hits(session, case, limit=paging.limit, cursor=paging.cursor,
+                                   unresolved_only=unresolved)
+    return PageRead[HitRead](items=[_read(v) for v in page.items],
+                             next=paging.next_link(page.next_cursor))
 
 
 @router.get("/hits/{hit_id}", response_model=HitRead)

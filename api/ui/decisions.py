@@ -11,7 +11,8 @@ values, and so shows the state the refusal left unchanged.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session
 from api.deps import DbSession, case_reference, quote_ref
 from api.schemas_decisions import DecisionApprove, DecisionCreate, DecisionReject, HitResolve
 from api.ui.rendering import PageError, render, sentence
-from api.ui.routes import CsrfField, Viewer, check_session_form, see_other
+from api.ui.routes import CsrfField, Cursor, Viewer, check_session_form, see_other
 from evidence import capture_reads, case_reads, cases, decisions, deconfliction, targets
 from evidence.errors import EvidenceError
 from evidence.models import (
@@ -36,6 +37,7 @@ from evidence.models import (
     Target,
     User,
 )
+from evidence.pagination import MAX_CURSOR_LENGTH
 
 router = APIRouter(include_in_schema=False)
 
@@ -263,11 +265,24 @@ def reject(
 # --- a case's deconfliction hits ---------------------------------------------------------------
 
 
-def _hits_view(session: Session, viewer: User, case: Case) -> dict[str, Any]:
-    """The hits page as plain values: of the other case, only what the API shows."""
+HITS_PER_PAGE = 25
+Show = Annotated[Literal["unresolved", "all"] | None, Query()]
+
+
+def _hits_view(session: Session, viewer: User, case: Case, *, show: str | None,
+               cursor: str | None) -> dict[str, Any]:
+    """The hits page as plain values: of the other case, only what the API shows.
+
+    One page of hits, oldest first: the unresolved ones while there are any (unless `show`
+    asks for all of them), so a hit that needs a call is never pages behind settled ones.
+    """
     may_write = cases.access_of(session, viewer, case) in WRITE_ACCESS
+    counts = deconfliction.count_hits(session, case)
+    shown = show or ("unresolved" if counts.unresolved else "all")
+    page = deconfliction.page_hits(session, case, limit=HITS_PER_PAGE, cursor=cursor,
+                                   unresolved_only=shown == "unresolved")
     hits = []
-    for view in deconfliction.hits_of_case(session, case):
+    for view in page.items:
         target = None if view.target_id is None else session.get(Target, view.target_id)
         we_agreed = any(a.this_case for a in view.agreements)
         hits.append({
@@ -283,15 +298,16 @@ def _hits_view(session: Session, viewer: User, case: Case) -> dict[str, Any]:
             "may_resolve": may_write and not view.resolved and not we_agreed,
         })
     return {"case": {"reference": case.reference, "title": case.title, "status": case.status},
-            "hits": hits, "unresolved": sum(1 for h in hits if not h["resolved"]),
+            "hits": hits, "total": counts.total, "unresolved": counts.unresolved,
+            "show": shown, "cursor": cursor or "", "next_cursor": page.next_cursor,
             "form": {"note": "", "hit": ""}, "error": None, "error_at": None, "done": None}
 
 
 @router.get("/cases/{ref}/hits", response_class=HTMLResponse)
 def hits_page(request: Request, ref: str, session: DbSession, viewer: Viewer,
-              done: Done = None) -> Response:
+              done: Done = None, show: Show = None, cursor: Cursor = None) -> Response:
     case = cases.case_for(session, viewer, case_reference(ref, viewer))
-    view = _hits_view(session, viewer, case)
+    view = _hits_view(session, viewer, case, show=show, cursor=cursor)
     view["done"] = DONE.get(done or "")
     return render(request, "hits.html", view, viewer=viewer)
 
@@ -301,10 +317,12 @@ def resolve_hit(
     request: Request, ref: str, hit_id: uuid.UUID, session: DbSession, viewer: Viewer,
     csrf_token: CsrfField = None,
     note: LongText = "",
+    show: Annotated[Literal["unresolved", "all"] | None, Form()] = None,
+    cursor: Annotated[str | None, Form(max_length=MAX_CURSOR_LENGTH)] = None,
 ) -> Response:
     check_session_form(request, csrf_token)
     case = cases.case_for(session, viewer, case_reference(ref, viewer))
-    view = _hits_view(session, viewer, case)
+    view = _hits_view(session, viewer, case, show=show, cursor=cursor or None)
     typed = {"note": note, "hit": str(hit_id)}
     try:
         body = HitResolve(note=note)
@@ -320,4 +338,8 @@ def resolve_hit(
         raise _refused(exc.message, exc.status_code, view, at=str(hit_id), form=typed,
                        viewer=viewer, template="hits.html") from exc
     done = "resolved" if agreed.resolved else "agreed"
-    return see_other(f"/cases/{quote_ref(case.reference)}/hits?done={done}")
+    # Back to the page the form was on (while it has unresolved hits, the default page).
+    query = {"done": done, **({"show": show} if show else {}),
+             **({"cursor": cursor} if cursor else {})}
+    return see_other(f"/cases/{quote_ref(case.reference)}/hits?{urlencode(query)}"
+                     f"#hit-{agreed.hit.id}")

@@ -134,6 +134,14 @@ def test_takedown_conditions_are_refused_each_with_its_own_409(api: Api) -> None
                           (False, "nadia", "Border Unit North", None)}
     shown = api.get(nadia, f"/api/cases/NORTH-1/deconfliction/hits/{hit['id']}").json()
     assert shown["resolved"] and len(shown["agreements"]) == 2
+    # A page at a time, and the unresolved ones alone (none left).
+    first = api.get(nadia, "/api/cases/NORTH-1/deconfliction/hits?limit=1").json()
+    assert len(first["items"]) == 1 and first["next"]
+    second = api.get(nadia, first["next"]).json()
+    assert [h["id"] for h in first["items"] + second["items"]] == [
+        h["id"] for h in mine.json()["items"]] and second["next"] is None
+    assert api.get(nadia, "/api/cases/NORTH-1/deconfliction/hits?unresolved=true"
+                   ).json()["items"] == []
 
     answer = api.post(sam, approve, json={})
     assert answer.status_code == 409 and answer.json()["error"] == "PreservationMissing"

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from capture.browser import BrowserSession
-from evidence import cases, custody, decisions, targets, users
+from evidence import cases, custody, decisions, deconfliction, targets, users
 from evidence.home import Runtime
 from evidence.models import (
     Access,
@@ -520,6 +520,82 @@ def test_the_hits_page_shows_whom_to_call_and_nothing_else(api: Api) -> None:
                        data={"csrf_token": token, "note": "again"})
     assert twice.status_code == 409 and "has already agreed" in _alert(twice.text)
     assert _count(api, "deconfliction.agreed") == 1
+
+
+def _hit_ids(page: str) -> list[str]:
+    return re.findall(r'id="hit-([0-9a-f-]+)"', page)
+
+
+def test_the_hits_page_pages_and_puts_unresolved_hits_first(
+    api: Api, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("api.ui.decisions.HITS_PER_PAGE", 2)
+    world = _world(api)
+    harbour = api.user("harbour.owner", password=PASSWORD, unit="Harbour Unit")
+    with api.runtime.session() as session:
+        other = cases.create_case(session, harbour.user, reference=OTHER_REF, title="t")
+        mine = cases.case_for(session, world.nadia.user, REFERENCE)
+        for n in range(5):
+            url = f"https://example.org/crossing/{n}"
+            targets.flag_target(session, harbour.user, other, reason="lead", url=url)
+            targets.flag_target(session, world.nadia.user, mine, reason="advert", url=url)
+    every = [h["id"] for h in api.get(
+        world.nadia, f"/api/cases/{QUOTED}/deconfliction/hits").json()["items"]]
+    assert len(every) == 5
+    with api.runtime.session() as session:  # the two oldest settled by both cases
+        mine = cases.case_for(session, world.nadia.user, REFERENCE)
+        other = cases.case_for(session, harbour.user, OTHER_REF)
+        for hit in every[:2]:
+            deconfliction.agree(session, world.nadia.user, mine, uuid.UUID(hit), note="ok")
+            deconfliction.agree(session, harbour.user, other, uuid.UUID(hit), note="ok")
+
+    nadia, token = _client(api, "nadia")
+    page = nadia.get(f"/cases/{QUOTED}/hits")
+    assert page.status_code == 200
+    # The unresolved ones first, two to a page, with the counts and a link to the rest.
+    assert _hit_ids(page.text) == every[2:4]
+    assert "3 unresolved" in page.text and "Unresolved (3)" in page.text
+    assert "All (5)" in page.text
+    newer = re.search(r'<a href="([^"]+)">Newer hits</a>', page.text)
+    assert newer
+    second = nadia.get(newer.group(1).replace("&amp;", "&"))
+    assert _hit_ids(second.text) == every[4:] and "Newer hits" not in second.text
+    assert "back to the oldest" in second.text
+    every_page = nadia.get(f"/cases/{QUOTED}/hits?show=all")
+    assert _hit_ids(every_page.text) == every[:2]
+
+    # Agreeing to a hit on the second page brings the investigator back to that page.
+    cursor = parse_qs(urlsplit(newer.group(1).replace("&amp;", "&")).query)["cursor"][0]
+    done = nadia.post(f"/cases/{QUOTED}/hits/{every[4]}/resolve",
+                      data={"csrf_token": token, "note": "Called Harbour Unit",
+                            "show": "unresolved", "cursor": cursor}, follow_redirects=False)
+    assert done.status_code == 303
+    back = urlsplit(done.headers["location"])
+    assert parse_qs(back.query)["cursor"] == [cursor] and back.fragment == f"hit-{every[4]}"
+    shown = nadia.get(done.headers["location"])
+    assert _hit_ids(shown.text) == every[4:]
+    assert "This case has agreed; the other case" in shown.text
+    # Refused on that page, the same page comes back with the reason beside the hit.
+    again = nadia.post(f"/cases/{QUOTED}/hits/{every[4]}/resolve",
+                       data={"csrf_token": token, "note": "again", "show": "unresolved",
+                             "cursor": cursor})
+    assert again.status_code == 409 and _hit_ids(again.text) == every[4:]
+    assert "has already agreed" in _alert(again.text)
+
+    # All settled: the page says so and shows every hit.
+    with api.runtime.session() as session:
+        mine = cases.case_for(session, world.nadia.user, REFERENCE)
+        other = cases.case_for(session, harbour.user, OTHER_REF)
+        for hit in every[2:]:
+            if hit != every[4]:
+                deconfliction.agree(session, world.nadia.user, mine, uuid.UUID(hit), note="ok")
+            deconfliction.agree(session, harbour.user, other, uuid.UUID(hit), note="ok")
+    settled = nadia.get(f"/cases/{QUOTED}/hits")
+    assert "all resolved" in settled.text and _hit_ids(settled.text) == every[:2]
+    empty = nadia.get(f"/cases/{QUOTED}/hits?show=unresolved")
+    assert _hit_ids(empty.text) == [] and "No unresolved hits" in empty.text
+    bad = nadia.get(f"/cases/{QUOTED}/hits?cursor=garbage")
+    assert bad.status_code == 422 and "cursor" in bad.text
 
 
 # --- in Chromium -----------------------------------------------------------------------------

@@ -175,7 +175,7 @@ def test_the_same_page_in_two_cases_is_a_hit_naming_only_unit_and_contact(
         (mine, "Harbour Unit", "DC Bob Harbour", ("HARB-SECRET-9", "Operation Lantern")),
         (theirs, "Border Unit North", "DS Alice North", ("NORTH-1", "Evros crossings")),
     ):
-        views = deconfliction.hits_of_case(session, case)
+        views = deconfliction.page_hits(session, case).items
         assert len(views) == 2
         assert {(v.other_unit, v.other_contact) for v in views} == {(other_unit, other_contact)}
         # The custody entries of each chain do not name the other case either.
@@ -193,12 +193,12 @@ def test_a_hit_names_the_contact_the_other_case_gives(session: Session) -> None:
     cases.update_case(session, bob, theirs, {"contact": "  Harbour duty desk, +30 210 555 0100 "})
     targets.flag_target(session, bob, theirs, reason="r", url="https://t.me/crossings_now")
     targets.flag_target(session, alice, mine, reason="r", url="https://t.me/crossings_now")
-    views = deconfliction.hits_of_case(session, mine)
+    views = deconfliction.page_hits(session, mine).items
     assert views and {(v.other_unit, v.other_contact) for v in views} == {
         ("Harbour Unit", "Harbour duty desk, +30 210 555 0100")}
     # Cleared, the contact falls back to whoever opened the case.
     cases.update_case(session, bob, theirs, {"contact": ""})
-    assert {v.other_contact for v in deconfliction.hits_of_case(session, mine)} == {
+    assert {v.other_contact for v in deconfliction.page_hits(session, mine).items} == {
         "DC Bob Harbour"}
     with pytest.raises(InvalidInput, match="at most 500"):
         cases.update_case(session, bob, theirs, {"contact": "x" * 501})
@@ -256,9 +256,46 @@ def test_a_case_sees_no_hit_of_others(session: Session) -> None:
     target, _ = targets.flag_target(session, alice, mine, reason="r",
                                     url="https://example.org/ad")
     (hit,) = deconfliction.unresolved_hits(session, target)
-    assert deconfliction.hits_of_case(session, third) == []
+    assert deconfliction.page_hits(session, third).items == []
+    assert deconfliction.count_hits(session, third) == deconfliction.HitCounts(0, 0)
     with pytest.raises(AccessDenied):
         deconfliction.agree(session, carol, third, hit.id, note="x")
+
+
+def test_hits_come_a_page_at_a_time_and_unresolved_ones_can_be_asked_for_alone(
+    session: Session,
+) -> None:
+    alice, bob, mine, theirs = _world(session)
+    for n in range(7):
+        targets.flag_target(session, bob, theirs, reason="r", url=f"https://example.org/ad/{n}")
+        targets.flag_target(session, alice, mine, reason="r", url=f"https://example.org/ad/{n}")
+    every = session.scalars(select(DeconflictionHit).order_by(DeconflictionHit.created_at,
+                                                              DeconflictionHit.id)).all()
+    assert len(every) == 7
+    for n in (1, 4):  # both cases agree: resolved
+        deconfliction.agree(session, alice, mine, every[n].id, note="called")
+        deconfliction.agree(session, bob, theirs, every[n].id, note="called")
+    deconfliction.agree(session, alice, mine, every[5].id, note="only we agreed")
+
+    for case in (mine, theirs):
+        assert deconfliction.count_hits(session, case) == deconfliction.HitCounts(7, 5)
+        seen, cursor = [], None
+        while True:
+            page = deconfliction.page_hits(session, case, limit=3, cursor=cursor)
+            assert len(page.items) <= 3
+            seen += [v.hit.id for v in page.items]
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        assert seen == [h.id for h in every]
+        open_ = deconfliction.page_hits(session, case, limit=3, unresolved_only=True)
+        rest = deconfliction.page_hits(session, case, limit=3, unresolved_only=True,
+                                       cursor=open_.next_cursor)
+        assert [v.hit.id for v in open_.items + rest.items] == [
+            h.id for i, h in enumerate(every) if i not in (1, 4)]
+        assert rest.next_cursor is None
+    with pytest.raises(InvalidInput, match="cursor"):
+        deconfliction.page_hits(session, mine, cursor="not-a-cursor")
 
 
 # --- the secret ------------------------------------------------------------------------------
