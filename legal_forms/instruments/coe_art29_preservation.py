@@ -1,12 +1,13 @@
 """`coe-art29-preservation`: expedited preservation under Art. 29 of the Budapest Convention,
-laid out as the T-CY(2018)11 template (its opening items) followed by the contents Art. 29(2)
+laid out as the T-CY(2018)11 template (its items 1-7) followed by the contents Art. 29(2)
 requires.
 
 Verified in the Convention text (see `coe_common`): Art. 29(2)(a)-(f), printed with their letters,
 and Art. 29(7): preservation lasts not less than sixty days so that the request for mutual
 assistance can be submitted, and continues after that request is received until it is decided.
-Not verified: T-CY(2018)11 itself was not found, so its opening items are printed by heading only
-(the headings follow the T-CY(2018)10 template, which was read) and never with a number.
+Verified in T-CY(2018)11 at rm.coe.int (see `coe_common`): its title, items 1-6 and the number
+and first words of item 7. Not verified: the rest of the template after item 7 (the copy read
+ends there); the contents of Art. 29(2) follow under the Convention's own letters instead.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def _data(r: RequestInput) -> str:
 
 class CoeArt29Preservation(Instrument):
     kind = "coe-art29-preservation"
-    title = "Request for expedited preservation of stored computer data (Art. 29)"
+    title = "Data Preservation Request under Articles 29 and 30 Budapest Convention on Cybercrime"
     legal_basis = f"{CONVENTION}, Art. 29 (and Art. 35: 24/7 Network)"
     preamble = (
         "The requesting authority asks the requested Party to order or otherwise obtain the "
@@ -108,8 +109,9 @@ class CoeArt29Preservation(Instrument):
     )
     sources = (CONVENTION_SOURCE, TCY_2018_11_SOURCE)
     unverified = (
-        "T-CY(2018)11 not found in an official copy: its opening items are given by heading "
-        "only (as in T-CY(2018)10), without numbers.",
+        "T-CY(2018)11 after item 7 (and the rest of item 7's heading) was not in the copy read: "
+        "what Art. 29(2) requires follows under the Convention's letters, not the template's "
+        "numbers.",
         PARTIES_UNVERIFIED,
     )
 

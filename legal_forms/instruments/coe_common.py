@@ -11,8 +11,12 @@ Sources read (December 2026, through the stored copies the project's search tool
   T-CY(2018)10, "Adopted by the T-CY at its 19th Plenary, Strasbourg, 9 July 2018"
   (rm.coe.int/template-article31-mla-subscriber/1680a273d9): items 1-11 read; the items after 11
   were not in the stored copy.
-- The T-CY template for preservation requests under Art. 29/30, T-CY(2018)11: NOT found; its
-  item numbers and headings stay unverified and are printed without numbers.
+- The T-CY template for preservation requests under Art. 29/30, T-CY(2018)11, "Data Preservation
+  Request under Articles 29 and 30 Budapest Convention on Cybercrime", adopted at the same
+  plenary (rm.coe.int/0900001680a33478, an English/Azerbaijani edition; check of 3 Dec 2026):
+  items 1-6 read (numbers, headings, sub-fields; item 5 marked mandatory) and item 7 up to
+  "Investigative/Operational authority"; the copy ends there, so what follows item 7 is not
+  numbered here.
 - The Parties: see `PARTY_SOURCES` below.
 """
 
@@ -53,12 +57,15 @@ TCY_2018_10_SOURCE = SourceRef(
     "2018' (the iPROCEEDS news page at coe.int says 9 July 2019); items 1-11 checked (numbers and "
     "headings); the items after 11 were not in the copy read.",
 )
+TCY_2018_11_URL = "https://rm.coe.int/0900001680a33478"
 TCY_2018_11_SOURCE = SourceRef(
-    "T-CY(2018)11 (Art. 29/30 preservation template)",
-    "https://www.coe.int/fr/web/cybercrime/-/iproceeds-multi-language-templates-for-data-"
-    "preservation-request-and-access-to-stored-data", False,
-    "Not found in an official copy; only its existence and approval at the 19th T-CY Plenary were "
-    "read (coe.int iPROCEEDS page). Item numbers from a secondary source are not printed.",
+    "T-CY(2018)11 (Art. 29/30 preservation template), items 1-7",
+    TCY_2018_11_URL, True,
+    "Read at rm.coe.int (English/Azerbaijani edition): header 'Adopted by the T-CY at its 19th "
+    "Plenary, Strasbourg, 9 July 2018', title 'Data Preservation Request under Articles 29 and "
+    "30 Budapest Convention on Cybercrime'; items 1-6 checked (numbers, headings, sub-fields; "
+    "item 5 marked mandatory) and item 7 up to 'Investigative/Operational authority'; the items "
+    "after 7 were not in the copy read.",
 )
 TEMPLATES_SOURCE = (TCY_2018_10_SOURCE, TCY_2018_11_SOURCE)
 
@@ -129,9 +136,10 @@ def party_problem_note(country: str) -> str | None:
 # --- template items 1-7 (shared by both templates) -----------------------------------------------
 
 _T10 = f"{TCY_2018_10}, item"
-_T11 = f"{TCY_2018_11} (item numbering from a secondary source, not printed)"
+_T11 = f"{TCY_2018_11}, item"
 
-# Headings as in T-CY(2018)10, items 1-7 (read); T-CY(2018)11 is assumed to open the same way.
+# Headings as in T-CY(2018)10, items 1-7 (read). T-CY(2018)11 has the same items 1-6 (read); of
+# its item 7 only the words "Investigative/Operational authority" were in the copy read.
 _ITEMS = (
     ("t1", "Date"),
     ("t2", "Reference / case number"),
@@ -142,14 +150,24 @@ _ITEMS = (
     ("t7", "Investigative/operational authority in charge of the case (if different from the "
            "requesting authority)"),
 )
+_T11_ITEM_7 = "Investigative/operational authority"
+
+
+def _item_source(template: str, number: str) -> str:
+    if template == TCY_2018_10:
+        return f"{_T10} {number} ({TCY_2018_10_URL})"
+    if number == "7":
+        return (f"{_T11} 7 ({TCY_2018_11_URL}; read up to 'Investigative/Operational "
+                "authority', the rest of the item was not in the copy read)")
+    return f"{_T11} {number} ({TCY_2018_11_URL})"
 
 
 def template_sections(template: str) -> tuple[Section, ...]:
-    """Items 1-7: numbered when the template was read (T-CY(2018)10), else by heading only."""
-    if template == TCY_2018_10:
-        return tuple(Section(key, heading, f"{_T10} {key[1:]} ({TCY_2018_10_URL})", True,
-                             f"Item {key[1:]}") for key, heading in _ITEMS)
-    return tuple(Section(key, heading, _T11, False) for key, heading in _ITEMS)
+    """Items 1-7, numbered as in the template (both were read that far)."""
+    return tuple(
+        Section(key, _T11_ITEM_7 if template == TCY_2018_11 and key == "t7" else heading,
+                _item_source(template, key[1:]), True, f"Item {key[1:]}")
+        for key, heading in _ITEMS)
 
 
 def _status_mla(r: RequestInput) -> str:
@@ -158,8 +176,10 @@ def _status_mla(r: RequestInput) -> str:
 
 
 def _status_preservation(r: RequestInput) -> str:
-    return (f"Extension of / follow-up to preservation request {r.previous_reference}"
-            if r.previous_reference else "New request")
+    # T-CY(2018)11, item 3: "New request" / "Extension of previous request", "Ticket/reference
+    # number of previous request".
+    return (f"Extension of previous request; ticket/reference number of previous request: "
+            f"{r.previous_reference}" if r.previous_reference else "New request")
 
 
 def _contact(r: RequestInput) -> str:
@@ -168,31 +188,32 @@ def _contact(r: RequestInput) -> str:
 
 
 def template_fields(template: str) -> tuple[FieldSpec, ...]:
-    verified = template == TCY_2018_10
-    s = f"{_T10}s 1-7 ({TCY_2018_10_URL})" if verified else _T11
+    mla = template == TCY_2018_10
+    first = f"{template}, items 1-6 ({TCY_2018_10_URL if mla else TCY_2018_11_URL})"
     return (
         FieldSpec("date", "Date of the request (UTC)", "t1", True,
-                  computed("request.issued_at", lambda r: utc_or_none(r.issued_at)),
-                  s, verified),
+                  computed("request.issued_at", lambda r: utc_or_none(r.issued_at)), first),
         FieldSpec("reference", "Reference / case number", "t2", True,
-                  computed("request.reference", lambda r: r.reference), s, verified),
-        FieldSpec("status", "Status (new request, or follow-up with the previous reference)",
-                  "t3", True, computed("request.previous_reference",
-                                       _status_mla if verified else _status_preservation),
-                  s, verified),
+                  computed("request.reference", lambda r: r.reference), first),
+        FieldSpec("status", "Status (new request, or follow-up with the previous reference)"
+                  if mla else "Status (new request, or extension of a previous request with its "
+                  "reference)", "t3", True,
+                  computed("request.previous_reference",
+                           _status_mla if mla else _status_preservation), first),
         FieldSpec("requested_authority", "Requested authority (24/7 point of contact or central "
-                  "authority of the requested Party)", "t4", True, user_field(), s, verified),
+                  "authority of the requested Party)", "t4", True, user_field(), first),
         FieldSpec("requesting_authority", "Requesting authority: organisation, person in charge, "
                   "address, phones, email, time zone", "t5", True,
                   computed("settings: issuing authority", lambda r: authority_block(r.issuing)),
-                  s, verified),
+                  first),
         FieldSpec("office_hours", "Office hours", "t5", False, issuing_field("office_hours"),
-                  s, verified),
+                  first),
         FieldSpec("preferred_channel", "Response preferred by means of", "t5", False,
-                  user_field(), s, verified),
+                  user_field(), first),
         FieldSpec("confirmation_contact", "Name, job title and email of the contact", "t6",
                   True, computed("settings: issuing authority person, position and email",
-                                 _contact), s, verified),
+                                 _contact), first),
+        # T-CY(2018)10 item 7 was read whole; of T-CY(2018)11 item 7, only its first words.
         FieldSpec("investigative_authority", "Investigative/operational authority in charge of "
-                  "the case", "t7", False, user_field(), s, verified),
+                  "the case", "t7", False, user_field(), _item_source(template, "7"), mla),
     )

@@ -468,9 +468,13 @@ def test_art29_deadline(registry: Registry) -> None:
 def test_coe_verified_numbering() -> None:
     art29 = get_instrument("coe-art29-preservation")
     letters = [s.letter for s in art29.sections if s.verified]
-    assert letters == [f"Art. 29(2)({c})" for c in "abcdef"]
+    # T-CY(2018)11 read up to item 7 (rm.coe.int): its numbers, then the Convention's letters.
+    assert letters == [f"Item {n}" for n in range(1, 8)] + [f"Art. 29(2)({c})" for c in "abcdef"]
+    assert all(s.verified for s in art29.sections)
     assert not any("60 days" in u or "29(7)" in u for u in art29.unverified)
-    assert any("T-CY(2018)11" in u for u in art29.unverified)  # template not found: no numbers
+    assert any("T-CY(2018)11 after item 7" in u for u in art29.unverified)
+    assert [f.name for f in art29.fields if not f.verified] == ["investigative_authority"]
+    assert all(src.verified for src in art29.sources)
     art31 = get_instrument("coe-art31-mla")
     numbered = [s.letter for s in art31.sections if s.verified]
     assert numbered == [f"Item {n}" for n in range(1, 12)]
