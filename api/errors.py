@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from evidence.errors import EvidenceError
 
@@ -58,6 +59,23 @@ def validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     ]
 
 
+_METHODS = ("DELETE", "GET", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route answers at this request's path, for a 405's `Allow` header.
+
+    The framework names only the methods of the first route that matches the path (`POST` for
+    `/api/cases`, which answers `GET` as well); RFC 9110 (15.5.6) asks for all of them.
+    """
+    methods = set()
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            methods.add(method)
+    return ", ".join(sorted(methods))
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(EvidenceError)
     async def _evidence_error(_request: Request, exc: EvidenceError) -> JSONResponse:
@@ -89,7 +107,10 @@ def install(app: FastAPI) -> None:
         else:
             message = str(exc.detail)
         name = _STATUS_NAMES.get(exc.status_code, "HTTPError")
-        return _json(exc.status_code, error_body(name, message), dict(exc.headers or {}))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request) or headers.get("Allow", "")
+        return _json(exc.status_code, error_body(name, message), headers)
 
     @app.exception_handler(IntegrityError)
     async def _integrity(_request: Request, exc: IntegrityError) -> JSONResponse:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import AppRuntime, CaseRef, CurrentUser, DbSession, quote_ref
 from api.downloads import SHA256_HEADER, stream_stored
-from api.schemas import ERROR_RESPONSES
+from api.schemas import ERROR_RESPONSES, ErrorRead
 from evidence import bundles, export_leases
 
 router = APIRouter(prefix="/api/cases/{ref}/exports", tags=["exports"],
@@ -93,7 +93,8 @@ def list_exports(ref: CaseRef, session: DbSession, actor: CurrentUser) -> list[E
 
 @router.get("/{export_id}/bundle", response_class=StreamingResponse, responses={
     200: {"description": f"The bundle (a ZIP); its SHA-256 in `{SHA256_HEADER}`.",
-          "content": {"application/zip": {}}}})
+          "content": {"application/zip": {}}},
+    403: {"model": ErrorRead, "description": "Needs the prosecutor role or manage access."}})
 def download_bundle(ref: CaseRef, export_id: uuid.UUID, session: DbSession, actor: CurrentUser,
                     runtime: AppRuntime) -> StreamingResponse:
     """Stream a kept bundle; the download is recorded in the case's custody log first."""

@@ -25,6 +25,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.deps import SESSION_COOKIE
+from api.errors import allowed_methods
 from api.ui.security import (
     LOGIN_CSRF_COOKIE,
     FormRefused,
@@ -205,8 +206,10 @@ def page_for_error(request: Request, exc: Exception) -> Response:
         if exc.status_code == 404:
             return not_found(request)
         if exc.status_code == 405:
-            return _error_page(request, 405, "Not allowed",
+            page = _error_page(request, 405, "Not allowed",
                                f"{request.method} is not allowed at this address.")
+            page.headers["Allow"] = allowed_methods(request)
+            return page
         return _error_page(request, exc.status_code, "Refused", str(exc.detail))
     if isinstance(exc, IntegrityError):
         return _error_page(request, 409, "Not possible now",

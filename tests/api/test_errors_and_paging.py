@@ -23,7 +23,16 @@ def test_unknown_routes_and_methods_answer_json(api: Api) -> None:
     missing = _error(api.get(caller, "/api/nothing-here"), 404)
     assert missing == {"error": "NotFound", "message": "no route GET /api/nothing-here"}
     _error(api.get(None, "/api/nothing-here"), 404)
-    _error(api.client.put("/api/cases", headers=caller.headers, json={}), 405)
+    wrong = api.client.put("/api/cases", headers=caller.headers, json={})
+    _error(wrong, 405)
+    # Every method the address answers (RFC 9110, 15.5.6), not only the first route's.
+    assert wrong.headers["allow"] == "GET, POST"
+    member = api.client.options("/api/cases/C-1/members/someone", headers=caller.headers)
+    assert _error(member, 405) and member.headers["allow"] == "DELETE"
+    # The web pages say the same.
+    page = api.client.delete("/login")
+    assert page.status_code == 405 and page.headers["allow"] == "GET, POST"
+    assert page.headers["content-type"].startswith("text/html")
 
 
 @pytest.mark.parametrize(("raw", "content_type"), [
