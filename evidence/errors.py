@@ -91,6 +91,12 @@ class StoreUnavailable(EvidenceError):
     status_code = 503
 
 
+class BackupFailed(EvidenceError):
+    """A backup could not be made whole; nothing was left at its destination."""
+
+    status_code = 409
+
+
 class CustodyError(EvidenceError):
     """The custody log could not be written or read as required."""
 
