@@ -370,8 +370,11 @@ class CaptureSummary(Model):
 
 
 class TargetDetail(TargetRead):
-    captures: list[CaptureSummary]
-    jobs: list[JobRead]
+    captures: list[CaptureSummary] = Field(description="The latest 50, newest first.")
+    captures_total: int = Field(description="How many captures the target has.")
+    all_captures: str = Field(description="URL of every capture of the target, a page at a "
+                              "time (add `newest_first=true` for the newest first).")
+    jobs: list[JobRead] = Field(description="The latest 20 capture jobs, newest first.")
 
 
 class AccountDetail(AccountRead):

@@ -10,13 +10,13 @@ from __future__ import annotations
 import uuid
 from typing import BinaryIO
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from evidence import cases, custody
 from evidence.blobstore import BlobStore, VerifyingReader
 from evidence.errors import AccessDenied, BlobMissing
-from evidence.models import Access, Artifact, Capture, Case, User
+from evidence.models import Access, Artifact, Capture, CaptureStatus, Case, User
 from evidence.pagination import Page, paginate
 
 
@@ -27,19 +27,23 @@ def page_captures(
     target_id: uuid.UUID | None = None,
     limit: int,
     cursor: str | None,
+    newest_first: bool = False,
 ) -> Page[Capture]:
+    """One page of the case's captures (of one target), oldest first unless `newest_first`:
+    a watched page captured every hour has thousands."""
     query = select(Capture).where(Capture.case_id == case.id)
     if target_id is not None:
         query = query.where(Capture.target_id == target_id)
     return paginate(session, query, key=(Capture.started_at, Capture.id), limit=limit,
-                    cursor=cursor)
+                    cursor=cursor, descending=newest_first)
 
 
-def captures_of_target(session: Session, case: Case, target_id: uuid.UUID) -> list[Capture]:
-    return list(session.scalars(
-        select(Capture).where(Capture.case_id == case.id, Capture.target_id == target_id)
-        .order_by(Capture.started_at, Capture.id)
-    ))
+def count_captures(session: Session, case: Case, target_id: uuid.UUID) -> tuple[int, bool]:
+    """How many captures the target has, and whether one of them is complete."""
+    total, complete = session.execute(
+        select(func.count(), func.count().filter(Capture.status == CaptureStatus.COMPLETE))
+        .where(Capture.case_id == case.id, Capture.target_id == target_id)).one()
+    return int(total), bool(complete)
 
 
 def get_case_capture(session: Session, case: Case, capture_id: uuid.UUID) -> Capture:

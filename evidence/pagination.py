@@ -71,12 +71,15 @@ def _decode(cursor: str, key: Sequence[InstrumentedAttribute[Any]]) -> list[Any]
     return values
 
 
-def _after(key: Sequence[InstrumentedAttribute[Any]], values: Sequence[Any]) -> ColumnElement[bool]:
-    """Rows strictly after `values` in the lexicographic order of `key`."""
+def _after(key: Sequence[InstrumentedAttribute[Any]], values: Sequence[Any], *,
+           descending: bool = False) -> ColumnElement[bool]:
+    """Rows strictly after `values` in the lexicographic order of `key` (or its reverse)."""
     first, rest = key[0], key[1:]
+    beyond = first < values[0] if descending else first > values[0]
     if not rest:
-        return first > values[0]
-    return or_(first > values[0], and_(first == values[0], _after(rest, values[1:])))
+        return beyond
+    return or_(beyond, and_(first == values[0],
+                            _after(rest, values[1:], descending=descending)))
 
 
 def check_limit(limit: int) -> int:
@@ -92,12 +95,15 @@ def paginate(
     key: Sequence[InstrumentedAttribute[Any]],
     limit: int = DEFAULT_LIMIT,
     cursor: str | None = None,
+    descending: bool = False,
 ) -> Page[T]:
-    """One page of `query` in ascending `key` order (the last column must be unique)."""
+    """One page of `query` in ascending `key` order, or descending (newest first, say); the
+    last column of `key` must be unique."""
     check_limit(limit)
     if cursor:
-        query = query.where(_after(key, _decode(cursor, key)))
-    rows = list(session.scalars(query.order_by(*key).limit(limit + 1)))
+        query = query.where(_after(key, _decode(cursor, key), descending=descending))
+    order = [column.desc() for column in key] if descending else list(key)
+    rows = list(session.scalars(query.order_by(*order).limit(limit + 1)))
     items = rows[:limit]
     next_cursor = None
     if len(rows) > limit:

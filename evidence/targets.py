@@ -264,8 +264,14 @@ def page_targets(
                     key=(Target.flagged_at, Target.id), limit=limit, cursor=cursor)
 
 
-def jobs_of(session: Session, target: Target) -> list[CaptureJob]:
+JOBS_LISTED = 20  # a watched target makes a job per capture: the latest few are what matters
+
+
+def jobs_of(session: Session, target: Target, *, unfinished_only: bool = False,
+            limit: int = JOBS_LISTED) -> list[CaptureJob]:
+    """The target's latest capture jobs, newest first (only those not done, if asked)."""
+    query = select(CaptureJob).where(CaptureJob.target_id == target.id)
+    if unfinished_only:
+        query = query.where(CaptureJob.state != JobState.DONE)
     return list(session.scalars(
-        select(CaptureJob).where(CaptureJob.target_id == target.id)
-        .order_by(CaptureJob.created_at, CaptureJob.id)
-    ))
+        query.order_by(CaptureJob.created_at.desc(), CaptureJob.id.desc()).limit(limit)))

@@ -28,11 +28,12 @@ router = APIRouter(prefix="/api/cases/{ref}/captures", tags=["captures"],
 def list_captures(
     ref: CaseRef, session: DbSession, actor: CurrentUser, paging: PageParams,
     target: Annotated[uuid.UUID | None, Query(description="Only this target's.")] = None,
+    newest_first: Annotated[bool, Query(description="The newest first.")] = False,
 ) -> PageRead[CaptureSummary]:
-    """The case's captures, oldest first."""
+    """The case's captures, oldest first (or newest first)."""
     case = cases.case_for(session, actor, ref)
     page = capture_reads.page_captures(session, case, target_id=target, limit=paging.limit,
-                                       cursor=paging.cursor)
+                                       cursor=paging.cursor, newest_first=newest_first)
     return PageRead[CaptureSummary](items=[CaptureSummary.model_validate(c) for c in page.items],
                                     next=paging.next_link(page.next_cursor))
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, status
 
-from api.deps import CaseRef, CurrentUser, DbSession, PageParams
+from api.deps import CaseRef, CurrentUser, DbSession, PageParams, quote_ref
 from api.schemas import (
     ERROR_RESPONSES,
     CaptureRequestCreate,
@@ -25,6 +25,7 @@ from evidence.models import Access
 
 router = APIRouter(prefix="/api/cases/{ref}/targets", tags=["targets"],
                    responses=ERROR_RESPONSES)
+LATEST_CAPTURES = 50
 REFUSED: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorRead, "description": "Needs write access."},
     409: {"model": ErrorRead, "description": "The case is closed."}}
@@ -57,13 +58,18 @@ def list_targets(ref: CaseRef, session: DbSession, actor: CurrentUser, paging: P
 @router.get("/{target_id}", response_model=TargetDetail)
 def show_target(ref: CaseRef, target_id: uuid.UUID, session: DbSession,
                 actor: CurrentUser) -> TargetDetail:
-    """One target with its captures and capture jobs."""
+    """One target with its latest captures and capture jobs, newest first (a watched target
+    gathers one of each an hour): every capture, a page at a time, from `all_captures`."""
     case = cases.case_for(session, actor, ref)
     target = targets.get_target(session, case, target_id)
-    captures = capture_reads.captures_of_target(session, case, target.id)
+    latest = capture_reads.page_captures(session, case, target_id=target.id,
+                                         limit=LATEST_CAPTURES, cursor=None, newest_first=True)
+    total, _complete = capture_reads.count_captures(session, case, target.id)
     return TargetDetail(
         **TargetRead.model_validate(target).model_dump(),
-        captures=[CaptureSummary.model_validate(c) for c in captures],
+        captures=[CaptureSummary.model_validate(c) for c in latest.items],
+        captures_total=total,
+        all_captures=f"/api/cases/{quote_ref(case.reference)}/captures?target={target.id}",
         jobs=[JobRead.model_validate(j) for j in targets.jobs_of(session, target)],
     )
 

@@ -28,7 +28,6 @@ from evidence.errors import EvidenceError
 from evidence.models import (
     Access,
     Account,
-    CaptureStatus,
     Case,
     CaseStatus,
     Decision,
@@ -103,11 +102,20 @@ def _decision_view(decision: Decision, names: dict[uuid.UUID, str]) -> dict[str,
     }
 
 
-def _target_view(session: Session, viewer: User, case: Case, target: Target) -> dict[str, Any]:
-    """Everything the target page shows, as plain values (kept valid after a rollback)."""
+CAPTURES_PER_PAGE = 25
+
+
+def _target_view(session: Session, viewer: User, case: Case, target: Target, *,
+                 captures_cursor: str | None = None) -> dict[str, Any]:
+    """Everything the target page shows, as plain values (kept valid after a rollback).
+
+    A page of its captures, newest first: a watched target gathers one an hour."""
     history = decisions.history(session, target)
-    found = capture_reads.captures_of_target(session, case, target.id)
-    jobs = targets.jobs_of(session, target)
+    found = capture_reads.page_captures(session, case, target_id=target.id,
+                                        limit=CAPTURES_PER_PAGE, cursor=captures_cursor,
+                                        newest_first=True)
+    total, any_complete = capture_reads.count_captures(session, case, target.id)
+    jobs = targets.jobs_of(session, target, unfinished_only=True)
     names = case_reads.user_names(session, [target.flagged_by_id] + [
         i for d in history
         for i in (d.proposed_by_id, d.decided_by_id, d.takedown_approved_by_id)])
@@ -127,7 +135,7 @@ def _target_view(session: Session, viewer: User, case: Case, target: Target) -> 
         # The conditions `decisions.check_takedown` checks again when the takedown is approved.
         requests = decisions.preservation_requests(session, case, target)
         conditions = {
-            "capture": any(c.status == CaptureStatus.COMPLETE for c in found),
+            "capture": any_complete,
             "hits": unresolved,
             "requests": [{"kind": r.kind, "status": r.status} for r in requests],
             "waiver": current["preservation_waiver"],
@@ -141,9 +149,11 @@ def _target_view(session: Session, viewer: User, case: Case, target: Target) -> 
         "captures": [{"id": str(c.id), "status": c.status, "started_at": c.started_at,
                       "finished_at": c.finished_at, "http_status": c.http_status,
                       "title": c.title, "final_url": c.final_url}
-                     for c in reversed(found)],
+                     for c in found.items],
+        "captures_total": total, "captures_next": found.next_cursor,
+        "captures_cursor": captures_cursor,
         "jobs": [{"state": j.state, "created_at": j.created_at, "error": j.error}
-                 for j in jobs if j.state != "done"],
+                 for j in jobs],
         "history": items, "current": current, "conditions": conditions,
         "unresolved_hits": unresolved,
         "may_propose": access in WRITE_ACCESS and is_open,
@@ -174,9 +184,9 @@ def _invalid(exc: ValidationError, labels: dict[str, str], fallback: str) -> str
 
 @router.get("/targets/{target_id}", response_class=HTMLResponse)
 def target_page(request: Request, target_id: uuid.UUID, session: DbSession, viewer: Viewer,
-                done: Done = None) -> Response:
+                done: Done = None, captures_cursor: Cursor = None) -> Response:
     case, target = decisions.target_for(session, viewer, target_id)
-    view = _target_view(session, viewer, case, target)
+    view = _target_view(session, viewer, case, target, captures_cursor=captures_cursor)
     view["done"] = DONE.get(done or "")
     return render(request, "target.html", view, viewer=viewer)
 

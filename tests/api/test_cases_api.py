@@ -288,3 +288,31 @@ def test_the_offence_details_are_created_patched_and_shown(api: Api) -> None:
     assert updates[0]["max_penalty_years"] == {"from": "10", "to": "7.5"}
     assert set(updates[0]["facts"]) == {"from_sha256", "to_sha256"}
     assert "Telegram" not in str(timeline)  # the facts' text stays out of the custody log
+
+
+def test_a_watched_target_shows_its_latest_captures_and_pages_the_rest(api: Api) -> None:
+    """A page watched every hour gathers thousands of captures: the target shows the latest
+    50 and its jobs' latest 20, newest first, and every capture a page at a time."""
+    nadia = api.user("nadia")
+    _case(api, nadia)
+    with api.runtime.session() as session:
+        case = cases.get_case(session, nadia.user, "OP-2026-014")
+        target, _job = targets.flag_target(session, nadia.user, case, reason="advert",
+                                           url="https://example.org/advert")
+        made = [str(make_capture(session, case, target, api.runtime.store).id)
+                for _ in range(53)]
+        for _ in range(24):
+            targets.request_capture(session, nadia.user, case, target, reason="again")
+        target_id = target.id
+    shown = api.get(nadia, f"/api/cases/OP-2026-014/targets/{target_id}").json()
+    newest_first = made[::-1]
+    assert [c["id"] for c in shown["captures"]] == newest_first[:50]
+    assert shown["captures_total"] == 53 and len(shown["jobs"]) == 20
+    jobs_at = [j["created_at"] for j in shown["jobs"]]
+    assert jobs_at == sorted(jobs_at, reverse=True)
+    page = api.get(nadia, shown["all_captures"] + "&newest_first=true&limit=50").json()
+    assert [c["id"] for c in page["items"]] == newest_first[:50]
+    rest = api.get(nadia, page["next"]).json()
+    assert [c["id"] for c in rest["items"]] == newest_first[50:] and rest["next"] is None
+    oldest = api.get(nadia, shown["all_captures"] + "&limit=3").json()
+    assert [c["id"] for c in oldest["items"]] == made[:3]

@@ -689,3 +689,31 @@ def test_a_supervisor_approves_a_decision_someone_else_proposed_in_chromium(
         page.screenshot(path=SHOTS / "hits-agreed.png", full_page=True)
     assert _count(api, "decision.approved") == 1
     assert _count(api, "deconfliction.agreed") == 1
+
+
+def test_the_target_page_pages_its_captures_newest_first(
+    api: Api, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("api.ui.decisions.CAPTURES_PER_PAGE", 2)
+    world = _world(api)
+    with api.runtime.session() as session:
+        case = cases.case_for(session, world.nadia.user, REFERENCE)
+        target = session.get(Target, uuid.UUID(world.target_id))
+        assert target is not None
+        made = [str(make_capture(session, case, target, api.runtime.store).id)
+                for _ in range(5)]
+    nadia, _token = _client(api, "nadia")
+    newest = made[::-1]
+
+    def shown(page: str) -> list[str]:
+        return re.findall(r'<td class="nowrap"><a href="/captures/([0-9a-f-]+)">', page)
+
+    first = nadia.get(f"/targets/{world.target_id}")
+    assert shown(first.text) == newest[:2] and "5, newest first" in first.text
+    pages = [shown(first.text)]
+    page = first.text
+    while older := re.search(r'<a href="([^"]+)">Older captures</a>', page):
+        page = nadia.get(older.group(1).replace("&amp;", "&")).text
+        assert "Newest captures" in page
+        pages.append(shown(page))
+    assert pages == [newest[:2], newest[2:4], newest[4:]]
