@@ -726,6 +726,9 @@ def export_case(
                      target_ids, owner, roots)
     name = bundle_name(plan.case.reference, plan.created_at)
     say(f"exporting {len(plan.exhibits)} exhibits of case {plan.case.reference} as {name}")
+    if cleared := export_leases.clean_leftovers(out.parent, partial_of=out.name):
+        say(f"removed {cleared} leftover(s) of earlier exports that were killed while writing "
+            f"to {out.parent}")
     fd, partial_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial",
                                         dir=out.parent)
     partial = Path(partial_name)

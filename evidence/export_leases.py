@@ -14,6 +14,7 @@ capture jobs: hosts must keep their clocks in step to well within a lease.
 from __future__ import annotations
 
 import contextlib
+import glob
 import logging
 import os
 import shutil
@@ -163,14 +164,23 @@ def _newest_change(folder: Path) -> float:
     return newest
 
 
-def clean_leftovers(home: Path, *, older_than_seconds: float = LEFTOVER_AGE_SECONDS) -> int:
-    """Remove the temporary folders of API exports in the home that nothing touched for a
-    while (a live export touches its partial bundle at every renewal); returns how many."""
+def clean_leftovers(folder: Path, *, partial_of: str | None = None,
+                    older_than_seconds: float = LEFTOVER_AGE_SECONDS) -> int:
+    """Remove what dead exports left in `folder` that nothing touched for a while (a live
+    export touches its partial bundle at every renewal): their temporary folders, and with
+    `partial_of` the partial bundles of a bundle of that name (`.NAME.*.partial`, as a
+    command-line export killed while writing NAME leaves one beside it). Returns how many."""
     cutoff = time.time() - older_than_seconds
     removed = 0
-    for folder in home.glob(f"{LEFTOVER_PREFIX}*"):
+    for path in folder.glob(f"{LEFTOVER_PREFIX}*"):
         with contextlib.suppress(OSError):
-            if folder.is_dir() and _newest_change(folder) < cutoff:
-                shutil.rmtree(folder, ignore_errors=True)
+            if path.is_dir() and _newest_change(path) < cutoff:
+                shutil.rmtree(path, ignore_errors=True)
                 removed += 1
+    if partial_of is not None:
+        for path in folder.glob(f".{glob.escape(partial_of)}.*.partial"):
+            with contextlib.suppress(OSError):
+                if path.is_file() and path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
     return removed

@@ -203,3 +203,34 @@ def test_two_servers_sweeping_at_once_record_an_interruption_once(runtime: Runti
     assert [e["action"] for e in _export_entries(runtime)] == ["export.started", "export.failed"]
     with runtime.session() as s:
         assert custody.verify_log(s, runtime.verifier, workers=1).ok
+
+
+def test_an_export_clears_what_killed_exports_left_beside_its_destination(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    """`evidence export --out DIR/op.zip`, killed, leaves its hidden partial bundle and work
+    folder in DIR (the user's folder: nothing else knows of them). The next export there
+    removes those an hour untouched, and leaves alone what could be alive or is not ours."""
+    _petra_with_a_case(runtime, "OP-C")
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    dead_partial = usb / ".op.zip.k3x9.partial"
+    dead_partial.write_bytes(b"PK half a bundle")
+    dead_work = usb / ".export-q1w2"
+    (dead_work / "exhibits").mkdir(parents=True)
+    (dead_work / "exhibits" / "screenshot.png").write_bytes(b"\x89PNG")
+    alive_partial = usb / ".op.zip.z8y7.partial"
+    alive_partial.write_bytes(b"PK being written")
+    other = usb / ".other.zip.a1b2.partial"
+    other.write_bytes(b"PK another bundle's")
+    hour_ago = time.time() - 2 * export_leases.LEFTOVER_AGE_SECONDS
+    for path in (dead_partial, dead_work, dead_work / "exhibits",
+                 dead_work / "exhibits" / "screenshot.png", other):
+        os.utime(path, (hour_ago, hour_ago))
+    said: list[str] = []
+    bundles.export_case(runtime, "petra", reference="OP-C", out=usb / "op.zip",
+                        progress=said.append)
+    assert (usb / "op.zip").is_file()
+    assert not dead_partial.exists() and not dead_work.exists()
+    assert alive_partial.exists() and other.exists()
+    assert any("removed 2 leftover(s) of earlier exports" in m for m in said)
