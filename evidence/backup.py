@@ -20,6 +20,7 @@ refuses there rather than copy half a system.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
@@ -30,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from evidence import custody, deconfliction, fixity, manifests, migrate
+from evidence import custody, deconfliction, export_leases, fixity, manifests, migrate
 from evidence.blobstore import FolderStore
 from evidence.canonical import canonical_json
 from evidence.errors import (
@@ -47,6 +48,8 @@ from evidence.settings import Settings
 from evidence.users import resolve_actor
 
 MANIFEST = "BACKUP.json"
+WORK_MARK = ".evidence-backup-in-progress"  # in the hidden folder a backup is written in
+DEAD_AFTER_SECONDS = 3600.0  # a backup's work folder untouched this long: its process died
 FORMAT = "evidence-locker home backup 1"
 PROGRESS_EVERY_SECONDS = 2.0
 
@@ -91,6 +94,20 @@ def _check_destination(home: Path, dest: Path) -> None:
         raise BackupFailed(f"cannot make the backup: {dest.parent} is not a folder")
     if dest.resolve().is_relative_to(home.resolve()):
         raise BackupFailed(f"cannot make the backup inside the home it copies ({home})")
+
+
+def clear_dead_backups(parent: Path) -> int:
+    """Remove the work folders that killed backups left in `parent` (marked as a backup's,
+    untouched for an hour: a live one writes all the time); returns how many."""
+    cutoff = time.time() - DEAD_AFTER_SECONDS
+    removed = 0
+    for path in parent.glob(".*.partial-*"):
+        with contextlib.suppress(OSError):
+            if ((path / WORK_MARK).is_file()
+                    and export_leases.newest_change(path) < cutoff):
+                shutil.rmtree(path)
+                removed += 1
+    return removed
 
 
 def _copy_file(source: Path, target: Path) -> None:
@@ -194,10 +211,14 @@ def backup_home(runtime: Runtime, actor_name: str | None, dest: Path, *,
         made_by = actor.name
     dest = dest.expanduser().absolute()
     _check_destination(home, dest)
+    if cleared := clear_dead_backups(dest.parent):
+        say(f"removed {cleared} unfinished backup(s) left in {dest.parent} by killed runs")
     work = dest.parent / f".{dest.name}.partial-{secrets.token_hex(4)}"
     copy: Runtime | None = None
     try:
         work.mkdir(mode=0o700)
+        (work / WORK_MARK).write_text(f"backup of {home} to {dest}, pid {os.getpid()}\n",
+                                      encoding="utf-8")
         say("copying the database (one consistent snapshot)")
         _snapshot_database(runtime, work / "evidence.db")
         keys = _copy_keys(settings, work)
@@ -237,6 +258,7 @@ def backup_home(runtime: Runtime, actor_name: str | None, dest: Path, *,
         }
         data = canonical_json(document)
         (work / MANIFEST).write_bytes(data)
+        (work / WORK_MARK).unlink()
         os.sync()  # every file of the copy on disk before it is given DEST's name
         os.rename(work, dest)
         fd = os.open(dest.parent, os.O_RDONLY)

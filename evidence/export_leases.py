@@ -156,7 +156,8 @@ class LeaseKeeper:
             log.exception("could not renew the lease of export %s", self._id)
 
 
-def _newest_change(folder: Path) -> float:
+def newest_change(folder: Path) -> float:
+    """When anything in `folder` (or the folder) last changed: a dead writer's leftovers stop."""
     newest = folder.stat().st_mtime
     for path in folder.rglob("*"):
         with contextlib.suppress(OSError):
@@ -174,7 +175,7 @@ def clean_leftovers(folder: Path, *, partial_of: str | None = None,
     removed = 0
     for path in folder.glob(f"{LEFTOVER_PREFIX}*"):
         with contextlib.suppress(OSError):
-            if path.is_dir() and _newest_change(path) < cutoff:
+            if path.is_dir() and newest_change(path) < cutoff:
                 shutil.rmtree(path, ignore_errors=True)
                 removed += 1
     if partial_of is not None:

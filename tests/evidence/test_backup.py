@@ -8,8 +8,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import textwrap
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -201,3 +206,55 @@ def test_the_command_line_backup_and_a_verify_of_the_copy(world: Runtime, tmp_pa
     assert json.loads(verify.output)["ok"] is True
     with world.session() as s:
         assert cases.case_named(s, "OP-1") is not None
+
+
+# A process backing up the home that stalls while copying blobs, after saying so; the test
+# then kills it, as a power cut or `kill -9` would.
+_STALLING_BACKUP = textwrap.dedent("""
+    import sys, time
+    from evidence import backup
+    from evidence.home import open_runtime
+    from evidence.settings import Settings
+
+    def stall(*args, **kwargs):
+        print("copying", flush=True)
+        time.sleep(600)
+
+    backup._copy_blobs = stall
+    runtime = open_runtime(Settings(home=sys.argv[1]))
+    backup.backup_home(runtime, "admin", backup.Path(sys.argv[2]))
+""")
+
+
+def test_a_killed_backup_never_looks_like_one_and_the_next_clears_it(
+    world: Runtime, tmp_path: Path,
+) -> None:
+    shelf = tmp_path / "shelf"
+    shelf.mkdir()
+    child = subprocess.Popen(
+        [sys.executable, "-c", _STALLING_BACKUP, str(world.settings.home_path),
+         str(shelf / "monday")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "copying\n"
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+    assert not (shelf / "monday").exists()
+    (left,) = shelf.iterdir()
+    assert left.name.startswith(".monday.partial-") and (left / backup.WORK_MARK).is_file()
+    # Not an hour old yet: it could be a backup still running; the next one leaves it.
+    said: list[str] = []
+    backup.backup_home(world, "admin", shelf / "tuesday", progress=said.append)
+    assert left.exists() and not any("unfinished backup" in m for m in said)
+    long_ago = time.time() - 2 * backup.DEAD_AFTER_SECONDS
+    for path in [left, *left.rglob("*")]:
+        os.utime(path, (long_ago, long_ago))
+    someone_elses = shelf / ".photos.partial-1234"
+    someone_elses.mkdir()
+    os.utime(someone_elses, (long_ago, long_ago))
+    backup.backup_home(world, "admin", shelf / "wednesday", progress=said.append)
+    assert not left.exists() and someone_elses.exists()
+    assert any("removed 1 unfinished backup(s)" in m for m in said)
+    assert sorted(p.name for p in shelf.iterdir()) == [".photos.partial-1234", "tuesday",
+                                                       "wednesday"]
+    assert not (shelf / "tuesday" / backup.WORK_MARK).exists()
