@@ -138,7 +138,6 @@ def _copy_keys(settings: Settings, work: Path) -> list[Path]:
 
 def _snapshot_database(runtime: Runtime, target: Path) -> None:
     """One consistent copy of the whole database, taken while others go on writing."""
-    _sqlite_file(runtime)
     raw = runtime.engine.raw_connection()
     copy = sqlite3.connect(target)
     try:
@@ -154,7 +153,8 @@ def _snapshot_database(runtime: Runtime, target: Path) -> None:
 
 def _copy_blobs(runtime: Runtime, copy: Runtime, store: FolderStore,
                 say: Progress) -> tuple[int, int]:
-    """Every blob the copied database refers to, read through its hash into the copy's store."""
+    """Every blob the copied database refers to, into the copy's store, which hashes what it
+    writes: a blob whose bytes no longer hash to its address stops the backup."""
     blobs = size = 0
     said_at = time.monotonic()
     for sha256, rows in fixity._holders(copy, None):
