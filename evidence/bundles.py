@@ -74,6 +74,7 @@ from evidence.models import (
     Target,
     User,
 )
+from evidence.pagination import DEFAULT_LIMIT, Page, paginate
 from evidence.timestamping import (
     LOCAL_TSA_POLICY_OID,
     TimestampToken,
@@ -820,20 +821,21 @@ class ListedExport:
     note: str | None  # why it did not complete
 
 
-def list_exports(session: Session, actor: User, reference: str) -> list[ListedExport]:
-    """The case's exports, newest first, each with how it stands (`export_leases.status`);
-    anyone who may read the case sees them."""
+def list_exports(session: Session, actor: User, reference: str, *,
+                 limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> Page[ListedExport]:
+    """A page of the case's exports, newest first, each with how it stands
+    (`export_leases.status`); anyone who may read the case sees them."""
     case = case_for(session, actor, reference)
-    exports = list(session.scalars(
-        select(Export).where(Export.case_id == case.id).order_by(Export.created_at.desc())
-    ))
-    endings = export_endings(session, case, exports)
+    page = paginate(session, select(Export).where(Export.case_id == case.id),
+                    key=(Export.created_at, Export.id), limit=limit, cursor=cursor,
+                    descending=True)
+    endings = export_endings(session, case, page.items)
     listed = []
-    for export in exports:
+    for export in page.items:
         ending = endings.get(str(export.id), {})
         status, note = export_leases.status(export, ending)
         listed.append(ListedExport(export, ending, status, note))
-    return listed
+    return Page(listed, page.next_cursor)
 
 
 def export_endings(session: Session, case: Case, exports: Sequence[Export]) -> dict[

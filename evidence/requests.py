@@ -70,6 +70,7 @@ from evidence.models import (
     User,
     utcnow,
 )
+from evidence.pagination import DEFAULT_LIMIT, Page, paginate
 from evidence.platforms import PlatformInfo, PlatformRegistry
 from evidence.request_input import (
     Authority,
@@ -720,10 +721,19 @@ def generate(
 
 
 def list_requests(session: Session, actor: User, case: Case) -> list[LegalRequest]:
+    """Every request of the case, oldest first (the request pages link each to its extensions)."""
     cases.require_access(session, actor, case, Access.READ)
     return list(session.scalars(
         select(LegalRequest).where(LegalRequest.case_id == case.id)
         .order_by(LegalRequest.created_at, LegalRequest.reference_number)))
+
+
+def page_requests(session: Session, actor: User, case: Case, *, limit: int = DEFAULT_LIMIT,
+                  cursor: str | None = None) -> Page[LegalRequest]:
+    """A page of the case's requests, oldest first."""
+    cases.require_access(session, actor, case, Access.READ)
+    return paginate(session, select(LegalRequest).where(LegalRequest.case_id == case.id),
+                    key=(LegalRequest.created_at, LegalRequest.id), limit=limit, cursor=cursor)
 
 
 def get_request(session: Session, actor: User, case: Case, request_id: uuid.UUID, *,

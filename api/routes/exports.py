@@ -11,9 +11,9 @@ from fastapi import APIRouter, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import AppRuntime, CaseRef, CurrentUser, DbSession, quote_ref
+from api.deps import AppRuntime, CaseRef, CurrentUser, DbSession, PageParams, quote_ref
 from api.downloads import SHA256_HEADER, stream_stored
-from api.schemas import ERROR_RESPONSES, ErrorRead
+from api.schemas import ERROR_RESPONSES, ErrorRead, PageRead
 from evidence import bundles, export_leases
 
 router = APIRouter(prefix="/api/cases/{ref}/exports", tags=["exports"],
@@ -78,17 +78,19 @@ def create_export(ref: CaseRef, body: ExportCreate, session: DbSession, actor: C
                       download=_download(ref, result.export_id))
 
 
-@router.get("", response_model=list[ExportRead])
-def list_exports(ref: CaseRef, session: DbSession, actor: CurrentUser) -> list[ExportRead]:
+@router.get("", response_model=PageRead[ExportRead])
+def list_exports(ref: CaseRef, session: DbSession, actor: CurrentUser,
+                 paging: PageParams) -> PageRead[ExportRead]:
     """The case's exports, newest first, with how each stands."""
+    page = bundles.list_exports(session, actor, ref, limit=paging.limit, cursor=paging.cursor)
     listed = []
-    for x in bundles.list_exports(session, actor, ref):
+    for x in page.items:
         e = x.export
         listed.append(ExportRead(
             id=e.id, created_at=e.created_at, target_ids=e.target_ids, status=x.status,
             note=x.note, bundle_sha256=e.bundle_sha256, size=e.size,
             download=None if e.bundle_sha256 is None else _download(ref, e.id)))
-    return listed
+    return PageRead[ExportRead](items=listed, next=paging.next_link(page.next_cursor))
 
 
 @router.get("/{export_id}/bundle", response_class=StreamingResponse, responses={

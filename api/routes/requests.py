@@ -9,9 +9,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, status
 from fastapi.responses import StreamingResponse
 
-from api.deps import AppRuntime, CaseRef, CurrentUser, DbSession, quote_ref
+from api.deps import AppRuntime, CaseRef, CurrentUser, DbSession, PageParams, quote_ref
 from api.downloads import SHA256_HEADER, safe_filename, stream_stored
-from api.schemas import ERROR_RESPONSES, ErrorRead
+from api.schemas import ERROR_RESPONSES, ErrorRead, PageRead
 from api.schemas_requests import (
     DueRead,
     PlatformStatsRead,
@@ -52,11 +52,14 @@ def create_request(ref: CaseRef, body: RequestCreate, session: DbSession, actor:
     return _read(made.request, case.reference)
 
 
-@router.get("/api/cases/{ref}/requests", response_model=list[RequestRead])
-def list_requests(ref: CaseRef, session: DbSession, actor: CurrentUser) -> list[RequestRead]:
+@router.get("/api/cases/{ref}/requests", response_model=PageRead[RequestRead])
+def list_requests(ref: CaseRef, session: DbSession, actor: CurrentUser,
+                  paging: PageParams) -> PageRead[RequestRead]:
     """The case's legal requests, oldest first."""
     case = cases.case_for(session, actor, ref)
-    return [_read(r, case.reference) for r in requests.list_requests(session, actor, case)]
+    page = requests.page_requests(session, actor, case, limit=paging.limit, cursor=paging.cursor)
+    return PageRead[RequestRead](items=[_read(r, case.reference) for r in page.items],
+                                 next=paging.next_link(page.next_cursor))
 
 
 @router.get("/api/cases/{ref}/requests/{request_id}", response_model=RequestRead)

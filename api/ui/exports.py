@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from api.deps import AppRuntime, DbSession, case_reference, quote_ref
 from api.ui.rendering import PageError, render
-from api.ui.routes import CsrfField, Viewer, check_session_form, see_other
+from api.ui.routes import CsrfField, Cursor, Viewer, check_session_form, see_other
 from evidence import bundles, case_reads, cases, targets
 from evidence.errors import AccessDenied, EvidenceError, InvalidInput, PermissionDenied
 from evidence.home import Runtime
@@ -91,12 +91,18 @@ def _choices(session: Session, case: Case) -> list[TargetChoice]:
     return choices
 
 
+EXPORTS_PER_PAGE = 25
+
+
 def _export_views(session: Session, runtime: Runtime, viewer: User, case: Case, *,
-                  may_download: bool, labels: dict[str, str]) -> list[ExportView]:
-    exports = bundles.list_exports(session, viewer, case.reference)
-    names = case_reads.user_names(session, [x.export.requested_by_id for x in exports])
+                  may_download: bool, labels: dict[str, str],
+                  cursor: str | None) -> tuple[list[ExportView], str | None]:
+    """A page of the case's exports as the page shows them, and the cursor of the next."""
+    page = bundles.list_exports(session, viewer, case.reference, limit=EXPORTS_PER_PAGE,
+                                cursor=cursor)
+    names = case_reads.user_names(session, [x.export.requested_by_id for x in page.items])
     views = []
-    for listed in exports:
+    for listed in page.items:
         e = listed.export
         details = listed.ending.get("details") or {}
         exhibits = details.get("exhibits")
@@ -110,21 +116,22 @@ def _export_views(session: Session, runtime: Runtime, viewer: User, case: Case, 
             size=e.size, sha256=e.bundle_sha256, kept=kept,
             download=_download(case.reference, e.id) if may_download and kept else None,
         ))
-    return views
+    return views, page.next_cursor
 
 
 def _page_context(session: Session, runtime: Runtime, viewer: User, case: Case, *,
-                  made: uuid.UUID | None = None,
-                  ticked: Sequence[str] = ()) -> dict[str, Any]:
+                  made: uuid.UUID | None = None, ticked: Sequence[str] = (),
+                  cursor: str | None = None) -> dict[str, Any]:
     """What the exports page shows, as plain values (a refused form is shown after rollback)."""
     may_export = _may_export(session, viewer, case)
     choices = _choices(session, case)
     labels = {c.id: c.label for c in choices}
+    exports, next_cursor = _export_views(session, runtime, viewer, case,
+                                         may_download=may_export, labels=labels, cursor=cursor)
     return {
         "case": {"reference": case.reference, "title": case.title, "status": case.status},
         "may_export": may_export,
-        "exports": _export_views(session, runtime, viewer, case, may_download=may_export,
-                                 labels=labels),
+        "exports": exports, "exports_next": next_cursor, "exports_cursor": cursor,
         "choices": choices if may_export else [],
         "more_targets": may_export and len(choices) >= MAX_CHOICES,
         "ticked": set(ticked),
@@ -137,10 +144,12 @@ def _page_context(session: Session, runtime: Runtime, viewer: User, case: Case, 
 @router.get("/cases/{ref}/exports", response_class=HTMLResponse)
 def exports_page(request: Request, ref: str, session: DbSession, viewer: Viewer,
                  runtime: AppRuntime,
-                 made: Annotated[uuid.UUID | None, Query()] = None) -> Response:
+                 made: Annotated[uuid.UUID | None, Query()] = None,
+                 cursor: Cursor = None) -> Response:
     case = cases.case_for(session, viewer, case_reference(ref, viewer))
     return render(request, "exports.html",
-                  _page_context(session, runtime, viewer, case, made=made), viewer=viewer)
+                  _page_context(session, runtime, viewer, case, made=made, cursor=cursor),
+                  viewer=viewer)
 
 
 def _chosen_targets(scope: str, ticked: Sequence[str]) -> list[uuid.UUID] | None:

@@ -53,7 +53,7 @@ def test_prosecutor_exports_downloads_and_the_defence_can_verify(
     done = made.json()
     assert done["exhibits"] == 1
 
-    listed = client.get(base, headers=petra).json()
+    listed = client.get(base, headers=petra).json()["items"]
     assert [e["id"] for e in listed] == [done["id"]]
     assert client.get(base, headers=stranger).status_code == 404
 

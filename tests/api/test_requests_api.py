@@ -46,7 +46,12 @@ def test_generate_list_show_and_download(api: Api) -> None:
                                                         ARABIC_HANDLE}
     assert body["deadlines_provisional"] is True
     listed = api.get(owner, base).json()
-    assert [r["id"] for r in listed] == [body["id"]]
+    assert [r["id"] for r in listed["items"]] == [body["id"]] and listed["next"] is None
+    second = api.post(owner, base, json=BODY).json()
+    first_page = api.get(owner, base, params={"limit": 1}).json()
+    assert [r["id"] for r in first_page["items"]] == [body["id"]]
+    assert [r["id"] for r in api.get(owner, first_page["next"]).json()["items"]] == [
+        second["id"]]
     shown = api.get(owner, f"{base}/{body['id']}")
     assert shown.status_code == 200 and shown.json()["pdf_sha256"] == body["pdf_sha256"]
 
@@ -75,7 +80,7 @@ def test_missing_fields_are_all_in_one_422(api: Api) -> None:
     for expected in ("issuing authority: name", "issuing authority: time_zone",
                      "Summary of the facts", "Applicable statutory provision"):
         assert expected in message
-    assert api.get(owner, base).json() == []
+    assert api.get(owner, base).json()["items"] == []
 
 
 def test_lifecycle_over_http_with_roles_and_access(api: Api) -> None:

@@ -518,3 +518,29 @@ def test_a_prosecutor_makes_a_bundle_and_downloads_it_in_chromium(
         entries = session.scalars(select(CustodyEntry).where(
             CustodyEntry.action == "export.downloaded")).all()
         assert [custody.describe(e)["actor"]["name"] for e in entries] == ["petra"]
+
+
+def test_the_exports_page_pages_its_bundles_newest_first(
+    sealed: Api, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+) -> None:
+    monkeypatch.setattr("api.ui.exports.EXPORTS_PER_PAGE", 2)
+    api = sealed
+    _world(api)
+    made = [str(started_export(api.runtime, "petra", REFERENCE, f"gone-{n}"))
+            for n in range(5)]
+    _sign_in(api.client, "petra")
+    newest = made[::-1]
+
+    def shown(page: str) -> list[str]:
+        return re.findall(r'<section class="card[^"]*" id="export-([0-9a-f-]+)"', page)
+
+    page = api.client.get(f"/cases/{quote_ref(REFERENCE)}/exports").text
+    pages = [shown(page)]
+    while older := re.search(r'<a href="([^"]+)">Older bundles</a>', page):
+        page = api.client.get(html.unescape(older.group(1))).text
+        assert "Newest bundles" in page
+        pages.append(shown(page))
+    assert pages == [newest[:2], newest[2:4], newest[4:]]
+    listed = api.client.get(f"/api/cases/{quote_ref(REFERENCE)}/exports",
+                            params={"limit": 3}).json()
+    assert [e["id"] for e in listed["items"]] == newest[:3] and listed["next"]

@@ -74,7 +74,7 @@ def test_an_export_whose_process_was_killed_is_recorded_as_interrupted(
     try:
         assert child.stdout is not None and child.stdout.readline() == "writing\n"
         client = TestClient(create_app(runtime))
-        listed = client.get("/api/cases/OP-K/exports", headers=petra).json()
+        listed = client.get("/api/cases/OP-K/exports", headers=petra).json()["items"]
         assert [(e["status"], e["note"]) for e in listed] == [("running", None)]
     finally:
         os.kill(child.pid, signal.SIGKILL)
@@ -101,7 +101,8 @@ def test_an_export_whose_process_was_killed_is_recorded_as_interrupted(
     assert export.lease_owner in reason
     assert failed["details"]["abandoned_by"] == export.lease_owner  # type: ignore[index]
 
-    listed = TestClient(create_app(runtime)).get("/api/cases/OP-K/exports", headers=petra).json()
+    listed = TestClient(create_app(runtime)).get("/api/cases/OP-K/exports",
+                                                 headers=petra).json()["items"]
     assert [(e["status"], e["note"], e["bundle_sha256"]) for e in listed] == [
         ("failed", reason, None)]
     with runtime.session() as s:
