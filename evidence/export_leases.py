@@ -31,7 +31,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from evidence import custody
-from evidence.models import Case, Export, utcnow
+from evidence.models import Case, CustodyEntry, Export, utcnow
 
 LEASE_SECONDS = 120.0
 RENEW_EVERY_SECONDS = 30.0
@@ -93,7 +93,33 @@ def end_interrupted_exports(session: Session, *, now: datetime | None = None) ->
                                f"stopped renewing its lease, which ran out at "
                                f"{custody.format_time(until)}; no bundle was kept",
                      "abandoned_by": owner, "lease_expired_at": custody.format_time(until)})
-    return [e.id for e in lapsed]
+    return [e.id for e in lapsed] + _end_leaseless(session, now)
+
+
+def _end_leaseless(session: Session, now: datetime) -> list[uuid.UUID]:
+    """Record `export.failed` for exports started before exports held leases (migration 0011)
+    that never ended: no process can still be writing them. Every export since takes its lease
+    in the transaction that starts it and gives it back only with its ending, so an export
+    with neither is one of those."""
+    unkept = list(session.scalars(
+        select(Export).where(Export.lease_until.is_(None), Export.bundle_sha256.is_(None),
+                             Export.created_at < now - timedelta(seconds=LEASE_SECONDS))
+        .order_by(Export.created_at).with_for_update(skip_locked=True)))
+    if not unkept:
+        return []
+    ended = set(session.scalars(select(CustodyEntry.object_id).where(
+        CustodyEntry.object_type == "export",
+        CustodyEntry.object_id.in_([str(e.id) for e in unkept]),
+        CustodyEntry.action.in_(("export.completed", "export.failed")))))
+    never = [e for e in unkept if str(e.id) not in ended]
+    for export in never:
+        custody.append(
+            session, None, action="export.failed", case=session.get(Case, export.case_id),
+            object_type="export", object_id=export.id,
+            details={"reason": "interrupted: it never ended (it was started before this system "
+                               "kept export leases); no bundle was kept",
+                     "abandoned_by": None, "lease_expired_at": None})
+    return [e.id for e in never]
 
 
 def status(export: Export, ending: dict[str, Any], *, now: datetime | None = None) -> tuple[

@@ -235,3 +235,31 @@ def test_an_export_clears_what_killed_exports_left_beside_its_destination(
     assert not dead_partial.exists() and not dead_work.exists()
     assert alive_partial.exists() and other.exists()
     assert any("removed 2 leftover(s) of earlier exports" in m for m in said)
+
+
+def test_an_export_from_before_leases_that_never_ended_is_recorded_once(
+    runtime: Runtime,
+) -> None:
+    """An export started by a version that kept no leases (before migration 0011) and never
+    ended showed as interrupted with nothing in the log to say so; the sweep records it."""
+    _petra_with_a_case(runtime, "OP-OLD")
+    old = started_export(runtime, "petra", "OP-OLD", "old-version")
+    bundles.export_case(runtime, "petra", reference="OP-OLD", out=runtime.settings.home_path
+                        / "kept.zip")
+    with runtime.session() as s:  # as the old version left it: no lease, an hour ago
+        row = s.get(Export, old)
+        assert row is not None
+        row.lease_owner = row.lease_until = None
+        row.created_at -= timedelta(hours=1)
+    with runtime.session() as s:
+        assert export_leases.end_interrupted_exports(s) == [old]
+    with runtime.session() as s:
+        assert export_leases.end_interrupted_exports(s) == []  # once; the finished one never
+    entries = _export_entries(runtime)
+    assert [e["action"] for e in entries] == [
+        "export.started", "export.started", "export.completed", "export.failed"]
+    failed = entries[-1]
+    assert failed["object"]["id"] == str(old)  # type: ignore[index]
+    assert "started before this system kept export leases" in str(failed["details"])
+    with runtime.session() as s:
+        assert custody.verify_log(s, runtime.verifier, workers=1).ok
