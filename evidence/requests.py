@@ -31,7 +31,7 @@ import json
 import re
 import statistics
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -721,7 +721,7 @@ def generate(
 
 
 def list_requests(session: Session, actor: User, case: Case) -> list[LegalRequest]:
-    """Every request of the case, oldest first (the request pages link each to its extensions)."""
+    """Every request of the case, oldest first."""
     cases.require_access(session, actor, case, Access.READ)
     return list(session.scalars(
         select(LegalRequest).where(LegalRequest.case_id == case.id)
@@ -729,11 +729,35 @@ def list_requests(session: Session, actor: User, case: Case) -> list[LegalReques
 
 
 def page_requests(session: Session, actor: User, case: Case, *, limit: int = DEFAULT_LIMIT,
-                  cursor: str | None = None) -> Page[LegalRequest]:
-    """A page of the case's requests, oldest first."""
+                  cursor: str | None = None, newest_first: bool = False) -> Page[LegalRequest]:
+    """A page of the case's requests, oldest first (or newest first)."""
     cases.require_access(session, actor, case, Access.READ)
     return paginate(session, select(LegalRequest).where(LegalRequest.case_id == case.id),
-                    key=(LegalRequest.created_at, LegalRequest.id), limit=limit, cursor=cursor)
+                    key=(LegalRequest.created_at, LegalRequest.id), limit=limit, cursor=cursor,
+                    descending=newest_first)
+
+
+def count_requests(session: Session, case: Case) -> int:
+    return session.scalar(select(func.count()).select_from(LegalRequest)
+                          .where(LegalRequest.case_id == case.id)) or 0
+
+
+def extensions_of(session: Session, parents: Iterable[uuid.UUID], *,
+                  live_only: bool = False) -> dict[uuid.UUID, list[LegalRequest]]:
+    """The requests made as extensions of each of `parents`, oldest first, in one query; with
+    `live_only`, only those not refused or expired (the one that carries the deadline now)."""
+    ids = list(parents)
+    if not ids:
+        return {}
+    query = select(LegalRequest).where(LegalRequest.previous_request_id.in_(ids))
+    if live_only:
+        query = query.where(LegalRequest.status.not_in(list(CLOSED_CHILD)))
+    out: dict[uuid.UUID, list[LegalRequest]] = {}
+    for row in session.scalars(query.order_by(LegalRequest.created_at,
+                                              LegalRequest.reference_number)):
+        assert row.previous_request_id is not None
+        out.setdefault(row.previous_request_id, []).append(row)
+    return out
 
 
 def get_request(session: Session, actor: User, case: Case, request_id: uuid.UUID, *,
@@ -899,24 +923,27 @@ def _visible(actor: User) -> Any:
 
 
 def due(session: Session, actor: User, *, within: timedelta = timedelta(days=14),
-        now: datetime | None = None) -> list[DueItem]:
-    """Deadlines of running requests (in cases the actor sees) that fall before now + within,
-    overdue ones included, soonest first, each with what to do about it."""
+        now: datetime | None = None, case: Case | None = None) -> list[DueItem]:
+    """Deadlines of running requests (in cases the actor sees, or in `case` alone) that fall
+    before now + within, overdue ones included, soonest first, each with what to do about it.
+
+    Only running requests are read (sent or acknowledged, or a fulfilled preservation, which
+    still runs until its period ends), with their live extensions: what has ended is not read.
+    """
     now = now or utcnow()
     if actor.role == Role.AUDITOR:
         return []
-    rows = [(r[0], r[1]) for r in session.execute(_visible(actor)).all()]
-    children: dict[uuid.UUID, list[LegalRequest]] = {}
-    for row, _ref in rows:
-        if row.previous_request_id is not None and row.status not in CLOSED_CHILD:
-            children.setdefault(row.previous_request_id, []).append(row)
+    query = _visible(actor).where(
+        LegalRequest.status.in_(list(RUNNING))
+        | ((LegalRequest.status == S.FULFILLED)
+           & LegalRequest.kind.in_(sorted(PRESERVATION_KINDS))))
+    if case is not None:
+        query = query.where(LegalRequest.case_id == case.id)
+    rows = [(r[0], r[1]) for r in session.execute(query).all()]
+    children = extensions_of(session, [row.id for row, _ref in rows], live_only=True)
     horizon = now + within
     out: list[DueItem] = []
     for row, ref in rows:
-        running = row.status in RUNNING or (row.status == S.FULFILLED
-                                            and row.kind in PRESERVATION_KINDS)
-        if not running:
-            continue
         kids = children.get(row.id, [])
         if any(k.status in RUNNING | {S.FULFILLED} for k in kids):
             continue  # the extension carries the deadline now

@@ -14,7 +14,7 @@ built from plain values (`describe()`-style dicts), never from rows of the close
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 
@@ -26,7 +26,7 @@ from starlette.datastructures import FormData
 from api.deps import AppRuntime, DbSession, case_reference, quote_ref
 from api.schemas_requests import RequestCreate, RequestStatusChange
 from api.ui.rendering import PageError, render, sentence
-from api.ui.routes import CsrfField, Viewer, check_session_form, see_other
+from api.ui.routes import CsrfField, Cursor, Viewer, check_session_form, see_other
 from evidence import cases, custody, requests
 from evidence.errors import AccessDenied, EvidenceError, InvalidInput, NotFound, RequestIncomplete
 from evidence.models import (
@@ -47,6 +47,7 @@ router = APIRouter(include_in_schema=False)
 
 # What "due soon" means on a case's list, as the API's `due` defaults to.
 DUE_SOON = timedelta(days=14)
+REQUESTS_PER_PAGE = 25  # the case's requests page, newest first
 DUE_PERIODS = ("3d", "7d", "14d", "30d", "90d")
 # Made from the page of the sent EPOC-PR it extends, not from scratch.
 EXTENSION_KINDS = frozenset({"eu-epoc-pr-extension"})
@@ -142,14 +143,17 @@ def _deadline_state(row: LegalRequest, due: Sequence[requests.DueItem],
     return "ended", "closed"
 
 
-def _active_child(row: LegalRequest, rows: Iterable[LegalRequest]) -> LegalRequest | None:
-    return next((r for r in rows if r.previous_request_id == row.id
-                 and r.status not in requests.CLOSED_CHILD), None)
+def _live_extension(session: DbSession, rows: Sequence[LegalRequest]
+                    ) -> dict[uuid.UUID, LegalRequest]:
+    """Of each of `rows` that has one, the extension that carries its deadline now."""
+    live = requests.extensions_of(session, [r.id for r in rows], live_only=True)
+    return {parent: kids[0] for parent, kids in live.items()}
 
 
 def _row_view(row: LegalRequest, reference: str, registry: Registry,
-              due: Sequence[requests.DueItem], rows: Sequence[LegalRequest]) -> dict[str, Any]:
-    state, tone = _deadline_state(row, due, _active_child(row, rows))
+              due: Sequence[requests.DueItem], extended_by: LegalRequest | None
+              ) -> dict[str, Any]:
+    state, tone = _deadline_state(row, due, extended_by)
     return {
         "id": str(row.id), "reference": row.reference_number, "kind": row.kind,
         "title": _title(row.kind), "platform": row.platform,
@@ -281,9 +285,12 @@ def _blank_typed(kind: str = "", platform: str = "") -> dict[str, Any]:
 
 
 def _list_context(session: DbSession, viewer: User, case: Case, registry: Registry,
-                  settings: Settings) -> dict[str, Any]:
-    rows = requests.list_requests(session, viewer, case)
-    due = requests.due(session, viewer, within=DUE_SOON)
+                  settings: Settings, cursor: str | None = None) -> dict[str, Any]:
+    page = requests.page_requests(session, viewer, case, limit=REQUESTS_PER_PAGE, cursor=cursor,
+                                  newest_first=True)
+    rows = page.items
+    live = _live_extension(session, rows)
+    due = requests.due(session, viewer, within=DUE_SOON, case=case)
     access = cases.access_of(session, viewer, case)
     may_create = access in (Access.WRITE, Access.MANAGE) and case.status == CaseStatus.OPEN
     standing, _error = _standing(settings)
@@ -293,7 +300,10 @@ def _list_context(session: DbSession, viewer: User, case: Case, registry: Regist
     first = choose["suggestions"][0] if choose and choose["suggestions"] else None
     return {
         "case": _case_view(case),
-        "rows": [_row_view(r, case.reference, registry, due, rows) for r in rows],
+        "rows": [_row_view(r, case.reference, registry, due, live.get(r.id)) for r in rows],
+        "rows_next": page.next_cursor, "rows_cursor": cursor,
+        "rows_total": requests.count_requests(session, case) if cursor or page.next_cursor
+        else len(rows),
         "may_create": may_create, "choose": choose, "form": None,
         "typed": _blank_typed(first["kinds"][0]["kind"], first["platform"]) if first
         else _blank_typed(),
@@ -305,11 +315,11 @@ def _list_context(session: DbSession, viewer: User, case: Case, registry: Regist
 def request_list(
     request: Request, ref: str, session: DbSession, viewer: Viewer, runtime: AppRuntime,
     kind: Annotated[str | None, Query(max_length=64)] = None,
-    platform: Annotated[str | None, Query(max_length=64)] = None,
+    platform: Annotated[str | None, Query(max_length=64)] = None, cursor: Cursor = None,
 ) -> Response:
     case = cases.case_for(session, viewer, case_reference(ref, viewer))
     registry = load_registry()
-    context = _list_context(session, viewer, case, registry, runtime.settings)
+    context = _list_context(session, viewer, case, registry, runtime.settings, cursor)
     status_code = 200
     if context["may_create"] and (kind or platform):
         context["typed"] = _blank_typed(kind or "", platform or "")
@@ -498,10 +508,12 @@ def _request_context(session: DbSession, viewer: User, case: Case,
                      row: LegalRequest) -> dict[str, Any]:
     registry = load_registry()
     info = requests.describe(row, case.reference)
-    rows = requests.list_requests(session, viewer, case)
-    by_id = {r.id: r for r in rows}
-    previous = by_id.get(row.previous_request_id) if row.previous_request_id else None
-    children = [r for r in rows if r.previous_request_id == row.id]
+    previous = (session.get(LegalRequest, row.previous_request_id)
+                if row.previous_request_id else None)
+    if previous is not None and previous.case_id != case.id:
+        previous = None  # extensions are made in their original's case; never another's
+    children = requests.extensions_of(session, [row.id]).get(row.id, [])
+    active_child = next((c for c in children if c.status not in requests.CLOSED_CHILD), None)
     access = cases.access_of(session, viewer, case)
     may_write = access in (Access.WRITE, Access.MANAGE)
     steps, waits = _next_steps(row, viewer)
@@ -509,9 +521,9 @@ def _request_context(session: DbSession, viewer: User, case: Case,
                   and row.kind in requests.EXTENDABLE and row.sent_at is not None
                   and row.status in (RequestStatus.SENT, RequestStatus.ACKNOWLEDGED,
                                      RequestStatus.FULFILLED)
-                  and _active_child(row, rows) is None)
-    due = requests.due(session, viewer, within=DUE_SOON)
-    state, state_tone = _deadline_state(row, due, _active_child(row, rows))
+                  and active_child is None)
+    due = requests.due(session, viewer, within=DUE_SOON, case=case)
+    state, state_tone = _deadline_state(row, due, active_child)
     instrument = INSTRUMENTS.get(row.kind)
     base = f"/cases/{quote_ref(case.reference)}/requests"
     document = f"/api/cases/{quote_ref(case.reference)}/requests/{row.id}/document"

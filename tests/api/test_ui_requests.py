@@ -425,6 +425,43 @@ def test_the_requests_due_across_cases(api: Api) -> None:
     assert "Nothing due within 100d" in theirs.text
 
 
+def test_the_requests_list_pages_newest_first_and_says_which_are_extended(
+        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ui_requests, "REQUESTS_PER_PAGE", 3)
+    liaison, _world = _liaison_world(api)
+    boss = _member(api, liaison, "boss", Role.SUPERVISOR, Access.WRITE)
+    _sign_in(api.client, "lina")
+    made = [_generated_ago(api, liaison, timedelta(days=days)) for days in (5, 4, 3, 2)]
+    oldest = made[0]
+    _approve(api, boss, oldest)
+    with api.runtime.session() as session:
+        case = cases.get_case(session, liaison.user, REFERENCE)
+        requests.change_status(session, liaison.user, case, uuid.UUID(oldest), "sent",
+                               at=datetime.now(UTC) - timedelta(days=4))
+        extension = requests.extend(session, liaison.user, oldest, store=api.runtime.store)
+        refs = {str(r.id): r.reference_number for r in requests.list_requests(
+            session, liaison.user, case)}
+    newest_first = [str(extension.request.id), *reversed(made)]
+
+    def listed(page: Any) -> list[str]:
+        return re.findall(rf'href="{re.escape(BASE)}/([0-9a-f-]{{36}})"', page.text)
+
+    first = api.client.get(BASE)
+    assert first.status_code == 200
+    assert listed(first) == newest_first[:3]
+    assert "5 requests, newest first, 3 on this page." in first.text
+    assert "Newest requests" not in first.text
+    older = re.search(r'href="([^"]+)">Older requests</a>', first.text)
+    assert older, first.text[:3000]
+    second = api.client.get(html.unescape(older.group(1)))
+    assert listed(second) == newest_first[3:]
+    assert "Older requests" not in second.text and "Newest requests" in second.text
+    # The oldest request is on the second page; its extension on the first tells its state.
+    row = second.text.split(f'href="{BASE}/{oldest}"', 1)[1].split("</tr>", 1)[0]
+    assert f"extended by {refs[str(extension.request.id)]}" in row
+    assert api.client.get(BASE, params={"cursor": "not a cursor"}).status_code in (400, 422)
+
+
 # --- access, CSRF, text ----------------------------------------------------------------------
 
 def test_a_reader_sees_requests_but_may_not_create_or_change_them(api: Api) -> None:

@@ -379,6 +379,32 @@ def test_due_lists_x_extension_seven_days_before_expiry(
     ]
 
 
+def test_due_of_one_case_and_a_refused_extension_gives_the_deadline_back(
+        session: Session, store: FolderStore, settings: Settings) -> None:
+    world = make_request_world(session, store)
+    other = make_request_world(session, store, actor=world.actor)
+    mine = _generate(session, world, store, settings).request
+    theirs = _generate(session, other, store, settings).request
+    _send(session, world, mine, T0)
+    _send(session, other, theirs, T0)
+    at = T0 + timedelta(days=85)
+    both = requests.due(session, world.actor, within=timedelta(days=14), now=at)
+    assert {i.request.id for i in both} == {mine.id, theirs.id}
+    one = requests.due(session, world.actor, within=timedelta(days=14), now=at, case=world.case)
+    assert {i.request.id for i in one} == {mine.id}
+    # The extension, once sent, carries the deadline; refused, it hands it back to the original.
+    renewal = requests.extend(session, world.actor, mine.id, store=store, now=at).request
+    _send(session, world, renewal, at)
+    assert mine.id not in {i.request.id for i in requests.due(
+        session, world.actor, within=timedelta(days=14), now=at, case=world.case)}
+    requests.change_status(session, world.actor, world.case, renewal.id, "refused",
+                           refusal=["no-longer-held"], at=at, now=at)
+    back = requests.due(session, world.actor, within=timedelta(days=14), now=at, case=world.case)
+    assert mine.id in {i.request.id for i in back}
+    assert requests.extensions_of(session, [mine.id])[mine.id] == [renewal]
+    assert requests.extensions_of(session, [mine.id], live_only=True) == {}
+
+
 def test_an_extension_is_generated_from_the_original(
         session: Session, store: FolderStore, settings: Settings) -> None:
     world = make_request_world(session, store)
