@@ -157,7 +157,7 @@ def _copy_blobs(runtime: Runtime, copy: Runtime, store: FolderStore,
     writes: a blob whose bytes no longer hash to its address stops the backup."""
     blobs = size = 0
     said_at = time.monotonic()
-    for sha256, rows in fixity._holders(copy, None):
+    for sha256, rows in fixity.blob_holders(copy, None):
         # The copy's store hashes what it writes (once): that must be the address it came from.
         problem = None
         try:
@@ -168,7 +168,7 @@ def _copy_blobs(runtime: Runtime, copy: Runtime, store: FolderStore,
         except BlobMissing as exc:
             problem = str(exc)
         if problem is not None:
-            held_by = "; ".join(fixity._describe(row) for row in rows)
+            held_by = "; ".join(fixity.describe_holder(row) for row in rows)
             raise BackupFailed(
                 f"backup not made: blob {sha256} cannot be copied whole ({problem}); held by "
                 f"{held_by}. Run `evidence store check` to see every problem, and restore the "

@@ -91,7 +91,8 @@ def _case_in_scope(session: Session, actor: User, reference: str | None) -> Case
     return cases.case_for(session, actor, reference)
 
 
-def _holders(runtime: Runtime, case_id: uuid.UUID | None) -> Iterator[tuple[str, list[Any]]]:
+def blob_holders(runtime: Runtime, case_id: uuid.UUID | None
+                 ) -> Iterator[tuple[str, list[Any]]]:
     """(sha256, the rows that hold it) in address order: artifacts and kept bundles.
 
     Read a batch of addresses at a time, each in its own short read-only transaction: hashing
@@ -131,7 +132,9 @@ def _holders(runtime: Runtime, case_id: uuid.UUID | None) -> Iterator[tuple[str,
         after = hashes[-1]
 
 
-def _describe(row: Any) -> str:
+def describe_holder(row: Any) -> str:
+    """A row of `blob_holders` as a person reads it: which artifact of which capture, or which
+    export's bundle, and of which case."""
     if row.kind == "bundle":
         return f"the bundle of export {row.id} (case {row.reference})"
     of = f"capture {row.capture_id}" if row.capture_id is not None else "a legal request"
@@ -235,9 +238,9 @@ def check_store(
         case_id = None if case is None else case.id
         report = FixityReport(case_reference=None if case is None else case.reference)
     said_at = time.monotonic()
-    for sha256, rows in _holders(runtime, case_id):
+    for sha256, rows in blob_holders(runtime, case_id):
         report.blobs += 1
-        held_by = [_describe(row) for row in rows]
+        held_by = [describe_holder(row) for row in rows]
         try:
             size = store.size(sha256)
             store.verify(sha256)
