@@ -67,6 +67,15 @@ Done = Annotated[str | None, Query(max_length=20)]
 LongText = Annotated[str, Form(max_length=6000)]
 
 
+# The page of captures a target page's form was posted from, to come back to it.
+CapturesCursorField = Annotated[str | None, Form(max_length=MAX_CURSOR_LENGTH)]
+
+
+def _back_to_target(target: Target, done: str, captures_cursor: str | None) -> Response:
+    query = {"done": done, **({"captures_cursor": captures_cursor} if captures_cursor else {})}
+    return see_other(f"/targets/{target.id}?{urlencode(query)}")
+
+
 def _target_label(session: Session, target: Target) -> dict[str, Any]:
     """The target as plain values: its URL, or the account it names."""
     account = None if target.account_id is None else session.get(Account, target.account_id)
@@ -198,10 +207,11 @@ def propose(
     kind: Annotated[str, Form(max_length=100)] = "",
     rationale: LongText = "",
     preservation_waiver: LongText = "",
+    captures_cursor: CapturesCursorField = None,
 ) -> Response:
     check_session_form(request, csrf_token)
     case, target = decisions.target_for(session, viewer, target_id)
-    view = _target_view(session, viewer, case, target)
+    view = _target_view(session, viewer, case, target, captures_cursor=captures_cursor or None)
     typed = {"kind": kind, "rationale": rationale, "preservation_waiver": preservation_waiver}
     try:
         body = DecisionCreate.model_validate({
@@ -223,7 +233,7 @@ def propose(
             raise
         raise _refused(exc.message, exc.status_code, view, at="propose", form=typed,
                        viewer=viewer) from exc
-    return see_other(f"/targets/{target.id}?done=proposed")
+    return _back_to_target(target, "proposed", captures_cursor or None)
 
 
 @router.post("/decisions/{decision_id}/approve", response_class=HTMLResponse)
@@ -231,10 +241,11 @@ def approve(
     request: Request, decision_id: uuid.UUID, session: DbSession, viewer: Viewer,
     csrf_token: CsrfField = None,
     note: Annotated[str, Form(max_length=3000)] = "",
+    captures_cursor: CapturesCursorField = None,
 ) -> Response:
     check_session_form(request, csrf_token)
     case, target, decision = decisions.decision_for(session, viewer, decision_id)
-    view = _target_view(session, viewer, case, target)
+    view = _target_view(session, viewer, case, target, captures_cursor=captures_cursor or None)
     try:
         body = DecisionApprove(note=note.strip() or None)
         decisions.approve(session, viewer, case, target, decision, note=body.note)
@@ -246,7 +257,7 @@ def approve(
             raise
         raise _refused(exc.message, exc.status_code, view, at="decide", form={"note": note},
                        viewer=viewer) from exc
-    return see_other(f"/targets/{target.id}?done=approved")
+    return _back_to_target(target, "approved", captures_cursor or None)
 
 
 @router.post("/decisions/{decision_id}/reject", response_class=HTMLResponse)
@@ -254,10 +265,11 @@ def reject(
     request: Request, decision_id: uuid.UUID, session: DbSession, viewer: Viewer,
     csrf_token: CsrfField = None,
     reason: LongText = "",
+    captures_cursor: CapturesCursorField = None,
 ) -> Response:
     check_session_form(request, csrf_token)
     case, target, decision = decisions.decision_for(session, viewer, decision_id)
-    view = _target_view(session, viewer, case, target)
+    view = _target_view(session, viewer, case, target, captures_cursor=captures_cursor or None)
     try:
         body = DecisionReject(reason=reason)
         decisions.reject(session, viewer, case, target, decision, reason=body.reason)
@@ -269,7 +281,7 @@ def reject(
             raise
         raise _refused(exc.message, exc.status_code, view, at="decide",
                        form={"reason": reason}, viewer=viewer) from exc
-    return see_other(f"/targets/{target.id}?done=rejected")
+    return _back_to_target(target, "rejected", captures_cursor or None)
 
 
 # --- a case's deconfliction hits ---------------------------------------------------------------

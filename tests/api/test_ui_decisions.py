@@ -4,6 +4,7 @@ not found for strangers, CSRF, hostile text, and one supervisor's approval in Ch
 
 from __future__ import annotations
 
+import html
 import re
 import uuid
 from collections.abc import Iterator
@@ -717,3 +718,20 @@ def test_the_target_page_pages_its_captures_newest_first(
         assert "Newest captures" in page
         pages.append(shown(page))
     assert pages == [newest[:2], newest[2:4], newest[4:]]
+
+    # A form posted from the second page comes back to it: refused, and done.
+    nadia, token = _client(api, "nadia")
+    second = nadia.get(re.findall(r'<a href="([^"]+)">Older captures</a>', first.text)[0]
+                       .replace("&amp;", "&")).text
+    cursor = re.search(r'name="captures_cursor" value="([^"]+)"', second)
+    assert cursor, second[:3000]
+    form = {"csrf_token": token, "kind": "preserve", "captures_cursor": html.unescape(
+        cursor.group(1))}
+    refused = nadia.post(f"/targets/{world.target_id}/decisions",
+                         data={**form, "rationale": ""}, follow_redirects=False)
+    assert refused.status_code == 422 and shown(refused.text) == newest[2:4]
+    done = nadia.post(f"/targets/{world.target_id}/decisions",
+                      data={**form, "rationale": "Keep it"}, follow_redirects=False)
+    assert done.status_code == 303
+    back = nadia.get(done.headers["location"]).text
+    assert "Decision proposed." in back and shown(back) == newest[2:4]
