@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, BinaryIO
 
+from reportlab.platypus.doctemplate import LayoutError
+
 from evidence.errors import InvalidInput
 from evidence.legal_instruments import LegalInstruments
 from legal_forms.instruments import (
@@ -44,7 +46,14 @@ class LegalForms:
         return extension_of(original, reference=reference, issued_at=issued_at)
 
     def render_pdf(self, r: RequestInput, out: BinaryIO) -> None:
-        render_pdf(r, out)
+        try:
+            render_pdf(r, out)
+        except LayoutError as exc:
+            # Values split across pages; should anything still not fit, the request is refused
+            # with what is typed kept, never a server error.
+            raise InvalidInput(
+                "the request cannot be laid out as a PDF: something in it is too large for a "
+                "page; shorten the longest values") from exc
 
     def render_json(self, r: RequestInput) -> dict[str, Any]:
         return render_json(r)

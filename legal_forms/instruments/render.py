@@ -217,7 +217,8 @@ def _value(value: str, text: Text) -> Paragraph:
 
 
 def _table(rows: list[list[Any]], widths: list[float], *, header: bool = False) -> Table:
-    table = Table(rows, colWidths=widths, splitByRow=1, repeatRows=1 if header else 0)
+    table = Table(rows, colWidths=widths, splitByRow=1, splitInRow=1,
+                  repeatRows=1 if header else 0)
     commands = [
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
         ("LINEBELOW", (0, 0), (-1, -1), 0.25, RULE),
@@ -233,7 +234,7 @@ def _table(rows: list[list[Any]], widths: list[float], *, header: bool = False) 
 
 
 def _boxed(flowable: Flowable, colour: colors.Color) -> Table:
-    box = Table([[flowable]], colWidths=[TEXT_WIDTH])
+    box = Table([[flowable]], colWidths=[TEXT_WIDTH], splitInRow=1)
     box.setStyle(TableStyle([("BACKGROUND", (0, 0), (-1, -1), colour),
                              ("BOX", (0, 0), (-1, -1), 0.5, RULE),
                              ("LEFTPADDING", (0, 0), (-1, -1), 6),
@@ -252,7 +253,7 @@ def _signature(title: str, name: str, person: str, position: str, text: Text) ->
         [Paragraph("Date", SMALL), Paragraph("&nbsp;", VALUE)],
         [Paragraph("Signature and stamp", SMALL), Spacer(1, 16 * mm)],
     ]
-    table = Table(rows, colWidths=[LABEL_WIDTH, TEXT_WIDTH - LABEL_WIDTH])
+    table = Table(rows, colWidths=[LABEL_WIDTH, TEXT_WIDTH - LABEL_WIDTH], splitInRow=1)
     table.setStyle(TableStyle([("SPAN", (0, 0), (-1, 0)),
                                ("BOX", (0, 0), (-1, -1), 0.5, RULE),
                                ("LINEBELOW", (0, 1), (-1, -2), 0.25, RULE),

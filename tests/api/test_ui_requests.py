@@ -17,12 +17,14 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
+from reportlab.platypus.doctemplate import LayoutError
 from sqlalchemy import func, select
 
 from api.ui import requests as ui_requests
 from capture.browser import BrowserSession
 from evidence import accounts, cases, custody, requests, targets, users
 from evidence.models import Access, CustodyEntry, LegalRequest, Role
+from legal_forms import service_adapter
 from tests.api.conftest import (
     Api,
     Caller,
@@ -219,6 +221,30 @@ def test_the_generate_form_offers_the_targets_of_a_large_case(
     assert re.findall(r'id="target-([0-9a-f-]{36})"', capped) == listed[:100]
     assert re.search(r"109 more target\(s\) on [^,]+, flagged later, are not listed: ticking "
                      r"none includes them", capped)
+
+
+def test_a_request_with_values_longer_than_a_page_is_generated(
+        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    _liaison, _world = _liaison_world(api)
+    token = _sign_in(api.client, "lina")
+    address = "\n".join(f"Building {i}, Rottwerndorfer Str. 22, 01796 Pirna" for i in range(140))
+    made = _generate(api.client, token, **{"field.issuing.address": address})
+    request_id = _request_id(made)
+    pdf = api.client.get(f"{API_BASE}/{request_id}/document")
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    text = subprocess.run(["pdftotext", "-raw", "-", "-"], input=pdf.content, check=True,
+                          capture_output=True).stdout.decode()
+    assert "Building 139," in text
+
+    # Should a request still not fit the pages, the form comes back saying so, as typed.
+    def too_large(*_args: Any) -> None:
+        raise LayoutError("Flowable too large on page 2")
+
+    monkeypatch.setattr(service_adapter, "render_pdf", too_large)
+    refused = _generate(api.client, token, **{"field.issuing.address": address})
+    assert refused.status_code == 422
+    assert "too large for a page; shorten the longest values" in _alert(refused.text)
+    assert "Building 139, Rottwerndorfer" in refused.text
 
 
 def test_a_refused_generate_form_comes_back_with_why_and_what_was_typed(api: Api) -> None:

@@ -219,6 +219,28 @@ def test_long_right_to_left_facts_read_from_their_first_words(
     assert bottom > top and lines[bottom][-1].text == "النهاية"
 
 
+@pytest.mark.parametrize("kind", list(INSTRUMENTS))
+def test_values_longer_than_a_page_run_on_to_the_next_pages(
+    registry: Registry, kind: str, tmp_path: Path,
+) -> None:
+    """A field's value taller than a page is split across pages (reportlab refused the whole
+    request before: a table row must fit on one page unless it may split inside)."""
+    r = make_request(registry, kind)
+    facts = " ".join(f"fact{i}" for i in range(800))  # 6,689 characters: over a page
+    address = "\n".join(f"floor {i}" for i in range(400))
+    issuing = dataclasses.replace(r.issuing, address=address, name="Authority " * 100)
+    r = dataclasses.replace(r, issuing=issuing, case=dataclasses.replace(r.case, facts=facts),
+                            user_fields={**r.user_fields, "explanation": facts})
+    out = tmp_path / f"{kind}.pdf"
+    render_pdf(r, out)
+    text = _pdftotext(out)
+    values = " ".join(get_instrument(kind).values(r).values())
+    assert "fact799" in values or "floor 399" in values
+    for last in ("fact799", "floor 399"):  # the whole value is printed, to its last word
+        assert (last in text) == (last in values), last
+    assert int(re.findall(r"page \d+ of (\d+)", text)[0]) > 2
+
+
 def test_render_pdf_refuses_an_invalid_request(registry: Registry, tmp_path: Path) -> None:
     r = make_request(registry, "eu-epoc-pr", identifiers=())
     with pytest.raises(RequestInvalid, match="no identifiers"):
