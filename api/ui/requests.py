@@ -28,7 +28,14 @@ from api.schemas_requests import RequestCreate, RequestStatusChange
 from api.ui.rendering import PageError, render, sentence
 from api.ui.routes import CsrfField, Cursor, Viewer, check_session_form, see_other
 from evidence import cases, custody, requests
-from evidence.errors import AccessDenied, EvidenceError, InvalidInput, NotFound, RequestIncomplete
+from evidence.errors import (
+    AccessDenied,
+    Conflict,
+    EvidenceError,
+    InvalidInput,
+    NotFound,
+    RequestIncomplete,
+)
 from evidence.models import (
     Access,
     Case,
@@ -585,6 +592,7 @@ def record_status(
     at: Annotated[str, Form(max_length=40)] = "",
     platform_reference: Annotated[str, Form(max_length=1000)] = "",
     answer: Annotated[str, Form(max_length=20_000)] = "",
+    from_status: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
     check_session_form(request, csrf_token)
     case = cases.case_for(session, viewer, case_reference(ref, viewer), need=Access.WRITE)
@@ -595,11 +603,19 @@ def record_status(
     problems: list[str] = []
     when = _moment(at, "when", problems)
     status_code = 422
+    stale = False
     try:
         if problems:
             raise InvalidInput(problems[0])
         if not status:
             raise InvalidInput("choose the step to record")
+        stale = bool(from_status) and from_status != row.status
+        if stale:
+            # A page from before the last step (sent again with Back, or open in two tabs):
+            # what its form says would be recorded on top of a step it never showed.
+            raise Conflict(f"the request is {row.status} now, not {from_status} as on the page "
+                           f"the form was sent from; choose the step again from the request "
+                           f"as it stands")
         body = RequestStatusChange(
             status=status,  # type: ignore[arg-type]  # checked by the model
             platform_reference=platform_reference or None, answer=answer or None,
@@ -617,7 +633,8 @@ def record_status(
     else:
         return see_other(f"/cases/{quote_ref(case.reference)}/requests/{row.id}")
     context = _request_context(session, viewer, case, row)
-    context.update(step=step, step_error=message)
+    # What was typed is kept; a stale page's choice of step is not: it is to be made again.
+    context.update(step={**step, "status": ""} if stale else step, step_error=message)
     raise PageError(message, status_code, template="request.html", context=context,
                     viewer=viewer)
 

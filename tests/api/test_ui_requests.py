@@ -383,6 +383,19 @@ def test_status_changes_and_an_extension_recorded_through_the_forms(api: Api) ->
     assert history.index("request.generated") < history.index("request.approved") < (
         history.index("request.sent"))
     assert "boss" in history and "draft → approved" in history and "approved → sent" in history
+    assert 'name="from_status" value="sent"' in page.text
+
+    # The sending form again, from a page that still showed the request approved (Back, or a
+    # second tab), with another step ticked: refused, nothing recorded, the page as it stands.
+    entries = len(_actions(api))
+    stale = _record(api.client, token, request_id, status="acknowledged",
+                    from_status="approved", platform_reference="LE-2026-778")
+    assert stale.status_code == 409
+    assert ("The step was not recorded: The request is sent now, not approved as on the page "
+            "the form was sent from; choose the step again") in _alert(stale.text)
+    assert 'value="LE-2026-778"' in stale.text and "checked" not in stale.text.split(
+        'name="from_status"', 1)[1].split("</form>", 1)[0]
+    assert len(_actions(api)) == entries
     with api.runtime.session() as session:
         row = session.get(LegalRequest, uuid.UUID(request_id))
         assert row is not None and row.sent_at == sent_at and row.status == "sent"
