@@ -1,5 +1,5 @@
-"""`evidence serve`: the API (and, in later issues, the UI and the capture worker); and
-`evidence user`: who may use it (add, list, revoke-token)."""
+"""`evidence serve`: the API, the web UI and a capture worker beside them; and
+`evidence user`: who may use it (add, list, password, revoke-token, token)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import click
 import uvicorn
 
 from api.app import create_app
-from evidence import sessions, users
+from evidence import processes, sessions, users
 from evidence.cli import EvidenceGroup, acting_command, state
 from evidence.models import Role
 
@@ -29,24 +29,25 @@ def serve(host: str | None, port: int | None, worker: bool) -> None:
     app = create_app(runtime)
     bind_host = host or settings.host
     bind_port = port if port is not None else settings.port
+    # uvicorn shuts down gracefully on SIGTERM (how systemd and docker stop a service), then
+    # raises the signal again: with the default action the process would end there, before
+    # the worker is stopped below.
+    processes.exit_on_sigterm()
     child: subprocess.Popen[bytes] | None = None
-    if worker:
-        # A child process, so a browser crash never takes the API down.
-        env = {**os.environ, "EVIDENCE_HOME": str(settings.home_path)}
-        if settings.database_url:
-            env["EVIDENCE_DATABASE_URL"] = settings.database_url
-        child = subprocess.Popen([sys.executable, "-m", "evidence", "worker"], env=env)
-        click.echo(f"capture worker started (pid {child.pid})")
-    click.echo(f"evidence-locker serving {settings.home_path} on http://{bind_host}:{bind_port}")
     try:
+        if worker:
+            # A child process, so a browser crash never takes the API down.
+            env = {**os.environ, "EVIDENCE_HOME": str(settings.home_path)}
+            if settings.database_url:
+                env["EVIDENCE_DATABASE_URL"] = settings.database_url
+            child = processes.start_child([sys.executable, "-m", "evidence", "worker"], env)
+            click.echo(f"capture worker started (pid {child.pid})")
+        click.echo(f"evidence-locker serving {settings.home_path} on "
+                   f"http://{bind_host}:{bind_port}")
         uvicorn.run(app, host=bind_host, port=bind_port, log_level="info")
     finally:
         if child is not None:
-            child.terminate()
-            try:
-                child.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                child.kill()
+            processes.stop_children([child])
 
 
 @click.group("user", cls=EvidenceGroup)

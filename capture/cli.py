@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 import uuid
@@ -15,7 +14,7 @@ from sqlalchemy import select
 
 from capture.browser import BrowserSession
 from capture.service import LEASE_SECONDS, CaptureWorker, capture_summary, timestamp_line
-from evidence import captures, cases, targets
+from evidence import captures, cases, processes, targets
 from evidence.cli import EvidenceGroup, acting_command, state
 from evidence.errors import InvalidInput, NotFound
 from evidence.models import Access, Capture, CaptureJob, Case, JobState
@@ -191,6 +190,9 @@ def worker(once: bool, concurrency: int, poll: float, lease: float) -> None:
         _run_many(concurrency, once=once, poll=poll, lease=lease)
         return
     runtime = state().runtime
+    # Stopped with SIGTERM (by `serve`, systemd, docker): the browser is closed and a capture
+    # under way is left to its lease, which another worker takes up once it runs out.
+    processes.exit_on_sigterm()
     removed = runtime.store.clean_incoming()
     if removed:
         click.echo(f"removed {removed} unfinished blob write(s) a killed process left",
@@ -242,13 +244,13 @@ def _run_many(count: int, *, once: bool, poll: float, lease: float) -> None:
             "--lease", str(lease)]
     if once:
         args.append("--once")
-    children = [subprocess.Popen(args, env=env) for _ in range(count)]
+    processes.exit_on_sigterm()
+    children = [processes.start_child(args, env) for _ in range(count)]
     try:
         codes = [child.wait() for child in children]
-    except KeyboardInterrupt:
-        for child in children:
-            child.terminate()
-        codes = [child.wait() for child in children]
+    except (KeyboardInterrupt, SystemExit):
+        processes.stop_children(children)
+        raise
     failed = [c for c in codes if c != 0]
     if failed:
         raise click.ClickException(f"{len(failed)} of {count} workers exited with an error")

@@ -85,6 +85,47 @@ def test_serve_answers_health_and_openapi_and_seals_the_log(env: dict[str, str])
     assert "not yet in a checkpoint" not in verified.stdout, verified.stdout
 
 
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # a zombie has ended; only its parent has not read its status
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL])
+def test_the_capture_worker_ends_with_serve_however_serve_is_stopped(
+    env: dict[str, str], stop: signal.Signals,
+) -> None:
+    """systemd and docker stop a service with SIGTERM; a crash or the OOM killer with SIGKILL.
+    A worker left behind would go on claiming jobs with nobody to stop it."""
+    assert _evidence("init", env=env).returncode == 0
+    server = subprocess.Popen([sys.executable, "-m", "evidence", "serve", "--port",
+                               str(free_port())], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    assert server.stdout is not None
+    try:
+        line = server.stdout.readline()
+        started = re.search(r"capture worker started \(pid (\d+)\)", line)
+        assert started, line
+        worker = int(started.group(1))
+        deadline = time.monotonic() + 60
+        while "worker" not in Path(f"/proc/{worker}/cmdline").read_text():  # it is exec'd
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        server.send_signal(stop)
+        code = server.wait(timeout=60)
+        assert code == (143 if stop == signal.SIGTERM else -signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while _alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _alive(worker), "the capture worker outlived serve"
+    finally:
+        if server.poll() is None:
+            server.kill()
+        server.communicate(timeout=30)
+
+
 def test_serve_refuses_a_home_that_was_never_initialised(env: dict[str, str]) -> None:
     env.pop("EVIDENCE_DATABASE_URL", None)
     result = _evidence("serve", "--port", str(free_port()), env=env)
