@@ -9,6 +9,7 @@ recorded with its reason and makes the capture `partial`; a page that cannot be 
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import hashlib
 import json
@@ -30,14 +31,16 @@ from playwright.sync_api import (
     Download,
     Page,
     Request,
-    Route,
+    WebSocketRoute,
 )
+from playwright.sync_api import Error as PlaywrightError
 
 from capture import traffic
 from capture.browser import BrowserSession
 from capture.errors import CaptureError, NavigationFailed, TooLarge, map_playwright_errors
 from capture.phash import hash_file
 from capture.urlsafety import (
+    DEFAULT_SCHEMES,
     UrlPolicy,
     UrlRefused,
     check_url,
@@ -103,6 +106,8 @@ class _Run:
         self.stored_bytes = 0
         self.page: Page | None = None
         self.cdp: CDPSession | None = None
+        self.fetch: CDPSession | None = None  # browser-wide, pausing every request (`guard`)
+        self.blocked_documents: list[dict[str, str]] = []
         self.context: BrowserContext | None = None
         self.downloads: list[Path] = []
         self._dns: dict[tuple[str, int], list[str]] = {}
@@ -118,18 +123,52 @@ class _Run:
             self._dns[key] = default_resolver(host, port)
         return self._dns[key]
 
-    def guard(self, route: Route, request: Request) -> None:
-        url = request.url
-        if urlsplit(url).scheme in ("data", "blob", "about"):
-            route.continue_()
+    def refusal(self, url: str) -> str | None:
+        """Why the browser may not fetch `url`, or None when it may."""
+        scheme = urlsplit(url).scheme
+        if scheme in ("data", "blob", "about"):
+            return None
+        try:
+            check_url(url, self.pipeline.policy, resolve=self.resolve,
+                      schemes=("ws", "wss") if scheme in ("ws", "wss") else DEFAULT_SCHEMES)
+        except UrlRefused as exc:
+            return str(exc)
+        return None
+
+    def guard(self, event: dict[str, Any]) -> None:
+        """Every request of the browser, paused before it is sent (CDP `Fetch.requestPaused`
+        on a browser-wide session): let go, or failed when its address is refused.
+
+        Browser-wide and through CDP because Playwright's `route` is shown only the first
+        request of a redirect chain: it lets each hop after it go out unchecked, so a page
+        that redirected to an internal address had the browser fetch it (seen: a redirect to
+        the cloud metadata address was sent, and its answer archived).
+        """
+        url = event["request"]["url"]
+        reason = self.refusal(url)
+        fetch = self.fetch
+        if fetch is None:
             return
         try:
-            check_url(url, self.pipeline.policy, resolve=self.resolve)
-        except UrlRefused as exc:
-            self.record.blocked.append({"url": url, "reason": str(exc)})
-            route.abort("blockedbyclient")
+            if reason is None:
+                fetch.send("Fetch.continueRequest", {"requestId": event["requestId"]})
+                return
+            self.record.blocked.append({"url": url, "reason": reason})
+            if event.get("resourceType") == "Document":
+                self.blocked_documents.append({"url": url, "reason": reason})
+            fetch.send("Fetch.failRequest", {"requestId": event["requestId"],
+                                             "errorReason": "BlockedByClient"})
+        except PlaywrightError:
+            pass  # the request went away with its page or frame: nothing left to let go
+
+    def guard_websocket(self, ws: WebSocketRoute) -> None:
+        """WebSockets are not paused with other requests: vetted here, by the same rules."""
+        reason = self.refusal(ws.url)
+        if reason is None:
+            ws.connect_to_server()
             return
-        route.continue_()
+        self.record.blocked.append({"url": ws.url, "reason": reason})
+        ws.close(code=1008, reason="refused by the capture's address policy")
 
     def on_request(self, request: Request) -> None:
         self.in_flight.add(request)
@@ -235,6 +274,10 @@ class _Run:
                             url.rstrip("/")), None)
             if refused is not None:
                 raise NavigationFailed(refused["reason"]) from exc
+            if self.blocked_documents and "ERR_BLOCKED_BY_CLIENT" in str(exc):
+                last = self.blocked_documents[-1]
+                raise NavigationFailed(f"{url} led the browser to {last['url']}, which it was "
+                                       f"not let fetch: {last['reason']}") from exc
             raise
         if response is None:
             raise NavigationFailed(f"loading {url}: the browser got no response")
@@ -523,8 +566,13 @@ class CapturePipeline:
             ignore_https_errors=True,
         )
         run.context = context
+        fetch = self.browser.browser.new_browser_cdp_session()
+        run.fetch = fetch
         try:
-            context.route("**/*", run.guard)
+            fetch.on("Fetch.requestPaused", run.guard)
+            fetch.send("Fetch.enable", {"patterns": [{"urlPattern": "*",
+                                                      "requestStage": "Request"}]})
+            context.route_web_socket("**/*", run.guard_websocket)
             context.on("request", run.on_request)
             context.on("requestfinished", run.on_request_done)
             context.on("requestfailed", run.on_request_done)
@@ -552,6 +600,9 @@ class CapturePipeline:
                 context.close()  # writes the HAR
             except Exception as exc:
                 record.steps.append(StepOutcome("close", False, f"closing the context: {exc}"))
+            run.fetch = None
+            with contextlib.suppress(PlaywrightError):
+                fetch.detach()  # pauses nothing more: the next capture opens its own
         if har.exists():
             run.run_step("warc", lambda: run.archive_traffic(har))
         else:

@@ -3,6 +3,7 @@ the defence's expert, would check in a capture."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gzip
 import hashlib
@@ -178,6 +179,82 @@ def test_private_addresses_are_refused_before_and_during_the_capture(
         server.url("/redirect/to?location=http://169.254.169.254/latest/meta-data/&status=302"))
     assert redirected.status == "failed"
     assert any("169.254.169.254" in b["url"] for b in redirected.blocked)
+
+
+class _Inside(http.server.BaseHTTPRequestHandler):
+    """An address inside the unit's network (127.0.0.2: not the one the tests allow), counting
+    what reaches it: a page can send the browser here by redirect, script, frame or socket."""
+
+    hits: list[str]
+
+    def do_GET(self) -> None:
+        self.hits.append(self.path)
+        body = b"<p>internal secret</p>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _serving(host: str, handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer((host, 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://{host}:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def inside() -> Iterator[tuple[str, list[str]]]:
+    hits: list[str] = []
+    with _serving("127.0.0.2", type("Handler", (_Inside,), {"hits": hits})) as base:
+        yield base, hits
+
+
+def test_no_request_reaches_a_refused_address_by_any_road(
+    server: pages.PagesServer, pipeline: CapturePipeline, inside: tuple[str, list[str]],
+) -> None:
+    """Refused before it is sent, not found out after: every hop of a redirect chain, and what
+    a page fetches, frames or opens a socket to."""
+    base, hits = inside
+    for status in (301, 302, 307):
+        redirected = pipeline.run(server.url(
+            f"/redirect/to?location={base}/secret-{status}&status={status}"))
+        assert redirected.status == "failed"
+        assert redirected.error is not None
+        assert f"led the browser to {base}/secret-{status}, which it was not let fetch" in (
+            redirected.error), redirected.error
+        assert "loopback" in redirected.error
+        assert any(b["url"] == f"{base}/secret-{status}" for b in redirected.blocked)
+    hostile = f"""<p>innocent</p><iframe src="{base}/framed"></iframe>
+        <img src="{base}/pixel.png"><script>
+        fetch("{base}/fetched").catch(() => null);
+        try {{ new WebSocket("{base.replace('http', 'ws')}/socket"); }} catch (e) {{}}
+        </script>""".encode()
+
+    class Hostile(_Inside):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(hostile)))
+            self.end_headers()
+            self.wfile.write(hostile)
+
+    with _serving("127.0.0.1", Hostile) as outside:
+        loaded = pipeline.run(f"{outside}/ad")
+    assert loaded.status != "failed"
+    refused = {b["url"] for b in loaded.blocked}
+    for path in ("/framed", "/pixel.png", "/fetched"):
+        assert f"{base}{path}" in refused, (path, refused)
+    assert any(u.startswith("ws://127.0.0.2") for u in refused), refused
+    assert hits == []
 
 
 def test_infinite_scroll_stops_at_its_bound(
