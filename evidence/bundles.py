@@ -782,11 +782,13 @@ def export_case(
         assert export is not None
         export.bundle_sha256 = sink.hexdigest()
         export.size = sink.size
+        export.kept = keep is not None
         custody.append(
             session, session.get(User, plan.actor.id), action="export.completed",
             case=session.get(Case, plan.case.id), object_type="export", object_id=plan.export_id,
             sha256=sink.hexdigest(),
-            details={"size": sink.size, "file": out.name, "exhibits": len(plan.exhibits),
+            details={"size": sink.size, "file": out.name, "kept": keep is not None,
+                     "exhibits": len(plan.exhibits),
                      "entries": len(plan.entries), "checkpoint": plan.checkpoint.tree_size},
         )
     return ExportResult(

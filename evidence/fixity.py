@@ -23,7 +23,7 @@ from itertools import groupby
 from typing import Any
 
 import orjson
-from sqlalchemy import String, cast, literal, null, select, union_all
+from sqlalchemy import String, cast, literal, null, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from evidence import cases, custody, manifests, timestamping
@@ -111,7 +111,10 @@ def blob_holders(runtime: Runtime, case_id: uuid.UUID | None
         cast(null(), Artifact.name.type).label("name"),
         cast(null(), Artifact.capture_id.type).label("capture_id"),
         Export.id.label("id"), Case.reference.label("reference"),
-    ).join(Case, Case.id == Export.case_id).where(Export.bundle_sha256.is_not(None))
+    ).join(Case, Case.id == Export.case_id).where(
+        Export.bundle_sha256.is_not(None),
+        # A bundle `evidence export` wrote to a file was never in the store.
+        or_(Export.kept.is_(None), Export.kept.is_(True)))
     if case_id is not None:
         artifacts = artifacts.where(Artifact.case_id == case_id)
         bundles = bundles.where(Export.case_id == case_id)

@@ -430,6 +430,9 @@ class Export(Base):
     # Both are cleared when the export ends.
     lease_owner: Mapped[str | None] = mapped_column(String(255))
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Whether the bundle is kept in the blob store (the API's exports, to download) or was only
+    # written to a file (`evidence export --out`); set when the export completes.
+    kept: Mapped[bool | None] = mapped_column(Boolean)
 
 
 class CustodyEntry(Base):

@@ -12,10 +12,11 @@ import os
 from pathlib import Path
 
 import pytest
+from alembic import command
 from click.testing import CliRunner
 from sqlalchemy import select, text, update
 
-from evidence import bundle_verifier, bundles, cases, custody, fixity, users
+from evidence import backup, bundle_verifier, bundles, cases, custody, fixity, migrate, users
 from evidence.blobstore import S3Store
 from evidence.cli import _load_plugins, main_group
 from evidence.errors import AccessDenied, PermissionDenied
@@ -83,6 +84,34 @@ def test_an_untouched_store_is_whole_and_the_check_is_recorded(world: Runtime) -
     assert report.seals == 2  # one capture in each case
     assert doc["details"] == {"blobs": report.blobs, "bytes": report.bytes, "seals": 2,
                               "missing": 0, "altered": 0, "size": 0, "seal": 0, "problems": []}
+
+
+def test_a_bundle_written_only_to_a_file_is_not_looked_for_in_the_store(
+    world: Runtime, tmp_path: Path,
+) -> None:
+    """`evidence export --out` writes the bundle where the user said and keeps no copy: the
+    store is whole without it (it was reported missing, and the backup refused to run)."""
+    written = bundles.export_case(world, "ines", reference="OP-2", out=tmp_path / "op-2.zip")
+    assert not world.store.exists(written.sha256)
+    report = _check(world, "admin")
+    assert report.ok, report.summary()
+    with world.session() as s:
+        kept = dict(s.execute(text("SELECT bundle_sha256, kept FROM exports")).all())
+    assert {bool(v) for v in kept.values()} == {True, False}
+    assert not kept[written.sha256]
+    if world.engine.dialect.name == "sqlite":  # backups are of embedded homes
+        made = backup.backup_home(world, "admin", tmp_path / "backup")
+        assert made.blobs == report.blobs
+
+    # Made before exports said whether they were kept: migration 0012 tells them apart by the
+    # file their custody entry names (the API writes its bundles as bundle.zip).
+    config = migrate.alembic_config(world.engine)
+    with world.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0011")
+    migrate.upgrade(world.engine)
+    with world.session() as s:
+        assert dict(s.execute(text("SELECT bundle_sha256, kept FROM exports")).all()) == kept
 
 
 def _bundles(runtime: Runtime) -> list[str]:
