@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from evidence import custody, deconfliction, migrate, timestamping, users
@@ -25,7 +25,7 @@ from evidence.db import (
     session_scope,
 )
 from evidence.errors import ConfigurationError, NotInitialised
-from evidence.models import Role
+from evidence.models import Checkpoint, Role
 from evidence.settings import Settings
 from evidence.signing import Signer, Verifier
 
@@ -109,6 +109,29 @@ class InitReport:
         return bool(self.done)
 
 
+def _refuse_a_new_key_for_signed_data(settings: Settings) -> None:
+    """The signing key is missing: refuse to make another if the database holds checkpoints.
+
+    Every checkpoint and capture seal already made names the lost key; with a new one, each of
+    them would fail to verify and the custody log could never be checked again here.
+    """
+    engine = make_engine(settings.effective_database_url)
+    try:
+        if not inspect(engine).has_table(Checkpoint.__tablename__):
+            return
+        with engine.connect() as conn:
+            signed = conn.execute(select(func.count(), func.max(Checkpoint.key_id))).one()
+    finally:
+        engine.dispose()
+    count, key_id = signed
+    if count:
+        raise ConfigurationError(
+            f"the signing key {settings.signing_key_path} is missing, but the database holds "
+            f"{count} checkpoints signed with key {key_id}: a new key would make every seal and "
+            f"checkpoint fail to verify. Restore {settings.signing_key_path.parent} from a "
+            "backup (evidence backup copies it); for a new home, give another --home")
+
+
 def init_home(
     settings: Settings, *, admin_name: str = "admin", unit: str | None = None
 ) -> InitReport:
@@ -124,6 +147,7 @@ def init_home(
                            else f"blob store {settings.store_url} answers; created its local "
                            f"cache {settings.blob_cache_path}")
     if not settings.signing_key_path.exists():
+        _refuse_a_new_key_for_signed_data(settings)
         signer = Signer.generate()
         signer.save(settings.signing_key_path, settings.public_key_path)
         report.done.append(

@@ -62,6 +62,18 @@ def test_init_makes_a_home_once(home: Home) -> None:
     assert before[key] == after[key]
 
 
+def test_init_will_not_replace_a_lost_signing_key_of_a_home_with_signed_data(home: Home) -> None:
+    assert home.run("init", "--home", str(home.path)).exit_code == 0
+    keys = home.path / "keys"
+    (keys / "signing.key").unlink()
+    again = CliRunner().invoke(main_group, ["init", "--home", str(home.path)], env=home.env)
+    assert again.exit_code == 1
+    assert "signing key" in again.output and "is missing, but the database holds 1 checkpoints"\
+        in again.output
+    assert "Restore" in again.output and "Traceback" not in again.output
+    assert not (keys / "signing.key").exists()
+
+
 def test_commands_refuse_a_missing_home(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         main_group, ["case", "list"], env={"EVIDENCE_HOME": str(tmp_path / "nowhere")}

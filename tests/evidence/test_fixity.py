@@ -96,7 +96,8 @@ def test_a_bundle_written_only_to_a_file_is_not_looked_for_in_the_store(
     report = _check(world, "admin")
     assert report.ok, report.summary()
     with world.session() as s:
-        kept = dict(s.execute(text("SELECT bundle_sha256, kept FROM exports")).all())
+        kept: dict[str, bool] = dict(s.execute(text(
+            "SELECT bundle_sha256, kept FROM exports")).all())
     assert {bool(v) for v in kept.values()} == {True, False}
     assert not kept[written.sha256]
     if world.engine.dialect.name == "sqlite":  # backups are of embedded homes
