@@ -18,7 +18,7 @@ from typing import Any, TextIO, TypeVar
 
 import click
 from pydantic import ValidationError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.orm import Session
 
 from evidence import __version__, cases, custody, manifests, migrate, users
@@ -76,6 +76,8 @@ class EvidenceGroup(click.Group):
             raise click.ClickException(exc.message) from exc
         except OperationalError as exc:
             raise click.ClickException(f"database unavailable: {exc.orig}") from exc
+        except DatabaseError as exc:  # a file that is no database, a damaged one
+            raise click.ClickException(f"database unusable: {exc.orig}") from exc
 
 
 class RootGroup(EvidenceGroup):

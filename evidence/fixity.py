@@ -254,6 +254,10 @@ def check_store(
         except BlobCorrupted as exc:
             report.problems.append(FixityProblem(sha256, "altered", str(exc), held_by))
             continue
+        except OSError as exc:  # a folder or an unreadable file where the blob should be
+            report.problems.append(FixityProblem(
+                sha256, "missing", f"cannot be read: {exc.strerror or exc}", held_by))
+            continue
         report.bytes += size
         recorded = {row.size for row in rows if row.size is not None}
         if recorded - {size}:

@@ -74,6 +74,16 @@ def test_init_will_not_replace_a_lost_signing_key_of_a_home_with_signed_data(hom
     assert not (keys / "signing.key").exists()
 
 
+def test_a_database_file_that_is_no_database_is_one_line_not_a_traceback(home: Home) -> None:
+    assert home.run("init", "--home", str(home.path)).exit_code == 0
+    (home.path / "evidence.db").write_bytes(b"garbage, not SQLite\n" * 100)
+    env = {**home.env, "EVIDENCE_DATABASE_URL": f"sqlite:///{home.path / 'evidence.db'}"}
+    result = CliRunner().invoke(main_group, ["case", "list"], env=env)
+    assert result.exit_code == 1
+    assert "database unusable: file is not a database" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_commands_refuse_a_missing_home(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         main_group, ["case", "list"], env={"EVIDENCE_HOME": str(tmp_path / "nowhere")}

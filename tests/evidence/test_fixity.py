@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from sqlalchemy import select, text, update
 
 from evidence import backup, bundle_verifier, bundles, cases, custody, fixity, migrate, users
-from evidence.blobstore import S3Store
+from evidence.blobstore import FolderStore, S3Store
 from evidence.cli import _load_plugins, main_group
 from evidence.errors import AccessDenied, PermissionDenied
 from evidence.home import Runtime
@@ -148,6 +148,18 @@ def test_missing_altered_and_resized_blobs_are_named_with_what_held_them(
                           ).one()
         details = custody.describe(entry)["details"]
     assert (details["missing"], details["altered"], details["size"]) == (1, 1, 1)
+
+
+def test_a_blob_that_cannot_be_read_is_named_missing(world: Runtime) -> None:
+    screenshot = _blob_of(world, "OP-1", "screenshot")
+    assert isinstance(world.store, FolderStore)
+    path = Path(world.store.locate(screenshot))
+    path.unlink()
+    path.mkdir()  # a folder where the file was
+    report = _check(world, "admin")
+    (problem,) = report.problems
+    assert (problem.sha256, problem.problem) == (screenshot, "missing")
+    assert "cannot be read: Is a directory" in problem.detail
 
 
 def test_a_capture_that_no_longer_says_what_it_signed_is_named(world: Runtime) -> None:
