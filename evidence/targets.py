@@ -35,6 +35,13 @@ def validate_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidInput(f"{url!r} is not an http or https URL")
+    if parts.username is not None or parts.password is not None:
+        # It would be kept for good: in the append-only custody log, the capture's signed
+        # manifest and every bundle made of the case.
+        shown = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+        raise InvalidInput(
+            f"the URL carries a user name or password (before the @ of {shown!r}): it would "
+            "be kept in the custody log and every bundle for good; flag the URL without it")
     return url
 
 

@@ -122,6 +122,18 @@ def test_only_web_urls_can_be_flagged(session: Session, url: str) -> None:
         targets.flag_target(session, owner, case, url=url, reason="r")
 
 
+@pytest.mark.parametrize("url", ["http://user:s3cretpass@example.org/ad#x",
+                                 "https://agent@example.org/", "http://:pw@example.org/"])
+def test_a_url_with_a_password_in_it_is_refused_without_keeping_the_password(
+        session: Session, url: str) -> None:
+    owner = make_user(session)
+    case = make_case(session, owner)
+    with pytest.raises(InvalidInput, match="carries a user name or password") as refused:
+        targets.flag_target(session, owner, case, url=url, reason="r")
+    assert "s3cretpass" not in refused.value.message and "pw@" not in refused.value.message
+    assert "example.org" in refused.value.message
+
+
 def test_reader_cannot_flag(session: Session) -> None:
     owner = make_user(session)
     reader = make_user(session)
