@@ -45,7 +45,7 @@ from sqlalchemy.orm import Session
 from evidence import __version__, caseuco, custody, export_leases, manifests, report, wacz
 from evidence.bagit import BagWriter
 from evidence.blobstore import BlobStore
-from evidence.captures import SEAL_KINDS, TOOL, iso
+from evidence.captures import SEAL_KINDS, TOOL, iso, sealed_disagreements
 from evidence.cases import case_for, require_access
 from evidence.errors import (
     AccessDenied,
@@ -229,6 +229,14 @@ def _exhibit(session: Session, runtime: Runtime, number: str, capture: Capture) 
             f"{capture.manifest_sha256}"
         )
     doc = orjson.loads(manifest)
+    differ = sealed_disagreements(capture, doc)
+    if differ:
+        # The report, the index and the provenance graph show these columns: a bundle made
+        # from them would state what the capture never signed.
+        raise ExportFailed(
+            f"capture {capture.id} no longer agrees with its signed manifest ("
+            f"{'; '.join(differ)}); the database was changed after the capture: run "
+            "`evidence store check` and restore from a backup")
     taken: set[str] = set()
     files: list[_File] = []
     warc = thumbnail = None

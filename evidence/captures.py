@@ -9,8 +9,10 @@ blob it points to is already in the store.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
 from sqlalchemy import select
@@ -117,6 +119,26 @@ class CaptureRecord:
             "blocked_requests": self.blocked,
             "steps": [asdict(s) for s in self.steps],
         }
+
+
+# The capture columns the pages, the API, reports and bundles show that the signed manifest
+# also holds: a row edited in the database no longer agrees with what the capture signed.
+SEALED_COLUMNS = ("requested_url", "final_url", "http_status", "status", "remote_ip",
+                  "started_at", "finished_at")
+
+
+def sealed_disagreements(row: Any, manifest: Mapping[str, Any]) -> list[str]:
+    """Each of `row`'s `SEALED_COLUMNS` that differs from the signed `manifest`, said."""
+    out = []
+    for column in SEALED_COLUMNS:
+        shown, signed = getattr(row, column), manifest.get(column)
+        if isinstance(shown, datetime):
+            shown = iso(shown)
+        elif isinstance(shown, Enum):
+            shown = shown.value
+        if shown != signed:
+            out.append(f"{column} is {shown!r} where the signed manifest says {signed!r}")
+    return out
 
 
 def manifest_of(record: CaptureRecord, *, case: Case, target_id: uuid.UUID) -> dict[str, Any]:

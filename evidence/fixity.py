@@ -27,7 +27,7 @@ from sqlalchemy import String, cast, literal, null, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from evidence import cases, custody, manifests, timestamping
-from evidence.captures import SEAL_KINDS
+from evidence.captures import SEAL_KINDS, SEALED_COLUMNS, sealed_disagreements
 from evidence.errors import BlobCorrupted, BlobMissing, PermissionDenied
 from evidence.home import Runtime
 from evidence.models import Artifact, Capture, Case, Export, Role, User
@@ -144,8 +144,6 @@ def describe_holder(row: Any) -> str:
     return f"{row.kind} {row.name or row.id} of {of} (case {row.reference})"
 
 
-# The capture columns the pages and the API show, each also in the signed manifest.
-SEALED_COLUMNS = ("requested_url", "final_url", "http_status", "status", "remote_ip")
 
 
 def _captures(runtime: Runtime, case_id: uuid.UUID | None) -> Iterator[tuple[Any, list[Any]]]:
@@ -202,10 +200,7 @@ def _seal_problems(runtime: Runtime, row: Any, files: list[Any],
     if (manifest.get("capture_id"), (manifest.get("case") or {}).get("id"),
             manifest.get("target_id")) != owner:
         problems.append("the manifest is another capture's")
-    for column in SEALED_COLUMNS:
-        shown, signed = getattr(row, column), manifest.get(column)
-        if shown != signed:
-            problems.append(f"{column} is {shown!r} where the signed manifest says {signed!r}")
+    problems += sealed_disagreements(row, manifest)
     seal_bytes = {"signature": row.signature, "timestamp": row.timestamp_token}
     for f in files:
         kept = seal_bytes.get(f.kind)

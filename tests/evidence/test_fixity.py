@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -192,6 +193,27 @@ def test_a_capture_that_no_longer_says_what_it_signed_is_named(world: Runtime) -
          f"screenshot-full.png ({theirs}); listed, not held: screenshot screenshot-full.png "
          f"({mine})"),
     ])
+
+
+def test_capture_times_edited_in_the_database_are_named_and_not_exported(
+    world: Runtime, tmp_path: Path,
+) -> None:
+    """The report, the index and the provenance graph of a bundle show when a capture was
+    made: times moved in the database are found by the store check, and the export refuses
+    to state them."""
+    with world.session() as s:
+        capture = s.scalars(select(Capture).join(Case).where(Case.reference == "OP-1")).one()
+        signed = capture.started_at
+        capture.started_at = datetime(2020, 1, 1, tzinfo=UTC)
+        capture_id = capture.id
+    report = _check(world, "admin")
+    (problem,) = report.problems
+    assert problem.problem == "seal" and problem.held_by == [f"capture {capture_id} (case OP-1)"]
+    assert problem.detail == ("started_at is '2020-01-01T00:00:00.000000Z' where the signed "
+                              f"manifest says '{signed.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}'")
+    with pytest.raises(bundles.ExportFailed, match="no longer agrees with its signed manifest"):
+        bundles.export_case(world, "ines", reference="OP-1", out=tmp_path / "op-1.zip")
+    assert not (tmp_path / "op-1.zip").exists()
 
 
 def test_a_case_is_checked_by_its_members_and_the_store_by_admins_and_auditors(
