@@ -115,3 +115,17 @@ def user_revoke_token(name: str, prefix: str | None) -> None:
         prefixes = [r.prefix for r in revoked]
     click.echo(f"revoked {len(prefixes)} token(s) of {name}"
                + (f": {', '.join(p + '…' for p in prefixes)}" if prefixes else ""))
+
+
+@acting_command(user, "token")
+@click.argument("name")
+@click.option("--label", default="cli", show_default=True,
+              help="What the token is for, kept with it (its value is never kept).")
+def user_token(name: str, label: str) -> None:
+    """Give a user another API token and print it once (admins; anyone for themselves): to
+    replace one that was revoked."""
+    with state().acting() as (session, actor):
+        target = users.get_user(session, name)
+        token = users.new_token(session, actor, target, name=label)
+    click.echo(f"new API token of {name} (shown once, keep it safe):")
+    click.echo(f"  {token}")

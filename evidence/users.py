@@ -144,6 +144,16 @@ def require_admin(actor: User) -> None:
         raise PermissionDenied(f"only an admin may manage users; {actor.name!r} is {actor.role}")
 
 
+def new_token(session: Session, actor: User, user: User, *, name: str = "cli") -> str:
+    """Another API token for `user` (admins, or a user for themselves): after a token was
+    revoked, say, because it leaked. Returned once; only its hash is kept."""
+    if actor.id != user.id:
+        require_admin(actor)
+    if not user.is_active:
+        raise Conflict(f"{user.name!r} is disabled; enable the user first")
+    return issue_token(session, actor, user, name=name)
+
+
 def add_user(
     session: Session,
     actor: User,

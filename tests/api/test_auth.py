@@ -242,6 +242,16 @@ def test_user_add_prints_a_token_once_that_works_until_revoked(home_env: dict[st
         assert client.get("/api/auth/me", headers=bearer).status_code == 401
         again = _run(home_env, "user", "revoke-token", "nadia", "--prefix", token[:8])
         assert again.exit_code == 1 and "no live token" in again.output
+        # A new token replaces the revoked one; only an admin gives one to someone else.
+        other = _run(home_env, "user", "token", "admin", user="nadia")
+        assert other.exit_code == 1 and "only an admin" in other.output
+        given = _run(home_env, "user", "token", "nadia", "--label", "laptop")
+        assert given.exit_code == 0, given.output
+        fresh = given.output.split("keep it safe):")[1].split()[0]
+        assert fresh.startswith("evl_") and fresh != token
+        me = client.get("/api/auth/me", headers={"Authorization": f"Bearer {fresh}"})
+        assert me.status_code == 200 and me.json()["name"] == "nadia"
+        assert client.get("/api/auth/me", headers=bearer).status_code == 401
     finally:
         runtime.close()
 
