@@ -204,9 +204,19 @@ def find_url_target(session: Session, case: Case, url: str) -> Target | None:
 def request_capture(
     session: Session, actor: User, case: Case, target: Target, *, reason: str
 ) -> CaptureJob:
-    """Queue another capture of a flagged target, to be compared with its previous one."""
+    """Queue another capture of a flagged target, to be compared with its previous one.
+
+    A capture of the target still waiting in the queue is that capture: it is returned, and no
+    other is queued (forty clicks made forty jobs, ahead of every other unit's captures).
+    """
     cases.require_access(session, actor, case, Access.WRITE)
     cases.require_open(case)
+    waiting = session.scalars(
+        select(CaptureJob).where(CaptureJob.target_id == target.id,
+                                 CaptureJob.state == JobState.QUEUED)
+        .order_by(CaptureJob.created_at).limit(1)).first()
+    if waiting is not None:
+        return waiting
     job = CaptureJob(target_id=target.id, case_id=case.id, state=JobState.QUEUED,
                      requested_by_id=actor.id)
     session.add(job)

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from evidence import case_reads, targets
 from evidence.blobstore import FolderStore
-from evidence.models import Capture, utcnow
+from evidence.models import Capture, JobState, utcnow
 from tests.factories import make_capture, make_case, make_user
 
 
@@ -33,7 +33,9 @@ def test_latest_of_gives_each_targets_newest_capture_and_job(session: Session,
         assert row is not None
         row.started_at = now - timedelta(hours=age)
         made.append(row)
+    first_job.state = JobState.DONE  # carried out: the captures above
     again = targets.request_capture(session, actor, case, watched, reason="changed?")
+    assert again is not first_job
     first_job.created_at = now - timedelta(days=1)
     again.created_at = now
     quiet_job.created_at = now - timedelta(days=2)
