@@ -436,14 +436,19 @@ def custody_group() -> None:
 @home_option
 @click.option("--case", "case_reference", default=None, metavar="REF",
               help="Check one case's chain and its inclusion in the latest checkpoint.")
+@click.option("--against-checkpoint", "kept", default=None, metavar="FILE",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A checkpoint kept outside the system (custody checkpoint --json): the log "
+                   "must still hold every entry it covered, unchanged.")
 @click.option("--json", "as_json", is_flag=True)
-def custody_verify(case_reference: str | None, as_json: bool) -> None:
+def custody_verify(case_reference: str | None, kept: Path | None, as_json: bool) -> None:
     """Recompute every hash, chain, Merkle root, checkpoint signature and timestamp."""
     runtime = state().runtime
+    against = None if kept is None else _json_file(kept)
     with runtime.read_session() as session:  # on SQLite, recording goes on meanwhile
         report = custody.verify_log(
             session, runtime.verifier, case_reference=case_reference,
-            tsa_trust=manifests.trusted_roots(runtime.settings),
+            tsa_trust=manifests.trusted_roots(runtime.settings), against=against,
             progress=None if as_json else (lambda msg: click.echo(msg, err=True)))
     if as_json:
         _echo_json({
@@ -454,7 +459,8 @@ def custody_verify(case_reference: str | None, as_json: bool) -> None:
         })
     else:
         click.echo(report.summary())
-        for problem in report.problems[1:] if not report.ok else []:
+        first = report.first_problem
+        for problem in (p for p in report.problems if p is not first):
             where = f"seq {problem.seq}: " if problem.seq is not None else ""
             click.echo(f"  also: {where}{problem.message}", err=True)
     if not report.ok:

@@ -16,7 +16,7 @@ import multiprocessing as mp
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -29,7 +29,7 @@ from sqlalchemy.pool import NullPool
 
 from evidence import timestamping
 from evidence.canonical import JsonValue, canonical_json
-from evidence.errors import CustodyError, NotFound
+from evidence.errors import CustodyError, InvalidInput, NotFound
 from evidence.merkle import (
     EMPTY_ROOT,
     ProofError,
@@ -578,8 +578,12 @@ def verify_log(
     min_chunk: int = PARALLEL_MIN_CHUNK,
     tsa_trust: Sequence[bytes] | None = None,
     progress: Callable[[str], None] | None = None,
+    against: Mapping[str, Any] | None = None,
 ) -> VerifyReport:
     """Verify the whole log as stored in the database (see `check_entries`).
+
+    `against` is a checkpoint kept outside the system (see `hold_to_checkpoint`): the log must
+    still hold what it covered.
 
     A large log is read and checked in `workers` processes at once (default: the cores this
     process may use), each over its own range of seq; see `_verify_in_parallel`. With
@@ -606,7 +610,65 @@ def verify_log(
     counter.finish()
     if tsa_trust is not None:
         _verify_timestamps(checkpoints, tsa_trust, report)
+    for reference in cases_without_entries(session):
+        if case_reference is None or reference == case_reference:
+            report.problems.append(Problem(
+                f"case {reference!r} is in the database but has no entry in the log: its "
+                "entries were deleted"))
+    if against is not None:
+        report.problems += hold_to_checkpoint(session, verifier, against)
     return report
+
+
+def cases_without_entries(session: Session) -> list[str]:
+    """References of cases the database holds whose chain has no entry at all in the log: a
+    case cannot be made without its `case.created` entry, so its entries were deleted (a whole
+    chain, or the whole log, removed leaves no gap for the chain checks to find)."""
+    logged = select(CustodyEntry.case_id).where(CustodyEntry.case_id.is_not(None)).distinct()
+    return list(session.scalars(select(Case.reference).where(Case.id.not_in(logged))
+                                .order_by(Case.reference).limit(20)))
+
+
+def hold_to_checkpoint(session: Session, verifier: Verifier, kept: Mapping[str, Any]
+                       ) -> list[Problem]:
+    """Whether the log still holds what a checkpoint kept outside the system covered (the JSON
+    `evidence custody checkpoint --json` prints): its signature is this system's, and the
+    first `tree_size` entries still hash to its root. Nothing else can show that a log was cut
+    back, with its newer checkpoints, to an earlier state."""
+    try:
+        size = int(kept["tree_size"])
+        root = bytes.fromhex(str(kept["root_hash"]))
+        origin = str(kept["origin"])
+        signature = base64.b64decode(str(kept["signature"]), validate=True)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidInput(f"not a checkpoint as `evidence custody checkpoint --json` prints "
+                           f"it: {exc}") from exc
+    if size < 0 or len(root) != 32:
+        raise InvalidInput("not a checkpoint: tree_size or root_hash is malformed")
+    try:
+        verifier.verify(signature, checkpoint_body(origin, size, root))
+    except SignatureInvalid:
+        return [Problem("the kept checkpoint's signature does not verify with this system's key "
+                        f"(it names key {kept.get('key_id')!r})", None, exact=False)]
+    held = session.scalar(select(func.count()).select_from(CustodyEntry)
+                          .where(CustodyEntry.seq <= size)) or 0
+    if held < size:
+        return [Problem(f"the log holds {held} of the {size} entries the kept checkpoint covers: "
+                        "entries were removed since", held + 1, exact=False)]
+    frontier: list[bytes] = []
+    count = 0
+    batch: list[bytes] = []
+    for leaf in _leaf_hashes(session, upto=size):
+        batch.append(leaf)
+        if len(batch) == READ_BATCH:
+            frontier = frontier_extend(frontier, count, batch)
+            count += len(batch)
+            batch = []
+    frontier = frontier_extend(frontier, count, batch)
+    if frontier_root(frontier) != root:
+        return [Problem(f"the log's first {size} entries no longer hash to the root of the kept "
+                        "checkpoint: the log was rewritten since", 1, exact=False)]
+    return []
 
 
 def _verify_timestamps(checkpoints: Sequence[Checkpoint], tsa_trust: Sequence[bytes],

@@ -237,6 +237,53 @@ def test_custody_verify_passes_then_names_the_tampered_entry(
     assert "entry seq 3" in broken.output
 
 
+def test_a_log_cut_back_or_wiped_is_found_by_a_kept_checkpoint_and_by_the_cases(
+    home: Home, tmp_path: Path,
+) -> None:
+    """Someone with the database deletes the newest entries and the checkpoints that covered
+    them (what is left verifies as a shorter log), or every entry and checkpoint. A checkpoint
+    kept outside the system shows the first; the cases left without entries the second."""
+    assert home.run("init").exit_code == 0
+    assert home.run("case", "create", "T-1", "--title", "t").exit_code == 0
+    assert home.run("case", "create", "T-2", "--title", "two").exit_code == 0
+    kept_json = home.run("custody", "checkpoint", "--json")
+    assert kept_json.exit_code == 0, kept_json.output
+    kept = tmp_path / "kept.json"
+    kept.write_text(kept_json.stdout)
+    size = json.loads(kept_json.stdout)["tree_size"]
+    held = home.run("custody", "verify", "--against-checkpoint", str(kept))
+    assert held.exit_code == 0, held.output
+    engine = make_engine(home.database_url)
+    try:
+        with engine.begin() as conn:
+            drop_append_only(conn, "custody_entries")
+            drop_append_only(conn, "checkpoints")
+            # From T-2's creation on, and every checkpoint over those entries: what is left is
+            # a whole, shorter log.
+            first = conn.execute(text(
+                "SELECT min(seq) FROM custody_entries WHERE case_id = "
+                "(SELECT id FROM cases WHERE reference = 'T-2')")).scalar_one()
+            conn.execute(text("DELETE FROM custody_entries WHERE seq >= :s"), {"s": first})
+            conn.execute(text("DELETE FROM checkpoints WHERE tree_size >= :s"), {"s": first})
+    finally:
+        engine.dispose()
+    cut = home.run("custody", "verify", "--against-checkpoint", str(kept))
+    assert cut.exit_code == 1
+    assert f"of the {size} entries the kept checkpoint covers" in cut.output
+    assert "case 'T-2' is in the database but has no entry in the log" in cut.output
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM custody_entries"))
+        conn.execute(text("DELETE FROM checkpoints"))
+    engine.dispose()
+    wiped = home.run("custody", "verify")
+    assert wiped.exit_code == 1 and "custody log BROKEN" in wiped.output
+    assert "case 'T-1' is in the database but has no entry in the log" in wiped.output
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"tree_size": 3}')
+    refused = home.run("custody", "verify", "--against-checkpoint", str(bad))
+    assert refused.exit_code == 1 and "not a checkpoint as" in refused.output
+
+
 def test_custody_verify_checks_each_checkpoints_timestamp(home: Home) -> None:
     """The local authority timestamps every checkpoint; a token moved onto another checkpoint,
     or one the system does not trust, is named although every signature still holds."""
