@@ -6,7 +6,11 @@ own browser is the fallback where one is installed.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import signal
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +51,9 @@ class BrowserSession:
         self.settings = settings
         self._playwright: Playwright | None = None
         self._browser: Browser | None = None
+        # A switch Chromium ignores, on this browser's command line alone: `kill` finds the
+        # process by it (Playwright does not say which process it started).
+        self._mark = f"--evidence-locker-browser={uuid.uuid4().hex}"
 
     def start(self) -> BrowserSession:
         executable = find_chromium(self.settings)
@@ -55,7 +62,7 @@ class BrowserSession:
             with map_playwright_errors("starting Chromium"):
                 self._browser = self._playwright.chromium.launch(
                     executable_path=None if executable is None else str(executable),
-                    args=LAUNCH_FLAGS,
+                    args=[*LAUNCH_FLAGS, self._mark],
                     headless=True,
                 )
         except Exception as exc:
@@ -81,6 +88,36 @@ class BrowserSession:
     def new_context(self, **options: Any) -> BrowserContext:
         with map_playwright_errors("opening a browser context"):
             return self.browser.new_context(**options)
+
+    def kill(self) -> bool:
+        """Stop this session's Chromium at once, from any thread: for a page that keeps it busy
+        past every limit (a script that never yields, a dialog loop), which no call through
+        Playwright can interrupt. Every call waiting on the browser then fails; the next
+        `ensure_running` starts another. True if a process was found and killed."""
+        mark = self._mark.encode()
+        killed = False
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                arguments = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if mark in arguments:
+                try:
+                    os.kill(int(entry.name), signal.SIGKILL)
+                    killed = True
+                except ProcessLookupError:
+                    pass
+        return killed
+
+    def ensure_running(self) -> None:
+        """Start the browser again if it is gone (killed by `kill`, crashed)."""
+        if self._browser is not None and self._browser.is_connected():
+            return
+        with contextlib.suppress(Exception):  # a dead browser's driver may refuse to close it
+            self.close()
+        self.start()
 
     def close(self) -> None:
         try:

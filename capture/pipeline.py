@@ -15,6 +15,7 @@ import hashlib
 import json
 import socket
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -62,6 +63,8 @@ SETTLE_SECONDS = 5.0
 QUIET_MS = 200
 _POLL_MS = 20
 
+MAX_DIALOGS = 100
+OVERRUN_GRACE_SECONDS = 30.0  # after the capture's time limit, before the browser is stopped
 BOTTOM_WAITS = 4  # pauses more before a page that stopped growing is taken to have ended
 _SCROLL_JS = """
 async ({steps, pause, waits}) => {
@@ -108,6 +111,7 @@ class _Run:
         self.cdp: CDPSession | None = None
         self.fetch: CDPSession | None = None  # browser-wide, pausing every request (`guard`)
         self.blocked_documents: list[dict[str, str]] = []
+        self.overran = False  # the browser was stopped for running past the time limit
         self.context: BrowserContext | None = None
         self.downloads: list[Path] = []
         self._dns: dict[tuple[str, int], list[str]] = {}
@@ -179,7 +183,12 @@ class _Run:
         self.last_activity = time.monotonic()
 
     def on_dialog(self, dialog: Dialog) -> None:
-        self.record.dialogs.append({"type": dialog.type, "message": dialog.message})
+        dialogs = self.record.dialogs
+        if len(dialogs) < MAX_DIALOGS:
+            dialogs.append({"type": dialog.type, "message": dialog.message})
+        elif len(dialogs) == MAX_DIALOGS:  # a page that loops on alert() would fill memory
+            dialogs.append({"type": "more", "message": f"more than {MAX_DIALOGS} dialogs; "
+                                                       "the rest were dismissed unrecorded"})
         dialog.dismiss()
 
     def on_popup(self, page: Page) -> None:
@@ -534,9 +543,26 @@ class CapturePipeline:
             record.steps.append(StepOutcome("navigate", False, str(exc)))
             record.finished_at = utcnow()
             return record
+        self.browser.ensure_running()
         with tempfile.TemporaryDirectory(prefix="evidence-capture-") as tmp_name:
             run = _Run(self, record, Path(tmp_name))
-            self._browse(run)
+            # Past the capture's time limit, and a grace for the steps under way to end on
+            # their own, the browser is stopped: a page whose script never yields (or loops on
+            # dialogs) holds every call into the browser, and the worker with it, for ever.
+            limit = self.settings.capture_timeout_seconds + OVERRUN_GRACE_SECONDS
+            stopper = threading.Timer(limit, self._stop_browser, args=(run,))
+            stopper.daemon = True
+            stopper.start()
+            try:
+                self._browse(run)
+            finally:
+                stopper.cancel()
+            if run.overran:
+                record.steps.append(StepOutcome(
+                    "time limit", False,
+                    f"the page kept the browser busy past the capture's limit of "
+                    f"{self.settings.capture_timeout_seconds:.0f} s; the browser was stopped "
+                    "and what was gathered before is kept"))
             record.finished_at = utcnow()
             run.run_step("metadata", lambda: run.store_bytes(
                 "metadata", "metadata.json", canonical_json(record.metadata()),
@@ -549,6 +575,9 @@ class CapturePipeline:
         else:
             record.status = CaptureStatus.PARTIAL if failed else CaptureStatus.COMPLETE
         return record
+
+    def _stop_browser(self, run: _Run) -> None:  # on the timer's thread
+        run.overran = self.browser.kill()
 
     def _browse(self, run: _Run) -> None:
         record = run.record

@@ -15,6 +15,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from warcio.archiveiterator import ArchiveIterator
 
+from capture import pipeline as capture_pipeline
 from capture.browser import BrowserSession
 from capture.pipeline import CapturePipeline
 from evidence.blobstore import FolderStore
@@ -255,6 +257,41 @@ def test_no_request_reaches_a_refused_address_by_any_road(
         assert f"{base}{path}" in refused, (path, refused)
     assert any(u.startswith("ws://127.0.0.2") for u in refused), refused
     assert hits == []
+
+
+def test_a_page_that_never_lets_go_is_stopped_at_the_time_limit(
+    browser: BrowserSession, store: FolderStore, settings: Settings,
+    server: pages.PagesServer, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A script that loops on alert() holds every call into the browser: the worker would wait
+    for ever. Past the limit the browser is stopped, the capture says so, and the next capture
+    has a browser again."""
+    monkeypatch.setattr(capture_pipeline, "OVERRUN_GRACE_SECONDS", 1.0)
+    hostile = (b"<title>loop</title><p>crossings</p>"
+               b"<script>setTimeout(() => { for (;;) alert('x'); }, 300)</script>")
+
+    class Looping(_Inside):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(hostile)))
+            self.end_headers()
+            self.wfile.write(hostile)
+
+    limited = CapturePipeline(browser, store, settings.model_copy(
+        update={"capture_timeout_seconds": 6}))
+    with _serving("127.0.0.1", Looping) as outside:
+        started = time.monotonic()
+        record = limited.run(f"{outside}/loop")
+        took = time.monotonic() - started
+    assert took < 60, took
+    stopped = record.step("time limit")
+    assert stopped is not None and not stopped.ok
+    assert "past the capture's limit of 6 s; the browser was stopped" in (stopped.error or "")
+    assert record.status in ("partial", "failed")
+    assert len(record.dialogs) <= capture_pipeline.MAX_DIALOGS + 1
+    after = limited.run(server.url(pages.SIMPLE_PATH))
+    assert after.status == "complete", after.steps
 
 
 def test_infinite_scroll_stops_at_its_bound(
