@@ -228,8 +228,8 @@ def watch(url: str, case_reference: str, every: str, reason: str, as_user: str |
         cli.actor_name = as_user
     with cli.acting() as (session, actor):
         case = cases.get_case(session, actor, case_reference)
-        target, job = targets.flag_target(session, actor, case, url=url, reason=reason,
-                                          watch_interval_seconds=seconds)
+        target, job = targets.flag(session, actor, case, url=url, reason=reason,
+                                   watch_interval_seconds=seconds)
     click.echo(f"watching {url} every {seconds} s as target {target.id}; first capture queued "
                f"as job {job.id} (run `evidence worker` or `evidence serve` to carry it out)")
 

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from evidence import cases, custody, deconfliction
-from evidence.errors import AccessDenied, InvalidInput
+from evidence.errors import AccessDenied, Conflict, InvalidInput
 from evidence.models import (
     Access,
     Account,
@@ -190,6 +190,18 @@ def record_presence(
     return action
 
 
+def refuse_a_second_target(session: Session, case: Case, url: str) -> None:
+    """One target per URL and case, for whoever flags (API, web UI, `evidence watch`): a second
+    would split the URL's captures, changes and decisions in two and double every deconfliction
+    hit on it. (`evidence capture` captures an already flagged URL again instead.)"""
+    flagged = find_url_target(session, case, url)
+    if flagged is not None:
+        raise Conflict(
+            f"{flagged.url} is already flagged in case {case.reference} (target {flagged.id}, "
+            f"flagged {custody.format_time(flagged.flagged_at)[:10]}): capture it again from "
+            "that target")
+
+
 def find_url_target(session: Session, case: Case, url: str) -> Target | None:
     """The case's target for exactly this URL, if it has one that is not resolved."""
     return session.scalars(
@@ -260,6 +272,8 @@ def flag(
             raise AccessDenied(f"no account {account_id} in case {case.reference!r}")
         if account.profile_url is None:
             raise InvalidInput("the account has no profile URL to capture; link it with one")
+    if url is not None:
+        refuse_a_second_target(session, case, url)
     return flag_target(session, actor, case, reason=reason, url=url, account=account,
                        watch_interval_seconds=watch_interval_seconds)
 

@@ -56,6 +56,8 @@ DONE = {
     "proposed": "Decision proposed. A supervisor other than you approves or rejects it.",
     "approved": "Decision approved; recorded in the case's custody log.",
     "rejected": "Decision rejected; recorded in the case's custody log.",
+    "queued": "A new capture is queued (or the one already waiting is kept); it is compared "
+              "with the latest when it is done.",
     "agreed": "Your case's agreement is recorded. The hit is resolved once the other case "
               "has recorded its agreement too.",
     "resolved": "Your case's agreement is recorded; the other case had agreed already, so the "
@@ -234,6 +236,26 @@ def propose(
         raise _refused(exc.message, exc.status_code, view, at="propose", form=typed,
                        viewer=viewer) from exc
     return _back_to_target(target, "proposed", captures_cursor or None)
+
+
+@router.post("/targets/{target_id}/captures", response_class=HTMLResponse)
+def capture_again(
+    request: Request, target_id: uuid.UUID, session: DbSession, viewer: Viewer,
+    csrf_token: CsrfField = None, captures_cursor: CapturesCursorField = None,
+) -> Response:
+    check_session_form(request, csrf_token)
+    case, target = decisions.target_for(session, viewer, target_id)
+    view = _target_view(session, viewer, case, target, captures_cursor=captures_cursor or None)
+    try:
+        decisions.target_for(session, viewer, target_id, need=Access.WRITE)
+        targets.request_capture(session, viewer, case, target,
+                                reason="asked again from the target page")
+    except EvidenceError as exc:
+        if exc.status_code == 404:
+            raise
+        raise _refused(exc.message, exc.status_code, view, at="capture", form={},
+                       viewer=viewer) from exc
+    return _back_to_target(target, "queued", captures_cursor or None)
 
 
 @router.post("/decisions/{decision_id}/approve", response_class=HTMLResponse)

@@ -23,10 +23,12 @@ from evidence.home import Runtime
 from evidence.models import (
     Access,
     Capture,
+    CaptureJob,
     CaptureStatus,
     CustodyEntry,
     Decision,
     DeconflictionAgreement,
+    JobState,
     Role,
     Target,
 )
@@ -690,6 +692,36 @@ def test_a_supervisor_approves_a_decision_someone_else_proposed_in_chromium(
         page.screenshot(path=SHOTS / "hits-agreed.png", full_page=True)
     assert _count(api, "decision.approved") == 1
     assert _count(api, "deconfliction.agreed") == 1
+
+
+def test_a_target_is_captured_again_from_its_page(api: Api) -> None:
+    world = _world(api)
+    nadia, token = _client(api, "nadia")
+    page = nadia.get(f"/targets/{world.target_id}")
+    assert f'action="/targets/{world.target_id}/captures"' in page.text
+    with api.runtime.session() as session:
+        job = session.scalars(select(CaptureJob).where(
+            CaptureJob.target_id == uuid.UUID(world.target_id))).one()
+        job.state = JobState.DONE  # the flag's capture was made
+    queued_before = _count(api, "capture.queued")
+    asked = nadia.post(f"/targets/{world.target_id}/captures", data={"csrf_token": token},
+                       follow_redirects=False)
+    assert asked.status_code == 303
+    shown = nadia.get(asked.headers["location"]).text
+    assert "A new capture is queued" in shown and "capture queued" in shown
+    # Asked again while it waits: the waiting capture, not another.
+    assert nadia.post(f"/targets/{world.target_id}/captures",
+                      data={"csrf_token": token}).status_code == 200
+    with api.runtime.session() as session:
+        states = sorted(session.scalars(select(CaptureJob.state).where(
+            CaptureJob.target_id == uuid.UUID(world.target_id))))
+    assert states == [JobState.DONE, JobState.QUEUED]
+    assert _count(api, "capture.queued") == queued_before + 1
+    # A reader of the case has no button, and a forged post is refused.
+    sam, sam_token = _client(api, "sam")
+    assert "Capture again" not in sam.get(f"/targets/{world.target_id}").text
+    refused = sam.post(f"/targets/{world.target_id}/captures", data={"csrf_token": sam_token})
+    assert refused.status_code == 403 and "Capture again" not in refused.text
 
 
 def test_the_target_page_pages_its_captures_newest_first(

@@ -134,6 +134,18 @@ def test_a_url_with_a_password_in_it_is_refused_without_keeping_the_password(
     assert "example.org" in refused.value.message
 
 
+def test_a_url_is_one_target_per_case(session: Session) -> None:
+    owner = make_user(session)
+    case, other = make_case(session, owner), make_case(session, owner)
+    target, _job = targets.flag(session, owner, case, url="https://example.org/ad", reason="r")
+    with pytest.raises(Conflict, match=f"already flagged in case {case.reference}") as again:
+        targets.flag(session, owner, case, url=" https://example.org/ad ", reason="r2")
+    assert str(target.id) in again.value.message and "capture it again" in again.value.message
+    elsewhere, _job = targets.flag(session, owner, other, url="https://example.org/ad",
+                                   reason="r")
+    assert elsewhere.id != target.id
+
+
 def test_reader_cannot_flag(session: Session) -> None:
     owner = make_user(session)
     reader = make_user(session)
