@@ -183,23 +183,26 @@ def test_private_addresses_are_refused_before_and_during_the_capture(
     assert any("169.254.169.254" in b["url"] for b in redirected.blocked)
 
 
-class _Inside(http.server.BaseHTTPRequestHandler):
-    """An address inside the unit's network (127.0.0.2: not the one the tests allow), counting
-    what reaches it: a page can send the browser here by redirect, script, frame or socket."""
+class _Page(http.server.BaseHTTPRequestHandler):
+    """Answers every GET with `body` as HTML, and counts the paths asked for in `hits`."""
 
+    body = b"<p>internal secret</p>"
     hits: list[str]
 
     def do_GET(self) -> None:
         self.hits.append(self.path)
-        body = b"<p>internal secret</p>"
         self.send_response(200)
         self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(len(self.body)))
         self.end_headers()
-        self.wfile.write(body)
+        self.wfile.write(self.body)
 
     def log_message(self, *_args: object) -> None:
         pass
+
+
+def _page(body: bytes, hits: list[str] | None = None) -> type[_Page]:
+    return type("Page", (_Page,), {"body": body, "hits": [] if hits is None else hits})
 
 
 @contextlib.contextmanager
@@ -215,8 +218,10 @@ def _serving(host: str, handler: type[http.server.BaseHTTPRequestHandler]) -> It
 
 @pytest.fixture
 def inside() -> Iterator[tuple[str, list[str]]]:
+    """An address inside the unit's network (127.0.0.2: not the one the tests allow), counting
+    what reaches it: a page can send the browser here by redirect, script, frame or socket."""
     hits: list[str] = []
-    with _serving("127.0.0.2", type("Handler", (_Inside,), {"hits": hits})) as base:
+    with _serving("127.0.0.2", _page(b"<p>internal secret</p>", hits)) as base:
         yield base, hits
 
 
@@ -240,16 +245,7 @@ def test_no_request_reaches_a_refused_address_by_any_road(
         fetch("{base}/fetched").catch(() => null);
         try {{ new WebSocket("{base.replace('http', 'ws')}/socket"); }} catch (e) {{}}
         </script>""".encode()
-
-    class Hostile(_Inside):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(hostile)))
-            self.end_headers()
-            self.wfile.write(hostile)
-
-    with _serving("127.0.0.1", Hostile) as outside:
+    with _serving("127.0.0.1", _page(hostile)) as outside:
         loaded = pipeline.run(f"{outside}/ad")
     assert loaded.status != "failed"
     refused = {b["url"] for b in loaded.blocked}
@@ -269,18 +265,9 @@ def test_a_page_that_never_lets_go_is_stopped_at_the_time_limit(
     monkeypatch.setattr(capture_pipeline, "OVERRUN_GRACE_SECONDS", 1.0)
     hostile = (b"<title>loop</title><p>crossings</p>"
                b"<script>setTimeout(() => { for (;;) alert('x'); }, 300)</script>")
-
-    class Looping(_Inside):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(hostile)))
-            self.end_headers()
-            self.wfile.write(hostile)
-
     limited = CapturePipeline(browser, store, settings.model_copy(
         update={"capture_timeout_seconds": 6}))
-    with _serving("127.0.0.1", Looping) as outside:
+    with _serving("127.0.0.1", _page(hostile)) as outside:
         started = time.monotonic()
         record = limited.run(f"{outside}/loop")
         took = time.monotonic() - started
