@@ -15,9 +15,10 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import unicodedata
 from collections.abc import Mapping
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from evidence import custody
@@ -77,10 +78,17 @@ def _penalty_years(value: float | int | str | None) -> float | None:
     return years
 
 
+MAX_TITLE = 500  # the column's length
+
+
 def _title(value: str | None) -> str:
     title = (value or "").strip()
     if not title:
         raise InvalidInput("a case needs a title")
+    if len(title) > MAX_TITLE:
+        raise InvalidInput(f"a case title holds at most {MAX_TITLE} characters, not {len(title)}")
+    if any(unicodedata.category(c) == "Cc" for c in title):
+        raise InvalidInput("a case title is one line: no line breaks, tabs or control characters")
     return title
 
 
@@ -167,8 +175,14 @@ def create_case(
     offence_provision = _optional_text(offence_provision)
     max_penalty_years = _penalty_years(max_penalty_years)
     contact = _contact(contact)
-    if session.scalars(select(Case.id).where(Case.reference == reference)).first() is not None:
-        raise DuplicateReference(f"case {reference!r} already exists")
+    taken = session.scalars(select(Case.reference).where(
+        func.lower(Case.reference) == reference.lower())).first()
+    if taken is not None:
+        # References that differ only in case name the same bundle file on most disks, and the
+        # same case to a person reading them out.
+        raise DuplicateReference(f"case {taken!r} already exists" if taken == reference else
+                                 f"case {taken!r} already exists ({reference!r} differs only "
+                                 "in capital letters)")
     case = Case(
         reference=reference,
         title=title,

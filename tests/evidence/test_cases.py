@@ -48,6 +48,12 @@ def test_bad_case_input_is_refused_clearly(session: Session) -> None:
     make_case(session, owner, reference="DUP-1")
     with pytest.raises(DuplicateReference, match="already exists"):
         make_case(session, owner, reference="DUP-1")
+    with pytest.raises(DuplicateReference, match=r"'DUP-1' already exists \('dup-1' differs only"):
+        make_case(session, owner, reference="dup-1")
+    with pytest.raises(InvalidInput, match="one line"):
+        make_case(session, owner, title="Crossings\nOP-2 | forged row")
+    with pytest.raises(InvalidInput, match="at most 500 characters, not 501"):
+        make_case(session, owner, title="t" * 501)
     with pytest.raises(InvalidInput, match="reference"):
         make_case(session, owner, reference="../etc")
     with pytest.raises(InvalidInput, match="title"):
