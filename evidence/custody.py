@@ -655,17 +655,7 @@ def hold_to_checkpoint(session: Session, verifier: Verifier, kept: Mapping[str, 
     if held < size:
         return [Problem(f"the log holds {held} of the {size} entries the kept checkpoint covers: "
                         "entries were removed since", held + 1, exact=False)]
-    frontier: list[bytes] = []
-    count = 0
-    batch: list[bytes] = []
-    for leaf in _leaf_hashes(session, upto=size):
-        batch.append(leaf)
-        if len(batch) == READ_BATCH:
-            frontier = frontier_extend(frontier, count, batch)
-            count += len(batch)
-            batch = []
-    frontier = frontier_extend(frontier, count, batch)
-    if frontier_root(frontier) != root:
+    if frontier_root(frontier_extend([], 0, _leaf_hashes(session, upto=size))) != root:
         return [Problem(f"the log's first {size} entries no longer hash to the root of the kept "
                         "checkpoint: the log was rewritten since", 1, exact=False)]
     return []

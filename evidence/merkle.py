@@ -256,8 +256,9 @@ def frontier_root(frontier: Sequence[bytes]) -> bytes:
     return root
 
 
-def frontier_extend(frontier: Sequence[bytes], size: int, leaves: Sequence[bytes]) -> list[bytes]:
-    """The frontier of the tree of `size` leaves with `leaves` appended (hashes, in order)."""
+def frontier_extend(frontier: Sequence[bytes], size: int, leaves: Iterable[bytes]) -> list[bytes]:
+    """The frontier of the tree of `size` leaves with `leaves` appended (hashes, in order; an
+    iterator of them is read once, so a long log's leaves need not be held in memory)."""
     if len(frontier) != size.bit_count():
         raise ProofError(f"a frontier of a tree of {size} leaves holds {size.bit_count()} "
                          f"hashes, not {len(frontier)}")
