@@ -993,10 +993,9 @@ def extend(
     if row.status not in (S.SENT, S.ACKNOWLEDGED, S.FULFILLED) or row.sent_at is None:
         raise Conflict(f"request {row.reference_number} is {row.status}: only a sent "
                        "preservation can be extended")
-    active = session.scalars(select(LegalRequest).where(
-        LegalRequest.previous_request_id == row.id,
-        LegalRequest.status.not_in(list(CLOSED_CHILD)))).first()
-    if active is not None:
+    live = extensions_of(session, [row.id], live_only=True).get(row.id)
+    if live:
+        active = live[0]
         raise Conflict(f"request {row.reference_number} is already extended by "
                        f"{active.reference_number} ({active.status})")
     original = _input_of(row, registry)
