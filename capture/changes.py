@@ -53,6 +53,9 @@ MAX_DIFF_LINE_CHARS = 400
 MAX_DIFFED_LINES = 10_000
 
 GONE_STATUSES = frozenset({404, 410, 451})
+# Compared as media: the images and video a page loaded, and the files it (or the address
+# itself, a PDF or a ZIP) had the browser download: a changed file is one gone, one new.
+MEDIA_KINDS = frozenset({"media", "download"})
 
 
 class Verdict(StrEnum):
@@ -528,7 +531,8 @@ def snapshot_from_artifacts(
     `fetch` gives a local file with an artifact's bytes (the blob store's `fetch`, which copies
     an object down from S3); without it, each artifact's `path` is that file.
 
-    The viewport screenshot is hashed when there is one: it has the same size in every
+    Downloaded files count as media (`MEDIA_KINDS`). The viewport screenshot is hashed when
+    there is one: it has the same size in every
     capture, where the full-page one changes height with the page and is squeezed into
     32x32 pixels before hashing. Media that are not images, or cannot be hashed, are still
     compared by SHA-256.
@@ -549,7 +553,7 @@ def snapshot_from_artifacts(
     media: dict[str, str] = {}
     media_hashes: dict[str, ImageHashes] = {}
     for artifact in stored:
-        if artifact.kind != "media":
+        if artifact.kind not in MEDIA_KINDS:
             continue
         media.setdefault(artifact.sha256, artifact.name)
         if artifact.media_type.startswith("image/") and artifact.sha256 not in media_hashes:

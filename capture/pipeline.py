@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -64,6 +65,10 @@ QUIET_MS = 200
 _POLL_MS = 20
 
 MAX_DIALOGS = 100
+# Documents Chromium would hand to its PDF viewer, which keeps none of the file: the viewer's
+# own page ends up in the DOM, the screenshot and (under the PDF's URL) the traffic record. Such
+# a document is saved as a download instead, so the file the server sent is the evidence.
+SAVED_NOT_SHOWN = frozenset({"application/pdf", "application/x-pdf"})
 OVERRUN_GRACE_SECONDS = 30.0  # after the capture's time limit, before the browser is stopped
 BOTTOM_WAITS = 4  # pauses more before a page that stopped growing is taken to have ended
 _SCROLL_JS = """
@@ -97,6 +102,33 @@ async ({steps, pause, waits}) => {
 """
 
 
+@dataclass
+class _Hop:
+    """A document's response as the server sent it (before the browser acts on it)."""
+
+    url: str
+    status: int | None
+    headers: list[list[str]]
+    saved_not_shown: bool = False  # a PDF the browser was told to save, not show
+
+
+@dataclass(frozen=True)
+class _Saved:
+    """A file the browser downloaded for the capture."""
+
+    url: str
+    name: str
+    path: Path
+
+
+def _media_type(headers: list[list[str]]) -> str | None:
+    """The media type of a Content-Type header, lower case, without parameters."""
+    for name, value in headers:
+        if name.lower() == "content-type":
+            return value.split(";", 1)[0].strip().lower() or None
+    return None
+
+
 class _Run:
     """State of one capture while its steps run."""
 
@@ -113,7 +145,14 @@ class _Run:
         self.blocked_documents: list[dict[str, str]] = []
         self.overran = False  # the browser was stopped for running past the time limit
         self.context: BrowserContext | None = None
-        self.downloads: list[Path] = []
+        self.downloads: list[_Saved] = []
+        self.download_failures: list[str] = []
+        # Each document response the browser got, by its network request id (the same for
+        # every hop of a redirect chain): URL, status and headers as the server sent them.
+        self.documents: dict[str, list[_Hop]] = {}
+        self.document_addresses: dict[str, tuple[str, int | None]] = {}
+        # The address answered with a file rather than a page: what the capture kept of it.
+        self.file: _Saved | None = None
         self._dns: dict[tuple[str, int], list[str]] = {}
         self.in_flight: set[Request] = set()
         self.last_activity = time.monotonic()
@@ -148,11 +187,14 @@ class _Run:
         that redirected to an internal address had the browser fetch it (seen: a redirect to
         the cloud metadata address was sent, and its answer archived).
         """
-        url = event["request"]["url"]
-        reason = self.refusal(url)
         fetch = self.fetch
         if fetch is None:
             return
+        if "responseStatusCode" in event or "responseErrorReason" in event:
+            self._document_answered(fetch, event)
+            return
+        url = event["request"]["url"]
+        reason = self.refusal(url)
         try:
             if reason is None:
                 fetch.send("Fetch.continueRequest", {"requestId": event["requestId"]})
@@ -164,6 +206,46 @@ class _Run:
                                              "errorReason": "BlockedByClient"})
         except PlaywrightError:
             pass  # the request went away with its page or frame: nothing left to let go
+
+    def _document_answered(self, fetch: CDPSession, event: dict[str, Any]) -> None:
+        """A document's response, paused before the browser reads it (pages and frames only):
+        noted with the headers as sent; a PDF is turned into a download (`SAVED_NOT_SHOWN`)."""
+        status = event.get("responseStatusCode")
+        headers = [[str(h.get("name", "")), str(h.get("value", ""))]
+                   for h in event.get("responseHeaders") or []]
+        hop = _Hop(url=event["request"]["url"], status=status, headers=headers)
+        self.documents.setdefault(str(event.get("networkId") or event["requestId"]), []).append(hop)
+        answer: dict[str, Any] = {"requestId": event["requestId"]}
+        if status is not None and 200 <= status < 300 and _media_type(headers) in SAVED_NOT_SHOWN:
+            hop.saved_not_shown = True
+            answer["responseCode"] = status
+            answer["responseHeaders"] = [
+                {"name": name, "value": value} for name, value in headers
+                if name.lower() != "content-disposition"
+            ] + [{"name": "Content-Disposition", "value": "attachment"}]
+            method = "Fetch.continueResponse"
+        else:
+            method = "Fetch.continueRequest"
+        with contextlib.suppress(PlaywrightError):  # gone with its page or frame
+            fetch.send(method, answer)
+
+    def on_response(self, event: dict[str, Any]) -> None:
+        """Network.responseReceived: where a document came from (the Fetch pause cannot say)."""
+        if event.get("type") != "Document":
+            return
+        response = event.get("response") or {}
+        if response.get("remoteIPAddress"):
+            self.document_addresses[str(event.get("requestId"))] = (
+                str(response["remoteIPAddress"]).strip("[]"), response.get("remotePort"))
+
+    def answer_to(self, url: str) -> tuple[str | None, list[_Hop]]:
+        """The network request id and hops (redirects first) of the document answered at
+        `url`, the last such; (None, []) when no document was answered there."""
+        for request_id, hops in reversed(self.documents.items()):
+            for at, hop in enumerate(hops):
+                if hop.url == url and hop.status is not None and not 300 <= hop.status < 400:
+                    return request_id, hops[:at + 1]
+        return None, []
 
     def guard_websocket(self, ws: WebSocketRoute) -> None:
         """WebSockets are not paused with other requests: vetted here, by the same rules."""
@@ -197,11 +279,14 @@ class _Run:
             page.close()
 
     def on_download(self, download: Download) -> None:
-        target = self.tmp / f"download-{len(self.downloads)}-{_safe(download.suggested_filename)}"
+        name = _safe(download.suggested_filename)
+        target = self.tmp / f"download-{len(self.downloads)}-{name}"
         try:
             download.save_as(target)
-            self.downloads.append(target)
+            self.downloads.append(_Saved(url=download.url, name=name, path=target))
         except Exception as exc:  # recorded on the capture, the page goes on
+            self.download_failures.append(str(exc).strip().splitlines()[0] if str(exc).strip()
+                                          else type(exc).__name__)
             self.record.steps.append(StepOutcome("download", False, f"download failed: {exc}"))
 
     # -- helpers -------------------------------------------------------------------------
@@ -279,6 +364,8 @@ class _Run:
                 response = page.goto(url, wait_until="load",
                                      timeout=self.remaining_ms(self.settings.navigation_timeout_seconds))
         except NavigationFailed as exc:
+            if "Download is starting" in str(exc):
+                return self._answered_with_file(url)
             refused = next((b for b in self.record.blocked if b["url"].rstrip("/") ==
                             url.rstrip("/")), None)
             if refused is not None:
@@ -302,17 +389,52 @@ class _Run:
         self.record.response_headers = [[h["name"], h["value"]] for h in response.headers_array()]
         server = response.server_addr()
         if server:
-            self.record.remote_ip = server.get("ipAddress")
-            self.record.remote_port = server.get("port")
-            if self.record.remote_ip and not self.pipeline.policy_allows(self.record.remote_ip):
-                raise NavigationFailed(
-                    f"refused: the page was served from {self.record.remote_ip}, an address "
-                    "captures may not reach (DNS changed after the check?)")
+            self._served_from(server.get("ipAddress"), server.get("port"))
         security = response.security_details()
         if security:
             self.record.tls = {"negotiated": dict(security)}
         self.record.title = page.title()
         return None
+
+    def _served_from(self, ip: str | None, port: int | None) -> None:
+        self.record.remote_ip = ip
+        self.record.remote_port = port
+        if ip and not self.pipeline.policy_allows(ip):
+            raise NavigationFailed(
+                f"refused: the page was served from {ip}, an address captures may not reach "
+                "(DNS changed after the check?)")
+
+    def _answered_with_file(self, url: str) -> str:
+        """The address answered with a file, not a page: the file the browser saved is the
+        capture's evidence, with the answer's status, headers and address."""
+        page = self.live_page
+        wait_ms = self.remaining_ms(self.settings.navigation_timeout_seconds)
+        limit = time.monotonic() + wait_ms / 1000
+        # The download event comes after the navigation gave up; its handler saves the file.
+        while not self.downloads and not self.download_failures and time.monotonic() < limit:
+            with map_playwright_errors("waiting for the file the address answered with"):
+                page.wait_for_timeout(_POLL_MS)
+        if not self.downloads:
+            why = self.download_failures[0] if self.download_failures else "it never came"
+            raise NavigationFailed(f"{url} answered with a file, which the browser could not "
+                                   f"save: {why}")
+        saved = self.downloads[0]
+        request_id, hops = self.answer_to(saved.url)
+        self.file = saved
+        self.record.final_url = saved.url
+        if hops:
+            self.record.redirects = [{"url": h.url, "status": h.status} for h in hops[:-1]]
+            self.record.http_status = hops[-1].status
+            self.record.response_headers = hops[-1].headers
+        address = self.document_addresses.get(request_id or "")
+        if address is not None:
+            self._served_from(*address)
+        media_type = (_media_type(hops[-1].headers) if hops else None) or "of no stated type"
+        shown = " (which the browser would only have shown in its PDF viewer)" if (
+            hops and hops[-1].saved_not_shown) else ""
+        return (f"the address answered with a file, not a page: {saved.name}, {media_type}, "
+                f"{saved.path.stat().st_size} bytes{shown}; the browser saved the file for the "
+                "capture's downloads, and there is no page to render")
 
     def settle(self) -> str | None:
         """Wait until the network has been quiet for QUIET_MS, at most SETTLE_SECONDS."""
@@ -407,7 +529,7 @@ class _Run:
         return None
 
     def archive_traffic(self, har: Path) -> str | None:
-        exchanges = list(traffic.read_har(har))
+        exchanges = self._with_saved_bodies(list(traffic.read_har(har)))
         path = self.tmp / "traffic.warc.gz"
         info = {
             "software": TOOL,
@@ -417,7 +539,7 @@ class _Run:
             "description": f"capture {self.record.capture_id} of {self.record.requested_url}",
         }
         with path.open("wb") as out:
-            records, skipped = traffic.write_warc(exchanges, out, warcinfo=info)
+            counts = traffic.write_warc(exchanges, out, warcinfo=info)
         self.store("warc", path, "application/warc", "traffic.warc.gz")
         for ex in exchanges:
             if ex.server_ip and not self.pipeline.policy_allows(ex.server_ip):
@@ -432,13 +554,39 @@ class _Run:
             seen.add(digest)
             self.store_bytes("media", f"media-{stored}", body, ex.mime_type, ex.url)
             stored += 1
-        return (f"{records} records, {skipped} requests without a response; "
+        note = (f"{counts.records} records, {counts.unanswered} requests without a response; "
                 f"{stored} media files")
+        if counts.truncated:
+            # The browser keeps no body over its buffer's bound for its record (seen: an 11 MB
+            # page kept, a 30 MB one not); the DOM and the MHTML still hold what it showed.
+            first = counts.truncated[0]
+            note += (f"; {len(counts.truncated)} responses archived without their body, which "
+                     f"the browser did not keep (marked WARC-Truncated), first {first}")
+        return note
 
     def store_downloads(self) -> str | None:
-        for path in self.downloads:
-            self.store("download", path, "application/octet-stream", path.name)
+        for saved in self.downloads:
+            _, hops = self.answer_to(saved.url)
+            media_type = (_media_type(hops[-1].headers) if hops else None) or \
+                "application/octet-stream"
+            self.store("download", saved.path, media_type, saved.path.name)
         return f"{len(self.downloads)} downloads"
+
+    def _with_saved_bodies(self, exchanges: list[traffic.Exchange]) -> list[traffic.Exchange]:
+        """The browser's record keeps no body for what it downloaded: the saved file is that
+        body, and the headers are those the server sent (a PDF's were changed to save it)."""
+        kept = []
+        for ex in exchanges:
+            saved = next((d for d in self.downloads if d.url == ex.url), None)
+            if (saved is not None and 200 <= ex.status < 300 and not ex.body
+                    # one over the bound is not stored: the WARC would then be refused with it
+                    and saved.path.stat().st_size <= self.settings.max_artifact_bytes):
+                _, hops = self.answer_to(ex.url)
+                headers = ([(name, value) for name, value in hops[-1].headers]
+                           if hops else ex.response_headers)
+                ex = replace(ex, body_path=saved.path, response_headers=headers)
+            kept.append(ex)
+        return kept
 
 
 def _png_size(path: Path) -> tuple[int, int] | None:
@@ -599,8 +747,11 @@ class CapturePipeline:
         run.fetch = fetch
         try:
             fetch.on("Fetch.requestPaused", run.guard)
-            fetch.send("Fetch.enable", {"patterns": [{"urlPattern": "*",
-                                                      "requestStage": "Request"}]})
+            fetch.send("Fetch.enable", {"patterns": [
+                {"urlPattern": "*", "requestStage": "Request"},
+                # Documents again once answered: their headers as sent, PDFs saved.
+                {"urlPattern": "*", "resourceType": "Document", "requestStage": "Response"},
+            ]})
             context.route_web_socket("**/*", run.guard_websocket)
             context.on("request", run.on_request)
             context.on("requestfinished", run.on_request_done)
@@ -611,18 +762,22 @@ class CapturePipeline:
             # Chromium hands out certificate chains only to a session that watched the
             # connection being made, so this session is opened before navigating.
             run.cdp = context.new_cdp_session(page)
+            run.cdp.on("Network.responseReceived", run.on_response)
             run.cdp.send("Network.enable")
             page.on("dialog", run.on_dialog)
             page.on("download", run.on_download)
             record.user_agent = page.evaluate("() => navigator.userAgent")
             if run.run_step("navigate", run.navigate):
-                for name, step in (
+                steps: tuple[tuple[str, Callable[[], str | None]], ...] = (
                     ("settle", run.settle), ("scroll", run.scroll),
                     ("screenshot", run.screenshot_full),
                     ("screenshot_viewport", run.screenshot_viewport), ("dom", run.dom),
                     ("mhtml", run.mhtml), ("pdf", run.pdf), ("text", run.text),
                     ("tls", run.tls_chain),
-                ):
+                )
+                if run.file is not None:  # a file has no page to look at
+                    steps = (("tls", run.tls_chain),)
+                for name, step in steps:
                     run.run_step(name, step)
         finally:
             try:

@@ -8,6 +8,7 @@ WARC 1.1 file (the archival standard) and mined for the page's images and media.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -38,6 +39,18 @@ class Exchange:
     started: datetime
     error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # The body in a file, for an answer the browser saved rather than kept in its record (a
+    # download): streamed into the WARC instead of `body`.
+    body_path: Path | None = None
+
+    def body_expected(self) -> bool:
+        """The server said it sent a body (Content-Length over 0) that the record lacks."""
+        if self.body or self.body_path is not None or self.method.upper() == "HEAD":
+            return False
+        for name, value in self.response_headers:
+            if name.lower() == "content-length":
+                return value.strip().isdigit() and int(value) > 0
+        return False
 
 
 def _headers(items: list[dict[str, Any]] | None) -> list[tuple[str, str]]:
@@ -99,17 +112,27 @@ def _http_version(value: str) -> str:
     return "HTTP/1.1"
 
 
+@dataclass(frozen=True)
+class WarcCounts:
+    records: int  # written
+    unanswered: int  # exchanges with no response, not written
+    truncated: list[str]  # URLs of responses written without the body the server sent
+
+
 def write_warc(
     exchanges: list[Exchange], out: BinaryIO, *, warcinfo: dict[str, str]
-) -> tuple[int, int]:
-    """Write every exchange that got an answer; returns (records written, exchanges skipped).
+) -> WarcCounts:
+    """Write every exchange that got an answer.
 
     Exchanges the browser never got a response for (blocked, failed) have no HTTP response to
-    archive; they are listed in the capture's metadata instead.
+    archive; they are listed in the capture's metadata instead. A response whose body the
+    browser did not keep (one over its recording bound, or a download nobody saved) is written
+    with its headers and marked `WARC-Truncated: unspecified`, not passed off as empty.
     """
     writer = WarcWriter(out)
     writer.write_warcinfo(warcinfo)
     written = skipped = 0
+    truncated: list[str] = []
     for ex in exchanges:
         if ex.status <= 0:
             skipped += 1
@@ -119,13 +142,20 @@ def write_warc(
             ex.url, method=ex.method, headers=ex.request_headers, body=ex.request_body,
             http_version=version, date=ex.started, ip_address=ex.server_ip,
         )
-        writer.write_response(
-            ex.url, status=ex.status, reason=ex.reason or None, headers=ex.response_headers,
-            body=ex.body, http_version=version, date=ex.started, ip_address=ex.server_ip,
-            concurrent_to=request_id, body_decoded=True,
-        )
+        with contextlib.ExitStack() as stack:
+            body: bytes | BinaryIO | None = ex.body
+            if ex.body_path is not None:
+                body = stack.enter_context(ex.body_path.open("rb"))
+            writer.write_response(
+                ex.url, status=ex.status, reason=ex.reason or None, headers=ex.response_headers,
+                body=body, http_version=version, date=ex.started, ip_address=ex.server_ip,
+                concurrent_to=request_id, body_decoded=True,
+                truncated="unspecified" if ex.body_expected() else None,
+            )
+        if ex.body_expected():
+            truncated.append(ex.url)
         written += 2
-    return written, skipped
+    return WarcCounts(written, skipped, truncated)
 
 
 def media_bodies(exchanges: list[Exchange]) -> Iterator[tuple[Exchange, bytes]]:

@@ -600,3 +600,21 @@ def test_snapshot_of_a_capture_record(tmp_path: Path) -> None:
     assert (result.http_status, result.final_url, result.title, result.text) == (
         404, POST_URL, "Not found", "Not found")
     assert gone_reason(result) == "HTTP 404"
+
+
+def test_a_file_that_changed_between_captures_shows_as_one_gone_and_one_new(
+    tmp_path: Path,
+) -> None:
+    """A watched address that serves a PDF price list: no page, no text, no screenshot; the
+    only change to show is the file itself."""
+    old_pdf, new_pdf = b"%PDF-1.4 price 4500", b"%PDF-1.4 price 3950"
+
+    def of(data: bytes) -> Snapshot:
+        return snapshot_from_artifacts(http_status=200, final_url=POST_URL, title=None,
+                                       artifacts=[artifact(tmp_path, "download", "prices.pdf",
+                                                           "application/pdf", data)])
+
+    changed = compare(of(old_pdf), of(new_pdf))
+    assert [m.sha256 for m in changed.media_added] == [sha(new_pdf)]
+    assert [m.sha256 for m in changed.media_removed] == [sha(old_pdf)]
+    assert compare(of(old_pdf), of(old_pdf)).media_added == ()

@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -322,6 +323,72 @@ def test_downloads_are_stored_not_followed(
     assert Path(downloads[0].path).read_bytes() == pages.PDF_BYTES
 
 
+def _warc_responses(record: CaptureRecord) -> dict[str, tuple[Any, bytes]]:
+    """The WARC's response records by target URI: (record, payload)."""
+    found = {}
+    for rec in ArchiveIterator(io.BytesIO(_artifact(record, "warc"))):
+        if rec.rec_type == "response":
+            uri = rec.rec_headers.get_header("WARC-Target-URI")
+            found[uri] = (rec, rec.content_stream().read())
+    return found
+
+
+@pytest.mark.parametrize(("path", "body", "media_type"), [
+    (pages.INLINE_PDF_PATH, pages.PDF_BYTES, "application/pdf"),  # the browser would show it
+    (pages.DOWNLOAD_PATH, pages.PDF_BYTES, "application/pdf"),  # sent as an attachment
+    (pages.ZIP_PATH, pages.ZIP_BYTES, "application/zip"),  # no page type: a download
+])
+def test_an_address_that_answers_with_a_file_keeps_the_file(
+    server: pages.PagesServer, pipeline: CapturePipeline,
+    path: str, body: bytes, media_type: str,
+) -> None:
+    """A link to a smuggler's price list as a PDF or a ZIP of fake papers: the file the server
+    sent is the evidence, in the store and in the WARC, never the PDF viewer's own page."""
+    record = pipeline.run(server.url(path))
+    assert record.status == "complete", record.steps
+    assert record.http_status == 200 and record.final_url == server.url(path)
+    assert record.remote_ip == "127.0.0.1"
+    assert ["Content-Type", media_type] in record.response_headers
+    navigate = record.step("navigate")
+    assert navigate is not None and "answered with a file, not a page" in (navigate.note or "")
+    files = [a for a in record.artifacts if a.kind == "download"]
+    assert len(files) == 1 and files[0].media_type == media_type
+    assert Path(files[0].path).read_bytes() == body
+    assert files[0].sha256 == hashlib.sha256(body).hexdigest()
+    # Nothing claims to show a page that was never there.
+    assert not {a.kind for a in record.artifacts} & {"screenshot", "dom", "text", "pdf"}
+    rec, payload = _warc_responses(record)[server.url(path)]
+    assert payload == body
+    assert rec.http_headers.get_header("Content-Type") == media_type
+    assert rec.rec_headers.get_header("WARC-Truncated") is None
+
+
+def test_a_pdf_reached_by_a_redirect_keeps_the_chain_and_the_headers_as_sent(
+    server: pages.PagesServer, pipeline: CapturePipeline,
+) -> None:
+    start = server.url(f"/redirect/to?location={pages.INLINE_PDF_PATH}&status=307")
+    record = pipeline.run(start)
+    assert record.status == "complete", record.steps
+    assert record.redirects == [{"url": start, "status": 307}]
+    assert record.final_url == server.url(pages.INLINE_PDF_PATH)
+    # The capture told the browser to save the PDF; the record keeps what the server sent.
+    assert not any(name.lower() == "content-disposition" for name, _ in record.response_headers)
+    rec, payload = _warc_responses(record)[server.url(pages.INLINE_PDF_PATH)]
+    assert payload == pages.PDF_BYTES
+    assert rec.http_headers.get_header("Content-Disposition") is None
+
+
+def test_a_pdf_in_a_frame_is_kept_beside_the_page(
+    server: pages.PagesServer, pipeline: CapturePipeline,
+) -> None:
+    record = pipeline.run(server.url(pages.PDF_FRAME_PATH))
+    assert record.status == "complete", record.steps
+    assert record.title == "A leaflet in a frame"
+    files = [a for a in record.artifacts if a.kind == "download"]
+    assert [Path(a.path).read_bytes() for a in files] == [pages.PDF_BYTES]
+    assert _warc_responses(record)[server.url(pages.INLINE_PDF_PATH)][1] == pages.PDF_BYTES
+
+
 def test_no_cookie_survives_from_one_capture_to_the_next(
     server: pages.PagesServer, pipeline: CapturePipeline,
 ) -> None:
@@ -424,3 +491,34 @@ def test_tls_certificate_chain_is_recorded_with_fingerprints(
     assert record.tls["negotiated"]["protocol"].startswith("TLS")
     meta = json.loads(_artifact(record, "metadata"))
     assert meta["tls"]["chain"][0]["sha256_fingerprint"] == fingerprint.hex()
+
+
+def test_a_body_the_browser_did_not_keep_is_marked_truncated_not_archived_empty(
+    server: pages.PagesServer, pipeline: CapturePipeline,
+) -> None:
+    """A 40 MB page: the browser's traffic record has no body for it. The WARC says so
+    (WARC-Truncated) instead of holding an empty 200 answer, and so does the capture."""
+    path = "/big?size=40000000"
+    record = pipeline.run(server.url(path))
+    assert record.status == "complete", record.steps
+    rec, payload = _warc_responses(record)[server.url(path)]
+    assert rec.rec_headers.get_header("WARC-Truncated") == "unspecified" and payload == b""
+    warc = record.step("warc")
+    assert warc is not None and "1 responses archived without their body" in (warc.note or "")
+    assert len(_artifact(record, "dom")) > 39_000_000  # what the page showed is kept
+
+
+def test_a_file_over_the_bound_is_said_not_kept_and_the_warc_is_still_kept(
+    server: pages.PagesServer, browser: BrowserSession, store: FolderStore, settings: Settings,
+) -> None:
+    bounded = CapturePipeline(browser, store, settings.model_copy(
+        update={"max_artifact_bytes": 20_000}))
+    path = f"{pages.BLOB_PATH}?size=20001"
+    record = bounded.run(server.url(path))
+    assert record.status == "partial"
+    downloads = record.step("downloads")
+    assert downloads is not None and not downloads.ok
+    assert "over the" in (downloads.error or "") and "not stored" in (downloads.error or "")
+    assert not [a for a in record.artifacts if a.kind == "download"]
+    rec, payload = _warc_responses(record)[server.url(path)]
+    assert rec.rec_headers.get_header("WARC-Truncated") == "unspecified" and payload == b""

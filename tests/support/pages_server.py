@@ -30,6 +30,10 @@ Routes (all GET, HEAD also works):
     headers late; headers at once and the body trickled over ``S`` seconds
 ``/download/report.pdf``
     ``Content-Disposition: attachment``; ``/download.html`` links to it (``?auto`` starts it)
+``/files/leaflet.pdf``, ``/files/papers.zip``, ``/files/pdf-frame``, ``/files/blob?size=N``
+    a PDF served to be shown (no ``Content-Disposition``), a ZIP file (``application/zip``), a
+    page showing the PDF in an ``<iframe>``, ``N`` bytes of ``application/octet-stream``
+    (:func:`blob_bytes`)
 ``/changing``, ``/changing/img/<name>.png``
     content chosen by :meth:`PagesServer.set_version` (see :data:`CHANGING_PAGES`)
 ``/vanishing``, ``/unavailable``
@@ -120,6 +124,10 @@ POPUP_TARGET_TITLE = "Pop-up window"
 DOWNLOAD_PATH = "/download/report.pdf"
 DOWNLOAD_FILENAME = "report.pdf"
 DOWNLOAD_PAGE_PATH = "/download.html"
+INLINE_PDF_PATH = "/files/leaflet.pdf"
+ZIP_PATH = "/files/papers.zip"
+PDF_FRAME_PATH = "/files/pdf-frame"
+BLOB_PATH = "/files/blob"
 
 CHANGING_PATH = "/changing"
 VANISHING_PATH = "/vanishing"
@@ -234,6 +242,11 @@ def changing_image_bytes(name: str, version: int) -> bytes:
     return image_bytes(key)
 
 
+def blob_bytes(size: int) -> bytes:
+    """The body of ``/files/blob?size=N``."""
+    return (b"evidence-locker test file\n" * (size // 26 + 1))[:size]
+
+
 def _make_ico() -> bytes:
     # An ICO whose only entry is a PNG, which every current browser accepts.
     png = make_png(16, 16, (0xC0, 0x39, 0x2B))
@@ -271,6 +284,14 @@ def _make_pdf() -> bytes:
 
 FAVICON_BYTES = _make_ico()
 PDF_BYTES = _make_pdf()
+# A ZIP file holding one stored file, papers.txt: a local header, its data, the central directory.
+ZIP_BYTES = b"".join((
+    b"PK\x03\x04", struct.pack("<5H3I2H", 10, 0, 0, 0, 0, zlib.crc32(b"papers\n"), 7, 7, 10, 0),
+    b"papers.txt", b"papers\n",
+    b"PK\x01\x02", struct.pack("<6H3I5H2I", 20, 10, 0, 0, 0, 0, zlib.crc32(b"papers\n"), 7, 7,
+                                 10, 0, 0, 0, 0, 0, 0), b"papers.txt",
+    b"PK\x05\x06", struct.pack("<4H2IH", 0, 0, 1, 1, 56, 47, 0),
+))
 # An EBML (WebM) signature and padding: enough for a media type and a hash, not for playback.
 VIDEO_BYTES = b"\x1a\x45\xdf\xa3" + b"\x00" * 60
 
@@ -734,6 +755,13 @@ class _Handler(BaseHTTPRequestHandler):
             "/slow": lambda: self._slow(query),
             "/slow-body": lambda: self._slow_body(query),
             DOWNLOAD_PATH: self._download,
+            INLINE_PDF_PATH: lambda: self._send(200, PDF_BYTES, "application/pdf"),
+            ZIP_PATH: lambda: self._send(200, ZIP_BYTES, "application/zip"),
+            BLOB_PATH: lambda: self._send(200, blob_bytes(int(_number(
+                query, "size", 1000, 0, BIG_MAX_SIZE))), "application/octet-stream"),
+            PDF_FRAME_PATH: lambda: self._html(_page(
+                "A leaflet in a frame", f'<h1>Leaflet</h1><iframe src="{INLINE_PDF_PATH}" '
+                'width="600" height="400"></iframe>')),
             CHANGING_PATH: lambda: self._html(_changing_page(self.pages.version(CHANGING_PATH))),
             VANISHING_PATH: lambda: self._html(
                 _page("Vanishing post", f"<p>{_text(VANISHING_TEXT)}</p>")
