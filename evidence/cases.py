@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from evidence import custody
 from evidence.canonical import JsonValue
+from evidence.countries import country_code
 from evidence.errors import (
     AccessDenied,
     CaseClosed,
@@ -93,14 +94,19 @@ def _title(value: str | None) -> str:
 
 
 def _jurisdiction(value: str | None) -> str | None:
-    if value is None:
+    """An ISO 3166-1 country code, or one of its subdivisions in ISO 3166-2 form (US-CA);
+    nothing (None or blank) for a case filed under no state."""
+    jurisdiction = _optional_text(value)
+    if jurisdiction is None:
         return None
-    jurisdiction = value.strip().upper()
+    jurisdiction = jurisdiction.upper()
     if not JURISDICTION_PATTERN.match(jurisdiction):
         raise InvalidInput(
-            f"jurisdiction {jurisdiction!r} must be an ISO 3166 country code such as DE or GR"
+            f"jurisdiction {jurisdiction!r} must be an ISO 3166 country code such as DE or GR, "
+            "or a subdivision such as US-CA"
         )
-    return jurisdiction
+    country, _, subdivision = jurisdiction.partition("-")
+    return country_code(country, "jurisdiction") + (f"-{subdivision}" if subdivision else "")
 
 
 def _json_value(value: str | float | None) -> JsonValue:
@@ -171,6 +177,8 @@ def create_case(
         )
     title = _title(title)
     jurisdiction = _jurisdiction(jurisdiction)
+    offence = _optional_text(offence)
+    handling_code = _optional_text(handling_code)
     facts = _optional_text(facts)
     offence_provision = _optional_text(offence_provision)
     max_penalty_years = _penalty_years(max_penalty_years)
@@ -424,6 +432,8 @@ def update_case(
     their old and new values (the facts as SHA-256), go into one `case.updated` custody entry.
     """
     require_access(session, actor, case, Access.MANAGE)
+    # A closed case stands as it was closed: reopening it (recorded, with a reason) comes first.
+    require_open(case)
     unknown = set(changes) - set(EDITABLE_FIELDS)
     if unknown:
         raise InvalidInput(f"cannot change {', '.join(sorted(unknown))} of a case")
@@ -450,7 +460,7 @@ def _cleaned(name: str, value: str | float | None) -> str | float | None:
         return _title(value)
     if name == "jurisdiction":
         return _jurisdiction(value)
-    if name in ("offence_provision", "facts"):
+    if name in ("offence", "offence_provision", "facts", "handling_code"):
         return _optional_text(value)
     if name == "contact":
         return _contact(value)

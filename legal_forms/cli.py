@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from evidence.cli import acting_command, state, targets_option
+from evidence.errors import InvalidInput
 from legal_forms.errors import RegistryInvalid, UnknownPlatform
 from legal_forms.platforms import LegalEntity, Platform, Registry, load_registry
 
@@ -173,6 +174,13 @@ def request_route(platform_name: str | None, issuing_country: str | None, case_r
 
     registry = _registry()
     names: list[str] = []
+    if issuing_country is not None:
+        from evidence.countries import country_code
+
+        try:
+            issuing_country = country_code(issuing_country, "issuing country")
+        except InvalidInput as exc:
+            raise click.ClickException(exc.message) from exc
     if case_ref is not None:
         from evidence import cases, requests
 

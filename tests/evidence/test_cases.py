@@ -62,6 +62,51 @@ def test_bad_case_input_is_refused_clearly(session: Session) -> None:
         make_case(session, owner, jurisdiction="Germany")
 
 
+@pytest.mark.parametrize(("given", "message"), [
+    ("ZZ", "'ZZ' is not an ISO 3166-1 country code"),
+    ("QQ-NY", "'QQ' is not an ISO 3166-1 country code"),
+    ("uk", "'UK' is written 'GB'"),
+    ("EL", "'EL' is written 'GR'"),
+])
+def test_a_jurisdiction_is_a_country_that_exists(
+        session: Session, given: str, message: str) -> None:
+    owner = make_user(session)
+    with pytest.raises(InvalidInput, match=message) as refused:
+        make_case(session, owner, jurisdiction=given)
+    assert refused.value.status_code == 422
+    case = make_case(session, owner, jurisdiction=" us-ca ")
+    assert case.jurisdiction == "US-CA"
+    with pytest.raises(InvalidInput, match=message):
+        cases.update_case(session, owner, case, {"jurisdiction": given})
+    assert case.jurisdiction == "US-CA"
+    assert make_case(session, owner, jurisdiction="xk").jurisdiction == "XK"
+
+
+def test_blank_details_are_no_details_and_blank_clears_the_jurisdiction(session: Session) -> None:
+    owner = make_user(session)
+    case = make_case(session, owner, offence="   ", jurisdiction=" ", handling_code="")
+    assert (case.offence, case.jurisdiction, case.handling_code) == (None, None, None)
+    cases.update_case(session, owner, case, {"jurisdiction": "gr", "offence": "Smuggling"})
+    cases.update_case(session, owner, case, {"jurisdiction": "", "offence": "  "})
+    assert (case.offence, case.jurisdiction) == (None, None)
+    last = _entries(session, case.id, "case.updated")[-1]["details"]["changes"]  # type: ignore[index]
+    assert last == {"jurisdiction": {"from": "GR", "to": None},
+                    "offence": {"from": "Smuggling", "to": None}}
+
+
+def test_a_closed_case_is_not_changed_until_reopened(session: Session) -> None:
+    owner = make_user(session)
+    case = make_case(session, owner, title="Boats")
+    cases.close_case(session, owner, case, reason="trial over")
+    with pytest.raises(CaseClosed) as closed:
+        cases.update_case(session, owner, case, {"title": "Other boats"})
+    assert closed.value.status_code == 409 and case.title == "Boats"
+    assert _entries(session, case.id, "case.updated") == []
+    cases.reopen_case(session, owner, case, reason="new lead")
+    cases.update_case(session, owner, case, {"title": "Other boats"})
+    assert case.title == "Other boats"
+
+
 def test_members_and_their_access_levels(session: Session) -> None:
     owner = make_user(session)
     reader = make_user(session)

@@ -635,6 +635,16 @@ def test_cli_route() -> None:
     assert result.output.splitlines()[0].split()[:2] == ["now", "eu-epoc-pr"]
 
 
+@pytest.mark.parametrize(("country", "message"), [
+    ("ZZ", "issuing country 'ZZ' is not an ISO 3166-1 country code"),
+    ("el", "issuing country 'EL' is written 'GR' in ISO 3166-1"),
+])
+def test_cli_route_refuses_a_country_that_is_none(country: str, message: str) -> None:
+    result = invoke("route", "--platform", "Twitter", "--issuing-country", country)
+    assert result.exit_code == 1 and message in result.output
+    assert "Traceback" not in result.output
+
+
 def test_cli_route_json() -> None:
     # `--case` reads the case from a data home: tests/legal_forms/test_request_cli.py.
     result = invoke("route", "--platform", "snap", "--json")
