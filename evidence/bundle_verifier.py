@@ -20,6 +20,15 @@ Decisions, so a reader need not reverse them out of the code:
   can reach from the archive's size, or compressed sizes that add up to more than the archive
   (overlapping entries), refuse the archive before anything is inflated; inflating stops at an
   entry's declared size. The ZIP is never extracted: members are streamed.
+- What is checked is the bag's content, not its container. A bundle someone unzipped and zipped
+  again verifies when every file's bytes are intact: the bag may sit in one folder (as exported)
+  or at the top of the ZIP, folder entries are skipped, members may be stored or deflated (but
+  a deflated WACZ is not yet checked). The
+  report then notes how the ZIP differs from the exporter's (`_repack_signs`): its own SHA-256
+  is no longer the one the custody log recorded at export, and the expert should know why.
+- Desktop metadata (`__MACOSX/`, `.DS_Store`, `._*`, `Thumbs.db`, `desktop.ini`) fails the bag
+  like any file the manifests do not list, named as what it is. Tolerating it would make
+  "VERIFIED" cover bytes nobody sealed, under names anyone can choose.
 - Every file is read and hashed once, in 1 MiB chunks, and the one digest serves the bag
   manifest, the capture manifest and the CASE graph. Two threads hash at once (hashlib and file
   reads release the GIL), each with its own file handle, largest files first.
@@ -1469,6 +1478,8 @@ class _Source:
         self.zip: _Zip | None = None
         self.zip_path = ""
         self.name = ""
+        # Why the ZIP is not the one the exporter wrote (empty for a folder, or when it is).
+        self.repacked: list[str] = []
 
     def chunks(self, path: str) -> Iterator[bytes]:
         member = self.files[path]
@@ -1506,30 +1517,120 @@ def _open_source(path: str, problems: list[str]) -> _Source | None:
     archive = _Zip(_open_file(path), size, problems, label)
     if not archive.ok:
         return None
-    holders = sorted(
-        {i.orig_filename.split("/")[0] for i in archive.infos
-         if i.orig_filename.count("/") == 1 and i.orig_filename.endswith("/bagit.txt")}
-    )  # fmt: skip
-    if len(holders) != 1:
-        tops = sorted({i.orig_filename.split("/")[0] for i in archive.infos})
-        problems.append(
-            f"{label}: a bundle unpacks to one folder holding bagit.txt; the archive's top "
-            f"level holds {', '.join(repr(t) for t in tops[:10]) or 'nothing'}"
-        )
-        if not holders:
-            return None
+    prefix = _bag_prefix(archive.infos, label, problems)
+    if prefix is None:
+        return None
     source = _Source()
     source.zip = archive
     source.zip_path = path
-    source.name = holders[0]
+    source.name = prefix.rstrip("/") or os.path.splitext(label)[0]
+    outside: dict[str, list[str]] = {}  # what made them -> entry names
     for info in archive.infos:
-        top, _, rest = info.orig_filename.partition("/")
-        if top != source.name or not rest:
-            problems.append(f"{label}: entry {info.orig_filename!r} lies outside the bag folder")
+        name = info.orig_filename
+        if info.is_dir() and name.startswith(prefix):
+            continue  # a folder entry holds no bytes; re-zipping tools add them
+        if not name.startswith(prefix):
+            outside.setdefault(_os_metadata(name) or "", []).append(name)
             continue
-        if not info.is_dir():
-            source.files[rest] = _Member(size=info.file_size, info=info)
+        source.files[name[len(prefix) :]] = _Member(size=info.file_size, info=info)
+    for name in outside.pop("", []):
+        problems.append(f"{label}: entry {name!r} lies outside the bag folder")
+    for what, names in sorted(outside.items()):
+        shown = ", ".join(repr(n) for n in names[:3]) + (", ..." if len(names) > 3 else "")
+        problems.append(
+            f"{label}: {len(names)} entr{'y' if len(names) == 1 else 'ies'} outside the bag "
+            f"({shown}): {what}, added after export and not part of the sealed bundle; delete "
+            "them from the ZIP (or verify the unzipped bag folder) and verify again"
+        )
+    source.repacked = _repack_signs(archive.infos, prefix)
     return source
+
+
+def _bag_prefix(infos: list[zipfile.ZipInfo], label: str, problems: list[str]) -> str | None:
+    """Where the bag sits in the ZIP: "<folder>/" as exported, or "" when someone zipped the
+    folder's contents rather than the folder. None (with a problem) when neither holds."""
+    names = [i.orig_filename for i in infos]
+    holders = sorted(
+        {n.split("/")[0] for n in names
+         if n.count("/") == 1 and n.endswith("/bagit.txt") and not _os_metadata(n)}
+    )  # fmt: skip
+    at_top = "bagit.txt" in names
+    if len(holders) == 1 and not at_top:
+        return holders[0] + "/"
+    if at_top and not holders:
+        return ""
+    tops = sorted({n.split("/")[0] for n in names})
+    problems.append(
+        f"{label}: a bundle unpacks to one folder holding bagit.txt (or is that folder's "
+        f"contents zipped); the archive's top level holds "
+        f"{', '.join(repr(t) for t in tops[:10]) or 'nothing'}"
+    )
+    if holders:
+        return holders[0] + "/"
+    return "" if at_top else None
+
+
+def _os_metadata(path: str) -> str | None:
+    """What wrote `path`, if it is the metadata a desktop adds to folders it shows or zips."""
+    parts = path.rstrip("/").split("/")
+    if "__MACOSX" in parts[:-1] or parts[0] == "__MACOSX":
+        return "macOS resource forks (__MACOSX/), which the Finder adds when it zips a folder"
+    name = parts[-1]
+    if name == ".DS_Store":
+        return "macOS Finder folder settings (.DS_Store)"
+    if name.startswith("._"):
+        return "a macOS resource fork ('._' file)"
+    if name.casefold() in ("thumbs.db", "desktop.ini"):
+        return f"Windows Explorer folder data ({name})"
+    return None
+
+
+_TAG_FILES = ("bagit.txt", "bag-info.txt", "manifest-sha256.txt", "tagmanifest-sha256.txt")
+
+
+def _repack_signs(infos: list[zipfile.ZipInfo], prefix: str) -> list[str]:
+    """How this ZIP differs from the ZIPs the exporter writes (evidence.bagit.BagWriter): bagit.txt
+    first and tagmanifest-sha256.txt last, all inside one folder, one folder entry (data/), one
+    modification time, no extra fields but ZIP64's, tag files deflated, WACZ files stored."""
+    signs: list[str] = []
+    if not prefix:
+        signs.append("the bag's files are at the top of the ZIP, not inside one folder")
+    folders = [i for i in infos if i.is_dir() and i.orig_filename != prefix + "data/"]
+    if folders:
+        signs.append(
+            f"it holds {len(folders)} folder entr{'y' if len(folders) == 1 else 'ies'} besides "
+            "data/"
+        )
+    files = [i.orig_filename[len(prefix) :] for i in infos
+             if not i.is_dir() and i.orig_filename.startswith(prefix)]  # fmt: skip
+    if files and (files[0] != "bagit.txt" or files[-1] != "tagmanifest-sha256.txt"):
+        signs.append("its entries are not in the exporter's order")
+    if len({i.date_time for i in infos}) > 1:
+        signs.append("its entries carry different modification times")
+    extra = sorted({kind for i in infos for kind in _extra_field_ids(i.extra)} - {0x0001})
+    if extra:
+        signs.append(
+            "its entries carry extra fields that zip tools add (" +
+            ", ".join(f"0x{kind:04x}" for kind in extra) + ")"
+        )
+    by_name = {i.orig_filename[len(prefix) :]: i for i in infos}
+    stored = [t for t in _TAG_FILES if t in by_name and
+              by_name[t].compress_type == zipfile.ZIP_STORED]  # fmt: skip
+    if stored:
+        signs.append(f"{', '.join(stored)} stored where the exporter deflates")
+    deflated = [_rel(n) for n, i in by_name.items()
+                if n.endswith(".wacz") and i.compress_type != zipfile.ZIP_STORED]  # fmt: skip
+    if deflated:
+        signs.append(f"{', '.join(deflated[:3])} deflated where the exporter stores")
+    return signs
+
+
+def _extra_field_ids(extra: bytes) -> Iterator[int]:
+    at = 0
+    while at + 4 <= len(extra):
+        kind, length = struct.unpack("<HH", extra[at : at + 4])
+        yield kind
+        at += 4 + length
 
 
 def _open_folder(path: str, label: str, problems: list[str]) -> _Source | None:
@@ -2053,6 +2154,13 @@ class _Verifier:
                 step.problems.extend(self.open_problems or [f"{path}: not a bundle"])
             return
         self.source = source
+        if source.repacked:
+            self.note(
+                "The ZIP was re-packed after export (" + "; ".join(source.repacked) + "): it is "
+                "not the file the exporter wrote, so its own SHA-256 is not the one the unit's "
+                "custody log recorded for the export (export.completed). The checks are of the "
+                "files inside, whose bytes are what the manifests, signatures and timestamps seal."
+            )
         progress = _Progress(self.progress_callback, sum(m.size for m in source.files.values()))
         progress.say(f"reading {self.report.bundle}")
 
@@ -2184,6 +2292,7 @@ class _Verifier:
             if "fetch.txt" in self.source.files:
                 step.fail("fetch.txt", "the bag wants files fetched from the network")
             octets = streams = 0
+            metadata: dict[str, list[str]] = {}  # unlisted desktop metadata, by what made it
             for path in sorted(self.source.files):
                 payload = path.startswith("data/")
                 if not payload and path.startswith("tagmanifest-"):
@@ -2194,6 +2303,11 @@ class _Verifier:
                     self.note(f"{path} is not checked: bundles are verified by SHA-256 only")
                 listing = manifest if payload else tag_manifest
                 listing_name = "manifest-sha256.txt" if payload else "tagmanifest-sha256.txt"
+                what = _os_metadata(path)
+                if what and listing is not None and path not in listing:
+                    # Named once, as what it is, rather than also as a wrong Payload-Oxum.
+                    metadata.setdefault(what, []).append(_rel(path))
+                    continue
                 got = self.digests.get(path)
                 if got is None:
                     step.fail(_rel(path), self.why_unread(path))
@@ -2213,6 +2327,14 @@ class _Verifier:
                         _rel(path),
                         f"SHA-256 is {got[0]} but {listing_name} says {want} (altered?)",
                     )
+            for what, paths in sorted(metadata.items()):
+                shown = ", ".join(paths[:3]) + (", ..." if len(paths) > 3 else "")
+                step.fail(
+                    shown,
+                    f"{what}, added after export: not listed in the bag's manifests, so not "
+                    f"part of the sealed bundle ({len(paths)} file(s)); delete them and verify "
+                    "again",
+                )
             for listing, listing_name in ((manifest, "manifest-sha256.txt"),
                                           (tag_manifest, "tagmanifest-sha256.txt")):  # fmt: skip
                 for path in sorted(listing or {}):

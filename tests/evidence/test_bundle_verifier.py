@@ -1204,6 +1204,51 @@ def test_wacz_deflated_inside_the_bundle_zip_is_reported(
     assert_no_internal_error(report)
 
 
+def test_the_bundle_as_written_has_no_repacking_note(good: tuple[Bundle, Path]) -> None:
+    assert not any("re-packed" in n for n in bv.verify_bundle(good[1]).notes)
+
+
+def test_bag_zipped_without_its_folder_verifies_with_a_note(
+    good: tuple[Bundle, Path], tmp_path: Path
+) -> None:
+    def unwrap(entries: dict[str, bytes]) -> None:
+        for name in list(entries):
+            entries[name.split("/", 1)[1]] = entries.pop(name)
+
+    report = bv.verify_bundle(rewrite_zip(good[1], tmp_path / "flat.zip", unwrap))
+    assert report.ok, report.render()
+    assert any("re-packed" in n and "at the top of the ZIP" in n for n in report.notes)
+
+    def two_bags(entries: dict[str, bytes]) -> None:
+        entries["bagit.txt"] = DECLARATION
+
+    report = bv.verify_bundle(rewrite_zip(good[1], tmp_path / "two.zip", two_bags))
+    assert has_problem(report, "two.zip", "one folder holding bagit.txt")
+
+
+@pytest.mark.parametrize("flat", [False, True], ids=["in-folder", "flat"])
+def test_desktop_metadata_fails_named_as_such(
+    good: tuple[Bundle, Path], tmp_path: Path, flat: bool
+) -> None:
+    def add(entries: dict[str, bytes]) -> None:
+        if flat:
+            for name in list(entries):
+                entries[name.split("/", 1)[1]] = entries.pop(name)
+        top = "" if flat else f"{BAG}/"
+        entries[f"__MACOSX/{top}._bagit.txt"] = b"\x00\x05\x16\x07 fork"
+        entries[f"__MACOSX/{top}data/._bundle.json"] = b"\x00\x05\x16\x07 fork"
+        entries[f"{top}data/exhibits/.DS_Store"] = b"Bud1 finder"
+
+    report = bv.verify_bundle(rewrite_zip(good[1], tmp_path / "mac.zip", add))
+    assert not report.ok
+    assert has_problem(report, "__MACOSX", "macOS resource forks", "not part of the sealed bundle")
+    assert has_problem(report, "exhibits/.DS_Store", "macOS Finder folder settings",
+                       "not part of the sealed bundle")
+    assert not has_problem(report, "Payload-Oxum")  # named once, as what it is
+    assert check(report, "EX-001 files").ok and check(report, "custody proofs").ok
+    assert_no_internal_error(report)
+
+
 def test_folder_with_a_symlink_reports_it(good: tuple[Bundle, Path], tmp_path: Path) -> None:
     _, path = good
     with zipfile.ZipFile(path) as archive:
