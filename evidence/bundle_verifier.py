@@ -1379,22 +1379,27 @@ def _inflate(handle: _Stream, info: zipfile.ZipInfo) -> Iterator[bytes]:
     inflater = zlib.decompressobj(-15)
     packed_left = info.compress_size
     out_left = info.file_size
+    data = b""
     try:
-        while packed_left > 0 and not inflater.eof:
-            data = handle.read(min(CHUNK, packed_left))
-            if not data:
-                raise _ReadError("the archive ends inside this entry")
-            packed_left -= len(data)
-            while data and not inflater.eof:
-                piece = inflater.decompress(data, min(CHUNK, out_left + 1))
-                if len(piece) > out_left:
-                    raise _ReadError(
-                        f"inflates past the {info.file_size} bytes its entry declares (zip bomb?)"
-                    )
-                out_left -= len(piece)
-                data = inflater.unconsumed_tail
-                if piece:
-                    yield piece
+        while not inflater.eof:
+            if not data and packed_left > 0:
+                data = handle.read(min(CHUNK, packed_left))
+                if not data:
+                    raise _ReadError("the archive ends inside this entry")
+                packed_left -= len(data)
+            # Called again after the last input too: zlib may still hold output for it (a
+            # highly compressed tail inflates to more than one chunk).
+            piece = inflater.decompress(data, min(CHUNK, out_left + 1))
+            data = inflater.unconsumed_tail
+            if len(piece) > out_left:
+                raise _ReadError(
+                    f"inflates past the {info.file_size} bytes its entry declares (zip bomb?)"
+                )
+            out_left -= len(piece)
+            if piece:
+                yield piece
+            elif not data and packed_left <= 0:
+                break  # no input left, and none of it gave output
     except zlib.error as exc:
         raise _ReadError(f"its compressed data is corrupt ({exc})") from exc
     if not inflater.eof:

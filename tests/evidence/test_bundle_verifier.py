@@ -810,6 +810,21 @@ def test_percent_escaped_names_and_oxum(tmp_path: Path) -> None:
     assert not check(report, "index").ok  # no bundle.json: a bag, but not a bundle
 
 
+def test_a_large_file_deflated_a_thousandfold_inflates_whole(tmp_path: Path) -> None:
+    """zlib may have read all of an entry's input and still hold output for it."""
+    path = tmp_path / "bag.zip"
+    with path.open("wb") as handle:
+        writer = BagWriter(handle, bag_name="bag")
+        # 8 MiB that deflate about 250:1, after a head that puts the stream's end where zlib
+        # has read the last input byte with output still to give.
+        writer.add_file("log.txt", b"W" * 64 + bytes(range(256)) * (32 * 1024),
+                        compress=False)
+        writer.close({})
+    report = bv.verify_bundle(rewrite_zip(path, tmp_path / "deflated.zip", lambda _: None))
+    assert check(report, "bag").ok, report.problems
+    assert "8.4 MB" in check(report, "bag").detail
+
+
 def test_oxum_mismatch_is_named(tmp_path: Path) -> None:
     path = tmp_path / "bag.zip"
     with path.open("wb") as handle:
