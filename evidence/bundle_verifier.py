@@ -22,8 +22,7 @@ Decisions, so a reader need not reverse them out of the code:
   entry's declared size. The ZIP is never extracted: members are streamed.
 - What is checked is the bag's content, not its container. A bundle someone unzipped and zipped
   again verifies when every file's bytes are intact: the bag may sit in one folder (as exported)
-  or at the top of the ZIP, folder entries are skipped, members may be stored or deflated (but
-  a deflated WACZ is not yet checked). The
+  or at the top of the ZIP, folder entries are skipped, members may be stored or deflated. The
   report then notes how the ZIP differs from the exporter's (`_repack_signs`): its own SHA-256
   is no longer the one the custody log recorded at export, and the expert should know why.
 - Desktop metadata (`__MACOSX/`, `.DS_Store`, `._*`, `Thumbs.db`, `desktop.ini`) fails the bag
@@ -37,7 +36,9 @@ Decisions, so a reader need not reverse them out of the code:
 - A WACZ's own members are hashed by a second read of the WACZ (from the page cache, through a
   seekable window onto the bundle ZIP), run as its own task beside the others. Hashing them while
   the WACZ streams past would need no second read, but would put both hashes of the WARC on one
-  thread; on two cores the separate task finishes sooner.
+  thread; on two cores the separate task finishes sooner. A WACZ the bundle ZIP deflated (a
+  re-packed bundle) cannot be read at random in place: it is inflated, in 1 MiB chunks, into a
+  temporary file that is checked and removed (so it is inflated twice, once for its hash).
 - The RFC 3161 reader is a small bounds-checked DER parser (definite lengths only); X.509
   certificates and signatures are left to `cryptography`. Trust anchors come from the bundle's
   `keys/tsa/*.pem` and from the caller; those shipped in the bundle are only as trustworthy as
@@ -55,9 +56,11 @@ import hmac
 import json
 import os
 import re
+import shutil
 import stat
 import struct
 import sys
+import tempfile
 import threading
 import time
 import unicodedata
@@ -1794,6 +1797,7 @@ class _WaczResult:
     problems: list[str] = field(default_factory=list)
     warcs: dict[str, str] = field(default_factory=dict)  # archive/<name> -> sha256 hex
     members: int = 0
+    inflated: bool = False  # checked from a temporary copy: the bundle ZIP compressed it
 
 
 def _check_wacz(opener: _Opener, size: int, label: str) -> _WaczResult:
@@ -2127,21 +2131,48 @@ class _Verifier:
     def _wacz_task(self, path: str) -> None:
         opener = self.source.seekable(path)
         label = _rel(path)
-        if opener is None:
-            result = _WaczResult(
-                problems=[
-                    f"{label}: compressed inside the bundle ZIP (the format stores it), so its "
-                    "members cannot be checked without unpacking; unzip the bundle and verify "
-                    "the folder"
-                ]
-            )
-        else:
-            try:
+        try:
+            if opener is None:
+                result = self._inflated_wacz(path, label)
+            else:
                 result = _check_wacz(opener, self.source.files[path].size, label)
-            except Exception as exc:
-                result = _WaczResult(problems=[f"{label}: cannot be read ({exc})"])
+        except Exception as exc:
+            result = _WaczResult(problems=[f"{label}: cannot be read ({exc})"])
         with self.lock:
             self.waczs[path] = result
+
+    def _inflated_wacz(self, path: str, label: str) -> _WaczResult:
+        """A WACZ the bundle ZIP compressed (a re-packed bundle), checked from a temporary copy:
+        its members are read at random, which a deflate stream does not allow."""
+        size = self.source.files[path].size
+        folder = tempfile.gettempdir()
+        try:
+            free: int | None = shutil.disk_usage(folder).free
+        except OSError:
+            free = None
+        if free is not None and free < size + 16 * CHUNK:
+            return _WaczResult(problems=[
+                f"{label}: compressed inside the bundle ZIP, and the temporary folder {folder} "
+                f"has {_human(free)} free, too little to inflate its {_human(size)} and check "
+                "its members; point TMPDIR (TEMP on Windows) at a folder with room, or unzip the "
+                "bundle and verify the folder"
+            ])  # fmt: skip
+        with tempfile.TemporaryDirectory(prefix="verify-wacz-") as work:
+            copy = os.path.join(work, "archive.wacz")
+            try:
+                with open(copy, "wb") as out:
+                    for chunk in self.source.chunks(path):
+                        out.write(chunk)
+            except _ReadError as exc:
+                return _WaczResult(problems=[f"{label}: {exc}"])
+            except OSError as exc:
+                return _WaczResult(problems=[
+                    f"{label}: compressed inside the bundle ZIP, and it could not be inflated "
+                    f"into {folder} to check its members ({exc.strerror or exc})"
+                ])  # fmt: skip
+            result = _check_wacz(_open_file(copy), size, label)
+        result.inflated = True
+        return result
 
     def _entries_path(self) -> str | None:
         custody = self.index.get("custody") if self.index else None
@@ -2797,6 +2828,8 @@ class _Verifier:
                 )
             else:
                 step.fact(f"{result.members} members match datapackage.json; {name} is the WARC")
+                if result.inflated:
+                    step.fact("checked from a temporary copy, as the bundle ZIP compressed it")
 
     # -- 5. custody -------------------------------------------------------------------------
 

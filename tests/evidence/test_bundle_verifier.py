@@ -20,6 +20,8 @@ import shutil
 import struct
 import subprocess
 import sys
+import tempfile
+import tracemalloc
 import uuid
 import zipfile
 from collections.abc import Callable
@@ -531,14 +533,16 @@ class Bundle:
         return json.loads(self.files[path])
 
 
-def make_bundle(tsa: LocalTsaMaterial, *, with_checkpoint_token: bool = True) -> Bundle:
+def make_bundle(
+    tsa: LocalTsaMaterial, *, with_checkpoint_token: bool = True, warc: bytes = WARC
+) -> Bundle:
     signer = Signer.generate()
     authority = LocalTimestampAuthority.from_material(tsa)
     case_id, other_case = str(uuid.uuid4()), str(uuid.uuid4())
     capture_id, export_id = str(uuid.uuid4()), str(uuid.uuid4())
     folder = "exhibits/EX-001"
     artifacts = [("screenshot", "screenshot.png", "image/png", PNG),
-                 ("warc", "capture.warc", "application/warc", WARC),
+                 ("warc", "capture.warc", "application/warc", warc),
                  ("dom", "page.html", "text/html", HTML)]  # fmt: skip
     manifest = canonical_json({
         "type": "evidence-locker/capture-manifest", "capture_id": capture_id,
@@ -601,7 +605,7 @@ def make_bundle(tsa: LocalTsaMaterial, *, with_checkpoint_token: bool = True) ->
     files[f"{folder}/manifest.sig"] = signer.sign(manifest)
     files[f"{folder}/manifest.tsr"] = authority.timestamp(
         hashlib.sha256(manifest).digest()).response_der  # fmt: skip
-    files[f"{folder}/archive.wacz"] = make_wacz("capture.warc", WARC)
+    files[f"{folder}/archive.wacz"] = make_wacz("capture.warc", warc)
     for _, name, _, data in artifacts:
         files[f"{folder}/files/{name}"] = data
     graph = build_case_graph(
@@ -1205,17 +1209,55 @@ def test_overlapping_entries_are_refused(tmp_path: Path) -> None:
     assert_no_internal_error(report)
 
 
-def test_wacz_deflated_inside_the_bundle_zip_is_reported(
-    good: tuple[Bundle, Path], tmp_path: Path
-) -> None:
-    _, path = good
-    target = tmp_path / "deflated.zip"
-    with zipfile.ZipFile(path) as original, zipfile.ZipFile(target, "w") as copy:
+def _deflate_all(source: Path, target: Path) -> Path:
+    with zipfile.ZipFile(source) as original, zipfile.ZipFile(target, "w") as copy:
         for info in original.infolist():
             copy.writestr(info.filename, original.read(info), zipfile.ZIP_DEFLATED)
-    report = bv.verify_bundle(target)
-    assert has_problem(report, "exhibits/EX-001/archive.wacz", "compressed inside the bundle ZIP")
-    assert check(report, "bag").ok and check(report, "EX-001 files").ok
+    return target
+
+
+def test_wacz_deflated_inside_the_bundle_zip_is_inflated_and_checked(
+    good: tuple[Bundle, Path], tmp_path: Path
+) -> None:
+    report = bv.verify_bundle(_deflate_all(good[1], tmp_path / "deflated.zip"))
+    assert report.ok, report.render()
+    assert "checked from a temporary copy" in check(report, "EX-001 WACZ").detail
+    assert any("re-packed" in n and "archive.wacz deflated" in n for n in report.notes)
+
+
+def test_a_large_deflated_wacz_is_checked_in_bounded_memory_and_leaves_no_copy(
+    tsa: LocalTsaMaterial, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bundle = make_bundle(tsa, warc=WARC[:64] + bytes(range(256)) * (256 * 1024))  # 64 MiB
+    deflated = _deflate_all(bundle.write(tmp_path / "b.zip"), tmp_path / "deflated.zip")
+    assert deflated.stat().st_size < 4 * 1024 * 1024
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    tracemalloc.start()
+    try:
+        report = bv.verify_bundle(deflated)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert report.ok, report.render()
+    assert "checked from a temporary copy" in check(report, "EX-001 WACZ").detail
+    assert peak < 24 * 1024 * 1024, f"peak {peak} bytes while checking a 64 MiB WARC"
+    assert list(scratch.iterdir()) == []
+
+
+def test_wacz_deflated_inside_the_bundle_zip_still_fails_when_its_members_do(
+    good: tuple[Bundle, Path], tmp_path: Path
+) -> None:
+    def change(b: Bundle) -> None:
+        b.files["exhibits/EX-001/archive.wacz"] = make_wacz("capture.warc", WARC,
+                                                            inner_warc=WARC + b"x")
+
+    changed = Bundle(dict(good[0].files), good[0].signer, good[0].tsa, good[0].tree, [], {})
+    change(changed)
+    report = bv.verify_bundle(_deflate_all(changed.write(tmp_path / "b.zip"), tmp_path / "d.zip"))
+    assert check(report, "bag").ok, report.problems
+    assert has_problem(report, "archive.wacz", "archive/capture.warc", "not the capture's WARC")
     assert_no_internal_error(report)
 
 
