@@ -9,6 +9,7 @@ import sys
 import threading
 import unicodedata
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,10 @@ from warcio.warcwriter import WARCWriter
 
 from evidence import bundle_verifier, bundles, cases, custody, users
 from evidence.errors import LogBroken, StorageFull
-from evidence.home import Runtime
+from evidence.home import Runtime, init_home, open_runtime
 from evidence.models import Case, CustodyEntry, Export, Role
+from evidence.settings import Settings
+from tests.conftest import Databases
 from tests.factories import case_with_a_capture, drop_append_only
 
 FACTS = ("On 3 November 2026 the suspect offered boat crossings to Lesbos for EUR 3,000 a"
@@ -32,9 +35,9 @@ DESCRIPTION = URIRef("https://ontology.unifiedcyberontology.org/uco/core/descrip
 RDF_TYPE = URIRef("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
 
 
-def _warc_of(url: str) -> bytes:
+def _warc_of(url: str, *, gzip: bool = True) -> bytes:
     out = io.BytesIO()
-    writer = WARCWriter(out, gzip=True)
+    writer = WARCWriter(out, gzip=gzip)
     body = b"<html>elsewhere</html>"
     writer.write_record(writer.create_warc_record(
         url, "response", payload=io.BytesIO(body), length=len(body),
@@ -239,3 +242,189 @@ def test_a_bundle_that_cannot_be_kept_is_not_recorded_complete(
     assert actions == ["export.started", "export.failed"]
     assert "full" in reasons[str(export.id)]["details"]["reason"]
     assert list(runtime.settings.home_path.glob(".export-*")) == []
+
+
+# --- re-packed bundles ----------------------------------------------------------------------------
+# People unzip a bundle to look inside and zip it again to pass it on: with Info-ZIP's zip, with a
+# script, from inside the folder or from beside it. When every file's bytes are intact it must
+# still verify, in the project and with the verify.py it carries run as the defence runs it
+# (Debian's python3), and say that the ZIP is not the one exported.
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+PAGE = "https://t.me/crossings"
+
+
+@pytest.fixture(scope="module")
+def exported(databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A bundle exported by the service, its capture holding a WARC (so a WACZ) and a PNG."""
+    root = tmp_path_factory.mktemp("repack")
+    settings = Settings(home=root / "home", database_url=databases.new_url())
+    init_home(settings)
+    runtime = open_runtime(settings)
+    try:
+        _case_with_a_capture(runtime, "OP-REZIP", files=[
+            ("screenshot", "screenshot-full.png", "image/png", b"\x89PNG\r\n\x1a\n" + bytes(4096)),
+            ("text", "text.txt", "text/plain; charset=utf-8", "عبور الليلة".encode()),
+            # Uncompressed, so zip tools deflate the WACZ that holds it.
+            ("warc", "traffic.warc", "application/warc", _warc_of(PAGE, gzip=False)),
+        ])
+        yield bundles.export_case(runtime, "petra", reference="OP-REZIP",
+                                  out=root / "bundle.zip").path
+    finally:
+        runtime.close()
+
+
+def _unzip(bundle: Path, into: Path) -> Path:
+    """The bag folder, unpacked with Info-ZIP's unzip."""
+    subprocess.run(["unzip", "-q", str(bundle), "-d", str(into)], check=True, timeout=120)
+    (folder,) = into.iterdir()
+    return folder
+
+
+def _info_zip(cwd: Path, out: Path, *names: str) -> Path:
+    subprocess.run(["zip", "-r", "-q", str(out), *names], cwd=cwd, check=True, timeout=120)
+    return out
+
+
+def _python_zip(root: Path, out: Path, *, with_folder: bool) -> Path:
+    """As a script re-zips a folder: deflated, sorted, each folder an entry of its own."""
+    base = root.parent if with_folder else root
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        if with_folder:
+            zf.write(root, root.name)
+        for path in sorted(root.rglob("*")):
+            zf.write(path, path.relative_to(base).as_posix())
+    return out
+
+
+def _repack(method: str, bundle: Path, work: Path) -> Path:
+    folder = _unzip(bundle, work / "unpacked")
+    out = work / "repacked.zip"
+    if method == "zip -r folder":
+        return _info_zip(folder.parent, out, folder.name)
+    if method == "zip -r contents":
+        return _info_zip(folder, out, ".")
+    return _python_zip(folder, out, with_folder=method == "zipfile folder")
+
+
+def _defence_verify(bundle: Path, work: Path) -> tuple[int, dict[str, Any]]:
+    """The verify.py inside `bundle`, run on the system's own Python and its cryptography."""
+    with zipfile.ZipFile(bundle) as zf:
+        (name,) = [n for n in zf.namelist() if n.endswith("data/verify.py")]
+        script = work / "verify.py"
+        script.write_bytes(zf.read(name))
+    done = subprocess.run([SYSTEM_PYTHON, "-I", str(script), str(bundle), "--json", "--quiet"],
+                          capture_output=True, text=True, cwd=work, timeout=300)
+    assert done.returncode in (0, 1), done.stdout + done.stderr
+    result: dict[str, Any] = json.loads(done.stdout)
+    return done.returncode, result
+
+
+def _repacked_note(notes: list[str]) -> str | None:
+    return next((n for n in notes if "re-packed" in n), None)
+
+
+@pytest.mark.parametrize("method", ["zip -r folder", "zip -r contents", "zipfile folder",
+                                    "zipfile contents"])
+def test_a_rezipped_bundle_still_verifies_and_says_it_was_repacked(
+    exported: Path, tmp_path: Path, method: str
+) -> None:
+    repacked = _repack(method, exported, tmp_path)
+    with zipfile.ZipFile(repacked) as zf:
+        infos = zf.infolist()
+    assert any(i.is_dir() for i in infos)
+    (wacz,) = [i for i in infos if i.filename.endswith("archive.wacz")]
+    assert wacz.compress_type == zipfile.ZIP_DEFLATED  # so it is inflated to be checked
+    assert (method.endswith("contents")) == any(i.filename == "bagit.txt" for i in infos)
+
+    report = bundle_verifier.verify_bundle(repacked)
+    assert report.ok, report.render()
+    note = _repacked_note(report.notes)
+    assert note is not None and "export.completed" in note, report.notes
+    assert "checked from a temporary copy" in next(
+        c.detail for c in report.checks if c.name == "EX-001 WACZ")
+    code, defence = _defence_verify(repacked, tmp_path)
+    assert code == 0 and defence["ok"], defence["problems"]
+    assert _repacked_note(defence["notes"]) == note
+
+
+def test_the_bundle_as_exported_is_not_called_repacked(exported: Path, tmp_path: Path) -> None:
+    report = bundle_verifier.verify_bundle(exported)
+    assert report.ok, report.render()
+    assert _repacked_note(report.notes) is None
+    code, defence = _defence_verify(exported, tmp_path)
+    assert code == 0 and _repacked_note(defence["notes"]) is None
+
+
+def _screenshot(folder: Path) -> Path:
+    (path,) = folder.glob("data/exhibits/EX-001/files/*.png")
+    return path
+
+
+def _alter(folder: Path) -> str:
+    path = _screenshot(folder)
+    path.write_bytes(path.read_bytes() + b"\x00")
+    return path.relative_to(folder / "data").as_posix()
+
+
+def _add(folder: Path) -> str:
+    (folder / "data" / "exhibits" / "EX-001" / "files" / "planted.txt").write_text("planted")
+    return "exhibits/EX-001/files/planted.txt"
+
+
+def _remove(folder: Path) -> str:
+    path = _screenshot(folder)
+    path.unlink()
+    return path.relative_to(folder / "data").as_posix()
+
+
+def _finder_junk(folder: Path) -> str:
+    (folder / "data" / "exhibits" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    forks = folder.parent / "__MACOSX" / folder.name
+    forks.mkdir(parents=True)
+    (forks / "._bagit.txt").write_bytes(b"\x00\x05\x16\x07")
+    return ".DS_Store"
+
+
+CHANGES = {"altered": (_alter, "manifest-sha256.txt says"),
+           "added": (_add, "not listed in manifest-sha256.txt"),
+           "removed": (_remove, "missing from the bundle"),
+           "finder-metadata": (_finder_junk, "not part of the sealed bundle")}
+
+
+@pytest.mark.parametrize("change", sorted(CHANGES))
+def test_a_rezipped_bundle_with_changed_files_fails_and_names_them(
+    exported: Path, tmp_path: Path, change: str
+) -> None:
+    folder = _unzip(exported, tmp_path / "unpacked")
+    mutate, message = CHANGES[change]
+    named = mutate(folder)
+    tops = sorted(p.name for p in folder.parent.iterdir())
+    repacked = _info_zip(folder.parent, tmp_path / "changed.zip", *tops)
+    report = bundle_verifier.verify_bundle(repacked)
+    assert not report.ok
+    assert any(named in p and message in p for p in report.problems), report.problems
+    code, defence = _defence_verify(repacked, tmp_path)
+    assert code == 1 and defence["problems"] == report.problems
+    if change == "finder-metadata":
+        assert any("__MACOSX" in p and "macOS resource forks" in p for p in report.problems)
+
+
+@pytest.mark.parametrize("name", ["{bag}/../../outside.txt", "/tmp/absolute.txt",
+                                  "{bag}\\data\\backslash.txt", "../outside.txt"])
+def test_a_rezipped_bundle_with_an_escaping_name_is_refused(
+    exported: Path, tmp_path: Path, name: str
+) -> None:
+    repacked = _repack("zip -r folder", exported, tmp_path)
+    with zipfile.ZipFile(repacked) as zf:
+        bag = zf.namelist()[0].split("/")[0]
+    entry = name.format(bag=bag)
+    with zipfile.ZipFile(repacked, "a") as zf:
+        zf.writestr(entry, b"escape")
+    report = bundle_verifier.verify_bundle(repacked)
+    assert not report.ok
+    assert any(repr(entry) in p and "refused unread" in p for p in report.problems), \
+        report.problems
+    code, defence = _defence_verify(repacked, tmp_path)
+    assert code == 1 and defence["problems"] == report.problems
+    assert not (tmp_path / "outside.txt").exists() and not Path("/tmp/absolute.txt").exists()
