@@ -249,6 +249,29 @@ def missing_required(fields: tuple[FieldSpec, ...], r: RequestInput) -> list[Pro
     ]
 
 
+# How far past the moment of issue a period may end: a day typed as a date in a time zone east
+# of UTC ends up to this much later, and is still meant as "until today".
+PERIOD_END_SLACK = timedelta(hours=24)
+
+
+def period_problems(r: RequestInput) -> list[Problem]:
+    """The period of the records asked for. Preservation and disclosure reach stored records:
+    a period ending before it starts asks for none, and one ending after the request is issued
+    asks for records that do not exist yet (only an interception order reaches those)."""
+    period = r.date_range
+    if period is None:
+        return []
+    if period.end < period.start:
+        return [Problem(f"the date range ends ({utc_text(period.end)}) before it starts "
+                        f"({utc_text(period.start)})", "date_range")]
+    if r.issued_at is not None and period.end > r.issued_at + PERIOD_END_SLACK:
+        return [Problem(
+            f"the date range ends {utc_text(period.end)}, after the request is issued "
+            f"({utc_text(r.issued_at)}): stored records can only be asked for up to then; "
+            "records yet to come need an interception order", "date_range")]
+    return []
+
+
 def identifier_problems(r: RequestInput) -> list[Problem]:
     """Identifiers against the registry's accepted kinds and the timestamps' zones."""
     problems: list[Problem] = []

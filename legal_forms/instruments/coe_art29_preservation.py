@@ -28,6 +28,7 @@ from legal_forms.instruments.base import (
     identifier_lines,
     identifier_problems,
     non_eu_addressee,
+    period_problems,
     user_field,
     zone_of,
 )
@@ -116,7 +117,7 @@ class CoeArt29Preservation(Instrument):
     )
 
     def check(self, r: RequestInput) -> list[Problem]:
-        problems = identifier_problems(r)
+        problems = identifier_problems(r) + period_problems(r)
         statement = r.user("mla_intention").lower()
         if statement and not any(w in statement for w in ("mutual", "mla", "assistance")):
             problems.append(Problem(

@@ -21,6 +21,7 @@ from legal_forms.instruments.base import (
     date_range_text,
     identifier_lines,
     identifier_problems,
+    period_problems,
     user_field,
 )
 from legal_forms.instruments.coe_common import (
@@ -105,7 +106,7 @@ class CoeArt31Mla(Instrument):
     )
 
     def check(self, r: RequestInput) -> list[Problem]:
-        problems = identifier_problems(r)
+        problems = identifier_problems(r) + period_problems(r)
         if DataCategory.CONTENT in r.categories:
             problems.append(Problem(
                 "the T-CY(2018)10 template is for subscriber information; ask for content in a "

@@ -19,6 +19,7 @@ from legal_forms.instruments.base import (
     Section,
     computed,
     identifier_problems,
+    period_problems,
     user_field,
 )
 from legal_forms.instruments.us_common import REGISTRY, S2702, provider_fields, provider_sections
@@ -60,7 +61,7 @@ class EmergencyDisclosure(Instrument):
     sources = (S2702, REGISTRY)
 
     def check(self, r: RequestInput) -> list[Problem]:
-        problems = identifier_problems(r)
+        problems = identifier_problems(r) + period_problems(r)
         if not r.emergency:
             problems.append(Problem("an emergency disclosure request needs the emergency flag",
                                     "emergency"))

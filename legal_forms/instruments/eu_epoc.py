@@ -28,6 +28,7 @@ from legal_forms.instruments.base import (
     add_hours,
     computed,
     identifier_problems,
+    period_problems,
     user_field,
     zone_of,
 )
@@ -135,6 +136,7 @@ class EuEpoc(Instrument):
     def check(self, r: RequestInput) -> list[Problem]:
         problems = issuing_state_problems(r) + addressee_problems(r)
         problems += authority_problems(r, preservation=False) + identifier_problems(r)
+        problems += period_problems(r)
         if not r.categories:
             problems.append(Problem("name at least one data category", "categories"))
         if _strict(r):

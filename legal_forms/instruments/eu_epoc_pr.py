@@ -32,6 +32,7 @@ from legal_forms.instruments.base import (
     identifier_lines,
     identifier_problems,
     issuing_field,
+    period_problems,
     user_field,
     validating_field,
     zone_of,
@@ -153,6 +154,7 @@ class EuEpocPr(Instrument):
     def check(self, r: RequestInput) -> list[Problem]:
         problems = issuing_state_problems(r) + addressee_problems(r)
         problems += authority_problems(r, preservation=True) + identifier_problems(r)
+        problems += period_problems(r)
         if not r.categories:
             problems.append(Problem("name at least one data category", "categories"))
         return problems

@@ -21,6 +21,7 @@ from legal_forms.instruments.base import (
     add_days,
     computed,
     identifier_problems,
+    period_problems,
     zone_of,
 )
 from legal_forms.instruments.us_common import REGISTRY, S2703, provider_fields, provider_sections
@@ -63,12 +64,10 @@ class ProviderPreservation(Instrument):
     sources = (S2703, REGISTRY)
 
     def check(self, r: RequestInput) -> list[Problem]:
-        problems = identifier_problems(r)
+        problems = identifier_problems(r) + period_problems(r)
         if r.date_range is None:
             problems.append(Problem("a preservation request must give the date range of the "
                                     "records to preserve", "date_range"))
-        elif r.date_range.end < r.date_range.start:
-            problems.append(Problem("the date range ends before it starts", "date_range"))
         if not r.categories:
             problems.append(Problem("name the records to preserve", "records"))
         if r.platform.preservation.days is None:

@@ -19,6 +19,7 @@ from legal_forms.instruments.base import (
     RequestInput,
     computed,
     identifier_problems,
+    period_problems,
     user_field,
 )
 from legal_forms.instruments.us_common import REGISTRY, S2702, provider_fields, provider_sections
@@ -50,7 +51,7 @@ class ProviderVoluntaryDisclosure(Instrument):
     sources = (S2702, REGISTRY)
 
     def check(self, r: RequestInput) -> list[Problem]:
-        problems = identifier_problems(r)
+        problems = identifier_problems(r) + period_problems(r)
         if DataCategory.CONTENT in r.categories:
             problems.append(Problem("content cannot be disclosed voluntarily to a foreign "
                                     "authority: use an MLAT or a CLOUD Act agreement",

@@ -132,6 +132,32 @@ def test_sample_request_is_valid(registry: Registry, kind: str) -> None:
     assert errors(registry, kind) == []
 
 
+# The kinds that ask for records of a period: not the takedown orders and notices (DSA), nor
+# an EPOC-PR's extension (which keeps the order's own period).
+DATED_KINDS = [kind for kind in INSTRUMENTS
+               if not kind.startswith("dsa-") and kind != "eu-epoc-pr-extension"]
+
+
+@pytest.mark.parametrize("kind", DATED_KINDS)
+def test_a_period_that_ends_before_it_starts_or_after_the_request_is_refused(
+        registry: Registry, kind: str) -> None:
+    """Stored records only: a period in the future is an interception order, not this."""
+    issued = make_request(registry, kind).issued_at
+    assert issued is not None
+    start, end = issued - timedelta(days=1), issued - timedelta(days=30)
+    said = [e for e in errors(registry, kind, date_range=DateRange(start, end))
+            if "date range" in e]
+    assert len(said) == 1, said
+    assert (f"the date range ends ({end:%Y-%m-%d %H:%M:%S} UTC) before it starts "
+            f"({start:%Y-%m-%d %H:%M:%S} UTC)") in said[0]
+    future = DateRange(issued - timedelta(days=30), issued + timedelta(days=2))
+    assert any("after the request is issued" in e and "interception order" in e
+               for e in errors(registry, kind, date_range=future))
+    # Up to a day past the moment of issue is "until today" typed in another time zone.
+    today = DateRange(issued - timedelta(days=30), issued + timedelta(hours=23))
+    assert not [e for e in errors(registry, kind, date_range=today) if "date range" in e]
+
+
 def _pdftotext(path: Path) -> str:
     return subprocess.run(["pdftotext", "-raw", str(path), "-"], check=True,
                           capture_output=True, text=True).stdout
