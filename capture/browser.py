@@ -10,6 +10,7 @@ import contextlib
 import os
 import shutil
 import signal
+import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -54,9 +55,13 @@ class BrowserSession:
         # A switch Chromium ignores, on this browser's command line alone: `kill` finds the
         # process by it (Playwright does not say which process it started).
         self._mark = f"--evidence-locker-browser={uuid.uuid4().hex}"
+        # Where the browser writes the files pages download, while they download: a capture
+        # watches their size there, to stop one that grows past its bound.
+        self._downloads: Path | None = None
 
     def start(self) -> BrowserSession:
         executable = find_chromium(self.settings)
+        self._downloads = Path(tempfile.mkdtemp(prefix="evidence-downloads-"))
         self._playwright = sync_playwright().start()
         try:
             with map_playwright_errors("starting Chromium"):
@@ -64,10 +69,12 @@ class BrowserSession:
                     executable_path=None if executable is None else str(executable),
                     args=[*LAUNCH_FLAGS, self._mark],
                     headless=True,
+                    downloads_path=self._downloads,
                 )
         except Exception as exc:
             self._playwright.stop()
             self._playwright = None
+            self._remove_downloads()
             where = executable or "Playwright's own browser"
             raise BrowserUnavailable(
                 f"could not start Chromium ({where}): {exc}; install Debian's chromium "
@@ -80,6 +87,24 @@ class BrowserSession:
         if self._browser is None or not self._browser.is_connected():
             raise BrowserUnavailable("the browser is not running")
         return self._browser
+
+    @property
+    def downloads_dir(self) -> Path:
+        """The folder the browser downloads into (files named by the browser, not the page)."""
+        if self._downloads is None:
+            raise BrowserUnavailable("the browser is not running")
+        return self._downloads
+
+    def downloading_bytes(self) -> int:
+        """The size of the largest file in the downloads folder, as it stands."""
+        largest = 0
+        if self._downloads is None:
+            return largest
+        with contextlib.suppress(OSError):  # the folder is gone with a browser being closed
+            for entry in os.scandir(self._downloads):
+                with contextlib.suppress(OSError):  # a file finished and moved meanwhile
+                    largest = max(largest, entry.stat().st_size)
+        return largest
 
     @property
     def version(self) -> str:
@@ -128,6 +153,12 @@ class BrowserSession:
             if self._playwright is not None:
                 self._playwright.stop()
                 self._playwright = None
+            self._remove_downloads()
+
+    def _remove_downloads(self) -> None:
+        if self._downloads is not None:
+            shutil.rmtree(self._downloads, ignore_errors=True)
+            self._downloads = None
 
     def __enter__(self) -> BrowserSession:
         return self.start()

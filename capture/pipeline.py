@@ -37,9 +37,16 @@ from playwright.sync_api import (
 )
 from playwright.sync_api import Error as PlaywrightError
 
-from capture import traffic
+from capture import pdfread, traffic
 from capture.browser import BrowserSession
-from capture.errors import CaptureError, NavigationFailed, TooLarge, map_playwright_errors
+from capture.errors import (
+    CaptureError,
+    NavigationFailed,
+    StepTimeout,
+    TooLarge,
+    map_playwright_errors,
+)
+from capture.pdfread import read_pdf_text
 from capture.phash import hash_file
 from capture.urlsafety import (
     DEFAULT_SCHEMES,
@@ -65,6 +72,7 @@ QUIET_MS = 200
 _POLL_MS = 20
 
 MAX_DIALOGS = 100
+MAX_HOPS_RECORDED = 50  # of a navigation that failed (Chromium gives up after 20 redirects)
 # Documents Chromium would hand to its PDF viewer, which keeps none of the file: the viewer's
 # own page ends up in the DOM, the screenshot and (under the PDF's URL) the traffic record. Such
 # a document is saved as a download instead, so the file the server sent is the evidence.
@@ -119,6 +127,9 @@ class _Saved:
     url: str
     name: str
     path: Path
+    # Set when the download was stopped for growing past the bound per artifact: the bytes it
+    # had reached. Nothing of it is kept (`path` was never written).
+    stopped_at: int | None = None
 
 
 def _media_type(headers: list[list[str]]) -> str | None:
@@ -147,12 +158,16 @@ class _Run:
         self.context: BrowserContext | None = None
         self.downloads: list[_Saved] = []
         self.download_failures: list[str] = []
+        self.downloading: list[Download] = []  # still coming in (`on_download` waits on them)
+        self.stopping: dict[int, int] = {}  # id of a download being stopped: bytes it reached
+        self.stopped: list[_Saved] = []  # stopped for growing past the bound, not kept
         # Each document response the browser got, by its network request id (the same for
         # every hop of a redirect chain): URL, status and headers as the server sent them.
         self.documents: dict[str, list[_Hop]] = {}
         self.document_addresses: dict[str, tuple[str, int | None]] = {}
         # The address answered with a file rather than a page: what the capture kept of it.
         self.file: _Saved | None = None
+        self.load_deadline = self.deadline  # set by `navigate`: its bound covers the load too
         self._dns: dict[tuple[str, int], list[str]] = {}
         self.in_flight: set[Request] = set()
         self.last_activity = time.monotonic()
@@ -279,15 +294,41 @@ class _Run:
             page.close()
 
     def on_download(self, download: Download) -> None:
+        """Save the file once the browser has it all (this handler waits for that, while the
+        capture goes on); one that grows past the bound is stopped by `watch_downloads`."""
         name = _safe(download.suggested_filename)
-        target = self.tmp / f"download-{len(self.downloads)}-{name}"
+        target = self.tmp / f"download-{len(self.downloads) + len(self.stopped)}-{name}"
+        self.downloading.append(download)
         try:
             download.save_as(target)
             self.downloads.append(_Saved(url=download.url, name=name, path=target))
         except Exception as exc:  # recorded on the capture, the page goes on
+            reached = self.stopping.get(id(download))
+            if reached is not None:
+                target.unlink(missing_ok=True)
+                self.stopped.append(_Saved(url=download.url, name=name, path=target,
+                                           stopped_at=reached))
+                return
             self.download_failures.append(str(exc).strip().splitlines()[0] if str(exc).strip()
                                           else type(exc).__name__)
             self.record.steps.append(StepOutcome("download", False, f"download failed: {exc}"))
+        finally:
+            self.downloading.remove(download)
+
+    def watch_downloads(self) -> None:
+        """Stop the downloads under way once one has grown past the bound per artifact: a
+        file sent without a length (or lying about it) would otherwise fill the disk until
+        the capture's time runs out, and could not be stored anyway."""
+        if not self.downloading:
+            return
+        reached = self.pipeline.browser.downloading_bytes()
+        if reached <= self.settings.max_artifact_bytes:
+            return
+        for download in list(self.downloading):
+            if id(download) not in self.stopping:
+                self.stopping[id(download)] = reached
+                with contextlib.suppress(PlaywrightError):  # it finished meanwhile
+                    download.cancel()
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -357,15 +398,23 @@ class _Run:
     # -- steps ---------------------------------------------------------------------------
 
     def navigate(self) -> str | None:
+        """Go to the address, until the browser has its answer and shows it (commit); the load
+        event is waited for in the next step, so a page that never finishes loading (a tracker
+        that hangs, a body trickled for minutes) is still captured as it stood."""
         page = self.live_page
         url = self.record.requested_url
+        bound = self.settings.navigation_timeout_seconds
+        self.load_deadline = time.monotonic() + self.remaining_ms(bound) / 1000
         try:
             with map_playwright_errors(f"loading {url}", navigation=True):
-                response = page.goto(url, wait_until="load",
-                                     timeout=self.remaining_ms(self.settings.navigation_timeout_seconds))
-        except NavigationFailed as exc:
+                response = page.goto(url, wait_until="commit", timeout=self.remaining_ms(bound))
+        except CaptureError as exc:
             if "Download is starting" in str(exc):
                 return self._answered_with_file(url)
+            # What the browser was sent through before it failed (a redirect loop, a hop to a
+            # server that never answers) is part of the record.
+            self.record.redirects = [{"url": h.url, "status": h.status}
+                                     for h in self.navigation_hops() if h.status is not None]
             refused = next((b for b in self.record.blocked if b["url"].rstrip("/") ==
                             url.rstrip("/")), None)
             if refused is not None:
@@ -393,8 +442,33 @@ class _Run:
         security = response.security_details()
         if security:
             self.record.tls = {"negotiated": dict(security)}
-        self.record.title = page.title()
         return None
+
+    def load(self) -> str | None:
+        """Wait for the page's load event, within what is left of the navigation bound."""
+        page = self.live_page
+        left_ms = max(1.0, (self.load_deadline - time.monotonic()) * 1000)
+        try:
+            with map_playwright_errors("waiting for the page to load"):
+                page.wait_for_load_state("load", timeout=self.remaining_ms(left_ms / 1000))
+        except CaptureError as exc:
+            if not isinstance(exc, StepTimeout):
+                raise
+            self.record.title = self._title()
+            raise CaptureError(
+                f"the page had not finished loading after "
+                f"{self.settings.navigation_timeout_seconds:.0f} s; what it showed by then is "
+                "captured") from exc
+        self.record.title = self._title()
+        return None
+
+    def _title(self) -> str | None:
+        with map_playwright_errors("reading the title"):
+            return self.live_page.title()
+
+    def navigation_hops(self) -> list[_Hop]:
+        """The document answers of the capture's own navigation, redirects first."""
+        return next(iter(self.documents.values()), [])[:MAX_HOPS_RECORDED]
 
     def _served_from(self, ip: str | None, port: int | None) -> None:
         self.record.remote_ip = ip
@@ -411,14 +485,16 @@ class _Run:
         wait_ms = self.remaining_ms(self.settings.navigation_timeout_seconds)
         limit = time.monotonic() + wait_ms / 1000
         # The download event comes after the navigation gave up; its handler saves the file.
-        while not self.downloads and not self.download_failures and time.monotonic() < limit:
+        while (not self.downloads and not self.stopped and not self.download_failures
+               and time.monotonic() < limit):
+            self.watch_downloads()
             with map_playwright_errors("waiting for the file the address answered with"):
                 page.wait_for_timeout(_POLL_MS)
-        if not self.downloads:
+        if not self.downloads and not self.stopped:
             why = self.download_failures[0] if self.download_failures else "it never came"
             raise NavigationFailed(f"{url} answered with a file, which the browser could not "
                                    f"save: {why}")
-        saved = self.downloads[0]
+        saved = (self.downloads or self.stopped)[0]
         request_id, hops = self.answer_to(saved.url)
         self.file = saved
         self.record.final_url = saved.url
@@ -432,6 +508,11 @@ class _Run:
         media_type = (_media_type(hops[-1].headers) if hops else None) or "of no stated type"
         shown = " (which the browser would only have shown in its PDF viewer)" if (
             hops and hops[-1].saved_not_shown) else ""
+        if saved.stopped_at is not None:
+            return (f"the address answered with a file, not a page: {saved.name}, {media_type}"
+                    f"{shown}; the download was stopped at {saved.stopped_at} bytes, over the "
+                    f"{self.settings.max_artifact_bytes}-byte bound per artifact, and there is "
+                    "no page to render")
         return (f"the address answered with a file, not a page: {saved.name}, {media_type}, "
                 f"{saved.path.stat().st_size} bytes{shown}; the browser saved the file for the "
                 "capture's downloads, and there is no page to render")
@@ -443,6 +524,7 @@ class _Run:
         with map_playwright_errors("waiting for the network to go quiet"):
             while True:
                 now = time.monotonic()
+                self.watch_downloads()
                 if not self.in_flight and now - self.last_activity >= QUIET_MS / 1000:
                     return None
                 if now >= limit:
@@ -514,6 +596,19 @@ class _Run:
         self.store_bytes("text", "text.txt", text.encode("utf-8"), "text/plain; charset=utf-8")
         return None
 
+    def pdf_text(self) -> str | None:
+        """The words of the PDF the address answered with, read from the file itself."""
+        saved = self.file
+        assert saved is not None
+        if saved.path.stat().st_size > self.settings.max_artifact_bytes:
+            return "the PDF is over the bound per artifact and not kept, so its text is not read"
+        found = read_pdf_text(saved.path, timeout=min(pdfread.TIMEOUT_SECONDS,
+                                                      self.remaining_ms() / 1000))
+        self.record.language = {"declared": None, **detect_language(found.text)}
+        self.store_bytes("text", "text.txt", found.text.encode("utf-8"),
+                         "text/plain; charset=utf-8")
+        return found.note
+
     def tls_chain(self) -> str | None:
         final = self.record.final_url or self.record.requested_url
         parts = urlsplit(final)
@@ -570,6 +665,12 @@ class _Run:
             media_type = (_media_type(hops[-1].headers) if hops else None) or \
                 "application/octet-stream"
             self.store("download", saved.path, media_type, saved.path.name)
+        if self.stopped:
+            first = self.stopped[0]
+            raise TooLarge(
+                f"{len(self.stopped)} downloads stopped for growing past the "
+                f"{self.settings.max_artifact_bytes}-byte bound per artifact, not stored; first "
+                f"{first.url}, stopped at {first.stopped_at} bytes")
         return f"{len(self.downloads)} downloads"
 
     def _with_saved_bodies(self, exchanges: list[traffic.Exchange]) -> list[traffic.Exchange]:
@@ -587,6 +688,15 @@ class _Run:
                 ex = replace(ex, body_path=saved.path, response_headers=headers)
             kept.append(ex)
         return kept
+
+
+def _is_pdf(path: Path) -> bool:
+    """Whether the file starts as a PDF does (its header may follow up to 1 KB of anything)."""
+    try:
+        with path.open("rb") as handle:
+            return b"%PDF-" in handle.read(1024)
+    except OSError:
+        return False
 
 
 def _png_size(path: Path) -> tuple[int, int] | None:
@@ -769,7 +879,7 @@ class CapturePipeline:
             record.user_agent = page.evaluate("() => navigator.userAgent")
             if run.run_step("navigate", run.navigate):
                 steps: tuple[tuple[str, Callable[[], str | None]], ...] = (
-                    ("settle", run.settle), ("scroll", run.scroll),
+                    ("load", run.load), ("settle", run.settle), ("scroll", run.scroll),
                     ("screenshot", run.screenshot_full),
                     ("screenshot_viewport", run.screenshot_viewport), ("dom", run.dom),
                     ("mhtml", run.mhtml), ("pdf", run.pdf), ("text", run.text),
@@ -777,6 +887,8 @@ class CapturePipeline:
                 )
                 if run.file is not None:  # a file has no page to look at
                     steps = (("tls", run.tls_chain),)
+                    if run.file.stopped_at is None and _is_pdf(run.file.path):
+                        steps = (("text", run.pdf_text), *steps)
                 for name, step in steps:
                     run.run_step(name, step)
         finally:
@@ -791,7 +903,7 @@ class CapturePipeline:
             run.run_step("warc", lambda: run.archive_traffic(har))
         else:
             record.steps.append(StepOutcome("warc", False, "the browser wrote no traffic record"))
-        if run.downloads:
+        if run.downloads or run.stopped:
             run.run_step("downloads", run.store_downloads)
 
 

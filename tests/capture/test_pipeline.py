@@ -355,12 +355,31 @@ def test_an_address_that_answers_with_a_file_keeps_the_file(
     assert len(files) == 1 and files[0].media_type == media_type
     assert Path(files[0].path).read_bytes() == body
     assert files[0].sha256 == hashlib.sha256(body).hexdigest()
-    # Nothing claims to show a page that was never there.
-    assert not {a.kind for a in record.artifacts} & {"screenshot", "dom", "text", "pdf"}
+    # Nothing claims to show a page that was never there; a PDF's own words are read from it.
+    assert not {a.kind for a in record.artifacts} & {"screenshot", "dom", "pdf"}
+    if media_type == "application/pdf":
+        assert _artifact(record, "text").decode().strip() == pages.PDF_TEXT
+        text = record.step("text")
+        assert text is not None and text.note == "text read from the PDF's one page"
+    else:
+        assert record.step("text") is None and "text" not in {a.kind for a in record.artifacts}
     rec, payload = _warc_responses(record)[server.url(path)]
     assert payload == body
     assert rec.http_headers.get_header("Content-Type") == media_type
     assert rec.rec_headers.get_header("WARC-Truncated") is None
+
+
+def test_a_pdf_whose_text_cannot_be_read_is_kept_and_the_capture_says_why(
+    server: pages.PagesServer, pipeline: CapturePipeline,
+) -> None:
+    record = pipeline.run(server.url(pages.BROKEN_PDF_PATH))
+    assert record.status == "partial", record.steps
+    text = record.step("text")
+    assert text is not None and not text.ok
+    assert (text.error or "").startswith("the PDF's text could not be read: ")
+    files = [a for a in record.artifacts if a.kind == "download"]
+    assert [Path(a.path).read_bytes() for a in files] == [pages.BROKEN_PDF_BYTES]
+    assert "text" not in {a.kind for a in record.artifacts}
 
 
 def test_a_pdf_reached_by_a_redirect_keeps_the_chain_and_the_headers_as_sent(
@@ -407,6 +426,36 @@ def test_a_server_too_slow_to_answer_fails_with_a_clear_reason(
     assert record.status == "failed"
     assert record.error is not None and "timed out" in record.error
     assert any(a.kind == "metadata" for a in record.artifacts)
+
+
+def test_a_page_that_never_finishes_loading_is_captured_as_it_stood(
+    server: pages.PagesServer, browser: BrowserSession, store: FolderStore, settings: Settings,
+) -> None:
+    """The answer starts at once and trickles for 20 s (a tracker that hangs does the same to
+    the load event): what the page showed by the navigation bound is evidence, not a failure
+    to retry three times."""
+    impatient = CapturePipeline(browser, store, settings.model_copy(
+        update={"navigation_timeout_seconds": 3}))
+    record = impatient.run(server.url("/slow-body?delay=20&chunks=20"))
+    assert record.status == "partial", record.steps
+    assert record.http_status == 200 and record.title == "Slow body"
+    load = record.step("load")
+    assert load is not None and not load.ok
+    assert "had not finished loading after 3 s" in (load.error or "")
+    text = _artifact(record, "text").decode()
+    assert "Slow body" in text and "chunk 1" in text and "chunk 20" not in text
+    assert {"screenshot", "dom", "warc"} <= {a.kind for a in record.artifacts}
+
+
+def test_a_redirect_loop_fails_and_keeps_the_hops_it_went_through(
+    server: pages.PagesServer, pipeline: CapturePipeline,
+) -> None:
+    record = pipeline.run(server.url("/redirect/loop"))
+    assert record.status == "failed"
+    assert record.error is not None and "ERR_TOO_MANY_REDIRECTS" in record.error
+    assert len(record.redirects) >= 20, record.redirects
+    assert {(hop["url"], hop["status"]) for hop in record.redirects} == {
+        (server.url("/redirect/loop"), 302)}
 
 
 def test_an_artifact_over_its_size_bound_is_refused_and_the_capture_is_partial(
@@ -506,6 +555,30 @@ def test_a_body_the_browser_did_not_keep_is_marked_truncated_not_archived_empty(
     warc = record.step("warc")
     assert warc is not None and "1 responses archived without their body" in (warc.note or "")
     assert len(_artifact(record, "dom")) > 39_000_000  # what the page showed is kept
+
+
+def test_a_file_that_never_ends_is_stopped_at_the_bound_not_left_to_fill_the_disk(
+    server: pages.PagesServer, browser: BrowserSession, store: FolderStore, settings: Settings,
+) -> None:
+    """Sent with no length and no end: the download is stopped once past the bound per
+    artifact, instead of growing until the capture's time runs out."""
+    bounded = CapturePipeline(browser, store, settings.model_copy(
+        update={"max_artifact_bytes": 5_000_000}))
+    record = bounded.run(server.url(pages.ENDLESS_PATH))
+    assert record.status == "partial", record.steps
+    assert record.http_status == 200
+    navigate = record.step("navigate")
+    assert navigate is not None and navigate.ok
+    assert "the download was stopped at" in (navigate.note or "")
+    downloads = record.step("downloads")
+    assert downloads is not None and not downloads.ok
+    assert "stopped for growing past the 5000000-byte bound" in (downloads.error or "")
+    stopped_at = int((downloads.error or "").rsplit("stopped at ", 1)[1].split()[0])
+    assert stopped_at > 5_000_000
+    assert not [a for a in record.artifacts if a.kind == "download"]
+    assert {"metadata", "warc"} <= {a.kind for a in record.artifacts}
+    assert list(browser.downloads_dir.iterdir()) == []  # nothing of it left on disk
+    assert bounded.run(server.url(pages.ZIP_PATH)).status == "complete"  # the browser goes on
 
 
 def test_a_file_over_the_bound_is_said_not_kept_and_the_warc_is_still_kept(

@@ -34,6 +34,11 @@ Routes (all GET, HEAD also works):
     a PDF served to be shown (no ``Content-Disposition``), a ZIP file (``application/zip``), a
     page showing the PDF in an ``<iframe>``, ``N`` bytes of ``application/octet-stream``
     (:func:`blob_bytes`)
+``/files/broken.pdf``
+    ``application/pdf`` that is no PDF past its first line (:data:`BROKEN_PDF_BYTES`)
+``/files/endless``
+    ``application/octet-stream`` with no length, sent until the client hangs up (at most
+    :data:`ENDLESS_MAX_BYTES`)
 ``/changing``, ``/changing/img/<name>.png``
     content chosen by :meth:`PagesServer.set_version` (see :data:`CHANGING_PAGES`)
 ``/vanishing``, ``/unavailable``
@@ -128,6 +133,9 @@ INLINE_PDF_PATH = "/files/leaflet.pdf"
 ZIP_PATH = "/files/papers.zip"
 PDF_FRAME_PATH = "/files/pdf-frame"
 BLOB_PATH = "/files/blob"
+ENDLESS_PATH = "/files/endless"
+BROKEN_PDF_PATH = "/files/broken.pdf"
+ENDLESS_MAX_BYTES = 4 * 1024**3
 
 CHANGING_PATH = "/changing"
 VANISHING_PATH = "/vanishing"
@@ -255,9 +263,12 @@ def _make_ico() -> bytes:
     return icondir + entry + png
 
 
+PDF_TEXT = "Evidence locker test report"  # what the PDF says
+
+
 def _make_pdf() -> bytes:
     # Offsets in the xref table must be exact byte positions, so build it object by object.
-    stream = b"BT /F1 18 Tf 72 770 Td (Evidence locker test report) Tj ET"
+    stream = b"BT /F1 18 Tf 72 770 Td (%s) Tj ET" % PDF_TEXT.encode()
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
@@ -284,6 +295,8 @@ def _make_pdf() -> bytes:
 
 FAVICON_BYTES = _make_ico()
 PDF_BYTES = _make_pdf()
+# Starts as a PDF, and is none: no objects, no cross-reference table.
+BROKEN_PDF_BYTES = b"%PDF-1.7\n" + bytes(range(256)) * 8 + b"\n%%EOF\n"
 # A ZIP file holding one stored file, papers.txt: a local header, its data, the central directory.
 ZIP_BYTES = b"".join((
     b"PK\x03\x04", struct.pack("<5H3I2H", 10, 0, 0, 0, 0, zlib.crc32(b"papers\n"), 7, 7, 10, 0),
@@ -759,6 +772,8 @@ class _Handler(BaseHTTPRequestHandler):
             ZIP_PATH: lambda: self._send(200, ZIP_BYTES, "application/zip"),
             BLOB_PATH: lambda: self._send(200, blob_bytes(int(_number(
                 query, "size", 1000, 0, BIG_MAX_SIZE))), "application/octet-stream"),
+            ENDLESS_PATH: self._endless,
+            BROKEN_PDF_PATH: lambda: self._send(200, BROKEN_PDF_BYTES, "application/pdf"),
             PDF_FRAME_PATH: lambda: self._html(_page(
                 "A leaflet in a frame", f'<h1>Leaflet</h1><iframe src="{INLINE_PDF_PATH}" '
                 'width="600" height="400"></iframe>')),
@@ -889,6 +904,17 @@ class _Handler(BaseHTTPRequestHandler):
             if part is not parts[-1] and self.pages.stopping.wait(pause):
                 # Stopping: finish at once rather than hold the thread.
                 pause = 0
+
+    def _endless(self) -> None:
+        """A file with no stated length that never ends: only the client can stop it."""
+        self._send_head(200, "application/octet-stream", None)
+        if self.command == "HEAD":
+            return
+        chunk = bytes(range(256)) * 256
+        sent = 0
+        while sent < ENDLESS_MAX_BYTES and not self.pages.stopping.is_set():
+            self.wfile.write(chunk)  # BrokenPipeError once the client hangs up: handled above
+            sent += len(chunk)
 
     def _download(self) -> None:
         disposition = f'attachment; filename="{DOWNLOAD_FILENAME}"'
