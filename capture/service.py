@@ -27,8 +27,17 @@ from evidence.models import Capture, CaptureStatus, Case, Target, User
 
 log = logging.getLogger("capture.worker")
 LEASE_SECONDS = 120.0
-# A refused address or a malformed URL will not get better by trying again.
+# A refused address or a malformed URL will not get better by trying again; nor will a redirect
+# loop or a redirect the browser will not follow (a fresh browser meets the same ones).
 NOT_RETRYABLE = ("refused:", "is not an http")
+NOT_RETRYABLE_NET_ERRORS = ("net::ERR_TOO_MANY_REDIRECTS", "net::ERR_UNSAFE_REDIRECT",
+                            "net::ERR_INVALID_REDIRECT")
+
+
+def retryable(error: str) -> bool:
+    """Whether a capture that failed with `error` may succeed if tried again."""
+    return not error.startswith(NOT_RETRYABLE) and not any(
+        code in error for code in NOT_RETRYABLE_NET_ERRORS)
 
 
 @dataclass(frozen=True)
@@ -146,7 +155,7 @@ class CaptureWorker:
             if record.status == CaptureStatus.FAILED:
                 error = record.error or "page could not be loaded"
                 jobs.fail(session, job_id=claimed.job_id, worker=self.worker_id, error=error,
-                          retryable=not error.startswith(NOT_RETRYABLE))
+                          retryable=retryable(error))
             else:
                 jobs.complete(session, job_id=claimed.job_id, worker=self.worker_id,
                               capture_id=record.capture_id)

@@ -232,6 +232,32 @@ def test_capture_shows_progress_then_id_status_and_manifest_hash(
     assert shown["status"] == "complete" and shown["url"] == server.url("/rtl?plain=1")
 
 
+def test_a_captured_pdf_is_found_by_its_words(home: Home, server: pages.PagesServer) -> None:
+    """A price list posted as a PDF has no page to read text from: its words come from the file,
+    and search finds the capture by them."""
+    captured = _capture_json(home, server.url(pages.INLINE_PDF_PATH))
+    assert captured["status"] == "complete"
+    found = json.loads(home.ok("search", "text", '"locker test report"', "--case", CASE,
+                               "--json"))
+    assert [hit["capture_id"] for hit in found] == [captured["id"]]
+
+
+def test_a_page_answered_with_an_error_status_is_captured_and_says_so(
+    home: Home, server: pages.PagesServer,
+) -> None:
+    """A page taken down answers 404: that answer is the evidence (the capture is complete),
+    and the output says it is an error answer, not the page."""
+    done = home.run("capture", server.url("/no-such-post"), "--case", CASE)
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    lines = done.stdout.splitlines()
+    assert re.fullmatch(r"capture [0-9a-f-]{36}: complete", lines[0]), done.stdout
+    assert ("  the server answered HTTP 404 Not Found: what was captured is that answer, not "
+            "the page as it once stood") in lines, done.stdout
+
+    found = home.run("capture", server.url("/simple.html"), "--case", CASE)
+    assert found.returncode == 0 and "the server answered HTTP" not in found.stdout
+
+
 def test_a_refused_address_fails_with_the_reason_and_no_traceback(
     home: Home, server: pages.PagesServer,
 ) -> None:
@@ -254,6 +280,21 @@ def test_a_refused_address_fails_with_the_reason_and_no_traceback(
     # A refusal will not change on a retry: the jobs end failed, not queued again.
     assert states == [JobState.FAILED, JobState.FAILED]
     _custody_verifies(home)
+
+
+def test_a_redirect_loop_fails_once_not_three_times(
+    home: Home, server: pages.PagesServer,
+) -> None:
+    """A fresh browser meets the same loop: trying again would only delay the answer."""
+    done = home.run("capture", server.url("/redirect/loop"), "--case", CASE)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "ERR_TOO_MANY_REDIRECTS" in done.stdout, done.stdout
+    assert "attempt 1 of" not in done.stderr  # no "next try at ..."
+    with db(home) as session:
+        jobs = session.scalars(select(CaptureJob)).all()
+        assert [(job.state, job.attempts) for job in jobs] == [(JobState.FAILED, 1)]
+        captured = session.scalars(select(Capture)).one()
+        assert len(captured.redirect_chain or []) >= 20  # the hops it went through are kept
 
 
 def test_no_wait_queues_and_the_worker_carries_it_out_and_clears_killed_writes(
