@@ -206,12 +206,12 @@ def normalise_url(url: str, registry: Registry | None = None) -> str:
     Raises InvalidInput for anything that is not an absolute http(s) URL with a host.
     """
     if not isinstance(url, str) or not url.strip():
-        raise InvalidInput("an empty URL has no selector")
+        raise InvalidInput("the URL is empty")
     url = url.strip()
     if len(url) > MAX_URL_LENGTH:
-        raise InvalidInput(f"a URL longer than {MAX_URL_LENGTH} characters has no selector")
+        raise InvalidInput(f"a URL may be at most {MAX_URL_LENGTH} characters long")
     if _BAD_CHARS.search(url):
-        raise InvalidInput("a URL with spaces or control characters has no selector")
+        raise InvalidInput("a URL holds no spaces or control characters (a space is written %20)")
     registry = registry or _registry()
     try:
         parts = urlsplit(url)
@@ -222,7 +222,7 @@ def normalise_url(url: str, registry: Registry | None = None) -> str:
         raise InvalidInput(f"not a URL: {exc}") from exc
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https") or not host:
-        raise InvalidInput("only http and https URLs with a host have selectors")
+        raise InvalidInput("only http and https URLs with a host can be flagged or looked up")
     host = canonical_host(host, registry)
     netloc = f"[{host}]" if ":" in host else host
     if port is not None and port != {"http": 80, "https": 443}[scheme]:

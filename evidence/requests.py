@@ -148,7 +148,8 @@ AUTHORITY_REQUIRED = ("name", "role", "country", "address", "phone", "email", "t
 # Values about the case that the case record does not hold; given as --field NAME=VALUE.
 CASE_FIELDS = ("offence", "offence_provision", "max_penalty_years", "facts")
 
-_WITHIN = re.compile(r"^\s*(\d{1,5})\s*([hdw]?)\s*$")
+_WITHIN = re.compile(r"^\s*(\d+)\s*([hdw]?)\s*$")
+MAX_WITHIN = timedelta(days=3660)  # ten years: deadlines further out are not "due"
 
 
 # --- results ----------------------------------------------------------------------------------
@@ -205,8 +206,12 @@ def parse_within(text: str) -> timedelta:
     match = _WITHIN.match(text or "")
     if match is None:
         raise InvalidInput(f"{text!r} is not a period such as 14d, 36h or 2w")
-    n, unit = int(match.group(1)), match.group(2) or "d"
-    return {"h": timedelta(hours=n), "d": timedelta(days=n), "w": timedelta(weeks=n)}[unit]
+    digits, unit = match.group(1), match.group(2) or "d"
+    hours = int(digits) * {"h": 1, "d": 24, "w": 24 * 7}[unit] if len(digits) <= 9 else None
+    if hours is None or hours > MAX_WITHIN / timedelta(hours=1):
+        raise InvalidInput(f"{text.strip()!r} is longer than ten years; give a period such "
+                           "as 14d, 36h or 2w")
+    return timedelta(hours=hours)
 
 
 # --- the issuing authority's standing details -------------------------------------------------
@@ -242,12 +247,14 @@ def standing_authorities(settings: Settings) -> dict[str, dict[str, str]]:
 
 
 def _authority(values: Mapping[str, str], which: str, problems: list[str]) -> Authority:
-    hint = ("EVIDENCE_AUTHORITY_{upper} or --field issuing.{attr}=VALUE" if which == "issuing"
-            else "--field validating.{attr}=VALUE")
+    # The field's name is what every interface takes (`--field issuing.name=...` on the command
+    # line, `fields` in the API, the form's inputs); the settings only hold standing details.
+    hint = ("this request's issuing.{attr}, or the unit's standing details in the settings"
+            if which == "issuing" else "this request's validating.{attr}")
     for attr in AUTHORITY_REQUIRED:
         if not values.get(attr, "").strip():
             problems.append(f"{which} authority: {attr} is not set "
-                            f"({hint.format(upper=attr.upper(), attr=attr)})")
+                            f"({hint.format(attr=attr)})")
     role_text = values.get("role", "").strip().lower()
     try:
         role = AuthorityRole(role_text) if role_text else AuthorityRole.OTHER

@@ -16,12 +16,15 @@ from typing import Any
 import click
 
 from evidence.cli import acting_command, state, targets_option
-from evidence.errors import InvalidInput
+from evidence.errors import InvalidInput, RequestIncomplete
 from legal_forms.errors import RegistryInvalid, UnknownPlatform
 from legal_forms.platforms import LegalEntity, Platform, Registry, load_registry
 
 _LIST_COLUMNS = ("name", "display name", "EU entity", "preservation", "channel")
 _MAX_CELL = 40
+FIELD_HINT = ("Give a field with --field NAME=VALUE (issuing.email=..., facts=...) or "
+              "--fields FILE; the issuing authority's standing details come from "
+              "EVIDENCE_AUTHORITY_* or EVIDENCE_AUTHORITY_FILE.")
 
 
 def _registry() -> Registry:
@@ -330,13 +333,16 @@ def request_new(case_ref: str, kind: str, platform_name: str, target_ids: list[u
     cli = state()
     with cli.acting() as (session, actor):
         case = cases.get_case(session, actor, case_ref)
-        made = requests.generate(
-            session, actor, case, store=cli.runtime.store, settings=cli.settings, kind=kind,
-            platform=platform_name, target_ids=target_ids or None, fields=values,
-            categories=list(categories) or None, date_from=_moment(date_from),
-            date_to=_moment(date_to, end_of_day=True), do_not_notify=not notify_user,
-            emergency=emergency,
-        )
+        try:
+            made = requests.generate(
+                session, actor, case, store=cli.runtime.store, settings=cli.settings,
+                kind=kind, platform=platform_name, target_ids=target_ids or None,
+                fields=values, categories=list(categories) or None,
+                date_from=_moment(date_from), date_to=_moment(date_to, end_of_day=True),
+                do_not_notify=not notify_user, emergency=emergency,
+            )
+        except RequestIncomplete as exc:
+            raise click.ClickException(f"{exc.message}\n{FIELD_HINT}") from exc
         info = requests.describe(made.request, case.reference)
     _write(out, json_path, made.pdf, made.json)
     _report(info, out, json_path, as_json)

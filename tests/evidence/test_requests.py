@@ -476,3 +476,21 @@ def test_stats_give_counts_and_median_response_per_platform(
     assert found["facebook"].median_response_hours == 20
     assert found["facebook"].median_fulfilment_hours == 20
     assert found["x"].by_status == {"draft": 1} and found["x"].median_response_hours is None
+
+
+@pytest.mark.parametrize(("text", "hours"), [("14d", 14 * 24), (" 36h ", 36), ("2w", 14 * 24),
+                                             ("7", 7 * 24), ("3660d", 3660 * 24)])
+def test_a_period_to_look_ahead_is_hours_days_or_weeks(text: str, hours: int) -> None:
+    assert requests.parse_within(text) == timedelta(hours=hours)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("soon", "'soon' is not a period such as 14d"),
+    ("3661d", "'3661d' is longer than ten years"),
+    ("99999999d", "'99999999d' is longer than ten years"),
+    ("9" * 40 + "w", "is longer than ten years"),
+])
+def test_a_period_that_is_none_or_too_long_is_refused(text: str, message: str) -> None:
+    with pytest.raises(InvalidInput, match=message) as refused:
+        requests.parse_within(text)
+    assert refused.value.status_code == 422

@@ -101,8 +101,10 @@ def test_missing_fields_are_all_listed_and_the_exit_is_non_zero(home: Home,
                       "--platform", "x", "--out", str(out), EVIDENCE_AUTHORITY_NAME="",
                       EVIDENCE_AUTHORITY_EMAIL="")
     assert result.exit_code != 0
-    for expected in ("issuing authority: name is not set", "issuing authority: email",
-                     "EVIDENCE_AUTHORITY_NAME", "Summary of the facts",
+    for expected in ("issuing authority: name is not set (this request's issuing.name, or "
+                     "the unit's standing details in the settings)", "issuing authority: email",
+                     "Give a field with --field NAME=VALUE", "EVIDENCE_AUTHORITY_*",
+                     "Summary of the facts",
                      "Applicable statutory provision", "Designated establishment",
                      "File number of the issuing authority"):
         assert expected in result.output, expected
