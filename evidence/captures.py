@@ -264,14 +264,15 @@ def get_capture(session: Session, capture_id: uuid.UUID) -> Capture:
     return capture
 
 
-def previous_capture(session: Session, target_id: uuid.UUID) -> Capture | None:
-    """The target's latest capture that loaded the page, to compare a new one with."""
-    return session.scalars(
-        select(Capture)
-        .where(Capture.target_id == target_id, Capture.status != CaptureStatus.FAILED)
-        .order_by(Capture.started_at.desc())
-        .limit(1)
-    ).first()
+def previous_capture(session: Session, target_id: uuid.UUID, *,
+                     before: datetime | None = None) -> Capture | None:
+    """The target's latest capture that loaded the page (of those started `before`), to
+    compare a new one with, or to show which one a capture was compared with."""
+    query = select(Capture).where(Capture.target_id == target_id,
+                                  Capture.status != CaptureStatus.FAILED)
+    if before is not None:
+        query = query.where(Capture.started_at < before)
+    return session.scalars(query.order_by(Capture.started_at.desc()).limit(1)).first()
 
 
 def stored_artifacts(store: BlobStore, rows: list[Artifact]) -> list[StoredArtifact]:

@@ -104,6 +104,19 @@ def _compact(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(", ", ": "))
 
 
+CLIP_CHARS = 300
+
+
+def _clip(value: Any, limit: int = CLIP_CHARS) -> str:
+    """Text from a page or a person, shortened for a table cell: a browser lays out a cell of
+    tens of thousands of unbroken letters for seconds or for ever (seen: a 40,000-letter page
+    title); the whole text stays on the item's own page."""
+    text = "" if value is None else str(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text):,} characters)"
+
+
 def _ref(reference: str) -> str:
     """A case reference as one path segment ('/' kept as %2F; the app routes it back)."""
     return quote(reference, safe="")
@@ -113,7 +126,7 @@ def make_environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(when=_when, size=_size, ref=_ref, compact=_compact,
-                       entry_time=_entry_time)
+                       entry_time=_entry_time, clip=_clip)
     return env
 
 

@@ -205,7 +205,11 @@ def capture_page(request: Request, capture_id: uuid.UUID, session: DbSession,
     base = f"/api/cases/{quote_ref(case.reference)}/captures/{capture.id}/artifacts"
     screenshot = next((a for a in artifacts
                        if a.kind == "screenshot" and a.media_type == "image/png"), None)
+    # The capture it was compared with when it was made: the one before it that loaded.
+    previous = (None if not capture.comparison else captures.previous_capture(
+        session, capture.target_id, before=capture.started_at))
     return render(request, "capture.html", {
         "case": case, "capture": capture, "artifacts": artifacts, "download_base": base,
         "screenshot": screenshot, "steps": capture.steps or [],
+        "comparison": capture.comparison, "previous": previous,
     }, viewer=viewer)
