@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import bisect
 import concurrent.futures
+import contextlib
 import hashlib
 import multiprocessing as mp
 import os
@@ -24,12 +25,12 @@ from typing import Any
 import msgspec
 import orjson
 from sqlalchemy import create_engine, event, func, select, text
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm import Session, SessionTransaction, aliased
 from sqlalchemy.pool import NullPool
 
 from evidence import timestamping
 from evidence.canonical import JsonValue, canonical_json
-from evidence.errors import CustodyError, InvalidInput, NotFound
+from evidence.errors import CustodyError, InvalidInput, LogBroken, NotFound
 from evidence.merkle import (
     EMPTY_ROOT,
     ProofError,
@@ -225,22 +226,34 @@ def cut_checkpoint(
 ) -> Checkpoint:
     """Sign the log as it stands; returns the latest checkpoint unchanged if nothing was added.
 
-    `timestamp`, given the SHA-256 of the signed body, returns an RFC 3161 token for it (or
-    None when no authority answered); the row is append-only, so it is asked before the insert.
+    The entries the new checkpoint adds are checked first, as `evidence custody verify` checks
+    them; where one does not hold (an insider altered or removed it), `LogBroken` names it and
+    nothing is signed. `timestamp`, given the SHA-256 of the signed body, returns an RFC 3161
+    token for it (or None when no authority answered); the row is append-only, so it is asked
+    before the insert.
     """
     _lock_log(session)
+    session.flush()  # the entries are read below the ORM, which would not flush them
     latest = latest_checkpoint(session)
-    grown = _grow(session, latest, signer) if latest is not None else None
-    if grown is not None:
-        size, frontier = grown
-    else:
-        # No checkpoint to grow from (the first, or one cut before frontiers were kept, or one
-        # whose frontier does not hold): hash the whole log.
-        leaves = list(_leaf_hashes(session))
-        size, frontier = len(leaves), frontier_extend([], 0, leaves)
+    frontier = None if latest is None else _trusted_frontier(latest, signer)
+    # Without a checkpoint to grow from (the first, or one cut before frontiers were kept, or
+    # one whose frontier does not hold), the whole log is checked and hashed.
+    size = 0 if latest is None or frontier is None else latest.tree_size
+    run = _check_growth(session, size, frontier or [])
+    if run.problems:
+        report = VerifyReport(problems=run.problems)
+        first = report.first_problem
+        assert first is not None
+        where = f"entry seq {first.seq}: " if first.seq is not None else ""
+        more = f" ({len(run.problems) - 1} more problems)" if len(run.problems) > 1 else ""
+        raise LogBroken(f"checkpoint refused, nothing signed: the custody log is broken at "
+                        f"{where}{first.message}{more}. Run `evidence custody verify` and have "
+                        "the log examined.")
+    assert run.frontier is not None
+    size += run.count
     if latest is not None and latest.tree_size == size:
         return latest
-    root = frontier_root(frontier)
+    root = frontier_root(run.frontier)
     body = checkpoint_body(origin, size, root)
     checkpoint = Checkpoint(
         origin=origin,
@@ -249,16 +262,16 @@ def cut_checkpoint(
         key_id=signer.key_id,
         signature=signer.sign(body),
         timestamp_token=None if timestamp is None else timestamp(hashlib.sha256(body).digest()),
-        frontier=b"".join(frontier),
+        frontier=b"".join(run.frontier),
     )
     session.add(checkpoint)
     session.flush()
     return checkpoint
 
 
-def _grow(session: Session, latest: Checkpoint, signer: Signer) -> tuple[int, list[bytes]] | None:
-    """(size, frontier) of the log grown from the latest checkpoint by the entries after it,
-    or None when that checkpoint cannot be trusted to grow from.
+def _trusted_frontier(latest: Checkpoint, signer: Signer) -> list[bytes] | None:
+    """The frontier of the latest checkpoint's tree, or None when it cannot be trusted to grow
+    from.
 
     Its frontier is used only when it folds into the root the checkpoint signs, under this
     system's key: an insider who edits the row cannot make the next checkpoint sign a tree that
@@ -275,17 +288,49 @@ def _grow(session: Session, latest: Checkpoint, signer: Signer) -> tuple[int, li
         return None
     if frontier_root(frontier) != bytes(latest.root_hash):
         return None
+    return frontier
+
+
+def _check_growth(session: Session, size: int, frontier: Sequence[bytes]) -> _Run:
+    """Check the entries after the first `size` ones, whose tree's frontier is `frontier`, as
+    `check_entries` checks the whole log: each one's hash from its canonical bytes, its columns,
+    gapless seq, and each case chain's links, starting from the chains' heads among the first
+    `size` entries. Streamed: memory holds a block of leaves and the heads of the chains the
+    entries continue. The returned run's `frontier` is that of the tree grown by them.
+    """
+    return _check_run(read_rows(session, after=size), first_seq=size + 1, starts_log=size == 0,
+                      case_id=None, marks=(), heads_before=_heads_before(session, size),
+                      frontier=frontier)
+
+
+def _heads_before(session: Session, size: int) -> dict[str, tuple[int, bytes, int]]:
+    """(case_seq, leaf hash, seq) of the last of the first `size` entries of each case that
+    entries after them continue, by the case's id as entries spell it.
+
+    The leaf hash is recomputed from the entry's bytes, which the checkpoint over them vouches
+    for; its case_seq is the entry's own where the entry reads as one.
+    """
+    if size == 0:
+        return {}
+    later = (select(CustodyEntry.case_id)
+             .where(CustodyEntry.seq > size, CustodyEntry.case_id.is_not(None))
+             .distinct().subquery())
+    before = aliased(CustodyEntry)
+    last = (select(before.seq)
+            .where(before.case_id == later.c.case_id, before.seq <= size)
+            .order_by(before.case_seq.desc()).limit(1)
+            .correlate(later).scalar_subquery())
     rows = session.execute(
-        select(CustodyEntry.seq, CustodyEntry.leaf_hash)
-        .where(CustodyEntry.seq > size).order_by(CustodyEntry.seq)
-        .execution_options(yield_per=READ_BATCH)
+        select(CustodyEntry.case_id, CustodyEntry.case_seq, CustodyEntry.seq, CustodyEntry.entry)
+        .where(CustodyEntry.seq.in_(select(last).select_from(later)))
     )
-    added: list[bytes] = []
-    for seq, leaf in rows:
-        if seq != size + len(added) + 1:
-            return None  # not the entries that follow the signed tree: hash the whole log
-        added.append(bytes(leaf))
-    return size + len(added), frontier_extend(frontier, size, added)
+    heads: dict[str, tuple[int, bytes, int]] = {}
+    for case, case_seq, seq, data in rows:
+        # An entry that does not read is altered: its hash will not match the link to it.
+        with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
+            case_seq = _decode_links(data).case_seq or case_seq
+        heads[str(case)] = (int(case_seq or 0), leaf_hash(bytes(data)), int(seq))
+    return heads
 
 
 def checkpoint_document(checkpoint: Checkpoint) -> dict[str, Any]:
@@ -789,16 +834,25 @@ class _Run:
     blocks: list[bytes] = field(default_factory=list)
     tail: list[bytes] = field(default_factory=list)
     partials: dict[int, list[bytes]] = field(default_factory=dict)
+    # Instead of blocks, when the run was given the frontier of the tree before it (a checkpoint
+    # being cut): that frontier grown by the run's leaves.
+    frontier: list[bytes] | None = None
 
 
 def _check_run(
     rows: Iterable[Any], *, first_seq: int, starts_log: bool, case_id: str | None,
-    marks: Sequence[int],
+    marks: Sequence[int], heads_before: Mapping[str, tuple[int, bytes, int]] | None = None,
+    frontier: Sequence[bytes] | None = None,
 ) -> _Run:
     """Check entries in seq order from `first_seq` on; see `check_entries` for what is checked.
 
     `marks` are the sizes (sorted) at which the tree's root will be asked for: the checkpoints'.
     The run's first entry is leaf `first_seq - 1` of the tree, a multiple of the block size.
+
+    A run that checks what a new checkpoint adds starts anywhere and is given what came before
+    it: `heads_before`, the last entry before the run of each case chain the run continues (as
+    `_Run.heads` holds them), so a case absent from it starts in the run; and `frontier`, that
+    of the tree before the run, which the run grows into `run.frontier` instead of blocks.
     """
     run = _Run()
     problems = run.problems
@@ -808,6 +862,11 @@ def _check_run(
     append_leaf = leaves.append
     start = first_seq - 1  # leaves before the run
     heads = run.heads
+    if heads_before is not None:
+        heads.update(heads_before)
+        starts_log = True  # every chain that began before the run has its head here
+    if frontier is not None:
+        run.frontier = list(frontier)
     sha = hashlib.sha256
     decode = _decode_links
     fields_of = _fields_of
@@ -831,7 +890,10 @@ def _check_run(
         leaf = sha(b"\x00" + data).digest()
         append_leaf(leaf)
         if len(leaves) == block:
-            _fold_block(run, start + len(run.blocks) * block, marks, depth)
+            if run.frontier is None:
+                _fold_block(run, start + len(run.blocks) * block, marks, depth)
+            else:
+                _grow_frontier(run, start)
         try:
             links = decode(data)
             # The typed decoder checks the JSON's syntax but not the UTF-8 of fields it skips.
@@ -919,9 +981,21 @@ def _check_run(
         if doc_case_id == case_id:
             run.case_entries.append(seq)
     run.next_seq = expected
+    if run.frontier is not None:
+        _grow_frontier(run, start)
+        return run
     _keep_partials(run, start + len(run.blocks) * block, marks)
     run.count = len(run.blocks) * block + len(run.tail)
     return run
+
+
+def _grow_frontier(run: _Run, start: int) -> None:
+    """Fold the leaves in `run.tail` into `run.frontier`, the tree's after `start + run.count`
+    leaves, and drop them."""
+    assert run.frontier is not None
+    run.frontier = frontier_extend(run.frontier, start + run.count, run.tail)
+    run.count += len(run.tail)
+    run.tail.clear()
 
 
 def _keep_partials(run: _Run, block_start: int, marks: Sequence[int]) -> None:

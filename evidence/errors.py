@@ -104,7 +104,8 @@ class CustodyError(EvidenceError):
 
 
 class LogBroken(Conflict):
-    """The custody log does not verify: nothing that would vouch for it (a bundle) is made."""
+    """The custody log does not verify: nothing that would vouch for it (a checkpoint, a
+    bundle) is made."""
 
 
 class RequestIncomplete(InvalidInput):

@@ -237,6 +237,31 @@ def test_custody_verify_passes_then_names_the_tampered_entry(
     assert "entry seq 3" in broken.output
 
 
+def test_custody_checkpoint_refuses_to_sign_a_tampered_entry(home: Home) -> None:
+    assert home.run("init").exit_code == 0  # signs the admin's entries
+    assert home.run("case", "create", "T-1", "--title", "t").exit_code == 0
+    engine = make_engine(home.database_url)
+    try:
+        with engine.begin() as conn:
+            drop_append_only(conn, "custody_entries")
+            # seq 3, the case's creation, is not yet signed: edit its title.
+            entry = bytes(conn.execute(
+                text("SELECT entry FROM custody_entries WHERE seq = 3")).scalar_one())
+            conn.execute(text("UPDATE custody_entries SET entry = :e WHERE seq = 3"),
+                         {"e": entry.replace(b'"title":"t"', b'"title":"x"')})
+            signed = conn.execute(text("SELECT count(*) FROM checkpoints")).scalar_one()
+        refused = home.run("custody", "checkpoint")
+        assert refused.exit_code == 1
+        assert refused.stderr.splitlines() == [
+            "Error: checkpoint refused, nothing signed: the custody log is broken at entry seq "
+            "3: entry bytes do not match its recorded hash (altered) (1 more problems). Run "
+            "`evidence custody verify` and have the log examined."]
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM checkpoints")).scalar_one() == signed
+    finally:
+        engine.dispose()
+
+
 def test_a_log_cut_back_or_wiped_is_found_by_a_kept_checkpoint_and_by_the_cases(
     home: Home, tmp_path: Path,
 ) -> None:

@@ -10,7 +10,7 @@ import random
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from evidence import cases, custody
 from evidence.canonical import canonical_json
 from evidence.db import make_engine, make_session_factory, session_scope
-from evidence.errors import CustodyError, NotFound
+from evidence.errors import CustodyError, LogBroken, NotFound
 from evidence.merkle import (
     MerkleTree,
     leaf_hash,
@@ -444,6 +444,100 @@ def test_a_forged_frontier_is_not_grown_from(populated: tuple[Engine, Signer]) -
     tree = _tree_of_entries(engine)
     assert (checkpoint.tree_size, bytes(checkpoint.root_hash)) == (tree.size, tree.root())
     assert _verify(engine, signer).ok
+
+
+def _view(engine: Engine, views: int) -> None:
+    """Views of A, B, C in turn, committed: entries 13.. of `populated`, not yet sealed."""
+    with session_scope(make_session_factory(engine)) as s:
+        alice = s.scalars(select(User).where(User.name == "alice")).one()
+        for i in range(views):
+            cases.view_case(s, alice, "ABC"[i % 3])
+
+
+def _checkpoint_sizes(engine: Engine) -> list[int]:
+    with engine.connect() as conn:
+        return list(conn.execute(text("SELECT tree_size FROM checkpoints ORDER BY id")).scalars())
+
+
+def _forge_frontier_and_rewrite_5(engine: Engine) -> None:
+    """With no checkpoint to grow from, the cut checks the whole log."""
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE checkpoints SET frontier = :f"), {"f": b"\x07" * 32 * 2})
+    _rewrite_column(engine, 5)
+
+
+def _set_leaf_hash(engine: Engine, seq: int, value: bytes) -> None:
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE custody_entries SET leaf_hash = :h WHERE seq = :s"),
+                     {"h": value, "s": seq})
+
+
+def _rewrite_column(engine: Engine, seq: int) -> None:
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE custody_entries SET action = 'case.closed' WHERE seq = :s"),
+                     {"s": seq})
+
+
+def _delete(engine: Engine, seq: int) -> None:
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM custody_entries WHERE seq = :s"), {"s": seq})
+
+
+# `populated` holds 12 sealed entries; six views add 13..18: A, B, C, A, B, C. Seq 12 is the last
+# sealed entry of case A, which seq 13 links to; seq 16, the next view of A, links to seq 13.
+@pytest.mark.parametrize(("tamper", "named"), [
+    (lambda e: _rewrite(e, 14, _entry(e, 14).replace(b'"alice"', b'"mallory"'), fix_hash=False),
+     "entry seq 14: entry bytes do not match its recorded hash (altered)"),
+    (lambda e: _rewrite(e, 13, _entry(e, 13).replace(b'"alice"', b'"mallory"'), fix_hash=True),
+     "entry seq 13: does not match the hash that seq 16, the next entry of case 'A', recorded "
+     "for it: one of the two was altered"),
+    (lambda e: _rewrite(e, 12, _entry(e, 12).replace(b'"alice"', b'"mallory"'), fix_hash=True),
+     "entry seq 12: does not match the hash that seq 13, the next entry of case 'A', recorded "
+     "for it"),
+    (lambda e: _rewrite_column(e, 15),
+     "entry seq 15: column action disagrees with the entry (altered)"),
+    (lambda e: _delete(e, 13), "entry seq 13: missing: entries 13..13 are not in the log"),
+    (lambda e: _delete(e, 17), "entry seq 17: missing: entries 17..17 are not in the log"),
+    (lambda e: _set_leaf_hash(e, 18, b"\x00" * 32),
+     "entry seq 18: entry bytes do not match its recorded hash (altered)"),
+    (_forge_frontier_and_rewrite_5, "entry seq 5: column action disagrees with the entry "
+     "(altered)"),
+], ids=["bytes", "bytes-and-hash", "sealed-head", "column", "first-deleted", "deleted",
+        "leaf-hash", "whole-log"])
+def test_no_checkpoint_is_signed_over_a_broken_log(
+    populated: tuple[Engine, Signer], tamper: Callable[[Engine], object], named: str,
+) -> None:
+    engine, signer = populated
+    _view(engine, 6)
+    tamper(engine)
+    with pytest.raises(LogBroken) as refused, session_scope(make_session_factory(engine)) as s:
+        custody.cut_checkpoint(s, signer, origin=ORIGIN)
+    message = str(refused.value)
+    assert message.startswith("checkpoint refused, nothing signed: the custody log is broken "
+                              f"at {named}"), message
+    assert "evidence custody verify" in message
+    assert _checkpoint_sizes(engine) == [12]
+    # `evidence custody verify` names the same entry.
+    assert _verify(engine, signer).summary().startswith(f"custody log BROKEN: {named}")
+
+
+def test_a_checkpoint_checks_only_what_it_adds(populated: tuple[Engine, Signer]) -> None:
+    """An untouched log is signed as before, in checkpoints that each check their own entries,
+    chains running across them; an edit of an entry already signed, that breaks no link of the
+    new entries, is left to `evidence custody verify`, which names it."""
+    engine, signer = populated
+    for views in (1, 4, 2):
+        _view(engine, views)
+        with session_scope(make_session_factory(engine)) as s:
+            custody.cut_checkpoint(s, signer, origin=ORIGIN)
+    assert _checkpoint_sizes(engine) == [12, 13, 17, 19]
+    assert _verify(engine, signer).ok
+    _rewrite_column(engine, 14)
+    _view(engine, 3)
+    with session_scope(make_session_factory(engine)) as s:
+        assert custody.cut_checkpoint(s, signer, origin=ORIGIN).tree_size == 22
+    assert _verify(engine, signer).first_problem == custody.Problem(
+        "column action disagrees with the entry (altered)", 14)
 
 
 def test_forged_checkpoint_is_refused(populated: tuple[Engine, Signer]) -> None:
