@@ -32,6 +32,7 @@ from api.routes import (
     targets,
 )
 from evidence import __version__, custody, export_leases, manifests, migrate
+from evidence.errors import LogBroken
 from evidence.home import Runtime
 
 log = logging.getLogger("evidence.api")
@@ -57,6 +58,17 @@ def end_interrupted_exports(runtime: Runtime) -> list[uuid.UUID]:
     return ended
 
 
+async def _seal(runtime: Runtime) -> None:
+    """`seal_log`, its failure logged, not raised: the server keeps serving, and the next tick
+    tries again."""
+    try:
+        await asyncio.to_thread(seal_log, runtime)
+    except LogBroken as exc:  # expected: the message names the entry, a traceback adds nothing
+        log.error("%s", exc)
+    except Exception:
+        log.exception("could not cut a custody checkpoint")
+
+
 async def _checkpoint_loop(runtime: Runtime) -> None:
     """From the start and then at every tick: record interrupted exports, sleep, seal."""
     interval = runtime.settings.checkpoint_interval_seconds
@@ -66,10 +78,7 @@ async def _checkpoint_loop(runtime: Runtime) -> None:
         except Exception:  # looked for again at the next tick
             log.exception("could not look for interrupted exports")
         await asyncio.sleep(interval)
-        try:
-            await asyncio.to_thread(seal_log, runtime)
-        except Exception:  # keep sealing on the next tick; the failure is logged, not lost
-            log.exception("could not cut a custody checkpoint")
+        await _seal(runtime)
 
 
 class EncodedSlashes:
@@ -107,7 +116,7 @@ def create_app(runtime: Runtime, *, secure_cookies: bool | None = None) -> FastA
             with suppress(asyncio.CancelledError):
                 await task
             # Seal what this process recorded before it stops.
-            await asyncio.to_thread(seal_log, runtime)
+            await _seal(runtime)
 
     app = FastAPI(
         title="evidence-locker",

@@ -15,8 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from evidence import migrate
+from evidence.db import make_engine
+from tests.factories import drop_append_only
 from tests.support.net import free_port
 
 
@@ -83,6 +86,64 @@ def test_serve_answers_health_and_openapi_and_seals_the_log(env: dict[str, str])
     verified = _evidence("custody", "verify", env=env)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "not yet in a checkpoint" not in verified.stdout, verified.stdout
+
+
+def test_serve_refuses_to_seal_a_broken_log_says_why_and_keeps_serving(
+    env: dict[str, str], database_url: str, backend: str,
+) -> None:
+    """An insider altered an entry not yet sealed: every tick (and the seal at shutdown) says
+    in one line that it signed nothing and which entry breaks, and the API goes on answering."""
+    assert _evidence("init", env=env).returncode == 0  # seals the admin's entries
+    assert _evidence("case", "create", "S-1", "--title", "t", env=env).returncode == 0
+    url = database_url if backend == "postgresql" else \
+        f"sqlite:///{Path(env['EVIDENCE_HOME']) / 'evidence.db'}"
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            drop_append_only(conn, "custody_entries")
+            entry = bytes(conn.execute(
+                text("SELECT entry FROM custody_entries WHERE seq = 3")).scalar_one())
+            assert b'"title":"t"' in entry  # the case's creation
+            conn.execute(text("UPDATE custody_entries SET entry = :e WHERE seq = 3"),
+                         {"e": entry.replace(b'"title":"t"', b'"title":"x"')})
+            sealed = conn.execute(text("SELECT max(tree_size) FROM checkpoints")).scalar_one()
+    finally:
+        engine.dispose()
+    port = free_port()
+    env["EVIDENCE_CHECKPOINT_INTERVAL_SECONDS"] = "1"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "evidence", "serve", "--no-worker", "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert _get(f"{base}/api/health")["status"] == "ok"
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert time.monotonic() < deadline, "server did not answer within 30 s"
+                time.sleep(0.2)
+        time.sleep(2.5)  # at least two checkpoint ticks
+        assert _get(f"{base}/api/health")["status"] == "ok"
+    finally:
+        server.send_signal(signal.SIGINT)
+        output, _ = server.communicate(timeout=30)
+    assert server.returncode == 0, output
+    assert "Traceback" not in output, output
+    refusal = ("checkpoint refused, nothing signed: the custody log is broken at entry seq 3: "
+               "entry bytes do not match its recorded hash (altered) (1 more problems). Run "
+               "`evidence custody verify` and have the log examined.")
+    said = [line for line in output.splitlines() if "checkpoint" in line]
+    assert len(said) >= 3, output  # two ticks and the shutdown
+    assert set(said) == {refusal}, output
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT max(tree_size) FROM checkpoints")).scalar_one() \
+                == sealed
+    finally:
+        engine.dispose()
 
 
 def _alive(pid: int) -> bool:
