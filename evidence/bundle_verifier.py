@@ -19,7 +19,8 @@ Decisions, so a reader need not reverse them out of the code:
   compression other than stored/deflate; a declared uncompressed total far beyond what deflate
   can reach from the archive's size, or compressed sizes that add up to more than the archive
   (overlapping entries), refuse the archive before anything is inflated; inflating stops at an
-  entry's declared size. The ZIP is never extracted: members are streamed.
+  entry's declared size. The ZIP is never extracted: members are streamed. A named pipe, device
+  or socket, given as the bundle or any other file, is refused unopened (`input_refusal`).
 - What is checked is the bag's content, not its container. A bundle someone unzipped and zipped
   again verifies when every file's bytes are intact: the bag may sit in one folder (as exported)
   or at the top of the ZIP, folder entries are skipped, members may be stored or deflated. The
@@ -85,6 +86,7 @@ __all__ = [
     "TimestampInvalid",
     "TimestampResult",
     "VerificationReport",
+    "input_refusal",
     "main",
     "verify_bundle",
     "verify_consistency",
@@ -1513,6 +1515,10 @@ class _Source:
 
 def _open_source(path: str, problems: list[str]) -> _Source | None:
     label = os.path.basename(path.rstrip("/\\")) or path
+    refusal = input_refusal(path, folder_ok=True)
+    if refusal is not None:
+        problems.append(f"{label}: {refusal}")
+        return None
     if os.path.isdir(path):
         return _open_folder(path, label, problems)
     try:
@@ -3206,7 +3212,31 @@ def verify_bundle(
 # Command line
 
 
+def input_refusal(path: str, *, folder_ok: bool = False) -> str | None:
+    """Why `path` is not read as input, or None to read it.
+
+    Only a regular file is read, or a folder where one is asked for: opening a named pipe waits
+    for a writer that may never come, and a device or socket may never end (/dev/zero,
+    /dev/stdin on a terminal). A path that cannot be looked at is left to the read, whose error
+    names it.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISREG(mode) or (folder_ok and stat.S_ISDIR(mode)):
+        return None
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISSOCK, "a socket"))  # fmt: skip
+    kind = next((name for test, name in kinds if test(mode)), "a special file")
+    return f"is {kind}, not a regular file{' or folder' if folder_ok else ''}; not read"
+
+
 def _read_arg_file(path: str, limit: int) -> bytes:
+    refusal = input_refusal(path)
+    if refusal is not None:
+        raise ValueError(f"{path}: {refusal}")
     with open(path, "rb") as handle:
         data = handle.read(limit + 1)
     if len(data) > limit:
@@ -3257,6 +3287,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if not os.path.exists(args.bundle):
         print(f"verify: {args.bundle}: no such file or folder", file=sys.stderr)
+        return 2
+    refusal = input_refusal(args.bundle, folder_ok=True)
+    if refusal is not None:
+        print(f"verify: {args.bundle}: {refusal}", file=sys.stderr)
         return 2
 
     def progress(message: str) -> None:

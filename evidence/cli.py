@@ -22,6 +22,7 @@ from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.orm import Session
 
 from evidence import __version__, cases, custody, manifests, migrate, users
+from evidence.bundle_verifier import input_refusal
 from evidence.db import make_engine
 from evidence.errors import EvidenceError
 from evidence.home import Runtime, init_home, open_runtime
@@ -106,6 +107,33 @@ class RootGroup(EvidenceGroup):
         assert isinstance(command, click.Command)
         self.add_command(command, cmd_name)
         return command
+
+
+def _refuse_special(value: Any, *, folder_ok: bool) -> None:
+    if isinstance(value, str | Path) and str(value) != "-":
+        refusal = input_refusal(str(value), folder_ok=folder_ok)
+        if refusal is not None:
+            raise click.ClickException(f"{value}: {refusal}")
+
+
+class InputPath(click.Path):
+    """A path the command reads. A named pipe, device or socket is refused in one line instead:
+    reading it would wait for a writer that never comes, or never end."""
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        converted = super().convert(value, param, ctx)
+        _refuse_special(value, folder_ok=self.dir_okay)
+        return converted
+
+
+class InputFile(click.File):
+    """`InputPath`, opened for the command; `-` is stdin, read as given."""
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        _refuse_special(value, folder_ok=False)  # before the open, which would block on a pipe
+        return super().convert(value, param, ctx)
 
 
 def _set_home(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
@@ -255,7 +283,7 @@ def case_detail_options(fn: F) -> F:
         click.option("--handling-code", default=None),
         click.option("--facts", default=None, metavar="TEXT",
                      help="Summary of the facts, as legal requests state them."),
-        click.option("--facts-file", type=click.File("r", encoding="utf-8"), default=None,
+        click.option("--facts-file", type=InputFile("r", encoding="utf-8"), default=None,
                      metavar="FILE", help="The summary of the facts from a file (- for stdin)."),
         click.option("--provision", default=None, metavar="TEXT",
                      help='The statutory provision, e.g. "§ 96 AufenthG".'),
@@ -437,7 +465,7 @@ def custody_group() -> None:
 @click.option("--case", "case_reference", default=None, metavar="REF",
               help="Check one case's chain and its inclusion in the latest checkpoint.")
 @click.option("--against-checkpoint", "kept", default=None, metavar="FILE",
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              type=InputPath(exists=True, dir_okay=False, path_type=Path),
               help="A checkpoint kept outside the system (custody checkpoint --json): the log "
                    "must still hold every entry it covered, unchanged.")
 @click.option("--json", "as_json", is_flag=True)
@@ -601,19 +629,19 @@ def _uuids(values: tuple[str, ...], what: str) -> list[uuid.UUID]:
 
 
 @main_group.command("verify")
-@click.argument("bundle", type=click.Path(path_type=Path, exists=True))
+@click.argument("bundle", type=InputPath(path_type=Path, exists=True))
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 @click.option("--against-checkpoint", "old_checkpoint", metavar="OLD.json",
-              type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              type=InputPath(path_type=Path, dir_okay=False, exists=True),
               help="A checkpoint kept earlier: prove the bundle's log extends it unchanged.")
 @click.option("--consistency-proof", "proof_file", metavar="FILE",
-              type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              type=InputPath(path_type=Path, dir_okay=False, exists=True),
               help="The proof from `evidence custody consistency` for --against-checkpoint.")
 @click.option("--key", "key_file", metavar="PEM",
-              type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              type=InputPath(path_type=Path, dir_okay=False, exists=True),
               help="Pin the signing key instead of trusting the one in the bundle.")
 @click.option("--trust-tsa", "tsa_files", metavar="PEM", multiple=True,
-              type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              type=InputPath(path_type=Path, dir_okay=False, exists=True),
               help="Also trust this timestamp authority certificate.")
 def verify_command(bundle: Path, as_json: bool, old_checkpoint: Path | None,
                    proof_file: Path | None, key_file: Path | None,

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from evidence.cli import acting_command, state, targets_option
+from evidence.cli import InputPath, acting_command, state, targets_option
 from evidence.errors import InvalidInput, RequestIncomplete
 from legal_forms.errors import RegistryInvalid, UnknownPlatform
 from legal_forms.platforms import LegalEntity, Platform, Registry, load_registry
@@ -308,8 +308,8 @@ def _report(info: dict[str, Any], out: Path, json_path: Path, as_json: bool) -> 
               help="A value for this request (repeatable): a field of the kind, "
               "issuing.ATTR / validating.ATTR, or offence_provision, max_penalty_years, facts "
               "to override what the case holds.")
-@click.option("--fields", "fields_file", type=click.Path(path_type=Path, dir_okay=False,
-                                                         exists=True), metavar="FILE.json",
+@click.option("--fields", "fields_file", type=InputPath(path_type=Path, dir_okay=False,
+                                                       exists=True), metavar="FILE.json",
               help="A JSON object of NAME: VALUE; --field wins over it.")
 @click.option("--category", "categories", multiple=True, type=click.Choice(CATEGORY_NAMES),
               help="Data category (repeatable; default for preservation: all four).")

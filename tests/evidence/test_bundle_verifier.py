@@ -21,6 +21,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import tracemalloc
 import uuid
 import zipfile
@@ -1393,4 +1394,50 @@ def test_command_line_exit_codes_and_json(good: tuple[Bundle, Path], tmp_path: P
     assert run(str(path), "--key", str(tmp_path / "missing.pem")).returncode == 2
     assert run("--no-such-option").returncode == 2
     assert bv.main([str(path), "--quiet"]) == 0
+
+
+def test_command_line_refuses_a_pipe_or_a_device_instead_of_waiting_on_it(
+    good: tuple[Bundle, Path], tmp_path: Path,
+) -> None:
+    """Opening a named pipe waits for a writer that may never come, and a device may never end:
+    given one for the bundle or any file it reads, verify.py says so in one line and exits 2."""
+    _bundle, path = good
+    script = tmp_path / "verify.py"
+    script.write_bytes(MODULE.read_bytes())
+    pipe = tmp_path / "pipe.zip"
+    os.mkfifo(pipe)
+    cases = [
+        ((str(pipe),), f"{pipe}: is a named pipe (FIFO), not a regular file or folder"),
+        (("/dev/zero",), "/dev/zero: is a character device, not a regular file or folder"),
+        ((str(path), "--key", str(pipe)), f"{pipe}: is a named pipe (FIFO), not a regular file"),
+        ((str(path), "--trust-tsa", "/dev/zero"),
+         "/dev/zero: is a character device, not a regular file"),
+        ((str(path), "--against-checkpoint", str(pipe)),
+         f"{pipe}: is a named pipe (FIFO), not a regular file"),
+        ((str(path), "--consistency-proof", str(pipe)),
+         f"{pipe}: is a named pipe (FIFO), not a regular file"),
+    ]
+    for args, said in cases:
+        result = subprocess.run([sys.executable, "-I", str(script), *args, "--quiet"],
+                                capture_output=True, text=True, cwd=tmp_path, timeout=60)
+        assert (result.returncode, result.stdout) == (2, ""), result.stdout + result.stderr
+        assert result.stderr == f"verify: {said}; not read\n"
+
+
+def test_verify_bundle_refuses_a_pipe_without_opening_it(tmp_path: Path) -> None:
+    pipe = tmp_path / "pipe.zip"
+    os.mkfifo(pipe)
+    reports: list[bv.VerificationReport] = []
+    # In a thread: were the pipe opened, the open would wait for a writer for ever.
+    reader = threading.Thread(target=lambda: reports.append(bv.verify_bundle(pipe)), daemon=True)
+    reader.start()
+    reader.join(timeout=30)
+    if reader.is_alive():
+        with open(pipe, "wb"):  # the writer it waits for: let the thread end
+            pass
+        pytest.fail("verify_bundle opened the named pipe and waited on it")
+    (report,) = reports
+    assert report.unreadable and not report.ok
+    assert report.problems == [
+        "pipe.zip: is a named pipe (FIFO), not a regular file or folder; not read"]
 

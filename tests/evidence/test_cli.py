@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import stat
+import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -347,3 +352,68 @@ def test_serve_is_registered_by_the_api_package(home: Home) -> None:
     result = home.run("--help")
     assert "serve" in result.output and "case" in result.output and "custody" in result.output
     assert os.environ.get("EVIDENCE_HOME") != str(home.path)
+
+
+@contextmanager
+def _special_files(tmp_path: Path, every_kind: bool) -> Iterator[list[tuple[Path, str]]]:
+    """A named pipe nobody writes to; with `every_kind`, also a socket and a device that never
+    ends. Each with how a refusal names it."""
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    if not every_kind:
+        yield [(fifo, "a named pipe (FIFO)")]
+        return
+    # A socket's path must be short (about 100 bytes): pytest's folders are too long.
+    with tempfile.TemporaryDirectory() as short, socket.socket(socket.AF_UNIX) as listening:
+        sock = Path(short) / "s.json"
+        listening.bind(str(sock))
+        yield [(fifo, "a named pipe (FIFO)"), (sock, "a socket"),
+               (Path("/dev/zero"), "a character device")]
+
+
+# Each takes its path through the same types (`InputPath`, `InputFile` for stdin's sake): every
+# kind of special file for one of each, a pipe for the others.
+@pytest.mark.parametrize(("command", "every_kind"), [
+    (("verify", "{path}"), True),
+    (("verify", "{file}", "--key", "{path}"), False),
+    (("verify", "{file}", "--trust-tsa", "{path}"), False),
+    (("verify", "{file}", "--against-checkpoint", "{path}", "--consistency-proof", "{file}"),
+     False),
+    (("verify", "{file}", "--against-checkpoint", "{file}", "--consistency-proof", "{path}"),
+     False),
+    (("custody", "verify", "--against-checkpoint", "{path}"), False),
+    (("case", "create", "OP-1", "--title", "t", "--facts-file", "{path}"), True),
+    (("case", "update", "OP-1", "--facts-file", "{path}"), False),
+    (("request", "new", "--case", "OP-1", "--kind", "provider-preservation", "--platform", "x",
+      "--fields", "{path}", "--out", "{out}"), False),
+], ids=lambda value: value if isinstance(value, bool) else " ".join(
+    c for c in value if not c.startswith("{")))
+def test_commands_refuse_to_read_a_pipe_a_socket_or_a_device(
+    tmp_path: Path, command: tuple[str, ...], every_kind: bool,
+) -> None:
+    """Reading a named pipe waits for a writer that never comes; /dev/zero never ends. Each is
+    refused in one line, before anything is read or any home opened."""
+    file = tmp_path / "file.json"
+    file.write_text("{}")
+    env = {**os.environ, "EVIDENCE_HOME": str(tmp_path / "home")}
+    with _special_files(tmp_path, every_kind) as special:
+        for path, kind in special:
+            args = [a.format(path=path, file=file, out=tmp_path / "out.pdf") for a in command]
+            result = subprocess.run([sys.executable, "-m", "evidence", *args], env=env,
+                                    text=True, capture_output=True, timeout=60)
+            assert result.returncode == 1, result.stdout + result.stderr
+            wanted = "regular file or folder" if args[:2] == ["verify", str(path)] \
+                else "regular file"
+            assert result.stderr == f"Error: {path}: is {kind}, not a {wanted}; not read\n"
+            assert result.stdout == ""
+    assert not (tmp_path / "home").exists()
+
+
+def test_facts_can_still_come_from_stdin(home: Home) -> None:
+    assert home.run("init").exit_code == 0
+    made = CliRunner().invoke(main_group, ["case", "create", "OP-1", "--title", "t",
+                                           "--facts-file", "-"],
+                              input="what happened\n", env=home.env, catch_exceptions=False)
+    assert made.exit_code == 0, made.output
+    shown = home.run("case", "show", "OP-1", "--json")
+    assert json.loads(shown.stdout)["facts"] == "what happened"
