@@ -54,6 +54,7 @@ READ_BATCH = 1_000
 PARALLEL_MIN_CHUNK = 25_000
 PROGRESS_EVERY_SECONDS = 2.0  # how often a long verify says how far it got
 PARALLEL_ALIGN_DEPTH = 12  # ranges start at multiples of 2**12 entries
+HEADS_BATCH = 500  # cases whose chain heads one query looks up, well below bind limits
 
 
 def format_time(moment: datetime) -> str:
@@ -312,25 +313,35 @@ def _heads_before(session: Session, size: int) -> dict[str, tuple[int, bytes, in
     """
     if size == 0:
         return {}
-    later = (select(CustodyEntry.case_id)
-             .where(CustodyEntry.seq > size, CustodyEntry.case_id.is_not(None))
-             .distinct().subquery())
+    # The cases from the new rows, read in seq order: asked for distinct, SQLite would walk
+    # the whole (case_id, case_seq) index instead, most of a cut's time on a long log.
+    later = session.scalars(select(CustodyEntry.case_id).where(CustodyEntry.seq > size)
+                            .execution_options(yield_per=READ_BATCH))
+    touched = sorted({case for case in later if case is not None})
     before = aliased(CustodyEntry)
     last = (select(before.seq)
-            .where(before.case_id == later.c.case_id, before.seq <= size)
+            .where(before.case_id == Case.id, before.seq <= size)
             .order_by(before.case_seq.desc()).limit(1)
-            .correlate(later).scalar_subquery())
-    rows = session.execute(
-        select(CustodyEntry.case_id, CustodyEntry.case_seq, CustodyEntry.seq, CustodyEntry.entry)
-        .where(CustodyEntry.seq.in_(select(last).select_from(later)))
-    )
+            .correlate(Case).scalar_subquery())
     heads: dict[str, tuple[int, bytes, int]] = {}
-    for case, case_seq, seq, data in rows:
-        # An entry that does not read is altered: its hash will not match the link to it.
-        with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
-            case_seq = _decode_links(data).case_seq or case_seq
-        heads[str(case)] = (int(case_seq or 0), leaf_hash(bytes(data)), int(seq))
+    for i in range(0, len(touched), HEADS_BATCH):
+        # The seqs first, then the rows by primary key: in one query PostgreSQL would rather
+        # scan the log for them.
+        seqs = [seq for seq in session.scalars(
+            select(last).where(Case.id.in_(touched[i:i + HEADS_BATCH]))) if seq is not None]
+        rows = session.execute(select(CustodyEntry.case_id, CustodyEntry.case_seq,
+                                      CustodyEntry.seq, CustodyEntry.entry)
+                               .where(CustodyEntry.seq.in_(seqs)))
+        heads.update(_chain_head(*row) for row in rows)
     return heads
+
+
+def _chain_head(case: Any, case_seq: Any, seq: Any,
+                data: Any) -> tuple[str, tuple[int, bytes, int]]:
+    # An entry that does not read is altered: its hash will not match the link to it.
+    with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
+        case_seq = _decode_links(data).case_seq or case_seq
+    return str(case), (int(case_seq or 0), leaf_hash(bytes(data)), int(seq))
 
 
 def checkpoint_document(checkpoint: Checkpoint) -> dict[str, Any]:
