@@ -123,7 +123,7 @@ class IllegalTransition(Conflict):
 
 
 class FourEyesViolation(Conflict):
-    """The one who proposed a decision may not also approve or reject it."""
+    """The one who proposed a decision or drafted a legal request may not also approve it."""
 
 
 class DecisionNotPending(Conflict):

@@ -19,8 +19,9 @@ database. It reaches them and the platform registry only through the core's inte
 (`evidence.legal_instruments`), which `legal_forms` implements: the core imports no outer package.
 
 Access: reading needs read access to the case, anything that writes needs write access;
-approving needs the supervisor, prosecutor or admin role. A case (or request) the caller may not
-see is reported as not found.
+approving needs the supervisor, prosecutor or admin role, and someone other than the user who
+drafted the request (four eyes: `FourEyesViolation`). A case (or request) the caller may not see
+is reported as not found.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from evidence.errors import (
     AccessDenied,
     BlobMissing,
     Conflict,
+    FourEyesViolation,
     IllegalTransition,
     InvalidInput,
     NotFound,
@@ -844,6 +846,12 @@ def describe(row: LegalRequest, case_reference: str) -> dict[str, Any]:
 # --- lifecycle --------------------------------------------------------------------------------
 
 
+def drafted_by(row: LegalRequest, actor: User) -> bool:
+    """Whether `actor` drafted the request (generated it, or generated it as an extension):
+    then someone else approves it."""
+    return row.created_by_id == actor.id
+
+
 def change_status(
     session: Session, actor: User, case: Case, request_id: uuid.UUID, status: str, *,
     platform_reference: str | None = None, answer: str | None = None,
@@ -867,6 +875,10 @@ def change_status(
     if new == S.APPROVED and actor.role not in APPROVERS:
         raise PermissionDenied(f"approving a request needs the role "
                                f"{', '.join(sorted(APPROVERS))}; you are {actor.role}")
+    if new == S.APPROVED and drafted_by(row, actor):
+        raise FourEyesViolation(
+            f"four eyes: you drafted request {row.reference_number}, so you may not approve it; "
+            "another supervisor, prosecutor or admin of the case must")
     codes = [c.strip().lower() for c in refusal if c.strip()]
     unknown = [c for c in codes if c not in REFUSAL_REASONS]
     if unknown:

@@ -26,7 +26,8 @@ router = APIRouter(tags=["requests"], responses=ERROR_RESPONSES)
 WRITE: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorRead, "description": "Needs write access (approving: the supervisor, "
           "prosecutor or admin role)."},
-    409: {"model": ErrorRead, "description": "Not a step the request can take now."},
+    409: {"model": ErrorRead, "description": "Not a step the request can take now, or "
+          "FourEyesViolation: its drafter may not approve it."},
 }
 
 

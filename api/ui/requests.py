@@ -68,6 +68,10 @@ STEP_LABELS = {
     "refused": "refused by the platform (give the reasons)",
     "expired": "expired (lapsed)",
 }
+APPROVAL_BY_ROLE = "Next: approval by a supervisor, prosecutor or admin of the case."
+APPROVAL_BY_ANOTHER = ("Next: approval by another supervisor, prosecutor or admin of the case. "
+                       "You drafted this request, and four eyes means its drafter does not "
+                       "approve it.")
 # Colours from the style sheet's badges, by what the state means to the officer.
 STATUS_TONES = {"draft": "", "approved": "queued", "sent": "running", "acknowledged": "running",
                 "fulfilled": "complete", "refused": "failed", "expired": "closed"}
@@ -498,13 +502,18 @@ def _history(session: DbSession, case: Case, row: LegalRequest) -> list[dict[str
     return out
 
 
-def _next_steps(row: LegalRequest, viewer: User) -> tuple[list[tuple[str, str]], bool]:
-    """The steps the viewer may record now, and whether approval waits on another role."""
+def _next_steps(row: LegalRequest, viewer: User) -> tuple[list[tuple[str, str]], str | None]:
+    """The steps the viewer may record now and, when approval is next but not theirs to give,
+    why: it needs another role, or (four eyes) someone other than the request's drafter."""
     allowed = requests.TRANSITIONS[RequestStatus(row.status)]
     steps = [s for s in LIFECYCLE if s in allowed]
-    approver = viewer.role in requests.APPROVERS
-    waits = "approved" in steps and not approver
-    return [(s, STEP_LABELS[s]) for s in steps if s != "approved" or approver], waits
+    waits = None
+    if "approved" in steps:
+        if viewer.role not in requests.APPROVERS:
+            waits = APPROVAL_BY_ROLE
+        elif requests.drafted_by(row, viewer):
+            waits = APPROVAL_BY_ANOTHER
+    return [(s, STEP_LABELS[s]) for s in steps if s != "approved" or waits is None], waits
 
 
 def _blank_step() -> dict[str, Any]:
@@ -566,7 +575,7 @@ def _request_context(session: DbSession, viewer: User, case: Case,
         ] if row.pdf_sha256 else [],
         "history": _history(session, case, row),
         "may_write": may_write, "steps": steps if may_write else [],
-        "approval_waits": may_write and waits,
+        "approval_waits": waits if may_write else None,
         "refusals": list(requests.REFUSAL_REASONS.items()),
         "may_extend": may_extend,
         "extendable": row.kind in requests.EXTENDABLE,

@@ -113,6 +113,41 @@ def test_lifecycle_over_http_with_roles_and_access(api: Api) -> None:
     assert api.get(owner, "/api/requests/due", params={"within": "soon"}).status_code == 422
 
 
+def test_the_drafter_of_a_request_cannot_approve_it(api: Api) -> None:
+    owner, base, world = _setup(api)
+    reference = world.case.reference
+    drafter = _member(api, owner, reference, "sam", Role.SUPERVISOR, Access.WRITE)
+    other = _member(api, owner, reference, "pia", Role.PROSECUTOR, Access.WRITE)
+    made = api.post(drafter, base, json=BODY).json()
+    status_url = f"{base}/{made['id']}/status"
+
+    refused = api.post(drafter, status_url, json={"status": "approved"})
+    assert refused.status_code == 409
+    assert refused.json() == {
+        "error": "FourEyesViolation",
+        "message": "four eyes: you drafted request OP/2026/9-PRES-1, so you may not approve it; "
+                   "another supervisor, prosecutor or admin of the case must"}
+    shown = api.get(drafter, f"{base}/{made['id']}").json()
+    assert shown["status"] == "draft" and shown["approved_at"] is None
+
+    approved = api.post(other, status_url, json={"status": "approved"})
+    assert approved.status_code == 200 and approved.json()["status"] == "approved"
+    # The drafter may take the next step, sending it, as anyone with write access.
+    assert api.post(drafter, status_url, json={"status": "sent"}).status_code == 200
+
+    # An extension is drafted by whoever generates it: the same rule holds for it.
+    extension = api.post(other, f"{base}/{made['id']}/extension").json()
+    own = api.post(other, f"{base}/{extension['id']}/status", json={"status": "approved"})
+    assert own.status_code == 409 and own.json()["error"] == "FourEyesViolation"
+    assert api.post(drafter, f"{base}/{extension['id']}/status",
+                    json={"status": "approved"}).status_code == 200
+    with api.runtime.session() as session:
+        approvals = list(session.execute(
+            select(CustodyEntry.actor_id, CustodyEntry.object_id)
+            .where(CustodyEntry.action == "request.approved").order_by(CustodyEntry.seq)))
+    assert approvals == [(other.user.id, made["id"]), (drafter.user.id, extension["id"])]
+
+
 def test_due_and_extension_over_http(api: Api) -> None:
     owner, base, world = _setup(api)
     boss = _member(api, owner, world.case.reference, "boss", Role.SUPERVISOR, Access.WRITE)

@@ -423,6 +423,38 @@ def test_status_changes_and_an_extension_recorded_through_the_forms(api: Api) ->
     assert _actions(api).count("request.generated") == 2
 
 
+def test_the_drafter_is_not_offered_the_approval_and_is_told_why(api: Api) -> None:
+    liaison, _world = _liaison_world(api)
+    sam = _member(api, liaison, "sam", Role.SUPERVISOR, Access.WRITE)
+    _member(api, liaison, "pia", Role.PROSECUTOR, Access.WRITE)
+    request_id = _generated_ago(api, sam, timedelta(hours=2))
+    token = _sign_in(api.client, "sam")
+
+    page = api.client.get(f"{BASE}/{request_id}")
+    assert ("Next: approval by another supervisor, prosecutor or admin of the case. You drafted "
+            "this request, and four eyes means its drafter does not approve it.") in page.text
+    assert 'name="status"' not in page.text
+    # A post made all the same (an old page, a forged form) is refused with why.
+    forged = _record(api.client, token, request_id, status="approved", from_status="draft")
+    assert forged.status_code == 409
+    assert _alert(forged.text) == (
+        "The step was not recorded: Four eyes: you drafted request OP/2026/9-PRES-1, so you may "
+        "not approve it; another supervisor, prosecutor or admin of the case must.")
+    assert 'name="status"' not in forged.text
+    assert "request.approved" not in _actions(api)
+
+    other = _browser_client(api)
+    other_token = _sign_in(other, "pia")
+    shown = other.get(f"{BASE}/{request_id}").text
+    assert 'name="status" value="approved"' in shown and "You drafted" not in shown
+    assert _record(other, other_token, request_id, status="approved",
+                   from_status="draft").status_code == 303
+    approved = api.client.get(f"{BASE}/{request_id}").text
+    assert '<span class="badge approved queued">approved</span>' in approved
+    assert 'name="status" value="sent"' in approved  # the drafter sends it
+    assert _actions(api).count("request.approved") == 1
+
+
 def test_the_requests_due_across_cases(api: Api) -> None:
     liaison, world = _liaison_world(api)
     boss = _member(api, liaison, "boss", Role.SUPERVISOR, Access.WRITE)
@@ -687,3 +719,41 @@ def test_a_liaison_officer_generates_a_preservation_request_and_sends_it_in_chro
         page.click("text=90d")
         page.locator("table.due").wait_for()
         page.screenshot(path=SHOTS / "requests-due.png", full_page=True)
+
+
+@pytest.mark.browser
+def test_a_supervisor_who_drafted_a_request_leaves_its_approval_to_another_in_chromium(
+    standing: Api,
+) -> None:
+    api = standing
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    liaison, _world = _liaison_world(api)
+    sam = _member(api, liaison, "sam", Role.SUPERVISOR, Access.WRITE)
+    _member(api, liaison, "pia", Role.PROSECUTOR, Access.WRITE)
+    request_id = _generated_ago(api, sam, timedelta(hours=1))
+    url = f"{BASE}/{request_id}"
+    with served_app(api.runtime) as served, BrowserSession(api.runtime.settings) as browser:
+        with walled_page(browser, served) as page:
+            page.goto(f"{served}{url}")
+            sign_in_on_page(page, "sam", PASSWORD)
+            page.get_by_role("heading", name="Record the next step").wait_for()
+            record = page.locator("#record + section.card")
+            assert "You drafted this request, and four eyes means its drafter does not " \
+                "approve it." in record.inner_text()
+            assert page.locator("input[name=status]").count() == 0
+            assert page.get_by_role("button", name="Record").count() == 0
+            record.scroll_into_view_if_needed()
+            page.screenshot(path=SHOTS / "request-drafter-four-eyes.png", full_page=True)
+
+        with walled_page(browser, served) as page:
+            page.goto(f"{served}{url}")
+            sign_in_on_page(page, "pia", PASSWORD)
+            page.get_by_role("heading", name="Record the next step").wait_for()
+            assert "You drafted" not in page.locator("main").inner_text()
+            assert page.is_checked("input[name=status][value=approved]")
+            page.click("button:has-text('Record')")
+            page.get_by_role("heading", name="Status history").wait_for()
+            assert page.locator(".head .badge").first.inner_text() == "approved"
+            history = page.locator("table.history").inner_text()
+            assert "request.approved" in history and "pia" in history
+            page.screenshot(path=SHOTS / "request-approved-by-another.png", full_page=True)

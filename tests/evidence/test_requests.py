@@ -19,6 +19,7 @@ from evidence.blobstore import FolderStore
 from evidence.errors import (
     AccessDenied,
     Conflict,
+    FourEyesViolation,
     IllegalTransition,
     InvalidInput,
     PermissionDenied,
@@ -340,6 +341,21 @@ def test_the_lifecycle_moves_one_legal_step_at_a_time_each_in_custody(
         "code": "no-longer-held", "label": requests.REFUSAL_REASONS["no-longer-held"]}
     described = requests.describe(row, world.case.reference)
     assert described["refusal_reasons"][1]["code"] == "not-competent-authority"
+
+
+def test_the_drafter_of_a_request_may_not_approve_it(
+        session: Session, store: FolderStore, settings: Settings) -> None:
+    world = make_request_world(session, store)
+    boss = _supervisor(session, world)
+    row = _generate(session, world, store, settings, actor=boss).request
+    with pytest.raises(FourEyesViolation, match=r"you drafted request .*-PRES-1, so you may not"):
+        requests.change_status(session, boss, world.case, row.id, "approved", now=T0)
+    assert row.status == "draft" and row.approved_by_id is None
+    other = _supervisor(session, world)
+    requests.change_status(session, other, world.case, row.id, "approved", now=T0)
+    assert row.approved_by_id == other.id
+    assert [e["action"] for e in _entries(session, row)] == ["request.generated",
+                                                             "request.approved"]
 
 
 def test_a_change_cannot_be_dated_in_the_future(

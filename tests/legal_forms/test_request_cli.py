@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from evidence import users
+from evidence import cases, users
 from evidence.cli import _load_plugins, main_group
 from evidence.home import open_runtime
+from evidence.models import Access, Role
 from evidence.settings import Settings
 from tests.factories import AUTHORITY_FIELDS, make_request_world
 
@@ -62,6 +63,21 @@ def home(tmp_path: Path, backend: str, database_url: str) -> Iterator[Home]:
     finally:
         runtime.close()
     yield made
+
+
+def _add_supervisor(home: Home, name: str) -> None:
+    """A supervisor with write access to the case, to act as with `--as`."""
+    runtime = open_runtime(Settings(home=home.path,
+                                    database_url=home.env.get("EVIDENCE_DATABASE_URL")))
+    try:
+        with runtime.session() as session:
+            admin = users.first_admin(session)
+            assert admin is not None
+            supervisor = users.create_user(session, admin, name=name, role=Role.SUPERVISOR)
+            case = cases.get_case(session, admin, REFERENCE)
+            cases.add_member(session, admin, case, supervisor, Access.WRITE)
+    finally:
+        runtime.close()
 
 
 def _pdftotext(path: Path) -> str:
@@ -131,7 +147,12 @@ def test_lifecycle_due_extend_and_stats(home: Home, tmp_path: Path) -> None:
     assert early.exit_code != 0 and "only a sent preservation" in early.output
     skipped = home.run("request", "status", ident, "sent")
     assert skipped.exit_code != 0 and "cannot become sent" in skipped.output
-    assert home.run("request", "status", ident, "approved").exit_code == 0  # as the admin
+    # The admin drafted it, so another approves it (four eyes).
+    own = home.run("request", "status", ident, "approved")
+    assert own.exit_code != 0 and "Traceback" not in own.output
+    assert "four eyes: you drafted request" in own.output
+    _add_supervisor(home, "boss")
+    assert home.run("request", "status", ident, "approved", "--as", "boss").exit_code == 0
     sent = home.run("request", "status", made["reference"], "sent", "--reference", "X-77")
     assert sent.exit_code == 0 and "is now sent" in sent.output
     due = home.json("request", "due", "--within", "100d")
