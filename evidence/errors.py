@@ -122,6 +122,10 @@ class IllegalTransition(Conflict):
     """A legal request cannot move from its current status to the one asked for."""
 
 
+class PreservationEnded(Conflict):
+    """The preservation has ended (recorded expired, or its period is over): nothing to extend."""
+
+
 class FourEyesViolation(Conflict):
     """The one who proposed a decision or drafted a legal request may not also approve it."""
 

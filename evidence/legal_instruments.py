@@ -62,6 +62,11 @@ class InstrumentInfo(Protocol):
 
     def deadlines(self, r: RequestInput[Any], sent_at: datetime) -> Sequence[DeadlineInfo]: ...
 
+    def preservation_end(self, r: RequestInput[Any], sent_at: datetime) -> datetime | None:
+        """When the preservation this request asks for ends unless extended (UTC), had it been
+        sent at `sent_at`; None for a kind that preserves nothing or sets no period."""
+        ...
+
     def values(self, r: RequestInput[Any]) -> dict[str, str]:
         """The filled value of each field by name (the addressee under "addressee")."""
         ...

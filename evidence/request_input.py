@@ -115,6 +115,9 @@ class RequestInput(Generic[P]):
     issued_at: datetime | None = None
     previous_reference: str | None = None
     previous_issued_at: datetime | None = None
+    # An extension or renewal: when the preservation it extends ends without it (the end of the
+    # current period, UTC). The new period runs on from there, not from sending.
+    previous_ends_at: datetime | None = None
     user_fields: Mapping[str, str] = field(default_factory=dict)
 
     def user(self, name: str) -> str:

@@ -54,6 +54,7 @@ from evidence.errors import (
     InvalidInput,
     NotFound,
     PermissionDenied,
+    PreservationEnded,
     RequestIncomplete,
 )
 from evidence.legal_instruments import legal_instruments
@@ -110,6 +111,8 @@ PRESERVATION_KINDS = frozenset(
     {"eu-epoc-pr", "eu-epoc-pr-extension", "provider-preservation", "coe-art29-preservation"})
 # Kinds `extend` knows how to follow up: EPOC-PR -> Annex VI; provider preservation -> renewal.
 EXTENDABLE = frozenset({"eu-epoc-pr", "provider-preservation"})
+EPOC_PR_ONCE = ("an EPOC-PR is extended once only, by 30 days (Regulation (EU) 2023/1543, "
+                "Art. 11(1))")
 
 # Reasons a provider gives for not executing (Annex III to Regulation (EU) 2023/1543 style).
 # The list follows /work/shared/legal-instruments.md, a secondary source: the Annex's own
@@ -535,6 +538,7 @@ def _snapshot(r: Input) -> dict[str, JsonValue]:
         "issued_at": iso(r.issued_at),
         "previous_reference": r.previous_reference,
         "previous_issued_at": iso(r.previous_issued_at),
+        "previous_ends_at": iso(r.previous_ends_at),
     }
 
 
@@ -582,6 +586,7 @@ def _input_of(row: LegalRequest, registry: PlatformRegistry) -> Input:
         issued_at=row.sent_at or _time(snap["issued_at"]),
         previous_reference=snap["previous_reference"],
         previous_issued_at=_time(snap["previous_issued_at"]),
+        previous_ends_at=_time(snap.get("previous_ends_at")),
         user_fields=dict(snap["user_fields"]),
     )
 
@@ -902,7 +907,7 @@ def change_status(
     elif new == S.SENT:
         row.sent_at = when
         # The real deadlines run from sending: recompute them over the stored input.
-        r = _input_of(row, registry or legal_instruments().platforms())
+        r = _input_with_period(session, row, registry or legal_instruments().platforms())
         row.deadlines = _deadlines(r, when)
         row.due_at = _first_due(row.deadlines)
         row.fields = {**(row.fields or {}), "deadlines_provisional": False}
@@ -970,15 +975,19 @@ def due(session: Session, actor: User, *, within: timedelta = timedelta(days=14)
             if d.get("conditional"):
                 continue
             when = datetime.fromisoformat(str(d["due"]))
-            if row.sent_at is not None and when <= row.sent_at:
+            if row.sent_at is not None and (when <= row.sent_at
+                                            or str(d["name"]).startswith("send ")):
                 continue  # a deadline for sending, met by sending
             if when > horizon:
                 continue
             if kids:
                 action = f"send the extension {kids[0].reference_number} ({kids[0].status})"
+            elif row.kind in EXTENDABLE and when < now:
+                action = f"lapsed? record it: evidence request status {row.id} expired"
             elif row.kind in EXTENDABLE:
-                action = (f"extend: evidence request extend {row.id}" if when >= now else
-                          f"lapsed? record it: evidence request status {row.id} expired")
+                refusal = extension_refusal(session, row, now=now)
+                action = (f"extend: evidence request extend {row.id}" if refusal is None else
+                          f"follow up with the platform; no extension: {refusal.message}")
             else:
                 action = "follow up with the platform"
             out.append(DueItem(row, ref, str(d["name"]), when, str(d.get("basis", "")),
@@ -997,43 +1006,108 @@ def _extension_count(session: Session, row: LegalRequest) -> int:
     return count
 
 
+def _input_with_period(session: Session, row: LegalRequest, registry: PlatformRegistry) -> Input:
+    """The request's input, with the end of the period it extends where it extends one.
+
+    Kept in the input since extensions run on from that end; for one generated before it was
+    kept, it is worked out again from the request extended."""
+    r = _input_of(row, registry)
+    if r.previous_ends_at is None and row.previous_request_id is not None:
+        parent = session.get(LegalRequest, row.previous_request_id)
+        if parent is not None:
+            r = dataclasses.replace(r, previous_ends_at=period_end(session, parent, registry))
+    return r
+
+
+def period_end(session: Session, row: LegalRequest,
+               registry: PlatformRegistry | None = None) -> datetime | None:
+    """When the preservation a sent request asks for ends unless extended: for an extension or
+    renewal, counted on from the end of the period it extends. None: not sent, or no period."""
+    if row.sent_at is None:
+        return None
+    r = _input_with_period(session, row, registry or legal_instruments().platforms())
+    return legal_instruments().instrument(row.kind).preservation_end(r, row.sent_at)
+
+
+def _when(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def extension_refusal(session: Session, row: LegalRequest, *,
+                      registry: PlatformRegistry | None = None,
+                      now: datetime | None = None) -> Conflict | None:
+    """Why the request cannot be extended now, or None when `extend` would make its extension.
+
+    Only a sent preservation whose period is still running is extended; an EPOC-PR once only
+    (Art. 11(1)), a provider's preservation as often as the platform registry says."""
+    now = now or utcnow()
+    ref = row.reference_number
+    if row.kind == "eu-epoc-pr-extension":
+        return Conflict(f"request {ref} is itself the extension of an EPOC-PR: {EPOC_PR_ONCE}")
+    if row.kind not in EXTENDABLE:
+        return Conflict(f"a {row.kind} request has no extension here (only "
+                        f"{', '.join(sorted(EXTENDABLE))})")
+    if row.status == S.EXPIRED:
+        return PreservationEnded(f"request {ref} is expired: an ended preservation cannot be "
+                                 "extended; make a new preservation request")
+    if row.status == S.REFUSED:
+        return Conflict(f"request {ref} was refused: there is no preservation to extend")
+    if row.status not in (S.SENT, S.ACKNOWLEDGED, S.FULFILLED) or row.sent_at is None:
+        return Conflict(f"request {ref} is {row.status}: only a sent preservation can be "
+                        "extended")
+    children = extensions_of(session, [row.id]).get(row.id, [])
+    if row.kind == "eu-epoc-pr":
+        # A refused extension extended nothing; any other was the one extension there is.
+        made = [c for c in children if c.status != S.REFUSED]
+        if made:
+            return Conflict(f"request {ref} is already extended by {made[0].reference_number} "
+                            f"({made[0].status}): {EPOC_PR_ONCE}")
+    else:
+        live = [c for c in children if c.status not in CLOSED_CHILD]
+        if live:
+            return Conflict(f"request {ref} is already extended by {live[0].reference_number} "
+                            f"({live[0].status})")
+        registry = registry or legal_instruments().platforms()
+        platform = registry.get(row.platform)
+        limit = platform.preservation.max_extensions
+        if limit is not None and _extension_count(session, row) >= limit:
+            return Conflict(f"{platform.display_name} extends a preservation at most {limit} "
+                            f"time(s) (platform registry); request {ref} is the last extension")
+    ends = period_end(session, row, registry)
+    if ends is not None and ends <= now:
+        return PreservationEnded(f"the preservation under request {ref} ended {_when(ends)}: an "
+                                 "ended preservation cannot be extended; make a new "
+                                 "preservation request")
+    return None
+
+
 def extend(
     session: Session, actor: User, request_id: uuid.UUID | str, *, store: BlobStore,
     registry: PlatformRegistry | None = None, now: datetime | None = None,
 ) -> Generated:
-    """The extension of a sent preservation, generated from the original as a new draft."""
+    """The extension of a sent preservation, generated from the original as a new draft; its
+    period runs on from the end of the original's current one."""
     row, case = request_for(session, actor, request_id, need=Access.WRITE)
     cases.require_open(case)
     registry = registry or legal_instruments().platforms()
     now = now or utcnow()
-    if row.kind not in EXTENDABLE:
-        raise Conflict(f"a {row.kind} request has no extension here (only "
-                       f"{', '.join(sorted(EXTENDABLE))})")
-    if row.status not in (S.SENT, S.ACKNOWLEDGED, S.FULFILLED) or row.sent_at is None:
-        raise Conflict(f"request {row.reference_number} is {row.status}: only a sent "
-                       "preservation can be extended")
-    live = extensions_of(session, [row.id], live_only=True).get(row.id)
-    if live:
-        active = live[0]
-        raise Conflict(f"request {row.reference_number} is already extended by "
-                       f"{active.reference_number} ({active.status})")
-    original = _input_of(row, registry)
-    problems: list[str] = []
+    refusal = extension_refusal(session, row, registry=registry, now=now)
+    if refusal is not None:
+        raise refusal
+    ends = period_end(session, row, registry)
+    original = _input_with_period(session, row, registry)
     if row.kind == "eu-epoc-pr":
         kind = "eu-epoc-pr-extension"
         reference = _next_reference(session, case, kind)
         new = legal_instruments().extension_of(original, reference=reference, issued_at=now)
     else:
         kind = row.kind
-        limit = original.platform.preservation.max_extensions
-        if limit is not None and _extension_count(session, row) >= limit:
-            raise Conflict(f"{original.platform.display_name} extends a preservation at most "
-                           f"{limit} time(s) (platform registry)")
         reference = _next_reference(session, case, kind)
         new = dataclasses.replace(original, reference=reference, issued_at=now,
                                   previous_reference=row.reference_number,
                                   previous_issued_at=row.sent_at)
-    return _store_request(session, actor, case, new, store=store, problems=problems, now=now,
+    new = dataclasses.replace(new, previous_ends_at=ends)
+    return _store_request(session, actor, case, new, store=store, problems=[], now=now,
                           previous=row)
 
 

@@ -533,11 +533,14 @@ def _request_context(session: DbSession, viewer: User, case: Case,
     access = cases.access_of(session, viewer, case)
     may_write = access in (Access.WRITE, Access.MANAGE)
     steps, waits = _next_steps(row, viewer)
-    may_extend = (may_write and case.status == CaseStatus.OPEN
-                  and row.kind in requests.EXTENDABLE and row.sent_at is not None
-                  and row.status in (RequestStatus.SENT, RequestStatus.ACKNOWLEDGED,
-                                     RequestStatus.FULFILLED)
-                  and active_child is None)
+    extendable = row.kind in requests.EXTENDABLE | EXTENSION_KINDS
+    refusal = (requests.extension_refusal(session, row, now=utcnow())
+               if may_write and extendable else None)
+    if case.status != CaseStatus.OPEN:
+        why_not_extend = "Only a preservation in an open case can be extended."
+    else:
+        why_not_extend = "" if refusal is None else sentence(refusal.message)
+    may_extend = may_write and extendable and not why_not_extend
     due = requests.due(session, viewer, within=DUE_SOON, case=case)
     state, state_tone = _deadline_state(row, due, active_child)
     instrument = INSTRUMENTS.get(row.kind)
@@ -577,8 +580,8 @@ def _request_context(session: DbSession, viewer: User, case: Case,
         "may_write": may_write, "steps": steps if may_write else [],
         "approval_waits": waits if may_write else None,
         "refusals": list(requests.REFUSAL_REASONS.items()),
-        "may_extend": may_extend,
-        "extendable": row.kind in requests.EXTENDABLE,
+        "may_extend": may_extend, "why_not_extend": why_not_extend,
+        "extendable": extendable,
         "step": _blank_step(), "step_error": None, "extension_error": None,
     }
 

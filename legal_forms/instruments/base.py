@@ -395,6 +395,10 @@ class Instrument:
     def deadlines(self, r: RequestInput, sent_at: datetime) -> tuple[Deadline, ...]:
         return ()
 
+    def preservation_end(self, r: RequestInput, sent_at: datetime) -> datetime | None:
+        """When the preserving this request asks for ends unless extended; None: no period."""
+        return None
+
     def ensure_valid(self, r: RequestInput) -> None:
         errors = tuple(p for p in self.validate(r) if p.severity == "error")
         if errors:

@@ -159,9 +159,12 @@ class EuEpocPr(Instrument):
             problems.append(Problem("name at least one data category", "categories"))
         return problems
 
+    def preservation_end(self, r: RequestInput, sent_at: datetime) -> datetime:
+        return add_days(sent_at, PRESERVE_DAYS, zone_of(r.issuing.time_zone))
+
     def deadlines(self, r: RequestInput, sent_at: datetime) -> tuple[Deadline, ...]:
         zone = zone_of(r.issuing.time_zone)
-        end = add_days(sent_at, PRESERVE_DAYS, zone)
+        end = self.preservation_end(r, sent_at)
         return (
             Deadline("preservation ends unless extended or production confirmed", end,
                      f"{REG}, Art. 11(1)",

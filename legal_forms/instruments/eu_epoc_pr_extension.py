@@ -47,23 +47,37 @@ _U = "descriptive heading; Annex VI was not reached in any copy"
 def extension_of(original: RequestInput, *, reference: str,
                  issued_at: datetime | None = None) -> RequestInput:
     """The Annex VI extension of an EPOC-PR, carrying the original's case, parties and data."""
+    ends = (None if original.issued_at is None
+            else add_days(original.issued_at, PRESERVE_DAYS, zone_of(original.issuing.time_zone)))
     return dataclasses.replace(
         original, kind=EuEpocPrExtension.kind, reference=reference, issued_at=issued_at,
         previous_reference=original.reference, previous_issued_at=original.issued_at,
+        previous_ends_at=ends,
     )
 
 
-def _original_end(r: RequestInput) -> str | None:
+def current_end(r: RequestInput) -> datetime | None:
+    """When the EPOC-PR's 60 days end: the extension's 30 days run on from there."""
+    if r.previous_ends_at is not None:
+        return r.previous_ends_at
     if r.previous_issued_at is None:
         return None
-    return utc_text(add_days(r.previous_issued_at, PRESERVE_DAYS, zone_of(r.issuing.time_zone)))
+    return add_days(r.previous_issued_at, PRESERVE_DAYS, zone_of(r.issuing.time_zone))
+
+
+def new_end(r: RequestInput) -> datetime | None:
+    end = current_end(r)
+    return None if end is None else add_days(end, EXTENSION_DAYS, zone_of(r.issuing.time_zone))
+
+
+def _original_end(r: RequestInput) -> str | None:
+    end = current_end(r)
+    return None if end is None else utc_text(end)
 
 
 def _new_end(r: RequestInput) -> str | None:
-    if r.previous_issued_at is None:
-        return None
-    return utc_text(add_days(r.previous_issued_at, PRESERVE_DAYS + EXTENSION_DAYS,
-                             zone_of(r.issuing.time_zone)))
+    end = new_end(r)
+    return None if end is None else utc_text(end)
 
 
 class EuEpocPrExtension(Instrument):
@@ -101,7 +115,7 @@ class EuEpocPrExtension(Instrument):
                   computed("original.issued_at + 60 days", _original_end),
                   f"{REG}, Art. 11(1)"),
         FieldSpec("new_end", "Preservation extended until (UTC)", "extension", True,
-                  computed("original.issued_at + 90 days", _new_end), f"{REG}, Art. 11(1)"),
+                  computed("end of the 60 days + 30 days", _new_end), f"{REG}, Art. 11(1)"),
     )
     sources = (REG_SOURCE, REPRODUCTIONS_SOURCE)
     unverified = (
@@ -115,21 +129,24 @@ class EuEpocPrExtension(Instrument):
             problems.append(Problem("an extension needs the original EPOC-PR's reference and "
                                     "sending time (use extension_of(original))", "original"))
         elif r.issued_at is not None:
-            end = add_days(r.previous_issued_at, PRESERVE_DAYS, zone_of(r.issuing.time_zone))
-            if r.issued_at >= end:
+            end = current_end(r)
+            if end is not None and r.issued_at >= end:
                 problems.append(Problem(
                     f"the extension must be sent within the 60-day period ({REG}, Art. 11(1)); "
                     f"it ended {utc_text(end)}", "issued_at"))
         return problems
 
+    def preservation_end(self, r: RequestInput, sent_at: datetime) -> datetime | None:
+        return new_end(r)
+
     def deadlines(self, r: RequestInput, sent_at: datetime) -> tuple[Deadline, ...]:
-        if r.previous_issued_at is None:
+        before, after = current_end(r), new_end(r)
+        if before is None or after is None:
             return ()
-        zone = zone_of(r.issuing.time_zone)
         return (
-            Deadline("send the extension before", add_days(r.previous_issued_at, PRESERVE_DAYS,
-                                                           zone), f"{REG}, Art. 11(1)"),
-            Deadline("extended preservation ends", add_days(
-                r.previous_issued_at, PRESERVE_DAYS + EXTENSION_DAYS, zone), f"{REG}, Art. 11(1)",
-                "Confirm a subsequent production request (Annex V) before this time."),
+            Deadline("send the extension before", before, f"{REG}, Art. 11(1)"),
+            Deadline("extended preservation ends", after, f"{REG}, Art. 11(1)",
+                     "Runs on from the end of the 60 days, whenever the extension is sent. "
+                     "Confirm a subsequent production request (Annex V) before this time; an "
+                     "EPOC-PR is extended once only."),
         )

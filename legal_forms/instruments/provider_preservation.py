@@ -6,10 +6,17 @@ the provider's courtesy (see each platform's guidelines in the registry). The pr
 comes from the registry where it is known, else the statutory one of 2703(f)(2): 90 days, extended
 for an additional 90 days upon a renewed request (both read in the current US Code text, see
 `us_common`).
+
+A renewal (`previous_ends_at` set) extends the period it follows: its period runs on from the end
+of that one, whenever the renewal is sent, for the registry's extension length (TikTok 90 days,
+Snap 180), else the statute's 90 days where the registry knows no period at all; where the
+registry knows the first period but not the extension's, the first period's length is assumed,
+and the request says so.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from legal_forms.instruments.base import (
@@ -22,6 +29,7 @@ from legal_forms.instruments.base import (
     computed,
     identifier_problems,
     period_problems,
+    utc_text,
     zone_of,
 )
 from legal_forms.instruments.us_common import REGISTRY, S2703, provider_fields, provider_sections
@@ -39,8 +47,10 @@ def _basis(r: RequestInput) -> str:
     if r.previous_reference:
         sent = (f", sent {r.previous_issued_at.strftime('%Y-%m-%d')}"
                 if r.previous_issued_at else "")
+        ends = (f", whose preservation period ends {utc_text(r.previous_ends_at)}"
+                if r.previous_ends_at else "")
         renewal = (f"Renewal: please extend the preservation requested under our reference "
-                   f"{r.previous_reference}{sent}, for a further period.\n")
+                   f"{r.previous_reference}{sent}{ends}, for a further period.\n")
     return renewal + (
         "Request to preserve records and other evidence in your possession pending the issuance "
         "of formal legal process, in the manner of 18 U.S.C. 2703(f). This request covers data "
@@ -74,20 +84,42 @@ class ProviderPreservation(Instrument):
             problems.append(Problem(
                 f"the registry has no preservation period for {r.platform.display_name}; the "
                 "statutory 90 days are assumed", "platform", "warning"))
+        if r.previous_ends_at is not None and _renewal(r).assumed:
+            problems.append(Problem(
+                f"the registry states no extension length for {r.platform.display_name}; the "
+                f"renewal is counted as another {_renewal(r).days} days from the end of the "
+                "current period", "platform", "warning"))
         if r.platform.channel.name == UNKNOWN:
             problems.append(Problem(f"the registry knows no request channel for "
                                     f"{r.platform.display_name}", "platform", "warning"))
         return problems
 
+    def preservation_end(self, r: RequestInput, sent_at: datetime) -> datetime:
+        zone = zone_of(r.issuing.time_zone)
+        if r.previous_ends_at is not None:
+            return add_days(r.previous_ends_at, _renewal(r).days, zone)
+        return add_days(sent_at, _first(r).days, zone)
+
     def deadlines(self, r: RequestInput, sent_at: datetime) -> tuple[Deadline, ...]:
         zone = zone_of(r.issuing.time_zone)
         p = r.platform.preservation
-        days = p.days if p.days is not None else STATUTE_DAYS
-        basis = ("platform registry: " + r.platform.name if p.days is not None
-                 else "18 U.S.C. 2703(f)(2)")
-        end = add_days(sent_at, days, zone)
-        out = [Deadline("preservation ends", end, basis)]
         lead = EXTENSION_LEAD_DAYS.get(r.platform.name)
+        end = self.preservation_end(r, sent_at)
+        out = []
+        if r.previous_ends_at is not None:
+            renewal = _renewal(r)
+            send_by = (r.previous_ends_at if lead is None
+                       else add_days(r.previous_ends_at, -lead, zone))
+            out.append(Deadline("send the renewal before", send_by,
+                                renewal.basis if lead is None
+                                else f"platform registry: {r.platform.name} (notes)",
+                                "The preservation it renews ends "
+                                f"{utc_text(r.previous_ends_at)}."))
+            out.append(Deadline("preservation ends", end, renewal.basis,
+                                f"{renewal.days} days from the end of the period renewed, "
+                                "whenever the renewal is sent."))
+        else:
+            out.append(Deadline("preservation ends", end, _first(r).basis))
         if lead is not None:
             out.append(Deadline("ask for an extension before", add_days(end, -lead, zone),
                                 f"platform registry: {r.platform.name} (notes)",
@@ -95,10 +127,35 @@ class ProviderPreservation(Instrument):
                                 "days before expiry."))
         extension = p.extension_days if p.extension_days is not None else (
             STATUTE_EXTENSION_DAYS if p.days is None else None)
-        if extension is not None:
+        if extension is not None and r.previous_ends_at is None:
             times = p.max_extensions or 1
             out.append(Deadline(
                 f"preservation ends if extended ({times}x {extension} days)",
                 add_days(end, extension * times, zone),
-                basis if p.extension_days is not None else "18 U.S.C. 2703(f)(2)"))
+                _first(r).basis if p.extension_days is not None else "18 U.S.C. 2703(f)(2)"))
         return tuple(out)
+
+
+@dataclass(frozen=True)
+class _Period:
+    days: int
+    basis: str
+    assumed: bool = False  # the registry does not state it; taken from the first period
+
+
+def _first(r: RequestInput) -> _Period:
+    p = r.platform.preservation
+    if p.days is not None:
+        return _Period(p.days, f"platform registry: {r.platform.name}")
+    return _Period(STATUTE_DAYS, "18 U.S.C. 2703(f)(2)")
+
+
+def _renewal(r: RequestInput) -> _Period:
+    """How long a renewal keeps the data, counted from the end of the period it renews."""
+    p = r.platform.preservation
+    if p.extension_days is not None:
+        return _Period(p.extension_days, f"platform registry: {r.platform.name}")
+    if p.days is None:
+        return _Period(STATUTE_EXTENSION_DAYS, "18 U.S.C. 2703(f)(2)")
+    return _Period(p.days, f"assumed: the platform registry states no extension length for "
+                           f"{r.platform.name}; its first period", assumed=True)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
@@ -25,6 +26,7 @@ from capture.browser import BrowserSession
 from evidence import accounts, cases, custody, requests, targets, users
 from evidence.models import Access, CustodyEntry, LegalRequest, Role
 from legal_forms import service_adapter
+from legal_forms.instruments.base import add_days
 from tests.api.conftest import (
     Api,
     Caller,
@@ -453,6 +455,35 @@ def test_the_drafter_is_not_offered_the_approval_and_is_told_why(api: Api) -> No
     assert '<span class="badge approved queued">approved</span>' in approved
     assert 'name="status" value="sent"' in approved  # the drafter sends it
     assert _actions(api).count("request.approved") == 1
+
+
+def test_an_ended_preservation_offers_no_extension_and_says_why(api: Api) -> None:
+    liaison, _world = _liaison_world(api)
+    boss = _member(api, liaison, "boss", Role.SUPERVISOR, Access.WRITE)
+    token = _sign_in(api.client, "lina")
+    request_id = _generated_ago(api, liaison, timedelta(days=100))
+    sent_at = (datetime.now(UTC) - timedelta(days=99)).replace(microsecond=0)
+    with api.runtime.session() as session:
+        case = cases.get_case(session, liaison.user, REFERENCE)
+        requests.change_status(session, boss.user, case, uuid.UUID(request_id), "approved",
+                               at=sent_at)
+        requests.change_status(session, liaison.user, case, uuid.UUID(request_id), "sent",
+                               at=sent_at)
+    # X keeps 90 days, on the issuing authority's (Berlin) calendar: over 9 days ago.
+    ended = add_days(sent_at, 90, ZoneInfo("Europe/Berlin")).strftime("%Y-%m-%d %H:%M UTC")
+    why = (f"the preservation under request OP/2026/9-PRES-1 ended {ended}: an ended "
+           "preservation cannot be extended; make a new preservation request")
+
+    page = api.client.get(f"{BASE}/{request_id}")
+    assert "Generate the extension" not in page.text
+    assert f'<p class="muted">{why[:1].upper()}{why[1:]}.</p>' in page.text
+    forged = api.client.post(f"{BASE}/{request_id}/extension", data={"csrf_token": token})
+    assert forged.status_code == 409
+    assert _alert(forged.text) == f"No extension was generated: {why[:1].upper()}{why[1:]}."
+    over_api = api.post(liaison, f"{API_BASE}/{request_id}/extension")
+    assert over_api.status_code == 409
+    assert over_api.json() == {"error": "PreservationEnded", "message": why}
+    assert _request_count(api) == 1
 
 
 def test_the_requests_due_across_cases(api: Api) -> None:

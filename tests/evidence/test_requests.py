@@ -23,6 +23,7 @@ from evidence.errors import (
     IllegalTransition,
     InvalidInput,
     PermissionDenied,
+    PreservationEnded,
     RequestIncomplete,
 )
 from evidence.models import Access, Artifact, CustodyEntry, LegalRequest, Role
@@ -463,6 +464,134 @@ def test_an_epoc_pr_is_extended_with_annex_vi(
     assert values["original_issued_at"] == T0.strftime("%Y-%m-%d %H:%M:%S UTC")
     names = [d["name"] for d in extension.deadlines]
     assert names == ["send the extension before", "extended preservation ends"]
+
+
+def _due(row: Any, name: str) -> datetime:  # Any: the JSON column is read freely
+    return datetime.fromisoformat(next(d["due"] for d in row.deadlines if d["name"] == name))
+
+
+def test_a_renewal_runs_on_from_the_end_of_the_current_period(
+        session: Session, store: FolderStore, settings: Settings) -> None:
+    world = make_request_world(session, store)
+    first = _generate(session, world, store, settings).request
+    _send(session, world, first, T0)  # 2 March 2026, 10:00 in Berlin
+    # X keeps 90 days (platform registry): to 31 May, 10:00 in Berlin.
+    assert _due(first, "preservation ends") == datetime(2026, 5, 31, 8, 0, tzinfo=UTC)
+
+    # Renewed on 21 May and sent on 26 May: the new 90 days follow on from 31 May, not from
+    # the day it was sent (that would end on 24 August).
+    renewal: Any = requests.extend(session, world.actor, first.id, store=store,
+                                   now=datetime(2026, 5, 21, 9, 0, tzinfo=UTC)).request
+    ends = datetime(2026, 8, 29, 8, 0, tzinfo=UTC)
+    assert _due(renewal, "preservation ends") == ends  # already so in the draft
+    assert "whose preservation period ends 2026-05-31 08:00:00 UTC" in (
+        renewal.fields["values"]["basis"])
+    _send(session, world, renewal, datetime(2026, 5, 26, 9, 0, tzinfo=UTC))
+    assert _due(renewal, "preservation ends") == ends
+    # X wants a renewal 7 days before the end of what it renews (registry notes).
+    assert _due(renewal, "send the renewal before") == datetime(2026, 5, 24, 8, 0, tzinfo=UTC)
+    assert requests.period_end(session, renewal) == ends
+    # X states no extension length: the first period's is assumed, and the request says so.
+    assert any("no extension length for X" in w for w in renewal.fields["warnings"])
+
+    # Renewing the renewal runs on from its end again (not from the first request's 90 days).
+    third = requests.extend(session, world.actor, renewal.id, store=store,
+                            now=datetime(2026, 8, 20, 9, 0, tzinfo=UTC)).request
+    _send(session, world, third, datetime(2026, 8, 21, 9, 0, tzinfo=UTC))
+    # 27 November, 10:00 in Berlin (winter time again).
+    assert _due(third, "preservation ends") == datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+
+
+def test_an_ended_or_expired_preservation_is_not_extended(
+        session: Session, store: FolderStore, settings: Settings) -> None:
+    world = make_request_world(session, store)
+    lapsed = _generate(session, world, store, settings).request
+    _send(session, world, lapsed, T0)
+    # Its 90 days ended on 31 May at 08:00 UTC: from that moment on there is nothing to extend.
+    at_the_end = datetime(2026, 5, 31, 8, 0, tzinfo=UTC)
+    with pytest.raises(PreservationEnded) as ended:
+        requests.extend(session, world.actor, lapsed.id, store=store, now=at_the_end)
+    assert str(ended.value) == (
+        f"the preservation under request {lapsed.reference_number} ended 2026-05-31 08:00 UTC: "
+        "an ended preservation cannot be extended; make a new preservation request")
+    requests.change_status(session, world.actor, world.case, lapsed.id, "expired",
+                           at=at_the_end, now=at_the_end)
+    with pytest.raises(PreservationEnded, match="is expired: an ended preservation cannot be "):
+        requests.extend(session, world.actor, lapsed.id, store=store, now=at_the_end)
+    # A minute before its end it still could have been.
+    running = _generate(session, world, store, settings).request
+    _send(session, world, running, T0)
+    made = requests.extend(session, world.actor, running.id, store=store,
+                           now=at_the_end - timedelta(minutes=1))
+    assert made.request.previous_request_id == running.id
+    assert session.scalars(select(LegalRequest).where(
+        LegalRequest.previous_request_id == lapsed.id)).all() == []
+
+
+def test_a_platform_extends_as_often_as_the_registry_says(
+        session: Session, store: FolderStore, settings: Settings) -> None:
+    from evidence import targets
+    from tests.factories import make_capture
+
+    world = make_request_world(session, store)
+    video, _ = targets.flag_target(session, world.actor, world.case, reason="crossing advert",
+                                   url="https://www.tiktok.com/@seller/video/7234567890")
+    make_capture(session, world.case, video, store)
+    first = _generate(session, world, store, settings, platform="tiktok").request
+    _send(session, world, first, T0)
+    # TikTok: 90 days, extendable once by 90 days (platform registry).
+    assert _due(first, "preservation ends") == datetime(2026, 5, 31, 8, 0, tzinfo=UTC)
+    renewal: Any = requests.extend(session, world.actor, first.id, store=store,
+                                   now=datetime(2026, 5, 1, 9, 0, tzinfo=UTC)).request
+    _send(session, world, renewal, datetime(2026, 5, 2, 9, 0, tzinfo=UTC))
+    assert _due(renewal, "preservation ends") == datetime(2026, 8, 29, 8, 0, tzinfo=UTC)
+    assert renewal.fields["warnings"] == []  # the extension's length is the registry's
+    with pytest.raises(Conflict, match=r"TikTok extends a preservation at most 1 time\(s\)"):
+        requests.extend(session, world.actor, renewal.id, store=store,
+                        now=datetime(2026, 8, 1, 9, 0, tzinfo=UTC))
+    # What is due says so instead of proposing the extension.
+    items = [(i.deadline, i.due, i.action) for i in requests.due(
+        session, world.actor, within=timedelta(days=30),
+        now=datetime(2026, 8, 1, 9, 0, tzinfo=UTC)) if i.request.id == renewal.id]
+    assert items == [("preservation ends", datetime(2026, 8, 29, 8, 0, tzinfo=UTC),
+                      "follow up with the platform; no extension: TikTok extends a "
+                      "preservation at most 1 time(s) (platform registry); request "
+                      f"{renewal.reference_number} is the last extension")]
+
+
+def test_an_epoc_pr_is_extended_once_by_30_days_from_the_end_of_its_60(
+        session: Session, store: FolderStore, settings: Settings) -> None:
+    world = make_request_world(session, store)
+    original = _generate(session, world, store, settings, kind="eu-epoc-pr",
+                         fields=EPOC_PR_FIELDS).request
+    _send(session, world, original, T0)
+    assert requests.period_end(session, original) == datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
+    first = requests.extend(session, world.actor, original.id, store=store,
+                            now=datetime(2026, 4, 20, 9, 0, tzinfo=UTC)).request
+    # Refused by the provider (say, sent incomplete), it extended nothing: another may be made
+    # while the 60 days run.
+    _send(session, world, first, datetime(2026, 4, 21, 9, 0, tzinfo=UTC))
+    at = datetime(2026, 4, 22, 9, 0, tzinfo=UTC)
+    requests.change_status(session, world.actor, world.case, first.id, "refused",
+                           refusal=["incomplete"], at=at, now=at)
+    extension: Any = requests.extend(session, world.actor, original.id, store=store,
+                                     now=at).request
+    _send(session, world, extension, datetime(2026, 4, 28, 9, 0, tzinfo=UTC))
+    # 30 days on from the end of the 60, however late in them it was sent.
+    assert _due(extension, "extended preservation ends") == datetime(2026, 5, 31, 8, 0,
+                                                                     tzinfo=UTC)
+    assert extension.fields["values"]["new_end"] == "2026-05-31 08:00:00 UTC"
+    once = "an EPOC-PR is extended once only, by 30 days (Regulation (EU) 2023/1543, Art. 11(1))"
+    with pytest.raises(Conflict) as again:
+        requests.extend(session, world.actor, original.id, store=store,
+                        now=datetime(2026, 4, 29, 9, 0, tzinfo=UTC))
+    assert str(again.value) == (f"request {original.reference_number} is already extended by "
+                                f"{extension.reference_number} (sent): {once}")
+    with pytest.raises(Conflict) as onwards:
+        requests.extend(session, world.actor, extension.id, store=store,
+                        now=datetime(2026, 5, 20, 9, 0, tzinfo=UTC))
+    assert str(onwards.value) == (f"request {extension.reference_number} is itself the "
+                                  f"extension of an EPOC-PR: {once}")
 
 
 def test_parse_within() -> None:

@@ -580,6 +580,37 @@ def test_provider_preservation_uses_the_registry(registry: Registry) -> None:
     assert renewed.due == sent + timedelta(days=180)
 
 
+def test_a_provider_renewal_runs_on_from_the_end_it_renews(registry: Registry) -> None:
+    inst = get_instrument("provider-preservation")
+    renewed_end = datetime(2027, 3, 3, 9, 0, tzinfo=UTC)  # 10:00 in Berlin
+    sent = datetime(2027, 2, 20, 9, 0, tzinfo=UTC)
+    # Snap: one extension of 180 days (registry), from 3 March 2027 to 30 August, 10:00 in
+    # Berlin (summer time): not 180 days from sending (19 August).
+    snap = make_request(registry, "provider-preservation", platform=registry.get("snap"),
+                        previous_reference="LR-1", previous_issued_at=datetime(
+                            2026, 3, 3, 9, 0, tzinfo=UTC), previous_ends_at=renewed_end)
+    assert inst.preservation_end(snap, sent) == datetime(2027, 8, 30, 8, 0, tzinfo=UTC)
+    assert [(d.name, d.due) for d in inst.deadlines(snap, sent)] == [
+        ("send the renewal before", renewed_end),
+        ("preservation ends", datetime(2027, 8, 30, 8, 0, tzinfo=UTC)),
+    ]
+    assert "ends 2027-03-03 09:00:00 UTC" in inst.values(snap)["basis"]
+    assert not [p for p in inst.validate(snap) if "extension length" in str(p)]
+    # No period in the registry: the statute's additional 90 days.
+    generic = dataclasses.replace(snap, platform=registry.get("generic"))
+    (_send, end) = inst.deadlines(generic, sent)
+    assert end.due == datetime(2027, 6, 1, 8, 0, tzinfo=UTC) and end.basis == (
+        "18 U.S.C. 2703(f)(2)")
+    # X states 90 days but no extension length: 90 more are assumed, said in a warning, and X
+    # wants the renewal 7 days before the end.
+    x = dataclasses.replace(snap, platform=registry.get("x"))
+    send_by, end, _ask = inst.deadlines(x, sent)
+    assert send_by.due == datetime(2027, 2, 24, 9, 0, tzinfo=UTC)
+    assert end.due == datetime(2027, 6, 1, 8, 0, tzinfo=UTC) and end.basis.startswith("assumed")
+    assert any("no extension length for X" in str(p) for p in inst.validate(x)
+               if p.severity == "warning")
+
+
 # --- routing -------------------------------------------------------------------------------------
 
 
