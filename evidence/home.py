@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import Engine, func, inspect, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,7 +26,7 @@ from evidence.db import (
     session_scope,
 )
 from evidence.errors import ConfigurationError, NotInitialised
-from evidence.models import Checkpoint, Role
+from evidence.models import Checkpoint, Role, utcnow
 from evidence.settings import Settings
 from evidence.signing import Signer, Verifier
 
@@ -46,6 +47,8 @@ class Runtime:
     sessions: sessionmaker[Session]
     store: BlobStore
     signer: Signer
+    # What time it is for the login throttle's waits; tests move it instead of sleeping.
+    clock: Callable[[], datetime] = utcnow
 
     @property
     def verifier(self) -> Verifier:

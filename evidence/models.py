@@ -493,6 +493,8 @@ class LoginSession(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Where the login came from (the client address the API saw); None before revision 0013.
+    remote_address: Mapped[str | None] = mapped_column(String(64))
 
 
 class LoginFailure(Base):

@@ -4,11 +4,23 @@ A login makes a random session token that the browser keeps in an HTTP-only cook
 database keeps only its SHA-256, as for API tokens, so a copy of the database logs nobody in.
 Sessions end at a fixed time after login, or when the user logs out.
 
-Password guessing is throttled per name: every refused login is a `LoginFailure` row, and a name
-with `LOGIN_FAILURE_LIMIT` failures inside `LOGIN_FAILURE_WINDOW` is refused without a look at
-the password until the oldest of them leaves the window. The rows live in the database, so all
-API hosts count together; the name as typed is what counts, whether a user has it or not, so the
-answer never tells which names exist. They are kept for `LOGIN_FAILURE_RETENTION`, then pruned.
+Password guessing is throttled twice over, from rows in the database (every refused login is a
+`LoginFailure` with the name as typed and the client's address), so all API hosts count together:
+
+- per name and address: after `ADDRESS_FREE_FAILURES` failures of a name from one address, each
+  further failure closes the name to that address for a wait that doubles with every failure
+  (`ADDRESS_FIRST_WAIT`, 2x, 4x ... up to `ADDRESS_MAX_WAIT`). Whoever guesses from one place
+  is slowed down hard; the name's owner elsewhere is not.
+- per name, across addresses: after `NAME_FREE_FAILURES` failures from anywhere, a gentler wait
+  (`NAME_FIRST_WAIT` doubling up to `NAME_MAX_WAIT`) closes the name to every address, so
+  guessing spread over many addresses is slowed down too, without locking its owner out for long.
+
+A wait runs from the failure that started it; logins refused while it runs are not counted and
+their password is not checked, so it ends on time. Failures count for `FAILURE_MEMORY`, and only
+those since the name's last login (from that address, for the first rule): a login forgives
+them. A failure that starts a wait is recorded once in the custody log (`user.login_throttled`)
+for the user the name belongs to; a name nobody has gets no entry, and the answer never tells
+which names exist. Failures are kept for `LOGIN_FAILURE_RETENTION`, then pruned.
 """
 
 from __future__ import annotations
@@ -17,10 +29,11 @@ import hashlib
 import math
 import secrets
 import unicodedata
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, delete, func, select, text
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from evidence import custody, users
 from evidence.errors import EvidenceError, InvalidInput
@@ -28,11 +41,15 @@ from evidence.models import LoginFailure, LoginSession, User, utcnow
 
 SESSION_PREFIX = "evs_"
 SESSION_LIFETIME = timedelta(hours=12)
-# This many refused logins for one name inside the window close the name until the oldest of
-# them leaves it. Refusals while closed are not counted, so the name reopens on time.
-LOGIN_FAILURE_LIMIT = 5
-LOGIN_FAILURE_WINDOW = timedelta(minutes=15)
-# Failures outlive the window as a record of who guessed at which names from where; past this
+ADDRESS_FREE_FAILURES = 5
+ADDRESS_FIRST_WAIT = timedelta(minutes=1)
+ADDRESS_MAX_WAIT = timedelta(hours=1)
+NAME_FREE_FAILURES = 15
+NAME_FIRST_WAIT = timedelta(seconds=10)
+NAME_MAX_WAIT = timedelta(minutes=5)
+# Failures older than this are forgotten by the throttle (a wait never outlasts it).
+FAILURE_MEMORY = timedelta(hours=24)
+# Failures outlive the memory as a record of who guessed at which names from where; past this
 # they are deleted, each time a failure is recorded, so the table stays bounded.
 LOGIN_FAILURE_RETENTION = timedelta(days=90)
 # pg_advisory_xact_lock(space, key): serialises the failures of one name across hosts, so the
@@ -61,12 +78,32 @@ class LoginThrottled(EvidenceError):
 
     status_code = 429
 
-    def __init__(self, retry_after: int) -> None:
+    def __init__(self, retry_after: int, *, scope: str = "name") -> None:
         self.retry_after = retry_after  # whole seconds, for a Retry-After header
-        self.minutes = max(1, math.ceil(retry_after / 60))
-        unit = "minute" if self.minutes == 1 else "minutes"
-        super().__init__(f"too many failed sign-ins for this name; try again in {self.minutes} "
-                         f"{unit}")
+        self.scope = scope
+        where = " from your address" if scope == "address" else " lately"
+        super().__init__(f"too many failed sign-ins for this name{where}; try again in "
+                         f"{_duration(retry_after)}")
+
+
+def _duration(seconds: int) -> str:
+    if seconds < 60:
+        return f"{seconds} second{'' if seconds == 1 else 's'}"
+    minutes = math.ceil(seconds / 60)
+    return f"{minutes} minute{'' if minutes == 1 else 's'}"
+
+
+@dataclass(frozen=True)
+class Throttle:
+    """A wait a name is in for logins from one address, and the failures that started it."""
+
+    until: datetime
+    scope: str  # "address": the name from this address; "name": the name from anywhere
+    address_failures: int  # counted for the name from this address
+    name_failures: int  # counted for the name from anywhere
+
+    def seconds(self, now: datetime) -> int:
+        return max(1, math.ceil((self.until - now).total_seconds()))
 
 
 def normalise_login_name(name: str) -> str:
@@ -74,21 +111,58 @@ def normalise_login_name(name: str) -> str:
     return unicodedata.normalize("NFKC", name).strip().casefold()[:_NAME_LENGTH]
 
 
-def throttled_for(session: Session, name: str, *, now: datetime | None = None) -> int | None:
-    """Seconds until the name (as typed) may try again, or None when it may now."""
-    now = now or utcnow()
-    recent = list(session.scalars(
-        select(LoginFailure.attempted_at)
-        .where(LoginFailure.name == normalise_login_name(name),
-               LoginFailure.attempted_at > now - LOGIN_FAILURE_WINDOW)
-        .order_by(LoginFailure.attempted_at.desc())
-        .limit(LOGIN_FAILURE_LIMIT)
-    ))
-    if len(recent) < LOGIN_FAILURE_LIMIT:
+def _address(remote_address: str | None) -> str | None:
+    return None if remote_address is None else remote_address[:_ADDRESS_LENGTH]
+
+
+def _wait(failures: int, free: int, first: timedelta, most: timedelta) -> timedelta | None:
+    """The wait the `failures`-th counted failure starts: none while they are few, then
+    `first`, doubling with every further one up to `most`."""
+    if failures < free:
         return None
-    # Open again when the LIMIT-th newest failure leaves the window.
-    reopens_at = recent[-1] + LOGIN_FAILURE_WINDOW
-    return max(1, math.ceil((reopens_at - now).total_seconds()))
+    return min(first * 2 ** min(failures - free, 32), most)
+
+
+def _counted(session: Session, key: str, since: datetime, now: datetime,
+             *where: ColumnElement[bool]) -> tuple[int, datetime | None]:
+    """How many failures of the name count (those `where` holds), and the newest of them."""
+    count, newest = session.execute(
+        select(func.count(), func.max(LoginFailure.attempted_at)).where(
+            LoginFailure.name == key, LoginFailure.attempted_at > since,
+            LoginFailure.attempted_at <= now, *where)).one()
+    return int(count or 0), newest
+
+
+def _is(column: InstrumentedAttribute[str | None], address: str | None) -> ColumnElement[bool]:
+    return column.is_(None) if address is None else column == address
+
+
+def throttle(session: Session, name: str, remote_address: str | None, *,
+             now: datetime | None = None) -> Throttle | None:
+    """The wait the name (as typed) is in for a login from `remote_address`, or None when it
+    may try now. The longer wait wins where both rules close it."""
+    now = now or utcnow()
+    key, address = normalise_login_name(name), _address(remote_address)
+    floor = now - FAILURE_MEMORY
+    # A login forgives the failures before it: any login those of the name, a login from this
+    # address those from here. (User names are ASCII, so lower() is their normalisation.)
+    logins = select(func.max(LoginSession.created_at)).where(LoginSession.user_id.in_(
+        select(User.id).where(func.lower(User.name) == key)))
+    last_login = session.scalar(logins)
+    last_here = session.scalar(logins.where(_is(LoginSession.remote_address, address)))
+    name_count, name_newest = _counted(session, key, max(floor, last_login or floor), now)
+    here_count, here_newest = _counted(session, key, max(floor, last_here or floor), now,
+                                       _is(LoginFailure.remote_address, address))
+    waits = []
+    for scope, count, newest, rule in (
+            ("address", here_count, here_newest,
+             (ADDRESS_FREE_FAILURES, ADDRESS_FIRST_WAIT, ADDRESS_MAX_WAIT)),
+            ("name", name_count, name_newest,
+             (NAME_FREE_FAILURES, NAME_FIRST_WAIT, NAME_MAX_WAIT))):
+        wait = _wait(count, *rule)
+        if wait is not None and newest is not None and newest + wait > now:
+            waits.append(Throttle(newest + wait, scope, here_count, name_count))
+    return max(waits, key=lambda t: t.until) if waits else None
 
 
 def _record_failure(session: Session, name: str, *, remote_address: str | None,
@@ -101,7 +175,7 @@ def _record_failure(session: Session, name: str, *, remote_address: str | None,
     the whole of its transaction, reads only before this point, so committing it commits the
     failure and nothing else.
     """
-    key = normalise_login_name(name)
+    key, address = normalise_login_name(name), _address(remote_address)
     if session.get_bind().dialect.name == "postgresql":
         digest = hashlib.sha256(key.encode()).digest()
         session.execute(text("SELECT pg_advisory_xact_lock(:space, :key)"),
@@ -109,20 +183,20 @@ def _record_failure(session: Session, name: str, *, remote_address: str | None,
                          "key": int.from_bytes(digest[:4], "big", signed=True)})
     session.execute(delete(LoginFailure)
                     .where(LoginFailure.attempted_at < now - LOGIN_FAILURE_RETENTION))
-    session.add(LoginFailure(name=key, attempted_at=now,
-                             remote_address=None if remote_address is None
-                             else remote_address[:_ADDRESS_LENGTH]))
-    failures = session.scalar(
-        select(func.count()).select_from(LoginFailure).where(
-            LoginFailure.name == key, LoginFailure.attempted_at > now - LOGIN_FAILURE_WINDOW))
-    if failures == LOGIN_FAILURE_LIMIT:
-        # This failure closes the name. Logged for the users it names (user names are ASCII, so
-        # lower() is the normalisation); a name no user has gets no entry, as it is nobody.
+    session.add(LoginFailure(name=key, attempted_at=now, remote_address=address))
+    session.flush()
+    started = throttle(session, name, remote_address, now=now)
+    if started is not None:
+        # This failure starts a wait: logged once, for the users the name belongs to; the
+        # logins refused while it runs add nothing. A name no user has gets no entry.
         for user in session.scalars(select(User).where(func.lower(User.name) == key)):
             custody.append(session, user, action="user.login_throttled", object_type="user",
                            object_id=user.id,
-                           details={"failures": failures,
-                                    "window_seconds": int(LOGIN_FAILURE_WINDOW.total_seconds())})
+                           details={"scope": started.scope, "remote_address": address,
+                                    "failures_from_address": started.address_failures,
+                                    "failures_for_name": started.name_failures,
+                                    "wait_seconds": started.seconds(now),
+                                    "until": custody.format_time(started.until)})
     session.commit()
 
 
@@ -132,12 +206,13 @@ def login(session: Session, *, name: str, password: str, remote_address: str | N
     browser that logged in.
 
     A refusal for a wrong name or password is committed before LoginFailed is raised (see
-    `_record_failure`); a name with too many of them lately gets LoginThrottled instead.
+    `_record_failure`); a name in a wait (`throttle`) gets LoginThrottled instead, whatever the
+    password.
     """
     now = now or utcnow()
-    wait = throttled_for(session, name, now=now)
-    if wait is not None:
-        raise LoginThrottled(wait)
+    waiting = throttle(session, name, remote_address, now=now)
+    if waiting is not None:
+        raise LoginThrottled(waiting.seconds(now), scope=waiting.scope)
     user = session.scalars(select(User).where(User.name == name)).first()
     if user is None or user.password_hash is None:
         users.password_matches(_DUMMY_HASH, password)
@@ -148,7 +223,7 @@ def login(session: Session, *, name: str, password: str, remote_address: str | N
         raise LoginFailed("wrong user name or password")
     token = SESSION_PREFIX + secrets.token_urlsafe(32)
     row = LoginSession(user_id=user.id, token_hash=users.hash_token(token), created_at=now,
-                       expires_at=now + SESSION_LIFETIME)
+                       expires_at=now + SESSION_LIFETIME, remote_address=_address(remote_address))
     session.add(row)
     session.flush()
     custody.append(session, user, action="user.logged_in", object_type="login_session",

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Cookie, Request, Response, status
 
-from api.deps import SESSION_COOKIE, CurrentUser, DbSession
+from api.deps import SESSION_COOKIE, AppRuntime, CurrentUser, DbSession
 from api.schemas import ERROR_RESPONSES, ErrorRead, LoginCreate, LoginRead, UserRead
 from evidence import sessions
 
@@ -15,9 +15,15 @@ router = APIRouter(prefix="/api/auth", tags=["auth"])
 
 _THROTTLED = {
     "model": ErrorRead,
-    "description": f"{sessions.LOGIN_FAILURE_LIMIT} failed logins for this name in the last "
-                   f"{int(sessions.LOGIN_FAILURE_WINDOW.total_seconds()) // 60} minutes; the "
-                   "password is not checked until the oldest of them is that old.",
+    "description": (
+        f"Too many failed logins for this name: from this address (after "
+        f"{sessions.ADDRESS_FREE_FAILURES}, a wait from "
+        f"{int(sessions.ADDRESS_FIRST_WAIT.total_seconds())} s doubling with every further "
+        f"failure, up to {int(sessions.ADDRESS_MAX_WAIT.total_seconds())} s), or from anywhere "
+        f"(after {sessions.NAME_FREE_FAILURES}, a gentler wait from "
+        f"{int(sessions.NAME_FIRST_WAIT.total_seconds())} s up to "
+        f"{int(sessions.NAME_MAX_WAIT.total_seconds())} s). The password is not checked "
+        "until the wait is over."),
     "headers": {"Retry-After": {"description": "Seconds until the name may try again.",
                                 "schema": {"type": "integer", "minimum": 1}}},
 }
@@ -26,16 +32,16 @@ _THROTTLED = {
 @router.post("/login", response_model=LoginRead,
              responses={401: {"model": ErrorRead, "description": "Wrong name or password."},
                         422: ERROR_RESPONSES[422], 429: _THROTTLED})
-def login(body: LoginCreate, request: Request, response: Response, session: DbSession) -> (
-    LoginRead
-):
+def login(body: LoginCreate, request: Request, response: Response, session: DbSession,
+          runtime: AppRuntime) -> LoginRead:
     """Check a user's password and set the session cookie (HTTP-only, SameSite=Strict).
 
-    Failed logins are counted per name, whether or not a user has it; too many in a while and
-    the name is refused with 429 and `Retry-After`, right password or not."""
+    Failed logins are counted per name and client address, and per name, whether or not a user
+    has it; too many lately and the name is refused with 429 and `Retry-After`, right password
+    or not."""
     user, token, row = sessions.login(
         session, name=body.name, password=body.password,
-        remote_address=request.client.host if request.client else None)
+        remote_address=request.client.host if request.client else None, now=runtime.clock())
     response.set_cookie(
         SESSION_COOKIE, token, max_age=int(sessions.SESSION_LIFETIME.total_seconds()),
         httponly=True, samesite="strict", secure=request.app.state.secure_cookies, path="/",

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from api.deps import SESSION_COOKIE, DbSession, case_reference, quote_ref
+from api.deps import SESSION_COOKIE, DbSession, case_reference, get_runtime, quote_ref
 from api.schemas import LoginCreate, TargetCreate
 from api.ui.rendering import PageError, login_page, render, safe_next, sentence
 from api.ui.security import LOGIN_CSRF_COOKIE, check_token, session_csrf_token
@@ -83,7 +83,8 @@ def login(
     try:
         _user, token, _row = sessions.login(
             session, name=body.name, password=body.password,
-            remote_address=request.client.host if request.client else None)
+            remote_address=request.client.host if request.client else None,
+            now=get_runtime(request).clock())
     except sessions.LoginThrottled as exc:
         # Answered here, not by the error pages: the form comes back, with when to try again.
         page = login_page(request, error=sentence(exc.message),

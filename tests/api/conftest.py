@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from evidence import users
 from evidence.blobstore import FolderStore
 from evidence.db import make_engine, make_session_factory
 from evidence.home import Runtime
-from evidence.models import Capture, CaptureStatus, Case, Role, Target, User
+from evidence.models import Capture, CaptureStatus, Case, Role, Target, User, utcnow
 from evidence.settings import Settings
 from evidence.signing import Signer
 from tests.factories import make_capture
@@ -37,6 +38,26 @@ class Caller:
     @property
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
+
+
+class Clock:
+    """The app's clock (`Runtime.clock`), moved on by a test instead of sleeping."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+def use_clock(api: Api) -> Clock:
+    """Give the app a clock of the test's, starting now (whole seconds)."""
+    clock = Clock(utcnow().replace(microsecond=0))
+    api.runtime.clock = clock
+    return clock
 
 
 @dataclass
@@ -113,25 +134,28 @@ def api(tmp_path: Path, database_url: str) -> Iterator[Api]:
 
 
 @contextmanager
-def walled_page(browser: BrowserSession, served: str, *, refused_status: int | None = None,
+def walled_page(browser: BrowserSession, served: str, *,
+                refused_status: int | tuple[int, ...] | None = None,
                 **context_options: Any) -> Iterator[Page]:
     """A Chromium page that reaches nothing but the app at `served`, as on a unit's network.
 
     After the walk it asserts that the page asked no other host for anything and that Chromium
-    reported no fault: no script error, no blocked style sheet, no policy violation. The one
-    console error let through is the answer at `refused_status` to a form the walk has
-    refused on purpose (Chromium reports any 4xx).
+    reported no fault: no script error, no blocked style sheet, no policy violation. The only
+    console errors let through are the answers at `refused_status` (one or several) to forms the
+    walk has refused on purpose (Chromium reports any 4xx).
     """
     elsewhere: list[str] = []
     problems: list[str] = []
-    allowed = None if refused_status is None else f"status of {refused_status}"
+    statuses = (() if refused_status is None else (refused_status,)
+                if isinstance(refused_status, int) else refused_status)
+    allowed = [f"status of {status}" for status in statuses]
 
     def block(route: Route) -> None:
         elsewhere.append(route.request.url)
         route.abort()
 
     def console(message: ConsoleMessage) -> None:
-        if message.type == "error" and (allowed is None or allowed not in message.text):
+        if message.type == "error" and not any(a in message.text for a in allowed):
             problems.append(message.text)
 
     context = browser.new_context(viewport={"width": 1280, "height": 900}, **context_options)

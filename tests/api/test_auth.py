@@ -19,9 +19,9 @@ from api.cli import user as user_group
 from evidence import custody, sessions
 from evidence.cli import main_group
 from evidence.home import open_runtime
-from evidence.models import CustodyEntry, LoginFailure, Role, utcnow
+from evidence.models import CustodyEntry, LoginFailure, LoginSession, Role, utcnow
 from evidence.settings import Settings
-from tests.api.conftest import Api
+from tests.api.conftest import Api, use_clock
 from tests.factories import make_user
 
 
@@ -85,86 +85,145 @@ def test_session_cookies_are_secure_when_configured(api: Api) -> None:
     assert ok.status_code == 200 and "Secure" in ok.headers["set-cookie"]
 
 
-def _login(api: Api, name: str, password: str) -> Response:
-    answer: Response = api.post(None, "/api/auth/login",
-                                json={"name": name, "password": password})
-    return answer
+def _client(api: Api, address: str) -> TestClient:
+    """A caller of the app from `address`."""
+    return TestClient(api.client.app, client=(address, 50000))
+
+
+def _login(client: TestClient, name: str, password: str) -> Response:
+    return client.post("/api/auth/login", json={"name": name, "password": password})
 
 
 def _throttle_entries(session: Session) -> list[dict[str, Any]]:
-    described = (custody.describe(e) for e in session.scalars(select(CustodyEntry)))
+    described = (custody.describe(e) for e in session.scalars(
+        select(CustodyEntry).order_by(CustodyEntry.seq)))
     return [d for d in described if d["action"] == "user.login_throttled"]
 
 
-def test_five_failed_logins_close_a_name_known_or_not_and_no_other(api: Api) -> None:
+def _refused(answer: Response, retry_after: int, message: str) -> None:
+    assert answer.status_code == 429, answer.text
+    assert answer.headers["retry-after"] == str(retry_after)
+    assert answer.json() == {"error": "LoginThrottled", "message": message}
+
+
+FROM_HERE = "too many failed sign-ins for this name from your address; try again in "
+LATELY = "too many failed sign-ins for this name lately; try again in "
+
+
+def test_failed_logins_from_one_address_wait_twice_as_long_each_time(api: Api) -> None:
     api.user("nadia", password="correct horse")
-    api.user("omar", password="his own")
-    limit = sessions.LOGIN_FAILURE_LIMIT
+    clock = use_clock(api)
+    here = _client(api, "198.51.100.7")
     for name in ("nadia", "ghost"):
-        for _ in range(limit):
-            refused = _login(api, name, "guess")
-            assert refused.status_code == 401
-    # Closed: the right password is not even checked; the wrong one costs nothing more.
-    answers = [_login(api, "nadia", "correct horse"), _login(api, "ghost", "correct horse"),
-               _login(api, "NADIA ", "guess")]
-    for answer in answers:
-        assert answer.status_code == 429
-        assert answer.json() == {
-            "error": "LoginThrottled",
-            "message": "too many failed sign-ins for this name; try again in 15 minutes"}
-        retry_after = int(answer.headers["retry-after"])
-        assert 14 * 60 < retry_after <= 15 * 60
-    assert "evidence_session" not in api.client.cookies
-    # Another name is untouched, known or not.
-    assert _login(api, "omar", "his own").status_code == 200
-    assert _login(api, "nobody", "guess").status_code == 401
+        for _ in range(sessions.ADDRESS_FREE_FAILURES):
+            assert _login(here, name, "guess").status_code == 401
+    # Closed for a minute: the right password is not even checked, known name or not.
+    _refused(_login(here, "nadia", "correct horse"), 60, FROM_HERE + "1 minute")
+    _refused(_login(here, "ghost", "correct horse"), 60, FROM_HERE + "1 minute")
+    assert "evidence_session" not in here.cookies
+    clock.advance(seconds=45)
+    # The same name as typed otherwise; refused while waiting, it is not counted.
+    _refused(_login(here, "NADIA ", "guess"), 15, FROM_HERE + "15 seconds")
+    clock.advance(seconds=15)
+    # The wait is over; one more wrong password starts one twice as long, and so on.
+    assert _login(here, "nadia", "guess").status_code == 401
+    _refused(_login(here, "nadia", "correct horse"), 120, FROM_HERE + "2 minutes")
+    clock.advance(minutes=2)
+    assert _login(here, "nadia", "guess").status_code == 401
+    _refused(_login(here, "nadia", "correct horse"), 240, FROM_HERE + "4 minutes")
+    clock.advance(minutes=3, seconds=59)
+    _refused(_login(here, "nadia", "correct horse"), 1, FROM_HERE + "1 second")
+    clock.advance(seconds=1)
+    signed_in = _login(here, "nadia", "correct horse")
+    assert signed_in.status_code == 200, signed_in.text
+    assert signed_in.cookies["evidence_session"].startswith("evs_")
+    # A login forgives the failures before it: the next wrong password is only wrong.
+    clock.advance(seconds=1)
+    assert _login(here, "nadia", "guess").status_code == 401
+    assert _login(here, "nadia", "correct horse").status_code == 200
 
     with api.runtime.session() as session:
-        # Each failure outlived its request's rollback; the refusals while closed are not kept.
+        # Each failure outlived its request's rollback; refusals while waiting are not kept.
         counts = {name: count for name, count in session.execute(
             select(LoginFailure.name, func.count()).group_by(LoginFailure.name))}
-        assert counts == {"nadia": limit, "ghost": limit, "nobody": 1}
-        assert all(row.remote_address == "testclient"
-                   for row in session.scalars(select(LoginFailure)))
-        # Logged once, when the name closed, under the user it guards; nothing for "ghost".
+        assert counts == {"nadia": 8, "ghost": 5}
+        assert {row.remote_address for row in session.scalars(select(LoginFailure))} == {
+            "198.51.100.7"}
+        assert {row.remote_address for row in session.scalars(select(LoginSession))} == {
+            "198.51.100.7"}
+        # Logged once for each wait started, under the user the name belongs to: not for each
+        # refusal, and nothing for "ghost", which is nobody's.
         entries = _throttle_entries(session)
-        assert len(entries) == 1
-        assert entries[0]["actor"]["name"] == "nadia"
-        assert entries[0]["object"]["type"] == "user"
-        assert entries[0]["details"] == {"failures": limit, "window_seconds": 900}
+        assert [e["details"]["wait_seconds"] for e in entries] == [60, 120, 240]
+        assert all(e["actor"]["name"] == "nadia" and e["object"]["type"] == "user"
+                   for e in entries)
+        first = entries[0]["details"]
+        assert first == {"scope": "address", "remote_address": "198.51.100.7",
+                         "failures_from_address": 5, "failures_for_name": 5,
+                         "wait_seconds": 60, "until": first["until"]}
         assert "ghost" not in str([custody.describe(e)
                                    for e in session.scalars(select(CustodyEntry))])
 
 
-def test_a_closed_name_opens_again_when_its_failures_leave_the_window(session: Session) -> None:
-    user = make_user(session, name="nadia", password="correct horse")
-    start = utcnow()
-    # As typed, normalised: these all guess at nadia.
-    for i, typed in enumerate(["nadia", "Nadia", " NADIA", "nadia", "nadiA"]):
+def test_another_address_is_slowed_only_by_the_gentler_wait_of_the_name(api: Api) -> None:
+    api.user("nadia", password="correct horse")
+    api.user("omar", password="his own")
+    clock = use_clock(api)
+    guesser, office = _client(api, "203.0.113.9"), _client(api, "192.0.2.10")
+    for _ in range(sessions.ADDRESS_FREE_FAILURES):
+        assert _login(guesser, "nadia", "guess").status_code == 401
+    _refused(_login(guesser, "nadia", "correct horse"), 60, FROM_HERE + "1 minute")
+    # From the office the name's owner signs in at once, and another name from the guesser's
+    # address too; neither opens the name to the guesser.
+    assert _login(office, "nadia", "correct horse").status_code == 200
+    assert _login(guesser, "omar", "his own").status_code == 200
+    _refused(_login(guesser, "nadia", "correct horse"), 60, FROM_HERE + "1 minute")
+
+    # Guessing spread over many addresses, one failure each: past the name's free failures
+    # (counted since its last login), every address waits, briefly.
+    clock.advance(seconds=1)
+    for i in range(sessions.NAME_FREE_FAILURES):
+        assert _login(_client(api, f"203.0.113.{100 + i}"), "nadia", "guess").status_code == 401
+    _refused(_login(office, "nadia", "correct horse"), 10, LATELY + "10 seconds")
+    clock.advance(seconds=10)
+    assert _login(office, "nadia", "correct horse").status_code == 200
+    # The guesser's own wait is longer and still runs.
+    _refused(_login(guesser, "nadia", "correct horse"), 49, FROM_HERE + "49 seconds")
+
+    with api.runtime.session() as session:
+        entries = [e["details"] for e in _throttle_entries(session)]
+    assert [(e["scope"], e["remote_address"], e["failures_from_address"],
+             e["failures_for_name"], e["wait_seconds"]) for e in entries] == [
+        ("address", "203.0.113.9", 5, 5, 60),
+        ("name", "203.0.113.114", 1, 15, 10),
+    ]
+
+
+def test_waits_double_up_to_an_hour_and_a_day_forgets_them(session: Session) -> None:
+    make_user(session, name="nadia", password="correct horse")
+    now = utcnow()
+    waits: list[int | None] = []
+    for _ in range(12):
         with pytest.raises(sessions.LoginFailed):
-            sessions.login(session, name=typed, password="guess", remote_address="10.0.0.7",
-                           now=start + timedelta(minutes=i))
-    later = start + timedelta(minutes=14)
-    with pytest.raises(sessions.LoginThrottled) as closed:
-        sessions.login(session, name="nadia", password="correct horse", now=later)
-    # Open again when the first failure is 15 minutes old: one minute on.
-    assert closed.value.retry_after == 60 and closed.value.minutes == 1
-    assert str(closed.value) == ("too many failed sign-ins for this name; try again in "
-                                 "1 minute")
-    assert sessions.throttled_for(session, "nadia", now=start + timedelta(minutes=15)) is None
-    # One more failure closes it again at once (four are still in the window): a new closing,
-    # so a new entry.
+            sessions.login(session, name="nadia", password="guess", remote_address="10.0.0.7",
+                           now=now)
+        wait = sessions.throttle(session, "nadia", "10.0.0.7", now=now)
+        waits.append(None if wait is None else wait.seconds(now))
+        if wait is not None:
+            with pytest.raises(sessions.LoginThrottled):
+                sessions.login(session, name="nadia", password="correct horse",
+                               remote_address="10.0.0.7", now=wait.until - timedelta(seconds=1))
+            now = wait.until
+    assert waits == [None] * 4 + [60, 120, 240, 480, 960, 1920, 3600, 3600]
+    # A day after the last failure, the failures before it count no more.
+    now += sessions.FAILURE_MEMORY
     with pytest.raises(sessions.LoginFailed):
-        sessions.login(session, name="nadia", password="guess",
-                       now=start + timedelta(minutes=15))
-    assert sessions.throttled_for(session, "nadia",
-                                  now=start + timedelta(minutes=15)) == 60
-    signed_in, _token, row = sessions.login(session, name="nadia", password="correct horse",
-                                            now=start + timedelta(minutes=16))
-    assert signed_in.id == user.id and row.created_at == start + timedelta(minutes=16)
-    entries = _throttle_entries(session)
-    assert [e["object"]["id"] for e in entries] == [str(user.id)] * 2
-    assert session.scalar(select(func.count()).select_from(LoginFailure)) == 6
+        sessions.login(session, name="nadia", password="guess", remote_address="10.0.0.7",
+                       now=now)
+    assert sessions.throttle(session, "nadia", "10.0.0.7", now=now) is None
+    user, _token, row = sessions.login(session, name="nadia", password="correct horse",
+                                       remote_address="10.0.0.7", now=now)
+    assert user.name == "nadia" and row.remote_address == "10.0.0.7"
 
 
 def test_failures_are_kept_for_the_retention_then_pruned(session: Session) -> None:
