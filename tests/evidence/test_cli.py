@@ -224,11 +224,20 @@ def test_custody_verify_passes_then_names_the_tampered_entry(
     assert shown.stderr.splitlines()[-1] == f"read {entries} of {entries} custody entries"
     assert home.run("custody", "verify", "--json").stderr == ""
 
+    _edit_case_title_in_the_log(home)
+    broken = home.run("custody", "verify")
+    assert broken.exit_code == 1
+    assert "custody log BROKEN" in broken.output
+    assert "entry seq 3" in broken.output
+
+
+def _edit_case_title_in_the_log(home: Home) -> None:
+    """As an attacker with the database would: drop the guard, then change case T-1's title
+    from "t" to "x" in entry seq 3, its creation (after the admin and its token)."""
     engine = make_engine(home.database_url)
     try:
         with engine.begin() as conn:
             drop_append_only(conn, "custody_entries")
-            # seq 3 is the case's creation (after the admin and its token); edit its title.
             entry = bytes(conn.execute(
                 text("SELECT entry FROM custody_entries WHERE seq = 3")).scalar_one())
             assert b'"title":"t"' in entry
@@ -236,10 +245,6 @@ def test_custody_verify_passes_then_names_the_tampered_entry(
                          {"e": entry.replace(b'"title":"t"', b'"title":"x"')})
     finally:
         engine.dispose()
-    broken = home.run("custody", "verify")
-    assert broken.exit_code == 1
-    assert "custody log BROKEN" in broken.output
-    assert "entry seq 3" in broken.output
 
 
 def test_custody_checkpoint_refuses_to_sign_a_tampered_entry(home: Home) -> None:
@@ -247,14 +252,10 @@ def test_custody_checkpoint_refuses_to_sign_a_tampered_entry(home: Home) -> None
     assert home.run("case", "create", "T-1", "--title", "t").exit_code == 0
     engine = make_engine(home.database_url)
     try:
-        with engine.begin() as conn:
-            drop_append_only(conn, "custody_entries")
-            # seq 3, the case's creation, is not yet signed: edit its title.
-            entry = bytes(conn.execute(
-                text("SELECT entry FROM custody_entries WHERE seq = 3")).scalar_one())
-            conn.execute(text("UPDATE custody_entries SET entry = :e WHERE seq = 3"),
-                         {"e": entry.replace(b'"title":"t"', b'"title":"x"')})
+        with engine.connect() as conn:
             signed = conn.execute(text("SELECT count(*) FROM checkpoints")).scalar_one()
+        # seq 3, the case's creation, is not yet signed.
+        _edit_case_title_in_the_log(home)
         refused = home.run("custody", "checkpoint")
         assert refused.exit_code == 1
         assert refused.stderr.splitlines() == [
