@@ -237,6 +237,8 @@ def parse_query(raw: str) -> Query:
     syntax. Refuses a query with no words in it, or too long to be a search."""
     if len(raw) > MAX_QUERY_CHARS:
         raise InvalidInput(f"a search is at most {MAX_QUERY_CHARS} characters")
+    if "\x00" in raw:  # the query is recorded in the custody log, which holds no NUL
+        raise InvalidInput("the search must not contain NUL characters")
     groups: list[list[Term]] = [[]]
     for n, segment in enumerate(raw.split('"')):
         if n % 2:  # inside quotes (an unclosed quote runs to the end)

@@ -87,8 +87,6 @@ def search_text(
                                             "offset).")] = None,
 ) -> PageRead[SearchHitRead]:
     """Captures whose text matches, newest first, from the cases you are a member of."""
-    if "\x00" in q:
-        raise InvalidInput("the search must not contain NUL characters")
     scope = None if case is None else cases.case_for(session, actor, case)
     hosts = None if platform is None else _hosts_of(platform)
     results = search.search_text(session, actor, q, case=scope, hosts=hosts, since=_utc(since),
