@@ -509,13 +509,13 @@ class _Run:
         shown = " (which the browser would only have shown in its PDF viewer)" if (
             hops and hops[-1].saved_not_shown) else ""
         if saved.stopped_at is not None:
-            return (f"the address answered with a file, not a page: {saved.name}, {media_type}"
-                    f"{shown}; the download was stopped at {saved.stopped_at} bytes, over the "
-                    f"{self.settings.max_artifact_bytes}-byte bound per artifact, and there is "
-                    "no page to render")
-        return (f"the address answered with a file, not a page: {saved.name}, {media_type}, "
-                f"{saved.path.stat().st_size} bytes{shown}; the browser saved the file for the "
-                "capture's downloads, and there is no page to render")
+            kept = (f"{shown}; the download was stopped at {saved.stopped_at} bytes, over the "
+                    f"{self.settings.max_artifact_bytes}-byte bound per artifact")
+        else:
+            kept = (f", {saved.path.stat().st_size} bytes{shown}; the browser saved the file for "
+                    "the capture's downloads")
+        return (f"the address answered with a file, not a page: {saved.name}, {media_type}{kept}, "
+                "and there is no page to render")
 
     def settle(self) -> str | None:
         """Wait until the network has been quiet for QUIET_MS, at most SETTLE_SECONDS."""
@@ -591,10 +591,14 @@ class _Run:
             found = self.live_page.evaluate(
                 "() => ({text: document.body ? document.body.innerText : '',"
                 " lang: document.documentElement.lang || null})")
-        text = str(found["text"])
-        self.record.language = {"declared": found["lang"], **detect_language(text)}
-        self.store_bytes("text", "text.txt", text.encode("utf-8"), "text/plain; charset=utf-8")
+        self._keep_text(str(found["text"]), declared=found["lang"])
         return None
+
+    def _keep_text(self, text: str, *, declared: str | None) -> None:
+        """The capture's text artifact (what search indexes and comparisons diff), and the
+        language it is in."""
+        self.record.language = {"declared": declared, **detect_language(text)}
+        self.store_bytes("text", "text.txt", text.encode("utf-8"), "text/plain; charset=utf-8")
 
     def pdf_text(self) -> str | None:
         """The words of the PDF the address answered with, read from the file itself."""
@@ -604,9 +608,7 @@ class _Run:
             return "the PDF is over the bound per artifact and not kept, so its text is not read"
         found = read_pdf_text(saved.path, timeout=min(pdfread.TIMEOUT_SECONDS,
                                                       self.remaining_ms() / 1000))
-        self.record.language = {"declared": None, **detect_language(found.text)}
-        self.store_bytes("text", "text.txt", found.text.encode("utf-8"),
-                         "text/plain; charset=utf-8")
+        self._keep_text(found.text, declared=None)
         return found.note
 
     def tls_chain(self) -> str | None:
