@@ -799,8 +799,13 @@ class CapturePipeline:
         try:
             check_url(url, self.policy)
         except UrlRefused as exc:
-            record.error = str(exc)
-            record.steps.append(StepOutcome("navigate", False, str(exc)))
+            reason = str(exc)
+            if exc.address is not None:
+                # Said where an officer sees it: the refusal is a setting, not the page's fault.
+                reason += ("; captures do not reach internal addresses unless the setting "
+                           "EVIDENCE_CAPTURE_ALLOW lists them")
+            record.error = reason
+            record.steps.append(StepOutcome("navigate", False, reason))
             record.finished_at = utcnow()
             return record
         self.browser.ensure_running()

@@ -268,6 +268,8 @@ def test_a_refused_address_fails_with_the_reason_and_no_traceback(
     assert "Traceback" not in output
     assert re.search(r"capture [0-9a-f-]{36}: failed", done.stdout), output
     assert re.search(r"failed: refused: 127\.0\.0\.1 is a loopback address", done.stdout), output
+    assert ("captures do not reach internal addresses unless the setting "
+            "EVIDENCE_CAPTURE_ALLOW lists them") in done.stdout, output
     assert "/simple.html?refused=1" not in server.paths(), "a refused page was fetched"
 
     as_json = home.run("capture", url, "--case", CASE, "--json", drop=("EVIDENCE_CAPTURE_ALLOW",))
