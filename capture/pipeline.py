@@ -79,6 +79,10 @@ MAX_HOPS_RECORDED = 50  # of a navigation that failed (Chromium gives up after 2
 SAVED_NOT_SHOWN = frozenset({"application/pdf", "application/x-pdf"})
 OVERRUN_GRACE_SECONDS = 30.0  # after the capture's time limit, before the browser is stopped
 BOTTOM_WAITS = 4  # pauses more before a page that stopped growing is taken to have ended
+# A body this large (bytes on the wire) is taken again from the run's own DevTools session
+# before the context closes, in case the browser's record dropped it (`keep_large_bodies`).
+LARGE_BODY_BYTES = 4 * 1024 * 1024
+WARC_HEADROOM_BYTES = 1024 * 1024  # headers and records of the WARC besides the bodies
 _SCROLL_JS = """
 async ({steps, pause, waits}) => {
   const el = document.scrollingElement || document.documentElement;
@@ -132,6 +136,15 @@ class _Saved:
     stopped_at: int | None = None
 
 
+@dataclass(frozen=True)
+class _Body:
+    """A response body taken from the run's DevTools session, in a file."""
+
+    url: str
+    path: Path
+    size: int
+
+
 def _media_type(headers: list[list[str]]) -> str | None:
     """The media type of a Content-Type header, lower case, without parameters."""
     for name, value in headers:
@@ -165,6 +178,9 @@ class _Run:
         # every hop of a redirect chain): URL, status and headers as the server sent them.
         self.documents: dict[str, list[_Hop]] = {}
         self.document_addresses: dict[str, tuple[str, int | None]] = {}
+        self.answered: dict[str, str] = {}  # network request id: URL of its (last) response
+        self.large: list[tuple[str, int]] = []  # request id, bytes: loaded bodies to keep whole
+        self.large_bodies: list[_Body] = []  # kept by `keep_large_bodies`, in order of loading
         # The address answered with a file rather than a page: what the capture kept of it.
         self.file: _Saved | None = None
         self.load_deadline = self.deadline  # set by `navigate`: its bound covers the load too
@@ -245,13 +261,60 @@ class _Run:
             fetch.send(method, answer)
 
     def on_response(self, event: dict[str, Any]) -> None:
-        """Network.responseReceived: where a document came from (the Fetch pause cannot say)."""
+        """Network.responseReceived: what answered each request, and where a document came
+        from (the Fetch pause cannot say)."""
+        response = event.get("response") or {}
+        self.answered[str(event.get("requestId"))] = str(response.get("url", ""))
         if event.get("type") != "Document":
             return
-        response = event.get("response") or {}
         if response.get("remoteIPAddress"):
             self.document_addresses[str(event.get("requestId"))] = (
                 str(response["remoteIPAddress"]).strip("[]"), response.get("remotePort"))
+
+    def on_loaded(self, event: dict[str, Any]) -> None:
+        """Network.loadingFinished: a body large enough that the browser's record may drop it
+        (see `keep_large_bodies`)."""
+        size = int(event.get("encodedDataLength") or 0)
+        if size >= LARGE_BODY_BYTES:
+            self.large.append((str(event.get("requestId")), size))
+
+    def keep_large_bodies(self) -> str | None:
+        """Bodies the browser's own record drops (it keeps none over its buffer's bound: seen,
+        an 11 MB page kept, a 30 MB one not), taken from this run's DevTools session, whose
+        buffer was opened to the artifact bound (`Network.enable` in `_browse`). Run before
+        the context closes; `_with_saved_bodies` puts them in the WARC where the record has
+        none. One over the artifact bound, or one the browser no longer holds, stays out (the
+        WARC then marks that response truncated, as before)."""
+        bound = self.settings.max_artifact_bytes
+        missed: list[str] = []
+        for request_id, _size in self.large:
+            url = self.answered.get(request_id)
+            if url is None:
+                continue
+            if time.monotonic() > self.deadline:
+                missed.append(url)
+                continue
+            try:
+                answer = self.live_cdp.send("Network.getResponseBody", {"requestId": request_id})
+            except PlaywrightError:
+                missed.append(url)
+                continue
+            text = answer.get("body") or ""
+            data = (base64.b64decode(text) if answer.get("base64Encoded")
+                    else text.encode("utf-8"))
+            del answer, text
+            if len(data) > bound:
+                missed.append(url)
+                continue
+            path = self.tmp / f"body-{len(self.large_bodies)}"
+            path.write_bytes(data)
+            self.large_bodies.append(_Body(url, path, len(data)))
+        note = (f"{len(self.large_bodies)} large bodies taken from the browser "
+                f"({sum(b.size for b in self.large_bodies)} bytes)")
+        if missed:
+            note += (f"; {len(missed)} not (the browser no longer held it, it was over the "
+                     f"{bound}-byte bound, or the capture's time was up), first {missed[0]}")
+        return note
 
     def answer_to(self, url: str) -> tuple[str | None, list[_Hop]]:
         """The network request id and hops (redirects first) of the document answered at
@@ -645,11 +708,18 @@ class _Run:
         seen: set[str] = set()
         stored = 0
         for ex, body in traffic.media_bodies(exchanges):
-            digest = hashlib.sha256(body).hexdigest()
+            if isinstance(body, Path):
+                with body.open("rb") as handle:
+                    digest = hashlib.file_digest(handle, "sha256").hexdigest()
+            else:
+                digest = hashlib.sha256(body).hexdigest()
             if digest in seen:
                 continue
             seen.add(digest)
-            self.store_bytes("media", f"media-{stored}", body, ex.mime_type, ex.url)
+            if isinstance(body, Path):
+                self.store("media", body, ex.mime_type, ex.url)
+            else:
+                self.store_bytes("media", f"media-{stored}", body, ex.mime_type, ex.url)
             stored += 1
         note = (f"{counts.records} records, {counts.unanswered} requests without a response; "
                 f"{stored} media files")
@@ -677,9 +747,20 @@ class _Run:
 
     def _with_saved_bodies(self, exchanges: list[traffic.Exchange]) -> list[traffic.Exchange]:
         """The browser's record keeps no body for what it downloaded: the saved file is that
-        body, and the headers are those the server sent (a PDF's were changed to save it)."""
+        body, and the headers are those the server sent (a PDF's were changed to save it).
+        Nor for a large body: the one `keep_large_bodies` took goes in its place, while the
+        WARC stays within the artifact bound (past it, the response stays marked truncated)."""
+        room = self.settings.max_artifact_bytes - WARC_HEADROOM_BYTES - sum(
+            len(ex.body or b"") + len(ex.request_body or b"") for ex in exchanges)
+        large = list(self.large_bodies)
         kept = []
         for ex in exchanges:
+            found = next((b for b in large if b.url == ex.url), None)
+            if found is not None and not ex.body and ex.body_path is None:
+                large.remove(found)
+                if found.size <= room:
+                    room -= found.size
+                    ex = replace(ex, body_path=found.path, extra={**ex.extra, "large": True})
             saved = next((d for d in self.downloads if d.url == ex.url), None)
             if (saved is not None and 200 <= ex.status < 300 and not ex.body
                     # one over the bound is not stored: the WARC would then be refused with it
@@ -880,7 +961,12 @@ class CapturePipeline:
             # connection being made, so this session is opened before navigating.
             run.cdp = context.new_cdp_session(page)
             run.cdp.on("Network.responseReceived", run.on_response)
-            run.cdp.send("Network.enable")
+            run.cdp.on("Network.loadingFinished", run.on_loaded)
+            # This session's own buffer of bodies, opened to the artifact bound: the browser's
+            # record (Playwright's session) keeps none over its default bound.
+            bound = self.settings.max_artifact_bytes
+            run.cdp.send("Network.enable", {"maxResourceBufferSize": bound,
+                                            "maxTotalBufferSize": 2 * bound})
             page.on("dialog", run.on_dialog)
             page.on("download", run.on_download)
             record.user_agent = page.evaluate("() => navigator.userAgent")
@@ -898,6 +984,8 @@ class CapturePipeline:
                         steps = (("text", run.pdf_text), *steps)
                 for name, step in steps:
                     run.run_step(name, step)
+            if run.large and run.cdp is not None and not run.overran:
+                run.run_step("large bodies", run.keep_large_bodies)
         finally:
             try:
                 context.close()  # writes the HAR

@@ -158,8 +158,13 @@ def write_warc(
     return WarcCounts(written, skipped, truncated)
 
 
-def media_bodies(exchanges: list[Exchange]) -> Iterator[tuple[Exchange, bytes]]:
-    """Images, video and audio the page loaded, with their bytes."""
+def media_bodies(exchanges: list[Exchange]) -> Iterator[tuple[Exchange, bytes | Path]]:
+    """Images, video and audio the page loaded, with their bytes, or the file holding a large
+    one (not a download's: that is kept as the download)."""
     for ex in exchanges:
-        if ex.body and 200 <= ex.status < 300 and ex.mime_type.lower().startswith(MEDIA_PREFIXES):
+        if not (200 <= ex.status < 300 and ex.mime_type.lower().startswith(MEDIA_PREFIXES)):
+            continue
+        if ex.body:
             yield ex, ex.body
+        elif ex.body_path is not None and ex.extra.get("large"):
+            yield ex, ex.body_path

@@ -542,19 +542,57 @@ def test_tls_certificate_chain_is_recorded_with_fingerprints(
     assert meta["tls"]["chain"][0]["sha256_fingerprint"] == fingerprint.hex()
 
 
-def test_a_body_the_browser_did_not_keep_is_marked_truncated_not_archived_empty(
+def test_a_body_the_browser_record_drops_is_archived_whole(
     server: pages.PagesServer, pipeline: CapturePipeline,
 ) -> None:
-    """A 40 MB page: the browser's traffic record has no body for it. The WARC says so
-    (WARC-Truncated) instead of holding an empty 200 answer, and so does the capture."""
+    """A 40 MB page: the browser's own traffic record keeps no body that large (seen: 11 MB
+    kept, 30 MB not); the capture takes it from its own DevTools session, so the WARC holds
+    the page as the server sent it, not an empty answer."""
     path = "/big?size=40000000"
     record = pipeline.run(server.url(path))
     assert record.status == "complete", record.steps
     rec, payload = _warc_responses(record)[server.url(path)]
+    assert rec.rec_headers.get_header("WARC-Truncated") is None
+    assert len(payload) == 40_000_000 and b"<title>Big page</title>" in payload[:200]
+    warc = record.step("warc")
+    assert warc is not None and "without their body" not in (warc.note or "")
+    large = record.step("large bodies")
+    assert large is not None and large.ok and "1 large bodies taken" in (large.note or "")
+    assert len(_artifact(record, "dom")) > 39_000_000  # what the page showed is kept too
+
+
+def test_a_large_video_a_page_fetched_is_kept_as_media_and_in_the_warc(
+    server: pages.PagesServer, pipeline: CapturePipeline,
+) -> None:
+    size = 30_000_000
+    record = pipeline.run(server.url(f"{pages.BIG_MEDIA_PAGE_PATH}?size={size}"))
+    assert record.status == "complete", record.steps
+    body = pages.blob_bytes(size)
+    video_url = server.url(f"{pages.BIG_MEDIA_PATH}?size={size}")
+    rec, payload = _warc_responses(record)[video_url]
+    assert rec.rec_headers.get_header("WARC-Truncated") is None
+    assert hashlib.sha256(payload).hexdigest() == hashlib.sha256(body).hexdigest()
+    media = [a for a in record.artifacts if a.kind == "media"]
+    assert [(a.sha256, a.size, a.media_type) for a in media] == [
+        (hashlib.sha256(body).hexdigest(), size, pages.BIG_MEDIA_TYPE)]
+
+
+def test_a_body_over_the_bound_is_marked_truncated_not_archived_empty(
+    server: pages.PagesServer, browser: BrowserSession, store: FolderStore, settings: Settings,
+) -> None:
+    """Over the bound per artifact, a body is not kept: the WARC says so (WARC-Truncated)
+    instead of holding an empty 200 answer, and so does the capture."""
+    bounded = CapturePipeline(browser, store, settings.model_copy(
+        update={"max_artifact_bytes": 25_000_000}))
+    size = 30_000_000
+    record = bounded.run(server.url(f"{pages.BIG_MEDIA_PAGE_PATH}?size={size}"))
+    assert record.status == "complete", record.steps
+    video_url = server.url(f"{pages.BIG_MEDIA_PATH}?size={size}")
+    rec, payload = _warc_responses(record)[video_url]
     assert rec.rec_headers.get_header("WARC-Truncated") == "unspecified" and payload == b""
     warc = record.step("warc")
     assert warc is not None and "1 responses archived without their body" in (warc.note or "")
-    assert len(_artifact(record, "dom")) > 39_000_000  # what the page showed is kept
+    assert not [a for a in record.artifacts if a.kind == "media"]
 
 
 def test_a_file_that_never_ends_is_stopped_at_the_bound_not_left_to_fill_the_disk(

@@ -34,6 +34,9 @@ Routes (all GET, HEAD also works):
     a PDF served to be shown (no ``Content-Disposition``), a ZIP file (``application/zip``), a
     page showing the PDF in an ``<iframe>``, ``N`` bytes of ``application/octet-stream``
     (:func:`blob_bytes`)
+``/media/big?size=N``, ``/media/big-page?size=N``
+    ``N`` bytes of :func:`blob_bytes` as ``video/mp4``; a page whose script fetches it (its title
+    then says how many bytes came)
 ``/files/broken.pdf``
     ``application/pdf`` that is no PDF past its first line (:data:`BROKEN_PDF_BYTES`)
 ``/files/endless``
@@ -133,6 +136,9 @@ INLINE_PDF_PATH = "/files/leaflet.pdf"
 ZIP_PATH = "/files/papers.zip"
 PDF_FRAME_PATH = "/files/pdf-frame"
 BLOB_PATH = "/files/blob"
+BIG_MEDIA_PATH = "/media/big"
+BIG_MEDIA_PAGE_PATH = "/media/big-page"
+BIG_MEDIA_TYPE = "video/mp4"
 ENDLESS_PATH = "/files/endless"
 BROKEN_PDF_PATH = "/files/broken.pdf"
 ENDLESS_MAX_BYTES = 4 * 1024**3
@@ -773,6 +779,12 @@ class _Handler(BaseHTTPRequestHandler):
             BLOB_PATH: lambda: self._send(200, blob_bytes(int(_number(
                 query, "size", 1000, 0, BIG_MAX_SIZE))), "application/octet-stream"),
             ENDLESS_PATH: self._endless,
+            BIG_MEDIA_PATH: lambda: self._send(200, blob_bytes(int(_number(
+                query, "size", 1000, 0, BIG_MAX_SIZE))), BIG_MEDIA_TYPE),
+            BIG_MEDIA_PAGE_PATH: lambda: self._html(_page("Big video", (
+                "<h1>Big video</h1><script>fetch('{}?size={}').then(r => r.arrayBuffer())"
+                ".then(b => {{ document.title = 'fetched ' + b.byteLength; }});</script>").format(
+                    BIG_MEDIA_PATH, int(_number(query, "size", 1000, 0, BIG_MAX_SIZE))))),
             BROKEN_PDF_PATH: lambda: self._send(200, BROKEN_PDF_BYTES, "application/pdf"),
             PDF_FRAME_PATH: lambda: self._html(_page(
                 "A leaflet in a frame", f'<h1>Leaflet</h1><iframe src="{INLINE_PDF_PATH}" '
