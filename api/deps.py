@@ -55,7 +55,8 @@ def current_user(
     if header is not None and bearer is None:
         raise sessions.NotAuthenticated("the Authorization header must be 'Bearer TOKEN'")
     return sessions.authenticate(
-        session, bearer=None if bearer is None else bearer.credentials, cookie=cookie
+        session, bearer=None if bearer is None else bearer.credentials, cookie=cookie,
+        now=get_runtime(request).clock(),
     )
 
 

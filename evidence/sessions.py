@@ -252,7 +252,7 @@ def set_password(session: Session, actor: User, user: User, password: str) -> in
     return len(open_rows)
 
 
-def user_for_session(session: Session, token: str) -> User | None:
+def user_for_session(session: Session, token: str, *, now: datetime | None = None) -> User | None:
     if not token.startswith(SESSION_PREFIX):
         return None
     row = session.scalars(
@@ -260,7 +260,7 @@ def user_for_session(session: Session, token: str) -> User | None:
             LoginSession.token_hash == users.hash_token(token), LoginSession.revoked_at.is_(None)
         )
     ).first()
-    now = utcnow()
+    now = now or utcnow()
     if row is None or row.expires_at <= now:
         return None
     user = session.get(User, row.user_id)
@@ -290,15 +290,17 @@ def logout(session: Session, actor: User, token: str | None) -> bool:
     return True
 
 
-def authenticate(session: Session, *, bearer: str | None, cookie: str | None) -> User:
-    """The user a request acts as: a Bearer API token, else the login session cookie."""
+def authenticate(session: Session, *, bearer: str | None, cookie: str | None,
+                 now: datetime | None = None) -> User:
+    """The user a request acts as: a Bearer API token, else the login session cookie (open
+    at `now`: the app's clock, as the login that set its end)."""
     if bearer is not None:
         user = users.user_for_token(session, bearer)
         if user is None:
             raise NotAuthenticated("the API token is unknown, revoked or its user disabled")
         return user
     if cookie:
-        user = user_for_session(session, cookie)
+        user = user_for_session(session, cookie, now=now)
         if user is None:
             raise NotAuthenticated("the session has ended; log in again")
         return user
