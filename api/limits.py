@@ -19,6 +19,11 @@ from api.errors import error_body
 # The largest JSON or form body a route takes (a case's facts are at most 100,000 characters,
 # under 600 KB as escaped UTF-8), with room to spare.
 MAX_BODY_BYTES = 2 * 1024 * 1024
+# A page's form kept across a sign-in (api/ui/kept.py) is posted twice more as hidden inputs,
+# URL-encoded (up to three bytes a byte) next to the sign-in's own fields: it must fit a body
+# three times over, and in the form parser's 1,000 fields.
+MAX_KEPT_FORM_BYTES = MAX_BODY_BYTES // 4
+MAX_KEPT_FIELDS = 500
 
 
 class BodyTooLarge(HTTPException):

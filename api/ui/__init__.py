@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api.ui import decisions, exports, requests, search
+from api.ui import decisions, exports, kept, requests, search
 from api.ui.rendering import STATIC, install_error_pages
 from api.ui.routes import router
 from api.ui.security import SecurityHeaders
@@ -21,4 +21,5 @@ def install(app: FastAPI) -> None:
         app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     install_error_pages(app)
+    kept.install(app)
     app.add_middleware(SecurityHeaders)

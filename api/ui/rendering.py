@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -155,13 +155,22 @@ def safe_next(target: str | None) -> str:
     return target
 
 
+def request_path(request: Request) -> str:
+    """The path and query the request was sent to, as sent ('%2F' in a reference kept)."""
+    raw = request.scope.get("raw_path")
+    path = raw.decode("latin-1") if isinstance(raw, bytes) else request.url.path
+    return path + (f"?{request.url.query}" if request.url.query else "")
+
+
 def login_page(request: Request, *, error: str | None = None, status_code: int = 200,
-               name: str = "", next_path: str | None = None) -> HTMLResponse:
-    """The sign-in form, with the token its post must return (kept in a cookie till then)."""
+               name: str = "", next_path: str | None = None, notice: str | None = None,
+               hidden: Sequence[tuple[str, str]] = ()) -> HTMLResponse:
+    """The sign-in form, with the token its post must return (kept in a cookie till then),
+    and a notice and `hidden` inputs of a form kept across the sign-in (api/ui/kept.py)."""
     token = request.cookies.get(LOGIN_CSRF_COOKIE) or new_login_token()
     response = render(request, "login.html",
                       {"error": error, "name": name, "next": safe_next(next_path),
-                       "login_token": token},
+                       "login_token": token, "notice": notice, "hidden": hidden},
                       viewer=None, status_code=status_code)
     response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict",
                         secure=request.app.state.secure_cookies, path="/login")
@@ -188,16 +197,13 @@ def page_for_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, LoginFailed):
         return login_page(request, error=WRONG_LOGIN, status_code=401,
                           name=str(getattr(request.state, "login_name", "")),
-                          next_path=getattr(request.state, "login_next", None))
+                          next_path=getattr(request.state, "login_next", None),
+                          notice=getattr(request.state, "login_notice", None),
+                          hidden=getattr(request.state, "login_hidden", ()))
     if isinstance(exc, NotAuthenticated):
-        path = request.url.path
-        query = f"?{request.url.query}" if request.url.query else ""
-        raw = request.scope.get("raw_path")
-        if isinstance(raw, bytes):
-            path = raw.decode("latin-1")
         target = "/login"
-        if request.method == "GET" and path != "/":
-            target += "?" + urlencode({"next": path + query})
+        if request.method == "GET" and request.url.path != "/":
+            target += "?" + urlencode({"next": request_path(request)})
         return RedirectResponse(target, status_code=303)
     if isinstance(exc, FormRefused):
         return _error_page(request, 403, "Form refused", exc.message)

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from starlette.datastructures import FormData
@@ -26,7 +26,7 @@ from starlette.datastructures import FormData
 from api.deps import AppRuntime, DbSession, case_reference, quote_ref
 from api.schemas_requests import RequestCreate, RequestStatusChange
 from api.ui.rendering import PageError, render, sentence
-from api.ui.routes import CsrfField, Cursor, Viewer, check_session_form, see_other
+from api.ui.routes import CsrfField, Cursor, Posted, Viewer, check_session_form, see_other
 from evidence import cases, custody, requests
 from evidence.errors import (
     AccessDenied,
@@ -98,14 +98,6 @@ CATEGORY_LABELS = {c.value: EU_LABELS[c] for c in DataCategory}
 FIELD_PREFIX = "field."
 MAX_EXTRA = 20_000
 MAX_LISTED = 1000  # targets the form lists to tick; ticking none asks for every one
-
-
-async def _posted(request: Request) -> FormData:
-    """The whole posted form, for the inputs whose names depend on the kind of request."""
-    return await request.form()
-
-
-Posted = Annotated[FormData, Depends(_posted)]
 
 
 # --- plain views of rows ---------------------------------------------------------------------

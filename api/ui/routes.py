@@ -14,10 +14,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
+from starlette.datastructures import FormData
 
 from api.deps import SESSION_COOKIE, DbSession, case_reference, get_runtime, quote_ref
 from api.schemas import LoginCreate, TargetCreate
-from api.ui.rendering import PageError, login_page, render, safe_next, sentence
+from api.ui.kept import carried_by_sign_in, confirmation_page, sign_in_inputs
+from api.ui.rendering import PageError, login_page, render, safe_next, sentence, viewer_of
 from api.ui.security import LOGIN_CSRF_COOKIE, check_token, session_csrf_token
 from evidence import capture_reads, captures, case_reads, cases, custody, sessions, targets
 from evidence.errors import AccessDenied, EvidenceError
@@ -36,11 +38,22 @@ Cursor = Annotated[str | None, Query(max_length=MAX_CURSOR_LENGTH)]
 
 def page_viewer(request: Request, session: DbSession) -> User:
     """The signed-in user, from the login cookie only; without one the page sends to sign-in."""
-    return sessions.authenticate(session, bearer=None,
-                                 cookie=request.cookies.get(SESSION_COOKIE))
+    user = sessions.authenticate(session, bearer=None, cookie=request.cookies.get(SESSION_COOKIE),
+                                 now=get_runtime(request).clock())
+    # For a page shown after the request's transaction rolled back (api/ui/kept.py).
+    request.state.page_viewer = viewer_of(user)
+    return user
 
 
 Viewer = Annotated[User, Depends(page_viewer)]
+
+
+async def _posted(request: Request) -> FormData:
+    """The whole posted form, for inputs whose names are not known beforehand."""
+    return await request.form()
+
+
+Posted = Annotated[FormData, Depends(_posted)]
 
 
 def check_session_form(request: Request, sent: str | None) -> None:
@@ -67,31 +80,40 @@ def login_form(request: Request, session: DbSession,
 def login(
     request: Request,
     session: DbSession,
+    posted: Posted,
     csrf_token: CsrfField = None,
     name: Annotated[str, Form(max_length=200)] = "",
     password: Annotated[str, Form(max_length=2000)] = "",
     next: Annotated[str | None, Form(max_length=2000)] = None,
 ) -> Response:
     check_token(request.cookies.get(LOGIN_CSRF_COOKIE), csrf_token)
+    # A form kept across the sign-in goes on in every page shown again, till it is signed in.
+    kept = carried_by_sign_in(posted)
+    notice, hidden = sign_in_inputs(kept)
     # For the page shown again if the service refuses the password.
     request.state.login_name, request.state.login_next = name, next
+    request.state.login_notice, request.state.login_hidden = notice, hidden
     try:
         body = LoginCreate(name=name, password=password)
     except ValidationError:
         return login_page(request, error="Enter your user name and your password.",
-                          status_code=422, name=name, next_path=next)
+                          status_code=422, name=name, next_path=next, notice=notice,
+                          hidden=hidden)
     try:
-        _user, token, _row = sessions.login(
+        user, token, _row = sessions.login(
             session, name=body.name, password=body.password,
             remote_address=request.client.host if request.client else None,
             now=get_runtime(request).clock())
     except sessions.LoginThrottled as exc:
         # Answered here, not by the error pages: the form comes back, with when to try again.
         page = login_page(request, error=sentence(exc.message),
-                          status_code=429, name=name, next_path=next)
+                          status_code=429, name=name, next_path=next, notice=notice,
+                          hidden=hidden)
         page.headers["Retry-After"] = str(exc.retry_after)
         return page
-    response = see_other(safe_next(next))
+    # A kept form is shown, not sent: the one signing in now may not be who filled it in.
+    response: Response = (see_other(safe_next(next)) if kept is None else confirmation_page(
+        request, kept, viewer=user, csrf_token=session_csrf_token(token)))
     response.set_cookie(
         SESSION_COOKIE, token, max_age=int(sessions.SESSION_LIFETIME.total_seconds()),
         httponly=True, samesite="strict", secure=request.app.state.secure_cookies, path="/",

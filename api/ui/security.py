@@ -13,8 +13,11 @@ import base64
 import hashlib
 import hmac
 import secrets
+from typing import Literal
+from urllib.parse import urlsplit
 
 from starlette.datastructures import MutableHeaders
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from evidence.errors import EvidenceError
@@ -66,6 +69,31 @@ def check_token(expected: str | None, sent: str | None) -> None:
     if not expected or not sent or not hmac.compare_digest(expected.encode(), sent.encode()):
         raise FormRefused("the form was not sent from a page of this site, or it has expired; "
                           "go back, reload the page and send it again")
+
+
+Sender = Literal["this site", "another site", "unknown"]
+
+
+def posted_from(request: Request) -> Sender:
+    """Which site a form posted to this one was sent from, as the browser tells.
+
+    Browsers say it in Sec-Fetch-Site (sent to HTTPS and loopback origins); otherwise in Origin
+    (which these pages' no-referrer policy makes `null` for their own forms) or Referer. Where
+    none of them says, it is "unknown": a post kept across a sign-in must be known to be ours.
+    """
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        return "this site" if fetch_site == "same-origin" else "another site"
+    here = f"{request.url.scheme}://{request.url.netloc}".lower()
+    origin = request.headers.get("origin")
+    if origin is not None and origin != "null":
+        return "this site" if origin.lower() == here else "another site"
+    referer = request.headers.get("referer")
+    if referer:
+        parts = urlsplit(referer)
+        return "this site" if f"{parts.scheme}://{parts.netloc}".lower() == here else (
+            "another site")
+    return "unknown"
 
 
 class SecurityHeaders:

@@ -1,0 +1,388 @@
+"""A form posted after its sign-in ended (`api/ui/kept.py`): the sign-in page keeps what was
+typed, a page after signing in shows it and sends it only on a click, as the user signed in then;
+a wrong password keeps it too, discarding drops it, a post from another site or too large for
+the pages is refused as before, and one walk in Chromium."""
+
+from __future__ import annotations
+
+import html
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from api.limits import MAX_KEPT_FORM_BYTES
+from capture.browser import BrowserSession
+from evidence import cases, custody, sessions, targets
+from evidence.models import Access, CustodyEntry, Decision, LegalRequest, Role, Target
+from tests.api.conftest import (
+    Api,
+    Caller,
+    served_app,
+    sign_in_on_page,
+    use_clock,
+    walled_page,
+)
+from tests.api.test_ui import PASSWORD, _assert_page_headers, _browser_client, _sign_in, _token
+from tests.factories import AUTHORITY_FIELDS, make_request_world
+
+REFERENCE = "OP/2026/31"
+QUOTED = quote(REFERENCE, safe="")
+FLAG = f"/cases/{QUOTED}/flag"
+URL = "https://www.facebook.com/fast.trips.eu/posts/987"
+# A long note as people write them: lines, quotes, markup-like text, another script.
+NOTE = ("Seen in the channel on 3 March; the seller says \"crossings every night\" & "
+        "<b>prices</b> in the comments.\r\n" + "رحلات عبور سريعة إلى إيطاليا. " * 120
+        + "(end of note)")
+# What Chromium sends with a form of the page it shows (seen in the walk below).
+OURS = {"Sec-Fetch-Site": "same-origin"}
+SHOTS = Path("/tmp/ui-ui-session")
+
+
+def _world(api: Api) -> tuple[Caller, Caller]:
+    """A case owned by nadia, with omar a writing member; both sign in with PASSWORD."""
+    nadia = api.user("nadia", password=PASSWORD)
+    omar = api.user("omar", password=PASSWORD)
+    with api.runtime.session() as session:
+        case = cases.create_case(session, nadia.user, reference=REFERENCE, title="Night boats")
+        cases.add_member(session, nadia.user, case, omar.user, Access.WRITE)
+    return nadia, omar
+
+
+def _post(client: TestClient, path: str, pairs: list[tuple[str, str]],
+          headers: dict[str, str] | None = None) -> Any:
+    """A form post as a browser sends it: the fields urlencoded in their order."""
+    return client.post(path, content=urlencode(pairs),
+                       headers={"Content-Type": "application/x-www-form-urlencoded",
+                                **OURS, **(headers or {})},
+                       follow_redirects=False)
+
+
+def _hidden(page: str, action: str) -> list[tuple[str, str]]:
+    """The hidden inputs, in order, of the page's form posting to `action`."""
+    found = re.search(rf'<form method="post" action="{re.escape(html.escape(action))}"'
+                      rf'[^>]*>(.*?)</form>', page, re.S)
+    assert found, page[:3000]
+    return [(html.unescape(n), html.unescape(v)) for n, v in re.findall(
+        r'<input type="hidden" name="([^"]*)" value="([^"]*)">', found.group(1))]
+
+
+def _kept(page: str) -> list[tuple[str, str]]:
+    """The kept fields the sign-in page carries (its own inputs left out)."""
+    return [(n[len("kept:"):], v) for n, v in _hidden(page, "/login") if n.startswith("kept:")]
+
+
+def _sign_in_keeping(client: TestClient, page: str, name: str,
+                     password: str = PASSWORD) -> Any:
+    """Fill in the sign-in form the page shows and send it with all its hidden inputs."""
+    return _post(client, "/login", [*_hidden(page, "/login"), ("name", name),
+                                    ("password", password)])
+
+
+def _send(client: TestClient, page: str, action: str) -> Any:
+    """Click the confirmation page's button: its form posted as it stands."""
+    return _post(client, action, _hidden(page, action))
+
+
+def _targets_at(api: Api, url: str) -> list[Target]:
+    with api.runtime.session() as session:
+        return list(session.scalars(select(Target).where(Target.url == url)))
+
+
+def _entries(api: Api, action: str) -> list[dict[str, Any]]:
+    with api.runtime.session() as session:
+        return [custody.describe(e) for e in session.scalars(
+            select(CustodyEntry).where(CustodyEntry.action == action)
+            .order_by(CustodyEntry.seq))]
+
+
+# --- a session that ended --------------------------------------------------------------------
+
+def test_a_flag_posted_after_the_session_expired_is_kept_and_sent_as_who_signs_in(
+    api: Api,
+) -> None:
+    _nadia, omar = _world(api)
+    clock = use_clock(api)
+    _sign_in(api.client, "nadia")
+    token = _token(api.client.get(FLAG).text)
+    clock.advance(hours=12, seconds=1)  # past sessions.SESSION_LIFETIME while she typed
+    posted = [("csrf_token", token), ("url", URL), ("reason", NOTE)]
+
+    kept_page = _post(api.client, FLAG, posted)
+    assert kept_page.status_code == 401, kept_page.text[:2000]
+    _assert_page_headers(kept_page)
+    assert "Your session ended before your form was sent." in kept_page.text
+    assert _kept(kept_page.text) == [("url", URL), ("reason", NOTE)]  # not the old token
+    assert ("kept_action", FLAG) in _hidden(kept_page.text, "/login")
+    assert token not in kept_page.text
+    assert _targets_at(api, URL) == []
+
+    # Someone else at the same desk signs in: shown what would be sent, and as whom.
+    confirm = _sign_in_keeping(api.client, kept_page.text, "omar")
+    assert confirm.status_code == 200, confirm.text[:2000]
+    _assert_page_headers(confirm)
+    assert "Your form was not sent yet" in confirm.text
+    assert "Send it as omar" in confirm.text
+    assert "&lt;b&gt;prices&lt;/b&gt;" in confirm.text and "<b>prices" not in confirm.text
+    assert f"… ({len(NOTE):,} characters)" in confirm.text  # clipped for reading
+    fresh = _token(api.client.get("/").text)
+    assert _hidden(confirm.text, FLAG) == [("csrf_token", fresh), ("url", URL),
+                                           ("reason", NOTE)]  # kept whole
+    assert fresh != token
+    assert _targets_at(api, URL) == [] and _entries(api, "target.flagged") == []
+
+    sent = _send(api.client, confirm.text, FLAG)
+    assert sent.status_code == 303, sent.text[:2000]
+    flagged = _targets_at(api, URL)
+    assert len(flagged) == 1 and flagged[0].reason == NOTE
+    [entry] = _entries(api, "target.flagged")
+    assert entry["actor"]["name"] == "omar" and entry["object"]["id"] == str(flagged[0].id)
+    assert flagged[0].flagged_by_id == omar.user.id
+    # Sent again (a second click, the back button): the page's own refusal, not a second flag.
+    again = _send(api.client, confirm.text, FLAG)
+    assert again.status_code == 409 and len(_targets_at(api, URL)) == 1
+
+
+def test_a_decision_posted_after_signing_out_in_another_tab_is_kept(api: Api) -> None:
+    nadia, _omar = _world(api)
+    with api.runtime.session() as session:
+        case = cases.case_for(session, nadia.user, REFERENCE)
+        target, _job = targets.flag_target(session, nadia.user, case, reason="advert", url=URL)
+        target_id = str(target.id)
+    page = f"/targets/{target_id}"
+    action = f"{page}/decisions"
+    _sign_in(api.client, "nadia")
+    token = _token(api.client.get(page).text)
+    # The other tab: the same browser's cookie, signed out there.
+    other_tab = _browser_client(api)
+    other_tab.cookies.set("evidence_session", api.client.cookies["evidence_session"])
+    assert other_tab.post("/logout", data={"csrf_token": token},
+                          follow_redirects=False).status_code == 303
+    rationale = "Preserve first: the post names the boat's departure point.\r\nThen report it."
+    posted = [("csrf_token", token), ("kind", "preserve"), ("rationale", rationale),
+              ("preservation_waiver", "")]
+
+    kept_page = _post(api.client, action, posted)
+    assert kept_page.status_code == 401
+    assert _kept(kept_page.text) == posted[1:]  # the empty field too, in its place
+    confirm = _sign_in_keeping(api.client, kept_page.text, "nadia")
+    assert "Your form was not sent yet" in confirm.text and "(empty)" in confirm.text
+    with api.runtime.session() as session:
+        assert session.scalar(select(func.count()).select_from(Decision)) == 0
+
+    assert _send(api.client, confirm.text, action).status_code == 303
+    with api.runtime.session() as session:
+        [decision] = session.scalars(select(Decision)).all()
+        assert (decision.kind, decision.rationale) == ("preserve", rationale)
+    [entry] = _entries(api, "decision.proposed")
+    assert entry["actor"]["name"] == "nadia"
+
+
+def test_a_legal_request_keeps_its_repeated_fields_in_order(api: Api) -> None:
+    lina = api.user("lina", Role.LIAISON, password=PASSWORD)
+    with api.runtime.session() as session:
+        world = make_request_world(session, api.runtime.store, actor=lina.user,
+                                   reference=REFERENCE)
+    base = f"/cases/{QUOTED}/requests"
+    token = _sign_in(api.client, "lina")
+    api.client.cookies.delete("evidence_session")  # the session is gone (another browser)
+    posted = [("csrf_token", token), ("kind", "provider-preservation"), ("platform", "x"),
+              ("category", "traffic"), ("date_from", "2025-09-01"),
+              ("target", str(world.x_post.id)), ("category", "subscriber"),
+              ("date_to", "2026-03-01"),
+              *((f"field.{k}", v) for k, v in AUTHORITY_FIELDS.items())]
+
+    kept_page = _post(api.client, base, posted)
+    assert _kept(kept_page.text) == posted[1:]
+    confirm = _sign_in_keeping(api.client, kept_page.text, "lina")
+    assert _hidden(confirm.text, base)[1:] == posted[1:]
+    sent = _send(api.client, confirm.text, base)
+    assert sent.status_code == 303, sent.text[:2000]
+    with api.runtime.session() as session:
+        [made] = session.scalars(select(LegalRequest)).all()
+        # Only the ticked target, both categories (the service lists them sorted).
+        assert [i["value"] for i in made.identifiers or []] == ["smuggler_ar"]
+        assert made.data_categories == ["subscriber", "traffic"]
+    [entry] = _entries(api, "request.generated")
+    assert entry["actor"]["name"] == "lina"
+
+
+def test_a_wrong_password_or_a_closed_name_keeps_the_form(api: Api) -> None:
+    _world(api)
+    clock = use_clock(api)
+    token = _sign_in(api.client, "nadia")
+    clock.advance(seconds=1)  # the failures below come after that sign-in, which forgave none
+    api.client.cookies.delete("evidence_session")
+    page = _post(api.client, FLAG, [("csrf_token", token), ("url", URL), ("reason", NOTE)])
+    for _ in range(sessions.ADDRESS_FREE_FAILURES):
+        page = _sign_in_keeping(api.client, page.text, "nadia", "a wrong guess")
+        assert page.status_code == 401 and "Wrong user name or password." in page.text
+        assert "Your session ended before your form was sent." in page.text
+        assert _kept(page.text) == [("url", URL), ("reason", NOTE)]
+    page = _sign_in_keeping(api.client, page.text, "nadia")  # right, but the name is closed
+    assert page.status_code == 429 and "Too many failed sign-ins" in page.text
+    assert _kept(page.text) == [("url", URL), ("reason", NOTE)]
+    page = _sign_in_keeping(api.client, page.text, "", "")
+    assert page.status_code == 422 and _kept(page.text) == [("url", URL), ("reason", NOTE)]
+    clock.advance(minutes=1)
+    confirm = _sign_in_keeping(api.client, page.text, "nadia")
+    assert "Your form was not sent yet" in confirm.text
+    assert _targets_at(api, URL) == []
+    assert _send(api.client, confirm.text, FLAG).status_code == 303
+    assert len(_targets_at(api, URL)) == 1
+
+
+def test_discarding_sends_nothing_and_keeps_nothing(api: Api) -> None:
+    _world(api)
+    token = _sign_in(api.client, "nadia")
+    api.client.cookies.delete("evidence_session")
+    kept_page = _post(api.client, FLAG, [("csrf_token", token), ("url", URL),
+                                         ("reason", "to be dropped")])
+    confirm = _sign_in_keeping(api.client, kept_page.text, "nadia")
+    discard = re.search(r'<a href="([^"]*)">Discard it</a>', confirm.text)
+    assert discard, confirm.text[:3000]
+    after = api.client.get(discard.group(1))
+    assert after.status_code == 200 and "Your cases" in after.text
+    assert "to be dropped" not in after.text and URL not in after.text
+    assert _targets_at(api, URL) == [] and _entries(api, "target.flagged") == []
+    # Signing in afresh is a plain sign-in: nothing comes back.
+    api.client.cookies.delete("evidence_session")
+    assert _sign_in(api.client, "nadia")
+    assert "to be dropped" not in api.client.get("/").text
+
+
+def test_a_kept_form_goes_back_only_to_a_page_of_this_site(api: Api) -> None:
+    _world(api)
+    for action in ("https://elsewhere.example/steal", "//elsewhere.example/x", "/api/cases",
+                   "/logout", "/login?next=/"):
+        login = api.client.get("/login")
+        answer = _post(api.client, "/login", [
+            ("csrf_token", _token(login.text)), ("kept_action", action),
+            ("kept:url", URL), ("name", "nadia"), ("password", PASSWORD)])
+        assert answer.status_code == 303 and answer.headers["location"] == "/", action
+        api.client.cookies.delete("evidence_session")
+
+
+# --- a page of an earlier session ------------------------------------------------------------
+
+def test_a_form_of_an_earlier_sign_in_is_shown_again_with_the_new_token(api: Api) -> None:
+    _world(api)
+    old = _sign_in(api.client, "nadia")
+    form_token = _token(api.client.get(FLAG).text)
+    assert form_token == old
+    # Signed out in another tab of this browser, and in again.
+    api.client.cookies.delete("evidence_session")
+    new = _sign_in(api.client, "nadia")
+    assert new != old
+    posted = [("csrf_token", old), ("url", URL), ("reason", NOTE)]
+
+    confirm = _post(api.client, FLAG, posted)
+    assert confirm.status_code == 200, confirm.text[:2000]
+    assert "Your form was not sent yet" in confirm.text and "Send it as nadia" in confirm.text
+    assert _hidden(confirm.text, FLAG) == [("csrf_token", new), ("url", URL), ("reason", NOTE)]
+    assert _targets_at(api, URL) == []
+    assert _send(api.client, confirm.text, FLAG).status_code == 303
+    assert len(_targets_at(api, URL)) == 1
+
+
+@pytest.mark.parametrize("sender", [
+    {"Sec-Fetch-Site": "cross-site"},
+    {"Sec-Fetch-Site": "same-site"},  # a neighbouring host under the same domain
+    {"Origin": "https://elsewhere.example"},
+    {"Referer": "https://elsewhere.example/form.html"},
+    {},  # a browser that does not say where it came from
+    {"Origin": "null"},
+])
+def test_a_post_from_another_site_is_refused_as_before(api: Api, sender: dict[str, str]) -> None:
+    _world(api)
+    _sign_in(api.client, "nadia")
+    posted = {"csrf_token": "forged", "url": URL, "reason": "planted"}
+    signed_in = api.client.post(FLAG, data=posted, headers=sender, follow_redirects=False)
+    assert signed_in.status_code == 403 and "Form refused" in signed_in.text
+    api.client.cookies.delete("evidence_session")
+    signed_out = api.client.post(FLAG, data=posted, headers=sender, follow_redirects=False)
+    assert signed_out.status_code == 303 and signed_out.headers["location"] == "/login"
+    for answer in (signed_in, signed_out):
+        assert "planted" not in answer.text and "kept_action" not in answer.text
+    assert _targets_at(api, URL) == []
+
+
+# --- what cannot be kept ---------------------------------------------------------------------
+
+def test_a_form_too_large_to_keep_says_so(api: Api) -> None:
+    _world(api)
+    token = _sign_in(api.client, "nadia")
+    api.client.cookies.delete("evidence_session")
+    huge = "x" * (MAX_KEPT_FORM_BYTES + 1)
+    answer = _post(api.client, FLAG, [("csrf_token", token), ("url", URL), ("reason", huge)])
+    assert answer.status_code == 413
+    _assert_page_headers(answer)
+    assert "the form is too large to keep across a sign-in" in answer.text
+    assert "Nothing was sent" in answer.text and "kept_action" not in answer.text
+    assert huge not in answer.text
+    # The sign-in still works, and leads to a plain page.
+    signed = _post(api.client, "/login", [*_hidden(answer.text, "/login"), ("name", "nadia"),
+                                          ("password", PASSWORD)])
+    assert signed.status_code == 303 and _targets_at(api, URL) == []
+
+
+def test_a_form_with_a_file_says_it_cannot_be_kept(api: Api) -> None:
+    _world(api)
+    token = _sign_in(api.client, "nadia")
+    api.client.cookies.delete("evidence_session")
+    answer = api.client.post(FLAG, data={"csrf_token": token, "url": URL, "reason": "r"},
+                             files={"attachment": ("note.txt", b"typed", "text/plain")},
+                             headers=OURS, follow_redirects=False)
+    assert answer.status_code == 422
+    assert "a form with a file attached cannot be kept across a sign-in" in answer.text
+    assert "attach the file" in answer.text and "kept_action" not in answer.text
+
+
+# --- in Chromium -----------------------------------------------------------------------------
+
+@pytest.mark.browser
+def test_a_note_typed_while_signed_out_elsewhere_is_sent_after_signing_in_in_chromium(
+    api: Api,
+) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    _world(api)
+    with served_app(api.runtime) as served, BrowserSession(api.runtime.settings) as browser, \
+            walled_page(browser, served, refused_status=401) as page:
+        page.goto(f"{served}{FLAG}")
+        sign_in_on_page(page, "nadia", PASSWORD)
+        page.locator("#reason").wait_for()
+        page.fill("#url", URL)
+        page.fill("#reason", NOTE)
+        # Signed out in another tab of the same browser while the note was typed.
+        other = page.context.new_page()
+        other.goto(f"{served}/")
+        other.click("text=Sign out")
+        other.close()
+        page.click("text=Flag and capture")
+        page.locator(".notice", has_text="Your session ended").wait_for()
+        assert page.url == f"{served}{FLAG}"
+        page.screenshot(path=SHOTS / "kept-sign-in.png", full_page=True)
+        page.set_viewport_size({"width": 420, "height": 900})
+        page.screenshot(path=SHOTS / "kept-sign-in-420.png", full_page=True)
+        sign_in_on_page(page, "omar", "wrong")
+        page.locator(".alert", has_text="Wrong user name or password.").wait_for()
+        sign_in_on_page(page, "omar", PASSWORD)
+        page.get_by_role("heading", name="Your form was not sent yet").wait_for()
+        assert _targets_at(api, URL) == []
+        page.screenshot(path=SHOTS / "kept-confirm-420.png", full_page=True)
+        page.set_viewport_size({"width": 1280, "height": 900})
+        page.screenshot(path=SHOTS / "kept-confirm.png", full_page=True)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+        page.click("text=Send it as omar")
+        page.get_by_role("heading", name="Flagged").wait_for()
+        page.screenshot(path=SHOTS / "kept-sent.png", full_page=True)
+    [flagged] = _targets_at(api, URL)
+    assert flagged.reason == NOTE
+    [entry] = _entries(api, "target.flagged")
+    assert entry["actor"]["name"] == "omar" and uuid.UUID(entry["object"]["id"]) == flagged.id
+    assert urlsplit(served).hostname == "127.0.0.1"
