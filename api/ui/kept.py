@@ -115,7 +115,6 @@ def confirmation_page(request: Request, kept: KeptForm, *,
 async def _kept_answer(request: Request, exc: Exception) -> Response | None:
     """The page a page's form post refused for its session gets instead, or None for the
     refusal as it was."""
-    path = request_path(request)
     if request.method != "POST" or not is_ui_path(request.url.path):
         return None
     viewer = getattr(request.state, "page_viewer", None)
@@ -123,7 +122,7 @@ async def _kept_answer(request: Request, exc: Exception) -> Response | None:
         viewer = None
     elif not (isinstance(exc, FormRefused) and viewer is not None):
         return None
-    action = _action(path)
+    action = _action(request_path(request))
     if action is None or posted_from(request) != "this site":
         return None
     try:

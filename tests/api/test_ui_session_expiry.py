@@ -328,7 +328,8 @@ def test_a_form_too_large_to_keep_says_so(api: Api) -> None:
     # The sign-in still works, and leads to a plain page.
     signed = _post(api.client, "/login", [*_hidden(answer.text, "/login"), ("name", "nadia"),
                                           ("password", PASSWORD)])
-    assert signed.status_code == 303 and _targets_at(api, URL) == []
+    assert signed.status_code == 303 and signed.headers["location"] == "/"
+    assert _targets_at(api, URL) == []
 
 
 def test_a_form_with_a_file_says_it_cannot_be_kept(api: Api) -> None:
@@ -341,6 +342,15 @@ def test_a_form_with_a_file_says_it_cannot_be_kept(api: Api) -> None:
     assert answer.status_code == 422
     assert "a form with a file attached cannot be kept across a sign-in" in answer.text
     assert "attach the file" in answer.text and "kept_action" not in answer.text
+    # Sent from a page of an earlier sign-in, to the one signed in now: said alike.
+    _sign_in(api.client, "nadia")
+    stale = api.client.post(FLAG, data={"csrf_token": token, "url": URL, "reason": "r"},
+                            files={"attachment": ("note.txt", b"typed", "text/plain")},
+                            headers=OURS, follow_redirects=False)
+    assert stale.status_code == 422 and "Form not sent" in stale.text
+    assert ("Your form came from a page of an earlier sign-in, and a form with a file attached "
+            "cannot be kept") in stale.text
+    assert "kept_action" not in stale.text and _targets_at(api, URL) == []
 
 
 # --- in Chromium -----------------------------------------------------------------------------
@@ -353,6 +363,10 @@ def test_a_note_typed_while_signed_out_elsewhere_is_sent_after_signing_in_in_chr
     _world(api)
     with served_app(api.runtime) as served, BrowserSession(api.runtime.settings) as browser, \
             walled_page(browser, served, refused_status=401) as page:
+        sent_from: list[tuple[str | None, str | None]] = []
+        page.on("request", lambda r: sent_from.append(
+            (r.header_value("origin"), r.header_value("referer")))
+            if r.method == "POST" and r.url.endswith(FLAG) else None)
         page.goto(f"{served}{FLAG}")
         sign_in_on_page(page, "nadia", PASSWORD)
         page.locator("#reason").wait_for()
@@ -381,6 +395,9 @@ def test_a_note_typed_while_signed_out_elsewhere_is_sent_after_signing_in_in_chr
         page.click("text=Send it as omar")
         page.get_by_role("heading", name="Flagged").wait_for()
         page.screenshot(path=SHOTS / "kept-sent.png", full_page=True)
+    # The form's post and the kept one: with no Origin or Referer that could tell (the pages'
+    # no-referrer policy), only Sec-Fetch-Site said they came from this site, and was heeded.
+    assert sent_from == [("null", None)] * 2
     [flagged] = _targets_at(api, URL)
     assert flagged.reason == NOTE
     [entry] = _entries(api, "target.flagged")
