@@ -95,16 +95,18 @@ class BrowserSession:
             raise BrowserUnavailable("the browser is not running")
         return self._downloads
 
-    def downloading_bytes(self) -> int:
-        """The size of the largest file in the downloads folder, as it stands."""
-        largest = 0
+    def downloading_files(self) -> dict[str, tuple[int, int]]:
+        """The files in the downloads folder as they stand: name → (size, inode change time in
+        ns, which orders them by when the browser made them)."""
+        files: dict[str, tuple[int, int]] = {}
         if self._downloads is None:
-            return largest
+            return files
         with contextlib.suppress(OSError):  # the folder is gone with a browser being closed
             for entry in os.scandir(self._downloads):
                 with contextlib.suppress(OSError):  # a file finished and moved meanwhile
-                    largest = max(largest, entry.stat().st_size)
-        return largest
+                    stat = entry.stat()
+                    files[entry.name] = (stat.st_size, stat.st_ctime_ns)
+        return files
 
     @property
     def version(self) -> str:

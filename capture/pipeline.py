@@ -8,6 +8,7 @@ recorded with its reason and makes the capture `partial`; a page that cannot be 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import functools
@@ -78,6 +79,10 @@ MAX_HOPS_RECORDED = 50  # of a navigation that failed (Chromium gives up after 2
 # a document is saved as a download instead, so the file the server sent is the evidence.
 SAVED_NOT_SHOWN = frozenset({"application/pdf", "application/x-pdf"})
 OVERRUN_GRACE_SECONDS = 30.0  # after the capture's time limit, before the browser is stopped
+# A download's suggested name is kept as given, to this length (it is the page's to choose).
+MAX_SUGGESTED_CHARS = 1000
+# After a download's bounds, for its cancellation to come back before the context is closed.
+CANCEL_GRACE_SECONDS = 5.0
 BOTTOM_WAITS = 4  # pauses more before a page that stopped growing is taken to have ended
 # A body this large (bytes on the wire) is taken again from the run's own DevTools session
 # before the context closes, in case the browser's record dropped it (`keep_large_bodies`).
@@ -124,16 +129,40 @@ class _Hop:
     saved_not_shown: bool = False  # a PDF the browser was told to save, not show
 
 
-@dataclass(frozen=True)
-class _Saved:
-    """A file the browser downloaded for the capture."""
+@dataclass
+class _Download:
+    """One file a page had the browser download, from its start to its end: the one place its
+    state is kept (`_Run.on_download` saves it, `_Run.watch_downloads` bounds it)."""
 
     url: str
-    name: str
-    path: Path
-    # Set when the download was stopped for growing past the bound per artifact: the bytes it
-    # had reached. Nothing of it is kept (`path` was never written).
-    stopped_at: int | None = None
+    suggested: str  # the file name the server or page suggested, as given
+    path: Path  # where the complete file is saved, in the capture's temporary folder
+    deadline: float  # time.monotonic() past which it is stopped
+    handle: Download | None = None  # while it comes in
+    state: str = "coming"  # then "kept", "stopped" or "failed"
+    file: str | None = None  # the browser's own file in its downloads folder
+    reached: int = 0  # bytes it had when last looked at (once stopped: when it was stopped)
+    stop: str | None = None  # why it is being stopped, once it is
+    failure: str | None = None  # why the browser could not save it
+
+    @property
+    def name(self) -> str:
+        return _safe(self.suggested)
+
+    @property
+    def stopped_at(self) -> int | None:
+        """The bytes it had reached when it was stopped; nothing of it is kept."""
+        return self.reached if self.state == "stopped" else None
+
+    def outcome(self) -> dict[str, Any]:
+        """What the metadata document says of it (a kept file's hash is its artifact's)."""
+        return {"url": self.url, "suggested_filename": self.suggested, "outcome": self.state,
+                "stopped_at": self.stopped_at, "reason": self.stop or self.failure}
+
+
+async def _cancel(download: Download) -> None:
+    with contextlib.suppress(Exception):  # it ended meanwhile, or the browser is gone
+        await download._impl_obj.cancel()
 
 
 @dataclass(frozen=True)
@@ -169,11 +198,10 @@ class _Run:
         self.blocked_documents: list[dict[str, str]] = []
         self.overran = False  # the browser was stopped for running past the time limit
         self.context: BrowserContext | None = None
-        self.downloads: list[_Saved] = []
-        self.download_failures: list[str] = []
-        self.downloading: list[Download] = []  # still coming in (`on_download` waits on them)
-        self.stopping: dict[int, int] = {}  # id of a download being stopped: bytes it reached
-        self.stopped: list[_Saved] = []  # stopped for growing past the bound, not kept
+        self.downloads: list[_Download] = []  # every one the page started, in order
+        # Playwright's event loop, on which `watch_downloads` runs as a timer (`_arm_watch`).
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.watching = False  # a timer is armed
         # Each document response the browser got, by its network request id (the same for
         # every hop of a redirect chain): URL, status and headers as the server sent them.
         self.documents: dict[str, list[_Hop]] = {}
@@ -182,7 +210,7 @@ class _Run:
         self.large: list[tuple[str, int]] = []  # request id, bytes: loaded bodies to keep whole
         self.large_bodies: list[_Body] = []  # kept by `keep_large_bodies`, in order of loading
         # The address answered with a file rather than a page: what the capture kept of it.
-        self.file: _Saved | None = None
+        self.file: _Download | None = None
         self.load_deadline = self.deadline  # set by `navigate`: its bound covers the load too
         self._dns: dict[tuple[str, int], list[str]] = {}
         self.in_flight: set[Request] = set()
@@ -358,40 +386,106 @@ class _Run:
 
     def on_download(self, download: Download) -> None:
         """Save the file once the browser has it all (this handler waits for that, while the
-        capture goes on); one that grows past the bound is stopped by `watch_downloads`."""
-        name = _safe(download.suggested_filename)
-        target = self.tmp / f"download-{len(self.downloads) + len(self.stopped)}-{name}"
-        self.downloading.append(download)
+        capture goes on); `watch_downloads` stops one that runs past its bounds."""
+        suggested = download.suggested_filename[:MAX_SUGGESTED_CHARS]
+        bound = self.settings.navigation_timeout_seconds
+        item = _Download(
+            url=download.url, suggested=suggested,
+            path=self.tmp / f"download-{len(self.downloads)}-{_safe(suggested)}",
+            deadline=min(self.deadline, time.monotonic() + bound), handle=download)
+        self.downloads.append(item)
+        # The sync API's objects keep the loop they belong to; the watch runs on it.
+        self.loop = download._loop
+        self._arm_watch()
         try:
-            download.save_as(target)
-            self.downloads.append(_Saved(url=download.url, name=name, path=target))
+            download.save_as(item.path)
+            with contextlib.suppress(PlaywrightError):
+                # The browser's own file, so that no later download is taken to be this one.
+                item.file = download.path().name
         except Exception as exc:  # recorded on the capture, the page goes on
-            reached = self.stopping.get(id(download))
-            if reached is not None:
-                target.unlink(missing_ok=True)
-                self.stopped.append(_Saved(url=download.url, name=name, path=target,
-                                           stopped_at=reached))
-                return
-            self.download_failures.append(str(exc).strip().splitlines()[0] if str(exc).strip()
-                                          else type(exc).__name__)
-            self.record.steps.append(StepOutcome("download", False, f"download failed: {exc}"))
+            if item.stop is None:
+                item.state = "failed"
+                item.failure = (str(exc).strip().splitlines()[0] if str(exc).strip()
+                                else type(exc).__name__)
+                self.record.steps.append(StepOutcome("download", False,
+                                                     f"download failed: {exc}"))
+        else:
+            item.state = "kept"
         finally:
-            self.downloading.remove(download)
+            item.handle = None
+        if item.stop is not None:  # whatever came of it meanwhile: stopped, nothing kept
+            item.state = "stopped"
+            item.path.unlink(missing_ok=True)
+        for other in self.downloads:  # one that took this one's file for its own
+            if other is not item and other.file == item.file and other.state == "coming":
+                other.file = None
+
+    def _arm_watch(self) -> None:
+        if self.watching or self.loop is None or not self.coming():
+            return
+        self.watching = True
+        self.loop.call_later(_POLL_MS / 1000, self._tick)
+
+    def _tick(self) -> None:
+        """On Playwright's event loop, which runs whenever the capture is inside a call to the
+        browser (a long screenshot, the PDF render, a wait): the watch goes on through every
+        step, not only in those that poll."""
+        self.watching = False
+        self.watch_downloads()
+        self._arm_watch()
+
+    def coming(self) -> list[_Download]:
+        return [d for d in self.downloads if d.state == "coming"]
 
     def watch_downloads(self) -> None:
-        """Stop the downloads under way once one has grown past the bound per artifact: a
-        file sent without a length (or lying about it) would otherwise fill the disk until
-        the capture's time runs out, and could not be stored anyway."""
-        if not self.downloading:
+        """Stop a download once it has grown past the bound per artifact (a file sent without
+        a length, or lying about it, would otherwise fill the disk and could not be stored
+        anyway) or has run past its time; a download gets as long as a page to answer, within
+        the capture's time."""
+        coming = [d for d in self.coming() if d.stop is None]
+        if not coming:
             return
-        reached = self.pipeline.browser.downloading_bytes()
-        if reached <= self.settings.max_artifact_bytes:
+        files = self.pipeline.browser.downloading_files()
+        taken = {d.file for d in self.downloads if d.file is not None}
+        # The browser names its files itself: a download's file is the first one to appear
+        # that no other download has, in the order the browser made them.
+        free = sorted((name for name in files if name not in taken), key=lambda n: files[n][1])
+        bound = self.settings.max_artifact_bytes
+        now = time.monotonic()
+        for item in coming:
+            if item.file is None and free:
+                item.file = free.pop(0)
+            if item.file is not None and item.file in files:
+                item.reached = max(item.reached, files[item.file][0])
+            if item.reached > bound:
+                self._stop(item, f"for growing past the {bound}-byte bound per artifact")
+            elif now >= item.deadline:
+                self._stop(item, f"for running past its bound of "
+                                 f"{self.settings.navigation_timeout_seconds:.0f} s")
+
+    def _stop(self, item: _Download, why: str) -> None:
+        item.stop = why
+        if item.handle is not None and self.loop is not None:
+            # Asked on the event loop (the watch may be running in it, where a call through
+            # the sync API cannot wait); it is sent with the capture's next call to the browser.
+            self.loop.create_task(_cancel(item.handle))
+
+    def finish_downloads(self) -> None:
+        """Before the context closes: the downloads under way end within their bounds, kept
+        or stopped, so none is cut off by the close and left unsaid."""
+        if not self.coming() or self.page is None:
             return
-        for download in list(self.downloading):
-            if id(download) not in self.stopping:
-                self.stopping[id(download)] = reached
-                with contextlib.suppress(PlaywrightError):  # it finished meanwhile
-                    download.cancel()
+        limit = max(d.deadline for d in self.coming()) + CANCEL_GRACE_SECONDS
+        while self.coming():
+            self.watch_downloads()
+            if time.monotonic() >= limit:
+                for item in self.coming():
+                    self._stop(item, "for still coming in when the capture ended")
+                return
+            try:
+                self.page.wait_for_timeout(_POLL_MS)
+            except PlaywrightError:
+                return  # the page is gone; the close fails what is left, and it is said
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -548,16 +642,16 @@ class _Run:
         wait_ms = self.remaining_ms(self.settings.navigation_timeout_seconds)
         limit = time.monotonic() + wait_ms / 1000
         # The download event comes after the navigation gave up; its handler saves the file.
-        while (not self.downloads and not self.stopped and not self.download_failures
+        while ((not self.downloads or self.downloads[0].state == "coming")
                and time.monotonic() < limit):
             self.watch_downloads()
             with map_playwright_errors("waiting for the file the address answered with"):
                 page.wait_for_timeout(_POLL_MS)
-        if not self.downloads and not self.stopped:
-            why = self.download_failures[0] if self.download_failures else "it never came"
+        if not self.downloads or self.downloads[0].state in ("coming", "failed"):
+            why = self.downloads[0].failure if self.downloads else None
             raise NavigationFailed(f"{url} answered with a file, which the browser could not "
-                                   f"save: {why}")
-        saved = (self.downloads or self.stopped)[0]
+                                   f"save: {why or 'it never came'}")
+        saved = self.downloads[0]
         request_id, hops = self.answer_to(saved.url)
         self.file = saved
         self.record.final_url = saved.url
@@ -572,8 +666,7 @@ class _Run:
         shown = " (which the browser would only have shown in its PDF viewer)" if (
             hops and hops[-1].saved_not_shown) else ""
         if saved.stopped_at is not None:
-            kept = (f"{shown}; the download was stopped at {saved.stopped_at} bytes, over the "
-                    f"{self.settings.max_artifact_bytes}-byte bound per artifact")
+            kept = f"{shown}; the download was stopped at {saved.stopped_at} bytes {saved.stop}"
         else:
             kept = (f", {saved.path.stat().st_size} bytes{shown}; the browser saved the file for "
                     "the capture's downloads")
@@ -732,18 +825,34 @@ class _Run:
         return note
 
     def store_downloads(self) -> str | None:
-        for saved in self.downloads:
-            _, hops = self.answer_to(saved.url)
-            media_type = (_media_type(hops[-1].headers) if hops else None) or \
-                "application/octet-stream"
-            self.store("download", saved.path, media_type, saved.path.name)
-        if self.stopped:
-            first = self.stopped[0]
-            raise TooLarge(
-                f"{len(self.stopped)} downloads stopped for growing past the "
-                f"{self.settings.max_artifact_bytes}-byte bound per artifact, not stored; first "
-                f"{first.url}, stopped at {first.stopped_at} bytes")
-        return f"{len(self.downloads)} downloads"
+        """Each download kept as an artifact, or said to have been stopped; all of them, with
+        their address and suggested name, in the metadata document."""
+        kept = 0
+        problems: list[str] = []
+        for item in self.downloads:
+            outcome = item.outcome()
+            if item.state == "kept":
+                _, hops = self.answer_to(item.url)
+                media_type = (_media_type(hops[-1].headers) if hops else None) or \
+                    "application/octet-stream"
+                try:
+                    self.store("download", item.path, media_type, item.path.name)
+                except CaptureError as exc:
+                    outcome.update(outcome="not stored", reason=exc.message)
+                    problems.append(exc.message)
+                else:
+                    stored = self.record.artifacts[-1]
+                    outcome.update(size=stored.size, sha256=stored.sha256)
+                    kept += 1
+            self.record.downloads.append(outcome)
+        stopped = [d for d in self.downloads if d.state == "stopped"]
+        if stopped:
+            first = stopped[0]
+            problems.insert(0, f"{len(stopped)} downloads stopped, not stored; first {first.url}"
+                               f", stopped at {first.stopped_at} bytes {first.stop}")
+        if problems:
+            raise CaptureError("; ".join(problems))
+        return f"{kept} downloads"
 
     def _with_saved_bodies(self, exchanges: list[traffic.Exchange]) -> list[traffic.Exchange]:
         """The browser's record keeps no body for what it downloaded: the saved file is that
@@ -761,7 +870,8 @@ class _Run:
                 if found.size <= room:
                     room -= found.size
                     ex = replace(ex, body_path=found.path, extra={**ex.extra, "large": True})
-            saved = next((d for d in self.downloads if d.url == ex.url), None)
+            saved = next((d for d in self.downloads if d.url == ex.url and d.state == "kept"),
+                         None)
             if (saved is not None and 200 <= ex.status < 300 and not ex.body
                     # one over the bound is not stored: the WARC would then be refused with it
                     and saved.path.stat().st_size <= self.settings.max_artifact_bytes):
@@ -984,6 +1094,7 @@ class CapturePipeline:
                         steps = (("text", run.pdf_text), *steps)
                 for name, step in steps:
                     run.run_step(name, step)
+            run.finish_downloads()
             if run.large and run.cdp is not None and not run.overran:
                 run.run_step("large bodies", run.keep_large_bodies)
         finally:
@@ -998,7 +1109,7 @@ class CapturePipeline:
             run.run_step("warc", lambda: run.archive_traffic(har))
         else:
             record.steps.append(StepOutcome("warc", False, "the browser wrote no traffic record"))
-        if run.downloads or run.stopped:
+        if run.downloads:
             run.run_step("downloads", run.store_downloads)
 
 

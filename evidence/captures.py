@@ -86,6 +86,9 @@ class CaptureRecord:
     dialogs: list[dict[str, str]] = field(default_factory=list)
     popups: list[str] = field(default_factory=list)
     blocked: list[dict[str, str]] = field(default_factory=list)
+    # Each file the page had the browser download: its address, suggested name, and whether it
+    # was kept (then its size and hash), stopped (at how many bytes, why) or failed.
+    downloads: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     status: str = CaptureStatus.FAILED
 
@@ -117,6 +120,7 @@ class CaptureRecord:
             "dialogs": self.dialogs,
             "popups": self.popups,
             "blocked_requests": self.blocked,
+            "downloads": self.downloads,
             "steps": [asdict(s) for s in self.steps],
         }
 

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from cryptography import x509
@@ -610,7 +611,7 @@ def test_a_file_that_never_ends_is_stopped_at_the_bound_not_left_to_fill_the_dis
     assert "the download was stopped at" in (navigate.note or "")
     downloads = record.step("downloads")
     assert downloads is not None and not downloads.ok
-    assert "stopped for growing past the 5000000-byte bound" in (downloads.error or "")
+    assert "for growing past the 5000000-byte bound" in (downloads.error or "")
     stopped_at = int((downloads.error or "").rsplit("stopped at ", 1)[1].split()[0])
     assert stopped_at > 5_000_000
     assert not [a for a in record.artifacts if a.kind == "download"]
@@ -633,3 +634,75 @@ def test_a_file_over_the_bound_is_said_not_kept_and_the_warc_is_still_kept(
     assert not [a for a in record.artifacts if a.kind == "download"]
     rec, payload = _warc_responses(record)[server.url(path)]
     assert rec.rec_headers.get_header("WARC-Truncated") == "unspecified" and payload == b""
+
+
+def _downloads_said(record: CaptureRecord) -> list[dict[str, Any]]:
+    """What the capture's metadata document says of the page's downloads."""
+    said: list[dict[str, Any]] = json.loads(_artifact(record, "metadata"))["downloads"]
+    return said
+
+
+def test_a_download_a_page_starts_while_it_is_captured_is_kept_with_its_address_and_name(
+    server: pages.PagesServer, pipeline: CapturePipeline, browser: BrowserSession,
+) -> None:
+    """The page starts a download once the capture takes its full-page screenshot, after the
+    capture last waited for the network: the file is kept beside the page, said with its
+    address and name."""
+    page = server.url(f"{pages.DOWNLOAD_LATER_PATH}?delay=0&to={pages.DOWNLOAD_PATH}")
+    record = pipeline.run(page)
+    assert record.status == "complete", record.steps
+    assert record.final_url == page and record.title == pages.DOWNLOAD_LATER_TITLE
+    files = [a for a in record.artifacts if a.kind == "download"]
+    assert [Path(a.path).read_bytes() for a in files] == [pages.PDF_BYTES]
+    assert _downloads_said(record) == [{
+        "url": server.url(pages.DOWNLOAD_PATH), "suggested_filename": pages.DOWNLOAD_FILENAME,
+        "outcome": "kept", "stopped_at": None, "reason": None, "size": len(pages.PDF_BYTES),
+        "sha256": hashlib.sha256(pages.PDF_BYTES).hexdigest()}]
+    assert {"screenshot", "dom", "pdf", "text"} <= {a.kind for a in record.artifacts}
+    assert list(browser.downloads_dir.iterdir()) == []
+
+
+def test_an_endless_download_a_page_starts_later_is_stopped_at_the_bound(
+    server: pages.PagesServer, browser: BrowserSession, store: FolderStore, settings: Settings,
+) -> None:
+    """Started while the page is being rendered, after the steps that used to watch downloads:
+    it is stopped past the bound per artifact all the same, and said."""
+    bounded = CapturePipeline(browser, store, settings.model_copy(
+        update={"max_artifact_bytes": 5_000_000}))
+    page = server.url(f"{pages.DOWNLOAD_LATER_PATH}?delay=0&to={pages.ENDLESS_PATH}")
+    record = bounded.run(page)
+    assert record.status == "partial", record.steps
+    assert [s.name for s in record.steps if not s.ok] == ["downloads"]
+    downloads = record.step("downloads")
+    assert downloads is not None
+    assert (f"1 downloads stopped, not stored; first {server.url(pages.ENDLESS_PATH)}, "
+            "stopped at ") in (downloads.error or "")
+    assert (downloads.error or "").endswith("for growing past the 5000000-byte bound per "
+                                            "artifact")
+    [said] = _downloads_said(record)
+    assert said["outcome"] == "stopped" and said["url"] == server.url(pages.ENDLESS_PATH)
+    assert said["stopped_at"] > 5_000_000 and "sha256" not in said
+    assert not [a for a in record.artifacts if a.kind == "download"]
+    assert {"screenshot", "dom", "pdf", "text", "warc"} <= {a.kind for a in record.artifacts}
+    assert list(browser.downloads_dir.iterdir()) == []  # nothing of it left on disk
+
+
+def test_a_download_that_outlasts_its_time_is_stopped_and_said(
+    server: pages.PagesServer, browser: BrowserSession, store: FolderStore, settings: Settings,
+) -> None:
+    """Small, but trickled for a minute: stopped once it has run as long as a page may take to
+    answer, not left to hold the capture or be cut off unsaid when the browser closes."""
+    impatient = CapturePipeline(browser, store, settings.model_copy(
+        update={"navigation_timeout_seconds": 3}))
+    trickle = f"{pages.TRICKLE_PATH}?seconds=60"
+    record = impatient.run(server.url(
+        f"{pages.DOWNLOAD_LATER_PATH}?delay=0&to={quote(trickle, safe='')}"))
+    assert record.status == "partial", record.steps
+    downloads = record.step("downloads")
+    assert downloads is not None and not downloads.ok
+    assert (downloads.error or "").endswith("for running past its bound of 3 s")
+    [said] = _downloads_said(record)
+    assert said["outcome"] == "stopped" and said["url"] == server.url(trickle)
+    assert 0 <= said["stopped_at"] < pages.TRICKLE_BYTES
+    assert not [a for a in record.artifacts if a.kind == "download"]
+    assert list(browser.downloads_dir.iterdir()) == []

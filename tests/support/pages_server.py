@@ -42,6 +42,12 @@ Routes (all GET, HEAD also works):
 ``/files/endless``
     ``application/octet-stream`` with no length, sent until the client hangs up (at most
     :data:`ENDLESS_MAX_BYTES`)
+``/files/trickle?seconds=S``
+    :func:`blob_bytes` of :data:`TRICKLE_BYTES` with their length stated, trickled over ``S``
+    seconds
+``/download-later?delay=MS&to=PATH``
+    a long page that starts downloading ``PATH`` ``MS`` milliseconds after it is first resized:
+    a capture's full-page screenshot resizes it, after the capture last waited for the network
 ``/changing``, ``/changing/img/<name>.png``
     content chosen by :meth:`PagesServer.set_version` (see :data:`CHANGING_PAGES`)
 ``/vanishing``, ``/unavailable``
@@ -142,6 +148,10 @@ BIG_MEDIA_TYPE = "video/mp4"
 ENDLESS_PATH = "/files/endless"
 BROKEN_PDF_PATH = "/files/broken.pdf"
 ENDLESS_MAX_BYTES = 4 * 1024**3
+TRICKLE_PATH = "/files/trickle"
+TRICKLE_BYTES = 10_000
+DOWNLOAD_LATER_PATH = "/download-later"
+DOWNLOAD_LATER_TITLE = "A page that downloads later"
 
 CHANGING_PATH = "/changing"
 VANISHING_PATH = "/vanishing"
@@ -785,6 +795,8 @@ class _Handler(BaseHTTPRequestHandler):
                 "<h1>Big video</h1><script>fetch('{}?size={}').then(r => r.arrayBuffer())"
                 ".then(b => {{ document.title = 'fetched ' + b.byteLength; }});</script>").format(
                     BIG_MEDIA_PATH, int(_number(query, "size", 1000, 0, BIG_MAX_SIZE))))),
+            TRICKLE_PATH: lambda: self._trickle(query),
+            DOWNLOAD_LATER_PATH: lambda: self._download_later(query),
             BROKEN_PDF_PATH: lambda: self._send(200, BROKEN_PDF_BYTES, "application/pdf"),
             PDF_FRAME_PATH: lambda: self._html(_page(
                 "A leaflet in a frame", f'<h1>Leaflet</h1><iframe src="{INLINE_PDF_PATH}" '
@@ -927,6 +939,32 @@ class _Handler(BaseHTTPRequestHandler):
         while sent < ENDLESS_MAX_BYTES and not self.pages.stopping.is_set():
             self.wfile.write(chunk)  # BrokenPipeError once the client hangs up: handled above
             sent += len(chunk)
+
+    def _trickle(self, query: dict[str, list[str]]) -> None:
+        seconds = _number(query, "seconds", 30.0, 0, MAX_DELAY_SECONDS)
+        body = blob_bytes(TRICKLE_BYTES)
+        self._send_head(200, "application/octet-stream", len(body))
+        if self.command == "HEAD":
+            return
+        pieces = 100
+        for at in range(0, len(body), len(body) // pieces):
+            self.wfile.write(body[at:at + len(body) // pieces])
+            self.wfile.flush()
+            if self.pages.stopping.wait(seconds / pieces):
+                return
+
+    def _download_later(self, query: dict[str, list[str]]) -> None:
+        delay = int(_number(query, "delay", 1000, 0, MAX_DELAY_SECONDS * 1000))
+        target = _param(query, "to", DOWNLOAD_PATH)
+        if not target.startswith("/") or target.startswith("//"):
+            raise _BadRequest("to must be a path on this server")
+        location = json.dumps(target).replace("<", "\\u003c")  # never ends the script early
+        script = (f"<script>\nwindow.addEventListener('resize', () => setTimeout(() => {{\n"
+                  f"  window.location.href = {location};\n}}, {delay}), {{once: true}});\n"
+                  "</script>")
+        body = (f"<h1>{_text(DOWNLOAD_LATER_TITLE)}</h1>\n"
+                '<div style="height: 3000px">A long page.</div>\n' + script)
+        self._html(_page(DOWNLOAD_LATER_TITLE, body))
 
     def _download(self) -> None:
         disposition = f'attachment; filename="{DOWNLOAD_FILENAME}"'
