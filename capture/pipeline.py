@@ -79,6 +79,7 @@ MAX_HOPS_RECORDED = 50  # of a navigation that failed (Chromium gives up after 2
 # a document is saved as a download instead, so the file the server sent is the evidence.
 SAVED_NOT_SHOWN = frozenset({"application/pdf", "application/x-pdf"})
 OVERRUN_GRACE_SECONDS = 30.0  # after the capture's time limit, before the browser is stopped
+MAX_PDF_TEXTS = 10  # PDFs a page loaded whose words are read, per capture
 # A download's suggested name is kept as given, to this length (it is the page's to choose).
 MAX_SUGGESTED_CHARS = 1000
 # After a download's bounds, for its cancellation to come back before the context is closed.
@@ -211,6 +212,8 @@ class _Run:
         self.large_bodies: list[_Body] = []  # kept by `keep_large_bodies`, in order of loading
         # The address answered with a file rather than a page: what the capture kept of it.
         self.file: _Download | None = None
+        # PDFs among what the page loaded, by address: their bytes, or the file holding them.
+        self.pdfs: list[tuple[str, bytes | Path]] = []
         self.load_deadline = self.deadline  # set by `navigate`: its bound covers the load too
         self._dns: dict[tuple[str, int], list[str]] = {}
         self.in_flight: set[Request] = set()
@@ -767,6 +770,56 @@ class _Run:
         self._keep_text(found.text, declared=None)
         return found.note
 
+    def framed_pdf_texts(self) -> str | None:
+        """The words of the PDFs the page framed, embedded or fetched, read from the bytes the
+        capture kept of them (in its WARC, or as a download): each into a text artifact of its
+        own, named by the hash of the PDF it was read from, which search finds with the page.
+        Bounded as the text of an address that answers with a PDF is, and in how many are read;
+        one that cannot be read is said in the note, the capture is not failed for it."""
+        own = None if self.file is None or self.file.state != "kept" else \
+            _sha256_of(self.file.path)  # its words are the capture's own text
+        seen: set[str] = set() if own is None else {own}
+        read = 0
+        unread: list[str] = []
+        for n, (url, body) in enumerate(self.pdfs):
+            path = body if isinstance(body, Path) else self.tmp / f"framed-{n}.pdf"
+            if isinstance(body, bytes):
+                path.write_bytes(body)
+            digest = _sha256_of(path)
+            if digest in seen:
+                continue
+            seen.add(digest)
+            said: dict[str, Any] = {"url": url, "pdf_sha256": digest, "text_sha256": None}
+            self.record.pdf_texts.append(said)
+            if read >= MAX_PDF_TEXTS:
+                said["note"] = f"not read: the first {MAX_PDF_TEXTS} PDFs were"
+            elif path.stat().st_size > self.settings.max_artifact_bytes:
+                said["note"] = "not read: over the bound per artifact, so not kept"
+            elif self.deadline - time.monotonic() < 1:
+                said["note"] = "not read: the capture's time ran out"
+            else:
+                read += 1
+                try:
+                    found = read_pdf_text(path, timeout=min(pdfread.TIMEOUT_SECONDS,
+                                                            self.remaining_ms() / 1000))
+                except CaptureError as exc:
+                    said["note"] = exc.message
+                else:
+                    said.update(note=found.note, pages=found.pages, read=found.read)
+                    if found.text.strip():
+                        self.store_bytes("pdf_text", f"{digest}.txt",
+                                         found.text.encode("utf-8"), "text/plain; charset=utf-8")
+                        said["text_sha256"] = self.record.artifacts[-1].sha256
+            if said["text_sha256"] is None:
+                unread.append(f"{url}: {said['note']}")
+            if isinstance(body, bytes):
+                path.unlink()
+        kept = len(self.record.pdf_texts) - len(unread)
+        note = f"text of {kept} of the {len(self.record.pdf_texts)} PDFs the page loaded"
+        if unread:
+            note += f"; first without text: {unread[0]}"
+        return note
+
     def tls_chain(self) -> str | None:
         final = self.record.final_url or self.record.requested_url
         parts = urlsplit(final)
@@ -783,6 +836,7 @@ class _Run:
 
     def archive_traffic(self, har: Path) -> str | None:
         exchanges = self._with_saved_bodies(list(traffic.read_har(har)))
+        self.pdfs = [(ex.url, body) for ex, body in traffic.pdf_bodies(exchanges)]
         path = self.tmp / "traffic.warc.gz"
         info = {
             "software": TOOL,
@@ -885,11 +939,15 @@ class _Run:
 
 def _is_pdf(path: Path) -> bool:
     """Whether the file starts as a PDF does (its header may follow up to 1 KB of anything)."""
-    try:
-        with path.open("rb") as handle:
-            return b"%PDF-" in handle.read(1024)
-    except OSError:
-        return False
+    return b"%PDF-" in traffic.head_of(path)
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _png_size(path: Path) -> tuple[int, int] | None:
@@ -1109,6 +1167,11 @@ class CapturePipeline:
             run.run_step("warc", lambda: run.archive_traffic(har))
         else:
             record.steps.append(StepOutcome("warc", False, "the browser wrote no traffic record"))
+        own = None if run.file is None else run.file.url
+        run.pdfs += [(d.url, d.path) for d in run.downloads
+                     if d.state == "kept" and d.url != own and _is_pdf(d.path)]
+        if [url for url, _ in run.pdfs if url != own]:
+            run.run_step("pdf_texts", run.framed_pdf_texts)
         if run.downloads:
             run.run_step("downloads", run.store_downloads)
 

@@ -19,6 +19,7 @@ from typing import Any, BinaryIO
 from capture.warc import WarcWriter
 
 MEDIA_PREFIXES = ("image/", "video/", "audio/")
+PDF_TYPES = ("application/pdf", "application/x-pdf")
 
 
 @dataclass(frozen=True)
@@ -168,3 +169,26 @@ def media_bodies(exchanges: list[Exchange]) -> Iterator[tuple[Exchange, bytes | 
             yield ex, ex.body
         elif ex.body_path is not None and ex.extra.get("large"):
             yield ex, ex.body_path
+
+
+def pdf_bodies(exchanges: list[Exchange]) -> Iterator[tuple[Exchange, bytes | Path]]:
+    """PDFs the page loaded (in a frame, an embed, an object, a fetch), with their bytes or the
+    file holding them: by their stated type, or by a body that starts as a PDF does."""
+    for ex in exchanges:
+        if not 200 <= ex.status < 300:
+            continue
+        body: bytes | Path | None = ex.body_path if ex.body_path is not None else ex.body
+        if body is None:
+            continue
+        head = body[:1024] if isinstance(body, bytes) else head_of(body)
+        if ex.mime_type.lower().split(";", 1)[0].strip() in PDF_TYPES or b"%PDF-" in head:
+            yield ex, body
+
+
+def head_of(path: Path) -> bytes:
+    """The first KB of a file (a PDF's header may follow up to 1 KB of anything)."""
+    try:
+        with path.open("rb") as handle:
+            return handle.read(1024)
+    except OSError:
+        return b""

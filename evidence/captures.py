@@ -89,6 +89,9 @@ class CaptureRecord:
     # Each file the page had the browser download: its address, suggested name, and whether it
     # was kept (then its size and hash), stopped (at how many bytes, why) or failed.
     downloads: list[dict[str, Any]] = field(default_factory=list)
+    # Each PDF the page loaded whose words were read (or not, and why): its address, its hash,
+    # and the hash of the "pdf_text" artifact read from it.
+    pdf_texts: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     status: str = CaptureStatus.FAILED
 
@@ -121,6 +124,7 @@ class CaptureRecord:
             "popups": self.popups,
             "blocked_requests": self.blocked,
             "downloads": self.downloads,
+            "pdf_texts": self.pdf_texts,
             "steps": [asdict(s) for s in self.steps],
         }
 

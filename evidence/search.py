@@ -1,8 +1,11 @@
 """Search over captured evidence: the pages' text, and images that look alike.
 
-Text. A capture's visible text (its "text" artifact, with the page title first) is indexed in
-the transaction that records the capture. Both sides of a search go through one function,
-`normalise`, so the index and the query always agree on what a word is:
+Text. A capture's visible text (its "text" artifact, with the page title first), and after it
+the words of the PDFs the page framed or embedded (its "pdf_text" artifacts, one per PDF, each
+named by the PDF's hash), is indexed in the transaction that records the capture: the
+capture is found by either, and the page's own text stays the artifact comparisons diff. Both
+sides of a search go through one function, `normalise`, so the index and the query always agree
+on what a word is:
 
 - NFKD, then combining marks that only decorate a letter are dropped: Latin accents, Arabic
   harakat, shadda, sukun, superscript alef, Quranic marks, and the hamza above/below that NFKD
@@ -310,10 +313,14 @@ def image_row(artifact: Artifact) -> ImageHash | None:
                      capture_id=artifact.capture_id, phash=_signed(value))
 
 
-def _document(capture: Capture, text_bytes: bytes) -> SearchDocument:
-    visible = text_bytes.decode("utf-8", errors="replace")
+def _document(capture: Capture, text_bytes: bytes | None,
+              pdf_texts: list[bytes]) -> SearchDocument:
+    visible = "" if text_bytes is None else text_bytes.decode("utf-8", errors="replace")
     body = visible if not capture.title else f"{capture.title}\n{visible}"
-    body = body[:MAX_BODY_CHARS]
+    pdfs = [t.decode("utf-8", errors="replace") for t in pdf_texts]
+    # The page's text first, leaving the PDFs' words up to half the room they need.
+    room = MAX_BODY_CHARS - min(sum(len(t) + 2 for t in pdfs), MAX_BODY_CHARS // 2)
+    body = "\n\n".join([body[:room], *pdfs])[:MAX_BODY_CHARS]
     terms = normalise(body)
     if len(terms.encode("utf-8")) > MAX_TERMS_BYTES:
         cut = terms.encode("utf-8")[:MAX_TERMS_BYTES].decode("utf-8", errors="ignore")
@@ -343,8 +350,11 @@ def _index(session: Session, capture: Capture, store: BlobStore) -> None:
     has_doc = session.scalar(select(SearchDocument.id).where(
         SearchDocument.capture_id == capture.id)) is not None
     text_artifact = next((a for a in artifacts if a.kind == "text"), None)
-    if text_artifact is not None and not has_doc:
-        session.add(_document(capture, store.read_bytes(text_artifact.sha256)))
+    pdf_texts = [a for a in artifacts if a.kind == "pdf_text"]
+    if (text_artifact is not None or pdf_texts) and not has_doc:
+        session.add(_document(
+            capture, None if text_artifact is None else store.read_bytes(text_artifact.sha256),
+            [store.read_bytes(a.sha256) for a in pdf_texts]))
     hashed = {a.id for a in artifacts if a.phash is not None}
     if hashed:
         done = set(session.scalars(select(ImageHash.artifact_id).where(

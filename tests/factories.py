@@ -185,9 +185,11 @@ def make_text_capture(
     title: str | None = None,
     started_at: Any = None,
     images: list[str] | None = None,
+    pdf_texts: list[str] | None = None,
 ) -> Any:
-    """A recorded capture with visible text (a "text" artifact) and screenshots whose pHashes
-    are `images` (16 hex digits each); `started_at` sets when it was captured."""
+    """A recorded capture with visible text (a "text" artifact), the words of PDFs it loaded
+    (`pdf_texts`, a "pdf_text" artifact each) and screenshots whose pHashes are `images` (16
+    hex digits each); `started_at` sets when it was captured."""
     import hashlib
     import uuid
     from datetime import timedelta
@@ -202,6 +204,12 @@ def make_text_capture(
         blob = store.put_bytes(text.encode("utf-8"))
         stored.append(captures.StoredArtifact("text", "text.txt", "text/plain; charset=utf-8",
                                               blob.size, blob.sha256, store.locate(blob.sha256)))
+    for words in pdf_texts or []:
+        blob = store.put_bytes(words.encode("utf-8"))
+        pdf = hashlib.sha256(f"a PDF saying {words}".encode()).hexdigest()
+        stored.append(captures.StoredArtifact("pdf_text", f"{pdf}.txt",
+                                              "text/plain; charset=utf-8", blob.size,
+                                              blob.sha256, store.locate(blob.sha256)))
     for n, phash in enumerate(images or []):
         blob = store.put_bytes(f"image {phash} {n} {uuid.uuid4()}".encode())
         stored.append(captures.StoredArtifact("screenshot", f"shot-{n}.png", "image/png",

@@ -364,6 +364,7 @@ def test_an_address_that_answers_with_a_file_keeps_the_file(
         assert text is not None and text.note == "text read from the PDF's one page"
     else:
         assert record.step("text") is None and "text" not in {a.kind for a in record.artifacts}
+    assert record.step("pdf_texts") is None  # the file's words are the capture's own text
     rec, payload = _warc_responses(record)[server.url(path)]
     assert payload == body
     assert rec.http_headers.get_header("Content-Type") == media_type
@@ -407,6 +408,42 @@ def test_a_pdf_in_a_frame_is_kept_beside_the_page(
     files = [a for a in record.artifacts if a.kind == "download"]
     assert [Path(a.path).read_bytes() for a in files] == [pages.PDF_BYTES]
     assert _warc_responses(record)[server.url(pages.INLINE_PDF_PATH)][1] == pages.PDF_BYTES
+    # Its words are read into a text of their own, named by the PDF's hash; the page's text is
+    # what the page showed.
+    [read] = [a for a in record.artifacts if a.kind == "pdf_text"]
+    assert read.name == f"{hashlib.sha256(pages.PDF_BYTES).hexdigest()}.txt"
+    assert Path(read.path).read_text().strip() == pages.PDF_TEXT
+    assert pages.PDF_TEXT not in _artifact(record, "text").decode()
+
+
+def test_pdfs_in_embeds_and_objects_are_read_and_a_broken_one_is_said(
+    server: pages.PagesServer, pipeline: CapturePipeline,
+) -> None:
+    """A smuggler's page with a price list in an <embed> and leaflets in <object>s: the words
+    of each readable PDF are kept, tied to the PDF by its hash; one that is no PDF is said, and
+    the capture is complete."""
+    record = pipeline.run(server.url(pages.PDF_EMBED_PATH))
+    assert record.status == "complete", record.steps
+    read = {a.name: a for a in record.artifacts if a.kind == "pdf_text"}
+    texts = {name: Path(a.path).read_text().strip() for name, a in read.items()}
+    price_list = hashlib.sha256(pages.PRICE_LIST_BYTES).hexdigest()
+    leaflet = hashlib.sha256(pages.PDF_BYTES).hexdigest()
+    broken = hashlib.sha256(pages.BROKEN_PDF_BYTES).hexdigest()
+    assert texts == {f"{price_list}.txt": pages.PRICE_LIST_TEXT, f"{leaflet}.txt": pages.PDF_TEXT}
+    said = {entry["pdf_sha256"]: entry for entry in
+            json.loads(_artifact(record, "metadata"))["pdf_texts"]}
+    assert set(said) == {price_list, leaflet, broken}
+    assert said[price_list]["url"] == server.url(pages.PRICE_LIST_PATH)
+    assert said[price_list]["text_sha256"] == read[f"{price_list}.txt"].sha256
+    assert said[broken]["text_sha256"] is None
+    assert said[broken]["note"].startswith("the PDF's text could not be read: ")
+    step = record.step("pdf_texts")
+    assert step is not None and step.ok
+    assert step.note is not None and step.note.startswith(
+        f"text of 2 of the 3 PDFs the page loaded; first without text: "
+        f"{server.url(pages.BROKEN_PDF_PATH)}: the PDF's text could not be read")
+    page_text = _artifact(record, "text").decode()
+    assert "Papers" in page_text and pages.PRICE_LIST_TEXT not in page_text
 
 
 def test_no_cookie_survives_from_one_capture_to_the_next(

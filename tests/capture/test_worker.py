@@ -242,6 +242,19 @@ def test_a_captured_pdf_is_found_by_its_words(home: Home, server: pages.PagesSer
     assert [hit["capture_id"] for hit in found] == [captured["id"]]
 
 
+def test_a_page_is_found_by_the_words_of_the_pdfs_it_embeds(
+    home: Home, server: pages.PagesServer,
+) -> None:
+    """The page itself only says "Papers"; the price list in its <embed> is found by its words,
+    and so is the page, as one capture."""
+    captured = _capture_json(home, server.url(pages.PDF_EMBED_PATH))
+    assert captured["status"] == "complete", captured["steps"]
+    found = json.loads(home.ok("search", "text", '"crossing to lampedusa"', "--case", CASE,
+                               "--json"))
+    assert [hit["capture_id"] for hit in found] == [captured["id"]]
+    assert "Lampedusa" in found[0]["snippet"]
+
+
 def test_a_page_answered_with_an_error_status_is_captured_and_says_so(
     home: Home, server: pages.PagesServer,
 ) -> None:

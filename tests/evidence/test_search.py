@@ -140,6 +140,27 @@ def test_snippet_shows_the_captured_text_around_the_match(session: Session,
     assert [titled.snippet[s:e] for s, e in titled.highlights] == ["إعلان"]
 
 
+def test_a_capture_is_found_by_the_words_of_the_pdfs_its_page_loaded(
+        session: Session, store: FolderStore) -> None:
+    """The page says little; the price list it framed says it all. Its words find the capture
+    (and show in the snippet) beside the page's own, even after a page text that fills the
+    room the index keeps per capture."""
+    owner = make_user(session)
+    case = make_case(session, owner)
+    framed = _capture(session, owner, case, store, "Leaflet: ask in private",
+                      pdf_texts=["Crossing to Lampedusa 2000 euros", "رحلة إلى أوروبا"])
+    long_page = _capture(session, owner, case, store, "filler " * search.MAX_BODY_CHARS,
+                         pdf_texts=["Zodiac departures every Tuesday"])
+    plain = _capture(session, owner, case, store, "Crossing schedule")
+    assert _found(session, owner, '"crossing to lampedusa"') == {framed.id}
+    assert _found(session, owner, "اوروبا") == {framed.id}
+    assert _found(session, owner, "leaflet private") == {framed.id}
+    assert _found(session, owner, "crossing") == {framed.id, plain.id}
+    assert _found(session, owner, "zodiac tuesday") == {long_page.id}
+    hit = search.search_text(session, owner, "lampedusa").items[0]
+    assert [hit.snippet[s:e] for s, e in hit.highlights] == ["Lampedusa"]
+
+
 def test_only_members_find_a_case_s_captures(session: Session, store: FolderStore) -> None:
     owner = make_user(session)
     reader = make_user(session)

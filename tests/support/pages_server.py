@@ -37,6 +37,9 @@ Routes (all GET, HEAD also works):
 ``/media/big?size=N``, ``/media/big-page?size=N``
     ``N`` bytes of :func:`blob_bytes` as ``video/mp4``; a page whose script fetches it (its title
     then says how many bytes came)
+``/files/price-list.pdf``, ``/files/pdf-embed``
+    another PDF (:data:`PRICE_LIST_TEXT`); a page with it in an ``<embed>``, the leaflet in an
+    ``<object>`` and the broken PDF in another
 ``/files/broken.pdf``
     ``application/pdf`` that is no PDF past its first line (:data:`BROKEN_PDF_BYTES`)
 ``/files/endless``
@@ -141,6 +144,8 @@ DOWNLOAD_PAGE_PATH = "/download.html"
 INLINE_PDF_PATH = "/files/leaflet.pdf"
 ZIP_PATH = "/files/papers.zip"
 PDF_FRAME_PATH = "/files/pdf-frame"
+PRICE_LIST_PATH = "/files/price-list.pdf"
+PDF_EMBED_PATH = "/files/pdf-embed"
 BLOB_PATH = "/files/blob"
 BIG_MEDIA_PATH = "/media/big"
 BIG_MEDIA_PAGE_PATH = "/media/big-page"
@@ -282,9 +287,9 @@ def _make_ico() -> bytes:
 PDF_TEXT = "Evidence locker test report"  # what the PDF says
 
 
-def _make_pdf() -> bytes:
+def _make_pdf(text: str = PDF_TEXT) -> bytes:
     # Offsets in the xref table must be exact byte positions, so build it object by object.
-    stream = b"BT /F1 18 Tf 72 770 Td (%s) Tj ET" % PDF_TEXT.encode()
+    stream = b"BT /F1 18 Tf 72 770 Td (%s) Tj ET" % text.encode()
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
@@ -311,6 +316,8 @@ def _make_pdf() -> bytes:
 
 FAVICON_BYTES = _make_ico()
 PDF_BYTES = _make_pdf()
+PRICE_LIST_TEXT = "Crossing to Lampedusa 2000 euros"  # what the price list says
+PRICE_LIST_BYTES = _make_pdf(PRICE_LIST_TEXT)
 # Starts as a PDF, and is none: no objects, no cross-reference table.
 BROKEN_PDF_BYTES = b"%PDF-1.7\n" + bytes(range(256)) * 8 + b"\n%%EOF\n"
 # A ZIP file holding one stored file, papers.txt: a local header, its data, the central directory.
@@ -798,6 +805,13 @@ class _Handler(BaseHTTPRequestHandler):
             TRICKLE_PATH: lambda: self._trickle(query),
             DOWNLOAD_LATER_PATH: lambda: self._download_later(query),
             BROKEN_PDF_PATH: lambda: self._send(200, BROKEN_PDF_BYTES, "application/pdf"),
+            PRICE_LIST_PATH: lambda: self._send(200, PRICE_LIST_BYTES, "application/pdf"),
+            PDF_EMBED_PATH: lambda: self._html(_page(
+                "Embedded papers", f'<h1>Papers</h1><embed src="{PRICE_LIST_PATH}" '
+                'type="application/pdf" width="600" height="400">'
+                f'<object data="{INLINE_PDF_PATH}" type="application/pdf" width="600" '
+                f'height="400"></object><object data="{BROKEN_PDF_PATH}" '
+                'type="application/pdf" width="600" height="400"></object>')),
             PDF_FRAME_PATH: lambda: self._html(_page(
                 "A leaflet in a frame", f'<h1>Leaflet</h1><iframe src="{INLINE_PDF_PATH}" '
                 'width="600" height="400"></iframe>')),
