@@ -278,6 +278,19 @@ def _path_flaw(path: str) -> str | None:
     return None
 
 
+MAX_SHOWN_CHARS = 200
+
+
+def _shown(text: str) -> str:
+    """Text a page chose (a title), as this report shows it: quoted, with control and other
+    unprintable characters escaped (a title may hold terminal escapes or direction overrides),
+    cut to MAX_SHOWN_CHARS."""
+    shown = repr(text[:MAX_SHOWN_CHARS])
+    if len(text) > MAX_SHOWN_CHARS:
+        shown += f" (the first {MAX_SHOWN_CHARS} of {len(text)} characters)"
+    return shown
+
+
 def _rel(path: str) -> str:
     """How a problem names a file: relative to data/ for payload, bag-relative for tag files."""
     return path[5:] if path.startswith("data/") else path
@@ -2719,7 +2732,14 @@ class _Verifier:
                 )
         if not isinstance(doc.get("artifacts"), list):
             step.fail(where, "artifacts is not a list")
-        step.fact(f"SHA-256 {digest.hex()}, capture {doc.get('capture_id')}")
+        fact = f"SHA-256 {digest.hex()}, capture {doc.get('capture_id')}"
+        if "title" in doc:  # manifests made before the title was signed have none
+            title, cut = doc.get("title"), doc.get("title_truncated")
+            if not (title is None or isinstance(title, str)) or not isinstance(cut, bool):
+                step.fail(where, "title is not text or null, or title_truncated not true/false")
+            elif title is not None:
+                fact += f", title {_shown(title)}" + (" (cut when signed)" if cut else "")
+        step.fact(fact)
         return doc, digest
 
     def _exhibit_signature(self, exhibit: _Exhibit, step: _Step) -> None:

@@ -131,8 +131,20 @@ class CaptureRecord:
 
 # The capture columns the pages, the API, reports and bundles show that the signed manifest
 # also holds: a row edited in the database no longer agrees with what the capture signed.
+# (Manifests made before the title was signed have no "title": theirs is not compared.)
 SEALED_COLUMNS = ("requested_url", "final_url", "http_status", "status", "remote_ip",
-                  "started_at", "finished_at")
+                  "started_at", "finished_at", "title")
+# A title is the page's to choose, of any length: the manifest signs this much of it, and says
+# whether it was cut.
+MAX_SIGNED_TITLE_CHARS = 2000
+
+
+def signed_title(title: str | None) -> tuple[str | None, bool]:
+    """The title as the manifest signs it (as captured, escaped nowhere, cut to
+    `MAX_SIGNED_TITLE_CHARS`), and whether it was cut."""
+    if title is None or len(title) <= MAX_SIGNED_TITLE_CHARS:
+        return title, False
+    return title[:MAX_SIGNED_TITLE_CHARS], True
 
 
 def sealed_disagreements(row: Any, manifest: Mapping[str, Any]) -> list[str]:
@@ -140,6 +152,13 @@ def sealed_disagreements(row: Any, manifest: Mapping[str, Any]) -> list[str]:
     out = []
     for column in SEALED_COLUMNS:
         shown, signed = getattr(row, column), manifest.get(column)
+        if column == "title":
+            if column not in manifest:
+                continue
+            shown, cut = signed_title(shown)
+            if cut != manifest.get("title_truncated"):
+                out.append(f"title_truncated is {cut!r} where the signed manifest says "
+                           f"{manifest.get('title_truncated')!r}")
         if isinstance(shown, datetime):
             shown = iso(shown)
         elif isinstance(shown, Enum):
@@ -162,6 +181,8 @@ def manifest_of(record: CaptureRecord, *, case: Case, target_id: uuid.UUID) -> d
         "error": record.error,
         "requested_url": record.requested_url,
         "final_url": record.final_url,
+        "title": signed_title(record.title)[0],
+        "title_truncated": signed_title(record.title)[1],
         "redirects": record.redirects,
         "http_status": record.http_status,
         "remote_ip": record.remote_ip,

@@ -86,10 +86,13 @@ def make_sealed_capture(
     *,
     files: list[tuple[str, str, str, bytes]] | None = None,
     actor: User | None = None,
+    title: str | None = "An advert",
+    unsigned: tuple[str, ...] = (),
 ) -> Any:
     """A capture recorded as the worker records one: its artifacts in the store, its manifest
     canonical, signed with the home's key and timestamped by its authority, and the manifest,
-    signature and token stored beside the artifacts. Needs a home made by `init_home`."""
+    signature and token stored beside the artifacts. `unsigned` names manifest fields left
+    out, as older versions made manifests without them. Needs a home made by `init_home`."""
     import uuid
     from datetime import timedelta
 
@@ -112,10 +115,11 @@ def make_sealed_capture(
         capture_id=uuid.uuid4(), requested_url=target.url or "https://example.org/",
         operator=None if actor is None else actor.name, worker_host="test-host",
         started_at=started, finished_at=started + timedelta(seconds=2), final_url=target.url,
-        http_status=200, title="An advert", steps=[captures.StepOutcome("navigate", True)],
+        http_status=200, title=title, steps=[captures.StepOutcome("navigate", True)],
         artifacts=stored, status=CaptureStatus.COMPLETE,
     )
-    sealed = manifests.seal(captures.manifest_of(record, case=case, target_id=target.id),
+    manifest = captures.manifest_of(record, case=case, target_id=target.id)
+    sealed = manifests.seal({k: v for k, v in manifest.items() if k not in unsigned},
                             runtime.signer, manifests.timestamp_authority(runtime.settings))
     extra = []
     for kind, name, media_type, data in (

@@ -11,19 +11,31 @@ import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
 from click.testing import CliRunner
 from sqlalchemy import select, text, update
 
-from evidence import backup, bundle_verifier, bundles, cases, custody, fixity, migrate, users
+from evidence import (
+    backup,
+    bundle_verifier,
+    bundles,
+    captures,
+    cases,
+    custody,
+    fixity,
+    migrate,
+    targets,
+    users,
+)
 from evidence.blobstore import FolderStore, S3Store
 from evidence.cli import _load_plugins, main_group
 from evidence.errors import AccessDenied, PermissionDenied
 from evidence.home import Runtime
 from evidence.models import Artifact, Capture, Case, CustodyEntry, Role
-from tests.factories import case_with_a_capture
+from tests.factories import case_with_a_capture, make_sealed_capture
 from tests.support.s3_server import S3Server
 
 
@@ -214,6 +226,78 @@ def test_capture_times_edited_in_the_database_are_named_and_not_exported(
     with pytest.raises(bundles.ExportFailed, match="no longer agrees with its signed manifest"):
         bundles.export_case(world, "ines", reference="OP-1", out=tmp_path / "op-1.zip")
     assert not (tmp_path / "op-1.zip").exists()
+
+
+def _titled_case(runtime: Runtime, reference: str, title: str | None,
+                 unsigned: tuple[str, ...] = ()) -> None:
+    with runtime.session() as s:
+        ines = users.get_user(s, "ines")
+        case = cases.create_case(s, ines, reference=reference, title="Crossing adverts")
+        target, _ = targets.flag_target(s, ines, case, url=f"https://t.me/{reference}",
+                                        reason="advert")
+        make_sealed_capture(s, runtime, case, target, actor=ines, title=title,
+                            unsigned=unsigned)
+
+
+def _signed(runtime: Runtime, reference: str) -> dict[str, Any]:
+    with runtime.session() as s:
+        capture = s.scalars(select(Capture).join(Case).where(Case.reference == reference)).one()
+    manifest: dict[str, Any] = json.loads(runtime.store.read_bytes(next(
+        a.sha256 for a in _artifacts(runtime, capture.id) if a.kind == "manifest")))
+    return manifest
+
+
+def _artifacts(runtime: Runtime, capture_id: Any) -> list[Artifact]:
+    with runtime.session() as s:
+        return list(s.scalars(select(Artifact).where(Artifact.capture_id == capture_id)))
+
+
+def test_the_page_title_is_signed_as_captured_and_an_edited_one_is_named_and_not_exported(
+    world: Runtime, tmp_path: Path,
+) -> None:
+    """The title is signed as the page had it, markup and controls and all, cut past the bound
+    with the cut said; the bundle's check shows it escaped; a title edited in the database is
+    found by the store check and refused by the export."""
+    hostile = "<b>Crossings</b> & \x1b[2J\u202eboats " + "ي" * 3000
+    _titled_case(world, "OP-T", hostile)
+    signed = _signed(world, "OP-T")
+    assert signed["title"] == hostile[:captures.MAX_SIGNED_TITLE_CHARS]
+    assert signed["title_truncated"] is True
+    assert _check(world, "admin").ok
+
+    written = bundles.export_case(world, "ines", reference="OP-T", out=tmp_path / "op-t.zip")
+    report = bundle_verifier.verify_bundle(written.path)
+    assert report.ok, report.render()
+    shown = report.render()
+    assert "title '<b>Crossings</b> & \\x1b[2J\\u202eboats ييي" in shown
+    assert f"(the first 200 of {captures.MAX_SIGNED_TITLE_CHARS} characters) (cut when " \
+        "signed)" in shown
+    assert "\x1b" not in shown and "\u202e" not in shown
+
+    with world.session() as s:
+        capture = s.scalars(select(Capture).join(Case).where(Case.reference == "OP-T")).one()
+        capture.title = "A harmless page"
+    problems = _check(world, "admin").problems
+    assert {p.problem for p in problems} == {"seal"}
+    cut, title = (p.detail for p in problems)
+    assert cut == "title_truncated is False where the signed manifest says True"
+    assert title.startswith("title is 'A harmless page' where the signed manifest says "
+                            "'<b>Crossings</b>")
+    with pytest.raises(bundles.ExportFailed, match="no longer agrees with its signed manifest"):
+        bundles.export_case(world, "ines", reference="OP-T", out=tmp_path / "again.zip")
+
+
+def test_a_manifest_made_before_the_title_was_signed_still_holds(
+    world: Runtime, tmp_path: Path,
+) -> None:
+    _titled_case(world, "OP-OLD", "An advert", unsigned=("title", "title_truncated"))
+    assert "title" not in _signed(world, "OP-OLD")
+    assert _check(world, "admin").ok
+    written = bundles.export_case(world, "ines", reference="OP-OLD",
+                                  out=tmp_path / "op-old.zip")
+    report = bundle_verifier.verify_bundle(written.path)
+    assert report.ok, report.render()
+    assert ", title " not in report.render()
 
 
 def test_a_case_is_checked_by_its_members_and_the_store_by_admins_and_auditors(
