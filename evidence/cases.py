@@ -263,6 +263,9 @@ def add_member(
     if existing is not None:
         if existing.access == access:
             return existing
+        if existing.access == Access.MANAGE:
+            # Else a manager could leave the case with nobody to add or remove members.
+            _refuse_last_manager(session, case, user)
         before = existing.access
         existing.access = access
         custody.append(
@@ -278,6 +281,18 @@ def add_member(
     return _add_member(session, actor, case, user, access)
 
 
+def _refuse_last_manager(session: Session, case: Case, user: User) -> None:
+    """Refuse to take manage access from `user` (a manager) when nobody else has it."""
+    managers = session.scalars(
+        select(CaseMember.id).where(
+            CaseMember.case_id == case.id, CaseMember.access == Access.MANAGE
+        )
+    ).all()
+    if len(managers) == 1:
+        raise Conflict(f"{user.name!r} is the last manager of case {case.reference!r}; "
+                       "make someone else a manager first")
+
+
 def remove_member(session: Session, actor: User, case: Case, user: User) -> None:
     require_access(session, actor, case, Access.MANAGE)
     member = session.scalars(
@@ -286,13 +301,7 @@ def remove_member(session: Session, actor: User, case: Case, user: User) -> None
     if member is None:
         raise InvalidInput(f"{user.name!r} is not a member of case {case.reference!r}")
     if member.access == Access.MANAGE:
-        managers = session.scalars(
-            select(CaseMember.id).where(
-                CaseMember.case_id == case.id, CaseMember.access == Access.MANAGE
-            )
-        ).all()
-        if len(managers) == 1:
-            raise Conflict(f"{user.name!r} is the last manager of case {case.reference!r}")
+        _refuse_last_manager(session, case, user)
     session.delete(member)
     custody.append(
         session,

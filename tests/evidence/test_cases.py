@@ -121,6 +121,9 @@ def test_members_and_their_access_levels(session: Session) -> None:
     cases.add_member(session, owner, case, reader, Access.WRITE)
     with pytest.raises(Conflict, match="last manager"):
         cases.remove_member(session, owner, case, owner)
+    with pytest.raises(Conflict, match="last manager"):
+        cases.add_member(session, owner, case, owner, Access.WRITE)  # nor demoted
+    assert cases.access_of(session, owner, case) == Access.MANAGE
     cases.remove_member(session, owner, case, reader)
     with pytest.raises(AccessDenied):
         cases.get_case(session, reader, case.reference)
