@@ -22,8 +22,24 @@ from sqlalchemy.orm import Session
 from api.deps import DbSession, case_reference, quote_ref
 from api.schemas_decisions import DecisionApprove, DecisionCreate, DecisionReject, HitResolve
 from api.ui.rendering import PageError, render, sentence
-from api.ui.routes import CsrfField, Cursor, Viewer, check_session_form, see_other
-from evidence import capture_reads, case_reads, cases, decisions, deconfliction, targets
+from api.ui.routes import (
+    NOTES_PER_PAGE,
+    CsrfField,
+    Cursor,
+    Viewer,
+    check_session_form,
+    note_list,
+    see_other,
+)
+from evidence import (
+    capture_reads,
+    case_reads,
+    cases,
+    decisions,
+    deconfliction,
+    notes,
+    targets,
+)
 from evidence.errors import EvidenceError
 from evidence.models import (
     Access,
@@ -117,7 +133,8 @@ CAPTURES_PER_PAGE = 25
 
 
 def _target_view(session: Session, viewer: User, case: Case, target: Target, *,
-                 captures_cursor: str | None = None) -> dict[str, Any]:
+                 captures_cursor: str | None = None,
+                 notes_cursor: str | None = None) -> dict[str, Any]:
     """Everything the target page shows, as plain values (kept valid after a rollback).
 
     A page of its captures, newest first: a watched target gathers one an hour."""
@@ -135,6 +152,8 @@ def _target_view(session: Session, viewer: User, case: Case, target: Target, *,
     current = items[history.index(current_rows[-1])] if current_rows else None
     is_open = case.status == CaseStatus.OPEN
     access = cases.access_of(session, viewer, case)
+    target_notes = notes.page_notes(session, case, target_id=target.id, on_case_only=False,
+                                    limit=NOTES_PER_PAGE, cursor=notes_cursor)
 
     pending = current is not None and (
         current["state"] == DecisionState.PROPOSED
@@ -167,6 +186,8 @@ def _target_view(session: Session, viewer: User, case: Case, target: Target, *,
                  for j in jobs],
         "history": items, "current": current, "conditions": conditions,
         "unresolved_hits": unresolved,
+        "notes": note_list(session, target_notes), "notes_next": target_notes.next_cursor,
+        "may_note": access in WRITE_ACCESS,
         "may_propose": access in WRITE_ACCESS and is_open,
         "may_decide": pending and decider and is_open
                       and current is not None and current["proposed_by_id"] != viewer.id,
@@ -195,9 +216,11 @@ def _invalid(exc: ValidationError, labels: dict[str, str], fallback: str) -> str
 
 @router.get("/targets/{target_id}", response_class=HTMLResponse)
 def target_page(request: Request, target_id: uuid.UUID, session: DbSession, viewer: Viewer,
-                done: Done = None, captures_cursor: Cursor = None) -> Response:
+                done: Done = None, captures_cursor: Cursor = None,
+                notes_cursor: Cursor = None) -> Response:
     case, target = decisions.target_for(session, viewer, target_id)
-    view = _target_view(session, viewer, case, target, captures_cursor=captures_cursor)
+    view = _target_view(session, viewer, case, target, captures_cursor=captures_cursor,
+                        notes_cursor=notes_cursor)
     view["done"] = DONE.get(done or "")
     return render(request, "target.html", view, viewer=viewer)
 

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from api.deps import SESSION_COOKIE, DbSession, case_reference, get_runtime, quote_ref
@@ -21,16 +22,26 @@ from api.schemas import LoginCreate, TargetCreate
 from api.ui.kept import carried_by_sign_in, confirmation_page, sign_in_inputs
 from api.ui.rendering import PageError, login_page, render, safe_next, sentence, viewer_of
 from api.ui.security import LOGIN_CSRF_COOKIE, check_token, session_csrf_token
-from evidence import capture_reads, captures, case_reads, cases, custody, sessions, targets
+from evidence import (
+    capture_reads,
+    captures,
+    case_reads,
+    cases,
+    custody,
+    notes,
+    sessions,
+    targets,
+)
 from evidence.errors import AccessDenied, EvidenceError
-from evidence.models import Access, CaseStatus, User
-from evidence.pagination import MAX_CURSOR_LENGTH
+from evidence.models import Access, CaseStatus, Role, User
+from evidence.pagination import MAX_CURSOR_LENGTH, Page
 
 router = APIRouter(include_in_schema=False)
 
 CASES_PER_PAGE = 50
 TARGETS_PER_PAGE = 50
 TIMELINE_PER_PAGE = 25
+NOTES_PER_PAGE = 25
 
 CsrfField = Annotated[str | None, Form(max_length=200)]
 Cursor = Annotated[str | None, Query(max_length=MAX_CURSOR_LENGTH)]
@@ -134,6 +145,17 @@ def logout(request: Request, session: DbSession, viewer: Viewer,
     return response
 
 
+def note_list(session: Session, page: Page[notes.NoteView]) -> list[dict[str, Any]]:
+    """A page of notes as the case and target pages list them, at their current revision."""
+    names = case_reads.user_names(session, [i for v in page.items
+                                            for i in (v.note.created_by_id, v.current.author_id)])
+    return [{"id": str(v.note.id), "created_at": v.note.created_at,
+             "by": names[v.note.created_by_id], "revision": v.current.revision,
+             "revised_at": v.current.created_at, "revised_by": names[v.current.author_id],
+             "body": v.current.body}
+            for v in page.items]
+
+
 # --- cases -----------------------------------------------------------------------------------
 
 @router.get("/", response_class=HTMLResponse)
@@ -142,7 +164,8 @@ def case_list(request: Request, session: DbSession, viewer: Viewer,
     page = cases.page_cases(session, viewer, limit=CASES_PER_PAGE, cursor=cursor)
     counts = case_reads.counts_of(session, [c.id for c in page.items])
     return render(request, "cases.html",
-                  {"cases": page.items, "counts": counts, "next_cursor": page.next_cursor},
+                  {"cases": page.items, "counts": counts, "next_cursor": page.next_cursor,
+                   "may_create": viewer.role != Role.AUDITOR},
                   viewer=viewer)
 
 
@@ -150,8 +173,10 @@ def case_list(request: Request, session: DbSession, viewer: Viewer,
 def case_page(
     request: Request, ref: str, session: DbSession, viewer: Viewer,
     targets_cursor: Cursor = None,
+    notes_cursor: Cursor = None,
     before: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:
+
     case = cases.show_case(session, viewer, case_reference(ref, viewer))
     target_page = targets.page_targets(session, case, limit=TARGETS_PER_PAGE,
                                        cursor=targets_cursor)
@@ -159,9 +184,14 @@ def case_page(
     timeline = case_reads.timeline_newest_first(session, case, before=before,
                                            limit=TIMELINE_PER_PAGE)
     access = cases.access_of(session, viewer, case)
+    case_notes = notes.page_notes(session, case, on_case_only=True, limit=NOTES_PER_PAGE,
+                                  cursor=notes_cursor)
     return render(request, "case.html", {
         "case": case,
         "may_flag": access in (Access.WRITE, Access.MANAGE) and case.status == CaseStatus.OPEN,
+        "may_note": access in (Access.WRITE, Access.MANAGE),
+        "may_manage": access == Access.MANAGE,
+        "notes": note_list(session, case_notes), "notes_next": case_notes.next_cursor,
         "targets": target_page.items, "targets_next": target_page.next_cursor,
         "latest": latest,
         "entries": [custody.describe(e) for e in timeline.entries],
