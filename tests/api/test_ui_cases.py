@@ -467,6 +467,15 @@ def test_every_form_without_its_token_is_refused_and_changes_nothing(api: Api) -
 
 # --- in Chromium -------------------------------------------------------------------------------
 
+def _shots(page: Any, name: str) -> None:
+    """Screenshots at desktop width and at 420 px, where the page must not be wider."""
+    page.screenshot(path=SHOTS / f"{name}.png", full_page=True)
+    page.set_viewport_size({"width": 420, "height": 900})
+    page.screenshot(path=SHOTS / f"{name}-420.png", full_page=True)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 420, name
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+
 @pytest.mark.browser
 def test_a_case_is_opened_noted_shared_and_its_history_read_in_chromium(api: Api) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -484,16 +493,13 @@ def test_a_case_is_opened_noted_shared_and_its_history_read_in_chromium(api: Api
             page.click("button:has-text('Open the case')")
             page.locator(".alert", has_text="Jurisdiction 'EL' is written 'GR'").wait_for()
             assert page.input_value("#title") == NEW_CASE["title"]
-            page.set_viewport_size({"width": 420, "height": 900})
-            page.screenshot(path=SHOTS / "new-case-refused-420.png", full_page=True)
-            page.set_viewport_size({"width": 1280, "height": 900})
-            page.screenshot(path=SHOTS / "new-case-refused.png", full_page=True)
+            _shots(page, "new-case-refused")
             page.fill("#jurisdiction", "GR")
             page.click("button:has-text('Open the case')")
             page.get_by_role("heading", name="Notes").wait_for()
             assert page.url == f"{url}{CASE}"
             page.click("text=Edit or close")
-            page.screenshot(path=SHOTS / "edit.png", full_page=True)
+            _shots(page, "edit")
             page.click("text=Back to the case")
             page.fill("#note-body", "Same phone number as in the 2025 adverts.")
             page.click("button:has-text('Add the note')")
@@ -501,10 +507,7 @@ def test_a_case_is_opened_noted_shared_and_its_history_read_in_chromium(api: Api
             page.fill("#body", "Same phone number as in OP-2025-101's adverts.")
             page.click("button:has-text('Save as a new revision')")
             page.get_by_text("Revision 2").wait_for()
-            page.screenshot(path=SHOTS / "note.png", full_page=True)
-            page.set_viewport_size({"width": 420, "height": 900})
-            page.screenshot(path=SHOTS / "note-420.png", full_page=True)
-            page.set_viewport_size({"width": 1280, "height": 900})
+            _shots(page, "note")
 
             page.click(f"a.ref:has-text('{REFERENCE}')")
             page.click("nav.tabs >> text=Members")
@@ -515,30 +518,24 @@ def test_a_case_is_opened_noted_shared_and_its_history_read_in_chromium(api: Api
             page.locator("#member-nadia select").select_option("read")
             page.locator("#member-nadia button:has-text('Change')").click()
             page.locator(".alert", has_text="is the last manager").wait_for()
-            page.screenshot(path=SHOTS / "members.png", full_page=True)
-            page.set_viewport_size({"width": 420, "height": 900})
-            page.screenshot(path=SHOTS / "members-420.png", full_page=True)
-            page.set_viewport_size({"width": 1280, "height": 900})
+            _shots(page, "members")
 
             page.click(f"a.ref:has-text('{REFERENCE}')")
-            page.screenshot(path=SHOTS / "case.png", full_page=True)
+            _shots(page, "case")
             page.click("nav.tabs >> text=Custody history")
             rows = page.locator("table.history tbody tr")
             rows.first.wait_for()
             assert rows.count() == len(_entries(api))
-            page.screenshot(path=SHOTS / "history.png", full_page=True)
-            page.set_viewport_size({"width": 420, "height": 900})
-            page.screenshot(path=SHOTS / "history-420.png", full_page=True)
-            assert page.evaluate("document.documentElement.scrollWidth") <= 420
+            _shots(page, "history")
         with walled_page(browser, url) as page:
             page.goto(f"{url}/")
             sign_in_on_page(page, "aud", PASSWORD)
             page.click("header >> text=Audit")
-            page.screenshot(path=SHOTS / "audit.png", full_page=True)
+            _shots(page, "audit")
             page.click(f"text={REFERENCE}")
             page.locator("table.history tbody tr").first.wait_for()
             assert page.locator("form[method=post]").count() == 1  # signing out only
-            page.screenshot(path=SHOTS / "audit-history.png", full_page=True)
+            _shots(page, "audit-history")
     made = [(e["action"], e["details"].get("user") or e["details"].get("revision"))
             for e in _changes(api)]
     assert made == [("case.created", None), ("case.member_added", "nadia"),
