@@ -58,6 +58,14 @@ class RefusalRead(BaseModel):
     label: str
 
 
+class SentLateRead(BaseModel):
+    preservation_ended_at: datetime = Field(description="When the preservation the extension "
+                                            "extends had ended.")
+    sent_at: datetime
+    note: str = Field(description="The gap in words: from that end until the extension was "
+                      "sent the platform was not bound to keep the data.")
+
+
 class RequestRead(BaseModel):
     id: uuid.UUID
     case: str
@@ -89,6 +97,9 @@ class RequestRead(BaseModel):
     previous_request_id: uuid.UUID | None
     warnings: list[str]
     fields: dict[str, str]
+    sent_late: SentLateRead | None = Field(
+        description="Set for an extension or renewal sent after the preservation it extends "
+        "had ended: recorded as sent, with the gap it leaves.")
     created_at: datetime
     updated_at: datetime
     document: str = Field(description="URL that streams the PDF (`?format=json`: the JSON).")
@@ -106,6 +117,8 @@ class DueRead(BaseModel):
     basis: str
     overdue: bool
     action: str
+    gap: str | None = Field(description="For an extension sent after the preservation it "
+                            "extends had ended: the time the data went unkept.")
 
 
 class PlatformStatsRead(BaseModel):

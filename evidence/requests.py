@@ -180,13 +180,15 @@ class DueItem:
     basis: str
     overdue: bool
     action: str
+    # An extension sent after the preservation it extends had ended: what that left unkept.
+    gap: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": str(self.request.id), "reference": self.request.reference_number,
                 "case": self.case_reference, "kind": self.request.kind,
                 "platform": self.request.platform, "status": self.request.status,
                 "deadline": self.deadline, "due": iso(self.due), "basis": self.basis,
-                "overdue": self.overdue, "action": self.action}
+                "overdue": self.overdue, "action": self.action, "gap": self.gap}
 
 
 @dataclass(frozen=True)
@@ -844,8 +846,33 @@ def describe(row: LegalRequest, case_reference: str) -> dict[str, Any]:
         else str(row.previous_request_id),
         "warnings": (row.fields or {}).get("warnings", []),
         "fields": (row.fields or {}).get("values", {}),
+        "sent_late": sent_late(row),
         "created_at": iso(row.created_at), "updated_at": iso(row.updated_at),
     }
+
+
+def late_gap(row: LegalRequest) -> tuple[datetime, datetime] | None:
+    """For an extension sent after the preservation it extends had ended: when that ended and
+    when the extension was sent, the time in between being kept by no one's request."""
+    ended = _time((row.fields or {}).get("sent_after_end"))
+    if ended is None or row.sent_at is None:
+        return None
+    return ended, row.sent_at
+
+
+def _gap_text(ended: datetime, sent: datetime) -> str:
+    return (f"sent {_when(sent)}, after the preservation it extends ended on {_when(ended)}: "
+            f"the platform was not bound to keep the data from {_when(ended)} until it was sent")
+
+
+def sent_late(row: LegalRequest) -> dict[str, Any] | None:
+    """`late_gap` as the API, the CLI and the request page show it; None: not sent late."""
+    gap = late_gap(row)
+    if gap is None:
+        return None
+    ended, sent = gap
+    return {"preservation_ended_at": iso(ended), "sent_at": iso(sent),
+            "note": _gap_text(ended, sent)}
 
 
 # --- lifecycle --------------------------------------------------------------------------------
@@ -902,6 +929,7 @@ def change_status(
         raise InvalidInput("the time of the change is in the future")
     if when < row.created_at:
         raise InvalidInput("the time of the change is before the request was generated")
+    late: datetime | None = None
     if new == S.APPROVED:
         row.approved_at, row.approved_by_id = when, actor.id
     elif new == S.SENT:
@@ -910,7 +938,12 @@ def change_status(
         r = _input_with_period(session, row, registry or legal_instruments().platforms())
         row.deadlines = _deadlines(r, when)
         row.due_at = _first_due(row.deadlines)
-        row.fields = {**(row.fields or {}), "deadlines_provisional": False}
+        # Sent once what it extends had ended (as `extension_refusal` counts an end): what
+        # happened is recorded, and that the data went unkept from that end until now.
+        if r.previous_ends_at is not None and when >= r.previous_ends_at:
+            late = r.previous_ends_at
+        row.fields = {**(row.fields or {}), "deadlines_provisional": False,
+                      "sent_after_end": iso(late)}
     elif new == S.ACKNOWLEDGED:
         row.acknowledged_at = when
     elif new in (S.FULFILLED, S.REFUSED):
@@ -931,7 +964,10 @@ def change_status(
                  "at": iso(when), "platform_reference": row.platform_reference,
                  "answer": answer.strip() if answer else None,
                  "refusal": [{"code": c, "label": REFUSAL_REASONS[c]} for c in codes],
-                 "due_at": iso(row.due_at)},
+                 "due_at": iso(row.due_at),
+                 **({} if late is None else {
+                     "sent_after_preservation_ended": iso(late),
+                     "note": _gap_text(late, when)})},
     )
     return row
 
@@ -990,8 +1026,10 @@ def due(session: Session, actor: User, *, within: timedelta = timedelta(days=14)
                           f"follow up with the platform; no extension: {refusal.message}")
             else:
                 action = "follow up with the platform"
+            gap = late_gap(row)
             out.append(DueItem(row, ref, str(d["name"]), when, str(d.get("basis", "")),
-                               when < now, action))
+                               when < now, action,
+                               None if gap is None else _gap_text(*gap)))
     out.sort(key=lambda i: (i.due, i.request.reference_number or ""))
     return out
 

@@ -395,6 +395,8 @@ def request_show(request_id: str, as_json: bool) -> None:
     click.echo(label)
     for d in info["deadlines"]:
         click.echo(f"  {d['due']}  {d['name']}  [{d['basis']}]")
+    if info["sent_late"]:
+        click.echo(f"sent late: {info['sent_late']['note']}")
     if info["answer"]:
         click.echo(f"answer: {json.dumps(info['answer'], ensure_ascii=False)}")
     for r in info["refusal_reasons"]:
@@ -431,6 +433,8 @@ def request_status(request_id: str, status: str, platform_reference: str | None,
     else:
         click.echo(f"request {info['reference']} is now {info['status']}"
                    + (f"; due {info['due_at']}" if info["due_at"] else ""))
+        if info["sent_late"]:
+            click.echo(f"recorded as sent late: {info['sent_late']['note']}")
 
 
 @request.command("refusals")
@@ -462,6 +466,8 @@ def request_due(within: str, as_json: bool) -> None:
         flag = "OVERDUE " if i["overdue"] else ""
         click.echo(f"{flag}{i['due']}  {i['reference']} ({i['platform']}, {i['status']}): "
                    f"{i['deadline']}\n    -> {i['action']}")
+        if i["gap"]:
+            click.echo(f"    !! not a continuation: {i['gap']}")
 
 
 @acting_command(request, "extend")

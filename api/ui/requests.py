@@ -489,6 +489,7 @@ def _history(session: DbSession, case: Case, row: LegalRequest) -> list[dict[str
                     "to": details.get("to"), "when": _utc(details.get("at")),
                     "platform_reference": details.get("platform_reference"),
                     "answer": details.get("answer"),
+                    "note": details.get("note"),
                     "refusal": [r.get("label", r.get("code")) for r in
                                 details.get("refusal") or [] if isinstance(r, dict)]})
     return out
@@ -682,7 +683,7 @@ def due_page(request: Request, session: DbSession, viewer: Viewer,
         row = item.request
         context["items"].append({
             "due": _utc(item.due), "overdue": item.overdue, "deadline": item.deadline,
-            "basis": item.basis, "action": _action(item),
+            "basis": item.basis, "action": _action(item), "gap": item.gap,
             "reference": row.reference_number, "title": _title(row.kind),
             "case": item.case_reference,
             "case_href": f"/cases/{quote_ref(item.case_reference)}",

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import select
 
-from evidence import cases
+from evidence import cases, custody, requests
 from evidence.models import Access, CustodyEntry, Role
 from tests.api.conftest import Api, Caller
 from tests.factories import ARABIC_HANDLE, AUTHORITY_FIELDS, make_request_world
@@ -162,3 +163,42 @@ def test_due_and_extension_over_http(api: Api) -> None:
     assert extension.status_code == 201, extension.text
     assert extension.json()["previous_request_id"] == made["id"]
     assert api.post(owner, f"{base}/{made['id']}/extension").status_code == 409
+
+
+def test_an_extension_sent_after_the_preservation_ended_is_recorded_as_late(api: Api) -> None:
+    owner, base, world = _setup(api)
+    boss = _member(api, owner, world.case.reference, "boss", Role.SUPERVISOR, Access.WRITE)
+    start = datetime.now(UTC) - timedelta(days=100)
+    with api.runtime.session() as session:
+        case = cases.get_case(session, owner.user, world.case.reference)
+        first = requests.generate(
+            session, owner.user, case, store=api.runtime.store, settings=api.runtime.settings,
+            kind="provider-preservation", platform="x", fields=AUTHORITY_FIELDS,
+            date_from=datetime(2025, 9, 1, tzinfo=UTC), date_to=datetime(2026, 3, 1, tzinfo=UTC),
+            now=start).request
+        requests.change_status(session, boss.user, case, first.id, "approved", at=start)
+        requests.change_status(session, owner.user, case, first.id, "sent", at=start)
+        ends = requests.period_end(session, first)
+        assert ends is not None and ends < datetime.now(UTC)
+        renewal = requests.extend(session, owner.user, first.id, store=api.runtime.store,
+                                  now=ends - timedelta(days=3)).request
+        renewal_id = str(renewal.id)
+    status_url = f"{base}/{renewal_id}/status"
+    assert api.post(boss, status_url, json={"status": "approved"}).status_code == 200
+    sent = api.post(owner, status_url, json={"status": "sent"})
+    assert sent.status_code == 200, sent.text  # what happened is recorded
+    late = sent.json()["sent_late"]
+    assert datetime.fromisoformat(late["preservation_ended_at"]) == ends
+    assert late["sent_at"] == sent.json()["sent_at"]
+    when = ends.strftime("%Y-%m-%d %H:%M UTC")
+    assert f"after the preservation it extends ended on {when}: the platform was not bound " \
+        f"to keep the data from {when} until it was sent" in late["note"]
+    with api.runtime.session() as session:
+        entry = session.scalars(select(CustodyEntry).where(
+            CustodyEntry.object_id == renewal_id, CustodyEntry.action == "request.sent")).one()
+    details = custody.describe(entry)["details"]
+    assert datetime.fromisoformat(details["sent_after_preservation_ended"]) == ends
+    assert details["note"] == late["note"]
+    due = api.get(owner, "/api/requests/due", params={"within": "200d"}).json()
+    mine = [d for d in due if d["id"] == renewal_id]
+    assert mine and all(d["gap"] == late["note"] for d in mine)

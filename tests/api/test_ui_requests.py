@@ -486,6 +486,46 @@ def test_an_ended_preservation_offers_no_extension_and_says_why(api: Api) -> Non
     assert _request_count(api) == 1
 
 
+def test_an_extension_sent_after_the_preservation_ended_says_so_everywhere(api: Api) -> None:
+    liaison, _world = _liaison_world(api)
+    boss = _member(api, liaison, "boss", Role.SUPERVISOR, Access.WRITE)
+    token = _sign_in(api.client, "lina")
+    request_id = _generated_ago(api, liaison, timedelta(days=100))
+    sent_at = (datetime.now(UTC) - timedelta(days=99)).replace(microsecond=0)
+    with api.runtime.session() as session:
+        case = cases.get_case(session, liaison.user, REFERENCE)
+        requests.change_status(session, boss.user, case, uuid.UUID(request_id), "approved",
+                               at=sent_at)
+        requests.change_status(session, liaison.user, case, uuid.UUID(request_id), "sent",
+                               at=sent_at)
+        # The renewal was generated in time, 20 days ago ...
+        renewal = requests.extend(session, liaison.user, request_id, store=api.runtime.store,
+                                  now=datetime.now(UTC) - timedelta(days=20)).request
+        renewal_id = str(renewal.id)
+    _approve(api, boss, renewal_id)
+    # ... and is recorded as sent only now, 9 days after the 90 days ended.
+    assert _record(api.client, token, renewal_id, status="sent",
+                   from_status="approved").status_code == 303
+    ended = add_days(sent_at, 90, ZoneInfo("Europe/Berlin")).strftime("%Y-%m-%d %H:%M UTC")
+
+    page = api.client.get(f"{BASE}/{renewal_id}")
+    assert '<span class="badge sent' in page.text
+    text = html.unescape(page.text)
+    assert "Sent late: sent " in text
+    assert (f"after the preservation it extends ended on {ended}: the platform was not bound "
+            f"to keep the data from {ended} until it was sent") in text
+    history = text.split("<h2>Status history</h2>", 1)[1]
+    assert f"after the preservation it extends ended on {ended}" in history
+    shown = api.get(liaison, f"{API_BASE}/{renewal_id}").json()
+    assert shown["status"] == "sent"
+    assert shown["sent_late"]["preservation_ended_at"].startswith(
+        ended.replace(" UTC", "").replace(" ", "T"))
+    assert f"ended on {ended}" in shown["sent_late"]["note"]
+    due = html.unescape(api.client.get("/requests/due", params={"within": "200d"}).text)
+    assert due.count("Not a continuation: sent ") >= 1
+    assert f"ended on {ended}" in due.split("<tbody>", 1)[1]
+
+
 def test_the_requests_due_across_cases(api: Api) -> None:
     liaison, world = _liaison_world(api)
     boss = _member(api, liaison, "boss", Role.SUPERVISOR, Access.WRITE)

@@ -502,6 +502,45 @@ def test_a_renewal_runs_on_from_the_end_of_the_current_period(
     assert _due(third, "preservation ends") == datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
 
+def test_a_renewal_sent_after_the_preservation_ended_is_recorded_with_the_gap(
+        session: Session, store: FolderStore, settings: Settings) -> None:
+    world = make_request_world(session, store)
+    first = _generate(session, world, store, settings).request
+    _send(session, world, first, T0)  # X: 90 days, to 31 May 08:00 UTC
+    renewal: Any = requests.extend(session, world.actor, first.id, store=store,
+                                   now=datetime(2026, 5, 21, 9, 0, tzinfo=UTC)).request
+    # Generated in time, but only sent on 3 June: recorded as sent, and as late.
+    late = datetime(2026, 6, 3, 9, 0, tzinfo=UTC)
+    _send(session, world, renewal, late)
+    assert renewal.status == "sent" and renewal.sent_at == late
+    gap = ("sent 2026-06-03 09:00 UTC, after the preservation it extends ended on "
+           "2026-05-31 08:00 UTC: the platform was not bound to keep the data from "
+           "2026-05-31 08:00 UTC until it was sent")
+    entry = _entries(session, renewal)[-1]
+    assert entry["action"] == "request.sent"
+    assert entry["details"]["sent_after_preservation_ended"] == "2026-05-31T08:00:00+00:00"
+    assert entry["details"]["note"] == gap
+    assert requests.describe(renewal, world.case.reference)["sent_late"] == {
+        "preservation_ended_at": "2026-05-31T08:00:00+00:00",
+        "sent_at": "2026-06-03T09:00:00+00:00", "note": gap}
+    # What is due says so, instead of a clean continuation.
+    items = [i for i in requests.due(session, world.actor, within=timedelta(days=120),
+                                     now=late) if i.request.id == renewal.id]
+    assert items and all(i.gap == gap for i in items)
+    assert all(i.to_dict()["gap"] == gap for i in items)
+    # Sent in time, nothing of the kind is said.
+    second = _generate(session, world, store, settings).request
+    _send(session, world, second, T0)
+    in_time: Any = requests.extend(session, world.actor, second.id, store=store,
+                                   now=datetime(2026, 5, 21, 9, 0, tzinfo=UTC)).request
+    _send(session, world, in_time, datetime(2026, 5, 31, 7, 59, tzinfo=UTC))
+    assert requests.describe(in_time, world.case.reference)["sent_late"] is None
+    assert "note" not in _entries(session, in_time)[-1]["details"]
+    assert all(i.gap is None for i in requests.due(
+        session, world.actor, within=timedelta(days=120), now=late)
+        if i.request.id == in_time.id)
+
+
 def test_an_ended_or_expired_preservation_is_not_extended(
         session: Session, store: FolderStore, settings: Settings) -> None:
     world = make_request_world(session, store)

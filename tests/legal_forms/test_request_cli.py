@@ -178,6 +178,49 @@ def test_lifecycle_due_extend_and_stats(home: Home, tmp_path: Path) -> None:
     assert stats[0]["platform"] == "x" and stats[0]["total"] == 2
 
 
+def test_a_renewal_sent_late_says_so_on_the_command_line(home: Home, tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from evidence import requests
+
+    _add_supervisor(home, "boss")
+    runtime = open_runtime(Settings(home=home.path,
+                                    database_url=home.env.get("EVIDENCE_DATABASE_URL")))
+    start = datetime.now(UTC) - timedelta(days=100)
+    try:
+        with runtime.session() as session:
+            admin = users.first_admin(session)
+            boss = users.get_user(session, "boss")
+            assert admin is not None
+            case = cases.get_case(session, admin, REFERENCE)
+            first = requests.generate(
+                session, admin, case, store=runtime.store, settings=runtime.settings,
+                kind="provider-preservation", platform="x", fields=AUTHORITY_FIELDS,
+                date_from=datetime(2025, 9, 1, tzinfo=UTC),
+                date_to=datetime(2026, 3, 1, tzinfo=UTC), now=start).request
+            requests.change_status(session, boss, case, first.id, "approved", at=start)
+            requests.change_status(session, admin, case, first.id, "sent", at=start)
+            ends = requests.period_end(session, first)
+            assert ends is not None
+            renewal = requests.extend(session, admin, first.id, store=runtime.store,
+                                      now=ends - timedelta(days=2)).request
+            requests.change_status(session, boss, case, renewal.id, "approved",
+                                   at=ends - timedelta(days=1))
+            ident = str(renewal.id)
+    finally:
+        runtime.close()
+    when = ends.strftime("%Y-%m-%d %H:%M UTC")
+    sent = home.run("request", "status", ident, "sent")
+    assert sent.exit_code == 0, sent.output
+    assert "is now sent" in sent.output
+    assert "recorded as sent late: sent " in sent.output
+    assert f"after the preservation it extends ended on {when}" in sent.output
+    shown = home.run("request", "show", ident)
+    assert "sent late: sent " in shown.output and f"ended on {when}" in shown.output
+    due = home.run("request", "due", "--within", "200d")
+    assert "not a continuation: sent " in due.output and f"ended on {when}" in due.output
+
+
 def test_python_m_evidence_runs_the_same_command(home: Home, tmp_path: Path) -> None:
     out = tmp_path / "sub.pdf"
     env = {**os.environ, **home.env}
