@@ -56,6 +56,17 @@ class InstrumentInfo(Protocol):
     @property
     def fields(self) -> Sequence[FieldInfo]: ...
 
+    @property
+    def max_renewals(self) -> int | None:
+        """How often the instrument's own law lets a request be renewed, whatever a platform
+        would honour; None: it sets no limit."""
+        ...
+
+    @property
+    def renewal_limit(self) -> str:
+        """The provision behind `max_renewals` and what it says, as a refusal quotes it."""
+        ...
+
     def validate(self, r: RequestInput[Any]) -> Sequence[ProblemInfo]:
         """Every problem found, errors and warnings."""
         ...

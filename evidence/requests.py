@@ -1077,7 +1077,8 @@ def extension_refusal(session: Session, row: LegalRequest, *,
     """Why the request cannot be extended now, or None when `extend` would make its extension.
 
     Only a sent preservation whose period is still running is extended; an EPOC-PR once only
-    (Art. 11(1)), a provider's preservation as often as the platform registry says."""
+    (Art. 11(1)), a provider's preservation as often as the instrument's law (18 U.S.C.
+    2703(f)(2): once) and the platform registry both allow."""
     now = now or utcnow()
     ref = row.reference_number
     if row.kind == "eu-epoc-pr-extension":
@@ -1105,12 +1106,21 @@ def extension_refusal(session: Session, row: LegalRequest, *,
         if live:
             return Conflict(f"request {ref} is already extended by {live[0].reference_number} "
                             f"({live[0].status})")
+        # Renewals made: the chain this request ends, and one of its own that ran and lapsed.
+        made_count = _extension_count(session, row) + sum(
+            1 for c in children if c.status == S.EXPIRED)
         registry = registry or legal_instruments().platforms()
         platform = registry.get(row.platform)
-        limit = platform.preservation.max_extensions
-        if limit is not None and _extension_count(session, row) >= limit:
-            return Conflict(f"{platform.display_name} extends a preservation at most {limit} "
-                            f"time(s) (platform registry); request {ref} is the last extension")
+        inst = legal_instruments().instrument(row.kind)
+        limits = [(inst.max_renewals, inst.renewal_limit),
+                  (platform.preservation.max_extensions,
+                   f"{platform.display_name} extends a preservation at most "
+                   f"{platform.preservation.max_extensions} time(s) (platform registry)")]
+        reached = [why for limit, why in limits if limit is not None and made_count >= limit]
+        if reached:
+            return Conflict(f"request {ref} cannot be renewed again: "
+                            f"{'; '.join(reached)}; make a new preservation request or serve "
+                            "legal process")
     ends = period_end(session, row, registry)
     if ends is not None and ends <= now:
         return PreservationEnded(f"the preservation under request {ref} ended {_when(ends)}: an "

@@ -380,6 +380,10 @@ class Instrument:
     sources: tuple[SourceRef, ...] = ()
     unverified: tuple[str, ...] = ()  # facts kept from secondary sources, stated in the output
     has_validating_authority: bool = False
+    # How often the instrument's own law lets a request of this kind be renewed (extended),
+    # whatever a platform would honour, and the provision saying so; None: it sets no limit.
+    max_renewals: int | None = None
+    renewal_limit: str = ""
 
     def validate(self, r: RequestInput) -> tuple[Problem, ...]:
         problems = missing_required(self.fields, r)

@@ -37,6 +37,15 @@ from legal_forms.platforms import UNKNOWN
 
 STATUTE_DAYS = 90  # 18 U.S.C. 2703(f)(2) (verified)
 STATUTE_EXTENSION_DAYS = 90  # 18 U.S.C. 2703(f)(2): "an additional 90-day period" (verified)
+# 18 U.S.C. 2703(f)(2): records "shall be retained for a period of 90 days, which shall be
+# extended for an additional 90-day period upon a renewed request by the governmental entity":
+# one renewal, not a chain of them (the text as read for `us_common`, S2703; quoted word for word
+# in copies of the current code seen again in December 2026). A platform may keep data longer as
+# a courtesy, but a letter in the manner of the statute asks for no second renewal.
+STATUTE_RENEWALS = 1
+STATUTE_RENEWAL_LIMIT = ("18 U.S.C. 2703(f)(2) allows one renewal: records are retained for 90 "
+                         "days, \"which shall be extended for an additional 90-day period upon a "
+                         "renewed request\"")
 # Lead time before expiry for an extension request, from the registry's notes (X: "submit each
 # as a separate request at least 7 days before the 90 days end").
 EXTENSION_LEAD_DAYS = {"x": 7}
@@ -72,6 +81,8 @@ class ProviderPreservation(Instrument):
         *provider_fields("18 U.S.C. 2703(f)"),
     )
     sources = (S2703, REGISTRY)
+    max_renewals = STATUTE_RENEWALS
+    renewal_limit = STATUTE_RENEWAL_LIMIT
 
     def check(self, r: RequestInput) -> list[Problem]:
         problems = identifier_problems(r) + period_problems(r)
@@ -128,7 +139,7 @@ class ProviderPreservation(Instrument):
         extension = p.extension_days if p.extension_days is not None else (
             STATUTE_EXTENSION_DAYS if p.days is None else None)
         if extension is not None and r.previous_ends_at is None:
-            times = p.max_extensions or 1
+            times = min(p.max_extensions or STATUTE_RENEWALS, STATUTE_RENEWALS)
             out.append(Deadline(
                 f"preservation ends if extended ({times}x {extension} days)",
                 add_days(end, extension * times, zone),

@@ -494,12 +494,31 @@ def test_a_renewal_runs_on_from_the_end_of_the_current_period(
     # X states no extension length: the first period's is assumed, and the request says so.
     assert any("no extension length for X" in w for w in renewal.fields["warnings"])
 
-    # Renewing the renewal runs on from its end again (not from the first request's 90 days).
-    third = requests.extend(session, world.actor, renewal.id, store=store,
-                            now=datetime(2026, 8, 20, 9, 0, tzinfo=UTC)).request
-    _send(session, world, third, datetime(2026, 8, 21, 9, 0, tzinfo=UTC))
-    # 27 November, 10:00 in Berlin (winter time again).
-    assert _due(third, "preservation ends") == datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+    # 18 U.S.C. 2703(f)(2) extends the 90 days once: the renewal is not renewed again, and
+    # what is due says so instead of proposing it.
+    before_end = datetime(2026, 8, 20, 9, 0, tzinfo=UTC)
+    statute = ("18 U.S.C. 2703(f)(2) allows one renewal: records are retained for 90 days, "
+               '"which shall be extended for an additional 90-day period upon a renewed '
+               'request"')
+    with pytest.raises(Conflict) as again:
+        requests.extend(session, world.actor, renewal.id, store=store, now=before_end)
+    assert str(again.value) == (
+        f"request {renewal.reference_number} cannot be renewed again: {statute}; make a new "
+        "preservation request or serve legal process")
+    actions = {i.action for i in requests.due(session, world.actor, within=timedelta(days=14),
+                                              now=before_end) if i.request.id == renewal.id}
+    assert actions == {f"follow up with the platform; no extension: {again.value}"}
+    # A renewal that ran and lapsed counts too: the original is not renewed a second time.
+    other = _generate(session, world, store, settings).request
+    _send(session, world, other, T0)
+    lapsed = requests.extend(session, world.actor, other.id, store=store,
+                             now=datetime(2026, 5, 21, 9, 0, tzinfo=UTC)).request
+    _send(session, world, lapsed, datetime(2026, 5, 22, 9, 0, tzinfo=UTC))
+    gone = datetime(2026, 5, 23, 9, 0, tzinfo=UTC)
+    requests.change_status(session, world.actor, world.case, lapsed.id, "expired", at=gone,
+                           now=gone)
+    with pytest.raises(Conflict, match=r"cannot be renewed again: 18 U\.S\.C\. 2703\(f\)\(2\)"):
+        requests.extend(session, world.actor, other.id, store=store, now=gone)
 
 
 def test_a_renewal_sent_after_the_preservation_ended_is_recorded_with_the_gap(
@@ -585,17 +604,22 @@ def test_a_platform_extends_as_often_as_the_registry_says(
     _send(session, world, renewal, datetime(2026, 5, 2, 9, 0, tzinfo=UTC))
     assert _due(renewal, "preservation ends") == datetime(2026, 8, 29, 8, 0, tzinfo=UTC)
     assert renewal.fields["warnings"] == []  # the extension's length is the registry's
-    with pytest.raises(Conflict, match=r"TikTok extends a preservation at most 1 time\(s\)"):
+    # The statute and TikTok's guidelines agree: one renewal; the refusal names both.
+    why = (f"request {renewal.reference_number} cannot be renewed again: 18 U.S.C. 2703(f)(2) "
+           "allows one renewal: records are retained for 90 days, \"which shall be extended for "
+           "an additional 90-day period upon a renewed request\"; TikTok extends a preservation "
+           "at most 1 time(s) (platform registry); make a new preservation request or serve "
+           "legal process")
+    with pytest.raises(Conflict) as refused:
         requests.extend(session, world.actor, renewal.id, store=store,
                         now=datetime(2026, 8, 1, 9, 0, tzinfo=UTC))
+    assert str(refused.value) == why
     # What is due says so instead of proposing the extension.
     items = [(i.deadline, i.due, i.action) for i in requests.due(
         session, world.actor, within=timedelta(days=30),
         now=datetime(2026, 8, 1, 9, 0, tzinfo=UTC)) if i.request.id == renewal.id]
     assert items == [("preservation ends", datetime(2026, 8, 29, 8, 0, tzinfo=UTC),
-                      "follow up with the platform; no extension: TikTok extends a "
-                      "preservation at most 1 time(s) (platform registry); request "
-                      f"{renewal.reference_number} is the last extension")]
+                      f"follow up with the platform; no extension: {why}")]
 
 
 def test_an_epoc_pr_is_extended_once_by_30_days_from_the_end_of_its_60(
