@@ -58,27 +58,50 @@ def end_interrupted_exports(runtime: Runtime) -> list[uuid.UUID]:
     return ended
 
 
-async def _seal(runtime: Runtime) -> None:
-    """`seal_log`, its failure logged, not raised: the server keeps serving, and the next tick
-    tries again."""
-    try:
-        await asyncio.to_thread(seal_log, runtime)
-    except LogBroken as exc:  # expected: the message names the entry, a traceback adds nothing
-        log.error("%s", exc)
-    except Exception:
-        log.exception("could not cut a custody checkpoint")
+class Sealing:
+    """`seal_log` for `serve`, its failure logged, not raised: the server keeps serving, and the
+    next tick tries again.
+
+    A refusal over a broken log is said once, when it first happens, and again only when the
+    first entry that breaks changes or the log seals again (said too): it would otherwise be
+    the same line every tick until someone examines the log.
+    """
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.refused: str | None = None  # the first break the last refusal named
+
+    async def seal(self) -> None:
+        try:
+            size = await asyncio.to_thread(seal_log, self.runtime)
+        except LogBroken as exc:  # expected: the message names the entry, a traceback adds nothing
+            first = exc.first or exc.message
+            if first != self.refused:
+                log.error("%s", exc)
+            self.refused = first
+            return
+        except Exception:
+            log.exception("could not cut a custody checkpoint")
+            return
+        if self.refused is not None:
+            log.warning("custody checkpoint signed again (log size %d): the log checks out, the "
+                        "refusal over %s has cleared", size, self.refused)
+            self.refused = None
 
 
-async def _checkpoint_loop(runtime: Runtime) -> None:
-    """From the start and then at every tick: record interrupted exports, sleep, seal."""
+async def _checkpoint_loop(runtime: Runtime, sealing: Sealing, *,
+                           ticks: int | None = None) -> None:
+    """From the start and then at every tick: record interrupted exports, sleep, seal; for
+    ever, or `ticks` times."""
     interval = runtime.settings.checkpoint_interval_seconds
-    while True:
+    while ticks is None or ticks > 0:
+        ticks = None if ticks is None else ticks - 1
         try:
             await asyncio.to_thread(end_interrupted_exports, runtime)
         except Exception:  # looked for again at the next tick
             log.exception("could not look for interrupted exports")
         await asyncio.sleep(interval)
-        await _seal(runtime)
+        await sealing.seal()
 
 
 class EncodedSlashes:
@@ -108,7 +131,8 @@ def create_app(runtime: Runtime, *, secure_cookies: bool | None = None) -> FastA
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(_checkpoint_loop(runtime))
+        sealing = Sealing(runtime)
+        task = asyncio.create_task(_checkpoint_loop(runtime, sealing))
         try:
             yield
         finally:
@@ -116,7 +140,7 @@ def create_app(runtime: Runtime, *, secure_cookies: bool | None = None) -> FastA
             with suppress(asyncio.CancelledError):
                 await task
             # Seal what this process recorded before it stops.
-            await _seal(runtime)
+            await sealing.seal()
 
     app = FastAPI(
         title="evidence-locker",

@@ -249,7 +249,7 @@ def cut_checkpoint(
         more = f" ({len(run.problems) - 1} more problems)" if len(run.problems) > 1 else ""
         raise LogBroken(f"checkpoint refused, nothing signed: the custody log is broken at "
                         f"{where}{first.message}{more}. Run `evidence custody verify` and have "
-                        "the log examined.")
+                        "the log examined.", first=f"{where}{first.message}")
     assert run.frontier is not None
     size += run.count
     if latest is not None and latest.tree_size == size:
@@ -299,9 +299,8 @@ def _check_growth(session: Session, size: int, frontier: Sequence[bytes]) -> _Ru
     `size` entries. Streamed: memory holds a block of leaves and the heads of the chains the
     entries continue. The returned run's `frontier` is that of the tree grown by them.
     """
-    return _check_run(read_rows(session, after=size), first_seq=size + 1, starts_log=size == 0,
-                      case_id=None, marks=(), heads_before=_heads_before(session, size),
-                      frontier=frontier)
+    return _check_run(read_rows(session, after=size), first_seq=size + 1, case_id=None,
+                      marks=(), heads_before=_heads_before(session, size), frontier=frontier)
 
 
 def _heads_before(session: Session, size: int) -> dict[str, tuple[int, bytes, int]]:
@@ -851,7 +850,7 @@ class _Run:
 
 
 def _check_run(
-    rows: Iterable[Any], *, first_seq: int, starts_log: bool, case_id: str | None,
+    rows: Iterable[Any], *, first_seq: int, starts_log: bool = False, case_id: str | None,
     marks: Sequence[int], heads_before: Mapping[str, tuple[int, bytes, int]] | None = None,
     frontier: Sequence[bytes] | None = None,
 ) -> _Run:
@@ -864,6 +863,9 @@ def _check_run(
     it: `heads_before`, the last entry before the run of each case chain the run continues (as
     `_Run.heads` holds them), so a case absent from it starts in the run; and `frontier`, that
     of the tree before the run, which the run grows into `run.frontier` instead of blocks.
+    `starts_log`: the run begins the log, so a case's first entry in it must start its chain;
+    otherwise a chain met mid-way is left for `_join` to link. Given `heads_before`, the run
+    knows every chain that began before it, so it checks as one that begins the log.
     """
     run = _Run()
     problems = run.problems

@@ -107,6 +107,12 @@ class LogBroken(Conflict):
     """The custody log does not verify: nothing that would vouch for it (a checkpoint, a
     bundle) is made."""
 
+    def __init__(self, message: str, *, first: str | None = None) -> None:
+        super().__init__(message)
+        # The first entry that breaks and why, where one is named: the same break refused
+        # again has the same `first`, whatever else was added after it.
+        self.first = first
+
 
 class RequestIncomplete(InvalidInput):
     """A legal request cannot be generated; every missing or wrong field is listed at once."""

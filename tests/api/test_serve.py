@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import os
 import re
 import signal
@@ -15,10 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
-from evidence import migrate
+from api.app import Sealing, _checkpoint_loop
+from evidence import cases, custody, migrate, users
 from evidence.db import make_engine
+from evidence.home import Runtime, init_home, open_runtime
+from evidence.models import CustodyEntry
+from evidence.settings import Settings
 from tests.factories import drop_append_only
 from tests.support.net import free_port
 
@@ -91,8 +97,9 @@ def test_serve_answers_health_and_openapi_and_seals_the_log(env: dict[str, str])
 def test_serve_refuses_to_seal_a_broken_log_says_why_and_keeps_serving(
     env: dict[str, str], database_url: str, backend: str,
 ) -> None:
-    """An insider altered an entry not yet sealed: every tick (and the seal at shutdown) says
-    in one line that it signed nothing and which entry breaks, and the API goes on answering."""
+    """An insider altered an entry not yet sealed: the first tick says in one line that it
+    signed nothing and which entry breaks (the next ticks and the seal at shutdown, refused over
+    the same entry, do not repeat it), and the API goes on answering."""
     assert _evidence("init", env=env).returncode == 0  # seals the admin's entries
     assert _evidence("case", "create", "S-1", "--title", "t", env=env).returncode == 0
     url = database_url if backend == "postgresql" else \
@@ -135,8 +142,8 @@ def test_serve_refuses_to_seal_a_broken_log_says_why_and_keeps_serving(
                "entry bytes do not match its recorded hash (altered) (1 more problems). Run "
                "`evidence custody verify` and have the log examined.")
     said = [line for line in output.splitlines() if "checkpoint" in line]
-    assert len(said) >= 3, output  # two ticks and the shutdown
-    assert set(said) == {refusal}, output
+    # Two ticks and the shutdown refused the same break: said once.
+    assert said == [refusal], output
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
@@ -144,6 +151,70 @@ def test_serve_refuses_to_seal_a_broken_log_says_why_and_keeps_serving(
                 == sealed
     finally:
         engine.dispose()
+
+
+def _alter(runtime: Runtime, seq: int, old: bytes, new: bytes) -> None:
+    """Replace `old` by `new` in entry `seq`, as an insider with database access would."""
+    with runtime.engine.begin() as conn:
+        entry = bytes(conn.execute(
+            text("SELECT entry FROM custody_entries WHERE seq = :s"), {"s": seq}).scalar_one())
+        assert old in entry
+        conn.execute(text("UPDATE custody_entries SET entry = :e WHERE seq = :s"),
+                     {"e": entry.replace(old, new), "s": seq})
+
+
+def test_the_checkpoint_loop_says_a_refusal_once_until_its_break_changes_or_clears(
+    tmp_path: Path, database_url: str, caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = Settings(home=tmp_path / "home", database_url=database_url,
+                        checkpoint_interval_seconds=1)
+    init_home(settings)
+    runtime = open_runtime(settings)
+    try:
+        with runtime.session() as session:
+            admin = users.first_admin(session)
+            assert admin is not None
+            cases.create_case(session, admin, reference="S-1", title="first")
+            cases.create_case(session, admin, reference="S-2", title="second")
+            first, second = session.scalars(
+                select(CustodyEntry.seq).where(CustodyEntry.action == "case.created")
+                .order_by(CustodyEntry.seq)).all()[-2:]
+        with runtime.engine.begin() as conn:
+            drop_append_only(conn, "custody_entries")
+        _alter(runtime, first, b'"title":"first"', b'"title":"FIRST"')
+        sealing = Sealing(runtime)
+
+        def loop(ticks: int) -> list[str]:
+            caplog.clear()
+            with caplog.at_level(logging.INFO, logger="evidence.api"):
+                asyncio.run(_checkpoint_loop(runtime, sealing, ticks=ticks))
+            return [r.getMessage() for r in caplog.records if r.name == "evidence.api"]
+
+        def refused_at(seq: int, said: list[str]) -> bool:
+            return len(said) == 1 and said[0].startswith(
+                "checkpoint refused, nothing signed: the custody log is broken at entry seq "
+                f"{seq}: entry bytes do not match its recorded hash (altered)")
+
+        # Three ticks over the same break: said once.
+        assert refused_at(first, loop(3))
+        # Put right, while the next entry is altered: the break moved, so it is said again.
+        _alter(runtime, first, b'"title":"FIRST"', b'"title":"first"')
+        _alter(runtime, second, b'"title":"second"', b'"title":"SECOND"')
+        assert refused_at(second, loop(2))
+        assert loop(1) == []
+        # Put right too: the log seals again, and that is said.
+        _alter(runtime, second, b'"title":"SECOND"', b'"title":"second"')
+        with runtime.session() as session:
+            size = session.scalar(select(func.max(CustodyEntry.seq)))
+        assert loop(2) == [
+            f"custody checkpoint signed again (log size {size}): the log checks out, the "
+            f"refusal over entry seq {second}: entry bytes do not match its recorded hash "
+            "(altered) has cleared"]
+        with runtime.session() as session:
+            latest = custody.latest_checkpoint(session)
+            assert latest is not None and latest.tree_size == size
+    finally:
+        runtime.close()
 
 
 def _alive(pid: int) -> bool:
