@@ -11,7 +11,10 @@ Decisions, so a reader need not reverse them out of the code:
   ``<bag>/bag-info.txt``, ``<bag>/manifest-sha256.txt``, ``<bag>/tagmanifest-sha256.txt``,
   extra tag files, and ``<bag>/data/...``. RFC 8493 itself dropped the serialisation section;
   "one bag per archive, unpacking to a single base folder" is the rule of its drafts and of
-  common practice, and unzipping then gives a folder any BagIt tool can validate.
+  common practice, and unzipping then gives a folder any BagIt tool can validate. Reading takes
+  what the offline verifier takes (`bundle_verifier.zip_bag`, one rule for both): a bundle
+  someone re-zipped, with folder entries or with the bag's files at the top of the ZIP, is read
+  as the bag it holds, and `Bag.repacked` says how its ZIP differs from the one written here.
 - Tag files are UTF-8 without a BOM, lines end in LF. Readers accept LF, CR and CRLF.
 - Manifest paths percent-encode exactly ``%``, CR and LF (as ``%25``, ``%0D``, ``%0A``), as
   RFC 8493 section 2.1.3 requires. The Library of Congress ``bagit`` package (1.9) decodes only
@@ -57,7 +60,12 @@ from typing import IO, BinaryIO, Protocol, runtime_checkable
 
 # The reading half shares the offline verifier's helpers (verify.py, shipped in every bundle),
 # so the service and the defence parse a bag the same way.
-from evidence.bundle_verifier import _central_directory_declared, _listed_path_flaw, _path_flaw
+from evidence.bundle_verifier import (
+    _central_directory_declared,
+    _listed_path_flaw,
+    _path_flaw,
+    zip_bag,
+)
 from evidence.bundle_verifier import _decode_manifest_path as decode_manifest_path
 from evidence.bundle_verifier import _human as _human_size
 from evidence.bundle_verifier import _text_lines as _split_lines
@@ -194,6 +202,8 @@ class Bag:
     manifest: Mapping[str, str]  # payload path -> SHA-256, from manifest-sha256.txt
     tag_manifest: Mapping[str, str]  # tag path -> SHA-256, from tagmanifest-sha256.txt
     sizes: Mapping[str, int]  # every file in the bag -> size its ZIP entry declares
+    # How the ZIP differs from the one BagWriter writes (re-packed after export); () when not.
+    repacked: tuple[str, ...] = ()
 
     def info_values(self, label: str) -> list[str]:
         wanted = label.casefold()
@@ -468,6 +478,7 @@ class _Opened:
     archive: zipfile.ZipFile
     name: str
     files: dict[str, zipfile.ZipInfo]
+    repacked: tuple[str, ...] = ()
 
 
 @dataclass
@@ -498,6 +509,7 @@ def read_bag(zip_path: Path | str, *, limits: ReadLimits = DEFAULT_LIMITS) -> Ba
             manifest=tags.manifests.get("sha256", {}),
             tag_manifest=tags.tag_manifests.get("sha256", {}),
             sizes={path: info.file_size for path, info in opened.files.items()},
+            repacked=opened.repacked,
         )
 
 
@@ -618,37 +630,19 @@ def _check_entries(
         seen[key] = name
         safe.append(info)
 
-    holders = sorted({i.filename.split("/")[0] for i in safe if i.filename.count("/") == 1
-                      and i.filename.endswith("/bagit.txt")})  # fmt: skip
-    tops = sorted({info.filename.split("/")[0] for info in safe})
-    if len(holders) != 1:
-        where = ", ".join(repr(t) for t in tops) or "nothing"
-        problems.append(
-            BagProblem(
-                label,
-                ProblemKind.LAYOUT,
-                "a bundle must unpack to one folder holding bagit.txt; the archive's top level "
-                f"holds {where}",
-            )
-        )
-        if not holders:
-            return None
-    name = holders[0]
-    files: dict[str, zipfile.ZipInfo] = {}
-    has_data = False
-    for info in safe:
-        top, _, rest = info.filename.partition("/")
-        if top != name or not rest:
-            problems.append(
-                BagProblem(info.filename, ProblemKind.LAYOUT, f"outside the bag folder {name!r}")
-            )
-            continue
-        has_data = has_data or rest == "data/" or rest.startswith("data/")
-        if not info.is_dir():
-            files[rest] = info
-    if not has_data:
+    # Which entries are the bag: the verifier's rule, so the service and verify.py agree on a
+    # re-packed bundle (bag at the top of the ZIP, folder entries).
+    bag = zip_bag(safe)
+    for where, message in bag.problems:
+        problems.append(BagProblem(where or label, ProblemKind.LAYOUT, message))
+    if bag.prefix is None:
+        return None
+    if not any(path.startswith("data/") for path in bag.files) and not any(
+        info.is_dir() and info.orig_filename == bag.prefix + "data/" for info in safe
+    ):
         problems.append(BagProblem("data/", ProblemKind.LAYOUT, "the payload folder is missing"))
-    return _Opened(archive=archive, name=name, files=files)
+    name = bag.prefix.rstrip("/") or label.removesuffix(".zip")
+    return _Opened(archive=archive, name=name, files=bag.files, repacked=tuple(bag.repacked))
 
 
 def _entry_flaw(info: zipfile.ZipInfo) -> tuple[ProblemKind, str | None]:

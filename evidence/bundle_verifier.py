@@ -1544,36 +1544,69 @@ def _open_source(path: str, problems: list[str]) -> _Source | None:
     archive = _Zip(_open_file(path), size, problems, label)
     if not archive.ok:
         return None
-    prefix = _bag_prefix(archive.infos, label, problems)
-    if prefix is None:
+    bag = zip_bag(archive.infos)
+    problems.extend(f"{label}: {message}" for _where, message in bag.problems)
+    if bag.prefix is None:
         return None
     source = _Source()
     source.zip = archive
     source.zip_path = path
-    source.name = prefix.rstrip("/") or os.path.splitext(label)[0]
+    source.name = bag.prefix.rstrip("/") or os.path.splitext(label)[0]
+    for name, info in bag.files.items():
+        source.files[name] = _Member(size=info.file_size, info=info)
+    source.repacked = bag.repacked
+    return source
+
+
+@dataclass
+class ZipBag:
+    """Which entries of a ZIP are the bag, by bag-relative path ("bagit.txt", "data/..."), and
+    what is wrong with the rest; `prefix` is None when no bag was found."""
+
+    prefix: str | None
+    files: dict[str, zipfile.ZipInfo] = field(default_factory=dict)
+    # (the entry named, or "" for the archive as a whole; the message, without the archive's name)
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    repacked: list[str] = field(default_factory=list)  # how the ZIP differs from the exporter's
+
+
+def zip_bag(infos: list[zipfile.ZipInfo]) -> ZipBag:
+    """The one rule for which entries of a bundle ZIP are the bag, for this verifier and for
+    `evidence.bagit`, which imports it (this file stays standalone as verify.py). `infos` are the
+    entries left after screening names (`_entry_flaw`) and duplicates.
+
+    The bag sits in one folder (as exported) or at the top of the ZIP; folder entries hold no
+    bytes and are skipped (re-zipping tools add them); an entry outside the bag is a problem.
+    """
+    problems: list[tuple[str, str]] = []
+    prefix = _bag_prefix(infos, problems)
+    if prefix is None:
+        return ZipBag(None, problems=problems)
+    bag = ZipBag(prefix, problems=problems)
     outside: dict[str, list[str]] = {}  # what made them -> entry names
-    for info in archive.infos:
+    for info in infos:
         name = info.orig_filename
         if info.is_dir() and name.startswith(prefix):
             continue  # a folder entry holds no bytes; re-zipping tools add them
         if not name.startswith(prefix):
             outside.setdefault(_os_metadata(name) or "", []).append(name)
             continue
-        source.files[name[len(prefix) :]] = _Member(size=info.file_size, info=info)
+        bag.files[name[len(prefix) :]] = info
     for name in outside.pop("", []):
-        problems.append(f"{label}: entry {name!r} lies outside the bag folder")
+        problems.append((name, f"entry {name!r} lies outside the bag folder"))
     for what, names in sorted(outside.items()):
         shown = ", ".join(repr(n) for n in names[:3]) + (", ..." if len(names) > 3 else "")
-        problems.append(
-            f"{label}: {len(names)} entr{'y' if len(names) == 1 else 'ies'} outside the bag "
+        problems.append((
+            "",
+            f"{len(names)} entr{'y' if len(names) == 1 else 'ies'} outside the bag "
             f"({shown}): {what}, added after export and not part of the sealed bundle; delete "
-            "them from the ZIP (or verify the unzipped bag folder) and verify again"
-        )
-    source.repacked = _repack_signs(archive.infos, prefix)
-    return source
+            "them from the ZIP (or verify the unzipped bag folder) and verify again",
+        ))  # fmt: skip
+    bag.repacked = _repack_signs(infos, prefix)
+    return bag
 
 
-def _bag_prefix(infos: list[zipfile.ZipInfo], label: str, problems: list[str]) -> str | None:
+def _bag_prefix(infos: list[zipfile.ZipInfo], problems: list[tuple[str, str]]) -> str | None:
     """Where the bag sits in the ZIP: "<folder>/" as exported, or "" when someone zipped the
     folder's contents rather than the folder. None (with a problem) when neither holds."""
     names = [i.orig_filename for i in infos]
@@ -1586,12 +1619,12 @@ def _bag_prefix(infos: list[zipfile.ZipInfo], label: str, problems: list[str]) -
         return holders[0] + "/"
     if at_top and not holders:
         return ""
-    tops = sorted({n.split("/")[0] for n in names})
-    problems.append(
-        f"{label}: a bundle unpacks to one folder holding bagit.txt (or is that folder's "
-        f"contents zipped); the archive's top level holds "
-        f"{', '.join(repr(t) for t in tops[:10]) or 'nothing'}"
-    )
+    tops = ", ".join(repr(t) for t in sorted({n.split("/")[0] for n in names})[:10])
+    problems.append((
+        "",
+        "a bundle unpacks to one folder holding bagit.txt (or is that folder's contents "
+        f"zipped); the archive's top level holds {tops or 'nothing'}",
+    ))  # fmt: skip
     if holders:
         return holders[0] + "/"
     return "" if at_top else None

@@ -21,6 +21,7 @@ from pathlib import Path
 import bagit
 import pytest
 
+from evidence import bundle_verifier
 from evidence.bagit import (
     CHUNK,
     BagInvalid,
@@ -514,6 +515,47 @@ def test_overlapping_entries_are_refused(tmp_path: Path) -> None:
     assert problem.kind is ProblemKind.TOO_LARGE and "overlap" in problem.detail
 
 
+def _verifier_members(archive: Path) -> set[str]:
+    """The files verify.py reads as the bag of `archive`."""
+    problems: list[str] = []
+    source = bundle_verifier._open_source(str(archive), problems)
+    assert source is not None and problems == [], problems
+    return set(source.files)
+
+
+def test_a_re_zipped_bag_is_read_as_the_verifier_reads_it(tmp_path: Path, bag_zip: Path) -> None:
+    """One rule for which ZIP entries are the bag, here and in verify.py: re-zipped with its
+    folder and folder entries, or with its files at the top of the ZIP, the bag is the same."""
+    unpacked = extract(bag_zip, tmp_path / "unpacked")
+    folders = tmp_path / "folders.zip"
+    with zipfile.ZipFile(folders, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(unpacked.parent.rglob("*")):
+            name = path.relative_to(unpacked.parent).as_posix()
+            if path.is_dir():
+                archive.mkdir(name)  # "bag/", "bag/data/", ... as zip tools add them
+            else:
+                archive.write(path, name)
+    with zipfile.ZipFile(folders) as archive:
+        assert f"{BAG}/" in archive.namelist()
+    assert validate_bag(folders) == []
+    bag = read_bag(folders)
+    assert bag.name == BAG and bag.manifest == read_bag(bag_zip).manifest
+    assert read_bag(bag_zip).repacked == ()
+    assert any("folder entries" in sign for sign in bag.repacked), bag.repacked
+
+    def unwrap(entries: dict[str, bytes]) -> None:
+        for name in list(entries):
+            entries[name.split("/", 1)[1]] = entries.pop(name)
+
+    flat = rewrite(bag_zip, tmp_path / "flat.zip", unwrap)
+    assert validate_bag(flat) == []
+    assert any("at the top of the ZIP" in sign for sign in read_bag(flat).repacked)
+    # The verifier says the same of both.
+    for archive_path in (folders, flat):
+        members = _verifier_members(archive_path)
+        assert members == set(read_bag(archive_path).sizes)
+
+
 def test_archives_that_are_not_bags_are_refused(tmp_path: Path, bag_zip: Path) -> None:
     (tmp_path / "noise.zip").write_bytes(os.urandom(4096))
     [noise] = validate_bag(tmp_path / "noise.zip")
@@ -523,8 +565,14 @@ def test_archives_that_are_not_bags_are_refused(tmp_path: Path, bag_zip: Path) -
         for name in list(entries):
             entries[name.split("/", 1)[1]] = entries.pop(name)
 
-    flat = rewrite(bag_zip, tmp_path / "flat.zip", unwrap)
-    assert ProblemKind.LAYOUT in {p.kind for p in validate_bag(flat)}
+    def two_bags(entries: dict[str, bytes]) -> None:
+        entries["bagit.txt"] = entries[f"{BAG}/bagit.txt"]
+
+    both = rewrite(bag_zip, tmp_path / "two.zip", two_bags)
+    assert ("two.zip", ProblemKind.LAYOUT) in found(validate_bag(both))
+    elsewhere = rewrite(bag_zip, tmp_path / "nobag.zip", lambda e: e.pop(f"{BAG}/bagit.txt"))
+    [nobag] = validate_bag(elsewhere)
+    assert nobag.kind is ProblemKind.LAYOUT and "one folder holding bagit.txt" in nobag.detail
 
     def drop_tagmanifest(entries: dict[str, bytes]) -> None:
         del entries[f"{BAG}/tagmanifest-sha256.txt"]
