@@ -570,7 +570,10 @@ def test_archives_that_are_not_bags_are_refused(tmp_path: Path, bag_zip: Path) -
 
     both = rewrite(bag_zip, tmp_path / "two.zip", two_bags)
     assert ("two.zip", ProblemKind.LAYOUT) in found(validate_bag(both))
-    elsewhere = rewrite(bag_zip, tmp_path / "nobag.zip", lambda e: e.pop(f"{BAG}/bagit.txt"))
+    def no_declaration(entries: dict[str, bytes]) -> None:
+        del entries[f"{BAG}/bagit.txt"]
+
+    elsewhere = rewrite(bag_zip, tmp_path / "nobag.zip", no_declaration)
     [nobag] = validate_bag(elsewhere)
     assert nobag.kind is ProblemKind.LAYOUT and "one folder holding bagit.txt" in nobag.detail
 
