@@ -63,6 +63,7 @@ from typing import IO, BinaryIO, Protocol, runtime_checkable
 from evidence.bundle_verifier import (
     _central_directory_declared,
     _listed_path_flaw,
+    _os_metadata,
     _path_flaw,
     zip_bag,
 )
@@ -204,6 +205,9 @@ class Bag:
     sizes: Mapping[str, int]  # every file in the bag -> size its ZIP entry declares
     # How the ZIP differs from the one BagWriter writes (re-packed after export); () when not.
     repacked: tuple[str, ...] = ()
+    # Files a desktop wrote that no manifest lists (path -> what wrote it): not bag content, set
+    # aside as verify.py sets them aside (and warns of them).
+    desktop_metadata: Mapping[str, str] = field(default_factory=dict)
 
     def info_values(self, label: str) -> list[str]:
         wanted = label.casefold()
@@ -479,6 +483,7 @@ class _Opened:
     name: str
     files: dict[str, zipfile.ZipInfo]
     repacked: tuple[str, ...] = ()
+    desktop_metadata: tuple[tuple[str, str], ...] = ()  # outside the bag
 
 
 @dataclass
@@ -510,6 +515,7 @@ def read_bag(zip_path: Path | str, *, limits: ReadLimits = DEFAULT_LIMITS) -> Ba
             tag_manifest=tags.tag_manifests.get("sha256", {}),
             sizes={path: info.file_size for path, info in opened.files.items()},
             repacked=opened.repacked,
+            desktop_metadata=_desktop_metadata(opened, tags),
         )
 
 
@@ -642,7 +648,8 @@ def _check_entries(
     ):
         problems.append(BagProblem("data/", ProblemKind.LAYOUT, "the payload folder is missing"))
     name = bag.prefix.rstrip("/") or label.removesuffix(".zip")
-    return _Opened(archive=archive, name=name, files=bag.files, repacked=tuple(bag.repacked))
+    return _Opened(archive=archive, name=name, files=bag.files, repacked=tuple(bag.repacked),
+                   desktop_metadata=tuple(bag.desktop_metadata))
 
 
 def _entry_flaw(info: zipfile.ZipInfo) -> tuple[ProblemKind, str | None]:
@@ -857,12 +864,15 @@ def _parse_manifest(
 def _verify_contents(opened: _Opened, tags: _TagData, problems: list[BagProblem]) -> None:
     octets = streams = 0
     present: set[str] = set()
+    desktop = _desktop_metadata(opened, tags)
     for path in opened.files:
         is_payload = path.startswith("data/")
         match = _MANIFEST_NAME.match(path)
         if match and match.group(1):
             continue  # tag manifests are listed by no manifest
         manifests = tags.manifests if is_payload else tags.tag_manifests
+        if path in desktop:
+            continue  # not bag content; `Bag.desktop_metadata` names it, as verify.py warns
         if path in tags.raw:
             digests = {alg: hashlib.new(alg, tags.raw[path]).hexdigest() for alg in manifests}
             size = len(tags.raw[path])
@@ -916,6 +926,18 @@ def _verify_contents(opened: _Opened, tags: _TagData, problems: list[BagProblem]
                 "(bytes.files)",
             )
         )
+
+
+def _desktop_metadata(opened: _Opened, tags: _TagData) -> dict[str, str]:
+    """Files a desktop wrote (`.DS_Store`, `._*` ...) that no manifest lists, by path, with what
+    wrote them: outside the bag (`__MACOSX/`) or inside it. Set aside, as the verifier does."""
+    listed = {p for m in (*tags.manifests.values(), *tags.tag_manifests.values()) for p in m}
+    found = dict(opened.desktop_metadata)
+    for path in opened.files:
+        what = _os_metadata(path)
+        if what and path not in listed:
+            found[path] = what
+    return found
 
 
 def _hash_entry(

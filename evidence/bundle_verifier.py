@@ -26,9 +26,12 @@ Decisions, so a reader need not reverse them out of the code:
   or at the top of the ZIP, folder entries are skipped, members may be stored or deflated. The
   report then notes how the ZIP differs from the exporter's (`_repack_signs`): its own SHA-256
   is no longer the one the custody log recorded at export, and the expert should know why.
-- Desktop metadata (`__MACOSX/`, `.DS_Store`, `._*`, `Thumbs.db`, `desktop.ini`) fails the bag
-  like any file the manifests do not list, named as what it is. Tolerating it would make
-  "VERIFIED" cover bytes nobody sealed, under names anyone can choose.
+- Desktop metadata (`__MACOSX/`, `.DS_Store`, `._*`, `Thumbs.db`, `desktop.ini`) that no
+  manifest lists is warned of, each file by name, and set aside: the Finder writes `.DS_Store`
+  into every folder an expert opens, so failing it would fail every bundle unzipped on a Mac.
+  It is not bundle content, no manifest or exhibit refers to it, and the report says it covers
+  none of it. Any other file the manifests do not list still fails the bag, in a ZIP or a
+  folder alike.
 - Every file is read and hashed once, in 1 MiB chunks, and the one digest serves the bag
   manifest, the capture manifest and the CASE graph. Two threads hash at once (hashlib and file
   reads release the GIL), each with its own file handle, largest files first.
@@ -141,6 +144,8 @@ class VerificationReport:
     bundle: str
     checks: list[Check] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    # Files beside the bag's content that do not fail it: desktop metadata no manifest lists.
+    warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     # The input could not be opened as a bundle at all (the CLI exits 2 rather than 1).
     unreadable: bool = False
@@ -155,6 +160,7 @@ class VerificationReport:
             "bundle": self.bundle,
             "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in self.checks],
             "problems": list(self.problems),
+            "warnings": list(self.warnings),
             "notes": list(self.notes),
         }
 
@@ -165,12 +171,16 @@ class VerificationReport:
         if self.problems:
             lines.append(f"Problems ({len(self.problems)}):")
             lines.extend(f"  - {problem}" for problem in self.problems)
+        if self.warnings:
+            lines.append(f"Warnings ({len(self.warnings)}):")
+            lines.extend(f"  - {warning}" for warning in self.warnings)
         if self.notes:
             lines.append("Notes:")
             lines.extend(f"  - {note}" for note in self.notes)
         failed = sum(1 for check in self.checks if not check.ok)
         if self.ok:
-            lines.append(f"VERIFIED: all {len(self.checks)} checks hold.")
+            warned = f", with {len(self.warnings)} warning(s)" if self.warnings else ""
+            lines.append(f"VERIFIED: all {len(self.checks)} checks hold{warned}.")
         else:
             lines.append(
                 f"NOT VERIFIED: {len(self.problems)} problem(s) in {failed} of "
@@ -1503,6 +1513,8 @@ class _Source:
         self.name = ""
         # Why the ZIP is not the one the exporter wrote (empty for a folder, or when it is).
         self.repacked: list[str] = []
+        # Files a desktop wrote that no manifest lists: (path, what wrote it); warned of.
+        self.desktop_metadata: list[tuple[str, str]] = []
 
     def chunks(self, path: str) -> Iterator[bytes]:
         member = self.files[path]
@@ -1555,6 +1567,7 @@ def _open_source(path: str, problems: list[str]) -> _Source | None:
     for name, info in bag.files.items():
         source.files[name] = _Member(size=info.file_size, info=info)
     source.repacked = bag.repacked
+    source.desktop_metadata = list(bag.desktop_metadata)
     return source
 
 
@@ -1568,6 +1581,8 @@ class ZipBag:
     # (the entry named, or "" for the archive as a whole; the message, without the archive's name)
     problems: list[tuple[str, str]] = field(default_factory=list)
     repacked: list[str] = field(default_factory=list)  # how the ZIP differs from the exporter's
+    # Entries outside the bag that a desktop wrote (`_os_metadata`): (name, what wrote it).
+    desktop_metadata: list[tuple[str, str]] = field(default_factory=list)
 
 
 def zip_bag(infos: list[zipfile.ZipInfo]) -> ZipBag:
@@ -1576,32 +1591,26 @@ def zip_bag(infos: list[zipfile.ZipInfo]) -> ZipBag:
     entries left after screening names (`_entry_flaw`) and duplicates.
 
     The bag sits in one folder (as exported) or at the top of the ZIP; folder entries hold no
-    bytes and are skipped (re-zipping tools add them); an entry outside the bag is a problem.
+    bytes and are skipped (re-zipping tools add them); an entry outside the bag is a problem,
+    unless a desktop wrote it (`__MACOSX/`, `.DS_Store` ...): that is set aside, to be warned of.
     """
     problems: list[tuple[str, str]] = []
     prefix = _bag_prefix(infos, problems)
     if prefix is None:
         return ZipBag(None, problems=problems)
     bag = ZipBag(prefix, problems=problems)
-    outside: dict[str, list[str]] = {}  # what made them -> entry names
     for info in infos:
         name = info.orig_filename
-        if info.is_dir() and name.startswith(prefix):
+        if info.is_dir() and (name.startswith(prefix) or _os_metadata(name)):
             continue  # a folder entry holds no bytes; re-zipping tools add them
         if not name.startswith(prefix):
-            outside.setdefault(_os_metadata(name) or "", []).append(name)
+            what = _os_metadata(name)
+            if what:
+                bag.desktop_metadata.append((name, what))
+            else:
+                problems.append((name, f"entry {name!r} lies outside the bag folder"))
             continue
         bag.files[name[len(prefix) :]] = info
-    for name in outside.pop("", []):
-        problems.append((name, f"entry {name!r} lies outside the bag folder"))
-    for what, names in sorted(outside.items()):
-        shown = ", ".join(repr(n) for n in names[:3]) + (", ..." if len(names) > 3 else "")
-        problems.append((
-            "",
-            f"{len(names)} entr{'y' if len(names) == 1 else 'ies'} outside the bag "
-            f"({shown}): {what}, added after export and not part of the sealed bundle; delete "
-            "them from the ZIP (or verify the unzipped bag folder) and verify again",
-        ))  # fmt: skip
     bag.repacked = _repack_signs(infos, prefix)
     return bag
 
@@ -2124,6 +2133,10 @@ class _Verifier:
         if text not in self.report.notes:
             self.report.notes.append(text)
 
+    def warn(self, text: str) -> None:
+        if text not in self.report.warnings:
+            self.report.warnings.append(text)
+
     def data(self, path: str) -> bytes | None:
         return self.kept.get("data/" + path)
 
@@ -2380,7 +2393,6 @@ class _Verifier:
             if "fetch.txt" in self.source.files:
                 step.fail("fetch.txt", "the bag wants files fetched from the network")
             octets = streams = 0
-            metadata: dict[str, list[str]] = {}  # unlisted desktop metadata, by what made it
             for path in sorted(self.source.files):
                 payload = path.startswith("data/")
                 if not payload and path.startswith("tagmanifest-"):
@@ -2393,8 +2405,9 @@ class _Verifier:
                 listing_name = "manifest-sha256.txt" if payload else "tagmanifest-sha256.txt"
                 what = _os_metadata(path)
                 if what and listing is not None and path not in listing:
-                    # Named once, as what it is, rather than also as a wrong Payload-Oxum.
-                    metadata.setdefault(what, []).append(_rel(path))
+                    # Not bundle content: set aside (no later check reads it), and warned of.
+                    self.source.desktop_metadata.append((path, what))
+                    del self.source.files[path]
                     continue
                 got = self.digests.get(path)
                 if got is None:
@@ -2415,13 +2428,11 @@ class _Verifier:
                         _rel(path),
                         f"SHA-256 is {got[0]} but {listing_name} says {want} (altered?)",
                     )
-            for what, paths in sorted(metadata.items()):
-                shown = ", ".join(paths[:3]) + (", ..." if len(paths) > 3 else "")
-                step.fail(
-                    shown,
-                    f"{what}, added after export: not listed in the bag's manifests, so not "
-                    f"part of the sealed bundle ({len(paths)} file(s)); delete them and verify "
-                    "again",
+            for path, what in sorted(self.source.desktop_metadata):
+                self.warn(
+                    f"{path}: {what}, written by a desktop after export: not listed in the "
+                    "bag's manifests, so not part of the sealed bundle, not checked and not "
+                    "vouched for by this report"
                 )
             for listing, listing_name in ((manifest, "manifest-sha256.txt"),
                                           (tag_manifest, "tagmanifest-sha256.txt")):  # fmt: skip

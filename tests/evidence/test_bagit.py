@@ -550,6 +550,23 @@ def test_a_re_zipped_bag_is_read_as_the_verifier_reads_it(tmp_path: Path, bag_zi
     flat = rewrite(bag_zip, tmp_path / "flat.zip", unwrap)
     assert validate_bag(flat) == []
     assert any("at the top of the ZIP" in sign for sign in read_bag(flat).repacked)
+    # Desktop metadata no manifest lists is set aside, named, as verify.py warns of it; any
+    # other extra file still fails.
+    def finder(entries: dict[str, bytes]) -> None:
+        entries[f"{BAG}/data/.DS_Store"] = b"Bud1"
+        entries[f"__MACOSX/{BAG}/._bagit.txt"] = b"fork"
+
+    mac = rewrite(bag_zip, tmp_path / "mac.zip", finder)
+    assert validate_bag(mac) == []
+    assert set(read_bag(mac).desktop_metadata) == {"data/.DS_Store", f"__MACOSX/{BAG}/._bagit.txt"}
+    assert read_bag(bag_zip).desktop_metadata == {}
+
+    def added(entries: dict[str, bytes]) -> None:
+        finder(entries)
+        entries[f"{BAG}/data/added.txt"] = b"x"
+
+    assert found(validate_bag(rewrite(bag_zip, tmp_path / "added.zip", added))) == {
+        ("data/added.txt", ProblemKind.UNLISTED_FILE), ("bag-info.txt", ProblemKind.OXUM_MISMATCH)}
     # The verifier says the same of both.
     for archive_path in (folders, flat):
         members = _verifier_members(archive_path)

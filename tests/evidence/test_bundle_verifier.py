@@ -707,7 +707,8 @@ def test_good_bundle_verifies_with_every_check_named(good: tuple[Bundle, Path]) 
     rendered = report.render()
     assert rendered.splitlines()[-1].startswith("VERIFIED")
     as_json = report.to_json()
-    assert set(as_json) == {"ok", "bundle", "checks", "problems", "notes"}
+    assert set(as_json) == {"ok", "bundle", "checks", "problems", "warnings", "notes"}
+    assert as_json["warnings"] == [] and "Warnings" not in rendered
     assert as_json["ok"] is True and as_json["bundle"] == path.name
     json.dumps(as_json)
 
@@ -1285,7 +1286,7 @@ def test_bag_zipped_without_its_folder_verifies_with_a_note(
 
 
 @pytest.mark.parametrize("flat", [False, True], ids=["in-folder", "flat"])
-def test_desktop_metadata_fails_named_as_such(
+def test_desktop_metadata_in_a_zip_is_warned_of_by_name_and_verifies(
     good: tuple[Bundle, Path], tmp_path: Path, flat: bool
 ) -> None:
     def add(entries: dict[str, bytes]) -> None:
@@ -1296,15 +1297,58 @@ def test_desktop_metadata_fails_named_as_such(
         entries[f"__MACOSX/{top}._bagit.txt"] = b"\x00\x05\x16\x07 fork"
         entries[f"__MACOSX/{top}data/._bundle.json"] = b"\x00\x05\x16\x07 fork"
         entries[f"{top}data/exhibits/.DS_Store"] = b"Bud1 finder"
+        entries[f"{top}Thumbs.db"] = b"windows"
 
     report = bv.verify_bundle(rewrite_zip(good[1], tmp_path / "mac.zip", add))
-    assert not report.ok
-    assert has_problem(report, "__MACOSX", "macOS resource forks", "not part of the sealed bundle")
-    assert has_problem(report, "exhibits/.DS_Store", "macOS Finder folder settings",
-                       "not part of the sealed bundle")
-    assert not has_problem(report, "Payload-Oxum")  # named once, as what it is
+    assert report.ok, report.render()
+    top = "" if flat else f"{BAG}/"
+    named = {w.split(": ", 1)[0]: w for w in report.warnings}
+    assert set(named) == {f"__MACOSX/{top}._bagit.txt", f"__MACOSX/{top}data/._bundle.json",
+                          "data/exhibits/.DS_Store", "Thumbs.db"}, report.warnings
+    assert "macOS Finder folder settings" in named["data/exhibits/.DS_Store"]
+    assert "not part of the sealed bundle" in named["data/exhibits/.DS_Store"]
+    assert "Windows Explorer folder data" in named["Thumbs.db"]
+    rendered = report.render()
+    assert "Warnings (4):" in rendered
+    assert rendered.splitlines()[-1].startswith("VERIFIED") and "4 warning(s)" in rendered
     assert check(report, "EX-001 files").ok and check(report, "custody proofs").ok
     assert_no_internal_error(report)
+
+    # Any other file the manifests do not list still fails.
+    def smuggle(entries: dict[str, bytes]) -> None:
+        add(entries)
+        entries[f"{top}data/exhibits/notes.txt"] = b"added"
+
+    report = bv.verify_bundle(rewrite_zip(good[1], tmp_path / "added.zip", smuggle))
+    assert not report.ok
+    assert has_problem(report, "exhibits/notes.txt", "not listed in manifest-sha256.txt")
+
+
+def test_an_unzipped_folder_a_mac_opened_verifies_with_its_finder_files_warned_of(
+    good: tuple[Bundle, Path], tmp_path: Path
+) -> None:
+    with zipfile.ZipFile(good[1]) as archive:
+        archive.extractall(tmp_path)
+    bag = tmp_path / BAG
+    # The Finder writes .DS_Store into every folder opened, ._ files beside copied ones.
+    opened = [bag, bag / "data", *sorted(p for p in (bag / "data").rglob("*") if p.is_dir())]
+    for folder in opened:
+        (folder / ".DS_Store").write_bytes(b"Bud1 finder")
+    (bag / "data" / "._bundle.json").write_bytes(b"\x00\x05\x16\x07 fork")
+    (bag / "desktop.ini").write_bytes(b"[.ShellClassInfo]")
+    report = bv.verify_bundle(bag)
+    assert report.ok, report.render()
+    expected = {(f.relative_to(bag) / ".DS_Store").as_posix() for f in opened}
+    expected |= {"data/._bundle.json", "desktop.ini"}
+    assert {w.split(": ", 1)[0] for w in report.warnings} == expected
+    assert all("written by a desktop after export" in w for w in report.warnings)
+    assert check(report, "EX-001 files").ok  # the exhibit's own .DS_Store is set aside
+
+    # Not a desktop's file: fails in a folder as in a ZIP.
+    (bag / "data" / "exhibits" / "extra.txt").write_bytes(b"added")
+    report = bv.verify_bundle(bag)
+    assert not report.ok
+    assert has_problem(report, "exhibits/extra.txt", "not listed in manifest-sha256.txt")
 
 
 def test_folder_with_a_symlink_reports_it(good: tuple[Bundle, Path], tmp_path: Path) -> None:

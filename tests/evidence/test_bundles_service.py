@@ -388,8 +388,7 @@ def _finder_junk(folder: Path) -> str:
 
 CHANGES = {"altered": (_alter, "manifest-sha256.txt says"),
            "added": (_add, "not listed in manifest-sha256.txt"),
-           "removed": (_remove, "missing from the bundle"),
-           "finder-metadata": (_finder_junk, "not part of the sealed bundle")}
+           "removed": (_remove, "missing from the bundle")}
 
 
 @pytest.mark.parametrize("change", sorted(CHANGES))
@@ -406,8 +405,24 @@ def test_a_rezipped_bundle_with_changed_files_fails_and_names_them(
     assert any(named in p and message in p for p in report.problems), report.problems
     code, defence = _defence_verify(repacked, tmp_path)
     assert code == 1 and defence["problems"] == report.problems
-    if change == "finder-metadata":
-        assert any("__MACOSX" in p and "macOS resource forks" in p for p in report.problems)
+
+
+def test_a_bundle_unzipped_on_a_mac_and_rezipped_verifies_with_its_finder_files_named(
+    exported: Path, tmp_path: Path
+) -> None:
+    folder = _unzip(exported, tmp_path / "unpacked")
+    _finder_junk(folder)
+    tops = sorted(p.name for p in folder.parent.iterdir())
+    repacked = _info_zip(folder.parent, tmp_path / "mac.zip", *tops)
+    for checked in (repacked, folder):
+        report = bundle_verifier.verify_bundle(checked)
+        assert report.ok, report.render()
+        assert any(w.startswith("data/exhibits/.DS_Store: macOS Finder folder settings")
+                   for w in report.warnings), report.warnings
+    assert any(w.startswith(f"__MACOSX/{folder.name}/._bagit.txt: macOS resource forks")
+               for w in bundle_verifier.verify_bundle(repacked).warnings)
+    code, defence = _defence_verify(repacked, tmp_path)
+    assert code == 0 and defence["warnings"] == bundle_verifier.verify_bundle(repacked).warnings
 
 
 @pytest.mark.parametrize("name", ["{bag}/../../outside.txt", "/tmp/absolute.txt",
