@@ -457,10 +457,9 @@ def test_the_drafter_is_not_offered_the_approval_and_is_told_why(api: Api) -> No
     assert _actions(api).count("request.approved") == 1
 
 
-def test_an_ended_preservation_offers_no_extension_and_says_why(api: Api) -> None:
-    liaison, _world = _liaison_world(api)
-    boss = _member(api, liaison, "boss", Role.SUPERVISOR, Access.WRITE)
-    token = _sign_in(api.client, "lina")
+def _sent_99_days_ago(api: Api, liaison: Caller, boss: Caller) -> tuple[str, datetime]:
+    """An X preservation generated 100 days ago, approved by `boss` and sent 99 days ago: its
+    90 days ended over 8 days ago."""
     request_id = _generated_ago(api, liaison, timedelta(days=100))
     sent_at = (datetime.now(UTC) - timedelta(days=99)).replace(microsecond=0)
     with api.runtime.session() as session:
@@ -469,6 +468,14 @@ def test_an_ended_preservation_offers_no_extension_and_says_why(api: Api) -> Non
                                at=sent_at)
         requests.change_status(session, liaison.user, case, uuid.UUID(request_id), "sent",
                                at=sent_at)
+    return request_id, sent_at
+
+
+def test_an_ended_preservation_offers_no_extension_and_says_why(api: Api) -> None:
+    liaison, _world = _liaison_world(api)
+    boss = _member(api, liaison, "boss", Role.SUPERVISOR, Access.WRITE)
+    token = _sign_in(api.client, "lina")
+    request_id, sent_at = _sent_99_days_ago(api, liaison, boss)
     # X keeps 90 days, on the issuing authority's (Berlin) calendar: over 9 days ago.
     ended = add_days(sent_at, 90, ZoneInfo("Europe/Berlin")).strftime("%Y-%m-%d %H:%M UTC")
     why = (f"the preservation under request OP/2026/9-PRES-1 ended {ended}: an ended "
@@ -490,14 +497,8 @@ def test_an_extension_sent_after_the_preservation_ended_says_so_everywhere(api: 
     liaison, _world = _liaison_world(api)
     boss = _member(api, liaison, "boss", Role.SUPERVISOR, Access.WRITE)
     token = _sign_in(api.client, "lina")
-    request_id = _generated_ago(api, liaison, timedelta(days=100))
-    sent_at = (datetime.now(UTC) - timedelta(days=99)).replace(microsecond=0)
+    request_id, sent_at = _sent_99_days_ago(api, liaison, boss)
     with api.runtime.session() as session:
-        case = cases.get_case(session, liaison.user, REFERENCE)
-        requests.change_status(session, boss.user, case, uuid.UUID(request_id), "approved",
-                               at=sent_at)
-        requests.change_status(session, liaison.user, case, uuid.UUID(request_id), "sent",
-                               at=sent_at)
         # The renewal was generated in time, 20 days ago ...
         renewal = requests.extend(session, liaison.user, request_id, store=api.runtime.store,
                                   now=datetime.now(UTC) - timedelta(days=20)).request
