@@ -128,6 +128,9 @@ def _access_of(session: Session, actor: User, case: Case) -> Access | None:
 
 
 def require_access(session: Session, actor: User, case: Case, need: Access) -> None:
+    if not actor.is_active:
+        # Membership outlives disabling, so enabling the user again restores it.
+        raise PermissionDenied(f"user {actor.name!r} is disabled")
     have = _access_of(session, actor, case)
     if have is None or ACCESS_ORDER[have] < ACCESS_ORDER[need]:
         if have is None:
@@ -351,6 +354,18 @@ def _set_status(
         raise Conflict(f"case {case.reference!r} is already {status.value}")
     case.status = status
     case.closed_at = utcnow() if status == CaseStatus.CLOSED else None
+    from evidence import targets  # it imports this module
+
+    details: dict[str, JsonValue] = {"reason": reason}
+    if status == CaseStatus.CLOSED:
+        stopped, cancelled = targets.stop_watches_of_closing_case(session, actor, case,
+                                                                  reason=reason)
+        details["watches_stopped"] = [str(t.id) for t in stopped]
+        details["jobs_cancelled"] = [str(i) for i in cancelled]
+    else:
+        # Said in the log, and by the CLI: reopening restarts no watch.
+        details["watches_left_stopped"] = [
+            str(t.id) for t in targets.watches_stopped_by_close(session, case)]
     custody.append(
         session,
         actor,
@@ -358,7 +373,7 @@ def _set_status(
         case=case,
         object_type="case",
         object_id=case.id,
-        details={"reason": reason},
+        details=details,
     )
     return case
 

@@ -422,7 +422,18 @@ def _change_status(reference: str, reason: str | None, close: bool) -> None:
     with state().acting() as (session, actor):
         case = cases.get_case(session, actor, reference)
         (cases.close_case if close else cases.reopen_case)(session, actor, case, reason=reason)
+        said = custody.describe(custody.entries_for_object(session, case, "case", case.id)[-1])
     click.echo(f"case {reference} {'closed' if close else 'reopened'}")
+    details = said["details"]
+    if close and (details["watches_stopped"] or details["jobs_cancelled"]):
+        click.echo(f"  {len(details['watches_stopped'])} watch(es) stopped, "
+                   f"{len(details['jobs_cancelled'])} capture(s) not yet started cancelled")
+    elif not close and details["watches_left_stopped"]:
+        click.echo(f"  {len(details['watches_left_stopped'])} watch(es) stopped when the case "
+                   "closed stay stopped; to watch one again: evidence watch change TARGET-ID "
+                   f"--case {reference} --every 6h --reason TEXT")
+        for target_id in details["watches_left_stopped"]:
+            click.echo(f"    target {target_id}")
 
 
 @acting_command(case_group, "close")

@@ -5,6 +5,8 @@ worker renews while it works. A worker that dies stops renewing, and once the le
 the next `claim_next` takes the job over (a claim counts as an attempt, so a page that kills
 every worker that opens it still ends `failed`). A failed attempt goes back to `queued` after an
 exponential backoff until `max_attempts` is spent, then the job is `failed` with its reason.
+A job still `queued` may be `cancelled` (its watch stopped, its case closed); a running one
+finishes.
 
 Every transition appends a custody entry in the caller's transaction; the services here flush
 and never commit. Workers get ids (`ClaimedJob`), never ORM objects.
@@ -322,3 +324,40 @@ def fail(
         session.flush()
         _record(session, actor, job, "capture.failed", details)
     return JobState(job.state)
+
+
+def cancel_queued(
+    session: Session,
+    actor: User | None,
+    *,
+    case_id: uuid.UUID,
+    target_id: uuid.UUID | None = None,
+    reason: str,
+    only: set[uuid.UUID] | None = None,
+    now: datetime | None = None,
+) -> list[uuid.UUID]:
+    """Cancel the case's (or one target's) jobs no worker has claimed yet, each with a custody
+    entry; running jobs are left to finish. With `only`, just those of the given ids.
+
+    Returns the ids of the jobs cancelled. A job a worker claims meanwhile is running by the
+    time its row lock is held here, and is left alone.
+    """
+    now = _moment(now)
+    query = select(CaptureJob.id).where(CaptureJob.case_id == case_id,
+                                        CaptureJob.state == JobState.QUEUED)
+    if target_id is not None:
+        query = query.where(CaptureJob.target_id == target_id)
+    cancelled: list[uuid.UUID] = []
+    for job_id in session.scalars(query.order_by(CaptureJob.created_at, CaptureJob.id)).all():
+        if only is not None and job_id not in only:
+            continue
+        job = _lock_job(session, job_id)
+        if job.state != JobState.QUEUED:
+            continue
+        job.state = JobState.CANCELLED
+        job.error = reason  # shown with the job, as a failure's reason is
+        job.updated_at = now
+        session.flush()
+        _record(session, actor, job, "capture.cancelled", {"reason": reason})
+        cancelled.append(job.id)
+    return cancelled

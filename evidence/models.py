@@ -115,6 +115,8 @@ class JobState(StrEnum):
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
+    # Never started, and now never will: its watch was stopped or its case closed.
+    CANCELLED = "cancelled"
 
 
 class CaptureStatus(StrEnum):

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import re
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from evidence import cases, custody, deconfliction
+from evidence import cases, custody, deconfliction, jobs
 from evidence.errors import AccessDenied, Conflict, InvalidInput
 from evidence.models import (
     Access,
     Account,
+    Capture,
     CaptureJob,
     Case,
     CaseAccount,
+    CaseMember,
     CaseStatus,
+    CustodyEntry,
     JobState,
     Target,
     TargetKind,
@@ -28,6 +33,36 @@ from evidence.models import (
 from evidence.pagination import Page, paginate
 
 MIN_WATCH_SECONDS = 60
+MAX_WATCH_SECONDS = 366 * 24 * 3600
+DURATION = re.compile(r"^(\d+)\s*([smhd])$")
+UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+# The reason the schedule gives the jobs it queues: a stopped watch cancels those only.
+WATCH_SCHEDULE = "watch schedule"
+
+
+def check_watch_interval(seconds: int) -> int:
+    """The interval, if a watch may re-capture that often (and no less often than yearly)."""
+    if seconds < MIN_WATCH_SECONDS:
+        raise InvalidInput(f"watch interval must be at least {MIN_WATCH_SECONDS} seconds")
+    if seconds > MAX_WATCH_SECONDS:
+        raise InvalidInput("watch interval must be at most a year")
+    return seconds
+
+
+def parse_interval(text: str) -> int:
+    """A watch interval as typed (90s, 15m, 6h, 1d), in seconds, within the bounds."""
+    match = DURATION.match(text.strip().lower())
+    if not match:
+        raise InvalidInput(f"duration {text!r} must look like 90s, 15m, 6h or 1d")
+    return check_watch_interval(int(match.group(1)) * UNITS[match.group(2)])
+
+
+def format_interval(seconds: int) -> str:
+    """The interval in the largest unit it is a whole number of: 12h, 90m, 2d."""
+    for unit, size in UNITS.items():
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def validate_url(url: str) -> str:
@@ -62,8 +97,8 @@ def flag_target(
         raise InvalidInput("flag either a URL or an account")
     if not reason.strip():
         raise InvalidInput("say why the target is flagged")
-    if watch_interval_seconds is not None and watch_interval_seconds < MIN_WATCH_SECONDS:
-        raise InvalidInput(f"watch interval must be at least {MIN_WATCH_SECONDS} seconds")
+    if watch_interval_seconds is not None:
+        check_watch_interval(watch_interval_seconds)
     if url is not None:
         url = validate_url(url)
     elif account is not None:
@@ -149,7 +184,7 @@ def schedule_due_watches(session: Session, *, now: datetime | None = None) -> li
         custody.append(
             session, None, action="capture.queued", case=case, object_type="capture_job",
             object_id=job.id,
-            details={"target": str(target.id), "url": target.url, "reason": "watch schedule",
+            details={"target": str(target.id), "url": target.url, "reason": WATCH_SCHEDULE,
                      "interval_seconds": target.watch_interval_seconds},
         )
         queued.append(job)
@@ -243,9 +278,6 @@ def request_capture(
 
 # --- used by the HTTP API ----------------------------------------------------------------------
 
-MAX_WATCH_SECONDS = 366 * 24 * 3600
-
-
 def flag(
     session: Session,
     actor: User,
@@ -259,8 +291,6 @@ def flag(
     """Flag a URL, or an account already linked to the case, and queue its capture."""
     cases.require_access(session, actor, case, Access.WRITE)
     cases.require_open(case)
-    if watch_interval_seconds is not None and watch_interval_seconds > MAX_WATCH_SECONDS:
-        raise InvalidInput("watch interval must be at most a year")
     account = None
     if account_id is not None:
         account = session.scalars(
@@ -306,3 +336,193 @@ def jobs_of(session: Session, target: Target, *, unfinished_only: bool = False,
         query = query.where(CaptureJob.state != JobState.DONE)
     return list(session.scalars(
         query.order_by(CaptureJob.created_at.desc(), CaptureJob.id.desc()).limit(limit)))
+
+
+# --- changing and stopping a watch -------------------------------------------------------------
+
+WATCH_ACTIONS = ("target.flagged", "target.watch_changed", "target.watch_stopped")
+
+
+def change_watch(
+    session: Session,
+    actor: User,
+    case: Case,
+    target: Target,
+    *,
+    every_seconds: int | None,
+    reason: str,
+) -> list[uuid.UUID]:
+    """Watch the target every `every_seconds` from now on (starting a watch where there was
+    none), or stop watching it (None): a page taken down for good, an operation ended.
+
+    Stopping cancels the re-captures the schedule queued that no worker has started (a running
+    one finishes; a capture someone asked for stays); returns the ids of the jobs cancelled.
+    A closed case's watches were stopped when it closed: one may be stopped, not restarted.
+    """
+    cases.require_access(session, actor, case, Access.WRITE)
+    reason = reason.strip()
+    if not reason:
+        raise InvalidInput("say why the watch is changed or stopped")
+    old = target.watch_interval_seconds
+    if every_seconds is None:
+        if old is None:
+            raise Conflict(f"target {target.id} is not watched")
+        return _stop_watch(session, actor, case, target, reason=reason)
+    cases.require_open(case)
+    check_watch_interval(every_seconds)
+    if target.state == TargetState.RESOLVED:
+        raise Conflict(f"target {target.id} is resolved: it is not watched any more")
+    if old == every_seconds:
+        raise Conflict(f"target {target.id} is already watched every "
+                       f"{format_interval(every_seconds)}")
+    target.watch_interval_seconds = every_seconds
+    session.flush()
+    custody.append(
+        session, actor, action="target.watch_changed", case=case, object_type="target",
+        object_id=target.id,
+        details={"url": target.url, "old_interval_seconds": old,
+                 "new_interval_seconds": every_seconds, "reason": reason},
+    )
+    return []
+
+
+def _stop_watch(session: Session, actor: User | None, case: Case, target: Target, *,
+                reason: str, case_closed: bool = False) -> list[uuid.UUID]:
+    old = target.watch_interval_seconds
+    target.watch_interval_seconds = None
+    session.flush()
+    if case_closed:
+        cancelled: list[uuid.UUID] = []  # the close cancels every job of the case
+    else:
+        cancelled = jobs.cancel_queued(session, actor, case_id=case.id, target_id=target.id,
+                                       reason=f"watch stopped: {reason}",
+                                       only=_scheduled_jobs(session, target))
+    custody.append(
+        session, actor, action="target.watch_stopped", case=case, object_type="target",
+        object_id=target.id,
+        details={"url": target.url, "old_interval_seconds": old, "new_interval_seconds": None,
+                 "reason": reason, "case_closed": case_closed,
+                 "jobs_cancelled": [str(i) for i in cancelled]},
+    )
+    return cancelled
+
+
+def _scheduled_jobs(session: Session, target: Target) -> set[uuid.UUID]:
+    """The target's queued jobs the watch schedule made, as their custody entries say."""
+    queued = [str(i) for i in session.scalars(select(CaptureJob.id).where(
+        CaptureJob.target_id == target.id, CaptureJob.state == JobState.QUEUED))]
+    if not queued:
+        return set()
+    entries = session.scalars(select(CustodyEntry).where(
+        CustodyEntry.object_type == "capture_job", CustodyEntry.object_id.in_(queued),
+        CustodyEntry.action == "capture.queued"))
+    return {uuid.UUID(entry.object_id or "") for entry in entries
+            if custody.describe(entry)["details"].get("reason") == WATCH_SCHEDULE}
+
+
+def stop_watches_of_closing_case(session: Session, actor: User, case: Case, *,
+                                 reason: str | None) -> tuple[list[Target], list[uuid.UUID]]:
+    """What closing a case does to its watches (called by `cases.close_case`): each is stopped
+    with its own custody entry, and every capture of the case not yet started is cancelled, so
+    a closed case is not captured again. Reopening does not restart them."""
+    watched = list(session.scalars(
+        select(Target).where(Target.case_id == case.id,
+                             Target.watch_interval_seconds.is_not(None))
+        .order_by(Target.flagged_at, Target.id)))
+    said = "case closed" + (f": {reason}" if reason else "")
+    for target in watched:
+        _stop_watch(session, actor, case, target, reason=said, case_closed=True)
+    cancelled = jobs.cancel_queued(session, actor, case_id=case.id, reason=said)
+    return watched, cancelled
+
+
+def watches_stopped_by_close(session: Session, case: Case) -> list[Target]:
+    """The targets whose watch the case's last closing stopped and nobody has restarted."""
+    closed = session.scalars(
+        select(CustodyEntry).where(CustodyEntry.case_id == case.id,
+                                   CustodyEntry.action == "case.closed")
+        .order_by(CustodyEntry.seq.desc()).limit(1)).first()
+    if closed is None:
+        return []
+    ids = [uuid.UUID(i) for i in custody.describe(closed)["details"].get("watches_stopped", [])]
+    if not ids:
+        return []
+    return list(session.scalars(
+        select(Target).where(Target.id.in_(ids), Target.watch_interval_seconds.is_(None))
+        .order_by(Target.flagged_at, Target.id)))
+
+
+@dataclass(frozen=True)
+class WatchChange:
+    """One line of a target's watch history, from its custody entries."""
+
+    at: datetime
+    actor_id: uuid.UUID | None
+    action: str  # started (flagged watched), changed, stopped
+    old_interval_seconds: int | None
+    new_interval_seconds: int | None
+    reason: str | None
+
+
+def watch_history(session: Session, case: Case, target: Target) -> list[WatchChange]:
+    """How the target's watch began, changed and stopped, oldest first."""
+    changes: list[WatchChange] = []
+    for entry in custody.entries_for_object(session, case, "target", target.id):
+        if entry.action not in WATCH_ACTIONS:
+            continue
+        details = custody.describe(entry)["details"]
+        if entry.action == "target.flagged":
+            if details.get("watch_interval_seconds") is None:
+                continue
+            changes.append(WatchChange(entry.recorded_at, entry.actor_id, "started", None,
+                                       details["watch_interval_seconds"], details.get("reason")))
+        else:
+            changes.append(WatchChange(
+                entry.recorded_at, entry.actor_id, entry.action.removeprefix("target.watch_"),
+                details.get("old_interval_seconds"), details.get("new_interval_seconds"),
+                details.get("reason")))
+    return changes
+
+
+@dataclass(frozen=True)
+class Watch:
+    """A watched target as `evidence watch list` shows it."""
+
+    target: Target
+    case_reference: str
+    case_open: bool
+    last_queued_at: datetime | None  # the newest capture job of the target
+    next_due_at: datetime  # when the schedule queues the next re-capture (at the earliest)
+    last_captured_at: datetime | None  # the newest capture that finished
+
+
+def watched_targets(session: Session, actor: User, case: Case | None = None) -> list[Watch]:
+    """The watched targets of the case, or of every case the actor is a member of."""
+    last_job = (select(CaptureJob.target_id, func.max(CaptureJob.created_at).label("last"))
+                .group_by(CaptureJob.target_id).subquery())
+    last_capture = (select(Capture.target_id, func.max(Capture.finished_at).label("last"))
+                    .group_by(Capture.target_id).subquery())
+    query = (
+        select(Target, Case.reference, Case.status, last_job.c.last, last_capture.c.last)
+        .join(Case, Case.id == Target.case_id)
+        .outerjoin(last_job, last_job.c.target_id == Target.id)
+        .outerjoin(last_capture, last_capture.c.target_id == Target.id)
+        .where(Target.watch_interval_seconds.is_not(None))
+        .order_by(Case.reference, Target.flagged_at, Target.id)
+    )
+    if case is not None:
+        cases.require_access(session, actor, case, Access.READ)
+        query = query.where(Target.case_id == case.id)
+    else:
+        query = query.join(CaseMember, (CaseMember.case_id == Case.id)
+                           & (CaseMember.user_id == actor.id))
+    watches = []
+    for target, reference, status, queued_at, captured_at in session.execute(query).all():
+        queued_at = None if queued_at is None else _aware(queued_at)
+        interval = timedelta(seconds=target.watch_interval_seconds or 0)
+        watches.append(Watch(
+            target=target, case_reference=reference, case_open=status == CaseStatus.OPEN,
+            last_queued_at=queued_at,
+            next_due_at=utcnow() if queued_at is None else queued_at + interval,
+            last_captured_at=None if captured_at is None else _aware(captured_at)))
+    return watches
