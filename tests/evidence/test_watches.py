@@ -6,6 +6,7 @@ and reopening a case do to its watches."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -27,7 +28,7 @@ def _watched(session: Session, every: int = 3600) -> tuple[User, Case, Target, C
     return actor, case, target, first
 
 
-def _entries(session: Session, action: str) -> list[dict[str, object]]:
+def _entries(session: Session, action: str) -> list[dict[str, Any]]:
     return [custody.describe(e) for e in session.scalars(
         select(CustodyEntry).where(CustodyEntry.action == action).order_by(CustodyEntry.seq))]
 
