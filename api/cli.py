@@ -1,5 +1,6 @@
 """`evidence serve`: the API, the web UI and a capture worker beside them; and
-`evidence user`: who may use it (add, list, password, revoke-token, token)."""
+`evidence user`: who may use it (add, list, password, revoke-token, token, disable,
+enable)."""
 
 from __future__ import annotations
 
@@ -129,3 +130,29 @@ def user_token(name: str, label: str) -> None:
         token = users.new_token(session, actor, target, name=label)
     click.echo(f"new API token of {name} (shown once, keep it safe):")
     click.echo(f"  {token}")
+
+
+@acting_command(user, "disable")
+@click.argument("name")
+@click.option("--reason", required=True, help="Why: left the unit, on long leave ...")
+def user_disable(name: str, reason: str) -> None:
+    """Disable a user (admins): their API tokens are revoked and web sessions end at once;
+    what they did stays under their name and their case memberships wait for `enable`."""
+    with state().acting() as (session, actor):
+        target = users.get_user(session, name)
+        revoked, ended = users.disable_user(session, actor, target, reason=reason)
+    click.echo(f"user {name} disabled; {revoked} API token(s) revoked, {ended} open web "
+               "session(s) ended")
+
+
+@acting_command(user, "enable")
+@click.argument("name")
+@click.option("--reason", required=True)
+def user_enable(name: str, reason: str) -> None:
+    """Enable a disabled user again (admins): their password and case memberships work again;
+    give them a new API token with `evidence user token NAME`."""
+    with state().acting() as (session, actor):
+        target = users.get_user(session, name)
+        users.enable_user(session, actor, target, reason=reason)
+    click.echo(f"user {name} enabled; revoked API tokens stay revoked (`evidence user token "
+               f"{name}` gives a new one)")

@@ -240,16 +240,10 @@ def set_password(session: Session, actor: User, user: User, password: str) -> in
     if not password.strip():
         raise InvalidInput("the password is empty")
     user.password_hash = users.hash_password(password)
-    now = utcnow()
-    open_rows = list(session.scalars(select(LoginSession).where(
-        LoginSession.user_id == user.id, LoginSession.revoked_at.is_(None),
-        LoginSession.expires_at > now)))
-    for row in open_rows:
-        row.revoked_at = now
-    session.flush()
+    ended = users.end_login_sessions(session, user)
     custody.append(session, actor, action="user.password_set", object_type="user",
-                   object_id=user.id, details={"user": user.name, "sessions_ended": len(open_rows)})
-    return len(open_rows)
+                   object_id=user.id, details={"user": user.name, "sessions_ended": ended})
+    return ended
 
 
 def user_for_session(session: Session, token: str, *, now: datetime | None = None) -> User | None:

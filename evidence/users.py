@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import uuid
+from datetime import datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -13,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from evidence import custody
 from evidence.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from evidence.models import ApiToken, Role, User, utcnow
+from evidence.models import ApiToken, LoginSession, Role, User, utcnow
 
 TOKEN_PREFIX = "evl_"  # noqa: S105 - a label, not a secret
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
@@ -188,6 +190,14 @@ def list_users(session: Session, actor: User) -> list[tuple[User, int]]:
     return [(user, int(count)) for user, count in rows]
 
 
+def last_sign_ins(session: Session, actor: User) -> dict[uuid.UUID, datetime]:
+    """When each user last signed in to the web UI, for those who ever did."""
+    require_admin(actor)
+    return {user_id: at for user_id, at in session.execute(
+        select(LoginSession.user_id, func.max(LoginSession.created_at))
+        .group_by(LoginSession.user_id)).tuples()}
+
+
 def revoke_tokens(
     session: Session, actor: User, user: User, *, prefix: str | None = None
 ) -> list[ApiToken]:
@@ -206,3 +216,61 @@ def revoke_tokens(
         custody.append(session, actor, action="token.revoked", object_type="api_token",
                        object_id=row.id, details={"user": user.name, "prefix": row.prefix})
     return rows
+
+
+def end_login_sessions(session: Session, user: User) -> int:
+    """End the user's open web sessions at once (a page they have open goes to sign-in);
+    returns how many ended."""
+    now = utcnow()
+    open_rows = list(session.scalars(select(LoginSession).where(
+        LoginSession.user_id == user.id, LoginSession.revoked_at.is_(None),
+        LoginSession.expires_at > now)))
+    for row in open_rows:
+        row.revoked_at = now
+    session.flush()
+    return len(open_rows)
+
+
+def disable_user(session: Session, actor: User, user: User, *, reason: str) -> tuple[int, int]:
+    """An admin disables a user (an officer leaving the unit): their API tokens are revoked and
+    their web sessions end at once. What they did stays, under their name; captures they
+    queued still run; their case memberships are kept, unusable until they are enabled again.
+    Returns how many tokens were revoked and sessions ended."""
+    require_admin(actor)
+    reason = reason.strip()
+    if not reason:
+        raise InvalidInput("say why the user is disabled")
+    if user.id == actor.id:
+        raise Conflict("you cannot disable yourself; another admin can")
+    if not user.is_active:
+        raise Conflict(f"{user.name!r} is already disabled")
+    if user.role == Role.ADMIN:
+        # The rows stay locked till the transaction ends, so two admins disabling each other
+        # at once cannot leave none.
+        admins = session.scalars(select(User.id).where(
+            User.role == Role.ADMIN, User.is_active.is_(True)).with_for_update()).all()
+        if not set(admins) - {user.id}:
+            raise Conflict(f"{user.name!r} is the last active admin; make another admin first")
+    user.is_active = False
+    revoked = revoke_tokens(session, actor, user)
+    ended = end_login_sessions(session, user)
+    custody.append(session, actor, action="user.disabled", object_type="user",
+                   object_id=user.id,
+                   details={"user": user.name, "reason": reason, "tokens_revoked": len(revoked),
+                            "sessions_ended": ended})
+    return len(revoked), ended
+
+
+def enable_user(session: Session, actor: User, user: User, *, reason: str) -> None:
+    """An admin enables a disabled user again: their case memberships and password work again;
+    their revoked API tokens stay revoked (`new_token` gives another)."""
+    require_admin(actor)
+    reason = reason.strip()
+    if not reason:
+        raise InvalidInput("say why the user is enabled")
+    if user.is_active:
+        raise Conflict(f"{user.name!r} is not disabled")
+    user.is_active = True
+    session.flush()
+    custody.append(session, actor, action="user.enabled", object_type="user",
+                   object_id=user.id, details={"user": user.name, "reason": reason})
