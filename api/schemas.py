@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from evidence.models import Access, TargetState
+from evidence.targets import MAX_WATCH_SECONDS, MIN_WATCH_SECONDS
 
 T = TypeVar("T")
 
@@ -307,7 +308,8 @@ class TargetCreate(InputModel):
     account_id: uuid.UUID | None = Field(default=None,
                                          description="An account linked to this case.")
     reason: Text5000NonEmpty
-    watch_interval_seconds: int | None = Field(default=None, ge=60, le=366 * 24 * 3600)
+    watch_interval_seconds: int | None = Field(default=None, ge=MIN_WATCH_SECONDS,
+                                               le=MAX_WATCH_SECONDS)
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"url": "https://www.facebook.com/fast.trips.eu/posts/123", "reason":
@@ -318,6 +320,17 @@ class TargetCreate(InputModel):
         if (self.url is None) == (self.account_id is None):
             raise ValueError("give either url or account_id")
         return self
+
+
+class TargetWatchUpdate(InputModel):
+    watch_interval_seconds: int | None = Field(
+        ge=MIN_WATCH_SECONDS, le=MAX_WATCH_SECONDS,
+        description="Re-capture this often from now on; null stops watching the target.")
+    reason: Text2000NonEmpty
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"watch_interval_seconds": 43200, "reason": "The advert changes twice a day at most"},
+        {"watch_interval_seconds": None, "reason": "Taken down for good on 3 May"}]})
 
 
 class CaptureRequestCreate(InputModel):
@@ -349,6 +362,12 @@ class JobRead(Model):
     run_after: datetime
     error: str | None
     created_at: datetime
+
+
+class TargetWatchChanged(BaseModel):
+    target: TargetRead
+    jobs_cancelled: list[uuid.UUID] = Field(
+        description="Re-captures the watch had queued, cancelled before a worker started them.")
 
 
 class TargetFlagged(BaseModel):

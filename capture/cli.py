@@ -4,36 +4,29 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 import time
 import uuid
+from datetime import datetime
 from http import HTTPStatus
 
 import click
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from capture.browser import BrowserSession
 from capture.service import LEASE_SECONDS, CaptureWorker, capture_summary, timestamp_line
 from evidence import captures, cases, processes, targets
 from evidence.cli import EvidenceGroup, acting_command, state
 from evidence.errors import InvalidInput, NotFound
-from evidence.models import Access, Capture, CaptureJob, Case, JobState
+from evidence.models import Access, Capture, CaptureJob, Case, JobState, Target
 
-DURATION = re.compile(r"^(\d+)\s*([smhd])$")
-UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 POLL_SECONDS = 0.5
 
 
-def parse_duration(text: str) -> int:
-    match = DURATION.match(text.strip().lower())
-    if not match:
-        raise InvalidInput(f"duration {text!r} must look like 90s, 15m, 6h or 1d")
-    return int(match.group(1)) * UNITS[match.group(2)]
-
-
 class CaptureGroup(EvidenceGroup):
-    """`evidence capture URL ...` captures; `evidence capture show ID` is a subcommand."""
+    """`evidence capture URL ...` captures, `evidence capture show ID` is a subcommand; so for
+    `evidence watch URL ...` and `evidence watch stop ...`."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if args and not args[0].startswith("-") and args[0] not in self.commands:
@@ -133,7 +126,7 @@ def _capture_now(job_id: uuid.UUID, *, quiet: bool) -> uuid.UUID:
                 latest = session.scalars(
                     select(Capture).where(Capture.job_id == job_id)
                     .order_by(Capture.started_at.desc()).limit(1)).first()
-            if job.state in (JobState.DONE, JobState.FAILED):
+            if job.state in (JobState.DONE, JobState.FAILED, JobState.CANCELLED):
                 if latest is not None:
                     return latest.id
                 raise InvalidInput(f"capture failed: {job.error}")
@@ -231,16 +224,22 @@ def worker(once: bool, concurrency: int, poll: float, lease: float) -> None:
                        f"{' (' + result.error + ')' if result.error else ''}", err=True)
 
 
-@click.command("watch")
+@click.group("watch", cls=CaptureGroup)
+def watch() -> None:
+    """Watch pages: evidence watch URL --case REF --every 6h; change, stop and list watches."""
+
+
+@watch.command("url", hidden=True)
 @click.argument("url")
 @click.option("--case", "case_reference", metavar="REF", required=True)
 @click.option("--every", "every", required=True, metavar="DURATION",
-              help="How often to re-capture: 90s, 15m, 6h, 1d (at least 60s).")
+              help="How often to re-capture: 90s, 15m, 6h, 1d (at least 60s, at most a year).")
 @click.option("--reason", default="watched from the command line", show_default=True)
 @click.option("--as", "as_user", metavar="NAME", help="Act as this user.")
-def watch(url: str, case_reference: str, every: str, reason: str, as_user: str | None) -> None:
+def watch_url(url: str, case_reference: str, every: str, reason: str,
+              as_user: str | None) -> None:
     """Flag URL and re-capture it on a schedule; a running worker carries the captures out."""
-    seconds = parse_duration(every)
+    seconds = targets.parse_interval(every)
     cli = state()
     if as_user:
         cli.actor_name = as_user
@@ -250,6 +249,79 @@ def watch(url: str, case_reference: str, every: str, reason: str, as_user: str |
                                    watch_interval_seconds=seconds)
     click.echo(f"watching {url} every {seconds} s as target {target.id}; first capture queued "
                f"as job {job.id} (run `evidence worker` or `evidence serve` to carry it out)")
+
+
+def _watched_target(session: Session, case: Case, which: str) -> Target:
+    """The case's target by its id, or by its URL."""
+    try:
+        return targets.get_target(session, case, uuid.UUID(which))
+    except ValueError:
+        pass
+    found = targets.find_url_target(session, case, which)
+    if found is None:
+        raise NotFound(f"no target {which!r} in case {case.reference!r}")
+    return found
+
+
+def _change_watch(which: str, case_reference: str, every: str | None, reason: str) -> None:
+    seconds = None if every is None else targets.parse_interval(every)
+    with state().acting() as (session, actor):
+        case = cases.get_case(session, actor, case_reference)
+        target = _watched_target(session, case, which)
+        cancelled = targets.change_watch(session, actor, case, target, every_seconds=seconds,
+                                         reason=reason)
+        label = target.url or str(target.id)
+    if seconds is None:
+        click.echo(f"stopped watching {label}"
+                   + (f"; {len(cancelled)} queued re-capture(s) cancelled" if cancelled else ""))
+    else:
+        click.echo(f"watching {label} every {targets.format_interval(seconds)}")
+
+
+@acting_command(watch, "stop")
+@click.argument("which", metavar="URL-OR-TARGET-ID")
+@click.option("--case", "case_reference", metavar="REF", required=True)
+@click.option("--reason", required=True, help="Why: taken down for good, operation ended ...")
+def watch_stop(which: str, case_reference: str, reason: str) -> None:
+    """Stop re-capturing a watched target; re-captures queued and not started are cancelled."""
+    _change_watch(which, case_reference, None, reason)
+
+
+@acting_command(watch, "change")
+@click.argument("which", metavar="URL-OR-TARGET-ID")
+@click.option("--case", "case_reference", metavar="REF", required=True)
+@click.option("--every", "every", required=True, metavar="DURATION",
+              help="How often to re-capture: 90s, 15m, 6h, 1d (at least 60s, at most a year).")
+@click.option("--reason", required=True)
+def watch_change(which: str, case_reference: str, every: str, reason: str) -> None:
+    """Re-capture a flagged target at another interval (or watch an unwatched one again)."""
+    _change_watch(which, case_reference, every, reason)
+
+
+def _moment(at: datetime | None) -> str:
+    return "--" if at is None else f"{at:%Y-%m-%d %H:%M} UTC"
+
+
+@acting_command(watch, "list")
+@click.option("--case", "case_reference", metavar="REF", default=None,
+              help="Only this case's watches (default: every case you are a member of).")
+def watch_list(case_reference: str | None) -> None:
+    """What is watched: the interval, when the next re-capture is due, the last capture."""
+    with state().acting() as (session, actor):
+        case = None if case_reference is None else cases.get_case(session, actor,
+                                                                   case_reference)
+        rows = [(w.case_reference, str(w.target.id),
+                 targets.format_interval(w.target.watch_interval_seconds or 0),
+                 _moment(w.next_due_at) if w.case_open else "case closed",
+                 _moment(w.last_captured_at), w.target.url or "--")
+                for w in targets.watched_targets(session, actor, case)]
+    if not rows:
+        click.echo("nothing is watched")
+        return
+    click.echo(f"{'case':<14} {'target':<36} {'every':<6} {'next due':<20} "
+               f"{'last capture':<20} url")
+    for reference, target_id, every, due, last, url in rows:
+        click.echo(f"{reference:<14} {target_id:<36} {every:<6} {due:<20} {last:<20} {url}")
 
 
 def _run_many(count: int, *, once: bool, poll: float, lease: float) -> None:

@@ -195,7 +195,7 @@ def last_sign_ins(session: Session, actor: User) -> dict[uuid.UUID, datetime]:
     require_admin(actor)
     return {user_id: at for user_id, at in session.execute(
         select(LoginSession.user_id, func.max(LoginSession.created_at))
-        .group_by(LoginSession.user_id)).tuples()}
+        .group_by(LoginSession.user_id))}
 
 
 def revoke_tokens(

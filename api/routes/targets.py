@@ -19,6 +19,8 @@ from api.schemas import (
     TargetDetail,
     TargetFlagged,
     TargetRead,
+    TargetWatchChanged,
+    TargetWatchUpdate,
 )
 from evidence import capture_reads, cases, targets
 from evidence.models import Access
@@ -83,3 +85,20 @@ def request_capture(ref: CaseRef, target_id: uuid.UUID, body: CaptureRequestCrea
     target = targets.get_target(session, case, target_id)
     job = targets.request_capture(session, actor, case, target, reason=body.reason)
     return JobRead.model_validate(job)
+
+
+@router.patch("/{target_id}/watch", response_model=TargetWatchChanged,
+              responses={**REFUSED, 409: {"model": ErrorRead, "description":
+                         "The case is closed (a watch may be stopped, not started), the "
+                         "target is resolved, not watched, or already at that interval."}})
+def change_watch(ref: CaseRef, target_id: uuid.UUID, body: TargetWatchUpdate,
+                 session: DbSession, actor: CurrentUser) -> TargetWatchChanged:
+    """Re-capture the target at another interval, or stop watching it (null), with a reason;
+    stopping cancels the re-captures it queued that no worker has started."""
+    case = cases.case_for(session, actor, ref, need=Access.WRITE)
+    target = targets.get_target(session, case, target_id)
+    cancelled = targets.change_watch(session, actor, case, target,
+                                     every_seconds=body.watch_interval_seconds,
+                                     reason=body.reason)
+    return TargetWatchChanged(target=TargetRead.model_validate(target),
+                              jobs_cancelled=cancelled)

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from api.deps import DbSession, case_reference, quote_ref
+from api.schemas import TargetWatchUpdate
 from api.schemas_decisions import DecisionApprove, DecisionCreate, DecisionReject, HitResolve
 from api.ui.rendering import PageError, render, sentence
 from api.ui.routes import (
@@ -50,6 +51,7 @@ from evidence.models import (
     DecisionKind,
     DecisionState,
     Target,
+    TargetState,
     User,
 )
 from evidence.pagination import MAX_CURSOR_LENGTH
@@ -78,6 +80,9 @@ DONE = {
               "has recorded its agreement too.",
     "resolved": "Your case's agreement is recorded; the other case had agreed already, so the "
                 "hit is resolved and no longer holds a takedown.",
+    "watch_changed": "The watch interval is changed; recorded in the case's custody log.",
+    "watch_stopped": "The target is no longer watched; re-captures it had queued and no worker "
+                     "had started are cancelled.",
 }
 WRITE_ACCESS = (Access.WRITE, Access.MANAGE)
 
@@ -144,9 +149,11 @@ def _target_view(session: Session, viewer: User, case: Case, target: Target, *,
                                         newest_first=True)
     total, any_complete = capture_reads.count_captures(session, case, target.id)
     jobs = targets.jobs_of(session, target, unfinished_only=True)
+    watch_history = targets.watch_history(session, case, target)
     names = case_reads.user_names(session, [target.flagged_by_id] + [
         i for d in history
-        for i in (d.proposed_by_id, d.decided_by_id, d.takedown_approved_by_id)])
+        for i in (d.proposed_by_id, d.decided_by_id, d.takedown_approved_by_id)]
+        + [w.actor_id for w in watch_history])
     items = [_decision_view(d, names) for d in history]
     current_rows = [d for d in history if d.state in decisions.CURRENT_STATES]
     current = items[history.index(current_rows[-1])] if current_rows else None
@@ -194,10 +201,28 @@ def _target_view(session: Session, viewer: User, case: Case, target: Target, *,
         "own_proposal": pending and decider and current is not None
                         and current["proposed_by_id"] == viewer.id,
         "kinds": KINDS, "is_open": is_open,
+        "watch": {
+            "every": None if target.watch_interval_seconds is None
+            else targets.format_interval(target.watch_interval_seconds),
+            "history": [{"at": w.at, "by": names.get(w.actor_id, "unknown")
+                         if w.actor_id is not None else "the system",
+                         "action": w.action, "reason": w.reason,
+                         "old": _interval(w.old_interval_seconds),
+                         "new": _interval(w.new_interval_seconds)} for w in watch_history],
+            # Stopping is open to writers whatever the state; a new interval needs an open
+            # case and a target not resolved.
+            "may_stop": access in WRITE_ACCESS and target.watch_interval_seconds is not None,
+            "may_change": access in WRITE_ACCESS and is_open
+                          and target.state != TargetState.RESOLVED,
+        },
         "form": {"kind": "", "rationale": "", "preservation_waiver": "", "note": "",
-                 "reason": ""},
+                 "reason": "", "every": "", "watch_reason": ""},
         "error": None, "error_at": None, "done": None,
     }
+
+
+def _interval(seconds: int | None) -> str | None:
+    return None if seconds is None else targets.format_interval(seconds)
 
 
 def _refused(message: str, status_code: int, view: dict[str, Any], *, at: str,
@@ -279,6 +304,38 @@ def capture_again(
         raise _refused(exc.message, exc.status_code, view, at="capture", form={},
                        viewer=viewer) from exc
     return _back_to_target(target, "queued", captures_cursor or None)
+
+
+@router.post("/targets/{target_id}/watch", response_class=HTMLResponse)
+def change_watch(
+    request: Request, target_id: uuid.UUID, session: DbSession, viewer: Viewer,
+    csrf_token: CsrfField = None,
+    action: Annotated[Literal["change", "stop"], Form()] = "change",
+    every: Annotated[str, Form(max_length=100)] = "",
+    reason: LongText = "",
+    captures_cursor: CapturesCursorField = None,
+) -> Response:
+    check_session_form(request, csrf_token)
+    case, target = decisions.target_for(session, viewer, target_id)
+    view = _target_view(session, viewer, case, target, captures_cursor=captures_cursor or None)
+    typed = {"every": every, "watch_reason": reason}
+    try:
+        body = TargetWatchUpdate.model_validate({
+            "watch_interval_seconds": None if action == "stop" else targets.parse_interval(every),
+            "reason": reason})
+        decisions.target_for(session, viewer, target_id, need=Access.WRITE)
+        targets.change_watch(session, viewer, case, target,
+                             every_seconds=body.watch_interval_seconds, reason=body.reason)
+    except ValidationError as exc:
+        raise _refused("Say why the watch is changed or stopped (at most 2,000 characters).",
+                       422, view, at="watch", form=typed, viewer=viewer) from exc
+    except EvidenceError as exc:
+        if exc.status_code == 404:
+            raise
+        raise _refused(exc.message, exc.status_code, view, at="watch", form=typed,
+                       viewer=viewer) from exc
+    return _back_to_target(target, "watch_stopped" if action == "stop" else "watch_changed",
+                           captures_cursor or None)
 
 
 @router.post("/decisions/{decision_id}/approve", response_class=HTMLResponse)
