@@ -41,6 +41,24 @@ def _get(url: str, token: str | None = None) -> Any:
         return json.loads(response.read())
 
 
+def _healthy(base: str) -> dict[str, Any]:
+    """The health answer of a server just started, once it answers (at most 30 s)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return dict(_get(f"{base}/api/health"))
+        except (urllib.error.URLError, ConnectionError):
+            assert time.monotonic() < deadline, "server did not answer within 30 s"
+            time.sleep(0.2)
+
+
+def _home_database(env: dict[str, str], database_url: str, backend: str) -> str:
+    """The database the home of `env` runs on."""
+    if backend == "postgresql":
+        return database_url
+    return f"sqlite:///{Path(env['EVIDENCE_HOME']) / 'evidence.db'}"
+
+
 @pytest.fixture
 def env(tmp_path: Path, backend: str, database_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}
@@ -63,15 +81,7 @@ def test_serve_answers_health_and_openapi_and_seals_the_log(env: dict[str, str])
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        health = None
-        while time.monotonic() < deadline:
-            try:
-                health = _get(f"{base}/api/health")
-                break
-            except (urllib.error.URLError, ConnectionError):
-                time.sleep(0.2)
-        assert health is not None, "server did not answer within 30 s"
+        health = _healthy(base)
         assert health["status"] == "ok" and health["database"] == "ok"
         assert health["schema_revision"] == migrate.head_revision()
         assert len(health["signing_key_id"]) == 64
@@ -102,8 +112,7 @@ def test_serve_refuses_to_seal_a_broken_log_says_why_and_keeps_serving(
     the same entry, do not repeat it), and the API goes on answering."""
     assert _evidence("init", env=env).returncode == 0  # seals the admin's entries
     assert _evidence("case", "create", "S-1", "--title", "t", env=env).returncode == 0
-    url = database_url if backend == "postgresql" else \
-        f"sqlite:///{Path(env['EVIDENCE_HOME']) / 'evidence.db'}"
+    url = _home_database(env, database_url, backend)
     engine = make_engine(url)
     try:
         with engine.begin() as conn:
@@ -123,14 +132,7 @@ def test_serve_refuses_to_seal_a_broken_log_says_why_and_keeps_serving(
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                assert _get(f"{base}/api/health")["status"] == "ok"
-                break
-            except (urllib.error.URLError, ConnectionError):
-                assert time.monotonic() < deadline, "server did not answer within 30 s"
-                time.sleep(0.2)
+        assert _healthy(base)["status"] == "ok"
         time.sleep(2.5)  # at least two checkpoint ticks
         assert _get(f"{base}/api/health")["status"] == "ok"
     finally:
@@ -256,6 +258,48 @@ def test_the_capture_worker_ends_with_serve_however_serve_is_stopped(
         if server.poll() is None:
             server.kill()
         server.communicate(timeout=30)
+
+
+@pytest.mark.parametrize(("proxies", "recorded"), [
+    (None, "203.0.113.7"),  # a reverse proxy on the same machine: its X-Forwarded-For counts
+    ("192.0.2.1", "127.0.0.1"),  # the proxy is elsewhere: a client's own header counts for nothing
+])
+def test_a_failed_sign_in_is_recorded_with_the_address_the_proxy_names(
+    env: dict[str, str], database_url: str, backend: str, proxies: str | None, recorded: str,
+) -> None:
+    """Behind a reverse proxy every request comes from the proxy's address: sign-ins are
+    throttled by, and recorded with, the client's address it forwards, and only a proxy
+    FORWARDED_ALLOW_IPS names may forward one (README, Settings)."""
+    assert _evidence("init", env=env).returncode == 0
+    env.pop("FORWARDED_ALLOW_IPS", None)
+    if proxies is not None:
+        env["FORWARDED_ALLOW_IPS"] = proxies
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "evidence", "serve", "--no-worker", "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        assert _healthy(base)["status"] == "ok"
+        attempt = urllib.request.Request(
+            f"{base}/api/auth/login", method="POST",
+            data=json.dumps({"name": "admin", "password": "not the password"}).encode(),
+            headers={"Content-Type": "application/json", "X-Forwarded-For": "203.0.113.7"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(attempt, timeout=5)
+        assert refused.value.code == 401
+    finally:
+        server.send_signal(signal.SIGINT)
+        output, _ = server.communicate(timeout=30)
+    assert "Traceback" not in output, output
+    url = _home_database(env, database_url, backend)
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            addresses = conn.execute(text("SELECT remote_address FROM login_failures")).scalars()
+            assert list(addresses) == [recorded]
+    finally:
+        engine.dispose()
 
 
 def test_serve_refuses_a_home_that_was_never_initialised(env: dict[str, str]) -> None:
