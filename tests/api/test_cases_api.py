@@ -147,7 +147,8 @@ def test_accounts_targets_and_closed_case_refusals(api: Api) -> None:
                                   "message": "case 'OP-2026-014' is closed"}
     with api.runtime.session() as session:
         jobs = session.scalars(select(CaptureJob.state)).all()
-    assert sorted(jobs) == [JobState.QUEUED] * 2  # nothing was queued while closed
+    # Closing cancelled the two captures queued before it; nothing was queued while closed.
+    assert sorted(jobs) == [JobState.CANCELLED] * 2
 
 
 def test_capture_detail_and_artifact_download_are_recorded(api: Api) -> None:

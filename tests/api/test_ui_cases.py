@@ -189,7 +189,8 @@ def test_a_manager_edits_closes_and_reopens_the_case_each_recorded(api: Api) -> 
     assert "Case closed" in closed.text and "Reopen the case" in closed.text
     assert 'action="/cases/OP%2F2026%2F21/edit"' not in closed.text  # a closed case stands
     assert _changes(api)[-1]["action"] == "case.closed"
-    assert _changes(api)[-1]["details"] == {"reason": "Referred to the prosecutor"}
+    assert _changes(api)[-1]["details"] == {"reason": "Referred to the prosecutor",
+                                            "jobs_cancelled": [], "watches_stopped": []}
     again = api.client.post(f"{CASE}/close", data={"csrf_token": token, "reason": "twice"})
     assert again.status_code == 409 and "is already closed" in _text(again)
     assert 'value="twice"' in again.text
