@@ -397,8 +397,9 @@ class _Run:
             path=self.tmp / f"download-{len(self.downloads)}-{_safe(suggested)}",
             deadline=min(self.deadline, time.monotonic() + bound), handle=download)
         self.downloads.append(item)
-        # The sync API's objects keep the loop they belong to; the watch runs on it.
-        self.loop = download._loop
+        # The sync API's objects keep the loop they belong to; the watch runs on it. (A private
+        # attribute: should a later Playwright lack it, `finish_downloads` still bounds them.)
+        self.loop = getattr(download, "_loop", None) or self.loop
         self._arm_watch()
         try:
             download.save_as(item.path)
