@@ -416,6 +416,42 @@ class LegalRequest(Base):
         ForeignKey("legal_requests.id"), index=True)
 
 
+class ReceivedVia(StrEnum):
+    PORTAL = "portal"  # downloaded from the platform's law-enforcement portal
+    EMAIL = "email"
+    MEDIUM = "medium"  # a physical medium: a disc, a USB stick
+    OTHER = "other"  # said in via_detail
+
+
+class ReceivedFile(Base):
+    """A file the unit received: a platform's answer to a legal request, or material from
+    another source (a witness, another agency), kept in the blob store as it came.
+
+    Migration 0014. `filename` is the name as given, only ever shown (escaped), never a path.
+    The same file (sha256) is one row per request at most.
+    """
+
+    __tablename__ = "received_files"
+    __table_args__ = (UniqueConstraint("request_id", "sha256"),)
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id"), index=True)
+    # The request it answers; None for material from elsewhere, then `source` says where.
+    request_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("legal_requests.id"),
+                                                         index=True)
+    source: Mapped[str | None] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    filename: Mapped[str] = mapped_column(String(255))
+    media_type: Mapped[str] = mapped_column(String(255))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    received_via: Mapped[str] = mapped_column(String(16))
+    via_detail: Mapped[str | None] = mapped_column(Text)
+    platform_reference: Mapped[str | None] = mapped_column(String(255))
+    registered_by_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    registered_at: Mapped[datetime] = _created()
+
+
 class Export(Base):
     __tablename__ = "exports"
 

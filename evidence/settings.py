@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     max_artifact_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
     max_capture_bytes: int = Field(default=500 * 1024 * 1024, gt=0)
     max_scroll_steps: int = Field(default=40, ge=0)
+    received_max_bytes: int = Field(
+        default=2 * 1024 * 1024 * 1024, gt=0,
+        description="The largest file the API takes as received material (one upload).")
     viewport_width: int = Field(default=1366, gt=0)
     viewport_height: int = Field(default=900, gt=0)
     deconfliction_secret: SecretStr | None = Field(

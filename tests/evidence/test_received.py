@@ -1,0 +1,222 @@
+"""evidence/received.py: files a platform sends back, kept as evidence with their custody."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from evidence import cases, custody, received, requests
+from evidence.blobstore import FolderStore
+from evidence.errors import AccessDenied, CaseClosed, InvalidInput
+from evidence.models import Access, CustodyEntry, ReceivedFile, Role
+from evidence.settings import Settings
+from tests.factories import AUTHORITY_FIELDS, make_request_world, make_user
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+SENT = T0 + timedelta(days=1)
+GOT = T0 + timedelta(days=9)
+NOW = T0 + timedelta(days=10)
+CSV = b"account_id,ip,timestamp\n1234567890,203.0.113.7,2026-02-28T22:14:09Z\n"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> FolderStore:
+    blobs = FolderStore(tmp_path / "blobs")
+    blobs.create()
+    return blobs
+
+
+@pytest.fixture
+def world(session: Session, store: FolderStore, tmp_path: Path) -> Any:
+    """A case with a request sent to X on SENT."""
+    w = make_request_world(session, store)
+    made = requests.generate(
+        session, w.actor, w.case, store=store, settings=Settings(home=tmp_path),
+        kind="provider-preservation", platform="x", fields=AUTHORITY_FIELDS, now=T0,
+        date_from=datetime(2025, 9, 1, tzinfo=UTC), date_to=datetime(2026, 3, 1, tzinfo=UTC))
+    boss = make_user(session, role=Role.SUPERVISOR)
+    cases.add_member(session, w.actor, w.case, boss, Access.WRITE)
+    requests.change_status(session, boss, w.case, made.request.id, "approved", at=SENT, now=SENT)
+    requests.change_status(session, w.actor, w.case, made.request.id, "sent", at=SENT, now=SENT)
+    w.request = made.request
+    return w
+
+
+def _register(session: Session, world: Any, store: FolderStore, data: bytes = CSV,
+              **overrides: Any) -> received.Registered:
+    values: dict[str, Any] = {
+        "store": store, "filename": "subscriber_1234567890.csv", "received_at": GOT,
+        "via": "portal", "request": world.request.reference_number,
+        "platform_reference": "LE-2026-77123", "now": NOW}
+    values.update(overrides)
+    actor = values.pop("actor", world.actor)
+    return received.register(session, actor, world.case, io.BytesIO(data), **values)
+
+
+def _entries(session: Session, action: str) -> list[dict[str, Any]]:
+    rows = session.scalars(select(CustodyEntry).where(CustodyEntry.action == action)
+                           .order_by(CustodyEntry.seq))
+    return [custody.describe(e) for e in rows]
+
+
+def test_a_file_is_kept_with_its_hash_and_a_custody_entry(
+        session: Session, store: FolderStore, world: Any) -> None:
+    done = _register(session, world, store)
+    row = done.row
+    assert row.sha256 == hashlib.sha256(CSV).hexdigest() and row.size == len(CSV)
+    assert store.read_bytes(row.sha256) == CSV
+    assert row.media_type == "text/csv" and row.received_via == "portal"
+    assert row.received_at == GOT and row.request_id == world.request.id
+    [entry] = _entries(session, "material.received")
+    assert entry["sha256"] == row.sha256
+    assert entry["object"] == {"type": "received_file", "id": str(row.id)}
+    details = entry["details"]
+    assert details["filename"] == "subscriber_1234567890.csv"
+    assert details["size"] == len(CSV)
+    assert details["request"] == world.request.reference_number
+    assert details["received_at"] == "2026-03-11T09:00:00+00:00"
+    assert details["via"] == "portal" and details["platform_reference"] == "LE-2026-77123"
+    # Registering marks nothing on the request unless asked.
+    session.refresh(world.request)
+    assert world.request.status == "sent"
+    listed = received.list_received(session, world.actor, world.case)
+    assert [r.id for r in listed] == [row.id]
+
+
+def test_the_media_type_comes_from_the_bytes_before_the_name(
+        session: Session, store: FolderStore, world: Any) -> None:
+    done = _register(session, world, store, b"%PDF-1.7\n%fake\n", filename="records.csv",
+                     declared_type="text/csv")
+    assert done.row.media_type == "application/pdf"
+
+
+def test_the_same_file_twice_for_one_request_is_refused_naming_the_first(
+        session: Session, store: FolderStore, world: Any) -> None:
+    first = _register(session, world, store)
+    with pytest.raises(received.DuplicateMaterial) as refused:
+        _register(session, world, store, filename="again.csv")
+    assert refused.value.status_code == 409
+    assert "subscriber_1234567890.csv" in refused.value.message
+    assert str(first.row.id) in refused.value.message
+    assert session.scalar(select(func.count()).select_from(ReceivedFile)) == 1
+    assert len(_entries(session, "material.received")) == 1
+
+
+def test_material_from_another_source_needs_the_source(
+        session: Session, store: FolderStore, world: Any) -> None:
+    with pytest.raises(InvalidInput, match="source"):
+        _register(session, world, store, request=None)
+    done = _register(session, world, store, request=None,
+                     source="handed over by the witness W-3 on a USB stick", via="medium")
+    assert done.row.request_id is None and (done.row.source or "").startswith("handed over")
+    [entry] = _entries(session, "material.received")
+    assert entry["details"]["request"] is None
+    assert entry["details"]["source"] == done.row.source
+
+
+def test_times_in_the_future_or_before_sending_are_refused(
+        session: Session, store: FolderStore, world: Any) -> None:
+    with pytest.raises(InvalidInput, match="future"):
+        _register(session, world, store, received_at=NOW + timedelta(hours=1))
+    with pytest.raises(InvalidInput, match=r"before request .* was sent"):
+        _register(session, world, store, received_at=SENT - timedelta(minutes=1))
+    with pytest.raises(InvalidInput, match="time zone"):
+        _register(session, world, store, received_at=GOT.replace(tzinfo=None))
+    with pytest.raises(InvalidInput, match="say how"):
+        _register(session, world, store, via="other")
+    with pytest.raises(InvalidInput, match="unknown way"):
+        _register(session, world, store, via="pigeon")
+    assert session.scalar(select(func.count()).select_from(ReceivedFile)) == 0
+
+
+def test_an_unsent_request_takes_no_material(session: Session, store: FolderStore,
+                                              world: Any, tmp_path: Path) -> None:
+    draft = requests.generate(
+        session, world.actor, world.case, store=store, settings=Settings(home=tmp_path),
+        kind="provider-preservation", platform="x", fields=AUTHORITY_FIELDS, now=T0,
+        date_from=datetime(2025, 9, 1, tzinfo=UTC), date_to=datetime(2026, 3, 1, tzinfo=UTC))
+    with pytest.raises(InvalidInput, match="has not been sent"):
+        _register(session, world, store, request=draft.request.reference_number)
+
+
+def test_fulfil_moves_a_sent_request_to_fulfilled_in_the_same_step(
+        session: Session, store: FolderStore, world: Any) -> None:
+    _register(session, world, store, fulfil=True)
+    session.refresh(world.request)
+    assert world.request.status == "fulfilled" and world.request.answered_at == GOT
+    assert [e["action"] for e in _entries(session, "request.fulfilled")] == ["request.fulfilled"]
+    with pytest.raises(InvalidInput, match="is fulfilled"):
+        _register(session, world, store, b"more", filename="more.csv", fulfil=True)
+
+
+def test_write_access_to_an_open_case_is_needed(
+        session: Session, store: FolderStore, world: Any) -> None:
+    reader = make_user(session, role=Role.LIAISON)
+    cases.add_member(session, world.actor, world.case, reader, Access.READ)
+    stranger = make_user(session, role=Role.LIAISON)
+    with pytest.raises(AccessDenied, match="needs write access") as refused:
+        _register(session, world, store, actor=reader)
+    assert refused.value.status_code == 403
+    with pytest.raises(AccessDenied) as hidden:
+        _register(session, world, store, actor=stranger)
+    assert hidden.value.status_code == 404
+    # A reader may list and read; a stranger sees nothing.
+    done = _register(session, world, store)
+    assert [r.id for r in received.list_received(session, reader, world.case)] == [done.row.id]
+    with pytest.raises(AccessDenied):
+        received.list_received(session, stranger, world.case)
+    cases.close_case(session, world.actor, world.case)
+    with pytest.raises(CaseClosed):
+        _register(session, world, store, b"late", filename="late.csv")
+
+
+def test_reading_the_bytes_is_recorded_before_they_are_given(
+        session: Session, store: FolderStore, world: Any) -> None:
+    done = _register(session, world, store)
+    row, reader = received.open_received(session, world.actor, world.case, done.row.id,
+                                         store=store)
+    with reader:
+        assert reader.read() == CSV
+    [entry] = _entries(session, "material.downloaded")
+    assert entry["sha256"] == row.sha256 and entry["object"]["id"] == str(row.id)
+
+
+def test_a_failed_store_write_leaves_no_row_and_no_entry(
+        session: Session, tmp_path: Path, world: Any, store: FolderStore) -> None:
+    # A real store that cannot write (its folder lies under a plain file: no user, root
+    # included, can make it), and a real upload that breaks off half-way.
+    (tmp_path / "not-a-folder").write_bytes(b"")
+    broken = FolderStore(tmp_path / "not-a-folder" / "blobs")
+    with pytest.raises(NotADirectoryError):
+        _register(session, world, broken)
+
+    def cut_off() -> Any:
+        yield CSV
+        raise ConnectionResetError("the upload broke off")
+
+    with pytest.raises(ConnectionResetError):
+        received.register(session, world.actor, world.case, cut_off(), store=store,
+                          filename="cut.csv", received_at=GOT, via="portal",
+                          request=world.request.reference_number, now=NOW)
+    assert not store.exists(hashlib.sha256(CSV).hexdigest())
+    assert list(store.incoming.iterdir()) == []
+    assert session.scalar(select(func.count()).select_from(ReceivedFile)) == 0
+    assert _entries(session, "material.received") == []
+
+
+def test_a_hostile_name_is_kept_as_given_but_bounded(
+        session: Session, store: FolderStore, world: Any) -> None:
+    rtl = "invoice\u202egpj.exe"
+    done = _register(session, world, store, filename=rtl)
+    assert done.row.filename == rtl
+    long = _register(session, world, store, b"x", filename="a" * 5000)
+    assert long.row.filename == "a" * received.MAX_FILENAME
+    with pytest.raises(InvalidInput, match="NUL"):
+        _register(session, world, store, b"y", filename="a\x00b.csv")
