@@ -27,15 +27,21 @@ from api.routes import (
     docs,
     exports,
     notes,
+    received,
     requests,
     search,
     targets,
 )
+from api.uploads import UPLOAD_OVERHEAD_BYTES
 from evidence import __version__, custody, export_leases, manifests, migrate
 from evidence.errors import LogBroken
 from evidence.home import Runtime
 
 log = logging.getLogger("evidence.api")
+# The routes that take received material (api/routes/received.py, its form on a request's page):
+# their bodies may reach EVIDENCE_RECEIVED_MAX_BYTES, every other route's stays small.
+UPLOAD_PATHS = (re.compile(r"/api/cases/.+/received"),
+                re.compile(r"/cases/.+/requests/[0-9a-fA-F-]{36}/received"))
 
 
 def seal_log(runtime: Runtime) -> int:
@@ -160,10 +166,12 @@ def create_app(runtime: Runtime, *, secure_cookies: bool | None = None) -> FastA
     )
     errors.install(app)
     app.add_middleware(EncodedSlashes)
+    upload_bound = runtime.settings.received_max_bytes + UPLOAD_OVERHEAD_BYTES
     app.add_middleware(BodyLimit, per_path={
-        "/api/images/similar": search.MAX_UPLOAD_BYTES + search.UPLOAD_OVERHEAD_BYTES})
+        "/api/images/similar": search.MAX_UPLOAD_BYTES + search.UPLOAD_OVERHEAD_BYTES},
+        per_post=[(pattern, upload_bound) for pattern in UPLOAD_PATHS])
     for area in (auth, cases, accounts, targets, captures, notes, exports, decisions,
-                 deconfliction, search, requests, docs):
+                 deconfliction, search, requests, received, docs):
         app.include_router(area.router)
     ui.install(app)  # the web pages under `/`, after the API's error handlers it wraps
 

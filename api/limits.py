@@ -7,7 +7,8 @@ unread; one that does not is counted as it streams and stopped at the first byte
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
@@ -38,19 +39,31 @@ def _message(limit: int) -> str:
 
 
 class BodyLimit:
-    """ASGI middleware: `default` bytes for every route, `per_path` for the few that take more."""
+    """ASGI middleware: `default` bytes for every route, `per_path` for the few that take more,
+    and `per_post` for POSTs to paths that hold a parameter (a case's uploads), each matched
+    whole by its pattern."""
 
     def __init__(self, app: ASGIApp, *, default: int = MAX_BODY_BYTES,
-                 per_path: Mapping[str, int] | None = None) -> None:
+                 per_path: Mapping[str, int] | None = None,
+                 per_post: Sequence[tuple[re.Pattern[str], int]] = ()) -> None:
         self.app = app
         self.default = default
         self.per_path = dict(per_path or {})
+        self.per_post = tuple(per_post)
+
+    def limit_of(self, scope: Scope) -> int:
+        path = scope["path"]
+        if scope.get("method") == "POST":
+            for pattern, limit in self.per_post:
+                if pattern.fullmatch(path):
+                    return limit
+        return self.per_path.get(path, self.default)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.per_path.get(scope["path"], self.default)
+        limit = self.limit_of(scope)
         declared = Headers(scope=scope).get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             response = JSONResponse(error_body("TooLarge", _message(limit)), status_code=413,

@@ -128,3 +128,23 @@ class PlatformStatsRead(BaseModel):
     answered: int
     median_response_hours: float | None
     median_fulfilment_hours: float | None
+
+
+class ReceivedRead(BaseModel):
+    """A file the unit received (a platform's answer, or material from another source)."""
+
+    id: uuid.UUID
+    request_id: uuid.UUID | None
+    request: str | None = Field(description="The reference number of the request it answers.")
+    source: str | None = Field(description="Where it came from, when no request.")
+    filename: str = Field(description="As given (at most 255 characters); never a path.")
+    sha256: str
+    size: int
+    media_type: str = Field(description="As sniffed from its first bytes, else as declared.")
+    received_at: datetime
+    via: Literal["portal", "email", "medium", "other"]
+    via_detail: str | None
+    platform_reference: str | None
+    registered_by: str | None
+    registered_at: datetime
+    content: str = Field(description="Where to download its bytes (recorded in custody).")

@@ -137,6 +137,20 @@ class _Head:
             yield chunk
 
 
+def parse_moment(text: str) -> datetime:
+    """When the unit received the file, as given at an edge (form, option): ISO 8601, a date and
+    time, UTC unless it names its offset."""
+    text = (text or "").strip()
+    if not text:
+        raise InvalidInput("say when the unit received the file (received_at)")
+    try:
+        moment = datetime.fromisoformat(text.replace(" ", "T", 1))
+    except ValueError:
+        raise InvalidInput(f"received_at {text[:40]!r} is not a date and time "
+                           "(YYYY-MM-DDTHH:MM, UTC unless an offset is given)") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def _check_time(received_at: datetime, request: LegalRequest | None, now: datetime) -> datetime:
     if received_at.tzinfo is None:
         raise InvalidInput("the time of receipt must carry a time zone")
@@ -276,7 +290,8 @@ def registrars_of(session: Session, rows: Iterable[ReceivedFile]) -> dict[uuid.U
     ids = {r.registered_by_id for r in rows}
     if not ids:
         return {}
-    return dict(session.execute(select(User.id, User.name).where(User.id.in_(ids))).tuples())
+    return {i: name for i, name in session.execute(
+        select(User.id, User.name).where(User.id.in_(ids)))}
 
 
 def get_received(session: Session, actor: User, case: Case, file_id: uuid.UUID) -> ReceivedFile:

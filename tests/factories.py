@@ -179,6 +179,32 @@ AUTHORITY_FIELDS = {
 }
 
 
+def make_sent_request(session: Session, store: Any, settings: Any, *, actor: User | None = None,
+                      generated_at: Any = None, sent_at: Any = None,
+                      **case_overrides: Any) -> Any:
+    """`make_request_world` with a provider preservation request to X generated, approved by a
+    supervisor of the case and sent (at `sent_at`, default now): `world.request`."""
+    from datetime import UTC, datetime
+
+    from evidence import requests
+    from evidence.models import Access
+
+    world = make_request_world(session, store, actor, **case_overrides)
+    made = requests.generate(
+        session, world.actor, world.case, store=store, settings=settings,
+        kind="provider-preservation", platform="x", fields=AUTHORITY_FIELDS, now=generated_at,
+        date_from=datetime(2025, 9, 1, tzinfo=UTC), date_to=datetime(2026, 3, 1, tzinfo=UTC))
+    boss = make_user(session, role=Role.SUPERVISOR)
+    cases.add_member(session, world.actor, world.case, boss, Access.WRITE)
+    request_id = made.request.id
+    requests.change_status(session, boss, world.case, request_id, "approved", at=sent_at,
+                           now=sent_at)
+    world.request = requests.change_status(session, world.actor, world.case, request_id, "sent",
+                                           at=sent_at, now=sent_at)
+    world.supervisor = boss
+    return world
+
+
 def make_text_capture(
     session: Session,
     case: Case,

@@ -14,11 +14,12 @@ from evidence import (
     decisions,
     deconfliction,
     notes,
+    received,
     requests,
     targets,
     users,
 )
-from evidence.models import Access, Export, Role
+from evidence.models import Access, Export, Role, utcnow
 from tests.api.conftest import Api, Caller
 from tests.factories import AUTHORITY_FIELDS, make_capture, make_sealed_capture
 
@@ -72,6 +73,9 @@ def build_world(api: Api, *, complete: bool = False) -> tuple[dict[str, str], Ca
         session.add(export)
         session.flush()
         request_id = _legal_request(api, session, owner, case, capture)
+        handed = received.register(session, owner.user, case, [b"seized,1\n"],
+                                   store=api.runtime.store, filename="seized.csv",
+                                   received_at=utcnow(), via="medium", source="a witness")
         # Another unit's case holding the same page: a deconfliction hit; and a decision.
         other_owner = users.create_user(session, None, name="elsewhere",
                                         role=Role.INVESTIGATOR, unit="Elsewhere Unit")
@@ -99,4 +103,5 @@ def build_world(api: Api, *, complete: bool = False) -> tuple[dict[str, str], Ca
                 "capture_id": str(first.id), "artifact_id": str(artifacts[0].id),
                 "account_id": str(account.id), "note_id": str(case_note.note.id),
                 "target_note_id": str(target_note.note.id), "user": user,
-                "export_id": str(export.id), "request_id": request_id}, owner
+                "export_id": str(export.id), "request_id": request_id,
+                "file_id": str(handed.row.id)}, owner

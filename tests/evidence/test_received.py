@@ -17,7 +17,7 @@ from evidence.blobstore import FolderStore
 from evidence.errors import AccessDenied, CaseClosed, InvalidInput
 from evidence.models import Access, CustodyEntry, ReceivedFile, Role
 from evidence.settings import Settings
-from tests.factories import AUTHORITY_FIELDS, make_request_world, make_user
+from tests.factories import AUTHORITY_FIELDS, make_sent_request, make_user
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SENT = T0 + timedelta(days=1)
@@ -36,17 +36,8 @@ def store(tmp_path: Path) -> FolderStore:
 @pytest.fixture
 def world(session: Session, store: FolderStore, tmp_path: Path) -> Any:
     """A case with a request sent to X on SENT."""
-    w = make_request_world(session, store)
-    made = requests.generate(
-        session, w.actor, w.case, store=store, settings=Settings(home=tmp_path),
-        kind="provider-preservation", platform="x", fields=AUTHORITY_FIELDS, now=T0,
-        date_from=datetime(2025, 9, 1, tzinfo=UTC), date_to=datetime(2026, 3, 1, tzinfo=UTC))
-    boss = make_user(session, role=Role.SUPERVISOR)
-    cases.add_member(session, w.actor, w.case, boss, Access.WRITE)
-    requests.change_status(session, boss, w.case, made.request.id, "approved", at=SENT, now=SENT)
-    requests.change_status(session, w.actor, w.case, made.request.id, "sent", at=SENT, now=SENT)
-    w.request = made.request
-    return w
+    return make_sent_request(session, store, Settings(home=tmp_path), generated_at=T0,
+                             sent_at=SENT)
 
 
 def _register(session: Session, world: Any, store: FolderStore, data: bytes = CSV,
