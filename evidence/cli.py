@@ -24,9 +24,9 @@ from sqlalchemy.orm import Session
 from evidence import __version__, cases, custody, manifests, migrate, users
 from evidence.bundle_verifier import input_refusal
 from evidence.db import make_engine
-from evidence.errors import EvidenceError
+from evidence.errors import AccessDenied, EvidenceError
 from evidence.home import Runtime, init_home, open_runtime
-from evidence.models import User
+from evidence.models import Access, User
 from evidence.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -539,6 +539,102 @@ def store_check(case_reference: str | None, as_json: bool) -> None:
             click.echo(f"  also: {problem.line()}", err=True)
     if not report.ok:
         sys.exit(1)
+
+
+@main_group.group("material", cls=EvidenceGroup)
+def material_group() -> None:
+    """Received material: files a platform sent in answer to a legal request, or that came
+    from another source (a witness, another agency), kept as evidence of the case."""
+
+
+PROGRESS_STEP = 64 * 1024 * 1024  # a line on stderr per this many bytes of a large file
+
+
+def _progress_of(path: Path) -> Callable[[int], None]:
+    total = path.stat().st_size
+    said = 0
+
+    def progress(done: int) -> None:
+        nonlocal said
+        if total > PROGRESS_STEP and (done - said >= PROGRESS_STEP or done == total):
+            said = done
+            click.echo(f"{path.name}: {done // 2**20} of {total // 2**20} MiB", err=True)
+
+    return progress
+
+
+@acting_command(material_group, "add")
+@click.argument("reference", metavar="CASE")
+@click.argument("files", nargs=-1, required=True, metavar="FILE...",
+                type=InputPath(exists=True, dir_okay=False, path_type=Path))
+@click.option("--request", "request_ref", default=None, metavar="REF",
+              help="The legal request it answers (reference number or id).")
+@click.option("--source", default=None, metavar="TEXT",
+              help="Where it came from, for material not answering a request.")
+@click.option("--received-at", "received_at", required=True, metavar="ISO",
+              help="When the unit received it (ISO 8601; UTC unless an offset is given).")
+@click.option("--via", type=click.Choice(["portal", "email", "medium", "other"]), required=True,
+              help="Downloaded from the platform's portal, by e-mail, on a physical medium, "
+                   "or other (say how with --via-detail).")
+@click.option("--via-detail", default=None, metavar="TEXT")
+@click.option("--platform-reference", default=None, metavar="X",
+              help="The platform's reference for its answer.")
+@click.option("--fulfil", is_flag=True,
+              help="Also record the request (sent or acknowledged) as fulfilled, at --received-at.")
+def material_add(reference: str, files: tuple[Path, ...], request_ref: str | None,
+                 source: str | None, received_at: str, via: str, via_detail: str | None,
+                 platform_reference: str | None, fulfil: bool) -> None:
+    """Keep each FILE as received material of CASE: its bytes in the store, its SHA-256 and a
+    material.received entry in the custody log. Each file is one step: one refused (the same
+    file again, say) stops the command, and the files before it stay kept."""
+    from evidence import received
+
+    cli = state()
+    when = received.parse_moment(received_at)
+    for number, path in enumerate(files, 1):
+        with cli.acting() as (session, actor), path.open("rb") as stream:
+            case = cases.case_for(session, actor, reference, need=Access.WRITE)
+            done = received.register(
+                session, actor, case, stream, store=cli.runtime.store, filename=path.name,
+                received_at=when, via=via, request=request_ref, source=source,
+                via_detail=via_detail, platform_reference=platform_reference,
+                fulfil=fulfil and number == len(files), progress=_progress_of(path))
+        click.echo(f"{done.row.sha256}  {done.row.size:>12}  {path.name}  (id {done.row.id})")
+    if fulfil and request_ref:
+        click.echo(f"request {request_ref} recorded as fulfilled")
+
+
+@acting_command(material_group, "list")
+@click.argument("reference", metavar="CASE")
+@click.option("--request", "request_ref", default=None, metavar="REF",
+              help="Only what answers this request.")
+@click.option("--json", "as_json", is_flag=True)
+def material_list(reference: str, request_ref: str | None, as_json: bool) -> None:
+    """The case's received material with its SHA-256 and size, in the order received."""
+    from evidence import received, requests
+
+    with state().acting() as (session, actor):
+        case = cases.case_for(session, actor, reference)
+        request_id = None
+        if request_ref:
+            row, owner = requests.request_for(session, actor, request_ref)
+            if owner.id != case.id:
+                raise AccessDenied(f"no request {request_ref} in case {case.reference!r}")
+            request_id = row.id
+        rows = received.list_received(session, actor, case, request_id=request_id)
+        refs, names = received.references_of(session, rows), received.registrars_of(session, rows)
+        items = [received.describe(r, request_reference=None if r.request_id is None
+                                   else refs.get(r.request_id),
+                                   registered_by=names.get(r.registered_by_id)) for r in rows]
+    if as_json:
+        _echo_json(items)
+        return
+    if not items:
+        click.echo(f"case {case.reference} holds no received material")
+    for i in items:
+        origin = f"request {i['request']}" if i["request"] else f"source: {i['source']}"
+        click.echo(f"{i['sha256']}  {i['size']:>12}  {i['received_at']}  {i['via']:<6}  "
+                   f"{i['filename']!r}  ({origin})")
 
 
 @acting_command(main_group, "backup")

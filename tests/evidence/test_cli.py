@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -355,6 +356,41 @@ def test_serve_is_registered_by_the_api_package(home: Home) -> None:
     assert os.environ.get("EVIDENCE_HOME") != str(home.path)
 
 
+def test_received_material_from_the_command_line(home: Home, tmp_path: Path) -> None:
+    assert home.run("init").exit_code == 0
+    assert home.run("case", "create", "OP-7", "--title", "Boat crossings").exit_code == 0
+    ips, subscriber = tmp_path / "ip_log.csv", tmp_path / "subscriber.json"
+    ips.write_bytes(b"ip,at\n203.0.113.7,2026-02-28T22:14:09Z\n")
+    subscriber.write_bytes(b'{"id": "1234567890"}')
+    common = ["--received-at", "2026-03-01T10:00", "--via", "medium"]
+    added = home.run("material", "add", "OP-7", str(ips), str(subscriber), "--source",
+                     "USB stick from the Hellenic Police", *common)
+    assert added.exit_code == 0, added.output
+    for path in (ips, subscriber):
+        data = path.read_bytes()
+        assert f"{hashlib.sha256(data).hexdigest()}  {len(data):>12}  {path.name}" in added.output
+
+    listed = home.run("material", "list", "OP-7")
+    assert listed.exit_code == 0
+    lines = listed.output.strip().splitlines()
+    assert [line.split()[:2] for line in lines] == [
+        [hashlib.sha256(p.read_bytes()).hexdigest(), str(p.stat().st_size)]
+        for p in (ips, subscriber)]
+    assert "2026-03-01T10:00:00+00:00" in lines[0] and "Hellenic Police" in lines[0]
+    as_json = json.loads(home.run("material", "list", "OP-7", "--json").output)
+    assert [i["filename"] for i in as_json] == ["ip_log.csv", "subscriber.json"]
+
+    again = home.run("material", "add", "OP-7", str(ips), "--source",
+                     "USB stick from the Hellenic Police", *common)
+    assert again.exit_code == 1
+    assert "already registered" in again.output and "'ip_log.csv'" in again.output
+    no_source = home.run("material", "add", "OP-7", str(ips), *common)
+    assert no_source.exit_code == 1 and "needs its source" in no_source.output
+    unknown = home.run("material", "add", "OP-7", str(ips), "--request", "OP-7-EPOC-9", *common)
+    assert unknown.exit_code == 1 and unknown.output.strip() == "Error: no request OP-7-EPOC-9"
+    assert len(json.loads(home.run("material", "list", "OP-7", "--json").output)) == 2
+
+
 @contextmanager
 def _special_files(tmp_path: Path, every_kind: bool) -> Iterator[list[tuple[Path, str]]]:
     """A named pipe nobody writes to; with `every_kind`, also a socket and a device that never
@@ -387,6 +423,8 @@ def _special_files(tmp_path: Path, every_kind: bool) -> Iterator[list[tuple[Path
     (("case", "update", "OP-1", "--facts-file", "{path}"), False),
     (("request", "new", "--case", "OP-1", "--kind", "provider-preservation", "--platform", "x",
       "--fields", "{path}", "--out", "{out}"), False),
+    (("material", "add", "OP-1", "{file}", "{path}", "--source", "a witness", "--received-at",
+      "2026-03-01T10:00", "--via", "medium"), True),
 ], ids=lambda value: value if isinstance(value, bool) else " ".join(
     c for c in value if not c.startswith("{")))
 def test_commands_refuse_to_read_a_pipe_a_socket_or_a_device(
