@@ -2583,6 +2583,23 @@ class _Verifier:
                 continue
             for file_number, entry in enumerate(files):
                 need(entry, "path", f"{label}.files[{file_number}].path")
+        received = index.get("received", [])
+        if not isinstance(received, list):
+            step.fail(where, "received is not a list")
+            received = []
+        for number, raw in enumerate(received):
+            label = f"received[{number}]"
+            if not isinstance(raw, dict):
+                step.fail(where, f"{label} is not an object")
+                continue
+            need(raw, "path", f"{label}.path")
+            path = raw.get("path")
+            if isinstance(path, str) and not path.startswith("received/"):
+                step.fail(path, f"{label} lies outside received/")
+            if _hex32(raw.get("sha256")) is None or not _is_int(raw.get("size")):
+                step.fail(where, f"{label} has no valid size and sha256")
+            if not isinstance(raw.get("id"), str):
+                step.fail(where, f"{label}.id is missing")
         for label, value, nullable in named:
             if value is None and nullable:
                 continue
@@ -2928,6 +2945,9 @@ class _Verifier:
                 )
         with self.step("custody capture records") as step:
             self._custody_captures(entries, step)
+        if "received" in index:  # bundles made before received material have no such list
+            with self.step("received material") as step:
+                self._received(entries, step)
         if self.against is not None:
             with self.step("custody consistency with older checkpoint") as step:
                 self._custody_consistency(step)
@@ -3132,6 +3152,51 @@ class _Verifier:
             ):
                 self.note(f"Custody entry seq {entry.seq} records the request for this export.")
                 break
+
+    def _received(self, entries: list[_Entry], step: _Step) -> None:
+        """Each received file hashes to what bundle.json says and to what its material.received
+        custody entry recorded when it was registered; data/received/ holds nothing else."""
+        index = self.index or {}
+        items = index.get("received")
+        items = [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+        recorded: dict[str, list[_Entry]] = {}
+        for entry in entries:
+            if entry.action == "material.received" and _get(entry.object, "type") == (
+                    "received_file"):
+                recorded.setdefault(str(_get(entry.object, "id")), []).append(entry)
+        listed: set[str] = set()
+        octets = 0
+        for number, item in enumerate(items):
+            path = item.get("path")
+            label = item.get("number") if isinstance(item.get("number"), str) else (
+                f"bundle.json received[{number}]")
+            if not isinstance(path, str):
+                continue  # reported by the index check
+            listed.add("data/" + path)
+            want_sha = str(item.get("sha256") or "").lower()
+            got = self.digest("data/" + path)
+            if got is None:
+                if "data/" + path in self.source.files:
+                    step.fail(path, self.why_unread("data/" + path))
+                continue  # a missing file is reported by the index check
+            if got[1] != item.get("size"):
+                step.fail(path, f"{got[1]} bytes but bundle.json says {item.get('size')!r}")
+            if got[0] != want_sha:
+                step.fail(path, f"SHA-256 is {got[0]} but bundle.json says {want_sha}")
+            records = recorded.get(str(item.get("id")), [])
+            if not records:
+                step.fail(str(label), f"no material.received custody entry for received file "
+                                      f"{item.get('id')!r} ({path})")
+            for entry in records:
+                if not isinstance(entry.sha256, str) or entry.sha256.lower() != got[0]:
+                    step.fail(path, f"SHA-256 is {got[0]} but custody entry seq {entry.seq} "
+                                    f"recorded {entry.sha256!r} when it was received")
+            octets += got[1]
+        for path in sorted(self.source.files):
+            if path.startswith("data/received/") and path not in listed:
+                step.fail(_rel(path), "not listed in bundle.json's received material (added?)")
+        step.fact(f"{len(listed)} received file(s), {_human(octets)}, match bundle.json and "
+                  "their material.received custody entries")
 
     def _custody_consistency(self, step: _Step) -> None:
         old = self.against

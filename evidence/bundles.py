@@ -42,7 +42,16 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from evidence import __version__, caseuco, custody, export_leases, manifests, report, wacz
+from evidence import (
+    __version__,
+    caseuco,
+    custody,
+    export_leases,
+    manifests,
+    received,
+    report,
+    wacz,
+)
 from evidence.bagit import BagWriter
 from evidence.blobstore import BlobStore
 from evidence.captures import SEAL_KINDS, TOOL, iso, sealed_disagreements
@@ -70,6 +79,7 @@ from evidence.models import (
     Checkpoint,
     CustodyEntry,
     Export,
+    ReceivedFile,
     Role,
     Target,
     User,
@@ -127,6 +137,56 @@ class _Exhibit:
         self.folder = f"exhibits/{self.number}"
 
 
+@dataclass(frozen=True)
+class _Received:
+    number: str  # "RM-001"
+    path: str  # relative to data/
+    row: ReceivedFile
+    request_reference: str | None
+    registered_by: str | None
+
+    def index(self) -> dict[str, Any]:
+        r = self.row
+        return {
+            "number": self.number, "id": str(r.id), "path": self.path, "filename": r.filename,
+            "media_type": r.media_type, "size": r.size, "sha256": r.sha256,
+            "request": self.request_reference,
+            "request_id": None if r.request_id is None else str(r.request_id),
+            "source": r.source, "received_at": iso(r.received_at), "via": r.received_via,
+            "via_detail": r.via_detail, "platform_reference": r.platform_reference,
+            "registered_by": self.registered_by, "registered_at": iso(r.registered_at),
+        }
+
+    def report(self) -> report.ReportReceived:
+        r = self.row
+        if self.request_reference is not None:
+            origin = f"request {self.request_reference}"
+            if r.platform_reference:
+                origin += f" (platform reference {r.platform_reference})"
+        else:
+            origin = f"source: {r.source}"
+        return report.ReportReceived(
+            number=self.number, path=self.path, filename=r.filename, media_type=r.media_type,
+            size=r.size, sha256=r.sha256, origin=origin, received_at=r.received_at,
+            via=r.received_via + (f": {r.via_detail}" if r.via_detail else ""),
+            registered_by=self.registered_by)
+
+
+def _received_files(session: Session, case: Case) -> list[_Received]:
+    """The case's received material, numbered in the order received, at safe paths."""
+    rows = received.received_of(session, case)
+    refs, names = received.references_of(session, rows), received.registrars_of(session, rows)
+    taken: set[str] = set()
+    out = []
+    for n, row in enumerate(rows, 1):
+        number = f"RM-{n:03d}"
+        out.append(_Received(
+            number=number, path=f"received/{safe_name(f'{number}-{row.filename}', taken)}",
+            row=row, request_reference=None if row.request_id is None
+            else refs.get(row.request_id), registered_by=names.get(row.registered_by_id)))
+    return out
+
+
 @dataclass
 class _Plan:
     export_id: uuid.UUID
@@ -139,6 +199,7 @@ class _Plan:
     checkpoint: Checkpoint
     checkpoint_note: str | None
     tsa_pems: list[tuple[str, bytes]] = field(default_factory=list)
+    received: list[_Received] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -306,7 +367,9 @@ def _plan(
     case = case_for(session, actor, reference)
     authorise_export(session, actor, case)
     captures = _select_captures(session, case, target_ids)
-    if not captures:
+    # Received material belongs to the case, not to a target: a whole case's export has it.
+    got = [] if target_ids else _received_files(session, case)
+    if not captures and not got:
         raise InvalidInput(f"case {case.reference!r} has no capture to export"
                            + (" for those targets" if target_ids else ""))
     exhibits = [_exhibit(session, runtime, f"EX-{n:03d}", c) for n, c in enumerate(captures, 1)]
@@ -321,6 +384,8 @@ def _plan(
             "targets": [str(t) for t in target_ids or []],
             "exhibits": [{"number": e.number, "capture": str(e.capture.id),
                           "manifest_sha256": e.capture.manifest_sha256} for e in exhibits],
+            "received": [{"number": r.number, "id": str(r.row.id), "sha256": r.row.sha256}
+                         for r in got],
         },
     )
     notes: list[str] = []
@@ -339,6 +404,7 @@ def _plan(
         export_id=export.id, created_at=export.created_at, case=case, actor=actor,
         exhibits=exhibits, entries=entries, proofs=proofs, checkpoint=checkpoint,
         checkpoint_note=notes[0] if notes else None, tsa_pems=_tsa_anchors(roots),
+        received=got,
     )
 
 
@@ -496,6 +562,9 @@ class _BundleWriter:
         plan = self.plan
         for ex in plan.exhibits:
             self.index_exhibits.append(self.exhibit(ex))
+        for item in plan.received:
+            self.progress(f"{item.number}: received material ({item.row.size} bytes)")
+            self.blob(item.path, item.row.sha256)
         self.progress(f"custody: {len(plan.entries)} entries, checkpoint of "
                       f"{plan.checkpoint.tree_size}")
         self.bag.add_file("custody/entries.jsonl", b"".join(_entry_line(e) for e in plan.entries))
@@ -552,6 +621,7 @@ class _BundleWriter:
             "report": "report.pdf",
             "verifier": "verify.py",
             "exhibits": self.index_exhibits,
+            "received": [item.index() for item in plan.received],
         }
 
     def case_graph(self) -> dict[str, Any]:
@@ -649,6 +719,7 @@ class _BundleWriter:
             checkpoint_timestamp_authority=cp_authority, exhibits=tuple(exhibits),
             tsa_fingerprints=tuple((path, _pem_fingerprint(pem)) for path, pem in plan.tsa_pems),
             verifier_sha256=verifier_sha256,
+            received=tuple(item.report() for item in plan.received),
         )
 
 
@@ -674,6 +745,15 @@ _SUMMARY_KEYS = ("status", "url", "reason", "http_status", "timestamp", "error",
                  "state", "kind", "watch_interval_seconds")
 
 
+def _received_line(plan: _Plan) -> str:
+    if not plan.received:
+        return ""
+    return (f"data/received/ holds {len(plan.received)} file(s) the unit received (a platform's "
+            "answer to a legal\nrequest, or material from another source), as they came; "
+            "bundle.json lists each with its\nSHA-256, which its material.received custody "
+            "entry records too.\n")
+
+
 def readme(plan: _Plan, key_id: str) -> str:
     case = plan.case
     return f"""Evidence bundle for case {case.reference}: {case.title}
@@ -684,8 +764,8 @@ data/exhibits/, each with the files the capture stored, the capture manifest tha
 SHA-256 hashes, the manifest's Ed25519 signature (manifest.sig) and its RFC 3161 timestamp
 (manifest.tsr), and a WACZ web archive that replay tools open. data/custody/ holds the case's
 chain of custody, proven against a signed checkpoint of the system's whole custody log.
-data/report.pdf describes every exhibit for people; data/case.jsonld describes them in the
-CASE/UCO ontology.
+{_received_line(plan)}data/report.pdf describes every exhibit for people; data/case.jsonld
+describes them in the CASE/UCO ontology.
 
 To check everything, offline, with Python 3.11 or newer and the `cryptography` package:
 

@@ -134,6 +134,22 @@ class ReportExhibit:
 
 
 @dataclass(frozen=True)
+class ReportReceived:
+    """A file the unit received (a platform's answer, or material from another source)."""
+
+    number: str  # "RM-001"
+    path: str  # under data/
+    filename: str  # as given; hostile text, shown escaped
+    media_type: str
+    size: int
+    sha256: str
+    origin: str  # "request OP-1-EPOC-1 (platform reference X)" or "source: ..."
+    received_at: datetime
+    via: str  # "portal", "medium", "other: courier"
+    registered_by: str | None
+
+
+@dataclass(frozen=True)
 class ReportData:
     bundle_name: str
     export_id: str
@@ -157,6 +173,7 @@ class ReportData:
     exhibits: tuple[ReportExhibit, ...]
     tsa_fingerprints: tuple[tuple[str, str], ...]  # (file path, SHA-256 fingerprint)
     verifier_sha256: str
+    received: tuple[ReportReceived, ...] = ()
 
 
 # --- layout constants ---------------------------------------------------------------------------
@@ -297,6 +314,8 @@ def _story(data: ReportData, text: Text,
     for exhibit in data.exhibits:
         exhibits.append(PageBreak())
         exhibits.extend(_exhibit(exhibit, text, previews[exhibit.number]))
+    if data.received:
+        exhibits += [PageBreak(), *_received(data, text)]
     verify = [PageBreak(), *_how_to_verify(data, text)]
     # The cover is made last: its notes depend on what the rest of the report had to print.
     return [*_cover(data, text), *exhibits, *verify]
@@ -328,6 +347,8 @@ def _cover(data: ReportData, text: Text) -> list[Flowable]:
         ("Exported by", exported_by, VALUE),
         ("Made with", t(data.tool), VALUE),
         ("Exhibits", str(len(data.exhibits)), VALUE),
+        ("Received material", f"{len(data.received)} file(s)" if data.received else "none",
+         VALUE),
         ("Signing key id", t(data.key_id), MONO),
     ]
     checkpoint = [
@@ -433,6 +454,39 @@ def _exhibit(exhibit: ReportExhibit, text: Text, preview: _Preview) -> list[Flow
     story += [Paragraph("Files", H2), _files(exhibit, text)]
     story += [Paragraph("Custody history", H2), _custody(exhibit, text)]
     return story
+
+
+def _received(data: ReportData, text: Text) -> list[Flowable]:
+    """The files the unit received, as registered: who sent them, when, how, their hashes."""
+    t = text.markup
+    where = "in bundle.json"
+    rows: list[list[Any]] = [[Paragraph(h, CELL_HEAD) for h in
+                              ("No.", "File as received, path (under data/) and SHA-256",
+                               "From", "Received (UTC), how", "Size (bytes)")]]
+    for item in data.received:
+        rows.append([
+            Paragraph(t(item.number), CELL),
+            [Paragraph(t(item.filename, where=where, limit=300), CELL),
+             Paragraph(t(item.media_type), SMALL),
+             Paragraph(t(item.path, mono=True), CELL_MONO),
+             Paragraph(t(item.sha256, mono=True), CELL_HASH)],
+            Paragraph(t(item.origin, where=where, limit=600), CELL),
+            [Paragraph(_when(item.received_at, zone=False), CELL),
+             Paragraph(t(item.via, where=where, limit=300), SMALL),
+             Paragraph("registered by " + t(item.registered_by or "unknown"), SMALL)],
+            Paragraph(str(item.size), CELL_RIGHT),
+        ])
+    return [
+        _heading("Received material", H1, outline=("received", "Received material")),
+        Paragraph("Files the unit received in answer to its legal requests, or from another"
+                  " source, kept as they came. Each file's name is the one it was received"
+                  " under; its SHA-256 is the one recorded in the case's custody log"
+                  " (material.received) when it was registered, and verify.py checks both.",
+                  BODY),
+        Spacer(1, 4),
+        _table(rows, [16 * mm, TEXT_WIDTH - 16 * mm - 38 * mm - 30 * mm - 20 * mm, 38 * mm,
+                      30 * mm, 20 * mm]),
+    ]
 
 
 def _timestamp(exhibit: ReportExhibit, text: Text) -> str:

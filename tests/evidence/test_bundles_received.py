@@ -1,0 +1,186 @@
+"""Received material in evidence bundles: listed, carried, covered by the bag and the custody
+slice, checked by the verifier (and the verify.py each bundle carries), shown in the report."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import subprocess
+import zipfile
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from evidence import bundle_verifier, bundles, cases, received, requests, users
+from evidence.home import Runtime
+from evidence.models import Access, Role, utcnow
+from tests.factories import AUTHORITY_FIELDS, case_with_a_capture
+
+IPS = b"ip,at\n203.0.113.7,2026-02-28T22:14:09Z\n198.51.100.4,2026-03-01T06:02:51Z\n"
+SUBSCRIBER = b'{"account_id": "1234567890", "email": "s@example.org"}\n'
+SHOTS = "/tmp/ui-received"
+
+
+@pytest.fixture
+def bundle(runtime: Runtime, tmp_path: Path) -> dict[str, Any]:
+    """Case OP-R: one sealed capture of an X post, a request to X sent, two files it answered
+    with and one handed over by a witness (under a hostile name); exported by petra."""
+    with runtime.session() as s:
+        ines = users.create_user(s, None, name="ines", role=Role.LIAISON, unit="Border Unit")
+        users.create_user(s, None, name="petra", role=Role.PROSECUTOR)
+        users.create_user(s, None, name="sam", role=Role.SUPERVISOR)
+    case_with_a_capture(runtime, "ines", "OP-R", url="https://x.com/smuggler_ar/status/1789")
+    sent = utcnow().replace(microsecond=0) - timedelta(days=3)
+    with runtime.session() as s:
+        ines, petra, sam = (users.get_user(s, n) for n in ("ines", "petra", "sam"))
+        case = cases.get_case(s, ines, "OP-R")
+        cases.add_member(s, ines, case, petra, Access.READ)
+        cases.add_member(s, ines, case, sam, Access.WRITE)
+        made = requests.generate(s, ines, case, store=runtime.store, settings=runtime.settings,
+                                 kind="provider-preservation", platform="x",
+                                 fields=AUTHORITY_FIELDS, now=sent - timedelta(hours=1),
+                                 date_from=sent - timedelta(days=90), date_to=sent)
+        requests.change_status(s, sam, case, made.request.id, "approved", at=sent, now=sent)
+        requests.change_status(s, ines, case, made.request.id, "sent", at=sent, now=sent)
+        reference = made.request.reference_number
+        for name, data in (("ip_log.csv", IPS), ("subscriber.json", SUBSCRIBER)):
+            received.register(s, ines, case, [data], store=runtime.store, filename=name,
+                              received_at=sent + timedelta(days=2), via="portal",
+                              request=reference, platform_reference="LE-2026-77123")
+        received.register(s, ines, case, [b"%PDF-1.4 witness statement"],
+                          store=runtime.store, filename="../../etc/\u202efdp.exe",
+                          received_at=sent, via="other", via_detail="courier",
+                          source="handed over by witness W-3")
+    out = bundles.export_case(runtime, "petra", reference="OP-R", out=tmp_path / "r.zip").path
+    with zipfile.ZipFile(out) as zf:
+        members = {i.filename: zf.read(i) for i in zf.infolist() if not i.is_dir()}
+    top = next(iter(members)).split("/", 1)[0]
+    return {"path": out, "members": members, "top": top, "request": reference,
+            "index": json.loads(members[f"{top}/data/bundle.json"])}
+
+
+def _write(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data, compress_type=zipfile.ZIP_STORED if name.endswith(
+                ".wacz") else zipfile.ZIP_DEFLATED)
+    return path
+
+
+def _rebag(members: dict[str, bytes], top: str) -> None:
+    """A careful forger: both bag manifests and the payload oxum rewritten after a change."""
+    payload = sorted(n for n in members if n.startswith(f"{top}/data/"))
+    members[f"{top}/manifest-sha256.txt"] = "".join(
+        f"{hashlib.sha256(members[n]).hexdigest()}  {n[len(top) + 1:]}\n" for n in payload
+    ).encode()
+    oxum = f"{sum(len(members[n]) for n in payload)}.{len(payload)}"
+    members[f"{top}/bag-info.txt"] = re.sub(rb"Payload-Oxum: [0-9.]+",
+                                            f"Payload-Oxum: {oxum}".encode(),
+                                            members[f"{top}/bag-info.txt"])
+    members[f"{top}/tagmanifest-sha256.txt"] = "".join(
+        f"{hashlib.sha256(members[f'{top}/{n}']).hexdigest()}  {n}\n"
+        for n in ("bagit.txt", "bag-info.txt", "manifest-sha256.txt")).encode()
+
+
+def _standalone(bundle: dict[str, Any], zip_path: Path, tmp_path: Path) -> Any:
+    """The verify.py the bundle carries, run by the system's own Python, as the defence would."""
+    script = tmp_path / "verify.py"
+    script.write_bytes(bundle["members"][f"{bundle['top']}/data/verify.py"])
+    return subprocess.run(["/usr/bin/python3", "-I", str(script), str(zip_path)],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+
+
+def test_the_bundle_carries_received_material_and_verifies(
+        bundle: dict[str, Any], tmp_path: Path) -> None:
+    report = bundle_verifier.verify_bundle(bundle["path"])
+    assert report.ok, report.render()
+    assert "3 received file(s)" in report.render()
+    items = bundle["index"]["received"]
+    assert [(i["number"], i["filename"], i["via"]) for i in items] == [
+        ("RM-001", "../../etc/\u202efdp.exe", "other"),
+        ("RM-002", "ip_log.csv", "portal"), ("RM-003", "subscriber.json", "portal")]
+    # The name as received is kept in bundle.json; the file's path is one safe component.
+    assert re.fullmatch(r"received/RM-001-[A-Za-z0-9._-]+", items[0]["path"]), items[0]["path"]
+    assert items[0]["source"] == "handed over by witness W-3"
+    members, top = bundle["members"], bundle["top"]
+    for item, data in zip(items[1:], (IPS, SUBSCRIBER), strict=True):
+        assert item["request"] == bundle["request"]
+        assert item["platform_reference"] == "LE-2026-77123"
+        assert item["sha256"] == hashlib.sha256(data).hexdigest() and item["size"] == len(data)
+        assert members[f"{top}/data/{item['path']}"] == data
+        assert f"{item['sha256']}  data/{item['path']}".encode() in (
+            members[f"{top}/manifest-sha256.txt"])
+    entries = [json.loads(line) for line in
+               members[f"{top}/data/custody/entries.jsonl"].splitlines()]
+    got = {e["object"]["id"]: e["sha256"] for e in entries if e["action"] == "material.received"}
+    assert got == {i["id"]: i["sha256"] for i in items}
+    standalone = _standalone(bundle, bundle["path"], tmp_path)
+    assert standalone.returncode == 0, standalone.stdout + standalone.stderr
+    assert "3 received file(s)" in standalone.stdout
+
+
+def test_the_report_lists_the_received_material(bundle: dict[str, Any], tmp_path: Path) -> None:
+    pdf = tmp_path / "report.pdf"
+    pdf.write_bytes(bundle["members"][f"{bundle['top']}/data/report.pdf"])
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True,
+                          text=True, check=True).stdout
+    Path(SHOTS).mkdir(exist_ok=True)
+    subprocess.run(["pdftoppm", "-png", "-r", "60", str(pdf), f"{SHOTS}/rep"], check=True)
+    # Read in reading order (not laid out), so a hash wrapped in its cell joins up again.
+    flat = re.sub(r"\s+", "", subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True,
+                                             text=True, check=True).stdout)
+    assert "Received material" in text and "ip_log.csv" in text
+    for item in bundle["index"]["received"]:
+        assert item["number"] in text and item["sha256"] in flat
+    assert bundle["request"] in flat and "[U+202E]" in text  # the override shown, not obeyed
+
+
+@pytest.mark.parametrize("rebag", [False, True], ids=["bag-left", "bag-rewritten"])
+def test_a_swapped_received_file_fails_and_is_named(
+        bundle: dict[str, Any], tmp_path: Path, rebag: bool) -> None:
+    members, top = dict(bundle["members"]), bundle["top"]
+    item = bundle["index"]["received"][1]
+    path = f"{top}/data/{item['path']}"
+    members[path] = members[path].replace(b"203.0.113.7", b"203.0.113.8")
+    if rebag:
+        # The forger also rewrites the hash bundle.json gives: the custody entry still tells.
+        index = json.loads(members[f"{top}/data/bundle.json"])
+        index["received"][1]["sha256"] = hashlib.sha256(members[path]).hexdigest()
+        members[f"{top}/data/bundle.json"] = json.dumps(index, indent=2).encode()
+        _rebag(members, top)
+    tampered = _write(tmp_path / "tampered.zip", members)
+    report = bundle_verifier.verify_bundle(tampered)
+    assert not report.ok
+    named = [p for p in report.problems if item["path"] in p]
+    assert named, report.problems
+    if rebag:
+        assert any("custody entry seq" in p for p in named), named
+    standalone = _standalone(bundle, tampered, tmp_path)
+    assert standalone.returncode != 0 and item["path"] in standalone.stdout
+
+
+def test_a_file_slipped_into_received_fails(bundle: dict[str, Any], tmp_path: Path) -> None:
+    members, top = dict(bundle["members"]), bundle["top"]
+    members[f"{top}/data/received/RM-009-extra.csv"] = b"planted\n"
+    _rebag(members, top)
+    report = bundle_verifier.verify_bundle(_write(tmp_path / "planted.zip", members))
+    assert not report.ok
+    assert any("received/RM-009-extra.csv" in p for p in report.problems), report.problems
+
+
+def test_a_bundle_from_before_received_material_still_verifies(
+        bundle: dict[str, Any], tmp_path: Path) -> None:
+    members, top = dict(bundle["members"]), bundle["top"]
+    index = json.loads(members[f"{top}/data/bundle.json"])
+    del index["received"]  # as the exporter wrote it before
+    members[f"{top}/data/bundle.json"] = json.dumps(index, indent=2).encode()
+    for name in [n for n in members if n.startswith(f"{top}/data/received/")]:
+        del members[name]
+    _rebag(members, top)
+    older = _write(tmp_path / "older.zip", members)
+    report = bundle_verifier.verify_bundle(older)
+    assert report.ok, report.render()
+    assert "received" not in " ".join(c.name for c in report.checks)
