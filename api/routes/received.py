@@ -90,7 +90,8 @@ def register_upload(session: Any, actor: Any, case: Any, upload: Upload, *, stor
     responses={403: {"model": ErrorRead, "description": "Needs write access."},
                409: {"model": ErrorRead, "description": "The same file was already registered "
                      "for the request (or source); the message names it."},
-               413: {"model": ErrorRead, "description": "Over EVIDENCE_RECEIVED_MAX_BYTES."}},
+               413: {"model": ErrorRead, "description": "Over EVIDENCE_RECEIVED_MAX_BYTES."},
+               415: {"model": ErrorRead, "description": "Not multipart/form-data."}},
 )
 def upload_received(case: WritableCase, session: DbSession, actor: CurrentUser,
                     runtime: AppRuntime, upload: Posted) -> ReceivedRead:
