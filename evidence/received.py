@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from evidence import cases, custody, requests
@@ -273,6 +273,11 @@ def received_of(session: Session, case: Case, *,
         query = query.where(ReceivedFile.request_id == request_id)
     return list(session.scalars(query.order_by(ReceivedFile.received_at,
                                                ReceivedFile.registered_at, ReceivedFile.id)))
+
+
+def count_received(session: Session, case: Case) -> int:
+    return session.scalar(select(func.count()).select_from(ReceivedFile)
+                          .where(ReceivedFile.case_id == case.id)) or 0
 
 
 def references_of(session: Session, rows: Iterable[ReceivedFile]) -> dict[uuid.UUID, str]:

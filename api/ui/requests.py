@@ -18,16 +18,20 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from starlette.datastructures import FormData
 
 from api.deps import AppRuntime, DbSession, case_reference, quote_ref
+from api.routes.received import Posted as Upload
+from api.routes.received import register_upload
 from api.schemas_requests import RequestCreate, RequestStatusChange
+from api.ui.received import received_views
 from api.ui.rendering import PageError, render, sentence
 from api.ui.routes import CsrfField, Cursor, Posted, Viewer, check_session_form, see_other
-from evidence import cases, custody, requests
+from api.ui.security import FormRefused
+from evidence import cases, custody, received, requests
 from evidence.errors import (
     AccessDenied,
     Conflict,
@@ -576,7 +580,16 @@ def _request_context(session: DbSession, viewer: User, case: Case,
         "may_extend": may_extend, "why_not_extend": why_not_extend,
         "extendable": extendable,
         "step": _blank_step(), "step_error": None, "extension_error": None,
+        "received": received_views(session, case, request_id=row.id),
+        "receive": _blank_receipt(row), "receive_error": None,
+        "may_receive": may_write and case.status == CaseStatus.OPEN and row.sent_at is not None,
+        "may_fulfil": row.status in received.FULFILLABLE,
     }
+
+
+def _blank_receipt(row: LegalRequest) -> dict[str, str]:
+    return {"received_at": "", "via": "portal", "via_detail": "",
+            "platform_reference": row.platform_reference or "", "fulfil": ""}
 
 
 @router.get("/cases/{ref}/requests/{request_id}", response_class=HTMLResponse)
@@ -642,6 +655,42 @@ def record_status(
     context.update(step={**step, "status": ""} if stale else step, step_error=message)
     raise PageError(message, status_code, template="request.html", context=context,
                     viewer=viewer)
+
+
+def _writable_case(request: Request, ref: str, session: DbSession, viewer: Viewer) -> Case:
+    return cases.case_for(session, viewer, case_reference(ref, viewer), need=Access.WRITE)
+
+
+@router.post("/cases/{ref}/requests/{request_id}/received", response_class=HTMLResponse)
+def receive_material(
+    request: Request, request_id: uuid.UUID, session: DbSession, viewer: Viewer,
+    runtime: AppRuntime,
+    case: Annotated[Case, Depends(_writable_case)],
+    upload: Upload,  # after the viewer and the case: nothing is read for a stranger
+) -> Response:
+    try:
+        check_session_form(request, upload.get("csrf_token"))
+    except FormRefused:
+        # Not kept across a sign-in like the other forms: it holds a file (api/ui/kept.py).
+        return render(request, "error.html", {
+            "status": 403, "title": "Form not sent",
+            "message": "Your form came from a page of an earlier sign-in, and a form with a "
+                       "file attached cannot be kept. Nothing was kept: open the request "
+                       "again and attach the file."}, viewer=viewer, status_code=403)
+    row = requests.get_request(session, viewer, case, request_id, need=Access.WRITE)
+    typed = {key: upload.get(key) for key in _blank_receipt(row)}
+    try:
+        register_upload(session, viewer, case, upload, store=runtime.store,
+                        request=str(row.id))
+    except AccessDenied:
+        raise
+    except EvidenceError as exc:
+        message = "Nothing was kept: " + sentence(exc.message)
+        context = _request_context(session, viewer, case, row)
+        context.update(receive=typed, receive_error=message)
+        raise PageError(message, exc.status_code, template="request.html", context=context,
+                        viewer=viewer) from exc
+    return see_other(f"/cases/{quote_ref(case.reference)}/requests/{row.id}#received")
 
 
 @router.post("/cases/{ref}/requests/{request_id}/extension", response_class=HTMLResponse)

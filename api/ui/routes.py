@@ -20,6 +20,7 @@ from starlette.datastructures import FormData
 from api.deps import SESSION_COOKIE, DbSession, case_reference, get_runtime, quote_ref
 from api.schemas import LoginCreate, TargetCreate
 from api.ui.kept import carried_by_sign_in, confirmation_page, sign_in_inputs
+from api.ui.received import received_views
 from api.ui.rendering import PageError, login_page, render, safe_next, sentence, viewer_of
 from api.ui.security import LOGIN_CSRF_COOKIE, check_token, session_csrf_token
 from evidence import (
@@ -29,6 +30,7 @@ from evidence import (
     cases,
     custody,
     notes,
+    received,
     sessions,
     targets,
 )
@@ -42,6 +44,7 @@ CASES_PER_PAGE = 50
 TARGETS_PER_PAGE = 50
 TIMELINE_PER_PAGE = 25
 NOTES_PER_PAGE = 25
+CASE_PAGE_RECEIVED = 20  # the newest received files the case's page lists
 
 CsrfField = Annotated[str | None, Form(max_length=200)]
 Cursor = Annotated[str | None, Query(max_length=MAX_CURSOR_LENGTH)]
@@ -196,6 +199,8 @@ def case_page(
         "latest": latest,
         "entries": [custody.describe(e) for e in timeline.entries],
         "older_than": timeline.older_than, "newest_page": before is None,
+        "received": received_views(session, case, newest=CASE_PAGE_RECEIVED),
+        "received_total": received.count_received(session, case),
     }, viewer=viewer)
 
 

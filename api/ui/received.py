@@ -1,0 +1,27 @@
+"""Received material as the pages show it (a request's page, a case's page): plain values, each
+with the link that downloads its bytes (and records that in the custody log)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from api.routes.received import content_link
+from evidence import received
+from evidence.models import Case
+
+
+def received_views(session: Session, case: Case, *, request_id: uuid.UUID | None = None,
+                   newest: int | None = None) -> list[dict[str, Any]]:
+    """The case's received material (of one request; or only the `newest`), oldest first."""
+    rows = received.received_of(session, case, request_id=request_id)
+    if newest is not None:
+        rows = rows[-newest:]
+    refs, names = received.references_of(session, rows), received.registrars_of(session, rows)
+    return [{**received.describe(r, request_reference=None if r.request_id is None
+                                 else refs.get(r.request_id),
+                                 registered_by=names.get(r.registered_by_id)),
+             "received": r.received_at, "href": content_link(case.reference, r.id)}
+            for r in rows]
