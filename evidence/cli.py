@@ -621,11 +621,8 @@ def material_list(reference: str, request_ref: str | None, as_json: bool) -> Non
             if owner.id != case.id:
                 raise AccessDenied(f"no request {request_ref} in case {case.reference!r}")
             request_id = row.id
-        rows = received.list_received(session, actor, case, request_id=request_id)
-        refs, names = received.references_of(session, rows), received.registrars_of(session, rows)
-        items = [received.describe(r, request_reference=None if r.request_id is None
-                                   else refs.get(r.request_id),
-                                   registered_by=names.get(r.registered_by_id)) for r in rows]
+        items = received.described(
+            session, received.list_received(session, actor, case, request_id=request_id))
     if as_json:
         _echo_json(items)
         return

@@ -322,6 +322,15 @@ def open_received(session: Session, actor: User, case: Case, file_id: uuid.UUID,
     return row, store.open(row.sha256, verify=True)
 
 
+def described(session: Session, rows: list[ReceivedFile]) -> list[dict[str, Any]]:
+    """`describe` of each row, with its request's reference and its registrar's name looked up
+    in two queries."""
+    refs, names = references_of(session, rows), registrars_of(session, rows)
+    return [describe(r, request_reference=None if r.request_id is None
+                     else refs.get(r.request_id), registered_by=names.get(r.registered_by_id))
+            for r in rows]
+
+
 def describe(row: ReceivedFile, *, request_reference: str | None,
              registered_by: str | None) -> dict[str, Any]:
     """A received file as JSON-ready data for the CLI and the API."""

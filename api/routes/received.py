@@ -42,12 +42,9 @@ def writable_case(ref: CaseRef, session: DbSession, actor: CurrentUser) -> Case:
 WritableCase = Annotated[Case, Depends(writable_case)]
 
 
-def received_read(row: ReceivedFile, reference: str, requests_by_id: dict[uuid.UUID, str],
-                  names: dict[uuid.UUID, str]) -> ReceivedRead:
-    info = received.describe(
-        row, request_reference=None if row.request_id is None
-        else requests_by_id.get(row.request_id), registered_by=names.get(row.registered_by_id))
-    return ReceivedRead(**info, content=content_link(reference, row.id))
+def received_reads(session: Any, rows: list[ReceivedFile], reference: str) -> list[ReceivedRead]:
+    return [ReceivedRead(**info, content=content_link(reference, row.id))
+            for row, info in zip(rows, received.described(session, rows), strict=True)]
 
 
 def content_link(reference: str, file_id: uuid.UUID) -> str:
@@ -100,8 +97,7 @@ def upload_received(case: WritableCase, session: DbSession, actor: CurrentUser,
     and a `material.received` entry recorded in the case's custody log."""
     done = register_upload(session, actor, case, upload, store=runtime.store,
                            request=upload.get("request") or None)
-    by_id = {} if done.request is None else {done.request.id: done.request.reference_number or ""}
-    return received_read(done.row, case.reference, by_id, {actor.id: actor.name})
+    return received_reads(session, [done.row], case.reference)[0]
 
 
 @router.get("/api/cases/{ref}/received", response_model=list[ReceivedRead])
@@ -113,8 +109,7 @@ def list_received(
     """The case's received material, in the order it was received."""
     case = cases.case_for(session, actor, ref)
     rows = received.list_received(session, actor, case, request_id=request)
-    by_id, names = received.references_of(session, rows), received.registrars_of(session, rows)
-    return [received_read(r, case.reference, by_id, names) for r in rows]
+    return received_reads(session, rows, case.reference)
 
 
 @router.get(

@@ -19,9 +19,5 @@ def received_views(session: Session, case: Case, *, request_id: uuid.UUID | None
     rows = received.received_of(session, case, request_id=request_id)
     if newest is not None:
         rows = rows[-newest:]
-    refs, names = received.references_of(session, rows), received.registrars_of(session, rows)
-    return [{**received.describe(r, request_reference=None if r.request_id is None
-                                 else refs.get(r.request_id),
-                                 registered_by=names.get(r.registered_by_id)),
-             "received": r.received_at, "href": content_link(case.reference, r.id)}
-            for r in rows]
+    return [{**info, "received": r.received_at, "href": content_link(case.reference, r.id)}
+            for r, info in zip(rows, received.described(session, rows), strict=True)]

@@ -27,13 +27,6 @@ CSV = b"account_id,ip,timestamp\n1234567890,203.0.113.7,2026-02-28T22:14:09Z\n"
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> FolderStore:
-    blobs = FolderStore(tmp_path / "blobs")
-    blobs.create()
-    return blobs
-
-
-@pytest.fixture
 def world(session: Session, store: FolderStore, tmp_path: Path) -> Any:
     """A case with a request sent to X on SENT."""
     return make_sent_request(session, store, Settings(home=tmp_path), generated_at=T0,

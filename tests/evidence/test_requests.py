@@ -58,13 +58,6 @@ EPOC_PR_FIELDS = {
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> FolderStore:
-    blobs = FolderStore(tmp_path / "blobs")
-    blobs.create()
-    return blobs
-
-
-@pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(home=tmp_path)
 

@@ -7,7 +7,6 @@ import contextlib
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,13 +30,6 @@ from evidence.models import (
     utcnow,
 )
 from tests.factories import make_case, make_text_capture, make_user
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> FolderStore:
-    blobs = FolderStore(tmp_path / "blobs")
-    blobs.create()
-    return blobs
 
 
 def _capture(session: Session, actor: User, case: Case, store: FolderStore, text: str, *,
