@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from evidence import cases, custody, requests
@@ -235,8 +236,14 @@ def register(
         media_type=media_type, received_at=when, received_via=how.value, via_detail=detail,
         platform_reference=reference, registered_by_id=actor.id, registered_at=now,
     )
-    session.add(row)
-    session.flush()
+    try:
+        with session.begin_nested():  # a registration of the same file that won a race
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        raise DuplicateMaterial(
+            f"this file (SHA-256 {blob.sha256}) was registered for this request a moment ago, "
+            "by another registration") from None
     custody.append(
         session, actor, action="material.received", case=case, object_type="received_file",
         object_id=row.id, sha256=blob.sha256,
