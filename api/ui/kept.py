@@ -59,6 +59,11 @@ class NotKept(Exception):
         self.status_code = status_code
 
 
+def _file_not_kept() -> NotKept:
+    return NotKept("a form with a file attached cannot be kept across a sign-in",
+                   "open the form again and attach the file", 422)
+
+
 def _action(path: str | None) -> str | None:
     """The address a kept form may go back to: a page of this site that is not the sign-in's."""
     if not path or safe_next(path) != path or path.startswith(_NOT_KEPT_AT):
@@ -71,8 +76,7 @@ def _bounded(pairs: list[tuple[str, str | object]]) -> tuple[tuple[str, str], ..
     size = 0
     for name, value in pairs:
         if not isinstance(value, str):
-            raise NotKept("a form with a file attached cannot be kept across a sign-in",
-                          "open the form again and attach the file", 422)
+            raise _file_not_kept()
         if name in _LEFT_OUT:
             continue
         size += len(name.encode()) + len(value.encode())
@@ -126,6 +130,10 @@ async def _kept_answer(request: Request, exc: Exception) -> Response | None:
     if action is None or posted_from(request) != "this site":
         return None
     try:
+        if request.headers.get("content-type", "").lower().startswith("multipart/"):
+            # Only a form with a file is sent so (a platform's answer, up to gigabytes): it is
+            # refused unread rather than spooled whole to learn that it holds a file.
+            raise _file_not_kept()
         fields = _bounded(list((await request.form()).multi_items()))
     except NotKept as refused:
         if viewer is None:

@@ -353,6 +353,23 @@ def test_a_form_with_a_file_says_it_cannot_be_kept(api: Api) -> None:
     assert "kept_action" not in stale.text and _targets_at(api, URL) == []
 
 
+def test_a_form_sent_with_a_file_is_refused_unread(api: Api) -> None:
+    """A file form (a platform's answer: up to gigabytes) is not read whole to learn that it
+    holds a file: a body cut off before its end gets the same answer, not a parse error."""
+    _world(api)
+    _sign_in(api.client, "nadia")
+    api.client.cookies.delete("evidence_session")
+    boundary = "kept-test-boundary"
+    cut_off = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+               f"filename=\"answer.csv\"\r\nContent-Type: text/csv\r\n\r\nsubscriber,ip\r\n")
+    answer = api.client.post(
+        FLAG, content=cut_off.encode(), follow_redirects=False,
+        headers={**OURS, "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert answer.status_code == 422, answer.text
+    assert "a form with a file attached cannot be kept across a sign-in" in answer.text
+    assert "subscriber" not in answer.text and _targets_at(api, URL) == []
+
+
 # --- in Chromium -----------------------------------------------------------------------------
 
 @pytest.mark.browser
