@@ -21,12 +21,12 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.orm import Session
 
-from evidence import __version__, cases, custody, manifests, migrate, users
+from evidence import __version__, cases, custody, manifests, migrate, targets, users
 from evidence.bundle_verifier import input_refusal
 from evidence.db import make_engine
 from evidence.errors import AccessDenied, EvidenceError
 from evidence.home import Runtime, init_home, open_runtime
-from evidence.models import Access, User
+from evidence.models import Access, Case, Target, User
 from evidence.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -423,17 +423,28 @@ def _change_status(reference: str, reason: str | None, close: bool) -> None:
         case = cases.get_case(session, actor, reference)
         (cases.close_case if close else cases.reopen_case)(session, actor, case, reason=reason)
         said = custody.describe(custody.entries_for_object(session, case, "case", case.id)[-1])
+        left = [] if close else [(t.url or f"target {t.id}", str(t.id),
+                                  _interval_before_close(session, case, t))
+                                 for t in targets.watches_stopped_by_close(session, case)]
     click.echo(f"case {reference} {'closed' if close else 'reopened'}")
     details = said["details"]
     if close and (details["watches_stopped"] or details["jobs_cancelled"]):
         click.echo(f"  {len(details['watches_stopped'])} watch(es) stopped, "
                    f"{len(details['jobs_cancelled'])} capture(s) not yet started cancelled")
-    elif not close and details["watches_left_stopped"]:
-        click.echo(f"  {len(details['watches_left_stopped'])} watch(es) stopped when the case "
-                   "closed stay stopped; to watch one again: evidence watch change TARGET-ID "
-                   f"--case {reference} --every 6h --reason TEXT")
-        for target_id in details["watches_left_stopped"]:
-            click.echo(f"    target {target_id}")
+    elif left:
+        click.echo(f"  {len(left)} watch(es) stopped when the case closed stay stopped; to watch "
+                   "one again, run its command with your reason:")
+        for label, target_id, every in left:
+            click.echo(f"    {label} (was every {every}):")
+            click.echo(f"      evidence watch change {target_id} --case {reference} "
+                       f"--every {every} --reason TEXT")
+
+
+def _interval_before_close(session: Session, case: Case, target: Target) -> str:
+    """How often the target was watched until the case's closing stopped it."""
+    stops = [c for c in targets.watch_history(session, case, target) if c.action == "stopped"]
+    seconds = stops[-1].old_interval_seconds if stops else None
+    return "DURATION" if seconds is None else targets.format_interval(seconds)
 
 
 @acting_command(case_group, "close")
