@@ -247,8 +247,9 @@ def watch_url(url: str, case_reference: str, every: str, reason: str,
         case = cases.get_case(session, actor, case_reference)
         target, job = targets.flag(session, actor, case, url=url, reason=reason,
                                    watch_interval_seconds=seconds)
-    click.echo(f"watching {url} every {seconds} s as target {target.id}; first capture queued "
-               f"as job {job.id} (run `evidence worker` or `evidence serve` to carry it out)")
+    click.echo(f"watching {url} every {targets.format_interval(seconds)} as target "
+               f"{target.id}; first capture queued as job {job.id} (run `evidence worker` or "
+               "`evidence serve` to carry it out)")
 
 
 def _watched_target(session: Session, case: Case, which: str) -> Target:
