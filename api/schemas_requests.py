@@ -62,8 +62,13 @@ class SentLateRead(BaseModel):
     preservation_ended_at: datetime = Field(description="When the preservation the extension "
                                             "extends had ended.")
     sent_at: datetime
+    extends: bool = Field(description="False where the instrument's law allows an extension "
+                          "only while the period it extends runs (an EPOC-PR's, Art. 11(1)): "
+                          "then it extended nothing, and the preservation ended at "
+                          "preservation_ended_at.")
     note: str = Field(description="The gap in words: from that end until the extension was "
-                      "sent the platform was not bound to keep the data.")
+                      "sent (or, where it extends nothing, since that end) the platform was not "
+                      "bound to keep the data.")
 
 
 class RequestRead(BaseModel):

@@ -67,6 +67,13 @@ class InstrumentInfo(Protocol):
         """The provision behind `max_renewals` and what it says, as a refusal quotes it."""
         ...
 
+    @property
+    def late_extension_void(self) -> str:
+        """For an extension of this kind sent after the period it extends had ended: why it
+        extends nothing (the provision), as the request and what is due say it; empty: it
+        still runs on from that end, with a gap."""
+        ...
+
     def validate(self, r: RequestInput[Any]) -> Sequence[ProblemInfo]:
         """Every problem found, errors and warnings."""
         ...

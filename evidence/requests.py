@@ -109,10 +109,12 @@ ABBREVIATIONS: Mapping[str, str] = {
 }
 PRESERVATION_KINDS = frozenset(
     {"eu-epoc-pr", "eu-epoc-pr-extension", "provider-preservation", "coe-art29-preservation"})
-# Kinds `extend` knows how to follow up: EPOC-PR -> Annex VI; provider preservation -> renewal.
-EXTENDABLE = frozenset({"eu-epoc-pr", "provider-preservation"})
-EPOC_PR_ONCE = ("an EPOC-PR is extended once only, by 30 days (Regulation (EU) 2023/1543, "
-                "Art. 11(1))")
+# What `extend` makes of each kind it follows up: an EPOC-PR's extension (Annex VI); a provider
+# preservation's renewal (the same kind again). How often is the original instrument's to say
+# (`max_renewals`).
+EXTENSION_KIND: Mapping[str, str] = {"eu-epoc-pr": "eu-epoc-pr-extension",
+                                     "provider-preservation": "provider-preservation"}
+EXTENDABLE = frozenset(EXTENSION_KIND)
 
 # Reasons a provider gives for not executing (Annex III to Regulation (EU) 2023/1543 style).
 # The list follows /work/shared/legal-instruments.md, a secondary source: the Annex's own
@@ -860,19 +862,30 @@ def late_gap(row: LegalRequest) -> tuple[datetime, datetime] | None:
     return ended, row.sent_at
 
 
-def _gap_text(ended: datetime, sent: datetime) -> str:
-    return (f"sent {_when(sent)}, after the preservation it extends ended on {_when(ended)}: "
-            f"the platform was not bound to keep the data from {_when(ended)} until it was sent")
+def _late_void(kind: str) -> str:
+    """Why an extension of `kind` sent late extends nothing; empty: it runs on, with a gap."""
+    return legal_instruments().instrument(kind).late_extension_void
+
+
+def _gap_text(kind: str, ended: datetime, sent: datetime) -> str:
+    late = f"sent {_when(sent)}, after the preservation it extends ended on {_when(ended)}"
+    void = _late_void(kind)
+    if void:
+        return (f"{late}: {void}; the platform has not been bound to keep the data since "
+                f"{_when(ended)}")
+    return (f"{late}: the platform was not bound to keep the data from {_when(ended)} until it "
+            "was sent")
 
 
 def sent_late(row: LegalRequest) -> dict[str, Any] | None:
-    """`late_gap` as the API, the CLI and the request page show it; None: not sent late."""
+    """`late_gap` as the API, the CLI and the request page show it; None: not sent late.
+    `extends` is False where the instrument's law makes the late extension extend nothing."""
     gap = late_gap(row)
     if gap is None:
         return None
     ended, sent = gap
     return {"preservation_ended_at": iso(ended), "sent_at": iso(sent),
-            "note": _gap_text(ended, sent)}
+            "extends": not _late_void(row.kind), "note": _gap_text(row.kind, ended, sent)}
 
 
 # --- lifecycle --------------------------------------------------------------------------------
@@ -967,7 +980,7 @@ def change_status(
                  "due_at": iso(row.due_at),
                  **({} if late is None else {
                      "sent_after_preservation_ended": iso(late),
-                     "note": _gap_text(late, when)})},
+                     "note": _gap_text(row.kind, late, when)})},
     )
     return row
 
@@ -1007,16 +1020,23 @@ def due(session: Session, actor: User, *, within: timedelta = timedelta(days=14)
         kids = children.get(row.id, [])
         if any(k.status in RUNNING | {S.FULFILLED} for k in kids):
             continue  # the extension carries the deadline now
+        gap = late_gap(row)
+        # Sent too late to extend anything: the end it came after stays listed, overdue,
+        # though it fell before the sending (what the request says it could not revive).
+        void = gap is not None and bool(_late_void(row.kind))
         for d in row.deadlines or []:
             if d.get("conditional"):
                 continue
             when = datetime.fromisoformat(str(d["due"]))
-            if row.sent_at is not None and (when <= row.sent_at
-                                            or str(d["name"]).startswith("send ")):
+            if row.sent_at is not None and (str(d["name"]).startswith("send ")
+                                            or (when <= row.sent_at and not void)):
                 continue  # a deadline for sending, met by sending
             if when > horizon:
                 continue
-            if kids:
+            if void:
+                action = (f"not extended: make a new preservation request at once, then record "
+                          f"this one: evidence request status {row.id} expired")
+            elif kids:
                 action = f"send the extension {kids[0].reference_number} ({kids[0].status})"
             elif row.kind in EXTENDABLE and when < now:
                 action = f"lapsed? record it: evidence request status {row.id} expired"
@@ -1026,22 +1046,23 @@ def due(session: Session, actor: User, *, within: timedelta = timedelta(days=14)
                           f"follow up with the platform; no extension: {refusal.message}")
             else:
                 action = "follow up with the platform"
-            gap = late_gap(row)
             out.append(DueItem(row, ref, str(d["name"]), when, str(d.get("basis", "")),
                                when < now, action,
-                               None if gap is None else _gap_text(*gap)))
+                               None if gap is None else _gap_text(row.kind, *gap)))
     out.sort(key=lambda i: (i.due, i.request.reference_number or ""))
     return out
 
 
-def _extension_count(session: Session, row: LegalRequest) -> int:
+def _original(session: Session, row: LegalRequest) -> tuple[LegalRequest, int]:
+    """The request the chain of extensions ending at `row` started from, and how many
+    extensions lead from it to `row`."""
     count, current = 0, row
     while current.previous_request_id is not None:
         parent = session.get(LegalRequest, current.previous_request_id)
         if parent is None:
             break
         count, current = count + 1, parent
-    return count
+    return current, count
 
 
 def _input_with_period(session: Session, row: LegalRequest, registry: PlatformRegistry) -> Input:
@@ -1076,14 +1097,16 @@ def extension_refusal(session: Session, row: LegalRequest, *,
                       now: datetime | None = None) -> Conflict | None:
     """Why the request cannot be extended now, or None when `extend` would make its extension.
 
-    Only a sent preservation whose period is still running is extended; an EPOC-PR once only
-    (Art. 11(1)), a provider's preservation as often as the instrument's law (18 U.S.C.
-    2703(f)(2): once) and the platform registry both allow."""
+    Only a sent preservation whose period is still running is extended, and only as often as
+    the law of the instrument it started as allows (`max_renewals`: an EPOC-PR once, Art.
+    11(1); a provider's preservation once, 18 U.S.C. 2703(f)(2)), counting the extensions that
+    lead to it and one of its own that ran and lapsed, never one that was refused (it extended
+    nothing). A provider's renewal is also held to what the platform registry says the platform
+    honours; an EPOC-PR's extension binds the provider by law, whatever its own practice."""
     now = now or utcnow()
     ref = row.reference_number
-    if row.kind == "eu-epoc-pr-extension":
-        return Conflict(f"request {ref} is itself the extension of an EPOC-PR: {EPOC_PR_ONCE}")
-    if row.kind not in EXTENDABLE:
+    original, made_count = _original(session, row)
+    if original.kind not in EXTENDABLE:
         return Conflict(f"a {row.kind} request has no extension here (only "
                         f"{', '.join(sorted(EXTENDABLE))})")
     if row.status == S.EXPIRED:
@@ -1091,36 +1114,34 @@ def extension_refusal(session: Session, row: LegalRequest, *,
                                  "extended; make a new preservation request")
     if row.status == S.REFUSED:
         return Conflict(f"request {ref} was refused: there is no preservation to extend")
+    children = extensions_of(session, [row.id]).get(row.id, [])
+    made_count += sum(1 for c in children if c.status == S.EXPIRED)
+    registry = registry or legal_instruments().platforms()
+    inst = legal_instruments().instrument(original.kind)
+    limits = [(inst.max_renewals, inst.renewal_limit)]
+    if EXTENSION_KIND[original.kind] == original.kind:
+        # A renewal asks the platform to keep on under its own preservation practice.
+        platform = registry.get(row.platform)
+        limits.append((platform.preservation.max_extensions,
+                       f"{platform.display_name} extends a preservation at most "
+                       f"{platform.preservation.max_extensions} time(s) (platform registry)"))
+    verb = "renewed" if EXTENSION_KIND[original.kind] == original.kind else "extended"
+    live = [c for c in children if c.status not in CLOSED_CHILD]
+    if live:
+        # The one being made counts too: say when it is the last the law allows.
+        last = [why for limit, why in limits if limit is not None and made_count + 1 >= limit]
+        return Conflict(f"request {ref} is already extended by {live[0].reference_number} "
+                        f"({live[0].status})" + (f": {'; '.join(last)}" if last else ""))
+    reached = [why for limit, why in limits if limit is not None and made_count >= limit]
+    if reached:
+        return Conflict(f"request {ref} cannot be {verb} again: {'; '.join(reached)}; make a "
+                        "new preservation request or serve legal process")
+    if row.kind not in EXTENDABLE:
+        return Conflict(f"request {ref} extends {original.reference_number}: only the original "
+                        "is extended")
     if row.status not in (S.SENT, S.ACKNOWLEDGED, S.FULFILLED) or row.sent_at is None:
         return Conflict(f"request {ref} is {row.status}: only a sent preservation can be "
                         "extended")
-    children = extensions_of(session, [row.id]).get(row.id, [])
-    if row.kind == "eu-epoc-pr":
-        # A refused extension extended nothing; any other was the one extension there is.
-        made = [c for c in children if c.status != S.REFUSED]
-        if made:
-            return Conflict(f"request {ref} is already extended by {made[0].reference_number} "
-                            f"({made[0].status}): {EPOC_PR_ONCE}")
-    else:
-        live = [c for c in children if c.status not in CLOSED_CHILD]
-        if live:
-            return Conflict(f"request {ref} is already extended by {live[0].reference_number} "
-                            f"({live[0].status})")
-        # Renewals made: the chain this request ends, and one of its own that ran and lapsed.
-        made_count = _extension_count(session, row) + sum(
-            1 for c in children if c.status == S.EXPIRED)
-        registry = registry or legal_instruments().platforms()
-        platform = registry.get(row.platform)
-        inst = legal_instruments().instrument(row.kind)
-        limits = [(inst.max_renewals, inst.renewal_limit),
-                  (platform.preservation.max_extensions,
-                   f"{platform.display_name} extends a preservation at most "
-                   f"{platform.preservation.max_extensions} time(s) (platform registry)")]
-        reached = [why for limit, why in limits if limit is not None and made_count >= limit]
-        if reached:
-            return Conflict(f"request {ref} cannot be renewed again: "
-                            f"{'; '.join(reached)}; make a new preservation request or serve "
-                            "legal process")
     ends = period_end(session, row, registry)
     if ends is not None and ends <= now:
         return PreservationEnded(f"the preservation under request {ref} ended {_when(ends)}: an "
@@ -1144,13 +1165,11 @@ def extend(
         raise refusal
     ends = period_end(session, row, registry)
     original = _input_with_period(session, row, registry)
-    if row.kind == "eu-epoc-pr":
-        kind = "eu-epoc-pr-extension"
-        reference = _next_reference(session, case, kind)
+    kind = EXTENSION_KIND[row.kind]
+    reference = _next_reference(session, case, kind)
+    if kind != row.kind:
         new = legal_instruments().extension_of(original, reference=reference, issued_at=now)
     else:
-        kind = row.kind
-        reference = _next_reference(session, case, kind)
         new = dataclasses.replace(original, reference=reference, issued_at=now,
                                   previous_reference=row.reference_number,
                                   previous_issued_at=row.sent_at)

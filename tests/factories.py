@@ -177,6 +177,22 @@ AUTHORITY_FIELDS = {
     "issuing.person": "KHK A. Beispiel",
     "issuing.position": "Liaison officer",
 }
+# What an EPOC-PR needs beyond the standing authority: a validating prosecutor, the offence.
+EPOC_PR_FIELDS = {
+    **AUTHORITY_FIELDS,
+    "issuing.file_number": "BPOL-2026-114",
+    "validating.name": "Staatsanwaltschaft Dresden",
+    "validating.role": "prosecutor",
+    "validating.country": "DE",
+    "validating.address": "Lothringer Str. 1, 01069 Dresden",
+    "validating.phone": "+49 351 0000",
+    "validating.email": "sta@example.justiz.de",
+    "validating.time_zone": "Europe/Berlin",
+    "addressee_type": "designated establishment",
+    "offence_provision": "§ 96 AufenthG",
+    "facts": "Adverts offering crossings of the EU external border for payment.",
+    "max_penalty_years": "10",
+}
 
 
 def make_sent_request(session: Session, store: Any, settings: Any, *, actor: User | None = None,

@@ -384,6 +384,10 @@ class Instrument:
     # whatever a platform would honour, and the provision saying so; None: it sets no limit.
     max_renewals: int | None = None
     renewal_limit: str = ""
+    # Where the instrument's law lets an extension be made only while the period it extends
+    # runs: the provision saying so, with what follows for one sent after that end (it extends
+    # nothing). Empty: one sent late still runs on from that end, with a gap.
+    late_extension_void: str = ""
 
     def validate(self, r: RequestInput) -> tuple[Problem, ...]:
         problems = missing_required(self.fields, r)

@@ -52,6 +52,14 @@ from legal_forms.instruments.eu_common import (
 ANNEX = f"{REG}, Annex II"
 PRESERVE_DAYS = 60  # Art. 11(1)
 EXTENSION_DAYS = 30  # Art. 11(1), Annex VI
+# Art. 11(1): "The obligation to preserve the data shall cease after 60 days, unless [...]. During
+# that 60-day period, the issuing authority may, using the form set out in Annex VI, extend the
+# duration of the obligation to preserve the data by an additional 30-day period": one
+# extension (re-read in December 2026 in an unofficial reproduction of the Article).
+RENEWALS = 1
+RENEWAL_LIMIT = ("Regulation (EU) 2023/1543, Art. 11(1) allows one extension: the obligation to "
+                 "preserve \"shall cease after 60 days\", and \"during that 60-day period\" the "
+                 "issuing authority may extend it \"by an additional 30-day period\"")
 
 PREAMBLE = (
     f"Under {REG} the addressee of this European Preservation Order Certificate (EPOC-PR) must, "
@@ -150,6 +158,8 @@ class EuEpocPr(Instrument):
         PARTICIPATION_UNVERIFIED,
     )
     has_validating_authority = True
+    max_renewals = RENEWALS
+    renewal_limit = RENEWAL_LIMIT
 
     def check(self, r: RequestInput) -> list[Problem]:
         problems = issuing_state_problems(r) + addressee_problems(r)

@@ -70,6 +70,12 @@ def new_end(r: RequestInput) -> datetime | None:
     return None if end is None else add_days(end, EXTENSION_DAYS, zone_of(r.issuing.time_zone))
 
 
+def sent_too_late(r: RequestInput, sent_at: datetime) -> bool:
+    """Sent once the 60 days had ended: Art. 11(1) allows the extension only during them."""
+    end = current_end(r)
+    return end is not None and sent_at >= end
+
+
 def _original_end(r: RequestInput) -> str | None:
     end = current_end(r)
     return None if end is None else utc_text(end)
@@ -118,6 +124,9 @@ class EuEpocPrExtension(Instrument):
                   computed("end of the 60 days + 30 days", _new_end), f"{REG}, Art. 11(1)"),
     )
     sources = (REG_SOURCE, REPRODUCTIONS_SOURCE)
+    late_extension_void = (f"{REG}, Art. 11(1) lets the issuing authority extend the "
+                           "preservation only \"during that 60-day period\": the 30-day extension "
+                           "could not revive a preservation that had already ended")
     unverified = (
         "Annex VI: its title, section letters and headings were not reached in the official "
         "text or in any reproduction; the title and headings used here are descriptive.",
@@ -137,12 +146,24 @@ class EuEpocPrExtension(Instrument):
         return problems
 
     def preservation_end(self, r: RequestInput, sent_at: datetime) -> datetime | None:
-        return new_end(r)
+        # Sent too late, it extended nothing: the preservation ended with the 60 days, and
+        # that end is the only one to show. The 30 days after it would read as data kept
+        # until then, which the provider was under no obligation to do.
+        return current_end(r) if sent_too_late(r, sent_at) else new_end(r)
 
     def deadlines(self, r: RequestInput, sent_at: datetime) -> tuple[Deadline, ...]:
         before, after = current_end(r), new_end(r)
         if before is None or after is None:
             return ()
+        if sent_too_late(r, sent_at):
+            return (
+                Deadline("send the extension before", before, f"{REG}, Art. 11(1)"),
+                Deadline("preservation ended before the extension was sent", before,
+                         f"{REG}, Art. 11(1)",
+                         "Not extended: the extension was sent after the 60 days had ended, and "
+                         "the 30 days could not revive the preservation. Issue a new EPOC-PR "
+                         "(or an EPOC) at once for what may still be held."),
+            )
         return (
             Deadline("send the extension before", before, f"{REG}, Art. 11(1)"),
             Deadline("extended preservation ends", after, f"{REG}, Art. 11(1)",

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from evidence import cases, custody, requests
 from evidence.models import Access, CustodyEntry, Role
 from tests.api.conftest import Api, Caller
-from tests.factories import ARABIC_HANDLE, AUTHORITY_FIELDS, make_request_world
+from tests.factories import ARABIC_HANDLE, AUTHORITY_FIELDS, EPOC_PR_FIELDS, make_request_world
 
 BODY = {"kind": "provider-preservation", "platform": "x", "fields": AUTHORITY_FIELDS,
         "date_from": "2025-09-01T00:00:00Z", "date_to": "2026-03-01T23:59:59Z"}
@@ -202,3 +202,64 @@ def test_an_extension_sent_after_the_preservation_ended_is_recorded_as_late(api:
     due = api.get(owner, "/api/requests/due", params={"within": "200d"}).json()
     mine = [d for d in due if d["id"] == renewal_id]
     assert mine and all(d["gap"] == late["note"] for d in mine)
+
+
+def test_an_epoc_pr_is_extended_once_and_not_by_an_extension_sent_too_late(api: Api) -> None:
+    owner, base, world = _setup(api)
+    boss = _member(api, owner, world.case.reference, "boss", Role.SUPERVISOR, Access.WRITE)
+    start = datetime.now(UTC) - timedelta(days=70)  # its 60 days ended ten days ago
+    with api.runtime.session() as session:
+        case = cases.get_case(session, owner.user, world.case.reference)
+        original = requests.generate(
+            session, owner.user, case, store=api.runtime.store, settings=api.runtime.settings,
+            kind="eu-epoc-pr", platform="x", fields=EPOC_PR_FIELDS,
+            date_from=datetime(2025, 9, 1, tzinfo=UTC), date_to=datetime(2026, 3, 1, tzinfo=UTC),
+            now=start).request
+        requests.change_status(session, boss.user, case, original.id, "approved", at=start)
+        requests.change_status(session, owner.user, case, original.id, "sent", at=start)
+        ends = requests.period_end(session, original)
+        assert ends is not None and ends < datetime.now(UTC)
+        # One extension refused by the provider (it extended nothing), then another, made in
+        # time but sent only now.
+        refused = requests.extend(session, owner.user, original.id, store=api.runtime.store,
+                                  now=ends - timedelta(days=5)).request
+        requests.change_status(session, boss.user, case, refused.id, "approved",
+                               at=ends - timedelta(days=5))
+        requests.change_status(session, owner.user, case, refused.id, "sent",
+                               at=ends - timedelta(days=5))
+        requests.change_status(session, owner.user, case, refused.id, "refused",
+                               refusal=["incomplete"], at=ends - timedelta(days=4))
+        extension = requests.extend(session, owner.user, original.id, store=api.runtime.store,
+                                    now=ends - timedelta(days=3)).request
+        extension_id = str(extension.id)
+    status_url = f"{base}/{extension_id}/status"
+    assert api.post(boss, status_url, json={"status": "approved"}).status_code == 200
+    sent = api.post(owner, status_url, json={"status": "sent"})
+    assert sent.status_code == 200, sent.text  # what happened is recorded
+    shown = sent.json()
+    late = shown["sent_late"]
+    assert late["extends"] is False
+    assert datetime.fromisoformat(late["preservation_ended_at"]) == ends
+    assert ("the 30-day extension could not revive a preservation that had already ended"
+            in late["note"])
+    # The end it shows is the one that passed, not 30 days after it.
+    assert datetime.fromisoformat(shown["due_at"]) == ends
+    assert all(datetime.fromisoformat(d["due"]) == ends for d in shown["deadlines"])
+    due = [d for d in api.get(owner, "/api/requests/due", params={"within": "60d"}).json()
+           if d["case"] == world.case.reference]
+    assert [(d["id"], d["deadline"], d["overdue"], d["gap"]) for d in due] == [
+        (extension_id, "preservation ended before the extension was sent", True, late["note"])]
+    assert due[0]["action"].startswith("not extended: make a new preservation request at once")
+    # The refused one did not count, this one does: no third, quoting the Regulation.
+    again = api.post(owner, f"{base}/{original.id}/extension")
+    assert again.status_code == 409
+    assert again.json()["message"] == (
+        f"request {original.reference_number} is already extended by "
+        f"{extension.reference_number} (sent): Regulation (EU) 2023/1543, Art. 11(1) allows one "
+        "extension: the obligation to preserve \"shall cease after 60 days\", and \"during that "
+        "60-day period\" the issuing authority may extend it \"by an additional 30-day period\"")
+    onwards = api.post(owner, f"{base}/{extension_id}/extension")
+    assert onwards.status_code == 409
+    assert onwards.json()["message"].startswith(
+        f"request {extension.reference_number} cannot be extended again: Regulation (EU) "
+        "2023/1543, Art. 11(1) allows one extension")

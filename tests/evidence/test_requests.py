@@ -32,6 +32,7 @@ from legal_forms.instruments.base import add_days
 from tests.factories import (
     ARABIC_HANDLE,
     AUTHORITY_FIELDS,
+    EPOC_PR_FIELDS,
     make_request_world,
     make_user,
 )
@@ -40,21 +41,6 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 BERLIN = ZoneInfo("Europe/Berlin")  # the issuing authority's calendar
 PERIOD = {"date_from": datetime(2025, 9, 1, tzinfo=UTC),
           "date_to": datetime(2026, 3, 1, 23, 59, tzinfo=UTC)}
-EPOC_PR_FIELDS = {
-    **AUTHORITY_FIELDS,
-    "issuing.file_number": "BPOL-2026-114",
-    "validating.name": "Staatsanwaltschaft Dresden",
-    "validating.role": "prosecutor",
-    "validating.country": "DE",
-    "validating.address": "Lothringer Str. 1, 01069 Dresden",
-    "validating.phone": "+49 351 0000",
-    "validating.email": "sta@example.justiz.de",
-    "validating.time_zone": "Europe/Berlin",
-    "addressee_type": "designated establishment",
-    "offence_provision": "§ 96 AufenthG",
-    "facts": "Adverts offering crossings of the EU external border for payment.",
-    "max_penalty_years": "10",
-}
 
 
 @pytest.fixture
@@ -534,7 +520,7 @@ def test_a_renewal_sent_after_the_preservation_ended_is_recorded_with_the_gap(
     assert entry["details"]["note"] == gap
     assert requests.describe(renewal, world.case.reference)["sent_late"] == {
         "preservation_ended_at": "2026-05-31T08:00:00+00:00",
-        "sent_at": "2026-06-03T09:00:00+00:00", "note": gap}
+        "sent_at": "2026-06-03T09:00:00+00:00", "extends": True, "note": gap}
     # What is due says so, instead of a clean continuation.
     items = [i for i in requests.due(session, world.actor, within=timedelta(days=120),
                                      now=late) if i.request.id == renewal.id]
@@ -637,7 +623,9 @@ def test_an_epoc_pr_is_extended_once_by_30_days_from_the_end_of_its_60(
     assert _due(extension, "extended preservation ends") == datetime(2026, 5, 31, 8, 0,
                                                                      tzinfo=UTC)
     assert extension.fields["values"]["new_end"] == "2026-05-31 08:00:00 UTC"
-    once = "an EPOC-PR is extended once only, by 30 days (Regulation (EU) 2023/1543, Art. 11(1))"
+    once = ("Regulation (EU) 2023/1543, Art. 11(1) allows one extension: the obligation to "
+            "preserve \"shall cease after 60 days\", and \"during that 60-day period\" the "
+            "issuing authority may extend it \"by an additional 30-day period\"")
     with pytest.raises(Conflict) as again:
         requests.extend(session, world.actor, original.id, store=store,
                         now=datetime(2026, 4, 29, 9, 0, tzinfo=UTC))
@@ -646,8 +634,71 @@ def test_an_epoc_pr_is_extended_once_by_30_days_from_the_end_of_its_60(
     with pytest.raises(Conflict) as onwards:
         requests.extend(session, world.actor, extension.id, store=store,
                         now=datetime(2026, 5, 20, 9, 0, tzinfo=UTC))
-    assert str(onwards.value) == (f"request {extension.reference_number} is itself the "
-                                  f"extension of an EPOC-PR: {once}")
+    assert str(onwards.value) == (
+        f"request {extension.reference_number} cannot be extended again: {once}; make a new "
+        "preservation request or serve legal process")
+    # What is due stops proposing one for the extension as it nears its end.
+    actions = {i.action for i in requests.due(
+        session, world.actor, within=timedelta(days=14),
+        now=datetime(2026, 5, 20, 9, 0, tzinfo=UTC)) if i.request.id == extension.id}
+    assert actions == {"follow up with the platform"}
+    # An extension that ran and lapsed was the one there is, as much as a running one.
+    requests.change_status(session, world.actor, world.case, extension.id, "expired",
+                           at=datetime(2026, 4, 29, 9, 0, tzinfo=UTC),
+                           now=datetime(2026, 4, 29, 9, 0, tzinfo=UTC))
+    with pytest.raises(Conflict) as lapsed:
+        requests.extend(session, world.actor, original.id, store=store,
+                        now=datetime(2026, 4, 29, 10, 0, tzinfo=UTC))
+    assert str(lapsed.value) == (
+        f"request {original.reference_number} cannot be extended again: {once}; make a new "
+        "preservation request or serve legal process")
+
+
+def test_an_epoc_pr_extension_sent_after_the_60_days_extends_nothing(
+        session: Session, store: FolderStore, settings: Settings) -> None:
+    world = make_request_world(session, store)
+    original = _generate(session, world, store, settings, kind="eu-epoc-pr",
+                         fields=EPOC_PR_FIELDS).request
+    _send(session, world, original, T0)  # the 60 days end on 1 May, 08:00 UTC
+    extension: Any = requests.extend(session, world.actor, original.id, store=store,
+                                     now=datetime(2026, 4, 28, 9, 0, tzinfo=UTC)).request
+    # Generated in time, sent on 4 May: recorded as sent, and as too late to extend anything.
+    late = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
+    _send(session, world, extension, late)
+    ended = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
+    gap = ("sent 2026-05-04 09:00 UTC, after the preservation it extends ended on "
+           "2026-05-01 08:00 UTC: Regulation (EU) 2023/1543, Art. 11(1) lets the issuing "
+           "authority extend the preservation only \"during that 60-day period\": the 30-day "
+           "extension could not revive a preservation that had already ended; the platform has "
+           "not been bound to keep the data since 2026-05-01 08:00 UTC")
+    assert requests.describe(extension, world.case.reference)["sent_late"] == {
+        "preservation_ended_at": "2026-05-01T08:00:00+00:00",
+        "sent_at": "2026-05-04T09:00:00+00:00", "extends": False, "note": gap}
+    assert _entries(session, extension)[-1]["details"]["note"] == gap
+    # No date after the 60 days is shown: not 31 May, which would read as data kept till then.
+    assert requests.period_end(session, extension) == ended
+    assert extension.due_at == ended
+    assert [(d["name"], d["due"]) for d in extension.deadlines] == [
+        ("send the extension before", "2026-05-01T08:00:00+00:00"),
+        ("preservation ended before the extension was sent", "2026-05-01T08:00:00+00:00")]
+    assert "could not revive the preservation" in extension.deadlines[1]["note"]
+    # What is due lists that end, overdue though it fell before the sending, and says so.
+    items = [i for i in requests.due(session, world.actor, within=timedelta(days=14), now=late)
+             if i.case_reference == world.case.reference]
+    assert [(i.request.id, i.deadline, i.due, i.overdue, i.gap) for i in items] == [
+        (extension.id, "preservation ended before the extension was sent", ended, True, gap)]
+    assert items[0].action == (f"not extended: make a new preservation request at once, then "
+                               f"record this one: evidence request status {extension.id} "
+                               "expired")
+    # Sent a minute before the end, it extends by 30 days, as before.
+    other = _generate(session, world, store, settings, kind="eu-epoc-pr",
+                      fields=EPOC_PR_FIELDS).request
+    _send(session, world, other, T0)
+    in_time: Any = requests.extend(session, world.actor, other.id, store=store,
+                                   now=datetime(2026, 4, 28, 9, 0, tzinfo=UTC)).request
+    _send(session, world, in_time, ended - timedelta(minutes=1))
+    assert requests.describe(in_time, world.case.reference)["sent_late"] is None
+    assert requests.period_end(session, in_time) == datetime(2026, 5, 31, 8, 0, tzinfo=UTC)
 
 
 def test_parse_within() -> None:
