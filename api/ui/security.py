@@ -35,7 +35,12 @@ def page_headers(*, cache: bool = False) -> dict[str, str]:
         "Content-Security-Policy": CONTENT_SECURITY_POLICY,
         "X-Content-Type-Options": "nosniff",
         "X-Frame-Options": "DENY",
-        "Referrer-Policy": "no-referrer",
+        # same-origin, not no-referrer: the pages' own form posts then carry their true Origin
+        # (no-referrer makes it `null`), which tells a kept form ours where the browser sends
+        # no Sec-Fetch-Site (plain HTTP on an intranet address); a request to any other site,
+        # a link out to a captured page included, still carries no Referer, so no URL of ours
+        # (they hold case references) reaches it.
+        "Referrer-Policy": "same-origin",
         "Cross-Origin-Opener-Policy": "same-origin",
     }
     if not cache:
@@ -78,8 +83,9 @@ def posted_from(request: Request) -> Sender:
     """Which site a form posted to this one was sent from, as the browser tells.
 
     Browsers say it in Sec-Fetch-Site (sent to HTTPS and loopback origins); otherwise in Origin
-    (which these pages' no-referrer policy makes `null` for their own forms) or Referer. Where
-    none of them says, it is "unknown": a post kept across a sign-in must be known to be ours.
+    (these pages' same-origin referrer policy leaves it true for their own forms; a form of
+    another site may send `null`) or Referer. Where none of them says, it is "unknown": a post
+    kept across a sign-in must be known to be ours.
     """
     fetch_site = request.headers.get("sec-fetch-site")
     if fetch_site is not None:

@@ -71,6 +71,7 @@ def _assert_page_headers(answer: Any) -> None:
     assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
     assert "script-src 'none'" in policy and "unsafe-inline" not in policy
     assert answer.headers["x-content-type-options"] == "nosniff"
+    assert answer.headers["referrer-policy"] == "same-origin"
 
 
 @pytest.fixture

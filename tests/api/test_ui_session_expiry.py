@@ -6,10 +6,12 @@ the pages is refused as before, and one walk in Chromium."""
 from __future__ import annotations
 
 import html
+import http.server
 import re
+import threading
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote, urlencode, urlsplit
 
 import pytest
@@ -30,6 +32,7 @@ from tests.api.conftest import (
 )
 from tests.api.test_ui import PASSWORD, _assert_page_headers, _browser_client, _sign_in, _token
 from tests.factories import AUTHORITY_FIELDS, make_request_world
+from tests.support.net import free_port
 
 REFERENCE = "OP/2026/31"
 QUOTED = quote(REFERENCE, safe="")
@@ -290,6 +293,24 @@ def test_a_form_of_an_earlier_sign_in_is_shown_again_with_the_new_token(api: Api
     assert len(_targets_at(api, URL)) == 1
 
 
+def test_a_form_kept_on_its_origin_alone_as_over_plain_http_on_an_intranet_address(
+    api: Api,
+) -> None:
+    # Over plain HTTP on an address that is not loopback, Chromium sends no Sec-Fetch-Site: the
+    # Origin that the pages' same-origin referrer policy lets it send tells the form is ours.
+    _world(api)
+    clock = use_clock(api)
+    _sign_in(api.client, "nadia")
+    token = _token(api.client.get(FLAG).text)
+    clock.advance(hours=12, seconds=1)
+    kept_page = api.client.post(
+        FLAG, content=urlencode([("csrf_token", token), ("url", URL), ("reason", NOTE)]),
+        headers={"Content-Type": "application/x-www-form-urlencoded",
+                 "Origin": "http://testserver"}, follow_redirects=False)
+    assert kept_page.status_code == 401, kept_page.text[:2000]
+    assert _kept(kept_page.text) == [("url", URL), ("reason", NOTE)]
+
+
 @pytest.mark.parametrize("sender", [
     {"Sec-Fetch-Site": "cross-site"},
     {"Sec-Fetch-Site": "same-site"},  # a neighbouring host under the same domain
@@ -412,11 +433,76 @@ def test_a_note_typed_while_signed_out_elsewhere_is_sent_after_signing_in_in_chr
         page.click("text=Send it as omar")
         page.get_by_role("heading", name="Flagged").wait_for()
         page.screenshot(path=SHOTS / "kept-sent.png", full_page=True)
-    # The form's post and the kept one: with no Origin or Referer that could tell (the pages'
-    # no-referrer policy), only Sec-Fetch-Site said they came from this site, and was heeded.
-    assert sent_from == [("null", None)] * 2
+    # The form's post and the kept one carry their true Origin and the page they were sent
+    # from (the pages' same-origin referrer policy), as well as Sec-Fetch-Site.
+    assert sent_from == [(served, f"{served}{FLAG}"), (served, f"{served}/login")]
     [flagged] = _targets_at(api, URL)
     assert flagged.reason == NOTE
     [entry] = _entries(api, "target.flagged")
     assert entry["actor"]["name"] == "omar" and uuid.UUID(entry["object"]["id"]) == flagged.id
     assert urlsplit(served).hostname == "127.0.0.1"
+
+
+class _OtherSite(http.server.BaseHTTPRequestHandler):
+    """A site of someone else's (a captured page's), noting the headers each visit brings."""
+
+    seen: ClassVar[list[dict[str, str]]] = []
+
+    def do_GET(self) -> None:
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        self.seen.append({"path": self.path, **headers})
+        body = b"<!doctype html><title>elsewhere</title><p>elsewhere</p>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.browser
+def test_our_forms_carry_our_origin_and_a_link_out_carries_no_url_of_ours_in_chromium(
+    api: Api,
+) -> None:
+    _world(api)
+    _OtherSite.seen = []
+    other = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), _OtherSite)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    elsewhere = f"http://127.0.0.1:{other.server_address[1]}/captured/page"
+    try:
+        with served_app(api.runtime) as served, BrowserSession(api.runtime.settings) as browser:
+            context = browser.new_context()
+            page = context.new_page()
+            posts: list[dict[str, str]] = []
+            page.on("request", lambda r: posts.append(r.headers)
+                    if r.method == "POST" and r.url.endswith(FLAG) else None)
+            page.goto(f"{served}{FLAG}")
+            sign_in_on_page(page, "nadia", PASSWORD)
+            page.locator("#reason").wait_for()
+            page.fill("#url", URL)
+            page.fill("#reason", "seen in the channel")
+            page.click("text=Flag and capture")
+            page.get_by_role("heading", name="Flagged").wait_for()
+            # A link out of one of our pages (the case page: its address names the case), as
+            # to a captured page: the pages allow no script, so the test adds it as DevTools.
+            page.goto(f"{served}/cases/{QUOTED}")
+            page.evaluate("""href => { const a = document.createElement('a');
+                a.href = href; a.id = 'out'; a.textContent = 'out';
+                document.body.append(a); }""", elsewhere)
+            page.click("#out")
+            page.wait_for_url(elsewhere)
+            context.close()
+    finally:
+        other.shutdown()
+        other.server_close()
+    # Our own form post says where it came from: its Origin and the page it was sent from.
+    assert [(p.get("origin"), p.get("referer")) for p in posts] == [
+        (served, f"{served}{FLAG}")]
+    # The other site learns nothing of ours: no Referer, nor any other header naming us.
+    # (Chromium then asks it for its favicon too, from its own page.)
+    [visit] = [v for v in _OtherSite.seen if v["path"] == "/captured/page"]
+    assert "referer" not in visit
+    ours = str(urlsplit(served).port)
+    assert not [v for v in visit.values() if ours in v or "cases" in v], visit
