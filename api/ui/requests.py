@@ -139,6 +139,9 @@ def _deadline_state(row: LegalRequest, due: Sequence[requests.DueItem],
     if mine:
         return "due soon", "partial"
     if extended_by is not None:
+        late = requests.sent_late(extended_by)
+        if late is not None and not late["extends"]:  # the law makes it extend nothing
+            return f"ended: {extended_by.reference_number} was sent too late", "failed"
         return f"extended by {extended_by.reference_number}", "active"
     running = row.status in requests.RUNNING or (
         row.status == RequestStatus.FULFILLED and row.kind in requests.PRESERVATION_KINDS

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,9 +11,10 @@ from urllib.parse import quote
 
 from sqlalchemy import select
 
-from evidence import cases, custody, requests
+from evidence import cases, custody, requests, sessions, users
 from evidence.models import Access, CustodyEntry, Role
 from tests.api.conftest import Api, Caller
+from tests.api.test_ui import PASSWORD, _sign_in
 from tests.factories import ARABIC_HANDLE, AUTHORITY_FIELDS, EPOC_PR_FIELDS, make_request_world
 
 BODY = {"kind": "provider-preservation", "platform": "x", "fields": AUTHORITY_FIELDS,
@@ -250,6 +252,14 @@ def test_an_epoc_pr_is_extended_once_and_not_by_an_extension_sent_too_late(api: 
     assert [(d["id"], d["deadline"], d["overdue"], d["gap"]) for d in due] == [
         (extension_id, "preservation ended before the extension was sent", True, late["note"])]
     assert due[0]["action"].startswith("not extended: make a new preservation request at once")
+    # The case's list of requests does not show the EPOC-PR as extended by it.
+    with api.runtime.session() as session:
+        me = users.get_user(session, "liaison")
+        sessions.set_password(session, me, me, PASSWORD)
+    _sign_in(api.client, "liaison")
+    listed = html.unescape(api.client.get(base.removeprefix("/api")).text)
+    assert f"ended: {extension.reference_number} was sent too late" in listed
+    assert f"extended by {extension.reference_number}" not in listed
     # The refused one did not count, this one does: no third, quoting the Regulation.
     again = api.post(owner, f"{base}/{original.id}/extension")
     assert again.status_code == 409
