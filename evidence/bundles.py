@@ -157,6 +157,22 @@ class _Received:
             "registered_by": self.registered_by, "registered_at": iso(r.registered_at),
         }
 
+    @property
+    def via(self) -> str:
+        r = self.row
+        return r.received_via + (f": {r.via_detail}" if r.via_detail else "")
+
+    def graph(self) -> caseuco.ReceivedInfo:
+        r = self.row
+        return caseuco.ReceivedInfo(
+            id=r.id, number=self.number, received_at=r.received_at,
+            file=caseuco.FileInfo(path_in_bundle=self.path, kind="received",
+                                  media_type=r.media_type, size=r.size, sha256=r.sha256),
+            via=self.via, request_reference=self.request_reference,
+            platform_reference=r.platform_reference, source=r.source,
+            registered_by=None if self.registered_by is None
+            else caseuco.PerformerInfo(id=r.registered_by_id, name=self.registered_by))
+
     def report(self) -> report.ReportReceived:
         r = self.row
         if self.request_reference is not None:
@@ -168,8 +184,7 @@ class _Received:
         return report.ReportReceived(
             number=self.number, path=self.path, filename=r.filename, media_type=r.media_type,
             size=r.size, sha256=r.sha256, origin=origin, received_at=r.received_at,
-            via=r.received_via + (f": {r.via_detail}" if r.via_detail else ""),
-            registered_by=self.registered_by)
+            via=self.via, registered_by=self.registered_by)
 
 
 def _received_files(session: Session, case: Case) -> list[_Received]:
@@ -655,6 +670,7 @@ class _BundleWriter:
                                       offence_provision=case.offence_provision,
                                       facts=case.facts, jurisdiction=case.jurisdiction),
             captures, list(accounts.values()),
+            received=[item.graph() for item in plan.received],
         )
 
     def report_data(self, verifier_sha256: str) -> report.ReportData:

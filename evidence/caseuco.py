@@ -5,9 +5,13 @@ the investigation (its title and summary of the facts as `uco-core:description`s
 and statutory provision as `case-investigation:focus`, its jurisdiction as a tag), each capture
 as an investigative action (performer, instruments, start and end time, object, result), a
 provenance record with the exhibit number, the files with their SHA-256 and size, the URLs and
-the accounts. `build_case_graph` makes it from plain frozen dataclasses (a service fills them
-from the database); `graph_file_hashes` reads the files back from the parsed JSON alone, so the
-offline verifier can check the graph against the bundle's files without an RDF library.
+the accounts; and each file the unit received (a platform's answer to a legal request, or
+material from another source) as an investigative action "received" at its received time, with
+who registered it, a provenance record with its RM number naming the request or the source, and
+the file itself, tagged "received". `build_case_graph` makes it from plain frozen dataclasses
+(a service fills them from the database); `graph_file_hashes` reads the files back from the
+parsed JSON alone, so the offline verifier can check the graph against the bundle's files
+without an RDF library.
 
 Vocabulary: CASE 1.5.0 / UCO 1.5.0, as bundled with case-utils 0.18 (`case_validate
 --built-version case-1.5.0`), and shaped after the CASE-Examples "forensic_lifecycle"
@@ -27,7 +31,7 @@ base. Objects the system has a UUID for (case, capture, user, account) use it; t
 UUIDv5s, so the same input always gives the same graph: facets follow case-utils'
 `inherent_uuid` scheme (uuid5 of the owner's UUID and the facet class IRI), hashes its
 `urn:hash::sha256:<hex>` scheme, URLs are uuid5 of the URL in the RFC 4122 URL namespace, files
-uuid5 of the capture UUID and the path in the bundle.
+uuid5 of the capture's (or received file's) UUID and the path in the bundle.
 
 Nothing here reads `os.environ`, touches the database or imports an RDF library; the graph holds
 only str, int, bool, list and dict, so it can be written as canonical JSON.
@@ -38,7 +42,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any
@@ -118,6 +122,21 @@ class CaptureInfo:
 
 
 @dataclass(frozen=True)
+class ReceivedInfo:
+    """A file the unit received: from a platform answering `request`, or from `source`."""
+
+    id: uuid.UUID
+    number: str  # "RM-001", its exhibit number in the bundle
+    file: FileInfo
+    received_at: datetime
+    via: str  # how it came: portal, email, ...
+    request_reference: str | None = None
+    platform_reference: str | None = None
+    source: str | None = None
+    registered_by: PerformerInfo | None = None
+
+
+@dataclass(frozen=True)
 class AccountInfo:
     id: uuid.UUID
     platform: str
@@ -131,6 +150,7 @@ def build_case_graph(
     captures: Sequence[CaptureInfo],
     accounts: Sequence[AccountInfo] = (),
     *,
+    received: Sequence[ReceivedInfo] = (),
     kb_base: str = KB_BASE,
 ) -> dict[str, Any]:
     """The JSON-LD document: an @context and a flat @graph in a stable order."""
@@ -140,6 +160,8 @@ def build_case_graph(
     account_iris = {a.id: builder.account(a) for a in accounts}
     for capture in captures:
         builder.capture(capture, account_iris)
+    for item in received:
+        builder.received(item)
 
     inv = _iri("Investigation", investigation.id)
     # Both properties may repeat (CASE 1.5 gives them no maximum). The maximum penalty has no
@@ -225,13 +247,44 @@ class _Builder:
         action["uco-action:result"] = [_ref(record_iri), *(_ref(i) for i in results)]
         return self._add(action)
 
-    def file(self, capture_id: uuid.UUID, info: FileInfo) -> str:
+    def received(self, info: ReceivedInfo) -> str:
+        """The receipt as an action at the received time; its result the record and the file."""
+        file_iri = self.file(info.id, replace(info.file, kind="received"))
+        if info.request_reference is not None:
+            origin = f"legal request {info.request_reference}"
+            if info.platform_reference:
+                origin += f" (platform reference {info.platform_reference})"
+            said = f"Answer to {origin}"
+        elif info.source and info.source.strip():
+            said = f"Received from another source: {info.source}"
+        else:
+            raise InvalidInput(f"received file {info.number} names neither a request nor a source")
+        record_iri = self._add({
+            "@id": _iri("ProvenanceRecord", uuid.uuid5(info.id, "ProvenanceRecord")),
+            "@type": "case-investigation:ProvenanceRecord",
+            "uco-core:description": said,
+            "case-investigation:exhibitNumber": info.number,
+            "uco-core:object": [_ref(file_iri)],
+        })
+        action: dict[str, Any] = {
+            "@id": _iri("InvestigativeAction", info.id),
+            "@type": "case-investigation:InvestigativeAction",
+            "uco-core:name": "received",
+            "uco-core:description": f"{said}, received via {info.via}",
+            "uco-action:startTime": _datetime(info.received_at),
+        }
+        if info.registered_by is not None:
+            action["uco-action:performer"] = _ref(self.person(info.registered_by))
+        action["uco-action:result"] = [_ref(record_iri), _ref(file_iri)]
+        return self._add(action)
+
+    def file(self, owner_id: uuid.UUID, info: FileInfo) -> str:
         if info.path_in_bundle in self._paths:
             raise InvalidInput(f"two files at {info.path_in_bundle!r} in one bundle")
         self._paths.add(info.path_in_bundle)
         if info.size < 0:
             raise InvalidInput(f"negative size for {info.path_in_bundle!r}")
-        file_uuid = uuid.uuid5(capture_id, info.path_in_bundle)
+        file_uuid = uuid.uuid5(owner_id, info.path_in_bundle)
         path = PurePosixPath(info.path_in_bundle)
         file_facet: dict[str, Any] = {
             "@id": _facet_iri(file_uuid, "FileFacet"),

@@ -8,13 +8,13 @@ import json
 import re
 import subprocess
 import zipfile
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from evidence import bundle_verifier, bundles, cases, received, requests, users
+from evidence import bundle_verifier, bundles, cases, caseuco, received, requests, users
 from evidence.home import Runtime
 from evidence.models import Access, Role, utcnow
 from tests.factories import AUTHORITY_FIELDS, case_with_a_capture
@@ -175,8 +175,10 @@ def test_a_bundle_from_before_received_material_still_verifies(
         bundle: dict[str, Any], tmp_path: Path) -> None:
     members, top = dict(bundle["members"]), bundle["top"]
     index = json.loads(members[f"{top}/data/bundle.json"])
-    del index["received"]  # as the exporter wrote it before
+    del index["received"]  # as the exporter wrote it before, graph and all
     members[f"{top}/data/bundle.json"] = json.dumps(index, indent=2).encode()
+    members[f"{top}/data/case.jsonld"] = json.dumps(_without_received_files(
+        _graph_of(members, top), {i["path"] for i in bundle["index"]["received"]})).encode()
     for name in [n for n in members if n.startswith(f"{top}/data/received/")]:
         del members[name]
     _rebag(members, top)
@@ -184,3 +186,71 @@ def test_a_bundle_from_before_received_material_still_verifies(
     report = bundle_verifier.verify_bundle(older)
     assert report.ok, report.render()
     assert "received" not in " ".join(c.name for c in report.checks)
+
+
+def _graph_of(members: dict[str, bytes], top: str) -> dict[str, Any]:
+    graph: dict[str, Any] = json.loads(members[f"{top}/data/case.jsonld"])
+    return graph
+
+
+def _without_received_files(graph: dict[str, Any], paths: set[str]) -> dict[str, Any]:
+    """The graph with the File nodes of `paths` taken out."""
+    def described(node: dict[str, Any]) -> bool:
+        return any(f.get("uco-observable:filePath") in paths
+                   for f in node.get("uco-core:hasFacet", []))
+    return {**graph, "@graph": [n for n in graph["@graph"] if not described(n)]}
+
+
+def test_the_case_graph_describes_the_received_material(bundle: dict[str, Any]) -> None:
+    graph = _graph_of(bundle["members"], bundle["top"])
+    files = caseuco.graph_file_hashes(graph)
+    for item in bundle["index"]["received"]:
+        assert files[item["path"]] == (item["sha256"], item["size"])
+    nodes = {n["@id"]: n for n in graph["@graph"]}
+    records = {n["case-investigation:exhibitNumber"]: n for n in nodes.values()
+               if n["@type"] == "case-investigation:ProvenanceRecord"
+               and n["case-investigation:exhibitNumber"].startswith("RM-")}
+    assert sorted(records) == ["RM-001", "RM-002", "RM-003"]
+    assert records["RM-001"]["uco-core:description"] == (
+        "Received from another source: handed over by witness W-3")
+    assert records["RM-002"]["uco-core:description"] == (
+        f"Answer to legal request {bundle['request']} (platform reference LE-2026-77123)")
+    actions = [n for n in nodes.values() if n.get("uco-core:name") == "received"]
+    by_record = {a["uco-action:result"][0]["@id"]: a for a in actions}
+    for item in bundle["index"]["received"]:
+        record = records[item["number"]]
+        action = by_record[record["@id"]]
+        assert datetime.fromisoformat(action["uco-action:startTime"]["@value"]) == (
+            datetime.fromisoformat(item["received_at"]))
+        assert nodes[action["uco-action:performer"]["@id"]]["uco-core:name"] == "ines"
+        file_node = nodes[record["uco-core:object"][0]["@id"]]
+        assert file_node["uco-core:tag"] == "received"
+
+
+def test_a_received_file_the_case_graph_leaves_out_fails(
+        bundle: dict[str, Any], tmp_path: Path) -> None:
+    members, top = dict(bundle["members"]), bundle["top"]
+    item = bundle["index"]["received"][2]
+    graph = _without_received_files(_graph_of(members, top), {item["path"]})
+    members[f"{top}/data/case.jsonld"] = json.dumps(graph).encode()
+    _rebag(members, top)
+    report = bundle_verifier.verify_bundle(_write(tmp_path / "unlisted.zip", members))
+    assert not report.ok
+    assert f"{item['path']}: a received file the case graph does not describe" in (
+        report.problems), report.problems
+
+
+def test_a_bundle_whose_graph_predates_received_material_still_verifies(
+        bundle: dict[str, Any], tmp_path: Path) -> None:
+    members, top = dict(bundle["members"]), bundle["top"]
+    paths = {i["path"] for i in bundle["index"]["received"]}
+    members[f"{top}/data/case.jsonld"] = json.dumps(
+        _without_received_files(_graph_of(members, top), paths)).encode()
+    _rebag(members, top)
+    older = _write(tmp_path / "older-graph.zip", members)
+    report = bundle_verifier.verify_bundle(older)
+    assert report.ok, report.render()
+    assert "3 received file(s)" in report.render()
+    assert any("describes none of the 3 received file(s)" in n for n in report.notes)
+    standalone = _standalone(bundle, older, tmp_path)
+    assert standalone.returncode == 0, standalone.stdout + standalone.stderr

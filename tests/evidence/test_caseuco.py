@@ -33,6 +33,7 @@ from evidence.caseuco import (
     FileInfo,
     InvestigationInfo,
     PerformerInfo,
+    ReceivedInfo,
     build_case_graph,
     graph_file_hashes,
 )
@@ -120,6 +121,23 @@ def make_inputs() -> tuple[InvestigationInfo, list[CaptureInfo], list[AccountInf
         ),
     )
     return case, [first, second], [account]
+
+
+def make_received() -> list[ReceivedInfo]:
+    """A platform's answer to a request and a witness's file, as an export numbers them."""
+    registrar = PerformerInfo(id=uuid.uuid4(), name="Ines Liaison", unit="Border Unit")
+    return [
+        ReceivedInfo(id=uuid.uuid4(), number="RM-001",
+                     file=make_file("received/RM-001-ip_log.csv", "received", "text/csv", b"ip"),
+                     received_at=START + timedelta(days=3, microseconds=1), via="portal",
+                     request_reference="REQ-2024-0007", platform_reference="LE-77123",
+                     registered_by=registrar),
+        ReceivedInfo(id=uuid.uuid4(), number="RM-002",
+                     file=make_file("received/RM-002-statement.pdf", "received",
+                                    "application/pdf", b"%PDF witness"),
+                     received_at=START + timedelta(days=4), via="other: courier",
+                     source="handed over by witness W-3"),
+    ]
 
 
 def expected_files(captures: list[CaptureInfo]) -> dict[str, tuple[str, int]]:
@@ -335,12 +353,44 @@ def test_iris_are_stable_and_follow_case_utils_inherent_uuids() -> None:
         build_case_graph(case, captures, accounts, kb_base="https://example.org/kb")
 
 
+def test_sparql_finds_received_files_with_their_request_or_source_and_time() -> None:
+    case, captures, accounts = make_inputs()
+    got = make_received()
+    graph = build_case_graph(case, captures, accounts, received=got)
+    assert graph_file_hashes(graph) == {
+        **expected_files(captures),
+        **{r.file.path_in_bundle: (r.file.sha256, r.file.size) for r in got}}
+    rows = select(parse(graph), """
+        SELECT ?number ?said ?start ?who ?path WHERE {
+            ?action a case-investigation:InvestigativeAction ; uco-core:name "received" ;
+                    uco-action:startTime ?start ; uco-action:result ?record, ?file .
+            OPTIONAL { ?action uco-action:performer/uco-core:name ?who }
+            ?record a case-investigation:ProvenanceRecord ;
+                    case-investigation:exhibitNumber ?number ; uco-core:description ?said ;
+                    uco-core:object ?file .
+            ?file a uco-observable:File ; uco-core:tag "received" ;
+                  uco-core:hasFacet/uco-observable:filePath ?path .
+        } ORDER BY ?number""")
+    assert [(str(r.number), str(r.said), datetime.fromisoformat(str(r.start)),
+             r.who and str(r.who), str(r.path))
+            for r in rows] == [
+        ("RM-001", "Answer to legal request REQ-2024-0007 (platform reference LE-77123)",
+         got[0].received_at, "Ines Liaison", "received/RM-001-ip_log.csv"),
+        ("RM-002", "Received from another source: handed over by witness W-3",
+         got[1].received_at, None, "received/RM-002-statement.pdf"),
+    ]
+    with pytest.raises(InvalidInput, match="neither a request nor a source"):
+        build_case_graph(case, captures, accounts,
+                         received=[replace(got[1], source=" ")])
+
+
 @pytest.mark.slow
 def test_case_validate_finds_the_graph_conformant(tmp_path: Path) -> None:
     case, captures, accounts = make_inputs()
     path = tmp_path / "case.jsonld"
     path.write_text(
-        json.dumps(build_case_graph(case, captures, accounts), ensure_ascii=False),
+        json.dumps(build_case_graph(case, captures, accounts, received=make_received()),
+                   ensure_ascii=False),
         encoding="utf-8",
     )
     # The console script installed beside this interpreter; the ontology is pinned so a newer
