@@ -721,12 +721,11 @@ def _logged_time(at: str, text: Text) -> str:
 
 
 def _when(moment: datetime, *, zone: bool = True) -> str:
+    """Every time the report prints, to the second (cut, not rounded, so a time never moves
+    into the next second). The exact value stays in bundle.json and the custody entries."""
     # The database may hand back naive datetimes; they are UTC throughout this system.
     utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    shown = utc.strftime("%Y-%m-%d %H:%M:%S")
-    if utc.microsecond:
-        shown += f".{utc.microsecond:06d}"
-    return shown + (" UTC" if zone else "")
+    return utc.strftime("%Y-%m-%d %H:%M:%S") + (" UTC" if zone else "")
 
 
 # --- the screenshot preview ---------------------------------------------------------------------

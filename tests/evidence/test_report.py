@@ -28,6 +28,7 @@ from evidence.report import (
     ReportData,
     ReportExhibit,
     ReportFile,
+    ReportReceived,
     _preview,
     _years,
     write_report,
@@ -177,6 +178,12 @@ def sample(tmp_path: Path) -> ReportData:
         tsa_fingerprints=(("keys/tsa/freetsa-ca.pem", TSA_FINGERPRINT),
                           ("keys/tsa/local-tsa-ca.pem", "ef" * 32)),
         verifier_sha256=VERIFIER_SHA,
+        received=(ReportReceived(
+            number="RM-001", path="received/RM-001-ip_log.csv", filename="ip_log.csv",
+            media_type="text/csv", size=78, sha256=sha("ip_log"),
+            origin="request OP-HARBOUR-EPOC-1", via="portal", registered_by="alice",
+            # Entered with microseconds: the report shows the second, bundle.json all of it.
+            received_at=datetime(2026, 11, 20, 14, 33, 7, 123456, tzinfo=UTC)),),
     )
 
 
@@ -220,7 +227,7 @@ def test_cover_shows_case_key_checkpoint_and_every_exhibit(made: tuple[ReportDat
     cover = pages(pdf)[0]
     assert "Evidence report" in cover
     for expected in ("OP-HARBOUR", "Smuggling adverts, Aegean route", "§ 96 AufenthG", "DE",
-                     data.export_id, "2026-11-22 20:43:24.123456 UTC", "alice",
+                     data.export_id, "2026-11-22 20:43:24 UTC", "alice",
                      "LKA 12 Online", "evidence-locker/lka12 custody log", "4711"):
         assert expected in cover, expected
     flat = squeezed(cover)
@@ -305,10 +312,10 @@ def test_each_exhibit_has_its_own_pages_with_the_capture_facts(
 def test_exhibit_facts_and_timestamps(made: tuple[ReportData, Path]) -> None:
     _, pdf = made
     text = squeezed("".join(pages(pdf)[1:]))
-    assert "Capturestarted2026-11-2218:05:12.250000UTC" in text
-    assert "Capturefinished2026-11-2218:05:53.250005UTC" in text
+    assert "Capturestarted2026-11-2218:05:12UTC" in text
+    assert "Capturefinished2026-11-2218:05:53UTC" in text
     assert "HTTPstatus200" in text and "HTTPstatus451" in text
-    assert "2026-11-2218:05:54.250000UTC,byfreetsa.org" in text
+    assert "2026-11-2218:05:54UTC,byfreetsa.org" in text
     # EX-002 is timestamped by the built-in authority; EX-003 not at all.
     assert squeezed("its time rests only on this system's clock") in text
     assert "(thissystem'sownclock)" in text
@@ -316,6 +323,18 @@ def test_exhibit_facts_and_timestamps(made: tuple[ReportData, Path]) -> None:
     assert squeezed("Address reached none recorded") in text
     assert squeezed("steps that failed: pdf: timed out after 30 s; warc: <proxy> refused &"
                     " closed") in text
+
+
+def test_every_time_is_shown_to_the_second(made: tuple[ReportData, Path]) -> None:
+    data, pdf = made
+    text = bodies(pdf)
+    # The exhibits' capture, timestamp and custody times, the cover's export time and the
+    # received material's time were all entered with fractions of a second.
+    assert re.findall(r"\d\d:\d\d:\d\d[.,]\d", text) == []
+    assert "2026-11-2014:33:07" in squeezed(text) and "14:33:07.123456" not in text
+    # The custody lines' times, as logged with their fractions, come out to the second too.
+    logged = datetime.fromisoformat(data.exhibits[0].custody[0].at)
+    assert logged.microsecond and logged.strftime("%Y-%m-%d %H:%M:%S") in text
 
 
 def test_hostile_and_non_latin_text_prints_as_written(made: tuple[ReportData, Path]) -> None:
@@ -415,7 +434,7 @@ def test_enormous_values_are_cut_with_a_note_and_bad_screenshots_tolerated(
 
 
 def test_empty_bundle(tmp_path: Path) -> None:
-    data = replace(sample(tmp_path), exhibits=())
+    data = replace(sample(tmp_path), exhibits=(), received=())
     pdf = tmp_path / "empty.pdf"
     write_report(data, pdf)
     text = run("pdftotext", pdf, "-")
