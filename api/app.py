@@ -38,10 +38,12 @@ from evidence.errors import LogBroken
 from evidence.home import Runtime
 
 log = logging.getLogger("evidence.api")
-# The routes that take received material (api/routes/received.py, its form on a request's page):
-# their bodies may reach EVIDENCE_RECEIVED_MAX_BYTES, every other route's stays small.
+# The routes that take received material (api/routes/received.py, its forms on a request's page
+# and on the case's received-material page): their bodies may reach
+# EVIDENCE_RECEIVED_MAX_BYTES, every other route's stays small.
 UPLOAD_PATHS = (re.compile(r"/api/cases/.+/received"),
-                re.compile(r"/cases/.+/requests/[0-9a-fA-F-]{36}/received"))
+                re.compile(r"/cases/.+/requests/[0-9a-fA-F-]{36}/received"),
+                re.compile(r"/cases/[^/]+/received"))
 
 
 def seal_log(runtime: Runtime) -> int:

@@ -40,6 +40,7 @@ from evidence.models import (
     User,
     utcnow,
 )
+from evidence.pagination import Page, paginate
 
 MAX_FILENAME = 255
 MAX_SOURCE = 2000
@@ -280,6 +281,14 @@ def received_of(session: Session, case: Case, *,
         query = query.where(ReceivedFile.request_id == request_id)
     return list(session.scalars(query.order_by(ReceivedFile.received_at,
                                                ReceivedFile.registered_at, ReceivedFile.id)))
+
+
+def page_received(session: Session, case: Case, *, limit: int,
+                  cursor: str | None = None) -> Page[ReceivedFile]:
+    """A page of the case's received material, the newest received first."""
+    return paginate(session, select(ReceivedFile).where(ReceivedFile.case_id == case.id),
+                    key=(ReceivedFile.received_at, ReceivedFile.registered_at, ReceivedFile.id),
+                    limit=limit, cursor=cursor, descending=True)
 
 
 def count_received(session: Session, case: Case) -> int:

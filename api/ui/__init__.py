@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api.ui import admin, cases, decisions, exports, kept, notes, requests, search
+from api.ui import admin, cases, decisions, exports, kept, material, notes, requests, search
 from api.ui.rendering import STATIC, install_error_pages
 from api.ui.routes import router
 from api.ui.security import SecurityHeaders
@@ -17,7 +17,7 @@ def install(app: FastAPI) -> None:
     Call after the API's error handlers are installed: the pages' handlers wrap them.
     """
     app.include_router(router)
-    for pages in (cases, notes, decisions, requests, exports, search, admin):
+    for pages in (cases, notes, decisions, requests, material, exports, search, admin):
         app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     install_error_pages(app)

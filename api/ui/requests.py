@@ -25,12 +25,11 @@ from starlette.datastructures import FormData
 
 from api.deps import AppRuntime, DbSession, case_reference, quote_ref
 from api.routes.received import Posted as Upload
-from api.routes.received import register_upload
 from api.schemas_requests import RequestCreate, RequestStatusChange
+from api.ui.material import keep_posted
 from api.ui.received import received_views
 from api.ui.rendering import PageError, render, sentence
 from api.ui.routes import CsrfField, Cursor, Posted, Viewer, check_session_form, see_other
-from api.ui.security import FormRefused
 from evidence import cases, custody, received, requests
 from evidence.errors import (
     AccessDenied,
@@ -671,29 +670,12 @@ def receive_material(
     case: Annotated[Case, Depends(_writable_case)],
     upload: Upload,  # after the viewer and the case: nothing is read for a stranger
 ) -> Response:
-    try:
-        check_session_form(request, upload.get("csrf_token"))
-    except FormRefused:
-        # Not kept across a sign-in like the other forms: it holds a file (api/ui/kept.py).
-        return render(request, "error.html", {
-            "status": 403, "title": "Form not sent",
-            "message": "Your form came from a page of an earlier sign-in, and a form with a "
-                       "file attached cannot be kept. Nothing was kept: open the request "
-                       "again and attach the file."}, viewer=viewer, status_code=403)
     row = requests.get_request(session, viewer, case, request_id, need=Access.WRITE)
-    typed = {key: upload.get(key) for key in _blank_receipt(row)}
-    try:
-        register_upload(session, viewer, case, upload, store=runtime.store,
-                        request=str(row.id))
-    except AccessDenied:
-        raise
-    except EvidenceError as exc:
-        message = "Nothing was kept: " + sentence(exc.message)
-        context = _request_context(session, viewer, case, row)
-        context.update(receive=typed, receive_error=message)
-        raise PageError(message, exc.status_code, template="request.html", context=context,
-                        viewer=viewer) from exc
-    return see_other(f"/cases/{quote_ref(case.reference)}/requests/{row.id}#received")
+    return keep_posted(
+        request, session, viewer, runtime, case, upload, request_id=str(row.id),
+        blank=_blank_receipt(row), again="the request",
+        page=lambda: ("request.html", _request_context(session, viewer, case, row)),
+        done=f"/cases/{quote_ref(case.reference)}/requests/{row.id}#received")
 
 
 @router.post("/cases/{ref}/requests/{request_id}/extension", response_class=HTMLResponse)

@@ -20,7 +20,7 @@ from starlette.datastructures import FormData
 from api.deps import SESSION_COOKIE, DbSession, case_reference, get_runtime, quote_ref
 from api.schemas import LoginCreate, TargetCreate
 from api.ui.kept import carried_by_sign_in, confirmation_page, sign_in_inputs
-from api.ui.received import received_views
+from api.ui.received import views_of
 from api.ui.rendering import PageError, login_page, render, safe_next, sentence, viewer_of
 from api.ui.security import LOGIN_CSRF_COOKIE, check_token, session_csrf_token
 from evidence import (
@@ -199,7 +199,8 @@ def case_page(
         "latest": latest,
         "entries": [custody.describe(e) for e in timeline.entries],
         "older_than": timeline.older_than, "newest_page": before is None,
-        "received": received_views(session, case, newest=CASE_PAGE_RECEIVED),
+        "received": views_of(session, case, received.page_received(
+            session, case, limit=CASE_PAGE_RECEIVED).items),
         "received_total": received.count_received(session, case),
     }, viewer=viewer)
 

@@ -25,7 +25,7 @@ from tests.factories import make_sent_request
 
 REFERENCE = "OP/2026/9"
 CASE_PAGE = f"/cases/{quote(REFERENCE, safe='')}"
-SHOTS = Path("/tmp/ui-received")
+SHOTS = Path("/tmp/ui-received2")
 CSV = b"account_id,ip,timestamp\n1234567890,203.0.113.7,2026-02-28T22:14:09Z\n"
 
 
@@ -149,7 +149,7 @@ def test_a_hostile_name_is_shown_as_text_and_clipped(api: Api, world: Any) -> No
         shown = api.client.get(url).text
         assert "<script>alert(1)" not in shown
         assert "&lt;script&gt;alert(1)&lt;/script&gt;\u202efdp.exe" in shown
-        table = re.search(r'<table class="grid received">.*?</table>', shown, re.S)
+        table = re.search(r'<table class="grid received[^"]*">.*?</table>', shown, re.S)
         assert table, shown[:3000]
         assert "a" * 200 not in table.group(0) and "(255 characters)" in table.group(0)
 
@@ -187,3 +187,96 @@ def test_a_liaison_officer_keeps_what_the_platform_sent_in_chromium(
         page.set_viewport_size({"width": 1280, "height": 900})
         page.screenshot(path=SHOTS / "case-received-1280.png", full_page=True)
 
+
+
+RECEIVED_PAGE = f"{CASE_PAGE}/received"
+
+
+def _keep_from_source(client: Any, token: str, name: str = "statement.pdf",
+                      data: bytes = b"%PDF-1.4 witness", **overrides: str) -> Any:
+    fields = {"csrf_token": token, "via": "medium", "source": "handed over by witness W-3",
+              "received_at": (utcnow() - timedelta(hours=5)).strftime("%Y-%m-%dT%H:%M:%S"),
+              **overrides}
+    return client.post(RECEIVED_PAGE, data=fields, files={"file": (name, data, "text/csv")},
+                       follow_redirects=False)
+
+
+def test_material_from_another_source_is_kept_and_listed_page_by_page(
+        api: Api, world: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    token = _sign_in(api.client, "lina")
+    assert _keep(api.client, world, token).status_code == 303
+    kept = _keep_from_source(api.client, token)
+    assert kept.status_code == 303 and kept.headers["location"] == RECEIVED_PAGE
+    assert _keep_from_source(api.client, token, name="second.csv", data=b"2",
+                             source="seized phone").status_code == 303
+    assert "All received material" in api.client.get(CASE_PAGE).text
+    shown = api.client.get(RECEIVED_PAGE).text
+    assert "handed over by witness W-3" in shown and "seized phone" in shown
+    assert f'href="{CASE_PAGE}/requests/{world.request.id}#received"' in shown
+    assert "Keep material from another source" in shown
+    monkeypatch.setattr("api.ui.material.RECEIVED_PER_PAGE", 2)
+    first = api.client.get(RECEIVED_PAGE).text
+    more = re.search(r'href="([^"]*cursor=[^"]*)">Older material', first)
+    assert more, first[:3000]
+    rest = api.client.get(html.unescape(more.group(1))).text
+    names = [n for page in (first, rest) for n in re.findall(
+        r"<bdi>(second\.csv|statement\.pdf|subscriber\.csv)</bdi>", page)]
+    # Newest received first, each once: the request's file came 2 h ago, the others 5 h ago.
+    assert names[0] == "subscriber.csv" and sorted(names) == [
+        "second.csv", "statement.pdf", "subscriber.csv"]
+    assert "Older material" not in rest
+
+
+def test_material_without_its_source_comes_back_with_why(api: Api, world: Any) -> None:
+    token = _sign_in(api.client, "lina")
+    refused = _keep_from_source(api.client, token, source="  ", via_detail="by courier")
+    assert refused.status_code == 422
+    assert "Nothing was kept" in _alert(refused.text) and "source" in _alert(refused.text)
+    assert 'value="by courier"' in refused.text
+    assert _kept(api) == 0
+    stale = _keep_from_source(api.client, "forged")
+    assert stale.status_code == 403 and "attach the file" in stale.text
+
+
+def test_readers_see_all_received_material_but_no_form(api: Api, world: Any) -> None:
+    token = _sign_in(api.client, "lina")
+    assert _keep_from_source(api.client, token).status_code == 303
+    reader = api.user("rita", Role.INVESTIGATOR, password=PASSWORD)
+    api.user("stan", Role.INVESTIGATOR, password=PASSWORD)
+    with api.runtime.session() as session:
+        case = cases.get_case(session, world.lina.user, REFERENCE)
+        cases.add_member(session, world.lina.user, case, reader.user, Access.READ)
+    as_reader = _browser_client(api)
+    reader_token = _sign_in(as_reader, "rita")
+    page = as_reader.get(RECEIVED_PAGE).text
+    assert "statement.pdf" in page and "Keep the file" not in page
+    assert _keep_from_source(as_reader, reader_token, data=b"r").status_code == 403
+    as_stranger = _browser_client(api)
+    _sign_in(as_stranger, "stan")
+    assert as_stranger.get(RECEIVED_PAGE).status_code == 404
+    assert _kept(api) == 1
+
+
+@pytest.mark.browser
+def test_material_from_a_witness_is_kept_from_the_case_in_chromium(
+        api: Api, world: Any, tmp_path: Path) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    statement = tmp_path / "witness_statement_W-3.pdf"
+    statement.write_bytes(b"%PDF-1.4 witness statement")
+    with served_app(api.runtime) as served, BrowserSession(api.runtime.settings) as browser, \
+            walled_page(browser, served) as page:
+        page.goto(f"{served}{CASE_PAGE}")
+        sign_in_on_page(page, "lina", PASSWORD)
+        page.get_by_role("link", name="from the case's received material").click()
+        page.get_by_role("heading", name="Keep material from another source").wait_for()
+        page.set_input_files("#file", str(statement))
+        page.fill("#source", "handed over by witness W-3 at the front desk")
+        page.fill("#received_at", (utcnow() - timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%S"))
+        page.select_option("#via", "medium")
+        page.click("button:has-text('Keep the file')")
+        page.locator("table.received").wait_for()
+        table = page.locator("table.received").inner_text()
+        assert "witness_statement_W-3.pdf" in table and "front desk" in table
+        page.screenshot(path=SHOTS / "case-all-received-1280.png", full_page=True)
+        page.set_viewport_size({"width": 420, "height": 900})
+        page.screenshot(path=SHOTS / "case-all-received-420.png", full_page=True)
