@@ -122,16 +122,21 @@ def test_a_form_without_the_sessions_token_keeps_nothing(api: Api, world: Any) -
     assert _kept(api) == 0
 
 
-def test_readers_see_the_list_but_no_form_and_strangers_nothing(api: Api, world: Any) -> None:
-    token = _sign_in(api.client, "lina")
-    assert _keep(api.client, world, token).status_code == 303
+def _reader(api: Api, world: Any) -> tuple[Any, str]:
+    """rita, who may read the case, signed in (with her form token); stan, who may not, made."""
     reader = api.user("rita", Role.INVESTIGATOR, password=PASSWORD)
     api.user("stan", Role.INVESTIGATOR, password=PASSWORD)
     with api.runtime.session() as session:
         case = cases.get_case(session, world.lina.user, REFERENCE)
         cases.add_member(session, world.lina.user, case, reader.user, Access.READ)
     as_reader = _browser_client(api)
-    reader_token = _sign_in(as_reader, "rita")
+    return as_reader, _sign_in(as_reader, "rita")
+
+
+def test_readers_see_the_list_but_no_form_and_strangers_nothing(api: Api, world: Any) -> None:
+    token = _sign_in(api.client, "lina")
+    assert _keep(api.client, world, token).status_code == 303
+    as_reader, reader_token = _reader(api, world)
     page = as_reader.get(world.page).text
     assert "subscriber.csv" in page and "Keep the file" not in page
     assert _keep(as_reader, world, reader_token, name="x.csv", data=b"x").status_code == 403
@@ -241,13 +246,7 @@ def test_material_without_its_source_comes_back_with_why(api: Api, world: Any) -
 def test_readers_see_all_received_material_but_no_form(api: Api, world: Any) -> None:
     token = _sign_in(api.client, "lina")
     assert _keep_from_source(api.client, token).status_code == 303
-    reader = api.user("rita", Role.INVESTIGATOR, password=PASSWORD)
-    api.user("stan", Role.INVESTIGATOR, password=PASSWORD)
-    with api.runtime.session() as session:
-        case = cases.get_case(session, world.lina.user, REFERENCE)
-        cases.add_member(session, world.lina.user, case, reader.user, Access.READ)
-    as_reader = _browser_client(api)
-    reader_token = _sign_in(as_reader, "rita")
+    as_reader, reader_token = _reader(api, world)
     page = as_reader.get(RECEIVED_PAGE).text
     assert "statement.pdf" in page and "Keep the file" not in page
     assert _keep_from_source(as_reader, reader_token, data=b"r").status_code == 403
