@@ -10,9 +10,10 @@ from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from evidence import cases, custody, requests, sessions, users
-from evidence.models import Access, CustodyEntry, Role
+from evidence.models import Access, Case, CustodyEntry, LegalRequest, Role
 from tests.api.conftest import Api, Caller
 from tests.api.test_ui import PASSWORD, _sign_in
 from tests.factories import ARABIC_HANDLE, AUTHORITY_FIELDS, EPOC_PR_FIELDS, make_request_world
@@ -167,19 +168,27 @@ def test_due_and_extension_over_http(api: Api) -> None:
     assert api.post(owner, f"{base}/{made['id']}/extension").status_code == 409
 
 
+def _preservation_sent(session: Session, api: Api, owner: Caller, boss: Caller, case: Case, *,
+                       kind: str, fields: dict[str, str], days_ago: int) -> LegalRequest:
+    """A preservation of X generated, approved and sent `days_ago` days ago."""
+    start = datetime.now(UTC) - timedelta(days=days_ago)
+    sent = requests.generate(
+        session, owner.user, case, store=api.runtime.store, settings=api.runtime.settings,
+        kind=kind, platform="x", fields=fields,
+        date_from=datetime(2025, 9, 1, tzinfo=UTC), date_to=datetime(2026, 3, 1, tzinfo=UTC),
+        now=start).request
+    requests.change_status(session, boss.user, case, sent.id, "approved", at=start)
+    requests.change_status(session, owner.user, case, sent.id, "sent", at=start)
+    return sent
+
+
 def test_an_extension_sent_after_the_preservation_ended_is_recorded_as_late(api: Api) -> None:
     owner, base, world = _setup(api)
     boss = _member(api, owner, world.case.reference, "boss", Role.SUPERVISOR, Access.WRITE)
-    start = datetime.now(UTC) - timedelta(days=100)
     with api.runtime.session() as session:
         case = cases.get_case(session, owner.user, world.case.reference)
-        first = requests.generate(
-            session, owner.user, case, store=api.runtime.store, settings=api.runtime.settings,
-            kind="provider-preservation", platform="x", fields=AUTHORITY_FIELDS,
-            date_from=datetime(2025, 9, 1, tzinfo=UTC), date_to=datetime(2026, 3, 1, tzinfo=UTC),
-            now=start).request
-        requests.change_status(session, boss.user, case, first.id, "approved", at=start)
-        requests.change_status(session, owner.user, case, first.id, "sent", at=start)
+        first = _preservation_sent(session, api, owner, boss, case, kind="provider-preservation",
+                                   fields=AUTHORITY_FIELDS, days_ago=100)
         ends = requests.period_end(session, first)
         assert ends is not None and ends < datetime.now(UTC)
         renewal = requests.extend(session, owner.user, first.id, store=api.runtime.store,
@@ -209,16 +218,11 @@ def test_an_extension_sent_after_the_preservation_ended_is_recorded_as_late(api:
 def test_an_epoc_pr_is_extended_once_and_not_by_an_extension_sent_too_late(api: Api) -> None:
     owner, base, world = _setup(api)
     boss = _member(api, owner, world.case.reference, "boss", Role.SUPERVISOR, Access.WRITE)
-    start = datetime.now(UTC) - timedelta(days=70)  # its 60 days ended ten days ago
     with api.runtime.session() as session:
         case = cases.get_case(session, owner.user, world.case.reference)
-        original = requests.generate(
-            session, owner.user, case, store=api.runtime.store, settings=api.runtime.settings,
-            kind="eu-epoc-pr", platform="x", fields=EPOC_PR_FIELDS,
-            date_from=datetime(2025, 9, 1, tzinfo=UTC), date_to=datetime(2026, 3, 1, tzinfo=UTC),
-            now=start).request
-        requests.change_status(session, boss.user, case, original.id, "approved", at=start)
-        requests.change_status(session, owner.user, case, original.id, "sent", at=start)
+        # its 60 days ended ten days ago
+        original = _preservation_sent(session, api, owner, boss, case, kind="eu-epoc-pr",
+                                      fields=EPOC_PR_FIELDS, days_ago=70)
         ends = requests.period_end(session, original)
         assert ends is not None and ends < datetime.now(UTC)
         # One extension refused by the provider (it extended nothing), then another, made in
