@@ -52,6 +52,12 @@ def _healthy(base: str) -> dict[str, Any]:
             time.sleep(0.2)
 
 
+def _serve_without_worker(env: dict[str, str], port: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "evidence", "serve", "--no-worker", "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
 def _home_database(env: dict[str, str], database_url: str, backend: str) -> str:
     """The database the home of `env` runs on."""
     if backend == "postgresql":
@@ -127,9 +133,7 @@ def test_serve_refuses_to_seal_a_broken_log_says_why_and_keeps_serving(
         engine.dispose()
     port = free_port()
     env["EVIDENCE_CHECKPOINT_INTERVAL_SECONDS"] = "1"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "evidence", "serve", "--no-worker", "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = _serve_without_worker(env, port)
     try:
         base = f"http://127.0.0.1:{port}"
         assert _healthy(base)["status"] == "ok"
@@ -275,9 +279,7 @@ def test_a_failed_sign_in_is_recorded_with_the_address_the_proxy_names(
     if proxies is not None:
         env["FORWARDED_ALLOW_IPS"] = proxies
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "evidence", "serve", "--no-worker", "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = _serve_without_worker(env, port)
     try:
         base = f"http://127.0.0.1:{port}"
         assert _healthy(base)["status"] == "ok"
