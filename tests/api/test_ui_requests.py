@@ -829,3 +829,22 @@ def test_a_supervisor_who_drafted_a_request_leaves_its_approval_to_another_in_ch
             history = page.locator("table.history").inner_text()
             assert "request.approved" in history and "pia" in history
             page.screenshot(path=SHOTS / "request-approved-by-another.png", full_page=True)
+
+
+@pytest.mark.browser
+def test_every_kinds_generate_form_fits_a_phone_in_chromium(api: Api) -> None:
+    """Each kind's form, with its own data categories (some a whole sentence long), at 420 px."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    _liaison_world(api)
+    with served_app(api.runtime) as served, BrowserSession(api.runtime.settings) as browser, \
+            walled_page(browser, served) as page:
+        page.set_viewport_size({"width": 420, "height": 900})
+        page.goto(f"{served}/login?next={quote(BASE, safe='')}")
+        sign_in_on_page(page, "lina", PASSWORD)
+        kinds = page.locator("#kind option").evaluate_all("os => os.map(o => o.value)")
+        assert "eu-epoc-pr" in kinds
+        for kind in kinds:
+            page.goto(f"{served}{BASE}?kind={kind}&platform=x#generate")
+            page.locator("input[name=category]").first.wait_for()
+            page.screenshot(path=SHOTS / f"generate-{kind}-420.png", full_page=True)
+            assert page.evaluate("document.documentElement.scrollWidth") <= 420, kind
