@@ -474,7 +474,26 @@ def _shots(page: Any, name: str) -> None:
     page.set_viewport_size({"width": 420, "height": 900})
     page.screenshot(path=SHOTS / f"{name}-420.png", full_page=True)
     assert page.evaluate("document.documentElement.scrollWidth") <= 420, name
+    assert page.evaluate(_OVERLAPS) == [], name  # nothing to click hides another
     page.set_viewport_size({"width": 1280, "height": 900})
+
+
+# Pairs of visible links, buttons and fields whose boxes overlap (one inside the other aside).
+_OVERLAPS = """() => {
+  const els = [...document.querySelectorAll('a, button, input, select, textarea, summary')]
+    .filter(e => e.checkVisibility({checkVisibilityCSS: true}) && e.type !== 'hidden');
+  const found = [];
+  for (let i = 0; i < els.length; i++) {
+    for (let j = i + 1; j < els.length; j++) {
+      const a = els[i], b = els[j];
+      if (a.contains(b) || b.contains(a)) continue;
+      const r = a.getBoundingClientRect(), q = b.getBoundingClientRect();
+      if (r.left < q.right - 1 && q.left < r.right - 1 && r.top < q.bottom - 1
+          && q.top < r.bottom - 1) found.push([a.textContent.trim(), b.textContent.trim()]);
+    }
+  }
+  return found;
+}"""
 
 
 @pytest.mark.browser
