@@ -8,8 +8,11 @@ for tests that must commit (concurrency, tampering, the CLI).
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import shutil
+import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,6 +82,30 @@ class Databases:
             for name in reversed(self.created):
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         self._admin.dispose()
+
+
+# A test stuck this long (seen once in CI: a Chromium walk waiting on a browser call that has no
+# time bound of its own, as evaluate and close have none) ends the run with every thread's
+# traceback, instead of holding CI until it is killed with nothing said.
+TEST_HANG_SECONDS = 900
+
+
+@pytest.fixture(autouse=True)
+def _no_test_hangs_for_ever(request: pytest.FixtureRequest) -> Iterator[None]:
+    def give_up() -> None:  # on the timer's thread, while the test's thread is stuck
+        capture = request.config.pluginmanager.getplugin("capturemanager")
+        if capture is not None:
+            capture.suspend_global_capture(in_=True)  # say it where the run's output goes
+        print(f"\n{request.node.nodeid} ran past {TEST_HANG_SECONDS} s: every thread as it "
+              "stands, then the run ends", file=sys.stderr, flush=True)
+        faulthandler.dump_traceback(all_threads=True)
+        os._exit(1)
+
+    timer = threading.Timer(TEST_HANG_SECONDS, give_up)
+    timer.daemon = True
+    timer.start()
+    yield
+    timer.cancel()
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
