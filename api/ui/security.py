@@ -49,6 +49,17 @@ def page_headers(*, cache: bool = False) -> dict[str, str]:
     return headers
 
 
+# The API's answers: JSON about evidence (and the Swagger page), read by scripts and browsers
+# alike. Nothing of them is cached, sniffed into another type, framed, or named to another site
+# in a Referer; a route's own values (a download's sandbox policy) stand.
+API_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+
+
 class FormRefused(EvidenceError):
     """A form was posted without the token of the page that showed it (or from another site)."""
 
@@ -103,22 +114,28 @@ def posted_from(request: Request) -> Sender:
 
 
 class SecurityHeaders:
-    """Add the page headers to every response outside `/api` (the API sets its own)."""
+    """Add the page headers to every response outside `/api`, and `API_HEADERS` to the API's
+    where the route set none of its own."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not is_ui_path(scope["path"]):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        page = is_ui_path(scope["path"])
         static = scope["path"].startswith("/static/")
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                for name, value in page_headers(cache=static).items():
-                    headers[name] = value
+                if page:
+                    for name, value in page_headers(cache=static).items():
+                        headers[name] = value
+                else:
+                    for name, value in API_HEADERS.items():
+                        headers.setdefault(name, value)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

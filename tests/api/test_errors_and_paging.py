@@ -165,3 +165,21 @@ def test_lists_page_with_next_links(api: Api) -> None:
     assert [e["case_seq"] for e in timeline["items"]] == [1, 2, 3, 4]
     rest = api.get(caller, timeline["next"] + "&limit=200").json()
     assert rest["items"][0]["case_seq"] == 5
+
+
+def test_api_answers_are_not_cached_sniffed_framed_or_named_to_other_sites(api: Api) -> None:
+    caller = api.user("nadia")
+    assert api.post(caller, "/api/cases", json={"reference": "C-1", "title": "t"}
+                    ).status_code == 201
+    answers = [api.get(caller, "/api/cases"), api.get(caller, "/api/cases/C-1"),
+               api.get(caller, "/api/nothing-here"), api.get(None, "/api/cases"),
+               api.get(caller, "/api/docs"), api.get(None, "/api/health")]
+    for answer in answers:
+        # Case data must not stay in a shared machine's or a proxy's cache, and a page of
+        # another site opened from the Swagger page learns no address of ours.
+        assert answer.headers["cache-control"] == "no-store", answer.request.url
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["x-frame-options"] == "DENY"
+        assert answer.headers["referrer-policy"] == "no-referrer"
+    # The pages keep their own policy.
+    assert api.client.get("/login").headers["referrer-policy"] == "same-origin"
