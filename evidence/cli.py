@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from evidence import __version__, cases, custody, manifests, migrate, targets, users
 from evidence.bundle_verifier import input_refusal
-from evidence.db import make_engine
+from evidence.db import make_engine, storage_full
 from evidence.errors import AccessDenied, EvidenceError
 from evidence.home import Runtime, init_home, open_runtime
 from evidence.models import Access, Case, Target, User
@@ -76,6 +76,10 @@ class EvidenceGroup(click.Group):
         except EvidenceError as exc:
             raise click.ClickException(exc.message) from exc
         except OperationalError as exc:
+            settings = getattr(ctx.obj, "_settings", None)
+            full = None if settings is None else storage_full(exc, settings.effective_database_url)
+            if full is not None:
+                raise click.ClickException(full.message) from exc
             raise click.ClickException(f"database unavailable: {exc.orig}") from exc
         except DatabaseError as exc:  # a file that is no database, a damaged one
             raise click.ClickException(f"database unusable: {exc.orig}") from exc

@@ -9,16 +9,25 @@ READ ONLY one on PostgreSQL.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+from evidence.errors import StorageFull
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 READ_ONLY_OPTION = "evidence_read_only"  # an execution option: begin a read-only transaction
+# SQLite says a full disk as SQLITE_FULL, or, where the WAL or its index could not grow, as
+# one of its I/O errors: taken for a full disk when the database's folder has less than this.
+FULL_DISK_FREE_BYTES = 1024 * 1024
+PG_DISK_FULL = "53100"  # SQLSTATE disk_full
 
 
 def normalise_url(url: str) -> str:
@@ -87,13 +96,49 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
+def storage_full(exc: OperationalError, url: str | URL) -> StorageFull | None:
+    """The error as the full disk it is, or None when it is anything else.
+
+    SQLite's "disk I/O error" names no cause: it is taken for a full disk only when the folder
+    of the database file has (next to) no space left, as seen now.
+    """
+    orig = exc.orig
+    url = make_url(url)
+    if url.get_backend_name() == "postgresql":
+        if getattr(orig, "sqlstate", None) == PG_DISK_FULL:
+            return StorageFull("the database server's disk is full: nothing of this was saved; "
+                               "free space on it and try again")
+        return None
+    name = str(getattr(orig, "sqlite_errorname", ""))
+    database = url.database
+    if not database or database == ":memory:" or not (
+            name == "SQLITE_FULL" or name.startswith("SQLITE_IOERR")):
+        return None
+    folder = Path(database).resolve().parent
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return None
+    if name != "SQLITE_FULL" and free >= FULL_DISK_FREE_BYTES:
+        return None
+    return StorageFull(f"the disk holding the database ({folder}) is full ({free} bytes free): "
+                       "nothing of this was saved; free space on it and try again")
+
+
 @contextmanager
 def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One unit of work: commit when the block ends, roll back when it raises."""
+    """One unit of work: commit when the block ends, roll back when it raises. A full disk is
+    raised as `StorageFull`, which says so (the driver's words may not)."""
     session = factory()
     try:
         yield session
         session.commit()
+    except OperationalError as exc:
+        session.rollback()
+        full = storage_full(exc, factory.kw["bind"].url)
+        if full is not None:
+            raise full from exc
+        raise
     except BaseException:
         session.rollback()
         raise
