@@ -85,8 +85,9 @@ class Databases:
 
 
 # A test stuck this long (seen once in CI: a Chromium walk waiting on a browser call that has no
-# time bound of its own, as evaluate and close have none) ends the run with every thread's
-# traceback, instead of holding CI until it is killed with nothing said.
+# time bound of its own, as evaluate and close have none; a walk now bounds them itself, see
+# `walk_context` in tests/api/conftest.py) ends the run with every thread's traceback, instead
+# of holding CI until it is killed with nothing said.
 TEST_HANG_SECONDS = 900
 
 

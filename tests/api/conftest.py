@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
-from playwright.sync_api import ConsoleMessage, Page, Route
+from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Route
 
 from api.app import create_app
 from capture.browser import BrowserSession
@@ -133,11 +133,71 @@ def api(tmp_path: Path, database_url: str) -> Iterator[Api]:
         yield made
 
 
+# A Chromium walk's bounds. Playwright gives a click, fill, wait or navigation a timeout (30 s
+# by default, set here so that nothing else moves it), but sends some calls with none at all:
+# closing a page or a context, evaluate, set_viewport_size, new_page. Chromium can leave one of
+# those unanswered for ever: a tab closed while its navigation commits (a form just sent) stays
+# open, and page.close() waits on it (microsoft/playwright#42068, crbug 536385539). Such a call
+# is bounded by `bounded`, which stops Chromium past its time.
+WAIT_SECONDS = 30
+CLOSE_SECONDS = 60
+WALK_SECONDS = 300
+
+
+@contextmanager
+def bounded(browser: BrowserSession, what: str, seconds: float) -> Iterator[None]:
+    """Past `seconds`, stop Chromium (every Playwright call waiting on it then ends) and fail
+    the test saying what was stuck, instead of waiting for ever."""
+    stopped = threading.Event()
+
+    def stop() -> None:  # on the timer's thread, while the test's thread waits on Chromium
+        stopped.set()
+        browser.kill()
+
+    timer = threading.Timer(seconds, stop)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    except Exception as exc:
+        if stopped.is_set():
+            raise AssertionError(f"{what} ran past {seconds:.0f} s; Chromium was stopped") \
+                from exc
+        raise
+    finally:
+        timer.cancel()
+    if stopped.is_set():  # a close that Chromium's end let return as if it had closed
+        raise AssertionError(f"{what} ran past {seconds:.0f} s; Chromium was stopped")
+
+
+@contextmanager
+def walk_context(browser: BrowserSession, **options: Any) -> Iterator[BrowserContext]:
+    """A fresh browser context whose every wait is bounded: its own waits at WAIT_SECONDS, the
+    whole walk at WALK_SECONDS, and closing it at CLOSE_SECONDS."""
+    context = browser.new_context(**options)
+    context.set_default_timeout(WAIT_SECONDS * 1000)
+    context.set_default_navigation_timeout(WAIT_SECONDS * 1000)
+    try:
+        with bounded(browser, "the Chromium walk", WALK_SECONDS):
+            yield context
+    finally:
+        with bounded(browser, "closing the walk's browser context", CLOSE_SECONDS):
+            context.close()
+
+
+def close_tab(browser: BrowserSession, page: Page) -> None:
+    """Close a second tab of a walk, bounded. Wait first for where any navigation it started
+    (a form it sent) lands (`page.wait_for_url`): Chromium leaves a tab closed mid-commit open."""
+    with bounded(browser, f"closing the tab at {page.url}", CLOSE_SECONDS):
+        page.close()
+
+
 @contextmanager
 def walled_page(browser: BrowserSession, served: str, *,
                 refused_status: int | tuple[int, ...] | None = None,
                 **context_options: Any) -> Iterator[Page]:
-    """A Chromium page that reaches nothing but the app at `served`, as on a unit's network.
+    """A Chromium page that reaches nothing but the app at `served`, as on a unit's network,
+    in a `walk_context`.
 
     After the walk it asserts that the page asked no other host for anything and that Chromium
     reported no fault: no script error, no blocked style sheet, no policy violation. The only
@@ -158,15 +218,13 @@ def walled_page(browser: BrowserSession, served: str, *,
         if message.type == "error" and not any(a in message.text for a in allowed):
             problems.append(message.text)
 
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, **context_options)
-    try:
+    with walk_context(browser, viewport={"width": 1280, "height": 900},
+                      **context_options) as context:
         page = context.new_page()
         page.route(lambda url: not url.startswith(served), block)
         page.on("console", console)
         page.on("pageerror", lambda error: problems.append(str(error)))
         yield page
-    finally:
-        context.close()
     assert elsewhere == [], elsewhere
     assert problems == [], problems
 

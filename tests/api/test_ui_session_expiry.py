@@ -25,9 +25,11 @@ from evidence.models import Access, CustodyEntry, Decision, LegalRequest, Role, 
 from tests.api.conftest import (
     Api,
     Caller,
+    close_tab,
     served_app,
     sign_in_on_page,
     use_clock,
+    walk_context,
     walled_page,
 )
 from tests.api.test_ui import PASSWORD, _assert_page_headers, _browser_client, _sign_in, _token
@@ -414,7 +416,8 @@ def test_a_note_typed_while_signed_out_elsewhere_is_sent_after_signing_in_in_chr
         other = page.context.new_page()
         other.goto(f"{served}/")
         other.click("text=Sign out")
-        other.close()
+        other.wait_for_url(f"{served}/login")  # its sign-out landed; only then closed
+        close_tab(browser, other)
         page.click("text=Flag and capture")
         page.locator(".notice", has_text="Your session ended").wait_for()
         assert page.url == f"{served}{FLAG}"
@@ -472,8 +475,8 @@ def test_our_forms_carry_our_origin_and_a_link_out_carries_no_url_of_ours_in_chr
     threading.Thread(target=other.serve_forever, daemon=True).start()
     elsewhere = f"http://127.0.0.1:{other.server_address[1]}/captured/page"
     try:
-        with served_app(api.runtime) as served, BrowserSession(api.runtime.settings) as browser:
-            context = browser.new_context()
+        with served_app(api.runtime) as served, BrowserSession(api.runtime.settings) as browser, \
+                walk_context(browser) as context:
             page = context.new_page()
             posts: list[dict[str, str]] = []
             page.on("request", lambda r: posts.append(r.headers)
@@ -493,7 +496,6 @@ def test_our_forms_carry_our_origin_and_a_link_out_carries_no_url_of_ours_in_chr
                 document.body.append(a); }""", elsewhere)
             page.click("#out")
             page.wait_for_url(elsewhere)
-            context.close()
     finally:
         other.shutdown()
         other.server_close()
