@@ -12,7 +12,7 @@ from playwright.sync_api import Route
 
 from api.routes.docs import ASSETS, ASSETS_URL
 from capture.browser import BrowserSession
-from tests.api.conftest import Api, served_app
+from tests.api.conftest import Api, served_app, walk_context
 
 PASSWORD = "correct horse battery staple"
 
@@ -90,31 +90,28 @@ def test_swagger_ui_renders_in_chromium_with_no_other_host_reachable(
 ) -> None:
     api.user("nadia", password=PASSWORD)
     elsewhere: list[str] = []
-    with BrowserSession(api.runtime.settings) as browser:
-        context = browser.new_context(viewport={"width": 1280, "height": 1000})
-        try:
-            page = context.new_page()
+    with BrowserSession(api.runtime.settings) as browser, \
+            walk_context(browser, viewport={"width": 1280, "height": 1000}) as context:
+        page = context.new_page()
 
-            def block(route: Route) -> None:
-                elsewhere.append(route.request.url)
-                route.abort()
+        def block(route: Route) -> None:
+            elsewhere.append(route.request.url)
+            route.abort()
 
-            # Everything but this server is cut off, as on a unit's network.
-            page.route(lambda url: urlsplit(url).hostname != "127.0.0.1", block)
-            login = page.request.post(f"{served}/api/auth/login",
-                                      data={"name": "nadia", "password": PASSWORD})
-            assert login.status == 200, login.text()
-            loaded: list[str] = []
-            page.on("response", lambda r: loaded.append(f"{r.status} {r.url}"))
-            page.goto(f"{served}/api/docs", wait_until="networkidle")
-            # Swagger UI writes a zero-width space before each '/', so match the attribute.
-            page.locator('.opblock-summary-path[data-path="/api/cases"]').first.wait_for(
-                timeout=15_000)
-            assert page.locator(".opblock").count() >= 30
-            assert page.locator(".info .title").inner_text().startswith("evidence-locker")
-            page.screenshot(path="/tmp/docs.png")
-        finally:
-            context.close()
+        # Everything but this server is cut off, as on a unit's network.
+        page.route(lambda url: urlsplit(url).hostname != "127.0.0.1", block)
+        login = page.request.post(f"{served}/api/auth/login",
+                                  data={"name": "nadia", "password": PASSWORD})
+        assert login.status == 200, login.text()
+        loaded: list[str] = []
+        page.on("response", lambda r: loaded.append(f"{r.status} {r.url}"))
+        page.goto(f"{served}/api/docs", wait_until="networkidle")
+        # Swagger UI writes a zero-width space before each '/', so match the attribute.
+        page.locator('.opblock-summary-path[data-path="/api/cases"]').first.wait_for(
+            timeout=15_000)
+        assert page.locator(".opblock").count() >= 30
+        assert page.locator(".info .title").inner_text().startswith("evidence-locker")
+        page.screenshot(path="/tmp/docs.png")
     assert elsewhere == [], elsewhere
     for name in ("swagger-ui-bundle.js", "swagger-ui.css"):
         assert f"200 {served}{ASSETS_URL}/{name}" in loaded, loaded

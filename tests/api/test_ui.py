@@ -20,7 +20,15 @@ from evidence import cases, custody, sessions, targets, users
 from evidence.home import Runtime, init_home, open_runtime
 from evidence.models import Access, Capture, CustodyEntry, Role, Target
 from evidence.settings import Settings
-from tests.api.conftest import Api, api_over, served_app, sign_in_on_page, use_clock, walled_page
+from tests.api.conftest import (
+    Api,
+    api_over,
+    close_tab,
+    served_app,
+    sign_in_on_page,
+    use_clock,
+    walled_page,
+)
 from tests.api.world import REFERENCE, build_world
 from tests.factories import make_sealed_capture
 from tests.support.pages_server import PagesServer, make_png
@@ -476,7 +484,7 @@ def test_an_investigator_signs_in_opens_a_case_and_flags_a_url_in_chromium(
         shooter.goto(pages.url("/simple.html"))
         capture_id = _world_for_the_browser(sealed.runtime,
                                             shooter.screenshot(full_page=True))
-        shooter.close()
+        close_tab(browser, shooter)
 
         page.goto(f"{served}/")
         assert urlsplit(page.url).path == "/login"
