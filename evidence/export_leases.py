@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from evidence import custody
 from evidence.models import Case, CustodyEntry, Export, utcnow
+from evidence.times import to_the_second
 
 LEASE_SECONDS = 120.0
 RENEW_EVERY_SECONDS = 30.0
@@ -139,7 +140,7 @@ def status(export: Export, ending: dict[str, Any], *, now: datetime | None = Non
         return "interrupted", "it never ended: the process making it stopped"
     return "interrupted", (f"the process making it ({export.lease_owner}) stopped renewing "
                            f"its lease, which ran out at "
-                           f"{export.lease_until.strftime('%Y-%m-%d %H:%M:%S UTC')}")
+                           f"{to_the_second(export.lease_until)}")
 
 
 class LeaseKeeper:

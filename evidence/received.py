@@ -41,6 +41,7 @@ from evidence.models import (
     utcnow,
 )
 from evidence.pagination import Page, paginate
+from evidence.times import to_the_second
 
 MAX_FILENAME = 255
 MAX_SOURCE = 2000
@@ -161,7 +162,7 @@ def _check_time(received_at: datetime, request: LegalRequest | None, now: dateti
         raise InvalidInput("the time of receipt is in the future")
     if request is not None and request.sent_at is not None and received_at < request.sent_at:
         raise InvalidInput(f"the time of receipt is before request {request.reference_number} "
-                           f"was sent ({requests.iso(request.sent_at)})")
+                           f"was sent ({to_the_second(request.sent_at)})")
     return received_at
 
 
@@ -229,7 +230,7 @@ def register(
                  else f"source {source!r}")
         raise DuplicateMaterial(
             f"this file (SHA-256 {blob.sha256}) was already registered for {whose} as "
-            f"{earlier.filename!r} on {requests.iso(earlier.registered_at)} (id {earlier.id})")
+            f"{earlier.filename!r} on {to_the_second(earlier.registered_at)} (id {earlier.id})")
     media_type = sniff(head.head, declared=declared_type, filename=name)
     row = ReceivedFile(
         case_id=case.id, request_id=None if row_request is None else row_request.id,

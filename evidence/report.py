@@ -45,7 +45,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 from xml.sax.saxutils import escape
@@ -81,6 +81,7 @@ from evidence.pdftext import (
     load_fonts,
     starts_right_to_left,
 )
+from evidence.times import to_the_second
 from evidence.timestamping import LOCAL_CLOCK_NOTICE
 
 # --- what the exporter hands over ---------------------------------------------------------------
@@ -329,7 +330,7 @@ def _cover(data: ReportData, text: Text) -> list[Flowable]:
     exported_by = t(data.exported_by) + (f" ({t(data.exported_by_unit)})"
                                          if data.exported_by_unit else "")
     if data.checkpoint_timestamp is not None:
-        checkpoint_time = (_when(data.checkpoint_timestamp) + ", by "
+        checkpoint_time = (to_the_second(data.checkpoint_timestamp) + ", by "
                            + t(data.checkpoint_timestamp_authority or "an unnamed authority"))
     else:
         checkpoint_time = "none: the checkpoint carries no timestamp token"
@@ -343,7 +344,7 @@ def _cover(data: ReportData, text: Text) -> list[Flowable]:
         ("Jurisdiction", _or_none(text, data.jurisdiction, none=NOT_RECORDED), VALUE),
         ("Bundle", t(data.bundle_name), VALUE),
         ("Export id", t(data.export_id), MONO),
-        ("Created at", _when(data.created_at), VALUE),
+        ("Created at", to_the_second(data.created_at), VALUE),
         ("Exported by", exported_by, VALUE),
         ("Made with", t(data.tool), VALUE),
         ("Exhibits", str(len(data.exhibits)), VALUE),
@@ -407,7 +408,7 @@ def _exhibit_index(data: ReportData, text: Text) -> Table:
                                    where="on the exhibit's own page"), CELL_MONO),
              Spacer(1, 2),
              Paragraph(text.markup(exhibit.manifest_sha256, mono=True), CELL_MONO)],
-            Paragraph(_when(exhibit.started_at, zone=False), CELL),
+            Paragraph(to_the_second(exhibit.started_at, zone=False), CELL),
             Paragraph(text.markup(exhibit.status), CELL),
         ])
     return _table(rows, [16 * mm, TEXT_WIDTH - 16 * mm - 30 * mm - 22 * mm, 30 * mm, 22 * mm],
@@ -432,9 +433,9 @@ def _exhibit(exhibit: ReportExhibit, text: Text, preview: _Preview) -> list[Flow
         ("HTTP status", "none recorded" if exhibit.http_status is None
          else str(exhibit.http_status), VALUE),
         ("Page title", _or_none(text, exhibit.title, where=where, limit=MAX_TITLE_CHARS), VALUE),
-        ("Capture started", _when(exhibit.started_at), VALUE),
+        ("Capture started", to_the_second(exhibit.started_at), VALUE),
         ("Capture finished", "not recorded" if exhibit.finished_at is None
-         else _when(exhibit.finished_at), VALUE),
+         else to_the_second(exhibit.finished_at), VALUE),
         ("Status", status, VALUE),
         ("Manifest SHA-256", t(exhibit.manifest_sha256), MONO),
         ("Signed with key id", t(exhibit.key_id), MONO),
@@ -471,7 +472,7 @@ def _received(data: ReportData, text: Text) -> list[Flowable]:
              Paragraph(t(item.path, mono=True), CELL_MONO),
              Paragraph(t(item.sha256, mono=True), CELL_HASH)],
             Paragraph(t(item.origin, where=where, limit=600), CELL),
-            [Paragraph(_when(item.received_at, zone=False), CELL),
+            [Paragraph(to_the_second(item.received_at, zone=False), CELL),
              Paragraph(t(item.via, where=where, limit=300), SMALL),
              Paragraph("registered by " + t(item.registered_by or "unknown"), SMALL)],
             Paragraph(str(item.size), CELL_RIGHT),
@@ -494,7 +495,7 @@ def _timestamp(exhibit: ReportExhibit, text: Text) -> str:
         result = "none: the manifest has no timestamp token"
     else:
         authority = text.markup(exhibit.timestamp_authority or "an unnamed authority")
-        result = f"{_when(exhibit.timestamp_time)}, by {authority}"
+        result = f"{to_the_second(exhibit.timestamp_time)}, by {authority}"
         if exhibit.timestamp_local:
             result += " (this system's own clock)"
     if exhibit.timestamp_note:
@@ -715,17 +716,9 @@ def _or_none(text: Text, value: str | None, *, none: str = "none recorded",
 
 def _logged_time(at: str, text: Text) -> str:
     try:
-        return _when(datetime.fromisoformat(at), zone=False)
+        return to_the_second(datetime.fromisoformat(at), zone=False)
     except ValueError:  # not ISO 8601: shown as logged
         return text.markup(at)
-
-
-def _when(moment: datetime, *, zone: bool = True) -> str:
-    """Every time the report prints, to the second (cut, not rounded, so a time never moves
-    into the next second). The exact value stays in bundle.json and the custody entries."""
-    # The database may hand back naive datetimes; they are UTC throughout this system.
-    utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%d %H:%M:%S") + (" UTC" if zone else "")
 
 
 # --- the screenshot preview ---------------------------------------------------------------------

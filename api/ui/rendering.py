@@ -37,6 +37,7 @@ from api.ui.security import (
 from evidence.errors import EvidenceError
 from evidence.models import User
 from evidence.sessions import LoginFailed, NotAuthenticated
+from evidence.times import to_the_second
 
 log = logging.getLogger("evidence.ui")
 
@@ -78,7 +79,7 @@ class PageError(EvidenceError):
 
 
 def _when(moment: datetime | None) -> str:
-    return "" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return "" if moment is None else to_the_second(moment)
 
 
 def _entry_time(at: str) -> str:

@@ -39,6 +39,7 @@ from evidence.request_input import DataCategory as DataCategory
 from evidence.request_input import DateRange as DateRange
 from evidence.request_input import RequestInput as _RequestInput
 from evidence.request_input import TargetIdentifier as TargetIdentifier
+from evidence.times import to_the_second
 from legal_forms.platforms import UNKNOWN, Platform
 
 # --- errors -----------------------------------------------------------------------------------
@@ -197,15 +198,11 @@ def category_lines(r: RequestInput, *, us: bool = False) -> str:
 def date_range_text(r: RequestInput) -> str | None:
     if r.date_range is None:
         return None
-    return f"{utc_text(r.date_range.start)} to {utc_text(r.date_range.end)}"
+    return f"{to_the_second(r.date_range.start)} to {to_the_second(r.date_range.end)}"
 
 
 def utc_or_none(moment: datetime | None) -> str | None:
-    return None if moment is None else utc_text(moment)
-
-
-def utc_text(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return None if moment is None else to_the_second(moment)
 
 
 def eu_addressee(r: RequestInput) -> str:
@@ -262,12 +259,12 @@ def period_problems(r: RequestInput) -> list[Problem]:
     if period is None:
         return []
     if period.end < period.start:
-        return [Problem(f"the date range ends ({utc_text(period.end)}) before it starts "
-                        f"({utc_text(period.start)})", "date_range")]
+        return [Problem(f"the date range ends ({to_the_second(period.end)}) before it starts "
+                        f"({to_the_second(period.start)})", "date_range")]
     if r.issued_at is not None and period.end > r.issued_at + PERIOD_END_SLACK:
         return [Problem(
-            f"the date range ends {utc_text(period.end)}, after the request is issued "
-            f"({utc_text(r.issued_at)}): stored records can only be asked for up to then; "
+            f"the date range ends {to_the_second(period.end)}, after the request is issued "
+            f"({to_the_second(r.issued_at)}): stored records can only be asked for up to then; "
             "records yet to come need an interception order", "date_range")]
     return []
 

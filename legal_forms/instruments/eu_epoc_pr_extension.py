@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 
+from evidence.times import to_the_second
 from legal_forms.instruments.base import (
     Deadline,
     FieldSpec,
@@ -29,7 +30,6 @@ from legal_forms.instruments.base import (
     identifier_lines,
     issuing_field,
     utc_or_none,
-    utc_text,
     zone_of,
 )
 from legal_forms.instruments.eu_common import (
@@ -78,12 +78,12 @@ def sent_too_late(r: RequestInput, sent_at: datetime) -> bool:
 
 def _original_end(r: RequestInput) -> str | None:
     end = current_end(r)
-    return None if end is None else utc_text(end)
+    return None if end is None else to_the_second(end)
 
 
 def _new_end(r: RequestInput) -> str | None:
     end = new_end(r)
-    return None if end is None else utc_text(end)
+    return None if end is None else to_the_second(end)
 
 
 class EuEpocPrExtension(Instrument):
@@ -142,7 +142,7 @@ class EuEpocPrExtension(Instrument):
             if end is not None and r.issued_at >= end:
                 problems.append(Problem(
                     f"the extension must be sent within the 60-day period ({REG}, Art. 11(1)); "
-                    f"it ended {utc_text(end)}", "issued_at"))
+                    f"it ended {to_the_second(end)}", "issued_at"))
         return problems
 
     def preservation_end(self, r: RequestInput, sent_at: datetime) -> datetime | None:

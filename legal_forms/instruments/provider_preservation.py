@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from evidence.times import to_the_second
 from legal_forms.instruments.base import (
     Deadline,
     FieldSpec,
@@ -29,7 +30,6 @@ from legal_forms.instruments.base import (
     computed,
     identifier_problems,
     period_problems,
-    utc_text,
     zone_of,
 )
 from legal_forms.instruments.us_common import REGISTRY, S2703, provider_fields, provider_sections
@@ -56,7 +56,7 @@ def _basis(r: RequestInput) -> str:
     if r.previous_reference:
         sent = (f", sent {r.previous_issued_at.strftime('%Y-%m-%d')}"
                 if r.previous_issued_at else "")
-        ends = (f", whose preservation period ends {utc_text(r.previous_ends_at)}"
+        ends = (f", whose preservation period ends {to_the_second(r.previous_ends_at)}"
                 if r.previous_ends_at else "")
         renewal = (f"Renewal: please extend the preservation requested under our reference "
                    f"{r.previous_reference}{sent}{ends}, for a further period.\n")
@@ -125,7 +125,7 @@ class ProviderPreservation(Instrument):
                                 renewal.basis if lead is None
                                 else f"platform registry: {r.platform.name} (notes)",
                                 "The preservation it renews ends "
-                                f"{utc_text(r.previous_ends_at)}."))
+                                f"{to_the_second(r.previous_ends_at)}."))
             out.append(Deadline("preservation ends", end, renewal.basis,
                                 f"{renewal.days} days from the end of the period renewed, "
                                 "whenever the renewal is sent."))

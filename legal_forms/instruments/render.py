@@ -37,8 +37,9 @@ from reportlab.platypus import (
 
 from evidence.pdftext import Text, starts_right_to_left
 from evidence.report import INK, MUTED, NOTICE, RULE, SHADE
+from evidence.times import to_the_second
 from legal_forms.instruments import get_instrument
-from legal_forms.instruments.base import Instrument, RequestInput, utc_text
+from legal_forms.instruments.base import Instrument, RequestInput
 
 PAGE_WIDTH, PAGE_HEIGHT = A4
 MARGIN = 18 * mm
@@ -181,7 +182,7 @@ def _story(inst: Instrument, r: RequestInput, text: Text) -> list[Flowable]:
         Paragraph("Legal basis: " + text(inst.legal_basis), META),
     ]
     if r.issued_at:
-        story.append(Paragraph("Issued: " + text(utc_text(r.issued_at)), META))
+        story.append(Paragraph("Issued: " + text(to_the_second(r.issued_at)), META))
     story.append(Spacer(1, 4 * mm))
     if inst.preamble:
         story.append(_boxed(Paragraph(text(inst.preamble), VALUE), SHADE))
@@ -291,7 +292,7 @@ def _annex(r: RequestInput, text: Text) -> list[Flowable]:
             Paragraph(text(f"{i.source_url}\ncapture {i.capture_id}"), CELL),
             Paragraph(text(i.manifest_sha256[:32]) + "<br/>" + text(i.manifest_sha256[32:]),
                       HASH),
-            Paragraph(text(utc_text(i.captured_at)), CELL),
+            Paragraph(text(to_the_second(i.captured_at)), CELL),
         ])
     widths = [7 * mm, 38 * mm, 48 * mm, 51 * mm, TEXT_WIDTH - 144 * mm]
     story: list[Flowable] = [

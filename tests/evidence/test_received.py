@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +89,7 @@ def test_the_same_file_twice_for_one_request_is_refused_naming_the_first(
     assert refused.value.status_code == 409
     assert "subscriber_1234567890.csv" in refused.value.message
     assert str(first.row.id) in refused.value.message
+    assert "on 2026-03-12 09:00:00 UTC" in refused.value.message  # read as the pages show times
     assert session.scalar(select(func.count()).select_from(ReceivedFile)) == 1
     assert len(_entries(session, "material.received")) == 1
 
@@ -118,6 +119,20 @@ def test_times_in_the_future_or_before_sending_are_refused(
     with pytest.raises(InvalidInput, match="unknown way"):
         _register(session, world, store, via="pigeon")
     assert session.scalar(select(func.count()).select_from(ReceivedFile)) == 0
+
+
+def test_a_time_before_sending_names_the_sending_time_as_people_read_times(
+        session: Session, store: FolderStore, tmp_path: Path) -> None:
+    sent = datetime(2026, 3, 3, 9, 0, 7, 123456, tzinfo=UTC)
+    world = make_sent_request(session, store, Settings(home=tmp_path), generated_at=T0,
+                              sent_at=sent)
+    # 08:30 UTC given in the sender's own zone: before the request went out.
+    early = datetime(2026, 3, 3, 10, 30, tzinfo=timezone(timedelta(hours=2)))
+    with pytest.raises(InvalidInput) as refused:
+        _register(session, world, store, received_at=early)
+    assert refused.value.message == (
+        f"the time of receipt is before request {world.request.reference_number} was sent "
+        "(2026-03-03 09:00:07 UTC)")
 
 
 def test_an_unsent_request_takes_no_material(session: Session, store: FolderStore,
