@@ -114,6 +114,11 @@ WORKERS = 2
 
 BAGIT_VERSION = "1.0"
 BUNDLE_FORMAT = "evidence-locker/bundle"
+# What a version 1 bundle holds beyond the first ones, as bundle.json's `revision` says (absent:
+# 0); each revision adds something the verifier then requires. 1: case.jsonld describes every
+# received file. This verifier knows revisions up to BUNDLE_REVISION.
+BUNDLE_REVISION = 1
+REVISION_RECEIVED_IN_GRAPH = 1
 MANIFEST_TYPE = "evidence-locker/capture-manifest"
 LOCAL_TSA_POLICY_OID = "2.25.105080062447526380206053475928912169171"
 
@@ -2523,6 +2528,13 @@ class _Verifier:
             step.fail(where, f"format is {index.get('format')!r}, not {BUNDLE_FORMAT!r}")
         if index.get("version") != 1:
             step.fail(where, f"version {index.get('version')!r}; this verifier reads version 1")
+        revision = index.get("revision", 0)
+        if not _is_int(revision) or revision < 0:
+            step.fail(where, f"revision {revision!r} is not a whole number of 0 or more")
+        elif revision > BUNDLE_REVISION:
+            self.note(f"bundle.json says revision {revision} of format version 1; this verifier "
+                      f"knows revisions up to {BUNDLE_REVISION}, so what later ones added is "
+                      "not checked (the verify.py the bundle carries checks it)")
         if self.case_id is None:
             step.fail(where, "case.id is missing")
         named: list[tuple[str, Any, bool]] = []  # (what, value, may be null)
@@ -2615,6 +2627,12 @@ class _Verifier:
             f"case {self._case_label()}, {len(exhibits)} exhibit(s), export "
             f"{index.get('export_id')!r} created {index.get('created_at')!r}"
         )
+
+    def revision(self) -> int:
+        """bundle.json's `revision`: 0 when absent (a bundle written before revisions) or not
+        a whole number (the index check fails it)."""
+        revision = (self.index or {}).get("revision", 0)
+        return revision if _is_int(revision) else 0
 
     def _case_label(self) -> str:
         case = (self.index or {}).get("case")
@@ -3288,13 +3306,14 @@ class _Verifier:
         items = (self.index or {}).get("received")
         received = [p for p in (_get(i, "path") for i in _as_list(items or []))
                     if isinstance(p, str)]
-        if any(p in files for p in received):
+        if self.revision() >= REVISION_RECEIVED_IN_GRAPH or any(p in files for p in received):
             for named in received:
                 if named not in files:
                     step.fail(named, "a received file the case graph does not describe")
         elif received:
-            # Bundles exported before the graph described received material: those files are
-            # still checked against bundle.json and their custody entries.
+            # Bundles exported before the graph described received material (they have no
+            # revision): those files are still checked against bundle.json and their custody
+            # entries.
             self.note(f"The case graph describes none of the {len(received)} received file(s): "
                       "it was written before received material was in the graph.")
         step.fact(f"{len(files)} file node(s) agree with the files")

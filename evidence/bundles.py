@@ -54,6 +54,7 @@ from evidence import (
 )
 from evidence.bagit import BagWriter
 from evidence.blobstore import BlobStore
+from evidence.bundle_verifier import BUNDLE_REVISION
 from evidence.captures import SEAL_KINDS, TOOL, iso, sealed_disagreements
 from evidence.cases import case_for, require_access
 from evidence.errors import (
@@ -612,6 +613,7 @@ class _BundleWriter:
         return {
             "format": FORMAT,
             "version": FORMAT_VERSION,
+            "revision": BUNDLE_REVISION,
             "export_id": str(plan.export_id),
             "created_at": iso(plan.created_at),
             "tool": TOOL,

@@ -175,7 +175,7 @@ def test_a_bundle_from_before_received_material_still_verifies(
         bundle: dict[str, Any], tmp_path: Path) -> None:
     members, top = dict(bundle["members"]), bundle["top"]
     index = json.loads(members[f"{top}/data/bundle.json"])
-    del index["received"]  # as the exporter wrote it before, graph and all
+    del index["received"], index["revision"]  # as the exporter wrote it before, graph and all
     members[f"{top}/data/bundle.json"] = json.dumps(index, indent=2).encode()
     members[f"{top}/data/case.jsonld"] = json.dumps(_without_received_files(
         _graph_of(members, top), {i["path"] for i in bundle["index"]["received"]})).encode()
@@ -240,17 +240,65 @@ def test_a_received_file_the_case_graph_leaves_out_fails(
         report.problems), report.problems
 
 
-def test_a_bundle_whose_graph_predates_received_material_still_verifies(
-        bundle: dict[str, Any], tmp_path: Path) -> None:
+def _without_every_received_node(bundle: dict[str, Any], *,
+                                  revision: bool) -> dict[str, bytes]:
+    """The bundle's members with no received file left in its graph, and bundle.json's
+    revision kept or taken out (as the exporter wrote it before the graph described received
+    material), the bag rewritten."""
     members, top = dict(bundle["members"]), bundle["top"]
     paths = {i["path"] for i in bundle["index"]["received"]}
     members[f"{top}/data/case.jsonld"] = json.dumps(
         _without_received_files(_graph_of(members, top), paths)).encode()
+    if not revision:
+        index = json.loads(members[f"{top}/data/bundle.json"])
+        del index["revision"]
+        members[f"{top}/data/bundle.json"] = json.dumps(index, indent=2).encode()
     _rebag(members, top)
-    older = _write(tmp_path / "older-graph.zip", members)
+    return members
+
+
+def test_a_bundle_whose_graph_predates_received_material_still_verifies(
+        bundle: dict[str, Any], tmp_path: Path) -> None:
+    older = _write(tmp_path / "older-graph.zip",
+                   _without_every_received_node(bundle, revision=False))
     report = bundle_verifier.verify_bundle(older)
     assert report.ok, report.render()
     assert "3 received file(s)" in report.render()
     assert any("describes none of the 3 received file(s)" in n for n in report.notes)
     standalone = _standalone(bundle, older, tmp_path)
     assert standalone.returncode == 0, standalone.stdout + standalone.stderr
+
+
+def test_a_bundle_that_says_its_graph_describes_received_material_fails_without_it(
+        bundle: dict[str, Any], tmp_path: Path) -> None:
+    """bundle.json's revision 1 says the graph describes every received file: one whose
+    nodes were all taken out is not taken for a bundle from before; each file is named."""
+    assert bundle["index"]["version"] == 1 and bundle["index"]["revision"] == 1
+    stripped = _write(tmp_path / "stripped-graph.zip",
+                      _without_every_received_node(bundle, revision=True))
+    report = bundle_verifier.verify_bundle(stripped)
+    assert not report.ok
+    for item in bundle["index"]["received"]:
+        assert f"{item['path']}: a received file the case graph does not describe" in (
+            report.problems), report.problems
+    assert not any("describes none" in n for n in report.notes), report.notes
+    standalone = _standalone(bundle, stripped, tmp_path)
+    assert standalone.returncode == 1, standalone.stdout + standalone.stderr
+    assert "a received file the case graph does not describe" in standalone.stdout
+
+
+@pytest.mark.parametrize(("revision", "ok"), [(2, True), ("1", False), (-1, False)])
+def test_a_revision_the_verifier_does_not_know_is_noted_and_a_malformed_one_fails(
+        bundle: dict[str, Any], tmp_path: Path, revision: Any, ok: bool) -> None:
+    members, top = dict(bundle["members"]), bundle["top"]
+    index = json.loads(members[f"{top}/data/bundle.json"])
+    index["revision"] = revision
+    members[f"{top}/data/bundle.json"] = json.dumps(index, indent=2).encode()
+    _rebag(members, top)
+    report = bundle_verifier.verify_bundle(_write(tmp_path / "revised.zip", members))
+    assert report.ok is ok, report.render()
+    if ok:  # a later revision of version 1: checked for all this verifier knows, and said so
+        assert any("revision 2" in n and "not checked" in n for n in report.notes), report.notes
+    else:
+        assert f"bundle.json: revision {revision!r} is not a whole number of 0 or more" in (
+            report.problems), report.problems
