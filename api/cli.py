@@ -139,7 +139,7 @@ def user_disable(name: str, reason: str) -> None:
     """Disable a user (admins): their API tokens are revoked and web sessions end at once;
     what they did stays under their name and their case memberships wait for `enable`."""
     with state().acting() as (session, actor):
-        target = users.get_user(session, name)
+        target = users.managed_user(session, actor, name)
         revoked, ended = users.disable_user(session, actor, target, reason=reason)
     click.echo(f"user {name} disabled; {revoked} API token(s) revoked, {ended} open web "
                "session(s) ended")
@@ -152,7 +152,7 @@ def user_enable(name: str, reason: str) -> None:
     """Enable a disabled user again (admins): their password and case memberships work again;
     give them a new API token with `evidence user token NAME`."""
     with state().acting() as (session, actor):
-        target = users.get_user(session, name)
+        target = users.managed_user(session, actor, name)
         users.enable_user(session, actor, target, reason=reason)
     click.echo(f"user {name} enabled; revoked API tokens stay revoked (`evidence user token "
                f"{name}` gives a new one)")

@@ -22,6 +22,14 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 _hasher = PasswordHasher()
 
 
+class LastActiveAdmin(Conflict):
+    """Disabling this admin would leave no active admin to manage users."""
+
+
+class DisablingOneself(Conflict):
+    """An admin may not disable themselves; another admin may."""
+
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -146,6 +154,13 @@ def require_admin(actor: User) -> None:
         raise PermissionDenied(f"only an admin may manage users; {actor.name!r} is {actor.role}")
 
 
+def managed_user(session: Session, actor: User, name: str) -> User:
+    """The user an admin manages, by name: anyone else is refused before the name is looked
+    up, so a refusal never says whether a user exists."""
+    require_admin(actor)
+    return get_user(session, name)
+
+
 def new_token(session: Session, actor: User, user: User, *, name: str = "cli") -> str:
     """Another API token for `user` (admins, or a user for themselves): after a token was
     revoked, say, because it leaked. Returned once; only its hash is kept."""
@@ -240,17 +255,21 @@ def disable_user(session: Session, actor: User, user: User, *, reason: str) -> t
     reason = reason.strip()
     if not reason:
         raise InvalidInput("say why the user is disabled")
-    if user.id == actor.id:
-        raise Conflict("you cannot disable yourself; another admin can")
     if not user.is_active:
         raise Conflict(f"{user.name!r} is already disabled")
+    # The last admin before the self check: an admin alone who tries to disable themselves
+    # must hear that no admin would be left, not that "another admin can".
     if user.role == Role.ADMIN:
         # The rows stay locked till the transaction ends, so two admins disabling each other
         # at once cannot leave none.
         admins = session.scalars(select(User.id).where(
             User.role == Role.ADMIN, User.is_active.is_(True)).with_for_update()).all()
         if not set(admins) - {user.id}:
-            raise Conflict(f"{user.name!r} is the last active admin; make another admin first")
+            raise LastActiveAdmin(f"{user.name!r} is the last active admin; make another admin "
+                                  "first" + (", who can then disable you" if user.id == actor.id
+                                             else ""))
+    if user.id == actor.id:
+        raise DisablingOneself("you cannot disable yourself; another admin can")
     user.is_active = False
     revoked = revoke_tokens(session, actor, user)
     ended = end_login_sessions(session, user)

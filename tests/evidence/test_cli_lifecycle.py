@@ -266,9 +266,11 @@ def test_each_refused_disable_or_enable_is_one_line_and_changes_nothing(home: Ho
         "Error: say why the user is disabled")
     assert refused(home, "user", "disable", "nobody", "--reason", "x") == (
         "Error: no user 'nobody'")
-    # The only admin, who made the home, may not disable themselves (nor so leave no admin).
+    # The only admin, who made the home, hears first that no admin would be left (that
+    # "another admin can" would be untrue): the service's own last-admin refusal.
     assert refused(home, "user", "disable", "admin", "--reason", "x") == (
-        "Error: you cannot disable yourself; another admin can")
+        "Error: 'admin' is the last active admin; make another admin first, who can then "
+        "disable you")
     assert refused(home, "user", "disable", "alice", "--reason", "x", "--as", "carol") == (
         "Error: only an admin may manage users; 'carol' is supervisor")
     assert refused(home, "user", "enable", "alice", "--reason", "x") == (
@@ -285,9 +287,14 @@ def test_each_refused_disable_or_enable_is_one_line_and_changes_nothing(home: Ho
         "Error: only an admin may manage users; 'carol' is supervisor")
     assert refused(home, "user", "enable", "nobody", "--reason", "x") == (
         "Error: no user 'nobody'")
-    # Another admin may disable the first one; then the first can act no more.
+    # With another admin, disabling oneself is refused as such: the other may do it.
     add_user(home, "bob", "admin")
+    assert refused(home, "user", "disable", "admin", "--reason", "x") == (
+        "Error: you cannot disable yourself; another admin can")
+    # Another admin may disable the first one; then the first can act no more, and bob is the
+    # last active admin.
     home.ok("user", "disable", "admin", "--reason", "retired", "--as", "bob")
     assert refused(home, "user", "list", "--as", "admin") == "Error: user 'admin' is disabled"
     assert refused(home, "user", "disable", "bob", "--reason", "x", "--as", "bob") == (
-        "Error: you cannot disable yourself; another admin can")
+        "Error: 'bob' is the last active admin; make another admin first, who can then "
+        "disable you")

@@ -71,7 +71,7 @@ def test_refusals(session: Session) -> None:
     officer = make_user(session)
     with pytest.raises(PermissionDenied, match="only an admin"):
         users.disable_user(session, officer, admin, reason="coup")
-    with pytest.raises(Conflict, match="cannot disable yourself"):
+    with pytest.raises(users.DisablingOneself, match="cannot disable yourself"):
         users.disable_user(session, admin, admin, reason="leaving")
     with pytest.raises(InvalidInput, match="say why"):
         users.disable_user(session, admin, officer, reason="   ")
@@ -101,4 +101,10 @@ def test_the_last_active_admin_is_never_disabled(session: Session) -> None:
     users.disable_user(session, second, first, reason="left")
     with pytest.raises(Conflict, match="last active admin"):
         users.disable_user(session, first, second, reason="left")
+    assert second.is_active
+    # The last admin disabling themselves hears that, not that "another admin can".
+    with pytest.raises(users.LastActiveAdmin) as alone:
+        users.disable_user(session, second, second, reason="leaving")
+    assert alone.value.message == (f"{second.name!r} is the last active admin; make another "
+                                   "admin first, who can then disable you")
     assert second.is_active
