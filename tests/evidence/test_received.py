@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import io
+import threading
+import time
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from evidence import cases, custody, received, requests
 from evidence.blobstore import FolderStore
 from evidence.errors import AccessDenied, CaseClosed, InvalidInput
-from evidence.models import Access, CustodyEntry, ReceivedFile, Role
+from evidence.home import Runtime
+from evidence.models import Access, Case, CustodyEntry, ReceivedFile, Role, User
 from evidence.settings import Settings
 from tests.factories import AUTHORITY_FIELDS, make_sent_request, make_user
 
@@ -219,3 +223,86 @@ def test_a_hostile_name_is_kept_as_given_but_bounded(
     assert long.row.filename == "a" * received.MAX_FILENAME
     with pytest.raises(InvalidInput, match="NUL"):
         _register(session, world, store, b"y", filename="a\x00b.csv")
+
+
+def _wait_for_a_lock_waiter(runtime: Runtime) -> None:
+    """Return once another session of this database waits on a lock (PostgreSQL): the other
+    registration, blocked on the row this one inserted and has not committed."""
+    deadline = time.monotonic() + 60
+    with runtime.engine.connect() as conn:
+        while conn.scalar(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock'")) == 0:
+            assert time.monotonic() < deadline, "the other registration never waited"
+            time.sleep(0.02)
+            conn.rollback()  # a fresh snapshot of pg_stat_activity each time
+
+
+def test_two_registrations_of_one_file_at_once_keep_one_and_refuse_the_other(
+        runtime: Runtime) -> None:
+    """The same file registered for the same request from two sessions at once. On PostgreSQL
+    both look for an earlier registration before either commits, so the later one is refused
+    by the unique constraint (the race path); on SQLite transactions take the write lock as they
+    begin, so the later one waits and finds the first. Either way: one row, one custody entry,
+    the blob whole, the log verifying, and the refusal a 409 that names the file."""
+    postgres = runtime.engine.dialect.name == "postgresql"
+    with runtime.session() as s:
+        world = make_sent_request(s, runtime.store, runtime.settings, generated_at=T0,
+                                  sent_at=SENT)
+        actor_id, case_id = world.actor.id, world.case.id
+        reference = world.request.reference_number
+        entries_before = s.scalar(select(func.count()).select_from(CustodyEntry)) or 0
+    start = threading.Barrier(2)
+    outcomes: dict[str, uuid.UUID | BaseException] = {}
+
+    def register(name: str) -> None:
+        with runtime.sessions() as s:
+            try:
+                start.wait(timeout=30)  # before the first query: on SQLite it takes the lock
+                actor, case = s.get(User, actor_id), s.get(Case, case_id)
+                assert actor is not None and case is not None
+                done = received.register(s, actor, case, [CSV], store=runtime.store,
+                                         filename=f"{name}.csv", received_at=GOT, via="portal",
+                                         request=reference, now=NOW)
+                if postgres:  # commit only once the other is past its look for an earlier one
+                    _wait_for_a_lock_waiter(runtime)
+                s.commit()
+                outcomes[name] = done.row.id
+            except BaseException as exc:  # what the test reads: no thread dies unseen
+                s.rollback()
+                outcomes[name] = exc
+
+    threads = [threading.Thread(target=register, args=(name,)) for name in ("first", "second")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads)
+
+    kept = {name: o for name, o in outcomes.items() if isinstance(o, uuid.UUID)}
+    refused = {name: o for name, o in outcomes.items() if not isinstance(o, uuid.UUID)}
+    assert len(kept) == 1 and len(refused) == 1, outcomes
+    [(winner, row_id)], [error] = kept.items(), refused.values()
+    assert isinstance(error, received.DuplicateMaterial), repr(error)
+    assert error.status_code == 409
+    sha256 = hashlib.sha256(CSV).hexdigest()
+    assert f"this file (SHA-256 {sha256}) was" in error.message
+    if postgres:
+        assert error.message.endswith("registered for this request a moment ago, by another "
+                                      "registration")
+    else:
+        assert f"as '{winner}.csv'" in error.message and str(row_id) in error.message
+
+    with runtime.session() as s:
+        [row] = s.scalars(select(ReceivedFile)).all()
+        assert (row.id, row.filename, row.sha256) == (row_id, f"{winner}.csv", sha256)
+        [entry] = [custody.describe(e) for e in s.scalars(
+            select(CustodyEntry).where(CustodyEntry.action == "material.received"))]
+        assert entry["object"]["id"] == str(row_id) and entry["sha256"] == sha256
+        # Nothing of the refused registration: one entry more than before, the log whole.
+        assert s.scalar(select(func.count()).select_from(CustodyEntry)) == entries_before + 1
+        verified = custody.verify_log(s, runtime.verifier, workers=1)
+        assert verified.ok, verified.problems
+    assert runtime.store.read_bytes(sha256) == CSV
+    assert isinstance(runtime.store, FolderStore)  # what init_home makes: nothing left half-put
+    assert list(runtime.store.incoming.iterdir()) == []
