@@ -31,6 +31,7 @@ from api.routes import (
     requests,
     search,
     targets,
+    users,
 )
 from api.uploads import UPLOAD_OVERHEAD_BYTES
 from evidence import __version__, custody, export_leases, manifests, migrate
@@ -172,7 +173,7 @@ def create_app(runtime: Runtime, *, secure_cookies: bool | None = None) -> FastA
     app.add_middleware(BodyLimit, per_path={
         "/api/images/similar": search.MAX_UPLOAD_BYTES + search.UPLOAD_OVERHEAD_BYTES},
         per_post=[(pattern, upload_bound) for pattern in UPLOAD_PATHS])
-    for area in (auth, cases, accounts, targets, captures, notes, exports, decisions,
+    for area in (auth, users, cases, accounts, targets, captures, notes, exports, decisions,
                  deconfliction, search, requests, received, docs):
         app.include_router(area.router)
     ui.install(app)  # the web pages under `/`, after the API's error handlers it wraps

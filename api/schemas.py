@@ -13,6 +13,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import (
     AfterValidator,
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -134,6 +135,24 @@ class UserRead(Model):
     display_name: str | None
     unit: str | None
     role: str
+
+
+class UserStateRead(UserRead):
+    active: bool = Field(validation_alias=AliasChoices("active", "is_active"),
+                         description="False once disabled: the user's tokens and password are "
+                                     "refused.")
+
+
+class UserDisabledRead(UserStateRead):
+    tokens_revoked: int = Field(description="How many live API tokens of the user were revoked.")
+    sessions_ended: int = Field(description="How many open web sessions of the user ended.")
+
+
+class UserStatusChange(InputModel):
+    reason: Text2000NonEmpty
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"reason": "Left the unit"}]})
 
 
 class LoginCreate(InputModel):

@@ -25,6 +25,8 @@ NOT_CASE_SCOPED = {
     ("get", "/api/requests/due"), ("get", "/api/requests/stats"),
     # Search across the caller's cases: see test_search_shows_a_stranger_nothing_of_a_case.
     ("get", "/api/search"), ("get", "/api/images/similar"), ("post", "/api/images/similar"),
+    # Admins only, whoever is named: see tests/api/test_users_api.py.
+    ("post", "/api/users/{user}/disable"), ("post", "/api/users/{user}/enable"),
 }
 # Routes addressed by the id of an object inside a case (decisions, by target or decision id):
 # walked exactly like case-scoped routes, the id standing in for the reference.
