@@ -10,7 +10,8 @@ IMMEDIATE), so a second session in the same request would wait on the first.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated
+from datetime import timedelta
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import Depends, Path, Query, Request
@@ -30,6 +31,14 @@ SESSION_COOKIE = "evidence_session"
 def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
+
+
+def session_limits(request: Request) -> dict[str, Any]:
+    """What a login session is checked against: the app's clock (which set its end at login)
+    and the service's idle bound."""
+    runtime = get_runtime(request)
+    return {"now": runtime.clock(),
+            "idle": timedelta(minutes=runtime.settings.session_idle_minutes)}
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -56,7 +65,7 @@ def current_user(
         raise sessions.NotAuthenticated("the Authorization header must be 'Bearer TOKEN'")
     return sessions.authenticate(
         session, bearer=None if bearer is None else bearer.credentials, cookie=cookie,
-        now=get_runtime(request).clock(),
+        **session_limits(request),
     )
 
 

@@ -41,6 +41,9 @@ from evidence.models import LoginFailure, LoginSession, User, utcnow
 
 SESSION_PREFIX = "evs_"
 SESSION_LIFETIME = timedelta(hours=12)
+# A session not used for this long has ended too (EVIDENCE_SESSION_IDLE_MINUTES sets it for a
+# service): a browser left signed in on an unattended desk does not stay open for 12 hours.
+SESSION_IDLE = timedelta(minutes=60)
 ADDRESS_FREE_FAILURES = 5
 ADDRESS_FIRST_WAIT = timedelta(minutes=1)
 ADDRESS_MAX_WAIT = timedelta(hours=1)
@@ -246,7 +249,10 @@ def set_password(session: Session, actor: User, user: User, password: str) -> in
     return ended
 
 
-def user_for_session(session: Session, token: str, *, now: datetime | None = None) -> User | None:
+def user_for_session(session: Session, token: str, *, now: datetime | None = None,
+                     idle: timedelta = SESSION_IDLE) -> User | None:
+    """The user of an open login session, whose last use (`last_seen_at`, then marked now) was
+    less than `idle` ago; None for any other token."""
     if not token.startswith(SESSION_PREFIX):
         return None
     row = session.scalars(
@@ -256,6 +262,8 @@ def user_for_session(session: Session, token: str, *, now: datetime | None = Non
     ).first()
     now = now or utcnow()
     if row is None or row.expires_at <= now:
+        return None
+    if (row.last_seen_at or row.created_at) + idle <= now:
         return None
     user = session.get(User, row.user_id)
     if user is None or not user.is_active:
@@ -285,16 +293,16 @@ def logout(session: Session, actor: User, token: str | None) -> bool:
 
 
 def authenticate(session: Session, *, bearer: str | None, cookie: str | None,
-                 now: datetime | None = None) -> User:
+                 now: datetime | None = None, idle: timedelta = SESSION_IDLE) -> User:
     """The user a request acts as: a Bearer API token, else the login session cookie (open
-    at `now`: the app's clock, as the login that set its end)."""
+    at `now`, the app's clock, as the login that set its end, and used within `idle`)."""
     if bearer is not None:
         user = users.user_for_token(session, bearer)
         if user is None:
             raise NotAuthenticated("the API token is unknown, revoked or its user disabled")
         return user
     if cookie:
-        user = user_for_session(session, cookie, now=now)
+        user = user_for_session(session, cookie, now=now, idle=idle)
         if user is None:
             raise NotAuthenticated("the session has ended; log in again")
         return user

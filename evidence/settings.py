@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     environment: Literal["development", "production"] = "development"
     host: str = "127.0.0.1"
     port: int = 8000
+    session_idle_minutes: int = Field(
+        default=60, ge=1, le=12 * 60,
+        description="A web sign-in ends after this many minutes without a request (and in any "
+        "case 12 hours after it was made); a form sent after it ended is kept for sending "
+        "after signing in again.",
+    )
     checkpoint_interval_seconds: int = Field(
         default=300, ge=1, description="How often `serve` signs a checkpoint of new entries."
     )

@@ -17,7 +17,14 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
-from api.deps import SESSION_COOKIE, DbSession, case_reference, get_runtime, quote_ref
+from api.deps import (
+    SESSION_COOKIE,
+    DbSession,
+    case_reference,
+    get_runtime,
+    quote_ref,
+    session_limits,
+)
 from api.schemas import LoginCreate, TargetCreate
 from api.ui.kept import carried_by_sign_in, confirmation_page, sign_in_inputs
 from api.ui.received import views_of
@@ -53,7 +60,7 @@ Cursor = Annotated[str | None, Query(max_length=MAX_CURSOR_LENGTH)]
 def page_viewer(request: Request, session: DbSession) -> User:
     """The signed-in user, from the login cookie only; without one the page sends to sign-in."""
     user = sessions.authenticate(session, bearer=None, cookie=request.cookies.get(SESSION_COOKIE),
-                                 now=get_runtime(request).clock())
+                                 **session_limits(request))
     # For a page shown after the request's transaction rolled back (api/ui/kept.py).
     request.state.page_viewer = viewer_of(user)
     return user
@@ -85,7 +92,7 @@ def see_other(url: str) -> RedirectResponse:
 def login_form(request: Request, session: DbSession,
                next: Annotated[str | None, Query(max_length=2000)] = None) -> Response:
     cookie = request.cookies.get(SESSION_COOKIE)
-    if cookie and sessions.user_for_session(session, cookie) is not None:
+    if cookie and sessions.user_for_session(session, cookie, **session_limits(request)) is not None:
         return see_other(safe_next(next))
     return login_page(request, next_path=next)
 

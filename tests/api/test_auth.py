@@ -354,3 +354,33 @@ def test_a_password_set_from_the_command_line_signs_in_and_ends_open_sessions(
         assert "Traceback" not in empty.output + other.output
     finally:
         runtime.close()
+
+
+def test_a_web_session_unused_for_an_hour_ends_while_one_in_use_stays_open(api: Api) -> None:
+    clock = use_clock(api)
+    api.user("nadia", password="correct horse")
+    caller = api.user("script")
+    ok = api.post(None, "/api/auth/login", json={"name": "nadia", "password": "correct horse"})
+    assert ok.status_code == 200, ok.text
+    api.client.cookies.set("evidence_session", ok.cookies["evidence_session"])
+    for _ in range(5):  # used every 59 minutes: still open after almost five hours
+        clock.advance(minutes=59)
+        assert api.client.get("/api/auth/me").status_code == 200
+        assert api.client.get("/", follow_redirects=False).status_code == 200
+    clock.advance(minutes=60)  # the desk left for an hour
+    ended = api.client.get("/api/auth/me")
+    assert ended.status_code == 401 and "log in again" in ended.json()["message"]
+    page = api.client.get("/", follow_redirects=False)
+    assert page.status_code == 303 and page.headers["location"] == "/login"
+    assert api.client.get("/login", follow_redirects=False).status_code == 200  # no loop back
+    # API tokens are for scripts, not desks: no idle bound.
+    assert api.get(caller, "/api/auth/me").status_code == 200
+
+    # A service sets its own bound.
+    api.runtime.settings = api.runtime.settings.model_copy(update={"session_idle_minutes": 5})
+    again = api.post(None, "/api/auth/login", json={"name": "nadia", "password": "correct horse"})
+    api.client.cookies.set("evidence_session", again.cookies["evidence_session"])
+    clock.advance(minutes=4, seconds=59)
+    assert api.client.get("/api/auth/me").status_code == 200
+    clock.advance(minutes=5)
+    assert api.client.get("/api/auth/me").status_code == 401
