@@ -90,7 +90,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, BIT
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from evidence import custody
+from evidence import custody, users
 from evidence.blobstore import BlobStore
 from evidence.errors import EvidenceError, InvalidInput, NotFound
 from evidence.models import (
@@ -477,7 +477,7 @@ def search_text(
     """
     check_limit(limit)
     query = parse_query(raw_query)
-    if actor.role == Role.AUDITOR:  # an auditor reads custody logs, never evidence
+    if not users.reads_evidence(actor.role):
         return TextResults([], None)
     doc = SearchDocument
     conditions: list[ColumnElement[bool]] = [doc.case_id.in_(_visible_cases(actor))]

@@ -30,6 +30,23 @@ class DisablingOneself(Conflict):
     """An admin may not disable themselves; another admin may."""
 
 
+# What a role may open beyond the cases it is a member of: the rules the services check, and
+# the links the pages' header shows (api/ui/rendering.py).
+def reads_evidence(role: str) -> bool:
+    """Every role but the auditor's, who reads custody logs and never evidence: no search, no
+    legal requests."""
+    return role != Role.AUDITOR
+
+
+def audits(role: str) -> bool:
+    """The auditor's: the list of every case, to read its custody log."""
+    return role == Role.AUDITOR
+
+
+def manages_users(role: str) -> bool:
+    return role == Role.ADMIN
+
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -150,7 +167,7 @@ def user_for_token(session: Session, token: str) -> User | None:
 
 
 def require_admin(actor: User) -> None:
-    if actor.role != Role.ADMIN:
+    if not manages_users(actor.role):
         raise PermissionDenied(f"only an admin may manage users; {actor.name!r} is {actor.role}")
 
 

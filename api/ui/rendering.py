@@ -34,6 +34,7 @@ from api.ui.security import (
     page_headers,
     session_csrf_token,
 )
+from evidence import users
 from evidence.errors import EvidenceError
 from evidence.models import User
 from evidence.sessions import LoginFailed, NotAuthenticated
@@ -52,6 +53,22 @@ def viewer_of(user: User | None) -> dict[str, str | None] | None:
         return None
     return {"name": user.name, "display_name": user.display_name, "role": user.role,
             "unit": user.unit}
+
+
+# The header's links, each shown to the roles that may open its page, by the rule its service
+# checks (None: every role).
+NAV: tuple[tuple[str, str, Callable[[str], bool] | None], ...] = (
+    ("/", "Cases", None),
+    ("/search", "Search", users.reads_evidence),
+    ("/requests/due", "Requests due", users.reads_evidence),
+    ("/audit", "Audit", users.audits),
+    ("/admin/users", "Users", users.manages_users),
+)
+
+
+def nav_links(role: str) -> list[tuple[str, str]]:
+    """The header's links a user of `role` may open: (address, label)."""
+    return [(href, label) for href, label, opens in NAV if opens is None or opens(role)]
 
 
 def sentence(message: str) -> str:
@@ -138,8 +155,10 @@ def render(request: Request, template: str, context: Mapping[str, Any] | None = 
            viewer: User | dict[str, str | None] | None,
            status_code: int = 200) -> HTMLResponse:
     cookie = request.cookies.get(SESSION_COOKIE)
+    shown = viewer_of(viewer) if isinstance(viewer, User) else viewer
     values = {
-        "viewer": viewer_of(viewer) if isinstance(viewer, User) else viewer,
+        "viewer": shown,
+        "nav": nav_links(str(shown["role"])) if shown else [],
         "csrf_token": session_csrf_token(cookie) if viewer is not None and cookie else "",
         **(context or {}),
     }

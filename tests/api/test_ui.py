@@ -249,6 +249,28 @@ def test_an_auditor_reads_no_case_page(api: Api) -> None:
     assert api.client.get(f"/captures/{ids['capture_id']}").status_code == 404
 
 
+def _header_links(page: str) -> list[str]:
+    nav = re.search(r'<header class="bar">.*?<nav>(.*?)</nav>', page, re.S)
+    assert nav, page[:2000]
+    return re.findall(r'<a href="([^"]*)">', nav.group(1))
+
+
+@pytest.mark.parametrize(("role", "links"), [
+    (Role.INVESTIGATOR, ["/", "/search", "/requests/due"]),
+    (Role.LIAISON, ["/", "/search", "/requests/due"]),
+    (Role.AUDITOR, ["/", "/audit"]),  # reads custody logs: no search, no requests
+    (Role.ADMIN, ["/", "/search", "/requests/due", "/admin/users"]),
+])
+def test_the_header_links_only_the_pages_the_role_may_use(api: Api, role: Role,
+                                                          links: list[str]) -> None:
+    api.user("someone", role, password=PASSWORD)
+    _sign_in(api.client, "someone")
+    for path in links:
+        page = api.client.get(path)
+        assert page.status_code == 200, path
+        assert _header_links(page.text) == links
+
+
 def test_a_reader_sees_the_case_but_may_not_flag(api: Api) -> None:
     _ids, owner = build_world(api)
     api.user("rita", password=PASSWORD)
