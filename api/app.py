@@ -172,7 +172,8 @@ def create_app(runtime: Runtime, *, secure_cookies: bool | None = None) -> FastA
     upload_bound = runtime.settings.received_max_bytes + UPLOAD_OVERHEAD_BYTES
     app.add_middleware(BodyLimit, per_path={
         "/api/images/similar": search.MAX_UPLOAD_BYTES + search.UPLOAD_OVERHEAD_BYTES},
-        per_post=[(pattern, upload_bound) for pattern in UPLOAD_PATHS])
+        per_post=[(pattern, upload_bound) for pattern in UPLOAD_PATHS],
+        refusal=ui.too_large_page)
     for area in (auth, users, cases, accounts, targets, captures, notes, exports, decisions,
                  deconfliction, search, requests, received, docs):
         app.include_router(area.router)

@@ -8,11 +8,12 @@ unread; one that does not is counted as it streams and stopped at the first byte
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
-from starlette.responses import JSONResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_body
@@ -32,6 +33,12 @@ class BodyTooLarge(HTTPException):
 
     def __init__(self, limit: int) -> None:
         super().__init__(413, _message(limit))
+        self.limit = limit
+
+
+# The answer a request refused unread gets instead of the API's JSON (a web page's post gets a
+# page), or None for the JSON.
+Refusal = Callable[[Request, int], Response | None]
 
 
 def _message(limit: int) -> str:
@@ -45,8 +52,10 @@ class BodyLimit:
 
     def __init__(self, app: ASGIApp, *, default: int = MAX_BODY_BYTES,
                  per_path: Mapping[str, int] | None = None,
-                 per_post: Sequence[tuple[re.Pattern[str], int]] = ()) -> None:
+                 per_post: Sequence[tuple[re.Pattern[str], int]] = (),
+                 refusal: Refusal | None = None) -> None:
         self.app = app
+        self.refusal = refusal
         self.default = default
         self.per_path = dict(per_path or {})
         self.per_post = tuple(per_post)
@@ -66,8 +75,10 @@ class BodyLimit:
         limit = self.limit_of(scope)
         declared = Headers(scope=scope).get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            response = JSONResponse(error_body("TooLarge", _message(limit)), status_code=413,
-                                    headers={"Connection": "close"})
+            response = self.refusal(Request(scope), limit) if self.refusal else None
+            if response is None:
+                response = JSONResponse(error_body("TooLarge", _message(limit)), status_code=413)
+            response.headers["Connection"] = "close"
             await response(scope, receive, send)
             return
         seen = 0

@@ -6,9 +6,11 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api.ui import admin, cases, decisions, exports, kept, material, notes, requests, search
-from api.ui.rendering import STATIC, install_error_pages
+from api.ui.rendering import STATIC, install_error_pages, too_large_page
 from api.ui.routes import router
 from api.ui.security import SecurityHeaders
+
+__all__ = ["install", "too_large_page"]
 
 
 def install(app: FastAPI) -> None:

@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.deps import SESSION_COOKIE
 from api.errors import allowed_methods
+from api.limits import BodyTooLarge
 from api.ui.security import (
     LOGIN_CSRF_COOKIE,
     FormRefused,
@@ -209,6 +210,16 @@ def not_found(request: Request) -> HTMLResponse:
                        "a member of.")
 
 
+def too_large_page(request: Request, limit: int) -> HTMLResponse | None:
+    """The page a page's post past its bound (api/limits.py) gets; None for the API's."""
+    if not is_ui_path(request.url.path):
+        return None
+    return _error_page(request, 413, "Form too large",
+                       f"The form was larger than this page takes ({_size(limit)}), so it was "
+                       f"not read and nothing of it was saved. Go back, shorten what you typed "
+                       f"or attach a smaller file, and send it again.")
+
+
 def page_for_error(request: Request, exc: Exception) -> Response:
     """The page a browser gets for `exc`, raised while answering a page's request."""
     if isinstance(exc, PageError):
@@ -241,6 +252,9 @@ def page_for_error(request: Request, exc: Exception) -> Response:
             return not_found(request)
         return _error_page(request, 422, "Not valid",
                            "A value in the address or the form is missing or not valid.")
+    if isinstance(exc, BodyTooLarge):
+        return too_large_page(request, exc.limit) or _error_page(request, 413, "Refused",
+                                                                 str(exc.detail))
     if isinstance(exc, StarletteHTTPException):
         if exc.status_code == 404:
             return not_found(request)

@@ -289,6 +289,34 @@ def test_a_reader_sees_the_case_but_may_not_flag(api: Api) -> None:
 
 # --- forms -----------------------------------------------------------------------------------
 
+def test_a_form_past_the_body_bound_gets_a_page_saying_nothing_was_saved(api: Api) -> None:
+    build_world(api)
+    _give_password(api, "owner")
+    token = _sign_in(api.client, "owner")
+    flag = f"/cases/{QUOTED}/flag"
+    reason = "x" * (2 * 1024 * 1024)
+    body = f"csrf_token={token}&url=https%3A%2F%2Fexample.org%2Fbig&reason={reason}".encode()
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: stopped as it streams
+        for at in range(0, len(body), 65536):
+            yield body[at:at + 65536]
+
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    for sent in (body, chunks()):  # declared, then counted
+        answer = api.client.post(flag, content=sent, headers=form)
+        assert answer.status_code == 413, answer.text[:500]
+        assert answer.headers["content-type"].startswith("text/html")
+        _assert_page_headers(answer)
+        assert "<h1>Form too large</h1>" in answer.text
+        assert "(2.0 MiB)" in answer.text and "nothing of it was saved" in answer.text
+    with api.runtime.session() as session:
+        assert session.scalar(select(func.count()).select_from(Target)
+                              .where(Target.url == "https://example.org/big")) == 0
+    # The API's callers still get JSON.
+    refused = api.client.post("/api/cases", content=body, headers=form)
+    assert refused.status_code == 413 and refused.json()["error"] == "TooLarge"
+
+
 def test_form_posts_need_the_sessions_token(api: Api) -> None:
     _ids, owner = build_world(api)
     _give_password(api, "owner")
