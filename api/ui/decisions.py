@@ -11,10 +11,11 @@ values, and so shows the state the refusal left unchanged.
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict, dataclass
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
@@ -90,13 +91,30 @@ Done = Annotated[str | None, Query(max_length=20)]
 LongText = Annotated[str, Form(max_length=6000)]
 
 
-# The page of captures a target page's form was posted from, to come back to it.
-CapturesCursorField = Annotated[str | None, Form(max_length=MAX_CURSOR_LENGTH)]
+CursorField = Annotated[str | None, Form(max_length=MAX_CURSOR_LENGTH)]
 
 
-def _back_to_target(target: Target, done: str, captures_cursor: str | None) -> Response:
-    query = {"done": done, **({"captures_cursor": captures_cursor} if captures_cursor else {})}
-    return see_other(f"/targets/{target.id}?{urlencode(query)}")
+@dataclass(frozen=True)
+class Place:
+    """The page of captures and the page of notes a target page showed: its forms carry them,
+    so the page comes back where it was after one is sent, or shown again refused."""
+
+    captures_cursor: str | None = None
+    notes_cursor: str | None = None
+
+    def query(self) -> dict[str, str]:
+        return {name: value for name, value in asdict(self).items() if value}
+
+
+def _posted_place(captures_cursor: CursorField = None, notes_cursor: CursorField = None) -> Place:
+    return Place(captures_cursor or None, notes_cursor or None)
+
+
+PostedPlace = Annotated[Place, Depends(_posted_place)]
+
+
+def _back_to_target(target: Target, done: str, place: Place) -> Response:
+    return see_other(f"/targets/{target.id}?{urlencode({'done': done, **place.query()})}")
 
 
 def _target_label(session: Session, target: Target) -> dict[str, Any]:
@@ -137,15 +155,14 @@ def _decision_view(decision: Decision, names: dict[uuid.UUID, str]) -> dict[str,
 CAPTURES_PER_PAGE = 25
 
 
-def _target_view(session: Session, viewer: User, case: Case, target: Target, *,
-                 captures_cursor: str | None = None,
-                 notes_cursor: str | None = None) -> dict[str, Any]:
+def _target_view(session: Session, viewer: User, case: Case, target: Target,
+                 place: Place) -> dict[str, Any]:
     """Everything the target page shows, as plain values (kept valid after a rollback).
 
     A page of its captures, newest first: a watched target gathers one an hour."""
     history = decisions.history(session, target)
     found = capture_reads.page_captures(session, case, target_id=target.id,
-                                        limit=CAPTURES_PER_PAGE, cursor=captures_cursor,
+                                        limit=CAPTURES_PER_PAGE, cursor=place.captures_cursor,
                                         newest_first=True)
     total, any_complete = capture_reads.count_captures(session, case, target.id)
     jobs = targets.jobs_of(session, target, unfinished_only=True)
@@ -160,7 +177,7 @@ def _target_view(session: Session, viewer: User, case: Case, target: Target, *,
     is_open = case.status == CaseStatus.OPEN
     access = cases.access_of(session, viewer, case)
     target_notes = notes.page_notes(session, case, target_id=target.id, on_case_only=False,
-                                    limit=NOTES_PER_PAGE, cursor=notes_cursor)
+                                    limit=NOTES_PER_PAGE, cursor=place.notes_cursor)
 
     pending = current is not None and (
         current["state"] == DecisionState.PROPOSED
@@ -188,7 +205,7 @@ def _target_view(session: Session, viewer: User, case: Case, target: Target, *,
                       "title": c.title, "final_url": c.final_url}
                      for c in found.items],
         "captures_total": total, "captures_next": found.next_cursor,
-        "captures_cursor": captures_cursor,
+        "captures_cursor": place.captures_cursor, "notes_cursor": place.notes_cursor,
         "jobs": [{"state": j.state, "created_at": j.created_at, "error": j.error}
                  for j in jobs],
         "history": items, "current": current, "conditions": conditions,
@@ -244,8 +261,7 @@ def target_page(request: Request, target_id: uuid.UUID, session: DbSession, view
                 done: Done = None, captures_cursor: Cursor = None,
                 notes_cursor: Cursor = None) -> Response:
     case, target = decisions.target_for(session, viewer, target_id)
-    view = _target_view(session, viewer, case, target, captures_cursor=captures_cursor,
-                        notes_cursor=notes_cursor)
+    view = _target_view(session, viewer, case, target, Place(captures_cursor, notes_cursor))
     view["done"] = DONE.get(done or "")
     return render(request, "target.html", view, viewer=viewer)
 
@@ -253,15 +269,14 @@ def target_page(request: Request, target_id: uuid.UUID, session: DbSession, view
 @router.post("/targets/{target_id}/decisions", response_class=HTMLResponse)
 def propose(
     request: Request, target_id: uuid.UUID, session: DbSession, viewer: Viewer,
-    csrf_token: CsrfField = None,
+    place: PostedPlace, csrf_token: CsrfField = None,
     kind: Annotated[str, Form(max_length=100)] = "",
     rationale: LongText = "",
     preservation_waiver: LongText = "",
-    captures_cursor: CapturesCursorField = None,
 ) -> Response:
     check_session_form(request, csrf_token)
     case, target = decisions.target_for(session, viewer, target_id)
-    view = _target_view(session, viewer, case, target, captures_cursor=captures_cursor or None)
+    view = _target_view(session, viewer, case, target, place)
     typed = {"kind": kind, "rationale": rationale, "preservation_waiver": preservation_waiver}
     try:
         body = DecisionCreate.model_validate({
@@ -283,17 +298,17 @@ def propose(
             raise
         raise _refused(exc.message, exc.status_code, view, at="propose", form=typed,
                        viewer=viewer) from exc
-    return _back_to_target(target, "proposed", captures_cursor or None)
+    return _back_to_target(target, "proposed", place)
 
 
 @router.post("/targets/{target_id}/captures", response_class=HTMLResponse)
 def capture_again(
     request: Request, target_id: uuid.UUID, session: DbSession, viewer: Viewer,
-    csrf_token: CsrfField = None, captures_cursor: CapturesCursorField = None,
+    place: PostedPlace, csrf_token: CsrfField = None,
 ) -> Response:
     check_session_form(request, csrf_token)
     case, target = decisions.target_for(session, viewer, target_id)
-    view = _target_view(session, viewer, case, target, captures_cursor=captures_cursor or None)
+    view = _target_view(session, viewer, case, target, place)
     try:
         decisions.target_for(session, viewer, target_id, need=Access.WRITE)
         targets.request_capture(session, viewer, case, target,
@@ -303,21 +318,20 @@ def capture_again(
             raise
         raise _refused(exc.message, exc.status_code, view, at="capture", form={},
                        viewer=viewer) from exc
-    return _back_to_target(target, "queued", captures_cursor or None)
+    return _back_to_target(target, "queued", place)
 
 
 @router.post("/targets/{target_id}/watch", response_class=HTMLResponse)
 def change_watch(
     request: Request, target_id: uuid.UUID, session: DbSession, viewer: Viewer,
-    csrf_token: CsrfField = None,
+    place: PostedPlace, csrf_token: CsrfField = None,
     action: Annotated[Literal["change", "stop"], Form()] = "change",
     every: Annotated[str, Form(max_length=100)] = "",
     reason: LongText = "",
-    captures_cursor: CapturesCursorField = None,
 ) -> Response:
     check_session_form(request, csrf_token)
     case, target = decisions.target_for(session, viewer, target_id)
-    view = _target_view(session, viewer, case, target, captures_cursor=captures_cursor or None)
+    view = _target_view(session, viewer, case, target, place)
     typed = {"every": every, "watch_reason": reason}
     try:
         body = TargetWatchUpdate.model_validate({
@@ -335,19 +349,18 @@ def change_watch(
         raise _refused(exc.message, exc.status_code, view, at="watch", form=typed,
                        viewer=viewer) from exc
     return _back_to_target(target, "watch_stopped" if action == "stop" else "watch_changed",
-                           captures_cursor or None)
+                           place)
 
 
 @router.post("/decisions/{decision_id}/approve", response_class=HTMLResponse)
 def approve(
     request: Request, decision_id: uuid.UUID, session: DbSession, viewer: Viewer,
-    csrf_token: CsrfField = None,
+    place: PostedPlace, csrf_token: CsrfField = None,
     note: Annotated[str, Form(max_length=3000)] = "",
-    captures_cursor: CapturesCursorField = None,
 ) -> Response:
     check_session_form(request, csrf_token)
     case, target, decision = decisions.decision_for(session, viewer, decision_id)
-    view = _target_view(session, viewer, case, target, captures_cursor=captures_cursor or None)
+    view = _target_view(session, viewer, case, target, place)
     try:
         body = DecisionApprove(note=note.strip() or None)
         decisions.approve(session, viewer, case, target, decision, note=body.note)
@@ -359,19 +372,18 @@ def approve(
             raise
         raise _refused(exc.message, exc.status_code, view, at="decide", form={"note": note},
                        viewer=viewer) from exc
-    return _back_to_target(target, "approved", captures_cursor or None)
+    return _back_to_target(target, "approved", place)
 
 
 @router.post("/decisions/{decision_id}/reject", response_class=HTMLResponse)
 def reject(
     request: Request, decision_id: uuid.UUID, session: DbSession, viewer: Viewer,
-    csrf_token: CsrfField = None,
+    place: PostedPlace, csrf_token: CsrfField = None,
     reason: LongText = "",
-    captures_cursor: CapturesCursorField = None,
 ) -> Response:
     check_session_form(request, csrf_token)
     case, target, decision = decisions.decision_for(session, viewer, decision_id)
-    view = _target_view(session, viewer, case, target, captures_cursor=captures_cursor or None)
+    view = _target_view(session, viewer, case, target, place)
     try:
         body = DecisionReject(reason=reason)
         decisions.reject(session, viewer, case, target, decision, reason=body.reason)
@@ -383,7 +395,7 @@ def reject(
             raise
         raise _refused(exc.message, exc.status_code, view, at="decide",
                        form={"reason": reason}, viewer=viewer) from exc
-    return _back_to_target(target, "rejected", captures_cursor or None)
+    return _back_to_target(target, "rejected", place)
 
 
 # --- a case's deconfliction hits ---------------------------------------------------------------

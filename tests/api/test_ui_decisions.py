@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from capture.browser import BrowserSession
-from evidence import cases, custody, decisions, deconfliction, targets, users
+from evidence import cases, custody, decisions, deconfliction, notes, targets, users
 from evidence.home import Runtime
 from evidence.models import (
     Access,
@@ -767,3 +767,43 @@ def test_the_target_page_pages_its_captures_newest_first(
     assert done.status_code == 303
     back = nadia.get(done.headers["location"]).text
     assert "Decision proposed." in back and shown(back) == newest[2:4]
+
+
+def test_the_target_page_forms_come_back_to_the_page_of_notes_they_were_sent_from(
+    api: Api, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("api.ui.decisions.NOTES_PER_PAGE", 2)
+    world = _world(api)
+    with api.runtime.session() as session:
+        case = cases.case_for(session, world.nadia.user, REFERENCE)
+        for n in range(5):
+            notes.add_note(session, world.nadia.user, case, body=f"note number {n}",
+                           target_id=uuid.UUID(world.target_id))
+    nadia, token = _client(api, "nadia")
+
+    def shown(page: str) -> list[str]:
+        return re.findall(r"note number (\d)", page)
+
+    def form_inputs(page: str, action: str) -> dict[str, str]:
+        form = re.search(rf'<form method="post" action="{re.escape(action)}"[^>]*>(.*?)</form>',
+                         page, re.S)
+        assert form, page[:3000]
+        return {html.unescape(n): html.unescape(v) for n, v in re.findall(
+            r'<input type="hidden" name="([^"]*)" value="([^"]*)">', form.group(1))}
+
+    first = nadia.get(f"/targets/{world.target_id}").text
+    assert shown(first) == ["0", "1"]
+    more = re.search(r'<a href="([^"]+)">More notes</a>', first)
+    assert more, first[:3000]
+    second = nadia.get(html.unescape(more.group(1))).text
+    assert shown(second) == ["2", "3"]
+
+    action = f"/targets/{world.target_id}/decisions"
+    form = {**form_inputs(second, action), "kind": "preserve"}
+    assert form["csrf_token"] == token
+    refused = nadia.post(action, data={**form, "rationale": ""}, follow_redirects=False)
+    assert refused.status_code == 422 and shown(refused.text) == ["2", "3"]
+    done = nadia.post(action, data={**form, "rationale": "Keep it"}, follow_redirects=False)
+    assert done.status_code == 303
+    back = nadia.get(done.headers["location"]).text
+    assert "Decision proposed." in back and shown(back) == ["2", "3"]
