@@ -535,6 +535,23 @@ class LoginSession(Base):
     remote_address: Mapped[str | None] = mapped_column(String(64))
 
 
+class KeptForm(Base):
+    """A page's form posted after its sign-in ended, kept for the session signed in since: shown
+    to its user, sent at most once (`sent_at`; what was typed is dropped then) or discarded
+    (evidence/kept_forms.py). Goes with its login session."""
+
+    __tablename__ = "kept_forms"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    login_session_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("login_sessions.id", ondelete="CASCADE"), index=True)
+    action: Mapped[str] = mapped_column(String(2000))
+    # [[name, value], ...] in the order posted; None once sent.
+    fields: Mapped[list[list[str]] | None] = mapped_column(Json)
+    created_at: Mapped[datetime] = _created()
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 class LoginFailure(Base):
     """A sign-in refused for a wrong name or password; enough of them close a name for a while.
 

@@ -249,10 +249,10 @@ def set_password(session: Session, actor: User, user: User, password: str) -> in
     return ended
 
 
-def user_for_session(session: Session, token: str, *, now: datetime | None = None,
-                     idle: timedelta = SESSION_IDLE) -> User | None:
-    """The user of an open login session, whose last use (`last_seen_at`, then marked now) was
-    less than `idle` ago; None for any other token."""
+def open_session(session: Session, token: str, *, now: datetime | None = None,
+                 idle: timedelta = SESSION_IDLE) -> LoginSession | None:
+    """The login session the cookie's token names, if it is open at `now`: not ended, not past
+    its end, and last used (`last_seen_at`) less than `idle` ago."""
     if not token.startswith(SESSION_PREFIX):
         return None
     row = session.scalars(
@@ -261,9 +261,17 @@ def user_for_session(session: Session, token: str, *, now: datetime | None = Non
         )
     ).first()
     now = now or utcnow()
-    if row is None or row.expires_at <= now:
+    if row is None or row.expires_at <= now or (row.last_seen_at or row.created_at) + idle <= now:
         return None
-    if (row.last_seen_at or row.created_at) + idle <= now:
+    return row
+
+
+def user_for_session(session: Session, token: str, *, now: datetime | None = None,
+                     idle: timedelta = SESSION_IDLE) -> User | None:
+    """The user of an open login session (`open_session`), whose use is marked now."""
+    now = now or utcnow()
+    row = open_session(session, token, now=now, idle=idle)
+    if row is None:
         return None
     user = session.get(User, row.user_id)
     if user is None or not user.is_active:

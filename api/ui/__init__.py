@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api.ui import admin, cases, decisions, exports, kept, material, notes, requests, search
@@ -18,9 +18,11 @@ def install(app: FastAPI) -> None:
 
     Call after the API's error handlers are installed: the pages' handlers wrap them.
     """
-    app.include_router(router)
-    for pages in (cases, notes, decisions, requests, material, exports, search, admin):
-        app.include_router(pages.router)
+    # Every page's post that sends a kept form records it sent, so it is sent once.
+    once = [Depends(kept.sent_once)]
+    for pages in (router, *(p.router for p in (cases, notes, decisions, requests, material,
+                                               exports, search, admin))):
+        app.include_router(pages, dependencies=once)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     install_error_pages(app)
     kept.install(app)

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from api.deps import DbSession, case_reference, quote_ref
 from api.schemas import CaseStatusChange, CaseUpdate, MemberCreate
+from api.ui.labels import CASE_FIELDS
 from api.ui.rendering import PageError, render, sentence
 from api.ui.routes import CsrfField, Cursor, Viewer, check_session_form, see_other
 from evidence import cases, custody
@@ -30,17 +31,6 @@ router = APIRouter(include_in_schema=False)
 HISTORY_PER_PAGE = 50
 AUDIT_PER_PAGE = 50
 
-# The case's fields the forms take, with their labels, in the order shown.
-CASE_FIELDS = (
-    ("title", "Title"),
-    ("offence", "Offence"),
-    ("offence_provision", "Statutory provision"),
-    ("max_penalty_years", "Maximum penalty (years)"),
-    ("facts", "Facts"),
-    ("jurisdiction", "Jurisdiction"),
-    ("handling_code", "Handling code"),
-    ("contact", "Contact"),
-)
 LABELS = dict(CASE_FIELDS)
 ACCESS_LEVELS = (
     (Access.READ, "read: sees the case and its evidence"),

@@ -2,13 +2,16 @@
 
 A page's form posted without a session (it expired, or was signed out in another tab) is answered
 with the sign-in page, which carries the posted fields as hidden inputs (the form's token left
-out); one posted with the token of an earlier session (signed in again elsewhere since) is
-answered as if just signed in. After the sign-in a page lists the fields, says as whom they would
-be sent, and sends them to the form's address only when its button is clicked, with a token of
-the new session, as any form of these pages. Nothing is kept on the server and nothing is sent on
-its own, so CSRF protection is what it was: a post is kept only when the browser says it came
-from a page of this site (`posted_from`); from another site, or with no word on where from, it
-is refused or sent to sign-in as before, and nothing of it is shown again.
+out); one posted with the token of an earlier session (signed in again elsewhere since) is kept
+at once. After the sign-in the form is kept for the new session (evidence/kept_forms.py) and the
+browser is sent on to its page (`/kept/{id}`, a GET, so reloading it asks nothing): the fields by
+their forms' labels, as whom they would be sent, and a button that sends them to the form's
+address with a token of the new session, as any form of these pages. Nothing is sent on its own,
+and a kept form is sent once: the send marks it sent in the transaction of what it does
+(`sent_once`), and a second send is refused. CSRF protection is what it was: a post is kept only
+when the browser says it came from a page of this site (`posted_from`); from another site, or
+with no word on where from, it is refused or sent to sign-in as before, and nothing of it is
+shown again.
 """
 
 from __future__ import annotations
@@ -17,22 +20,30 @@ import inspect
 from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
-from api.deps import SESSION_COOKIE
+from api.deps import SESSION_COOKIE, DbSession, get_runtime, session_limits
 from api.limits import MAX_KEPT_FIELDS, MAX_KEPT_FORM_BYTES
+from api.ui.labels import PLACE_FIELDS, field_label
 from api.ui.rendering import Handler, login_page, render, request_path, safe_next
-from api.ui.security import FormRefused, is_ui_path, posted_from, session_csrf_token
+from api.ui.security import FormRefused, is_ui_path, posted_from
+from evidence import kept_forms, sessions
 from evidence.errors import EvidenceError
-from evidence.models import User
+from evidence.models import KeptForm as KeptRow
+from evidence.models import LoginSession, User
 from evidence.sessions import NotAuthenticated
 
 KEPT_PREFIX = "kept:"
 KEPT_ACTION = "kept_action"
+KEPT_ID = "kept_form"  # the kept form a post sends, on the page that shows it
 KEPT_NOTICE = ("Your session ended before your form was sent. What you typed is kept on this "
                "page: sign in, and it is shown to you before anything is sent.")
-_LEFT_OUT = frozenset({"csrf_token"})  # of the session that ended; a new one comes with the page
+# The token of the session that ended (a new one comes with the page), and which kept form the
+# post was, if one (`KeptForm.earlier`).
+_LEFT_OUT = frozenset({"csrf_token", KEPT_ID})
 _NOT_KEPT_AT = ("/login", "/logout")
 
 
@@ -42,11 +53,18 @@ class KeptForm:
 
     action: str
     fields: tuple[tuple[str, str], ...]
+    earlier: str | None = None  # the kept form this post sent, its session ended again
 
     def hidden(self) -> list[tuple[str, str]]:
         """The inputs the sign-in page carries it in, beside the sign-in's own."""
+        again = [] if self.earlier is None else [(KEPT_PREFIX + KEPT_ID, self.earlier)]
         return [(KEPT_ACTION, self.action),
-                *((KEPT_PREFIX + name, value) for name, value in self.fields)]
+                *((KEPT_PREFIX + name, value) for name, value in self.fields), *again]
+
+    @classmethod
+    def of(cls, action: str, pairs: list[tuple[str, str | object]]) -> KeptForm:
+        earlier = next((v for n, v in pairs if n == KEPT_ID and isinstance(v, str)), None)
+        return cls(action, _bounded(pairs), earlier)
 
 
 class NotKept(Exception):
@@ -97,9 +115,9 @@ def carried_by_sign_in(form: FormData) -> KeptForm | None:
     if action is None:
         return None
     try:
-        return KeptForm(action, _bounded([(name[len(KEPT_PREFIX):], value)
-                                          for name, value in form.multi_items()
-                                          if name.startswith(KEPT_PREFIX)]))
+        return KeptForm.of(action, [(name[len(KEPT_PREFIX):], value)
+                                    for name, value in form.multi_items()
+                                    if name.startswith(KEPT_PREFIX)])
     except NotKept:
         return None  # made by hand: no page of this site sends one
 
@@ -109,11 +127,40 @@ def sign_in_inputs(kept: KeptForm | None) -> tuple[str | None, list[tuple[str, s
     return (None, []) if kept is None else (KEPT_NOTICE, kept.hidden())
 
 
-def confirmation_page(request: Request, kept: KeptForm, *,
-                      viewer: User | dict[str, str | None], csrf_token: str) -> HTMLResponse:
+def keep(session: Session, login_session: LoginSession, kept: KeptForm) -> RedirectResponse:
+    """Keep the form for the session signed in now, and send the browser on to its page."""
+    row = kept_forms.keep(session, login_session, action=kept.action, fields=kept.fields,
+                          kept_id=kept.earlier)
+    return RedirectResponse(f"/kept/{row.id}", status_code=303)
+
+
+def labelled(row: KeptRow) -> list[tuple[str, str]]:
+    """The kept fields a user reads, by the labels their form gave them: (label, value)."""
+    fields = [(name, value) for name, value in row.fields or []]
+    kind = next((value for name, value in fields if name == "kind"), None)
+    return [(field_label(name, kind=kind), value) for name, value in fields
+            if name not in PLACE_FIELDS]
+
+
+def confirmation_page(request: Request, row: KeptRow, *, viewer: User) -> HTMLResponse:
     """The kept form shown to the user now signed in, with a button to send it as them."""
-    return render(request, "kept.html",
-                  {"kept": kept, "csrf_token": csrf_token}, viewer=viewer)
+    return render(request, "kept.html", {
+        "kept": {"id": str(row.id), "action": row.action, "sent_at": row.sent_at,
+                 "fields": [(name, value) for name, value in row.fields or []],
+                 "shown": labelled(row)},
+        "kept_id_field": KEPT_ID}, viewer=viewer)
+
+
+async def sent_once(request: Request, session: DbSession) -> None:
+    """A post of a page that sends a kept form records it sent in its own transaction: it then
+    acts once, and a second send is refused (before the page's own handler runs)."""
+    if request.method != "POST" or not request.headers.get("content-type", "").startswith(
+            "application/x-www-form-urlencoded"):
+        return  # a kept form is sent urlencoded: it has no file
+    kept_id = (await request.form()).get(KEPT_ID)
+    if isinstance(kept_id, str) and kept_id:
+        await run_in_threadpool(kept_forms.mark_sent, session, kept_id,
+                                now=get_runtime(request).clock())
 
 
 async def _kept_answer(request: Request, exc: Exception) -> Response | None:
@@ -134,7 +181,7 @@ async def _kept_answer(request: Request, exc: Exception) -> Response | None:
             # Only a form with a file is sent so (a platform's answer, up to gigabytes): it is
             # refused unread rather than spooled whole to learn that it holds a file.
             raise _file_not_kept()
-        fields = _bounded(list((await request.form()).multi_items()))
+        kept = KeptForm.of(action, list((await request.form()).multi_items()))
     except NotKept as refused:
         if viewer is None:
             return login_page(request, status_code=refused.status_code, notice=(
@@ -145,13 +192,14 @@ async def _kept_answer(request: Request, exc: Exception) -> Response | None:
             "message": f"Your form came from a page of an earlier sign-in, and "
                        f"{refused.reason}. Nothing was sent: {refused.remedy}."},
                       viewer=viewer, status_code=refused.status_code)
-    kept = KeptForm(action, fields)
     if viewer is None:
         notice, hidden = sign_in_inputs(kept)
         return login_page(request, status_code=401, notice=notice, hidden=hidden)
-    cookie = request.cookies.get(SESSION_COOKIE, "")
-    return confirmation_page(request, kept, viewer=viewer,
-                             csrf_token=session_csrf_token(cookie))
+    runtime = get_runtime(request)
+    with runtime.session() as session:  # the request's own rolled back with the refusal
+        signed_in = sessions.open_session(session, request.cookies.get(SESSION_COOKIE, ""),
+                                          **session_limits(request))
+        return None if signed_in is None else keep(session, signed_in, kept)
 
 
 def install(app: FastAPI) -> None:

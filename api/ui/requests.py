@@ -26,6 +26,12 @@ from starlette.datastructures import FormData
 from api.deps import AppRuntime, DbSession, case_reference, quote_ref
 from api.routes.received import Posted as Upload
 from api.schemas_requests import RequestCreate, RequestStatusChange
+from api.ui.labels import (
+    AUTHORITY_HEADINGS,
+    AUTHORITY_LABELS,
+    REQUEST_CASE_FIELDS,
+    REQUEST_FIELD_PREFIX,
+)
 from api.ui.material import keep_posted
 from api.ui.received import received_views
 from api.ui.rendering import PageError, render, sentence
@@ -78,27 +84,7 @@ APPROVAL_BY_ANOTHER = ("Next: approval by another supervisor, prosecutor or admi
 # Colours from the style sheet's badges, by what the state means to the officer.
 STATUS_TONES = {"draft": "", "approved": "queued", "sent": "running", "acknowledged": "running",
                 "fulfilled": "complete", "refused": "failed", "expired": "closed"}
-CASE_FIELD_LABELS = {
-    "offence": "Offence",
-    "offence_provision": "Statutory provision of the offence",
-    "max_penalty_years": "Maximum custodial penalty (years)",
-    "facts": "Summary of the facts",
-}
-AUTHORITY_LABELS = {
-    "name": "Name",
-    "role": "Role (judge, court, investigating_judge, prosecutor, police, other)",
-    "country": "Country (ISO 3166-1 code, e.g. DE)",
-    "address": "Postal address",
-    "phone": "Telephone",
-    "email": "Email",
-    "time_zone": "Time zone (IANA name, e.g. Europe/Berlin)",
-    "person": "Official in charge",
-    "position": "Position",
-    "file_number": "File number",
-    "office_hours": "Office hours",
-}
 CATEGORY_LABELS = {c.value: EU_LABELS[c] for c in DataCategory}
-FIELD_PREFIX = "field."
 MAX_EXTRA = 20_000
 MAX_LISTED = 1000  # targets the form lists to tick; ticking none asks for every one
 
@@ -274,12 +260,11 @@ def _generate_form(session: DbSession, viewer: User, case: Case, registry: Regis
         "user_fields": [{"name": f.name, "label": f.label, "required": f.required}
                         for f in instrument.ordered_fields() if f.fill.get is None],
         "case_fields": [{"name": n, "label": label, "held": held[n] or ""}
-                        for n, label in CASE_FIELD_LABELS.items()],
+                        for n, label in REQUEST_CASE_FIELDS.items()],
         "authorities": [
-            {"which": which, "heading": heading, "items": items, "summary": summary(which),
-             "missing": missing(items)}
-            for which, heading, items in (("issuing", "Issuing authority", issuing),
-                                          ("validating", "Validating authority", validating))
+            {"which": which, "heading": AUTHORITY_HEADINGS[which], "items": items,
+             "summary": summary(which), "missing": missing(items)}
+            for which, items in (("issuing", issuing), ("validating", validating))
             if items is not None],
         "standing_error": standing_error,
         "categories": list(CATEGORY_LABELS.items()),
@@ -376,8 +361,8 @@ def _named_fields(posted: FormData, extra: str, problems: list[str]) -> dict[str
             continue
         values[name.strip()] = value.strip()
     for key, typed in posted.multi_items():
-        if key.startswith(FIELD_PREFIX) and isinstance(typed, str) and typed.strip():
-            values[key[len(FIELD_PREFIX):]] = typed.strip()
+        if key.startswith(REQUEST_FIELD_PREFIX) and isinstance(typed, str) and typed.strip():
+            values[key[len(REQUEST_FIELD_PREFIX):]] = typed.strip()
     return values
 
 
@@ -412,8 +397,8 @@ def generate_request(
     typed = {"kind": kind, "platform": platform, "targets": chosen, "categories": categories,
              "date_from": date_from, "date_to": date_to, "notify_user": notify_user is not None,
              "emergency": emergency is not None,
-             "fields": {k[len(FIELD_PREFIX):]: v for k, v in posted.multi_items()
-                        if k.startswith(FIELD_PREFIX) and isinstance(v, str)},
+             "fields": {k[len(REQUEST_FIELD_PREFIX):]: v for k, v in posted.multi_items()
+                        if k.startswith(REQUEST_FIELD_PREFIX) and isinstance(v, str)},
              "extra": extra}
     start = _moment(date_from, "records from", problems)
     end = _moment(date_to, "records to", problems, end_of_day=True)

@@ -26,7 +26,7 @@ from api.deps import (
     session_limits,
 )
 from api.schemas import LoginCreate, TargetCreate
-from api.ui.kept import carried_by_sign_in, confirmation_page, sign_in_inputs
+from api.ui.kept import carried_by_sign_in, confirmation_page, keep, sign_in_inputs
 from api.ui.received import views_of
 from api.ui.rendering import PageError, login_page, render, safe_next, sentence, viewer_of
 from api.ui.security import LOGIN_CSRF_COOKIE, check_token, session_csrf_token
@@ -36,13 +36,14 @@ from evidence import (
     case_reads,
     cases,
     custody,
+    kept_forms,
     notes,
     received,
     sessions,
     targets,
 )
 from evidence.errors import AccessDenied, EvidenceError
-from evidence.models import Access, CaseStatus, Role, User
+from evidence.models import Access, CaseStatus, LoginSession, Role, User
 from evidence.pagination import MAX_CURSOR_LENGTH, Page
 
 router = APIRouter(include_in_schema=False)
@@ -121,7 +122,7 @@ def login(
                           status_code=422, name=name, next_path=next, notice=notice,
                           hidden=hidden)
     try:
-        user, token, _row = sessions.login(
+        _user, token, login_session = sessions.login(
             session, name=body.name, password=body.password,
             remote_address=request.client.host if request.client else None,
             now=get_runtime(request).clock())
@@ -133,8 +134,8 @@ def login(
         page.headers["Retry-After"] = str(exc.retry_after)
         return page
     # A kept form is shown, not sent: the one signing in now may not be who filled it in.
-    response: Response = (see_other(safe_next(next)) if kept is None else confirmation_page(
-        request, kept, viewer=user, csrf_token=session_csrf_token(token)))
+    response: Response = (see_other(safe_next(next)) if kept is None
+                          else keep(session, login_session, kept))
     response.set_cookie(
         SESSION_COOKIE, token, max_age=int(sessions.SESSION_LIFETIME.total_seconds()),
         httponly=True, samesite="strict", secure=request.app.state.secure_cookies, path="/",
@@ -153,6 +154,30 @@ def logout(request: Request, session: DbSession, viewer: Viewer,
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict",
                            secure=request.app.state.secure_cookies)
     return response
+
+
+def _signed_in_session(request: Request, session: Session) -> LoginSession:
+    found = sessions.open_session(session, request.cookies.get(SESSION_COOKIE, ""),
+                                  **session_limits(request))
+    if found is None:
+        raise sessions.NotAuthenticated("the session has ended; log in again")
+    return found
+
+
+@router.get("/kept/{kept_id}", response_class=HTMLResponse)
+def kept_page(request: Request, kept_id: uuid.UUID, session: DbSession,
+              viewer: Viewer) -> Response:
+    """A form kept across the sign-in (api/ui/kept.py): what it holds, and a button to send it."""
+    row = kept_forms.kept_for(session, _signed_in_session(request, session), kept_id)
+    return confirmation_page(request, row, viewer=viewer)
+
+
+@router.post("/kept/{kept_id}/discard")
+def discard_kept(request: Request, kept_id: uuid.UUID, session: DbSession, viewer: Viewer,
+                 csrf_token: CsrfField = None) -> Response:
+    check_session_form(request, csrf_token)
+    kept_forms.discard(session, _signed_in_session(request, session), kept_id)
+    return see_other("/")
 
 
 def note_list(session: Session, page: Page[notes.NoteView]) -> list[dict[str, Any]]:

@@ -89,6 +89,21 @@ def _sign_in_keeping(client: TestClient, page: str, name: str,
                                     ("password", password)])
 
 
+def _shown(client: TestClient, answer: Any) -> Any:
+    """The kept form's page the browser is sent on to (after the sign-in, a post and a
+    redirect: a reload of that page is a GET and sends nothing again)."""
+    assert answer.status_code == 303, answer.text[:2000]
+    assert answer.headers["location"].startswith("/kept/"), answer.headers["location"]
+    page = client.get(answer.headers["location"])
+    assert page.status_code == 200, page.text[:2000]
+    return page
+
+
+def _kept_id(page: str, action: str) -> str:
+    [kept_id] = [v for n, v in _hidden(page, action) if n == "kept_form"]
+    return kept_id
+
+
 def _send(client: TestClient, page: str, action: str) -> Any:
     """Click the confirmation page's button: its form posted as it stands."""
     return _post(client, action, _hidden(page, action))
@@ -128,16 +143,20 @@ def test_a_flag_posted_after_the_session_expired_is_kept_and_sent_as_who_signs_i
     assert _targets_at(api, URL) == []
 
     # Someone else at the same desk signs in: shown what would be sent, and as whom.
-    confirm = _sign_in_keeping(api.client, kept_page.text, "omar")
-    assert confirm.status_code == 200, confirm.text[:2000]
+    confirm = _shown(api.client, _sign_in_keeping(api.client, kept_page.text, "omar"))
     _assert_page_headers(confirm)
     assert "Your form was not sent yet" in confirm.text
     assert "Send it as omar" in confirm.text
     assert "&lt;b&gt;prices&lt;/b&gt;" in confirm.text and "<b>prices" not in confirm.text
     assert f"… ({len(NOTE):,} characters)" in confirm.text  # clipped for reading
     fresh = _token(api.client.get("/").text)
-    assert _hidden(confirm.text, FLAG) == [("csrf_token", fresh), ("url", URL),
-                                           ("reason", NOTE)]  # kept whole
+    kept_id = _kept_id(confirm.text, FLAG)
+    assert _hidden(confirm.text, FLAG) == [("csrf_token", fresh), ("kept_form", kept_id),
+                                           ("url", URL), ("reason", NOTE)]  # kept whole
+    # Labelled as the flag form labels its fields, not by their names.
+    assert "<dt>URL</dt>" in confirm.text and "<dt>Reason</dt>" in confirm.text
+    # Reloaded: the same page, by a GET; nothing sent.
+    assert api.client.get(f"/kept/{kept_id}").text == confirm.text
     assert fresh != token
     assert _targets_at(api, URL) == [] and _entries(api, "target.flagged") == []
 
@@ -148,9 +167,14 @@ def test_a_flag_posted_after_the_session_expired_is_kept_and_sent_as_who_signs_i
     [entry] = _entries(api, "target.flagged")
     assert entry["actor"]["name"] == "omar" and entry["object"]["id"] == str(flagged[0].id)
     assert flagged[0].flagged_by_id == omar.user.id
-    # Sent again (a second click, the back button): the page's own refusal, not a second flag.
+    # Sent again (a second click, the back button): said to be sent already, not sent again.
     again = _send(api.client, confirm.text, FLAG)
-    assert again.status_code == 409 and len(_targets_at(api, URL)) == 1
+    assert again.status_code == 409 and "this form was sent already" in again.text
+    assert len(_targets_at(api, URL)) == 1 and len(_entries(api, "target.flagged")) == 1
+    # Its page, opened again, says it was sent and offers no button.
+    after = api.client.get(f"/kept/{kept_id}")
+    assert after.status_code == 200 and "Your form was sent" in after.text
+    assert "Send it as" not in after.text and NOTE[:40] not in after.text
 
 
 def test_a_decision_posted_after_signing_out_in_another_tab_is_kept(api: Api) -> None:
@@ -175,8 +199,9 @@ def test_a_decision_posted_after_signing_out_in_another_tab_is_kept(api: Api) ->
     kept_page = _post(api.client, action, posted)
     assert kept_page.status_code == 401
     assert _kept(kept_page.text) == posted[1:]  # the empty field too, in its place
-    confirm = _sign_in_keeping(api.client, kept_page.text, "nadia")
+    confirm = _shown(api.client, _sign_in_keeping(api.client, kept_page.text, "nadia"))
     assert "Your form was not sent yet" in confirm.text and "(empty)" in confirm.text
+    assert "<dt>Preservation waiver</dt>" in confirm.text
     with api.runtime.session() as session:
         assert session.scalar(select(func.count()).select_from(Decision)) == 0
 
@@ -204,8 +229,14 @@ def test_a_legal_request_keeps_its_repeated_fields_in_order(api: Api) -> None:
 
     kept_page = _post(api.client, base, posted)
     assert _kept(kept_page.text) == posted[1:]
-    confirm = _sign_in_keeping(api.client, kept_page.text, "lina")
-    assert _hidden(confirm.text, base)[1:] == posted[1:]
+    confirm = _shown(api.client, _sign_in_keeping(api.client, kept_page.text, "lina"))
+    assert _hidden(confirm.text, base)[2:] == posted[1:]
+    # The labels the generate form gives: the kind's own fields by legal_forms, the
+    # authority's under its heading, the rest by the form's words.
+    labels = re.findall(r"<dt>(.*?)</dt>", confirm.text)
+    assert labels[:4] == ["Kind", "Platform", "Data category", "From (date, UTC)"]
+    assert "Issuing authority: Name" in labels
+    assert not [label for label in labels if label.startswith("field.")], labels
     sent = _send(api.client, confirm.text, base)
     assert sent.status_code == 303, sent.text[:2000]
     with api.runtime.session() as session:
@@ -235,7 +266,7 @@ def test_a_wrong_password_or_a_closed_name_keeps_the_form(api: Api) -> None:
     page = _sign_in_keeping(api.client, page.text, "", "")
     assert page.status_code == 422 and _kept(page.text) == [("url", URL), ("reason", NOTE)]
     clock.advance(minutes=1)
-    confirm = _sign_in_keeping(api.client, page.text, "nadia")
+    confirm = _shown(api.client, _sign_in_keeping(api.client, page.text, "nadia"))
     assert "Your form was not sent yet" in confirm.text
     assert _targets_at(api, URL) == []
     assert _send(api.client, confirm.text, FLAG).status_code == 303
@@ -248,17 +279,46 @@ def test_discarding_sends_nothing_and_keeps_nothing(api: Api) -> None:
     api.client.cookies.delete("evidence_session")
     kept_page = _post(api.client, FLAG, [("csrf_token", token), ("url", URL),
                                          ("reason", "to be dropped")])
-    confirm = _sign_in_keeping(api.client, kept_page.text, "nadia")
-    discard = re.search(r'<a href="([^"]*)">Discard it</a>', confirm.text)
-    assert discard, confirm.text[:3000]
-    after = api.client.get(discard.group(1))
+    confirm = _shown(api.client, _sign_in_keeping(api.client, kept_page.text, "nadia"))
+    kept_id = _kept_id(confirm.text, FLAG)
+    discarded = _send(api.client, confirm.text, f"/kept/{kept_id}/discard")
+    assert discarded.status_code == 303
+    after = api.client.get(discarded.headers["location"])
     assert after.status_code == 200 and "Your cases" in after.text
+    assert api.client.get(f"/kept/{kept_id}").status_code == 404  # nothing of it kept
+    late = _send(api.client, confirm.text, FLAG)  # from the browser's history
+    assert late.status_code == 409 and "no longer kept" in late.text
     assert "to be dropped" not in after.text and URL not in after.text
     assert _targets_at(api, URL) == [] and _entries(api, "target.flagged") == []
     # Signing in afresh is a plain sign-in: nothing comes back.
     api.client.cookies.delete("evidence_session")
     assert _sign_in(api.client, "nadia")
     assert "to be dropped" not in api.client.get("/").text
+
+
+def test_a_kept_form_is_shown_to_its_session_alone_and_sent_once_across_sign_ins(
+    api: Api,
+) -> None:
+    _world(api)
+    token = _sign_in(api.client, "nadia")
+    api.client.cookies.delete("evidence_session")
+    kept_page = _post(api.client, FLAG, [("csrf_token", token), ("url", URL), ("reason", "r")])
+    confirm = _shown(api.client, _sign_in_keeping(api.client, kept_page.text, "nadia"))
+    kept_id = _kept_id(confirm.text, FLAG)
+    # Another browser, even of the same user, is not shown it.
+    for name in ("omar", "nadia"):
+        other = _browser_client(api)
+        _sign_in(other, name)
+        assert other.get(f"/kept/{kept_id}").status_code == 404
+    # Her session ends again before she clicks: kept again, as the same kept form.
+    api.client.cookies.delete("evidence_session")
+    again = _send(api.client, confirm.text, FLAG)
+    assert again.status_code == 401 and ("kept_form", kept_id) in _kept(again.text)
+    confirm = _shown(api.client, _sign_in_keeping(api.client, again.text, "nadia"))
+    assert _kept_id(confirm.text, FLAG) == kept_id
+    assert _send(api.client, confirm.text, FLAG).status_code == 303
+    assert _send(api.client, confirm.text, FLAG).status_code == 409
+    assert len(_targets_at(api, URL)) == 1
 
 
 def test_a_kept_form_goes_back_only_to_a_page_of_this_site(api: Api) -> None:
@@ -286,10 +346,11 @@ def test_a_form_of_an_earlier_sign_in_is_shown_again_with_the_new_token(api: Api
     assert new != old
     posted = [("csrf_token", old), ("url", URL), ("reason", NOTE)]
 
-    confirm = _post(api.client, FLAG, posted)
-    assert confirm.status_code == 200, confirm.text[:2000]
+    confirm = _shown(api.client, _post(api.client, FLAG, posted))
     assert "Your form was not sent yet" in confirm.text and "Send it as nadia" in confirm.text
-    assert _hidden(confirm.text, FLAG) == [("csrf_token", new), ("url", URL), ("reason", NOTE)]
+    assert _hidden(confirm.text, FLAG) == [("csrf_token", new),
+                                           ("kept_form", _kept_id(confirm.text, FLAG)),
+                                           ("url", URL), ("reason", NOTE)]
     assert _targets_at(api, URL) == []
     assert _send(api.client, confirm.text, FLAG).status_code == 303
     assert len(_targets_at(api, URL)) == 1
@@ -407,6 +468,8 @@ def test_a_note_typed_while_signed_out_elsewhere_is_sent_after_signing_in_in_chr
         page.on("request", lambda r: sent_from.append(
             (r.header_value("origin"), r.header_value("referer")))
             if r.method == "POST" and r.url.endswith(FLAG) else None)
+        posts: list[str] = []
+        page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
         page.goto(f"{served}{FLAG}")
         sign_in_on_page(page, "nadia", PASSWORD)
         page.locator("#reason").wait_for()
@@ -429,6 +492,13 @@ def test_a_note_typed_while_signed_out_elsewhere_is_sent_after_signing_in_in_chr
         sign_in_on_page(page, "omar", PASSWORD)
         page.get_by_role("heading", name="Your form was not sent yet").wait_for()
         assert _targets_at(api, URL) == []
+        # Reloaded: shown again, and nothing posted again (no sign-in sent twice).
+        confirm_url, posted = page.url, len(posts)
+        assert urlsplit(confirm_url).path.startswith("/kept/")
+        page.reload()
+        page.get_by_role("heading", name="Your form was not sent yet").wait_for()
+        assert page.url == confirm_url and len(posts) == posted
+        assert page.locator("dl.facts dt").all_inner_texts() == ["URL", "Reason"]
         page.screenshot(path=SHOTS / "kept-confirm-420.png", full_page=True)
         page.set_viewport_size({"width": 1280, "height": 900})
         page.screenshot(path=SHOTS / "kept-confirm.png", full_page=True)
@@ -436,9 +506,14 @@ def test_a_note_typed_while_signed_out_elsewhere_is_sent_after_signing_in_in_chr
         page.click("text=Send it as omar")
         page.get_by_role("heading", name="Flagged").wait_for()
         page.screenshot(path=SHOTS / "kept-sent.png", full_page=True)
+        # Back to it: sent once, and said so, with no button to send it again.
+        page.go_back()
+        page.get_by_role("heading", name="Your form was sent").wait_for()
+        assert page.url == confirm_url and page.locator("text=Send it as").count() == 0
+        page.screenshot(path=SHOTS / "kept-was-sent.png", full_page=True)
     # The form's post and the kept one carry their true Origin and the page they were sent
     # from (the pages' same-origin referrer policy), as well as Sec-Fetch-Site.
-    assert sent_from == [(served, f"{served}{FLAG}"), (served, f"{served}/login")]
+    assert sent_from == [(served, f"{served}{FLAG}"), (served, confirm_url)]
     [flagged] = _targets_at(api, URL)
     assert flagged.reason == NOTE
     [entry] = _entries(api, "target.flagged")
