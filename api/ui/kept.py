@@ -154,7 +154,7 @@ def confirmation_page(request: Request, row: KeptRow, *, viewer: User) -> HTMLRe
 async def sent_once(request: Request, session: DbSession) -> None:
     """A post of a page that sends a kept form records it sent in its own transaction: it then
     acts once, and a second send is refused (before the page's own handler runs)."""
-    if request.method != "POST" or not request.headers.get("content-type", "").startswith(
+    if request.method != "POST" or not request.headers.get("content-type", "").lower().startswith(
             "application/x-www-form-urlencoded"):
         return  # a kept form is sent urlencoded: it has no file
     kept_id = (await request.form()).get(KEPT_ID)
