@@ -21,20 +21,31 @@ RECEIVED = ["--source", "X Corp. answer", "--received-at", "2026-12-04T10:00:00Z
             "--via", "email"]
 
 
-def _on_small_disk(home: Path, env: dict[str, str], steps: list[list[str]]) -> list[dict[str, Any]]:
-    """The steps run one after another with `home` a tmpfs of `DISK`."""
+def _on_small_disk(home: Path, env: dict[str, str], steps: list[list[str]],
+                   disk: str = DISK) -> list[dict[str, Any]]:
+    """The steps run one after another with `home` a tmpfs of `disk` bytes (k, m suffixes)."""
     unshare = shutil.which("unshare")
     assert unshare, "util-linux's unshare is needed to mount a small disk without touching the host"
     home.mkdir(parents=True)
     # -r: root in a user namespace of its own (so any user may mount there), -m: its own mounts.
     script = 'mount -t tmpfs -o size="$1" tmpfs "$2" && exec "$3" "$4" "$2" "$5"'
     done = subprocess.run(
-        [unshare, "-rm", "sh", "-c", script, "sh", DISK, str(home), sys.executable, str(DRIVER),
+        [unshare, "-rm", "sh", "-c", script, "sh", disk, str(home), sys.executable, str(DRIVER),
          json.dumps(steps)],
         env=env, cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, (done.stdout, done.stderr)
     results: list[dict[str, Any]] = json.loads(done.stdout)
     return results
+
+
+def small_home_env(home: Path, backend: str, database_url: str) -> dict[str, str]:
+    """The environment of `evidence` commands over `home` (on PostgreSQL, the database is
+    elsewhere), none of the caller's EVIDENCE_ settings leaking in."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}
+    env.update({"EVIDENCE_HOME": str(home), "EVIDENCE_USER": ""})
+    if backend == "postgresql":
+        env["EVIDENCE_DATABASE_URL"] = database_url
+    return env
 
 
 def _refused(result: dict[str, Any]) -> str:
@@ -53,10 +64,7 @@ def _ok(result: dict[str, Any]) -> str:
 def test_a_full_disk_refuses_plainly_and_leaves_nothing_half_written(
         tmp_path: Path, backend: str, database_url: str) -> None:
     home = tmp_path / "home"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}
-    env.update({"EVIDENCE_HOME": str(home), "EVIDENCE_USER": ""})
-    if backend == "postgresql":
-        env["EVIDENCE_DATABASE_URL"] = database_url
+    env = small_home_env(home, backend, database_url)
     answer = tmp_path / "answer.bin"
     answer.write_bytes(os.urandom(6 * 1024 * 1024))  # more than the whole disk
     small = tmp_path / "small.bin"
