@@ -3,7 +3,9 @@
 The pipeline owns a temporary folder and a fresh browser context per capture. Every artifact is
 written to the blob store (hashed as stored) as soon as it is made; a step that fails is
 recorded with its reason and makes the capture `partial`; a page that cannot be loaded makes it
-`failed` with a clear reason. Nothing is dropped silently.
+`failed` with a clear reason. Nothing is dropped silently. A full disk (the blob store's or the
+temporary folder's) is not a step's failure: the capture cannot be whole, so the steps stop and
+`run` raises `StorageFull` for the worker to fail the job with, recording no capture.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import errno
 import functools
 import hashlib
 import json
@@ -60,6 +63,7 @@ from capture.urlsafety import (
 from evidence.blobstore import BlobStore, StoredBlob
 from evidence.canonical import canonical_json
 from evidence.captures import TOOL, CaptureRecord, StepOutcome, StoredArtifact, iso
+from evidence.errors import StorageFull
 from evidence.models import CaptureStatus, utcnow
 from evidence.settings import Settings
 
@@ -218,6 +222,8 @@ class _Run:
         self._dns: dict[tuple[str, int], list[str]] = {}
         self.in_flight: set[Request] = set()
         self.last_activity = time.monotonic()
+        # The disk filled up: the capture cannot be whole, so it is not kept (`run` raises it).
+        self.full: StorageFull | None = None
 
     # -- safety and events ---------------------------------------------------------------
 
@@ -533,10 +539,15 @@ class _Run:
         self._keep(kind, name or filename, media_type, self.pipeline.store.put_bytes(data))
 
     def run_step(self, name: str, fn: Callable[[], str | None]) -> bool:
+        if self.full is not None:
+            return False  # each step would only take more of the room recording needs
         started = time.monotonic()
         try:
             note = fn()
         except Exception as exc:
+            self.full = _full_disk(exc, self.tmp)
+            if self.full is not None:
+                return False
             message = (exc.message if isinstance(exc, CaptureError)
                        else f"{type(exc).__name__}: {exc}")
             self.record.steps.append(StepOutcome(name, False, message, None, _ms(started)))
@@ -938,6 +949,16 @@ class _Run:
         return kept
 
 
+def _full_disk(exc: Exception, tmp: Path) -> StorageFull | None:
+    """`exc` as the full disk it tells of (the blob store's, or the temporary folder's)."""
+    if isinstance(exc, StorageFull):
+        return exc
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFull(f"the disk of the capture's temporary folder {tmp} is full: "
+                           f"{exc.strerror}")
+    return None
+
+
 def _is_pdf(path: Path) -> bool:
     """Whether the file starts as a PDF does (its header may follow up to 1 KB of anything)."""
     return b"%PDF-" in traffic.head_of(path)
@@ -1079,6 +1100,8 @@ class CapturePipeline:
             run.run_step("metadata", lambda: run.store_bytes(
                 "metadata", "metadata.json", canonical_json(record.metadata()),
                 "application/json"))
+        if run.full is not None:
+            raise run.full
         failed = [s for s in record.steps if not s.ok]
         nav = record.step("navigate")
         if nav is None or not nav.ok:

@@ -22,6 +22,7 @@ from capture.browser import BrowserSession
 from capture.pipeline import CapturePipeline
 from evidence import captures, jobs, manifests, targets, timestamping
 from evidence.captures import StoredArtifact, manifest_of, record_capture
+from evidence.errors import StorageFull
 from evidence.home import Runtime
 from evidence.models import Capture, CaptureStatus, Case, Target, User
 
@@ -101,6 +102,19 @@ class CaptureWorker:
             # Another worker owns the job now; whatever this one made is dropped unrecorded.
             log.warning("job %s was taken over while capturing; result dropped", claimed.job_id)
             return JobResult(claimed.job_id, None, CaptureStatus.FAILED, "lease lost", False)
+        except StorageFull as exc:
+            # A capture missing the files the disk had no room for is not recorded as one
+            # merely partial: the job fails, saying so. Trying again in a few seconds would meet
+            # the same full disk; someone must free space first. (On SQLite, whose database may
+            # be on that disk, this too may be refused: the job is then left to its lease.)
+            error = f"{exc.message}; the capture was not recorded: free space and capture again"
+            try:
+                with self.runtime.session() as session:
+                    jobs.fail(session, job_id=claimed.job_id, worker=self.worker_id,
+                              error=error, retryable=False)
+            except jobs.LeaseLost:
+                log.warning("job %s was taken over while failing", claimed.job_id)
+            return JobResult(claimed.job_id, None, CaptureStatus.FAILED, error, False)
         except Exception as exc:
             log.exception("job %s failed", claimed.job_id)
             try:

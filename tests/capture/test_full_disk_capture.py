@@ -1,0 +1,141 @@
+"""A capture on a full disk, for real: the data home on a small tmpfs (see
+tests/evidence/test_full_disk.py), a page served from this process on 127.0.0.1, and the capture
+run by `evidence capture URL`, whose worker runs in the same process with Chromium.
+
+A capture is many files (screenshots, DOM, MHTML, PDF, WARC ...) put in the blob store, then a
+signed manifest of them and the rows and custody entry that record it. The disk filling up part
+way must not leave a capture that lacks files it should have (recorded as merely `partial`):
+the job fails, saying the disk is full, nothing of the capture is recorded, no temporary file is
+left, the log verifies, and once space is freed the same capture succeeds whole.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.evidence.test_full_disk import _ok, _on_small_disk, small_home_env
+from tests.support import pages_server as pages
+
+pytestmark = pytest.mark.browser
+
+DISK = "16m"
+ROOM = 512 * 1024  # left free: the small files of a capture fit, its DOM and MHTML do not
+PAGE = "/big?size=1500000"  # an HTML page of 1.5 MB
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[pages.PagesServer]:
+    with pages.PagesServer() as s:
+        yield s
+
+
+@pytest.fixture
+def scratch() -> Iterator[Path]:
+    """The capture's temporary folders, where the test can look at them afterwards (a short
+    path: Chromium's sockets in it must stay within the 108 characters a socket's name has)."""
+    folder = Path(tempfile.mkdtemp(prefix="full-capture-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _failed(result: dict[str, Any]) -> str:
+    """What a capture that failed said: one line, after its progress, and no traceback."""
+    assert result["code"] == 1, result
+    assert "Traceback" not in result["err"], result["err"]
+    *progress, said = result["err"].splitlines()
+    assert progress in ([], ["capturing…"]), result["err"]
+    assert said.startswith("Error: "), result["err"]
+    return str(said)
+
+
+def _rows(result: dict[str, Any]) -> list[list[str]]:
+    rows: list[list[str]] = result["rows"]
+    return rows
+
+
+def test_a_capture_on_a_full_disk_fails_saying_so_and_records_nothing_half_written(
+        tmp_path: Path, backend: str, database_url: str, server: pages.PagesServer,
+        scratch: Path) -> None:
+    home = tmp_path / "home"
+    env = small_home_env(home, backend, database_url)
+    env["EVIDENCE_CAPTURE_ALLOW"] = "127.0.0.1"
+    env["TMPDIR"] = str(scratch)
+    url = server.url(PAGE)
+    capture = ["capture", url, "--case", "C-1"]
+    jobs = "SELECT state, attempts, error FROM capture_jobs ORDER BY created_at"
+    recorded = "SELECT status FROM captures"
+    steps = [
+        ["init"], ["case", "create", "C-1", "--title", "Crossings"],
+        ["fill", str(ROOM)],
+        capture,
+        ["sql", recorded], ["sql", jobs], ["files", "blobs/.incoming"],
+        ["fill"],
+        capture,
+        ["files", "blobs/.incoming"],
+        ["free"],
+        ["sql", recorded],
+        ["custody", "verify"], ["store", "check"],
+        ["sql", "SELECT action FROM custody_entries ORDER BY seq"],
+        [*capture, "--json"],
+        ["custody", "verify"], ["store", "check"], ["files", "blobs/.incoming"],
+        ["case", "show", "C-1"],
+    ]
+    (_init, _case, _fill_part, part_full, part_recorded, part_jobs, part_incoming, _fill,
+     full, full_incoming, _free, full_recorded, verified, checked, actions, again,
+     verified_after, checked_after, incoming_after, shown) = _on_small_disk(
+        home, env, steps, disk=DISK)
+
+    # The disk filled part way through the capture: refused in one line naming the full disk,
+    # with no capture recorded (not one missing its DOM, its MHTML or its manifest).
+    said = _failed(part_full)
+    assert "is full" in said and "capture failed" in said, said
+    assert _rows(part_recorded) == []
+    ((state, attempts, error),) = _rows(part_jobs)
+    # Trying again in a few seconds would meet the same full disk: the job ends at once.
+    assert (state, attempts) == ("failed", "1"), _rows(part_jobs)
+    assert "is full" in error and "Traceback" not in error and "worker error" not in error
+    assert part_incoming["files"] == []
+
+    # The disk quite full: on SQLite, whose database is on it, the capture cannot even be
+    # queued; on PostgreSQL it is queued and fails as above.
+    said = _failed(full)
+    assert "is full" in said, said
+    if backend == "sqlite":
+        assert said.startswith(f"Error: the disk holding the database ({home}) is full"), said
+    else:
+        assert "capture failed" in said, said
+    assert full_incoming["files"] == []
+
+    # Space freed (SQLite cannot even open its database on a disk quite full): no capture was
+    # recorded, and the log holds the failed jobs.
+    assert _rows(full_recorded) == []
+    assert _ok(verified).startswith("custody log verified: ")
+    assert _ok(checked).startswith("store whole:")
+    done = [action for (action,) in _rows(actions)]
+    assert "capture.recorded" not in done, done
+    assert done.count("capture.failed") == (1 if backend == "sqlite" else 2), done
+
+    # The same capture now succeeds, whole, and the log verifies with it.
+    summary = json.loads(_ok(again))
+    assert summary["status"] == "complete", summary["steps"]
+    kinds = {artifact["kind"] for artifact in summary["artifacts"]}
+    assert {"dom", "mhtml", "warc", "screenshot", "manifest"} <= kinds, kinds
+    assert _ok(verified_after).startswith("custody log verified: ")
+    assert _ok(checked_after).startswith("store whole:")
+    assert incoming_after["files"] == []
+    history = _ok(shown)
+    assert history.count("capture.recorded") == 1, history
+    assert f"capture {summary['id']}" in history, history
+
+    # No temporary capture folder (nor browser download folder) was left behind.
+    assert sorted(p.name for p in scratch.iterdir()
+                  if p.name.startswith("evidence-")) == [], list(scratch.iterdir())
