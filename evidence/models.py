@@ -34,7 +34,10 @@ from sqlalchemy import (
     literal_column,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -73,6 +76,26 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 Json = JSON().with_variant(JSONB(), "postgresql")
+
+
+class IndexedText(FunctionElement[str]):
+    """A text column as a unique index holds it: the text itself on SQLite, its MD5 on
+    PostgreSQL, whose B-tree entries stop at 2704 bytes (2000 Chinese characters are 6000).
+    The index only guards against a second row; the look for an earlier one compares whole
+    texts, so two texts made to share an MD5 would at worst see the second refused."""
+
+    inherit_cache = True
+    type = Text()
+
+
+@compiles(IndexedText)
+def _indexed_text(element: IndexedText, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(IndexedText, "postgresql")
+def _indexed_text_postgresql(element: IndexedText, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"md5({compiler.process(element.clauses, **kw)})"
 
 
 class Base(DeclarativeBase):
@@ -428,11 +451,18 @@ class ReceivedFile(Base):
     another source (a witness, another agency), kept in the blob store as it came.
 
     Migration 0014. `filename` is the name as given, only ever shown (escaped), never a path.
-    The same file (sha256) is one row per request at most.
+    The same file (sha256) is one row per request at most, and one per source of the case for
+    material from elsewhere (migration 0016).
     """
 
     __tablename__ = "received_files"
-    __table_args__ = (UniqueConstraint("request_id", "sha256"),)
+    __table_args__ = (
+        UniqueConstraint("request_id", "sha256"),
+        Index("uq_received_files_case_id_source_sha256", column("case_id"),
+              IndexedText(column("source")), column("sha256"), unique=True,
+              sqlite_where=column("request_id").is_(None),
+              postgresql_where=column("request_id").is_(None)),
+    )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
     case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id"), index=True)

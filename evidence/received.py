@@ -224,10 +224,10 @@ def register(
     # unreferenced blob, and one before it leaves nothing.
     head = _Head(stream, progress)
     blob: StoredBlob = store.put_stream(head)
+    whose = (f"request {row_request.reference_number}" if row_request is not None
+             else f"source {source!r}")
     earlier = _earlier(session, case, blob.sha256, row_request, source)
     if earlier is not None:
-        whose = (f"request {row_request.reference_number}" if row_request is not None
-                 else f"source {source!r}")
         raise DuplicateMaterial(
             f"this file (SHA-256 {blob.sha256}) was already registered for {whose} as "
             f"{earlier.filename!r} on {to_the_second(earlier.registered_at)} (id {earlier.id})")
@@ -238,14 +238,17 @@ def register(
         media_type=media_type, received_at=when, received_via=how.value, via_detail=detail,
         platform_reference=reference, registered_by_id=actor.id, registered_at=now,
     )
+    # A registration of the same file for the same request or source that looked before this
+    # one committed: the unique constraint (request) or index (source, migration 0016) refuses
+    # this row, and only the savepoint is lost.
     try:
-        with session.begin_nested():  # a registration of the same file that won a race
+        with session.begin_nested():
             session.add(row)
             session.flush()
     except IntegrityError:
         raise DuplicateMaterial(
-            f"this file (SHA-256 {blob.sha256}) was registered for this request a moment ago, "
-            "by another registration") from None
+            f"this file (SHA-256 {blob.sha256}) was registered for {whose} a moment ago, by "
+            "another registration") from None
     custody.append(
         session, actor, action="material.received", case=case, object_type="received_file",
         object_id=row.id, sha256=blob.sha256,

@@ -110,6 +110,36 @@ def test_material_from_another_source_needs_the_source(
     assert entry["details"]["source"] == done.row.source
 
 
+def test_the_same_file_from_one_source_is_refused_and_from_another_kept(
+        session: Session, store: FolderStore, world: Any) -> None:
+    witness = "handed over by the witness W-3 on a USB stick"
+    first = _register(session, world, store, request=None, source=witness, via="medium")
+    with pytest.raises(received.DuplicateMaterial) as refused:
+        _register(session, world, store, request=None, source=witness, via="medium",
+                  filename="again.csv")
+    assert refused.value.status_code == 409
+    assert (f"already registered for source {witness!r} as 'subscriber_1234567890.csv' on "
+            f"2026-03-12 09:00:00 UTC (id {first.row.id})") in refused.value.message
+    _register(session, world, store, request=None, source="sent by agency B", via="email")
+    _register(session, world, store)  # and for the request
+    assert session.scalar(select(func.count()).select_from(ReceivedFile)) == 3
+    assert len(_entries(session, "material.received")) == 3
+
+
+def test_a_source_as_long_as_allowed_in_any_script_is_kept_and_guarded(
+        session: Session, store: FolderStore, world: Any) -> None:
+    """2000 characters of 3 bytes each, that do not compress: more than a PostgreSQL B-tree
+    entry holds, so the unique index holds the source's MD5 there (migration 0016)."""
+    source = "".join(chr(0x4E00 + i * 7919 % 20000) for i in range(received.MAX_SOURCE))
+    done = _register(session, world, store, request=None, source=source, via="medium")
+    assert done.row.source == source
+    with pytest.raises(received.DuplicateMaterial, match="already registered for source"):
+        _register(session, world, store, request=None, source=source, via="medium")
+    # One character apart is another source.
+    _register(session, world, store, request=None, source=source[:-1] + "X", via="medium")
+    assert session.scalar(select(func.count()).select_from(ReceivedFile)) == 2
+
+
 def test_times_in_the_future_or_before_sending_are_refused(
         session: Session, store: FolderStore, world: Any) -> None:
     with pytest.raises(InvalidInput, match="future"):
@@ -238,13 +268,15 @@ def _wait_for_a_lock_waiter(runtime: Runtime) -> None:
             conn.rollback()  # a fresh snapshot of pg_stat_activity each time
 
 
+@pytest.mark.parametrize("tied_to", ["request", "source"])
 def test_two_registrations_of_one_file_at_once_keep_one_and_refuse_the_other(
-        runtime: Runtime) -> None:
-    """The same file registered for the same request from two sessions at once. On PostgreSQL
-    both look for an earlier registration before either commits, so the later one is refused
-    by the unique constraint (the race path); on SQLite transactions take the write lock as they
-    begin, so the later one waits and finds the first. Either way: one row, one custody entry,
-    the blob whole, the log verifying, and the refusal a 409 that names the file."""
+        runtime: Runtime, tied_to: str) -> None:
+    """The same file registered for the same request (or from the same source) from two
+    sessions at once. On PostgreSQL both look for an earlier registration before either commits,
+    so the later one is refused by the unique constraint or index (the race path); on SQLite
+    transactions take the write lock as they begin, so the later one waits and finds the first.
+    Either way: one row, one custody entry, the blob whole, the log verifying, and the refusal a
+    409 that names the file and the request or source."""
     postgres = runtime.engine.dialect.name == "postgresql"
     with runtime.session() as s:
         world = make_sent_request(s, runtime.store, runtime.settings, generated_at=T0,
@@ -252,6 +284,9 @@ def test_two_registrations_of_one_file_at_once_keep_one_and_refuse_the_other(
         actor_id, case_id = world.actor.id, world.case.id
         reference = world.request.reference_number
         entries_before = s.scalar(select(func.count()).select_from(CustodyEntry)) or 0
+    source = "USB stick from witness W-3"
+    tie = {"request": reference} if tied_to == "request" else {"source": source}
+    whose = f"request {reference}" if tied_to == "request" else f"source {source!r}"
     start = threading.Barrier(2)
     outcomes: dict[str, uuid.UUID | BaseException] = {}
 
@@ -263,7 +298,7 @@ def test_two_registrations_of_one_file_at_once_keep_one_and_refuse_the_other(
                 assert actor is not None and case is not None
                 done = received.register(s, actor, case, [CSV], store=runtime.store,
                                          filename=f"{name}.csv", received_at=GOT, via="portal",
-                                         request=reference, now=NOW)
+                                         now=NOW, **tie)
                 if postgres:  # commit only once the other is past its look for an earlier one
                     _wait_for_a_lock_waiter(runtime)
                 s.commit()
@@ -288,10 +323,11 @@ def test_two_registrations_of_one_file_at_once_keep_one_and_refuse_the_other(
     sha256 = hashlib.sha256(CSV).hexdigest()
     assert f"this file (SHA-256 {sha256}) was" in error.message
     if postgres:
-        assert error.message.endswith("registered for this request a moment ago, by another "
+        assert error.message.endswith(f"registered for {whose} a moment ago, by another "
                                       "registration")
     else:
-        assert f"as '{winner}.csv'" in error.message and str(row_id) in error.message
+        assert f"registered for {whose} as '{winner}.csv'" in error.message
+        assert str(row_id) in error.message
 
     with runtime.session() as s:
         [row] = s.scalars(select(ReceivedFile)).all()
