@@ -33,6 +33,10 @@ class NotInitialised(ConfigurationError):
     """The data home has not been made by `evidence init`."""
 
 
+class UpgradeRefused(ConfigurationError):
+    """A migration found rows it may not change to go on; the database is left as it was."""
+
+
 class NotFound(EvidenceError):
     """The thing asked for does not exist."""
 

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, select
+from click.testing import CliRunner
+from sqlalchemy import inspect, select, update
 
 from evidence import migrate
+from evidence.cli import main_group
 from evidence.db import make_engine, make_session_factory, session_scope
-from evidence.models import Base, Case
+from evidence.errors import UpgradeRefused
+from evidence.models import Base, Case, ReceivedFile
 from tests.factories import make_case, make_user
 
 # Not models: SQLite's FTS5 search table (migration 0005) and the shadow tables FTS5 keeps for it.
@@ -62,5 +69,59 @@ def test_the_case_offence_details_go_down_and_up_again_with_cases_in_place(
         with session_scope(make_session_factory(engine)) as s:
             case = s.scalars(select(Case).where(Case.reference == "M-1")).one()
             assert (case.facts, case.max_penalty_years) == (None, None)
+    finally:
+        engine.dispose()
+
+
+def test_0016_names_one_file_kept_twice_from_one_source_and_changes_nothing(
+        database_url: str, tmp_path: Path) -> None:
+    """Rows only the race 0016 closes could make (on PostgreSQL): evidence, each with its custody
+    entry, so the upgrade names them and stops rather than delete or merge one; once the later
+    one is told apart by its source, it goes on and keeps every row."""
+    engine = make_engine(database_url)
+    try:
+        config = migrate.alembic_config(engine)
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0015")
+        at = datetime(2026, 3, 11, 9, 30, tzinfo=UTC)
+        witness, sha256 = "USB stick from witness W-3", "ab" * 32
+        with session_scope(make_session_factory(engine)) as s:
+            user = make_user(s)
+            case = make_case(s, user, reference="D-1")
+            rows = [ReceivedFile(case_id=case.id, source=source, sha256=sha256, size=3,
+                                 filename=name, media_type="text/csv", received_at=at,
+                                 received_via="medium", registered_by_id=user.id,
+                                 registered_at=at + timedelta(seconds=n))
+                    for n, (source, name) in enumerate([(witness, "first.csv"),
+                                                        (witness, "second.csv"),
+                                                        ("agency B", "other.csv")])]
+            s.add_all(rows)
+        first, second, other = (r.id for r in rows)
+
+        with pytest.raises(UpgradeRefused) as refused:
+            migrate.upgrade(engine)
+        message = refused.value.message
+        assert message.startswith("not upgraded to 0016 (nothing was changed): 2 received files")
+        assert (f"case D-1, source {witness!r}, SHA-256 {sha256}: id {first} ('first.csv', "
+                "registered 2026-03-11 09:30:00 UTC)") in message
+        assert f"id {second} ('second.csv', registered 2026-03-11 09:30:01 UTC)" in message
+        assert str(other) not in message
+        assert "neither deletes nor merges them" in message
+        assert migrate.current_revision(engine) == "0015"
+        # As a person runs it: the message, no traceback.
+        env = {"EVIDENCE_HOME": str(tmp_path / "home"), "EVIDENCE_DATABASE_URL": database_url}
+        cli = CliRunner().invoke(main_group, ["db", "upgrade"], env=env)
+        assert cli.exit_code == 1 and isinstance(cli.exception, SystemExit), cli.output
+        assert f"Error: {message}" in cli.output and "Traceback" not in cli.output
+
+        with session_scope(make_session_factory(engine)) as s:
+            kept = {r.id: r.source for r in s.scalars(select(ReceivedFile))}
+            assert kept == {first: witness, second: witness, other: "agency B"}
+            s.execute(update(ReceivedFile).where(ReceivedFile.id == second).values(
+                source=f"{witness} (registered twice at once with {first})"))
+        assert migrate.upgrade(engine)[1] == migrate.head_revision()
+        with session_scope(make_session_factory(engine)) as s:
+            assert {r.id for r in s.scalars(select(ReceivedFile))} == {first, second, other}
     finally:
         engine.dispose()
