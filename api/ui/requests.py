@@ -35,7 +35,15 @@ from api.ui.labels import (
 from api.ui.material import keep_posted
 from api.ui.received import received_views
 from api.ui.rendering import PageError, render, sentence
-from api.ui.routes import CsrfField, Cursor, Posted, Viewer, check_session_form, see_other
+from api.ui.routes import (
+    CsrfField,
+    Cursor,
+    EvidenceViewer,
+    Posted,
+    Viewer,
+    check_session_form,
+    see_other,
+)
 from evidence import cases, custody, received, requests
 from evidence.errors import (
     AccessDenied,
@@ -687,7 +695,7 @@ def extend_request(
 # --- across cases -----------------------------------------------------------------------------
 
 @router.get("/requests/due", response_class=HTMLResponse)
-def due_page(request: Request, session: DbSession, viewer: Viewer,
+def due_page(request: Request, session: DbSession, viewer: EvidenceViewer,
              within: Annotated[str, Query(max_length=10)] = "14d") -> Response:
     registry = load_registry()
     context: dict[str, Any] = {"within": within, "periods": DUE_PERIODS, "items": [],

@@ -41,8 +41,9 @@ from evidence import (
     received,
     sessions,
     targets,
+    users,
 )
-from evidence.errors import AccessDenied, EvidenceError
+from evidence.errors import AccessDenied, EvidenceError, PermissionDenied
 from evidence.models import Access, CaseStatus, LoginSession, Role, User
 from evidence.pagination import MAX_CURSOR_LENGTH, Page
 
@@ -68,6 +69,19 @@ def page_viewer(request: Request, session: DbSession) -> User:
 
 
 Viewer = Annotated[User, Depends(page_viewer)]
+
+
+def evidence_viewer(viewer: Viewer) -> User:
+    """A signed-in user whose role reads evidence: the search and the requests-due pages, which
+    an auditor's header does not offer either (`rendering.NAV`), refuse an auditor who types
+    their address rather than show an empty page."""
+    if not users.reads_evidence(viewer.role):
+        raise PermissionDenied("an auditor reads the custody logs of cases, not their evidence: "
+                               "this page is not open to that role")
+    return viewer
+
+
+EvidenceViewer = Annotated[User, Depends(evidence_viewer)]
 
 
 async def _posted(request: Request) -> FormData:

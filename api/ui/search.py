@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from api.deps import DbSession, quote_ref
 from api.ui.rendering import render, sentence
-from api.ui.routes import Cursor, Viewer
+from api.ui.routes import Cursor, EvidenceViewer
 from evidence import cases, search
 from evidence.errors import AccessDenied, InvalidInput
 
@@ -40,7 +40,7 @@ def marked(snippet: str, highlights: list[tuple[int, int]]) -> list[tuple[str, b
 
 @router.get("/search", response_class=HTMLResponse)
 def search_page(
-    request: Request, session: DbSession, viewer: Viewer,
+    request: Request, session: DbSession, viewer: EvidenceViewer,
     q: Annotated[str, Query(max_length=search.MAX_QUERY_CHARS)] = "",
     case: Annotated[str, Query(max_length=100)] = "",
     cursor: Cursor = None,

@@ -271,6 +271,18 @@ def test_the_header_links_only_the_pages_the_role_may_use(api: Api, role: Role,
         assert _header_links(page.text) == links
 
 
+def test_an_auditor_who_types_the_search_or_due_address_is_refused_not_shown_nothing(
+        api: Api) -> None:
+    api.user("aud", Role.AUDITOR, password=PASSWORD)
+    _sign_in(api.client, "aud")
+    for path in ("/search", "/search?q=crossing", "/requests/due"):
+        page = api.client.get(path)
+        assert page.status_code == 403, path
+        assert "an auditor reads the custody logs of cases, not their evidence" in page.text
+        _assert_page_headers(page)
+    assert api.client.get("/audit").status_code == 200
+
+
 def test_a_reader_sees_the_case_but_may_not_flag(api: Api) -> None:
     _ids, owner = build_world(api)
     api.user("rita", password=PASSWORD)
