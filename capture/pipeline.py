@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import errno
 import functools
 import hashlib
 import json
@@ -63,7 +62,7 @@ from capture.urlsafety import (
 from evidence.blobstore import BlobStore, StoredBlob
 from evidence.canonical import canonical_json
 from evidence.captures import TOOL, CaptureRecord, StepOutcome, StoredArtifact, iso
-from evidence.errors import StorageFull
+from evidence.errors import DISK_FULL_ERRNOS, StorageFull
 from evidence.models import CaptureStatus, utcnow
 from evidence.settings import Settings
 
@@ -953,7 +952,7 @@ def _full_disk(exc: Exception, tmp: Path) -> StorageFull | None:
     """`exc` as the full disk it tells of (the blob store's, or the temporary folder's)."""
     if isinstance(exc, StorageFull):
         return exc
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+    if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
         return StorageFull(f"the disk of the capture's temporary folder {tmp} is full: "
                            f"{exc.strerror}")
     return None

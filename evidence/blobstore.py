@@ -10,7 +10,6 @@ refuse bytes that no longer match their name.
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import logging
 import os
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from evidence.errors import (
+    DISK_FULL_ERRNOS,
     BlobCorrupted,
     BlobMissing,
     ConfigurationError,
@@ -229,7 +229,7 @@ class FolderStore(BlobStore):
             return StoredBlob(sha256, size, created=True)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            if exc.errno in DISK_FULL_ERRNOS:
                 raise StorageFull(
                     f"blob store {self.root} is full; nothing was stored ({size} bytes read)"
                 ) from exc

@@ -133,14 +133,12 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
     try:
         yield session
         session.commit()
-    except OperationalError as exc:
+    except BaseException as exc:
         session.rollback()
-        full = storage_full(exc, factory.kw["bind"].url)
+        full = (storage_full(exc, factory.kw["bind"].url) if isinstance(exc, OperationalError)
+                else None)
         if full is not None:
             raise full from exc
-        raise
-    except BaseException:
-        session.rollback()
         raise
     finally:
         session.close()

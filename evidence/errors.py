@@ -4,6 +4,8 @@ Services raise these; the API renders them as JSON and the CLI prints the messag
 non-zero. Nothing here knows about HTTP frameworks.
 """
 
+import errno
+
 
 class EvidenceError(Exception):
     """Base of every expected, explainable failure."""
@@ -87,6 +89,11 @@ class StorageFull(EvidenceError):
     """The blob store ran out of space; nothing was kept."""
 
     status_code = 507
+
+
+# The errno values of a disk (or a quota) with no room left: an OSError with one of them is a
+# full disk, wherever the write was.
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 class StoreUnavailable(EvidenceError):
