@@ -15,13 +15,14 @@ import base64
 import contextlib
 import functools
 import hashlib
+import inspect
 import json
 import socket
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -164,9 +165,27 @@ class _Download:
                 "stopped_at": self.stopped_at, "reason": self.stop or self.failure}
 
 
-async def _cancel(download: Download) -> None:
+def cancel_on_loop(download: Download) -> None:
+    """Have the browser cancel `download`, asked from inside Playwright's event loop (where the
+    download watch's timer runs, during some other call to the browser), where a call through
+    the sync API cannot wait for its answer.
+
+    Playwright has no public way to do this: the sync object's asynchronous twin, the private
+    `_impl_obj`, is asked instead. This is the one place that reads it; should a later
+    Playwright lack it, this raises a clear error (the watch records it on the capture, and
+    the capture's own checks between calls still cancel through the public API), and
+    `test_a_download_can_be_cancelled_from_the_event_loop` fails."""
+    cancel = getattr(getattr(download, "_impl_obj", None), "cancel", None)
+    if not inspect.iscoroutinefunction(cancel):
+        raise CaptureError("this Playwright's Download has no private `_impl_obj.cancel` to "
+                           "cancel it from the event loop: the download watch stops downloads "
+                           "only between calls to the browser")
+    asyncio.get_running_loop().create_task(_quietly(cancel()))
+
+
+async def _quietly(call: Coroutine[Any, Any, None]) -> None:
     with contextlib.suppress(Exception):  # it ended meanwhile, or the browser is gone
-        await download._impl_obj.cancel()
+        await call
 
 
 @dataclass(frozen=True)
@@ -205,6 +224,7 @@ class _Run:
         self.downloads: list[_Download] = []  # every one the page started, in order
         # Playwright's event loop, on which `watch_downloads` runs as a timer (`_arm_watch`).
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.on_loop = False  # the watch is running on it (`_tick`), not between calls
         self.watching = False  # a timer is armed
         # Each document response the browser got, by its network request id (the same for
         # every hop of a redirect chain): URL, status and headers as the server sent them.
@@ -402,9 +422,10 @@ class _Run:
             path=self.tmp / f"download-{len(self.downloads)}-{_safe(suggested)}",
             deadline=min(self.deadline, time.monotonic() + bound), handle=download)
         self.downloads.append(item)
-        # The sync API's objects keep the loop they belong to; the watch runs on it. (A private
-        # attribute: should a later Playwright lack it, `finish_downloads` still bounds them.)
-        self.loop = getattr(download, "_loop", None) or self.loop
+        # The sync API runs its event loop on this thread and marks it running even between
+        # calls, so this is Playwright's loop; the watch runs on it.
+        with contextlib.suppress(RuntimeError):
+            self.loop = asyncio.get_running_loop()
         self._arm_watch()
         try:
             download.save_as(item.path)
@@ -440,7 +461,11 @@ class _Run:
         browser (a long screenshot, the PDF render, a wait): the watch goes on through every
         step, not only in those that poll."""
         self.watching = False
-        self.watch_downloads()
+        self.on_loop = True
+        try:
+            self.watch_downloads()
+        finally:
+            self.on_loop = False
         self._arm_watch()
 
     def coming(self) -> list[_Download]:
@@ -473,11 +498,19 @@ class _Run:
                                  f"{self.settings.navigation_timeout_seconds:.0f} s")
 
     def _stop(self, item: _Download, why: str) -> None:
-        item.stop = why
-        if item.handle is not None and self.loop is not None:
-            # Asked on the event loop (the watch may be running in it, where a call through
-            # the sync API cannot wait); it is sent with the capture's next call to the browser.
-            self.loop.create_task(_cancel(item.handle))
+        item.stop = why  # first: the cancelled save must not be taken for a failure
+        if item.handle is None:
+            return
+        if not self.on_loop:  # between calls: through the public API
+            with contextlib.suppress(PlaywrightError):  # it ended meanwhile
+                item.handle.cancel()
+            return
+        try:
+            cancel_on_loop(item.handle)
+        except CaptureError as exc:  # left to the checks between calls, and said
+            item.stop = None
+            if not any(s.error == exc.message for s in self.record.steps):
+                self.record.steps.append(StepOutcome("download watch", False, exc.message))
 
     def finish_downloads(self) -> None:
         """Before the context closes: the downloads under way end within their bounds, kept

@@ -27,6 +27,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from playwright.sync_api import Error as PlaywrightError
 from warcio.archiveiterator import ArchiveIterator
 
 from capture import pipeline as capture_pipeline
@@ -742,4 +743,23 @@ def test_a_download_that_outlasts_its_time_is_stopped_and_said(
     assert said["outcome"] == "stopped" and said["url"] == server.url(trickle)
     assert 0 <= said["stopped_at"] < pages.TRICKLE_BYTES
     assert not [a for a in record.artifacts if a.kind == "download"]
+    assert list(browser.downloads_dir.iterdir()) == []
+
+
+def test_a_download_can_be_cancelled_from_the_event_loop(
+    server: pages.PagesServer, browser: BrowserSession,
+) -> None:
+    """The download watch stops a download from inside Playwright's event loop, through the
+    one private attribute the capture reads (`cancel_on_loop`): should a later Playwright lack
+    it, this fails with that function's clear error, not with a download left to grow."""
+    context = browser.new_context(accept_downloads=True)
+    try:
+        page = context.new_page()
+        with page.expect_download() as started, contextlib.suppress(PlaywrightError):
+            page.goto(server.url(pages.ENDLESS_PATH))  # fails: "Download is starting"
+        download = started.value
+        capture_pipeline.cancel_on_loop(download)  # sent with the next call to the browser
+        assert download.failure() == "canceled"
+    finally:
+        context.close()
     assert list(browser.downloads_dir.iterdir()) == []
