@@ -116,9 +116,13 @@ BAGIT_VERSION = "1.0"
 BUNDLE_FORMAT = "evidence-locker/bundle"
 # What a version 1 bundle holds beyond the first ones, as bundle.json's `revision` says (absent:
 # 0); each revision adds something the verifier then requires. 1: case.jsonld describes every
-# received file. This verifier knows revisions up to BUNDLE_REVISION.
-BUNDLE_REVISION = 1
+# received file. 2: bundle.json names the chosen targets (`targets`) and lists the received
+# material left out (`received_left_out`), both as the export.started entry records them, and
+# every received file the custody slice records is carried or listed as left out. This
+# verifier knows revisions up to BUNDLE_REVISION.
+BUNDLE_REVISION = 2
 REVISION_RECEIVED_IN_GRAPH = 1
+REVISION_RECEIVED_SCOPE = 2
 MANIFEST_TYPE = "evidence-locker/capture-manifest"
 LOCAL_TSA_POLICY_OID = "2.25.105080062447526380206053475928912169171"
 
@@ -3215,6 +3219,78 @@ class _Verifier:
                 step.fail(_rel(path), "not listed in bundle.json's received material (added?)")
         step.fact(f"{len(listed)} received file(s), {_human(octets)}, match bundle.json and "
                   "their material.received custody entries")
+        if self.revision() >= REVISION_RECEIVED_SCOPE:
+            self._received_scope(entries, items, step)
+
+    def _received_scope(self, entries: list[_Entry], items: list[dict[str, Any]],
+                        step: _Step) -> None:
+        """What a bundle of chosen targets leaves out is listed, as its export.started entry
+        recorded it, and every received file the custody slice records before that entry is
+        either carried or listed: nothing of the case's received material goes missing
+        unsaid."""
+        index = self.index or {}
+        where = "bundle.json"
+        targets = index.get("targets")
+        if targets is not None and not (isinstance(targets, list) and all(
+                isinstance(t, str) for t in targets)):
+            step.fail(where, "targets is neither null nor a list of target ids")
+            targets = None
+        left = index.get("received_left_out")
+        if not isinstance(left, list) or not all(
+                isinstance(i, dict) and isinstance(i.get("id"), str) for i in left):
+            step.fail(where, "received_left_out is not a list of received files, each with an id")
+            left = []
+        export_id = index.get("export_id")
+        started = next((e for e in entries if e.action == "export.started"
+                        and export_id is not None and _get(e.object, "id") == export_id), None)
+        if started is None:
+            step.fail(where, f"no export.started custody entry for export {export_id!r}, "
+                             "which records what received material it carries")
+            return
+        here = f"custody entry seq {started.seq}"
+        recorded_targets = _get(started.details, "targets") or []
+        if sorted(recorded_targets) != sorted(targets or []):
+            step.fail(where, f"targets {targets!r} are not the ones {here} (export.started) "
+                             f"records: {recorded_targets!r}")
+
+        def pairs(values: Any) -> dict[str, str]:
+            return {str(_get(v, "id")): str(_get(v, "sha256") or "").lower()
+                    for v in _as_list(values or []) if isinstance(v, dict)}
+
+        carried, left_pairs = pairs(items), pairs(left)
+        for what, listed, key in (("received", carried, "received"),
+                                  ("received_left_out", left_pairs, "received_left_out")):
+            recorded = pairs(_get(started.details, key))
+            for file_id in sorted(set(recorded) ^ set(listed)):
+                how = ("is missing from" if file_id in recorded else "is not recorded in")
+                step.fail(where, f"received file {file_id} {how} {what} as {here} "
+                                 "(export.started) records it")
+            for file_id in sorted(set(recorded) & set(listed)):
+                if recorded[file_id] != listed[file_id]:
+                    step.fail(where, f"{what}: received file {file_id} has SHA-256 "
+                                     f"{listed[file_id]} but {here} records {recorded[file_id]}")
+        for entry in entries:
+            if not (entry.action == "material.received" and _is_int(entry.seq)
+                    and _is_int(started.seq) and entry.seq < started.seq):
+                continue
+            file_id = str(_get(entry.object, "id"))
+            if file_id not in carried and file_id not in left_pairs:
+                step.fail(f"custody entry seq {entry.seq}",
+                          f"received file {file_id} is neither in this bundle nor listed as "
+                          "left out (received_left_out)")
+        if targets is None:
+            step.fact("the whole case was exported: all of its received material is carried")
+            return
+        answers = sum(1 for i in left if i.get("request_id") is not None)
+        step.fact(f"exported for {len(targets)} chosen target(s): {len(left)} received file(s) "
+                  f"of the case left out ({answers} answering other requests, "
+                  f"{len(left) - answers} from other sources), as {here} records")
+        if left:
+            shown = ", ".join(f"{i.get('number') or i.get('id')} ({i.get('why') or 'no reason'})"
+                              for i in left[:20])
+            more = f" and {len(left) - 20} more" if len(left) > 20 else ""
+            self.note(f"This bundle holds the evidence of chosen targets only. It leaves out "
+                      f"{len(left)} received file(s) of the case: {shown}{more}.")
 
     def _custody_consistency(self, step: _Step) -> None:
         old = self.against

@@ -28,6 +28,7 @@ import os
 import queue
 import re
 import tempfile
+import textwrap
 import threading
 import uuid
 from collections.abc import Callable, Sequence
@@ -50,6 +51,7 @@ from evidence import (
     manifests,
     received,
     report,
+    requests,
     wacz,
 )
 from evidence.bagit import BagWriter
@@ -188,19 +190,68 @@ class _Received:
             via=self.via, registered_by=self.registered_by)
 
 
-def _received_files(session: Session, case: Case) -> list[_Received]:
-    """The case's received material, numbered in the order received, at safe paths."""
+@dataclass(frozen=True)
+class _LeftOut:
+    """Received material of the case that a chosen-targets bundle does not carry, and why."""
+
+    number: str  # its number in the case's order, as a whole-case bundle would give it
+    row: ReceivedFile
+    request_reference: str | None
+
+    @property
+    def reason(self) -> str:
+        return "other-request" if self.row.request_id is not None else "no-request"
+
+    @property
+    def why(self) -> str:
+        if self.row.request_id is not None:
+            return (f"answers request {self.request_reference}, which concerns none of the "
+                    "chosen targets")
+        return "material from another source, not tied to any target"
+
+    def index(self) -> dict[str, Any]:
+        r = self.row
+        return {
+            "number": self.number, "id": str(r.id), "filename": r.filename, "size": r.size,
+            "sha256": r.sha256, "request": self.request_reference,
+            "request_id": None if r.request_id is None else str(r.request_id),
+            "source": r.source, "reason": self.reason, "why": self.why,
+        }
+
+    def report(self) -> report.ReportLeftOut:
+        r = self.row
+        return report.ReportLeftOut(number=self.number, filename=r.filename, size=r.size,
+                                    sha256=r.sha256, why=self.why)
+
+
+def _received_files(
+    session: Session, case: Case, target_ids: Sequence[uuid.UUID] | None,
+) -> tuple[list[_Received], list[_LeftOut]]:
+    """The case's received material a bundle carries, numbered in the order received (the
+    case's order: a file has the same number in every bundle), at safe paths; and what it
+    leaves out.
+
+    A whole case's bundle carries all of it. One of chosen targets carries the answers to the
+    requests that concern at least one of them (`requests.requests_concerning`) and leaves out
+    the answers to other requests and the material from elsewhere, which names no target.
+    """
     rows = received.received_of(session, case)
     refs, names = received.references_of(session, rows), received.registrars_of(session, rows)
+    wanted = None if not target_ids else requests.requests_concerning(session, case, target_ids)
     taken: set[str] = set()
-    out = []
+    out: list[_Received] = []
+    left: list[_LeftOut] = []
     for n, row in enumerate(rows, 1):
         number = f"RM-{n:03d}"
+        reference = None if row.request_id is None else refs.get(row.request_id)
+        if wanted is not None and row.request_id not in wanted:
+            left.append(_LeftOut(number=number, row=row, request_reference=reference))
+            continue
         out.append(_Received(
             number=number, path=f"received/{safe_name(f'{number}-{row.filename}', taken)}",
-            row=row, request_reference=None if row.request_id is None
-            else refs.get(row.request_id), registered_by=names.get(row.registered_by_id)))
-    return out
+            row=row, request_reference=reference,
+            registered_by=names.get(row.registered_by_id)))
+    return out, left
 
 
 @dataclass
@@ -216,6 +267,8 @@ class _Plan:
     checkpoint_note: str | None
     tsa_pems: list[tuple[str, bytes]] = field(default_factory=list)
     received: list[_Received] = field(default_factory=list)
+    left_out: list[_LeftOut] = field(default_factory=list)
+    target_ids: list[uuid.UUID] | None = None
 
 
 @dataclass(frozen=True)
@@ -227,6 +280,8 @@ class ExportResult:
     exhibits: int
     entries: int
     checkpoint_size: int
+    received: int = 0
+    received_left_out: int = 0
 
 
 # --- authorisation ------------------------------------------------------------------------------
@@ -383,8 +438,10 @@ def _plan(
     case = case_for(session, actor, reference)
     authorise_export(session, actor, case)
     captures = _select_captures(session, case, target_ids)
-    # Received material belongs to the case, not to a target: a whole case's export has it.
-    got = [] if target_ids else _received_files(session, case)
+    # Every material.received entry before this export's own is then in `got` or `left`: the
+    # verifier checks that nothing the bundle's custody slice records went missing unsaid.
+    custody.hold_log(session)
+    got, left = _received_files(session, case, target_ids)
     if not captures and not got:
         raise InvalidInput(f"case {case.reference!r} has no capture to export"
                            + (" for those targets" if target_ids else ""))
@@ -402,6 +459,8 @@ def _plan(
                           "manifest_sha256": e.capture.manifest_sha256} for e in exhibits],
             "received": [{"number": r.number, "id": str(r.row.id), "sha256": r.row.sha256}
                          for r in got],
+            "received_left_out": [{"number": r.number, "id": str(r.row.id),
+                                   "sha256": r.row.sha256, "reason": r.reason} for r in left],
         },
     )
     notes: list[str] = []
@@ -420,7 +479,7 @@ def _plan(
         export_id=export.id, created_at=export.created_at, case=case, actor=actor,
         exhibits=exhibits, entries=entries, proofs=proofs, checkpoint=checkpoint,
         checkpoint_note=notes[0] if notes else None, tsa_pems=_tsa_anchors(roots),
-        received=got,
+        received=got, left_out=left, target_ids=list(target_ids) if target_ids else None,
     )
 
 
@@ -637,8 +696,10 @@ class _BundleWriter:
             "case_graph": "case.jsonld",
             "report": "report.pdf",
             "verifier": "verify.py",
+            "targets": None if plan.target_ids is None else [str(t) for t in plan.target_ids],
             "exhibits": self.index_exhibits,
             "received": [item.index() for item in plan.received],
+            "received_left_out": [item.index() for item in plan.left_out],
         }
 
     def case_graph(self) -> dict[str, Any]:
@@ -738,6 +799,8 @@ class _BundleWriter:
             tsa_fingerprints=tuple((path, _pem_fingerprint(pem)) for path, pem in plan.tsa_pems),
             verifier_sha256=verifier_sha256,
             received=tuple(item.report() for item in plan.received),
+            received_scope=_received_scope(plan),
+            received_left_out=tuple(item.report() for item in plan.left_out),
         )
 
 
@@ -763,13 +826,35 @@ _SUMMARY_KEYS = ("status", "url", "reason", "http_status", "timestamp", "error",
                  "state", "kind", "watch_interval_seconds")
 
 
+def _received_scope(plan: _Plan) -> str | None:
+    """What received material a chosen-targets bundle carries and leaves out, in one paragraph;
+    None for a whole case's, which carries all of it."""
+    if plan.target_ids is None:
+        return None
+    answers = sum(1 for r in plan.left_out if r.row.request_id is not None)
+    elsewhere = len(plan.left_out) - answers
+    text = (f"This bundle was exported for {len(plan.target_ids)} chosen target(s), not the "
+            "whole case. It carries the received material that answers the legal requests "
+            "concerning at least one of them (a request concerns the targets whose sealed "
+            "captures its identifiers cite, and the other targets of the same account).")
+    if not plan.left_out:
+        return text + " No received material of the case was left out."
+    return (text + f" It leaves out {len(plan.left_out)} received file(s) of the case: "
+            f"{answers} answering requests that concern none of the chosen targets, and "
+            f"{elsewhere} from other sources, which are tied to no target. bundle.json lists "
+            "each (received_left_out) with its SHA-256, and the custody entries in this bundle "
+            "record every one.")
+
+
 def _received_line(plan: _Plan) -> str:
+    scope = _received_scope(plan)
+    tail = "" if scope is None else "\n" + textwrap.fill(scope, 95) + "\n"
     if not plan.received:
-        return ""
+        return tail[1:] if tail else ""
     return (f"data/received/ holds {len(plan.received)} file(s) the unit received (a platform's "
             "answer to a legal\nrequest, or material from another source), as they came; "
             "bundle.json lists each with its\nSHA-256, which its material.received custody "
-            "entry records too.\n")
+            "entry records too.\n" + tail)
 
 
 def readme(plan: _Plan, key_id: str) -> str:
@@ -894,13 +979,15 @@ def export_case(
             case=session.get(Case, plan.case.id), object_type="export", object_id=plan.export_id,
             sha256=sink.hexdigest(),
             details={"size": sink.size, "file": out.name, "kept": keep is not None,
-                     "exhibits": len(plan.exhibits),
+                     "exhibits": len(plan.exhibits), "received": len(plan.received),
+                     "received_left_out": len(plan.left_out),
                      "entries": len(plan.entries), "checkpoint": plan.checkpoint.tree_size},
         )
     return ExportResult(
         export_id=plan.export_id, path=out, sha256=sink.hexdigest(), size=sink.size,
         exhibits=len(plan.exhibits), entries=len(plan.entries),
-        checkpoint_size=plan.checkpoint.tree_size,
+        checkpoint_size=plan.checkpoint.tree_size, received=len(plan.received),
+        received_left_out=len(plan.left_out),
     )
 
 

@@ -62,6 +62,13 @@ def format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def hold_log(session: Session) -> None:
+    """Wait for the appends in flight and hold the log to the end of the transaction: what the
+    caller reads next includes everything whose entry comes before its own next one (an export
+    lists the received material the entries it carries record)."""
+    _lock_log(session)
+
+
 def _lock_log(session: Session) -> None:
     if session.get_bind().dialect.name == "postgresql":
         # Held to the end of the transaction, so `seq` is assigned and committed in order.

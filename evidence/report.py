@@ -151,6 +151,17 @@ class ReportReceived:
 
 
 @dataclass(frozen=True)
+class ReportLeftOut:
+    """Received material of the case a chosen-targets bundle does not carry, and why."""
+
+    number: str  # "RM-002", its number in the case
+    filename: str  # as given; hostile text, shown escaped
+    size: int
+    sha256: str
+    why: str  # "answers request OP-1-EPOC-2, which concerns none of the chosen targets"
+
+
+@dataclass(frozen=True)
 class ReportData:
     bundle_name: str
     export_id: str
@@ -175,6 +186,10 @@ class ReportData:
     tsa_fingerprints: tuple[tuple[str, str], ...]  # (file path, SHA-256 fingerprint)
     verifier_sha256: str
     received: tuple[ReportReceived, ...] = ()
+    # A chosen-targets bundle: which received material it carries and leaves out; None when
+    # the whole case was exported.
+    received_scope: str | None = None
+    received_left_out: tuple[ReportLeftOut, ...] = ()
 
 
 # --- layout constants ---------------------------------------------------------------------------
@@ -315,7 +330,7 @@ def _story(data: ReportData, text: Text,
     for exhibit in data.exhibits:
         exhibits.append(PageBreak())
         exhibits.extend(_exhibit(exhibit, text, previews[exhibit.number]))
-    if data.received:
+    if data.received or data.received_scope:
         exhibits += [PageBreak(), *_received(data, text)]
     verify = [PageBreak(), *_how_to_verify(data, text)]
     # The cover is made last: its notes depend on what the rest of the report had to print.
@@ -348,8 +363,7 @@ def _cover(data: ReportData, text: Text) -> list[Flowable]:
         ("Exported by", exported_by, VALUE),
         ("Made with", t(data.tool), VALUE),
         ("Exhibits", str(len(data.exhibits)), VALUE),
-        ("Received material", f"{len(data.received)} file(s)" if data.received else "none",
-         VALUE),
+        ("Received material", _received_count(data), VALUE),
         ("Signing key id", t(data.key_id), MONO),
     ]
     checkpoint = [
@@ -457,6 +471,38 @@ def _exhibit(exhibit: ReportExhibit, text: Text, preview: _Preview) -> list[Flow
     return story
 
 
+def _received_count(data: ReportData) -> str:
+    carried = f"{len(data.received)} file(s)" if data.received else "none"
+    if data.received_left_out:
+        carried += (f"; {len(data.received_left_out)} of the case's left out (not about the "
+                    "chosen targets: see Received material)")
+    return carried
+
+
+def _left_out(data: ReportData, text: Text) -> list[Flowable]:
+    """The received files of the case this bundle leaves out, so no one takes it for all."""
+    if not data.received_left_out:
+        return []
+    t = text.markup
+    where = "in bundle.json"
+    rows: list[list[Any]] = [[Paragraph(h, CELL_HEAD) for h in
+                              ("No.", "File as received and SHA-256", "Why left out",
+                               "Size (bytes)")]]
+    for item in data.received_left_out:
+        rows.append([
+            Paragraph(t(item.number), CELL),
+            [Paragraph(t(item.filename, where=where, limit=300), CELL),
+             Paragraph(t(item.sha256, mono=True), CELL_HASH)],
+            Paragraph(t(item.why, where=where, limit=600), CELL),
+            Paragraph(str(item.size), CELL_RIGHT),
+        ])
+    return [
+        Spacer(1, 6),
+        Paragraph("Left out of this bundle", H2),
+        _table(rows, [16 * mm, TEXT_WIDTH - 16 * mm - 60 * mm - 20 * mm, 60 * mm, 20 * mm]),
+    ]
+
+
 def _received(data: ReportData, text: Text) -> list[Flowable]:
     """The files the unit received, as registered: who sent them, when, how, their hashes."""
     t = text.markup
@@ -484,9 +530,13 @@ def _received(data: ReportData, text: Text) -> list[Flowable]:
                   " under; its SHA-256 is the one recorded in the case's custody log"
                   " (material.received) when it was registered, and verify.py checks both.",
                   BODY),
+        *([Spacer(1, 4), Paragraph(text.markup(data.received_scope), BODY)]
+          if data.received_scope else []),
         Spacer(1, 4),
-        _table(rows, [16 * mm, TEXT_WIDTH - 16 * mm - 38 * mm - 30 * mm - 20 * mm, 38 * mm,
-                      30 * mm, 20 * mm]),
+        *([_table(rows, [16 * mm, TEXT_WIDTH - 16 * mm - 38 * mm - 30 * mm - 20 * mm, 38 * mm,
+                         30 * mm, 20 * mm])] if data.received
+          else [Paragraph("This bundle carries no received material.", BODY)]),
+        *_left_out(data, text),
     ]
 
 

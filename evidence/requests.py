@@ -418,6 +418,52 @@ def _collect_identifiers(
     return out, used
 
 
+def _cited_captures(row: LegalRequest) -> set[uuid.UUID]:
+    """The captures the request's identifiers were drawn from (each names its sealed capture)."""
+    out = set()
+    for ident in row.identifiers or []:
+        try:
+            out.add(uuid.UUID(str(ident.get("capture_id"))))
+        except (AttributeError, ValueError):
+            continue  # an identifier without a capture names no target
+    return out
+
+
+def requests_concerning(session: Session, case: Case,
+                        target_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+    """The case's requests that concern at least one of the targets.
+
+    A request names what it is about by identifiers, each drawn from a target's newest sealed
+    capture and citing it (`capture_id`; an extension carries its original's). So a request
+    concerns the targets whose captures it cites, and every other target of the same account
+    (two targets of one account give the same identifiers, which a request lists once). The
+    caller has checked access; the targets are the case's.
+    """
+    chosen = set(target_ids)
+    rows = list(session.scalars(select(LegalRequest).where(LegalRequest.case_id == case.id)))
+    cited = {row.id: _cited_captures(row) for row in rows}
+    capture_ids = set().union(*cited.values()) if cited else set()
+    if not chosen or not capture_ids:
+        return set()
+    # The target (and its account) of every cited capture; captures of other cases name none.
+    target_of: dict[uuid.UUID, tuple[uuid.UUID, uuid.UUID | None]] = {
+        capture_id: (target_id, account_id) for capture_id, target_id, account_id in
+        session.execute(select(Capture.id, Target.id, Target.account_id)
+                        .join(Target, Target.id == Capture.target_id)
+                        .where(Capture.case_id == case.id, Capture.id.in_(capture_ids)))}
+    accounts = {a for a in session.scalars(select(Target.account_id).where(
+        Target.case_id == case.id, Target.id.in_(chosen))) if a is not None}
+
+    def concerns(captures: set[uuid.UUID]) -> bool:
+        for capture_id in captures:
+            target_id, account_id = target_of.get(capture_id, (None, None))
+            if target_id in chosen or (account_id is not None and account_id in accounts):
+                return True
+        return False
+
+    return {request_id for request_id, captures in cited.items() if concerns(captures)}
+
+
 def case_platforms(session: Session, actor: User, case: Case,
                    registry: PlatformRegistry | None = None) -> list[str]:
     """The registry names of the platforms the case's targets are on, first flagged first."""

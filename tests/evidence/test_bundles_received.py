@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from evidence import bundle_verifier, bundles, cases, caseuco, received, requests, users
+from evidence import bundle_verifier, bundles, cases, caseuco, received, requests, targets, users
 from evidence.home import Runtime
 from evidence.models import Access, Role, utcnow
 from tests.factories import AUTHORITY_FIELDS, case_with_a_capture
@@ -273,7 +273,7 @@ def test_a_bundle_that_says_its_graph_describes_received_material_fails_without_
         bundle: dict[str, Any], tmp_path: Path) -> None:
     """bundle.json's revision 1 says the graph describes every received file: one whose
     nodes were all taken out is not taken for a bundle from before; each file is named."""
-    assert bundle["index"]["version"] == 1 and bundle["index"]["revision"] == 1
+    assert bundle["index"]["version"] == 1 and bundle["index"]["revision"] == 2
     stripped = _write(tmp_path / "stripped-graph.zip",
                       _without_every_received_node(bundle, revision=True))
     report = bundle_verifier.verify_bundle(stripped)
@@ -287,7 +287,7 @@ def test_a_bundle_that_says_its_graph_describes_received_material_fails_without_
     assert "a received file the case graph does not describe" in standalone.stdout
 
 
-@pytest.mark.parametrize(("revision", "ok"), [(2, True), ("1", False), (-1, False)])
+@pytest.mark.parametrize(("revision", "ok"), [(3, True), ("1", False), (-1, False)])
 def test_a_revision_the_verifier_does_not_know_is_noted_and_a_malformed_one_fails(
         bundle: dict[str, Any], tmp_path: Path, revision: Any, ok: bool) -> None:
     members, top = dict(bundle["members"]), bundle["top"]
@@ -298,7 +298,169 @@ def test_a_revision_the_verifier_does_not_know_is_noted_and_a_malformed_one_fail
     report = bundle_verifier.verify_bundle(_write(tmp_path / "revised.zip", members))
     assert report.ok is ok, report.render()
     if ok:  # a later revision of version 1: checked for all this verifier knows, and said so
-        assert any("revision 2" in n and "not checked" in n for n in report.notes), report.notes
+        assert any("revision 3" in n and "not checked" in n for n in report.notes), report.notes
     else:
         assert f"bundle.json: revision {revision!r} is not a whole number of 0 or more" in (
             report.problems), report.problems
+
+
+# --- a bundle of chosen targets: the answers about them, and what was left out ----------------
+
+
+@pytest.fixture
+def two_targets(runtime: Runtime, tmp_path: Path) -> dict[str, Any]:
+    """Case OP-T: two X posts by different accounts, each sealed; a preservation request to X
+    about each (sent), the platform's answer to each, and a witness's file from elsewhere.
+    Exported by petra for the first target only."""
+    from tests.factories import make_sealed_capture
+
+    with runtime.session() as s:
+        ines = users.create_user(s, None, name="ines", role=Role.LIAISON, unit="Border Unit")
+        petra = users.create_user(s, None, name="petra", role=Role.PROSECUTOR)
+        sam = users.create_user(s, None, name="sam", role=Role.SUPERVISOR)
+        case = cases.create_case(s, ines, reference="OP-T", title="Two advertisers")
+        cases.add_member(s, ines, case, petra, Access.READ)
+        cases.add_member(s, ines, case, sam, Access.WRITE)
+        first, _ = targets.flag_target(s, ines, case, reason="first advert",
+                                       url="https://x.com/smuggler_ar/status/1789")
+        second, _ = targets.flag_target(s, ines, case, reason="second advert",
+                                        url="https://x.com/crossings_now/status/2024")
+        for target in (first, second):
+            make_sealed_capture(s, runtime, case, target, actor=ines)
+    sent = utcnow().replace(microsecond=0) - timedelta(days=3)
+    answers = {"first": (b"first subscriber\n", "first-subscriber.csv"),
+               "second": (b"second subscriber\n", "second-subscriber.csv")}
+    refs = {}
+    with runtime.session() as s:
+        ines, sam = users.get_user(s, "ines"), users.get_user(s, "sam")
+        case = cases.get_case(s, ines, "OP-T")
+        for key, target in (("first", first), ("second", second)):
+            made = requests.generate(s, ines, case, store=runtime.store,
+                                     settings=runtime.settings, kind="provider-preservation",
+                                     platform="x", target_ids=[target.id],
+                                     fields=AUTHORITY_FIELDS, now=sent - timedelta(hours=1),
+                                     date_from=sent - timedelta(days=90), date_to=sent)
+            requests.change_status(s, sam, case, made.request.id, "approved", at=sent, now=sent)
+            requests.change_status(s, ines, case, made.request.id, "sent", at=sent, now=sent)
+            refs[key] = made.request.reference_number
+            data, name = answers[key]
+            received.register(s, ines, case, [data], store=runtime.store, filename=name,
+                              received_at=sent + timedelta(days=1), via="portal",
+                              request=refs[key])
+        received.register(s, ines, case, [b"witness statement\n"], store=runtime.store,
+                          filename="statement.txt", received_at=sent + timedelta(days=2),
+                          via="medium", source="USB stick from witness W-3")
+    result = bundles.export_case(runtime, "petra", reference="OP-T", out=tmp_path / "t.zip",
+                                 target_ids=[first.id])
+    with zipfile.ZipFile(result.path) as zf:
+        members = {i.filename: zf.read(i) for i in zf.infolist() if not i.is_dir()}
+    top = next(iter(members)).split("/", 1)[0]
+    return {"path": result.path, "result": result, "members": members, "top": top,
+            "refs": refs, "first": first, "second": second,
+            "index": json.loads(members[f"{top}/data/bundle.json"])}
+
+
+def test_a_bundle_of_one_target_carries_the_answer_about_it_and_says_what_it_left_out(
+        two_targets: dict[str, Any], tmp_path: Path) -> None:
+    b = two_targets
+    members, top, index = b["members"], b["top"], b["index"]
+    assert index["targets"] == [str(b["first"].id)]
+    assert [(i["number"], i["filename"], i["request"]) for i in index["received"]] == [
+        ("RM-001", "first-subscriber.csv", b["refs"]["first"])]
+    assert members[f"{top}/data/{index['received'][0]['path']}"] == b"first subscriber\n"
+    assert sorted(n for n in members if n.startswith(f"{top}/data/received/")) == [
+        f"{top}/data/{index['received'][0]['path']}"]
+    # Numbered as in the case, so RM-002 is RM-002 in every bundle of it.
+    assert [(i["number"], i["filename"], i["reason"]) for i in index["received_left_out"]] == [
+        ("RM-002", "second-subscriber.csv", "other-request"),
+        ("RM-003", "statement.txt", "no-request")]
+    assert b["refs"]["second"] in index["received_left_out"][0]["why"]
+    assert (b["result"].received, b["result"].received_left_out) == (1, 2)
+    readme = members[f"{top}/data/README.txt"].decode()
+    flat = " ".join(readme.split())
+    assert "chosen target(s), not the whole case" in flat
+    assert ("It leaves out 2 received file(s) of the case: 1 answering requests that concern "
+            "none of the chosen targets, and 1 from other sources") in flat
+    pdf = tmp_path / "report.pdf"
+    pdf.write_bytes(members[f"{top}/data/report.pdf"])
+    Path(SHOTS).mkdir(exist_ok=True)
+    subprocess.run(["pdftoppm", "-png", "-r", "60", str(pdf), f"{SHOTS}/targets"], check=True)
+    text = " ".join(subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True,
+                                   text=True, check=True).stdout.split())
+    assert "1 file(s); 2 of the case's left out" in text
+    assert "Left out of this bundle" in text and "second-subscriber.csv" in text
+    assert "material from another source, not tied to any target" in text
+
+    report = bundle_verifier.verify_bundle(b["path"])
+    assert report.ok, report.render()
+    rendered = report.render()
+    assert "1 received file(s)" in rendered
+    assert "2 received file(s) of the case left out (1 answering other requests, 1 from " \
+           "other sources)" in rendered
+    assert any("leaves out 2 received file(s)" in n and "RM-002" in n for n in report.notes)
+    standalone = _standalone(b, b["path"], tmp_path)
+    assert standalone.returncode == 0, standalone.stdout + standalone.stderr
+    assert "left out" in standalone.stdout
+
+
+def test_a_tampered_received_file_in_a_bundle_of_one_target_fails_and_is_named(
+        two_targets: dict[str, Any], tmp_path: Path) -> None:
+    b = two_targets
+    members, top = dict(b["members"]), b["top"]
+    item = b["index"]["received"][0]
+    path = f"{top}/data/{item['path']}"
+    members[path] = b"forged subscriber\n"
+    index = json.loads(members[f"{top}/data/bundle.json"])
+    index["received"][0]["sha256"] = hashlib.sha256(members[path]).hexdigest()
+    index["received"][0]["size"] = len(members[path])
+    members[f"{top}/data/bundle.json"] = json.dumps(index, indent=2).encode()
+    _rebag(members, top)
+    tampered = _write(tmp_path / "tampered.zip", members)
+    report = bundle_verifier.verify_bundle(tampered)
+    assert not report.ok
+    assert any(item["path"] in p and "custody entry seq" in p for p in report.problems), (
+        report.problems)
+    standalone = _standalone(b, tampered, tmp_path)
+    assert standalone.returncode == 1 and item["path"] in standalone.stdout
+
+
+def test_received_material_dropped_from_the_left_out_list_fails(
+        two_targets: dict[str, Any], tmp_path: Path) -> None:
+    """A bundle that hides what it left out (the list cut, the bag rewritten) is caught by its
+    own custody entries, which record every received file."""
+    b = two_targets
+    members, top = dict(b["members"]), b["top"]
+    index = json.loads(members[f"{top}/data/bundle.json"])
+    hidden = index["received_left_out"].pop()
+    members[f"{top}/data/bundle.json"] = json.dumps(index, indent=2).encode()
+    _rebag(members, top)
+    report = bundle_verifier.verify_bundle(_write(tmp_path / "hidden.zip", members))
+    assert not report.ok
+    problems = " ".join(report.problems)
+    assert f"received file {hidden['id']} is neither in this bundle nor listed as left out" in (
+        problems), report.problems
+    assert f"received file {hidden['id']} is missing from received_left_out" in problems
+
+
+def test_a_whole_case_bundle_carries_every_received_file_and_leaves_nothing_out(
+        bundle: dict[str, Any]) -> None:
+    assert bundle["index"]["targets"] is None and bundle["index"]["received_left_out"] == []
+    report = bundle_verifier.verify_bundle(bundle["path"])
+    assert report.ok, report.render()
+    assert "the whole case was exported: all of its received material is carried" in (
+        report.render())
+
+
+def test_a_revision_1_bundle_without_the_left_out_list_still_verifies(
+        two_targets: dict[str, Any], tmp_path: Path) -> None:
+    """Bundles written before revision 2 name no targets and list nothing left out."""
+    b = two_targets
+    members, top = dict(b["members"]), b["top"]
+    index = json.loads(members[f"{top}/data/bundle.json"])
+    del index["targets"], index["received_left_out"]
+    index["revision"] = 1
+    members[f"{top}/data/bundle.json"] = json.dumps(index, indent=2).encode()
+    _rebag(members, top)
+    report = bundle_verifier.verify_bundle(_write(tmp_path / "rev1.zip", members))
+    assert report.ok, report.render()
+    assert "left out" not in report.render()
