@@ -800,6 +800,7 @@ class _BundleWriter:
             verifier_sha256=verifier_sha256,
             received=tuple(item.report() for item in plan.received),
             received_scope=_received_scope(plan),
+            targets_chosen=None if plan.target_ids is None else len(plan.target_ids),
             received_left_out=tuple(item.report() for item in plan.left_out),
         )
 
@@ -848,7 +849,7 @@ def _received_scope(plan: _Plan) -> str | None:
 
 def _received_line(plan: _Plan) -> str:
     scope = _received_scope(plan)
-    tail = "" if scope is None else "\n" + textwrap.fill(scope, 95) + "\n"
+    tail = "" if scope is None else "\n" + textwrap.fill(scope, 95) + "\n\n"
     if not plan.received:
         return tail[1:] if tail else ""
     return (f"data/received/ holds {len(plan.received)} file(s) the unit received (a platform's "

@@ -189,6 +189,7 @@ class ReportData:
     # A chosen-targets bundle: which received material it carries and leaves out; None when
     # the whole case was exported.
     received_scope: str | None = None
+    targets_chosen: int | None = None  # exported for this many chosen targets; None: all
     received_left_out: tuple[ReportLeftOut, ...] = ()
 
 
@@ -362,6 +363,8 @@ def _cover(data: ReportData, text: Text) -> list[Flowable]:
         ("Created at", to_the_second(data.created_at), VALUE),
         ("Exported by", exported_by, VALUE),
         ("Made with", t(data.tool), VALUE),
+        ("Scope", "the whole case" if data.targets_chosen is None
+         else f"{data.targets_chosen} chosen target(s) of the case, not the whole case", VALUE),
         ("Exhibits", str(len(data.exhibits)), VALUE),
         ("Received material", _received_count(data), VALUE),
         ("Signing key id", t(data.key_id), MONO),

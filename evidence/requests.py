@@ -429,39 +429,51 @@ def _cited_captures(row: LegalRequest) -> set[uuid.UUID]:
     return out
 
 
-def requests_concerning(session: Session, case: Case,
-                        target_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
-    """The case's requests that concern at least one of the targets.
+def request_targets(session: Session, case: Case) -> dict[uuid.UUID, set[uuid.UUID]]:
+    """The targets each of the case's requests concerns, by request id.
 
     A request names what it is about by identifiers, each drawn from a target's newest sealed
     capture and citing it (`capture_id`; an extension carries its original's). So a request
     concerns the targets whose captures it cites, and every other target of the same account
     (two targets of one account give the same identifiers, which a request lists once). The
-    caller has checked access; the targets are the case's.
+    caller has checked access.
     """
-    chosen = set(target_ids)
     rows = list(session.scalars(select(LegalRequest).where(LegalRequest.case_id == case.id)))
     cited = {row.id: _cited_captures(row) for row in rows}
     capture_ids = set().union(*cited.values()) if cited else set()
-    if not chosen or not capture_ids:
-        return set()
+    if not capture_ids:
+        return {request_id: set() for request_id in cited}
     # The target (and its account) of every cited capture; captures of other cases name none.
     target_of: dict[uuid.UUID, tuple[uuid.UUID, uuid.UUID | None]] = {
         capture_id: (target_id, account_id) for capture_id, target_id, account_id in
         session.execute(select(Capture.id, Target.id, Target.account_id)
                         .join(Target, Target.id == Capture.target_id)
                         .where(Capture.case_id == case.id, Capture.id.in_(capture_ids)))}
-    accounts = {a for a in session.scalars(select(Target.account_id).where(
-        Target.case_id == case.id, Target.id.in_(chosen))) if a is not None}
-
-    def concerns(captures: set[uuid.UUID]) -> bool:
+    of_account: dict[uuid.UUID, set[uuid.UUID]] = {}
+    for target_id, account_id in session.execute(select(Target.id, Target.account_id).where(
+            Target.case_id == case.id, Target.account_id.is_not(None))):
+        if account_id is not None:
+            of_account.setdefault(account_id, set()).add(target_id)
+    out: dict[uuid.UUID, set[uuid.UUID]] = {}
+    for request_id, captures in cited.items():
+        concerned: set[uuid.UUID] = set()
         for capture_id in captures:
-            target_id, account_id = target_of.get(capture_id, (None, None))
-            if target_id in chosen or (account_id is not None and account_id in accounts):
-                return True
-        return False
+            if capture_id not in target_of:
+                continue
+            target_id, account_id = target_of[capture_id]
+            concerned.add(target_id)
+            if account_id is not None:
+                concerned |= of_account.get(account_id, set())
+        out[request_id] = concerned
+    return out
 
-    return {request_id for request_id, captures in cited.items() if concerns(captures)}
+
+def requests_concerning(session: Session, case: Case,
+                        target_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+    """The case's requests that concern at least one of the targets (`request_targets`)."""
+    chosen = set(target_ids)
+    return {request_id for request_id, concerned in request_targets(session, case).items()
+            if concerned & chosen}
 
 
 def case_platforms(session: Session, actor: User, case: Case,

@@ -388,6 +388,7 @@ def test_a_bundle_of_one_target_carries_the_answer_about_it_and_says_what_it_lef
     text = " ".join(subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True,
                                    text=True, check=True).stdout.split())
     assert "1 file(s); 2 of the case's left out" in text
+    assert "1 chosen target(s) of the case, not the whole case" in text
     assert "Left out of this bundle" in text and "second-subscriber.csv" in text
     assert "material from another source, not tied to any target" in text
 

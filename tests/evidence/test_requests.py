@@ -106,6 +106,28 @@ def test_a_request_is_filled_from_the_targets_and_their_captures(
     assert "ask for an extension before" in names  # X: at least 7 days before expiry
 
 
+def test_a_request_concerns_the_targets_whose_captures_it_cites_and_their_accounts(
+        session: Session, store: FolderStore, settings: Settings) -> None:
+    """What an export of chosen targets carries of the platforms' answers rests on this."""
+    from evidence import targets
+
+    world = make_request_world(session, store)
+    about_all = _generate(session, world, store, settings).request
+    about_post = _generate(session, world, store, settings,
+                           target_ids=[world.x_post.id]).request
+    # The same account flagged again later (say, by a colleague): the request cites the first
+    # target's capture only, and concerns this one too.
+    again, _ = targets.flag_target(session, world.actor, world.case, reason="seen again",
+                                   account=world.account)
+    concerned = requests.request_targets(session, world.case)
+    assert concerned[about_all.id] == {world.x_post.id, world.x_account.id, again.id}
+    assert concerned[about_post.id] == {world.x_post.id}
+    assert requests.requests_concerning(session, world.case, [again.id]) == {about_all.id}
+    assert requests.requests_concerning(session, world.case, [world.fb_post.id]) == set()
+    assert requests.requests_concerning(session, world.case, [world.x_post.id]) == {
+        about_all.id, about_post.id}
+
+
 def test_the_documents_are_artifacts_named_in_the_custody_entry(
         session: Session, store: FolderStore, settings: Settings) -> None:
     world = make_request_world(session, store)
