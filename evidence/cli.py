@@ -726,12 +726,16 @@ def export_command(reference: str, out: Path, target_ids: list[uuid.UUID],
     )
     summary = {"export_id": str(result.export_id), "path": str(result.path),
                "sha256": result.sha256, "size": result.size, "exhibits": result.exhibits,
+               "received": result.received, "received_left_out": result.received_left_out,
                "custody_entries": result.entries, "checkpoint_size": result.checkpoint_size}
     if as_json:
         _echo_json(summary)
     else:
-        click.echo(f"bundle {result.path}: {result.exhibits} exhibits, {result.entries} custody "
-                   f"entries, {result.size} bytes\nsha256 {result.sha256}")
+        left = (f" ({result.received_left_out} of the case's left out: not about these targets)"
+                if result.received_left_out else "")
+        click.echo(f"bundle {result.path}: {result.exhibits} exhibits, {result.received} "
+                   f"received files{left}, {result.entries} custody entries, {result.size} "
+                   f"bytes\nsha256 {result.sha256}")
 
 
 def _uuids(values: tuple[str, ...], what: str) -> list[uuid.UUID]:

@@ -300,6 +300,30 @@ def count_received(session: Session, case: Case) -> int:
                           .where(ReceivedFile.case_id == case.id)) or 0
 
 
+@dataclass(frozen=True)
+class AnswersByTarget:
+    """What a bundle of chosen targets would carry of the case's received material."""
+
+    per_target: dict[uuid.UUID, int]  # files answering requests that concern the target
+    elsewhere: int  # files from other sources: in a whole case's bundle only
+    total: int
+
+
+def answers_by_target(session: Session, case: Case) -> AnswersByTarget:
+    """Per target, how many received files answer requests concerning it
+    (`requests.request_targets`, the rule an export of chosen targets follows); the caller has
+    checked access."""
+    counts = dict(session.execute(
+        select(ReceivedFile.request_id, func.count()).where(ReceivedFile.case_id == case.id)
+        .group_by(ReceivedFile.request_id)).tuples().all())
+    elsewhere = counts.pop(None, 0)
+    per_target: dict[uuid.UUID, int] = {}
+    for request_id, concerned in requests.request_targets(session, case).items():
+        for target_id in concerned:
+            per_target[target_id] = per_target.get(target_id, 0) + counts.get(request_id, 0)
+    return AnswersByTarget(per_target, elsewhere, elsewhere + sum(counts.values()))
+
+
 def references_of(session: Session, rows: Iterable[ReceivedFile]) -> dict[uuid.UUID, str]:
     """The reference number of each request the rows answer, in one query."""
     ids = {r.request_id for r in rows if r.request_id is not None}

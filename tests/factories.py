@@ -324,3 +324,46 @@ def age_lease(runtime: Any, export_id: Any, seconds: float) -> Any:
         assert row is not None and row.lease_until is not None
         row.lease_until -= timedelta(seconds=seconds)
         return row.lease_until
+
+
+def two_answered_targets(runtime: Any, reference: str, *, liaison: str,
+                         supervisor: str) -> Any:
+    """A new case `reference` of the `liaison` (the `supervisor` a writer of it): two X posts by
+    different accounts, each sealed; a preservation request to X about each, approved and sent
+    three days ago; the platform's answer to each (`first-subscriber.csv`,
+    `second-subscriber.csv`) and a witness's file from elsewhere (`statement.txt`), committed.
+    Returns the two targets and the requests' references (`refs["first"]`, ...)."""
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from evidence import received, requests
+    from evidence.models import Access, utcnow
+
+    sent = utcnow().replace(microsecond=0) - timedelta(days=3)
+    refs: dict[str, str] = {}
+    with runtime.session() as s:
+        actor, boss = users.get_user(s, liaison), users.get_user(s, supervisor)
+        case = cases.create_case(s, actor, reference=reference, title="Two advertisers")
+        cases.add_member(s, actor, case, boss, Access.WRITE)
+        first, _ = targets.flag_target(s, actor, case, reason="first advert",
+                                       url="https://x.com/smuggler_ar/status/1789")
+        second, _ = targets.flag_target(s, actor, case, reason="second advert",
+                                        url="https://x.com/crossings_now/status/2024")
+        for key, target in (("first", first), ("second", second)):
+            make_sealed_capture(s, runtime, case, target, actor=actor)
+            made = requests.generate(s, actor, case, store=runtime.store,
+                                     settings=runtime.settings, kind="provider-preservation",
+                                     platform="x", target_ids=[target.id],
+                                     fields=AUTHORITY_FIELDS, now=sent - timedelta(hours=1),
+                                     date_from=sent - timedelta(days=90), date_to=sent)
+            requests.change_status(s, boss, case, made.request.id, "approved", at=sent, now=sent)
+            requests.change_status(s, actor, case, made.request.id, "sent", at=sent, now=sent)
+            refs[key] = made.request.reference_number or ""
+            received.register(s, actor, case, [f"{key} subscriber\n".encode()],
+                              store=runtime.store, filename=f"{key}-subscriber.csv",
+                              received_at=sent + timedelta(days=1), via="portal",
+                              request=refs[key])
+        received.register(s, actor, case, [b"witness statement\n"], store=runtime.store,
+                          filename="statement.txt", received_at=sent + timedelta(days=2),
+                          via="medium", source="USB stick from witness W-3")
+    return SimpleNamespace(first=first, second=second, refs=refs)

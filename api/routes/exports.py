@@ -28,7 +28,8 @@ class ExportCreate(BaseModel):
 
     targets: list[uuid.UUID] | None = Field(
         default=None, max_length=1000,
-        description="Only these targets' captures; all of the case's when absent.")
+        description="Only these targets' captures and the received material answering legal "
+        "requests about them; the whole case when absent.")
 
 
 class ExportRead(BaseModel):
@@ -49,6 +50,10 @@ class ExportDone(BaseModel):
     bundle_sha256: str
     size: int
     exhibits: int
+    received: int = Field(description="Received files the bundle carries: all of the case's, or "
+                          "for chosen targets those answering legal requests about them.")
+    received_left_out: int = Field(description="Received files of the case the bundle leaves "
+                                   "out (listed in its bundle.json and report).")
     custody_entries: int
     checkpoint_size: int
     download: str
@@ -73,7 +78,9 @@ def create_export(ref: CaseRef, body: ExportCreate, session: DbSession, actor: C
     session.commit()
     result = bundles.export_and_keep(runtime, name, reference=ref, target_ids=body.targets)
     return ExportDone(id=result.export_id, bundle_sha256=result.sha256, size=result.size,
-                      exhibits=result.exhibits, custody_entries=result.entries,
+                      exhibits=result.exhibits, received=result.received,
+                      received_left_out=result.received_left_out,
+                      custody_entries=result.entries,
                       checkpoint_size=result.checkpoint_size,
                       download=_download(ref, result.export_id))
 

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from api.deps import AppRuntime, DbSession, case_reference, quote_ref
 from api.ui.rendering import PageError, render
 from api.ui.routes import CsrfField, Cursor, Viewer, check_session_form, see_other
-from evidence import bundles, case_reads, cases, targets
+from evidence import bundles, case_reads, cases, received, targets
 from evidence.errors import AccessDenied, EvidenceError, InvalidInput, PermissionDenied
 from evidence.home import Runtime
 from evidence.models import Case, Target, User
@@ -40,6 +40,7 @@ class TargetChoice:
     reason: str
     capture_status: str | None  # of its newest capture
     captured_at: datetime | None
+    received: int  # received files answering requests about it, which its bundle carries
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,8 @@ class ExportView:
     status: str  # complete | failed | running | interrupted (export_leases.status)
     note: str | None  # why it did not complete
     exhibits: int | None
+    received: int | None  # received files carried; None for bundles made before it was said
+    received_left_out: int | None
     size: int | None
     sha256: str | None
     kept: bool  # in the store, to download; not so when `evidence export` wrote it to a file
@@ -69,7 +72,8 @@ def _may_export(session: Session, viewer: User, case: Case) -> bool:
     return True
 
 
-def _choices(session: Session, case: Case) -> list[TargetChoice]:
+def _choices(session: Session, case: Case,
+             answers: received.AnswersByTarget) -> list[TargetChoice]:
     """The case's targets in the order flagged, as many as one export may name."""
     found: list[Target] = []
     cursor: str | None = None
@@ -87,7 +91,8 @@ def _choices(session: Session, case: Case) -> list[TargetChoice]:
         choices.append(TargetChoice(
             id=str(t.id), label=t.url or f"account {t.account_id}", reason=t.reason,
             capture_status=None if capture is None else capture.status,
-            captured_at=None if capture is None else capture.started_at))
+            captured_at=None if capture is None else capture.started_at,
+            received=answers.per_target.get(t.id, 0)))
     return choices
 
 
@@ -106,6 +111,7 @@ def _export_views(session: Session, runtime: Runtime, viewer: User, case: Case, 
         e = listed.export
         details = listed.ending.get("details") or {}
         exhibits = details.get("exhibits")
+        carried, left_out = details.get("received"), details.get("received_left_out")
         kept = e.bundle_sha256 is not None and runtime.store.exists(e.bundle_sha256)
         views.append(ExportView(
             id=str(e.id), created_at=e.created_at, by=names[e.requested_by_id],
@@ -113,6 +119,8 @@ def _export_views(session: Session, runtime: Runtime, viewer: User, case: Case, 
                                                    for t in e.target_ids],
             status=listed.status, note=listed.note,
             exhibits=exhibits if isinstance(exhibits, int) else None,
+            received=carried if isinstance(carried, int) else None,
+            received_left_out=left_out if isinstance(left_out, int) else None,
             size=e.size, sha256=e.bundle_sha256, kept=kept,
             download=_download(case.reference, e.id) if may_download and kept else None,
         ))
@@ -124,7 +132,8 @@ def _page_context(session: Session, runtime: Runtime, viewer: User, case: Case, 
                   cursor: str | None = None) -> dict[str, Any]:
     """What the exports page shows, as plain values (a refused form is shown after rollback)."""
     may_export = _may_export(session, viewer, case)
-    choices = _choices(session, case)
+    answers = received.answers_by_target(session, case)
+    choices = _choices(session, case, answers)
     labels = {c.id: c.label for c in choices}
     exports, next_cursor = _export_views(session, runtime, viewer, case,
                                          may_download=may_export, labels=labels, cursor=cursor)
@@ -134,6 +143,7 @@ def _page_context(session: Session, runtime: Runtime, viewer: User, case: Case, 
         "exports": exports, "exports_next": next_cursor, "exports_cursor": cursor,
         "choices": choices if may_export else [],
         "more_targets": may_export and len(choices) >= MAX_CHOICES,
+        "received_total": answers.total, "received_elsewhere": answers.elsewhere,
         "ticked": set(ticked),
         "made": None if made is None else str(made),
         "key_id": runtime.signer.key_id,

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from evidence import bundle_verifier, bundles, cases, caseuco, received, requests, targets, users
+from evidence import bundle_verifier, bundles, cases, caseuco, received, requests, users
 from evidence.home import Runtime
 from evidence.models import Access, Role, utcnow
-from tests.factories import AUTHORITY_FIELDS, case_with_a_capture
+from tests.factories import AUTHORITY_FIELDS, case_with_a_capture, two_answered_targets
 
 IPS = b"ip,at\n203.0.113.7,2026-02-28T22:14:09Z\n198.51.100.4,2026-03-01T06:02:51Z\n"
 SUBSCRIBER = b'{"account_id": "1234567890", "email": "s@example.org"}\n'
@@ -309,54 +309,23 @@ def test_a_revision_the_verifier_does_not_know_is_noted_and_a_malformed_one_fail
 
 @pytest.fixture
 def two_targets(runtime: Runtime, tmp_path: Path) -> dict[str, Any]:
-    """Case OP-T: two X posts by different accounts, each sealed; a preservation request to X
-    about each (sent), the platform's answer to each, and a witness's file from elsewhere.
-    Exported by petra for the first target only."""
-    from tests.factories import make_sealed_capture
-
+    """Case OP-T (`two_answered_targets`): two targets, a request and its answer about each, a
+    witness's file from elsewhere; exported by petra for the first target only."""
     with runtime.session() as s:
-        ines = users.create_user(s, None, name="ines", role=Role.LIAISON, unit="Border Unit")
+        users.create_user(s, None, name="ines", role=Role.LIAISON, unit="Border Unit")
         petra = users.create_user(s, None, name="petra", role=Role.PROSECUTOR)
-        sam = users.create_user(s, None, name="sam", role=Role.SUPERVISOR)
-        case = cases.create_case(s, ines, reference="OP-T", title="Two advertisers")
-        cases.add_member(s, ines, case, petra, Access.READ)
-        cases.add_member(s, ines, case, sam, Access.WRITE)
-        first, _ = targets.flag_target(s, ines, case, reason="first advert",
-                                       url="https://x.com/smuggler_ar/status/1789")
-        second, _ = targets.flag_target(s, ines, case, reason="second advert",
-                                        url="https://x.com/crossings_now/status/2024")
-        for target in (first, second):
-            make_sealed_capture(s, runtime, case, target, actor=ines)
-    sent = utcnow().replace(microsecond=0) - timedelta(days=3)
-    answers = {"first": (b"first subscriber\n", "first-subscriber.csv"),
-               "second": (b"second subscriber\n", "second-subscriber.csv")}
-    refs = {}
+        users.create_user(s, None, name="sam", role=Role.SUPERVISOR)
+    world = two_answered_targets(runtime, "OP-T", liaison="ines", supervisor="sam")
     with runtime.session() as s:
-        ines, sam = users.get_user(s, "ines"), users.get_user(s, "sam")
-        case = cases.get_case(s, ines, "OP-T")
-        for key, target in (("first", first), ("second", second)):
-            made = requests.generate(s, ines, case, store=runtime.store,
-                                     settings=runtime.settings, kind="provider-preservation",
-                                     platform="x", target_ids=[target.id],
-                                     fields=AUTHORITY_FIELDS, now=sent - timedelta(hours=1),
-                                     date_from=sent - timedelta(days=90), date_to=sent)
-            requests.change_status(s, sam, case, made.request.id, "approved", at=sent, now=sent)
-            requests.change_status(s, ines, case, made.request.id, "sent", at=sent, now=sent)
-            refs[key] = made.request.reference_number
-            data, name = answers[key]
-            received.register(s, ines, case, [data], store=runtime.store, filename=name,
-                              received_at=sent + timedelta(days=1), via="portal",
-                              request=refs[key])
-        received.register(s, ines, case, [b"witness statement\n"], store=runtime.store,
-                          filename="statement.txt", received_at=sent + timedelta(days=2),
-                          via="medium", source="USB stick from witness W-3")
+        ines = users.get_user(s, "ines")
+        cases.add_member(s, ines, cases.get_case(s, ines, "OP-T"), petra, Access.READ)
     result = bundles.export_case(runtime, "petra", reference="OP-T", out=tmp_path / "t.zip",
-                                 target_ids=[first.id])
+                                 target_ids=[world.first.id])
     with zipfile.ZipFile(result.path) as zf:
         members = {i.filename: zf.read(i) for i in zf.infolist() if not i.is_dir()}
     top = next(iter(members)).split("/", 1)[0]
     return {"path": result.path, "result": result, "members": members, "top": top,
-            "refs": refs, "first": first, "second": second,
+            "refs": world.refs, "first": world.first, "second": world.second,
             "index": json.loads(members[f"{top}/data/bundle.json"])}
 
 
