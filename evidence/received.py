@@ -313,9 +313,9 @@ def answers_by_target(session: Session, case: Case) -> AnswersByTarget:
     """Per target, how many received files answer requests concerning it
     (`requests.request_targets`, the rule an export of chosen targets follows); the caller has
     checked access."""
-    counts = dict(session.execute(
+    counts: dict[uuid.UUID | None, int] = {request_id: n for request_id, n in session.execute(
         select(ReceivedFile.request_id, func.count()).where(ReceivedFile.case_id == case.id)
-        .group_by(ReceivedFile.request_id)).tuples().all())
+        .group_by(ReceivedFile.request_id))}
     elsewhere = counts.pop(None, 0)
     per_target: dict[uuid.UUID, int] = {}
     for request_id, concerned in requests.request_targets(session, case).items():

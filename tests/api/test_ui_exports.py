@@ -16,6 +16,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -36,7 +37,13 @@ from tests.api.test_ui import (
     _sign_in,
     sealed,  # noqa: F401  (a fixture)
 )
-from tests.factories import age_lease, drop_append_only, make_sealed_capture, started_export
+from tests.factories import (
+    age_lease,
+    drop_append_only,
+    make_sealed_capture,
+    started_export,
+    two_answered_targets,
+)
 
 REFERENCE = "OP/2026/21"
 PAGE = f"/cases/{quote_ref(REFERENCE)}/exports"
@@ -544,3 +551,90 @@ def test_the_exports_page_pages_its_bundles_newest_first(
     listed = api.client.get(f"/api/cases/{quote_ref(REFERENCE)}/exports",
                             params={"limit": 3}).json()
     assert [e["id"] for e in listed["items"]] == newest[:3] and listed["next"]
+
+
+# --- received material: what a bundle of chosen targets carries and leaves out ----------------
+
+ANSWERED = "OP-T"
+ANSWERED_PAGE = f"/cases/{quote_ref(ANSWERED)}/exports"
+
+
+def _answered_world(api: Api) -> Any:
+    """`two_answered_targets` with petra (prosecutor, a reader of it) to export it."""
+    petra = api.user("petra", Role.PROSECUTOR, password=PASSWORD, unit="Prosecution")
+    api.user("ines", Role.LIAISON)
+    api.user("sam", Role.SUPERVISOR)
+    world = two_answered_targets(api.runtime, ANSWERED, liaison="ines", supervisor="sam")
+    with api.runtime.session() as session:
+        ines = users.get_user(session, "ines")
+        cases.add_member(session, ines, cases.get_case(session, ines, ANSWERED),
+                         users.get_user(session, "petra"), Access.READ)
+    world.petra = petra
+    return world
+
+
+def _target_row(page: str, target_id: uuid.UUID) -> str:
+    found = re.search(rf'<tr>\s*<td><input[^>]*id="target-{target_id}".*?</tr>', page, re.S)
+    assert found, page[-3000:]
+    return re.sub(r"\s+", " ", found.group(0))
+
+
+def test_a_bundle_of_one_target_carries_the_answer_about_it_and_the_page_says_so(
+        sealed: Api, tmp_path: Path) -> None:  # noqa: F811
+    api = sealed
+    world = _answered_world(api)
+    token = _sign_in(api.client, "petra")
+    form = api.client.get(ANSWERED_PAGE).text
+    # Before exporting: what a bundle of each target would carry of the received material.
+    for target in (world.first, world.second):
+        assert "<td>1 file</td>" in _target_row(form, target.id)
+    flat = re.sub(r"\s+", " ", form)
+    assert "The case holds 3 received files, 1 from other sources (only in a bundle of all " \
+           "targets)" in flat
+    made = api.client.post(ANSWERED_PAGE, data={
+        "csrf_token": token, "scope": "chosen", "target": [str(world.first.id)]},
+        follow_redirects=False)
+    assert made.status_code == 303, made.text
+    export_id = parse_qs(urlsplit(made.headers["location"]).query)["made"][0]
+    card = re.sub(r"\s+", " ", _card(api.client.get(ANSWERED_PAGE).text, export_id))
+    assert "<dt>Received material</dt><dd>1 file; 2 of the case's left out (listed in the " \
+           "bundle)</dd>" in card
+    bundle = api.client.get(f"/api{ANSWERED_PAGE}/{export_id}/bundle").content
+    index = json.loads(_members(bundle)["data/bundle.json"])
+    assert [i["filename"] for i in index["received"]] == ["first-subscriber.csv"]
+    assert [i["filename"] for i in index["received_left_out"]] == [
+        "second-subscriber.csv", "statement.txt"]
+    result = _run_shipped_verifier(bundle, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    # The API says the same of a bundle of the other target.
+    answer = api.client.post(f"/api{ANSWERED_PAGE}", headers=world.petra.headers,
+                             json={"targets": [str(world.second.id)]})
+    assert answer.status_code == 201, answer.text
+    assert (answer.json()["received"], answer.json()["received_left_out"]) == (1, 2)
+    whole = api.client.post(f"/api{ANSWERED_PAGE}", headers=world.petra.headers, json={})
+    assert (whole.json()["received"], whole.json()["received_left_out"]) == (3, 0)
+
+
+@pytest.mark.browser
+def test_the_received_column_and_counts_in_chromium(
+    sealed: Api, served: str,  # noqa: F811
+) -> None:
+    api = sealed
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    world = _answered_world(api)
+    with BrowserSession(api.runtime.settings) as browser, \
+            walled_page(browser, served) as page:
+        page.goto(f"{served}/login")
+        sign_in_on_page(page, "petra", PASSWORD)
+        page.goto(f"{served}{ANSWERED_PAGE}")
+        page.check(f"#target-{world.first.id}")
+        page.click("text=Export the ticked targets")
+        page.get_by_role("heading", name="Bundle made").wait_for()
+        card = page.locator(".card.ok")
+        assert "1 file; 2 of the case's left out" in card.inner_text()
+        row = page.locator("tr", has=page.locator(f"#target-{world.second.id}"))
+        assert row.locator("td").last.inner_text() == "1 file"
+        for width in (1280, 420):
+            page.set_viewport_size({"width": width, "height": 900})
+            page.screenshot(path=SHOTS / f"received-{width}.png", full_page=True)
