@@ -438,14 +438,15 @@ def _plan(
     case = case_for(session, actor, reference)
     authorise_export(session, actor, case)
     captures = _select_captures(session, case, target_ids)
+    exhibits = [_exhibit(session, runtime, f"EX-{n:03d}", c) for n, c in enumerate(captures, 1)]
     # Every material.received entry before this export's own is then in `got` or `left`: the
     # verifier checks that nothing the bundle's custody slice records went missing unsaid.
+    # Held from here to the commit (the export.started entry needs it anyway).
     custody.hold_log(session)
     got, left = _received_files(session, case, target_ids)
     if not captures and not got:
         raise InvalidInput(f"case {case.reference!r} has no capture to export"
                            + (" for those targets" if target_ids else ""))
-    exhibits = [_exhibit(session, runtime, f"EX-{n:03d}", c) for n, c in enumerate(captures, 1)]
     export = Export(case_id=case.id, target_ids=[str(t) for t in target_ids or []] or None,
                     requested_by_id=actor.id, approved_by_id=actor.id)
     session.add(export)
