@@ -478,6 +478,12 @@ def _shots(page: Any, name: str) -> None:
     page.set_viewport_size({"width": 1280, "height": 900})
 
 
+# The texts of table cells that end past the window's right edge (shown only by scrolling).
+_PAST_THE_WINDOW = """() => [...document.querySelectorAll('td')]
+  .filter(td => td.getBoundingClientRect().right > window.innerWidth + 1)
+  .map(td => td.textContent.trim())"""
+
+
 # Pairs of visible links, buttons and fields whose boxes overlap (one inside the other aside).
 _OVERLAPS = """() => {
   const els = [...document.querySelectorAll('a, button, input, select, textarea, summary')]
@@ -552,6 +558,12 @@ def test_a_case_is_opened_noted_shared_and_its_history_read_in_chromium(api: Api
             sign_in_on_page(page, "aud", PASSWORD)
             page.click("header >> text=Audit")
             _shots(page, "audit")
+            # On a phone every case's row is read whole, its history link in view with no
+            # sideways scrolling (in a table it fell past the window's edge).
+            page.set_viewport_size({"width": 420, "height": 900})
+            assert page.evaluate(_PAST_THE_WINDOW) == []
+            assert page.get_by_text("Custody history ›").first.is_visible()
+            page.set_viewport_size({"width": 1280, "height": 900})
             page.click(f"text={REFERENCE}")
             page.locator("table.history tbody tr").first.wait_for()
             assert page.locator("form[method=post]").count() == 1  # signing out only
