@@ -410,7 +410,7 @@ def test_hostile_and_right_to_left_text_is_shown_as_text(sealed: Api) -> None:
         assert "<img src=x" not in page.text and "onerror=alert" not in page.text.replace(
             "onerror=alert(2)&gt;", "")
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in pages[0].text and ARABIC in pages[0].text
-    assert '<td dir="auto">' + ARABIC + "</td>" in pages[0].text
+    assert '<td data-label="title" dir="auto">' + ARABIC + "</td>" in pages[0].text
     assert "&#34;&gt;&lt;img src=x onerror=alert(2)&gt;" in pages[1].text
     assert f"<bdi>&lt;script&gt;alert(1)&lt;/script&gt; {ARABIC}</bdi>" in pages[2].text
 
@@ -436,7 +436,8 @@ def test_pages_write_the_custody_entries_the_api_writes(sealed: Api) -> None:
     listing = api.client.get("/")
     assert "OP/2026/9" in listing.text and 'href="/cases/OP%2F2026%2F9"' in listing.text
     row = listing.text.split("OP/2026/9", 1)[1]
-    assert re.search(r'<td class="num">1</td>\s*<td class="num">1</td>', row), row[:600]
+    assert re.search(r'<td data-label="targets" class="num">1</td>\s*'
+                     r'<td data-label="captures" class="num">1</td>', row), row[:600]
     case_page = api.client.get("/cases/OP%2F2026%2F9")
     for shown in ("smuggling of migrants", "Art. 30 Law 4251/2014", "10 years", "GR",
                   "duty desk", "Adverts offering crossings.", "https://t.me/crossings",

@@ -700,11 +700,11 @@ def test_hostile_and_right_to_left_text_is_shown_as_text(api: Api) -> None:
     assert "&lt;img src=x onerror=1&gt;" in shown
     assert "&#34;&gt;&lt;script&gt;alert(4)&lt;/script&gt;" in shown
     # Right-to-left values keep their own direction.
-    assert f'<td dir="auto">{ARABIC_HANDLE}</td>' in shown
+    assert f'<td data-label="value" dir="auto">{ARABIC_HANDLE}</td>' in shown
     assert '<dd class="prose" dir="auto">تم الاستلام &lt;b&gt;ok&lt;/b&gt;</dd>' in shown
     assert ('<td class="prose" dir="auto">تهريب المهاجرين (&lt;img src=x onerror=1&gt;)</td>'
             in shown)
-    assert '<td dir="auto">the advertiser</td>' in pages[2].text
+    assert '<td data-label="reason" dir="auto">the advertiser</td>' in pages[2].text
 
 
 # --- in Chromium -----------------------------------------------------------------------------

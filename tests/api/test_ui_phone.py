@@ -1,0 +1,84 @@
+"""Each role's day's pages on a phone (420 px wide) in Chromium: every table is read without
+scrolling sideways (a table too wide becomes a block of labelled lines per row), with the same
+pages at desktop width as they were."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from capture.browser import BrowserSession
+from evidence import cases, users
+from evidence.home import Runtime
+from evidence.models import Access, Role
+from tests.api.conftest import Api, served_app, sign_in_on_page, walled_page
+from tests.api.test_ui import PASSWORD
+from tests.api.world import REFERENCE, build_world
+
+SHOTS = Path("/tmp/ui-phone")
+
+# Cells, links, buttons and fields that end past the window's right edge: reached only by
+# scrolling a table sideways.
+_PAST_THE_WINDOW = """() => [...document.querySelectorAll('td, th, a, button, input, select')]
+  .filter(e => e.checkVisibility() && e.getBoundingClientRect().right > window.innerWidth + 1)
+  .map(e => e.tagName + ' ' + e.textContent.trim().slice(0, 40))"""
+
+
+def _read_on_a_phone(page: Any, name: str) -> None:
+    page.screenshot(path=SHOTS / f"{name}.png", full_page=True)
+    page.set_viewport_size({"width": 420, "height": 900})
+    page.screenshot(path=SHOTS / f"{name}-420.png", full_page=True)
+    assert page.evaluate(_PAST_THE_WINDOW) == [], (name, page.url)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 420, name
+    page.set_viewport_size({"width": 1280, "height": 900})
+    # At desktop width the tables stay tables.
+    assert page.evaluate("[...document.querySelectorAll('table.grid')].every("
+                         "t => getComputedStyle(t).display === 'table')"), name
+
+
+def _members(runtime: Runtime) -> None:
+    """The world's owner, and a supervisor, a liaison and a prosecutor of its case, and an
+    auditor, all signing in with PASSWORD."""
+    with runtime.session() as session:
+        owner = users.get_user(session, "owner")
+        owner.password_hash = users.hash_password(PASSWORD)
+        case = cases.case_for(session, owner, REFERENCE)
+        for name, role, access in [("sara", Role.SUPERVISOR, Access.WRITE),
+                                   ("lina", Role.LIAISON, Access.WRITE),
+                                   ("paul", Role.PROSECUTOR, Access.READ)]:
+            member = users.create_user(session, None, name=name, role=role,
+                                       unit="Border Unit", password=PASSWORD)
+            cases.add_member(session, owner, case, member, access)
+        users.create_user(session, None, name="aud", role=Role.AUDITOR, unit="Audit",
+                          password=PASSWORD)
+
+
+@pytest.mark.browser
+def test_each_roles_pages_are_read_on_a_phone_without_scrolling_sideways_in_chromium(
+    runtime: Runtime,
+) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    ids, _owner = build_world(Api(TestClient(create_app(runtime)), runtime), complete=True)
+    _members(runtime)
+    case = f"/cases/{ids['ref']}"
+    days = {
+        "owner": ["/", case, f"/targets/{ids['target_id']}", f"/captures/{ids['capture_id']}",
+                  "/search?q=Italy"],
+        "sara": [f"/targets/{ids['target_id']}"],
+        "lina": [f"{case}/requests", f"{case}/requests/{ids['request_id']}", "/requests/due"],
+        "paul": [f"{case}/exports"],
+        "aud": ["/audit", f"{case}/history"],
+    }
+    with BrowserSession(runtime.settings) as browser, served_app(runtime) as url:
+        for name, paths in days.items():
+            with walled_page(browser, url) as page:
+                page.goto(f"{url}/login")
+                sign_in_on_page(page, name, PASSWORD)
+                page.wait_for_url(f"{url}/")
+                for n, path in enumerate(paths):
+                    page.goto(f"{url}{path}")
+                    _read_on_a_phone(page, f"{name}-{n}")
