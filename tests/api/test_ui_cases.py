@@ -19,6 +19,7 @@ from evidence import cases, custody, targets
 from evidence.models import Access, Case, CustodyEntry, Role
 from tests.api.conftest import Api, Caller, served_app, sign_in_on_page, walled_page
 from tests.api.test_ui import HOSTILE, PASSWORD, _browser_client, _sign_in
+from tests.api.test_ui_phone import PAST_THE_WINDOW
 
 REFERENCE = "OP/2026/21"
 CASE = f"/cases/{quote(REFERENCE, safe='')}"
@@ -478,12 +479,6 @@ def _shots(page: Any, name: str) -> None:
     page.set_viewport_size({"width": 1280, "height": 900})
 
 
-# The texts of table cells that end past the window's right edge (shown only by scrolling).
-_PAST_THE_WINDOW = """() => [...document.querySelectorAll('td')]
-  .filter(td => td.getBoundingClientRect().right > window.innerWidth + 1)
-  .map(td => td.textContent.trim())"""
-
-
 # Pairs of visible links, buttons and fields whose boxes overlap (one inside the other aside).
 _OVERLAPS = """() => {
   const els = [...document.querySelectorAll('a, button, input, select, textarea, summary')]
@@ -561,7 +556,7 @@ def test_a_case_is_opened_noted_shared_and_its_history_read_in_chromium(api: Api
             # On a phone every case's row is read whole, its history link in view with no
             # sideways scrolling (in a table it fell past the window's edge).
             page.set_viewport_size({"width": 420, "height": 900})
-            assert page.evaluate(_PAST_THE_WINDOW) == []
+            assert page.evaluate(PAST_THE_WINDOW) == []
             assert page.get_by_text("Custody history ›").first.is_visible()
             page.set_viewport_size({"width": 1280, "height": 900})
             page.click(f"text={REFERENCE}")

@@ -23,7 +23,7 @@ SHOTS = Path("/tmp/ui-phone")
 
 # Cells, links, buttons and fields that end past the window's right edge: reached only by
 # scrolling a table sideways.
-_PAST_THE_WINDOW = """() => [...document.querySelectorAll('td, th, a, button, input, select')]
+PAST_THE_WINDOW = """() => [...document.querySelectorAll('td, th, a, button, input, select')]
   .filter(e => e.checkVisibility() && e.getBoundingClientRect().right > window.innerWidth + 1)
   .map(e => e.tagName + ' ' + e.textContent.trim().slice(0, 40))"""
 
@@ -32,7 +32,7 @@ def _read_on_a_phone(page: Any, name: str) -> None:
     page.screenshot(path=SHOTS / f"{name}.png", full_page=True)
     page.set_viewport_size({"width": 420, "height": 900})
     page.screenshot(path=SHOTS / f"{name}-420.png", full_page=True)
-    assert page.evaluate(_PAST_THE_WINDOW) == [], (name, page.url)
+    assert page.evaluate(PAST_THE_WINDOW) == [], (name, page.url)
     assert page.evaluate("document.documentElement.scrollWidth") <= 420, name
     page.set_viewport_size({"width": 1280, "height": 900})
     # At desktop width the tables stay tables.
