@@ -195,6 +195,16 @@ def category_lines(r: RequestInput, *, us: bool = False) -> str:
     return "\n".join(labels[c] for c in DataCategory if c in r.categories)
 
 
+def offence_text(r: RequestInput) -> str | None:
+    """The offence with its provision in brackets; either alone when the case records only one,
+    and nothing (the required field then says it is empty) when it records neither, rather than
+    an empty "()" in a document sent to a platform."""
+    offence, provision = r.case.offence.strip(), r.case.offence_provision.strip()
+    if offence and provision:
+        return f"{offence} ({provision})"
+    return offence or provision or None
+
+
 def date_range_text(r: RequestInput) -> str | None:
     if r.date_range is None:
         return None

@@ -28,6 +28,7 @@ from legal_forms.instruments.base import (
     identifier_lines,
     identifier_problems,
     non_eu_addressee,
+    offence_text,
     period_problems,
     user_field,
     zone_of,
@@ -92,8 +93,7 @@ class CoeArt29Preservation(Instrument):
                   computed("settings: issuing authority name and country",
                            lambda r: f"{r.issuing.name} ({r.issuing.country})"), ART + "(a)"),
         FieldSpec("offence", "Offence", "b", True, computed(
-            "case.offence + case.offence_provision",
-            lambda r: f"{r.case.offence} ({r.case.offence_provision})"), ART + "(b)"),
+            "case.offence + case.offence_provision", offence_text), ART + "(b)"),
         FieldSpec("facts", "Brief summary of the facts", "b", True,
                   computed("case.facts", lambda r: r.case.facts), ART + "(b)"),
         FieldSpec("data", "Data to be preserved", "c", True,

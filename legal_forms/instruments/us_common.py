@@ -39,6 +39,7 @@ from legal_forms.instruments.base import (
     date_range_text,
     identifier_lines,
     non_eu_addressee,
+    offence_text,
 )
 
 USC_2703 = "https://www.law.cornell.edu/uscode/text/18/2703"
@@ -91,8 +92,7 @@ def provider_fields(source: str, *, us: bool = True) -> tuple[FieldSpec, ...]:
                   computed("request.categories (US mapping)",
                            lambda r: category_lines(r, us=us)), source),
         FieldSpec("offence", "Offence and provision", "case", True,
-                  computed("case.offence, case.offence_provision",
-                           lambda r: f"{r.case.offence} ({r.case.offence_provision})"),
+                  computed("case.offence, case.offence_provision", offence_text),
                   "platform guidelines (e.g. TikTok: offence articles)"),
         FieldSpec("case_reference", "Case reference", "case", True,
                   computed("case.reference", lambda r: r.case.reference), "platform guidelines"),

@@ -713,3 +713,20 @@ def test_cli_route_json() -> None:
 def test_cli_route_unknown_platform() -> None:
     result = invoke("route", "--platform", "myspace")
     assert result.exit_code == 1 and "myspace" in result.output
+
+
+OFFENCE_KINDS = [kind for kind, instrument in INSTRUMENTS.items()
+                 if any(f.name == "offence" for f in instrument.fields)]
+
+
+@pytest.mark.parametrize("kind", OFFENCE_KINDS)
+def test_an_offence_without_its_provision_is_written_without_empty_brackets(
+        registry: Registry, kind: str) -> None:
+    sample = make_request(registry, kind)
+    offence = next(f for f in get_instrument(kind).fields if f.name == "offence")
+    no_provision = make_request(
+        registry, kind, case=dataclasses.replace(sample.case, offence_provision=""))
+    assert offence.value(no_provision) == sample.case.offence
+    neither = dataclasses.replace(sample.case, offence=" ", offence_provision="")
+    assert any(f"required field '{offence.label}' is empty" in problem
+               for problem in errors(registry, kind, case=neither))
