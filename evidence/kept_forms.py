@@ -41,11 +41,15 @@ def keep(session: Session, login_session: LoginSession, *, action: str,
          fields: Sequence[tuple[str, str]], kept_id: str | None = None,
          now: datetime | None = None) -> KeptForm:
     """Keep the form for `login_session`. A form that is itself a kept one's (`kept_id`, sent
-    after its session ended too) stays that one, now the new session's: it is still sent once."""
+    after its session ended too) stays that one, now the new session's: it is still sent once.
+    Only for the user it was kept for: a kept form's id is in its page's address, and a post
+    of someone else's naming it keeps their own fields, never moves the owner's to them."""
     now = now or utcnow()
     earlier = _parse(kept_id)
     row = None if earlier is None else session.get(KeptForm, earlier)
-    if row is not None and row.action == action:
+    owner = None if row is None else session.get(LoginSession, row.login_session_id)
+    if (row is not None and row.action == action and owner is not None
+            and owner.user_id == login_session.user_id):
         row.login_session_id = login_session.id
         session.flush()
         return row

@@ -321,6 +321,30 @@ def test_a_kept_form_is_shown_to_its_session_alone_and_sent_once_across_sign_ins
     assert len(_targets_at(api, URL)) == 1
 
 
+def test_a_kept_form_named_in_someone_elses_post_stays_its_owners(api: Api) -> None:
+    """A kept form's id is in its owner's address bar; another user who names it in a form of
+    their own, posted signed out, gets their own form kept, never the owner's fields."""
+    _world(api)
+    token = _sign_in(api.client, "nadia")
+    api.client.cookies.delete("evidence_session")
+    secret = "source: informant K-7, do not disclose"
+    kept_page = _post(api.client, FLAG, [("csrf_token", token), ("url", URL),
+                                         ("reason", secret)])
+    confirm = _shown(api.client, _sign_in_keeping(api.client, kept_page.text, "nadia"))
+    kept_id = _kept_id(confirm.text, FLAG)
+    other = _browser_client(api)
+    omar_token = _sign_in(other, "omar")
+    other.cookies.delete("evidence_session")
+    forged = _post(other, FLAG, [("csrf_token", omar_token), ("kept_form", kept_id),
+                                 ("url", URL), ("reason", "omar's own")])
+    assert forged.status_code == 401
+    shown = _shown(other, _sign_in_keeping(other, forged.text, "omar"))
+    assert secret not in shown.text and "omar&#39;s own" in shown.text
+    assert _kept_id(shown.text, FLAG) != kept_id
+    assert other.get(f"/kept/{kept_id}").status_code == 404
+    assert secret in api.client.get(f"/kept/{kept_id}").text
+
+
 def test_a_kept_form_goes_back_only_to_a_page_of_this_site(api: Api) -> None:
     _world(api)
     for action in ("https://elsewhere.example/steal", "//elsewhere.example/x", "/api/cases",
