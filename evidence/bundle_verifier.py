@@ -1348,24 +1348,52 @@ class _Zip:
             )
             return
         seen: dict[str, str] = {}
-        for info in infos:
-            name = info.orig_filename
-            flaw = _entry_flaw(info)
-            if flaw:
-                problems.append(f"{label}: entry {name!r} refused unread: {flaw}")
-                continue
-            key = unicodedata.normalize("NFC", name.rstrip("/")).casefold()
-            if key in seen:
-                problems.append(
-                    f"{label}: entry {name!r} refused: the archive also holds {seen[key]!r}, "
-                    "and tools disagree on which copy counts"
-                )
-                continue
-            seen[key] = name
-            self.infos.append(info)
+        handle = opener()
+        try:
+            for info in infos:
+                name = info.orig_filename
+                flaw = _entry_flaw(info) or self._name_flaw(handle, info)
+                if flaw:
+                    problems.append(f"{label}: entry {name!r} refused unread: {flaw}")
+                    continue
+                key = unicodedata.normalize("NFC", name.rstrip("/")).casefold()
+                if key in seen:
+                    problems.append(
+                        f"{label}: entry {name!r} refused: the archive also holds "
+                        f"{seen[key]!r}, and tools disagree on which copy counts"
+                    )
+                    continue
+                seen[key] = name
+                self.infos.append(info)
+        finally:
+            handle.close()
         self.ok = True
 
-    def data_offset(self, handle: _Stream, info: zipfile.ZipInfo) -> int:
+    def _name_flaw(self, handle: _Stream, info: zipfile.ZipInfo) -> str | None:
+        """Why an entry's other names disagree with its central directory name, or None.
+
+        Checked for every entry, also those never read (folders, desktop metadata): unzip takes
+        an entry's name from its Unicode Path field when it has one, and a streaming extractor
+        from its local header, so either could write an entry set aside here over a file that
+        was checked (a forged report.pdf beside a '._report.pdf')."""
+        try:
+            local_name, local_extra, _ = self._local_header(handle, info)
+        except _ReadError as exc:
+            return str(exc)
+        if local_name != info.orig_filename:
+            return (f"its local header names {local_name!r}, which an extractor reading the "
+                    "archive in order writes instead (archive crafted?)")
+        for where, extra in (("central directory", info.extra), ("local header", local_extra)):
+            for other in _unicode_path_names(extra):
+                if other != info.orig_filename:
+                    return (f"its Unicode Path field ({where}) names {other!r}, which unzip "
+                            "writes instead (archive crafted?)")
+        return None
+
+    def _local_header(self, handle: _Stream, info: zipfile.ZipInfo) -> tuple[str, bytes, int]:
+        """(name, extra field, where the data starts) of an entry's local header."""
+        if info.header_offset < 0 or info.header_offset + 30 > self.size:
+            raise _ReadError("its local header lies outside the archive")
         handle.seek(info.header_offset)
         header = handle.read(30)
         if len(header) != 30 or header[:4] != b"PK\x03\x04":
@@ -1373,10 +1401,14 @@ class _Zip:
         flags, = struct.unpack("<H", header[6:8])
         name_length, extra_length = struct.unpack("<HH", header[26:30])
         raw = handle.read(name_length)
+        extra = handle.read(extra_length)
         name = raw.decode("utf-8" if flags & 0x800 else "cp437", "replace")
+        return name, extra, info.header_offset + 30 + name_length + extra_length
+
+    def data_offset(self, handle: _Stream, info: zipfile.ZipInfo) -> int:
+        name, _, start = self._local_header(handle, info)
         if name != info.orig_filename:
             raise _ReadError("its local header names a different file (archive crafted?)")
-        start = info.header_offset + 30 + name_length + extra_length
         if start + info.compress_size > self.size:
             raise _ReadError("its data runs past the end of the archive")
         return start
@@ -1703,6 +1735,18 @@ def _repack_signs(infos: list[zipfile.ZipInfo], prefix: str) -> list[str]:
     return signs
 
 
+def _unicode_path_names(extra: bytes) -> Iterator[str]:
+    """The names an Info-ZIP Unicode Path extra field (0x7075) gives, which unzip prefers to
+    the entry's own name; one that is not UTF-8 is yielded escaped, so it never matches."""
+    at = 0
+    while at + 4 <= len(extra):
+        kind, length = struct.unpack("<HH", extra[at : at + 4])
+        body = extra[at + 4 : at + 4 + length]
+        if kind == 0x7075 and len(body) >= 5:
+            yield body[5:].decode("utf-8", "backslashreplace")
+        at += 4 + length
+
+
 def _extra_field_ids(extra: bytes) -> Iterator[int]:
     at = 0
     while at + 4 <= len(extra):
@@ -1789,6 +1833,7 @@ class _Entry:
     object: Any
     sha256: Any
     details: Any
+    actor: Any = None  # kept, like details, only for export.started
 
 
 class _EntriesReader:
@@ -1858,6 +1903,7 @@ class _EntriesReader:
                 sha256=doc.get("sha256"),
                 # Only export.started details are looked at; others may be large.
                 details=doc.get("details") if doc.get("action") == "export.started" else None,
+                actor=doc.get("actor") if doc.get("action") == "export.started" else None,
             )
         )
 
@@ -2967,7 +3013,11 @@ class _Verifier:
                 )
         with self.step("custody capture records") as step:
             self._custody_captures(entries, step)
-        if "received" in index:  # bundles made before received material have no such list
+        with self.step("custody export record") as step:
+            self._custody_export(entries, step)
+        # Bundles made before received material have no such list; from revision 2 on it is
+        # required, or dropping the key would drop its checks.
+        if "received" in index or self.revision() >= REVISION_RECEIVED_SCOPE:
             with self.step("received material") as step:
                 self._received(entries, step)
         if self.against is not None:
@@ -3145,7 +3195,6 @@ class _Verifier:
         step.fact(f"{proven} entries proven in the tree of {size} the checkpoint signs")
 
     def _custody_captures(self, entries: list[_Entry], step: _Step) -> None:
-        export_id = (self.index or {}).get("export_id")
         by_capture: dict[str, list[_Entry]] = {}
         for entry in entries:
             if entry.action == "capture.recorded" and _get(entry.object, "type") == "capture":
@@ -3167,18 +3216,71 @@ class _Verifier:
                     f"no capture.recorded custody entry for capture {exhibit.capture_id}",
                 )
         step.fact(f"each of {len(self.exhibits)} exhibit(s) has its capture.recorded entry")
-        for entry in entries:
-            if entry.action == "export.started" and export_id is not None and (
-                _get(entry.object, "id") == export_id or _get(entry.details, "export_id")
-                == export_id
-            ):
-                self.note(f"Custody entry seq {entry.seq} records the request for this export.")
-                break
+
+    def _custody_export(self, entries: list[_Entry], step: _Step) -> None:
+        """The bundle's own export.started entry, which the signed checkpoint covers, is its
+        last custody entry and records its exhibits and who exported it, as bundle.json says.
+
+        The bag's manifests are not signed: without this, a forger who rewrites them could drop
+        an exhibit (its files, index entry and graph nodes), renumber exhibits, or cut the
+        custody entries at the end of the case (with their proofs, or by swapping in an older
+        checkpoint of the same log that all the remaining entries fit in)."""
+        index = self.index or {}
+        export_id = index.get("export_id")
+        where = "bundle.json"
+        started = [e for e in entries if e.action == "export.started" and export_id is not None
+                   and (_get(e.object, "id") == export_id
+                        or _get(e.details, "export_id") == export_id)]
+        if not started:
+            step.fail(where, f"no export.started custody entry for export {export_id!r}: the "
+                             "bundle must prove its own request, the last entry before its "
+                             "checkpoint (entries cut off at the end?)")
+            return
+        entry = started[-1]
+        here = f"custody entry seq {entry.seq}"
+        self.note(f"Custody entry seq {entry.seq} records the request for this export.")
+        if entry is not entries[-1]:
+            step.fail(here, f"export.started of this export is followed by seq "
+                            f"{entries[-1].seq}: the checkpoint is cut right after it")
+        recorded = _get(entry.details, "exhibits")
+        if isinstance(recorded, list):
+            want = [(str(_get(r, "number")), str(_get(r, "capture")),
+                     str(_get(r, "manifest_sha256") or "").lower()) for r in recorded]
+            got = [(e.number, str(e.capture_id), str(e.manifest_sha256 or "").lower())
+                   for e in self.exhibits]
+            for number, capture, sha in want:
+                if (number, capture, sha) not in got:
+                    step.fail(where, f"exhibit {number} (capture {capture}, manifest {sha}) is "
+                                     f"recorded by {here} (export.started) but not in the bundle "
+                                     "as that exhibit (removed or renumbered?)")
+            for number, capture, sha in got:
+                if (number, capture, sha) not in want:
+                    step.fail(number, f"capture {capture} (manifest {sha}) is not an exhibit "
+                                      f"{here} (export.started) records as {number}")
+            if got != want and sorted(got) == sorted(want):
+                step.fail(where, f"exhibits are not in the order {here} records")
+        else:
+            self.note(f"{here} (export.started) does not list the exhibits, so the bundle's "
+                      "exhibit list is not checked against it.")
+        exporter = index.get("exported_by")
+        for key in ("id", "name"):
+            if _get(entry.actor, key) != _get(exporter, key):
+                step.fail(where, f"exported_by.{key} is {_get(exporter, key)!r} but {here} "
+                                 f"(export.started) was recorded by {_get(entry.actor, key)!r}")
+        case = index.get("case")
+        if _get(entry.case, "ref") != _get(case, "reference"):
+            step.fail(where, f"case.reference is {_get(case, 'reference')!r} but {here} "
+                             f"(export.started) names case {_get(entry.case, 'ref')!r}")
+        step.fact(f"{here} records this export, its {len(self.exhibits)} exhibit(s) and who "
+                  "exported it, and is the last entry before the checkpoint")
 
     def _received(self, entries: list[_Entry], step: _Step) -> None:
         """Each received file hashes to what bundle.json says and to what its material.received
         custody entry recorded when it was registered; data/received/ holds nothing else."""
         index = self.index or {}
+        if "received" not in index:
+            step.fail("bundle.json", f"received is missing, which revision {self.revision()} "
+                                     "requires (the list of received material was removed?)")
         items = index.get("received")
         items = [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
         recorded: dict[str, list[_Entry]] = {}

@@ -25,6 +25,7 @@ import threading
 import tracemalloc
 import uuid
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -560,14 +561,15 @@ def make_bundle(
     chain: list[bytes] = []
     heads: dict[str, tuple[int, str | None]] = {}
 
-    def append(case: str, action: str, obj: dict[str, Any] | None, sha: str | None) -> None:
+    def append(case: str, action: str, obj: dict[str, Any] | None, sha: str | None,
+               details: dict[str, Any] | None = None) -> None:
         case_seq, prev = heads.get(case, (0, None))
         entry = canonical_json({
             "v": 1, "seq": len(log) + 1, "at": "2026-11-22T20:00:00.000000Z",
             "actor": {"id": str(uuid.UUID(int=1)), "name": "alice"}, "action": action,
             "case": {"id": case, "ref": "OP-TEST" if case == case_id else "OTHER"},
             "case_seq": case_seq + 1, "prev_case_hash": prev, "object": obj, "sha256": sha,
-            "details": {},
+            "details": details or {},
         })  # fmt: skip
         log.append(entry)
         heads[case] = (case_seq + 1, leaf_hash(entry).hex())
@@ -578,7 +580,10 @@ def make_bundle(
     append(case_id, "case.created", {"type": "case", "id": case_id}, None)
     append(other_case, "note.added", None, None)
     append(case_id, "capture.recorded", {"type": "capture", "id": capture_id}, manifest_sha)
-    append(case_id, "export.started", {"type": "export", "id": export_id}, None)
+    append(case_id, "export.started", {"type": "export", "id": export_id}, None, {
+        "targets": [],
+        "exhibits": [{"number": "EX-001", "capture": capture_id, "manifest_sha256": manifest_sha}],
+    })  # fmt: skip
     tree = MerkleTree([leaf_hash(e) for e in log])
     bundle = Bundle(files={}, signer=signer, tsa=tsa, tree=tree, log=log, checkpoint={})
     checkpoint = bundle.sign_checkpoint(len(log))
@@ -694,7 +699,8 @@ def test_good_bundle_verifies_with_every_check_named(good: tuple[Bundle, Path]) 
         "bag", "index", "signing key", "timestamp trust anchors", "EX-001 manifest",
         "EX-001 signature", "EX-001 files",
         "EX-001 timestamp", "EX-001 WACZ", "custody entries", "custody checkpoint",
-        "custody proofs", "custody checkpoint timestamp", "custody capture records", "case graph",
+        "custody proofs", "custody checkpoint timestamp", "custody capture records",
+        "custody export record", "case graph",
     ]  # fmt: skip
     assert bundle.signer.key_id in check(report, "signing key").detail
     assert "timestamped" in check(report, "EX-001 timestamp").detail
@@ -1485,3 +1491,157 @@ def test_verify_bundle_refuses_a_pipe_without_opening_it(tmp_path: Path) -> None
     assert report.problems == [
         "pipe.zip: is a named pipe (FIFO), not a regular file or folder; not read"]
 
+
+
+# -- what the bag manifests do not seal: held to the export's own custody entry ------------------
+
+
+def _drop_exhibit(b: Bundle) -> None:
+    index = b.get_json("bundle.json")
+    index["exhibits"] = []
+    b.set_json("bundle.json", index)
+    for name in [n for n in b.files if n.startswith("exhibits/")]:
+        del b.files[name]
+
+    def strip(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: strip(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [strip(x) for x in node
+                    if not (isinstance(x, dict) and "exhibits/" in json.dumps(x))]
+        return node
+
+    b.set_json("case.jsonld", strip(b.get_json("case.jsonld")))
+
+
+def _renumber_exhibit(b: Bundle) -> None:
+    index = b.get_json("bundle.json")
+    index["exhibits"][0]["number"] = "EX-007"
+    b.set_json("bundle.json", index)
+
+
+def _other_exporter(b: Bundle) -> None:
+    index = b.get_json("bundle.json")
+    index["exported_by"]["name"] = "mallory"
+    b.set_json("bundle.json", index)
+
+
+def _cut_export_entry(b: Bundle) -> None:
+    b.files["custody/entries.jsonl"] = b"\n".join(_entries(b)[:-1]) + b"\n"
+    proofs = b.get_json("custody/proofs.json")
+    proofs["proofs"] = proofs["proofs"][:-1]
+    b.set_json("custody/proofs.json", proofs)
+
+
+def _older_checkpoint(b: Bundle) -> None:
+    """A checkpoint of the same log, signed before the export: the case's entries up to it
+    still prove, its last ones (the export's own) are cut off."""
+    size = 4
+    b.set_json("custody/checkpoint.json", b.sign_checkpoint(size))
+    kept = [line for line in _entries(b) if json.loads(line)["seq"] <= size]
+    b.files["custody/entries.jsonl"] = b"".join(line + b"\n" for line in kept)
+    b.set_json("custody/proofs.json", {"tree_size": size, "root": b.tree.root(size).hex(),
+                                       "proofs": [{"seq": s, "leaf_index": s - 1, "path": [
+                                           h.hex() for h in b.tree.inclusion_proof(s - 1, size)]}
+                                           for s in (json.loads(x)["seq"] for x in kept)]})
+    del b.files["custody/checkpoint.tsr"]
+    index = b.get_json("bundle.json")
+    index["custody"]["checkpoint_token"] = None
+    b.set_json("bundle.json", index)
+
+
+@pytest.mark.parametrize(
+    ("change", "where", "what"),
+    [
+        (_drop_exhibit, "bundle.json", "exhibit EX-001"),
+        (_renumber_exhibit, "EX-007", "records as EX-007"),
+        (_other_exporter, "bundle.json", "exported_by.name is 'mallory'"),
+        (_cut_export_entry, "bundle.json", "no export.started custody entry"),
+        (_older_checkpoint, "bundle.json", "no export.started custody entry"),
+    ],
+    ids=["exhibit-dropped", "exhibit-renumbered", "exporter-renamed", "export-entry-cut",
+         "older-checkpoint"],
+)  # fmt: skip
+def test_a_rebagged_bundle_must_agree_with_its_export_started_entry(
+    good: tuple[Bundle, Path], tmp_path: Path, change: Callable[[Bundle], None], where: str,
+    what: str,
+) -> None:
+    """A forger who rewrites the bag manifests can change bundle.json and drop files at will;
+    the export.started entry the signed checkpoint covers says what the export held."""
+    report = _rebag(good[0], tmp_path, change)
+    assert has_problem(report, where, what), report.problems
+    assert not check(report, "custody export record").ok
+
+
+def test_a_revision_2_bundle_without_its_received_list_fails(
+    good: tuple[Bundle, Path], tmp_path: Path
+) -> None:
+    def scoped(b: Bundle) -> None:
+        index = b.get_json("bundle.json")
+        index.update(revision=2, targets=None, received=[], received_left_out=[])
+        b.set_json("bundle.json", index)
+
+    bundle = Bundle(dict(good[0].files), good[0].signer, good[0].tsa, good[0].tree, good[0].log,
+                    good[0].checkpoint)  # fmt: skip
+    scoped(bundle)
+    assert bv.verify_bundle(bundle.write(tmp_path / "scoped.zip")).ok
+
+    def dropped(b: Bundle) -> None:
+        scoped(b)
+        index = b.get_json("bundle.json")
+        del index["received"]
+        b.set_json("bundle.json", index)
+
+    report = _rebag(good[0], tmp_path, dropped)
+    assert has_problem(report, "bundle.json", "received is missing, which revision 2 requires")
+
+
+# -- ZIP entries whose other names point at a checked file ----------------------------------------
+
+
+def _unicode_path_field(name: str, header_name: str) -> bytes:
+    body = struct.pack("<B", 1) + struct.pack("<L", zlib.crc32(header_name.encode())) + \
+        name.encode()
+    return struct.pack("<HH", 0x7075, len(body)) + body
+
+
+def test_an_entry_unzip_would_write_over_a_checked_file_is_refused(
+    good: tuple[Bundle, Path], tmp_path: Path
+) -> None:
+    """`unzip` names an entry after its Unicode Path field: a '._report.pdf' (desktop
+    metadata, set aside unchecked) whose field says report.pdf overwrites the checked one."""
+    shadow, real = f"{BAG}/data/._report.pdf", f"{BAG}/data/report.pdf"
+    path = tmp_path / "shadow.zip"
+    shutil.copy(good[1], path)
+    with zipfile.ZipFile(path, "a") as archive:
+        info = zipfile.ZipInfo(shadow, date_time=(2026, 11, 22, 20, 43, 0))
+        info.extra = _unicode_path_field(real, shadow)
+        archive.writestr(info, b"%PDF-1.4 forged report")
+    out = tmp_path / "unzipped"
+    subprocess.run(["unzip", "-q", "-o", str(path), "-d", str(out)], check=False)
+    assert (out / real).read_bytes() == b"%PDF-1.4 forged report"  # what the defence would open
+    report = bv.verify_bundle(path)
+    assert not report.ok
+    assert has_problem(report, "._report.pdf", "refused unread", "Unicode Path field", real)
+    assert_no_internal_error(report)
+
+
+def test_an_entry_whose_local_header_names_a_checked_file_is_refused(
+    good: tuple[Bundle, Path], tmp_path: Path
+) -> None:
+    """A streaming extractor names entries after their local headers: an entry the central
+    directory calls '._port.pdf' (set aside unchecked) but whose header says report.pdf."""
+    real, shadow = f"{BAG}/data/report.pdf", f"{BAG}/data/._port.pdf"
+    path = tmp_path / "local.zip"
+    shutil.copy(good[1], path)
+    with zipfile.ZipFile(path, "a") as archive, pytest.warns(UserWarning, match="Duplicate"):
+        archive.writestr(zipfile.ZipInfo(real, date_time=(2026, 11, 22, 20, 43, 0)), b"forged")
+    data = bytearray(path.read_bytes())
+    at = data.rfind(real.encode())
+    assert data[at - 46 : at - 42] == b"PK\x01\x02"  # the last entry's central directory name
+    data[at : at + len(real)] = shadow.encode()
+    path.write_bytes(bytes(data))
+    report = bv.verify_bundle(path)
+    assert not report.ok
+    assert has_problem(report, "._port.pdf", "refused unread", "local header names", real)
+    assert_no_internal_error(report)
