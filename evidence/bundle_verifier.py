@@ -2364,6 +2364,35 @@ class _Verifier:
         self._check_custody()
         with self.step("case graph") as step:
             self._check_graph(step)
+        self._note_unsealed()
+
+    def _note_unsealed(self) -> None:
+        """Say what no signature covers, and whether the bundle's verify.py is this one: a
+        forger who rewrites the bag manifests can change those files unnoticed."""
+        self.note(
+            "Not sealed by any signature, timestamp or custody entry (a forger who rewrites the "
+            "bag manifests can change them unnoticed): report.pdf, README.txt, verify.py, "
+            "bag-info.txt, and bundle.json's fields other than those checked above (case "
+            "title, offence and facts, exported_by.unit, created_at, tool, target_id). The "
+            "exhibits, their files, the custody entries and received files are sealed."
+        )
+        verifier = (self.index or {}).get("verifier")
+        got = self.digest("data/" + verifier) if isinstance(verifier, str) else None
+        if got is None:
+            return
+        try:
+            with open(os.path.abspath(__file__), "rb") as handle:
+                mine = hashlib.sha256(handle.read()).hexdigest()
+        except OSError:
+            return
+        if got[0] == mine:
+            self.note(f"The bundle's {verifier} is this verifier, byte for byte (SHA-256 {mine}).")
+        else:
+            self.note(
+                f"The bundle's {verifier} (SHA-256 {got[0]}) is not this verifier (SHA-256 "
+                f"{mine}): another version, or altered. Do not rely on it; use a copy obtained "
+                "independently."
+            )
 
     def _small_files(self) -> list[str]:
         """Files named by bundle.json that are parsed, not just hashed."""

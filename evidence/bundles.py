@@ -879,6 +879,12 @@ To check everything, offline, with Python 3.11 or newer and the `cryptography` p
 It exits 0 only when every file, hash, signature, timestamp and custody proof holds, and names
 what is wrong otherwise. Compare the signing key id it prints with the one the unit publishes:
 {key_id}
+A verify.py inside a bundle is only as trustworthy as the bundle: whoever altered the bundle
+could alter it too. To check a bundle you were handed, run a verify.py you obtained
+independently (from evidence-locker, or another bundle of known origin), and pin the unit's
+key with --key. The sealed evidence is what the signatures, timestamps and custody proofs
+cover; this README, report.pdf and bag-info.txt are not signed (the verifier says which parts
+of bundle.json it holds to signed records).
 The format is described in docs/bundle-format.md of evidence-locker.
 """
 

@@ -1645,3 +1645,26 @@ def test_an_entry_whose_local_header_names_a_checked_file_is_refused(
     assert not report.ok
     assert has_problem(report, "._port.pdf", "refused unread", "local header names", real)
     assert_no_internal_error(report)
+
+
+def test_the_report_says_what_is_not_sealed_and_whether_verify_py_is_this_verifier(
+    good: tuple[Bundle, Path], tmp_path: Path
+) -> None:
+    """A forger who rewrites the bag can swap verify.py for one that always passes: the bundle
+    still verifies (nothing signs it), so the report must say so and compare it with itself."""
+    report = bv.verify_bundle(good[1])
+    assert report.ok
+    assert any("Not sealed" in n and "report.pdf" in n and "verify.py" in n for n in report.notes)
+    assert any("is this verifier, byte for byte" in n for n in report.notes)
+
+    def swap(b: Bundle) -> None:
+        b.files["verify.py"] = b"print('VERIFIED')\n"
+
+    changed = Bundle(dict(good[0].files), good[0].signer, good[0].tsa, good[0].tree, good[0].log,
+                     good[0].checkpoint)  # fmt: skip
+    swap(changed)
+    report = bv.verify_bundle(changed.write(tmp_path / "swapped.zip"))
+    assert report.ok  # nothing signs verify.py: see docs/bundle-format.md, "What is sealed"
+    digest = hashlib.sha256(b"print('VERIFIED')\n").hexdigest()
+    assert any(digest in n and "is not this verifier" in n and "Do not rely on it" in n
+               for n in report.notes), report.notes
