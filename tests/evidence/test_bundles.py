@@ -409,6 +409,34 @@ def _case_graph(members: dict[str, bytes], _world: World) -> str:
     return "case graph"
 
 
+def _swap_exhibit_numbers(members: dict[str, bytes], _world: World) -> str:
+    """EX-001 and EX-002 trade numbers in bundle.json: the report's numbering no longer
+    matches the one the export recorded."""
+    name = f"{_top(members)}/data/bundle.json"
+    index = json.loads(members[name])
+    first, second = index["exhibits"][:2]
+    first["number"], second["number"] = second["number"], first["number"]
+    index["exhibits"] = [second, first]
+    members[name] = json.dumps(index, indent=2).encode()
+    return "export.started"
+
+
+def _drop_exhibit(members: dict[str, bytes], _world: World) -> str:
+    """EX-002 is taken out whole: its folder, its index entry and its CASE graph nodes."""
+    top = _top(members)
+    name = f"{top}/data/bundle.json"
+    index = json.loads(members[name])
+    index["exhibits"] = [e for e in index["exhibits"] if e["number"] != "EX-002"]
+    members[name] = json.dumps(index, indent=2).encode()
+    for member in [m for m in members if m.startswith(f"{top}/data/exhibits/EX-002/")]:
+        del members[member]
+    graph_name = f"{top}/data/case.jsonld"
+    graph = json.loads(members[graph_name])
+    graph["@graph"] = [n for n in graph["@graph"] if "exhibits/EX-002/" not in json.dumps(n)]
+    members[graph_name] = json.dumps(graph, indent=2).encode()
+    return "exhibit EX-002"
+
+
 MUTATIONS: dict[str, Mutation] = {
     **{f"artifact-{kind}": _artifact_flip(kind)
        for kind in ("screenshot", "dom", "mhtml", "pdf", "warc", "text", "metadata")},
@@ -423,6 +451,8 @@ MUTATIONS: dict[str, Mutation] = {
     "added-file": _add_file,
     "swapped-in-other-bundles-file": _swap_from_other_bundle,
     "case-graph": _case_graph,
+    "swapped-exhibit-numbers": _swap_exhibit_numbers,
+    "dropped-exhibit": _drop_exhibit,
 }
 
 
