@@ -587,7 +587,7 @@ def test_a_bundle_of_one_target_carries_the_answer_about_it_and_the_page_says_so
     form = api.client.get(ANSWERED_PAGE).text
     # Before exporting: what a bundle of each target would carry of the received material.
     for target in (world.first, world.second):
-        assert "<td>1 file</td>" in _target_row(form, target.id)
+        assert "<td data-label=\"received\">1 file</td>" in _target_row(form, target.id)
     flat = re.sub(r"\s+", " ", form)
     assert "The case holds 3 received files, 1 from other sources (only in a bundle of all " \
            "targets)" in flat
