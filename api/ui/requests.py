@@ -26,6 +26,7 @@ from starlette.datastructures import FormData
 from api.deps import AppRuntime, DbSession, case_reference, quote_ref
 from api.routes.received import Posted as Upload
 from api.schemas_requests import RequestCreate, RequestStatusChange
+from api.ui import request_problems
 from api.ui.labels import (
     AUTHORITY_HEADINGS,
     AUTHORITY_LABELS,
@@ -271,7 +272,7 @@ def _generate_form(session: DbSession, viewer: User, case: Case, registry: Regis
                         for n, label in REQUEST_CASE_FIELDS.items()],
         "authorities": [
             {"which": which, "heading": AUTHORITY_HEADINGS[which], "items": items,
-             "summary": summary(which), "missing": missing(items)}
+             "summary": summary(which), "missing": missing(items), "in_error": False}
             for which, items in (("issuing", issuing), ("validating", validating))
             if items is not None],
         "standing_error": standing_error,
@@ -309,7 +310,7 @@ def _list_context(session: DbSession, viewer: User, case: Case, registry: Regist
         "may_create": may_create, "choose": choose, "form": None,
         "typed": _blank_typed(first["kinds"][0]["kind"], first["platform"]) if first
         else _blank_typed(),
-        "error": None, "problems": [],
+        "error": None, "problems": [], "beside": {}, "invalid": {},
     }
 
 
@@ -383,6 +384,14 @@ def _validation_problems(exc: ValidationError) -> list[str]:
     return out
 
 
+def _input_ids(form: Mapping[str, Any]) -> list[str]:
+    """The ids of the generate form's inputs, in the template's order."""
+    named = [f"field.{f['name']}" for f in (*form["user_fields"], *form["case_fields"])]
+    named += [f"field.{f['name']}" for a in form["authorities"] for f in a["items"]]
+    return [request_problems.TARGETS, *request_problems.PERIOD, request_problems.CATEGORIES,
+            *(request_problems.input_id(n) for n in named), request_problems.EXTRA]
+
+
 @router.post("/cases/{ref}/requests", response_class=HTMLResponse)
 def generate_request(
     request: Request, ref: str, session: DbSession, viewer: Viewer, runtime: AppRuntime,
@@ -435,8 +444,7 @@ def generate_request(
         message = "The request cannot be generated; fix what is listed below."
     except RequestIncomplete as exc:
         problems = list(exc.problems)
-        message = (f"The request cannot be generated: {len(problems)} problem(s) to fix, "
-                   "listed below.")
+        message = "The request cannot be generated; fix what is listed below."
     except AccessDenied:
         raise
     except EvidenceError as exc:
@@ -445,14 +453,23 @@ def generate_request(
         return see_other(f"/cases/{quote_ref(case.reference)}/requests/{made.request.id}")
     registry = load_registry()
     context = _list_context(session, viewer, case, registry, runtime.settings)
-    context.update(typed=typed, problems=problems)
+    context.update(typed=typed)
     try:
-        context["form"] = _generate_form(session, viewer, case, registry, runtime.settings,
-                                         kind, platform)
+        form = _generate_form(session, viewer, case, registry, runtime.settings, kind, platform)
     except InvalidInput as exc:
         # No kind or platform to build the second step on: the first one, with why.
         message = sentence(exc.message)
-        context["problems"] = []
+    else:
+        found = request_problems.shown(kind, problems, typed, _input_ids(form))
+        for authority in form["authorities"]:  # folded away unless it holds a problem
+            authority["in_error"] = any(
+                request_problems.input_id(f"field.{f['name']}") in found.invalid
+                for f in authority["items"])
+        context.update(form=form, **found.context())
+        if found.listed:
+            count = len(found.listed)
+            message = (f"The request cannot be generated: {count} problem"
+                       f"{'' if count == 1 else 's'} to fix, listed here and at the fields.")
     # Raised, so the transaction (and any reference number taken) rolls back.
     raise PageError(message, status_code, template="requests.html", context=context,
                     viewer=viewer)

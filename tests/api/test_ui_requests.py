@@ -115,6 +115,13 @@ def _generated_ago(api: Api, liaison: Caller, ago: timedelta) -> str:
         return str(made.request.id)
 
 
+def _listed(page: str) -> str:
+    """The text of a refused form's list of problems, its spaces made single."""
+    found = re.search(r'<div class="alert" role="alert">(.*?)</div>', page, re.S)
+    assert found, page[:3000]
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", found.group(1))).split())
+
+
 def _alert(page: str) -> str:
     found = re.search(r'<(?:p|div) class="alert" role="alert">(.*?)</(?:p|div)>', page, re.S)
     assert found, page[:3000]
@@ -258,13 +265,31 @@ def test_a_refused_generate_form_comes_back_with_why_and_what_was_typed(api: Api
     incomplete = api.client.post(BASE, data={
         "csrf_token": token, "kind": "eu-epoc-pr", "platform": "x",
         "field.addressee_type": "legal representative <b>", "extra": "issuing.person=K. Weber",
-        "date_from": "2025-09-01", "date_to": "2026-03-01"})
+        "date_from": "2025-09-01", "date_to": ""})
     assert incomplete.status_code == 422
     _assert_page_headers(incomplete)
-    assert "problem(s) to fix" in _alert(incomplete.text)
-    for expected in ("issuing authority: name is not set", "issuing authority: time_zone",
-                     "Summary of the facts"):
-        assert expected in incomplete.text, expected
+    listed = _listed(incomplete.text)
+    assert "problems to fix" in listed
+    # Each problem once, by the label the form gives its field, linking to it; no API names.
+    for expected in ("Issuing authority: Name : needed: not in the settings",
+                     "Issuing authority: Time zone : needed",
+                     "Records: from and to : give both the start and the end of the period",
+                     "Summary of the facts : needed"):
+        assert expected in listed, (expected, listed)
+    for internal in ("issuing.name", "time_zone", "date_range", "issuing_state", "(none)"):
+        assert internal not in listed, internal
+    assert listed.count("Records") == 1 and listed.count("Summary of the facts") == 1
+    assert '<a href="#f-issuing-name">Issuing authority: Name</a>' in incomplete.text
+    assert '<a href="#date_to">Records: from and to</a>' in incomplete.text
+    # Each field in error is marked and says what is wrong with it, next to it.
+    assert re.search(r'<p class="field-problem" id="problem-f-facts">needed</p>\s*<textarea '
+                     r'id="f-facts" name="field.facts"[^>]* aria-invalid="true" '
+                     r'aria-describedby="problem-f-facts"', incomplete.text), incomplete.text
+    assert re.search(r'id="date_to" name="date_to" type="date" value="" aria-invalid="true"',
+                     incomplete.text)
+    assert not re.search(r'id="date_from"[^>]*aria-invalid', incomplete.text)
+    assert re.search(r'id="f-issuing-name"[^>]*aria-invalid="true"', incomplete.text)
+    assert not re.search(r'id="f-issuing-person"[^>]*aria-invalid', incomplete.text)
     assert ">legal representative &lt;b&gt;</textarea>" in incomplete.text
     assert ">issuing.person=K. Weber</textarea>" in incomplete.text
     assert 'name="date_from" type="date" value="2025-09-01"' in incomplete.text
@@ -272,8 +297,9 @@ def test_a_refused_generate_form_comes_back_with_why_and_what_was_typed(api: Api
 
     bad_date = _generate(api.client, token, date_to="2026-02-31")
     assert bad_date.status_code == 422
-    assert "records to: '2026-02-31' is not a date (YYYY-MM-DD)" in html.unescape(
+    assert "To (date, UTC, the whole day) : '2026-02-31' is not a date (YYYY-MM-DD)" in _listed(
         bad_date.text)
+    assert re.search(r'id="date_to"[^>]*aria-invalid="true"', bad_date.text)
     assert 'value="2026-02-31"' in bad_date.text
     assert 'value="Bundespolizeidirektion Pirna, Gemeinsames Zentrum"' in bad_date.text
 
@@ -284,8 +310,9 @@ def test_a_refused_generate_form_comes_back_with_why_and_what_was_typed(api: Api
 
     bad_line = _generate(api.client, token, extra="no equals sign here")
     assert bad_line.status_code == 422
-    assert "other values, line 1: 'no equals sign here' is not NAME=VALUE" in html.unescape(
+    assert "Other values : line 1: 'no equals sign here' is not NAME=VALUE" in _listed(
         bad_line.text)
+    assert re.search(r'id="extra"[^>]*aria-invalid="true"', bad_line.text)
 
     bad_step = api.client.get(BASE, params={"kind": "parking-ticket", "platform": "x"})
     assert bad_step.status_code == 422
@@ -750,10 +777,24 @@ def test_a_liaison_officer_generates_a_preservation_request_and_sends_it_in_chro
         page.fill("#f-offence_provision", "§ 96 Abs. 2 AufenthG")
         page.click("text=Generate request")
         alert = page.locator(".alert")
-        assert "date range" in alert.inner_text(), alert.inner_text()
+        assert "Records: from and to: needed" in alert.inner_text(), alert.inner_text()
+        assert alert.inner_text().count("Records") == 1
         assert page.is_checked(f"#target-{_world.x_post.id}")
         assert page.input_value("#f-offence_provision") == "§ 96 Abs. 2 AufenthG"
         page.screenshot(path=SHOTS / "generate-refused.png", full_page=True)
+        # The list's link leads to the field, which is marked and says what is wrong with it.
+        alert.get_by_role("link", name="Records: from and to").click()
+        assert page.evaluate("location.hash") == "#date_from"
+        date_from = page.get_by_label("From (date, UTC)")
+        assert date_from.get_attribute("aria-invalid") == "true"
+        assert page.get_by_label("To (date, UTC, the whole day)").get_attribute(
+            "aria-invalid") == "true"
+        assert page.locator("#problem-date_from").inner_text() == "needed"
+        assert page.locator("#f-offence_provision").get_attribute("aria-invalid") is None
+        page.set_viewport_size({"width": 420, "height": 900})
+        page.screenshot(path=SHOTS / "generate-refused-field-420.png")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 420
+        page.set_viewport_size({"width": 1280, "height": 900})
         page.fill("#date_from", "2025-09-01")
         page.fill("#date_to", "2026-03-01")
         page.screenshot(path=SHOTS / "generate-form.png", full_page=True)
