@@ -292,6 +292,22 @@ def check_takedown(session: Session, case: Case, target: Target, decision: Decis
         )
 
 
+def takedown_refusal(session: Session, case: Case, target: Target,
+                     decision: Decision) -> str | None:
+    """Why approving `decision` now would be refused, when that approves its takedown
+    and a takedown condition is unmet (None otherwise), so a page can say so before the click
+    rather than offer an approval that cannot succeed."""
+    takedown_next = (decision.state == DecisionState.PROPOSED
+                     and decision.kind == DecisionKind.TAKEDOWN) or stage(decision) == "preserve"
+    if not takedown_next:
+        return None
+    try:
+        check_takedown(session, case, target, decision)
+    except (CaptureMissing, DeconflictionHold, PreservationMissing) as exc:
+        return exc.message
+    return None
+
+
 def approve(
     session: Session, actor: User, case: Case, target: Target, decision: Decision, *,
     note: str | None = None,

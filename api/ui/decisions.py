@@ -185,6 +185,8 @@ def _target_view(session: Session, viewer: User, case: Case, target: Target,
     decider = viewer.role in decisions.APPROVER_ROLES
     unresolved = len(deconfliction.unresolved_hits(session, target))
     conditions = None
+    refusal = (decisions.takedown_refusal(session, case, target, current_rows[-1])
+               if current_rows and pending else None)
     if current is not None and pending and current["kind"] in decisions.TAKEDOWN_KINDS:
         # The conditions `decisions.check_takedown` checks again when the takedown is approved.
         requests = decisions.preservation_requests(session, case, target)
@@ -215,6 +217,9 @@ def _target_view(session: Session, viewer: User, case: Case, target: Target,
         "may_propose": access in WRITE_ACCESS and is_open,
         "may_decide": pending and decider and is_open
                       and current is not None and current["proposed_by_id"] != viewer.id,
+        # The approval the checklist shows would be refused: said, not offered.
+        "approve_refused": None if refusal is None else sentence(
+            refusal.removeprefix("takedown refused: ")),
         "own_proposal": pending and decider and current is not None
                         and current["proposed_by_id"] == viewer.id,
         "kinds": KINDS, "is_open": is_open,

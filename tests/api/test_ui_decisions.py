@@ -207,16 +207,24 @@ def test_the_takedown_conditions_are_refused_on_the_page_one_by_one(api: Api) ->
     sam, token = _client(api, "sam")
     approve = f"/decisions/{decision_id}/approve"
 
+    # The page does not offer the approval it knows would be refused, and says why.
+    offered = sam.get(f"/targets/{world.target_id}").text
+    assert f'action="{approve}"' not in offered
+    assert re.search(r'<button type="button" disabled aria-describedby="approve-refused">'
+                     r'Approve takedown</button>\s*<p id="approve-refused" class="alert-text">'
+                     r'Not yet: No complete capture', offered), offered
+    assert f'action="/decisions/{decision_id}/reject"' in offered  # rejecting stays open
+    # A post from an older page is refused all the same.
     refused = sam.post(approve, data={"csrf_token": token, "note": "go"})
     assert refused.status_code == 409
     assert _alert(refused.text).startswith("Takedown refused: no complete capture")
     assert "Before a takedown" in refused.text
-    assert ">go</textarea>" in refused.text  # what was typed comes back
     complete_capture(api, world.target_id)
 
     held = sam.post(approve, data={"csrf_token": token})
     assert held.status_code == 409
     assert _alert(held.text).startswith("Takedown refused: deconfliction hold, 2 unresolved")
+    assert "Not yet: Deconfliction hold, 2 unresolved" in held.text
     assert "Harbour Unit" in held.text and "Harbour duty" in held.text
     assert OTHER_REF not in held.text and OTHER_TITLE not in held.text
     assert _decision_states(api, world.target_id) == ["proposed"]  # rolled back
@@ -659,6 +667,11 @@ def test_a_supervisor_approves_a_decision_someone_else_proposed_in_chromium(
         assert "preserve-then-takedown" in current.inner_text()
         assert "Nadia Haddad" in current.inner_text()
         assert page.locator("table.decisions tbody tr").count() == 2
+        # Rejecting does not look like approving.
+        approve = page.get_by_role("button", name="Approve preserve-then-takedown")
+        reject = page.get_by_role("button", name="Reject")
+        colour = "b => getComputedStyle(b).backgroundColor"
+        assert approve.evaluate(colour) != reject.evaluate(colour)
         page.screenshot(path=SHOTS / "target-pending.png", full_page=True)
 
         page.fill("#note", "Capture checked; preservation first")
@@ -669,14 +682,21 @@ def test_a_supervisor_approves_a_decision_someone_else_proposed_in_chromium(
         assert "Sam Okafor" in current.inner_text()
         page.screenshot(path=SHOTS / "target-approved.png", full_page=True)
 
-        # The takedown step waits for the other unit: said on the page, nothing changes.
-        page.click("button:has-text('Approve the takedown')")
-        alert = page.get_by_role("alert")
-        alert.wait_for()
-        assert "deconfliction hold" in alert.inner_text()
-        assert "Harbour Unit" in alert.inner_text()
+        # The takedown step waits for the other unit: the approval is not offered, and the
+        # page says why beside it.
+        takedown = page.get_by_role("button", name="Approve the takedown")
+        assert takedown.is_disabled()
+        why = page.locator("#" + (takedown.get_attribute("aria-describedby") or "none"))
+        assert why.inner_text().startswith("Not yet: Deconfliction hold, 2 unresolved")
+        assert "Harbour Unit" in why.inner_text()
+        assert page.locator("#note").count() == 0
         assert OTHER_REF not in page.content()
         page.screenshot(path=SHOTS / "target-refused.png", full_page=True)
+        page.set_viewport_size({"width": 420, "height": 900})
+        takedown.scroll_into_view_if_needed()
+        page.screenshot(path=SHOTS / "target-refused-420.png")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 420
+        page.set_viewport_size({"width": 1280, "height": 900})
 
         page.click("text=See the case's hits")
         page.get_by_role("heading", name="Deconfliction hits of OP/2026/14").wait_for()
