@@ -28,11 +28,27 @@ PAST_THE_WINDOW = """() => [...document.querySelectorAll('td, th, a, button, inp
   .map(e => e.tagName + ' ' + e.textContent.trim().slice(0, 40))"""
 
 
+# Labelled lines of a stacked row with nothing after their label ("note:" alone).
+BARE_LABELS = """() => [...document.querySelectorAll('.stacked td[data-label]')]
+  .filter(td => td.checkVisibility() && !td.textContent.trim())
+  .map(td => td.dataset.label)"""
+# Tick boxes of stacked rows not on the line of the row's first label: [box top, label top].
+TICKS_OFF_THEIR_LINE = """() => [...document.querySelectorAll('.stacked td')]
+  .filter(td => td.children.length === 1 && td.firstElementChild.type === 'checkbox'
+                && td.nextElementSibling)
+  .map(td => [td.firstElementChild.getBoundingClientRect(),
+              td.nextElementSibling.getBoundingClientRect()])
+  .filter(([box, next]) => box.top >= next.top + next.height / 2 || box.bottom <= next.top)
+  .map(([box, next]) => [box.top, next.top])"""
+
+
 def _read_on_a_phone(page: Any, name: str) -> None:
     page.screenshot(path=SHOTS / f"{name}.png", full_page=True)
     page.set_viewport_size({"width": 420, "height": 900})
     page.screenshot(path=SHOTS / f"{name}-420.png", full_page=True)
     assert page.evaluate(PAST_THE_WINDOW) == [], (name, page.url)
+    assert page.evaluate(BARE_LABELS) == [], (name, page.url)
+    assert page.evaluate(TICKS_OFF_THEIR_LINE) == [], (name, page.url)
     assert page.evaluate("document.documentElement.scrollWidth") <= 420, name
     page.set_viewport_size({"width": 1280, "height": 900})
     # At desktop width the tables stay tables.
@@ -69,7 +85,8 @@ def test_each_roles_pages_are_read_on_a_phone_without_scrolling_sideways_in_chro
         "owner": ["/", case, f"/targets/{ids['target_id']}", f"/captures/{ids['capture_id']}",
                   "/search?q=Italy"],
         "sara": [f"/targets/{ids['target_id']}"],
-        "lina": [f"{case}/requests", f"{case}/requests/{ids['request_id']}", "/requests/due"],
+        "lina": [f"{case}/requests", f"{case}/requests/{ids['request_id']}", "/requests/due",
+                 f"{case}/requests?kind=provider-preservation&platform=x"],  # tick boxes
         "paul": [f"{case}/exports"],
         "aud": ["/audit", f"{case}/history"],
     }

@@ -35,7 +35,9 @@ def _legal_request(api: Api, session: Any, owner: Caller, case: Any,
     capture(session, case, post)
     made = requests.generate(
         session, owner.user, case, store=api.runtime.store, settings=api.runtime.settings,
-        kind="provider-preservation", platform="x", fields=AUTHORITY_FIELDS,
+        kind="provider-preservation", platform="x",
+        # The case records no offence; a preservation request must state one.
+        fields={**AUTHORITY_FIELDS, "offence": "Migrant smuggling"},
         date_from=datetime(2026, 1, 1, tzinfo=UTC), date_to=datetime(2026, 2, 1, tzinfo=UTC))
     return str(made.request.id)
 
