@@ -343,7 +343,8 @@ def two_answered_targets(runtime: Any, reference: str, *, liaison: str,
     refs: dict[str, str] = {}
     with runtime.session() as s:
         actor, boss = users.get_user(s, liaison), users.get_user(s, supervisor)
-        case = cases.create_case(s, actor, reference=reference, title="Two advertisers")
+        case = cases.create_case(s, actor, reference=reference, title="Two advertisers",
+                                 offence="Migrant smuggling")
         cases.add_member(s, actor, case, boss, Access.WRITE)
         first, _ = targets.flag_target(s, actor, case, reason="first advert",
                                        url="https://x.com/smuggler_ar/status/1789")
