@@ -32,7 +32,8 @@ def bundle(runtime: Runtime, tmp_path: Path) -> dict[str, Any]:
         ines = users.create_user(s, None, name="ines", role=Role.LIAISON, unit="Border Unit")
         users.create_user(s, None, name="petra", role=Role.PROSECUTOR)
         users.create_user(s, None, name="sam", role=Role.SUPERVISOR)
-    case_with_a_capture(runtime, "ines", "OP-R", url="https://x.com/smuggler_ar/status/1789")
+    case_with_a_capture(runtime, "ines", "OP-R", url="https://x.com/smuggler_ar/status/1789",
+                        offence="Migrant smuggling")
     sent = utcnow().replace(microsecond=0) - timedelta(days=3)
     with runtime.session() as s:
         ines, petra, sam = (users.get_user(s, n) for n in ("ines", "petra", "sam"))
