@@ -59,21 +59,39 @@ class Databases:
     def _url_for(self, name: str) -> str:
         return make_url(self._admin_url).set(database=name).render_as_string(hide_password=False)
 
-    def _create(self, name: str, template: str | None = None) -> None:
+    def _create(self, name: str, template: str | None = None,
+                tablespace: str | None = None) -> None:
         suffix = f" TEMPLATE {template}" if template else ""
+        suffix += f' TABLESPACE "{tablespace}"' if tablespace else ""
         with self._admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"{suffix}'))
         self.created.append(name)
 
-    def new_url(self) -> str:
-        """A fresh database at the head revision."""
+    def new_url(self, *, tablespace: str | None = None) -> str:
+        """A fresh database at the head revision (on PostgreSQL, in `tablespace` if given)."""
         if self.backend == "sqlite":
+            assert tablespace is None, "SQLite has no tablespaces"
             target = self.workdir / f"{uuid.uuid4().hex}.db"
             shutil.copyfile(self._template_file, target)
             return f"sqlite:///{target}"
         name = self._new_name("db")
-        self._create(name, template=self.template)
+        self._create(name, template=self.template, tablespace=tablespace)
         return self._url_for(name)
+
+    @property
+    def admin(self) -> Engine:
+        """The PostgreSQL server as its superuser, outside any test database (autocommit)."""
+        assert self.backend == "postgresql", "only PostgreSQL has a server to administer"
+        return self._admin
+
+    def drop(self, url: str) -> None:
+        """Drop one database now (to free the tablespace it is in), not at the end."""
+        name = make_url(url).database
+        if self.backend == "sqlite" or name not in self.created:
+            return
+        with self._admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        self.created.remove(name)
 
     def drop_all(self) -> None:
         if self.backend == "sqlite":

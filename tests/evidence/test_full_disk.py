@@ -5,15 +5,32 @@ custody entry), and once space is freed the log verifies and the same action suc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import pwd
 import shutil
 import subprocess
 import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import OperationalError
+
+from api.app import create_app
+from evidence import users
+from evidence.db import PG_DISK_FULL, normalise_url
+from evidence.home import open_runtime
+from evidence.settings import Settings
 from tests.capture.worker_helpers import REPO
+from tests.conftest import Databases
 
 DRIVER = Path(__file__).with_name("full_disk_driver.py")
 DISK = "4m"
@@ -115,3 +132,124 @@ def test_a_full_disk_refuses_plainly_and_leaves_nothing_half_written(
         assert "already" in _refused(again)
     assert "small.bin" in _ok(added)
     assert _ok(verified_after).startswith("custody log verified: ")
+
+
+# PostgreSQL's own full disk: its answer is SQLSTATE 53100, which only a disk of its own that
+# fills up gives. A tablespace on a tmpfs is such a disk; the server is a process of the host,
+# so the tmpfs is mounted there (not in a namespace of the test's own) and always unmounted.
+PG_DISK = "16m"  # the database copied from the migrated template takes about half
+PG_FILL_ROWS = (1024 * 1024, 64 * 1024, 8 * 1024, 1024)  # the filler's row sizes, in turn
+
+
+@contextmanager
+def _small_tablespace(admin: Engine, size: str) -> Iterator[str]:
+    """A tablespace on a tmpfs of `size` bytes, owned by the server's user; yields its name."""
+    if os.geteuid() != 0:
+        pytest.skip("a tablespace on a small disk needs root to mount a tmpfs")
+    try:
+        owner = pwd.getpwnam("postgres")
+    except KeyError:
+        pytest.skip("the PostgreSQL server's user `postgres` is not on this host")
+    folder = Path(tempfile.mkdtemp(prefix="evl-pgfull-"))
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs",
+                              str(folder)], capture_output=True, text=True, check=False)
+    if mounted.returncode != 0:
+        folder.rmdir()
+        pytest.skip(f"cannot mount a tmpfs for the tablespace: {mounted.stderr.strip()}")
+    name = f"evl_full_{uuid.uuid4().hex[:12]}"
+    try:
+        os.chown(folder, owner.pw_uid, owner.pw_gid)
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE TABLESPACE {name} LOCATION '{folder}'"))
+        try:
+            yield name
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f"DROP TABLESPACE IF EXISTS {name}"))
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+        folder.rmdir()
+
+
+def _fill_database(url: str) -> None:
+    """Fill the database's disk with a table of its own until the server says it is full."""
+    engine = create_engine(normalise_url(url), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("CREATE TABLE filler (b bytea)"))
+            # Kept out of line and uncompressed: each row takes the room its size says.
+            conn.execute(text("ALTER TABLE filler ALTER COLUMN b SET STORAGE EXTERNAL"))
+            for size in PG_FILL_ROWS:
+                try:
+                    while True:
+                        conn.execute(text("INSERT INTO filler VALUES (convert_to(repeat('x', "
+                                          ":n), 'UTF8'))"), {"n": size})
+                except OperationalError as exc:
+                    assert getattr(exc.orig, "sqlstate", None) == PG_DISK_FULL, exc
+    finally:
+        engine.dispose()
+
+
+def _free_database(url: str) -> None:
+    engine = create_engine(normalise_url(url), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("DROP TABLE filler"))  # its files are emptied as it commits
+    finally:
+        engine.dispose()
+
+
+def _evidence(env: dict[str, str], *args: str) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, "-m", "evidence", *args], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=300, check=False)
+    return {"step": list(args), "code": done.returncode, "out": done.stdout, "err": done.stderr}
+
+
+def test_a_full_database_server_disk_refuses_plainly_and_leaves_nothing_half_written(
+        tmp_path: Path, postgresql_databases: Databases) -> None:
+    with contextlib.ExitStack() as cleanup:
+        space = cleanup.enter_context(_small_tablespace(postgresql_databases.admin, PG_DISK))
+        url = postgresql_databases.new_url(tablespace=space)
+        cleanup.callback(postgresql_databases.drop, url)
+        home = tmp_path / "home"
+        env = small_home_env(home, "postgresql", url)
+        _ok(_evidence(env, "init"))
+        _ok(_evidence(env, "case", "create", "C-1", "--title", "Crossings"))
+        runtime = open_runtime(Settings(home=home, database_url=url))
+        cleanup.callback(runtime.close)
+        with runtime.session() as session:
+            admin = users.get_user(session, "admin")
+            headers = {"Authorization": f"Bearer {users.issue_token(session, admin, admin)}"}
+        client = TestClient(create_app(runtime))
+        cleanup.callback(client.close)
+
+        _fill_database(url)
+        # New cases go into pages that still have room until one needs a page of its own.
+        for n in range(2, 200):
+            case = {"reference": f"C-{n}", "title": "Prices"}
+            answer = client.post("/api/cases", json=case, headers=headers)
+            if answer.status_code != 201:
+                break
+        created = [f"C-{i}" for i in range(1, n)]
+        assert answer.status_code == 507, answer.text
+        said = answer.json()
+        assert said["error"] == "StorageFull", said
+        assert said["message"] == ("the database server's disk is full: nothing of this was "
+                                   "saved; free space on it and try again"), said
+        # The command line meets the same full disk, and says so in one line.
+        refused = _refused(_evidence(env, "case", "create", case["reference"], "--title", "P"))
+        assert refused == f"Error: {said['message']}", refused
+
+        # Nothing of the refused case was kept, and the log holds what was done, whole.
+        listed = [line.split()[0] for line in _ok(_evidence(env, "case", "list")).splitlines()]
+        assert sorted(listed) == sorted(created), listed
+        assert _ok(_evidence(env, "custody", "verify")).startswith("custody log verified: ")
+
+        # Space freed: the very same request succeeds.
+        _free_database(url)
+        answer = client.post("/api/cases", json=case, headers=headers)
+        assert answer.status_code == 201, answer.text
+        _ok(_evidence(env, "case", "create", f"{case['reference']}-b", "--title", "P"))
+        shown = _ok(_evidence(env, "case", "show", case["reference"]))
+        assert shown.count("case.created") == 1, shown
+        assert _ok(_evidence(env, "custody", "verify")).startswith("custody log verified: ")
