@@ -139,3 +139,46 @@ def test_a_capture_on_a_full_disk_fails_saying_so_and_records_nothing_half_writt
     # No temporary capture folder (nor browser download folder) was left behind.
     assert sorted(p.name for p in scratch.iterdir()
                   if p.name.startswith("evidence-")) == [], list(scratch.iterdir())
+
+
+WORDY = "/words?count=60000"  # some 470 KB of words, each one the search index must hold
+DB_ROOM = 128 * 1024  # left on the database's disk: a claim fits, the capture's record not
+
+
+def test_a_capture_the_full_database_cannot_record_is_failed_saying_so(
+        tmp_path: Path, backend: str, database_url: str, server: pages.PagesServer,
+        scratch: Path) -> None:
+    home = tmp_path / "home"
+    env = small_home_env(home, backend, database_url)
+    env["EVIDENCE_CAPTURE_ALLOW"] = "127.0.0.1"
+    env["TMPDIR"] = str(scratch)
+    jobs = "SELECT state, attempts, error FROM capture_jobs ORDER BY created_at"
+    steps = [
+        ["init"], ["case", "create", "C-1", "--title", "Crossings"],
+        ["capture", server.url(WORDY), "--case", "C-1", "--no-wait"],
+        ["fill", str(DB_ROOM)],
+        ["worker", "--once"],
+        ["sql", jobs], ["sql", "SELECT status FROM captures"],
+        ["free"],
+        ["worker", "--once"],
+        ["sql", jobs], ["custody", "verify"],
+    ]
+    # The blobs have a disk of their own, with room: only the database's is full.
+    (_init, _case, _queued, _fill, worked, failed, recorded, _free, again, after,
+     verified) = _on_small_disk(home, env, steps, disk="8m", others=((home / "blobs", "64m"),))
+    _ok(worked)
+    if backend == "postgresql":  # the database is on its server's disk, which has room
+        assert _rows(recorded) == [["complete"]], _rows(recorded)
+        return
+    # The capture's rows (its text, indexed for search) did not fit: none of them was kept,
+    # and the job failed at once, saying why; the small write that says so still fitted.
+    assert _rows(recorded) == []
+    ((state, attempts, error),) = _rows(failed)
+    assert (state, attempts) == ("failed", "1"), _rows(failed)
+    assert error.startswith(f"the disk holding the database ({home}) is full"), error
+    assert "the capture was not recorded" in error, error
+    assert f"failed ({error})" in worked["err"], worked["err"]
+    # Space freed: nothing is left running or half-done, and the log verifies.
+    _ok(again)
+    assert _rows(after) == _rows(failed)
+    assert _ok(verified).startswith("custody log verified: ")

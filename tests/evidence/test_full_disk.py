@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import pwd
+import shlex
 import shutil
 import subprocess
 import sys
@@ -39,15 +40,20 @@ RECEIVED = ["--source", "X Corp. answer", "--received-at", "2026-12-04T10:00:00Z
 
 
 def _on_small_disk(home: Path, env: dict[str, str], steps: list[list[str]],
-                   disk: str = DISK) -> list[dict[str, Any]]:
-    """The steps run one after another with `home` a tmpfs of `disk` bytes (k, m suffixes)."""
+                   disk: str = DISK, others: tuple[tuple[Path, str], ...] = ()
+                   ) -> list[dict[str, Any]]:
+    """The steps run one after another with `home` a tmpfs of `disk` bytes (k, m suffixes), and
+    each folder of `others` a tmpfs of its own (mounted after the home, so one may be in it)."""
     unshare = shutil.which("unshare")
     assert unshare, "util-linux's unshare is needed to mount a small disk without touching the host"
     home.mkdir(parents=True)
+    mounts = " && ".join(f"mkdir -p {shlex.quote(str(folder))} && mount -t tmpfs -o "
+                         f"size={shlex.quote(size)} tmpfs {shlex.quote(str(folder))}"
+                         for folder, size in ((home, disk), *others))
     # -r: root in a user namespace of its own (so any user may mount there), -m: its own mounts.
-    script = 'mount -t tmpfs -o size="$1" tmpfs "$2" && exec "$3" "$4" "$2" "$5"'
+    script = f'{mounts} && exec "$0" "$1" "$2" "$3"'
     done = subprocess.run(
-        [unshare, "-rm", "sh", "-c", script, "sh", disk, str(home), sys.executable, str(DRIVER),
+        [unshare, "-rm", "sh", "-c", script, sys.executable, str(DRIVER), str(home),
          json.dumps(steps)],
         env=env, cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, (done.stdout, done.stderr)

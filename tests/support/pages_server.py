@@ -58,6 +58,8 @@ Routes (all GET, HEAD also works):
 ``/infinite?delay=S``, ``/infinite/page/N?delay=S``
     a feed that fetches one more page whenever its bottom comes into view, forever; each page
     answered after ``S`` seconds (default none)
+``/words?count=N``
+    a page of N words of visible text, each different (their words fill a search index)
 ``/big?size=BYTES``, ``/duplicate-headers``, ``/echo-headers``, ``/cookie/set``, ``/cookie/show``
     an HTML page of exactly ``size`` bytes; two ``Set-Cookie`` headers; request headers as JSON;
     set a cookie (``?name=&value=``); the cookies the browser sent, as JSON
@@ -173,6 +175,8 @@ INFINITE_ITEMS_PER_PAGE = 10
 INFINITE_ITEM_TEXT = "Post number {n}"
 
 BIG_PATH = "/big"
+WORDS_PATH = "/words"
+WORDS_MAX = 1_000_000
 BIG_DEFAULT_SIZE = 1_000_000
 BIG_MAX_SIZE = 1 << 30
 
@@ -822,6 +826,7 @@ class _Handler(BaseHTTPRequestHandler):
             UNAVAILABLE_PATH: self._unavailable,
             INFINITE_PATH: lambda: self._infinite(query),
             BIG_PATH: lambda: self._big(query),
+            WORDS_PATH: lambda: self._words(query),
             DUPLICATE_HEADERS_PATH: self._duplicate_headers,
             "/echo-headers": self._echo_headers,
             "/cookie/set": lambda: self._cookie_set(query),
@@ -1008,6 +1013,11 @@ class _Handler(BaseHTTPRequestHandler):
             + _INFINITE_SCRIPT.replace("DELAY", f"{delay:g}")
         )
         self._html(_page("Infinite feed", body))
+
+    def _words(self, query: dict[str, list[str]]) -> None:
+        count = int(_number(query, "count", 1000, 1, WORDS_MAX))
+        words = " ".join(f"w{n:x}" for n in range(count))  # one word each: w0, w1 ... wff ...
+        self._html(_page("Many words", f"<h1>Many words</h1>\n<p>{words}</p>"))
 
     def _big(self, query: dict[str, list[str]]) -> None:
         size = int(_number(query, "size", BIG_DEFAULT_SIZE, 0, BIG_MAX_SIZE))
