@@ -18,7 +18,7 @@ from capture.browser import BrowserSession
 from capture.service import LEASE_SECONDS, CaptureWorker, capture_summary, timestamp_line
 from evidence import captures, cases, processes, targets
 from evidence.cli import EvidenceGroup, acting_command, state
-from evidence.errors import InvalidInput, NotFound
+from evidence.errors import InvalidInput, NotFound, StorageFull
 from evidence.models import Access, Capture, CaptureJob, Case, JobState, Target
 
 POLL_SECONDS = 0.5
@@ -117,7 +117,12 @@ def _capture_now(job_id: uuid.UUID, *, quiet: bool) -> uuid.UUID:
     with BrowserSession(runtime.settings) as browser:
         worker = CaptureWorker(runtime, browser)
         while True:
-            worker.run_once(job_id=job_id)
+            result = worker.run_once(job_id=job_id)
+            if result is not None and result.job_id in worker.unrecorded:
+                # Waiting here would not free the database's disk: said now, plainly.
+                raise StorageFull(f"capture failed: {result.error}; the job cannot be marked "
+                                  "failed until the database has room: it shows as running "
+                                  "until its lease runs out")
             with runtime.session() as session:
                 job = session.get(CaptureJob, job_id)
                 assert job is not None
@@ -211,17 +216,33 @@ def worker(once: bool, concurrency: int, poll: float, lease: float) -> None:
     with BrowserSession(runtime.settings) as browser:
         w = CaptureWorker(runtime, browser, lease_seconds=lease)
         click.echo(f"worker {w.worker_id} ({browser.version}) started", err=True)
+        waiting = False
         while True:
-            with runtime.session() as session:
-                targets.schedule_due_watches(session)
-            result = w.run_once()
+            try:
+                with runtime.session() as session:
+                    targets.schedule_due_watches(session)
+                result = w.run_once()
+            except StorageFull as exc:
+                # Not a reason to stop: once there is room again, the failures the database
+                # refused are recorded and the queue is worked on.
+                if once:
+                    raise
+                if not waiting:
+                    click.echo(f"waiting for room: {exc.message}", err=True)
+                waiting = True
+                time.sleep(poll)
+                continue
+            waiting = False
             if result is None:
                 if once:
                     return
                 time.sleep(poll)
                 continue
+            unrecorded = ("; the database is full: the job is marked failed once it has room"
+                          if result.job_id in w.unrecorded else "")
             click.echo(f"job {result.job_id}: {result.status}"
-                       f"{' (' + result.error + ')' if result.error else ''}", err=True)
+                       f"{' (' + result.error + ')' if result.error else ''}{unrecorded}",
+                       err=True)
 
 
 @click.group("watch", cls=CaptureGroup)

@@ -8,6 +8,7 @@ is lost (the job was taken over after this worker stalled) the result is dropped
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import uuid
@@ -86,9 +87,29 @@ class CaptureWorker:
         self.lease_seconds = lease_seconds
         self.pipeline = CapturePipeline(browser, runtime.store, runtime.settings)
         self.authority = manifests.timestamp_authority(runtime.settings)
+        # Failures a full database refused to record, by job: recorded as soon as it can write
+        # again (the jobs stay this worker's meanwhile, as no other worker takes a job over
+        # before its lease runs out).
+        self.unrecorded: dict[uuid.UUID, str] = {}
+
+    def record_failures(self) -> None:
+        """Record the failures a full database refused before; raises StorageFull while it
+        still does."""
+        for job_id, error in list(self.unrecorded.items()):
+            try:
+                with self.runtime.session() as session:
+                    jobs.fail(session, job_id=job_id, worker=self.worker_id, error=error,
+                              retryable=False)
+            except jobs.LeaseLost:
+                log.warning("job %s was taken over before its failure could be recorded",
+                            job_id)
+            del self.unrecorded[job_id]
+            log.info("job %s marked failed now that the database can write again", job_id)
 
     def run_once(self, *, job_id: uuid.UUID | None = None) -> JobResult | None:
         """Claim one runnable job (or the given one) and carry it out; None if there is none."""
+        with contextlib.suppress(StorageFull):
+            self.record_failures()  # or leave them until the database has room again
         with self.runtime.session() as session:
             claimed = jobs.claim_next(session, worker=self.worker_id,
                                       lease_seconds=self.lease_seconds, job_id=job_id)
@@ -106,14 +127,11 @@ class CaptureWorker:
             # A capture missing the files the disk had no room for is not recorded as one
             # merely partial: the job fails, saying so. Trying again in a few seconds would meet
             # the same full disk; someone must free space first. (On SQLite, whose database may
-            # be on that disk, this too may be refused: the job is then left to its lease.)
+            # be on that disk, this too may be refused: it is then recorded once it has room.)
             error = f"{exc.message}; the capture was not recorded: free space and capture again"
-            try:
-                with self.runtime.session() as session:
-                    jobs.fail(session, job_id=claimed.job_id, worker=self.worker_id,
-                              error=error, retryable=False)
-            except jobs.LeaseLost:
-                log.warning("job %s was taken over while failing", claimed.job_id)
+            self.unrecorded[claimed.job_id] = error
+            with contextlib.suppress(StorageFull):
+                self.record_failures()
             return JobResult(claimed.job_id, None, CaptureStatus.FAILED, error, False)
         except Exception as exc:
             log.exception("job %s failed", claimed.job_id)

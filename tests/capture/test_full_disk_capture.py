@@ -182,3 +182,41 @@ def test_a_capture_the_full_database_cannot_record_is_failed_saying_so(
     _ok(again)
     assert _rows(after) == _rows(failed)
     assert _ok(verified).startswith("custody log verified: ")
+
+
+SLOW = "/slow?delay=4"  # the seconds its page takes to answer: the disk fills meanwhile
+
+
+def test_a_failure_the_full_database_cannot_record_is_recorded_once_it_has_room(
+        tmp_path: Path, backend: str, database_url: str, server: pages.PagesServer,
+        scratch: Path) -> None:
+    home = tmp_path / "home"
+    env = small_home_env(home, backend, database_url)
+    env["EVIDENCE_CAPTURE_ALLOW"] = "127.0.0.1"
+    env["TMPDIR"] = str(scratch)
+    jobs = "SELECT state, attempts, error FROM capture_jobs ORDER BY created_at"
+    steps = [
+        ["init"], ["case", "create", "C-1", "--title", "Crossings"],
+        ["capture", server.url(SLOW), "--case", "C-1", "--no-wait"],
+        ["start", "worker", "--poll", "0.2"],
+        ["await", jobs, "running"],
+        ["fill"],  # while the page is still loading: the capture's first file has no room
+        ["await-said", "failed"],  # (nor, on SQLite, has the job's failure)
+        ["free"],
+        ["await", jobs, "failed"],
+        ["stop"],
+        ["sql", "SELECT status FROM captures"], ["custody", "verify"],
+    ]
+    (_init, _case, _queued, _start, _running, _fill, _said, _free, failed, stopped, recorded,
+     verified) = _on_small_disk(home, env, steps)
+    said = stopped["err"]
+    assert "Traceback" not in said, said
+    ((state, attempts, error),) = _rows(failed)
+    assert (state, attempts) == ("failed", "1"), _rows(failed)
+    assert "is full" in error and "the capture was not recorded" in error, error
+    if backend == "sqlite":
+        # The worker said the failure waits for room, went on, and recorded it once there was.
+        assert (f"failed ({error}); the database is full: the job is marked failed once it "
+                "has room") in said, said
+    assert _rows(recorded) == []
+    assert _ok(verified).startswith("custody log verified: ")
