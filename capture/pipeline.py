@@ -63,6 +63,7 @@ from capture.urlsafety import (
 from evidence.blobstore import BlobStore, StoredBlob
 from evidence.canonical import canonical_json
 from evidence.captures import TOOL, CaptureRecord, StepOutcome, StoredArtifact, iso
+from evidence.db import FULL_DISK_FREE_BYTES, free_bytes, temp_folder
 from evidence.errors import DISK_FULL_ERRNOS, StorageFull
 from evidence.models import CaptureStatus, utcnow
 from evidence.settings import Settings
@@ -561,6 +562,11 @@ class _Run:
             dhash=None if hashes is None else hashes.dhash,
         ))
 
+    def no_traffic_record(self) -> str | None:
+        # A step that fails, so that a full temporary disk (the browser had no room to write
+        # the record) is taken for what it is.
+        raise CaptureError("the browser wrote no traffic record")
+
     def store(self, kind: str, path: Path, media_type: str, name: str | None = None) -> None:
         self._admit(kind, path.stat().st_size)
         self._keep(kind, name or path.name, media_type, self.pipeline.store.put_file(path))
@@ -985,9 +991,19 @@ def _full_disk(exc: Exception, tmp: Path) -> StorageFull | None:
     """`exc` as the full disk it tells of (the blob store's, or the temporary folder's)."""
     if isinstance(exc, StorageFull):
         return exc
+    folder = tmp.parent  # TMPDIR: the capture's own folder is gone by the time this is read
     if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
-        return StorageFull(f"the disk of the capture's temporary folder {tmp} is full: "
+        return StorageFull(f"the disk of the capture's temporary folder ({folder}) is full: "
                            f"{exc.strerror}")
+    # The browser keeps its files in TMPDIR (its shared memory among them; Python may have
+    # passed over a full TMPDIR for `folder`) and, out of room, says only that it failed
+    # ("Failed to generate MHTML", "Read failed"): a step it failed while that disk is full
+    # failed for that, and the capture would lack what it should hold.
+    for where in dict.fromkeys((temp_folder(), folder)):
+        free = free_bytes(where)
+        if free is not None and free < FULL_DISK_FREE_BYTES:
+            return StorageFull(f"the disk of the capture's temporary folder ({where}) is full "
+                               f"({free} bytes free): the browser could not go on")
     return None
 
 
@@ -1212,6 +1228,7 @@ class CapturePipeline:
             try:
                 context.close()  # writes the HAR
             except Exception as exc:
+                run.full = run.full or _full_disk(exc, run.tmp)
                 record.steps.append(StepOutcome("close", False, f"closing the context: {exc}"))
             run.fetch = None
             with contextlib.suppress(PlaywrightError):
@@ -1219,7 +1236,7 @@ class CapturePipeline:
         if har.exists():
             run.run_step("warc", lambda: run.archive_traffic(har))
         else:
-            record.steps.append(StepOutcome("warc", False, "the browser wrote no traffic record"))
+            run.run_step("warc", run.no_traffic_record)
         own = None if run.file is None else run.file.url
         run.pdfs += [(d.url, d.path) for d in run.downloads
                      if d.state == "kept" and d.url != own and _is_pdf(d.path)]

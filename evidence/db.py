@@ -9,6 +9,7 @@ READ ONLY one on PostgreSQL.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -100,7 +101,9 @@ def storage_full(exc: OperationalError, url: str | URL) -> StorageFull | None:
     """The error as the full disk it is, or None when it is anything else.
 
     SQLite's "disk I/O error" names no cause: it is taken for a full disk only when the folder
-    of the database file has (next to) no space left, as seen now.
+    of the database file has (next to) no space left, as seen now. Its "database or disk is
+    full" may also be its temporary files' disk (TMPDIR, where it sorts and builds indexes):
+    that one is named when it is the full one and the database's is not.
     """
     orig = exc.orig
     url = make_url(url)
@@ -115,14 +118,41 @@ def storage_full(exc: OperationalError, url: str | URL) -> StorageFull | None:
             name == "SQLITE_FULL" or name.startswith("SQLITE_IOERR")):
         return None
     folder = Path(database).resolve().parent
-    try:
-        free = shutil.disk_usage(folder).free
-    except OSError:
+    free = free_bytes(folder)
+    if free is None or (name != "SQLITE_FULL" and free >= FULL_DISK_FREE_BYTES):
         return None
-    if name != "SQLITE_FULL" and free >= FULL_DISK_FREE_BYTES:
-        return None
+    if free >= FULL_DISK_FREE_BYTES:
+        temp = temp_folder(sqlite=True)
+        temp_free = free_bytes(temp)
+        if temp_free is not None and temp_free < FULL_DISK_FREE_BYTES:
+            return StorageFull(f"the disk of the temporary folder the database works in ({temp}) "
+                               f"is full ({temp_free} bytes free): nothing of this was saved; "
+                               "free space on it (or set TMPDIR to a folder with room) and try "
+                               "again")
     return StorageFull(f"the disk holding the database ({folder}) is full ({free} bytes free): "
                        "nothing of this was saved; free space on it and try again")
+
+
+def temp_folder(*, sqlite: bool = False) -> Path:
+    """The folder a Unix program keeps its temporary files in, found as SQLite and Chromium
+    find it: TMPDIR (for SQLite, SQLITE_TMPDIR before it), else /var/tmp, /usr/tmp, /tmp.
+    (Python's `tempfile.gettempdir` passes over a full one, which is the one wanted here.)"""
+    for name in ("SQLITE_TMPDIR", "TMPDIR")[0 if sqlite else 1:]:
+        value = os.environ.get(name)  # those programs' own settings, read as they read them
+        if value and os.path.isdir(value):
+            return Path(value)
+    for folder in ("/var/tmp", "/usr/tmp", "/tmp"):  # noqa: S108 (only measured, not used)
+        if os.path.isdir(folder):
+            return Path(folder)
+    return Path.cwd()
+
+
+def free_bytes(folder: Path) -> int | None:
+    """The bytes free on the disk of `folder`, or None when it cannot be told."""
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
 
 
 @contextmanager

@@ -87,12 +87,13 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, BIT
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from evidence import custody, users
 from evidence.blobstore import BlobStore
-from evidence.errors import EvidenceError, InvalidInput, NotFound
+from evidence.db import storage_full
+from evidence.errors import EvidenceError, InvalidInput, NotFound, StorageFull
 from evidence.models import (
     Artifact,
     Capture,
@@ -342,7 +343,14 @@ def index_capture(session: Session, capture: Capture, *, store: BlobStore) -> No
         with session.begin_nested():
             _index(session, capture, store)
     except (SQLAlchemyError, EvidenceError, OSError) as exc:
-        log.warning("capture %s recorded but not indexed for search: %s", capture.id, exc)
+        if isinstance(exc, StorageFull) or (isinstance(exc, OperationalError) and storage_full(
+                exc, session.get_bind().engine.url) is not None):
+            # The capture's own rows will not fit either: its recording fails, saying so,
+            # rather than warn here of an index the capture will not have.
+            raise
+        # The driver's words, not the statement and its parameters (SQLAlchemy's whole text).
+        said = exc.orig if isinstance(exc, DBAPIError) else exc
+        log.warning("capture %s recorded but not indexed for search: %s", capture.id, said)
 
 
 def _index(session: Session, capture: Capture, store: BlobStore) -> None:

@@ -220,3 +220,55 @@ def test_a_failure_the_full_database_cannot_record_is_recorded_once_it_has_room(
                 "has room") in said, said
     assert _rows(recorded) == []
     assert _ok(verified).startswith("custody log verified: ")
+
+
+def test_a_full_temporary_folder_fails_the_capture_saying_so_and_records_nothing(
+        tmp_path: Path, backend: str, database_url: str, server: pages.PagesServer,
+        scratch: Path) -> None:
+    home = tmp_path / "home"
+    env = small_home_env(home, backend, database_url)
+    env["EVIDENCE_CAPTURE_ALLOW"] = "127.0.0.1"
+    # TMPDIR alone fills up: the home (database and blobs) has room. (The browser keeps its
+    # shared memory there too, tens of MB for a big page: the disk is not small.)
+    tmp = scratch / "tmp"
+    env["TMPDIR"] = str(tmp)
+    capture = ["capture", server.url(PAGE), "--case", "C-1"]
+    steps = [
+        ["init"], ["case", "create", "C-1", "--title", "Crossings"],
+        ["fill", str(2 * 1024 * 1024), str(tmp)],
+        capture,
+        ["sql", "SELECT status FROM captures"], ["sql", "SELECT state, error FROM capture_jobs"],
+        ["files", "blobs/.incoming"], ["files", str(tmp)],
+        ["fill", "0", str(tmp)],
+        capture,
+        ["free", str(tmp)],
+        ["sql", "SELECT status FROM captures"], ["files", "blobs/.incoming"], ["files", str(tmp)],
+        ["custody", "verify"], ["store", "check"],
+        [*capture, "--json"],
+    ]
+    (_init, _case, _fill_part, part_full, part_recorded, part_jobs, part_blobs, part_tmp,
+     _fill, full, _free, full_recorded, full_blobs, full_tmp, verified, checked,
+     again) = _on_small_disk(home, env, steps, disk="64m", others=((tmp, "256m"),))
+
+    # Part way through: one line naming the full temporary folder, nothing recorded, no blob
+    # half-written, no temporary file left (blobs stored whole before are merely unreferenced).
+    said = _failed(part_full)
+    assert said.startswith(f"Error: capture failed: the disk of the capture's temporary folder "
+                           f"({tmp}) is full"), said
+    assert _rows(part_recorded) == []
+    ((state, error),) = _rows(part_jobs)
+    assert state == "failed" and f"({tmp}) is full" in error, error
+    assert part_blobs["files"] == [] and part_tmp["files"] == [f"{tmp}/filler"]
+
+    # Quite full from the start: the same, though the browser itself keeps files there.
+    said = _failed(full)
+    assert said.startswith("Error: capture failed: "), said
+    assert f"({tmp}) is full" in said, said
+    assert _rows(full_recorded) == []
+    assert full_blobs["files"] == [] and full_tmp["files"] == []
+    assert _ok(verified).startswith("custody log verified: ")
+    assert _ok(checked).startswith("store whole:")
+
+    # Room again: the same capture succeeds, whole.
+    summary = json.loads(_ok(again))
+    assert summary["status"] == "complete", summary["steps"]
