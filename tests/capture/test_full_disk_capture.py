@@ -28,6 +28,7 @@ pytestmark = pytest.mark.browser
 DISK = "16m"
 ROOM = 512 * 1024  # left free: the small files of a capture fit, its DOM and MHTML do not
 PAGE = "/big?size=1500000"  # an HTML page of 1.5 MB
+JOBS = "SELECT state, attempts, error FROM capture_jobs ORDER BY created_at"
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +58,16 @@ def _failed(result: dict[str, Any]) -> str:
     return str(said)
 
 
+def _capture_home(tmp_path: Path, backend: str, database_url: str,
+                  tmpdir: Path) -> tuple[Path, dict[str, str]]:
+    """A home for captures of the local pages, the captures' temporary folders in `tmpdir`."""
+    home = tmp_path / "home"
+    env = small_home_env(home, backend, database_url)
+    env["EVIDENCE_CAPTURE_ALLOW"] = "127.0.0.1"
+    env["TMPDIR"] = str(tmpdir)
+    return home, env
+
+
 def _rows(result: dict[str, Any]) -> list[list[str]]:
     rows: list[list[str]] = result["rows"]
     return rows
@@ -65,19 +76,15 @@ def _rows(result: dict[str, Any]) -> list[list[str]]:
 def test_a_capture_on_a_full_disk_fails_saying_so_and_records_nothing_half_written(
         tmp_path: Path, backend: str, database_url: str, server: pages.PagesServer,
         scratch: Path) -> None:
-    home = tmp_path / "home"
-    env = small_home_env(home, backend, database_url)
-    env["EVIDENCE_CAPTURE_ALLOW"] = "127.0.0.1"
-    env["TMPDIR"] = str(scratch)
+    home, env = _capture_home(tmp_path, backend, database_url, scratch)
     url = server.url(PAGE)
     capture = ["capture", url, "--case", "C-1"]
-    jobs = "SELECT state, attempts, error FROM capture_jobs ORDER BY created_at"
     recorded = "SELECT status FROM captures"
     steps = [
         ["init"], ["case", "create", "C-1", "--title", "Crossings"],
         ["fill", str(ROOM)],
         capture,
-        ["sql", recorded], ["sql", jobs], ["files", "blobs/.incoming"],
+        ["sql", recorded], ["sql", JOBS], ["files", "blobs/.incoming"],
         ["fill"],
         capture,
         ["files", "blobs/.incoming"],
@@ -148,20 +155,16 @@ DB_ROOM = 128 * 1024  # left on the database's disk: a claim fits, the capture's
 def test_a_capture_the_full_database_cannot_record_is_failed_saying_so(
         tmp_path: Path, backend: str, database_url: str, server: pages.PagesServer,
         scratch: Path) -> None:
-    home = tmp_path / "home"
-    env = small_home_env(home, backend, database_url)
-    env["EVIDENCE_CAPTURE_ALLOW"] = "127.0.0.1"
-    env["TMPDIR"] = str(scratch)
-    jobs = "SELECT state, attempts, error FROM capture_jobs ORDER BY created_at"
+    home, env = _capture_home(tmp_path, backend, database_url, scratch)
     steps = [
         ["init"], ["case", "create", "C-1", "--title", "Crossings"],
         ["capture", server.url(WORDY), "--case", "C-1", "--no-wait"],
         ["fill", str(DB_ROOM)],
         ["worker", "--once"],
-        ["sql", jobs], ["sql", "SELECT status FROM captures"],
+        ["sql", JOBS], ["sql", "SELECT status FROM captures"],
         ["free"],
         ["worker", "--once"],
-        ["sql", jobs], ["custody", "verify"],
+        ["sql", JOBS], ["custody", "verify"],
     ]
     # The blobs have a disk of their own, with room: only the database's is full.
     (_init, _case, _queued, _fill, worked, failed, recorded, _free, again, after,
@@ -190,20 +193,16 @@ SLOW = "/slow?delay=4"  # the seconds its page takes to answer: the disk fills m
 def test_a_failure_the_full_database_cannot_record_is_recorded_once_it_has_room(
         tmp_path: Path, backend: str, database_url: str, server: pages.PagesServer,
         scratch: Path) -> None:
-    home = tmp_path / "home"
-    env = small_home_env(home, backend, database_url)
-    env["EVIDENCE_CAPTURE_ALLOW"] = "127.0.0.1"
-    env["TMPDIR"] = str(scratch)
-    jobs = "SELECT state, attempts, error FROM capture_jobs ORDER BY created_at"
+    home, env = _capture_home(tmp_path, backend, database_url, scratch)
     steps = [
         ["init"], ["case", "create", "C-1", "--title", "Crossings"],
         ["capture", server.url(SLOW), "--case", "C-1", "--no-wait"],
         ["start", "worker", "--poll", "0.2"],
-        ["await", jobs, "running"],
+        ["await", JOBS, "running"],
         ["fill"],  # while the page is still loading: the capture's first file has no room
         ["await-said", "failed"],  # (nor, on SQLite, has the job's failure)
         ["free"],
-        ["await", jobs, "failed"],
+        ["await", JOBS, "failed"],
         ["stop"],
         ["sql", "SELECT status FROM captures"], ["custody", "verify"],
     ]
@@ -225,13 +224,10 @@ def test_a_failure_the_full_database_cannot_record_is_recorded_once_it_has_room(
 def test_a_full_temporary_folder_fails_the_capture_saying_so_and_records_nothing(
         tmp_path: Path, backend: str, database_url: str, server: pages.PagesServer,
         scratch: Path) -> None:
-    home = tmp_path / "home"
-    env = small_home_env(home, backend, database_url)
-    env["EVIDENCE_CAPTURE_ALLOW"] = "127.0.0.1"
     # TMPDIR alone fills up: the home (database and blobs) has room. (The browser keeps its
     # shared memory there too, tens of MB for a big page: the disk is not small.)
     tmp = scratch / "tmp"
-    env["TMPDIR"] = str(tmp)
+    home, env = _capture_home(tmp_path, backend, database_url, tmp)
     capture = ["capture", server.url(PAGE), "--case", "C-1"]
     steps = [
         ["init"], ["case", "create", "C-1", "--title", "Crossings"],
