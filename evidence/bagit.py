@@ -19,6 +19,10 @@ Decisions, so a reader need not reverse them out of the code:
 - Manifest paths percent-encode exactly ``%``, CR and LF (as ``%25``, ``%0D``, ``%0A``), as
   RFC 8493 section 2.1.3 requires. The Library of Congress ``bagit`` package (1.9) decodes only
   CR and LF, so it misreads a payload name that contains ``%``; we follow the RFC.
+- The bag may be signed: `close(seal=...)` writes the signature over the tag manifest as one
+  more tag file, `bundle_verifier.BAG_SIGNATURE`, after it (no manifest lists it; the tag
+  manifest cannot list its own signature). Reading sets it aside like the tag manifests;
+  checking the signature needs a key and is the verifier's (see docs/bundle-format.md).
 - Only SHA-256 manifests are written. The validator also checks md5/sha1/sha224/sha384/sha512
   manifests when present, and requires manifest-sha256.txt and tagmanifest-sha256.txt: without
   the tag manifest bag-info.txt could be edited unnoticed.
@@ -50,7 +54,7 @@ import re
 import unicodedata
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -61,6 +65,7 @@ from typing import IO, BinaryIO, Protocol, runtime_checkable
 # The reading half shares the offline verifier's helpers (verify.py, shipped in every bundle),
 # so the service and the defence parse a bag the same way.
 from evidence.bundle_verifier import (
+    BAG_SIGNATURE,
     _central_directory_declared,
     _listed_path_flaw,
     _os_metadata,
@@ -99,7 +104,7 @@ _HASHES = {"md5": 32, "sha1": 40, "sha224": 56, "sha256": 64, "sha384": 96, "sha
 _MANIFEST_NAME = re.compile(r"^(tag)?manifest-([a-z0-9]+)\.txt$")
 _MANIFEST_LINE = re.compile(r"^([0-9A-Fa-f]+)[ \t]+(.+)$")
 _OXUM = re.compile(r"^(\d+)\.(\d+)$")
-_RESERVED_TAG_NAMES = frozenset({"bagit.txt", "bag-info.txt", "fetch.txt"})
+_RESERVED_TAG_NAMES = frozenset({"bagit.txt", "bag-info.txt", "fetch.txt", BAG_SIGNATURE})
 _FILE_MODE = 0o100644 << 16
 _DIR_MODE = (0o040755 << 16) | 0x10  # 0x10: the MS-DOS directory flag
 _S_IFMT = 0o170000
@@ -149,7 +154,7 @@ class BagSummary:
     payload: tuple[PayloadEntry, ...]
     payload_octets: int
     tag_files: Mapping[str, str]  # path -> SHA-256 of every file the tag manifest lists
-    tagmanifest_sha256: str  # covers the tag files, which cover the payload: sign this
+    tagmanifest_sha256: str  # covers the tag files, which cover the payload: what `seal` signs
 
     @property
     def payload_oxum(self) -> str:
@@ -269,7 +274,7 @@ class BagWriter:
         self._tags: dict[str, str] = {}
         # The standard tag files and data/ are claimed up front, so nothing can shadow them.
         self._taken_files = {"bagit.txt", "bag-info.txt", "manifest-sha256.txt", "fetch.txt"}
-        self._taken_files.add("tagmanifest-sha256.txt")
+        self._taken_files.update({"tagmanifest-sha256.txt", BAG_SIGNATURE})
         self._taken_dirs = {"data"}
         self._closed = False
         self._broken = False
@@ -323,7 +328,14 @@ class BagWriter:
         self._broken = True
         self._zip.fp = None
 
-    def close(self, bag_info: Mapping[str, str | list[str]]) -> BagSummary:
+    def close(
+        self,
+        bag_info: Mapping[str, str | list[str]],
+        *,
+        seal: Callable[[str, str], bytes] | None = None,
+    ) -> BagSummary:
+        """Writes bag-info.txt and the manifests, then, given `seal`, its answer for the bag's
+        name and the tag manifest's SHA-256 (the signature) as BAG_SIGNATURE, the last entry."""
         self._check_open()
         octets = sum(entry.size for entry in self._payload)
         info = _render_bag_info(
@@ -346,6 +358,10 @@ class BagWriter:
                 for name, digest in sorted(self._tags.items())
             ).encode()
             self._write_entry("tagmanifest-sha256.txt", tagmanifest, compress=True)
+            tagmanifest_sha256 = hashlib.sha256(tagmanifest).hexdigest()
+            if seal is not None:
+                self._write_entry(BAG_SIGNATURE, seal(self.name, tagmanifest_sha256),
+                                  compress=True)
             self._zip.close()
         self._closed = True
         return BagSummary(
@@ -353,7 +369,7 @@ class BagWriter:
             payload=tuple(self._payload),
             payload_octets=octets,
             tag_files=dict(self._tags),
-            tagmanifest_sha256=hashlib.sha256(tagmanifest).hexdigest(),
+            tagmanifest_sha256=tagmanifest_sha256,
         )
 
     def _check_open(self) -> None:
@@ -868,8 +884,8 @@ def _verify_contents(opened: _Opened, tags: _TagData, problems: list[BagProblem]
     for path in opened.files:
         is_payload = path.startswith("data/")
         match = _MANIFEST_NAME.match(path)
-        if match and match.group(1):
-            continue  # tag manifests are listed by no manifest
+        if (match and match.group(1)) or path == BAG_SIGNATURE:
+            continue  # tag manifests, and the signature over one, are listed by no manifest
         manifests = tags.manifests if is_payload else tags.tag_manifests
         if path in desktop:
             continue  # not bag content; `Bag.desktop_metadata` names it, as verify.py warns

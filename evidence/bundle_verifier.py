@@ -118,11 +118,18 @@ BUNDLE_FORMAT = "evidence-locker/bundle"
 # 0); each revision adds something the verifier then requires. 1: case.jsonld describes every
 # received file. 2: bundle.json names the chosen targets (`targets`) and lists the received
 # material left out (`received_left_out`), both as the export.started entry records them, and
-# every received file the custody slice records is carried or listed as left out. This
-# verifier knows revisions up to BUNDLE_REVISION.
-BUNDLE_REVISION = 2
+# every received file the custody slice records is carried or listed as left out. 3: the bag as
+# a whole is signed (BAG_SIGNATURE, over the tag manifest). This verifier knows revisions up to
+# BUNDLE_REVISION.
+BUNDLE_REVISION = 3
 REVISION_RECEIVED_IN_GRAPH = 1
 REVISION_RECEIVED_SCOPE = 2
+REVISION_BAG_SIGNED = 3
+# The signature over the tag manifest: a tag file written after it, so no manifest lists it (it
+# cannot list its own signature). Its name starts with "tagmanifest-", which verifiers before
+# revision 3 already pass over as a tag manifest, so they still verify a revision 3 bundle.
+BAG_SIGNATURE = "tagmanifest-sha256.txt.sig"
+BAG_SIGNATURE_TYPE = "evidence-locker/bag-signature"
 MANIFEST_TYPE = "evidence-locker/capture-manifest"
 LOCAL_TSA_POLICY_OID = "2.25.105080062447526380206053475928912169171"
 
@@ -1254,6 +1261,15 @@ def checkpoint_body(origin: str, tree_size: int, root: bytes) -> bytes:
     return f"{origin}\n{tree_size}\n{base64.b64encode(root).decode()}\n".encode()
 
 
+def bag_signature_statement(bag: str, tagmanifest_sha256: str) -> bytes:
+    """What the bag signature signs: its type, the bag's name and the tag manifest's SHA-256
+    (hex), one per line. The same key signs capture manifests (JSON, starting with "{") and
+    checkpoints (whose third line is 44 characters of base64); this text can be taken for
+    neither, nor either for it, because its first line names what it is and its last is 64 hex
+    digits."""
+    return f"{BAG_SIGNATURE_TYPE}\n{bag}\n{tagmanifest_sha256}\n".encode()
+
+
 # ---------------------------------------------------------------------------------------------
 # Reading a bag: a ZIP (streamed, never extracted) or a folder
 
@@ -1695,12 +1711,14 @@ def _os_metadata(path: str) -> str | None:
     return None
 
 
-_TAG_FILES = ("bagit.txt", "bag-info.txt", "manifest-sha256.txt", "tagmanifest-sha256.txt")
+_TAG_FILES = ("bagit.txt", "bag-info.txt", "manifest-sha256.txt", "tagmanifest-sha256.txt",
+              BAG_SIGNATURE)
 
 
 def _repack_signs(infos: list[zipfile.ZipInfo], prefix: str) -> list[str]:
     """How this ZIP differs from the ZIPs the exporter writes (evidence.bagit.BagWriter): bagit.txt
-    first and tagmanifest-sha256.txt last, all inside one folder, one folder entry (data/), one
+    first and tagmanifest-sha256.txt last (then its signature, from revision 3), all inside one
+    folder, one folder entry (data/), one
     modification time, no extra fields but ZIP64's, tag files deflated, WACZ files stored."""
     signs: list[str] = []
     if not prefix:
@@ -1713,7 +1731,9 @@ def _repack_signs(infos: list[zipfile.ZipInfo], prefix: str) -> list[str]:
         )
     files = [i.orig_filename[len(prefix) :] for i in infos
              if not i.is_dir() and i.orig_filename.startswith(prefix)]  # fmt: skip
-    if files and (files[0] != "bagit.txt" or files[-1] != "tagmanifest-sha256.txt"):
+    last = ["tagmanifest-sha256.txt", BAG_SIGNATURE] if BAG_SIGNATURE in files \
+        else ["tagmanifest-sha256.txt"]  # fmt: skip
+    if files and (files[0] != "bagit.txt" or files[-len(last) :] != last):
         signs.append("its entries are not in the exporter's order")
     if len({i.date_time for i in infos}) > 1:
         signs.append("its entries carry different modification times")
@@ -2171,6 +2191,7 @@ class _Verifier:
         self.checkpoint_body: bytes | None = None
         self.checkpoint_root: bytes | None = None
         self.checkpoint_size: int | None = None
+        self.bag_signed = False  # the bag signature verified
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -2357,6 +2378,8 @@ class _Verifier:
             return
         with self.step("signing key") as step:
             self._check_key(step)
+        with self.step("bag signature") as step:
+            self._check_bag_signature(step)
         with self.step("timestamp trust anchors") as step:
             self._load_anchors(step)
         for exhibit in self.exhibits:
@@ -2367,15 +2390,28 @@ class _Verifier:
         self._note_unsealed()
 
     def _note_unsealed(self) -> None:
-        """Say what no signature covers, and whether the bundle's verify.py is this one: a
-        forger who rewrites the bag manifests can change those files unnoticed."""
-        self.note(
-            "Not sealed by any signature, timestamp or custody entry (a forger who rewrites the "
-            "bag manifests can change them unnoticed): report.pdf, README.txt, verify.py, "
-            "bag-info.txt, and bundle.json's fields other than those checked above (case "
-            "title, offence and facts, exported_by.unit, created_at, tool, target_id). The "
-            "exhibits, their files, the custody entries and received files are sealed."
-        )
+        """Say what no signature covers, and whether the bundle's verify.py is this one: before
+        revision 3 a forger who rewrites the bag manifests can change those files unnoticed."""
+        if self.bag_signed:
+            self.note(
+                f"The bag as a whole is signed ({BAG_SIGNATURE}, over the tag manifest): "
+                "report.pdf, README.txt, verify.py, bag-info.txt and all of bundle.json are "
+                "as the holder of the signing key exported them. That holder is the unit only "
+                "if the key id is the unit's (pin it with --key)."
+            )
+        else:
+            why = (f"its signature ({BAG_SIGNATURE}) does not hold"
+                   if self.revision() >= REVISION_BAG_SIGNED else
+                   f"revision {self.revision()}; bundles sign it from revision "
+                   f"{REVISION_BAG_SIGNED}")  # fmt: skip
+            self.note(
+                f"The bag as a whole is not signed ({why}). Not sealed by any signature, timestamp "
+                "or custody entry (a forger who rewrites the bag manifests can change them "
+                "unnoticed): report.pdf, README.txt, verify.py, bag-info.txt, and bundle.json's "
+                "fields other than those checked above (case title, offence and facts, "
+                "exported_by.unit, created_at, tool, target_id). The exhibits, their files, the "
+                "custody entries and received files are sealed."
+            )
         verifier = (self.index or {}).get("verifier")
         got = self.digest("data/" + verifier) if isinstance(verifier, str) else None
         if got is None:
@@ -2760,6 +2796,75 @@ class _Verifier:
                 f"signed by a key of their own: compare key id {bundle_id} with the key id the "
                 "police unit publishes, or pass --key with the unit's public key."
             )
+
+    def _check_bag_signature(self, step: _Step) -> None:
+        """The signature over the tag manifest, which lists the manifest that lists every
+        payload file: it seals the whole bag, report.pdf, README.txt, verify.py, bag-info.txt
+        and all of bundle.json included. Required from revision 3; one an older bundle carries
+        is checked all the same."""
+        revision = self.revision()
+        if BAG_SIGNATURE not in self.source.files:
+            if revision >= REVISION_BAG_SIGNED:
+                step.fail(BAG_SIGNATURE, f"missing, which revision {REVISION_BAG_SIGNED} "
+                                         "requires: nothing then seals the bag as a whole "
+                                         "(removed?)")  # fmt: skip
+            else:
+                step.fact(f"none: revision {revision} bundles do not sign the bag as a whole")
+            return
+        data = self.kept.get(BAG_SIGNATURE)
+        if data is None:
+            step.fail(BAG_SIGNATURE, self.why_unread(BAG_SIGNATURE))
+            return
+        try:
+            doc = _load_json(data)
+        except _BadJson as exc:
+            step.fail(BAG_SIGNATURE, str(exc))
+            return
+        bag, listed = _get(doc, "bag"), _get(doc, "tagmanifest_sha256")
+        if _get(doc, "type") != BAG_SIGNATURE_TYPE or _get(doc, "algorithm") != "Ed25519" \
+                or not isinstance(bag, str) or _hex32(listed) is None:  # fmt: skip
+            step.fail(BAG_SIGNATURE, f"not a {BAG_SIGNATURE_TYPE} document (type, algorithm "
+                                     "Ed25519, bag, tagmanifest_sha256, key_id, signature)")
+            return
+        if self.key is None:
+            step.fail(BAG_SIGNATURE, "no usable signing key to check it with")
+            return
+        key_id = _get(doc, "key_id")
+        if not isinstance(key_id, str) or key_id.lower() != self.key_id:
+            step.fail(BAG_SIGNATURE, f"signed by key {key_id!r}, not by the signing key "
+                                     f"{self.key_id}")
+            return
+        got = self.digest("tagmanifest-sha256.txt")
+        if got is None:
+            step.fail(BAG_SIGNATURE, "tagmanifest-sha256.txt is unreadable, so the signature "
+                                     "cannot be checked")
+            return
+        if str(listed).lower() != got[0]:
+            step.fail(BAG_SIGNATURE, f"signs a tag manifest with SHA-256 {listed}, but "
+                                     f"tagmanifest-sha256.txt has SHA-256 {got[0]}: the bag was "
+                                     "changed and its manifests rewritten after export")
+            return
+        try:
+            signature = base64.b64decode(str(_get(doc, "signature")), validate=True)
+        except (binascii.Error, ValueError):
+            step.fail(BAG_SIGNATURE, "signature is not base64")
+            return
+        if len(signature) != 64:
+            step.fail(BAG_SIGNATURE, f"signature is {len(signature)} bytes, not a 64-byte "
+                                     "Ed25519 signature")
+            return
+        try:
+            self.key.verify(signature, bag_signature_statement(bag, got[0]))
+        except InvalidSignature:
+            step.fail(BAG_SIGNATURE, f"does not verify over the tag manifest with key "
+                                     f"{self.key_id}")
+            return
+        self.bag_signed = True
+        if bag != self.source.name:
+            self.note(f"The bag was signed as {bag!r} but is named {self.source.name!r} here "
+                      "(its folder or ZIP renamed after export); its content is as signed.")
+        step.fact(f"Ed25519 signature over tagmanifest-sha256.txt (SHA-256 {got[0]}) of bag "
+                  f"{bag!r} verifies with key {self.key_id}")
 
     def _load_anchors(self, step: _Step) -> None:
         names = (self.index or {}).get("tsa_certificates")

@@ -21,6 +21,8 @@ in step 2, the lease runs out and the export is recorded as interrupted.
 
 from __future__ import annotations
 
+import base64
+import functools
 import hashlib
 import importlib.resources
 import json
@@ -56,7 +58,11 @@ from evidence import (
 )
 from evidence.bagit import BagWriter
 from evidence.blobstore import BlobStore
-from evidence.bundle_verifier import BUNDLE_REVISION
+from evidence.bundle_verifier import (
+    BAG_SIGNATURE_TYPE,
+    BUNDLE_REVISION,
+    bag_signature_statement,
+)
 from evidence.captures import SEAL_KINDS, TOOL, iso, sealed_disagreements
 from evidence.cases import case_for, require_access
 from evidence.errors import (
@@ -88,6 +94,7 @@ from evidence.models import (
     User,
 )
 from evidence.pagination import DEFAULT_LIMIT, Page, paginate
+from evidence.signing import Signer
 from evidence.timestamping import (
     LOCAL_TSA_POLICY_OID,
     TimestampToken,
@@ -882,9 +889,9 @@ what is wrong otherwise. Compare the signing key id it prints with the one the u
 A verify.py inside a bundle is only as trustworthy as the bundle: whoever altered the bundle
 could alter it too. To check a bundle you were handed, run a verify.py you obtained
 independently (from evidence-locker, or another bundle of known origin), and pin the unit's
-key with --key. The sealed evidence is what the signatures, timestamps and custody proofs
-cover; this README, report.pdf and bag-info.txt are not signed (the verifier says which parts
-of bundle.json it holds to signed records).
+key with --key. The evidence is sealed by the signatures, timestamps and custody proofs;
+tagmanifest-sha256.txt.sig signs the bag as a whole (this README, report.pdf, verify.py,
+bag-info.txt and bundle.json included) with the same key, over tagmanifest-sha256.txt.
 The format is described in docs/bundle-format.md of evidence-locker.
 """
 
@@ -942,7 +949,8 @@ def export_case(
             bag = BagWriter(sink, bag_name=name, bagging_time=plan.created_at)  # type: ignore[arg-type]
             try:
                 _BundleWriter(runtime, plan, bag, Path(work), say).write()
-                bag.close(_bag_info(plan))
+                bag.close(_bag_info(plan), seal=functools.partial(bag_signature,
+                                                                  runtime.signer))
             except BaseException:
                 bag.abort()
                 raise
@@ -997,6 +1005,17 @@ def export_case(
         checkpoint_size=plan.checkpoint.tree_size, received=len(plan.received),
         received_left_out=len(plan.left_out),
     )
+
+
+def bag_signature(signer: Signer, bag: str, tagmanifest_sha256: str) -> bytes:
+    """The bag's signature file (bundle_verifier.BAG_SIGNATURE): the system key's signature over
+    the tag manifest, which seals every file of the bag, in the JSON the verifier reads."""
+    signature = signer.sign(bag_signature_statement(bag, tagmanifest_sha256))
+    return (json.dumps({
+        "type": BAG_SIGNATURE_TYPE, "bag": bag, "tagmanifest_sha256": tagmanifest_sha256,
+        "algorithm": "Ed25519", "key_id": signer.key_id,
+        "signature": base64.b64encode(signature).decode(),
+    }, indent=2) + "\n").encode()
 
 
 def _bag_info(plan: _Plan) -> dict[str, str | list[str]]:

@@ -155,6 +155,35 @@ def test_summary_and_read_bag_agree_with_the_bytes(tmp_path: Path) -> None:
     assert summary.tagmanifest_sha256 == hashlib.sha256(tagmanifest).hexdigest()
 
 
+def test_a_sealed_bag_ends_with_its_signature_and_still_validates(tmp_path: Path) -> None:
+    """`close(seal=...)` writes the seal's answer for the tag manifest after it, as the last
+    entry; no manifest lists it, and the reader, the verifier and the LoC tool accept it."""
+    sig = bundle_verifier.BAG_SIGNATURE
+    path = tmp_path / f"{BAG}.zip"
+    with path.open("wb") as handle:
+        writer = BagWriter(handle, bag_name=BAG, bagging_time=WHEN)
+        writer.add_file("report.txt", REPORT)
+        with pytest.raises(BagPathRejected):
+            writer.add_tag_file(sig, b"a signature of one's own")
+        summary = writer.close(BAG_INFO, seal=lambda name, digest: f"{name} {digest}\n".encode())
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        assert archive.read(f"{BAG}/{sig}") == f"{BAG} {summary.tagmanifest_sha256}\n".encode()
+    assert names[-2:] == [f"{BAG}/tagmanifest-sha256.txt", f"{BAG}/{sig}"]
+    assert validate_bag(path) == []
+    bag = read_bag(path)
+    assert sig in bag.sizes and sig not in bag.tag_manifest
+    assert bag.repacked == ()
+    loc_validate(extract(path, tmp_path / "unpacked"))
+
+    def other(entries: dict[str, bytes]) -> None:
+        entries[f"{BAG}/{sig}.old"] = b"x"
+
+    assert found(validate_bag(rewrite(path, tmp_path / "other.zip", other))) == {
+        (f"{sig}.old", ProblemKind.UNLISTED_FILE)
+    }
+
+
 def test_manifest_percent_encodes_percent_cr_and_lf_as_rfc_8493_requires(tmp_path: Path) -> None:
     build_bag(tmp_path / "b.zip", percent_name=True)
     with zipfile.ZipFile(tmp_path / "b.zip") as archive:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import ast
 import base64
 import contextlib
+import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import io
 import json
@@ -41,6 +43,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from evidence import bundle_verifier as bv
 from evidence.bagit import BagWriter
+from evidence.bundles import bag_signature
 from evidence.canonical import canonical_json
 from evidence.caseuco import CaptureInfo, FileInfo, InvestigationInfo, build_case_graph
 from evidence.merkle import MerkleTree, leaf_hash
@@ -509,6 +512,7 @@ class Bundle:
     log: list[bytes]
     checkpoint: dict[str, Any]
     extra_tag_files: dict[str, bytes] = field(default_factory=dict)
+    seal: Signer | None = None  # signs the bag as a whole, as the exporter does from revision 3
 
     def write(self, path: Path) -> Path:
         with path.open("wb") as handle:
@@ -516,9 +520,13 @@ class Bundle:
                                bagging_time=dt.datetime(2026, 11, 22, 20, 43, tzinfo=dt.UTC))
             for name, data in self.files.items():
                 writer.add_file(name, data)
-            writer.close({"Source-Organization": "Test Unit",
-                          "External-Identifier": "export"})  # fmt: skip
+            writer.close({"Source-Organization": "Test Unit", "External-Identifier": "export"},
+                         seal=functools.partial(bag_signature, self.seal) if self.seal
+                         else None)  # fmt: skip
         return path
+
+    def copy(self, **changes: Any) -> Bundle:
+        return dataclasses.replace(self, files=dict(self.files), **changes)
 
     def sign_checkpoint(self, size: int) -> dict[str, Any]:
         root = self.tree.root(size)
@@ -696,7 +704,8 @@ def test_good_bundle_verifies_with_every_check_named(good: tuple[Bundle, Path]) 
     assert report.ok, report.render()
     names = [c.name for c in report.checks]
     assert names == [
-        "bag", "index", "signing key", "timestamp trust anchors", "EX-001 manifest",
+        "bag", "index", "signing key", "bag signature", "timestamp trust anchors",
+        "EX-001 manifest",
         "EX-001 signature", "EX-001 files",
         "EX-001 timestamp", "EX-001 WACZ", "custody entries", "custody checkpoint",
         "custody proofs", "custody checkpoint timestamp", "custody capture records",
@@ -1667,4 +1676,110 @@ def test_the_report_says_what_is_not_sealed_and_whether_verify_py_is_this_verifi
     assert report.ok  # nothing signs verify.py: see docs/bundle-format.md, "What is sealed"
     digest = hashlib.sha256(b"print('VERIFIED')\n").hexdigest()
     assert any(digest in n and "is not this verifier" in n and "Do not rely on it" in n
+               for n in report.notes), report.notes
+
+
+# -- revision 3: the bag as a whole is signed ----------------------------------------------------
+
+
+SIG = f"{BAG}/{bv.BAG_SIGNATURE}"
+
+
+@pytest.fixture(scope="module")
+def sealed(good: tuple[Bundle, Path], tmp_path_factory: pytest.TempPathFactory
+           ) -> tuple[Bundle, Path]:
+    """The good bundle as the exporter writes it from revision 3: the tag manifest signed."""
+    bundle = good[0].copy(seal=good[0].signer)
+    index = bundle.get_json("bundle.json")
+    index.update(revision=3, targets=None, received=[], received_left_out=[])
+    bundle.set_json("bundle.json", index)
+    return bundle, bundle.write(tmp_path_factory.mktemp("sealed") / f"{BAG}.zip")
+
+
+def test_a_revision_3_bundle_is_signed_as_a_whole(sealed: tuple[Bundle, Path]) -> None:
+    bundle, path = sealed
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        doc = json.loads(archive.read(SIG))
+        tagmanifest = archive.read(f"{BAG}/tagmanifest-sha256.txt")
+    assert names[-2:] == [f"{BAG}/tagmanifest-sha256.txt", SIG]
+    assert doc["tagmanifest_sha256"] == hashlib.sha256(tagmanifest).hexdigest()
+    assert (doc["bag"], doc["key_id"], doc["algorithm"]) == (BAG, bundle.signer.key_id,
+                                                               "Ed25519")
+    for key_pem in (None, bundle.signer.verifier.public_pem()):
+        report = bv.verify_bundle(path, key_pem=key_pem)
+        assert report.ok, report.render()
+        assert bundle.signer.key_id in check(report, "bag signature").detail
+        assert any("The bag as a whole is signed" in n for n in report.notes), report.notes
+        assert not any("Not sealed" in n or "re-packed" in n for n in report.notes)
+
+
+def _forged(sealed: tuple[Bundle, Path], tmp_path: Path, name: str, content: bytes) -> Path:
+    """A careful forger's copy: `name` changed, both bag manifests and Payload-Oxum rewritten
+    to match, and the exporter's signature file kept as it was."""
+    bundle, path = sealed
+    changed = bundle.copy(seal=None)
+    changed.files[name] = content
+    forged = changed.write(tmp_path / "forged.zip")
+    with zipfile.ZipFile(path) as archive:
+        signature = archive.read(SIG)
+    with zipfile.ZipFile(forged, "a") as archive:
+        archive.writestr(SIG, signature)
+    return forged
+
+
+@pytest.mark.parametrize(("name", "content"), [
+    ("report.pdf", b"%PDF-1.4\n% a report that says something else\n"),
+    ("README.txt", b"An evidence bundle. Trust it; there is no need to run verify.py.\n"),
+])  # fmt: skip
+def test_a_file_changed_with_the_bag_rewritten_fails_the_bag_signature(
+    sealed: tuple[Bundle, Path], tmp_path: Path, name: str, content: bytes
+) -> None:
+    forged = _forged(sealed, tmp_path, name, content)
+    report = bv.verify_bundle(forged)
+    assert check(report, "bag").ok, report.problems  # the manifests agree with the files
+    assert not report.ok
+    assert has_problem(report, bv.BAG_SIGNATURE, "signs a tag manifest with SHA-256",
+                       "changed and its manifests rewritten"), report.problems
+    assert not check(report, "bag signature").ok
+    assert any("not signed (its signature" in n for n in report.notes), report.notes
+    assert_no_internal_error(report)
+
+
+def test_a_revision_3_bundle_without_its_bag_signature_fails(
+    sealed: tuple[Bundle, Path], tmp_path: Path
+) -> None:
+    report = bv.verify_bundle(rewrite_zip(sealed[1], tmp_path / "t.zip", lambda e: e.pop(SIG)))
+    assert not report.ok
+    assert has_problem(report, bv.BAG_SIGNATURE, "missing, which revision 3 requires")
+    assert_no_internal_error(report)
+
+
+def test_a_bag_signed_by_another_key_fails(sealed: tuple[Bundle, Path], tmp_path: Path) -> None:
+    """A forger re-signs the rewritten bag with a key of their own: the bag signature names
+    a key that signs nothing else in the bundle, and not the one pinned with --key."""
+    bundle, _ = sealed
+    mallory = Signer.generate()
+    changed = bundle.copy(seal=mallory)
+    changed.files["report.pdf"] = b"%PDF-1.4\n% forged\n"
+    path = changed.write(tmp_path / "resigned.zip")
+    for key_pem in (None, bundle.signer.verifier.public_pem()):
+        report = bv.verify_bundle(path, key_pem=key_pem)
+        assert not report.ok
+        assert has_problem(report, bv.BAG_SIGNATURE, f"signed by key '{mallory.key_id}'",
+                           f"not by the signing key {bundle.signer.key_id}"), report.problems
+        assert_no_internal_error(report)
+
+
+def test_a_revision_2_bundle_verifies_unsigned_with_a_note(
+    sealed: tuple[Bundle, Path], tmp_path: Path
+) -> None:
+    changed = sealed[0].copy(seal=None)
+    index = changed.get_json("bundle.json")
+    index["revision"] = 2
+    changed.set_json("bundle.json", index)
+    report = bv.verify_bundle(changed.write(tmp_path / "rev2.zip"))
+    assert report.ok, report.render()
+    assert "do not sign the bag as a whole" in check(report, "bag signature").detail
+    assert any("The bag as a whole is not signed (revision 2" in n and "report.pdf" in n
                for n in report.notes), report.notes
