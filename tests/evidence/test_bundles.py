@@ -32,6 +32,7 @@ from evidence.errors import AccessDenied, BlobCorrupted, InvalidInput, NotFound,
 from evidence.home import Runtime, init_home, open_runtime
 from evidence.models import Artifact, Capture, CustodyEntry, Export, Role
 from evidence.settings import Settings
+from evidence.signing import Signer
 from tests.conftest import Databases
 from tests.support import pages_server as pages
 
@@ -144,6 +145,13 @@ def _rebag(members: dict[str, bytes]) -> None:
         f"{hashlib.sha256(members[f'{top}/{n}']).hexdigest()}  {n}\n"
         for n in ("bagit.txt", "bag-info.txt", "manifest-sha256.txt")
     ).encode()
+
+
+def _reseal(members: dict[str, bytes], signer: Signer) -> None:
+    """Sign the rewritten tag manifest as the exporter does (or, with another key, a forger)."""
+    top = _top(members)
+    digest = hashlib.sha256(members[f"{top}/tagmanifest-sha256.txt"]).hexdigest()
+    members[f"{top}/{bundle_verifier.BAG_SIGNATURE}"] = bundles.bag_signature(signer, top, digest)
 
 
 def _flip(data: bytes, at: int | None = None) -> bytes:
@@ -325,8 +333,87 @@ def test_a_bundle_from_before_the_offence_details_still_verifies(
     investigation["uco-core:description"] = "Crossing adverts"
     members[f"{top}/data/case.jsonld"] = json.dumps(graph, indent=2).encode()
     _rebag(members)
+    _reseal(members, world.runtime.signer)
     report = _verify(_write(tmp_path / "before.zip", members))
     assert report.ok, report.render()
+
+
+# --- the bag as a whole is signed (revision 3) ----------------------------------------------------
+
+
+def test_the_bundle_signs_its_bag_as_its_last_entry(world: World) -> None:
+    with zipfile.ZipFile(world.bundle) as zf:
+        names = zf.namelist()
+    top = names[0].split("/", 1)[0]
+    assert names[-2:] == [f"{top}/tagmanifest-sha256.txt",
+                          f"{top}/{bundle_verifier.BAG_SIGNATURE}"]
+    members = _members(world.bundle)
+    assert _index(members)["revision"] == 3
+    doc = json.loads(members[f"{top}/{bundle_verifier.BAG_SIGNATURE}"])
+    assert doc["key_id"] == world.runtime.signer.key_id and doc["bag"] == top
+    assert doc["tagmanifest_sha256"] == hashlib.sha256(
+        members[f"{top}/tagmanifest-sha256.txt"]).hexdigest()
+    report = bundle_verifier.verify_bundle(world.bundle,
+                                           key_pem=world.runtime.verifier.public_pem())
+    assert report.ok, report.render()
+    assert world.runtime.signer.key_id in next(
+        c.detail for c in report.checks if c.name == "bag signature")
+    assert any("The bag as a whole is signed" in n for n in report.notes), report.notes
+    assert not any("re-packed" in n for n in report.notes), report.notes
+
+
+@pytest.mark.parametrize("name", ["report.pdf", "README.txt", "verify.py"])
+def test_a_file_no_other_signature_covers_changed_with_the_bag_rewritten_fails(
+    world: World, tmp_path: Path, name: str
+) -> None:
+    members = _members(world.bundle)
+    top = _top(members)
+    members[f"{top}/data/{name}"] = _flip(members[f"{top}/data/{name}"])
+    _rebag(members)
+    report = _verify(_write(tmp_path / "forged.zip", members))
+    assert not report.ok
+    assert any(p.startswith(f"{bundle_verifier.BAG_SIGNATURE}: signs a tag manifest")
+               for p in report.problems), report.problems
+    assert next(c for c in report.checks if c.name == "bag").ok  # the manifests agree
+
+
+def test_a_bundle_without_its_bag_signature_or_signed_by_another_key_fails(
+    world: World, tmp_path: Path
+) -> None:
+    members = _members(world.bundle)
+    top = _top(members)
+    del members[f"{top}/{bundle_verifier.BAG_SIGNATURE}"]
+    report = _verify(_write(tmp_path / "unsigned.zip", members))
+    assert not report.ok
+    assert f"{bundle_verifier.BAG_SIGNATURE}: missing, which revision 3 requires: nothing " \
+        "then seals the bag as a whole (removed?)" in report.problems, report.problems
+
+    members = _members(world.bundle)
+    members[f"{top}/data/report.pdf"] = _flip(members[f"{top}/data/report.pdf"])
+    _rebag(members)
+    mallory = Signer.generate()
+    _reseal(members, mallory)
+    report = bundle_verifier.verify_bundle(_write(tmp_path / "resigned.zip", members),
+                                           key_pem=world.runtime.verifier.public_pem())
+    assert not report.ok
+    assert any(p.startswith(f"{bundle_verifier.BAG_SIGNATURE}: signed by key "
+                            f"'{mallory.key_id}'") for p in report.problems), report.problems
+
+
+def test_a_revision_2_bundle_verifies_with_its_bag_unsigned_noted(
+    world: World, tmp_path: Path
+) -> None:
+    """As the exporter wrote it before revision 3: no bag signature."""
+    members = _members(world.bundle)
+    top = _top(members)
+    index = _index(members)
+    index["revision"] = 2
+    members[f"{top}/data/bundle.json"] = json.dumps(index, indent=2).encode()
+    del members[f"{top}/{bundle_verifier.BAG_SIGNATURE}"]
+    _rebag(members)
+    report = _verify(_write(tmp_path / "rev2.zip", members))
+    assert report.ok, report.render()
+    assert any("The bag as a whole is not signed (revision 2" in n for n in report.notes)
 
 
 # --- tampering ----------------------------------------------------------------------------------

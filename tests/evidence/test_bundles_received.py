@@ -86,6 +86,18 @@ def _rebag(members: dict[str, bytes], top: str) -> None:
         for n in ("bagit.txt", "bag-info.txt", "manifest-sha256.txt")).encode()
 
 
+def _unsigned(members: dict[str, bytes], top: str) -> None:
+    """As the exporter wrote a bundle before revision 3: no signature over the bag."""
+    del members[f"{top}/{bundle_verifier.BAG_SIGNATURE}"]
+
+
+def _reseal(members: dict[str, bytes], top: str, runtime: Runtime) -> None:
+    """The rewritten tag manifest signed with the system key, as the exporter signs it."""
+    digest = hashlib.sha256(members[f"{top}/tagmanifest-sha256.txt"]).hexdigest()
+    members[f"{top}/{bundle_verifier.BAG_SIGNATURE}"] = bundles.bag_signature(
+        runtime.signer, top, digest)
+
+
 def _standalone(bundle: dict[str, Any], zip_path: Path, tmp_path: Path) -> Any:
     """The verify.py the bundle carries, run by the system's own Python, as the defence would."""
     script = tmp_path / "verify.py"
@@ -182,6 +194,7 @@ def test_a_bundle_from_before_received_material_still_verifies(
         _graph_of(members, top), {i["path"] for i in bundle["index"]["received"]})).encode()
     for name in [n for n in members if n.startswith(f"{top}/data/received/")]:
         del members[name]
+    _unsigned(members, top)
     _rebag(members, top)
     older = _write(tmp_path / "older.zip", members)
     report = bundle_verifier.verify_bundle(older)
@@ -254,6 +267,7 @@ def _without_every_received_node(bundle: dict[str, Any], *,
         index = json.loads(members[f"{top}/data/bundle.json"])
         del index["revision"]
         members[f"{top}/data/bundle.json"] = json.dumps(index, indent=2).encode()
+        _unsigned(members, top)
     _rebag(members, top)
     return members
 
@@ -274,7 +288,7 @@ def test_a_bundle_that_says_its_graph_describes_received_material_fails_without_
         bundle: dict[str, Any], tmp_path: Path) -> None:
     """bundle.json's revision 1 says the graph describes every received file: one whose
     nodes were all taken out is not taken for a bundle from before; each file is named."""
-    assert bundle["index"]["version"] == 1 and bundle["index"]["revision"] == 2
+    assert bundle["index"]["version"] == 1 and bundle["index"]["revision"] == 3
     stripped = _write(tmp_path / "stripped-graph.zip",
                       _without_every_received_node(bundle, revision=True))
     report = bundle_verifier.verify_bundle(stripped)
@@ -288,18 +302,20 @@ def test_a_bundle_that_says_its_graph_describes_received_material_fails_without_
     assert "a received file the case graph does not describe" in standalone.stdout
 
 
-@pytest.mark.parametrize(("revision", "ok"), [(3, True), ("1", False), (-1, False)])
+@pytest.mark.parametrize(("revision", "ok"), [(4, True), ("1", False), (-1, False)])
 def test_a_revision_the_verifier_does_not_know_is_noted_and_a_malformed_one_fails(
-        bundle: dict[str, Any], tmp_path: Path, revision: Any, ok: bool) -> None:
+        bundle: dict[str, Any], runtime: Runtime, tmp_path: Path, revision: Any,
+        ok: bool) -> None:
     members, top = dict(bundle["members"]), bundle["top"]
     index = json.loads(members[f"{top}/data/bundle.json"])
     index["revision"] = revision
     members[f"{top}/data/bundle.json"] = json.dumps(index, indent=2).encode()
     _rebag(members, top)
+    _reseal(members, top, runtime)
     report = bundle_verifier.verify_bundle(_write(tmp_path / "revised.zip", members))
     assert report.ok is ok, report.render()
     if ok:  # a later revision of version 1: checked for all this verifier knows, and said so
-        assert any("revision 3" in n and "not checked" in n for n in report.notes), report.notes
+        assert any("revision 4" in n and "not checked" in n for n in report.notes), report.notes
     else:
         assert f"bundle.json: revision {revision!r} is not a whole number of 0 or more" in (
             report.problems), report.problems
@@ -431,6 +447,7 @@ def test_a_revision_1_bundle_without_the_left_out_list_still_verifies(
     del index["targets"], index["received_left_out"]
     index["revision"] = 1
     members[f"{top}/data/bundle.json"] = json.dumps(index, indent=2).encode()
+    _unsigned(members, top)
     _rebag(members, top)
     report = bundle_verifier.verify_bundle(_write(tmp_path / "rev1.zip", members))
     assert report.ok, report.render()
