@@ -2826,38 +2826,21 @@ class _Verifier:
             step.fail(BAG_SIGNATURE, f"not a {BAG_SIGNATURE_TYPE} document (type, algorithm "
                                      "Ed25519, bag, tagmanifest_sha256, key_id, signature)")
             return
-        if self.key is None:
-            step.fail(BAG_SIGNATURE, "no usable signing key to check it with")
-            return
-        key_id = _get(doc, "key_id")
-        if not isinstance(key_id, str) or key_id.lower() != self.key_id:
-            step.fail(BAG_SIGNATURE, f"signed by key {key_id!r}, not by the signing key "
-                                     f"{self.key_id}")
-            return
         got = self.digest("tagmanifest-sha256.txt")
         if got is None:
             step.fail(BAG_SIGNATURE, "tagmanifest-sha256.txt is unreadable, so the signature "
                                      "cannot be checked")
             return
-        if str(listed).lower() != got[0]:
-            step.fail(BAG_SIGNATURE, f"signs a tag manifest with SHA-256 {listed}, but "
-                                     f"tagmanifest-sha256.txt has SHA-256 {got[0]}: the bag was "
-                                     "changed and its manifests rewritten after export")
-            return
-        try:
-            signature = base64.b64decode(str(_get(doc, "signature")), validate=True)
-        except (binascii.Error, ValueError):
-            step.fail(BAG_SIGNATURE, "signature is not base64")
-            return
-        if len(signature) != 64:
-            step.fail(BAG_SIGNATURE, f"signature is {len(signature)} bytes, not a 64-byte "
-                                     "Ed25519 signature")
-            return
-        try:
-            self.key.verify(signature, bag_signature_statement(bag, got[0]))
-        except InvalidSignature:
-            step.fail(BAG_SIGNATURE, f"does not verify over the tag manifest with key "
-                                     f"{self.key_id}")
+        # Checked over the digest the file names, so a mismatch below is the exporter's own
+        # word for another tag manifest, not a forger's.
+        error = self._signed_by_key(doc, bag_signature_statement(bag, str(listed)),
+                                    "the tag manifest it names")
+        if error is None and listed != got[0]:
+            error = (f"signs a tag manifest with SHA-256 {listed}, but tagmanifest-sha256.txt "
+                     f"has SHA-256 {got[0]}: the bag was changed and its manifests rewritten "
+                     "after export")
+        if error:
+            step.fail(BAG_SIGNATURE, error)
             return
         self.bag_signed = True
         if bag != self.source.name:
@@ -3252,21 +3235,26 @@ class _Verifier:
         return checkpoint_body(origin, size, root), root, size, None
 
     def _checkpoint_signature(self, checkpoint: dict[str, Any], body: bytes) -> str | None:
+        return self._signed_by_key(checkpoint, body, "the checkpoint body")
+
+    def _signed_by_key(self, doc: dict[str, Any], message: bytes, what: str) -> str | None:
+        """Why a JSON document's `key_id` and base64 `signature` do not sign `message` with
+        the signing key; None when they do. Checkpoints and the bag signature share this."""
         if self.key is None:
             return "no usable signing key to check the signature with"
-        key_id = checkpoint.get("key_id")
+        key_id = doc.get("key_id")
         if not isinstance(key_id, str) or key_id.lower() != self.key_id:
             return f"signed by key {key_id!r}, not by the signing key {self.key_id}"
         try:
-            signature = base64.b64decode(str(checkpoint.get("signature")), validate=True)
+            signature = base64.b64decode(str(doc.get("signature")), validate=True)
         except (binascii.Error, ValueError):
             return "signature is not base64"
         if len(signature) != 64:
             return f"signature is {len(signature)} bytes, not a 64-byte Ed25519 signature"
         try:
-            self.key.verify(signature, body)
+            self.key.verify(signature, message)
         except InvalidSignature:
-            return "the Ed25519 signature does not verify over the checkpoint body"
+            return f"the Ed25519 signature does not verify over {what} with key {self.key_id}"
         return None
 
     def _custody_proofs(self, custody: dict[str, Any], entries: list[_Entry], step: _Step) -> None:

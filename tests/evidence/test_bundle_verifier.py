@@ -1714,6 +1714,37 @@ def test_a_revision_3_bundle_is_signed_as_a_whole(sealed: tuple[Bundle, Path]) -
         assert not any("Not sealed" in n or "re-packed" in n for n in report.notes)
 
 
+def test_a_signed_bag_unzipped_or_zipped_without_its_folder_still_verifies(
+    sealed: tuple[Bundle, Path], tmp_path: Path
+) -> None:
+    with zipfile.ZipFile(sealed[1]) as archive:
+        archive.extractall(tmp_path / "unzipped")
+    report = bv.verify_bundle(tmp_path / "unzipped" / BAG)
+    assert report.ok, report.render()
+    assert check(report, "bag signature").ok
+
+    def unwrap(entries: dict[str, bytes]) -> None:
+        for name in list(entries):
+            entries[name.removeprefix(f"{BAG}/")] = entries.pop(name)
+
+    report = bv.verify_bundle(rewrite_zip(sealed[1], tmp_path / "renamed.zip", unwrap))
+    assert report.ok, report.render()
+    assert any(f"signed as {BAG!r} but is named 'renamed'" in n for n in report.notes)
+
+
+def test_a_bag_signature_that_does_not_verify_fails(
+    sealed: tuple[Bundle, Path], tmp_path: Path
+) -> None:
+    def scramble(entries: dict[str, bytes]) -> None:
+        doc = json.loads(entries[SIG])
+        doc["signature"] = base64.b64encode(flip(base64.b64decode(doc["signature"]), 5)).decode()
+        entries[SIG] = json.dumps(doc).encode()
+
+    report = bv.verify_bundle(rewrite_zip(sealed[1], tmp_path / "t.zip", scramble))
+    assert not report.ok
+    assert has_problem(report, bv.BAG_SIGNATURE, "does not verify over the tag manifest")
+
+
 def _forged(sealed: tuple[Bundle, Path], tmp_path: Path, name: str, content: bytes) -> Path:
     """A careful forger's copy: `name` changed, both bag manifests and Payload-Oxum rewritten
     to match, and the exporter's signature file kept as it was."""
