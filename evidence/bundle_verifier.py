@@ -2226,6 +2226,19 @@ class _Verifier:
     def digest(self, bag_path: str) -> tuple[str, int] | None:
         return self.digests.get(bag_path)
 
+    def _json_file(self, bag_path: str, shown: str, step: _Step) -> tuple[bool, Any]:
+        """A kept file parsed as JSON: (True, value), or (False, None) once `step` has failed
+        naming `shown` because the file is unread or not JSON (its value may be null)."""
+        data = self.kept.get(bag_path)
+        if data is None:
+            step.fail(shown, self.why_unread(bag_path))
+            return False, None
+        try:
+            return True, _load_json(data)
+        except _BadJson as exc:
+            step.fail(shown, str(exc))
+            return False, None
+
     def _hash_file(self, path: str, limit: int | None, progress: _Progress) -> None:
         hasher = hashlib.sha256()
         size = 0
@@ -2811,14 +2824,8 @@ class _Verifier:
             else:
                 step.fact(f"none: revision {revision} bundles do not sign the bag as a whole")
             return
-        data = self.kept.get(BAG_SIGNATURE)
-        if data is None:
-            step.fail(BAG_SIGNATURE, self.why_unread(BAG_SIGNATURE))
-            return
-        try:
-            doc = _load_json(data)
-        except _BadJson as exc:
-            step.fail(BAG_SIGNATURE, str(exc))
+        read, doc = self._json_file(BAG_SIGNATURE, BAG_SIGNATURE, step)
+        if not read:
             return
         bag, listed = _get(doc, "bag"), _get(doc, "tagmanifest_sha256")
         if _get(doc, "type") != BAG_SIGNATURE_TYPE or _get(doc, "algorithm") != "Ed25519" \
@@ -3195,14 +3202,8 @@ class _Verifier:
         if not isinstance(path, str):
             step.fail("bundle.json", "custody.checkpoint is missing")
             return
-        data = self.data(path)
-        if data is None:
-            step.fail(path, self.why_unread("data/" + path))
-            return
-        try:
-            checkpoint = _load_json(data)
-        except _BadJson as exc:
-            step.fail(path, str(exc))
+        read, checkpoint = self._json_file("data/" + path, path, step)
+        if not read:
             return
         body, root, size, why = self._checkpoint_fields(checkpoint)
         if why or body is None or root is None or size is None:
@@ -3262,14 +3263,8 @@ class _Verifier:
         if not isinstance(path, str):
             step.fail("bundle.json", "custody.proofs is missing")
             return
-        data = self.data(path)
-        if data is None:
-            step.fail(path, self.why_unread("data/" + path))
-            return
-        try:
-            doc = _load_json(data)
-        except _BadJson as exc:
-            step.fail(path, str(exc))
+        read, doc = self._json_file("data/" + path, path, step)
+        if not read:
             return
         if not isinstance(doc, dict) or not isinstance(doc.get("proofs"), list):
             step.fail(path, "not an object with a proofs list")
@@ -3576,14 +3571,8 @@ class _Verifier:
         if not isinstance(path, str):
             step.fail("bundle.json", "case_graph is missing")
             return
-        data = self.data(path)
-        if data is None:
-            step.fail(path, self.why_unread("data/" + path))
-            return
-        try:
-            graph = _load_json(data)
-        except _BadJson as exc:
-            step.fail(path, str(exc))
+        read, graph = self._json_file("data/" + path, path, step)
+        if not read:
             return
         problems: list[str] = []
         files = _graph_files(graph, problems)
