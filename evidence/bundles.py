@@ -462,6 +462,9 @@ def _plan(
         session, actor, action="export.started", case=case, object_type="export",
         object_id=export.id,
         details={
+            # Sealed with the entry: a bundle made to pass as an older revision (which checks
+            # less, e.g. no bag signature) no longer agrees with its own export record.
+            "revision": BUNDLE_REVISION,
             "targets": [str(t) for t in target_ids or []],
             "exhibits": [{"number": e.number, "capture": str(e.capture.id),
                           "manifest_sha256": e.capture.manifest_sha256} for e in exhibits],

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
@@ -368,3 +370,16 @@ def two_answered_targets(runtime: Any, reference: str, *, liaison: str,
                           filename="statement.txt", received_at=sent + timedelta(days=2),
                           via="medium", source="USB stick from witness W-3")
     return SimpleNamespace(first=first, second=second, refs=refs)
+
+
+def export_as_of_revision(monkeypatch: pytest.MonkeyPatch, revision: int, runtime: Any,
+                          user: str, **export: Any) -> Path:
+    """The case exported as the exporter of an earlier bundle `revision` wrote it: bundle.json
+    and the export's sealed export.started entry both say that revision (the test then takes
+    out what the revision lacked). A bundle edited to claim an older revision than its entry
+    records fails, so older bundles cannot be made by editing a current one."""
+    from evidence import bundles
+
+    monkeypatch.setattr(bundles, "BUNDLE_REVISION", revision)
+    path: Path = bundles.export_case(runtime, user, **export).path
+    return path

@@ -34,6 +34,7 @@ from evidence.models import Artifact, Capture, CustodyEntry, Export, Role
 from evidence.settings import Settings
 from evidence.signing import Signer
 from tests.conftest import Databases
+from tests.factories import export_as_of_revision
 from tests.support import pages_server as pages
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -401,14 +402,13 @@ def test_a_bundle_without_its_bag_signature_or_signed_by_another_key_fails(
 
 
 def test_a_revision_2_bundle_verifies_with_its_bag_unsigned_noted(
-    world: World, tmp_path: Path
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """As the exporter wrote it before revision 3: no bag signature."""
-    members = _members(world.bundle)
+    members = _members(export_as_of_revision(monkeypatch, 2, world.runtime, "petra",
+                                             reference="OP-HARBOUR", out=tmp_path / "2.zip"))
     top = _top(members)
-    index = _index(members)
-    index["revision"] = 2
-    members[f"{top}/data/bundle.json"] = json.dumps(index, indent=2).encode()
+    assert _index(members)["revision"] == 2
     del members[f"{top}/{bundle_verifier.BAG_SIGNATURE}"]
     _rebag(members)
     report = _verify(_write(tmp_path / "rev2.zip", members))

@@ -17,7 +17,12 @@ import pytest
 from evidence import bundle_verifier, bundles, cases, caseuco, received, requests, users
 from evidence.home import Runtime
 from evidence.models import Access, Role, utcnow
-from tests.factories import AUTHORITY_FIELDS, case_with_a_capture, two_answered_targets
+from tests.factories import (
+    AUTHORITY_FIELDS,
+    case_with_a_capture,
+    export_as_of_revision,
+    two_answered_targets,
+)
 
 IPS = b"ip,at\n203.0.113.7,2026-02-28T22:14:09Z\n198.51.100.4,2026-03-01T06:02:51Z\n"
 SUBSCRIBER = b'{"account_id": "1234567890", "email": "s@example.org"}\n'
@@ -56,11 +61,25 @@ def bundle(runtime: Runtime, tmp_path: Path) -> dict[str, Any]:
                           received_at=sent, via="other", via_detail="courier",
                           source="handed over by witness W-3")
     out = bundles.export_case(runtime, "petra", reference="OP-R", out=tmp_path / "r.zip").path
-    with zipfile.ZipFile(out) as zf:
+    return {**_opened(out), "request": reference}
+
+
+def _opened(path: Path) -> dict[str, Any]:
+    """A bundle's members, its bag's folder and its bundle.json."""
+    with zipfile.ZipFile(path) as zf:
         members = {i.filename: zf.read(i) for i in zf.infolist() if not i.is_dir()}
     top = next(iter(members)).split("/", 1)[0]
-    return {"path": out, "members": members, "top": top, "request": reference,
+    return {"path": path, "members": members, "top": top,
             "index": json.loads(members[f"{top}/data/bundle.json"])}
+
+
+def _older(monkeypatch: pytest.MonkeyPatch, runtime: Runtime, tmp_path: Path, revision: int,
+           reference: str, **export: Any) -> dict[str, Any]:
+    """The case exported again as the exporter of `revision` wrote it (`export_as_of_revision`),
+    opened as the fixtures open theirs."""
+    return _opened(export_as_of_revision(monkeypatch, revision, runtime, "petra",
+                                         reference=reference,
+                                         out=tmp_path / f"revision-{revision}.zip", **export))
 
 
 def _write(path: Path, members: dict[str, bytes]) -> Path:
@@ -185,13 +204,15 @@ def test_a_file_slipped_into_received_fails(bundle: dict[str, Any], tmp_path: Pa
 
 
 def test_a_bundle_from_before_received_material_still_verifies(
-        bundle: dict[str, Any], tmp_path: Path) -> None:
-    members, top = dict(bundle["members"]), bundle["top"]
+        bundle: dict[str, Any], runtime: Runtime, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    as_made = _older(monkeypatch, runtime, tmp_path, 0, "OP-R")
+    members, top = dict(as_made["members"]), as_made["top"]
     index = json.loads(members[f"{top}/data/bundle.json"])
     del index["received"], index["revision"]  # as the exporter wrote it before, graph and all
     members[f"{top}/data/bundle.json"] = json.dumps(index, indent=2).encode()
     members[f"{top}/data/case.jsonld"] = json.dumps(_without_received_files(
-        _graph_of(members, top), {i["path"] for i in bundle["index"]["received"]})).encode()
+        _graph_of(members, top), {i["path"] for i in as_made["index"]["received"]})).encode()
     for name in [n for n in members if n.startswith(f"{top}/data/received/")]:
         del members[name]
     _unsigned(members, top)
@@ -273,9 +294,11 @@ def _without_every_received_node(bundle: dict[str, Any], *,
 
 
 def test_a_bundle_whose_graph_predates_received_material_still_verifies(
-        bundle: dict[str, Any], tmp_path: Path) -> None:
+        bundle: dict[str, Any], runtime: Runtime, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    as_made = _older(monkeypatch, runtime, tmp_path, 0, "OP-R")
     older = _write(tmp_path / "older-graph.zip",
-                   _without_every_received_node(bundle, revision=False))
+                   _without_every_received_node(as_made, revision=False))
     report = bundle_verifier.verify_bundle(older)
     assert report.ok, report.render()
     assert "3 received file(s)" in report.render()
@@ -438,10 +461,27 @@ def test_a_whole_case_bundle_carries_every_received_file_and_leaves_nothing_out(
         report.render())
 
 
+def test_a_bundle_made_to_pass_as_an_older_revision_fails(
+        bundle: dict[str, Any], tmp_path: Path) -> None:
+    """A forger who strips the bag signature and says revision 2 (which signs no bag) is
+    caught by the revision the sealed export.started entry records."""
+    members, top = dict(bundle["members"]), bundle["top"]
+    index = json.loads(members[f"{top}/data/bundle.json"])
+    index["revision"] = 2
+    members[f"{top}/data/bundle.json"] = json.dumps(index, indent=2).encode()
+    _unsigned(members, top)
+    _rebag(members, top)
+    report = bundle_verifier.verify_bundle(_write(tmp_path / "downgraded.zip", members))
+    assert not report.ok
+    assert any(p.startswith("bundle.json: revision is 2 but custody entry seq ")
+               and "records revision 3" in p for p in report.problems), report.problems
+
+
 def test_a_revision_1_bundle_without_the_left_out_list_still_verifies(
-        two_targets: dict[str, Any], tmp_path: Path) -> None:
+        two_targets: dict[str, Any], runtime: Runtime, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """Bundles written before revision 2 name no targets and list nothing left out."""
-    b = two_targets
+    b = _older(monkeypatch, runtime, tmp_path, 1, "OP-T", target_ids=[two_targets["first"].id])
     members, top = dict(b["members"]), b["top"]
     index = json.loads(members[f"{top}/data/bundle.json"])
     del index["targets"], index["received_left_out"]
