@@ -147,24 +147,35 @@ PG_DISK = "16m"  # the database copied from the migrated template takes about ha
 PG_FILL_ROWS = (1024 * 1024, 64 * 1024, 8 * 1024, 1024)  # the filler's row sizes, in turn
 
 
-@contextmanager
-def _small_tablespace(admin: Engine, size: str) -> Iterator[str]:
-    """A tablespace on a tmpfs of `size` bytes, owned by the server's user; yields its name."""
+def _small_disk(size: str) -> tuple[Path | None, str]:
+    """A tmpfs of `size` mounted on a new folder of the host and given to the server's user,
+    or None and why not."""
     if os.geteuid() != 0:
-        pytest.skip("a tablespace on a small disk needs root to mount a tmpfs")
+        return None, "mounting one needs root"
     try:
         owner = pwd.getpwnam("postgres")
     except KeyError:
-        pytest.skip("the PostgreSQL server's user `postgres` is not on this host")
+        return None, "the server's user `postgres` is not on this host"
     folder = Path(tempfile.mkdtemp(prefix="evl-pgfull-"))
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs",
                               str(folder)], capture_output=True, text=True, check=False)
     if mounted.returncode != 0:
         folder.rmdir()
-        pytest.skip(f"cannot mount a tmpfs for the tablespace: {mounted.stderr.strip()}")
+        return None, f"the mount was refused: {mounted.stderr.strip()}"
+    os.chown(folder, owner.pw_uid, owner.pw_gid)
+    return folder, ""
+
+
+@contextmanager
+def _small_tablespace(admin: Engine, size: str) -> Iterator[str]:
+    """A tablespace on a tmpfs of `size` bytes, owned by the server's user; yields its name.
+    Skipped, saying why, where this host cannot give the server such a disk: not root, or the
+    server (its user `postgres`) is on another host, or the mount is refused."""
+    folder, why = _small_disk(size)
+    if folder is None:
+        pytest.skip(f"PostgreSQL's own full disk needs a small tmpfs for a tablespace: {why}")
     name = f"evl_full_{uuid.uuid4().hex[:12]}"
     try:
-        os.chown(folder, owner.pw_uid, owner.pw_gid)
         with admin.connect() as conn:
             conn.execute(text(f"CREATE TABLESPACE {name} LOCATION '{folder}'"))
         try:
