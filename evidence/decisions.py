@@ -297,15 +297,30 @@ def takedown_refusal(session: Session, case: Case, target: Target,
     """Why approving `decision` now would be refused, when that approves its takedown
     and a takedown condition is unmet (None otherwise), so a page can say so before the click
     rather than offer an approval that cannot succeed."""
-    takedown_next = (decision.state == DecisionState.PROPOSED
-                     and decision.kind == DecisionKind.TAKEDOWN) or stage(decision) == "preserve"
-    if not takedown_next:
-        return None
     try:
+        if approval_step(decision) != "takedown":
+            return None
         check_takedown(session, case, target, decision)
     except (CaptureMissing, DeconflictionHold, PreservationMissing) as exc:
         return exc.message
+    except DecisionNotPending:
+        return None
     return None
+
+
+def approval_step(decision: Decision) -> str | None:
+    """What approving `decision` now approves: "takedown" (a takedown proposal, or the second
+    step of an approved preserve-then-takedown), "preserve" (the first step of a
+    preserve-then-takedown), or None (a proposal of no step); DecisionNotPending when there
+    is nothing left to approve."""
+    if decision.state == DecisionState.PROPOSED:
+        if decision.kind == DecisionKind.TAKEDOWN:
+            return "takedown"
+        return "preserve" if decision.kind == DecisionKind.PRESERVE_THEN_TAKEDOWN else None
+    if decision.state == DecisionState.APPROVED and stage(decision) == "preserve":
+        return "takedown"
+    raise DecisionNotPending(f"decision {decision.id} is {decision.state} and cannot be "
+                             "approved; propose a new one")
 
 
 def approve(
@@ -315,25 +330,16 @@ def approve(
     """Approve a proposal, or the takedown step of an approved preserve-then-takedown."""
     _check_decider(session, actor, case, decision, "approve")
     now = utcnow()
+    step = approval_step(decision)
+    if step == "takedown":
+        check_takedown(session, case, target, decision)
+        decision.takedown_approved_by_id = actor.id
+        decision.takedown_approved_at = now
     if decision.state == DecisionState.PROPOSED:
-        step = "takedown" if decision.kind == DecisionKind.TAKEDOWN else (
-            "preserve" if decision.kind == DecisionKind.PRESERVE_THEN_TAKEDOWN else None)
-        if step == "takedown":
-            check_takedown(session, case, target, decision)
-            decision.takedown_approved_by_id = actor.id
-            decision.takedown_approved_at = now
         decision.state = DecisionState.APPROVED
         decision.decided_by_id = actor.id
         decision.decided_at = now
         decision.decision_note = note
-    elif decision.state == DecisionState.APPROVED and stage(decision) == "preserve":
-        step = "takedown"
-        check_takedown(session, case, target, decision)
-        decision.takedown_approved_by_id = actor.id
-        decision.takedown_approved_at = now
-    else:
-        raise DecisionNotPending(f"decision {decision.id} is {decision.state} and cannot be "
-                                 "approved; propose a new one")
     decision.deconfliction = _deconfliction_state(session, target)
     session.flush()
     custody.append(
