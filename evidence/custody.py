@@ -66,10 +66,6 @@ def hold_log(session: Session) -> None:
     """Wait for the appends in flight and hold the log to the end of the transaction: what the
     caller reads next includes everything whose entry comes before its own next one (an export
     lists the received material the entries it carries record)."""
-    _lock_log(session)
-
-
-def _lock_log(session: Session) -> None:
     if session.get_bind().dialect.name == "postgresql":
         # Held to the end of the transaction, so `seq` is assigned and committed in order.
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": APPEND_LOCK_KEY})
@@ -98,7 +94,7 @@ def _forget_head(session: Session, transaction: SessionTransaction) -> None:
 def _head(session: Session) -> _LogHead:
     head: _LogHead | None = session.info.get(_HEAD_KEY)
     if head is None:
-        _lock_log(session)
+        hold_log(session)
         session.flush()
         head = _LogHead(session.scalar(select(func.max(CustodyEntry.seq))) or 0)
         session.info[_HEAD_KEY] = head
@@ -240,7 +236,7 @@ def cut_checkpoint(
     token for it (or None when no authority answered); the row is append-only, so it is asked
     before the insert.
     """
-    _lock_log(session)
+    hold_log(session)
     session.flush()  # the entries are read below the ORM, which would not flush them
     latest = latest_checkpoint(session)
     frontier = None if latest is None else _trusted_frontier(latest, signer)
