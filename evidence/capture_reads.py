@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from evidence import cases, custody
 from evidence.blobstore import BlobStore, VerifyingReader
 from evidence.errors import AccessDenied, BlobMissing
-from evidence.models import Access, Artifact, Capture, CaptureStatus, Case, User
+from evidence.models import Access, Artifact, Capture, Case, User
 from evidence.pagination import Page, paginate
 
 
@@ -38,12 +38,11 @@ def page_captures(
                     cursor=cursor, descending=newest_first)
 
 
-def count_captures(session: Session, case: Case, target_id: uuid.UUID) -> tuple[int, bool]:
-    """How many captures the target has, and whether one of them is complete."""
-    total, complete = session.execute(
-        select(func.count(), func.count().filter(Capture.status == CaptureStatus.COMPLETE))
-        .where(Capture.case_id == case.id, Capture.target_id == target_id)).one()
-    return int(total), bool(complete)
+def count_captures(session: Session, case: Case, target_id: uuid.UUID) -> int:
+    """How many captures the target has."""
+    return session.scalar(
+        select(func.count())
+        .where(Capture.case_id == case.id, Capture.target_id == target_id)) or 0
 
 
 def get_case_capture(session: Session, case: Case, capture_id: uuid.UUID) -> Capture:

@@ -6,12 +6,14 @@ kept with its state set to superseded. A takedown, and the takedown step of a
 preserve-then-takedown (its second approval, after the first approves the preservation), is
 approved only when the target has a complete capture, no unresolved deconfliction hit, and a
 preservation request naming it (or a waiver with a reason on the decision); each missing
-condition is refused with its own error. Every change appends a custody entry.
+condition is refused with its own error. `takedown_conditions` looks them up once, for the
+approval and for the page that shows them as a checklist. Every change appends a custody entry.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -266,46 +268,57 @@ def _names_url(identifier: Any, normalised: str) -> bool:
     return any(isinstance(v, str) and _normalised(v) == normalised for v in values)
 
 
-def check_takedown(session: Session, case: Case, target: Target, decision: Decision) -> None:
-    """Raise the first unmet takedown condition: capture, deconfliction, preservation."""
-    if not _has_complete_capture(session, target):
-        raise CaptureMissing(
+@dataclass(frozen=True)
+class TakedownConditions:
+    """What approving a takedown of the target needs, each condition looked up once: the page
+    shows it as a checklist and `approve` refuses with the first of `unmet`."""
+
+    complete_capture: bool
+    unresolved_hits: int
+    # The other units holding the target, each with its contact, to call about the hits.
+    calls: tuple[str, ...]
+    preservation_requests: tuple[LegalRequest, ...]
+    preservation_waiver: str | None
+    # Each unmet condition's refusal, in the order above: capture, deconfliction, preservation.
+    unmet: tuple[CaptureMissing | DeconflictionHold | PreservationMissing, ...]
+
+    @property
+    def refusal(self) -> CaptureMissing | DeconflictionHold | PreservationMissing | None:
+        return self.unmet[0] if self.unmet else None
+
+
+def takedown_conditions(session: Session, case: Case, target: Target,
+                        decision: Decision) -> TakedownConditions:
+    """Whether a takedown of `target` under `decision` may be approved now, and why not."""
+    unmet: list[CaptureMissing | DeconflictionHold | PreservationMissing] = []
+    complete = _has_complete_capture(session, target)
+    if not complete:
+        unmet.append(CaptureMissing(
             "takedown refused: no complete capture of this target exists; capture it (and "
             "check the capture is complete) before it is taken down"
-        )
+        ))
     hits = deconfliction.unresolved_hits(session, target)
+    calls = tuple(sorted({
+        f"{other.owning_unit or 'a unit'} ({deconfliction.contact_of(session, other)})"
+        for other in (session.get(Case, deconfliction.other_case_id(h, case.id))
+                      for h in hits) if other is not None
+    }))
     if hits:
-        calls = sorted({
-            f"{other.owning_unit or 'a unit'} ({deconfliction.contact_of(session, other)})"
-            for other in (session.get(Case, deconfliction.other_case_id(h, case.id))
-                          for h in hits) if other is not None
-        })
-        raise DeconflictionHold(
+        unmet.append(DeconflictionHold(
             f"takedown refused: deconfliction hold, {len(hits)} unresolved hit(s) with another "
             f"case; call {', '.join(calls)} and have both cases record their agreement"
-        )
-    if decision.preservation_waiver is None and not preservation_requests(session, case, target):
-        raise PreservationMissing(
+        ))
+    requests = tuple(preservation_requests(session, case, target))
+    if decision.preservation_waiver is None and not requests:
+        unmet.append(PreservationMissing(
             "takedown refused: no preservation request (eu-epoc-pr, coe-art29-preservation or "
             "provider-preservation) names this target, and the decision waives none; generate "
             "one, or propose the decision again with a preservation waiver and its reason"
-        )
-
-
-def takedown_refusal(session: Session, case: Case, target: Target,
-                     decision: Decision) -> str | None:
-    """Why approving `decision` now would be refused, when that approves its takedown
-    and a takedown condition is unmet (None otherwise), so a page can say so before the click
-    rather than offer an approval that cannot succeed."""
-    try:
-        if approval_step(decision) != "takedown":
-            return None
-        check_takedown(session, case, target, decision)
-    except (CaptureMissing, DeconflictionHold, PreservationMissing) as exc:
-        return exc.message
-    except DecisionNotPending:
-        return None
-    return None
+        ))
+    return TakedownConditions(
+        complete_capture=complete, unresolved_hits=len(hits), calls=calls,
+        preservation_requests=requests, preservation_waiver=decision.preservation_waiver,
+        unmet=tuple(unmet))
 
 
 def approval_step(decision: Decision) -> str | None:
@@ -332,7 +345,9 @@ def approve(
     now = utcnow()
     step = approval_step(decision)
     if step == "takedown":
-        check_takedown(session, case, target, decision)
+        refusal = takedown_conditions(session, case, target, decision).refusal
+        if refusal is not None:
+            raise refusal
         decision.takedown_approved_by_id = actor.id
         decision.takedown_approved_at = now
     if decision.state == DecisionState.PROPOSED:

@@ -66,7 +66,7 @@ def show_target(ref: CaseRef, target_id: uuid.UUID, session: DbSession,
     target = targets.get_target(session, case, target_id)
     latest = capture_reads.page_captures(session, case, target_id=target.id,
                                          limit=LATEST_CAPTURES, cursor=None, newest_first=True)
-    total, _complete = capture_reads.count_captures(session, case, target.id)
+    total = capture_reads.count_captures(session, case, target.id)
     return TargetDetail(
         **TargetRead.model_validate(target).model_dump(),
         captures=[CaptureSummary.model_validate(c) for c in latest.items],

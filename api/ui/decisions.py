@@ -164,7 +164,7 @@ def _target_view(session: Session, viewer: User, case: Case, target: Target,
     found = capture_reads.page_captures(session, case, target_id=target.id,
                                         limit=CAPTURES_PER_PAGE, cursor=place.captures_cursor,
                                         newest_first=True)
-    total, any_complete = capture_reads.count_captures(session, case, target.id)
+    total = capture_reads.count_captures(session, case, target.id)
     jobs = targets.jobs_of(session, target, unfinished_only=True)
     watch_history = targets.watch_history(session, case, target)
     names = case_reads.user_names(session, [target.flagged_by_id] + [
@@ -183,19 +183,24 @@ def _target_view(session: Session, viewer: User, case: Case, target: Target,
         current["state"] == DecisionState.PROPOSED
         or (current["state"] == DecisionState.APPROVED and current["stage"] == "preserve"))
     decider = viewer.role in decisions.APPROVER_ROLES
-    unresolved = len(deconfliction.unresolved_hits(session, target))
     conditions = None
-    refusal = (decisions.takedown_refusal(session, case, target, current_rows[-1])
-               if current_rows and pending else None)
-    if current is not None and pending and current["kind"] in decisions.TAKEDOWN_KINDS:
-        # The conditions `decisions.check_takedown` checks again when the takedown is approved.
-        requests = decisions.preservation_requests(session, case, target)
+    refusal = None
+    if current_rows and pending and current_rows[-1].kind in decisions.TAKEDOWN_KINDS:
+        # Looked up once: the checklist, and the approval it would refuse now (the approval
+        # looks them up again in its own transaction).
+        check = decisions.takedown_conditions(session, case, target, current_rows[-1])
         conditions = {
-            "capture": any_complete,
-            "hits": unresolved,
-            "requests": [{"kind": r.kind, "status": r.status} for r in requests],
-            "waiver": current["preservation_waiver"],
+            "capture": check.complete_capture,
+            "hits": check.unresolved_hits,
+            "requests": [{"kind": r.kind, "status": r.status}
+                         for r in check.preservation_requests],
+            "waiver": check.preservation_waiver,
         }
+        if decisions.approval_step(current_rows[-1]) == "takedown" and check.refusal:
+            refusal = check.refusal.message
+        unresolved = check.unresolved_hits
+    else:
+        unresolved = len(deconfliction.unresolved_hits(session, target))
     return {
         "case": {"reference": case.reference, "title": case.title, "status": case.status},
         "target": {**_target_label(session, target),

@@ -162,3 +162,39 @@ def test_preserve_then_takedown_is_approved_in_two_steps(
     assert decisions.stage(decision) == "takedown"
     with pytest.raises(DecisionNotPending):
         decisions.approve(session, supervisor, case, target, decision)
+
+
+def test_the_takedown_conditions_are_all_looked_up_at_once(
+    session: Session, tmp_path: Path
+) -> None:
+    """What the target page's checklist shows: every condition, met or not, and the refusal
+    an approval would meet first."""
+    investigator, _supervisor, case, target = _setup(session)
+    other_owner = make_user(session, unit="Harbour Unit")
+    other = make_case(session, other_owner)
+    targets.flag_target(session, other_owner, other, reason="r",
+                        url="https://m.facebook.com/seller.two/posts/9")
+    decision = decisions.propose(session, investigator, case, target, kind="takedown",
+                                 rationale="remove it")
+    none_met = decisions.takedown_conditions(session, case, target, decision)
+    assert [type(e) for e in none_met.unmet] == [CaptureMissing, DeconflictionHold,
+                                                 PreservationMissing]
+    assert none_met.refusal is none_met.unmet[0]
+    assert not none_met.complete_capture and none_met.preservation_requests == ()
+    hits = deconfliction.unresolved_hits(session, target)
+    assert none_met.unresolved_hits == len(hits) > 0
+    assert len(none_met.calls) == 1 and none_met.calls[0].startswith("Harbour Unit (")
+    assert none_met.calls[0] in none_met.unmet[1].message
+
+    _complete_capture(session, case, target, tmp_path)
+    request = _preservation(session, case, investigator, [str(target.id)])
+    held = decisions.takedown_conditions(session, case, target, decision)
+    assert held.complete_capture and held.preservation_requests == (request,)
+    assert [type(e) for e in held.unmet] == [DeconflictionHold]
+    assert isinstance(held.refusal, DeconflictionHold)
+
+    for hit in hits:
+        deconfliction.agree(session, investigator, case, hit.id, note="spoke to them")
+        deconfliction.agree(session, other_owner, other, hit.id, note="no objection")
+    met = decisions.takedown_conditions(session, case, target, decision)
+    assert met.unmet == () and met.refusal is None and met.unresolved_hits == 0
