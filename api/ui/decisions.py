@@ -242,8 +242,9 @@ def _target_view(session: Session, viewer: User, case: Case, target: Target,
             "may_change": access in WRITE_ACCESS and is_open
                           and target.state != TargetState.RESOLVED,
         },
+        # What a refused form had typed; "decision": the one an approval or rejection was for.
         "form": {"kind": "", "rationale": "", "preservation_waiver": "", "note": "",
-                 "reason": "", "every": "", "watch_reason": ""},
+                 "reason": "", "decision": "", "every": "", "watch_reason": ""},
         "error": None, "error_at": None, "done": None,
     }
 
@@ -371,16 +372,17 @@ def approve(
     check_session_form(request, csrf_token)
     case, target, decision = decisions.decision_for(session, viewer, decision_id)
     view = _target_view(session, viewer, case, target, place)
+    typed = {"note": note, "decision": str(decision.id)}
     try:
         body = DecisionApprove(note=note.strip() or None)
         decisions.approve(session, viewer, case, target, decision, note=body.note)
     except ValidationError as exc:
         raise _refused("A note may hold at most 2,000 characters.", 422, view, at="decide",
-                       form={"note": note}, viewer=viewer) from exc
+                       form=typed, viewer=viewer) from exc
     except EvidenceError as exc:
         if exc.status_code == 404:
             raise
-        raise _refused(exc.message, exc.status_code, view, at="decide", form={"note": note},
+        raise _refused(exc.message, exc.status_code, view, at="decide", form=typed,
                        viewer=viewer) from exc
     return _back_to_target(target, "approved", place)
 
@@ -394,17 +396,18 @@ def reject(
     check_session_form(request, csrf_token)
     case, target, decision = decisions.decision_for(session, viewer, decision_id)
     view = _target_view(session, viewer, case, target, place)
+    typed = {"reason": reason, "decision": str(decision.id)}
     try:
         body = DecisionReject(reason=reason)
         decisions.reject(session, viewer, case, target, decision, reason=body.reason)
     except ValidationError as exc:
         raise _refused("Say why the decision is rejected (at most 5,000 characters).", 422,
-                       view, at="decide", form={"reason": reason}, viewer=viewer) from exc
+                       view, at="decide", form=typed, viewer=viewer) from exc
     except EvidenceError as exc:
         if exc.status_code == 404:
             raise
         raise _refused(exc.message, exc.status_code, view, at="decide",
-                       form={"reason": reason}, viewer=viewer) from exc
+                       form=typed, viewer=viewer) from exc
     return _back_to_target(target, "rejected", place)
 
 

@@ -111,7 +111,7 @@ def _client(api: Api, name: str) -> tuple[TestClient, str]:
 
 
 def _alert(page: str) -> str:
-    found = re.search(r'<p class="alert" role="alert">([^<]*)</p>', page)
+    found = re.search(r'<p class="alert" role="alert"[^>]*>([^<]*)</p>', page)
     assert found, page[:3000]
     return found.group(1)
 
@@ -218,7 +218,7 @@ def test_the_takedown_conditions_are_refused_on_the_page_one_by_one(api: Api) ->
     refused = sam.post(approve, data={"csrf_token": token, "note": "go"})
     assert refused.status_code == 409
     assert _alert(refused.text).startswith("Takedown refused: no complete capture")
-    assert "Before a takedown" in refused.text
+    assert "Before a takedown" in refused.text and _kept(refused.text, "note") == "go"
     complete_capture(api, world.target_id)
 
     held = sam.post(approve, data={"csrf_token": token})
@@ -326,6 +326,69 @@ def test_four_eyes_the_proposer_may_not_decide_their_own(api: Api) -> None:
     page = sam.get(rejected.headers["location"])
     assert "Decision rejected" in page.text and "rejected by" in page.text
     assert "No current decision: the latest was rejected" in page.text
+
+
+def _kept(page: str, what: str) -> str | None:
+    """What a refused approval ("note") or rejection ("reason") had typed, as the page keeps
+    it in view where its form is no longer offered; None when the page shows no such box."""
+    found = re.search(rf'<textarea id="kept-{what}" readonly[^>]*>([^<]*)</textarea>', page)
+    return None if found is None else html.unescape(found.group(1))
+
+
+def _typed_in_form(page: str, what: str) -> str:
+    found = re.search(rf'<textarea id="{what}" name="{what}"[^>]*>([^<]*)</textarea>', page)
+    assert found, page
+    return html.unescape(found.group(1))
+
+
+def test_a_refused_approval_or_rejection_keeps_what_was_typed_in_view(api: Api) -> None:
+    world = _world(api)
+    boss_caller = _member(api, world, "boss", Access.WRITE, Role.SUPERVISOR)
+    boss, boss_token = _client(api, "boss")
+    sam, sam_token = _client(api, "sam")
+    typed = f"Checked the capture {HOSTILE} & the advert's price"
+
+    # Four eyes: the form is not the proposer's, but what they typed stays on the page.
+    own = _propose_directly(api, boss_caller, world.target_id, "monitor", rationale="mine")
+    for verb, field in (("approve", "note"), ("reject", "reason")):
+        refused = boss.post(f"/decisions/{own}/{verb}",
+                            data={"csrf_token": boss_token, field: typed})
+        assert refused.status_code == 409
+        assert _alert(refused.text).startswith("Four eyes: you proposed this decision")
+        assert _kept(refused.text, field) == typed
+        assert "<script" not in refused.text and "You proposed this decision" in refused.text
+        assert 'action="/decisions/' not in refused.text
+
+    # A note too long comes back in the form that sends it, with no second box.
+    too_long = sam.post(f"/decisions/{own}/approve",
+                        data={"csrf_token": sam_token, "note": "x" * 2001})
+    assert too_long.status_code == 422 and _kept(too_long.text, "note") is None
+    assert _typed_in_form(too_long.text, "note") == "x" * 2001
+
+    # Superseded while the supervisor wrote: the note is kept, but not put in the form that
+    # approves the newer decision, which they have not read yet.
+    newer = _propose_directly(api, world.nadia, world.target_id, "preserve",
+                              rationale="keep the data")
+    late = sam.post(f"/decisions/{own}/approve", data={"csrf_token": sam_token, "note": typed})
+    assert late.status_code == 409 and "is superseded and cannot be approved" in _alert(late.text)
+    assert _kept(late.text, "note") == typed
+    assert f'action="/decisions/{newer}/approve"' in late.text
+    assert _typed_in_form(late.text, "note") == ""
+
+    # Decided by someone else meanwhile: nothing is left to approve or reject, and the page,
+    # with no current decision, still shows what was typed.
+    assert boss.post(f"/decisions/{newer}/reject", data={
+        "csrf_token": boss_token, "reason": "not needed"}, follow_redirects=False
+    ).status_code == 303
+    for verb, field in (("approve", "note"), ("reject", "reason")):
+        gone = sam.post(f"/decisions/{newer}/{verb}", data={"csrf_token": sam_token,
+                                                            field: typed})
+        assert gone.status_code == 409
+        assert f"is rejected and cannot be {verb}" in _alert(gone.text)
+        assert "No current decision: the latest was rejected" in gone.text
+        assert _kept(gone.text, field) == typed
+    assert _decision_states(api, world.target_id) == ["superseded", "rejected"]
+    assert _count(api, "decision.approved") == 0
 
 
 def test_a_reader_may_not_propose_and_an_investigator_may_not_approve(api: Api) -> None:
@@ -712,6 +775,55 @@ def test_a_supervisor_approves_a_decision_someone_else_proposed_in_chromium(
         page.screenshot(path=SHOTS / "hits-agreed.png", full_page=True)
     assert _count(api, "decision.approved") == 1
     assert _count(api, "deconfliction.agreed") == 1
+
+
+@pytest.mark.browser
+def test_a_refused_approval_keeps_the_note_typed_in_chromium(api: Api, served: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    nadia = api.user("nadia", password=PASSWORD, unit="Border Unit")
+    sam = api.user("sam", Role.SUPERVISOR, password=PASSWORD)
+    harbour = api.user("harbour", unit="Harbour Unit")
+    with api.runtime.session() as session:
+        case = cases.create_case(session, nadia.user, reference="OP/2026/14",
+                                 title="Crossing adverts on Facebook",
+                                 contact="duty desk +30 210 555 0100")
+        cases.add_member(session, nadia.user, case, sam.user, Access.WRITE)
+        target, _job = targets.flag_target(session, nadia.user, case, url=URL,
+                                           reason="Advert offering boat crossings to Italy")
+        target_id = str(target.id)
+        decisions.propose(session, nadia.user, case, target, kind="takedown",
+                          rationale="Remove the advert before the next crossing",
+                          preservation_waiver="The platform keeps such posts for a year")
+    complete_capture(api, target_id)
+    note = (f"Checked the capture of {HOSTILE} the advert: prices and phone number match "
+            "the informant's account; remove it today")
+    with BrowserSession(api.runtime.settings) as browser, \
+            walled_page(browser, served, refused_status=409) as page:
+        page.goto(f"{served}/targets/{target_id}")
+        sign_in_on_page(page, "sam", PASSWORD)
+        page.get_by_role("heading", name="Current decision").wait_for()
+        page.fill("#note", note)
+        # While sam writes, another unit flags the same advert: the approval is now refused.
+        with api.runtime.session() as session:
+            other = cases.create_case(session, harbour.user, reference=OTHER_REF,
+                                      title=OTHER_TITLE, contact="Harbour duty officer")
+            targets.flag_target(session, harbour.user, other, reason="lead", url=URL)
+        page.get_by_role("button", name="Approve takedown").click()
+        page.get_by_role("alert").wait_for()
+
+        alert = page.get_by_role("alert")
+        assert alert.inner_text().startswith("Takedown refused: deconfliction hold")
+        kept = page.get_by_label("Your approval note")
+        assert kept.input_value() == note and kept.get_attribute("readonly") is not None
+        assert kept.get_attribute("aria-describedby") == alert.get_attribute("id")
+        assert page.locator("#current form[action$='/approve']").count() == 0
+        assert page.get_by_role("button", name="Approve takedown").is_disabled()
+        assert OTHER_REF not in page.content()
+        page.screenshot(path=SHOTS / "target-approval-refused-note.png", full_page=True)
+        page.set_viewport_size({"width": 420, "height": 900})
+        page.screenshot(path=SHOTS / "target-approval-refused-note-420.png", full_page=True)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 420
+    assert _count(api, "decision.approved") == 0
 
 
 def test_a_target_is_captured_again_from_its_page(api: Api) -> None:
