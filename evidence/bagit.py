@@ -41,8 +41,12 @@ Decisions, so a reader need not reverse them out of the code:
   count, the declared uncompressed total and the sum of compressed sizes (overlapping entries,
   the trick of the densest zip bombs, add up to more than the archive) are bounded; names with
   ``..``, empty parts, a leading ``/``, a drive letter, a backslash or NUL, symlink entries,
-  encrypted entries and unknown compression methods are refused and never read. Decompression
-  is cut off at each entry's declared size, so a lying header cannot inflate past the bound.
+  encrypted entries and unknown compression methods are refused and never read, as is an entry
+  whose local header or Info-ZIP Unicode Path field (0x7075) names another file than the
+  central directory does (`bundle_verifier.entry_name_flaw`, one rule for both: unzip or a
+  streaming extractor would write it under that name, perhaps over a file that was checked).
+  Decompression is cut off at each entry's declared size, so a lying header cannot inflate
+  past the bound.
 """
 
 from __future__ import annotations
@@ -70,6 +74,7 @@ from evidence.bundle_verifier import (
     _listed_path_flaw,
     _os_metadata,
     _path_flaw,
+    entry_name_flaw,
     zip_bag,
 )
 from evidence.bundle_verifier import _decode_manifest_path as decode_manifest_path
@@ -575,7 +580,7 @@ def _open_bag(
             yield None
             return
         with archive:
-            yield _check_entries(archive, label, archive_size, limits, problems)
+            yield _check_entries(archive, handle, label, archive_size, limits, problems)
 
 
 def _central_directory_refusal(handle: BinaryIO, archive_size: int, limits: ReadLimits) -> str:
@@ -598,6 +603,7 @@ def _central_directory_refusal(handle: BinaryIO, archive_size: int, limits: Read
 # refusal keeps its ProblemKind and the caller's ReadLimits, which `validate_bag` callers rely on.
 def _check_entries(
     archive: zipfile.ZipFile,
+    handle: BinaryIO,
     label: str,
     archive_size: int,
     limits: ReadLimits,
@@ -632,6 +638,11 @@ def _check_entries(
     for info in infos:
         name = info.filename
         kind, reason = _entry_flaw(info)
+        if not reason:
+            # The verifier's rule: an entry `unzip` or a streaming extractor would name after
+            # another file (its Unicode Path field, its local header) could land on one that
+            # was checked. zipfile reads members through its own position, so `handle` may move.
+            kind, reason = ProblemKind.UNSAFE_ENTRY, entry_name_flaw(handle, archive_size, info)
         if reason:
             problems.append(BagProblem(name, kind, reason))
             continue

@@ -1368,7 +1368,7 @@ class _Zip:
         try:
             for info in infos:
                 name = info.orig_filename
-                flaw = _entry_flaw(info) or self._name_flaw(handle, info)
+                flaw = _entry_flaw(info) or entry_name_flaw(handle, size, info)
                 if flaw:
                     problems.append(f"{label}: entry {name!r} refused unread: {flaw}")
                     continue
@@ -1385,44 +1385,8 @@ class _Zip:
             handle.close()
         self.ok = True
 
-    def _name_flaw(self, handle: _Stream, info: zipfile.ZipInfo) -> str | None:
-        """Why an entry's other names disagree with its central directory name, or None.
-
-        Checked for every entry, also those never read (folders, desktop metadata): unzip takes
-        an entry's name from its Unicode Path field when it has one, and a streaming extractor
-        from its local header, so either could write an entry set aside here over a file that
-        was checked (a forged report.pdf beside a '._report.pdf')."""
-        try:
-            local_name, local_extra, _ = self._local_header(handle, info)
-        except _ReadError as exc:
-            return str(exc)
-        if local_name != info.orig_filename:
-            return (f"its local header names {local_name!r}, which an extractor reading the "
-                    "archive in order writes instead (archive crafted?)")
-        for where, extra in (("central directory", info.extra), ("local header", local_extra)):
-            for other in _unicode_path_names(extra):
-                if other != info.orig_filename:
-                    return (f"its Unicode Path field ({where}) names {other!r}, which unzip "
-                            "writes instead (archive crafted?)")
-        return None
-
-    def _local_header(self, handle: _Stream, info: zipfile.ZipInfo) -> tuple[str, bytes, int]:
-        """(name, extra field, where the data starts) of an entry's local header."""
-        if info.header_offset < 0 or info.header_offset + 30 > self.size:
-            raise _ReadError("its local header lies outside the archive")
-        handle.seek(info.header_offset)
-        header = handle.read(30)
-        if len(header) != 30 or header[:4] != b"PK\x03\x04":
-            raise _ReadError("its local header is missing (archive damaged)")
-        flags, = struct.unpack("<H", header[6:8])
-        name_length, extra_length = struct.unpack("<HH", header[26:30])
-        raw = handle.read(name_length)
-        extra = handle.read(extra_length)
-        name = raw.decode("utf-8" if flags & 0x800 else "cp437", "replace")
-        return name, extra, info.header_offset + 30 + name_length + extra_length
-
     def data_offset(self, handle: _Stream, info: zipfile.ZipInfo) -> int:
-        name, _, start = self._local_header(handle, info)
+        name, _, start = _local_header(handle, self.size, info)
         if name != info.orig_filename:
             raise _ReadError("its local header names a different file (archive crafted?)")
         if start + info.compress_size > self.size:
@@ -1457,6 +1421,45 @@ class _Zip:
         finally:
             handle.close()
         return lambda: _Window(path, start, info.file_size)
+
+
+def entry_name_flaw(handle: _Stream, size: int, info: zipfile.ZipInfo) -> str | None:
+    """Why an entry's other names disagree with its central directory name, or None: the one
+    rule for this verifier and for `evidence.bagit`, which imports it.
+
+    Checked for every entry, also those never read (folders, desktop metadata): unzip takes
+    an entry's name from its Unicode Path field when it has one, and a streaming extractor
+    from its local header, so either could write an entry set aside here over a file that
+    was checked (a forged report.pdf beside a '._report.pdf')."""
+    try:
+        local_name, local_extra, _ = _local_header(handle, size, info)
+    except _ReadError as exc:
+        return str(exc)
+    if local_name != info.orig_filename:
+        return (f"its local header names {local_name!r}, which an extractor reading the "
+                "archive in order writes instead (archive crafted?)")
+    for where, extra in (("central directory", info.extra), ("local header", local_extra)):
+        for other in _unicode_path_names(extra):
+            if other != info.orig_filename:
+                return (f"its Unicode Path field ({where}) names {other!r}, which unzip "
+                        "writes instead (archive crafted?)")
+    return None
+
+
+def _local_header(handle: _Stream, size: int, info: zipfile.ZipInfo) -> tuple[str, bytes, int]:
+    """(name, extra field, where the data starts) of an entry's local header."""
+    if info.header_offset < 0 or info.header_offset + 30 > size:
+        raise _ReadError("its local header lies outside the archive")
+    handle.seek(info.header_offset)
+    header = handle.read(30)
+    if len(header) != 30 or header[:4] != b"PK\x03\x04":
+        raise _ReadError("its local header is missing (archive damaged)")
+    flags, = struct.unpack("<H", header[6:8])
+    name_length, extra_length = struct.unpack("<HH", header[26:30])
+    raw = handle.read(name_length)
+    extra = handle.read(extra_length)
+    name = raw.decode("utf-8" if flags & 0x800 else "cp437", "replace")
+    return name, extra, info.header_offset + 30 + name_length + extra_length
 
 
 def _inflate(handle: _Stream, info: zipfile.ZipInfo) -> Iterator[bytes]:

@@ -37,6 +37,7 @@ from evidence.bagit import (
     validate_bag,
 )
 from evidence.errors import InvalidInput
+from tests.evidence.test_bundle_verifier import _unicode_path_field
 
 BAG = "case-2025-0042"
 WHEN = datetime(2025, 3, 1, 12, 30, tzinfo=UTC)
@@ -502,6 +503,50 @@ def test_traversal_symlinks_and_duplicates_are_refused_unread(tmp_path: Path) ->
     with pytest.raises(BagInvalid) as refused:
         read_bag(path)
     assert "escape.txt" in str(refused.value)
+
+
+def test_an_entry_unzip_would_name_after_a_checked_file_is_refused(
+    bag_zip: Path, tmp_path: Path
+) -> None:
+    """The service reads a bag as verify.py does: a '._report.txt' (desktop metadata, set aside
+    unhashed) whose Unicode Path field says report.txt would land on the checked report.txt."""
+    shadow, real = f"{BAG}/data/._report.txt", f"{BAG}/data/report.txt"
+    path = tmp_path / "shadow.zip"
+    path.write_bytes(bag_zip.read_bytes())
+    with zipfile.ZipFile(path, "a") as archive:
+        info = zipfile.ZipInfo(shadow, date_time=(2025, 3, 1, 12, 30, 0))
+        info.extra = _unicode_path_field(real, shadow)
+        archive.writestr(info, b"Capture report\r\nURL: https://forged.example/\r\n")
+    [problem] = validate_bag(path)
+    assert (problem.path, problem.kind) == (shadow, ProblemKind.UNSAFE_ENTRY)
+    assert problem.detail == (f"its Unicode Path field (central directory) names {real!r}, "
+                              "which unzip writes instead (archive crafted?)")
+    with pytest.raises(BagInvalid) as refused:
+        read_bag(path)
+    assert refused.value.problems == [problem]
+
+
+def test_an_entry_whose_local_header_names_a_checked_file_is_refused(
+    bag_zip: Path, tmp_path: Path
+) -> None:
+    """A streaming extractor names entries after their local headers: an entry the central
+    directory calls '._port.txt' but whose header says report.txt."""
+    real, shadow = f"{BAG}/data/report.txt", f"{BAG}/data/._port.txt"
+    path = tmp_path / "local.zip"
+    path.write_bytes(bag_zip.read_bytes())
+    with zipfile.ZipFile(path, "a") as archive, pytest.warns(UserWarning, match="Duplicate"):
+        archive.writestr(zipfile.ZipInfo(real, date_time=(2025, 3, 1, 12, 30, 0)), b"forged")
+    data = bytearray(path.read_bytes())
+    at = data.rfind(real.encode())
+    assert data[at - 46 : at - 42] == b"PK\x01\x02"  # the last entry's central directory name
+    data[at : at + len(real)] = shadow.encode()
+    path.write_bytes(bytes(data))
+    [problem] = validate_bag(path)
+    assert (problem.path, problem.kind) == (shadow, ProblemKind.UNSAFE_ENTRY)
+    assert problem.detail.startswith(f"its local header names {real!r}, which an extractor")
+    with pytest.raises(BagInvalid) as refused:
+        read_bag(path)
+    assert "local header names" in str(refused.value)
 
 
 def test_a_zip_bomb_is_refused_before_it_is_inflated(tmp_path: Path) -> None:
