@@ -26,6 +26,11 @@ Decisions, so a reader need not reverse them out of the code:
   or at the top of the ZIP, folder entries are skipped, members may be stored or deflated. The
   report then notes how the ZIP differs from the exporter's (`_repack_signs`): its own SHA-256
   is no longer the one the custody log recorded at export, and the expert should know why.
+  Bytes outside the archive are another matter and fail the bag (`_outside_archive`): a stub
+  before the first entry (a self-extracting or polyglot file), an archive comment or bytes
+  after the end record. The exporter writes none, zip tools read past them, and what the file
+  is besides a ZIP no manifest covers. The files inside are still checked, and the report says
+  what holds of them.
 - Desktop metadata (`__MACOSX/`, `.DS_Store`, `._*`, `Thumbs.db`, `desktop.ini`) that no
   manifest lists is warned of, each file by name, and set aside: the Finder writes `.DS_Store`
   into every folder an expert opens, so failing it would fail every bundle unzipped on a Mac.
@@ -1333,6 +1338,8 @@ class _Zip:
         self.opener = opener
         self.size = size
         self.infos: list[zipfile.ZipInfo] = []
+        # What the file holds beyond the archive the exporter wrote (`_outside_archive`).
+        self.outside: list[str] = []
         self.ok = False
         handle = opener()
         try:
@@ -1347,6 +1354,7 @@ class _Zip:
             except Exception as exc:  # zipfile raises many kinds on a damaged archive
                 problems.append(f"{label}: not a readable ZIP archive ({exc})")
                 return
+            self.outside = _outside_archive(handle, size, infos)
         finally:
             handle.close()
         declared = sum(info.file_size for info in infos)
@@ -1511,16 +1519,26 @@ def _central_directory_refusal(handle: _Stream, size: int) -> str:
     return ""
 
 
-def _central_directory_declared(handle: _Stream, size: int) -> tuple[int, int] | None:
-    """(entries, central directory bytes) as the end records declare them; None if absent."""
+def _end_record(handle: _Stream, size: int) -> tuple[int, bytes] | None:
+    """Where the end-of-central-directory record starts, and its 22 bytes; None if absent.
+    Found as zipfile finds it: the last signature in the file's final 64 KiB."""
     tail = min(size, 22 + 65535)
     handle.seek(size - tail)
     buffer = handle.read(tail)
     at = buffer.rfind(b"PK\x05\x06")
     if at < 0 or len(buffer) - at < 22:
         return None
-    _, _, _, _, entries, cd_size, _, _ = struct.unpack("<4s4H2LH", buffer[at : at + 22])
-    locator_at = size - tail + at - 20
+    return size - tail + at, buffer[at : at + 22]
+
+
+def _central_directory_declared(handle: _Stream, size: int) -> tuple[int, int] | None:
+    """(entries, central directory bytes) as the end records declare them; None if absent."""
+    end = _end_record(handle, size)
+    if end is None:
+        return None
+    end_at, record = end
+    _, _, _, _, entries, cd_size, _, _ = struct.unpack("<4s4H2LH", record)
+    locator_at = end_at - 20
     if locator_at >= 0:
         handle.seek(locator_at)
         locator = handle.read(20)
@@ -1532,6 +1550,34 @@ def _central_directory_declared(handle: _Stream, size: int) -> tuple[int, int] |
                 if record[:4] == b"PK\x06\x06" and len(record) == 56:
                     entries, cd_size = struct.unpack("<2Q", record[32:48])
     return entries, cd_size
+
+
+def _outside_archive(handle: _Stream, size: int, infos: list[zipfile.ZipInfo]) -> list[str]:
+    """What the file holds beyond the ZIP archive proper, each as "<so many> bytes <where>":
+    the exporter writes its first entry at byte 0, no archive comment, and nothing after the
+    end-of-central-directory record. zipfile (and unzip) read past a stub put in front (a
+    self-extracting or polyglot file) and past bytes appended, so the archive's files may all
+    hold while the file is not the one exported."""
+    parts: list[str] = []
+    # zipfile has already shifted the offsets by a stub put in front without adjusting them.
+    first = min((info.header_offset for info in infos), default=0)
+    if 0 < first <= size:
+        parts.append(f"{_bytes(first)} before the ZIP archive (ahead of its first entry)")
+    end = _end_record(handle, size)
+    if end is not None:
+        end_at, record = end
+        (declared,) = struct.unpack("<H", record[20:22])
+        comment = min(declared, size - end_at - 22)
+        if comment:
+            parts.append(f"{_bytes(comment)} in the ZIP archive's comment")
+        after = size - end_at - 22 - comment
+        if after:
+            parts.append(f"{_bytes(after)} after the ZIP archive (past its end record)")
+    return parts
+
+
+def _bytes(count: int) -> str:
+    return f"{count} byte{'' if count == 1 else 's'}"
 
 
 def _entry_flaw(info: zipfile.ZipInfo) -> str | None:
@@ -1573,6 +1619,8 @@ class _Source:
         self.name = ""
         # Why the ZIP is not the one the exporter wrote (empty for a folder, or when it is).
         self.repacked: list[str] = []
+        # Bytes the file holds beyond the ZIP archive (`_outside_archive`): these fail the bag.
+        self.outside: list[str] = []
         # Files a desktop wrote that no manifest lists: (path, what wrote it); warned of.
         self.desktop_metadata: list[tuple[str, str]] = []
 
@@ -1627,6 +1675,7 @@ def _open_source(path: str, problems: list[str]) -> _Source | None:
     for name, info in bag.files.items():
         source.files[name] = _Member(size=info.file_size, info=info)
     source.repacked = bag.repacked
+    source.outside = archive.outside
     source.desktop_metadata = list(bag.desktop_metadata)
     return source
 
@@ -2596,10 +2645,20 @@ class _Verifier:
                         f"Payload-Oxum says {oxum[0]} but the payload holds {octets}.{streams} "
                         "(bytes.files)",
                     )
-            step.fact(
-                f"{streams} payload files ({_human(octets)}) match manifest-sha256.txt, tag files "
-                f"match tagmanifest-sha256.txt, Payload-Oxum {octets}.{streams}"
-            )
+            holds = (f"{streams} payload files ({_human(octets)}) match manifest-sha256.txt, tag "
+                     f"files match tagmanifest-sha256.txt, Payload-Oxum {octets}.{streams}")
+            step.fact(holds)
+            if self.source.outside:
+                inside = (f"they hold: {holds}" if not step.problems
+                          else "see the other problems listed")
+                step.problems.insert(0, (
+                    f"{self.report.bundle}: {' and '.join(self.source.outside)}, which the "
+                    "exporter never writes: this is not the file that was exported (a "
+                    "self-extracting or polyglot file, or bytes added to it?), and its own "
+                    "SHA-256 is not the one the unit's custody log recorded for the export "
+                    "(export.completed). The files inside the archive were still checked as "
+                    f"usual; {inside}"
+                ))  # fmt: skip
 
     # -- 2. index ---------------------------------------------------------------------------
 

@@ -1300,6 +1300,96 @@ def test_bag_zipped_without_its_folder_verifies_with_a_note(
     assert has_problem(report, "two.zip", "one folder holding bagit.txt")
 
 
+# -- bytes outside the ZIP archive ---------------------------------------------------------------
+
+STUB = b"MZ" + bytes(range(256)) * 8  # the head of a self-extracting or polyglot file
+
+
+def _prepended(good: Path, path: Path) -> Path:
+    path.write_bytes(STUB + good.read_bytes())
+    return path
+
+
+def _self_extracting(good: Path, path: Path) -> Path:
+    """A stub in front with the archive's offsets moved past it, as `zip -A` makes an SFX."""
+    _prepended(good, path)
+    subprocess.run(["zip", "-q", "-A", str(path)], check=True)
+    return path
+
+
+def _appended(good: Path, path: Path) -> Path:
+    path.write_bytes(good.read_bytes() + b"appended after export\n")
+    return path
+
+
+def _commented(good: Path, path: Path) -> Path:
+    shutil.copy(good, path)
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.comment = b"a comment the exporter never writes"
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "said"),
+    [
+        (_prepended, f"{len(STUB)} bytes before the ZIP archive (ahead of its first entry)"),
+        (_self_extracting, f"{len(STUB)} bytes before the ZIP archive (ahead of its first entry)"),
+        (_appended, "22 bytes after the ZIP archive (past its end record)"),
+        (_commented, "35 bytes in the ZIP archive's comment"),
+    ],
+    ids=["prepended", "self-extracting", "appended", "comment"],
+)
+def test_bytes_outside_the_zip_archive_fail_the_bundle_though_its_files_are_checked(
+    good: tuple[Bundle, Path], tmp_path: Path, make: Callable[[Path, Path], Path], said: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """zip tools read past a stub in front of the archive (a self-extracting or polyglot file)
+    and past bytes after it, so every file inside may hold while the file is not the one the
+    exporter wrote: the report fails it, says how many bytes and where, and what still holds."""
+    path = make(good[1], tmp_path / "outside.zip")
+    with zipfile.ZipFile(path) as archive:  # what any zip tool makes of it: the bundle's files
+        assert archive.testzip() is None
+    report = bv.verify_bundle(path)
+    assert not report.ok and not report.unreadable
+    [problem] = report.problems
+    assert problem.startswith(f"outside.zip: {said}, which the exporter never writes: this is "
+                              "not the file that was exported"), problem
+    assert "The files inside the archive were still checked as usual; they hold: 18 payload files" \
+        in problem  # fmt: skip
+    assert check(report, "bag").detail == problem
+    assert [c.name for c in report.checks if not c.ok] == ["bag"]  # the rest holds, as shown
+    assert check(report, "custody checkpoint").ok
+    assert bv.main([str(path), "--quiet"]) == 1
+    shown = capsys.readouterr().out
+    assert f"[FAIL] bag: outside.zip: {said}" in shown and "NOT VERIFIED: 1 problem(s)" in shown
+
+
+def test_the_bundle_as_written_holds_nothing_outside_its_zip_archive(
+    good: tuple[Bundle, Path]
+) -> None:
+    data = good[1].read_bytes()
+    assert data[:4] == b"PK\x03\x04"  # the first entry at byte 0
+    assert data[-22:-18] == b"PK\x05\x06" and data[-2:] == b"\x00\x00"  # no comment, no tail
+    report = bv.verify_bundle(good[1])
+    assert report.ok, report.render()
+    assert not any("exporter never writes" in p for p in report.problems)
+
+
+def test_bytes_outside_the_archive_are_reported_beside_the_bag_s_own_problems(
+    good: tuple[Bundle, Path], tmp_path: Path
+) -> None:
+    def alter(entries: dict[str, bytes]) -> None:
+        entries[f"{BAG}/data/report.pdf"] += b"appended to the report"
+
+    altered = rewrite_zip(good[1], tmp_path / "altered.zip", alter)
+    path = _appended(altered, tmp_path / "both.zip")
+    report = bv.verify_bundle(path)
+    assert report.problems[0].startswith("both.zip: 22 bytes after the ZIP archive"), \
+        report.problems  # fmt: skip
+    assert report.problems[0].endswith("still checked as usual; see the other problems listed")
+    assert has_problem(report, "report.pdf", "SHA-256 is", "(altered?)")
+
+
 @pytest.mark.parametrize("flat", [False, True], ids=["in-folder", "flat"])
 def test_desktop_metadata_in_a_zip_is_warned_of_by_name_and_verifies(
     good: tuple[Bundle, Path], tmp_path: Path, flat: bool
