@@ -4,7 +4,14 @@ Services raise these; the API renders them as JSON and the CLI prints the messag
 non-zero. Nothing here knows about HTTP frameworks.
 """
 
+from __future__ import annotations
+
 import errno
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from evidence.request_input import RequestProblem
 
 
 class EvidenceError(Exception):
@@ -128,11 +135,13 @@ class LogBroken(Conflict):
 class RequestIncomplete(InvalidInput):
     """A legal request cannot be generated; every missing or wrong field is listed at once."""
 
-    def __init__(self, kind: str, problems: list[str]) -> None:
+    def __init__(self, kind: str, found: Sequence[RequestProblem]) -> None:
+        problems = [p.message for p in found]
         lines = "\n".join(f"- {p}" for p in problems)
         super().__init__(f"{kind}: {len(problems)} problem(s) to fix before the request can be "
                          f"generated:\n{lines}")
-        self.problems = problems
+        self.problems = problems  # as the API and the command line say them
+        self.found = tuple(found)  # each with what it is about, for a form to place it
 
 
 class IllegalTransition(Conflict):

@@ -21,7 +21,7 @@ from typing import Any, BinaryIO, Protocol
 
 from evidence.platforms import PlatformRegistry
 from evidence.plugins import installed
-from evidence.request_input import RequestInput
+from evidence.request_input import About, RequestInput
 
 ENTRY_POINT_GROUP = "evidence.legal_instruments"
 
@@ -37,6 +37,27 @@ class ProblemInfo(Protocol):
     @property
     def severity(self) -> str:
         """"error" blocks the request; anything else is a warning, shown and recorded."""
+        ...
+
+    @property
+    def message(self) -> str:
+        """What is wrong, without the field it is about."""
+        ...
+
+    @property
+    def field(self) -> str | None:
+        """The instrument's field it is about (a name of `InstrumentInfo.fields`, or one that
+        `about` places); None: the request as a whole."""
+        ...
+
+    @property
+    def missing(self) -> bool:
+        """The field's value is not there at all."""
+        ...
+
+    @property
+    def about(self) -> About | None:
+        """What of the input it is about when that is not the field itself."""
         ...
 
 

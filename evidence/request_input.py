@@ -11,6 +11,10 @@ One type differs by side: the platform. The instruments read every fact of a reg
 with `RequestInput[PlatformInfo]`. Both are the same class at run time, and the platform in it is
 always the registry entry that `LegalInstruments.platforms()` gave the service, so the
 implementation of `evidence.legal_instruments.LegalInstruments` takes any `RequestInput`.
+
+A request that cannot be generated is refused with every `RequestProblem` at once
+(`evidence.errors.RequestIncomplete`), each saying which part of this input it is about
+(`About`), so that an interface places it at the input it concerns without reading its words.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 from evidence.platforms import PlatformInfo
@@ -122,3 +126,62 @@ class RequestInput(Generic[P]):
 
     def user(self, name: str) -> str:
         return self.user_fields.get(name, "").strip()
+
+
+# --- what a problem is about -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class About:
+    """The part of a request's input a problem is about, named as every interface names it
+    (the API's `fields` NAME=VALUE, `--field` on the command line, the form's inputs).
+
+    part          name
+    "field"       an instrument field ("issuing_state"); where its value comes from when no one
+                  typed it is the field's `Fill.source` (an `About` of one of the parts below)
+    "authority"   an authority detail as a NAME: "issuing.name", "validating.email"
+    "case"        a case value as a NAME: "offence", "max_penalty_years"
+    "period"      "" (the period as a whole), "start" or "end"
+    "targets", "categories"   ""
+    "fields"      a NAME=VALUE given that names nothing known: the NAME ("" for the values as
+                  they were given, such as a line that is not NAME=VALUE)
+    """
+
+    part: Literal["field", "authority", "case", "period", "targets", "categories", "fields"]
+    name: str = ""
+
+
+PERIOD = About("period")
+TARGETS = About("targets")
+CATEGORIES = About("categories")
+
+
+def issuing(attr: str) -> About:
+    return About("authority", f"issuing.{attr}")
+
+
+def validating(attr: str) -> About:
+    return About("authority", f"validating.{attr}")
+
+
+def case_value(attr: str) -> About:
+    return About("case", attr)
+
+
+@dataclass(frozen=True)
+class RequestProblem:
+    """One reason a legal request cannot be generated."""
+
+    message: str  # as the API and the command line say it, naming what it is about
+    about: About | None = None  # None: nothing one part of the input holds
+    # The same said of the value itself, for beside the input that holds it ("role 'x' is not
+    # one of ..." next to the issuing authority's role); empty: the message.
+    detail: str = ""
+    missing: bool = False  # the value (or a part of it) is not there at all
+
+    def __str__(self) -> str:
+        return self.message
+
+    @property
+    def beside(self) -> str:
+        return self.detail or self.message

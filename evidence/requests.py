@@ -57,7 +57,7 @@ from evidence.errors import (
     PreservationEnded,
     RequestIncomplete,
 )
-from evidence.legal_instruments import legal_instruments
+from evidence.legal_instruments import ProblemInfo, legal_instruments
 from evidence.models import (
     Access,
     Account,
@@ -76,13 +76,19 @@ from evidence.models import (
 from evidence.pagination import DEFAULT_LIMIT, Page, paginate
 from evidence.platforms import PlatformInfo, PlatformRegistry
 from evidence.request_input import (
+    CATEGORIES,
+    PERIOD,
+    TARGETS,
+    About,
     Authority,
     AuthorityRole,
     CaseInfo,
     DataCategory,
     DateRange,
     RequestInput,
+    RequestProblem,
     TargetIdentifier,
+    case_value,
 )
 from evidence.settings import Settings
 
@@ -255,29 +261,33 @@ def standing_authorities(settings: Settings) -> dict[str, dict[str, str]]:
     return out
 
 
-def _authority(values: Mapping[str, str], which: str, problems: list[str]) -> Authority:
+def _authority(values: Mapping[str, str], which: str,
+               problems: list[RequestProblem]) -> Authority:
     # The field's name is what every interface takes (`--field issuing.name=...` on the command
     # line, `fields` in the API, the form's inputs); the settings only hold standing details.
     hint = ("this request's issuing.{attr}, or the unit's standing details in the settings"
             if which == "issuing" else "this request's validating.{attr}")
     for attr in AUTHORITY_REQUIRED:
         if not values.get(attr, "").strip():
-            problems.append(f"{which} authority: {attr} is not set "
-                            f"({hint.format(attr=attr)})")
+            problems.append(RequestProblem(
+                f"{which} authority: {attr} is not set ({hint.format(attr=attr)})",
+                About("authority", f"{which}.{attr}"), "not set", missing=True))
     role_text = values.get("role", "").strip().lower()
     try:
         role = AuthorityRole(role_text) if role_text else AuthorityRole.OTHER
     except ValueError:
-        problems.append(f"{which} authority: role {role_text!r} is not one of "
-                        f"{', '.join(r.value for r in AuthorityRole)}")
+        roles = f"{role_text!r} is not one of {', '.join(r.value for r in AuthorityRole)}"
+        problems.append(RequestProblem(f"{which} authority: role {roles}",
+                                       About("authority", f"{which}.role"), roles))
         role = AuthorityRole.OTHER
     zone = values.get("time_zone", "").strip()
     if zone:
         try:
             ZoneInfo(zone)
         except (ZoneInfoNotFoundError, ValueError):
-            problems.append(f"{which} authority: unknown time zone {zone!r} (an IANA name such "
-                            "as Europe/Berlin)")
+            unknown = f"unknown time zone {zone!r} (an IANA name such as Europe/Berlin)"
+            problems.append(RequestProblem(f"{which} authority: {unknown}",
+                                           About("authority", f"{which}.time_zone"), unknown))
             zone = ""
     return Authority(
         name=values.get("name", "").strip(), role=role,
@@ -382,13 +392,16 @@ def targets_on(session: Session, actor: User, case: Case, platform: str,
 
 def _collect_identifiers(
     session: Session, registry: PlatformRegistry, case: Case, platform: PlatformInfo,
-    target_ids: Sequence[uuid.UUID] | None, problems: list[str],
+    target_ids: Sequence[uuid.UUID] | None, problems: list[RequestProblem],
 ) -> tuple[list[TargetIdentifier], list[uuid.UUID]]:
+    def problem(detail: str) -> None:
+        problems.append(RequestProblem(f"targets: {detail}", TARGETS, detail))
+
     found = _targets_with_accounts(session, case, target_ids)
     if target_ids:
         missing = set(target_ids) - {t.id for t, _ in found}
-        problems += [f"targets: no target {t} in case {case.reference}" for t in sorted(
-            missing, key=str)]
+        for t in sorted(missing, key=str):
+            problem(f"no target {t} in case {case.reference}")
     out: list[TargetIdentifier] = []
     used: list[uuid.UUID] = []
     seen: set[tuple[str, str]] = set()
@@ -398,14 +411,14 @@ def _collect_identifiers(
         label = target.url or (account.platform_account_id if account else str(target.id))
         if on != platform.name:
             if target_ids:
-                problems.append(f"targets: target {target.id} ({label}) is not on "
-                                f"{platform.display_name} (it is on {on or 'no known platform'})")
+                problem(f"target {target.id} ({label}) is not on {platform.display_name} "
+                        f"(it is on {on or 'no known platform'})")
             continue
         on_platform += 1
         capture = latest_capture(session, target.id)
         if capture is None:
-            problems.append(f"targets: target {target.id} ({label}) has no complete or partial "
-                            "capture; capture it first (the request cites the sealed capture)")
+            problem(f"target {target.id} ({label}) has no complete or partial capture; capture "
+                    "it first (the request cites the sealed capture)")
             continue
         used.append(target.id)
         for ident in _identifiers_of(registry, platform, target, account, capture):
@@ -413,8 +426,8 @@ def _collect_identifiers(
                 seen.add((ident.kind, ident.value))
                 out.append(ident)
     if not target_ids and on_platform == 0:
-        problems.append(f"targets: case {case.reference} has no target on "
-                        f"{platform.display_name}; flag the URL or account first")
+        problem(f"case {case.reference} has no target on {platform.display_name}; flag the URL "
+                "or account first")
     return out, used
 
 
@@ -493,7 +506,7 @@ def case_platforms(session: Session, actor: User, case: Case,
 
 
 def _parse_categories(kind: str, values: Sequence[str] | None,
-                      problems: list[str]) -> frozenset[DataCategory]:
+                      problems: list[RequestProblem]) -> frozenset[DataCategory]:
     if values is None:
         # A preservation request asks to keep everything the provider holds; production and
         # other kinds must say what they want.
@@ -503,26 +516,28 @@ def _parse_categories(kind: str, values: Sequence[str] | None,
         try:
             out.add(DataCategory(value.strip().lower().replace("-", "_")))
         except ValueError:
-            problems.append(f"categories: {value!r} is not one of "
-                            f"{', '.join(c.value for c in DataCategory)}")
+            detail = f"{value!r} is not one of {', '.join(c.value for c in DataCategory)}"
+            problems.append(RequestProblem(f"categories: {detail}", CATEGORIES, detail))
     return frozenset(out)
 
 
 def _date_range(date_from: datetime | None, date_to: datetime | None,
-                problems: list[str]) -> DateRange | None:
+                problems: list[RequestProblem]) -> DateRange | None:
     if date_from is None and date_to is None:
         return None
     if date_from is None or date_to is None:
-        problems.append("date_range: give both the start and the end of the period")
+        both = "give both the start and the end of the period"
+        problems.append(RequestProblem(f"date_range: {both}", PERIOD, both, missing=True))
         return None
     for moment in (date_from, date_to):
         if moment.tzinfo is None:
-            problems.append("date_range: times must carry a time zone")
+            zone = "times must carry a time zone"
+            problems.append(RequestProblem(f"date_range: {zone}", PERIOD, zone))
             return None
     return DateRange(date_from.astimezone(UTC), date_to.astimezone(UTC))
 
 
-def _split_fields(kind: str, fields: Mapping[str, str], problems: list[str]) -> tuple[
+def _split_fields(kind: str, fields: Mapping[str, str], problems: list[RequestProblem]) -> tuple[
         dict[str, str], dict[str, dict[str, str]], dict[str, str]]:
     """(instrument user fields, authority overrides, case values) from NAME=VALUE pairs."""
     known = {f.name for f in legal_instruments().instrument(kind).fields}
@@ -534,8 +549,9 @@ def _split_fields(kind: str, fields: Mapping[str, str], problems: list[str]) -> 
         prefix, _, attr = name.partition(".")
         if prefix in authority and attr:
             if attr not in AUTHORITY_ATTRS:
-                problems.append(f"field {name!r}: unknown authority detail; known: "
-                                f"{', '.join(AUTHORITY_ATTRS)}")
+                detail = f"unknown authority detail; known: {', '.join(AUTHORITY_ATTRS)}"
+                problems.append(RequestProblem(f"field {name!r}: {detail}",
+                                               About("fields", name), f"{name!r}: {detail}"))
             else:
                 authority[prefix][attr] = value
         elif name in CASE_FIELDS:
@@ -543,14 +559,16 @@ def _split_fields(kind: str, fields: Mapping[str, str], problems: list[str]) -> 
         elif name in known:
             user[name] = value
         else:
-            problems.append(f"field {name!r}: {kind} has no such field (see `evidence request "
-                            f"fields {kind}`; also issuing.*, validating.*, "
-                            f"{', '.join(CASE_FIELDS)})")
+            # The hint in brackets names the command line's and the API's ways to see them.
+            problems.append(RequestProblem(
+                f"field {name!r}: {kind} has no such field (see `evidence request fields "
+                f"{kind}`; also issuing.*, validating.*, {', '.join(CASE_FIELDS)})",
+                About("fields", name), f"{name!r}: {kind} has no such field"))
     return user, authority, case_values
 
 
 def _case_info(case: Case, values: Mapping[str, str], issuing: Authority,
-               problems: list[str]) -> CaseInfo:
+               problems: list[RequestProblem]) -> CaseInfo:
     """What the case says of its offence; a non-empty `--field NAME=VALUE` overrides it."""
     def text_of(name: str, held: str | None) -> str:
         return values.get(name, "").strip() or (held or "").strip()
@@ -561,7 +579,9 @@ def _case_info(case: Case, values: Mapping[str, str], issuing: Authority,
         try:
             years = float(text)
         except ValueError:
-            problems.append(f"max_penalty_years: {text!r} is not a number of years")
+            detail = f"{text!r} is not a number of years"
+            problems.append(RequestProblem(f"max_penalty_years: {detail}",
+                                           case_value("max_penalty_years"), detail))
     return CaseInfo(
         reference=case.reference, title=case.title,
         offence=text_of("offence", case.offence),
@@ -659,10 +679,10 @@ def build_input(
     target_ids: Sequence[uuid.UUID] | None = None, fields: Mapping[str, str] | None = None,
     categories: Sequence[str] | None = None, date_from: datetime | None = None,
     date_to: datetime | None = None, do_not_notify: bool = True, emergency: bool = False,
-) -> tuple[Input, list[str]]:
+) -> tuple[Input, list[RequestProblem]]:
     """The instrument's input filled from the case; problems found on the way (not yet the
     instrument's own checks)."""
-    problems: list[str] = []
+    problems: list[RequestProblem] = []
     legal_instruments().instrument(kind)  # an unknown kind is InvalidInput
     try:
         target_platform = registry.get(platform)
@@ -703,14 +723,21 @@ def _first_due(deadlines: list[dict[str, JsonValue]]) -> datetime | None:
     return min(dues) if dues else None
 
 
+def _checked_problem(p: ProblemInfo) -> RequestProblem:
+    """A finding of the instrument's checks, about the field it names (or what it says it is
+    about instead)."""
+    about = p.about or (None if p.field is None else About("field", p.field))
+    return RequestProblem(str(p), about, p.message, missing=p.missing)
+
+
 def _store_request(
     session: Session, actor: User, case: Case, r: Input, *, store: BlobStore,
-    problems: list[str], now: datetime, previous: LegalRequest | None = None,
+    problems: list[RequestProblem], now: datetime, previous: LegalRequest | None = None,
 ) -> Generated:
     legal = legal_instruments()
     inst = legal.instrument(r.kind)
     checked = inst.validate(r)
-    problems = problems + [str(p) for p in checked if p.severity == "error"]
+    problems = problems + [_checked_problem(p) for p in checked if p.severity == "error"]
     if problems:
         raise RequestIncomplete(r.kind, problems)
     warnings = tuple(str(p) for p in checked if p.severity != "error")

@@ -31,6 +31,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from evidence.errors import InvalidInput
 
+# What a problem is about (`Fill.source`), re-exported for the instruments.
+from evidence.request_input import CATEGORIES as CATEGORIES
+from evidence.request_input import PERIOD as PERIOD
+from evidence.request_input import TARGETS as TARGETS
+from evidence.request_input import About as About
+
 # Re-exported: the instruments import the typed input from here.
 from evidence.request_input import Authority as Authority
 from evidence.request_input import AuthorityRole as AuthorityRole
@@ -39,6 +45,9 @@ from evidence.request_input import DataCategory as DataCategory
 from evidence.request_input import DateRange as DateRange
 from evidence.request_input import RequestInput as _RequestInput
 from evidence.request_input import TargetIdentifier as TargetIdentifier
+from evidence.request_input import case_value as case_value
+from evidence.request_input import issuing as issuing
+from evidence.request_input import validating as validating
 from evidence.times import to_the_second
 from legal_forms.platforms import UNKNOWN, Platform
 
@@ -120,6 +129,10 @@ class Fill:
 
     description: str
     get: Getter | None = None  # None: the user supplies it with --field NAME=VALUE
+    # The part of the input the value is computed from (the settings' authority detail, the
+    # case value, the period ...), which a problem with the field is then about; None: nothing
+    # the user gives (the platform's entry, the request's own reference ...).
+    source: About | None = None
 
 
 @dataclass(frozen=True)
@@ -160,22 +173,23 @@ def case_field(attr: str) -> Fill:
         value = getattr(r.case, attr)
         return None if value is None else str(value)
 
-    return Fill(f"case.{attr} (--field {attr}=VALUE overrides)", get)
+    return Fill(f"case.{attr} (--field {attr}=VALUE overrides)", get, case_value(attr))
 
 
 def issuing_field(attr: str) -> Fill:
-    return Fill(f"settings: issuing authority {attr}", lambda r: str(getattr(r.issuing, attr)))
+    return Fill(f"settings: issuing authority {attr}", lambda r: str(getattr(r.issuing, attr)),
+                issuing(attr))
 
 
 def validating_field(attr: str) -> Fill:
     def get(r: RequestInput) -> str | None:
         return None if r.validating is None else str(getattr(r.validating, attr))
 
-    return Fill(f"settings: validating authority {attr}", get)
+    return Fill(f"settings: validating authority {attr}", get, validating(attr))
 
 
-def computed(description: str, get: Getter) -> Fill:
-    return Fill(description, get)
+def computed(description: str, get: Getter, source: About | None = None) -> Fill:
+    return Fill(description, get, source)
 
 
 # --- common getters ------------------------------------------------------------------------------
@@ -241,6 +255,10 @@ class Problem:
     message: str
     field: str | None = None
     severity: str = "error"  # "error" blocks sending; "warning" is shown and recorded
+    missing: bool = False  # the field's value is not there at all
+    # What of the input the problem is about when that is not the field itself: a check of
+    # the period or the identifiers that every kind makes, whatever it calls their field.
+    about: About | None = None
 
     def __str__(self) -> str:
         where = f"{self.field}: " if self.field else ""
@@ -250,7 +268,7 @@ class Problem:
 
 def missing_required(fields: tuple[FieldSpec, ...], r: RequestInput) -> list[Problem]:
     return [
-        Problem(f"required field '{f.label}' is empty", f.name)
+        Problem(f"required field '{f.label}' is empty", f.name, missing=True)
         for f in fields
         if f.required and not f.value(r)
     ]
@@ -270,37 +288,37 @@ def period_problems(r: RequestInput) -> list[Problem]:
         return []
     if period.end < period.start:
         return [Problem(f"the date range ends ({to_the_second(period.end)}) before it starts "
-                        f"({to_the_second(period.start)})", "date_range")]
+                        f"({to_the_second(period.start)})", "date_range", about=PERIOD)]
     if r.issued_at is not None and period.end > r.issued_at + PERIOD_END_SLACK:
         return [Problem(
             f"the date range ends {to_the_second(period.end)}, after the request is issued "
             f"({to_the_second(r.issued_at)}): stored records can only be asked for up to then; "
-            "records yet to come need an interception order", "date_range")]
+            "records yet to come need an interception order", "date_range", about=PERIOD)]
     return []
 
 
 def identifier_problems(r: RequestInput) -> list[Problem]:
     """Identifiers against the registry's accepted kinds and the timestamps' zones."""
-    problems: list[Problem] = []
+    problems: list[str] = []
     if not r.identifiers:
-        problems.append(Problem("no identifiers: name at least one account or item", "identifiers"))
+        problems.append("no identifiers: name at least one account or item")
     accepted = {i.kind for i in r.platform.identifiers}
     for ident in r.identifiers:
         if ident.captured_at.tzinfo is None:
-            problems.append(Problem(f"capture time of {ident.value!r} has no time zone",
-                                    "identifiers"))
+            problems.append(f"capture time of {ident.value!r} has no time zone")
         if "url" not in accepted and ident.kind not in accepted:
-            problems.append(Problem(
+            problems.append(
                 f"{r.platform.display_name} does not list {ident.kind!r} among the identifiers "
-                f"it accepts ({', '.join(sorted(accepted))}): {ident.value!r}", "identifiers"))
+                f"it accepts ({', '.join(sorted(accepted))}): {ident.value!r}")
         if r.platform.name == "instagram" and ident.kind == "username" and not ident.relevant_date:
-            problems.append(Problem(
+            problems.append(
                 f"Instagram username {ident.value!r} needs the date it was in use: Instagram "
-                "does not process a username without the relevant date", "identifiers"))
+                "does not process a username without the relevant date")
         if len(ident.manifest_sha256) != 64:
-            problems.append(Problem(f"identifier {ident.value!r} lacks the SHA-256 of its "
-                                    "capture manifest", "identifiers"))
-    return problems
+            problems.append(f"identifier {ident.value!r} lacks the SHA-256 of its "
+                            "capture manifest")
+    # The identifiers are drawn from the targets, whatever field of the kind lists them.
+    return [Problem(message, "identifiers", about=TARGETS) for message in problems]
 
 
 def platform_known(name: str) -> bool:

@@ -9,6 +9,9 @@ facts, data sought) were not in the copy read; they are printed by heading only,
 from __future__ import annotations
 
 from legal_forms.instruments.base import (
+    CATEGORIES,
+    PERIOD,
+    TARGETS,
     DataCategory,
     FieldSpec,
     Instrument,
@@ -91,12 +94,12 @@ class CoeArt31Mla(Instrument):
         FieldSpec("facts", "Summary of the facts", "offence", True, case_field("facts"), _T,
                   False),
         FieldSpec("identifiers", "Accounts concerned", "data", True,
-                  computed("targets[].identifiers", identifier_lines), _T, False),
+                  computed("targets[].identifiers", identifier_lines, TARGETS), _T, False),
         FieldSpec("categories", "Data sought", "data", True,
                   computed("request.categories (US mapping)",
-                           lambda r: category_lines(r, us=True)), _T, False),
+                           lambda r: category_lines(r, us=True), CATEGORIES), _T, False),
         FieldSpec("time_range", "Period (UTC)", "data", True,
-                  computed("request.date_range", date_range_text), _T, False),
+                  computed("request.date_range", date_range_text, PERIOD), _T, False),
     )
     sources = (CONVENTION_SOURCE, TCY_2018_10_SOURCE)
     unverified = (

@@ -32,6 +32,7 @@ from legal_forms.instruments.base import (
     SourceRef,
     authority_block,
     computed,
+    issuing,
     issuing_field,
     user_field,
     utc_or_none,
@@ -204,7 +205,8 @@ def template_fields(template: str) -> tuple[FieldSpec, ...]:
                   "authority of the requested Party)", "t4", True, user_field(), first),
         FieldSpec("requesting_authority", "Requesting authority: organisation, person in charge, "
                   "address, phones, email, time zone", "t5", True,
-                  computed("settings: issuing authority", lambda r: authority_block(r.issuing)),
+                  computed("settings: issuing authority", lambda r: authority_block(r.issuing),
+                           issuing("name")),
                   first),
         FieldSpec("office_hours", "Office hours", "t5", False, issuing_field("office_hours"),
                   first),
@@ -212,7 +214,7 @@ def template_fields(template: str) -> tuple[FieldSpec, ...]:
                   user_field(), first),
         FieldSpec("confirmation_contact", "Name, job title and email of the contact", "t6",
                   True, computed("settings: issuing authority person, position and email",
-                                 _contact), first),
+                                 _contact, issuing("person")), first),
         # T-CY(2018)10 item 7 was read whole; of T-CY(2018)11 item 7, only its first words.
         FieldSpec("investigative_authority", "Investigative/operational authority in charge of "
                   "the case", "t7", False, user_field(), _item_source(template, "7"), mla),

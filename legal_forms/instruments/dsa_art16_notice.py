@@ -10,12 +10,15 @@ and exploitation), which smuggling adverts are not.
 from __future__ import annotations
 
 from legal_forms.instruments.base import (
+    TARGETS,
     FieldSpec,
     Instrument,
     Problem,
     RequestInput,
     Section,
+    case_value,
     computed,
+    issuing,
     user_field,
 )
 from legal_forms.instruments.dsa_common import DSA, DSA_SOURCE, has_exact_urls, urls
@@ -46,13 +49,17 @@ class DsaArt16Notice(Instrument):
         FieldSpec("explanation", "Substantiated explanation", "a", True, user_field(),
                   ART + "(a)"),
         FieldSpec("provisions", "Provision(s) infringed", "a", False, computed(
-            "case.offence_provision", lambda r: r.case.offence_provision), ART + "(a)"),
-        FieldSpec("urls", "Exact URL(s)", "b", True, computed("targets[].url", urls), ART + "(b)"),
+            "case.offence_provision", lambda r: r.case.offence_provision,
+            case_value("offence_provision")), ART + "(a)"),
+        FieldSpec("urls", "Exact URL(s)", "b", True, computed("targets[].url", urls, TARGETS),
+                  ART + "(b)"),
         FieldSpec("sender_name", "Name", "c", False,
-                  computed("settings: issuing authority person and name", _sender_name),
+                  computed("settings: issuing authority person and name", _sender_name,
+                           issuing("person")),
                   ART + "(c)"),
         FieldSpec("sender_email", "Email address", "c", False, computed(
-            "settings: issuing authority email", lambda r: r.issuing.email), ART + "(c)"),
+            "settings: issuing authority email", lambda r: r.issuing.email,
+            issuing("email")), ART + "(c)"),
         FieldSpec("good_faith", "Statement of bona fide belief", "d", True,
                   computed("fixed text; override with --field good_faith=...",
                            lambda r: GOOD_FAITH), ART + "(d)"),

@@ -8,13 +8,16 @@ provider's point of contact (Art. 11). The DSA does not itself give the power to
 from __future__ import annotations
 
 from legal_forms.instruments.base import (
+    TARGETS,
     FieldSpec,
     Instrument,
     Problem,
     RequestInput,
     Section,
     authority_block,
+    case_value,
     computed,
+    issuing,
     user_field,
 )
 from legal_forms.instruments.dsa_common import DSA, DSA_SOURCE, has_exact_urls, urls
@@ -62,17 +65,20 @@ class DsaArt9Order(Instrument):
         FieldSpec("reasons", "Why the information is illegal content, by reference to the "
                   "provisions infringed", "ii", True, user_field(), ART + "(a)(ii)"),
         FieldSpec("provisions", "Provision(s) infringed", "ii", True, computed(
-            "case.offence_provision", lambda r: r.case.offence_provision), ART + "(a)(ii)"),
+            "case.offence_provision", lambda r: r.case.offence_provision,
+            case_value("offence_provision")), ART + "(a)(ii)"),
         FieldSpec("issuing_authority", "Issuing authority", "iii", True,
-                  computed("settings: issuing authority", lambda r: authority_block(r.issuing)),
+                  computed("settings: issuing authority", lambda r: authority_block(r.issuing),
+                           issuing("name")),
                   ART + "(a)(iii)"),
-        FieldSpec("urls", "Exact URLs", "iv", True, computed("targets[].url", urls),
+        FieldSpec("urls", "Exact URLs", "iv", True, computed("targets[].url", urls, TARGETS),
                   ART + "(a)(iv)"),
         FieldSpec("redress", "Redress available to the provider and to the recipient who "
                   "provided the content", "v", True, user_field(), ART + "(a)(v)"),
         FieldSpec("effect_to", "Authority to be informed of the effect given", "vi", False,
                   computed("settings: issuing authority email",
-                           lambda r: f"{r.issuing.name} <{r.issuing.email}>"), ART + "(a)(vi)"),
+                           lambda r: f"{r.issuing.name} <{r.issuing.email}>",
+                           issuing("email")), ART + "(a)(vi)"),
         FieldSpec("territorial_scope", "Territorial scope (no more than strictly necessary)",
                   "b", True, user_field(), ART + "(b)"),
     )

@@ -28,6 +28,7 @@ from legal_forms.instruments.base import (
     add_hours,
     computed,
     identifier_problems,
+    issuing,
     period_problems,
     user_field,
     zone_of,
@@ -118,7 +119,7 @@ class EuEpoc(Instrument):
                   user_field(), f"{REG}, Art. 8", False),
         FieldSpec("transfer_to", "Authority to which the data are to be transferred", "L", True,
                   computed("settings: issuing authority name and email",
-                           lambda r: f"{r.issuing.name} <{r.issuing.email}>"),
+                           lambda r: f"{r.issuing.name} <{r.issuing.email}>", issuing("name")),
                   f"{ANNEX}, Section L, point (a)"),
     )
     sources = (REG_SOURCE, REPRODUCTIONS_SOURCE, DENMARK_SOURCE, IRELAND_SOURCE)

@@ -16,6 +16,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from legal_forms.instruments.base import (
+    CATEGORIES,
+    PERIOD,
+    TARGETS,
     Deadline,
     FieldSpec,
     Instrument,
@@ -31,9 +34,11 @@ from legal_forms.instruments.base import (
     eu_addressee,
     identifier_lines,
     identifier_problems,
+    issuing,
     issuing_field,
     period_problems,
     user_field,
+    validating,
     validating_field,
     zone_of,
 )
@@ -111,16 +116,16 @@ def eu_fields(annex: str) -> tuple[FieldSpec, ...]:
                   computed("request.previous_reference", lambda r: r.previous_reference),
                   annex, False),
         FieldSpec("identifiers", "User ID, username or other identifiers", "data_id", True,
-                  computed("targets[].identifiers (kind, value, url)", identifier_lines),
+                  computed("targets[].identifiers (kind, value, url)", identifier_lines, TARGETS),
                   annex, False),
         FieldSpec("service", "Service concerned", "data_id", True,
                   computed("platform.services", lambda r: ", ".join(r.platform.services)
                            or r.platform.display_name), annex, False),
         FieldSpec("time_range", "Time range (UTC)", "data_id", False,
-                  computed("request.date_range", date_range_text), annex, False),
+                  computed("request.date_range", date_range_text, PERIOD), annex, False),
         FieldSpec("categories", "Data categories", "categories", True,
-                  computed("request.categories", category_lines), f"{REG}, Art. 3(9)-(12)",
-                  True),
+                  computed("request.categories", category_lines, CATEGORIES),
+                  f"{REG}, Art. 3(9)-(12)", True),
         FieldSpec("offence", "Nature and legal classification of the offence", "offence", True,
                   case_field("offence"), f"{annex}; Art. 5", False),
         FieldSpec("offence_provision", "Applicable statutory provision", "offence", True,
@@ -131,12 +136,14 @@ def eu_fields(annex: str) -> tuple[FieldSpec, ...]:
                   annex, False),
         FieldSpec("issuing_details", "Issuing authority (name, contact, time zone)",
                   "issuing_details", True,
-                  computed("settings: issuing authority", lambda r: authority_block(r.issuing)),
+                  computed("settings: issuing authority", lambda r: authority_block(r.issuing),
+                           issuing("name")),
                   annex, False),
         FieldSpec("validating_details", "Validating authority (name, contact)",
                   "validating_details", False,
                   computed("settings: validating authority",
-                           lambda r: authority_block(r.validating)), annex, False),
+                           lambda r: authority_block(r.validating),
+                           validating("name")), annex, False),
     )
 
 

@@ -28,6 +28,7 @@ from legal_forms.instruments.base import (
     computed,
     eu_addressee,
     identifier_lines,
+    issuing,
     issuing_field,
     utc_or_none,
     zone_of,
@@ -104,7 +105,8 @@ class EuEpocPrExtension(Instrument):
     )
     fields = (
         FieldSpec("issuing_authority", "Issuing authority (name, contact)", "authority", True,
-                  computed("settings: issuing authority", lambda r: authority_block(r.issuing)),
+                  computed("settings: issuing authority", lambda r: authority_block(r.issuing),
+                           issuing("name")),
                   ANNEX, False),
         FieldSpec("issuing_file_number", "File number of the issuing authority", "authority",
                   True, issuing_field("file_number"), ANNEX, False),

@@ -29,15 +29,20 @@ not as what was read.
 from __future__ import annotations
 
 from legal_forms.instruments.base import (
+    CATEGORIES,
+    PERIOD,
+    TARGETS,
     FieldSpec,
     RequestInput,
     Section,
     SourceRef,
     authority_block,
+    case_value,
     category_lines,
     computed,
     date_range_text,
     identifier_lines,
+    issuing,
     non_eu_addressee,
     offence_text,
 )
@@ -85,23 +90,26 @@ def provider_fields(source: str, *, us: bool = True) -> tuple[FieldSpec, ...]:
                   computed("platform.non_eu_entities[0], platform.channel", addressee),
                   "platform registry"),
         FieldSpec("identifiers", "Account identifiers", "accounts", True,
-                  computed("targets[].identifiers", identifier_lines), source),
+                  computed("targets[].identifiers", identifier_lines, TARGETS), source),
         FieldSpec("date_range", "Date range (UTC)", "accounts", True,
-                  computed("request.date_range", date_range_text), source),
+                  computed("request.date_range", date_range_text, PERIOD), source),
         FieldSpec("records", "Records", "records", True,
                   computed("request.categories (US mapping)",
-                           lambda r: category_lines(r, us=us)), source),
+                           lambda r: category_lines(r, us=us), CATEGORIES), source),
         FieldSpec("offence", "Offence and provision", "case", True,
-                  computed("case.offence, case.offence_provision", offence_text),
+                  computed("case.offence, case.offence_provision", offence_text,
+                           case_value("offence")),
                   "platform guidelines (e.g. TikTok: offence articles)"),
         FieldSpec("case_reference", "Case reference", "case", True,
-                  computed("case.reference", lambda r: r.case.reference), "platform guidelines"),
+                  computed("case.reference", lambda r: r.case.reference,
+                           case_value("reference")), "platform guidelines"),
         FieldSpec("non_disclosure", "Request not to notify the user", "confidentiality", False,
                   computed("request.do_not_notify", lambda r: (
                       "Please do not notify the account holder or any other person of this "
                       "request: disclosure could jeopardise the investigation."
                       if r.do_not_notify else "The user may be notified.")), source),
         FieldSpec("requesting_authority", "Requesting authority", "from", True,
-                  computed("settings: issuing authority", lambda r: authority_block(r.issuing)),
+                  computed("settings: issuing authority", lambda r: authority_block(r.issuing),
+                           issuing("name")),
                   "platform guidelines (official email, direct phone)"),
     )
