@@ -1,33 +1,31 @@
 """A refused generate-request form's problems, said by the form's own labels and placed at the
 inputs they are about.
 
-The service (`evidence.requests`) and the instrument's checks (`legal_forms`) name a problem by
-what every interface takes (`issuing authority: name ...`, `date_range: ...`, an instrument
-field such as `issuing_state`), as the API and the command line show it. The form calls the same
-things "Issuing authority: Name" or "From (date, UTC)", and one empty input can fail several
-checks (the period is both a required field and a rule of preservation). Here each problem is
-traced to the input a user fills (an instrument field computed from the settings or the case to
-the input that overrides it), said once, and given the input's label.
+The service (`evidence.requests`) and the instrument's checks (`legal_forms`) say each problem
+as every interface shows it (`issuing authority: name is not set ...`, `date_range: ...`) and
+say apart what of the input it is about (`evidence.request_input.About`: an authority detail,
+the period, an instrument field such as `issuing_state` ...). The form calls the same things
+"Issuing authority: Name" or "From (date, UTC)", and one empty input can fail several checks
+(the period is both a required field and a rule of preservation). Here each problem is placed
+at the input a user fills (an instrument field computed from the settings or the case at the
+input that overrides it), said once, and given the input's label. Nothing here reads the
+problems' words: a problem reworded stays at its input.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from api.ui.labels import AUTHORITY_HEADINGS, REQUEST_CASE_FIELDS, field_label
-from evidence.requests import AUTHORITY_ATTRS
+from api.ui.labels import REQUEST_CASE_FIELDS, field_label
+from evidence.request_input import About, RequestProblem
 from legal_forms.instruments import INSTRUMENTS
 
-# Where the form's inputs that are not `field.*` are, by the names the problems use.
+# The form's inputs that are not `field.*`, and the period's two as one.
 PERIOD = ("date_from", "date_to")
 TARGETS, CATEGORIES, EXTRA = "targets", "categories", "extra"
-_SOURCE = re.compile(r"settings: (issuing|validating) authority(?: (\w+))?|case\.(\w+)"
-                     r"|request\.(date_range|categories)|(targets)\[\]")
-_REQUIRED = re.compile(r"^required field '.*' is empty$")
-_NOT_SET = re.compile(r"^(\w+) is not set \(")
+DATE_RANGE = "date_range"
 
 
 @dataclass
@@ -49,21 +47,7 @@ def input_id(name: str) -> str:
         "f-" + name.removeprefix("field.").replace(".", "-")
 
 
-def _authority_input(which: str, what: str) -> tuple[str | None, str]:
-    """The input of `{which} authority: {what}` and what to say of it."""
-    prefix = f"field.{which}."
-    not_set = _NOT_SET.match(what)
-    if not_set and not_set.group(1) in AUTHORITY_ATTRS:
-        return prefix + not_set.group(1), ("needed: not in the settings" if which == "issuing"
-                                           else "needed")
-    if what.startswith("role "):
-        return prefix + "role", what.removeprefix("role ")
-    if what.startswith("unknown time zone"):
-        return prefix + "time_zone", what
-    return None, what
-
-
-def _instrument_input(kind: str, name: str) -> str | None:
+def _field_input(kind: str, name: str) -> str | None:
     """The form's input behind the instrument field `name`: its own, or the one overriding the
     settings, the case or the period it is computed from."""
     instrument = INSTRUMENTS.get(kind)
@@ -72,40 +56,37 @@ def _instrument_input(kind: str, name: str) -> str | None:
         return None
     if spec.fill.get is None or name in REQUEST_CASE_FIELDS:
         return f"field.{name}"
-    source = _SOURCE.search(spec.fill.description)
-    if source is None:
+    source = spec.fill.source
+    return None if source is None or source.part == "field" else _input_of(kind, source)
+
+
+def _input_of(kind: str, about: About | None) -> str | None:
+    """The name of the input a problem about `about` is placed at (DATE_RANGE: the period's
+    inputs), or None."""
+    if about is None:
         return None
-    which, attr, case_attr, request_attr, targets = source.groups()
-    if which:
-        return f"field.{which}.{attr if attr in AUTHORITY_ATTRS else 'name'}"
-    if case_attr:
-        return f"field.{case_attr}" if case_attr in REQUEST_CASE_FIELDS else None
-    if request_attr == "date_range":
-        return "date_range"
-    return CATEGORIES if request_attr else (TARGETS if targets else None)
+    if about.part == "field":
+        return _field_input(kind, about.name)
+    if about.part == "authority":
+        return f"field.{about.name}"
+    if about.part == "case":
+        return f"field.{about.name}" if about.name in REQUEST_CASE_FIELDS else None
+    if about.part == "period":
+        return {"start": "date_from", "end": "date_to"}.get(about.name, DATE_RANGE)
+    if about.part == "fields":  # a NAME=VALUE the named inputs cannot give: the free box's
+        return EXTRA
+    return {"targets": TARGETS, "categories": CATEGORIES}.get(about.part)
 
 
-def _locate(kind: str, problem: str) -> tuple[str | None, str]:
-    """(the input a problem is about, or None, and what to say of it there)."""
-    where, sep, what = problem.partition(": ")
-    if not sep:
-        return None, problem
-    which = where.removesuffix(" authority")
-    if which in AUTHORITY_HEADINGS and where != which:
-        return _authority_input(which, what)
-    if where == "records from":
-        return "date_from", what
-    if where == "records to":
-        return "date_to", what
-    if where.startswith("other values, line"):
-        return EXTRA, f"{where.removeprefix('other values, ')}: {what}"
-    if where.startswith("field '"):  # a NAME=VALUE line naming no field of the kind
-        return EXTRA, f"{where.removeprefix('field ')}: {what.split(' (see ')[0]}"
-    if where in (TARGETS, CATEGORIES):
-        return where, what
-    if where in ("date_range", "max_penalty_years"):
-        return ("date_range" if where == "date_range" else f"field.{where}"), what
-    return _instrument_input(kind, where), what
+def _said(problem: RequestProblem) -> str:
+    """What to say of a problem next to its input."""
+    about = problem.about
+    # A missing value is "needed"; the period, two inputs, keeps its words (which to give).
+    if not problem.missing or about is None or about.part == "period":
+        return problem.beside
+    if about.part == "authority" and about.name.startswith("issuing."):
+        return "needed: not in the settings"  # where the issuing authority's details come from
+    return "needed"
 
 
 def _period_inputs(typed: Mapping[str, Any]) -> list[str]:
@@ -115,7 +96,7 @@ def _period_inputs(typed: Mapping[str, Any]) -> list[str]:
 
 
 def _label(name: str, kind: str) -> str:
-    if name == "date_range":
+    if name == DATE_RANGE:
         return "Records: from and to"
     if name == TARGETS:
         return "Targets"
@@ -126,36 +107,39 @@ def _label(name: str, kind: str) -> str:
     return label.split(" (")[0] if name.startswith("field.") else label
 
 
-def shown(kind: str, problems: list[str], typed: Mapping[str, Any],
+def _unplaced(problem: RequestProblem, kind: str) -> str:
+    """A problem about no input of the form, said as the service says it, an instrument
+    field named by its label."""
+    about = problem.about
+    if about is not None and about.part == "field":
+        return f"{_label(f'field.{about.name}', kind)}: {problem.beside}"
+    return problem.message
+
+
+def shown(kind: str, problems: Sequence[RequestProblem], typed: Mapping[str, Any],
           on_form: Sequence[str]) -> Shown:
     """The problems of a refused form, for the form, listed in the order of its inputs;
     `on_form`: the ids of its inputs in that order (a problem about an input the form lacks is
     listed last, without a link)."""
-    found: dict[str | None, list[str]] = {}
+    found: dict[str | None, dict[str, bool]] = {}  # input -> what is said of it -> missing
     for problem in problems:
-        name, what = _locate(kind, problem)
-        what = "needed" if _REQUIRED.match(what) else what
-        if name is not None and input_id(name) not in on_form and name != "date_range":
+        name = _input_of(kind, problem.about)
+        if name is not None and name != DATE_RANGE and input_id(name) not in on_form:
             name = None
-        if name is None:  # said as the service says it, its subject named by the form's label
-            where, sep, rest = problem.partition(": ")
-            what = f"{_label('field.' + where, kind)}: {rest}" if sep else problem
-        messages = found.setdefault(name, [])
-        if what not in messages:
-            messages.append(what)
+        said = _said(problem) if name is not None else _unplaced(problem, kind)
+        messages = found.setdefault(name, {})
+        messages[said] = messages.get(said, False) or problem.missing
     out = Shown()
-    for name, messages in found.items():
-        if name is not None:
-            # An empty input is only said to be empty (in the fullest of the words that say
-            # so): what else its checks say of "nothing" (no EU Member State "(none)") follows
-            # from that and goes once it is filled.
-            empty = [m for m in messages if m.startswith(("needed", "give both"))]
-            messages = [max(empty, key=len)] if empty else messages
-        for message in messages:
+    for name, said_of in found.items():
+        # An empty input is only said to be empty (in the fullest of the words that say so):
+        # what else its checks say of "nothing" (no EU Member State "(none)") follows from
+        # that and goes once it is filled.
+        empty = [m for m, missing in said_of.items() if missing]
+        for message in [max(empty, key=len)] if empty and name is not None else said_of:
             if name is None:
                 out.listed.append({"href": "", "label": "", "message": message})
                 continue
-            inputs = _period_inputs(typed) if name == "date_range" else [name]
+            inputs = _period_inputs(typed) if name == DATE_RANGE else [name]
             anchor = input_id(inputs[0])
             out.listed.append({"href": f"#{anchor}", "label": _label(name, kind),
                                "message": message})

@@ -63,6 +63,7 @@ from evidence.models import (
     User,
     utcnow,
 )
+from evidence.request_input import CATEGORIES, TARGETS, About, RequestProblem
 from evidence.settings import Settings
 from legal_forms.instruments import INSTRUMENTS, route
 from legal_forms.instruments.base import EU_LABELS, DataCategory, Instrument
@@ -336,8 +337,8 @@ def request_list(
     return render(request, "requests.html", context, viewer=viewer, status_code=status_code)
 
 
-def _moment(text: str, label: str, problems: list[str], *,
-            end_of_day: bool = False) -> datetime | None:
+def _moment(text: str, label: str, problems: list[RequestProblem], about: About | None = None,
+            *, end_of_day: bool = False) -> datetime | None:
     """A date (taken in UTC, the whole day for an end) or a date and time, UTC unless it names
     its offset; a problem for anything else."""
     text = text.strip()
@@ -350,13 +351,15 @@ def _moment(text: str, label: str, problems: list[str], *,
                                     UTC).replace(microsecond=0)
         moment = datetime.fromisoformat(text.replace(" ", "T", 1))
     except ValueError:
-        problems.append(f"{label}: {text!r} is not a date (YYYY-MM-DD) or a date and time "
-                        "(YYYY-MM-DD HH:MM, UTC)")
+        wrong = (f"{text!r} is not a date (YYYY-MM-DD) or a date and time (YYYY-MM-DD HH:MM, "
+                 "UTC)")
+        problems.append(RequestProblem(f"{label}: {wrong}", about, wrong))
         return None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def _named_fields(posted: FormData, extra: str, problems: list[str]) -> dict[str, str]:
+def _named_fields(posted: FormData, extra: str,
+                  problems: list[RequestProblem]) -> dict[str, str]:
     """The API's `fields`: NAME=VALUE lines of the free box, then the named inputs (which win);
     an empty input means "what the case or the settings hold" and is left out."""
     values: dict[str, str] = {}
@@ -365,8 +368,8 @@ def _named_fields(posted: FormData, extra: str, problems: list[str]) -> dict[str
             continue
         name, sep, value = line.partition("=")
         if not sep or not name.strip():
-            problems.append(f"other values, line {number}: {line.strip()[:80]!r} is not "
-                            "NAME=VALUE")
+            wrong = f"line {number}: {line.strip()[:80]!r} is not NAME=VALUE"
+            problems.append(RequestProblem(f"other values, {wrong}", About("fields"), wrong))
             continue
         values[name.strip()] = value.strip()
     for key, typed in posted.multi_items():
@@ -375,12 +378,15 @@ def _named_fields(posted: FormData, extra: str, problems: list[str]) -> dict[str
     return values
 
 
-def _validation_problems(exc: ValidationError) -> list[str]:
+def _validation_problems(exc: ValidationError) -> list[RequestProblem]:
     out = []
     for error in exc.errors():
-        where = ".".join(str(part) for part in error.get("loc", ()))
-        out.append(f"{where}: {error.get('msg', 'not valid')}" if where
-                   else str(error.get("msg")))
+        loc = error.get("loc", ())
+        where = ".".join(str(part) for part in loc)
+        wrong = str(error.get("msg", "not valid"))
+        # The lists the form posts (a forged target or category); the rest it checks itself.
+        about = {"targets": TARGETS, "categories": CATEGORIES}.get(str(loc[0])) if loc else None
+        out.append(RequestProblem(f"{where}: {wrong}" if where else wrong, about, wrong))
     return out
 
 
@@ -409,7 +415,7 @@ def generate_request(
     case = cases.case_for(session, viewer, case_reference(ref, viewer), need=Access.WRITE)
     chosen = [str(v) for v in posted.getlist("target") if isinstance(v, str)]
     categories = [str(v) for v in posted.getlist("category") if isinstance(v, str)]
-    problems: list[str] = []
+    problems: list[RequestProblem] = []
     fields = _named_fields(posted, extra, problems)
     typed = {"kind": kind, "platform": platform, "targets": chosen, "categories": categories,
              "date_from": date_from, "date_to": date_to, "notify_user": notify_user is not None,
@@ -417,14 +423,15 @@ def generate_request(
              "fields": {k[len(REQUEST_FIELD_PREFIX):]: v for k, v in posted.multi_items()
                         if k.startswith(REQUEST_FIELD_PREFIX) and isinstance(v, str)},
              "extra": extra}
-    start = _moment(date_from, "records from", problems)
-    end = _moment(date_to, "records to", problems, end_of_day=True)
+    start = _moment(date_from, "records from", problems, About("period", "start"))
+    end = _moment(date_to, "records to", problems, About("period", "end"), end_of_day=True)
     target_ids: list[uuid.UUID] = []
     for value in chosen:
         try:
             target_ids.append(uuid.UUID(value))
         except ValueError:
-            problems.append(f"targets: {value[:40]!r} is not a target of this case")
+            wrong = f"{value[:40]!r} is not a target of this case"
+            problems.append(RequestProblem(f"targets: {wrong}", TARGETS, wrong))
     status_code = 422
     try:
         if problems:
@@ -443,7 +450,7 @@ def generate_request(
         problems = _validation_problems(exc)
         message = "The request cannot be generated; fix what is listed below."
     except RequestIncomplete as exc:
-        problems = list(exc.problems)
+        problems = list(exc.found)
         message = "The request cannot be generated; fix what is listed below."
     except AccessDenied:
         raise
@@ -630,13 +637,13 @@ def record_status(
     refusal = [str(v) for v in posted.getlist("refusal") if isinstance(v, str)]
     step = {"status": status, "at": at, "platform_reference": platform_reference,
             "answer": answer, "refusal": refusal}
-    problems: list[str] = []
+    problems: list[RequestProblem] = []
     when = _moment(at, "when", problems)
     status_code = 422
     stale = False
     try:
         if problems:
-            raise InvalidInput(problems[0])
+            raise InvalidInput(problems[0].message)
         if not status:
             raise InvalidInput("choose the step to record")
         stale = bool(from_status) and from_status != row.status
@@ -654,7 +661,8 @@ def record_status(
                                platform_reference=body.platform_reference,
                                answer=body.answer, refusal=body.refusal, at=body.at)
     except ValidationError as exc:
-        message = "The step was not recorded: " + "; ".join(_validation_problems(exc)) + "."
+        message = "The step was not recorded: " + "; ".join(
+            p.message for p in _validation_problems(exc)) + "."
     except AccessDenied:
         raise
     except EvidenceError as exc:

@@ -24,7 +24,9 @@ from sqlalchemy import func, select
 from api.ui import requests as ui_requests
 from capture.browser import BrowserSession
 from evidence import accounts, cases, custody, requests, targets, users
+from evidence.errors import RequestIncomplete
 from evidence.models import Access, CustodyEntry, LegalRequest, Role
+from evidence.request_input import About, RequestProblem
 from legal_forms import service_adapter
 from legal_forms.instruments.base import add_days
 from tests.api.conftest import (
@@ -319,6 +321,42 @@ def test_a_refused_generate_form_comes_back_with_why_and_what_was_typed(api: Api
     assert "Unknown request kind 'parking-ticket'" in html.unescape(_alert(bad_step.text))
 
     assert _actions(api) == before and _request_count(api) == 0
+
+
+def test_a_refused_forms_problems_stay_at_their_inputs_whatever_their_words(
+        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The form places a problem by what it is about, never by reading its words: worded as no
+    # check words it today, each still links to its input and is said beside it.
+    _liaison_world(api)
+    token = _sign_in(api.client, "lina")
+    reworded = [
+        RequestProblem("Ausstellende Behörde: Bezeichnung fehlt",
+                       About("authority", "issuing.name"), "Bezeichnung fehlt"),
+        # An instrument field computed from the settings: at the input that overrides it.
+        RequestProblem("the state issuing the order is not one the regulation binds",
+                       About("field", "issuing_state"), "not bound by the regulation"),
+        RequestProblem("the records asked for run backwards", About("period"), "runs backwards"),
+        RequestProblem("the platform's portal is closed for maintenance"),
+    ]
+
+    def refuse(*_args: Any, kind: str, **_kwargs: Any) -> Any:
+        raise RequestIncomplete(kind, reworded)
+
+    monkeypatch.setattr(requests, "generate", refuse)
+    refused = _generate(api.client, token, kind="eu-epoc-pr")
+    assert refused.status_code == 422
+    for label, anchor, said in (("Issuing authority: Name", "f-issuing-name", "Bezeichnung fehlt"),
+                                ("Issuing authority: Country", "f-issuing-country",
+                                 "not bound by the regulation"),
+                                ("Records: from and to", "date_from", "runs backwards")):
+        assert f'<a href="#{anchor}">{label}</a>: <bdi>{said}</bdi>' in refused.text, label
+        assert f'<p class="field-problem" id="problem-{anchor}">{said}</p>' in refused.text
+        assert re.search(rf'id="{anchor}"[^>]*aria-invalid="true"', refused.text), anchor
+    assert re.search(r'id="date_to"[^>]*aria-invalid="true"', refused.text)
+    # About nothing the form holds: listed as said, linking nowhere.
+    assert "<li><bdi>the platform&#39;s portal is closed for maintenance</bdi></li>" in (
+        refused.text)
+    assert "4 problems to fix" in _listed(refused.text)
 
 
 # --- one request -----------------------------------------------------------------------------

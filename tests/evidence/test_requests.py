@@ -27,6 +27,7 @@ from evidence.errors import (
     RequestIncomplete,
 )
 from evidence.models import Access, Artifact, CustodyEntry, LegalRequest, Role
+from evidence.request_input import CATEGORIES, TARGETS, About
 from evidence.settings import Settings
 from legal_forms.instruments.base import add_days
 from tests.factories import (
@@ -182,6 +183,13 @@ def test_every_missing_field_is_listed_at_once_and_nothing_is_stored(
                      "File number of the issuing authority"):
         assert expected in text, expected
     assert len(problems) >= 7
+    # Each also says what it is about, for a form to place it at its input.
+    found = {p.message: p for p in caught.value.found}
+    assert list(found) == problems
+    named = found[next(p for p in problems if p.startswith("issuing authority: name"))]
+    assert (named.about, named.missing) == (About("authority", "issuing.name"), True)
+    facts = found[next(p for p in problems if "Summary of the facts" in p)]
+    assert (facts.about, facts.missing) == (About("field", "facts"), True)
     assert caught.value.status_code == 422
     assert session.scalars(select(LegalRequest)).first() is None
     actions = {e.action for e in custody.entries_for_case(session, world.case)}
@@ -206,6 +214,9 @@ def test_problems_with_targets_and_fields_are_listed_too(
     assert "'no_such_field'" in text
     assert "role 'sheriff'" in text
     assert "'gossip'" in text
+    about = {p.about for p in caught.value.found}
+    assert {About("fields", "no_such_field"), About("authority", "issuing.role"), TARGETS,
+            CATEGORIES} <= about
 
 
 @pytest.mark.parametrize(("overrides", "named"), [

@@ -222,6 +222,24 @@ def test_render_json_has_the_same_fields(registry: Registry) -> None:
     json.dumps(data, ensure_ascii=False)
 
 
+@pytest.mark.parametrize("kind", sorted(INSTRUMENTS))
+def test_a_field_filled_from_the_users_input_says_from_which_part(kind: str) -> None:
+    # A problem with a computed field is placed at the input its value comes from
+    # (`Fill.source`); a field that says for people it comes from the settings, the case, the
+    # targets, the period or the categories but not for the code would lose its problems' link.
+    parts = {"settings:": "authority", "case.": "case", "targets[]": "targets",
+             "request.date_range": "period", "request.categories": "categories"}
+    for spec in INSTRUMENTS[kind].fields:
+        said = spec.fill.description
+        part = next((part for prefix, part in parts.items() if said.startswith(prefix)), None)
+        source = spec.fill.source
+        assert (source.part if source else None) == part, (spec.name, said, source)
+        if source is not None and source.part == "authority":  # the authority it names
+            assert source.name.split(".")[0] in said, (spec.name, said, source)
+        if source is not None and source.part == "case":
+            assert f"case.{source.name}" in said, (spec.name, said, source)
+
+
 LONG_ARABIC_FACTS = (
     "البداية: منذ فبراير يعرض الحساب رحلات عبور إلى ألمانيا مقابل ثلاثة آلاف يورو للشخص مع أرقام "
     "هواتف ونقاط لقاء في المدينة ويطلب الدفع مسبقاً عبر وسيط مالي ويعد بوثائق سفر مزورة لمن يدفع "
