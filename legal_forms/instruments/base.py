@@ -49,7 +49,7 @@ from evidence.request_input import case_value as case_value
 from evidence.request_input import issuing as issuing
 from evidence.request_input import validating as validating
 from evidence.times import to_the_second
-from legal_forms.platforms import UNKNOWN, Platform
+from legal_forms.platforms import UNKNOWN, LegalEntity, Platform
 
 # --- errors -----------------------------------------------------------------------------------
 
@@ -229,14 +229,32 @@ def utc_or_none(moment: datetime | None) -> str | None:
     return None if moment is None else to_the_second(moment)
 
 
-def eu_addressee(r: RequestInput) -> str:
-    entity = r.platform.eu_entity
-    return f"{entity.name}, {entity.address}"
+def penalty_years(r: RequestInput) -> str | None:
+    """The maximum penalty as a reader writes it: "10", "0.5", not the stored "10.0"."""
+    years = r.case.max_penalty_years
+    return None if years is None else f"{years:g}"
 
 
-def non_eu_addressee(r: RequestInput) -> str:
-    entity = r.platform.non_eu_entities[0]
-    return f"{entity.name}, {entity.address}"
+def entity_text(entity: LegalEntity) -> str | None:
+    """An entity's name and address as a document prints them. What the registry does not know
+    is left out, never printed as "unknown"; None when it knows neither, so that a required
+    field says it is empty and the user supplies it (`--field NAME=VALUE`)."""
+    return ", ".join(p for p in (entity.name, entity.address) if platform_known(p)) or None
+
+
+def channel_text(name: str, url: str) -> str | None:
+    """A request channel as "name <url>", with what the registry does not know left out."""
+    if not platform_known(name):
+        return url if platform_known(url) else None
+    return f"{name} <{url}>" if platform_known(url) else name
+
+
+def eu_addressee(r: RequestInput) -> str | None:
+    return entity_text(r.platform.eu_entity)
+
+
+def non_eu_addressee(r: RequestInput) -> str | None:
+    return entity_text(r.platform.non_eu_entities[0])
 
 
 def authority_block(a: Authority | None) -> str | None:

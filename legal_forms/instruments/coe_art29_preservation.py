@@ -27,12 +27,14 @@ from legal_forms.instruments.base import (
     category_lines,
     computed,
     date_range_text,
+    eu_addressee,
     identifier_lines,
     identifier_problems,
     issuing,
     non_eu_addressee,
     offence_text,
     period_problems,
+    platform_known,
     user_field,
     zone_of,
 )
@@ -52,11 +54,16 @@ ART = f"{CONVENTION}, Art. 29(2)"
 MIN_DAYS = 60  # Art. 29(7): "for a period not less than sixty days" (verified)
 
 
-def _custodian(r: RequestInput) -> str:
-    lines = [f"{r.platform.operator}; {non_eu_addressee(r)}"]
-    if r.platform.eu_entity.name != "unknown":
-        lines.append(f"EU entity: {r.platform.eu_entity.name}, {r.platform.eu_entity.address}")
-    return "\n".join(lines)
+def _custodian(r: RequestInput) -> str | None:
+    """The operator, then the entity with its address (the operator's name once where the
+    entity is the operator), then the EU entity; what the registry does not know left out."""
+    entity = non_eu_addressee(r)
+    operator = r.platform.operator
+    first = entity if not platform_known(operator) or (
+        entity or "").startswith(operator) else "; ".join(p for p in (operator, entity) if p)
+    eu_entity = eu_addressee(r)
+    lines = [first, eu_entity and f"EU entity: {eu_entity}"]
+    return "\n".join(line for line in lines if line) or None
 
 
 def _data(r: RequestInput) -> str:

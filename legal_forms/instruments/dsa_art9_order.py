@@ -16,7 +16,9 @@ from legal_forms.instruments.base import (
     Section,
     authority_block,
     case_value,
+    channel_text,
     computed,
+    entity_text,
     issuing,
     user_field,
 )
@@ -27,11 +29,12 @@ from legal_forms.platforms import UNKNOWN
 ART = f"{DSA}, Art. 9(2)"
 
 
-def _recipient(r: RequestInput) -> str:
+def _recipient(r: RequestInput) -> str | None:
     p = r.platform
-    contact = p.dsa_contact or f"{p.channel.name} <{p.channel.url}>"
+    contact = p.dsa_contact or channel_text(p.channel.name, p.channel.url)
     entity = p.eu_entity if p.eu_entity.name != UNKNOWN else p.non_eu_entities[0]
-    return f"{entity.name}, {entity.address}\nPoint of contact (Art. 11): {contact}"
+    lines = [entity_text(entity), contact and f"Point of contact (Art. 11): {contact}"]
+    return "\n".join(line for line in lines if line) or None
 
 
 class DsaArt9Order(Instrument):

@@ -17,6 +17,7 @@ from legal_forms.instruments.base import (
     Problem,
     RequestInput,
     Section,
+    channel_text,
     computed,
     identifier_problems,
     period_problems,
@@ -28,14 +29,15 @@ STATUTE = "18 U.S.C. 2702(b)(8), (c)(4)"
 
 
 def _basis(r: RequestInput) -> str:
+    channel = channel_text(r.platform.emergency.channel, r.platform.emergency.url)
     return (
         "Emergency disclosure request in the manner of 18 U.S.C. 2702(b)(8) (contents) and "
         "(c)(4) (records): we ask you to disclose, on your good-faith belief that the emergency "
         "described below involves danger of death or serious physical injury to a person and "
         "requires disclosure without delay, the information relating to it. As a foreign "
         "authority we are not a governmental entity within 18 U.S.C. 2711(4) and rely on your "
-        "emergency disclosure policy.\n"
-        f"Channel: {r.platform.emergency.channel} <{r.platform.emergency.url}>")
+        "emergency disclosure policy."
+        + (f"\nChannel: {channel}" if channel else ""))
 
 
 class EmergencyDisclosure(Instrument):

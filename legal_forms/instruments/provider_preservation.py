@@ -30,6 +30,7 @@ from legal_forms.instruments.base import (
     computed,
     identifier_problems,
     period_problems,
+    platform_known,
     zone_of,
 )
 from legal_forms.instruments.us_common import REGISTRY, S2703, provider_fields, provider_sections
@@ -60,11 +61,12 @@ def _basis(r: RequestInput) -> str:
                 if r.previous_ends_at else "")
         renewal = (f"Renewal: please extend the preservation requested under our reference "
                    f"{r.previous_reference}{sent}{ends}, for a further period.\n")
+    rule = r.platform.preservation.rule
     return renewal + (
         "Request to preserve records and other evidence in your possession pending the issuance "
         "of formal legal process, in the manner of 18 U.S.C. 2703(f). This request covers data "
-        "existing at the time it is received; it does not ask for disclosure.\n"
-        f"Your published policy: {r.platform.preservation.rule}"
+        "existing at the time it is received; it does not ask for disclosure."
+        + (f"\nYour published policy: {rule}" if platform_known(rule) else "")
     )
 
 

@@ -39,6 +39,7 @@ from legal_forms.instruments.base import (
     authority_block,
     case_value,
     category_lines,
+    channel_text,
     computed,
     date_range_text,
     identifier_lines,
@@ -78,10 +79,10 @@ def provider_sections(kind_source: str) -> tuple[Section, ...]:
     )
 
 
-def addressee(r: RequestInput) -> str:
-    channel = r.platform.channel
-    via = f"\nVia: {channel.name} <{channel.url}>" if channel.name != "unknown" else ""
-    return non_eu_addressee(r) + via
+def addressee(r: RequestInput) -> str | None:
+    channel = channel_text(r.platform.channel.name, r.platform.channel.url)
+    lines = [non_eu_addressee(r), channel and f"Via: {channel}"]
+    return "\n".join(line for line in lines if line) or None
 
 
 def provider_fields(source: str, *, us: bool = True) -> tuple[FieldSpec, ...]:

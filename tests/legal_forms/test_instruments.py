@@ -285,6 +285,66 @@ def test_values_longer_than_a_page_run_on_to_the_next_pages(
     assert int(re.findall(r"page \d+ of (\d+)", text)[0]) > 2
 
 
+# What a registry entry does not know is "unknown" there: a letter to a platform must not
+# read "Addressee: WhatsApp LLC, unknown" or "Channel: unknown <unknown>".
+UNKNOWN_FACTS = [("whatsapp", "provider-preservation", "WhatsApp LLC"),
+                 ("whatsapp", "emergency-disclosure", "WhatsApp LLC"),
+                 ("whatsapp", "dsa-art9-order", "WhatsApp Ireland Limited"),
+                 ("whatsapp", "coe-art29-preservation", "WhatsApp LLC"),
+                 ("telegram", "coe-art29-preservation", "Telegram Messenger Inc."),
+                 ("microsoft", "provider-preservation", "Microsoft Corporation")]
+
+
+@pytest.mark.parametrize(("platform", "kind", "entity"), UNKNOWN_FACTS)
+def test_what_the_registry_does_not_know_is_left_out_not_printed_as_unknown(
+        registry: Registry, platform: str, kind: str, entity: str, tmp_path: Path) -> None:
+    p = registry.get(platform)
+    ids = tuple(dataclasses.replace(i, kind=p.identifiers[0].kind)
+                for i in make_request(registry, kind).identifiers)
+    r = make_request(registry, kind, platform=p, identifiers=ids)
+    out = tmp_path / "request.pdf"
+    render_pdf(r, out)
+    text = _squash(_pdftotext(out))
+    assert entity in text
+    assert not re.search(r"\bunknown\b", text, re.IGNORECASE), re.findall(
+        r".{60}\bunknown\b.{20}", text, re.IGNORECASE)
+    # The operator's name is printed once, not "WhatsApp LLC; WhatsApp LLC".
+    assert f"{entity}; {entity}" not in text
+
+
+def test_an_addressee_the_registry_does_not_know_is_asked_for(registry: Registry,
+                                                              tmp_path: Path) -> None:
+    """The generic provider: the liaison names the addressee; nothing is sent to "unknown"."""
+    generic = registry.get("generic")
+    ids = tuple(dataclasses.replace(i, kind="url")
+                for i in make_request(registry, "provider-preservation").identifiers)
+    assert "addressee: required field 'Addressee' is empty" in errors(
+        registry, "provider-preservation", platform=generic, identifiers=ids)
+    assert "custodian: required field 'Custodian / location of the computer system' is empty" in (
+        errors(registry, "coe-art29-preservation", platform=generic, identifiers=ids))
+    r = make_request(registry, "provider-preservation", platform=generic, identifiers=ids)
+    named = "Example Hosting B.V., Keizersgracht 1, 1015 Amsterdam, Netherlands"
+    r = dataclasses.replace(r, user_fields={**r.user_fields, "addressee": named})
+    out = tmp_path / "generic.pdf"
+    render_pdf(r, out)
+    text = _squash(_pdftotext(out))
+    assert named in text and "unknown" not in text
+
+
+@pytest.mark.parametrize("kind", ["eu-epoc-pr", "coe-art31-mla"])
+def test_the_maximum_penalty_reads_as_written(registry: Registry, kind: str,
+                                              tmp_path: Path) -> None:
+    """The database holds years as a float; the form says "10", not "10.0"."""
+    r = make_request(registry, kind)
+    for years, shown in ((10.0, "10"), (0.5, "0.5")):
+        r = dataclasses.replace(r, case=dataclasses.replace(r.case, max_penalty_years=years))
+        out = tmp_path / f"{kind}.pdf"
+        render_pdf(r, out)
+        text = _squash(_pdftotext(out))
+        found = re.search(r"Maximum penalty \(years[^)]*\) \(optional\) (\S+)", text)
+        assert found is not None and found[1] == shown, text
+
+
 def test_render_pdf_refuses_an_invalid_request(registry: Registry, tmp_path: Path) -> None:
     r = make_request(registry, "eu-epoc-pr", identifiers=())
     with pytest.raises(RequestInvalid, match="no identifiers"):
