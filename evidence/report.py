@@ -29,6 +29,9 @@ Decisions a reader may ask about:
   1280 x 20000 pixels or more (100 MB decoded), so only the top rows of a PNG are decoded,
   a JPEG is decoded at a reduced scale (``Image.draft``), other formats are decoded whole only
   under `PREVIEW_MAX_PIXELS`, and the preview is embedded as a small JPEG.
+* A page that carries on a part begun on an earlier page (an exhibit's files and custody
+  history often do) says at its top which one, with the case: read alone, or cited by its
+  page number, it is not taken for another exhibit's.
 * "page N of M" needs M before the first page is drawn, so the document is laid out twice;
   the preview images are made once. With ReportLab's ``invariant`` mode the output is
   byte-identical for the same data and fonts.
@@ -284,9 +287,26 @@ class _Document(BaseDocTemplate):
         self.data = data
         self.text = text
         self.total_pages = total_pages
+        # The part of the report (outline title) the page in hand continues, if any: set by
+        # each outline heading (`afterFlowable`), each of which starts a page.
+        self.part: str | None = None
+        self.part_page = 0
         frame = Frame(self.leftMargin, self.bottomMargin, self.width, self.height,
                       leftPadding=0, rightPadding=0, topPadding=0, bottomPadding=0, id="body")
-        self.addPageTemplates([PageTemplate("page", [frame], onPage=self._footer)])
+        self.addPageTemplates([PageTemplate("page", [frame], onPage=self._footer,
+                                            onPageEnd=self._continued)])
+
+    def _continued(self, canvas: Canvas, doc: BaseDocTemplate) -> None:
+        """A page that carries on an exhibit (its files, its custody history) or another part
+        begun on an earlier page says which, so a page read alone is not taken for another."""
+        if self.part is None or self.part_page == doc.page:
+            return
+        header = Paragraph(self.text.markup(self.data.case_reference, limit=200) + " &middot; "
+                           + self.text.markup(self.part) + ", continued", FOOTER)
+        canvas.saveState()
+        header.wrap(TEXT_WIDTH, MARGIN_TOP)
+        header.drawOn(canvas, MARGIN_X, PAGE_HEIGHT - MARGIN_TOP + 3 * mm)
+        canvas.restoreState()
 
     def _footer(self, canvas: Canvas, doc: BaseDocTemplate) -> None:
         total = "?" if self.total_pages is None else str(self.total_pages)
@@ -308,6 +328,7 @@ class _Document(BaseDocTemplate):
         outline = getattr(flowable, "outline_entry", None)
         if outline is not None:
             key, title = outline
+            self.part, self.part_page = title, self.page
             self.canv.bookmarkPage(key)
             self.canv.addOutlineEntry(title, key, level=0)
 

@@ -197,10 +197,15 @@ def pages(pdf: Path) -> list[str]:
     return run("pdftotext", "-enc", "UTF-8", pdf, "-").split("\f")[:-1]
 
 
+# The line heading a page that carries on a part begun on an earlier page.
+CONTINUED = re.compile(r"^OP-HARBOUR · (.+), continued$", re.M)
+
+
 def bodies(pdf: Path) -> str:
-    """The text of all pages without their footers, so a value split over pages reads whole."""
+    """The text of all pages without their footers and the lines saying a page continues a
+    part, so a value split over pages reads whole."""
     footer = re.compile(r"^(OP-HARBOUR-export\S* · export \S+|page \d+ of \d+)$", re.M)
-    return "".join(footer.sub("", page) for page in pages(pdf))
+    return "".join(CONTINUED.sub("", footer.sub("", page)) for page in pages(pdf))
 
 
 def printed(text: str) -> str:
@@ -307,6 +312,29 @@ def test_each_exhibit_has_its_own_pages_with_the_capture_facts(
             assert line.action in section and f"{line.case_seq}/{line.seq}" in section
         for step in exhibit.steps_failed:
             assert squeezed(step) in section
+
+
+def test_a_page_carrying_on_an_exhibit_names_it(made: tuple[ReportData, Path]) -> None:
+    """An exhibit's files and custody history often run on to a page of their own: read alone
+    (printed, or cited as "page 4"), it says whose they are; a page that starts a part does
+    not repeat it."""
+    _, pdf = made
+    part = None
+    carried = []
+    for number, text in enumerate(pages(pdf), start=1):
+        first = text.split("\n", 1)[0]
+        starts = next((p for p in ("Evidence report", "Received material", "How to verify")
+                       if first.startswith(p)), None) or (
+            first if re.fullmatch(r"Exhibit EX-\d{3}", first) else None)
+        if starts:
+            part = {"Evidence report": "Cover", "How to verify": "How to verify"}.get(
+                starts, starts)
+            assert not CONTINUED.search(text), number
+        else:
+            assert first == f"OP-HARBOUR · {part}, continued", (number, first)
+            carried.append(part)
+    # The sample's first two exhibits do not fit on one page each.
+    assert {"Exhibit EX-001", "Exhibit EX-002"} <= set(carried), carried
 
 
 def test_exhibit_facts_and_timestamps(made: tuple[ReportData, Path]) -> None:
