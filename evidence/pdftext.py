@@ -62,27 +62,63 @@ def _break_in_reading_order(line: str, text: Text, style: ParagraphStyle,
     """The line broken, in reading order, into pieces that each fit `width` when printed.
 
     Words are measured as printed (joined, in their fonts); Arabic letters join only within a
-    word, so widths add up. A word wider than the line is a piece of its own.
+    word, so widths add up. A word wider than the line (a handle such as ``مهرب_الحدود_...``)
+    is cut here, in reading order, after an ``_ . - /`` where one is near: left to ReportLab,
+    it would be cut after reordering, and its first printed line would hold its end.
     """
     space = pdfmetrics.stringWidth(" ", style.fontName, style.fontSize)
     measured: dict[str, float] = {}
+
+    def measure(word: str) -> float:
+        if word not in measured:
+            measured[word] = Paragraph(text.markup(word), style).minWidth()
+        return measured[word]
+
+    # A point to spare, so that ReportLab's own breaking never splits a piece again.
+    room = width - 1
     pieces: list[str] = []
     current: list[str] = []
     used = 0.0
     for word in (w for w in line.split(" ") if w):
-        if word not in measured:
-            measured[word] = Paragraph(text.markup(word), style).minWidth()
-        needed = measured[word] + (space if current else 0.0)
-        # A point to spare, so that ReportLab's own breaking never splits a piece again.
-        if current and used + needed > width - 1:
+        if measure(word) > room:
+            *whole, word = _cut_word(word, lambda part: measure(part) <= room)
+            if current:
+                pieces.append(" ".join(current))
+            pieces += whole
+            current, used = [word], measure(word)
+            continue
+        needed = measure(word) + (space if current else 0.0)
+        if current and used + needed > room:
             pieces.append(" ".join(current))
-            current, used = [word], measured[word]
+            current, used = [word], measure(word)
         else:
             current.append(word)
             used += needed
     if current:
         pieces.append(" ".join(current))
     return pieces
+
+
+def _cut_word(word: str, fits: Callable[[str], bool]) -> list[str]:
+    """The word cut, in reading order, into parts that each fit (one character at least)."""
+    parts: list[str] = []
+    while len(word) > 1 and not fits(word):
+        low, high = 1, len(word) - 1  # the longest start that fits, by halving
+        while low < high:
+            middle = (low + high + 1) // 2
+            if fits(word[:middle]):
+                low = middle
+            else:
+                high = middle - 1
+        cut = low
+        soft = max(word.rfind(mark, 0, cut) for mark in "_.-/") + 1
+        if soft > cut // 2:
+            cut = soft
+        while 1 < cut < len(word) and unicodedata.combining(word[cut]):
+            cut -= 1  # a vowel sign stays with its letter
+        parts.append(word[:cut])
+        word = word[cut:]
+    return [*parts, word]
 
 
 @dataclass(frozen=True)

@@ -247,6 +247,7 @@ BODY = _style("body", fontSize=9.5, leading=13, spaceAfter=5)
 SMALL = _style("small", fontSize=8, leading=10, textColor=MUTED)
 LABEL = _style("label", fontName="Helvetica-Bold", fontSize=8.5, leading=11)
 VALUE = _style("value")
+VALUE_RTL = _style("valuertl", parent=VALUE, alignment=TA_RIGHT)
 MONO = _style("mono", fontName="Courier", fontSize=8.5, leading=10.5)
 CELL = _style("cell", fontSize=7.5, leading=9.5)
 CELL_MONO = _style("cellmono", fontName="Courier", fontSize=7.5, leading=9.5)
@@ -373,8 +374,8 @@ def _cover(data: ReportData, text: Text) -> list[Flowable]:
         checkpoint_time = "none: the checkpoint carries no timestamp token"
     facts = [
         ("Case reference", t(data.case_reference), VALUE),
-        ("Case title", t(data.case_title), VALUE),
-        ("Offence", _or_none(text, data.offence, none=NOT_RECORDED), VALUE),
+        _line_fact("Case title", data.case_title, text),
+        _line_fact("Offence", data.offence, text, none=NOT_RECORDED),
         ("Statutory provision", _or_none(text, data.offence_provision, none=NOT_RECORDED),
          VALUE),
         ("Maximum penalty", _years(data.max_penalty_years), VALUE),
@@ -470,7 +471,7 @@ def _exhibit(exhibit: ReportExhibit, text: Text, preview: _Preview) -> list[Flow
          MONO if exhibit.final_url else VALUE),
         ("HTTP status", "none recorded" if exhibit.http_status is None
          else str(exhibit.http_status), VALUE),
-        ("Page title", _or_none(text, exhibit.title, where=where, limit=MAX_TITLE_CHARS), VALUE),
+        _line_fact("Page title", exhibit.title, text, where=where, limit=MAX_TITLE_CHARS),
         ("Capture started", to_the_second(exhibit.started_at), VALUE),
         ("Capture finished", "not recorded" if exhibit.finished_at is None
          else to_the_second(exhibit.finished_at), VALUE),
@@ -731,9 +732,26 @@ def _summary(facts: str | None, text: Text) -> list[Flowable]:
 # --- building blocks ----------------------------------------------------------------------------
 
 
+FACT_LABEL_WIDTH = 40 * mm
+FACT_VALUE_WIDTH = TEXT_WIDTH - FACT_LABEL_WIDTH - 6  # less the cell's padding (`_facts`)
+
+
+def _line_fact(label: str, value: str | None, text: Text, *, none: str = "none recorded",
+               where: str = "in bundle.json",
+               limit: int = MAX_VALUE_CHARS) -> tuple[str, str, ParagraphStyle]:
+    """A row of `_facts` for text anyone may have written in any script (a page title, the
+    case's title): a right-to-left value longer than a line is broken in reading order, so its
+    top line holds its first words, and aligned to the right."""
+    if value is None or not value.strip():
+        return label, none, VALUE
+    style = VALUE_RTL if starts_right_to_left(value) else VALUE
+    return label, text.wrapped(value, style, FACT_VALUE_WIDTH, limit=limit, where=where), style
+
+
 def _facts(rows: Iterable[tuple[str, str, ParagraphStyle]]) -> Table:
     cells = [[Paragraph(label, LABEL), Paragraph(value, style)] for label, value, style in rows]
-    table = Table(cells, colWidths=[40 * mm, TEXT_WIDTH - 40 * mm], splitInRow=1)
+    table = Table(cells, colWidths=[FACT_LABEL_WIDTH, TEXT_WIDTH - FACT_LABEL_WIDTH],
+                  splitInRow=1)
     table.setStyle(TableStyle([
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
         ("LINEBELOW", (0, 0), (-1, -1), 0.25, RULE),

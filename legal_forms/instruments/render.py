@@ -281,6 +281,7 @@ def _signatures(inst: Instrument, r: RequestInput, text: Text) -> list[Flowable]
 def _annex(r: RequestInput, text: Text) -> list[Flowable]:
     head = ["#", "Identifier", "Source URL and capture", "SHA-256 of the capture manifest",
             "Captured (UTC)"]
+    widths = [7 * mm, 38 * mm, 48 * mm, 51 * mm, TEXT_WIDTH - 144 * mm]
     rows: list[list[Any]] = [[Paragraph(h, CELL_HEAD) for h in head]]
     for n, i in enumerate(r.identifiers, 1):
         ident = f"{i.kind}: {i.value}"
@@ -288,13 +289,12 @@ def _annex(r: RequestInput, text: Text) -> list[Flowable]:
             ident += f"\nin use on {i.relevant_date.isoformat()}"
         rows.append([
             Paragraph(str(n), CELL),
-            Paragraph(text(ident), CELL),
+            Paragraph(text.wrapped(ident, CELL, widths[1] - 6), CELL),
             Paragraph(text(f"{i.source_url}\ncapture {i.capture_id}"), CELL),
             Paragraph(text(i.manifest_sha256[:32]) + "<br/>" + text(i.manifest_sha256[32:]),
                       HASH),
             Paragraph(text(to_the_second(i.captured_at)), CELL),
         ])
-    widths = [7 * mm, 38 * mm, 48 * mm, 51 * mm, TEXT_WIDTH - 144 * mm]
     story: list[Flowable] = [
         Paragraph("Annex: identifiers and the captures they come from", H2),
         Paragraph("Each identifier was read from a sealed capture; the SHA-256 names the "

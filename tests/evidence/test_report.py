@@ -33,7 +33,7 @@ from evidence.report import (
     _years,
     write_report,
 )
-from tests.support.pdfwords import placed_words
+from tests.support.pdfwords import arabic_lines, placed_words
 
 POPPLER = ("pdftotext", "pdfinfo", "pdffonts")
 # `./dev test` installs poppler-utils where it is missing; a run without it fails, not skips.
@@ -274,6 +274,25 @@ def test_a_long_right_to_left_summary_reads_from_its_first_words(
     assert max(first, key=lambda word: word.left).text == "الفقرة"
     top_of = {word.text: round(word.top) for word in words}
     assert top_of["عرض"] == lines[0] and top_of["مالي."] == lines[-1]
+
+
+# A page title as Facebook gives one: the post's own words, longer than a line.
+ARABIC_TITLE = ("البداية رحلات بالقارب من إزمير إلى جزر بحر إيجة مقابل ثلاثة آلاف يورو للشخص"
+                " الواحد مع مواعيد الانطلاق وأرقام الهواتف للتواصل والدفع مسبقاً عبر وسيط مالي"
+                " | فيسبوك النهاية")
+
+
+def test_a_long_right_to_left_page_title_reads_from_its_first_words(tmp_path: Path) -> None:
+    data = sample(tmp_path)
+    first = replace(data.exhibits[0], title=ARABIC_TITLE)
+    pdf = tmp_path / "title.pdf"
+    write_report(replace(data, exhibits=(first, *data.exhibits[1:])), pdf)
+    page = next(n for n, text in enumerate(pages(pdf), start=1)
+                if text.startswith("Exhibit EX-001"))
+    lines = arabic_lines(pdf, page=page)
+    assert len(lines) >= 2, "the title was not broken over several lines"
+    assert lines[0][0].text == "البداية", [w.text for w in lines[0]]
+    assert lines[-1][-1].text == "النهاية", [w.text for w in lines[-1]]
 
 
 def test_a_case_without_offence_details_says_not_recorded(tmp_path: Path) -> None:

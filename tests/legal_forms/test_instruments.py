@@ -263,6 +263,29 @@ def test_long_right_to_left_facts_read_from_their_first_words(
     assert bottom > top and lines[bottom][-1].text == "النهاية"
 
 
+LONG_ARABIC_HANDLE = "مهرب_الحدود_الشمالية_للعبور_إلى_أوروبا_بالقارب"
+
+
+def test_a_handle_wider_than_its_annex_cell_reads_from_its_start(
+        registry: Registry, tmp_path: Path) -> None:
+    """A right-to-left handle too long for the annex's identifier column is cut in reading
+    order: its start on the top line, its end below (cut after reordering, the top line held
+    its end, and a platform would look up a handle that does not exist)."""
+    r = make_request(registry, "eu-epoc-pr")
+    r = dataclasses.replace(r, identifiers=(
+        dataclasses.replace(r.identifiers[0], value=LONG_ARABIC_HANDLE), *r.identifiers[1:]))
+    out = tmp_path / "handle.pdf"
+    render_pdf(r, out)
+    page = next(n for n, text in enumerate(_pdftotext(out).split("\f"), start=1)
+                if "Annex: identifiers" in text)
+    words = [w for line in arabic_lines(out, page=page) for w in line]
+    start = [w for w in words if w.text.startswith("مهرب_") and "بالقارب" not in w.text]
+    end = [w for w in words if w.text.endswith("_بالقارب") and "مهرب" not in w.text]
+    assert start and end, [w.text for w in words]
+    assert start[0].top < end[0].top
+    assert "".join(w.text for w in sorted(start + end, key=lambda w: w.top)) == LONG_ARABIC_HANDLE
+
+
 @pytest.mark.parametrize("kind", list(INSTRUMENTS))
 def test_values_longer_than_a_page_run_on_to_the_next_pages(
     registry: Registry, kind: str, tmp_path: Path,
