@@ -171,6 +171,8 @@ def user_field() -> Fill:
 def case_field(attr: str) -> Fill:
     def get(r: RequestInput) -> str | None:
         value = getattr(r.case, attr)
+        if isinstance(value, float):
+            return f"{value:g}"  # as a reader writes it: a penalty of "10" years, not "10.0"
         return None if value is None else str(value)
 
     return Fill(f"case.{attr} (--field {attr}=VALUE overrides)", get, case_value(attr))
@@ -227,12 +229,6 @@ def date_range_text(r: RequestInput) -> str | None:
 
 def utc_or_none(moment: datetime | None) -> str | None:
     return None if moment is None else to_the_second(moment)
-
-
-def penalty_years(r: RequestInput) -> str | None:
-    """The maximum penalty as a reader writes it: "10", "0.5", not the stored "10.0"."""
-    years = r.case.max_penalty_years
-    return None if years is None else f"{years:g}"
 
 
 def entity_text(entity: LegalEntity) -> str | None:

@@ -24,7 +24,6 @@ from legal_forms.instruments.base import (
     date_range_text,
     identifier_lines,
     identifier_problems,
-    penalty_years,
     period_problems,
     user_field,
 )
@@ -91,8 +90,7 @@ class CoeArt31Mla(Instrument):
         FieldSpec("offence_provision", "Provision", "offence", True,
                   case_field("offence_provision"), _T, False),
         FieldSpec("max_penalty_years", "Maximum penalty (years)", "offence", False,
-                  computed("case.max_penalty_years (--field max_penalty_years=VALUE overrides)",
-                           penalty_years), _T, False),
+                  case_field("max_penalty_years"), _T, False),
         FieldSpec("facts", "Summary of the facts", "offence", True, case_field("facts"), _T,
                   False),
         FieldSpec("identifiers", "Accounts concerned", "data", True,
