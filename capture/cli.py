@@ -118,11 +118,9 @@ def _capture_now(job_id: uuid.UUID, *, quiet: bool) -> uuid.UUID:
         worker = CaptureWorker(runtime, browser)
         while True:
             result = worker.run_once(job_id=job_id)
-            if result is not None and result.job_id in worker.unrecorded:
-                # Waiting here would not free the database's disk: said now, plainly.
-                raise StorageFull(f"capture failed: {result.error}; the job cannot be marked "
-                                  "failed until the database has room: it shows as running "
-                                  "until its lease runs out")
+            if not quiet and result is not None and result.job_id in worker.unrecorded:
+                click.echo(f"  capture failed: {result.error}", err=True)
+            _record_or_wait(worker, POLL_SECONDS)
             with runtime.session() as session:
                 job = session.get(CaptureJob, job_id)
                 assert job is not None
@@ -143,6 +141,37 @@ def _capture_now(job_id: uuid.UUID, *, quiet: bool) -> uuid.UUID:
                 else:
                     click.echo(f"  job {job_id} is {job.state}…", err=True)
             time.sleep(POLL_SECONDS)
+
+
+def _record_or_wait(worker: CaptureWorker, poll: float) -> None:
+    """Record the failures the full database refused, waiting for room as long as that takes.
+
+    Every command that runs captures waits (`evidence worker`, with --once too, and `evidence
+    capture`): one that exited instead would leave its job `running`, its failure unsaid, until
+    its lease ran out and a worker took the job up again as if this one had died.
+    """
+    said = False
+    while True:
+        try:
+            recorded = worker.record_failures()
+        except StorageFull as exc:
+            if not said:
+                click.echo(_waiting_for_room(exc, worker), err=True)
+                said = True
+            time.sleep(poll)
+            continue
+        for job_id in recorded:
+            click.echo(f"job {job_id}: marked failed, now that the database has room", err=True)
+        return
+
+
+def _waiting_for_room(exc: StorageFull, worker: CaptureWorker) -> str:
+    line = f"waiting for room: {exc.message}"
+    if worker.unrecorded:
+        named = ", ".join(str(job_id) for job_id in worker.unrecorded)
+        line += (f". Job {named} failed and is marked failed as soon as there is room; "
+                 "stopped before then, a worker takes the job up again once its lease runs out")
+    return line
 
 
 def _emit(as_json: bool, value: dict[str, object], text: str) -> None:
@@ -218,17 +247,18 @@ def worker(once: bool, concurrency: int, poll: float, lease: float) -> None:
         click.echo(f"worker {w.worker_id} ({browser.version}) started", err=True)
         waiting = False
         while True:
+            _record_or_wait(w, poll)
             try:
                 with runtime.session() as session:
                     targets.schedule_due_watches(session)
                 result = w.run_once()
             except StorageFull as exc:
-                # Not a reason to stop: once there is room again, the failures the database
-                # refused are recorded and the queue is worked on.
+                # Nothing was claimed: a one-shot run stops, saying why, and loses nothing; a
+                # running worker works on the queue once there is room again.
                 if once:
                     raise
                 if not waiting:
-                    click.echo(f"waiting for room: {exc.message}", err=True)
+                    click.echo(_waiting_for_room(exc, w), err=True)
                 waiting = True
                 time.sleep(poll)
                 continue

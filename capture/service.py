@@ -92,9 +92,10 @@ class CaptureWorker:
         # before its lease runs out).
         self.unrecorded: dict[uuid.UUID, str] = {}
 
-    def record_failures(self) -> None:
-        """Record the failures a full database refused before; raises StorageFull while it
-        still does."""
+    def record_failures(self) -> list[uuid.UUID]:
+        """Record the failures a full database refused before, returning the jobs now marked
+        failed; raises StorageFull while it still refuses."""
+        recorded = []
         for job_id, error in list(self.unrecorded.items()):
             try:
                 with self.runtime.session() as session:
@@ -103,8 +104,10 @@ class CaptureWorker:
             except jobs.LeaseLost:
                 log.warning("job %s was taken over before its failure could be recorded",
                             job_id)
+            else:
+                recorded.append(job_id)
             del self.unrecorded[job_id]
-            log.info("job %s marked failed now that the database can write again", job_id)
+        return recorded
 
     def run_once(self, *, job_id: uuid.UUID | None = None) -> JobResult | None:
         """Claim one runnable job (or the given one) and carry it out; None if there is none."""

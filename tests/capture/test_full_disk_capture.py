@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -219,6 +220,109 @@ def test_a_failure_the_full_database_cannot_record_is_recorded_once_it_has_room(
                 "has room") in said, said
     assert _rows(recorded) == []
     assert _ok(verified).startswith("custody log verified: ")
+
+
+def _job_id(result: dict[str, Any]) -> str:
+    """The one job's id as the commands print it (SQLite keeps it without its dashes)."""
+    ((ident,),) = _rows(result)
+    return str(uuid.UUID(ident))
+
+
+def test_a_one_shot_worker_waits_for_room_to_record_a_failure_then_ends(
+        tmp_path: Path, backend: str, database_url: str, server: pages.PagesServer,
+        scratch: Path) -> None:
+    home, env = _capture_home(tmp_path, backend, database_url, scratch)
+    sqlite = backend == "sqlite"
+    steps = [
+        ["init"], ["case", "create", "C-1", "--title", "Crossings"],
+        ["capture", server.url(SLOW), "--case", "C-1", "--no-wait"],
+        ["sql", "SELECT id FROM capture_jobs"],
+        ["start", "worker", "--once", "--poll", "0.2"],
+        ["await", JOBS, "running"],
+        ["fill"],
+        # On SQLite the failure cannot be recorded: the worker says it waits, and for what.
+        ["await-said", "waiting for room" if sqlite else "failed"],
+        ["sql", JOBS],
+        ["free"],
+        ["wait"],  # it ends by itself once the queue is done
+        ["sql", JOBS], ["sql", "SELECT status FROM captures"], ["custody", "verify"],
+        ["sql", "SELECT action FROM custody_entries ORDER BY seq"],
+    ]
+    (_init, _case, _queued, ident, _start, _running, _fill, said, while_full, _free, ended,
+     failed, recorded, verified, actions) = _on_small_disk(home, env, steps)
+    job = _job_id(ident)
+    assert ended["code"] == 0, ended
+    err = ended["err"]
+    assert "Traceback" not in err, err
+    ((state, attempts, error),) = _rows(failed)
+    assert (state, attempts) == ("failed", "1"), _rows(failed)
+    assert "is full" in error and "the capture was not recorded" in error, error
+    if sqlite:
+        # While the disk was full the job stayed this worker's, running: the run neither
+        # ended nor dropped the failure.
+        assert [row[0] for row in _rows(while_full)] == ["running"], _rows(while_full)
+        assert said["said"].startswith(
+            f"waiting for room: the disk holding the database ({home}) is full"), said
+        assert (f"Job {job} failed and is marked failed as soon as there is room; stopped "
+                "before then, a worker takes the job up again once its lease runs out"
+                ) in said["said"], said
+        assert f"job {job}: marked failed, now that the database has room" in err, err
+    else:  # the database is on its server's disk, which has room: recorded at once
+        assert "waiting for room" not in err, err
+    assert f"job {job}: failed ({error})" in err, err
+    assert _rows(recorded) == []
+    assert _ok(verified).startswith("custody log verified: ")
+    done = [action for (action,) in _rows(actions)]
+    assert done[-2:] == ["capture.claimed", "capture.failed"], done
+
+
+def test_a_capture_whose_failure_the_full_database_refuses_waits_for_room_saying_so(
+        tmp_path: Path, backend: str, database_url: str, server: pages.PagesServer,
+        scratch: Path) -> None:
+    home, env = _capture_home(tmp_path, backend, database_url, scratch)
+    sqlite = backend == "sqlite"
+    capture = ["capture", server.url(SLOW), "--case", "C-1"]
+    steps = [
+        ["init"], ["case", "create", "C-1", "--title", "Crossings"],
+        ["start", *capture],
+        ["await", JOBS, "running"],
+        ["fill"],
+        # (On PostgreSQL the failure is recorded at once, the database being elsewhere.)
+        ["await-said", "waiting for room"] if sqlite else ["await", JOBS, "failed"],
+        ["free"],
+        ["wait"],
+        ["sql", JOBS], ["sql", "SELECT id FROM capture_jobs"], ["custody", "verify"],
+        ["store", "check"],
+        [*capture, "--json"],
+    ]
+    (_init, _case, _start, _running, _fill, said, _free, ended, failed, ident, verified,
+     checked, again) = _on_small_disk(home, env, steps)
+    job = _job_id(ident)
+    # The one line the user reads last: the capture failed, why, and that nothing of it was
+    # recorded; by then the job is marked failed with the same words.
+    ((state, attempts, error),) = _rows(failed)
+    assert (state, attempts) == ("failed", "1"), _rows(failed)
+    assert ended["code"] == 1, ended
+    err = ended["err"]
+    assert "Traceback" not in err, err
+    last = err.splitlines()[-1]
+    assert last == f"Error: capture failed: {error}", err
+    assert "is full" in error and "the capture was not recorded: free space and capture again" \
+        in error, error
+    if sqlite:
+        assert error.startswith(f"blob store {home / 'blobs'} is full"), error
+        assert said["said"].startswith(
+            f"waiting for room: the disk holding the database ({home}) is full"), said
+        assert f"Job {job} failed and is marked failed as soon as there is room" in said["said"]
+        assert f"job {job}: marked failed, now that the database has room" in err, err
+    else:
+        assert "waiting for room" not in err, err
+    # Room again: the log verifies, nothing half-stored is in the store, and the same capture
+    # succeeds whole.
+    assert _ok(verified).startswith("custody log verified: ")
+    assert _ok(checked).startswith("store whole:")
+    summary = json.loads(_ok(again))
+    assert summary["status"] == "complete", summary["steps"]
 
 
 def test_a_full_temporary_folder_fails_the_capture_saying_so_and_records_nothing(

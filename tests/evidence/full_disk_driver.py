@@ -6,8 +6,9 @@ JSON` (post to it, as the API's client or, for a page, as a form), `files DIR` (
 DIR, in the home unless absolute, as paths relative to the home), `sql QUERY` (its rows, read
 from the home's database), `start ARGS` (start `evidence ARGS` and go on while it runs), `await
 QUERY VALUE` (wait until the query's first row starts with VALUE), `await-said TEXT` (wait until
-what `start` started says a line with TEXT on stderr) or `stop` (stop it, as a service manager
-does, and give all it said); prints one JSON list of what each step gave."""
+what `start` started says a line with TEXT on stderr), `stop` (stop it, as a service manager
+does, and give all it said) or `wait` (wait for it to end by itself, and give all it said);
+prints one JSON list of what each step gave."""
 
 from __future__ import annotations
 
@@ -130,9 +131,10 @@ for step in steps:
             heard.append(line)
         results.append({"step": step, "said": heard[-1]})
         continue
-    if step == ["stop"]:
-        assert started is not None, "stop: nothing was started"
-        started.send_signal(signal.SIGTERM)
+    if step in (["stop"], ["wait"]):
+        assert started is not None, f"{step[0]}: nothing was started"
+        if step == ["stop"]:
+            started.send_signal(signal.SIGTERM)
         said, errors = started.communicate(timeout=300)
         reap()
         results.append({"step": step, "code": started.returncode, "out": said,
