@@ -22,7 +22,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -987,6 +987,17 @@ class _Run:
         return kept
 
 
+# The browser's side naming a full disk itself: Playwright's driver passes on Node's ENOSPC
+# (writing the traffic record, a download), Chromium's network stack has a code of its own.
+BROWSER_DISK_FULL = ("enospc", "no space left on device", "net::err_file_no_space")
+# Chromium's words for a page that did not answer: said of the far end, however full this disk.
+REMOTE_FAILURES = ("net::err_name_not_resolved", "net::err_connection_refused",
+                   "net::err_connection_reset", "net::err_connection_closed",
+                   "net::err_connection_timed_out", "net::err_address_unreachable",
+                   "net::err_empty_response", "net::err_cert_", "net::err_ssl_",
+                   "net::err_too_many_redirects")
+
+
 def _full_disk(exc: Exception, tmp: Path) -> StorageFull | None:
     """`exc` as the full disk it tells of (the blob store's, or the temporary folder's)."""
     if isinstance(exc, StorageFull):
@@ -995,16 +1006,36 @@ def _full_disk(exc: Exception, tmp: Path) -> StorageFull | None:
     if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
         return StorageFull(f"the disk of the capture's temporary folder ({folder}) is full: "
                            f"{exc.strerror}")
+    folders = {where: free_bytes(where) for where in (temp_folder(), folder)}
+    told = next((line.strip() for cause in _causes(exc) for line in str(cause).splitlines()
+                 if any(words in line.lower() for words in BROWSER_DISK_FULL)), None)
+    if told is not None:
+        # Said so: a full disk, whatever room the browser has given back since.
+        where = min(folders, key=lambda f: folders[f] or 0)
+        return StorageFull(f"the disk of the capture's temporary folder ({where}) is full: "
+                           f"the browser had no room ({told})")
+    if any(words in str(cause).lower() for cause in _causes(exc) for words in REMOTE_FAILURES):
+        return None  # (a step that then needs the disk and has no room says so itself)
     # The browser keeps its files in TMPDIR (its shared memory among them; Python may have
     # passed over a full TMPDIR for `folder`) and, out of room, says only that it failed
     # ("Failed to generate MHTML", "Read failed"): a step it failed while that disk is full
     # failed for that, and the capture would lack what it should hold.
-    for where in dict.fromkeys((temp_folder(), folder)):
-        free = free_bytes(where)
+    for where, free in folders.items():
         if free is not None and free < FULL_DISK_FREE_BYTES:
             return StorageFull(f"the disk of the capture's temporary folder ({where}) is full "
                                f"({free} bytes free): the browser could not go on")
     return None
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and what it was raised from (Playwright's own error, whose words CaptureError
+    shortens to their first line)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
 
 
 def _is_pdf(path: Path) -> bool:

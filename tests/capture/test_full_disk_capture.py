@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from tests.evidence.test_full_disk import _ok, _on_small_disk, small_home_env
+from tests.support import net
 from tests.support import pages_server as pages
 
 pytestmark = pytest.mark.browser
@@ -372,3 +373,35 @@ def test_a_full_temporary_folder_fails_the_capture_saying_so_and_records_nothing
     # Room again: the same capture succeeds, whole.
     summary = json.loads(_ok(again))
     assert summary["status"] == "complete", summary["steps"]
+
+
+def test_a_full_temporary_folder_is_named_in_the_browser_s_own_words(
+        tmp_path: Path, backend: str, database_url: str, scratch: Path) -> None:
+    # TMPDIR has under 1 MB left: not room enough for the browser's traffic record even of a
+    # page that does not answer. The refused connection is not blamed on the disk (Chromium
+    # said why); the step that had no room says ENOSPC, and the capture fails for the full disk
+    # in those words, not a guess from the room left when a failure is read. The job ends at
+    # once, nothing recorded.
+    tmp = scratch / "tmp"
+    home, env = _capture_home(tmp_path, backend, database_url, tmp)
+    refused = f"http://127.0.0.1:{net.free_port()}/gone"
+    steps = [
+        ["init"], ["case", "create", "C-1", "--title", "Crossings"],
+        ["capture", refused, "--case", "C-1", "--no-wait"],
+        ["fill", str(1000 * 1024), str(tmp)],
+        ["worker", "--once"],
+        ["sql", JOBS], ["sql", "SELECT status FROM captures"], ["files", str(tmp)],
+        ["custody", "verify"],
+    ]
+    (_init, _case, _queued, _fill, worked, jobs, recorded, left, verified) = _on_small_disk(
+        home, env, steps, disk="64m", others=((tmp, "256m"),))
+    _ok(worked)
+    ((state, attempts, error),) = _rows(jobs)
+    assert (state, attempts) == ("failed", "1"), _rows(jobs)
+    assert error.startswith(
+        f"the disk of the capture's temporary folder ({tmp}) is full: the browser had no room "
+        "(BrowserContext.close: ENOSPC: no space left on device"), error
+    assert f"failed ({error})" in worked["err"], worked["err"]
+    assert _rows(recorded) == []
+    assert left["files"] == [f"{tmp}/filler"]
+    assert _ok(verified).startswith("custody log verified: ")
