@@ -26,11 +26,12 @@ Decisions, so a reader need not reverse them out of the code:
   or at the top of the ZIP, folder entries are skipped, members may be stored or deflated. The
   report then notes how the ZIP differs from the exporter's (`_repack_signs`): its own SHA-256
   is no longer the one the custody log recorded at export, and the expert should know why.
-  Bytes outside the archive are another matter and fail the bag (`_outside_archive`): a stub
-  before the first entry (a self-extracting or polyglot file), an archive comment or bytes
-  after the end record. The exporter writes none, zip tools read past them, and what the file
-  is besides a ZIP no manifest covers. The files inside are still checked, and the report says
-  what holds of them.
+  Bytes outside the archive are another matter and fail the bag (`outside_archive`): a stub
+  before the first entry (a self-extracting or polyglot file), bytes between one entry's data
+  (and data descriptor) and the next local header or the central directory, an archive comment
+  or bytes after the end record. The exporter writes none, zip tools read past them, and what
+  the file holds besides the ZIP's entries no manifest covers. The files inside are still
+  checked, and the report says what holds of them.
 - Desktop metadata (`__MACOSX/`, `.DS_Store`, `._*`, `Thumbs.db`, `desktop.ini`) that no
   manifest lists is warned of, each file by name, and set aside: the Finder writes `.DS_Store`
   into every folder an expert opens, so failing it would fail every bundle unzipped on a Mac.
@@ -1338,7 +1339,7 @@ class _Zip:
         self.opener = opener
         self.size = size
         self.infos: list[zipfile.ZipInfo] = []
-        # What the file holds beyond the archive the exporter wrote (`_outside_archive`).
+        # What the file holds beyond the archive the exporter wrote (`outside_archive`).
         self.outside: list[str] = []
         self.ok = False
         handle = opener()
@@ -1354,7 +1355,7 @@ class _Zip:
             except Exception as exc:  # zipfile raises many kinds on a damaged archive
                 problems.append(f"{label}: not a readable ZIP archive ({exc})")
                 return
-            self.outside = _outside_archive(handle, size, infos)
+            self.outside = outside_archive(handle, size, infos, archive.start_dir)
         finally:
             handle.close()
         declared = sum(info.file_size for info in infos)
@@ -1552,17 +1553,26 @@ def _central_directory_declared(handle: _Stream, size: int) -> tuple[int, int] |
     return entries, cd_size
 
 
-def _outside_archive(handle: _Stream, size: int, infos: list[zipfile.ZipInfo]) -> list[str]:
-    """What the file holds beyond the ZIP archive proper, each as "<so many> bytes <where>":
-    the exporter writes its first entry at byte 0, no archive comment, and nothing after the
-    end-of-central-directory record. zipfile (and unzip) read past a stub put in front (a
-    self-extracting or polyglot file) and past bytes appended, so the archive's files may all
-    hold while the file is not the one exported."""
+def outside_archive(
+    handle: _Stream, size: int, infos: list[zipfile.ZipInfo], central_directory_at: int
+) -> list[str]:
+    """What the file holds beyond the ZIP archive proper, each as "<so many> bytes <where>": the
+    one rule for this verifier and for `evidence.bagit`, which imports it. `infos` are all the
+    entries zipfile read, `central_directory_at` where it found the central directory
+    (`ZipFile.start_dir`), both in the file's own offsets.
+
+    The exporter writes its first entry at byte 0, each entry's local header straight after
+    the previous entry's data (and data descriptor), the central directory straight after the
+    last, no archive comment and nothing after the end-of-central-directory record. zipfile
+    (and unzip) read past a stub put in front (a self-extracting or polyglot file), past bytes
+    between entries (they follow the central directory's offsets) and past bytes appended, so
+    the archive's files may all hold while the file is not the one exported."""
     parts: list[str] = []
     # zipfile has already shifted the offsets by a stub put in front without adjusting them.
-    first = min((info.header_offset for info in infos), default=0)
+    first = min((info.header_offset for info in infos), default=central_directory_at)
     if 0 < first <= size:
         parts.append(f"{_bytes(first)} before the ZIP archive (ahead of its first entry)")
+    parts.extend(_between_entries(handle, size, infos, central_directory_at))
     end = _end_record(handle, size)
     if end is not None:
         end_at, record = end
@@ -1574,6 +1584,71 @@ def _outside_archive(handle: _Stream, size: int, infos: list[zipfile.ZipInfo]) -
         if after:
             parts.append(f"{_bytes(after)} after the ZIP archive (past its end record)")
     return parts
+
+
+MAX_GAPS_SHOWN = 3
+
+
+def _between_entries(
+    handle: _Stream, size: int, infos: list[zipfile.ZipInfo], central_directory_at: int
+) -> list[str]:
+    """Gaps between one entry's end and the next local header, and between the last entry's
+    end and the central directory, walked in the order the entries lie in the file (the
+    central directory may list them in another). Overlapping entries are no gap; the walk
+    stops at a local header it cannot read (`entry_name_flaw` refuses that entry)."""
+    gaps: list[tuple[int, str]] = []
+    ordered = sorted(infos, key=lambda info: info.header_offset)
+    cursor = ordered[0].header_offset if ordered else central_directory_at
+    previous = ""
+    for info in ordered:
+        name = _shown(info.orig_filename)
+        if previous and info.header_offset > cursor:
+            gaps.append((info.header_offset - cursor, f"between entries {previous} and {name}"))
+        end = _entry_end(handle, size, info)
+        if end is None:
+            return _gaps_shown(gaps)
+        cursor = max(cursor, end)
+        previous = name
+    if previous and central_directory_at > cursor:
+        gaps.append((central_directory_at - cursor,
+                     f"between entry {previous} and the central directory"))
+    return _gaps_shown(gaps)
+
+
+def _gaps_shown(gaps: list[tuple[int, str]]) -> list[str]:
+    shown = [f"{_bytes(count)} {where}" for count, where in gaps[:MAX_GAPS_SHOWN]]
+    rest = gaps[MAX_GAPS_SHOWN:]
+    if rest:
+        shown.append(f"{_bytes(sum(count for count, _ in rest))} in {len(rest)} more "
+                     f"gap{'' if len(rest) == 1 else 's'} between entries")
+    return shown
+
+
+def _entry_end(handle: _Stream, size: int, info: zipfile.ZipInfo) -> int | None:
+    """Where an entry ends in the file: after its data and, when its flags say it has one, the
+    data descriptor (optional signature, CRC-32, sizes of 4 bytes or, ZIP64, 8) that repeats
+    the central directory's CRC-32 and sizes. None when its local header cannot be read."""
+    try:
+        _, local_extra, start = _local_header(handle, size, info)
+    except _ReadError:
+        return None
+    end = start + info.compress_size
+    if not info.flag_bits & 0x08:
+        return end
+    handle.seek(end)
+    tail = handle.read(24)
+    zip64 = 0x0001 in _extra_field_ids(local_extra)
+    for signed in (True, False):
+        if signed and tail[:4] != b"PK\x07\x08":
+            continue
+        body = tail[4:] if signed else tail
+        for fmt in ("<LQQ", "<LLL") if zip64 else ("<LLL", "<LQQ"):
+            length = struct.calcsize(fmt)
+            if len(body) >= length and struct.unpack(fmt, body[:length]) == (
+                info.CRC, info.compress_size, info.file_size
+            ):
+                return end + (4 if signed else 0) + length
+    return end  # no descriptor that matches: whatever follows is not one
 
 
 def _bytes(count: int) -> str:
@@ -1619,7 +1694,7 @@ class _Source:
         self.name = ""
         # Why the ZIP is not the one the exporter wrote (empty for a folder, or when it is).
         self.repacked: list[str] = []
-        # Bytes the file holds beyond the ZIP archive (`_outside_archive`): these fail the bag.
+        # Bytes the file holds beyond the ZIP's entries (`outside_archive`): these fail the bag.
         self.outside: list[str] = []
         # Files a desktop wrote that no manifest lists: (path, what wrote it); warned of.
         self.desktop_metadata: list[tuple[str, str]] = []
@@ -2652,7 +2727,7 @@ class _Verifier:
                 inside = (f"they hold: {holds}" if not step.problems
                           else "see the other problems listed")
                 step.problems.insert(0, (
-                    f"{self.report.bundle}: {' and '.join(self.source.outside)}, which the "
+                    f"{self.report.bundle}: {'; '.join(self.source.outside)}, which the "
                     "exporter never writes: this is not the file that was exported (a "
                     "self-extracting or polyglot file, or bytes added to it?), and its own "
                     "SHA-256 is not the one the unit's custody log recorded for the export "

@@ -503,6 +503,19 @@ def make_wacz(warc_name: str, warc: bytes, *, inner_warc: bytes | None = None) -
     return out.getvalue()
 
 
+class _Pipe:
+    """A write-only sink with no seek or tell, like the exporter's hashing stream."""
+
+    def __init__(self, out: io.BufferedWriter) -> None:
+        self.out = out
+
+    def write(self, data: bytes) -> int:
+        return self.out.write(data)
+
+    def flush(self) -> None:
+        pass
+
+
 @dataclass
 class Bundle:
     files: dict[str, bytes]  # path under data/ -> bytes
@@ -514,12 +527,15 @@ class Bundle:
     extra_tag_files: dict[str, bytes] = field(default_factory=dict)
     seal: Signer | None = None  # signs the bag as a whole, as the exporter does from revision 3
 
-    def write(self, path: Path) -> Path:
+    def write(self, path: Path, *, piped: bool = False) -> Path:
+        """`piped`: through a stream that cannot seek, as the exporter writes (each entry's
+        sizes in a data descriptor after its data, ZIP64 local headers for streamed files)."""
         with path.open("wb") as handle:
-            writer = BagWriter(handle, bag_name=BAG,
+            sink: Any = _Pipe(handle) if piped else handle
+            writer = BagWriter(sink, bag_name=BAG,
                                bagging_time=dt.datetime(2026, 11, 22, 20, 43, tzinfo=dt.UTC))
             for name, data in self.files.items():
-                writer.add_file(name, data)
+                writer.add_file(name, iter([data]) if piped else data)
             writer.close({"Source-Organization": "Test Unit", "External-Identifier": "export"},
                          seal=functools.partial(bag_signature, self.seal) if self.seal
                          else None)  # fmt: skip
@@ -1388,6 +1404,135 @@ def test_bytes_outside_the_archive_are_reported_beside_the_bag_s_own_problems(
         report.problems  # fmt: skip
     assert report.problems[0].endswith("still checked as usual; see the other problems listed")
     assert has_problem(report, "report.pdf", "SHA-256 is", "(altered?)")
+
+
+def insert_bytes(data: bytes, at: int, junk: bytes) -> bytes:
+    """The ZIP `data` with `junk` put in at byte `at` (a local header's or the central
+    directory's offset) and every offset past it moved on, ZIP64's too: zip tools then read
+    the same entries and never see the junk."""
+    def moved(offset: int) -> int:
+        return offset + len(junk) if offset >= at else offset
+
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        pos = archive.start_dir
+    out = bytearray(data)
+    while out[pos : pos + 4] == b"PK\x01\x02":
+        sizes = struct.unpack_from("<LL", out, pos + 20)
+        name_length, extra_length, comment_length = struct.unpack_from("<3H", out, pos + 28)
+        (offset,) = struct.unpack_from("<L", out, pos + 42)
+        if offset != 0xFFFFFFFF:
+            struct.pack_into("<L", out, pos + 42, moved(offset))
+        else:  # in the ZIP64 field, after whichever sizes the record leaves to it
+            extra = pos + 46 + name_length
+            while struct.unpack_from("<H", out, extra)[0] != 0x0001:
+                extra += 4 + struct.unpack_from("<H", out, extra + 2)[0]
+            at_offset = extra + 4 + 8 * sum(size == 0xFFFFFFFF for size in sizes)
+            struct.pack_into("<Q", out, at_offset, moved(*struct.unpack_from("<Q", out, at_offset)))
+        pos += 46 + name_length + extra_length + comment_length
+    if out[pos : pos + 4] == b"PK\x06\x06":  # ZIP64 end record (cd offset), then its locator
+        struct.pack_into("<Q", out, pos + 48, moved(*struct.unpack_from("<Q", out, pos + 48)))
+        pos += 56
+        assert out[pos : pos + 4] == b"PK\x06\x07"
+        struct.pack_into("<Q", out, pos + 8, moved(*struct.unpack_from("<Q", out, pos + 8)))
+        pos += 20
+    assert out[pos : pos + 4] == b"PK\x05\x06"
+    (offset,) = struct.unpack_from("<L", out, pos + 16)
+    if offset != 0xFFFFFFFF:
+        struct.pack_into("<L", out, pos + 16, moved(offset))
+    return bytes(out[:at] + junk + out[at:])
+
+
+def entries_in_order(path: Path) -> list[zipfile.ZipInfo]:
+    with zipfile.ZipFile(path) as archive:
+        return sorted(archive.infolist(), key=lambda info: info.header_offset)
+
+
+def central_directory_at(path: Path) -> int:
+    with zipfile.ZipFile(path) as archive:
+        return archive.start_dir
+
+
+@pytest.fixture(scope="module", params=["written", "piped", "zip64"])
+def variant(
+    request: pytest.FixtureRequest, good: tuple[Bundle, Path],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
+    """The good bundle as BagWriter writes it to a file; through a stream that cannot seek, as
+    the exporter writes it (data descriptors, ZIP64 local headers); and with ZIP64 everywhere
+    (offsets in the central directory's ZIP64 fields, a ZIP64 end record), as zipfile writes
+    an archive past 4 GiB."""
+    path = tmp_path_factory.mktemp(request.param) / f"{BAG}.zip"
+    if request.param != "zip64":
+        return good[0].write(path, piped=request.param == "piped")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(zipfile, "ZIP64_LIMIT", 1)
+        patch.setattr(zipfile, "ZIP_FILECOUNT_LIMIT", 1)
+        return good[0].write(path)
+
+
+def test_each_way_of_writing_the_bundle_holds_nothing_between_its_entries(variant: Path) -> None:
+    infos = entries_in_order(variant)
+    if variant.parent.name.startswith("piped"):
+        assert all(info.flag_bits & 0x08 for info in infos if not info.is_dir())
+    if variant.parent.name.startswith("zip64"):
+        data = variant.read_bytes()
+        assert b"PK\x06\x06" in data and all(0x0001 in set(bv._extra_field_ids(info.extra))
+                                              for info in infos if info.header_offset > 1)
+    report = bv.verify_bundle(variant)
+    assert report.ok, report.render()
+    with variant.open("rb") as handle:
+        assert bv.outside_archive(handle, variant.stat().st_size, infos,
+                                  central_directory_at(variant)) == []  # fmt: skip
+
+
+@pytest.mark.parametrize("where", ["between entries", "before the central directory"])
+def test_bytes_between_entries_fail_the_bundle_saying_how_many_and_where(
+    variant: Path, tmp_path: Path, where: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """zip tools follow the central directory's offsets, so bytes between one entry's data (or
+    data descriptor) and the next local header, or before the central directory, are read past:
+    a place to hide data that no manifest covers."""
+    infos = entries_in_order(variant)
+    junk = b"hidden between the entries of the archive\n" * 3
+    if where == "between entries":
+        after, before = infos[len(infos) // 2 - 1], infos[len(infos) // 2]
+        at = before.header_offset
+        said = f"{len(junk)} bytes between entries {after.filename!r} and {before.filename!r}"
+    else:
+        at = central_directory_at(variant)
+        said = f"{len(junk)} bytes between entry {infos[-1].filename!r} and the central directory"
+    path = tmp_path / "between.zip"
+    path.write_bytes(insert_bytes(variant.read_bytes(), at, junk))
+    with zipfile.ZipFile(path) as archive:  # what any zip tool makes of it: the bundle's files
+        assert archive.testzip() is None
+    report = bv.verify_bundle(path)
+    assert not report.ok and not report.unreadable
+    [problem] = report.problems
+    assert problem.startswith(f"between.zip: {said}, which the exporter never writes: this is "
+                              "not the file that was exported"), problem
+    assert "still checked as usual; they hold: 18 payload files" in problem
+    assert [c.name for c in report.checks if not c.ok] == ["bag"]
+    assert bv.main([str(path), "--quiet"]) == 1
+    assert f"[FAIL] bag: between.zip: {said}" in capsys.readouterr().out
+
+
+def test_many_gaps_are_counted_after_the_first_few_and_beside_bytes_outside(
+    good: tuple[Bundle, Path], tmp_path: Path
+) -> None:
+    data = good[1].read_bytes()
+    infos = entries_in_order(good[1])
+    for info in reversed(infos[1:6]):  # from the back, so the offsets still hold
+        data = insert_bytes(data, info.header_offset, b"x" * 10)
+    path = tmp_path / "gaps.zip"
+    path.write_bytes(data + b"tail")
+    [problem] = bv.verify_bundle(path).problems
+    names = [info.filename for info in infos]
+    assert problem.startswith(
+        f"gaps.zip: 10 bytes between entries {names[0]!r} and {names[1]!r}; 10 bytes between "
+        f"entries {names[1]!r} and {names[2]!r}; 10 bytes between entries {names[2]!r} and "
+        f"{names[3]!r}; 20 bytes in 2 more gaps between entries; 4 bytes after the ZIP archive "
+        "(past its end record), which the exporter never writes"
+    ), problem
 
 
 @pytest.mark.parametrize("flat", [False, True], ids=["in-folder", "flat"])

@@ -212,6 +212,17 @@ def test_untouched_bundle_verifies_and_holds_what_the_issue_lists(world: World) 
     assert [json.loads(x)["case_seq"] for x in lines] == list(range(1, len(lines) + 1))
 
 
+def test_the_exporter_writes_no_byte_outside_or_between_its_entries(world: World) -> None:
+    """What verify.py fails (bytes outside or between the entries) the exporter never writes,
+    though it streams: each entry's sizes follow its data in a data descriptor, which the check
+    steps over."""
+    size = world.bundle.stat().st_size
+    with world.bundle.open("rb") as handle, zipfile.ZipFile(handle) as zf:
+        infos = zf.infolist()
+        assert all(i.flag_bits & 0x08 for i in infos if not i.is_dir())  # data descriptors
+        assert bundle_verifier.outside_archive(handle, size, infos, zf.start_dir) == []
+
+
 def test_export_is_recorded_with_the_bundle_hash(world: World) -> None:
     digest = hashlib.sha256(world.bundle.read_bytes()).hexdigest()
     with world.runtime.session() as s:
