@@ -46,7 +46,10 @@ Decisions, so a reader need not reverse them out of the code:
   central directory does (`bundle_verifier.entry_name_flaw`, one rule for both: unzip or a
   streaming extractor would write it under that name, perhaps over a file that was checked).
   Decompression is cut off at each entry's declared size, so a lying header cannot inflate
-  past the bound.
+  past the bound. Bytes that belong to no entry (before the first, between two, between the
+  last and the central directory, in the archive comment, after the end record) make it not
+  the file written here, though zipfile reads past them: a problem of its own
+  (`bundle_verifier.outside_archive`, one rule for both), beside whatever else is wrong.
 """
 
 from __future__ import annotations
@@ -75,6 +78,7 @@ from evidence.bundle_verifier import (
     _os_metadata,
     _path_flaw,
     entry_name_flaw,
+    outside_archive,
     zip_bag,
 )
 from evidence.bundle_verifier import _decode_manifest_path as decode_manifest_path
@@ -180,6 +184,7 @@ class ProblemKind(StrEnum):
     CHECKSUM_MISMATCH = "checksum-mismatch"
     CORRUPT_ENTRY = "corrupt-entry"
     OXUM_MISMATCH = "oxum-mismatch"
+    OUTSIDE_ENTRIES = "outside-entries"
 
 
 @dataclass(frozen=True)
@@ -632,6 +637,19 @@ def _check_entries(
             )
         )
         return None
+    # The verifier's rule (one home): bytes before the first entry, between entries, in the
+    # comment or after the end record are not the file the exporter wrote, though zipfile reads
+    # past them. The entries are still checked, so the problem list says what else is wrong.
+    outside = outside_archive(handle, archive_size, infos, archive.start_dir)
+    if outside:
+        problems.append(
+            BagProblem(
+                label,
+                ProblemKind.OUTSIDE_ENTRIES,
+                f"{'; '.join(outside)}, which the exporter never writes: this is not the file "
+                "that was exported",
+            )
+        )
 
     safe: list[zipfile.ZipInfo] = []
     seen: dict[str, str] = {}

@@ -37,7 +37,12 @@ from evidence.bagit import (
     validate_bag,
 )
 from evidence.errors import InvalidInput
-from tests.evidence.test_bundle_verifier import _unicode_path_field
+from tests.evidence.test_bundle_verifier import (
+    _unicode_path_field,
+    central_directory_at,
+    entries_in_order,
+    insert_bytes,
+)
 
 BAG = "case-2025-0042"
 WHEN = datetime(2025, 3, 1, 12, 30, tzinfo=UTC)
@@ -587,6 +592,92 @@ def test_overlapping_entries_are_refused(tmp_path: Path) -> None:
     (tmp_path / "overlap.zip").write_bytes(forged)
     [problem] = validate_bag(tmp_path / "overlap.zip")
     assert problem.kind is ProblemKind.TOO_LARGE and "overlap" in problem.detail
+
+
+JUNK = b"hidden in the archive, where zip tools never look\n"
+
+
+def _stub_before(path: Path) -> tuple[bytes, str]:
+    return b"MZ" + JUNK + path.read_bytes(), f"{len(JUNK) + 2} bytes before the ZIP archive"
+
+
+def _between_entries(path: Path) -> tuple[bytes, str]:
+    infos = entries_in_order(path)
+    after, before = infos[2], infos[3]
+    return (insert_bytes(path.read_bytes(), before.header_offset, JUNK),
+            f"{len(JUNK)} bytes between entries {after.filename!r} and {before.filename!r}")
+
+
+def _before_central_directory(path: Path) -> tuple[bytes, str]:
+    last = entries_in_order(path)[-1]
+    return (insert_bytes(path.read_bytes(), central_directory_at(path), JUNK),
+            f"{len(JUNK)} bytes between entry {last.filename!r} and the central directory")
+
+
+def _in_comment(path: Path) -> tuple[bytes, str]:
+    data = path.read_bytes()
+    assert data[-2:] == b"\x00\x00"
+    return data[:-2] + struct.pack("<H", len(JUNK)) + JUNK, \
+        f"{len(JUNK)} bytes in the ZIP archive's comment"  # fmt: skip
+
+
+def _appended(path: Path) -> tuple[bytes, str]:
+    return path.read_bytes() + JUNK, f"{len(JUNK)} bytes after the ZIP archive"
+
+
+def _piped_bag(out: Path) -> Path:
+    """As the exporter writes: through a stream that cannot seek, so data descriptors."""
+    sink = PipeLike()
+    writer = BagWriter(sink, bag_name=BAG, bagging_time=WHEN)  # type: ignore[arg-type]
+    writer.add_file("report.txt", REPORT)
+    writer.add_file("captures/video.mp4", iter([MP4]))
+    writer.add_file("صورة الشاشة.png", iter([PNG]))
+    writer.close(BAG_INFO)
+    out.write_bytes(sink.buffer.getvalue())
+    return out
+
+
+@pytest.mark.parametrize("piped", [False, True], ids=["written", "piped"])
+@pytest.mark.parametrize(
+    "make",
+    [_stub_before, _between_entries, _before_central_directory, _in_comment, _appended],
+    ids=["stub-before", "between-entries", "before-central-directory", "comment", "appended"],
+)
+def test_bytes_outside_or_between_entries_are_refused_as_verify_py_refuses_them(
+    tmp_path: Path, make: Callable[[Path], tuple[bytes, str]], piped: bool
+) -> None:
+    """zip tools read past bytes that belong to no entry, so the bag inside holds while the file
+    is not the one exported: the service's reader refuses it by the verifier's rule, saying how
+    many bytes and where, whether the bag was written to a file or, as the exporter writes it,
+    to a stream with data descriptors."""
+    written = tmp_path / "written.zip"
+    _piped_bag(written) if piped else build_bag(written)
+    assert validate_bag(written) == []
+    data, said = make(written)
+    path = tmp_path / "outside.zip"
+    path.write_bytes(data)
+    with zipfile.ZipFile(path) as archive:
+        assert archive.testzip() is None  # what any zip tool makes of it: the bag's files
+    [problem] = validate_bag(path)
+    assert (problem.path, problem.kind) == ("outside.zip", ProblemKind.OUTSIDE_ENTRIES)
+    assert problem.detail.startswith(f"{said}"), problem.detail
+    assert problem.detail.endswith(", which the exporter never writes: this is not the file "
+                                   "that was exported")
+    with pytest.raises(BagInvalid) as refused:
+        read_bag(path)
+    assert refused.value.problems == [problem]
+
+
+def test_bytes_between_entries_are_listed_beside_the_bag_s_other_problems(
+    bag_zip: Path, tmp_path: Path
+) -> None:
+    tampered = rewrite(bag_zip, tmp_path / "tampered.zip", flip_payload)
+    path = tmp_path / "both.zip"
+    path.write_bytes(insert_bytes(tampered.read_bytes(), central_directory_at(tampered), JUNK))
+    assert found(validate_bag(path)) == {
+        ("both.zip", ProblemKind.OUTSIDE_ENTRIES),
+        ("data/صورة الشاشة.png", ProblemKind.CHECKSUM_MISMATCH),
+    }
 
 
 def _verifier_members(archive: Path) -> set[str]:

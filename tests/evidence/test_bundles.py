@@ -28,6 +28,7 @@ from sqlalchemy import select
 from capture.browser import BrowserSession
 from capture.service import CaptureWorker
 from evidence import bundle_verifier, bundles, cases, custody, targets, users
+from evidence.bagit import validate_bag
 from evidence.errors import AccessDenied, BlobCorrupted, InvalidInput, NotFound, PermissionDenied
 from evidence.home import Runtime, init_home, open_runtime
 from evidence.models import Artifact, Capture, CustodyEntry, Export, Role
@@ -213,14 +214,15 @@ def test_untouched_bundle_verifies_and_holds_what_the_issue_lists(world: World) 
 
 
 def test_the_exporter_writes_no_byte_outside_or_between_its_entries(world: World) -> None:
-    """What verify.py fails (bytes outside or between the entries) the exporter never writes,
-    though it streams: each entry's sizes follow its data in a data descriptor, which the check
-    steps over."""
+    """What verify.py and the service's bag reader fail (bytes outside or between the entries)
+    the exporter never writes, though it streams: each entry's sizes follow its data in a data
+    descriptor, which the check steps over."""
     size = world.bundle.stat().st_size
     with world.bundle.open("rb") as handle, zipfile.ZipFile(handle) as zf:
         infos = zf.infolist()
         assert all(i.flag_bits & 0x08 for i in infos if not i.is_dir())  # data descriptors
         assert bundle_verifier.outside_archive(handle, size, infos, zf.start_dir) == []
+    assert validate_bag(world.bundle) == []
 
 
 def test_export_is_recorded_with_the_bundle_hash(world: World) -> None:
