@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from evidence import cases, custody, deconfliction
+from evidence import case_reads, cases, custody, deconfliction, targets
 from evidence.canonical import JsonValue
 from evidence.errors import (
     AccessDenied,
@@ -40,6 +40,7 @@ from evidence.models import (
     Decision,
     DecisionKind,
     DecisionState,
+    JobState,
     LegalRequest,
     RequestStatus,
     Role,
@@ -47,6 +48,7 @@ from evidence.models import (
     User,
     utcnow,
 )
+from evidence.times import to_the_second
 
 PRESERVATION_KINDS = frozenset({"eu-epoc-pr", "coe-art29-preservation", "provider-preservation"})
 # A request refused or lapsed preserves nothing; any other status counts as generated.
@@ -193,7 +195,8 @@ def propose(
 def _check_decider(session: Session, actor: User, case: Case, decision: Decision,
                    verb: str) -> None:
     if actor.role not in APPROVER_ROLES:
-        raise PermissionDenied(f"to {verb} a decision needs the supervisor or admin role")
+        raise PermissionDenied(f"to {verb} a decision needs the supervisor or admin role; ask "
+                               "a supervisor of the case")
     cases.require_open(case)
     if decision.proposed_by_id == actor.id:
         raise FourEyesViolation(
@@ -293,10 +296,7 @@ def takedown_conditions(session: Session, case: Case, target: Target,
     unmet: list[CaptureMissing | DeconflictionHold | PreservationMissing] = []
     complete = _has_complete_capture(session, target)
     if not complete:
-        unmet.append(CaptureMissing(
-            "takedown refused: no complete capture of this target exists; capture it (and "
-            "check the capture is complete) before it is taken down"
-        ))
+        unmet.append(CaptureMissing(f"takedown refused: {_capture_missing(session, target)}"))
     hits = deconfliction.unresolved_hits(session, target)
     calls = tuple(sorted({
         f"{other.owning_unit or 'a unit'} ({deconfliction.contact_of(session, other)})"
@@ -304,36 +304,126 @@ def takedown_conditions(session: Session, case: Case, target: Target,
                       for h in hits) if other is not None
     }))
     if hits:
+        held_by = "another case" if len(calls) <= 1 else "other cases"
         unmet.append(DeconflictionHold(
-            f"takedown refused: deconfliction hold, {len(hits)} unresolved hit(s) with another "
-            f"case; call {', '.join(calls)} and have both cases record their agreement"
+            f"takedown refused: deconfliction hold, {_count(len(hits), 'unresolved hit')} with "
+            f"{held_by}; call {', '.join(calls)}, then each case records its agreement on its "
+            "deconfliction hits"
         ))
     requests = tuple(preservation_requests(session, case, target))
     if decision.preservation_waiver is None and not requests:
-        unmet.append(PreservationMissing(
-            "takedown refused: no preservation request (eu-epoc-pr, coe-art29-preservation or "
-            "provider-preservation) names this target, and the decision waives none; generate "
-            "one, or propose the decision again with a preservation waiver and its reason"
-        ))
+        unmet.append(PreservationMissing(f"takedown refused: {_preservation_missing(decision)}"))
     return TakedownConditions(
         complete_capture=complete, unresolved_hits=len(hits), calls=calls,
         preservation_requests=requests, preservation_waiver=decision.preservation_waiver,
         unmet=tuple(unmet))
 
 
+def _count(n: int, thing: str) -> str:
+    return f"{n} {thing}{'' if n == 1 else 's'}"
+
+
+def _capture_missing(session: Session, target: Target) -> str:
+    """Why no complete capture exists yet, and what makes one."""
+    waiting = [j for j in targets.jobs_of(session, target, unfinished_only=True)
+               if j.state in (JobState.QUEUED, JobState.RUNNING)]
+    if waiting:
+        return ("no complete capture of this target exists yet, and one is queued or under "
+                "way; approve once it is complete")
+    tried = session.scalars(select(Capture.id).where(Capture.target_id == target.id)
+                            .limit(1)).first() is not None
+    if tried:
+        return ("no capture of this target is complete (each is partial or failed); capture it "
+                "again and approve once a capture is complete")
+    return "no capture of this target exists; capture it and approve once a capture is complete"
+
+
+*_FIRST, _LAST = sorted(PRESERVATION_KINDS)
+_KINDS_OF_PRESERVATION = f"{', '.join(_FIRST)} or {_LAST}"
+
+
+def _preservation_missing(decision: Decision) -> str:
+    """What the takedown of `decision` lacks when no preservation request names the target."""
+    if stage(decision) == "preserve":
+        # Its preserve step is approved: what it approved is a request, not made yet.
+        return (f"the preserve step is approved, but no preservation request ("
+                f"{_KINDS_OF_PRESERVATION}) names this target yet; have one generated naming "
+                "it, then approve the takedown (or, if none is needed, have the decision "
+                "proposed again with a preservation waiver saying why)")
+    return (f"no preservation request ({_KINDS_OF_PRESERVATION}) names this target, and the "
+            "decision waives none; have one generated naming it, or have the takedown proposed "
+            "again with a preservation waiver saying why none is needed")
+
+
+_DONE = {"approve": "approved", "reject": "rejected"}
+
+
+def _where_now(decision: Decision) -> str:
+    if decision.state == DecisionState.PROPOSED:
+        return "awaiting approval"
+    if stage(decision) == "preserve":
+        return "its preserve step approved"
+    return f"{decision.state} since"
+
+
+def not_pending(session: Session, decision: Decision, verb: str) -> DecisionNotPending:
+    """Why `decision` can no longer be approved or rejected (`verb`): decided or superseded
+    meanwhile, by whom and when, and what the supervisor does instead."""
+    done = _DONE[verb]
+    this = f"this {decision.kind} decision"
+    if decision.state == DecisionState.SUPERSEDED:
+        target = session.get(Target, decision.target_id)
+        assert target is not None
+        # The newest is never superseded itself: only a newer proposal supersedes.
+        newest = history(session, target)[-1]
+        by = case_reads.user_names(session, [newest.proposed_by_id])[newest.proposed_by_id]
+        return DecisionNotPending(
+            f"{this} has been superseded: a newer decision was proposed, a {newest.kind} by "
+            f"{by} at {to_the_second(newest.proposed_at)}, {_where_now(newest)}; read it before "
+            f"you decide, as this one can no longer be {done}")
+    names = case_reads.user_names(session, [decision.decided_by_id,
+                                            decision.takedown_approved_by_id])
+    decider = names.get(decision.decided_by_id, "unknown") if decision.decided_by_id else "unknown"
+    at = "" if decision.decided_at is None else f" at {to_the_second(decision.decided_at)}"
+    if decision.state == DecisionState.REJECTED:
+        if verb == "reject":
+            return DecisionNotPending(f"{this} was rejected already, by {decider}{at}; nothing "
+                                      "is left to reject")
+        return DecisionNotPending(
+            f"{this} was rejected by {decider}{at}, so it can no longer be approved; their "
+            "reason is in the decision history; if a decision is still needed, it has to be "
+            "proposed again")
+    if verb == "approve":
+        if decision.takedown_approved_at is not None and decision.takedown_approved_by_id:
+            at = to_the_second(decision.takedown_approved_at)
+            return DecisionNotPending(
+                f"{this} is approved already, both its steps (the takedown by "
+                f"{names[decision.takedown_approved_by_id]} at {at}); nothing is left to "
+                "approve")
+        return DecisionNotPending(f"{this} was approved already, by {decider}{at}; nothing is "
+                                  "left to approve")
+    if stage(decision) == "preserve":
+        return DecisionNotPending(
+            f"the preserve step of {this} was approved by {decider}{at}, so it can no longer be "
+            "rejected; to stop its takedown, a new decision (preserve or monitor) has to be "
+            "proposed, which supersedes it")
+    return DecisionNotPending(
+        f"{this} was approved by {decider}{at}, so it can no longer be rejected; to change "
+        "course, a new decision has to be proposed, which supersedes it")
+
+
 def approval_step(decision: Decision) -> str | None:
     """What approving `decision` now approves: "takedown" (a takedown proposal, or the second
     step of an approved preserve-then-takedown), "preserve" (the first step of a
-    preserve-then-takedown), or None (a proposal of no step); DecisionNotPending when there
-    is nothing left to approve."""
+    preserve-then-takedown), None (a proposal of no step), or "nothing" when nothing is left
+    to approve (`not_pending` says why)."""
     if decision.state == DecisionState.PROPOSED:
         if decision.kind == DecisionKind.TAKEDOWN:
             return "takedown"
         return "preserve" if decision.kind == DecisionKind.PRESERVE_THEN_TAKEDOWN else None
     if decision.state == DecisionState.APPROVED and stage(decision) == "preserve":
         return "takedown"
-    raise DecisionNotPending(f"decision {decision.id} is {decision.state} and cannot be "
-                             "approved; propose a new one")
+    return "nothing"
 
 
 def approve(
@@ -344,6 +434,8 @@ def approve(
     _check_decider(session, actor, case, decision, "approve")
     now = utcnow()
     step = approval_step(decision)
+    if step == "nothing":
+        raise not_pending(session, decision, "approve")
     if step == "takedown":
         refusal = takedown_conditions(session, case, target, decision).refusal
         if refusal is not None:
@@ -374,8 +466,7 @@ def reject(
     if not reason:
         raise InvalidInput("say why the decision is rejected")
     if decision.state != DecisionState.PROPOSED:
-        raise DecisionNotPending(f"decision {decision.id} is {decision.state} and cannot be "
-                                 "rejected; propose a new one")
+        raise not_pending(session, decision, "reject")
     decision.state = DecisionState.REJECTED
     decision.decided_by_id = actor.id
     decision.decided_at = utcnow()

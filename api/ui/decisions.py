@@ -225,6 +225,7 @@ def _target_view(session: Session, viewer: User, case: Case, target: Target,
         # The approval the checklist shows would be refused: said, not offered.
         "approve_refused": None if refusal is None else sentence(
             refusal.removeprefix("takedown refused: ")),
+        "approve_refusal": refusal,
         "own_proposal": pending and decider and current is not None
                         and current["proposed_by_id"] == viewer.id,
         "kinds": KINDS, "is_open": is_open,
@@ -246,6 +247,10 @@ def _target_view(session: Session, viewer: User, case: Case, target: Target,
         "form": {"kind": "", "rationale": "", "preservation_waiver": "", "note": "",
                  "reason": "", "decision": "", "every": "", "watch_reason": ""},
         "error": None, "error_at": None, "done": None,
+        # A refused approval or rejection: the decision its refusal speaks about when that is
+        # not the one it was for (the newer decision that superseded it), and whether the
+        # refusal is the reason the page gives anyway for not offering the approval.
+        "refused_about": None, "refusal_said": False,
     }
 
 
@@ -254,9 +259,11 @@ def _interval(seconds: int | None) -> str | None:
 
 
 def _refused(message: str, status_code: int, view: dict[str, Any], *, at: str,
-             form: dict[str, str], viewer: User, template: str = "target.html") -> PageError:
-    """The page shown again with the refusal next to the form at `at`, and what was typed."""
-    context = {**view, "error_at": at, "form": {**view["form"], **form}}
+             form: dict[str, str], viewer: User, template: str = "target.html",
+             **also: Any) -> PageError:
+    """The page shown again with the refusal next to the form at `at`, and what was typed
+    (`also`: more of the page's values, set by the refusal)."""
+    context = {**view, **also, "error_at": at, "form": {**view["form"], **form}}
     return PageError(sentence(message), status_code, template=template, context=context,
                      viewer=viewer)
 
@@ -383,7 +390,8 @@ def approve(
         if exc.status_code == 404:
             raise
         raise _refused(exc.message, exc.status_code, view, at="decide", form=typed,
-                       viewer=viewer) from exc
+                       viewer=viewer, refused_about=_refused_about(view, decision),
+                       refusal_said=exc.message == view["approve_refusal"]) from exc
     return _back_to_target(target, "approved", place)
 
 
@@ -406,9 +414,17 @@ def reject(
     except EvidenceError as exc:
         if exc.status_code == 404:
             raise
-        raise _refused(exc.message, exc.status_code, view, at="decide",
-                       form=typed, viewer=viewer) from exc
+        raise _refused(exc.message, exc.status_code, view, at="decide", form=typed,
+                       viewer=viewer, refused_about=_refused_about(view, decision)) from exc
     return _back_to_target(target, "rejected", place)
+
+
+def _refused_about(view: dict[str, Any], decision: Decision) -> str | None:
+    """The decision a refusal to decide `decision` sends the supervisor to read: the newest,
+    which superseded it."""
+    if decision.state != DecisionState.SUPERSEDED or not view["history"]:
+        return None
+    return str(view["history"][-1]["id"])
 
 
 # --- a case's deconfliction hits ---------------------------------------------------------------

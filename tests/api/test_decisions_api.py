@@ -67,6 +67,12 @@ def test_four_eyes_and_supersede_keep_history(api: Api) -> None:
     assert "four eyes" in four_eyes.json()["message"]
     stale = api.post(sam, f"/api/decisions/{decision_id}/approve", json={})
     assert stale.status_code == 409 and stale.json()["error"] == "DecisionNotPending"
+    # It says what became of it and what to do: read the newer one.
+    assert stale.json()["message"].startswith("this preserve decision has been superseded: a "
+                                              "newer decision was proposed, a monitor by sam "
+                                              "at ")
+    assert stale.json()["message"].endswith("read it before you decide, as this one can no "
+                                            "longer be approved")
 
     boss = api.user("boss", Role.SUPERVISOR)
     _grant(api, nadia, "NORTH-1", boss, "read")

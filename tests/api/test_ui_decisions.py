@@ -219,12 +219,18 @@ def test_the_takedown_conditions_are_refused_on_the_page_one_by_one(api: Api) ->
     assert refused.status_code == 409
     assert _alert(refused.text).startswith("Takedown refused: no complete capture")
     assert "Before a takedown" in refused.text and _kept(refused.text, "note") == "go"
+    # The refusal is the reason the approval is not offered: said once, beside the button.
+    assert refused.text.count("complete capture of this target exists") == 1
+    assert "Not yet:" not in refused.text
+    assert ('<button type="button" disabled aria-describedby="decide-refused">Approve '
+            'takedown</button>') in refused.text
     complete_capture(api, world.target_id)
 
     held = sam.post(approve, data={"csrf_token": token})
     assert held.status_code == 409
-    assert _alert(held.text).startswith("Takedown refused: deconfliction hold, 2 unresolved")
-    assert "Not yet: Deconfliction hold, 2 unresolved" in held.text
+    assert _alert(held.text).startswith("Takedown refused: deconfliction hold, 2 unresolved "
+                                        "hits with another case; call Harbour Unit")
+    assert held.text.count("Deconfliction hold") + held.text.count("deconfliction hold") == 1
     assert "Harbour Unit" in held.text and "Harbour duty" in held.text
     assert OTHER_REF not in held.text and OTHER_TITLE not in held.text
     assert _decision_states(api, world.target_id) == ["proposed"]  # rolled back
@@ -253,6 +259,8 @@ def test_the_takedown_conditions_are_refused_on_the_page_one_by_one(api: Api) ->
     missing = sam.post(approve, data={"csrf_token": token})
     assert missing.status_code == 409
     assert _alert(missing.text).startswith("Takedown refused: no preservation request")
+    assert "or have the takedown proposed again with a preservation waiver" in missing.text
+    assert f'href="/cases/{QUOTED}/requests#generate"' in missing.text
 
     # Proposed again with a waiver, it is approved.
     nadia_page = nadia.post(f"/targets/{world.target_id}/decisions", data={
@@ -278,10 +286,25 @@ def test_a_preserve_then_takedown_is_approved_in_two_steps(api: Api) -> None:
         api, world.nadia, world.target_id, "preserve-then-takedown", rationale="both",
         preservation_waiver="preserved by the platform already")
     sam, token = _client(api, "sam")
+    first = sam.get(f"/targets/{world.target_id}").text
+    # The first approval says it approves the preservation only.
+    assert ">Approve the preserve step</button>" in first
+    assert "Step 1 of 2: this approves the preservation only" in first
     assert sam.post(f"/decisions/{decision_id}/approve", data={"csrf_token": token},
                     follow_redirects=False).status_code == 303
     page = sam.get(f"/targets/{world.target_id}")
     assert "approved · preserve step" in page.text and "Approve the takedown" in page.text
+    assert "<dt>Preserve step approved</dt>" in page.text and "Step 1 of 2" not in page.text
+    # Rejecting it now is refused saying how to stop the takedown instead.
+    late = sam.post(f"/decisions/{decision_id}/reject",
+                    data={"csrf_token": token, "reason": "no takedown after all"})
+    assert late.status_code == 409
+    assert _alert(late.text).startswith("The preserve step of this preserve-then-takedown "
+                                        "decision was approved by sam at ")
+    assert _alert(late.text).endswith("so it can no longer be rejected; to stop its takedown, "
+                                      "a new decision (preserve or monitor) has to be "
+                                      "proposed, which supersedes it.")
+    assert _kept(late.text, "reason") == "no takedown after all"
     assert f'action="/decisions/{decision_id}/reject"' not in page.text  # approved already
     assert sam.post(f"/decisions/{decision_id}/approve", data={"csrf_token": token},
                     follow_redirects=False).status_code == 303
@@ -290,7 +313,10 @@ def test_a_preserve_then_takedown_is_approved_in_two_steps(api: Api) -> None:
     assert 'action="/decisions/' not in page.text
     # Nothing is left to approve: the service says so on the page.
     again = sam.post(f"/decisions/{decision_id}/approve", data={"csrf_token": token})
-    assert again.status_code == 409 and "cannot be approved" in _alert(again.text)
+    assert again.status_code == 409
+    assert _alert(again.text).startswith("This preserve-then-takedown decision is approved "
+                                         "already, both its steps (the takedown by sam at ")
+    assert _alert(again.text).endswith("nothing is left to approve.")
 
 
 # --- who may do what -------------------------------------------------------------------------
@@ -370,9 +396,17 @@ def test_a_refused_approval_or_rejection_keeps_what_was_typed_in_view(api: Api) 
     newer = _propose_directly(api, world.nadia, world.target_id, "preserve",
                               rationale="keep the data")
     late = sam.post(f"/decisions/{own}/approve", data={"csrf_token": sam_token, "note": typed})
-    assert late.status_code == 409 and "is superseded and cannot be approved" in _alert(late.text)
+    assert late.status_code == 409
+    assert _alert(late.text).startswith("This monitor decision has been superseded: a newer "
+                                        "decision was proposed, a preserve by nadia at ")
+    assert _alert(late.text).endswith(", awaiting approval; read it before you decide, as this "
+                                      "one can no longer be approved.")
+    # Said above the newer decision, with a link to it, before its form.
+    assert f'<a href="#decision-{newer}">Read the newer decision</a>' in late.text
+    assert (late.text.index('id="decide-refused"') < late.text.index(f'id="decision-{newer}"')
+            < late.text.index(f'action="/decisions/{newer}/approve"'))
+    assert "keep the data" in late.text
     assert _kept(late.text, "note") == typed
-    assert f'action="/decisions/{newer}/approve"' in late.text
     assert _typed_in_form(late.text, "note") == ""
 
     # Decided by someone else meanwhile: nothing is left to approve or reject, and the page,
@@ -384,9 +418,17 @@ def test_a_refused_approval_or_rejection_keeps_what_was_typed_in_view(api: Api) 
         gone = sam.post(f"/decisions/{newer}/{verb}", data={"csrf_token": sam_token,
                                                             field: typed})
         assert gone.status_code == 409
-        assert f"is rejected and cannot be {verb}" in _alert(gone.text)
+        assert _alert(gone.text).startswith(
+            "This preserve decision was rejected by boss at " if verb == "approve"
+            else "This preserve decision was rejected already, by boss at ")
+        assert "propose a new one" not in gone.text
         assert "No current decision: the latest was rejected" in gone.text
         assert _kept(gone.text, field) == typed
+    # Superseded by a decision since rejected: the link goes to it in the history.
+    older = sam.post(f"/decisions/{own}/approve", data={"csrf_token": sam_token, "note": typed})
+    assert older.status_code == 409 and ", rejected since; read it" in _alert(older.text)
+    assert f'<a href="#history-{newer}">Read the newer decision</a>' in older.text
+    assert f'<tr id="history-{newer}">' in older.text
     assert _decision_states(api, world.target_id) == ["superseded", "rejected"]
     assert _count(api, "decision.approved") == 0
 
@@ -731,14 +773,14 @@ def test_a_supervisor_approves_a_decision_someone_else_proposed_in_chromium(
         assert "Nadia Haddad" in current.inner_text()
         assert page.locator("table.decisions tbody tr").count() == 2
         # Rejecting does not look like approving.
-        approve = page.get_by_role("button", name="Approve preserve-then-takedown")
+        approve = page.get_by_role("button", name="Approve the preserve step")
         reject = page.get_by_role("button", name="Reject")
         colour = "b => getComputedStyle(b).backgroundColor"
         assert approve.evaluate(colour) != reject.evaluate(colour)
         page.screenshot(path=SHOTS / "target-pending.png", full_page=True)
 
         page.fill("#note", "Capture checked; preservation first")
-        page.click("button:has-text('Approve preserve-then-takedown')")
+        page.click("button:has-text('Approve the preserve step')")
         page.get_by_role("status").wait_for()
         assert "Decision approved" in page.get_by_role("status").inner_text()
         assert "preserve step" in current.inner_text()
@@ -817,7 +859,12 @@ def test_a_refused_approval_keeps_the_note_typed_in_chromium(api: Api, served: s
         assert kept.input_value() == note and kept.get_attribute("readonly") is not None
         assert kept.get_attribute("aria-describedby") == alert.get_attribute("id")
         assert page.locator("#current form[action$='/approve']").count() == 0
-        assert page.get_by_role("button", name="Approve takedown").is_disabled()
+        # The refusal is why the button is disabled: said once, and the button points to it.
+        disabled = page.get_by_role("button", name="Approve takedown")
+        assert disabled.is_disabled()
+        assert disabled.get_attribute("aria-describedby") == alert.get_attribute("id")
+        assert page.get_by_text("Not yet").count() == 0
+        assert page.content().lower().count("deconfliction hold") == 1
         assert OTHER_REF not in page.content()
         page.screenshot(path=SHOTS / "target-approval-refused-note.png", full_page=True)
         page.set_viewport_size({"width": 420, "height": 900})

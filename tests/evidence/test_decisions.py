@@ -25,11 +25,13 @@ from evidence.models import (
     Case,
     CustodyEntry,
     DecisionState,
+    JobState,
     LegalRequest,
     Role,
     Target,
     User,
 )
+from evidence.times import to_the_second
 from tests.factories import make_capture, make_case, make_user
 
 
@@ -198,3 +200,95 @@ def test_the_takedown_conditions_are_all_looked_up_at_once(
         deconfliction.agree(session, other_owner, other, hit.id, note="no objection")
     met = decisions.takedown_conditions(session, case, target, decision)
     assert met.unmet == () and met.refusal is None and met.unresolved_hits == 0
+
+
+def test_a_decision_no_longer_pending_says_what_became_of_it_and_what_next(
+    session: Session,
+) -> None:
+    """Decided or superseded while a supervisor read it: each refusal says by whom and what to
+    do now, never an advice that does not fit (a superseded one is to be read, not proposed)."""
+    investigator, supervisor, case, target = _setup(session)
+    boss = make_user(session, role=Role.SUPERVISOR, name="boss")
+    cases.add_member(session, investigator, case, boss, "read")
+    first = decisions.propose(session, investigator, case, target, kind="monitor",
+                              rationale="watch")
+    newer = decisions.propose(session, investigator, case, target, kind="preserve",
+                              rationale="keep")
+    for verb, done in (("approve", "approved"), ("reject", "rejected")):
+        with pytest.raises(DecisionNotPending) as superseded:
+            if verb == "approve":
+                decisions.approve(session, supervisor, case, target, first)
+            else:
+                decisions.reject(session, supervisor, case, target, first, reason="r")
+        message = superseded.value.message
+        assert message == (
+            f"this monitor decision has been superseded: a newer decision was proposed, a "
+            f"preserve by {investigator.name} at {to_the_second(newer.proposed_at)}, awaiting "
+            f"approval; read it before you decide, as this one can no longer be {done}")
+        assert "propose" not in message.split("; ")[-1]
+
+    decisions.reject(session, boss, case, target, newer, reason="not needed")
+    with pytest.raises(DecisionNotPending, match=r"^this preserve decision was rejected by boss "
+                       r"at .*, so it can no longer be approved; their reason is in the "
+                       r"decision history; if a decision is still needed, it has to be "
+                       r"proposed again$"):
+        decisions.approve(session, supervisor, case, target, newer)
+    with pytest.raises(DecisionNotPending, match=r"^this preserve decision was rejected "
+                       r"already, by boss at .*; nothing is left to reject$"):
+        decisions.reject(session, supervisor, case, target, newer, reason="no")
+    # Superseded by a decision since rejected: it says so.
+    with pytest.raises(DecisionNotPending, match=r"a preserve by .*, rejected since; read it"):
+        decisions.approve(session, supervisor, case, target, first)
+
+    both = decisions.propose(session, investigator, case, target,
+                             kind="preserve-then-takedown", rationale="both",
+                             preservation_waiver="preserved by phone")
+    decisions.approve(session, boss, case, target, both)
+    with pytest.raises(DecisionNotPending, match=r"^the preserve step of this "
+                       r"preserve-then-takedown decision was approved by boss at .*, so it can "
+                       r"no longer be rejected; to stop its takedown, a new decision \(preserve "
+                       r"or monitor\) has to be proposed, which supersedes it$"):
+        decisions.reject(session, supervisor, case, target, both, reason="no")
+
+
+def test_a_missing_capture_is_refused_saying_what_makes_one(
+    session: Session, tmp_path: Path,
+) -> None:
+    investigator, supervisor, case, target = _setup(session)
+    decision = decisions.propose(session, investigator, case, target, kind="takedown",
+                                 rationale="remove", preservation_waiver="decoy")
+    # Flagging queued a capture.
+    with pytest.raises(CaptureMissing, match=r"one is queued or under way; approve once it is "
+                       r"complete$"):
+        decisions.approve(session, supervisor, case, target, decision)
+    for job in targets.jobs_of(session, target):
+        job.state = JobState.FAILED
+    session.flush()
+    with pytest.raises(CaptureMissing, match=r"no capture of this target exists; capture it and "
+                       r"approve once a capture is complete$"):
+        decisions.approve(session, supervisor, case, target, decision)
+    store = FolderStore(tmp_path / "blobs")
+    store.create()
+    make_capture(session, case, target, store)  # partial
+    with pytest.raises(CaptureMissing, match=r"each is partial or failed\); capture it again"):
+        decisions.approve(session, supervisor, case, target, decision)
+
+
+def test_a_missing_preservation_says_what_the_approved_preserve_step_still_needs(
+    session: Session, tmp_path: Path,
+) -> None:
+    investigator, supervisor, case, target = _setup(session)
+    _complete_capture(session, case, target, tmp_path)
+    plain = decisions.propose(session, investigator, case, target, kind="takedown",
+                              rationale="remove")
+    with pytest.raises(PreservationMissing, match="have one generated naming it, or have the "
+                       "takedown proposed again with a preservation waiver"):
+        decisions.approve(session, supervisor, case, target, plain)
+    both = decisions.propose(session, investigator, case, target,
+                             kind="preserve-then-takedown", rationale="both")
+    decisions.approve(session, supervisor, case, target, both)
+    with pytest.raises(PreservationMissing, match=r"^takedown refused: the preserve step is "
+                       r"approved, but no preservation request \(coe-art29-preservation, "
+                       r"eu-epoc-pr or provider-preservation\) names this target yet; have one "
+                       r"generated naming it, then approve the takedown"):
+        decisions.approve(session, supervisor, case, target, both)
