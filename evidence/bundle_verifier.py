@@ -80,14 +80,32 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID
+
+def _cannot_run(what: str) -> None:
+    """Run as a script without what it needs: say so in one line and exit 2 (nothing was
+    checked, which is not the same as a bundle that failed: exit 1). Imported, raise as usual."""
+    if __name__ == "__main__":
+        print(f"verify: {what}; nothing was checked", file=sys.stderr)
+        sys.exit(2)
+
+
+if sys.version_info < (3, 11):  # noqa: UP036 (verify.py may be run by any python3)
+    _cannot_run(f"this verifier needs Python 3.11 or newer, and this is Python "
+                f"{sys.version_info[0]}.{sys.version_info[1]} ({sys.executable})")
+try:
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+except ImportError as exc:
+    _cannot_run(f"this verifier needs the Python package 'cryptography' (pip install "
+                f"cryptography), which {sys.executable} cannot import: {exc}")
+    raise
+
+from datetime import UTC, datetime  # noqa: E402 (after the check that says Python is too old)
 
 __all__ = [
     "Check",

@@ -1655,6 +1655,34 @@ sys.exit(module.main([{str(good[1])!r}, "--quiet"]))
     assert result.stdout.strip().splitlines()[-1].startswith("VERIFIED")
 
 
+def test_without_what_it_needs_verify_py_says_so_in_one_line_and_checks_nothing(
+    good: tuple[Bundle, Path], tmp_path: Path
+) -> None:
+    """A defence expert's fresh machine may lack `cryptography` or have an older Python: one line
+    naming what is missing and exit 2 (not checked), never a traceback or exit 1 (not verified)."""
+    script = tmp_path / "verify.py"
+    script.write_bytes(MODULE.read_bytes())
+    # -S: no site-packages, so this interpreter cannot import cryptography.
+    bare = subprocess.run([sys.executable, "-I", "-S", str(script), str(good[1])],
+                          capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
+    assert bare.returncode == 2
+    assert "Traceback" not in bare.stderr and bare.stdout == ""
+    assert bare.stderr.strip().splitlines() == [
+        f"verify: this verifier needs the Python package 'cryptography' (pip install "
+        f"cryptography), which {sys.executable} cannot import: No module named 'cryptography'; "
+        f"nothing was checked"]
+    # As Python 3.10 runs it (the check reads sys.version_info before anything 3.11-only).
+    older = subprocess.run([sys.executable, "-I", "-c", f"""
+import runpy, sys
+sys.version_info = (3, 10, 13, "final", 0)
+sys.argv = ["verify.py", {str(good[1])!r}]
+runpy.run_path({str(script)!r}, run_name="__main__")
+"""], capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
+    assert older.returncode == 2
+    assert older.stderr.strip() == (f"verify: this verifier needs Python 3.11 or newer, and this "
+                                    f"is Python 3.10 ({sys.executable}); nothing was checked")
+
+
 def test_command_line_exit_codes_and_json(good: tuple[Bundle, Path], tmp_path: Path) -> None:
     bundle, path = good
     script = tmp_path / "verify.py"
