@@ -25,6 +25,7 @@ from reportlab.lib.units import mm
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import (
     BaseDocTemplate,
+    CondPageBreak,
     Flowable,
     Frame,
     KeepTogether,
@@ -39,13 +40,14 @@ from evidence.pdftext import Text, starts_right_to_left
 from evidence.report import INK, MUTED, NOTICE, RULE, SHADE
 from evidence.times import to_the_second
 from legal_forms.instruments import get_instrument
-from legal_forms.instruments.base import Instrument, RequestInput
+from legal_forms.instruments.base import Instrument, RequestInput, TargetIdentifier
 
 PAGE_WIDTH, PAGE_HEIGHT = A4
 MARGIN = 18 * mm
 TEXT_WIDTH = PAGE_WIDTH - 2 * MARGIN
 LABEL_WIDTH = 52 * mm
-VALUE_WIDTH = TEXT_WIDTH - LABEL_WIDTH - 6  # less the cell's left and right padding (`_table`)
+CELL_PADDING = 3  # a table cell's left and right padding (`_table`)
+VALUE_WIDTH = TEXT_WIDTH - LABEL_WIDTH - 2 * CELL_PADDING
 
 
 def _style(name: str, **kw: Any) -> ParagraphStyle:
@@ -217,14 +219,15 @@ def _value(value: str, text: Text) -> Paragraph:
     return Paragraph(text.wrapped(value, style, VALUE_WIDTH), style)
 
 
-def _table(rows: list[list[Any]], widths: list[float], *, header: bool = False) -> Table:
-    table = Table(rows, colWidths=widths, splitByRow=1, splitInRow=1,
+def _table(rows: list[list[Any]], widths: list[float], *, header: bool = False,
+           split_rows: bool = True) -> Table:
+    table = Table(rows, colWidths=widths, splitByRow=1, splitInRow=int(split_rows),
                   repeatRows=1 if header else 0)
     commands = [
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
         ("LINEBELOW", (0, 0), (-1, -1), 0.25, RULE),
-        ("LEFTPADDING", (0, 0), (-1, -1), 3),
-        ("RIGHTPADDING", (0, 0), (-1, -1), 3),
+        ("LEFTPADDING", (0, 0), (-1, -1), CELL_PADDING),
+        ("RIGHTPADDING", (0, 0), (-1, -1), CELL_PADDING),
         ("TOPPADDING", (0, 0), (-1, -1), 2.5),
         ("BOTTOMPADDING", (0, 0), (-1, -1), 2.5),
     ]
@@ -278,32 +281,57 @@ def _signatures(inst: Instrument, r: RequestInput, text: Text) -> list[Flowable]
     return out
 
 
-def _annex(r: RequestInput, text: Text) -> list[Flowable]:
-    head = ["#", "Identifier", "Source URL and capture", "SHA-256 of the capture manifest",
-            "Captured (UTC)"]
-    widths = [7 * mm, 38 * mm, 48 * mm, 51 * mm, TEXT_WIDTH - 144 * mm]
-    rows: list[list[Any]] = [[Paragraph(h, CELL_HEAD) for h in head]]
-    for n, i in enumerate(r.identifiers, 1):
-        ident = f"{i.kind}: {i.value}"
+# The annex's rows are never split across pages: a row's rest alone at the top of the next
+# page, its # and identifier blank, would not say whose it is. So a row is kept well under a
+# page: a value is cut at `ANNEX_VALUE_CHARS` (the JSON rendering has it whole), and cut
+# shorter where its characters print wide (shown as code points).
+ANNEX_VALUE_CHARS = 300
+ANNEX_ROW_MAX_HEIGHT = 400  # points: about half the page's frame
+ANNEX_WIDTHS = [7 * mm, 38 * mm, 48 * mm, 51 * mm, TEXT_WIDTH - 144 * mm]
+
+
+def _annex_row(n: int, i: TargetIdentifier, text: Text) -> list[Paragraph]:
+    """The annex's row for an identifier, its values cut so that the row fits well on a page."""
+    limit = ANNEX_VALUE_CHARS
+    while True:
+        ident = text.wrapped(f"{i.kind}: {i.value}", CELL, ANNEX_WIDTHS[1] - 2 * CELL_PADDING,
+                             limit=limit)
         if i.relevant_date:
-            ident += f"\nin use on {i.relevant_date.isoformat()}"
-        rows.append([
+            ident += "<br/>" + text(f"in use on {i.relevant_date.isoformat()}")
+        row = [
             Paragraph(str(n), CELL),
-            Paragraph(text.wrapped(ident, CELL, widths[1] - 6), CELL),
-            Paragraph(text(f"{i.source_url}\ncapture {i.capture_id}"), CELL),
+            Paragraph(ident, CELL),
+            Paragraph(text(i.source_url, limit=limit) + "<br/>"
+                      + text(f"capture {i.capture_id}", limit=limit), CELL),
             Paragraph(text(i.manifest_sha256[:32]) + "<br/>" + text(i.manifest_sha256[32:]),
                       HASH),
             Paragraph(text(to_the_second(i.captured_at)), CELL),
-        ])
-    story: list[Flowable] = [
+        ]
+        height = max(cell.wrap(width - 2 * CELL_PADDING, PAGE_HEIGHT)[1]
+                     for cell, width in zip(row, ANNEX_WIDTHS, strict=True))
+        if height <= ANNEX_ROW_MAX_HEIGHT or limit < 20:
+            return row
+        limit //= 2
+
+
+def _annex(r: RequestInput, text: Text) -> list[Flowable]:
+    head = ["#", "Identifier", "Source URL and capture", "SHA-256 of the capture manifest",
+            "Captured (UTC)"]
+    rows: list[list[Any]] = [[Paragraph(h, CELL_HEAD) for h in head]]
+    rows += [_annex_row(n, i, text) for n, i in enumerate(r.identifiers, 1)]
+    lead: list[Flowable] = [
         Paragraph("Annex: identifiers and the captures they come from", H2),
         Paragraph("Each identifier was read from a sealed capture; the SHA-256 names the "
-                  "capture's signed manifest. Times are UTC (Coordinated Universal Time).",
-                  SMALL),
+                  "capture's signed manifest. Times are UTC (Coordinated Universal Time). "
+                  f"A value longer than {ANNEX_VALUE_CHARS} characters is cut here; the JSON "
+                  "rendering has it whole.", SMALL),
         Spacer(1, 2 * mm),
-        _table(rows, widths, header=True),
     ]
-    return story
+    # The heading goes to the next page with the first row, rather than end a page alone.
+    first = sum(f.wrap(TEXT_WIDTH, PAGE_HEIGHT)[1] + f.getSpaceBefore() + f.getSpaceAfter()
+                for f in [*lead, _table(rows[:2], ANNEX_WIDTHS, header=True)])
+    return [CondPageBreak(first), *lead,
+            _table(rows, ANNEX_WIDTHS, header=True, split_rows=False)]
 
 
 def _sources(inst: Instrument, text: Text) -> list[Flowable]:

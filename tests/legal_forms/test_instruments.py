@@ -34,7 +34,7 @@ from legal_forms.instruments import (
 from legal_forms.instruments.base import UnknownKind, add_days, add_hours
 from legal_forms.instruments.render import render_json, render_pdf
 from legal_forms.platforms import Registry, load_registry
-from tests.support.pdfwords import arabic_lines
+from tests.support.pdfwords import arabic_lines, placed_words
 
 SAMPLES = Path("/tmp/legal-forms-sample")
 ARABIC_HANDLE = "مهرب_الحدود"
@@ -284,6 +284,62 @@ def test_a_handle_wider_than_its_annex_cell_reads_from_its_start(
     assert start and end, [w.text for w in words]
     assert start[0].top < end[0].top
     assert "".join(w.text for w in sorted(start + end, key=lambda w: w.top)) == LONG_ARABIC_HANDLE
+
+
+LONG_URL = ("https://www.instagram.com/p/CxYz123AbC/?"
+            + "&".join(f"utm{n}=x{n}" for n in range(150)))  # 1,500 characters
+NUMBER_COLUMN_RIGHT = 18 * 72 / 25.4 + 7 * 72 / 25.4  # the page margin and the # column
+
+
+def test_every_piece_of_an_annex_row_is_under_its_number_and_identifier(
+        registry: Registry, tmp_path: Path) -> None:
+    """Annex rows long enough to reach the foot of a page are not split: split, the rest of a
+    row (its URL's end, "capture cap-0003") stood alone at the top of the next page under a
+    blank # and identifier, and no one could tell whose it was."""
+    r = make_request(registry, "eu-epoc-pr")
+    r = dataclasses.replace(r, identifiers=tuple(
+        dataclasses.replace(r.identifiers[1], value=f"account.{n}", source_url=LONG_URL,
+                            capture_id=f"cap-{n:04d}") for n in range(1, 7)))
+    out = tmp_path / "annex.pdf"
+    render_pdf(r, out)
+    pages = _pdftotext(out).rstrip("\f").split("\f")
+    annex = next(n for n, text in enumerate(pages, start=1) if "Annex: identifiers" in text)
+    seen = []
+    for page in range(annex, len(pages) + 1):
+        words = placed_words(out, page=page)
+        numbers = [w for w in words if w.left < NUMBER_COLUMN_RIGHT and w.text.isdigit()]
+        for capture in (w for w in words if w.text.startswith("cap-")):
+            above = [w for w in numbers if w.top <= capture.top]
+            assert above, f"{capture.text} on page {page} is under no row number"
+            row = int(max(above, key=lambda w: w.top).text)
+            assert capture.text == f"cap-{row:04d}", (page, row, capture.text)
+            identifier = max((w for w in words if w.text.startswith("account.")
+                              and w.top <= capture.top), key=lambda w: w.top)
+            assert identifier.text == f"account.{row}", (page, identifier.text)
+            seen.append(row)
+    assert seen == [1, 2, 3, 4, 5, 6]
+    text = _squash(" ".join(pages[annex - 1:]))
+    assert LONG_URL[:100] in text.replace(" ", "")
+    assert "more characters not shown here; the whole value is in the JSON rendering" in text
+
+
+@pytest.mark.parametrize("value", ["x" * 50_000, "\ue000" * 50_000, ARABIC_HANDLE * 5_000],
+                         ids=["latin", "code points", "arabic"])
+def test_an_annex_value_longer_than_a_page_is_cut_and_said_where_it_is_whole(
+        registry: Registry, value: str, tmp_path: Path) -> None:
+    """A row that is not split must fit a page (ReportLab refuses the request otherwise): a
+    huge identifier or URL is cut, even where each character prints as a code point."""
+    r = make_request(registry, "eu-epoc-pr")
+    r = dataclasses.replace(r, identifiers=(
+        dataclasses.replace(r.identifiers[0], value=value, source_url=LONG_URL + value),
+        *r.identifiers[1:]))
+    out = tmp_path / "huge.pdf"
+    render_pdf(r, out)
+    text = _squash(_pdftotext(out))
+    annex = text[text.index("Annex: identifiers"):text.index("Sources")]
+    assert "the whole value is in the JSON rendering" in annex
+    assert "cap-0001" in annex and "cap-0002" in annex
+    assert render_json(r)["annex"][0]["value"] == value
 
 
 @pytest.mark.parametrize("kind", list(INSTRUMENTS))
