@@ -85,17 +85,41 @@ EU_LABELS: Mapping[DataCategory, str] = MappingProxyType(
     }
 )
 
-# How the EU split maps onto the categories of 18 U.S.C. 2703 that US providers use.
+# How the EU split maps onto the categories of 18 U.S.C. 2703 that US providers use: both
+# subscriber data and the data identifying the user are among a subscriber's records listed
+# in 2703(c)(2), (A) to (F), which `category_lines` names once each.
 US_LABELS: Mapping[DataCategory, str] = MappingProxyType(
     {
-        DataCategory.SUBSCRIBER: "Basic subscriber information (18 U.S.C. 2703(c)(2))",
-        DataCategory.USER_IDENTIFICATION: (
-            "Basic subscriber information incl. IP addresses of sessions (18 U.S.C. 2703(c)(2))"
-        ),
         DataCategory.TRAFFIC: "Other non-content records and logs (18 U.S.C. 2703(c)(1), (d))",
         DataCategory.CONTENT: "Contents of communications (18 U.S.C. 2703(a), (b))",
     }
 )
+US_SUBSCRIBER_RECORDS = "Basic subscriber information (18 U.S.C. 2703(c)(2)):"
+# Each record of 2703(c)(2) as (its letter, its part that is subscriber data, its part that
+# identifies the user): the sessions and the temporarily assigned network address (an IP
+# address) identify the user (Art. 3(10) of Reg. (EU) 2023/1543), the rest is subscriber data.
+_2703_C2: tuple[tuple[str, str, str], ...] = (
+    ("A", "name", ""),
+    ("B", "address", ""),
+    ("C", "", "records of session times and durations"),
+    ("D", "length of service (including start date) and types of service used", ""),
+    ("E", "telephone or instrument number or other subscriber number or identity",
+     "temporarily assigned network address (IP address)"),
+    ("F", "means and source of payment for the service (including any credit card or bank "
+          "account number)", ""),
+)
+
+
+def _us_subscriber_records(subscriber: bool, identifying: bool) -> list[str]:
+    lines = [US_SUBSCRIBER_RECORDS]
+    for letter, of_subscriber, of_user in _2703_C2:
+        of_subscriber = of_subscriber if subscriber else ""
+        of_user = of_user if identifying else ""
+        if of_subscriber and of_user:
+            lines.append(f"({letter}) {of_subscriber}, including any {of_user}")
+        elif of_subscriber or of_user:
+            lines.append(f"({letter}) {of_subscriber or of_user}")
+    return lines
 
 
 # The input over this package's platforms; instruments build and read it under this name.
@@ -207,8 +231,13 @@ def identifier_lines(r: RequestInput) -> str:
 
 
 def category_lines(r: RequestInput, *, us: bool = False) -> str:
-    labels = US_LABELS if us else EU_LABELS
-    return "\n".join(labels[c] for c in DataCategory if c in r.categories)
+    if not us:
+        return "\n".join(EU_LABELS[c] for c in DataCategory if c in r.categories)
+    subscriber = DataCategory.SUBSCRIBER in r.categories
+    identifying = DataCategory.USER_IDENTIFICATION in r.categories
+    lines = _us_subscriber_records(subscriber, identifying) if subscriber or identifying else []
+    lines += [US_LABELS[c] for c in DataCategory if c in r.categories and c in US_LABELS]
+    return "\n".join(lines)
 
 
 def offence_text(r: RequestInput) -> str | None:

@@ -720,6 +720,46 @@ def test_us_statutes_are_verified(registry: Registry) -> None:
     assert "2702(c)(6)" in basis and "2711(4)" in basis
 
 
+# 18 U.S.C. 2703(c)(2)(A)-(F): what a US provider discloses as a subscriber's records.
+SUBSCRIBER_RECORDS = ("(A) name", "(B) address", "(C) records of session times and durations",
+                      "(D) length of service", "(E) ", "(F) means and source of payment")
+
+
+@pytest.mark.parametrize("kind", ["provider-preservation", "emergency-disclosure",
+                                  "coe-art31-mla"])
+def test_us_records_name_each_subscriber_record_once(
+        registry: Registry, kind: str, tmp_path: Path) -> None:
+    """Subscriber data and the data identifying the user are both records of 2703(c)(2): asked
+    for together, the list named "Basic subscriber information" twice over."""
+    both = frozenset({DataCategory.SUBSCRIBER, DataCategory.USER_IDENTIFICATION})
+    r = make_request(registry, kind, categories=both)
+    out = tmp_path / "records.pdf"
+    render_pdf(r, out)
+    text = _squash(_pdftotext(out))
+    assert text.count("Basic subscriber information") == 1, text
+    assert text.count("2703(c)(2)") == 1
+    assert text.count("network address") == 1
+    assert all(text.count(record) == 1 for record in SUBSCRIBER_RECORDS), text
+    assert ("(E) telephone or instrument number or other subscriber number or identity, "
+            "including any temporarily assigned network address (IP address)") in text
+
+
+def test_us_records_identifying_the_user_are_its_sessions_and_network_addresses(
+        registry: Registry) -> None:
+    records = get_instrument("provider-preservation").values(make_request(
+        registry, "provider-preservation",
+        categories=frozenset({DataCategory.USER_IDENTIFICATION})))["records"]
+    assert records.splitlines() == [
+        "Basic subscriber information (18 U.S.C. 2703(c)(2)):",
+        "(C) records of session times and durations",
+        "(E) temporarily assigned network address (IP address)"]
+    subscriber = get_instrument("provider-preservation").values(make_request(
+        registry, "provider-preservation", categories=frozenset({DataCategory.SUBSCRIBER})))
+    assert "(C)" not in subscriber["records"] and "network" not in subscriber["records"]
+    assert "(E) telephone or instrument number or other subscriber number or identity" in (
+        subscriber["records"])
+
+
 def test_provider_preservation_uses_the_registry(registry: Registry) -> None:
     sent = datetime(2026, 4, 10, 9, 0, tzinfo=UTC)  # no DST change within 180 days
     inst = get_instrument("provider-preservation")
