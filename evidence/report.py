@@ -45,6 +45,7 @@ Decisions a reader may ask about:
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -509,43 +510,45 @@ def _left_out(data: ReportData, text: Text) -> list[Flowable]:
     if not data.received_left_out:
         return []
     t = text.markup
-    where = "in bundle.json"
     rows: list[list[Any]] = [[Paragraph(h, CELL_HEAD) for h in
                               ("No.", "File as received and SHA-256", "Why left out",
                                "Size (bytes)")]]
+    widths = [16 * mm, TEXT_WIDTH - 16 * mm - 60 * mm - 20 * mm, 60 * mm, 20 * mm]
     for item in data.received_left_out:
         rows.append([
             Paragraph(t(item.number), CELL),
-            [Paragraph(t(item.filename, where=where, limit=300), CELL),
+            [_cell(item.filename, text, widths[1], limit=300),
              Paragraph(t(item.sha256, mono=True), CELL_HASH)],
-            Paragraph(t(item.why, where=where, limit=600), CELL),
+            _cell(item.why, text, widths[2], limit=600),
             Paragraph(str(item.size), CELL_RIGHT),
         ])
     return [
         Spacer(1, 6),
         Paragraph("Left out of this bundle", H2),
-        _table(rows, [16 * mm, TEXT_WIDTH - 16 * mm - 60 * mm - 20 * mm, 60 * mm, 20 * mm]),
+        _table(rows, widths),
     ]
 
 
 def _received(data: ReportData, text: Text) -> list[Flowable]:
     """The files the unit received, as registered: who sent them, when, how, their hashes."""
     t = text.markup
-    where = "in bundle.json"
     rows: list[list[Any]] = [[Paragraph(h, CELL_HEAD) for h in
                               ("No.", "File as received, path (under data/) and SHA-256",
                                "From", "Received (UTC), how", "Size (bytes)")]]
+    widths = [16 * mm, TEXT_WIDTH - 16 * mm - 38 * mm - 30 * mm - 20 * mm, 38 * mm, 30 * mm,
+              20 * mm]
     for item in data.received:
         rows.append([
             Paragraph(t(item.number), CELL),
-            [Paragraph(t(item.filename, where=where, limit=300), CELL),
+            [_cell(item.filename, text, widths[1], limit=300),
              Paragraph(t(item.media_type), SMALL),
              Paragraph(t(item.path, mono=True), CELL_MONO),
              Paragraph(t(item.sha256, mono=True), CELL_HASH)],
-            Paragraph(t(item.origin, where=where, limit=600), CELL),
+            _cell(item.origin, text, widths[2], limit=600),
             [Paragraph(to_the_second(item.received_at, zone=False), CELL),
-             Paragraph(t(item.via, where=where, limit=300), SMALL),
-             Paragraph("registered by " + t(item.registered_by or "unknown"), SMALL)],
+             _cell(item.via, text, widths[3], SMALL, limit=300),
+             _cell("registered by " + (item.registered_by or "unknown"), text, widths[3],
+                   SMALL)],
             Paragraph(str(item.size), CELL_RIGHT),
         ])
     return [
@@ -558,8 +561,7 @@ def _received(data: ReportData, text: Text) -> list[Flowable]:
         *([Spacer(1, 4), Paragraph(text.markup(data.received_scope), BODY)]
           if data.received_scope else []),
         Spacer(1, 4),
-        *([_table(rows, [16 * mm, TEXT_WIDTH - 16 * mm - 38 * mm - 30 * mm - 20 * mm, 38 * mm,
-                         30 * mm, 20 * mm])] if data.received
+        *([_table(rows, widths)] if data.received
           else [Paragraph("This bundle carries no received material.", BODY)]),
         *_left_out(data, text),
     ]
@@ -599,20 +601,22 @@ def _custody(exhibit: ReportExhibit, text: Text) -> Flowable:
         return Paragraph("No custody entry names this exhibit.", BODY)
     rows: list[list[Any]] = [[Paragraph(h, CELL_HEAD) for h in
                               ("Case / log no.", "Time (UTC)", "By", "Action", "Detail")]]
+    widths = [17 * mm, 33 * mm, 22 * mm, 30 * mm]
+    widths.append(TEXT_WIDTH - sum(widths))
     for line in exhibit.custody:
-        detail: list[Flowable] = [Paragraph(text.markup(line.summary), CELL)]
+        detail: list[Flowable] = [_cell(line.summary, text, widths[4])]
         if line.sha256:
             detail.append(Paragraph("SHA-256 " + text.markup(line.sha256, mono=True),
                                     CELL_MONO))
         rows.append([
             Paragraph(f"{line.case_seq} / {line.seq}", CELL),
             Paragraph(_logged_time(line.at, text), CELL),
-            Paragraph(_or_none(text, line.actor, none="system"), CELL),
+            _cell(line.actor if line.actor and line.actor.strip() else "system", text,
+                  widths[2]),
             Paragraph(text.markup(line.action), CELL),
             detail,
         ])
-    widths = [17 * mm, 33 * mm, 22 * mm, 30 * mm]
-    return _table(rows, [*widths, TEXT_WIDTH - sum(widths)])
+    return _table(rows, widths)
 
 
 # --- how to verify ------------------------------------------------------------------------------
@@ -733,7 +737,8 @@ def _summary(facts: str | None, text: Text) -> list[Flowable]:
 
 
 FACT_LABEL_WIDTH = 40 * mm
-FACT_VALUE_WIDTH = TEXT_WIDTH - FACT_LABEL_WIDTH - 6  # less the cell's padding (`_facts`)
+CELL_PADDING = 3  # a table cell's left and right padding (`_facts`, `_table`)
+FACT_VALUE_WIDTH = TEXT_WIDTH - FACT_LABEL_WIDTH - 2 * CELL_PADDING
 
 
 def _line_fact(label: str, value: str | None, text: Text, *, none: str = "none recorded",
@@ -748,6 +753,23 @@ def _line_fact(label: str, value: str | None, text: Text, *, none: str = "none r
     return label, text.wrapped(value, style, FACT_VALUE_WIDTH, limit=limit, where=where), style
 
 
+def _cell(value: str, text: Text, width: float, style: ParagraphStyle = CELL, *,
+          where: str = "in bundle.json", limit: int = MAX_VALUE_CHARS) -> Paragraph:
+    """A cell of a column `width` wide (`_table`) for text anyone may have written in any
+    script (a received file's name, who sent it, a custody entry's detail): broken in reading
+    order as `_line_fact` is, so a right-to-left value's top line holds its start, and aligned
+    to the right when it starts right-to-left."""
+    if starts_right_to_left(value):
+        style = _right_aligned(style)
+    return Paragraph(text.wrapped(value, style, width - 2 * CELL_PADDING, limit=limit,
+                                  where=where), style)
+
+
+@functools.cache
+def _right_aligned(style: ParagraphStyle) -> ParagraphStyle:
+    return ParagraphStyle(style.name + "rtl", parent=style, alignment=TA_RIGHT)
+
+
 def _facts(rows: Iterable[tuple[str, str, ParagraphStyle]]) -> Table:
     cells = [[Paragraph(label, LABEL), Paragraph(value, style)] for label, value, style in rows]
     table = Table(cells, colWidths=[FACT_LABEL_WIDTH, TEXT_WIDTH - FACT_LABEL_WIDTH],
@@ -755,8 +777,8 @@ def _facts(rows: Iterable[tuple[str, str, ParagraphStyle]]) -> Table:
     table.setStyle(TableStyle([
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
         ("LINEBELOW", (0, 0), (-1, -1), 0.25, RULE),
-        ("LEFTPADDING", (0, 0), (-1, -1), 3),
-        ("RIGHTPADDING", (0, 0), (-1, -1), 3),
+        ("LEFTPADDING", (0, 0), (-1, -1), CELL_PADDING),
+        ("RIGHTPADDING", (0, 0), (-1, -1), CELL_PADDING),
         ("TOPPADDING", (0, 0), (-1, -1), 3),
         ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
     ]))
@@ -770,8 +792,8 @@ def _table(rows: list[list[Any]], widths: list[float], *, split_rows: bool = Tru
         ("BACKGROUND", (0, 0), (-1, 0), SHADE),
         ("LINEBELOW", (0, 0), (-1, 0), 0.6, RULE),
         ("LINEBELOW", (0, 1), (-1, -1), 0.25, RULE),
-        ("LEFTPADDING", (0, 0), (-1, -1), 3),
-        ("RIGHTPADDING", (0, 0), (-1, -1), 3),
+        ("LEFTPADDING", (0, 0), (-1, -1), CELL_PADDING),
+        ("RIGHTPADDING", (0, 0), (-1, -1), CELL_PADDING),
         ("TOPPADDING", (0, 0), (-1, -1), 2.5),
         ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
     ]))

@@ -28,6 +28,7 @@ from evidence.report import (
     ReportData,
     ReportExhibit,
     ReportFile,
+    ReportLeftOut,
     ReportReceived,
     _preview,
     _years,
@@ -293,6 +294,47 @@ def test_a_long_right_to_left_page_title_reads_from_its_first_words(tmp_path: Pa
     assert len(lines) >= 2, "the title was not broken over several lines"
     assert lines[0][0].text == "البداية", [w.text for w in lines[0]]
     assert lines[-1][-1].text == "النهاية", [w.text for w in lines[-1]]
+
+
+# Right-to-left text as people give it, each longer than its narrow column: a received file's
+# name, who sent it, a custody entry's detail. Each starts and ends with a word found nowhere
+# else ("first", "last").
+ARABIC_FILE_NAME = "بدايتها_محادثة_المهرب_مع_الزبائن_في_إزمير_قبل_الرحلة_نهايتها.pdf"
+ARABIC_FROM = "أولها محامي الدفاع عن المتهم الأول في مدينة إزمير عبر البريد المسجل آخرها"
+ARABIC_VIA = "أولى طريقة التسليم عبر ساعي البريد إلى مكتب الشرطة آخرة"
+ARABIC_DETAIL = ("note added: أولهم قام المحقق بمراجعة الإعلان ومقارنته مع الصور الأخرى في"
+                 " القناة نفسها آخرهم")
+
+
+def _top_of(pdf: Path, word: str) -> tuple[int, float]:
+    """(page, top) of the printed word (or piece of a word cut over lines) holding `word`."""
+    for page in range(1, len(pages(pdf)) + 1):
+        for placed in placed_words(pdf, page=page):
+            if word in placed.text:
+                return page, placed.top
+    raise AssertionError(f"{word} is not printed")
+
+
+def test_right_to_left_text_in_narrow_cells_reads_from_its_start(tmp_path: Path) -> None:
+    """Broken into lines before reordering, as the titles are: broken after, a wrapped file
+    name, sender or custody detail printed its last words on its top line."""
+    data = sample(tmp_path)
+    received = replace(data.received[0], filename=ARABIC_FILE_NAME, origin=ARABIC_FROM,
+                       via=ARABIC_VIA)
+    first = data.exhibits[0]
+    note = replace(first.custody[-1], summary=ARABIC_DETAIL)
+    first = replace(first, custody=(*first.custody, note))
+    left_out = ReportLeftOut("RM-002", ARABIC_FILE_NAME.replace(".pdf", "_2.pdf"), 10,
+                             sha("left"), ARABIC_FROM)
+    pdf = tmp_path / "cells.pdf"
+    write_report(replace(data, received=(received,), received_left_out=(left_out,),
+                         exhibits=(first, *data.exhibits[1:])), pdf)
+    for start, end in (("بدايتها", "نهايتها"), ("أولها", "آخرها"), ("أولى", "آخرة"),
+                       ("أولهم", "آخرهم")):
+        assert _top_of(pdf, start) < _top_of(pdf, end), (start, end)
+    # Broken, not cut short: the words within the values are printed too.
+    text = unicodedata.normalize("NFKC", bodies(pdf))
+    assert all(word in text for word in ["محامي", "مدينة", "ساعي", "بمراجعة", "ومقارنته"])
 
 
 def test_a_case_without_offence_details_says_not_recorded(tmp_path: Path) -> None:
