@@ -168,13 +168,18 @@ class FieldSpec:
     fill: Fill
     source: str
     verified: bool = True
+    # How the value, computed or the user's own, is written in the document (a language's code
+    # as its name); None: as it is.
+    shown: Callable[[str], str] | None = None
 
     def value(self, request: RequestInput) -> str:
         if self.name in request.user_fields:  # the user may always override
-            return request.user(self.name)
-        if self.fill.get is None:
+            value = request.user(self.name)
+        elif self.fill.get is None:
             return ""
-        return (self.fill.get(request) or "").strip()
+        else:
+            value = (self.fill.get(request) or "").strip()
+        return self.shown(value) if self.shown is not None and value else value
 
     def describe(self) -> dict[str, object]:
         return {

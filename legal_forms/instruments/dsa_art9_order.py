@@ -27,6 +27,25 @@ from legal_forms.instruments.eu_common import EU_MEMBER_STATES
 from legal_forms.platforms import UNKNOWN
 
 ART = f"{DSA}, Art. 9(2)"
+# The official languages of the Union (Regulation No 1 of 1958, as amended), by ISO 639-1
+# code: an order is in a language the provider declared (Art. 9(2)(c), Art. 11(3)), one of
+# them in practice.
+LANGUAGE_NAMES = {
+    "bg": "Bulgarian", "cs": "Czech", "da": "Danish", "de": "German", "el": "Greek",
+    "en": "English", "es": "Spanish", "et": "Estonian", "fi": "Finnish", "fr": "French",
+    "ga": "Irish", "hr": "Croatian", "hu": "Hungarian", "it": "Italian", "lt": "Lithuanian",
+    "lv": "Latvian", "mt": "Maltese", "nl": "Dutch", "pl": "Polish", "pt": "Portuguese",
+    "ro": "Romanian", "sk": "Slovak", "sl": "Slovenian", "sv": "Swedish",
+}
+
+
+def language_names(codes: str) -> str:
+    """The codes "en, fr" as "English (en), French (fr)"; anything else is kept as written."""
+    named = []
+    for part in (p.strip() for p in codes.split(",")):
+        name = LANGUAGE_NAMES.get(part.lower())
+        named.append(f"{name} ({part.lower()})" if name else part)
+    return ", ".join(p for p in named if p)
 
 
 def _recipient(r: RequestInput) -> str | None:
@@ -62,7 +81,8 @@ class DsaArt9Order(Instrument):
                   computed("platform.eu_entity, platform.dsa_contact", _recipient), ART + "(c)"),
         FieldSpec("language", "Language of the order", "to", True, computed(
             "platform.languages", lambda r: ", ".join(
-                x for x in r.platform.languages if x != UNKNOWN) or None), ART + "(c)"),
+                x for x in r.platform.languages if x != UNKNOWN) or None), ART + "(c)",
+            shown=language_names),
         FieldSpec("legal_basis", "Legal basis under Union or national law", "i", True,
                   user_field(), ART + "(a)(i)"),
         FieldSpec("reasons", "Why the information is illegal content, by reference to the "

@@ -582,6 +582,30 @@ def test_dsa_art16_needs_good_faith_name_and_email(registry: Registry) -> None:
     assert errors(registry, "dsa-art16-notice", issuing=anonymous, user_fields=csam) == []
 
 
+@pytest.mark.parametrize(("platform", "given", "printed"), [
+    ("x", None, "English (en)"),
+    ("instagram", "en", "English (en)"),
+    ("instagram", "de, fr", "German (de), French (fr)"),
+    ("instagram", "Deutsch", "Deutsch"),  # what the table does not know is printed as given
+])
+def test_dsa_art9_order_names_its_language(registry: Registry, platform: str,
+                                           given: str | None, printed: str,
+                                           tmp_path: Path) -> None:
+    """Art. 9(2)(c): the order is in a language the provider declared; a reader is told which
+    by its name, not by a code such as "en"."""
+    p = registry.get(platform)
+    fields = {k: v for k, v in USER_FIELDS.items() if k != "language"}
+    if given is not None:
+        fields["language"] = given
+    ids = tuple(dataclasses.replace(i, kind=p.identifiers[0].kind)
+                for i in make_request(registry, "dsa-art9-order").identifiers)
+    r = make_request(registry, "dsa-art9-order", platform=p, identifiers=ids,
+                     user_fields=fields)
+    out = tmp_path / "order.pdf"
+    render_pdf(r, out)
+    assert f"Language of the order {printed}" in _squash(_pdftotext(out))
+
+
 def test_voluntary_disclosure_refuses_content(registry: Registry) -> None:
     found = errors(registry, "provider-voluntary-disclosure",
                    categories=frozenset({DataCategory.CONTENT}))
