@@ -453,6 +453,10 @@ class Instrument:
     sources: tuple[SourceRef, ...] = ()
     unverified: tuple[str, ...] = ()  # facts kept from secondary sources, stated in the output
     has_validating_authority: bool = False
+    # Whether the document ends with signature blocks (the issuing authority's and, where the
+    # kind has one, the validating authority's); False for one typed into the provider's own
+    # form, which names its sender in its fields.
+    signed: bool = True
     # How often the instrument's own law lets a request of this kind be renewed (extended),
     # whatever a platform would honour, and the provision saying so; None: it sets no limit.
     max_renewals: int | None = None

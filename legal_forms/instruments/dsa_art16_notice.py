@@ -65,6 +65,9 @@ class DsaArt16Notice(Instrument):
                            lambda r: GOOD_FAITH), ART + "(d)"),
     )
     sources = (DSA_SOURCE,)
+    # Submitted through the provider's mechanism "exclusively by electronic means" (Art. 16(1)),
+    # with the sender's name and email (Art. 16(2)(c)) and no signature among its elements.
+    signed = False
 
     def check(self, r: RequestInput) -> list[Problem]:
         problems: list[Problem] = []

@@ -2,8 +2,9 @@
 
 The PDF follows the instrument's sections in the official order, prints the request's reference
 and "page n of m" on every page, ends with signature blocks (issuing and, where the kind has one,
-validating authority) and an annex listing every identifier with the SHA-256 of the capture
-manifest it came from and the capture time in UTC. Text is escaped and drawn with embedded fonts
+validating authority; none for a notice typed into a provider's web form, `Instrument.signed`)
+and an annex listing every identifier with the SHA-256 of the capture manifest it came from and
+the capture time in UTC. Text is escaped and drawn with embedded fonts
 (see `evidence.pdftext`); the document is laid out twice so the page count is known.
 """
 
@@ -207,7 +208,8 @@ def _story(inst: Instrument, r: RequestInput, text: Text) -> list[Flowable]:
             continue
         story.append(Paragraph(text(section.title), H2))
         story.append(_table(rows, [LABEL_WIDTH, TEXT_WIDTH - LABEL_WIDTH]))
-    story += _signatures(inst, r, text)
+    if inst.signed:
+        story += _signatures(inst, r, text)
     story += _annex(r, text)
     story += _sources(inst, text)
     return story
