@@ -82,7 +82,8 @@ def install(app: FastAPI) -> None:
         if exc.status_code >= 500:
             log.error("%s: %s", type(exc).__name__, exc.message)
         headers = None if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
-        return _json(exc.status_code, error_body(type(exc).__name__, exc.message), headers)
+        return _json(exc.status_code, error_body(type(exc).__name__, exc.message, exc.details),
+                     headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from evidence.request_input import RequestProblem
@@ -21,6 +21,9 @@ class EvidenceError(Exception):
     # Whole seconds after which the same request may succeed, where that is known (a throttled
     # login); the API sends it as Retry-After.
     retry_after: int | None = None
+    # Each part of the input the error is about, for a client to place it (the API's `details`:
+    # loc, msg, type); None where the message alone says it.
+    details: list[dict[str, Any]] | None = None
 
     def __init__(self, message: str, status_code: int | None = None) -> None:
         super().__init__(message)
@@ -142,6 +145,12 @@ class RequestIncomplete(InvalidInput):
                          f"generated:\n{lines}")
         self.problems = problems  # as the API and the command line say them
         self.found = tuple(found)  # each with what it is about, for a form to place it
+        self.details = [
+            {"loc": [] if p.about is None else [p.about.part, *([p.about.name] if p.about.name
+                                                               else [])],
+             "msg": p.message, "type": "missing" if p.missing else "invalid"}
+            for p in self.found
+        ]
 
 
 class IllegalTransition(Conflict):

@@ -84,6 +84,15 @@ def test_missing_fields_are_all_in_one_422(api: Api) -> None:
     for expected in ("issuing authority: name", "issuing authority: time_zone",
                      "Summary of the facts", "Applicable statutory provision"):
         assert expected in message
+    # Each problem also says what of the input it is about, for a client to place it.
+    details = answer.json()["details"]
+    assert [d["msg"] for d in details] == [line.removeprefix("- ")
+                                           for line in message.splitlines()[1:]]
+    assert {"loc": ["authority", "issuing.name"], "type": "missing"}.items() <= {
+        **next(d for d in details if d["loc"] == ["authority", "issuing.name"])}.items()
+    assert next(d for d in details if d["loc"] == ["field", "facts"])["type"] == "missing"
+    assert any(d["loc"] == ["field", "issuing_state"] and d["type"] == "invalid"
+               for d in details)
     assert api.get(owner, base).json()["items"] == []
 
 
