@@ -5,10 +5,12 @@ only in unofficial reproductions, which agree): the Annex's opening words and th
 Section A; Art. 11(1) (60 days, extension by an additional 30 days with Annex VI, or until
 production once a subsequent production request is confirmed with Annex V); Art. 4(1)-(2).
 
-Not verified: the letters and headings of the Annex's later sections (no copy of the Annex was
+Not verified (the official text was looked for again on 5 Dec 2026 and still ends in the
+recitals): the letters and headings of the Annex's later sections (no copy of the Annex was
 reached past Section A, so those sections are printed by heading only, in the order of Annex I);
 Art. 4(3) on who may issue a preservation order (no copy reached that paragraph); the recitals on
-Denmark and Ireland.
+Denmark and Ireland. Problems shown to a user cite Art. 4(3) as the rule; the doubt about its
+source is stated in `unverified`.
 """
 
 from __future__ import annotations
@@ -159,9 +161,11 @@ class EuEpocPr(Instrument):
         "Annex II section letters and headings after Section A: no copy of the Annex was read "
         "past Section A, so the later sections are printed without letters, with headings in "
         "the order of Annex I.",
-        "Art. 4(3): that a preservation order is issued by a judge, a court, an investigating "
-        "judge or a prosecutor, or validated by one, comes from a secondary source; no copy of "
-        "the Regulation was read as far as that paragraph (Art. 4(1)-(2) verified).",
+        "Art. 4(3): that a preservation order, for any category of data, is issued by a judge, "
+        "a court, an investigating judge or a prosecutor, or validated by one, comes from "
+        "secondary sources (a legal commentary; Art. 3(2) in an unofficial reproduction refers "
+        "preservation orders to Art. 4(3)-(5)); the paragraph's own words were not reached in "
+        "the official text or any copy (Art. 4(1)-(2) verified).",
         PARTICIPATION_UNVERIFIED,
     )
     has_validating_authority = True

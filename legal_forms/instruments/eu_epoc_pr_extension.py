@@ -7,7 +7,8 @@ text; re-read on 3 Dec 2026 in unofficial reproductions, which agree).
 
 Not verified: Annex VI itself. No copy of the Annex (official or not) was reached, so its title,
 section letters and headings are unknown: the title and headings here are descriptive, printed
-without letters, and marked unverified.
+without letters, and marked unverified. Looked for again on 5 Dec 2026: the official text still
+ends in the recitals, and no reproduction reached shows Annex VI.
 """
 
 from __future__ import annotations

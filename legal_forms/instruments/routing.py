@@ -34,7 +34,8 @@ def route(platform: Platform, issuing_country: str | None) -> list[Suggestion]:
     elif country in NOT_BOUND:
         out.append(Suggestion("coe-art29-preservation", Timing.NOW,
                               f"{country} does not take part in Reg. (EU) 2023/1543 "
-                              "(unverified): use the Budapest Convention or MLA"))
+                              "(Denmark's justice opt-out, as the Danish Ministry of Justice "
+                              "states): use the Budapest Convention or MLA"))
     if platform.preservation.days is not None or is_us_provider(platform):
         why = (f"{name} preserves on a direct request ({platform.preservation.summary})"
                if platform.preservation.days is not None

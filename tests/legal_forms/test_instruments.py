@@ -489,6 +489,46 @@ def test_epoc_pr_allows_a_prosecutor_but_not_police(registry: Registry) -> None:
                                                 validating=None))
 
 
+def test_eu_authority_problem_names_the_roles_as_the_settings_spell_them(
+        registry: Registry) -> None:
+    base = make_request(registry, "eu-epoc-pr")
+    other = dataclasses.replace(base.issuing, role=AuthorityRole.OTHER)
+    [alone] = errors(registry, "eu-epoc-pr", issuing=other, validating=None)
+    assert ("must be issued by a judge, a court, an investigating judge or a prosecutor, or "
+            "validated by one (Regulation (EU) 2023/1543, Art. 4(3))") in alone
+    assert "the issuing authority's role is 'other' and no validating authority is given" in alone
+    assert " a other" not in alone
+    police = dataclasses.replace(base.issuing, role=AuthorityRole.POLICE)
+    [checked] = errors(registry, "eu-epoc-pr", issuing=other, validating=police)
+    assert "the validating authority's role is 'police'" in checked
+    # Traffic or content data: a prosecutor is not enough, whoever validates (Art. 4(2)).
+    epoc = make_request(registry, "eu-epoc")
+    found = errors(registry, "eu-epoc",
+                   validating=dataclasses.replace(epoc.issuing, role=AuthorityRole.PROSECUTOR))
+    assert any("(Regulation (EU) 2023/1543, Art. 4(2)); the issuing authority's role is "
+               "'prosecutor' and the validating authority's role is 'prosecutor'" in p
+               for p in found), found
+
+
+def test_eu_problems_state_the_rule_not_doubts_about_its_source(registry: Registry) -> None:
+    # What was not read in the official text is listed once, in `unverified`; a problem the
+    # user has to fix says the rule and its article, not "not yet verified".
+    r = make_request(registry, "eu-epoc")
+    police = dataclasses.replace(r.issuing, role=AuthorityRole.POLICE)
+    shown = [
+        *errors(registry, "eu-epoc", issuing=police, validating=None,
+                case=dataclasses.replace(r.case, max_penalty_years=2)),
+        *errors(registry, "eu-epoc-pr", issuing=police, validating=None),
+        *errors(registry, "eu-epoc-pr", issuing=dataclasses.replace(r.issuing, country="DK")),
+    ]
+    assert any("Art. 5(4)" in p for p in shown) and any("Art. 4(3)" in p for p in shown)
+    assert any("Protocol No 22" in p for p in shown)
+    for message in shown:
+        assert not re.search(r"verified|not read|secondary source", message), message
+    assert "Art. 4(3)" in " ".join(get_instrument("eu-epoc-pr").unverified)
+    assert "Art. 5(4)" in " ".join(get_instrument("eu-epoc").unverified)
+
+
 def test_instagram_username_needs_a_date(registry: Registry) -> None:
     r = make_request(registry, "eu-epoc-pr")
     undated = (dataclasses.replace(r.identifiers[0], relevant_date=None), r.identifiers[1])
@@ -879,6 +919,10 @@ def test_route_denmark_does_not_get_epoc(registry: Registry) -> None:
     kinds = _kinds(registry, "instagram", "DK")
     assert ("eu-epoc-pr", "now") not in kinds
     assert kinds[0] == ("coe-art29-preservation", "now")
+    # The reason says where the fact comes from, not a bare "(unverified)".
+    reason = route(registry.get("instagram"), "DK")[0].reason
+    assert "justice opt-out, as the Danish Ministry of Justice states" in reason
+    assert "unverified" not in reason
 
 
 def test_route_without_country(registry: Registry) -> None:
