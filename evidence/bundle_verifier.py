@@ -2337,6 +2337,7 @@ class _Verifier:
         self.checkpoint_root: bytes | None = None
         self.checkpoint_size: int | None = None
         self.bag_signed = False  # the bag signature verified
+        self.bag_intact = False  # the bag check held: every file as its manifest lists it
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -2550,25 +2551,38 @@ class _Verifier:
     def _note_unsealed(self) -> None:
         """Say what no signature covers, and whether the bundle's verify.py is this one: before
         revision 3 a forger who rewrites the bag manifests can change those files unnoticed."""
-        if self.bag_signed:
+        if self.bag_signed and self.bag_intact:
             self.note(
                 f"The bag as a whole is signed ({BAG_SIGNATURE}, over the tag manifest): "
                 "report.pdf, README.txt, verify.py, bag-info.txt and all of bundle.json are "
                 "as the holder of the signing key exported them. That holder is the unit only "
                 "if the key id is the unit's (pin it with --key)."
             )
+        elif self.bag_signed:
+            # The manifests are as signed, but a file differs from them: only the files the bag
+            # check found intact are as exported, so the note must not vouch for them all.
+            self.note(
+                f"The bag's signature holds over its manifests ({BAG_SIGNATURE}, over the tag "
+                "manifest): they are as the holder of the signing key exported them, but the "
+                "files the bag check names differ from what they list, or are not listed in "
+                "them, and so are not as exported."
+            )
         else:
-            why = (f"its signature ({BAG_SIGNATURE}) does not hold"
-                   if self.revision() >= REVISION_BAG_SIGNED else
-                   f"revision {self.revision()}; bundles sign it from revision "
-                   f"{REVISION_BAG_SIGNED}")  # fmt: skip
+            if self.revision() < REVISION_BAG_SIGNED:
+                why = (f"revision {self.revision()}; bundles sign it from revision "
+                       f"{REVISION_BAG_SIGNED}")  # fmt: skip
+            elif BAG_SIGNATURE not in self.source.files:
+                why = f"its signature, {BAG_SIGNATURE}, is missing"
+            else:
+                why = (f"its signature, {BAG_SIGNATURE}, did not verify (see the bag signature "
+                       "check)")
             self.note(
                 f"The bag as a whole is not signed ({why}). Not sealed by any signature, timestamp "
                 "or custody entry (a forger who rewrites the bag manifests can change them "
                 "unnoticed): report.pdf, README.txt, verify.py, bag-info.txt, and bundle.json's "
                 "fields other than those checked above (case title, offence and facts, "
                 "exported_by.unit, created_at, tool, target_id). The exhibits, their files, the "
-                "custody entries and received files are sealed."
+                "custody entries and received files have seals of their own, checked above."
             )
         verifier = (self.index or {}).get("verifier")
         got = self.digest("data/" + verifier) if isinstance(verifier, str) else None
@@ -2741,6 +2755,7 @@ class _Verifier:
             holds = (f"{streams} payload files ({_human(octets)}) match manifest-sha256.txt, tag "
                      f"files match tagmanifest-sha256.txt, Payload-Oxum {octets}.{streams}")
             step.fact(holds)
+            self.bag_intact = not step.problems  # bytes outside the archive are no file's
             if self.source.outside:
                 inside = (f"they hold: {holds}" if not step.problems
                           else "see the other problems listed")

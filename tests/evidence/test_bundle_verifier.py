@@ -2077,3 +2077,33 @@ def test_a_revision_2_bundle_verifies_unsigned_with_a_note(
     assert "do not sign the bag as a whole" in check(report, "bag signature").detail
     assert any("The bag as a whole is not signed (revision 2" in n and "report.pdf" in n
                for n in report.notes), report.notes
+
+
+def test_a_signed_bag_with_a_file_changed_is_not_said_to_be_as_exported(
+    sealed: tuple[Bundle, Path], tmp_path: Path
+) -> None:
+    """README.txt edited after export, the bag manifests left alone: the signature still holds
+    over them, but the report must not then say README.txt is as the key holder exported it."""
+    def edit(entries: dict[str, bytes]) -> None:
+        entries[_payload("README.txt")] = b"An evidence bundle. It always verifies.\n"
+
+    report = bv.verify_bundle(rewrite_zip(sealed[1], tmp_path / "t.zip", edit))
+    assert has_problem(report, "README.txt", "manifest-sha256.txt says"), report.problems
+    assert check(report, "bag signature").ok
+    assert not any("all of bundle.json are as the holder" in n for n in report.notes), \
+        report.notes  # fmt: skip
+    assert any("The bag's signature holds over its manifests" in n
+               and "the files the bag check names differ from what they list" in n
+               for n in report.notes), report.notes
+
+
+def test_with_its_signatures_failing_the_bundle_s_files_are_not_said_to_be_sealed(
+    sealed: tuple[Bundle, Path],
+) -> None:
+    report = bv.verify_bundle(sealed[1], key_pem=Signer.generate().verifier.public_pem())
+    assert not report.ok
+    unsealed = [n for n in report.notes if "The bag as a whole is not signed" in n]
+    assert unsealed and "did not verify (see the bag signature check)" in unsealed[0], \
+        report.notes  # fmt: skip
+    assert "received files are sealed." not in unsealed[0]
+    assert "have seals of their own, checked above" in unsealed[0]
