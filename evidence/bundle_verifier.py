@@ -373,6 +373,44 @@ def _text_lines(content: bytes) -> list[str]:
 # DER
 
 
+def _line_ends_undone(chunks: Iterator[bytes]) -> list[tuple[str, int, str]]:
+    """The SHA-256 and size a file would have with its line endings converted back, and how
+    they were converted: CR LF back to LF when it holds a CR LF (what a Windows editor, a
+    text-mode mail or FTP transfer or a Git checkout does to a text file), LF back to CR LF when
+    it holds an LF and no CR (a Unix tool converting a Windows file). A hash that then matches
+    tells a sloppy copy from an altered file: SHA-256 leaves no room for anything else."""
+    to_lf, to_crlf = hashlib.sha256(), hashlib.sha256()
+    lf_size = crlf_size = 0
+    has_crlf = has_cr = has_lf = False
+    carry = b""
+    for chunk in chunks:
+        data, carry = carry + chunk, b""
+        if data.endswith(b"\r"):  # its LF may start the next chunk
+            data, carry = data[:-1], b"\r"
+        has_crlf = has_crlf or b"\r\n" in data
+        has_cr = has_cr or b"\r" in data
+        has_lf = has_lf or b"\n" in data
+        unix = data.replace(b"\r\n", b"\n")
+        to_lf.update(unix)
+        lf_size += len(unix)
+        if not has_cr:
+            dos = data.replace(b"\n", b"\r\n")
+            to_crlf.update(dos)
+            crlf_size += len(dos)
+    if carry:
+        to_lf.update(carry)
+        lf_size += 1
+        has_cr = True
+    undone = []
+    if has_crlf:
+        undone.append((to_lf.hexdigest(), lf_size,
+                       "CR LF, Windows line ends, where the exported file had LF"))
+    if has_lf and not has_cr:
+        undone.append((to_crlf.hexdigest(), crlf_size,
+                       "LF where the exported file had CR LF, Windows line ends"))
+    return undone
+
+
 class DerError(ValueError):
     """Bytes that are not the DER structure expected."""
 
@@ -2010,6 +2048,11 @@ class _EntriesReader:
         self._buffer = bytearray()
         self._line = 0
         self._skipping = False
+        self.crlf_lines = 0  # lines that ended CR LF, not LF
+
+    @property
+    def lines(self) -> int:
+        return self._line
 
     def feed(self, chunk: bytes) -> None:
         self._buffer += chunk
@@ -2044,6 +2087,12 @@ class _EntriesReader:
 
     def _take(self, line: bytes) -> None:
         where = f"custody/entries.jsonl line {self._line}"
+        if line.endswith(b"\r"):
+            # Canonical JSON holds no raw CR, so a line ending CR LF had its line end converted
+            # after export (see `_line_ends_undone`): the entry is read without it, and the
+            # file is named once, not each entry as breaking the chain.
+            line = line[:-1]
+            self.crlf_lines += 1
         if not line:
             self.problems.append(f"{where}: empty line")
             return
@@ -2338,6 +2387,9 @@ class _Verifier:
         self.checkpoint_size: int | None = None
         self.bag_signed = False  # the bag signature verified
         self.bag_intact = False  # the bag check held: every file as its manifest lists it
+        # Files whose only change is their line endings (`_line_ends_undone`): bag path ->
+        # (SHA-256, size) with them converted back, which later checks compare with.
+        self.line_ends: dict[str, tuple[str, int]] = {}
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -2534,6 +2586,7 @@ class _Verifier:
         with self.step("index") as step:
             self._check_index(step)
         if self.index is None:
+            self._note_line_ends()
             return
         with self.step("signing key") as step:
             self._check_key(step)
@@ -2546,7 +2599,18 @@ class _Verifier:
         self._check_custody()
         with self.step("case graph") as step:
             self._check_graph(step)
+        self._note_line_ends()
         self._note_unsealed()
+
+    def _note_line_ends(self) -> None:
+        if self.line_ends:
+            self.note(
+                f"{len(self.line_ends)} file(s) had their line endings converted after export, "
+                "as a text editor, a text-mode transfer (mail, FTP), a Git checkout or an "
+                "unzip -a does: converted back they are as exported, but the bundle as it "
+                "stands is not the one exported and does not verify. Verify the ZIP as it was "
+                "handed over, or unpack it again with a tool that leaves files unchanged."
+            )
 
     def _note_unsealed(self) -> None:
         """Say what no signature covers, and whether the bundle's verify.py is this one: before
@@ -2574,8 +2638,8 @@ class _Verifier:
             elif BAG_SIGNATURE not in self.source.files:
                 why = f"its signature, {BAG_SIGNATURE}, is missing"
             else:
-                why = (f"its signature, {BAG_SIGNATURE}, did not verify (see the bag signature "
-                       "check)")
+                why = (f"its signature, {BAG_SIGNATURE}, did not verify: see the bag signature "
+                       "check")
             self.note(
                 f"The bag as a whole is not signed ({why}). Not sealed by any signature, timestamp "
                 "or custody entry (a forger who rewrites the bag manifests can change them "
@@ -2659,6 +2723,38 @@ class _Verifier:
                 entries[listed] = match.group(1).lower()
         return entries
 
+    def _line_ends_converted(self, path: str, want: str) -> str | None:
+        """How `path`'s line endings were converted, when converting them back gives the SHA-256
+        `want` (and then remember what it is with them converted back); else None. Only files
+        small enough to be text are read again."""
+        if self.source.files[path].size > MAX_JSON:
+            return None
+        try:
+            undone = _line_ends_undone(self.source.chunks(path))
+        except Exception:  # unreadable now: the plain mismatch is reported instead
+            return None
+        for sha256, size, how in undone:
+            if sha256 == want:
+                self.line_ends[path] = (sha256, size)
+                return how
+        return None
+
+    def _differs(self, step: _Step, path: str, got: tuple[str, int], want_sha256: Any,
+                 want_size: Any, lists: str) -> None:
+        """Fail `step` where the file at `path` (under data/) is not the one `lists` names; a
+        file whose only change is its line endings is one problem, not a size and a hash."""
+        want = (str(want_sha256).lower(), want_size)
+        if got == want:
+            return
+        if self.line_ends.get("data/" + path) == want:
+            step.fail(path, f"its line endings were converted after export (see the bag "
+                            f"check); converted back, it is the file {lists} lists")
+            return
+        if got[1] != want_size:
+            step.fail(path, f"{got[1]} bytes but {lists} says {want_size!r}")
+        if got[0] != want[0]:
+            step.fail(path, f"SHA-256 is {got[0]} but {lists} says {want_sha256}")
+
     def _check_bag(self) -> None:
         with self.step("bag") as step:
             step.problems.extend(self.open_problems)
@@ -2714,6 +2810,13 @@ class _Verifier:
                 if want is None:
                     step.fail(
                         _rel(path), f"in the bundle but not listed in {listing_name} (added?)"
+                    )
+                elif want != got[0] and (how := self._line_ends_converted(path, want)):
+                    step.fail(
+                        _rel(path),
+                        f"its line endings were converted after export ({how}); converted "
+                        f"back, it has the SHA-256 {listing_name} lists: nothing else changed, "
+                        "but it is not the file exported",
                     )
                 elif want != got[0]:
                     step.fail(
@@ -3012,6 +3115,14 @@ class _Verifier:
         # word for another tag manifest, not a forger's.
         error = self._signed_by_key(doc, bag_signature_statement(bag, str(listed)),
                                     "the tag manifest it names")
+        if error is None and listed != got[0] and (
+            how := self._line_ends_converted("tagmanifest-sha256.txt", str(listed))
+        ):
+            step.fail("tagmanifest-sha256.txt", (
+                f"its line endings were converted after export ({how}); converted back, it is "
+                "the tag manifest signed: nothing else changed, but it is not the file exported"
+            ))  # fmt: skip
+            return
         if error is None and listed != got[0]:
             error = (f"signs a tag manifest with SHA-256 {listed}, but tagmanifest-sha256.txt "
                      f"has SHA-256 {got[0]}: the bag was changed and its manifests rewritten "
@@ -3238,10 +3349,7 @@ class _Verifier:
                 if "data/" + path in self.source.files:
                     step.fail(path, self.why_unread("data/" + path))
                 continue  # a missing file is reported by the index check
-            if got[1] != want_size:
-                step.fail(path, f"{got[1]} bytes but the signed manifest says {want_size}")
-            if got[0] != str(want_sha).lower():
-                step.fail(path, f"SHA-256 is {got[0]} but the signed manifest says {want_sha}")
+            self._differs(step, path, got, want_sha, want_size, "the signed manifest")
             octets += got[1]
         for path in sorted(self.source.files):
             if path.startswith("data/" + folder) and path not in listed:
@@ -3328,6 +3436,12 @@ class _Verifier:
             step.fail(path, self.why_unread("data/" + path))
             return []
         step.problems.extend(reader.problems)
+        if reader.crlf_lines:
+            step.fail(path, (
+                f"its line endings were converted after export: {reader.crlf_lines} of its "
+                f"{reader.lines} lines end CR LF (Windows line ends) where the exporter writes "
+                "LF; the entries are checked here as exported, with the CR removed"
+            ))  # fmt: skip
         entries = reader.entries
         previous_seq: int | None = None
         previous_leaf: bytes | None = None
@@ -3602,16 +3716,20 @@ class _Verifier:
                 if "data/" + path in self.source.files:
                     step.fail(path, self.why_unread("data/" + path))
                 continue  # a missing file is reported by the index check
-            if got[1] != item.get("size"):
-                step.fail(path, f"{got[1]} bytes but bundle.json says {item.get('size')!r}")
-            if got[0] != want_sha:
-                step.fail(path, f"SHA-256 is {got[0]} but bundle.json says {want_sha}")
+            self._differs(step, path, got, want_sha, item.get("size"), "bundle.json")
             records = recorded.get(str(item.get("id")), [])
             if not records:
                 step.fail(str(label), f"no material.received custody entry for received file "
                                       f"{item.get('id')!r} ({path})")
             for entry in records:
-                if not isinstance(entry.sha256, str) or entry.sha256.lower() != got[0]:
+                said = entry.sha256.lower() if isinstance(entry.sha256, str) else None
+                if said == got[0]:
+                    continue
+                if said is not None and said == self.line_ends.get("data/" + path, ("", 0))[0]:
+                    step.fail(path, "its line endings were converted after export (see the "
+                                    "bag check); converted back, it has the SHA-256 custody "
+                                    f"entry seq {entry.seq} recorded when it was received")
+                else:
                     step.fail(path, f"SHA-256 is {got[0]} but custody entry seq {entry.seq} "
                                     f"recorded {entry.sha256!r} when it was received")
             octets += got[1]
@@ -3765,10 +3883,7 @@ class _Verifier:
             if got is None:
                 step.fail(file_path, "described by the case graph but missing from the bundle")
                 continue
-            if got[1] != size:
-                step.fail(file_path, f"{got[1]} bytes but the case graph says {size}")
-            if got[0] != sha256:
-                step.fail(file_path, f"SHA-256 is {got[0]} but the case graph says {sha256}")
+            self._differs(step, file_path, got, sha256, size, "the case graph")
         for exhibit in self.exhibits:
             for entry in exhibit.files:
                 named = entry.get("path")

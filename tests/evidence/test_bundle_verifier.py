@@ -2103,7 +2103,78 @@ def test_with_its_signatures_failing_the_bundle_s_files_are_not_said_to_be_seale
     report = bv.verify_bundle(sealed[1], key_pem=Signer.generate().verifier.public_pem())
     assert not report.ok
     unsealed = [n for n in report.notes if "The bag as a whole is not signed" in n]
-    assert unsealed and "did not verify (see the bag signature check)" in unsealed[0], \
+    assert unsealed and "did not verify: see the bag signature check" in unsealed[0], \
         report.notes  # fmt: skip
     assert "received files are sealed." not in unsealed[0]
     assert "have seals of their own, checked above" in unsealed[0]
+
+
+# -- a sloppy handler: line endings converted by a Windows tool ----------------------------------
+
+
+def _crlf(data: bytes) -> bytes:
+    return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def test_line_endings_converted_after_export_are_named_as_such_not_as_forgery(
+    sealed: tuple[Bundle, Path], tmp_path: Path
+) -> None:
+    """A Windows tool (an editor, a text-mode transfer, a Git checkout) turned every LF of the
+    text files into CR LF: the bundle fails, and says that is all that changed, once per file,
+    rather than calling it a rewritten bag and a broken custody chain."""
+    texts = ["README.txt", "exhibits/EX-001/files/page.html", "custody/entries.jsonl"]
+
+    def convert(entries: dict[str, bytes]) -> None:
+        for name in [*map(_payload, texts), f"{BAG}/tagmanifest-sha256.txt"]:
+            entries[name] = _crlf(entries[name])
+
+    report = bv.verify_bundle(rewrite_zip(sealed[1], tmp_path / "crlf.zip", convert))
+    assert not report.ok
+    assert_no_internal_error(report)
+    for name in texts:
+        assert has_problem(report, f"{name}: its line endings were converted after export",
+                           "CR LF", "the SHA-256 manifest-sha256.txt lists"), report.problems
+    assert has_problem(report, "tagmanifest-sha256.txt: its line endings were converted",
+                       "the tag manifest signed"), report.problems
+    assert not has_problem(report, "manifests rewritten")
+    assert any("4 file(s) had their line endings converted after export" in n
+               for n in report.notes), report.notes
+    # The page is one problem where it is compared, not a size and a hash in each place.
+    page = [p for p in report.problems if p.startswith("exhibits/EX-001/files/page.html")]
+    assert len(page) == 3, page  # the bag, the signed manifest, the case graph
+    assert has_problem(report, "exhibits/EX-001/files/page.html", "converted back, it is the "
+                       "file the signed manifest lists")
+    # The custody entries: one problem for the file, and the entries, read with the CR removed,
+    # still chain and are proven in the signed checkpoint.
+    custody = check(report, "custody entries")
+    assert not custody.ok and "(and" not in custody.detail, custody.detail
+    assert "line endings were converted" in custody.detail
+    assert check(report, "custody proofs").ok
+    assert check(report, "custody export record").ok
+
+
+def test_line_endings_converted_the_other_way_are_named_too(
+    sealed: tuple[Bundle, Path], tmp_path: Path
+) -> None:
+    """A file the platform sent with CR LF line ends, turned to LF by a Unix tool."""
+    bundle = sealed[0].copy()
+    bundle.files["README.txt"] = b"line one\r\nline two\r\n"
+    path = bundle.write(tmp_path / "dos.zip")
+
+    def convert(entries: dict[str, bytes]) -> None:
+        entries[_payload("README.txt")] = b"line one\nline two\n"
+
+    report = bv.verify_bundle(rewrite_zip(path, tmp_path / "unix.zip", convert))
+    assert has_problem(report, "README.txt: its line endings were converted after export",
+                       "LF where the exported file had CR LF, Windows line ends"), report.problems
+
+
+def test_a_text_file_really_altered_is_not_taken_for_converted_line_endings(
+    sealed: tuple[Bundle, Path], tmp_path: Path
+) -> None:
+    def convert(entries: dict[str, bytes]) -> None:
+        entries[_payload("README.txt")] = _crlf(entries[_payload("README.txt")]) + b"more\r\n"
+
+    report = bv.verify_bundle(rewrite_zip(sealed[1], tmp_path / "t.zip", convert))
+    assert has_problem(report, "README.txt: SHA-256 is", "(altered?)"), report.problems
+    assert not has_problem(report, "line endings")
