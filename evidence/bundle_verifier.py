@@ -114,6 +114,7 @@ __all__ = [
     "TimestampResult",
     "VerificationReport",
     "input_refusal",
+    "key_problem",
     "main",
     "verify_bundle",
     "verify_consistency",
@@ -3979,14 +3980,43 @@ def input_refusal(path: str, *, folder_ok: bool = False) -> str | None:
     return f"is {kind}, not a regular file{' or folder' if folder_ok else ''}; not read"
 
 
-def _read_arg_file(path: str, limit: int) -> bytes:
+def key_problem(pem: bytes) -> str | None:
+    """Why `pem` cannot be a unit's signing key to pin, in words for whoever passed it; None
+    when it is an Ed25519 public key. The wrong file given to --key is the user's mistake, to
+    be said before anything is checked, not a bundle whose every signature then fails."""
+    try:
+        key = serialization.load_pem_public_key(pem)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        if b"PRIVATE KEY-----" in pem:
+            return ("is a private key, not a public key: give the unit's public key, the file "
+                    "that begins -----BEGIN PUBLIC KEY-----")
+        if b"-----BEGIN CERTIFICATE-----" in pem:
+            return ("is a certificate, not the unit's signing key (a timestamp authority's "
+                    "certificate goes to --trust-tsa)")
+        return ("is not a public key in PEM form (a text file that begins -----BEGIN PUBLIC "
+                "KEY-----); a key id is compared by eye with the one the report prints")
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return None
+    kinds = ((rsa.RSAPublicKey, "an RSA"), (ec.EllipticCurvePublicKey, "an elliptic-curve"),
+             (ed448.Ed448PublicKey, "an Ed448"))  # fmt: skip
+    kind = next((name for cls, name in kinds if isinstance(key, cls)), "another kind of")
+    return f"is {kind} public key, not the Ed25519 key evidence-locker signs with"
+
+
+def _read_arg_file(option: str, path: str, limit: int) -> bytes:
+    """The file an option names, or ValueError saying in plain words why it cannot be read."""
     refusal = input_refusal(path)
     if refusal is not None:
-        raise ValueError(f"{path}: {refusal}")
-    with open(path, "rb") as handle:
-        data = handle.read(limit + 1)
+        raise ValueError(f"{option} {path}: {refusal}")
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+    except FileNotFoundError:
+        raise ValueError(f"{option} {path}: no such file") from None
+    except OSError as exc:
+        raise ValueError(f"{option} {path}: cannot be read ({exc.strerror or exc})") from None
     if len(data) > limit:
-        raise ValueError(f"{path} is larger than {limit} bytes")
+        raise ValueError(f"{option} {path}: larger than {_human(limit)}, so not what it asks for")
     return data
 
 
@@ -4017,19 +4047,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if exc.code in (0, None) else 2
 
     try:
-        key_pem = _read_arg_file(args.key, MAX_KEY_FILE) if args.key else None
-        anchors = [_read_arg_file(p, MAX_KEY_FILE) for p in args.trust_tsa]
+        key_pem = _read_arg_file("--key", args.key, MAX_KEY_FILE) if args.key else None
+        if key_pem is not None and (problem := key_problem(key_pem)):
+            raise ValueError(f"--key {args.key}: {problem}")
+        anchors = [_read_arg_file("--trust-tsa", p, MAX_KEY_FILE) for p in args.trust_tsa]
         against = consistency = None
-        if args.against_checkpoint:
-            against = _load_json(_read_arg_file(args.against_checkpoint, MAX_JSON))
-            if not isinstance(against, dict):
-                raise ValueError(f"{args.against_checkpoint} is not a JSON object")
-        if args.consistency_proof:
-            consistency = _load_json(_read_arg_file(args.consistency_proof, MAX_JSON))
-            if not isinstance(consistency, dict):
-                raise ValueError(f"{args.consistency_proof} is not a JSON object")
-    except (OSError, ValueError) as exc:
-        print(f"verify: {exc}", file=sys.stderr)
+        for option, name in (("--against-checkpoint", args.against_checkpoint),
+                             ("--consistency-proof", args.consistency_proof)):  # fmt: skip
+            if not name:
+                continue
+            try:
+                doc = _load_json(_read_arg_file(option, name, MAX_JSON))
+            except _BadJson as exc:
+                raise ValueError(f"{option} {name}: not JSON ({exc})") from None
+            if not isinstance(doc, dict):
+                raise ValueError(f"{option} {name}: not a JSON object")
+            if option == "--against-checkpoint":
+                against = doc
+            else:
+                consistency = doc
+    except ValueError as exc:
+        print(f"verify: {exc}; nothing was checked", file=sys.stderr)
         return 2
     if not os.path.exists(args.bundle):
         print(f"verify: {args.bundle}: no such file or folder", file=sys.stderr)

@@ -772,9 +772,12 @@ def verify_command(bundle: Path, as_json: bool, old_checkpoint: Path | None,
     """Check a bundle offline: no database, no data home, no network."""
     from evidence import bundle_verifier
 
+    key_pem = None if key_file is None else key_file.read_bytes()
+    if key_pem is not None and (problem := bundle_verifier.key_problem(key_pem)):
+        raise click.ClickException(f"--key {key_file}: {problem}; nothing was checked")
     report = bundle_verifier.verify_bundle(
         bundle,
-        key_pem=None if key_file is None else key_file.read_bytes(),
+        key_pem=key_pem,
         trusted_tsa_pems=[p.read_bytes() for p in tsa_files],
         against_checkpoint=None if old_checkpoint is None else _json_file(old_checkpoint),
         consistency_proof=None if proof_file is None else _json_file(proof_file),

@@ -1731,19 +1731,25 @@ def test_command_line_refuses_a_pipe_or_a_device_instead_of_waiting_on_it(
     cases = [
         ((str(pipe),), f"{pipe}: is a named pipe (FIFO), not a regular file or folder"),
         (("/dev/zero",), "/dev/zero: is a character device, not a regular file or folder"),
-        ((str(path), "--key", str(pipe)), f"{pipe}: is a named pipe (FIFO), not a regular file"),
+        ((str(path), "--key", str(pipe)),
+         f"--key {pipe}: is a named pipe (FIFO), not a regular file; not read; nothing was "
+         "checked"),
         ((str(path), "--trust-tsa", "/dev/zero"),
-         "/dev/zero: is a character device, not a regular file"),
+         "--trust-tsa /dev/zero: is a character device, not a regular file; not read; nothing "
+         "was checked"),
         ((str(path), "--against-checkpoint", str(pipe)),
-         f"{pipe}: is a named pipe (FIFO), not a regular file"),
+         f"--against-checkpoint {pipe}: is a named pipe (FIFO), not a regular file; not read; "
+         "nothing was checked"),
         ((str(path), "--consistency-proof", str(pipe)),
-         f"{pipe}: is a named pipe (FIFO), not a regular file"),
+         f"--consistency-proof {pipe}: is a named pipe (FIFO), not a regular file; not read; "
+         "nothing was checked"),
     ]
     for args, said in cases:
         result = subprocess.run([sys.executable, "-I", str(script), *args, "--quiet"],
                                 capture_output=True, text=True, cwd=tmp_path, timeout=60)
         assert (result.returncode, result.stdout) == (2, ""), result.stdout + result.stderr
-        assert result.stderr == f"verify: {said}; not read\n"
+        said = said if said.endswith("checked") else said + "; not read"
+        assert result.stderr == f"verify: {said}\n"
 
 
 def test_verify_bundle_refuses_a_pipe_without_opening_it(tmp_path: Path) -> None:
@@ -2178,3 +2184,43 @@ def test_a_text_file_really_altered_is_not_taken_for_converted_line_endings(
     report = bv.verify_bundle(rewrite_zip(sealed[1], tmp_path / "t.zip", convert))
     assert has_problem(report, "README.txt: SHA-256 is", "(altered?)"), report.problems
     assert not has_problem(report, "line endings")
+
+
+# -- the command line: what the expert typed wrong is said so, and nothing is blamed on the bundle
+
+
+@pytest.mark.parametrize(("content", "said"), [
+    ("private", "is a private key, not a public key"),
+    ("rsa", "is an RSA public key, not the Ed25519 key"),
+    ("text", "is not a public key in PEM form"),
+])  # fmt: skip
+def test_a_key_that_cannot_be_the_unit_s_is_refused_before_checking(
+    good: tuple[Bundle, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    content: str, said: str,
+) -> None:
+    """--key given the wrong file (the unit's private key, a TLS certificate's RSA key, a
+    text file): a usage error, not seven signature failures that read as a forged bundle."""
+    key = tmp_path / "key.pem"
+    if content == "private":
+        key.write_bytes(ed25519.Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption()))  # fmt: skip
+    elif content == "rsa":
+        key.write_bytes(rsa.generate_private_key(65537, 2048).public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    else:
+        key.write_text("c9aa5fc312b4a92d8c386f09108cc02e7877c3fc5f817dd08787e7fc0b0f4448\n")
+    assert bv.main([str(good[1]), "--key", str(key), "--quiet"]) == 2
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert out.err.startswith(f"verify: --key {key}: {said}"), out.err
+    assert "nothing was checked" in out.err and "Traceback" not in out.err
+
+
+def test_an_argument_file_that_is_not_there_is_named_in_plain_words(
+    good: tuple[Bundle, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    missing = tmp_path / "unit-key.pem"
+    assert bv.main([str(good[1]), "--key", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"verify: --key {missing}: no such file; nothing was checked\n", err

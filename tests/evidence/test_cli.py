@@ -456,3 +456,24 @@ def test_facts_can_still_come_from_stdin(home: Home) -> None:
     assert made.exit_code == 0, made.output
     shown = home.run("case", "show", "OP-1", "--json")
     assert json.loads(shown.stdout)["facts"] == "what happened"
+
+
+def test_verify_refuses_a_key_that_cannot_be_the_unit_s_before_checking(tmp_path: Path) -> None:
+    """`evidence verify --key` given the unit's private key: one line saying so, no report of a
+    bundle whose every signature fails. Needs no home or database."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    key = tmp_path / "signing.key"
+    key.write_bytes(ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))  # fmt: skip
+    bundle = tmp_path / "bundle.zip"
+    bundle.write_bytes(b"not read")
+    _load_plugins(main_group)
+    result = CliRunner().invoke(main_group, ["verify", str(bundle), "--key", str(key)])
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr == (f"Error: --key {key}: is a private key, not a public key: give the "
+                             "unit's public key, the file that begins -----BEGIN PUBLIC "
+                             "KEY-----; nothing was checked\n")
