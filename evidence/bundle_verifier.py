@@ -1778,8 +1778,17 @@ class _Source:
         return _open_file(member.os_path)
 
 
+def _input_name(path: str) -> str:
+    """The bundle as the report names it: the ZIP's or folder's name, and for "." or ".." (typed
+    inside the bag) the name of the folder it stands for."""
+    name = os.path.basename(path.rstrip("/\\"))
+    if name in ("", ".", ".."):
+        name = os.path.basename(os.path.abspath(path))
+    return name or path
+
+
 def _open_source(path: str, problems: list[str]) -> _Source | None:
-    label = os.path.basename(path.rstrip("/\\")) or path
+    label = _input_name(path)
     refusal = input_refusal(path, folder_ok=True)
     if refusal is not None:
         problems.append(f"{label}: {refusal}")
@@ -1972,9 +1981,21 @@ def _open_folder(path: str, label: str, problems: list[str]) -> _Source | None:
             problems.append(f"{label}: cannot be read ({exc.strerror or exc})")
             return None
         if len(candidates) != 1:
-            problems.append(
-                f"{label}: neither a bag folder (with bagit.txt) nor a folder holding exactly one"
-            )
+            parent = os.path.dirname(os.path.abspath(path))
+            if os.path.basename(os.path.abspath(path)) == "data" and \
+                    os.path.isfile(os.path.join(parent, "bagit.txt")):  # fmt: skip
+                why = ("this is the bundle's data/ folder: give the folder above it, which holds "
+                       "bagit.txt (from inside data/: python3 verify.py ..)")
+            elif candidates:
+                why = (f"not a bundle folder: it holds no bagit.txt, and {len(candidates)} "
+                       "folders in it do (" + ", ".join(
+                           repr(os.path.basename(c)) for c in candidates[:5]) +
+                       "): give the one to check")  # fmt: skip
+            else:
+                why = ("not a bundle folder: neither it nor any folder in it holds bagit.txt "
+                       "(give the bundle's ZIP, or the folder it unpacks to, which holds "
+                       "bagit.txt and data/)")
+            problems.append(f"{label}: {why}")
             return None
         root = candidates[0]
     source = _Source()
@@ -3938,7 +3959,7 @@ def verify_bundle(
 ) -> VerificationReport:
     """Check a bundle (the ZIP or the unzipped bag folder); every failure is in `problems`."""
     text = os.fspath(path)
-    report = VerificationReport(bundle=os.path.basename(text.rstrip("/\\")) or text)
+    report = VerificationReport(bundle=_input_name(text))
     verifier = _Verifier(
         report,
         key_pem=key_pem,

@@ -884,7 +884,7 @@ describes them in the CASE/UCO ontology.
 
 To check everything, offline, with Python 3.11 or newer and the `cryptography` package:
 
-    python3 verify.py ../..   (from inside data/, or: python3 data/verify.py BUNDLE.zip)
+    python3 verify.py ..   (from inside data/, or: python3 data/verify.py BUNDLE.zip)
 
 It exits 0 only when every file, hash, signature, timestamp and custody proof holds, and names
 what is wrong otherwise. Compare the signing key id it prints with the one the unit publishes:

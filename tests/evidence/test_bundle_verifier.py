@@ -2224,3 +2224,26 @@ def test_an_argument_file_that_is_not_there_is_named_in_plain_words(
     assert bv.main([str(good[1]), "--key", str(missing)]) == 2
     err = capsys.readouterr().err
     assert err == f"verify: --key {missing}: no such file; nothing was checked\n", err
+
+
+def test_a_folder_typed_inside_the_bag_is_named_and_data_is_pointed_above(
+    good: tuple[Bundle, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Inside data/, the expert types `verify.py ..` (the bag) or `verify.py .` (data/ itself):
+    the report names the bundle, not "..", and data/ is pointed to the folder above it."""
+    with zipfile.ZipFile(good[1]) as archive:
+        archive.extractall(tmp_path)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "bagit.txt").write_text("BagIt-Version: 1.0\n")
+    monkeypatch.chdir(tmp_path / BAG / "data")
+    report = bv.verify_bundle("..")
+    assert report.ok and report.bundle == BAG, report.render()
+    report = bv.verify_bundle(".")
+    assert report.unreadable and report.bundle == "data"
+    assert report.problems == ["data: this is the bundle's data/ folder: give the folder above "
+                               "it, which holds bagit.txt (from inside data/: python3 verify.py "
+                               "..)"], report.problems
+    report = bv.verify_bundle("../..")
+    assert report.problems == [
+        f"{tmp_path.name}: not a bundle folder: it holds no bagit.txt, and 2 folders in it do "
+        f"({BAG!r}, 'other'): give the one to check"], report.problems

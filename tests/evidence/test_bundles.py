@@ -696,3 +696,24 @@ def test_cli_export_writes_a_bundle_and_refuses_bad_ids(world: World, tmp_path: 
     )
     assert stray.returncode == 2 and "target ids go after --targets" in stray.stderr
     assert not (tmp_path / "x.zip").exists()
+
+
+def test_the_command_readme_gives_verifies_the_bundle_it_sits_in(
+    world: World, tmp_path: Path
+) -> None:
+    """README.txt tells the expert what to type inside data/. An expert who unpacked two bundles
+    into the same folder must still get this bundle checked, named as the bundle it is."""
+    with zipfile.ZipFile(world.bundle) as zf:
+        zf.extractall(tmp_path)
+        top = _top(_members(world.bundle))
+    (tmp_path / "another-bundle").mkdir()
+    (tmp_path / "another-bundle" / "bagit.txt").write_text("BagIt-Version: 1.0\n")
+    data = tmp_path / top / "data"
+    readme = (data / "README.txt").read_text()
+    line = next(x for x in readme.splitlines() if "(from inside data/" in x)
+    command = line.split("(from inside data/")[0].split()
+    assert command[:2] == ["python3", "verify.py"], line
+    result = subprocess.run([sys.executable, *command[1:], "--quiet"], capture_output=True,
+                            text=True, cwd=data, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[0] == f"Evidence bundle {top}"
