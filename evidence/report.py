@@ -636,17 +636,20 @@ def _how_to_verify(data: ReportData, text: Text) -> list[Flowable]:
         ("Where evidence-locker itself is installed, the same checks run with:",
          ["evidence verify BUNDLE.zip"]),
         ("Exit status 0, and the last line of the verifier's report, mean that every check"
-         " held: every file matches the bag's manifests, and none is missing or added; each"
-         " exhibit's manifest is signed by the bundled key; each timestamp token covers its"
-         " manifest and chains to a bundled authority certificate; each exhibit's files have"
-         " the sizes and SHA-256 hashes its signed manifest lists; the custody entries are"
+         " held: every file matches the bag's manifests, and none is missing or added; the bag"
+         " as a whole and each exhibit's manifest are signed by the signing key (the bundled"
+         " one, or the one you pin with <font name='Courier'>--key</font>); each timestamp"
+         " token covers its manifest and chains to a bundled authority certificate; each"
+         " exhibit's files have the sizes and SHA-256 hashes its signed manifest lists; each"
+         " received file has the SHA-256 its custody entry recorded; the custody entries are"
          " complete, linked one to the next and included in the signed checkpoint; and the"
          " CASE graph agrees with the files. Any other exit status means something does not"
          " hold, and the verifier names the file or custody entry concerned. Add"
          " <font name='Courier'>--json</font> for a machine-readable report.", []),
         ("A valid signature only shows that whoever holds the signing key signed the manifests."
          " Compare the key id the verifier prints with the one the police unit publishes for"
-         " its system. The key id of this bundle is:",
+         " its system, or pin the unit's public key with"
+         " <font name='Courier'>--key UNIT-KEY.pem</font>. The key id of this bundle is:",
          [data.key_id]),
         ("The timestamp tokens are checked against the authority certificates in the bundle."
          " Compare their SHA-256 fingerprints with the ones the authorities publish:"
@@ -689,11 +692,16 @@ def _how_to_verify(data: ReportData, text: Text) -> list[Flowable]:
          ["sha256sum -c manifest-sha256.txt"],
          "The manifest hashes printed in this report can be compared the same way, for"
          " example with <font name='Courier'>sha256sum data/exhibits/EX-001/manifest.json</font>."),
-        ("Make sure the verifier itself is the one that came with the bundle. The SHA-256 of"
-         " <font name='Courier'>data/verify.py</font> is:",
+        ("The verifier is one Python file with no dependency other than <i>cryptography</i>:"
+         " an expert can read it in full. A <font name='Courier'>verify.py</font> taken from the"
+         " bundle is only as trustworthy as the bundle: whoever could alter the bundle could"
+         " alter it, and this report, too. To check a bundle you were handed, run a copy"
+         " obtained independently (from evidence-locker, or from a bundle of known origin) and"
+         " pin the unit's key with <font name='Courier'>--key</font>; it says whether the"
+         " bundle's <font name='Courier'>verify.py</font> is itself, byte for byte. The SHA-256"
+         " of the <font name='Courier'>data/verify.py</font> exported with this bundle is:",
          [data.verifier_sha256],
-         "It is one Python file with no dependency other than <i>cryptography</i>: an expert"
-         " can read it in full, or run a copy of the verifier obtained independently."),
+         "A different SHA-256 means another version of the verifier, or an altered one."),
     ]
     for number, (sentence, commands, after) in enumerate(more, start=len(steps) + 1):
         block: list[Flowable] = [Paragraph(f"{number}.&nbsp;&nbsp;{sentence}", STEP)]

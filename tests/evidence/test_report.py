@@ -479,6 +479,11 @@ def test_verification_page(made: tuple[ReportData, Path]) -> None:
     for path, fingerprint in data.tsa_fingerprints:
         assert path in text and fingerprint in flat
     assert "nothing logged up to the older checkpoint was changed" in text
+    # The bundle's own verify.py cannot vouch for the bundle: the page says to run a copy
+    # obtained independently, with the unit's key pinned, not to check it against this report.
+    assert "came with the bundle" not in text
+    assert "only as trustworthy as the bundle" in text
+    assert "obtained independently" in text and "--key" in text
 
 
 def test_stream_output_is_deterministic(made: tuple[ReportData, Path]) -> None:
