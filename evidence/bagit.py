@@ -77,12 +77,14 @@ from evidence.bundle_verifier import (
     _listed_path_flaw,
     _os_metadata,
     _path_flaw,
-    entry_name_flaw,
+    entry_chunks,
+    entry_header_flaw,
     outside_archive,
     zip_bag,
 )
 from evidence.bundle_verifier import _decode_manifest_path as decode_manifest_path
 from evidence.bundle_verifier import _human as _human_size
+from evidence.bundle_verifier import _ReadError as _EntryUnreadable
 from evidence.bundle_verifier import _text_lines as _split_lines
 from evidence.errors import EvidenceError, InvalidInput
 
@@ -505,7 +507,8 @@ def _render_bag_info(
 class _Opened:
     """What survived the archive-level checks: the bag folder's safe files, by bag path."""
 
-    archive: zipfile.ZipFile
+    handle: BinaryIO  # the ZIP file, read through `bundle_verifier.entry_chunks`
+    size: int
     name: str
     files: dict[str, zipfile.ZipInfo]
     repacked: tuple[str, ...] = ()
@@ -659,8 +662,9 @@ def _check_entries(
         if not reason:
             # The verifier's rule: an entry `unzip` or a streaming extractor would name after
             # another file (its Unicode Path field, its local header) could land on one that
-            # was checked. zipfile reads members through its own position, so `handle` may move.
-            kind, reason = ProblemKind.UNSAFE_ENTRY, entry_name_flaw(handle, archive_size, info)
+            # was checked, and one whose local header gives another compression method, sizes
+            # or CRC-32 would be read as other bytes than those checked.
+            kind, reason = ProblemKind.UNSAFE_ENTRY, entry_header_flaw(handle, archive_size, info)
         if reason:
             problems.append(BagProblem(name, kind, reason))
             continue
@@ -693,8 +697,8 @@ def _check_entries(
     ):
         problems.append(BagProblem("data/", ProblemKind.LAYOUT, "the payload folder is missing"))
     name = bag.prefix.rstrip("/") or label.removesuffix(".zip")
-    return _Opened(archive=archive, name=name, files=bag.files, repacked=tuple(bag.repacked),
-                   desktop_metadata=tuple(bag.desktop_metadata))
+    return _Opened(handle=handle, size=archive_size, name=name, files=bag.files,
+                   repacked=tuple(bag.repacked), desktop_metadata=tuple(bag.desktop_metadata))
 
 
 def _entry_flaw(info: zipfile.ZipInfo) -> tuple[ProblemKind, str | None]:
@@ -772,14 +776,11 @@ def _read_tag_files(opened: _Opened, limits: ReadLimits, problems: list[BagProbl
 
 
 def _read_entry(opened: _Opened, path: str, problems: list[BagProblem]) -> bytes | None:
-    info = opened.files[path]
     try:
-        with opened.archive.open(info) as handle:
-            data = handle.read(info.file_size + 1)
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        return b"".join(entry_chunks(opened.handle, opened.size, opened.files[path]))
+    except (_EntryUnreadable, OSError) as exc:
         problems.append(BagProblem(path, ProblemKind.CORRUPT_ENTRY, f"cannot be read: {exc}"))
         return None
-    return data
 
 
 def _text_lines(path: str, content: bytes, problems: list[BagProblem]) -> list[str] | None:
@@ -992,22 +993,14 @@ def _hash_entry(
     hashers = {algorithm: hashlib.new(algorithm) for algorithm in manifests}
     size = 0
     try:
-        with opened.archive.open(info) as handle:
-            # zipfile stops at the declared size, so a lying header cannot inflate past it.
-            while chunk := handle.read(CHUNK):
-                size += len(chunk)
-                for hasher in hashers.values():
-                    hasher.update(chunk)
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        # The verifier's reader: cut off at the declared size (a lying header cannot inflate
+        # past it), and failing an entry whose declared size it does not fill, or whose
+        # compressed size holds bytes past the end of its data.
+        for chunk in entry_chunks(opened.handle, opened.size, info):
+            size += len(chunk)
+            for hasher in hashers.values():
+                hasher.update(chunk)
+    except (_EntryUnreadable, OSError) as exc:
         problems.append(BagProblem(path, ProblemKind.CORRUPT_ENTRY, f"cannot be read: {exc}"))
-        return None
-    if size != info.file_size:
-        problems.append(
-            BagProblem(
-                path,
-                ProblemKind.CORRUPT_ENTRY,
-                f"holds {size} bytes but its ZIP entry declares {info.file_size}",
-            )
-        )
         return None
     return {algorithm: h.hexdigest() for algorithm, h in hashers.items()}, size

@@ -80,7 +80,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 
 def _cannot_run(what: str) -> None:
@@ -1434,7 +1434,7 @@ class _Zip:
         try:
             for info in infos:
                 name = info.orig_filename
-                flaw = _entry_flaw(info) or entry_name_flaw(handle, size, info)
+                flaw = _entry_flaw(info) or entry_header_flaw(handle, size, info)
                 if flaw:
                     problems.append(f"{label}: entry {name!r} refused unread: {flaw}")
                     continue
@@ -1452,29 +1452,12 @@ class _Zip:
         self.ok = True
 
     def data_offset(self, handle: _Stream, info: zipfile.ZipInfo) -> int:
-        name, _, start = _local_header(handle, self.size, info)
-        if name != info.orig_filename:
-            raise _ReadError("its local header names a different file (archive crafted?)")
-        if start + info.compress_size > self.size:
-            raise _ReadError("its data runs past the end of the archive")
-        return start
+        return _data_offset(handle, self.size, info)
 
     def chunks(self, info: zipfile.ZipInfo) -> Iterator[bytes]:
         handle = self.opener()
         try:
-            handle.seek(self.data_offset(handle, info))
-            if info.compress_type == zipfile.ZIP_STORED:
-                if info.compress_size != info.file_size:
-                    raise _ReadError("stored entry whose two sizes disagree")
-                left = info.file_size
-                while left:
-                    chunk = handle.read(min(CHUNK, left))
-                    if not chunk:
-                        raise _ReadError("the archive ends inside this entry")
-                    left -= len(chunk)
-                    yield chunk
-                return
-            yield from _inflate(handle, info)
+            yield from entry_chunks(handle, self.size, info)
         finally:
             handle.close()
 
@@ -1489,43 +1472,119 @@ class _Zip:
         return lambda: _Window(path, start, info.file_size)
 
 
-def entry_name_flaw(handle: _Stream, size: int, info: zipfile.ZipInfo) -> str | None:
-    """Why an entry's other names disagree with its central directory name, or None: the one
-    rule for this verifier and for `evidence.bagit`, which imports it.
+def entry_header_flaw(handle: _Stream, size: int, info: zipfile.ZipInfo) -> str | None:
+    """Why an entry's local header or other names disagree with its central directory record,
+    or None: the one rule for this verifier and for `evidence.bagit`, which imports it.
 
     Checked for every entry, also those never read (folders, desktop metadata): unzip takes
     an entry's name from its Unicode Path field when it has one, and a streaming extractor
-    from its local header, so either could write an entry set aside here over a file that
-    was checked (a forged report.pdf beside a '._report.pdf')."""
+    its name, compression method and (without a data descriptor) sizes and CRC-32 from its
+    local header, so either could write an entry set aside here over a file that was checked
+    (a forged report.pdf beside a '._report.pdf'), or other bytes than those checked."""
     try:
-        local_name, local_extra, _ = _local_header(handle, size, info)
+        local = _local_header(handle, size, info)
     except _ReadError as exc:
         return str(exc)
-    if local_name != info.orig_filename:
-        return (f"its local header names {local_name!r}, which an extractor reading the "
+    if local.name != info.orig_filename:
+        return (f"its local header names {local.name!r}, which an extractor reading the "
                 "archive in order writes instead (archive crafted?)")
-    for where, extra in (("central directory", info.extra), ("local header", local_extra)):
+    for where, extra in (("central directory", info.extra), ("local header", local.extra)):
         for other in _unicode_path_names(extra):
             if other != info.orig_filename:
                 return (f"its Unicode Path field ({where}) names {other!r}, which unzip "
                         "writes instead (archive crafted?)")
+    said: list[tuple[str, object, object]] = []
+    if local.method != info.compress_type:
+        said.append(("compression method", local.method, info.compress_type))
+    for bit, what in ((0x01, "encryption flag"), (0x08, "data descriptor flag")):
+        if local.flags & bit != info.flag_bits & bit:
+            said.append((what, "set" if local.flags & bit else "clear",
+                         "set" if info.flag_bits & bit else "clear"))
+    if not said and not local.flags & 0x08:  # else the sizes and CRC-32 follow the data
+        said.extend((what, ours, theirs) for what, ours, theirs in (
+            ("CRC-32", f"{local.crc:08x}", f"{info.CRC:08x}"),
+            ("compressed size", local.compress_size, info.compress_size),
+            ("size", local.file_size, info.file_size),
+        ) if ours != theirs)  # fmt: skip
+    if said:
+        what, ours, theirs = said[0]
+        return (f"its local header gives {what} {ours} where the central directory gives "
+                f"{theirs}, so an extractor reading the archive in order reads other bytes "
+                "than those checked (archive crafted?)")
+    if info.is_dir() and (info.file_size or info.compress_size > 2):  # 2: an empty deflate
+        return (f"a folder entry, yet it holds {_bytes(info.compress_size)} that no tool "
+                "unpacks (archive crafted?)")
     return None
 
 
-def _local_header(handle: _Stream, size: int, info: zipfile.ZipInfo) -> tuple[str, bytes, int]:
-    """(name, extra field, where the data starts) of an entry's local header."""
+class _LocalHeader(NamedTuple):
+    name: str
+    extra: bytes
+    start: int  # where the entry's data starts
+    flags: int
+    method: int
+    crc: int
+    compress_size: int  # from its ZIP64 field when the header leaves them to it
+    file_size: int
+
+
+def _local_header(handle: _Stream, size: int, info: zipfile.ZipInfo) -> _LocalHeader:
     if info.header_offset < 0 or info.header_offset + 30 > size:
         raise _ReadError("its local header lies outside the archive")
     handle.seek(info.header_offset)
     header = handle.read(30)
     if len(header) != 30 or header[:4] != b"PK\x03\x04":
         raise _ReadError("its local header is missing (archive damaged)")
-    flags, = struct.unpack("<H", header[6:8])
-    name_length, extra_length = struct.unpack("<HH", header[26:30])
+    flags, method, _, _, crc, compress_size, file_size, name_length, extra_length = \
+        struct.unpack("<HHHHLLLHH", header[6:30])  # fmt: skip
     raw = handle.read(name_length)
     extra = handle.read(extra_length)
     name = raw.decode("utf-8" if flags & 0x800 else "cp437", "replace")
-    return name, extra, info.header_offset + 30 + name_length + extra_length
+    if 0xFFFFFFFF in (compress_size, file_size):  # the ZIP64 field: size, then compressed
+        body = _extra_field(extra, 0x0001)
+        if file_size == 0xFFFFFFFF and len(body) >= 8:
+            (file_size,), body = struct.unpack("<Q", body[:8]), body[8:]
+        if compress_size == 0xFFFFFFFF and len(body) >= 8:
+            (compress_size,) = struct.unpack("<Q", body[:8])
+    return _LocalHeader(name, extra, info.header_offset + 30 + name_length + extra_length,
+                        flags, method, crc, compress_size, file_size)
+
+
+def _data_offset(handle: _Stream, size: int, info: zipfile.ZipInfo) -> int:
+    local = _local_header(handle, size, info)
+    if local.name != info.orig_filename:
+        raise _ReadError("its local header names a different file (archive crafted?)")
+    if local.start + info.compress_size > size:
+        raise _ReadError("its data runs past the end of the archive")
+    return local.start
+
+
+def entry_chunks(handle: _Stream, size: int, info: zipfile.ZipInfo) -> Iterator[bytes]:
+    """An entry's content in chunks of at most `CHUNK`, read from `handle` at its local header
+    as its central directory record describes it: the one reader for this verifier and for
+    `evidence.bagit`, which imports it. Raises `_ReadError` saying what is wrong, also when the
+    entry's compressed size holds bytes past the end of its data, which zip tools stop before
+    and no manifest covers (a place to hide them). Stored entries are read straight, without
+    the CRC-32 the SHA-256 of every file makes redundant."""
+    handle.seek(_data_offset(handle, size, info))
+    if info.compress_type != zipfile.ZIP_STORED:
+        yield from _inflate(handle, info)
+        return
+    if info.compress_size > info.file_size:
+        raise _ReadError(
+            f"{_bytes(info.compress_size - info.file_size)} after the end of its data (stored: "
+            f"its compressed size is {info.compress_size}, its size {info.file_size}), which "
+            "zip tools disagree on (archive crafted?)"
+        )
+    if info.compress_size != info.file_size:
+        raise _ReadError("stored entry whose two sizes disagree")
+    left = info.file_size
+    while left:
+        chunk = handle.read(min(CHUNK, left))
+        if not chunk:
+            raise _ReadError("the archive ends inside this entry")
+        left -= len(chunk)
+        yield chunk
 
 
 def _inflate(handle: _Stream, info: zipfile.ZipInfo) -> Iterator[bytes]:
@@ -1561,6 +1620,14 @@ def _inflate(handle: _Stream, info: zipfile.ZipInfo) -> Iterator[bytes]:
     if out_left:
         raise _ReadError(
             f"holds {info.file_size - out_left} bytes but its entry declares {info.file_size}"
+        )
+    # zlib, zipfile and unzip stop at the end of the deflate stream; what the entry's
+    # compressed size holds past it is read by none of them.
+    after = len(inflater.unused_data) + len(data) + packed_left
+    if after:
+        raise _ReadError(
+            f"{_bytes(after)} after the end of its compressed data (its compressed size is "
+            f"{info.compress_size}), which zip tools stop before (archive crafted?)"
         )
 
 
@@ -1620,19 +1687,30 @@ def outside_archive(
 
     The exporter writes its first entry at byte 0, each entry's local header straight after
     the previous entry's data (and data descriptor), the central directory straight after the
-    last, no archive comment and nothing after the end-of-central-directory record. zipfile
-    (and unzip) read past a stub put in front (a self-extracting or polyglot file), past bytes
-    between entries (they follow the central directory's offsets) and past bytes appended, so
-    the archive's files may all hold while the file is not the one exported."""
+    last, its end records straight after that (a ZIP64 end record without extensible data and
+    its locator, when the archive needs them, then the end-of-central-directory record), no
+    comment, the archive's or an entry's, and nothing after the end record. zipfile (and unzip)
+    read past a stub put in front (a self-extracting or polyglot file), past bytes between
+    entries or end records (they follow the records' offsets), past comments and bytes
+    appended, and read entries that overlap (two central directory records pointing into the
+    same bytes, one entry's data running into the next), so the archive's files may all hold
+    while the file is not the one exported, or holds more than they say."""
     parts: list[str] = []
     # zipfile has already shifted the offsets by a stub put in front without adjusting them.
     first = min((info.header_offset for info in infos), default=central_directory_at)
     if 0 < first <= size:
         parts.append(f"{_bytes(first)} before the ZIP archive (ahead of its first entry)")
     parts.extend(_between_entries(handle, size, infos, central_directory_at))
+    parts.extend(_first_few([(len(info.comment), f"in the comment of entry "
+                                                 f"{_shown(info.orig_filename)}")
+                             for info in infos if info.comment],
+                            ("entry's comment", "entries' comments")))
     end = _end_record(handle, size)
     if end is not None:
         end_at, record = end
+        directory_end = _central_directory_end(handle, central_directory_at, len(infos))
+        if directory_end is not None:
+            parts.extend(_between_end_records(handle, directory_end, end_at))
         (declared,) = struct.unpack("<H", record[20:22])
         comment = min(declared, size - end_at - 22)
         if comment:
@@ -1650,35 +1728,103 @@ def _between_entries(
     handle: _Stream, size: int, infos: list[zipfile.ZipInfo], central_directory_at: int
 ) -> list[str]:
     """Gaps between one entry's end and the next local header, and between the last entry's
-    end and the central directory, walked in the order the entries lie in the file (the
-    central directory may list them in another). Overlapping entries are no gap; the walk
-    stops at a local header it cannot read (`entry_name_flaw` refuses that entry)."""
+    end and the central directory, and overlaps between them, walked in the order the entries
+    lie in the file (the central directory may list them in another). The walk stops at a
+    local header it cannot read (`entry_header_flaw` refuses that entry)."""
     gaps: list[tuple[int, str]] = []
+    overlaps: list[tuple[int, str]] = []
     ordered = sorted(infos, key=lambda info: info.header_offset)
     cursor = ordered[0].header_offset if ordered else central_directory_at
-    previous = ""
+    previous = ""  # the entry that reaches furthest so far, ending at `cursor`
     for info in ordered:
         name = _shown(info.orig_filename)
+        end = _entry_end(handle, size, info)
         if previous and info.header_offset > cursor:
             gaps.append((info.header_offset - cursor, f"between entries {previous} and {name}"))
-        end = _entry_end(handle, size, info)
+        elif previous and info.header_offset < cursor:
+            shared = min(cursor, end if end is not None else cursor) - info.header_offset
+            overlaps.append((shared, f"where entries {previous} and {name} overlap"))
         if end is None:
-            return _gaps_shown(gaps)
-        cursor = max(cursor, end)
-        previous = name
-    if previous and central_directory_at > cursor:
-        gaps.append((central_directory_at - cursor,
-                     f"between entry {previous} and the central directory"))
-    return _gaps_shown(gaps)
+            break
+        if end > cursor or not previous:
+            cursor, previous = max(cursor, end), name
+    else:
+        if previous and central_directory_at > cursor:
+            gaps.append((central_directory_at - cursor,
+                         f"between entry {previous} and the central directory"))
+        elif previous and central_directory_at < cursor:
+            overlaps.append((cursor - central_directory_at,
+                             f"where entry {previous} and the central directory overlap"))
+    return (_first_few(gaps, ("gap between entries", "gaps between entries"))
+            + _first_few(overlaps, ("overlap between entries", "overlaps between entries")))
 
 
-def _gaps_shown(gaps: list[tuple[int, str]]) -> list[str]:
-    shown = [f"{_bytes(count)} {where}" for count, where in gaps[:MAX_GAPS_SHOWN]]
-    rest = gaps[MAX_GAPS_SHOWN:]
+def _first_few(found: list[tuple[int, str]], more: tuple[str, str]) -> list[str]:
+    """The first few (bytes, where) found, then how many more and their bytes together."""
+    shown = [f"{_bytes(count)} {where}" for count, where in found[:MAX_GAPS_SHOWN]]
+    rest = found[MAX_GAPS_SHOWN:]
     if rest:
         shown.append(f"{_bytes(sum(count for count, _ in rest))} in {len(rest)} more "
-                     f"gap{'' if len(rest) == 1 else 's'} between entries")
+                     f"{more[len(rest) > 1]}")
     return shown
+
+
+def _central_directory_end(handle: _Stream, start: int, entries: int) -> int | None:
+    """Where the central directory zipfile read ends: after its `entries` records, each 46
+    bytes and its name, extra field and comment; None when one is not where it should be."""
+    at = start
+    for _ in range(entries):
+        handle.seek(at)
+        record = handle.read(46)
+        if len(record) != 46 or record[:4] != b"PK\x01\x02":
+            return None
+        at += 46 + sum(struct.unpack("<3H", record[28:34]))
+    return at
+
+
+def _between_end_records(handle: _Stream, directory_end: int, end_at: int) -> list[str]:
+    """Bytes between the central directory and the end record, or around the ZIP64 end
+    record and its locator when the archive has them, and a locator that points elsewhere:
+    readers that follow the locator (libzip, 7-Zip, newer Pythons) and those that look right
+    before it (older Pythons) may then read different central directories."""
+    locator_at = end_at - 20
+    locator = b""
+    if locator_at >= directory_end:
+        handle.seek(locator_at)
+        locator = handle.read(20)
+    if locator[:4] != b"PK\x06\x07":
+        if end_at > directory_end:
+            return [f"{_bytes(end_at - directory_end)} between the central directory and "
+                    "its end record"]
+        return []
+    parts: list[str] = []
+    record = b""
+    for record_at in (directory_end, locator_at - 56):  # as exported, or where zipfile looks
+        if directory_end <= record_at <= locator_at - 56:
+            handle.seek(record_at)
+            record = handle.read(56)
+            if record[:4] == b"PK\x06\x06":
+                break
+    else:
+        return [f"{_bytes(locator_at - directory_end)} between the central directory and its "
+                "ZIP64 end locator"]
+    if record_at > directory_end:
+        parts.append(f"{_bytes(record_at - directory_end)} between the central directory and "
+                     "its ZIP64 end record")
+    (length,) = struct.unpack("<Q", record[4:12])
+    record_end = min(record_at + 12 + max(length, 44), locator_at)
+    if record_end > record_at + 56:
+        parts.append(f"{_bytes(record_end - record_at - 56)} in the ZIP64 end record's "
+                     "extensible data sector")
+    if locator_at > record_end:
+        parts.append(f"{_bytes(locator_at - record_end)} between the ZIP64 end record and "
+                     "its locator")
+    (pointer,) = struct.unpack("<Q", locator[8:16])
+    cd_size, cd_offset = struct.unpack("<2Q", record[40:56])
+    if pointer != cd_offset + cd_size:  # both as declared, so a stub in front shifts neither
+        parts.append(f"a ZIP64 end locator that points to byte {pointer}, not to its ZIP64 "
+                     f"end record (byte {cd_offset + cd_size}, after the central directory)")
+    return parts
 
 
 def _entry_end(handle: _Stream, size: int, info: zipfile.ZipInfo) -> int | None:
@@ -1686,15 +1832,15 @@ def _entry_end(handle: _Stream, size: int, info: zipfile.ZipInfo) -> int | None:
     data descriptor (optional signature, CRC-32, sizes of 4 bytes or, ZIP64, 8) that repeats
     the central directory's CRC-32 and sizes. None when its local header cannot be read."""
     try:
-        _, local_extra, start = _local_header(handle, size, info)
+        local = _local_header(handle, size, info)
     except _ReadError:
         return None
-    end = start + info.compress_size
+    end = local.start + info.compress_size
     if not info.flag_bits & 0x08:
         return end
     handle.seek(end)
     tail = handle.read(24)
-    zip64 = 0x0001 in _extra_field_ids(local_extra)
+    zip64 = 0x0001 in _extra_field_ids(local.extra)
     for signed in (True, False):
         if signed and tail[:4] != b"PK\x07\x08":
             continue
@@ -1951,21 +2097,25 @@ def _repack_signs(infos: list[zipfile.ZipInfo], prefix: str) -> list[str]:
 def _unicode_path_names(extra: bytes) -> Iterator[str]:
     """The names an Info-ZIP Unicode Path extra field (0x7075) gives, which unzip prefers to
     the entry's own name; one that is not UTF-8 is yielded escaped, so it never matches."""
+    for kind, body in _extra_fields(extra):
+        if kind == 0x7075 and len(body) >= 5:
+            yield body[5:].decode("utf-8", "backslashreplace")
+
+
+def _extra_fields(extra: bytes) -> Iterator[tuple[int, bytes]]:
     at = 0
     while at + 4 <= len(extra):
         kind, length = struct.unpack("<HH", extra[at : at + 4])
-        body = extra[at + 4 : at + 4 + length]
-        if kind == 0x7075 and len(body) >= 5:
-            yield body[5:].decode("utf-8", "backslashreplace")
+        yield kind, extra[at + 4 : at + 4 + length]
         at += 4 + length
 
 
 def _extra_field_ids(extra: bytes) -> Iterator[int]:
-    at = 0
-    while at + 4 <= len(extra):
-        kind, length = struct.unpack("<HH", extra[at : at + 4])
-        yield kind
-        at += 4 + length
+    return (kind for kind, _ in _extra_fields(extra))
+
+
+def _extra_field(extra: bytes, wanted: int) -> bytes:
+    return next((body for kind, body in _extra_fields(extra) if kind == wanted), b"")
 
 
 def _open_folder(path: str, label: str, problems: list[str]) -> _Source | None:

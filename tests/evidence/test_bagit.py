@@ -42,6 +42,9 @@ from tests.evidence.test_bundle_verifier import (
     central_directory_at,
     entries_in_order,
     insert_bytes,
+    nest_entry,
+    pad_entry,
+    patch_header,
 )
 
 BAG = "case-2025-0042"
@@ -678,6 +681,72 @@ def test_bytes_between_entries_are_listed_beside_the_bag_s_other_problems(
         ("both.zip", ProblemKind.OUTSIDE_ENTRIES),
         ("data/صورة الشاشة.png", ProblemKind.CHECKSUM_MISMATCH),
     }
+
+
+def _padded_deflated(path: Path) -> tuple[bytes, tuple[str, ProblemKind, str]]:
+    name = f"{BAG}/data/report.txt"
+    return pad_entry(path.read_bytes(), name, JUNK), (
+        "data/report.txt", ProblemKind.CORRUPT_ENTRY,
+        f"cannot be read: {len(JUNK)} bytes after the end of its compressed data")
+
+
+def _padded_stored(path: Path) -> tuple[bytes, tuple[str, ProblemKind, str]]:
+    name = f"{BAG}/data/صورة الشاشة.png"
+    return pad_entry(path.read_bytes(), name, JUNK), (
+        "data/صورة الشاشة.png", ProblemKind.CORRUPT_ENTRY,
+        f"cannot be read: {len(JUNK)} bytes after the end of its data (stored")
+
+
+def _nested(path: Path) -> tuple[bytes, tuple[str, ProblemKind, str]]:
+    outer, inner = f"{BAG}/data/._notes", f"{BAG}/data/.DS_Store"
+    return nest_entry(path.read_bytes(), outer, inner, JUNK), (
+        "outside.zip", ProblemKind.OUTSIDE_ENTRIES,
+        f"{30 + len(inner) + len(JUNK)} bytes where entries {outer!r} and {inner!r} overlap")
+
+
+def _local_method(path: Path) -> tuple[bytes, tuple[str, ProblemKind, str]]:
+    name = f"{BAG}/data/report.txt"
+    return patch_header(path.read_bytes(), name, "compression method", 0), (
+        name, ProblemKind.UNSAFE_ENTRY,
+        "its local header gives compression method 0 where the central directory gives 8")
+
+
+def _entry_comment(path: Path) -> tuple[bytes, tuple[str, ProblemKind, str]]:
+    name = f"{BAG}/bag-info.txt"
+    buffer = io.BytesIO(path.read_bytes())
+    with zipfile.ZipFile(buffer, "a") as archive:
+        archive.getinfo(name).comment = JUNK
+        archive.comment = b""  # so the central directory is written again on close
+    return buffer.getvalue(), ("outside.zip", ProblemKind.OUTSIDE_ENTRIES,
+                               f"{len(JUNK)} bytes in the comment of entry {name!r}")
+
+
+@pytest.mark.parametrize(
+    "make", [_padded_deflated, _padded_stored, _nested, _local_method, _entry_comment],
+    ids=["after-deflate-stream", "after-stored-data", "overlapping-entries",
+         "local-header-disagrees", "entry-comment"],
+)
+def test_bytes_hidden_in_entries_or_read_otherwise_are_refused_as_verify_py_refuses_them(
+    bag_zip: Path, tmp_path: Path,
+    make: Callable[[Path], tuple[bytes, tuple[str, ProblemKind, str]]],
+) -> None:
+    """The service reads entries with the verifier's reader and by its rules: bytes after an
+    entry's data that its compressed size still counts, entries that overlap, a local header
+    that gives another compression method (or sizes, or CRC-32) than the central directory,
+    a comment on an entry. zipfile reads each of these without a word."""
+    data, (where, kind, detail) = make(bag_zip)
+    path = tmp_path / "outside.zip"
+    path.write_bytes(data)
+    with zipfile.ZipFile(path) as archive:
+        assert archive.testzip() is None
+    problem, *then = validate_bag(path)  # then: what follows (a file missing, Payload-Oxum)
+    assert (problem.path, problem.kind) == (where, kind)
+    assert problem.detail.startswith(detail), problem.detail
+    assert {p.kind for p in then} <= {ProblemKind.MISSING_FILE, ProblemKind.OXUM_MISMATCH}
+    if kind is not ProblemKind.CORRUPT_ENTRY:  # read_bag does not read the payload
+        with pytest.raises(BagInvalid) as refused:
+            read_bag(path)
+        assert refused.value.problems == [problem]
 
 
 def _verifier_members(archive: Path) -> set[str]:

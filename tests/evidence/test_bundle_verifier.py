@@ -1176,14 +1176,16 @@ def test_hostile_json_inside_gives_problems(good: tuple[Bundle, Path], tmp_path:
 
 
 def _patch_central_directory(data: bytes, name: bytes, file_size: int) -> bytes:
-    """Sets the uncompressed size an entry's central directory record declares."""
-    at = data.find(b"PK\x01\x02" + data[data.find(b"PK\x01\x02") + 4 :][:0])
-    while at >= 0:
-        name_length = struct.unpack("<H", data[at + 28 : at + 30])[0]
-        if data[at + 46 : at + 46 + name_length] == name:
-            return data[: at + 24] + struct.pack("<L", file_size) + data[at + 28 :]
-        at = data.find(b"PK\x01\x02", at + 4)
-    raise AssertionError("entry not found")
+    """Sets the uncompressed size an entry declares, in its central directory record and its
+    local header alike (headers that disagree are refused before anything is read)."""
+    out = bytearray(data)
+    for signature, name_at, size_at in ((b"PK\x01\x02", 46, 24), (b"PK\x03\x04", 30, 22)):
+        at = data.find(signature)
+        while data[at + name_at : at + name_at + len(name)] != name:
+            at = data.find(signature, at + 4)
+            assert at >= 0, "entry not found"
+        struct.pack_into("<L", out, at + size_at, file_size)
+    return bytes(out)
 
 
 def test_huge_declared_sizes_are_refused_before_inflating(tmp_path: Path) -> None:
@@ -1461,13 +1463,17 @@ def variant(
     the exporter writes it (data descriptors, ZIP64 local headers); and with ZIP64 everywhere
     (offsets in the central directory's ZIP64 fields, a ZIP64 end record), as zipfile writes
     an archive past 4 GiB."""
-    path = tmp_path_factory.mktemp(request.param) / f"{BAG}.zip"
-    if request.param != "zip64":
-        return good[0].write(path, piped=request.param == "piped")
+    return write_variant(good[0], tmp_path_factory.mktemp(request.param) / f"{BAG}.zip",
+                         request.param)
+
+
+def write_variant(bundle: Bundle, path: Path, kind: str) -> Path:
+    if kind != "zip64":
+        return bundle.write(path, piped=kind == "piped")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(zipfile, "ZIP64_LIMIT", 1)
         patch.setattr(zipfile, "ZIP_FILECOUNT_LIMIT", 1)
-        return good[0].write(path)
+        return bundle.write(path)
 
 
 def test_each_way_of_writing_the_bundle_holds_nothing_between_its_entries(variant: Path) -> None:
@@ -1533,6 +1539,268 @@ def test_many_gaps_are_counted_after_the_first_few_and_beside_bytes_outside(
         f"{names[3]!r}; 20 bytes in 2 more gaps between entries; 4 bytes after the ZIP archive "
         "(past its end record), which the exporter never writes"
     ), problem
+
+
+# -- Bytes hidden inside entries, in overlaps, around the end records -------------------------
+
+# Where a local header keeps each field; its central directory record keeps it 2 bytes further.
+LOCAL_FIELDS = {"flags": (6, "<H"), "compression method": (8, "<H"), "CRC-32": (14, "<L"),
+                "compressed size": (18, "<L"), "size": (22, "<L")}
+
+
+def patch_header(data: bytes, name: str, which: str, value: int, *,
+                 local: bool = True, central: bool = False) -> bytes:
+    """The ZIP `data` with one field of entry `name` set in its local header, its central
+    directory record or both (entries without ZIP64 fields)."""
+    offset, fmt = LOCAL_FIELDS[which]
+    out = bytearray(data)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        info, record = archive.getinfo(name), archive.start_dir
+        for other in archive.infolist():
+            if other is info:
+                break
+            record += 46 + sum(struct.unpack_from("<3H", data, record + 28))
+    assert out[record : record + 4] == b"PK\x01\x02"
+    if local:
+        struct.pack_into(fmt, out, info.header_offset + offset, value)
+    if central:
+        struct.pack_into(fmt, out, record + offset + 2, value)
+    return bytes(out)
+
+
+def data_span(data: bytes, name: str) -> tuple[int, int]:
+    """Where entry `name`'s data starts and ends in the ZIP `data`."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        info = archive.getinfo(name)
+    start = info.header_offset + 30 + sum(struct.unpack_from("<HH", data, info.header_offset + 26))
+    return start, start + info.compress_size
+
+
+def pad_entry(data: bytes, name: str, junk: bytes) -> bytes:
+    """`junk` put after entry `name`'s data and counted in its compressed size (both headers)
+    and every offset past it moved on: zip tools stop at the end of a deflate stream, and at
+    a stored entry's size, and never read it."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        compressed = archive.getinfo(name).compress_size
+    padded = insert_bytes(data, data_span(data, name)[1], junk)
+    return patch_header(padded, name, "compressed size", compressed + len(junk), central=True)
+
+
+def nest_entry(data: bytes, outer: str, inner: str, content: bytes) -> bytes:
+    """The ZIP `data` with entry `outer` added, stored, its data the local header and data of
+    an entry `inner`, and a central directory record for `inner` too: two entries in the
+    same bytes, each read whole by zip tools (the trick of overlapping zip bombs)."""
+    when = (2026, 11, 22, 20, 43, 0)
+    single = io.BytesIO()
+    with zipfile.ZipFile(single, "w") as archive:
+        archive.writestr(zipfile.ZipInfo(inner, date_time=when), content)
+        record_at = archive.start_dir
+    inner_zip = single.getvalue()
+    record = bytearray(inner_zip[record_at : inner_zip.rfind(b"PK\x05\x06")])
+    buffer = io.BytesIO(data)
+    with zipfile.ZipFile(buffer, "a") as archive:
+        archive.writestr(zipfile.ZipInfo(outer, date_time=when), inner_zip[:record_at])
+    out = buffer.getvalue()
+    struct.pack_into("<L", record, 42, data_span(out, outer)[0])
+    end = out.rfind(b"PK\x05\x06")
+    entries, _, cd_size = struct.unpack_from("<HHL", out, end + 8)
+    out = out[:end] + record + out[end:]
+    patched = bytearray(out)
+    struct.pack_into("<HHL", patched, end + len(record) + 8, entries + 1, entries + 1,
+                     cd_size + len(record))
+    return bytes(patched)
+
+
+def readable_by_zip_tools(path: Path, *, unzip: bool = True) -> None:
+    """What zipfile (and Info-ZIP unzip) make of `path`: every entry reads, CRC-32 and all."""
+    with zipfile.ZipFile(path) as archive:
+        assert archive.testzip() is None
+    if unzip:
+        subprocess.run(["unzip", "-tqq", str(path)], check=True)
+
+
+HIDDEN = b"hidden where zip tools stop reading\n"
+
+
+@pytest.mark.parametrize(("name", "after"), [
+    ("README.txt", "after the end of its compressed data (its compressed size is 91), which "
+                   "zip tools stop before (archive crafted?)"),
+    ("report.pdf", "after the end of its data (stored: its compressed size is 65, its size 29),"
+                   " which zip tools disagree on (archive crafted?)"),
+], ids=["deflated", "stored"])
+def test_bytes_after_an_entry_s_data_within_its_compressed_size_fail_it(
+    good: tuple[Bundle, Path], tmp_path: Path, name: str, after: str
+) -> None:
+    """zlib, zipfile and unzip stop at the end of a deflate stream, and zipfile at a stored
+    entry's size (unzip reads on, and finds the CRC-32 wrong), so bytes the entry's compressed
+    size still counts are read as no part of the file: its bytes hold, and what is hidden
+    after them no manifest covers. The file fails, and the bag with it."""
+    path = tmp_path / "padded.zip"
+    path.write_bytes(pad_entry(good[1].read_bytes(), f"{BAG}/data/{name}", HIDDEN))
+    readable_by_zip_tools(path, unzip=name.endswith(".txt"))
+    report = bv.verify_bundle(path)
+    assert report.problems[0] == f"{name}: {len(HIDDEN)} bytes {after}", report.problems
+    assert [c.name for c in report.checks if not c.ok] == ["bag"]
+    assert_no_internal_error(report)
+
+
+def test_an_entry_whose_data_runs_into_the_next_local_header_fails_naming_both(
+    good: tuple[Bundle, Path], tmp_path: Path
+) -> None:
+    first, second = f"{BAG}/data/report.pdf", f"{BAG}/data/keys/signing-key.pem"
+    data = good[1].read_bytes()
+    with zipfile.ZipFile(good[1]) as archive:
+        size = archive.getinfo(first).file_size
+        assert archive.getinfo(first).compress_type == zipfile.ZIP_STORED
+    assert data_span(data, first)[1] == archive.getinfo(second).header_offset
+    for which in ("compressed size", "size"):
+        data = patch_header(data, first, which, size + 12, central=True)
+    path = tmp_path / "overlap.zip"
+    path.write_bytes(data)
+    report = bv.verify_bundle(path)
+    assert report.problems[0].startswith(
+        f"overlap.zip: 12 bytes where entries {first!r} and {second!r} overlap, which the "
+        "exporter never writes"), report.problems  # fmt: skip
+    assert has_problem(report, "report.pdf", "SHA-256 is")  # it now ends in the next header
+
+
+def test_two_entries_in_the_same_bytes_fail_naming_both(
+    good: tuple[Bundle, Path], tmp_path: Path
+) -> None:
+    """Desktop metadata is set aside unchecked: an AppleDouble file whose data holds a whole
+    second entry, a '.DS_Store' the central directory points into it, would pass as two such
+    files. Overlapping entries are what the exporter never writes."""
+    outer, inner = f"{BAG}/data/._notes", f"{BAG}/data/.DS_Store"
+    path = tmp_path / "nested.zip"
+    path.write_bytes(nest_entry(good[1].read_bytes(), outer, inner, b"hidden inside another"))
+    readable_by_zip_tools(path, unzip=False)  # unzip refuses it ("possible zip bomb")
+    with zipfile.ZipFile(path) as archive:
+        assert archive.read(inner) == b"hidden inside another"
+        assert archive.read(inner) in archive.read(outer)
+    report = bv.verify_bundle(path)
+    [problem] = report.problems
+    shared = 30 + len(inner) + len(b"hidden inside another")
+    assert problem.startswith(f"nested.zip: {shared} bytes where entries {outer!r} and "
+                              f"{inner!r} overlap, which the exporter never writes"), problem
+    assert "still checked as usual; they hold: 18 payload files" in problem
+    assert "data/._notes" in " ".join(report.warnings)  # set aside, as desktop metadata is
+
+
+@pytest.fixture(scope="module")
+def zip64_good(good: tuple[Bundle, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_variant(good[0], tmp_path_factory.mktemp("zip64") / f"{BAG}.zip", "zip64")
+
+
+def _cd_end_record_gap(data: bytes) -> bytes:
+    return insert_bytes(data, data.rfind(b"PK\x05\x06"), HIDDEN)
+
+
+def _zip64_extensible_data(data: bytes) -> bytes:
+    at = data.rfind(b"PK\x06\x06")
+    out = bytearray(data)
+    struct.pack_into("<Q", out, at + 4, 44 + len(HIDDEN))
+    return bytes(out[: at + 56] + HIDDEN + out[at + 56 :])
+
+
+def _zip64_locator_gap(data: bytes) -> bytes:
+    at = data.rfind(b"PK\x06\x07")
+    return data[:at] + HIDDEN + data[at:]
+
+
+def _zip64_locator_elsewhere(data: bytes) -> bytes:
+    out = bytearray(data)
+    struct.pack_into("<Q", out, data.rfind(b"PK\x06\x07") + 8, 0)
+    return bytes(out)
+
+
+@pytest.mark.parametrize(("zip64", "make", "said"), [
+    (False, _cd_end_record_gap,
+     f"{len(HIDDEN)} bytes between the central directory and its end record"),
+    (True, _zip64_extensible_data,
+     f"{len(HIDDEN)} bytes in the ZIP64 end record's extensible data sector"),
+    (True, _zip64_locator_gap,
+     f"{len(HIDDEN)} bytes between the ZIP64 end record and its locator"),
+    (True, _zip64_locator_elsewhere,
+     "a ZIP64 end locator that points to byte 0, not to its ZIP64 end record (byte "),
+], ids=["before-end-record", "zip64-extensible-data", "before-zip64-locator",
+        "zip64-locator-elsewhere"])
+def test_bytes_around_the_end_records_fail_the_bundle(
+    good: tuple[Bundle, Path], zip64_good: Path, tmp_path: Path, zip64: bool,
+    make: Callable[[bytes], bytes], said: str
+) -> None:
+    """Between the central directory and the end record (and around a ZIP64 end record and
+    its locator) the exporter writes nothing. Readers that follow the records' offsets (unzip,
+    libzip, newer Pythons) read past such bytes; others (older Pythons, which look for the
+    ZIP64 end record right before its locator) find another archive or none: the rule says
+    where the bytes are, as the archive's records place its central directory, and the bundle
+    fails whichever way this Python's zipfile reads it."""
+    original = zip64_good if zip64 else good[1]
+    path = tmp_path / "tail.zip"
+    path.write_bytes(make(original.read_bytes()))
+    with path.open("rb") as handle:  # the entries and directory the records point to
+        found = bv.outside_archive(handle, path.stat().st_size, entries_in_order(original),
+                                   central_directory_at(original))
+    assert len(found) == 1 and found[0].startswith(said), found
+    report = bv.verify_bundle(path)
+    assert not report.ok
+    assert report.unreadable or report.problems[0].startswith(f"tail.zip: {said}")
+    with original.open("rb") as handle:  # the bundle as written holds none of it
+        assert bv.outside_archive(handle, original.stat().st_size, entries_in_order(original),
+                                  central_directory_at(original)) == []
+
+
+def test_a_comment_on_an_entry_fails_the_bundle(
+    good: tuple[Bundle, Path], tmp_path: Path
+) -> None:
+    name = f"{BAG}/data/bundle.json"
+    path = tmp_path / "commented.zip"
+    shutil.copy(good[1], path)
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.getinfo(name).comment = HIDDEN
+        archive.comment = b""  # so the central directory is written again on close
+    readable_by_zip_tools(path)
+    [problem] = bv.verify_bundle(path).problems
+    assert problem.startswith(f"commented.zip: {len(HIDDEN)} bytes in the comment of entry "
+                              f"{name!r}, which the exporter never writes"), problem
+
+
+@pytest.mark.parametrize(("which", "value", "said"), [
+    ("compression method", 0, "compression method 0 where the central directory gives 8"),
+    ("flags", 0x08, "data descriptor flag set where the central directory gives clear"),
+    ("CRC-32", 0x12345678, "CRC-32 12345678 where the central directory gives "),
+    ("compressed size", 10, "compressed size 10 where the central directory gives "),
+    ("size", 10, "size 10 where the central directory gives "),
+])
+def test_an_entry_whose_local_header_disagrees_with_the_central_directory_is_refused(
+    good: tuple[Bundle, Path], tmp_path: Path, which: str, value: int, said: str
+) -> None:
+    """zipfile and unzip take an entry's compression method, sizes and CRC-32 from the central
+    directory; a streaming extractor takes them from the local header, and so reads other
+    bytes as the file than those checked."""
+    name = f"{BAG}/bag-info.txt"
+    path = tmp_path / "disagree.zip"
+    path.write_bytes(patch_header(good[1].read_bytes(), name, which, value))
+    with zipfile.ZipFile(path) as archive:
+        assert archive.testzip() is None  # zipfile reads by the central directory
+    report = bv.verify_bundle(path)
+    assert has_problem(report, f"entry {name!r} refused unread: its local header gives {said}",
+                       "an extractor reading the archive in order reads other bytes")
+    assert_no_internal_error(report)
+
+
+def test_a_folder_entry_holding_bytes_is_refused(
+    good: tuple[Bundle, Path], tmp_path: Path
+) -> None:
+    name = f"{BAG}/data/notes/"
+    path = tmp_path / "folder.zip"
+    shutil.copy(good[1], path)
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr(zipfile.ZipInfo(name, date_time=(2026, 11, 22, 20, 43, 0)), HIDDEN)
+    with zipfile.ZipFile(path) as archive:
+        assert archive.getinfo(name).is_dir() and archive.read(name) == HIDDEN
+    report = bv.verify_bundle(path)
+    assert has_problem(report, f"entry {name!r} refused unread: a folder entry, yet it holds "
+                       f"{len(HIDDEN)} bytes")
 
 
 @pytest.mark.parametrize("flat", [False, True], ids=["in-folder", "flat"])
