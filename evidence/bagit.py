@@ -43,13 +43,17 @@ Decisions, so a reader need not reverse them out of the code:
   ``..``, empty parts, a leading ``/``, a drive letter, a backslash or NUL, symlink entries,
   encrypted entries and unknown compression methods are refused and never read, as is an entry
   whose local header or Info-ZIP Unicode Path field (0x7075) names another file than the
-  central directory does (`bundle_verifier.entry_name_flaw`, one rule for both: unzip or a
-  streaming extractor would write it under that name, perhaps over a file that was checked).
-  Decompression is cut off at each entry's declared size, so a lying header cannot inflate
-  past the bound. Bytes that belong to no entry (before the first, between two, between the
-  last and the central directory, in the archive comment, after the end record) make it not
-  the file written here, though zipfile reads past them: a problem of its own
-  (`bundle_verifier.outside_archive`, one rule for both), beside whatever else is wrong.
+  central directory does, or whose local header gives another compression method, flags,
+  sizes or CRC-32 (`bundle_verifier.entry_header_flaw`, one rule for both: unzip or a
+  streaming extractor would write it under that name, perhaps over a file that was checked, or
+  read other bytes). Entries are read by the verifier's reader (`bundle_verifier.entry_chunks`):
+  decompression is cut off at each entry's declared size, so a lying header cannot inflate
+  past the bound, and bytes the compressed size counts past the end of the data fail the entry.
+  Bytes that belong to no entry (before the first, between two, between the last and the
+  central directory, between it and the end records or within them, in a comment, after the
+  end record) or to two (overlapping entries) make it not the file written here, though
+  zipfile reads past them: a problem of its own (`bundle_verifier.outside_archive`, one rule
+  for both), beside whatever else is wrong.
 """
 
 from __future__ import annotations

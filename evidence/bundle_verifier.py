@@ -28,10 +28,15 @@ Decisions, so a reader need not reverse them out of the code:
   is no longer the one the custody log recorded at export, and the expert should know why.
   Bytes outside the archive are another matter and fail the bag (`outside_archive`): a stub
   before the first entry (a self-extracting or polyglot file), bytes between one entry's data
-  (and data descriptor) and the next local header or the central directory, an archive comment
-  or bytes after the end record. The exporter writes none, zip tools read past them, and what
-  the file holds besides the ZIP's entries no manifest covers. The files inside are still
-  checked, and the report says what holds of them.
+  (and data descriptor) and the next local header or the central directory, between the
+  central directory and its end records or within them (a ZIP64 extensible data sector), a
+  comment (the archive's or an entry's) or bytes after the end record, and entries that
+  overlap. The exporter writes none, zip tools read past them, and what the file holds
+  besides the ZIP's entries no manifest covers. The files inside are still checked, and the
+  report says what holds of them. Inside an entry, bytes its compressed size counts past the
+  end of its data fail that file (`entry_chunks`, in the one reading pass), and an entry whose
+  local header disagrees with its central directory record is refused unread
+  (`entry_header_flaw`): a streaming extractor would read other bytes.
 - Desktop metadata (`__MACOSX/`, `.DS_Store`, `._*`, `Thumbs.db`, `desktop.ini`) that no
   manifest lists is warned of, each file by name, and set aside: the Finder writes `.DS_Store`
   into every folder an expert opens, so failing it would fail every bundle unzipped on a Mac.
