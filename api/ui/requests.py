@@ -94,6 +94,7 @@ APPROVAL_BY_ANOTHER = ("Next: approval by another supervisor, prosecutor or admi
 # Colours from the style sheet's badges, by what the state means to the officer.
 STATUS_TONES = {"draft": "", "approved": "queued", "sent": "running", "acknowledged": "running",
                 "fulfilled": "complete", "refused": "failed", "expired": "closed"}
+UNSENT = frozenset({RequestStatus.DRAFT, RequestStatus.APPROVED})
 CATEGORY_LABELS = {c.value: EU_LABELS[c] for c in DataCategory}
 MAX_EXTRA = 20_000
 MAX_LISTED = 1000  # targets the form lists to tick; ticking none asks for every one
@@ -133,6 +134,10 @@ def _deadline_state(row: LegalRequest, due: Sequence[requests.DueItem],
         return "overdue", "failed"
     if mine:
         return "due soon", "partial"
+    if extended_by is not None and extended_by.status in UNSENT:
+        # An extension extends nothing until the platform has it: this one still runs out.
+        return (f"not extended yet: {extended_by.reference_number} is {extended_by.status}, "
+                "not sent"), "partial"
     if extended_by is not None:
         late = requests.sent_late(extended_by)
         if late is not None and not late["extends"]:  # the law makes it extend nothing
@@ -143,7 +148,7 @@ def _deadline_state(row: LegalRequest, due: Sequence[requests.DueItem],
         and row.due_at is not None and row.due_at > utcnow())
     if running:
         return "running", "active"
-    if row.status in (RequestStatus.DRAFT, RequestStatus.APPROVED):
+    if row.status in UNSENT:
         return "not sent", ""
     return "ended", "closed"
 

@@ -484,10 +484,25 @@ def test_status_changes_and_an_extension_recorded_through_the_forms(api: Api) ->
     assert "Renewal: please extend the preservation" in shown.text
     original = api.client.get(f"{BASE}/{request_id}")
     assert "Extended by" in original.text and "Generate the extension" not in original.text
-    assert "extended by OP/2026/9-PRES-2" in original.text
     again = api.client.post(f"{BASE}/{request_id}/extension", data={"csrf_token": token})
     assert again.status_code == 409 and "already extended by OP/2026/9-PRES-2" in again.text
     assert _actions(api).count("request.generated") == 2
+
+    # A drafted extension extends nothing yet: the page and the list say it is not sent, and
+    # say the preservation is extended only once the extension is sent.
+    def deadline_badges() -> list[str]:
+        page = api.client.get(f"{BASE}/{request_id}").text.split("<h2>Deadlines</h2>", 1)[1]
+        row = api.client.get(BASE).text.split(f'href="{BASE}/{request_id}"', 1)[1]
+        cell = row.split("</tr>", 1)[0].rsplit('data-label="deadline"', 1)[1]
+        return [re.findall(r'<span class="badge[^"]*">([^<]*)</span>', part)[0]
+                for part in (page, cell)]
+
+    unsent = "not extended yet: OP/2026/9-PRES-2 is draft, not sent"
+    assert deadline_badges() == [unsent, unsent]
+    assert _record(boss_client, boss_token, extension_id, status="approved").status_code == 303
+    assert deadline_badges() == [unsent.replace("draft", "approved")] * 2
+    assert _record(api.client, token, extension_id, status="sent").status_code == 303
+    assert deadline_badges() == ["extended by OP/2026/9-PRES-2"] * 2
 
 
 def test_the_drafter_is_not_offered_the_approval_and_is_told_why(api: Api) -> None:
@@ -664,9 +679,10 @@ def test_the_requests_list_pages_newest_first_and_says_which_are_extended(
     second = api.client.get(html.unescape(older.group(1)))
     assert listed(second) == newest_first[3:]
     assert "Older requests" not in second.text and "Newest requests" in second.text
-    # The oldest request is on the second page; its extension on the first tells its state.
+    # The oldest request is on the second page; its extension (a draft) on the first tells its
+    # state: not extended until that is sent.
     row = second.text.split(f'href="{BASE}/{oldest}"', 1)[1].split("</tr>", 1)[0]
-    assert f"extended by {refs[str(extension.request.id)]}" in row
+    assert f"not extended yet: {refs[str(extension.request.id)]} is draft, not sent" in row
     assert api.client.get(BASE, params={"cursor": "not a cursor"}).status_code in (400, 422)
 
 
