@@ -20,6 +20,11 @@ from evidence.plugins import installed
 ENTRY_POINT_GROUP = "evidence.platform_registry"
 
 
+# The registry's entry for a provider it does not list: a target on a host (or an account on
+# a platform) the registry does not know is addressed to it, its addressee typed by the user.
+GENERIC = "generic"
+
+
 class IdentifierInfo(Protocol):
     """An identifier kind a platform accepts in legal requests, and the service it names."""
 

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, select
@@ -74,7 +75,7 @@ from evidence.models import (
     utcnow,
 )
 from evidence.pagination import DEFAULT_LIMIT, Page, paginate
-from evidence.platforms import PlatformInfo, PlatformRegistry
+from evidence.platforms import GENERIC, PlatformInfo, PlatformRegistry
 from evidence.request_input import (
     CATEGORIES,
     PERIOD,
@@ -316,15 +317,27 @@ def latest_capture(session: Session, target_id: uuid.UUID) -> Capture | None:
 
 
 def _platform_of(registry: PlatformRegistry, target: Target, account: Account | None) -> str | None:
+    """The registry name of the platform a request about `target` goes to; what the registry
+    does not know goes to its generic provider, when it has one."""
+    unknown = GENERIC if GENERIC in registry.names else None
     if account is not None:
         try:
             return registry.get(account.platform).name
         except NotFound:
-            return account.platform
+            return unknown or account.platform
     if target.url:
         found = registry.recognise(target.url)
-        return None if found is None else found.platform
+        return unknown if found is None else found.platform
     return None
+
+
+def _provider_of(target: Target, account: Account | None) -> str:
+    """Who runs what `target` is on, as far as the case knows it: the account's platform, or
+    the URL's host (without a leading www.)."""
+    if account is not None:
+        return account.platform.strip().lower()
+    host = (urlsplit(target.url or "").hostname or "").lower()
+    return host.removeprefix("www.")
 
 
 def _service(platform: PlatformInfo, kind: str) -> str:
@@ -406,6 +419,7 @@ def _collect_identifiers(
     used: list[uuid.UUID] = []
     seen: set[tuple[str, str]] = set()
     on_platform = 0
+    providers: list[str] = []
     for target, account in found:
         on = _platform_of(registry, target, account)
         label = target.url or (account.platform_account_id if account else str(target.id))
@@ -415,6 +429,9 @@ def _collect_identifiers(
                         f"(it is on {on or 'no known platform'})")
             continue
         on_platform += 1
+        provider = _provider_of(target, account)
+        if provider not in providers:
+            providers.append(provider)
         capture = latest_capture(session, target.id)
         if capture is None:
             problem(f"target {target.id} ({label}) has no complete or partial capture; capture "
@@ -428,6 +445,12 @@ def _collect_identifiers(
     if not target_ids and on_platform == 0:
         problem(f"case {case.reference} has no target on {platform.display_name}; flag the URL "
                 "or account first")
+    if platform.name == GENERIC and len(providers) > 1:
+        # One request, one addressee: the registry knows none of these, so nothing says they
+        # are run by the same provider.
+        problem(f"the targets are on {len(providers)} providers the platform registry does not "
+                f"know ({', '.join(providers)}); a request goes to one provider: choose the "
+                "targets of the one you address")
     return out, used
 
 

@@ -54,10 +54,12 @@ def _field_input(kind: str, name: str) -> str | None:
     spec = next((f for f in instrument.fields if f.name == name), None) if instrument else None
     if spec is None:
         return None
-    if spec.fill.get is None or name in REQUEST_CASE_FIELDS:
-        return f"field.{name}"
     source = spec.fill.source
-    return None if source is None or source.part == "field" else _input_of(kind, source)
+    # A field the user fills, overrides from the case, or gives where the platform registry
+    # has nothing (placed there only when the form offers that input).
+    if spec.fill.get is None or name in REQUEST_CASE_FIELDS or source is None:
+        return f"field.{name}"
+    return None if source.part == "field" else _input_of(kind, source)
 
 
 def _input_of(kind: str, about: About | None) -> str | None:

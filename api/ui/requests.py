@@ -63,7 +63,16 @@ from evidence.models import (
     User,
     utcnow,
 )
-from evidence.request_input import CATEGORIES, TARGETS, About, RequestProblem
+from evidence.request_input import (
+    CATEGORIES,
+    TARGETS,
+    About,
+    Authority,
+    AuthorityRole,
+    CaseInfo,
+    RequestInput,
+    RequestProblem,
+)
 from evidence.settings import Settings
 from legal_forms.instruments import INSTRUMENTS, route
 from legal_forms.instruments.base import EU_LABELS, DataCategory, Instrument
@@ -229,6 +238,22 @@ def _target_views(session: DbSession, viewer: User, case: Case, registry: Regist
     return out, len(found) - len(out), elsewhere
 
 
+def _registry_gaps(instrument: Instrument, platform: Platform) -> set[str]:
+    """The required fields the platform registry fills that it leaves empty for `platform`
+    (the generic provider's addressee, an Art. 29 custodian, a DSA order's language): the form
+    asks for them as it asks for the kind's own fields. Found by filling the kind's fields over
+    an input in which only the registry's entry is real."""
+    now = utcnow()
+    someone = Authority(name="-", role=AuthorityRole.POLICE, country="DE", address="-",
+                        phone="-", email="-", time_zone="UTC")
+    probe = RequestInput(
+        kind=instrument.kind, reference="-", case=CaseInfo("-", "-", "-", "-", None, "-", "DE"),
+        issuing=someone, validating=someone, platform=platform, identifiers=(),
+        issued_at=now, previous_reference="-", previous_issued_at=now, previous_ends_at=now)
+    return {f.name for f in instrument.fields if f.required and f.fill.get is not None
+            and f.fill.source is None and not f.value(probe)}
+
+
 def _generate_form(session: DbSession, viewer: User, case: Case, registry: Registry,
                    settings: Settings, kind: str, platform_name: str) -> dict[str, Any]:
     """What the second step of generating shows for `kind` on `platform_name`; raises
@@ -245,6 +270,7 @@ def _generate_form(session: DbSession, viewer: User, case: Case, registry: Regis
     except NotFound as exc:
         raise InvalidInput(exc.message) from exc
     standing, standing_error = _standing(settings)
+    gaps = _registry_gaps(instrument, platform)
     found, unlisted, elsewhere = _target_views(session, viewer, case, registry, platform)
     held = {"offence": case.offence, "offence_provision": case.offence_provision,
             "max_penalty_years": None if case.max_penalty_years is None
@@ -270,10 +296,13 @@ def _generate_form(session: DbSession, viewer: User, case: Case, registry: Regis
     return {
         "kind": kind, "title": instrument.title, "legal_basis": instrument.legal_basis,
         "platform": platform.name, "platform_name": platform.display_name,
-        "preservation_rule": platform.preservation.summary,
+        "preservation_rule": platform.preservation.summary
+        if platform.preservation.days is not None else None,
         "targets": found, "unlisted": unlisted, "elsewhere": elsewhere,
-        "user_fields": [{"name": f.name, "label": f.label, "required": f.required}
-                        for f in instrument.ordered_fields() if f.fill.get is None],
+        "user_fields": [{"name": f.name, "label": f.label, "required": f.required,
+                         "unregistered": f.name in gaps}
+                        for f in instrument.ordered_fields()
+                        if f.fill.get is None or f.name in gaps],
         "case_fields": [{"name": n, "label": label, "held": held[n] or ""}
                         for n, label in REQUEST_CASE_FIELDS.items()],
         "authorities": [

@@ -45,7 +45,12 @@ from tests.api.test_ui import (
     _browser_client,
     _sign_in,
 )
-from tests.factories import ARABIC_HANDLE, AUTHORITY_FIELDS, make_request_world
+from tests.factories import (
+    ARABIC_HANDLE,
+    AUTHORITY_FIELDS,
+    make_capture,
+    make_request_world,
+)
 
 REFERENCE = "OP/2026/9"
 BASE = f"/cases/{quote(REFERENCE, safe='')}/requests"
@@ -195,6 +200,56 @@ def test_only_the_targets_ticked_are_asked_for(api: Api) -> None:
                                                                       "smuggler_ar")]
     assert made["data_categories"] == ["subscriber", "traffic"]
     assert made["non_disclosure"] is False
+
+
+def test_targets_on_hosts_the_registry_does_not_know_go_to_the_generic_provider(
+        api: Api) -> None:
+    # The registry's "Other provider (generic)" is for exactly these; its addressee, which the
+    # registry cannot know, has an input of its own on the form.
+    liaison, _world = _liaison_world(api)
+    with api.runtime.session() as session:
+        case = cases.get_case(session, liaison.user, REFERENCE)
+        forum = {}
+        for host in ("forum.example", "boats.example"):
+            target, _ = targets.flag_target(session, liaison.user, case, reason="advert",
+                                            url=f"https://www.{host}/t/1789")
+            make_capture(session, case, target, api.runtime.store)
+            forum[host] = str(target.id)
+    token = _sign_in(api.client, "lina")
+    listing = api.client.get(BASE)
+    assert "platform=generic#generate" in listing.text  # routed like any platform
+    step = api.client.get(BASE, params={"kind": "provider-preservation", "platform": "generic"})
+    assert step.status_code == 200
+    assert "The case has no target on" not in step.text
+    for target_id in forum.values():
+        assert f'name="target" value="{target_id}"' in step.text
+    assert re.search(r'<label for="f-addressee">Addressee</label>\s*<span class="muted small">'
+                     r'The platform registry has none for Other provider \(generic\)',
+                     step.text), step.text
+    assert '<textarea id="f-addressee" name="field.addressee"' in step.text
+    assert "the platform registry does not know this platform's policy" in step.text
+    assert ">unknown<" not in step.text
+
+    form = {**PRESERVATION_FORM, "platform": "generic"}
+    # One request has one addressee: targets of two unknown providers are not sent together.
+    both = api.client.post(BASE, data={"csrf_token": token, **form})
+    assert both.status_code == 422
+    assert ("Targets : the targets are on 2 providers the platform registry does not know "
+            "(forum.example, boats.example)") in _listed(both.text)
+    # Without the addressee: said at its input, and nothing generated.
+    one = {"csrf_token": token, **form, "target": forum["forum.example"]}
+    unnamed = api.client.post(BASE, data=one)
+    assert unnamed.status_code == 422
+    assert '<a href="#f-addressee">Addressee</a>: <bdi>needed</bdi>' in unnamed.text
+    assert re.search(r'id="f-addressee" name="field.addressee"[^>]*aria-invalid="true"',
+                     unnamed.text)
+    assert _request_count(api) == 0
+
+    named = api.client.post(BASE, data={**one, "field.addressee": "Forum Hosting Ltd., Malta"},
+                            follow_redirects=False)
+    made = api.get(liaison, f"{API_BASE}/{_request_id(named)}").json()
+    assert made["platform"] == "generic" and made["addressee"] == "Forum Hosting Ltd., Malta"
+    assert [i["value"] for i in made["identifiers"]] == ["https://www.forum.example/t/1789"]
 
 
 def test_the_generate_form_offers_the_targets_of_a_large_case(
