@@ -276,10 +276,15 @@ def _generate_form(session: DbSession, viewer: User, case: Case, registry: Regis
             "max_penalty_years": None if case.max_penalty_years is None
             else f"{case.max_penalty_years:g}", "facts": case.facts}
 
+    # Details every authority needs, and those this kind prints in a required field (an
+    # EPOC-PR's file number of the issuing authority).
+    needed = {f.fill.source.name for f in instrument.fields
+              if f.required and f.fill.source is not None and f.fill.source.part == "authority"}
+
     def authority(which: str) -> list[dict[str, Any]]:
         return [{"name": f"{which}.{attr}", "label": AUTHORITY_LABELS[attr],
                  "standing": standing[which].get(attr, ""),
-                 "required": attr in requests.AUTHORITY_REQUIRED}
+                 "required": attr in requests.AUTHORITY_REQUIRED or f"{which}.{attr}" in needed}
                 for attr in requests.AUTHORITY_ATTRS]
 
     issuing = authority("issuing")

@@ -202,6 +202,22 @@ def test_only_the_targets_ticked_are_asked_for(api: Api) -> None:
     assert made["non_disclosure"] is False
 
 
+def test_an_authority_detail_the_kind_requires_is_not_called_optional(api: Api) -> None:
+    _liaison_world(api)
+    _sign_in(api.client, "lina")
+
+    def label(kind: str, name: str) -> str:
+        page = api.client.get(BASE, params={"kind": kind, "platform": "x"}).text
+        found = re.search(rf'<label for="{name}">(.*?)</label>', page, re.S)
+        assert found, page[:3000]
+        return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", found.group(1))).split())
+
+    # An EPOC-PR prints the issuing authority's file number in a required field (Annex II).
+    assert label("eu-epoc-pr", "f-issuing-file_number") == "File number (needed)"
+    assert label("eu-epoc-pr", "f-validating-file_number") == "File number (optional)"
+    assert label("provider-preservation", "f-issuing-file_number") == "File number (optional)"
+
+
 def test_targets_on_hosts_the_registry_does_not_know_go_to_the_generic_provider(
         api: Api) -> None:
     # The registry's "Other provider (generic)" is for exactly these; its addressee, which the
