@@ -103,6 +103,8 @@ APPROVAL_BY_ANOTHER = ("Next: approval by another supervisor, prosecutor or admi
 # Colours from the style sheet's badges, by what the state means to the officer.
 STATUS_TONES = {"draft": "", "approved": "queued", "sent": "running", "acknowledged": "running",
                 "fulfilled": "complete", "refused": "failed", "expired": "closed"}
+# Kinds whose checks refuse them without the emergency flag: their form starts with it ticked.
+EMERGENCY_KINDS = frozenset({"emergency-disclosure"})
 UNSENT = frozenset({RequestStatus.DRAFT, RequestStatus.APPROVED})
 CATEGORY_LABELS = {c.value: EU_LABELS[c] for c in DataCategory}
 MAX_EXTRA = 20_000
@@ -323,7 +325,8 @@ def _generate_form(session: DbSession, viewer: User, case: Case, registry: Regis
 
 def _blank_typed(kind: str = "", platform: str = "") -> dict[str, Any]:
     return {"kind": kind, "platform": platform, "targets": [], "categories": [],
-            "date_from": "", "date_to": "", "notify_user": False, "emergency": False,
+            "date_from": "", "date_to": "", "notify_user": False,
+            "emergency": kind.strip().lower() in EMERGENCY_KINDS,
             "fields": {}, "extra": ""}
 
 

@@ -202,6 +202,20 @@ def test_only_the_targets_ticked_are_asked_for(api: Api) -> None:
     assert made["non_disclosure"] is False
 
 
+def test_an_emergency_disclosure_form_starts_with_emergency_ticked(api: Api) -> None:
+    _liaison_world(api)
+    _sign_in(api.client, "lina")
+
+    def emergency(kind: str) -> bool:
+        page = api.client.get(BASE, params={"kind": kind, "platform": "x"}).text
+        found = re.search(r'<input type="checkbox" name="emergency" value="yes"( checked)?>', page)
+        assert found, page[:3000]
+        return bool(found.group(1))
+
+    # Its check refuses it without the flag; a preservation is not an emergency by default.
+    assert emergency("emergency-disclosure") and not emergency("provider-preservation")
+
+
 def test_an_authority_detail_the_kind_requires_is_not_called_optional(api: Api) -> None:
     _liaison_world(api)
     _sign_in(api.client, "lina")
