@@ -46,6 +46,7 @@ from tests.evidence.test_bundle_verifier import (
     pad_entry,
     patch_header,
 )
+from tests.support.zips import shadowed_local_name
 
 BAG = "case-2025-0042"
 WHEN = datetime(2025, 3, 1, 12, 30, tzinfo=UTC)
@@ -540,15 +541,7 @@ def test_an_entry_whose_local_header_names_a_checked_file_is_refused(
     """A streaming extractor names entries after their local headers: an entry the central
     directory calls '._port.txt' but whose header says report.txt."""
     real, shadow = f"{BAG}/data/report.txt", f"{BAG}/data/._port.txt"
-    path = tmp_path / "local.zip"
-    path.write_bytes(bag_zip.read_bytes())
-    with zipfile.ZipFile(path, "a") as archive, pytest.warns(UserWarning, match="Duplicate"):
-        archive.writestr(zipfile.ZipInfo(real, date_time=(2025, 3, 1, 12, 30, 0)), b"forged")
-    data = bytearray(path.read_bytes())
-    at = data.rfind(real.encode())
-    assert data[at - 46 : at - 42] == b"PK\x01\x02"  # the last entry's central directory name
-    data[at : at + len(real)] = shadow.encode()
-    path.write_bytes(bytes(data))
+    path = shadowed_local_name(bag_zip, tmp_path / "local.zip", real, shadow)
     [problem] = validate_bag(path)
     assert (problem.path, problem.kind) == (shadow, ProblemKind.UNSAFE_ENTRY)
     assert problem.detail.startswith(f"its local header names {real!r}, which an extractor")

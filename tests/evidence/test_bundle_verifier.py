@@ -53,6 +53,7 @@ from evidence.timestamping import (
     LocalTsaMaterial,
     generate_local_tsa,
 )
+from tests.support.zips import shadowed_local_name
 
 MODULE = Path(bv.__file__)
 OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
@@ -2178,15 +2179,7 @@ def test_an_entry_whose_local_header_names_a_checked_file_is_refused(
     """A streaming extractor names entries after their local headers: an entry the central
     directory calls '._port.pdf' (set aside unchecked) but whose header says report.pdf."""
     real, shadow = f"{BAG}/data/report.pdf", f"{BAG}/data/._port.pdf"
-    path = tmp_path / "local.zip"
-    shutil.copy(good[1], path)
-    with zipfile.ZipFile(path, "a") as archive, pytest.warns(UserWarning, match="Duplicate"):
-        archive.writestr(zipfile.ZipInfo(real, date_time=(2026, 11, 22, 20, 43, 0)), b"forged")
-    data = bytearray(path.read_bytes())
-    at = data.rfind(real.encode())
-    assert data[at - 46 : at - 42] == b"PK\x01\x02"  # the last entry's central directory name
-    data[at : at + len(real)] = shadow.encode()
-    path.write_bytes(bytes(data))
+    path = shadowed_local_name(good[1], tmp_path / "local.zip", real, shadow)
     report = bv.verify_bundle(path)
     assert not report.ok
     assert has_problem(report, "._port.pdf", "refused unread", "local header names", real)
