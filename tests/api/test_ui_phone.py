@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from capture.browser import BrowserSession
-from evidence import cases, users
+from evidence import cases, notes, targets, users
 from evidence.home import Runtime
 from evidence.models import Access, Role
 from tests.api.conftest import Api, served_app, sign_in_on_page, walled_page
@@ -99,3 +99,57 @@ def test_each_roles_pages_are_read_on_a_phone_without_scrolling_sideways_in_chro
                 for n, path in enumerate(paths):
                     page.goto(f"{url}{path}")
                     _read_on_a_phone(page, f"{name}-{n}")
+
+
+# Where a piece of text sits in the element holding it: its distance from that element's left
+# and right content edges, in px (null when the page does not show it).
+TEXT_GAPS = """(text) => {
+  const walk = document.createTreeWalker(document.querySelector('main'), NodeFilter.SHOW_TEXT);
+  while (walk.nextNode()) {
+    const node = walk.currentNode, at = node.data.indexOf(text);
+    if (at < 0) continue;
+    const range = document.createRange();
+    range.setStart(node, at);
+    range.setEnd(node, at + text.length);
+    const box = range.getBoundingClientRect(), holder = node.parentElement;
+    const edge = holder.getBoundingClientRect(), style = getComputedStyle(holder);
+    return {left: box.left - edge.left - parseFloat(style.paddingLeft),
+            right: edge.right - parseFloat(style.paddingRight) - box.right};
+  }
+  return null;
+}"""
+ARABIC_REASON = "إعلان عن العبور"
+GREEK_LINE = "Ο ύποπτος δημοσίευσε ξανά."
+ARABIC_LINE = "المشتبه به نشر مرة أخرى."
+
+
+@pytest.mark.browser
+def test_right_to_left_text_keeps_its_label_first_and_each_line_its_own_side_in_chromium(
+    api: Api,
+) -> None:
+    """On a phone an Arabic reason came after its label, read ":Reason" at the right end of the
+    line; a note of a Greek line then an Arabic one showed the Arabic line left to right."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    nadia = api.user("nadia", password=PASSWORD)
+    with api.runtime.session() as session:
+        case = cases.create_case(session, nadia.user, reference="OP-9", title="Adverts")
+        targets.flag_target(session, nadia.user, case, reason=ARABIC_REASON,
+                            url="https://example.org/advert")
+        note = notes.add_note(session, nadia.user, case, body=f"{GREEK_LINE}\n{ARABIC_LINE}")
+        note_path = f"/cases/OP-9/notes/{note.note.id}"
+    with BrowserSession(api.runtime.settings) as browser, served_app(api.runtime) as url, \
+            walled_page(browser, url) as page:
+        page.goto(f"{url}/login")
+        sign_in_on_page(page, "nadia", PASSWORD)
+        page.wait_for_url(f"{url}/")
+        page.set_viewport_size({"width": 420, "height": 900})
+        page.goto(f"{url}/cases/OP-9")
+        page.screenshot(path=SHOTS / "arabic-reason-420.png", full_page=True)
+        reason = page.evaluate(TEXT_GAPS, ARABIC_REASON)
+        assert reason["left"] > 30, reason  # "Reason:" first, on the left, as on every row
+        page.set_viewport_size({"width": 1280, "height": 900})
+        page.goto(f"{url}{note_path}")
+        page.screenshot(path=SHOTS / "mixed-note.png", full_page=True)
+        greek, arabic = (page.evaluate(TEXT_GAPS, line) for line in (GREEK_LINE, ARABIC_LINE))
+        assert greek["left"] < 2 and greek["right"] > 300, greek
+        assert arabic["right"] < 2 and arabic["left"] > 300, arabic
