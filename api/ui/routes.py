@@ -256,10 +256,11 @@ def flag_form(request: Request, ref: str, session: DbSession, viewer: Viewer,
               target: Annotated[uuid.UUID | None, Query()] = None) -> Response:
     case = cases.case_for(session, viewer, case_reference(ref, viewer), need=Access.WRITE)
     context: dict[str, Any] = {"case": case, "url": "", "reason": "", "error": None,
-                               "flagged": None, "jobs": []}
+                               "flagged": None, "jobs": [], "latest": None}
     if target is not None:
         flagged = targets.get_target(session, case, target)
-        context.update(flagged=flagged, jobs=targets.jobs_of(session, flagged))
+        context.update(flagged=flagged, jobs=targets.jobs_of(session, flagged),
+                       latest=case_reads.latest_of(session, case, [flagged.id])[flagged.id])
     return render(request, "flag.html", context, viewer=viewer)
 
 
@@ -273,7 +274,7 @@ def flag(
     check_session_form(request, csrf_token)
     case = cases.case_for(session, viewer, case_reference(ref, viewer), need=Access.WRITE)
     again: dict[str, Any] = {"case": {"reference": case.reference}, "url": url,
-                             "reason": reason, "flagged": None, "jobs": []}
+                             "reason": reason, "flagged": None, "jobs": [], "latest": None}
     try:
         body = TargetCreate(url=url.strip(), reason=reason)
         target, _job = targets.flag(session, viewer, case, reason=body.reason, url=body.url)

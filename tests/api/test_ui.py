@@ -18,7 +18,16 @@ from api.ui.security import LOGIN_CSRF_COOKIE
 from capture.browser import BrowserSession
 from evidence import cases, custody, sessions, targets, users
 from evidence.home import Runtime, init_home, open_runtime
-from evidence.models import Access, Capture, CustodyEntry, Role, Target
+from evidence.models import (
+    Access,
+    Capture,
+    CaptureJob,
+    Case,
+    CustodyEntry,
+    JobState,
+    Role,
+    Target,
+)
 from evidence.settings import Settings
 from tests.api.conftest import (
     Api,
@@ -30,7 +39,7 @@ from tests.api.conftest import (
     walled_page,
 )
 from tests.api.world import REFERENCE, build_world
-from tests.factories import make_sealed_capture
+from tests.factories import make_capture, make_sealed_capture
 from tests.support.pages_server import PagesServer, make_png
 
 PASSWORD = "correct horse battery staple"
@@ -383,6 +392,43 @@ def test_flagging_through_the_form_queues_a_capture(api: Api) -> None:
     assert "target.flagged" in case_page.text  # in the custody timeline, newest first
     timeline = case_page.text.split("Custody timeline", 1)[1]
     assert timeline.index("case.viewed") < timeline.index("target.flagged")
+
+
+
+def test_the_flagged_page_leads_to_the_target_and_to_the_capture_once_made(api: Api) -> None:
+    """After flagging, the confirmation said "done" and linked nowhere, and a capture's page led
+    only to the case: the capture and the target's page (capture again, watch, notes) were
+    found by going back to the case."""
+    build_world(api)
+    _give_password(api, "owner")
+    token = _sign_in(api.client, "owner")
+    flagged = api.client.post(f"/cases/{QUOTED}/flag", data={
+        "csrf_token": token, "url": "https://example.org/second", "reason": "second advert"},
+        follow_redirects=False)
+    assert flagged.status_code == 303, flagged.text
+    target_id = parse_qs(urlsplit(flagged.headers["location"]).query)["target"][0]
+    waiting = api.client.get(flagged.headers["location"])
+    assert f'href="/targets/{target_id}"' in waiting.text
+    assert "reload this page to see it finish" in waiting.text
+    assert 'href="/captures/' not in waiting.text
+
+    with api.runtime.session() as session:  # the worker takes the job and records a capture
+        target = session.get(Target, uuid.UUID(target_id))
+        assert target is not None
+        job = session.scalars(select(CaptureJob).where(CaptureJob.target_id == target.id)).one()
+        job.state = JobState.DONE
+        capture_id = make_capture(session, session.get(Case, target.case_id), target,
+                                  api.runtime.store).id
+    done = api.client.get(flagged.headers["location"])
+    assert f'href="/captures/{capture_id}"' in done.text
+    assert f'href="/targets/{target_id}"' in done.text
+    assert "reload this page" not in done.text
+    # The case's row of it says what its page holds, not only its decisions.
+    case_page = api.client.get(f"/cases/{QUOTED}").text
+    assert f'<a href="/targets/{target_id}">Captures, watch, decisions ›</a>' in case_page
+    # The capture's page leads back up to its target (to capture again, see earlier ones).
+    crumbs = api.client.get(f"/captures/{capture_id}").text.split('class="crumbs"', 1)[1]
+    assert f'href="/targets/{target_id}"' in crumbs.split("</p>", 1)[0]
 
 
 # --- what the pages show ---------------------------------------------------------------------
