@@ -280,16 +280,18 @@ def flag(
         target, _job = targets.flag(session, viewer, case, reason=body.reason, url=body.url)
     except ValidationError as exc:
         named = {str(e["loc"][0]) for e in exc.errors() if e.get("loc")}
-        wanted = [label for field, label in (("url", "a URL"), ("reason", "a reason"))
-                  if field in named] or ["a URL", "a reason"]
-        raise PageError(f"Give {' and '.join(wanted)} (at most 4,096 and 5,000 characters).",
+        wanted = [(label, bound) for field, label, bound in (
+            ("url", "a URL", "4,096"), ("reason", "a reason", "5,000")) if field in named] or [
+            ("a URL", "4,096"), ("a reason", "5,000")]
+        raise PageError(f"Give {' and '.join(label for label, _ in wanted)} (at most "
+                        f"{' and '.join(bound for _, bound in wanted)} characters).",
                         422, template="flag.html", context=again, viewer=viewer) from exc
     except AccessDenied:
         raise
     except EvidenceError as exc:
         # Raised on, so the request's transaction rolls back before the form is shown again.
-        raise PageError(exc.message, exc.status_code, template="flag.html", context=again,
-                        viewer=viewer) from exc
+        raise PageError(sentence(exc.message), exc.status_code, template="flag.html",
+                        context=again, viewer=viewer) from exc
     return see_other(f"/cases/{quote_ref(case.reference)}/flag?target={target.id}")
 
 

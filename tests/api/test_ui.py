@@ -3,6 +3,7 @@ custody entries a page's reads write, and one walk through them in Chromium."""
 
 from __future__ import annotations
 
+import html
 import re
 import uuid
 from collections.abc import Iterator
@@ -429,6 +430,46 @@ def test_the_flagged_page_leads_to_the_target_and_to_the_capture_once_made(api: 
     # The capture's page leads back up to its target (to capture again, see earlier ones).
     crumbs = api.client.get(f"/captures/{capture_id}").text.split('class="crumbs"', 1)[1]
     assert f'href="/targets/{target_id}"' in crumbs.split("</p>", 1)[0]
+
+
+
+def test_a_refused_flag_names_the_bound_of_what_it_asks_for(api: Api) -> None:
+    """A flag without a reason was told "Give a reason (at most 4,096 and 5,000 characters)",
+    and the service's refusals came as they are written for a log ("say why the target is
+    flagged"), not as sentences like every other page's."""
+    build_world(api)
+    _give_password(api, "owner")
+    token = _sign_in(api.client, "owner")
+    said = {}
+    for name, data in [("reason", {"url": "https://example.org/x", "reason": ""}),
+                       ("blank", {"url": "https://example.org/x", "reason": " "}),
+                       ("scheme", {"url": "ftp://example.org/x", "reason": "an advert"}),
+                       ("url", {"url": "", "reason": "an advert"}),
+                       ("both", {"url": "", "reason": ""})]:
+        answer = api.client.post(f"/cases/{QUOTED}/flag", data={"csrf_token": token, **data})
+        assert answer.status_code == 422, answer.text
+        said[name] = [html.unescape(m) for m in re.findall(
+            r'<p class="alert" role="alert">([^<]*)</p>', answer.text)]
+    assert said == {"reason": ["Give a reason (at most 5,000 characters)."],
+                    "blank": ["Say why the target is flagged."],
+                    "scheme": ["'ftp://example.org/x' is not an http or https URL."],
+                    "url": ["Give a URL (at most 4,096 characters)."],
+                    "both": ["Give a URL and a reason (at most 4,096 and 5,000 characters)."]}
+
+
+def test_the_case_timeline_clips_a_long_value_as_the_history_does(api: Api) -> None:
+    """A URL of 4,096 characters filled the case page's timeline with a wall of text."""
+    build_world(api)
+    _give_password(api, "owner")
+    token = _sign_in(api.client, "owner")
+    long_url = "https://example.org/" + "a" * 4076
+    flagged = api.client.post(f"/cases/{QUOTED}/flag", data={
+        "csrf_token": token, "url": long_url, "reason": "long address"},
+        follow_redirects=False)
+    assert flagged.status_code == 303, flagged.text
+    timeline = api.client.get(f"/cases/{QUOTED}").text.split("Custody timeline", 1)[1]
+    assert long_url not in timeline
+    assert "(4,096 characters)" in timeline
 
 
 # --- what the pages show ---------------------------------------------------------------------
