@@ -94,6 +94,10 @@ def revise_note(
     cases.require_access(session, actor, case, Access.WRITE)
     body = _check_body(body)
     view = get_note(session, case, note_id, target_id=target_id)
+    # A browser sends a textarea's lines ended CRLF, whatever ended them when they were kept.
+    if body.replace("\r\n", "\n") == view.current.body.replace("\r\n", "\n"):
+        raise InvalidInput(f"the text is the same as revision {view.current.revision}: "
+                           "nothing was saved")
     revision = _revise(session, actor, case, view.note, body, view.current.revision + 1)
     return NoteView(view.note, revision, [*view.revisions, revision])
 

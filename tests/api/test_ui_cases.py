@@ -338,6 +338,25 @@ def test_a_refused_note_keeps_its_text(api: Api) -> None:
     assert [e["action"] for e in _entries(api)].count("note.revised") == 0
 
 
+def test_saving_a_note_unchanged_adds_no_revision(api: Api) -> None:
+    """The revise form holds the current text: pressing Save without changing it added a
+    revision identical to the one before, and a custody entry, each time."""
+    _nadia, token = _manager(api)
+    note_url = _add_note(api, token, "Same phone\nas in 2025")
+    same = api.client.post(f"{note_url}/revisions",
+                           data={"csrf_token": token, "body": "Same phone\nas in 2025"})
+    assert same.status_code == 422
+    assert "The text is the same as revision 1: nothing was saved." in _text(same)
+    assert ">Same phone\nas in 2025</textarea>" in same.text and "Revision 2" not in same.text
+    crlf = api.client.post(f"{note_url}/revisions",  # as a browser sends the textarea back
+                           data={"csrf_token": token, "body": "Same phone\r\nas in 2025"})
+    assert crlf.status_code == 422
+    assert [e["action"] for e in _entries(api)].count("note.revised") == 0
+    changed = api.client.post(f"{note_url}/revisions", data={
+        "csrf_token": token, "body": "Same phone\nas in 2025 and 2026"}, follow_redirects=True)
+    assert "Revision 2" in changed.text
+
+
 def test_a_target_note_is_on_the_target_page_not_the_case_page(api: Api) -> None:
     nadia, token = _manager(api)
     with api.runtime.session() as session:
