@@ -198,6 +198,11 @@ class _Body:
     size: int
 
 
+def _counted(count: int, one: str, many: str) -> str:
+    """A step's note counts in words a reader expects: "1 download", "2 downloads"."""
+    return f"{count} {one if count == 1 else many}"
+
+
 def _media_type(headers: list[list[str]]) -> str | None:
     """The media type of a Content-Type header, lower case, without parameters."""
     for name, value in headers:
@@ -366,7 +371,8 @@ class _Run:
             path = self.tmp / f"body-{len(self.large_bodies)}"
             path.write_bytes(data)
             self.large_bodies.append(_Body(url, path, len(data)))
-        note = (f"{len(self.large_bodies)} large bodies taken from the browser "
+        note = (f"{_counted(len(self.large_bodies), 'large body', 'large bodies')} taken from "
+                f"the browser "
                 f"({sum(b.size for b in self.large_bodies)} bytes)")
         if missed:
             note += (f"; {len(missed)} not (the browser no longer held it, it was over the "
@@ -738,8 +744,9 @@ class _Run:
                     return None
                 if now >= limit:
                     busy = len(self.in_flight)
-                    return (f"network still busy after {SETTLE_SECONDS:.0f} s ({busy} requests "
-                            "open); captured as it stood")
+                    return (f"network still busy after {SETTLE_SECONDS:.0f} s "
+                            f"({_counted(busy, 'request', 'requests')} open); captured as it "
+                            "stood")
                 page.wait_for_timeout(_POLL_MS)  # also lets Playwright deliver the events
 
     def scroll(self) -> str | None:
@@ -918,13 +925,15 @@ class _Run:
             else:
                 self.store_bytes("media", f"media-{stored}", body, ex.mime_type, ex.url)
             stored += 1
-        note = (f"{counts.records} records, {counts.unanswered} requests without a response; "
-                f"{stored} media files")
+        note = (f"{_counted(counts.records, 'record', 'records')}, "
+                f"{_counted(counts.unanswered, 'request', 'requests')} without a response; "
+                f"{_counted(stored, 'media file', 'media files')}")
         if counts.truncated:
             # The browser keeps no body over its buffer's bound for its record (seen: an 11 MB
             # page kept, a 30 MB one not); the DOM and the MHTML still hold what it showed.
             first = counts.truncated[0]
-            note += (f"; {len(counts.truncated)} responses archived without their body, which "
+            note += (f"; {_counted(len(counts.truncated), 'response', 'responses')} archived "
+                     "without their body, which "
                      f"the browser did not keep (marked WARC-Truncated), first {first}")
         return note
 
@@ -952,11 +961,12 @@ class _Run:
         stopped = [d for d in self.downloads if d.state == "stopped"]
         if stopped:
             first = stopped[0]
-            problems.insert(0, f"{len(stopped)} downloads stopped, not stored; first {first.url}"
+            problems.insert(0, f"{_counted(len(stopped), 'download', 'downloads')} stopped, "
+                               f"not stored; first {first.url}"
                                f", stopped at {first.stopped_at} bytes {first.stop}")
         if problems:
             raise CaptureError("; ".join(problems))
-        return f"{kept} downloads"
+        return _counted(kept, "download", "downloads")
 
     def _with_saved_bodies(self, exchanges: list[traffic.Exchange]) -> list[traffic.Exchange]:
         """The browser's record keeps no body for what it downloaded: the saved file is that

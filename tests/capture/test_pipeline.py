@@ -323,6 +323,8 @@ def test_downloads_are_stored_not_followed(
     assert len(downloads) == 1
     assert downloads[0].name.endswith(pages.DOWNLOAD_FILENAME)
     assert Path(downloads[0].path).read_bytes() == pages.PDF_BYTES
+    said = record.step("downloads")  # counted as a reader counts: not "1 downloads"
+    assert said is not None and said.note == "1 download"
 
 
 def _warc_responses(record: CaptureRecord) -> dict[str, tuple[Any, bytes]]:
@@ -596,7 +598,7 @@ def test_a_body_the_browser_record_drops_is_archived_whole(
     warc = record.step("warc")
     assert warc is not None and "without their body" not in (warc.note or "")
     large = record.step("large bodies")
-    assert large is not None and large.ok and "1 large bodies taken" in (large.note or "")
+    assert large is not None and large.ok and "1 large body taken" in (large.note or "")
     assert len(_artifact(record, "dom")) > 39_000_000  # what the page showed is kept too
 
 
@@ -630,7 +632,7 @@ def test_a_body_over_the_bound_is_marked_truncated_not_archived_empty(
     rec, payload = _warc_responses(record)[video_url]
     assert rec.rec_headers.get_header("WARC-Truncated") == "unspecified" and payload == b""
     warc = record.step("warc")
-    assert warc is not None and "1 responses archived without their body" in (warc.note or "")
+    assert warc is not None and "1 response archived without their body" in (warc.note or "")
     assert not [a for a in record.artifacts if a.kind == "media"]
 
 
@@ -713,7 +715,7 @@ def test_an_endless_download_a_page_starts_later_is_stopped_at_the_bound(
     assert [s.name for s in record.steps if not s.ok] == ["downloads"]
     downloads = record.step("downloads")
     assert downloads is not None
-    assert (f"1 downloads stopped, not stored; first {server.url(pages.ENDLESS_PATH)}, "
+    assert (f"1 download stopped, not stored; first {server.url(pages.ENDLESS_PATH)}, "
             "stopped at ") in (downloads.error or "")
     assert (downloads.error or "").endswith("for growing past the 5000000-byte bound per "
                                             "artifact")
