@@ -418,8 +418,9 @@ def test_the_flagged_page_leads_to_the_target_and_to_the_capture_once_made(api: 
         assert target is not None
         job = session.scalars(select(CaptureJob).where(CaptureJob.target_id == target.id)).one()
         job.state = JobState.DONE
-        capture_id = make_capture(session, session.get(Case, target.case_id), target,
-                                  api.runtime.store).id
+        case = session.get(Case, target.case_id)
+        assert case is not None
+        capture_id = make_capture(session, case, target, api.runtime.store).id
     done = api.client.get(flagged.headers["location"])
     assert f'href="/captures/{capture_id}"' in done.text
     assert f'href="/targets/{target_id}"' in done.text
