@@ -80,6 +80,7 @@ from evidence.bundle_verifier import (
     _central_directory_declared,
     _listed_path_flaw,
     _os_metadata,
+    _oxum_differs,
     _path_flaw,
     entry_chunks,
     entry_header_flaw,
@@ -739,7 +740,9 @@ def _read_tag_files(opened: _Opened, limits: ReadLimits, problems: list[BagProbl
         return data
 
     if "bagit.txt" not in opened.files:
-        problems.append(BagProblem("bagit.txt", ProblemKind.BAD_DECLARATION, "missing"))
+        # Opened without it only when the rest is one of our bags (`zip_bag`): removed after export.
+        problems.append(BagProblem("bagit.txt", ProblemKind.BAD_DECLARATION,
+                                   "missing: removed after export (every bag holds one)"))
     elif (declaration := load("bagit.txt")) is not None:
         tags.version = _parse_declaration(declaration, problems)
 
@@ -957,6 +960,8 @@ def _verify_contents(opened: _Opened, tags: _TagData, problems: list[BagProblem]
             for path in listed:
                 if path not in present and path in opened.files:
                     continue  # unreadable: already reported as corrupt
+                if path == "bagit.txt":
+                    continue  # a missing declaration is already reported as such
                 if path not in present:
                     problems.append(
                         BagProblem(
@@ -972,8 +977,9 @@ def _verify_contents(opened: _Opened, tags: _TagData, problems: list[BagProblem]
             BagProblem(
                 "bag-info.txt",
                 ProblemKind.OXUM_MISMATCH,
-                f"Payload-Oxum says {stated[0]} but the payload holds {octets}.{streams} "
-                "(bytes.files)",
+                # The verifier's wording (one home), naming the payload problems that explain it.
+                _oxum_differs((int(match.group(1)), int(match.group(2))), (octets, streams),
+                              [p.path[5:] for p in problems if p.path.startswith("data/")]),
             )
         )
 

@@ -195,10 +195,13 @@ class VerificationReport:
     notes: list[str] = field(default_factory=list)
     # The input could not be opened as a bundle at all (the CLI exits 2 rather than 1).
     unreadable: bool = False
+    # Checks a failure earlier made impossible to run: (check, why). Said, so that a report
+    # listing a few problems is not read as if the signatures and custody log were checked.
+    not_run: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.problems and not self.unreadable
+        return not self.problems and not self.unreadable and not self.not_run
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -208,6 +211,7 @@ class VerificationReport:
             "problems": list(self.problems),
             "warnings": list(self.warnings),
             "notes": list(self.notes),
+            "not_run": [{"name": name, "why": why} for name, why in self.not_run],
         }
 
     def render(self) -> str:
@@ -223,10 +227,22 @@ class VerificationReport:
         if self.notes:
             lines.append("Notes:")
             lines.extend(f"  - {note}" for note in self.notes)
+        reasons = list(dict.fromkeys(why for _, why in self.not_run))
+        for why in reasons:
+            names = [name for name, reason in self.not_run if reason == why]
+            lines.append(f"Not run ({len(names)}), because {why}:")
+            lines.extend(f"  - {name}" for name in names)
         failed = sum(1 for check in self.checks if not check.ok)
         if self.ok:
             warned = f", with {len(self.warnings)} warning(s)" if self.warnings else ""
             lines.append(f"VERIFIED: all {len(self.checks)} checks hold{warned}.")
+        elif self.not_run:
+            lines.append(
+                f"NOT VERIFIED: {len(self.problems)} problem(s) in {failed} of the "
+                f"{len(self.checks)} checks run; {len(self.not_run)} more checks were not run at "
+                "all (listed above under 'Not run'), so this report says nothing of what they "
+                "check."
+            )
         else:
             lines.append(
                 f"NOT VERIFIED: {len(self.problems)} problem(s) in {failed} of "
@@ -2029,6 +2045,15 @@ def _bag_prefix(infos: list[zipfile.ZipInfo], problems: list[tuple[str, str]]) -
         return holders[0] + "/"
     if at_top and not holders:
         return ""
+    if not holders and not at_top:
+        # No declaration anywhere: the rest of a bag still makes one, whose missing bagit.txt
+        # the bag check then names, every other check running.
+        folders = {n.split("/")[0] + "/" for n in names if "/" in n}
+        bags = [prefix for prefix in ["", *sorted(folders)]
+                if _holds_bag_without_declaration({n[len(prefix):] for n in names
+                                                   if n.startswith(prefix)})]  # fmt: skip
+        if len(bags) == 1:
+            return bags[0]
     tops = ", ".join(repr(t) for t in sorted({n.split("/")[0] for n in names})[:10])
     problems.append((
         "",
@@ -2038,6 +2063,37 @@ def _bag_prefix(infos: list[zipfile.ZipInfo], problems: list[tuple[str, str]]) -
     if holders:
         return holders[0] + "/"
     return "" if at_top else None
+
+
+# What makes a bag of evidence-locker's without its declaration (bagit.txt): a bag removed from
+# has still been exported, and is checked as a bag that fails, not refused as no bundle.
+_BAG_WITHOUT_DECLARATION = ("bag-info.txt", "manifest-sha256.txt", "tagmanifest-sha256.txt")
+
+
+def _holds_bag_without_declaration(names: set[str]) -> bool:
+    """Whether bag-relative `names` ("bag-info.txt", "data/...", "data/" for the folder) are the
+    rest of a bag: evidence-locker's tag files and a payload folder, its bagit.txt alone gone."""
+    return all(tag in names for tag in _BAG_WITHOUT_DECLARATION) and \
+        any(name.startswith("data/") for name in names)  # fmt: skip
+
+
+def _files(count: int) -> str:
+    return f"{count} file" + ("" if count == 1 else "s")
+
+
+def _oxum_differs(recorded: tuple[int, int], found: tuple[int, int], named: list[str]) -> str:
+    """The Payload-Oxum problem in words for a reader who is no programmer: what the number is,
+    and whether the files named before it account for the difference."""
+    text = (f"the files under data/ add up to {found[0]:,} bytes in {_files(found[1])}, but "
+            f"the exporter recorded {recorded[0]:,} bytes in {_files(recorded[1])} "
+            f"(Payload-Oxum {recorded[0]}.{recorded[1]}); ")
+    if named:
+        shown = ", ".join(named[:3]) + (f" and {len(named) - 3} more" if len(named) > 3 else "")
+        return text + (f"this follows from the file(s) named above as missing, added, altered "
+                       f"or unreadable ({shown}), not from a further change")
+    return text + ("no file under data/ is named above as missing, added or altered, so the "
+                   "record itself does not match the files the manifest lists: bag-info.txt "
+                   "was edited, or the files and manifest-sha256.txt were both changed")
 
 
 def _os_metadata(path: str) -> str | None:
@@ -2077,7 +2133,8 @@ def _repack_signs(infos: list[zipfile.ZipInfo], prefix: str) -> list[str]:
              if not i.is_dir() and i.orig_filename.startswith(prefix)]  # fmt: skip
     last = ["tagmanifest-sha256.txt", BAG_SIGNATURE] if BAG_SIGNATURE in files \
         else ["tagmanifest-sha256.txt"]  # fmt: skip
-    if files and (files[0] != "bagit.txt" or files[-len(last) :] != last):
+    first = "bagit.txt" if "bagit.txt" in files else None  # a removed one is the bag check's
+    if files and ((first and files[0] != first) or files[-len(last) :] != last):
         signs.append("its entries are not in the exporter's order")
     if len({i.date_time for i in infos}) > 1:
         signs.append("its entries carry different modification times")
@@ -2125,16 +2182,15 @@ def _extra_field(extra: bytes, wanted: int) -> bytes:
 
 def _open_folder(path: str, label: str, problems: list[str]) -> _Source | None:
     root = path
-    if not os.path.isfile(os.path.join(path, "bagit.txt")):
+    declared = os.path.isfile(os.path.join(path, "bagit.txt"))
+    if not declared and not _folder_without_declaration(path):
         try:
-            candidates = [
-                os.path.join(path, name)
-                for name in sorted(os.listdir(path))
-                if os.path.isfile(os.path.join(path, name, "bagit.txt"))
-            ]
+            folders = [os.path.join(path, name) for name in sorted(os.listdir(path))]
         except OSError as exc:
             problems.append(f"{label}: cannot be read ({exc.strerror or exc})")
             return None
+        candidates = [f for f in folders if os.path.isfile(os.path.join(f, "bagit.txt"))] or \
+            [f for f in folders if _folder_without_declaration(f)]  # fmt: skip
         if len(candidates) != 1:
             parent = os.path.dirname(os.path.abspath(path))
             if os.path.basename(os.path.abspath(path)) == "data" and \
@@ -2171,6 +2227,17 @@ def _open_folder(path: str, label: str, problems: list[str]) -> _Source | None:
             elif not stat.S_ISDIR(info.st_mode):
                 problems.append(f"{_rel(relative)}: not a regular file")
     return source
+
+
+def _folder_without_declaration(path: str) -> bool:
+    """Whether the folder at `path` is a bag without its bagit.txt
+    (`_holds_bag_without_declaration`)."""
+    try:
+        names = {name + "/" if os.path.isdir(os.path.join(path, name)) else name
+                 for name in os.listdir(path)}  # fmt: skip
+    except OSError:
+        return False
+    return _holds_bag_without_declaration(names)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -2525,6 +2592,17 @@ class _Exhibit:
     raw: dict[str, Any]
 
 
+# The checks after the index, each of which needs bundle.json to know what to check (with the
+# exhibits', received material's and older checkpoint's checks as one each: without bundle.json
+# there is no telling how many exhibits there are).
+_RUN_ONLY_WITH_INDEX = (
+    "signing key", "bag signature", "timestamp trust anchors",
+    "each exhibit's manifest, signature, files, timestamp and WACZ", "custody entries",
+    "custody checkpoint", "custody proofs", "custody checkpoint timestamp",
+    "custody capture records", "custody export record", "received material", "case graph",
+)  # fmt: skip
+
+
 class _Verifier:
     def __init__(
         self,
@@ -2763,6 +2841,11 @@ class _Verifier:
         with self.step("index") as step:
             self._check_index(step)
         if self.index is None:
+            why = ("bundle.json, which names the files they check, could not be used: "
+                   f"{self.index_problem or 'unreadable'}")
+            names = [*_RUN_ONLY_WITH_INDEX,
+                     *(["custody consistency with older checkpoint"] if self.against else [])]
+            self.report.not_run = [(name, why) for name in names]
             self._note_line_ends()
             return
         with self.step("signing key") as step:
@@ -2935,7 +3018,15 @@ class _Verifier:
     def _check_bag(self) -> None:
         with self.step("bag") as step:
             step.problems.extend(self.open_problems)
-            declaration = self._tag_text("bagit.txt", step)
+            declaration = None
+            if "bagit.txt" not in self.source.files:
+                # Only a bag without its declaration is opened (`_holds_bag_without_declaration`).
+                step.fail("bagit.txt", "missing: evidence-locker writes this declaration (BagIt "
+                                       "version and tag-file encoding) into every bundle, so it "
+                                       "was removed after export; the bag's other files and "
+                                       "every other check were still run")  # fmt: skip
+            else:
+                declaration = self._tag_text("bagit.txt", step)
             if declaration is not None:
                 fields = [line.split(":", 1) for line in declaration]
                 if (
@@ -2958,6 +3049,9 @@ class _Verifier:
             if "fetch.txt" in self.source.files:
                 step.fail("fetch.txt", "the bag wants files fetched from the network")
             octets = streams = 0
+            # Files under data/ this check names as unread, added, changed or missing: each
+            # also changes the payload's total, which the Payload-Oxum problem then points to.
+            payload_named: list[str] = []
             for path in sorted(self.source.files):
                 payload = path.startswith("data/")
                 if not payload and path.startswith("tagmanifest-"):
@@ -2975,6 +3069,9 @@ class _Verifier:
                     del self.source.files[path]
                     continue
                 got = self.digests.get(path)
+                want = None if listing is None else listing.get(path)
+                if payload and (got is None or (listing is not None and want != got[0])):
+                    payload_named.append(_rel(path))
                 if got is None:
                     step.fail(_rel(path), self.why_unread(path))
                     continue
@@ -2983,7 +3080,6 @@ class _Verifier:
                     streams += 1
                 if listing is None:
                     continue
-                want = listing.get(path)
                 if want is None:
                     step.fail(
                         _rel(path), f"in the bundle but not listed in {listing_name} (added?)"
@@ -3009,7 +3105,9 @@ class _Verifier:
             for listing, listing_name in ((manifest, "manifest-sha256.txt"),
                                           (tag_manifest, "tagmanifest-sha256.txt")):  # fmt: skip
                 for path in sorted(listing or {}):
-                    if path not in self.source.files:
+                    if path not in self.source.files and path != "bagit.txt":  # named above
+                        if listing is manifest:
+                            payload_named.append(_rel(path))
                         step.fail(
                             _rel(path), f"listed in {listing_name} but missing from the bundle"
                         )
@@ -3025,13 +3123,13 @@ class _Verifier:
             elif info is not None:
                 match = _OXUM.fullmatch(oxum[0])
                 if not match:
-                    step.fail("bag-info.txt", f"Payload-Oxum {oxum[0]!r} is not bytes.files")
+                    step.fail("bag-info.txt", f"Payload-Oxum {oxum[0]!r} is not the total size "
+                                              "and number of the files under data/, written "
+                                              "BYTES.FILES (such as 2048.3)")  # fmt: skip
                 elif (int(match.group(1)), int(match.group(2))) != (octets, streams):
-                    step.fail(
-                        "bag-info.txt",
-                        f"Payload-Oxum says {oxum[0]} but the payload holds {octets}.{streams} "
-                        "(bytes.files)",
-                    )
+                    step.fail("bag-info.txt", _oxum_differs(
+                        (int(match.group(1)), int(match.group(2))), (octets, streams),
+                        payload_named))  # fmt: skip
             holds = (f"{streams} payload files ({_human(octets)}) match manifest-sha256.txt, tag "
                      f"files match tagmanifest-sha256.txt, Payload-Oxum {octets}.{streams}")
             step.fact(holds)

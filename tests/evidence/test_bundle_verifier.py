@@ -739,7 +739,8 @@ def test_good_bundle_verifies_with_every_check_named(good: tuple[Bundle, Path]) 
     rendered = report.render()
     assert rendered.splitlines()[-1].startswith("VERIFIED")
     as_json = report.to_json()
-    assert set(as_json) == {"ok", "bundle", "checks", "problems", "warnings", "notes"}
+    assert set(as_json) == {"ok", "bundle", "checks", "problems", "warnings", "notes",
+                            "not_run"}
     assert as_json["warnings"] == [] and "Warnings" not in rendered
     assert as_json["ok"] is True and as_json["bundle"] == path.name
     json.dumps(as_json)
@@ -878,7 +879,28 @@ def test_oxum_mismatch_is_named(tmp_path: Path) -> None:
         entries["bag/tagmanifest-sha256.txt"] = ("\n".join(lines) + "\n").encode()
 
     report = bv.verify_bundle(rewrite_zip(path, tmp_path / "t.zip", lie))
-    assert has_problem(report, "bag-info.txt", "Payload-Oxum says 5.1", "4.1")
+    # Worded for an expert witness, not a programmer: what the number is, and that no other
+    # change accounts for it.
+    assert check(report, "bag").detail == (
+        "bag-info.txt: the files under data/ add up to 4 bytes in 1 file, but the exporter "
+        "recorded 5 bytes in 1 file (Payload-Oxum 5.1); no file under data/ is named above as "
+        "missing, added or altered, so the record itself does not match the files the manifest "
+        "lists: bag-info.txt was edited, or the files and manifest-sha256.txt were both changed")
+
+
+def test_a_payload_oxum_that_follows_from_another_change_says_so(
+    good: tuple[Bundle, Path], tmp_path: Path
+) -> None:
+    def add(entries: dict[str, bytes]) -> None:
+        entries[_payload("notes.txt")] = b"x" * 1000
+
+    report = bv.verify_bundle(rewrite_zip(good[1], tmp_path / "added.zip", add))
+    [oxum] = [p for p in report.problems if "Payload-Oxum" in p]
+    assert "bytes.files" not in oxum
+    assert oxum.endswith("this follows from the file(s) named above as missing, added, altered "
+                         "or unreadable (notes.txt), not from a further change")
+    assert report.problems.index(oxum) > next(
+        n for n, p in enumerate(report.problems) if p.startswith("notes.txt: "))
 
 
 # -- deeper tampering: the bag is re-made, so only the inner checks can catch it ------------------
@@ -1141,6 +1163,44 @@ def test_bundle_json_not_json(good: tuple[Bundle, Path], tmp_path: Path) -> None
         assert_no_internal_error(report)
 
 
+def test_without_bundle_json_the_report_says_which_checks_were_never_run(
+    good: tuple[Bundle, Path], tmp_path: Path
+) -> None:
+    """A short list of problems must not read as if the signatures, timestamps and custody log
+    had been checked: each check not run is named, with why, and the last line says so."""
+    gone = rewrite_zip(good[1], tmp_path / "gone.zip", lambda e: e.pop(_payload("bundle.json")))
+    report = bv.verify_bundle(gone)
+    assert not report.ok and not report.unreadable
+    assert [c.name for c in report.checks] == ["bag", "index"]
+    names = [name for name, _ in report.not_run]
+    for name in ("signing key", "bag signature", "custody proofs",
+                 "custody checkpoint timestamp", "case graph"):  # fmt: skip
+        assert name in names
+    assert any("exhibit" in name and "signature" in name and "timestamp" in name
+               for name in names)  # fmt: skip
+    text = report.render()
+    assert (f"Not run ({len(names)}), because bundle.json, which names the files they check, "
+            "could not be used: missing from the bundle:\n  - signing key\n") in text
+    assert text.splitlines()[-1] == (
+        f"NOT VERIFIED: {len(report.problems)} problem(s) in 2 of the 2 checks run; "
+        f"{len(names)} more checks were not run at all (listed above under 'Not run'), so this "
+        "report says nothing of what they check.")
+    assert report.to_json()["not_run"][0] == {
+        "name": "signing key", "why": "bundle.json, which names the files they check, could not "
+        "be used: missing from the bundle"}
+    assert bv.main([str(gone), "--quiet"]) == 1
+    bundle = good[0]
+    broken = Bundle(dict(bundle.files), bundle.signer, bundle.tsa, bundle.tree, [], {})
+    broken.files["bundle.json"] = b"{not json"
+    unread = bv.verify_bundle(broken.write(tmp_path / "broken.zip"),
+                              against_checkpoint=bundle.sign_checkpoint(3))
+    assert ("custody consistency with older checkpoint",
+            "bundle.json, which names the files they check, could not be used: not valid JSON "
+            "(Expecting property name enclosed in double quotes: line 1 column 2 (char 1))",
+            ) in unread.not_run
+    assert bv.verify_bundle(good[1]).not_run == []
+
+
 def test_bundle_json_with_wrong_types_gives_problems(
     good: tuple[Bundle, Path], tmp_path: Path
 ) -> None:
@@ -1317,6 +1377,37 @@ def test_bag_zipped_without_its_folder_verifies_with_a_note(
 
     report = bv.verify_bundle(rewrite_zip(good[1], tmp_path / "two.zip", two_bags))
     assert has_problem(report, "two.zip", "one folder holding bagit.txt")
+
+
+def test_a_bundle_whose_bagit_txt_was_removed_fails_that_check_and_runs_every_other(
+    good: tuple[Bundle, Path], tmp_path: Path
+) -> None:
+    """The rest is plainly an evidence-locker bag: one failed check naming bagit.txt (exit 1),
+    not 'not a bundle' (exit 2) with nothing else checked; as a ZIP and unzipped alike."""
+    def no_declaration(entries: dict[str, bytes]) -> None:
+        del entries[f"{BAG}/bagit.txt"]
+
+    zipped = rewrite_zip(good[1], tmp_path / "undeclared.zip", no_declaration)
+    folder = tmp_path / "unzipped"
+    with zipfile.ZipFile(zipped) as archive:
+        archive.extractall(folder)
+    for given in (zipped, folder, folder / BAG):
+        report = bv.verify_bundle(given)
+        assert not report.unreadable and not report.ok, report.render()
+        assert [c.name for c in report.checks if not c.ok] == ["bag"], report.render()
+        assert report.problems == [
+            "bagit.txt: missing: evidence-locker writes this declaration (BagIt version and "
+            "tag-file encoding) into every bundle, so it was removed after export; the bag's "
+            "other files and every other check were still run"]
+        assert check(report, "custody proofs").ok and check(report, "EX-001 signature").ok
+        assert not any("re-packed" in note for note in report.notes), report.notes
+    assert bv.main([str(zipped), "--quiet"]) == 1
+
+    def no_bag_either(entries: dict[str, bytes]) -> None:
+        del entries[f"{BAG}/bagit.txt"], entries[f"{BAG}/manifest-sha256.txt"]
+
+    unbagged = bv.verify_bundle(rewrite_zip(good[1], tmp_path / "nobag.zip", no_bag_either))
+    assert unbagged.unreadable and has_problem(unbagged, "one folder holding bagit.txt")
 
 
 # -- bytes outside the ZIP archive ---------------------------------------------------------------
