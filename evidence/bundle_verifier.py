@@ -4298,6 +4298,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="verify.py",
         description="Verify an evidence bundle offline: files, signatures, timestamps, custody.",
+        epilog="Exit status: 0 when every check holds (VERIFIED); 1 when the bundle was checked "
+               "and is NOT VERIFIED (the report names each problem, and any check it could not "
+               "run); 2 when nothing could be checked: the bundle is missing, unreadable or not "
+               "a bundle, or an option's file is not what the option takes. `evidence verify` "
+               "exits the same way.",
     )
     parser.add_argument("bundle", help="the bundle ZIP, or the unzipped bag folder")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")

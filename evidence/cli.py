@@ -113,22 +113,39 @@ class RootGroup(EvidenceGroup):
         return command
 
 
-def _refuse_special(value: Any, *, folder_ok: bool) -> None:
+class NothingChecked(click.ClickException):
+    """`evidence verify` could not check the bundle at all (it cannot be read, or an option's
+    file is not what the option takes): status 2, as verify.py's, apart from 1 for a bundle
+    that was checked and is not verified."""
+
+    exit_code = 2
+
+
+def _refuse_special(value: Any, *, folder_ok: bool,
+                    refusal_error: type[click.ClickException] = click.ClickException) -> None:
     if isinstance(value, str | Path) and str(value) != "-":
         refusal = input_refusal(str(value), folder_ok=folder_ok)
         if refusal is not None:
-            raise click.ClickException(f"{value}: {refusal}")
+            raise refusal_error(f"{value}: {refusal}")
 
 
 class InputPath(click.Path):
     """A path the command reads. A named pipe, device or socket is refused in one line instead:
     reading it would wait for a writer that never comes, or never end."""
 
+    refusal_error: type[click.ClickException] = click.ClickException
+
     def convert(self, value: Any, param: click.Parameter | None,
                 ctx: click.Context | None) -> Any:
         converted = super().convert(value, param, ctx)
-        _refuse_special(value, folder_ok=self.dir_okay)
+        _refuse_special(value, folder_ok=self.dir_okay, refusal_error=self.refusal_error)
         return converted
+
+
+class VerifyInput(InputPath):
+    """A path `evidence verify` reads: refused with status 2, nothing having been checked."""
+
+    refusal_error = NothingChecked
 
 
 class InputFile(click.File):
@@ -751,20 +768,28 @@ def _uuids(values: tuple[str, ...], what: str) -> list[uuid.UUID]:
     return out
 
 
-@main_group.command("verify")
-@click.argument("bundle", type=InputPath(path_type=Path, exists=True))
+VERIFY_EXIT_STATUS = (
+    "Exit status: 0 when every check holds (VERIFIED); 1 when the bundle was checked and is NOT "
+    "VERIFIED (the report names each problem, and any check it could not run); 2 when nothing "
+    "could be checked: the bundle is missing, unreadable or not a bundle, or an option's file "
+    "is not what the option takes. verify.py, shipped in every bundle, exits the same way."
+)
+
+
+@main_group.command("verify", epilog=VERIFY_EXIT_STATUS)
+@click.argument("bundle", type=VerifyInput(path_type=Path, exists=True))
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 @click.option("--against-checkpoint", "old_checkpoint", metavar="OLD.json",
-              type=InputPath(path_type=Path, dir_okay=False, exists=True),
+              type=VerifyInput(path_type=Path, dir_okay=False, exists=True),
               help="A checkpoint kept earlier: prove the bundle's log extends it unchanged.")
 @click.option("--consistency-proof", "proof_file", metavar="FILE",
-              type=InputPath(path_type=Path, dir_okay=False, exists=True),
+              type=VerifyInput(path_type=Path, dir_okay=False, exists=True),
               help="The proof from `evidence custody consistency` for --against-checkpoint.")
 @click.option("--key", "key_file", metavar="PEM",
-              type=InputPath(path_type=Path, dir_okay=False, exists=True),
+              type=VerifyInput(path_type=Path, dir_okay=False, exists=True),
               help="Pin the signing key instead of trusting the one in the bundle.")
 @click.option("--trust-tsa", "tsa_files", metavar="PEM", multiple=True,
-              type=InputPath(path_type=Path, dir_okay=False, exists=True),
+              type=VerifyInput(path_type=Path, dir_okay=False, exists=True),
               help="Also trust this timestamp authority certificate.")
 def verify_command(bundle: Path, as_json: bool, old_checkpoint: Path | None,
                    proof_file: Path | None, key_file: Path | None,
@@ -772,21 +797,36 @@ def verify_command(bundle: Path, as_json: bool, old_checkpoint: Path | None,
     """Check a bundle offline: no database, no data home, no network."""
     from evidence import bundle_verifier
 
-    key_pem = None if key_file is None else key_file.read_bytes()
+    try:
+        key_pem = None if key_file is None else key_file.read_bytes()
+        tsa_pems = [p.read_bytes() for p in tsa_files]
+        against = None if old_checkpoint is None else _json_file(old_checkpoint)
+        consistency = None if proof_file is None else _json_file(proof_file)
+    except OSError as exc:
+        raise NothingChecked(f"{exc.filename}: cannot be read ({exc.strerror or exc}); nothing "
+                             "was checked") from exc
+    except click.ClickException as exc:
+        raise NothingChecked(f"{exc.message}; nothing was checked") from exc
+    for option, path, doc in (("--against-checkpoint", old_checkpoint, against),
+                              ("--consistency-proof", proof_file, consistency)):  # fmt: skip
+        if doc is not None and not isinstance(doc, dict):
+            raise NothingChecked(f"{option} {path}: not a JSON object; nothing was checked")
     if key_pem is not None and (problem := bundle_verifier.key_problem(key_pem)):
-        raise click.ClickException(f"--key {key_file}: {problem}; nothing was checked")
+        raise NothingChecked(f"--key {key_file}: {problem}; nothing was checked")
     report = bundle_verifier.verify_bundle(
         bundle,
         key_pem=key_pem,
-        trusted_tsa_pems=[p.read_bytes() for p in tsa_files],
-        against_checkpoint=None if old_checkpoint is None else _json_file(old_checkpoint),
-        consistency_proof=None if proof_file is None else _json_file(proof_file),
+        trusted_tsa_pems=tsa_pems,
+        against_checkpoint=against,
+        consistency_proof=consistency,
         progress=None if as_json else (lambda msg: click.echo(msg, err=True)),
     )
     if as_json:
         _echo_json(report.to_json())
     else:
         click.echo(report.render())
+    if report.unreadable:
+        sys.exit(2)
     if not report.ok:
         sys.exit(1)
 

@@ -440,7 +440,8 @@ def test_commands_refuse_to_read_a_pipe_a_socket_or_a_device(
             args = [a.format(path=path, file=file, out=tmp_path / "out.pdf") for a in command]
             result = subprocess.run([sys.executable, "-m", "evidence", *args], env=env,
                                     text=True, capture_output=True, timeout=60)
-            assert result.returncode == 1, result.stdout + result.stderr
+            # `evidence verify` exits as verify.py does: 2, nothing was checked.
+            assert result.returncode == (2 if args[0] == "verify" else 1), result.stderr
             wanted = "regular file or folder" if args[:2] == ["verify", str(path)] \
                 else "regular file"
             assert result.stderr == f"Error: {path}: is {kind}, not a {wanted}; not read\n"
@@ -472,8 +473,38 @@ def test_verify_refuses_a_key_that_cannot_be_the_unit_s_before_checking(tmp_path
     bundle.write_bytes(b"not read")
     _load_plugins(main_group)
     result = CliRunner().invoke(main_group, ["verify", str(bundle), "--key", str(key)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # as verify.py: nothing was checked
     assert result.stdout == ""
     assert result.stderr == (f"Error: --key {key}: is a private key, not a public key: give the "
                              "unit's public key, the file that begins -----BEGIN PUBLIC "
                              "KEY-----; nothing was checked\n")
+
+
+def test_verify_exits_as_verify_py_does_on_what_it_cannot_check(tmp_path: Path) -> None:
+    """2 when nothing could be checked, 1 only for a bundle checked and not verified, the same
+    from `evidence verify` and from the verify.py a defence expert runs; the help says which."""
+    from evidence import bundle_verifier
+
+    junk = tmp_path / "junk.zip"
+    junk.write_bytes(b"not a ZIP at all")
+    not_json = tmp_path / "old.json"
+    not_json.write_text("{kept")
+    a_list = tmp_path / "list.json"
+    a_list.write_text("[]")
+    env = {**os.environ, "EVIDENCE_HOME": str(tmp_path / "home")}
+    for args in ([str(junk)], [str(tmp_path / "absent.zip")], [str(tmp_path)],
+                 [str(junk), "--against-checkpoint", str(not_json)],
+                 [str(junk), "--consistency-proof", str(a_list)]):  # fmt: skip
+        ours = subprocess.run([sys.executable, "-m", "evidence", "verify", *args], env=env,
+                              text=True, capture_output=True, timeout=60)
+        theirs = subprocess.run([sys.executable, bundle_verifier.__file__, *args], text=True,
+                                capture_output=True, timeout=60)
+        assert (ours.returncode, theirs.returncode) == (2, 2), (args, ours.stderr, ours.stdout)
+    for command in ([sys.executable, "-m", "evidence", "verify", "--help"],
+                    [sys.executable, bundle_verifier.__file__, "--help"]):  # fmt: skip
+        shown = " ".join(subprocess.run(command, env=env, text=True, capture_output=True,
+                                        timeout=60).stdout.split())
+        assert "Exit status: 0 when every check holds (VERIFIED); 1 when the bundle was " \
+            "checked and is NOT VERIFIED" in shown  # fmt: skip
+        assert "2 when nothing could be checked" in shown
+    assert not (tmp_path / "home").exists()
