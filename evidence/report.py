@@ -681,12 +681,12 @@ def _how_to_verify(data: ReportData, text: Text) -> list[Flowable]:
         ("If you kept a checkpoint from an earlier bundle or from the unit (a file of the same"
          " form as <font name='Courier'>data/custody/checkpoint.json</font>), check that the"
          " log has only grown since:",
-         ["evidence verify BUNDLE.zip --against-checkpoint OLD.json"],
+         ["python data/verify.py BUNDLE.zip --against-checkpoint OLD.json"],
          "This proves that nothing logged up to the older checkpoint was changed, removed or"
-         " reordered afterwards. The consistency proof it needs comes from"
-         " <font name='Courier'>evidence custody consistency --from N</font> and can be passed"
-         " with <font name='Courier'>--consistency-proof FILE</font>; when both checkpoints are"
-         " of the same size their roots must simply be equal."),
+         " reordered afterwards. The consistency proof it needs, asked of the unit (from"
+         " <font name='Courier'>evidence custody consistency</font>), is passed with"
+         " <font name='Courier'>--consistency-proof FILE</font>; checkpoints of the same size"
+         " need none. <font name='Courier'>evidence verify</font> takes the same options."),
         ("Every file can also be checked by hand. Unpack the bundle and, in its top folder,"
          " compare each file's SHA-256 with <font name='Courier'>manifest-sha256.txt</font>:",
          ["sha256sum -c manifest-sha256.txt"],

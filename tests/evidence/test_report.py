@@ -470,7 +470,9 @@ def test_verification_page(made: tuple[ReportData, Path]) -> None:
     text = " ".join("".join(texts[start:]).split())
     flat = squeezed(text)
     for command in ("python data/verify.py BUNDLE.zip", "evidence verify BUNDLE.zip",
-                    "evidence verify BUNDLE.zip --against-checkpoint OLD.json",
+                    # The form a defence expert has: verify.py, not evidence-locker.
+                    "python data/verify.py BUNDLE.zip --against-checkpoint OLD.json",
+                    "--consistency-proof FILE",
                     "sha256sum -c manifest-sha256.txt", "pip install cryptography",
                     f"{data.bundle_name}/data/verify.py"):
         assert command in text, command
