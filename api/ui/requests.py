@@ -354,6 +354,7 @@ def _list_context(session: DbSession, viewer: User, case: Case, registry: Regist
         "typed": _blank_typed(first["kinds"][0]["kind"], first["platform"]) if first
         else _blank_typed(),
         "error": None, "problems": [], "beside": {}, "invalid": {},
+        "error_above": None,  # the top of the page's shorter word for a long refusal
     }
 
 
@@ -517,8 +518,10 @@ def generate_request(
         context.update(form=form, **found.context())
         if found.listed:
             count = len(found.listed)
-            message = (f"The request cannot be generated: {count} problem"
-                       f"{'' if count == 1 else 's'} to fix, listed here and at the fields.")
+            above = (f"The request cannot be generated: {count} problem"
+                     f"{'' if count == 1 else 's'} to fix")
+            message = f"{above}, listed here and at the fields."
+            context.update(error_above=f"{above}.")
     # Raised, so the transaction (and any reference number taken) rolls back.
     raise PageError(message, status_code, template="requests.html", context=context,
                     viewer=viewer)

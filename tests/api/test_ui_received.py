@@ -61,7 +61,7 @@ def _kept(api: Api) -> int:
 
 
 def _alert(page: str) -> str:
-    found = re.search(r'<p class="alert" role="alert">(.*?)</p>', page, re.S)
+    found = re.search(r'<p class="alert" role="alert"[^>]*>(.*?)</p>', page, re.S)
     assert found, page[:3000]
     return html.unescape(found.group(1))
 
@@ -99,8 +99,16 @@ def test_the_same_file_again_comes_back_with_why(api: Api, world: Any) -> None:
     message = _alert(again.text)
     assert "Nothing was kept" in message and "already registered" in message
     assert "subscriber.csv" in message
-    # What was typed is kept (the file has to be chosen again).
+    # What was typed is kept; the file, which no browser keeps, is to be chosen again.
     assert 'value="courier from Dublin"' in again.text
+    assert re.search(r'<p class="field-problem" id="problem-file">Choose the file again: a '
+                     r'browser cannot keep a chosen file when a form comes back.</p>\s*<input '
+                     r'id="file" name="file" type="file" required '
+                     r'aria-describedby="problem-file">', again.text), again.text
+    # Said first on the page too, above the received files: the form is far down.
+    top = again.text.split("</h1>", 1)[1].split("<section", 1)[0]
+    assert re.search(r'<p class="refused" role="alert">Nothing was kept: .*already registered.*'
+                     r'<a href="#receive-refused">Go to the form</a></p>', top, re.S), top
     assert _kept(api) == 1
 
 
@@ -238,6 +246,8 @@ def test_material_without_its_source_comes_back_with_why(api: Api, world: Any) -
     assert refused.status_code == 422
     assert "Nothing was kept" in _alert(refused.text) and "source" in _alert(refused.text)
     assert 'value="by courier"' in refused.text
+    assert 'id="problem-file">Choose the file again' in refused.text
+    assert '<a href="#receive-refused">Go to the form</a>' in refused.text.split("<section", 1)[0]
     assert _kept(api) == 0
     stale = _keep_from_source(api.client, "forged")
     assert stale.status_code == 403 and "attach the file" in stale.text

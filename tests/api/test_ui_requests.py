@@ -50,6 +50,7 @@ from tests.factories import (
     AUTHORITY_FIELDS,
     make_capture,
     make_request_world,
+    make_sent_request,
 )
 
 REFERENCE = "OP/2026/9"
@@ -124,15 +125,27 @@ def _generated_ago(api: Api, liaison: Caller, ago: timedelta) -> str:
 
 def _listed(page: str) -> str:
     """The text of a refused form's list of problems, its spaces made single."""
-    found = re.search(r'<div class="alert" role="alert">(.*?)</div>', page, re.S)
+    found = re.search(r'<div class="alert" role="alert"[^>]*>(.*?)</div>', page, re.S)
     assert found, page[:3000]
     return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", found.group(1))).split())
 
 
 def _alert(page: str) -> str:
-    found = re.search(r'<(?:p|div) class="alert" role="alert">(.*?)</(?:p|div)>', page, re.S)
+    found = re.search(r'<(?:p|div) class="alert" role="alert"[^>]*>(.*?)</(?:p|div)>', page, re.S)
     assert found, page[:3000]
     return html.unescape(re.sub(r"<[^>]+>", " ", found.group(1)))
+
+
+def _said_first(page: str, anchor: str) -> str:
+    """The refusal the page says before anything else under its heading (it opens at its top,
+    the form may be a screen or more further down), checked to link to the form's own alert."""
+    main = page.split("</h1>", 1)[1]
+    found = re.match(r'\s*<p class="refused" role="alert">(.*?)</p>',
+                     main.split("</div>", 1)[1], re.S)
+    assert found, main[:3000]
+    assert f'<a href="#{anchor}">Go to the form</a>' in found.group(1)
+    assert f'id="{anchor}"' in main
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", found.group(1))).split())
 
 
 # --- generating ------------------------------------------------------------------------------
@@ -357,6 +370,9 @@ def test_a_refused_generate_form_comes_back_with_why_and_what_was_typed(api: Api
     _assert_page_headers(incomplete)
     listed = _listed(incomplete.text)
     assert "problems to fix" in listed
+    # Said first, above the list of requests, and linking to the form's list of problems.
+    assert _said_first(incomplete.text, "generate-refused") == (
+        "The request cannot be generated: 12 problems to fix. Go to the form")
     # Each problem once, by the label the form gives its field, linking to it; no API names.
     for expected in ("Issuing authority: Name : needed: not in the settings",
                      "Issuing authority: Time zone : needed",
@@ -404,6 +420,7 @@ def test_a_refused_generate_form_comes_back_with_why_and_what_was_typed(api: Api
     bad_step = api.client.get(BASE, params={"kind": "parking-ticket", "platform": "x"})
     assert bad_step.status_code == 422
     assert "Unknown request kind 'parking-ticket'" in html.unescape(_alert(bad_step.text))
+    assert "Unknown request kind" in _said_first(bad_step.text, "generate-refused")
 
     assert _actions(api) == before and _request_count(api) == 0
 
@@ -520,6 +537,9 @@ def test_status_changes_and_an_extension_recorded_through_the_forms(api: Api) ->
     future = (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")
     ahead = _record(api.client, token, request_id, status="sent", at=future)
     assert ahead.status_code == 422 and "in the future" in ahead.text
+    # The form is far down the page, which opens at its top: the refusal is said there first.
+    assert "The step was not recorded: The time of the change" in _said_first(
+        ahead.text, "record-refused")
 
     sent_at = (datetime.now(UTC) - timedelta(hours=3)).replace(second=0, microsecond=0)
     sent = _record(api.client, token, request_id, status="sent",
@@ -571,6 +591,7 @@ def test_status_changes_and_an_extension_recorded_through_the_forms(api: Api) ->
     assert "Extended by" in original.text and "Generate the extension" not in original.text
     again = api.client.post(f"{BASE}/{request_id}/extension", data={"csrf_token": token})
     assert again.status_code == 409 and "already extended by OP/2026/9-PRES-2" in again.text
+    assert "No extension was generated" in _said_first(again.text, "extension-refused")
     assert _actions(api).count("request.generated") == 2
 
     # A drafted extension extends nothing yet: the page and the list say it is not sent, and
@@ -1028,3 +1049,82 @@ def test_every_kinds_generate_form_fits_a_phone_in_chromium(api: Api) -> None:
             page.locator("input[name=category]").first.wait_for()
             page.screenshot(path=SHOTS / f"generate-{kind}-420.png", full_page=True)
             assert page.evaluate("document.documentElement.scrollWidth") <= 420, kind
+
+
+@pytest.mark.browser
+def test_a_refused_form_far_down_is_said_in_the_first_screen_in_chromium(
+    api: Api, tmp_path: Path,
+) -> None:
+    """A refused page opens at its top, where the forms of a request's page (more than a screen
+    down) are out of sight: the refusal is said there, at desktop and phone width, and leads to
+    the form; a refused file form says the file is to be chosen again."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    lina = api.user("lina", Role.LIAISON, password=PASSWORD)
+    with api.runtime.session() as session:
+        world = make_sent_request(session, api.runtime.store, api.runtime.settings,
+                                  actor=lina.user, reference=REFERENCE,
+                                  generated_at=datetime.now(UTC) - timedelta(days=2),
+                                  sent_at=datetime.now(UTC) - timedelta(days=1))
+    url = f"{BASE}/{world.request.id}"
+    answer = tmp_path / "subscriber.csv"
+    answer.write_bytes(b"account_id,ip\n1234567890,203.0.113.7\n")
+
+    def said_in_first_screen(width: int, name: str) -> str:
+        page.set_viewport_size({"width": width, "height": 900})
+        refusal = page.locator(".refused")
+        box = refusal.bounding_box()
+        assert page.evaluate("window.scrollY") == 0
+        assert box is not None and box["y"] + box["height"] <= 900, (width, box)
+        # Within the width too: a refusal may hold a SHA-256, one word of 64 letters.
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        assert page.evaluate("e => e.scrollWidth <= e.clientWidth", refusal.element_handle())
+        page.screenshot(path=SHOTS / f"{name}-{width}.png")
+        return refusal.inner_text()
+
+    with served_app(api.runtime) as served, BrowserSession(api.runtime.settings) as browser, \
+            walled_page(browser, served, refused_status=(409, 422)) as page:
+        page.goto(f"{served}{url}")
+        sign_in_on_page(page, "lina", PASSWORD)
+        page.get_by_role("heading", name="Record the next step").wait_for()
+        page.check("input[name=status][value=acknowledged]")
+        page.fill("#at", (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M"))
+        page.click("button:has-text('Record')")
+        page.locator(".refused").wait_for()
+        for width in (1280, 420):
+            shown = said_in_first_screen(width, "request-step-refused")
+            assert "The step was not recorded: The time of the change" in shown
+        page.get_by_role("link", name="Go to the form").click()
+        assert page.evaluate("location.hash") == "#record-refused"
+        assert page.locator("#record-refused").is_visible()
+        page.screenshot(path=SHOTS / "request-step-refused-form-420.png")
+        page.set_viewport_size({"width": 1280, "height": 900})
+
+        # The same file twice: refused, what was typed kept, the file to be chosen again.
+        for _ in range(2):
+            page.set_input_files("#file", str(answer))
+            page.fill("#received_at", (datetime.now(UTC) - timedelta(hours=3)).strftime(
+                "%Y-%m-%dT%H:%M:%S"))
+            page.fill("#via_detail", "portal download")
+            page.click("button:has-text('Keep the file')")
+            page.get_by_role("heading", name="Status history").wait_for()
+        for width in (1280, 420):
+            assert "Nothing was kept" in said_in_first_screen(width, "request-file-refused")
+        page.get_by_role("link", name="Go to the form").click()
+        assert page.input_value("#via_detail") == "portal download"
+        assert page.eval_on_selector("#file", "input => input.files.length") == 0
+        beside = page.locator("#problem-file")
+        assert beside.inner_text() == ("Choose the file again: a browser cannot keep a chosen "
+                                       "file when a form comes back.")
+        beside.scroll_into_view_if_needed()
+        page.screenshot(path=SHOTS / "request-file-refused-form-420.png")
+        page.set_viewport_size({"width": 1280, "height": 900})
+
+        # The generate form, below the list of requests, without the period it needs.
+        page.goto(f"{served}{BASE}?kind=provider-preservation&platform=x#generate")
+        page.click("text=Generate request")
+        page.locator(".refused").wait_for()
+        for width in (1280, 420):
+            assert "The request cannot be generated" in said_in_first_screen(
+                width, "generate-refused-top")
+        page.get_by_role("link", name="Go to the form").click()
+        assert page.evaluate("location.hash") == "#generate-refused"
