@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.schemas import InputModel, Text64NonEmpty, Text255, Text255NonEmpty, Text10000
 
 Category = Literal["subscriber", "user_identification", "traffic", "content"]
-NextStatus = Literal["approved", "sent", "acknowledged", "fulfilled", "refused", "expired"]
+NextStatus = Literal["approved", "sent", "acknowledged", "fulfilled", "refused", "expired",
+                     "withdrawn"]
 
 
 class RequestCreate(InputModel):
@@ -48,9 +49,12 @@ class RequestStatusChange(InputModel):
         default_factory=list, max_length=20,
         description="Refusal reason codes (Annex III style), with status refused.")
     at: datetime | None = Field(default=None, description="When it happened; default now.")
+    reason: Text10000 | None = Field(
+        default=None, description="Why it is withdrawn, with status withdrawn only (needed).")
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"status": "acknowledged", "platform_reference": "LE-2026-778"}]})
+        {"status": "acknowledged", "platform_reference": "LE-2026-778"},
+        {"status": "withdrawn", "reason": "Drafted for the wrong account; redrafted."}]})
 
 
 class RefusalRead(BaseModel):
@@ -69,6 +73,11 @@ class SentLateRead(BaseModel):
     note: str = Field(description="The gap in words: from that end until the extension was "
                       "sent (or, where it extends nothing, since that end) the platform was not "
                       "bound to keep the data.")
+
+
+class WithdrawnRead(BaseModel):
+    at: datetime = Field(description="When it was withdrawn.")
+    reason: str
 
 
 class RequestRead(BaseModel):
@@ -105,6 +114,9 @@ class RequestRead(BaseModel):
     sent_late: SentLateRead | None = Field(
         description="Set for an extension or renewal sent after the preservation it extends "
         "had ended: recorded as sent, with the gap it leaves.")
+    withdrawn: WithdrawnRead | None = Field(
+        default=None, description="Set for a request withdrawn before it was sent: it is not "
+        "to be sent and has no deadline.")
     created_at: datetime
     updated_at: datetime
     document: str = Field(description="URL that streams the PDF (`?format=json`: the JSON).")

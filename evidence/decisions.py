@@ -51,8 +51,9 @@ from evidence.models import (
 from evidence.times import to_the_second
 
 PRESERVATION_KINDS = frozenset({"eu-epoc-pr", "coe-art29-preservation", "provider-preservation"})
-# A request refused or lapsed preserves nothing; any other status counts as generated.
-DEAD_REQUEST_STATUSES = frozenset({RequestStatus.REFUSED, RequestStatus.EXPIRED})
+# A request refused, lapsed or withdrawn preserves nothing; any other status counts as generated.
+DEAD_REQUEST_STATUSES = frozenset({RequestStatus.REFUSED, RequestStatus.EXPIRED,
+                                   RequestStatus.WITHDRAWN})
 APPROVER_ROLES = frozenset({Role.SUPERVISOR, Role.ADMIN})
 TAKEDOWN_KINDS = frozenset({DecisionKind.TAKEDOWN, DecisionKind.PRESERVE_THEN_TAKEDOWN})
 CURRENT_STATES = (DecisionState.PROPOSED, DecisionState.APPROVED)

@@ -170,6 +170,9 @@ class RequestStatus(StrEnum):
     FULFILLED = "fulfilled"
     REFUSED = "refused"
     EXPIRED = "expired"
+    # Not to be sent after all (a wrong draft, an approval overtaken): the column is a
+    # String(16) without a CHECK, so a status needs no migration.
+    WITHDRAWN = "withdrawn"
 
 
 def _uuid_pk() -> Mapped[uuid.UUID]:

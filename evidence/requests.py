@@ -8,7 +8,8 @@ as artifacts of the case and records one `request.generated` custody entry namin
 SHA-256.
 
 After that a request moves draft -> approved -> sent -> acknowledged -> fulfilled | refused |
-expired (`change_status`), each move one custody entry. Deadlines come from the instrument (and
+expired (`change_status`), each move one custody entry; one not sent yet may be withdrawn instead,
+for a reason given, and then has no deadline. Deadlines come from the instrument (and
 through it the platform registry); they are computed provisionally at generation and again from
 the time the request was sent. `due` lists what expires or needs an extension, `extend` makes the
 extension (EPOC-PR, Annex VI) or renewal (provider preservation) from the original, `stats`
@@ -142,19 +143,21 @@ REFUSAL_REASONS: Mapping[str, str] = {
 
 S = RequestStatus
 TRANSITIONS: Mapping[str, frozenset[str]] = {
-    S.DRAFT: frozenset({S.APPROVED}),
-    S.APPROVED: frozenset({S.SENT}),
+    S.DRAFT: frozenset({S.APPROVED, S.WITHDRAWN}),
+    S.APPROVED: frozenset({S.SENT, S.WITHDRAWN}),
     S.SENT: frozenset({S.ACKNOWLEDGED, S.FULFILLED, S.REFUSED, S.EXPIRED}),
     S.ACKNOWLEDGED: frozenset({S.FULFILLED, S.REFUSED, S.EXPIRED}),
     # A preservation that was carried out still lapses at the end of its period.
     S.FULFILLED: frozenset({S.EXPIRED}),
     S.REFUSED: frozenset(),
     S.EXPIRED: frozenset(),
+    S.WITHDRAWN: frozenset(),
 }
 APPROVERS = frozenset({Role.SUPERVISOR, Role.PROSECUTOR, Role.ADMIN})
 # Statuses in which a request's deadlines still run.
 RUNNING = frozenset({S.SENT, S.ACKNOWLEDGED})
-CLOSED_CHILD = frozenset({S.REFUSED, S.EXPIRED})
+# An extension in one of these extends nothing: the original may be extended again.
+CLOSED_CHILD = frozenset({S.REFUSED, S.EXPIRED, S.WITHDRAWN})
 
 AUTHORITY_ATTRS = ("name", "role", "country", "address", "phone", "email", "time_zone",
                    "person", "position", "file_number", "office_hours")
@@ -957,6 +960,7 @@ def describe(row: LegalRequest, case_reference: str) -> dict[str, Any]:
         "warnings": (row.fields or {}).get("warnings", []),
         "fields": (row.fields or {}).get("values", {}),
         "sent_late": sent_late(row),
+        "withdrawn": (row.fields or {}).get("withdrawn"),
         "created_at": iso(row.created_at), "updated_at": iso(row.updated_at),
     }
 
@@ -1008,11 +1012,12 @@ def drafted_by(row: LegalRequest, actor: User) -> bool:
 def change_status(
     session: Session, actor: User, case: Case, request_id: uuid.UUID, status: str, *,
     platform_reference: str | None = None, answer: str | None = None,
-    refusal: Sequence[str] = (), at: datetime | None = None,
+    refusal: Sequence[str] = (), at: datetime | None = None, reason: str | None = None,
     registry: PlatformRegistry | None = None,
     now: datetime | None = None,
 ) -> LegalRequest:
-    """Move a request one step along its lifecycle, recording the step in the custody log."""
+    """Move a request one step along its lifecycle, recording the step in the custody log.
+    Withdrawing one not sent yet needs the `reason`, which no other step takes."""
     row = get_request(session, actor, case, request_id, need=Access.WRITE)
     now = now or utcnow()
     try:
@@ -1042,6 +1047,12 @@ def change_status(
     if new == S.REFUSED and not codes:
         raise InvalidInput("a refusal needs at least one reason code: "
                            f"{', '.join(REFUSAL_REASONS)}")
+    why = (reason or "").strip()
+    if why and new != S.WITHDRAWN:
+        raise InvalidInput("a reason is recorded only when a request is withdrawn")
+    if new == S.WITHDRAWN and not why:
+        raise InvalidInput(f"withdrawing request {row.reference_number} needs the reason why "
+                           "it is not to be sent")
     when = (at or now)
     if when.tzinfo is None:
         raise InvalidInput("the time of the change must carry a time zone")
@@ -1069,6 +1080,11 @@ def change_status(
         row.acknowledged_at = when
     elif new in (S.FULFILLED, S.REFUSED):
         row.answered_at = when
+    elif new == S.WITHDRAWN:
+        # Never sent, so nothing runs: its provisional deadlines go (the custody log keeps them).
+        row.deadlines, row.due_at = [], None
+        row.fields = {**(row.fields or {}), "deadlines_provisional": False,
+                      "withdrawn": {"at": iso(when), "reason": why}}
     if platform_reference is not None and platform_reference.strip():
         row.platform_reference = platform_reference.strip()
     if answer is not None and answer.strip():
@@ -1085,6 +1101,7 @@ def change_status(
                  "at": iso(when), "platform_reference": row.platform_reference,
                  "answer": answer.strip() if answer else None,
                  "refusal": [{"code": c, "label": REFUSAL_REASONS[c]} for c in codes],
+                 **({"reason": why} if why else {}),
                  "due_at": iso(row.due_at),
                  **({} if late is None else {
                      "sent_after_preservation_ended": iso(late),

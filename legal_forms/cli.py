@@ -406,7 +406,7 @@ def request_show(request_id: str, as_json: bool) -> None:
 @acting_command(request, "status")
 @click.argument("request_id", metavar="ID")
 @click.argument("status", type=click.Choice(
-    ["approved", "sent", "acknowledged", "fulfilled", "refused", "expired"]))
+    ["approved", "sent", "acknowledged", "fulfilled", "refused", "expired", "withdrawn"]))
 @click.option("--reference", "platform_reference", default=None, metavar="PLATFORM_REF",
               help="The platform's reference for the request.")
 @click.option("--answer", default=None, metavar="TEXT", help="What the platform answered.")
@@ -414,11 +414,14 @@ def request_show(request_id: str, as_json: bool) -> None:
               help="Refusal reason code (repeatable); see `evidence request refusals`.")
 @click.option("--at", "at", default=None, metavar="TIME",
               help="When it happened (ISO date-time with offset; default now).")
+@click.option("--reason", default=None, metavar="TEXT",
+              help="Why a request not sent yet is withdrawn (needed with withdrawn).")
 @click.option("--json", "as_json", is_flag=True)
 def request_status(request_id: str, status: str, platform_reference: str | None,
                    answer: str | None, refusal: tuple[str, ...], at: str | None,
-                   as_json: bool) -> None:
-    """Record the next step of a request: approved, sent, acknowledged, fulfilled ..."""
+                   reason: str | None, as_json: bool) -> None:
+    """Record the next step of a request: approved, sent, acknowledged, fulfilled ...; or
+    withdrawn, with --reason, for one not sent yet."""
     from evidence import requests
 
     codes = [c for value in refusal for c in value.split(",") if c.strip()]
@@ -426,7 +429,7 @@ def request_status(request_id: str, status: str, platform_reference: str | None,
         row, case = requests.request_for(session, actor, request_id)
         row = requests.change_status(session, actor, case, row.id, status,
                                      platform_reference=platform_reference, answer=answer,
-                                     refusal=codes, at=_moment(at))
+                                     refusal=codes, at=_moment(at), reason=reason)
         info = requests.describe(row, case.reference)
     if as_json:
         _echo_json(info)

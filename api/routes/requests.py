@@ -76,11 +76,13 @@ def show_request(ref: CaseRef, request_id: uuid.UUID, session: DbSession,
 def change_status(ref: CaseRef, request_id: uuid.UUID, body: RequestStatusChange,
                   session: DbSession, actor: CurrentUser) -> RequestRead:
     """Record the request's next step (draft -> approved -> sent -> acknowledged -> fulfilled |
-    refused | expired); each step is a custody entry."""
+    refused | expired; draft or approved -> withdrawn, with the `reason`); each step is a
+    custody entry."""
     case = cases.case_for(session, actor, ref, need=Access.WRITE)
     row = requests.change_status(session, actor, case, request_id, body.status,
                                  platform_reference=body.platform_reference,
-                                 answer=body.answer, refusal=body.refusal, at=body.at)
+                                 answer=body.answer, refusal=body.refusal, at=body.at,
+                                 reason=body.reason)
     return _read(row, case.reference)
 
 

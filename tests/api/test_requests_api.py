@@ -126,6 +126,34 @@ def test_lifecycle_over_http_with_roles_and_access(api: Api) -> None:
     assert api.get(owner, "/api/requests/due", params={"within": "soon"}).status_code == 422
 
 
+def test_a_wrong_draft_is_withdrawn_over_http_with_its_reason(api: Api) -> None:
+    owner, base, world = _setup(api)
+    made = api.post(owner, base, json=BODY).json()
+    status_url = f"{base}/{made['id']}/status"
+    reader = _member(api, owner, world.case.reference, "reader", Role.SUPERVISOR, Access.READ)
+    without = api.post(owner, status_url, json={"status": "withdrawn"})
+    assert without.status_code == 422 and "needs the reason" in without.text
+    assert api.post(reader, status_url, json={"status": "withdrawn",
+                                              "reason": "no"}).status_code == 403
+    withdrawn = api.post(owner, status_url, json={
+        "status": "withdrawn", "reason": "Drafted for the wrong account."})
+    assert withdrawn.status_code == 200, withdrawn.text
+    body = withdrawn.json()
+    assert body["status"] == "withdrawn" and body["deadlines"] == [] and body["due_at"] is None
+    assert body["withdrawn"]["reason"] == "Drafted for the wrong account."
+    assert body["withdrawn"]["at"] is not None
+    assert api.get(owner, f"{base}/{made['id']}").json()["withdrawn"] == body["withdrawn"]
+    again = api.post(owner, status_url, json={"status": "withdrawn", "reason": "twice"})
+    assert again.status_code == 409 and "none (final)" in again.text
+    with api.runtime.session() as session:
+        entry = session.scalars(select(CustodyEntry).where(
+            CustodyEntry.action == "request.withdrawn")).one()
+        assert custody.describe(entry)["details"]["reason"] == "Drafted for the wrong account."
+    stats = api.get(owner, "/api/requests/stats").json()
+    assert stats[0]["by_status"] == {"withdrawn": 1}
+    assert api.get(owner, "/api/requests/due", params={"within": "90d"}).json() == []
+
+
 def test_the_drafter_of_a_request_cannot_approve_it(api: Api) -> None:
     owner, base, world = _setup(api)
     reference = world.case.reference

@@ -120,9 +120,10 @@ def test_takedown_conditions_each_refused_then_met(session: Session, tmp_path: P
         deconfliction.agree(session, other_owner, other, hit.id, note="no objection")
     with pytest.raises(PreservationMissing, match="preservation request"):
         decisions.approve(session, supervisor, case, target, decision)
-    # Refused, expired or other kinds of requests, or ones naming other targets, do not count.
+    # Refused, withdrawn or other kinds of requests, or ones naming other targets, do not count.
     _preservation(session, case, investigator, [{"kind": "url", "value": target.url}],
                   status="refused")
+    _preservation(session, case, investigator, [str(target.id)], status="withdrawn")
     _preservation(session, case, investigator, [str(target.id)], kind="dsa-art9-order")
     _preservation(session, case, investigator, ["https://facebook.com/someone.else"])
     with pytest.raises(PreservationMissing):

@@ -381,6 +381,67 @@ def test_a_change_cannot_be_dated_in_the_future(
                                at=T0 + timedelta(days=1), now=T0)
 
 
+def test_a_request_not_sent_is_withdrawn_for_a_reason_and_has_no_deadline(
+        session: Session, store: FolderStore, settings: Settings) -> None:
+    world = make_request_world(session, store)
+    wrong = _generate(session, world, store, settings).request
+    approved = _generate(session, world, store, settings).request
+    boss = _supervisor(session, world)
+    requests.change_status(session, boss, world.case, approved.id, "approved", now=T0)
+    assert wrong.deadlines and wrong.due_at is not None  # provisional, until now
+    t1 = T0 + timedelta(hours=1)
+    for reason in (None, "", "   "):  # the reason is what the log keeps of why
+        with pytest.raises(InvalidInput, match="needs the reason why it is not to be sent"):
+            requests.change_status(session, world.actor, world.case, wrong.id, "withdrawn",
+                                   reason=reason, now=t1)
+    with pytest.raises(InvalidInput, match="only when a request is withdrawn"):
+        requests.change_status(session, boss, world.case, wrong.id, "approved",
+                               reason="why not", now=t1)
+    assert wrong.status == "draft"
+    for row in (wrong, approved):
+        requests.change_status(session, world.actor, world.case, row.id, "withdrawn",
+                               reason=" Drafted for the wrong account. ", at=t1, now=t1)
+        assert row.status == "withdrawn" and row.deadlines == [] and row.due_at is None
+        assert row.sent_at is None
+        entry = _entries(session, row)[-1]
+        assert entry["action"] == "request.withdrawn"
+        assert entry["details"]["reason"] == "Drafted for the wrong account."
+        assert entry["details"]["from"] in ("draft", "approved") and entry["details"][
+            "due_at"] is None
+        described = requests.describe(row, world.case.reference)
+        assert described["withdrawn"] == {"at": t1.isoformat(),
+                                          "reason": "Drafted for the wrong account."}
+        assert described["deadlines"] == [] and not described["deadlines_provisional"]
+        for step in ("approved", "sent", "withdrawn"):  # final
+            with pytest.raises(IllegalTransition, match="none \\(final\\)"):
+                requests.change_status(session, boss, world.case, row.id, step,
+                                       reason="again" if step == "withdrawn" else None, now=t1)
+    # Once sent, it is the platform's to answer: it ends as refused or expired, not withdrawn.
+    sent = _send(session, world, _generate(session, world, store, settings).request, T0)
+    with pytest.raises(IllegalTransition, match="cannot become withdrawn"):
+        requests.change_status(session, world.actor, world.case, sent.id, "withdrawn",
+                               reason="changed our mind", now=t1)
+    assert requests.due(session, world.actor, within=timedelta(days=400), now=t1,
+                        case=world.case) != []
+    assert {i.request.id for i in requests.due(
+        session, world.actor, within=timedelta(days=400), now=t1)} == {sent.id}
+
+
+def test_a_withdrawn_extension_gives_the_deadline_back_and_may_be_made_again(
+        session: Session, store: FolderStore, settings: Settings) -> None:
+    world = make_request_world(session, store)
+    original = _send(session, world, _generate(session, world, store, settings).request, T0)
+    at = T0 + timedelta(days=80)
+    renewal = requests.extend(session, world.actor, original.id, store=store, now=at).request
+    assert requests.extension_refusal(session, original, now=at) is not None
+    requests.change_status(session, world.actor, world.case, renewal.id, "withdrawn",
+                           reason="Wrong period typed.", at=at, now=at)
+    assert requests.extensions_of(session, [original.id], live_only=True) == {}
+    assert requests.extension_refusal(session, original, now=at) is None
+    again = requests.extend(session, world.actor, original.id, store=store, now=at).request
+    assert again.previous_request_id == original.id and again.status == "draft"
+
+
 # --- deadlines and extensions -----------------------------------------------------------------
 
 

@@ -177,6 +177,17 @@ def test_lifecycle_due_extend_and_stats(home: Home, tmp_path: Path) -> None:
     stats = home.json("request", "stats")
     assert stats[0]["platform"] == "x" and stats[0]["total"] == 2
 
+    # A wrong draft is withdrawn, saying why; without the reason it is refused in one line.
+    wrong = home.json("request", "new", "--case", REFERENCE, "--kind", "provider-preservation",
+                      "--platform", "x", *PERIOD, "--out", str(tmp_path / "wrong.pdf"))
+    bare = home.run("request", "status", wrong["id"], "withdrawn")
+    assert bare.exit_code != 0 and "needs the reason" in bare.output
+    assert "Traceback" not in bare.output
+    withdrawn = home.json("request", "status", wrong["id"], "withdrawn",
+                          "--reason", "Drafted for the wrong account.")
+    assert withdrawn["status"] == "withdrawn" and withdrawn["due_at"] is None
+    assert withdrawn["withdrawn"]["reason"] == "Drafted for the wrong account."
+
 
 def test_a_renewal_sent_late_says_so_on_the_command_line(home: Home, tmp_path: Path) -> None:
     from datetime import UTC, datetime, timedelta
