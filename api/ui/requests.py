@@ -87,7 +87,7 @@ DUE_PERIODS = ("3d", "7d", "14d", "30d", "90d")
 # Made from the page of the sent EPOC-PR it extends, not from scratch.
 EXTENSION_KINDS = frozenset({"eu-epoc-pr-extension"})
 OFFERED_KINDS = tuple(k for k in INSTRUMENTS if k not in EXTENSION_KINDS)
-LIFECYCLE = ("approved", "sent", "acknowledged", "fulfilled", "refused", "expired")
+LIFECYCLE = ("approved", "sent", "acknowledged", "fulfilled", "refused", "expired", "withdrawn")
 STEP_LABELS = {
     "approved": "approved (supervisor, prosecutor or admin)",
     "sent": "sent to the platform",
@@ -95,6 +95,7 @@ STEP_LABELS = {
     "fulfilled": "fulfilled (data preserved or produced)",
     "refused": "refused by the platform (give the reasons)",
     "expired": "expired (lapsed)",
+    "withdrawn": "withdrawn: not to be sent (say why)",
 }
 APPROVAL_BY_ROLE = "Next: approval by a supervisor, prosecutor or admin of the case."
 APPROVAL_BY_ANOTHER = ("Next: approval by another supervisor, prosecutor or admin of the case. "
@@ -102,7 +103,8 @@ APPROVAL_BY_ANOTHER = ("Next: approval by another supervisor, prosecutor or admi
                        "approve it.")
 # Colours from the style sheet's badges, by what the state means to the officer.
 STATUS_TONES = {"draft": "", "approved": "queued", "sent": "running", "acknowledged": "running",
-                "fulfilled": "complete", "refused": "failed", "expired": "closed"}
+                "fulfilled": "complete", "refused": "failed", "expired": "closed",
+                "withdrawn": ""}  # greyed by its own class, .badge.withdrawn
 # Kinds whose checks refuse them without the emergency flag: their form starts with it ticked.
 EMERGENCY_KINDS = frozenset({"emergency-disclosure"})
 UNSENT = frozenset({RequestStatus.DRAFT, RequestStatus.APPROVED})
@@ -140,6 +142,8 @@ def _case_view(case: Case) -> dict[str, Any]:
 def _deadline_state(row: LegalRequest, due: Sequence[requests.DueItem],
                     extended_by: LegalRequest | None) -> tuple[str, str]:
     """(what the request's deadlines say now, the badge tone to show it in)."""
+    if row.status == RequestStatus.WITHDRAWN:
+        return "withdrawn: no deadline", ""
     mine = [i for i in due if i.request.id == row.id]
     if any(i.overdue for i in mine):
         return "overdue", "failed"
@@ -182,6 +186,7 @@ def _row_view(row: LegalRequest, reference: str, registry: Registry,
         "tone": STATUS_TONES.get(row.status, ""), "created": _utc(row.created_at),
         "sent": _utc(row.sent_at), "due": _utc(row.due_at), "state": state,
         "state_tone": tone, "href": f"/cases/{quote_ref(reference)}/requests/{row.id}",
+        "withdrawn": (row.fields or {}).get("withdrawn"),
     }
 
 
@@ -557,7 +562,7 @@ def _history(session: DbSession, case: Case, row: LegalRequest) -> list[dict[str
                     "to": details.get("to"), "when": _utc(details.get("at")),
                     "platform_reference": details.get("platform_reference"),
                     "answer": details.get("answer"),
-                    "note": details.get("note"),
+                    "note": details.get("note"), "reason": details.get("reason"),
                     "refusal": [r.get("label", r.get("code")) for r in
                                 details.get("refusal") or [] if isinstance(r, dict)]})
     return out
@@ -578,7 +583,8 @@ def _next_steps(row: LegalRequest, viewer: User) -> tuple[list[tuple[str, str]],
 
 
 def _blank_step() -> dict[str, Any]:
-    return {"status": "", "at": "", "platform_reference": "", "answer": "", "refusal": []}
+    return {"status": "", "at": "", "platform_reference": "", "answer": "", "refusal": [],
+            "reason": ""}
 
 
 def _request_context(session: DbSession, viewer: User, case: Case,
@@ -617,6 +623,9 @@ def _request_context(session: DbSession, viewer: User, case: Case,
             "times": {key: _utc(info[key]) for key in (
                 "created_at", "issued_at", "approved_at", "sent_at", "acknowledged_at",
                 "answered_at", "due_at", "date_from", "date_to")},
+            "withdrawn": None if not info["withdrawn"] else {
+                "at": _utc(info["withdrawn"].get("at")),
+                "reason": info["withdrawn"].get("reason", "")},
             "categories": [CATEGORY_LABELS.get(c, c) for c in info["data_categories"]],
             "deadlines": [{**d, "due_text": _utc(str(d.get("due") or ""))}
                           for d in sorted(info["deadlines"], key=lambda d: str(d["due"]))],
@@ -675,13 +684,14 @@ def record_status(
     platform_reference: Annotated[str, Form(max_length=1000)] = "",
     answer: Annotated[str, Form(max_length=20_000)] = "",
     from_status: Annotated[str, Form(max_length=20)] = "",
+    reason: Annotated[str, Form(max_length=20_000)] = "",
 ) -> Response:
     check_session_form(request, csrf_token)
     case = cases.case_for(session, viewer, case_reference(ref, viewer), need=Access.WRITE)
     row = requests.get_request(session, viewer, case, request_id, need=Access.WRITE)
     refusal = [str(v) for v in posted.getlist("refusal") if isinstance(v, str)]
     step = {"status": status, "at": at, "platform_reference": platform_reference,
-            "answer": answer, "refusal": refusal}
+            "answer": answer, "refusal": refusal, "reason": reason}
     problems: list[RequestProblem] = []
     when = _moment(at, "when", problems)
     status_code = 422
@@ -701,10 +711,11 @@ def record_status(
         body = RequestStatusChange(
             status=status,  # type: ignore[arg-type]  # checked by the model
             platform_reference=platform_reference or None, answer=answer or None,
-            refusal=refusal, at=when)
+            refusal=refusal, at=when, reason=reason or None)
         requests.change_status(session, viewer, case, row.id, body.status,
                                platform_reference=body.platform_reference,
-                               answer=body.answer, refusal=body.refusal, at=body.at)
+                               answer=body.answer, refusal=body.refusal, at=body.at,
+                               reason=body.reason)
     except ValidationError as exc:
         message = "The step was not recorded: " + "; ".join(
             p.message for p in _validation_problems(exc)) + "."

@@ -513,7 +513,7 @@ def test_status_changes_and_an_extension_recorded_through_the_forms(api: Api) ->
     # A liaison officer may not approve: the page says who may, and a forged post is refused.
     draft = api.client.get(f"{BASE}/{request_id}")
     assert "Next: approval by a supervisor, prosecutor or admin" in draft.text
-    assert 'name="status"' not in draft.text
+    assert 'name="status" value="approved"' not in draft.text
     refused = _record(api.client, token, request_id, status="approved")
     assert refused.status_code == 403
     assert "Approving a request needs the role" in refused.text
@@ -528,7 +528,7 @@ def test_status_changes_and_an_extension_recorded_through_the_forms(api: Api) ->
     early = _record(api.client, token, request_id, status="fulfilled",
                     platform_reference="LE-77")
     assert early.status_code == 409
-    assert "it cannot become fulfilled (next: sent)" in early.text
+    assert "it cannot become fulfilled (next: sent, withdrawn)" in early.text
     assert 'value="LE-77"' in early.text
     bad_time = _record(api.client, token, request_id, status="sent", at="yesterday-ish")
     assert bad_time.status_code == 422
@@ -611,6 +611,47 @@ def test_status_changes_and_an_extension_recorded_through_the_forms(api: Api) ->
     assert deadline_badges() == ["extended by OP/2026/9-PRES-2"] * 2
 
 
+def test_a_wrong_draft_is_withdrawn_with_its_reason_and_shown_greyed(api: Api) -> None:
+    liaison, _world = _liaison_world(api)
+    boss = _member(api, liaison, "boss", Role.SUPERVISOR, Access.WRITE)
+    token = _sign_in(api.client, "lina")
+    wrong = _generated_ago(api, liaison, timedelta(hours=2))
+    approved = _generated_ago(api, liaison, timedelta(hours=1))
+    _approve(api, boss, approved)
+    page = api.client.get(f"{BASE}/{wrong}").text
+    # Offered beside the approval it waits for, never ticked for the officer.
+    assert re.search(r'<input type="radio" name="status" value="withdrawn"> withdrawn: not to '
+                     r'be sent \(say why\)', page), page
+    assert 'id="reason" name="reason"' in page
+    approved_page = api.client.get(f"{BASE}/{approved}").text
+    assert 'name="status" value="sent" checked' in approved_page
+    assert 'name="status" value="withdrawn">' in approved_page
+
+    bare = _record(api.client, token, wrong, status="withdrawn", answer="kept")
+    assert bare.status_code == 422
+    assert "needs the reason why it is not to be sent" in _said_first(bare.text,
+                                                                      "record-refused")
+    assert ">kept</textarea>" in bare.text
+    for request_id, why in ((wrong, "Drafted for the wrong <b>account</b>."),
+                            (approved, "Superseded by an emergency request.")):
+        done = _record(api.client, token, request_id, status="withdrawn", reason=why)
+        assert done.status_code == 303, done.text[:2000]
+    shown = api.client.get(f"{BASE}/{wrong}").text
+    assert '<span class="badge withdrawn ">withdrawn</span>' in shown
+    assert "Drafted for the wrong &lt;b&gt;account&lt;/b&gt;." in shown
+    assert "Withdrawn before it was sent: no deadline runs." in shown
+    assert "A withdrawn request takes no further step." in shown
+    history = shown.split("Status history", 1)[1].split("What it asks", 1)[0]
+    assert "request.withdrawn" in history and "draft → withdrawn" in history
+    assert "reason:" in history and "wrong &lt;b&gt;account" in history
+    listed = api.client.get(BASE).text
+    rows = re.findall(r'<tr class="withdrawn">(.*?)</tr>', listed, re.S)
+    assert len(rows) == 2, listed
+    assert all("withdrawn: no deadline" in r for r in rows)
+    assert any("Superseded by an emergency request." in r for r in rows)
+    assert _actions(api).count("request.withdrawn") == 2
+
+
 def test_the_drafter_is_not_offered_the_approval_and_is_told_why(api: Api) -> None:
     liaison, _world = _liaison_world(api)
     sam = _member(api, liaison, "sam", Role.SUPERVISOR, Access.WRITE)
@@ -621,14 +662,14 @@ def test_the_drafter_is_not_offered_the_approval_and_is_told_why(api: Api) -> No
     page = api.client.get(f"{BASE}/{request_id}")
     assert ("Next: approval by another supervisor, prosecutor or admin of the case. You drafted "
             "this request, and four eyes means its drafter does not approve it.") in page.text
-    assert 'name="status"' not in page.text
+    assert 'name="status" value="approved"' not in page.text
     # A post made all the same (an old page, a forged form) is refused with why.
     forged = _record(api.client, token, request_id, status="approved", from_status="draft")
     assert forged.status_code == 409
     assert _alert(forged.text) == (
         "The step was not recorded: Four eyes: you drafted request OP/2026/9-PRES-1, so you may "
         "not approve it; another supervisor, prosecutor or admin of the case must.")
-    assert 'name="status"' not in forged.text
+    assert 'name="status" value="approved"' not in forged.text
     assert "request.approved" not in _actions(api)
 
     other = _browser_client(api)
@@ -1013,8 +1054,9 @@ def test_a_supervisor_who_drafted_a_request_leaves_its_approval_to_another_in_ch
             record = page.locator("#record + section.card")
             assert "You drafted this request, and four eyes means its drafter does not " \
                 "approve it." in record.inner_text()
-            assert page.locator("input[name=status]").count() == 0
-            assert page.get_by_role("button", name="Record").count() == 0
+            # Only withdrawing is offered, and not ticked: a press of Record does nothing.
+            assert page.locator("input[name=status]").evaluate_all(
+                "inputs => inputs.map(i => [i.value, i.checked])") == [["withdrawn", False]]
             record.scroll_into_view_if_needed()
             page.screenshot(path=SHOTS / "request-drafter-four-eyes.png", full_page=True)
 
@@ -1128,3 +1170,37 @@ def test_a_refused_form_far_down_is_said_in_the_first_screen_in_chromium(
                 width, "generate-refused-top")
         page.get_by_role("link", name="Go to the form").click()
         assert page.evaluate("location.hash") == "#generate-refused"
+
+
+@pytest.mark.browser
+def test_a_liaison_officer_withdraws_a_wrong_draft_in_chromium(api: Api) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    liaison, _world = _liaison_world(api)
+    kept = _generated_ago(api, liaison, timedelta(hours=3))
+    wrong = _generated_ago(api, liaison, timedelta(hours=2))
+    with served_app(api.runtime) as served, BrowserSession(api.runtime.settings) as browser, \
+            walled_page(browser, served) as page:
+        page.goto(f"{served}{BASE}/{wrong}")
+        sign_in_on_page(page, "lina", PASSWORD)
+        page.get_by_role("heading", name="Record the next step").wait_for()
+        page.check("input[name=status][value=withdrawn]")
+        page.fill("#reason", "Drafted for the wrong account; redrafted as the next request.")
+        page.click("button:has-text('Record')")
+        page.get_by_role("heading", name="Status history").wait_for()
+        assert page.locator(".head .badge").first.inner_text() == "withdrawn"
+        facts = page.locator("dl.facts").first.inner_text()
+        assert "Drafted for the wrong account; redrafted" in facts
+        for width in (1280, 420):
+            page.set_viewport_size({"width": width, "height": 900})
+            page.screenshot(path=SHOTS / f"request-withdrawn-{width}.png", full_page=True)
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
+        page.goto(f"{served}{BASE}")
+        row = page.locator("tr.withdrawn")
+        assert row.count() == 1 and "redrafted" in row.inner_text()
+        # Greyed: the withdrawn row's text is the muted colour, the other request's is not.
+        colour = "e => getComputedStyle(e).color"
+        assert row.locator("td").nth(1).evaluate(colour) != page.locator(
+            "tr", has=page.locator(f'a[href$="{kept}"]')).locator("td").nth(1).evaluate(colour)
+        for width in (420, 1280):
+            page.set_viewport_size({"width": width, "height": 900})
+            page.screenshot(path=SHOTS / f"requests-withdrawn-{width}.png", full_page=True)
