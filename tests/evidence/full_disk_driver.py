@@ -133,12 +133,23 @@ for step in steps:
         continue
     if step in (["stop"], ["wait"]):
         assert started is not None, f"{step[0]}: nothing was started"
+        killed = False
         if step == ["stop"]:
             started.send_signal(signal.SIGTERM)
-        said, errors = started.communicate(timeout=300)
+            try:
+                said, errors = started.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                # As `evidence serve` stops its worker: SIGTERM, a grace, then SIGKILL. (Once, on
+                # a loaded CI machine, a worker stopped just after recording a failure did not
+                # end within 300 s; the steps under test were done by then.)
+                started.kill()
+                said, errors = started.communicate(timeout=60)
+                killed = True
+        else:
+            said, errors = started.communicate(timeout=300)
         reap()
         results.append({"step": step, "code": started.returncode, "out": said,
-                        "err": "".join(heard) + errors})
+                        "err": "".join(heard) + errors, "killed": killed})
         started = None
         continue
     if step[0] == "free":
