@@ -67,6 +67,7 @@ from evidence.db import FULL_DISK_FREE_BYTES, free_bytes, temp_folder
 from evidence.errors import DISK_FULL_ERRNOS, StorageFull
 from evidence.models import CaptureStatus, utcnow
 from evidence.settings import Settings
+from evidence.words import counted
 
 SCROLL_PAUSE_MS = 250
 SETTLE_SECONDS = 5.0
@@ -196,11 +197,6 @@ class _Body:
     url: str
     path: Path
     size: int
-
-
-def _counted(count: int, one: str, many: str) -> str:
-    """A step's note counts in words a reader expects: "1 download", "2 downloads"."""
-    return f"{count} {one if count == 1 else many}"
 
 
 def _media_type(headers: list[list[str]]) -> str | None:
@@ -371,7 +367,7 @@ class _Run:
             path = self.tmp / f"body-{len(self.large_bodies)}"
             path.write_bytes(data)
             self.large_bodies.append(_Body(url, path, len(data)))
-        note = (f"{_counted(len(self.large_bodies), 'large body', 'large bodies')} taken from "
+        note = (f"{counted(len(self.large_bodies), 'large body', 'large bodies')} taken from "
                 f"the browser "
                 f"({sum(b.size for b in self.large_bodies)} bytes)")
         if missed:
@@ -745,7 +741,7 @@ class _Run:
                 if now >= limit:
                     busy = len(self.in_flight)
                     return (f"network still busy after {SETTLE_SECONDS:.0f} s "
-                            f"({_counted(busy, 'request', 'requests')} open); captured as it "
+                            f"({counted(busy, 'request')} open); captured as it "
                             "stood")
                 page.wait_for_timeout(_POLL_MS)  # also lets Playwright deliver the events
 
@@ -925,14 +921,14 @@ class _Run:
             else:
                 self.store_bytes("media", f"media-{stored}", body, ex.mime_type, ex.url)
             stored += 1
-        note = (f"{_counted(counts.records, 'record', 'records')}, "
-                f"{_counted(counts.unanswered, 'request', 'requests')} without a response; "
-                f"{_counted(stored, 'media file', 'media files')}")
+        note = (f"{counted(counts.records, 'record')}, "
+                f"{counted(counts.unanswered, 'request')} without a response; "
+                f"{counted(stored, 'media file')}")
         if counts.truncated:
             # The browser keeps no body over its buffer's bound for its record (seen: an 11 MB
             # page kept, a 30 MB one not); the DOM and the MHTML still hold what it showed.
             first = counts.truncated[0]
-            note += (f"; {_counted(len(counts.truncated), 'response', 'responses')} archived "
+            note += (f"; {counted(len(counts.truncated), 'response')} archived "
                      "without their body, which "
                      f"the browser did not keep (marked WARC-Truncated), first {first}")
         return note
@@ -961,12 +957,12 @@ class _Run:
         stopped = [d for d in self.downloads if d.state == "stopped"]
         if stopped:
             first = stopped[0]
-            problems.insert(0, f"{_counted(len(stopped), 'download', 'downloads')} stopped, "
+            problems.insert(0, f"{counted(len(stopped), 'download')} stopped, "
                                f"not stored; first {first.url}"
                                f", stopped at {first.stopped_at} bytes {first.stop}")
         if problems:
             raise CaptureError("; ".join(problems))
-        return _counted(kept, "download", "downloads")
+        return counted(kept, "download")
 
     def _with_saved_bodies(self, exchanges: list[traffic.Exchange]) -> list[traffic.Exchange]:
         """The browser's record keeps no body for what it downloaded: the saved file is that

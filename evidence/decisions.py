@@ -49,6 +49,7 @@ from evidence.models import (
     utcnow,
 )
 from evidence.times import to_the_second
+from evidence.words import counted
 
 PRESERVATION_KINDS = frozenset({"eu-epoc-pr", "coe-art29-preservation", "provider-preservation"})
 # A request refused, lapsed or withdrawn preserves nothing; any other status counts as generated.
@@ -307,7 +308,7 @@ def takedown_conditions(session: Session, case: Case, target: Target,
     if hits:
         held_by = "another case" if len(calls) <= 1 else "other cases"
         unmet.append(DeconflictionHold(
-            f"takedown refused: deconfliction hold, {_count(len(hits), 'unresolved hit')} with "
+            f"takedown refused: deconfliction hold, {counted(len(hits), 'unresolved hit')} with "
             f"{held_by}; call {', '.join(calls)}, then each case records its agreement on its "
             "deconfliction hits"
         ))
@@ -318,10 +319,6 @@ def takedown_conditions(session: Session, case: Case, target: Target,
         complete_capture=complete, unresolved_hits=len(hits), calls=calls,
         preservation_requests=requests, preservation_waiver=decision.preservation_waiver,
         unmet=tuple(unmet))
-
-
-def _count(n: int, thing: str) -> str:
-    return f"{n} {thing}{'' if n == 1 else 's'}"
 
 
 def _capture_missing(session: Session, target: Target) -> str:
