@@ -38,6 +38,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from evidence import custody, users
 from evidence.errors import EvidenceError, InvalidInput
 from evidence.models import LoginFailure, LoginSession, User, utcnow
+from evidence.words import counted
 
 SESSION_PREFIX = "evs_"
 SESSION_LIFETIME = timedelta(hours=12)
@@ -91,9 +92,8 @@ class LoginThrottled(EvidenceError):
 
 def _duration(seconds: int) -> str:
     if seconds < 60:
-        return f"{seconds} second{'' if seconds == 1 else 's'}"
-    minutes = math.ceil(seconds / 60)
-    return f"{minutes} minute{'' if minutes == 1 else 's'}"
+        return counted(seconds, "second")
+    return counted(math.ceil(seconds / 60), "minute")
 
 
 @dataclass(frozen=True)
