@@ -21,8 +21,11 @@ Decisions, so a reader need not reverse them out of the code:
   CR and LF, so it misreads a payload name that contains ``%``; we follow the RFC.
 - The bag may be signed: `close(seal=...)` writes the signature over the tag manifest as one
   more tag file, `bundle_verifier.BAG_SIGNATURE`, after it (no manifest lists it; the tag
-  manifest cannot list its own signature). Reading sets it aside like the tag manifests;
-  checking the signature needs a key and is the verifier's (see docs/bundle-format.md).
+  manifest cannot list its own signature). Reading sets it aside like the tag manifests, though
+  its entry is still read (so its CRC-32 is checked); `validate_bag(signed_by=key)` checks the
+  signature with the verifier's own rule (`bundle_verifier.bag_signature_problem`). Without a
+  key it is not checked: which key a bundle is signed with is the bundle's business, read from
+  bundle.json by verify.py and `evidence verify` (see docs/bundle-format.md).
 - Only SHA-256 manifests are written. The validator also checks md5/sha1/sha224/sha384/sha512
   manifests when present, and requires manifest-sha256.txt and tagmanifest-sha256.txt: without
   the tag manifest bag-info.txt could be edited unnoticed.
@@ -46,9 +49,13 @@ Decisions, so a reader need not reverse them out of the code:
   central directory does, or whose local header gives another compression method, flags,
   sizes or CRC-32 (`bundle_verifier.entry_header_flaw`, one rule for both: unzip or a
   streaming extractor would write it under that name, perhaps over a file that was checked, or
-  read other bytes). Entries are read by the verifier's reader (`bundle_verifier.entry_chunks`):
-  decompression is cut off at each entry's declared size, so a lying header cannot inflate
-  past the bound, and bytes the compressed size counts past the end of the data fail the entry.
+  read other bytes), or whose name is an earlier entry's but for letter case
+  (`bundle_verifier.name_clash`, the one wording). Entries are read by the verifier's reader
+  (`bundle_verifier.entry_chunks`): decompression is cut off at each entry's declared size, so
+  a lying header cannot inflate past the bound, bytes the compressed size counts past the end
+  of the data fail the entry, and so does content whose CRC-32 is not the one recorded (its
+  digests still compared). End records that contradict each other or the central directory
+  fail the bag (`bundle_verifier.end_record_flaws`), the entries still read.
   Bytes that belong to no entry (before the first, between two, between the last and the
   central directory, between it and the end records or within them, in a comment, after the
   end record) or to two (overlapping entries) make it not the file written here, though
@@ -62,7 +69,6 @@ import hashlib
 import io
 import itertools
 import re
-import unicodedata
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -73,18 +79,27 @@ from enum import StrEnum
 from pathlib import Path
 from typing import IO, BinaryIO, Protocol, runtime_checkable
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 # The reading half shares the offline verifier's helpers (verify.py, shipped in every bundle),
 # so the service and the defence parse a bag the same way.
 from evidence.bundle_verifier import (
     BAG_SIGNATURE,
+    _BadJson,
     _central_directory_declared,
+    _CrcMismatch,
     _listed_path_flaw,
+    _load_json,
     _os_metadata,
     _oxum_differs,
     _path_flaw,
+    bag_signature_problem,
+    end_record_flaws,
     entry_chunks,
     entry_header_flaw,
+    name_clash,
     outside_archive,
+    same_file_key,
     zip_bag,
 )
 from evidence.bundle_verifier import _decode_manifest_path as decode_manifest_path
@@ -192,6 +207,8 @@ class ProblemKind(StrEnum):
     CORRUPT_ENTRY = "corrupt-entry"
     OXUM_MISMATCH = "oxum-mismatch"
     OUTSIDE_ENTRIES = "outside-entries"
+    END_RECORD_MISMATCH = "end-record-mismatch"
+    BAD_SIGNATURE = "bad-signature"
 
 
 @dataclass(frozen=True)
@@ -405,7 +422,7 @@ class BagWriter:
 
     def _claim(self, path: str) -> None:
         # Folded like Windows and macOS file systems fold names, so the bag unpacks anywhere.
-        key = unicodedata.normalize("NFC", path).casefold()
+        key = same_file_key(path)
         parents = [key.rsplit("/", n)[0] for n in range(1, key.count("/") + 1)]
         if key in self._taken_files or key in self._taken_dirs:
             raise BagPathRejected(f"{path!r} clashes with a path already in the bag")
@@ -553,15 +570,48 @@ def read_bag(zip_path: Path | str, *, limits: ReadLimits = DEFAULT_LIMITS) -> Ba
         )
 
 
-def validate_bag(zip_path: Path | str, *, limits: ReadLimits = DEFAULT_LIMITS) -> list[BagProblem]:
-    """Every reason the bag is not complete and valid; an empty list means it is."""
+def validate_bag(
+    zip_path: Path | str,
+    *,
+    limits: ReadLimits = DEFAULT_LIMITS,
+    signed_by: Ed25519PublicKey | None = None,
+) -> list[BagProblem]:
+    """Every reason the bag is not complete and valid; an empty list means it is.
+
+    Given `signed_by`, the bag must also carry BAG_SIGNATURE, that key's signature over its
+    tag manifest, checked as verify.py checks it (`bundle_verifier.bag_signature_problem`).
+    Without a key the signature is read (so a damaged entry is named) but not checked."""
     problems: list[BagProblem] = []
     with _open_bag(Path(zip_path), limits, problems) as opened:
         if opened is None:
             return problems
         tags = _read_tag_files(opened, limits, problems)
         _verify_contents(opened, tags, problems)
+        if signed_by is not None:
+            _check_signature(opened, tags, signed_by, problems)
+        elif BAG_SIGNATURE in opened.files:
+            _read_entry(opened, BAG_SIGNATURE, problems)
     return problems
+
+
+def _check_signature(
+    opened: _Opened, tags: _TagData, key: Ed25519PublicKey, problems: list[BagProblem]
+) -> None:
+    if BAG_SIGNATURE not in opened.files:
+        problems.append(BagProblem(BAG_SIGNATURE, ProblemKind.MISSING_FILE,
+                                   "missing: nothing then seals the bag as a whole (removed?)"))
+        return
+    tagmanifest = tags.raw.get("tagmanifest-sha256.txt")
+    content = _read_entry(opened, BAG_SIGNATURE, problems)
+    if tagmanifest is None or content is None:
+        return  # unreadable or missing: already reported
+    try:
+        problem = bag_signature_problem(_load_json(content), key,
+                                        hashlib.sha256(tagmanifest).hexdigest())
+    except _BadJson as exc:
+        problem = str(exc)
+    if problem:
+        problems.append(BagProblem(BAG_SIGNATURE, ProblemKind.BAD_SIGNATURE, problem))
 
 
 @contextmanager
@@ -648,6 +698,8 @@ def _check_entries(
     # The verifier's rule (one home): bytes before the first entry, between entries, in the
     # comment or after the end record are not the file the exporter wrote, though zipfile reads
     # past them. The entries are still checked, so the problem list says what else is wrong.
+    for flaw in end_record_flaws(handle, archive_size, infos):  # still read, as zipfile lists
+        problems.append(BagProblem(label, ProblemKind.END_RECORD_MISMATCH, flaw))
     outside = outside_archive(handle, archive_size, infos, archive.start_dir)
     if outside:
         problems.append(
@@ -673,19 +725,10 @@ def _check_entries(
         if reason:
             problems.append(BagProblem(name, kind, reason))
             continue
-        key = unicodedata.normalize("NFC", name.rstrip("/")).casefold()
+        key = same_file_key(name)
         if key in seen:
-            same = seen[key] == name
-            problems.append(
-                BagProblem(
-                    name,
-                    ProblemKind.DUPLICATE_ENTRY,
-                    "the archive holds this name twice; tools disagree on which copy counts"
-                    if same
-                    else f"differs from {seen[key]!r} only in case or Unicode form; one would "
-                    "overwrite the other when unpacked on Windows or macOS",
-                )
-            )
+            problems.append(BagProblem(name, ProblemKind.DUPLICATE_ENTRY,
+                                       f"refused unread: {name_clash(name, seen[key])}"))
             continue
         seen[key] = name
         safe.append(info)
@@ -783,11 +826,16 @@ def _read_tag_files(opened: _Opened, limits: ReadLimits, problems: list[BagProbl
 
 
 def _read_entry(opened: _Opened, path: str, problems: list[BagProblem]) -> bytes | None:
+    chunks: list[bytes] = []
     try:
-        return b"".join(entry_chunks(opened.handle, opened.size, opened.files[path]))
+        for chunk in entry_chunks(opened.handle, opened.size, opened.files[path]):
+            chunks.append(chunk)
+    except _CrcMismatch as exc:  # read whole: its bytes are still compared with the manifest
+        problems.append(BagProblem(path, ProblemKind.CORRUPT_ENTRY, str(exc)))
     except (_EntryUnreadable, OSError) as exc:
         problems.append(BagProblem(path, ProblemKind.CORRUPT_ENTRY, f"cannot be read: {exc}"))
         return None
+    return b"".join(chunks)
 
 
 def _text_lines(path: str, content: bytes, problems: list[BagProblem]) -> list[str] | None:
@@ -1010,6 +1058,8 @@ def _hash_entry(
             size += len(chunk)
             for hasher in hashers.values():
                 hasher.update(chunk)
+    except _CrcMismatch as exc:  # read whole: its digests are still compared
+        problems.append(BagProblem(path, ProblemKind.CORRUPT_ENTRY, str(exc)))
     except (_EntryUnreadable, OSError) as exc:
         problems.append(BagProblem(path, ProblemKind.CORRUPT_ENTRY, f"cannot be read: {exc}"))
         return None

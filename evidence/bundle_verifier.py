@@ -33,10 +33,14 @@ Decisions, so a reader need not reverse them out of the code:
   comment (the archive's or an entry's) or bytes after the end record, and entries that
   overlap. The exporter writes none, zip tools read past them, and what the file holds
   besides the ZIP's entries no manifest covers. The files inside are still checked, and the
-  report says what holds of them. Inside an entry, bytes its compressed size counts past the
-  end of its data fail that file (`entry_chunks`, in the one reading pass), and an entry whose
-  local header disagrees with its central directory record is refused unread
-  (`entry_header_flaw`): a streaming extractor would read other bytes.
+  report says what holds of them. So do end records that contradict each other or the central
+  directory (`end_record_flaws`): tools that go by the one and those that go by the other see
+  different archives. Inside an entry, bytes its compressed size counts past the end of its
+  data fail that file (`entry_chunks`, in the one reading pass), as does content whose CRC-32 is
+  not the one recorded (zip tools call it damaged), and an entry whose local header disagrees
+  with its central directory record is refused unread (`entry_header_flaw`): a streaming
+  extractor would read other bytes. So is an entry whose name differs from an earlier one's
+  only in letter case (`name_clash`): Windows and macOS unpack the two into one file.
 - Desktop metadata (`__MACOSX/`, `.DS_Store`, `._*`, `Thumbs.db`, `desktop.ini`) that no
   manifest lists is warned of, each file by name, and set aside: the Finder writes `.DS_Store`
   into every folder an expert opens, so failing it would fail every bundle unzipped on a Mac.
@@ -47,7 +51,13 @@ Decisions, so a reader need not reverse them out of the code:
   manifest, the capture manifest and the CASE graph. Two threads hash at once (hashlib and file
   reads release the GIL), each with its own file handle, largest files first.
 - Stored ZIP members are read straight from the archive at their data offset rather than through
-  `zipfile`, which would also compute a CRC-32 the SHA-256 makes redundant.
+  `zipfile`. Their CRC-32 is computed as they stream past all the same (zlib.crc32, about a third
+  of SHA-256's cost): the manifests' SHA-256 does not cover the tag manifest, the bag signature or
+  a WACZ's datapackage-digest.json, and zip tools refuse an entry whose CRC-32 is wrong even when
+  its bytes hold.
+- A file that differs from its listing is read a second time, streamed, to see whether only its
+  line endings were converted (`_line_ends_undone`), whatever its size: it costs nothing on a
+  bundle that verifies, and a large case's custody log is text larger than any file parsed.
 - A WACZ's own members are hashed by a second read of the WACZ (from the page cache, through a
   seekable window onto the bundle ZIP), run as its own task beside the others. Hashing them while
   the WACZ streams past would need no second read, but would put both hashes of the WARC on one
@@ -393,6 +403,14 @@ def _text_lines(content: bytes) -> list[str]:
 
 # ---------------------------------------------------------------------------------------------
 # DER
+
+
+def _whole(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """An entry's chunks, with a CRC-32 mismatch left to the check that reports it."""
+    try:
+        yield from chunks
+    except _CrcMismatch:
+        return
 
 
 def _line_ends_undone(chunks: Iterator[bytes]) -> list[tuple[str, int, str]]:
@@ -1345,6 +1363,49 @@ def checkpoint_body(origin: str, tree_size: int, root: bytes) -> bytes:
     return f"{origin}\n{tree_size}\n{base64.b64encode(root).decode()}\n".encode()
 
 
+def _signature_problem(doc: Any, key: ed25519.Ed25519PublicKey | None, message: bytes,
+                       what: str) -> str | None:
+    """Why a JSON document's `key_id` and base64 `signature` do not sign `message` with `key`
+    (described as `what`); None when they do."""
+    if key is None:
+        return "no usable signing key to check the signature with"
+    key_id, want = _get(doc, "key_id"), _key_id(key)
+    if not isinstance(key_id, str) or key_id.lower() != want:
+        return f"signed by key {key_id!r}, not by the signing key {want}"
+    try:
+        signature = base64.b64decode(str(_get(doc, "signature")), validate=True)
+    except (binascii.Error, ValueError):
+        return "signature is not base64"
+    if len(signature) != 64:
+        return f"signature is {len(signature)} bytes, not a 64-byte Ed25519 signature"
+    try:
+        key.verify(signature, message)
+    except InvalidSignature:
+        return f"the Ed25519 signature does not verify over {what} with key {want}"
+    return None
+
+
+def bag_signature_problem(doc: Any, key: ed25519.Ed25519PublicKey | None,
+                          tagmanifest_sha256: str) -> str | None:
+    """Why `doc`, the bag's BAG_SIGNATURE file as parsed (`_load_json`), is not `key`'s
+    signature over the tag manifest whose SHA-256 (hex) is `tagmanifest_sha256`; None when it
+    is: the one check for this verifier and for `evidence.bagit`, which imports it."""
+    bag, listed = _get(doc, "bag"), _get(doc, "tagmanifest_sha256")
+    if _get(doc, "type") != BAG_SIGNATURE_TYPE or _get(doc, "algorithm") != "Ed25519" \
+            or not isinstance(bag, str) or _hex32(listed) is None:  # fmt: skip
+        return (f"not a {BAG_SIGNATURE_TYPE} document (type, algorithm Ed25519, bag, "
+                "tagmanifest_sha256, key_id, signature)")
+    # Checked over the digest the file names, so a mismatch below is the exporter's own word
+    # for another tag manifest, not a forger's.
+    error = _signature_problem(doc, key, bag_signature_statement(bag, str(listed)),
+                               "the tag manifest it names")
+    if error is None and str(listed).lower() != tagmanifest_sha256:
+        error = (f"signs a tag manifest with SHA-256 {listed}, but tagmanifest-sha256.txt has "
+                 f"SHA-256 {tagmanifest_sha256}: the bag was changed and its manifests "
+                 "rewritten after export")
+    return error
+
+
 def bag_signature_statement(bag: str, tagmanifest_sha256: str) -> bytes:
     """What the bag signature signs: its type, the bag's name and the tag manifest's SHA-256
     (hex), one per line. The same key signs capture manifests (JSON, starting with "{") and
@@ -1360,6 +1421,12 @@ def bag_signature_statement(bag: str, tagmanifest_sha256: str) -> bytes:
 
 class _ReadError(Exception):
     pass
+
+
+class _CrcMismatch(_ReadError):
+    """Raised once an entry's every chunk has been read, so its SHA-256 is whole: whoever can
+    say both whether its bytes are the ones listed and that the ZIP records another CRC-32
+    catches it (`entry_chunks`); to any other reader it is an entry that cannot be read."""
 
 
 class _Stream(Protocol):
@@ -1434,6 +1501,8 @@ class _Zip:
                 problems.append(f"{label}: not a readable ZIP archive ({exc})")
                 return
             self.outside = outside_archive(handle, size, infos, archive.start_dir)
+            # The entries are still read, as zipfile lists them; the bag fails all the same.
+            problems.extend(f"{label}: {flaw}" for flaw in end_record_flaws(handle, size, infos))
         finally:
             handle.close()
         declared = sum(info.file_size for info in infos)
@@ -1459,12 +1528,10 @@ class _Zip:
                 if flaw:
                     problems.append(f"{label}: entry {name!r} refused unread: {flaw}")
                     continue
-                key = unicodedata.normalize("NFC", name.rstrip("/")).casefold()
+                key = same_file_key(name)
                 if key in seen:
-                    problems.append(
-                        f"{label}: entry {name!r} refused: the archive also holds "
-                        f"{seen[key]!r}, and tools disagree on which copy counts"
-                    )
+                    problems.append(f"{label}: entry {name!r} refused unread: "
+                                    f"{name_clash(name, seen[key])}")
                     continue
                 seen[key] = name
                 self.infos.append(info)
@@ -1491,6 +1558,35 @@ class _Zip:
         finally:
             handle.close()
         return lambda: _Window(path, start, info.file_size)
+
+
+def same_file_key(name: str) -> str:
+    """An entry's name as Windows and macOS compare file names: letter case and the encoding
+    of accented letters ignored (`name_clash`)."""
+    return unicodedata.normalize("NFC", name.rstrip("/")).casefold()
+
+
+def name_clash(name: str, earlier: str) -> str:
+    """Why entry `name` is refused when the archive has already given `earlier`, which has the
+    same `same_file_key`: the one wording for this verifier and for `evidence.bagit`, which
+    imports it, written for a reader who is no programmer."""
+    if name == earlier:
+        found = "the archive holds two entries of this same name"
+        means = ("Unpacking keeps one of the two and drops the other, and tools differ on "
+                 "which (some keep the first, some the last)")
+    elif unicodedata.normalize("NFC", name) != unicodedata.normalize("NFC", earlier):
+        found = (f"the archive also holds {earlier!r}, whose name differs from this one only "
+                 "in letter case (as data/A.txt and data/a.txt do)")
+        means = ("Windows and macOS treat such names as one file, so unpacking there writes "
+                 "one over the other, and which of the two is then on the disk depends on the "
+                 "tool used")
+    else:
+        found = (f"the archive also holds {earlier!r}, whose name looks the same as this one "
+                 "but spells its accented letters differently (Unicode normalisation)")
+        means = ("macOS treats such names as one file, so unpacking there writes one over "
+                 "the other; elsewhere two files appear under what looks like one name")
+    return (f"{found}. {means}. The exporter never writes two such names; only the first, "
+            f"{earlier!r}, was checked")
 
 
 def entry_header_flaw(handle: _Stream, size: int, info: zipfile.ZipInfo) -> str | None:
@@ -1585,12 +1681,34 @@ def entry_chunks(handle: _Stream, size: int, info: zipfile.ZipInfo) -> Iterator[
     as its central directory record describes it: the one reader for this verifier and for
     `evidence.bagit`, which imports it. Raises `_ReadError` saying what is wrong, also when the
     entry's compressed size holds bytes past the end of its data, which zip tools stop before
-    and no manifest covers (a place to hide them). Stored entries are read straight, without
-    the CRC-32 the SHA-256 of every file makes redundant."""
+    and no manifest covers (a place to hide them), and, once the last chunk is read, when the
+    content's CRC-32 is not the one its central directory record gives (`_CrcMismatch`)."""
     handle.seek(_data_offset(handle, size, info))
-    if info.compress_type != zipfile.ZIP_STORED:
-        yield from _inflate(handle, info)
-        return
+    crc = 0
+    pieces = _inflate(handle, info) if info.compress_type != zipfile.ZIP_STORED \
+        else _stored(handle, info)  # fmt: skip
+    for piece in pieces:
+        crc = zlib.crc32(piece, crc)
+        yield piece
+    flaw = _crc_flaw(crc, info)
+    if flaw:
+        raise _CrcMismatch(flaw)
+
+
+def _crc_flaw(crc: int, info: zipfile.ZipInfo) -> str | None:
+    """Why content with CRC-32 `crc` is not what entry `info` records, or None. The SHA-256
+    each manifest gives covers most files' bytes, but not the bag signature's, nor a WACZ's
+    datapackage-digest.json, and an entry whose bytes hold while its CRC-32 does not is one
+    that zip tools (unzip, Python's zipfile, Windows Explorer) report as damaged: the checker
+    must not call it intact where they do not. zlib.crc32 costs about a third of SHA-256."""
+    if crc == info.CRC:
+        return None
+    return (f"its bytes have CRC-32 {crc:08x} but its ZIP entry records {info.CRC:08x}, so zip "
+            "tools report it as damaged: its bytes changed after the archive was written (a "
+            "faulty disk or transfer?) or the entry's record was altered")
+
+
+def _stored(handle: _Stream, info: zipfile.ZipInfo) -> Iterator[bytes]:
     if info.compress_size > info.file_size:
         raise _ReadError(
             f"{_bytes(info.compress_size - info.file_size)} after the end of its data (stored: "
@@ -1677,13 +1795,30 @@ def _end_record(handle: _Stream, size: int) -> tuple[int, bytes] | None:
     return size - tail + at, buffer[at : at + 22]
 
 
-def _central_directory_declared(handle: _Stream, size: int) -> tuple[int, int] | None:
-    """(entries, central directory bytes) as the end records declare them; None if absent."""
+class _Declared(NamedTuple):
+    """What an end record declares of the central directory."""
+
+    entries_here: int  # on this disk (a bundle is one disk: all of them)
+    entries: int
+    cd_size: int
+    cd_offset: int
+
+
+_DECLARED_WHAT = ("entry count on this disk", "entry count", "central directory size",
+                  "central directory offset")  # fmt: skip
+# The 32-bit end record's values that say "see the ZIP64 end record".
+_DECLARED_SENTINELS = (0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF)
+
+
+def _end_records(handle: _Stream, size: int) -> tuple[_Declared, _Declared | None] | None:
+    """What the end-of-central-directory record declares, and the ZIP64 end record its
+    locator points to when there is one; None when there is no end record."""
     end = _end_record(handle, size)
     if end is None:
         return None
     end_at, record = end
-    _, _, _, _, entries, cd_size, _, _ = struct.unpack("<4s4H2LH", record)
+    _, _, _, *fields, _ = struct.unpack("<4s4H2LH", record)
+    zip64 = None
     locator_at = end_at - 20
     if locator_at >= 0:
         handle.seek(locator_at)
@@ -1694,8 +1829,53 @@ def _central_directory_declared(handle: _Stream, size: int) -> tuple[int, int] |
                 handle.seek(zip64_at)
                 record = handle.read(56)
                 if record[:4] == b"PK\x06\x06" and len(record) == 56:
-                    entries, cd_size = struct.unpack("<2Q", record[32:48])
-    return entries, cd_size
+                    zip64 = _Declared(*struct.unpack("<4Q", record[24:56]))
+    return _Declared(*fields), zip64
+
+
+def _central_directory_declared(handle: _Stream, size: int) -> tuple[int, int] | None:
+    """(entries, central directory bytes) as the end records declare them; None if absent."""
+    records = _end_records(handle, size)
+    if records is None:
+        return None
+    declared = records[1] or records[0]
+    return declared.entries, declared.cd_size
+
+
+def end_record_flaws(handle: _Stream, size: int, infos: list[zipfile.ZipInfo]) -> list[str]:
+    """Where the ZIP's end records contradict each other or the central directory zipfile
+    read (`infos`, all its records): the one rule for this verifier and for `evidence.bagit`,
+    which imports it. Where both end records exist, each value the 32-bit record gives (rather
+    than its "see the ZIP64 record" mark) must be the ZIP64 record's, and the entry count
+    declared must be the number of records: zip tools that read the one and those that read
+    the other (or count the records) otherwise find different archives, one with files the
+    other lacks. The exporter writes them alike."""
+    records = _end_records(handle, size)
+    if records is None:
+        return []
+    plain, zip64 = records
+    flaws = []
+    if zip64 is not None:
+        for what, small, large, sentinel in zip(_DECLARED_WHAT, plain, zip64,
+                                                _DECLARED_SENTINELS, strict=True):
+            if small not in (sentinel, large):
+                flaws.append(f"its end record gives {what} {small} where its ZIP64 end record "
+                             f"gives {large}")
+    declared = zip64 or plain
+    if declared.entries_here != declared.entries:
+        flaws.append(f"its end record{' (ZIP64)' if zip64 else ''} declares "
+                     f"{declared.entries_here} entries on this disk but {declared.entries} in "
+                     "all, as if the archive were split over several disks")
+    if declared.entries != len(infos):
+        flaws.append(f"its end record{' (ZIP64)' if zip64 else ''} declares "
+                     f"{declared.entries} entries but its central directory holds "
+                     f"{len(infos)}")
+    if not flaws:
+        return []
+    return ["; ".join(flaws) + ": zip tools that trust the one and those that trust the other "
+            "see different archives, one perhaps with files the other does not show, so what "
+            "this report checked may not be what another tool unpacks. The exporter never "
+            "writes such records (archive crafted, or damaged?)"]
 
 
 def outside_archive(
@@ -2624,6 +2804,8 @@ class _Verifier:
         self.open_problems: list[str] = []
         self.digests: dict[str, tuple[str, int]] = {}
         self.read_errors: dict[str, str] = {}
+        # Files read whole whose ZIP entry records another CRC-32 (`_CrcMismatch`): path -> why.
+        self.crc_errors: dict[str, str] = {}
         self.kept: dict[str, bytes] = {}
         self.kept_total = 0
         self.unkept: dict[str, str] = {}
@@ -2712,6 +2894,9 @@ class _Verifier:
                         buffer += chunk
                 if reader is not None:
                     reader.feed(chunk)
+        except _CrcMismatch as exc:  # read whole: its digest is compared as any other's
+            with self.lock:
+                self.crc_errors[path] = str(exc)
         except _ReadError as exc:
             with self.lock:
                 self.read_errors[path] = str(exc)
@@ -2768,7 +2953,7 @@ class _Verifier:
             copy = os.path.join(work, "archive.wacz")
             try:
                 with open(copy, "wb") as out:
-                    for chunk in self.source.chunks(path):
+                    for chunk in _whole(self.source.chunks(path)):  # the bag check names it
                         out.write(chunk)
             except _ReadError as exc:
                 return _WaczResult(problems=[f"{label}: {exc}"])
@@ -2985,12 +3170,16 @@ class _Verifier:
 
     def _line_ends_converted(self, path: str, want: str) -> str | None:
         """How `path`'s line endings were converted, when converting them back gives the SHA-256
-        `want` (and then remember what it is with them converted back); else None. Only files
-        small enough to be text are read again."""
-        if self.source.files[path].size > MAX_JSON:
-            return None
+        `want` (and then remember what it is with them converted back); else None. The file is
+        read again, streamed, whatever its size: only a file that already differs from its
+        listing is, and a custody log of a large case, or a WARC sent through a text-mode
+        transfer, is text past any size limit."""
+        size = self.source.files[path].size
+        if self.progress_callback is not None and size >= 64 * CHUNK:
+            self.progress_callback(f"reading {_rel(path)} ({_human(size)}) again: were only its "
+                                   "line endings converted?")
         try:
-            undone = _line_ends_undone(self.source.chunks(path))
+            undone = _line_ends_undone(_whole(self.source.chunks(path)))
         except Exception:  # unreadable now: the plain mismatch is reported instead
             return None
         for sha256, size, how in undone:
@@ -3096,6 +3285,9 @@ class _Verifier:
                         _rel(path),
                         f"SHA-256 is {got[0]} but {listing_name} says {want} (altered?)",
                     )
+            for path, why in sorted(self.crc_errors.items()):
+                if path in self.source.files:  # not desktop metadata set aside above
+                    step.fail(_rel(path), why)
             for path, what in sorted(self.source.desktop_metadata):
                 self.warn(
                     f"{path}: {what}, written by a desktop after export: not listed in the "
@@ -3375,36 +3567,24 @@ class _Verifier:
         read, doc = self._json_file(BAG_SIGNATURE, BAG_SIGNATURE, step)
         if not read:
             return
-        bag, listed = _get(doc, "bag"), _get(doc, "tagmanifest_sha256")
-        if _get(doc, "type") != BAG_SIGNATURE_TYPE or _get(doc, "algorithm") != "Ed25519" \
-                or not isinstance(bag, str) or _hex32(listed) is None:  # fmt: skip
-            step.fail(BAG_SIGNATURE, f"not a {BAG_SIGNATURE_TYPE} document (type, algorithm "
-                                     "Ed25519, bag, tagmanifest_sha256, key_id, signature)")
-            return
         got = self.digest("tagmanifest-sha256.txt")
         if got is None:
             step.fail(BAG_SIGNATURE, "tagmanifest-sha256.txt is unreadable, so the signature "
                                      "cannot be checked")
             return
-        # Checked over the digest the file names, so a mismatch below is the exporter's own
-        # word for another tag manifest, not a forger's.
-        error = self._signed_by_key(doc, bag_signature_statement(bag, str(listed)),
-                                    "the tag manifest it names")
-        if error is None and listed != got[0] and (
-            how := self._line_ends_converted("tagmanifest-sha256.txt", str(listed))
-        ):
+        error = bag_signature_problem(doc, self.key, got[0])
+        listed = str(_get(doc, "tagmanifest_sha256")).lower()
+        if error and listed != got[0] and bag_signature_problem(doc, self.key, listed) is None \
+                and (how := self._line_ends_converted("tagmanifest-sha256.txt", listed)):
             step.fail("tagmanifest-sha256.txt", (
                 f"its line endings were converted after export ({how}); converted back, it is "
                 "the tag manifest signed: nothing else changed, but it is not the file exported"
             ))  # fmt: skip
             return
-        if error is None and listed != got[0]:
-            error = (f"signs a tag manifest with SHA-256 {listed}, but tagmanifest-sha256.txt "
-                     f"has SHA-256 {got[0]}: the bag was changed and its manifests rewritten "
-                     "after export")
         if error:
             step.fail(BAG_SIGNATURE, error)
             return
+        bag = str(_get(doc, "bag"))
         self.bag_signed = True
         if bag != self.source.name:
             self.note(f"The bag was signed as {bag!r} but is named {self.source.name!r} here "
@@ -3800,22 +3980,7 @@ class _Verifier:
     def _signed_by_key(self, doc: dict[str, Any], message: bytes, what: str) -> str | None:
         """Why a JSON document's `key_id` and base64 `signature` do not sign `message` with
         the signing key; None when they do. Checkpoints and the bag signature share this."""
-        if self.key is None:
-            return "no usable signing key to check the signature with"
-        key_id = doc.get("key_id")
-        if not isinstance(key_id, str) or key_id.lower() != self.key_id:
-            return f"signed by key {key_id!r}, not by the signing key {self.key_id}"
-        try:
-            signature = base64.b64decode(str(doc.get("signature")), validate=True)
-        except (binascii.Error, ValueError):
-            return "signature is not base64"
-        if len(signature) != 64:
-            return f"signature is {len(signature)} bytes, not a 64-byte Ed25519 signature"
-        try:
-            self.key.verify(signature, message)
-        except InvalidSignature:
-            return f"the Ed25519 signature does not verify over {what} with key {self.key_id}"
-        return None
+        return _signature_problem(doc, self.key, message, what)
 
     def _custody_proofs(self, custody: dict[str, Any], entries: list[_Entry], step: _Step) -> None:
         path = custody.get("proofs")

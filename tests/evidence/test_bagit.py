@@ -4,8 +4,10 @@ big bundles stream in bounded memory, and hostile archives are refused before th
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
+import json
 import os
 import random
 import struct
@@ -36,7 +38,9 @@ from evidence.bagit import (
     read_bag,
     validate_bag,
 )
+from evidence.bundles import bag_signature
 from evidence.errors import InvalidInput
+from evidence.signing import Signer
 from tests.evidence.test_bundle_verifier import (
     _unicode_path_field,
     central_directory_at,
@@ -46,7 +50,7 @@ from tests.evidence.test_bundle_verifier import (
     pad_entry,
     patch_header,
 )
-from tests.support.zips import shadowed_local_name
+from tests.support.zips import set_crc, set_end_record, shadowed_local_name
 
 BAG = "case-2025-0042"
 WHEN = datetime(2025, 3, 1, 12, 30, tzinfo=UTC)
@@ -508,6 +512,10 @@ def test_traversal_symlinks_and_duplicates_are_refused_unread(tmp_path: Path) ->
         ("other-folder/file.txt", ProblemKind.LAYOUT),
     } <= found(problems), [str(p) for p in problems]
     details = {p.path: p.detail for p in problems}
+    assert details[f"{BAG}/data/OK.txt"].startswith(
+        f"refused unread: the archive also holds '{BAG}/data/ok.txt', whose name differs from "
+        "this one only in letter case (as data/A.txt and data/a.txt do). Windows and macOS "
+        "treat such names as one file"), details  # fmt: skip
     assert "symbolic link" in details[f"{BAG}/data/link"]
     assert "absolute" in details["/etc/cron.d/evil"]
     assert "backslash" in details[f"{BAG}\\data\\windows.txt"]
@@ -676,6 +684,79 @@ def test_bytes_between_entries_are_listed_beside_the_bag_s_other_problems(
         ("both.zip", ProblemKind.OUTSIDE_ENTRIES),
         ("data/صورة الشاشة.png", ProblemKind.CHECKSUM_MISMATCH),
     }
+
+
+def _signed_bag(path: Path, signer: Signer) -> Path:
+    with path.open("wb") as handle:
+        writer = BagWriter(handle, bag_name=BAG, bagging_time=WHEN)
+        writer.add_file("report.txt", REPORT)
+        writer.add_file("صورة الشاشة.png", PNG)
+        writer.close(BAG_INFO, seal=functools.partial(bag_signature, signer))
+    return path
+
+
+def test_the_bag_signature_is_checked_as_verify_py_checks_it(tmp_path: Path) -> None:
+    """Given the signing key, the service's reader checks the bag signature by the verifier's
+    own rule: missing, signed by another key or damaged, the bag fails."""
+    signer, mallory = Signer.generate(), Signer.generate()
+    key = signer.verifier.public_key
+    path = _signed_bag(tmp_path / "signed.zip", signer)
+    assert validate_bag(path, signed_by=key) == []
+    sig = f"{BAG}/{bundle_verifier.BAG_SIGNATURE}"
+
+    def damage(entries: dict[str, bytes]) -> None:
+        doc = json.loads(entries[sig])
+        doc["signature"] = ("B" if doc["signature"][0] == "A" else "A") + doc["signature"][1:]
+        entries[sig] = json.dumps(doc).encode()
+
+    def drop(entries: dict[str, bytes]) -> None:
+        del entries[sig]
+
+    for mutate, said in ((damage, "the Ed25519 signature does not verify over the tag manifest "
+                                  f"it names with key {signer.key_id}"),
+                         (drop, "missing: nothing then seals the bag as a whole (removed?)")):
+        problems = validate_bag(rewrite(path, tmp_path / "changed.zip", mutate), signed_by=key)
+        assert [p.detail for p in problems] == [said], problems
+        assert validate_bag(tmp_path / "changed.zip") == []  # without a key it is not checked
+    other = validate_bag(_signed_bag(tmp_path / "other.zip", mallory), signed_by=key)
+    assert [(p.path, p.kind) for p in other] == [(bundle_verifier.BAG_SIGNATURE,
+                                                   ProblemKind.BAD_SIGNATURE)]
+    assert other[0].detail.startswith(f"signed by key '{mallory.key_id}', not by the signing "
+                                      f"key {signer.key_id}"), other  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["data/report.txt", "tagmanifest-sha256.txt",
+                                  bundle_verifier.BAG_SIGNATURE])
+def test_an_entry_whose_crc_32_is_wrong_is_named_even_where_no_manifest_covers_it(
+    tmp_path: Path, name: str
+) -> None:
+    """The verifier's reader checks each entry's CRC-32, as zip tools do: a damaged tag
+    manifest or bag signature, which no manifest lists, is named without a key."""
+    path = _signed_bag(tmp_path / "signed.zip", Signer.generate())
+    with zipfile.ZipFile(path) as archive:
+        real = archive.getinfo(f"{BAG}/{name}").CRC
+    path.write_bytes(set_crc(path.read_bytes(), f"{BAG}/{name}", real ^ 0x10))
+    [problem] = validate_bag(path)
+    assert (problem.path, problem.kind) == (name, ProblemKind.CORRUPT_ENTRY)
+    assert problem.detail.startswith(f"its bytes have CRC-32 {real:08x} but its ZIP entry "
+                                     f"records {real ^ 0x10:08x}, so zip tools report it as "
+                                     "damaged"), problem.detail  # fmt: skip
+
+
+def test_end_records_that_disagree_are_refused_as_verify_py_refuses_them(
+    bag_zip: Path, tmp_path: Path
+) -> None:
+    data = bag_zip.read_bytes()
+    with zipfile.ZipFile(bag_zip) as archive:
+        count = len(archive.infolist())
+    for which in ("entries on this disk", "entries"):
+        data = set_end_record(data, which, count - 1)
+    path = tmp_path / "records.zip"
+    path.write_bytes(data)
+    [problem] = validate_bag(path)
+    assert (problem.path, problem.kind) == ("records.zip", ProblemKind.END_RECORD_MISMATCH)
+    assert problem.detail.startswith(f"its end record declares {count - 1} entries but its "
+                                     f"central directory holds {count}: zip tools"), problem
 
 
 def _padded_deflated(path: Path) -> tuple[bytes, tuple[str, ProblemKind, str]]:

@@ -26,6 +26,7 @@ import tempfile
 import threading
 import tracemalloc
 import uuid
+import warnings
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -53,7 +54,13 @@ from evidence.timestamping import (
     LocalTsaMaterial,
     generate_local_tsa,
 )
-from tests.support.zips import shadowed_local_name
+from tests.support.zips import (
+    END_RECORD_FIELDS,
+    central_record,
+    set_crc,
+    set_end_record,
+    shadowed_local_name,
+)
 
 MODULE = Path(bv.__file__)
 OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
@@ -1646,13 +1653,7 @@ def patch_header(data: bytes, name: str, which: str, value: int, *,
     directory record or both (entries without ZIP64 fields)."""
     offset, fmt = LOCAL_FIELDS[which]
     out = bytearray(data)
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        info, record = archive.getinfo(name), archive.start_dir
-        for other in archive.infolist():
-            if other is info:
-                break
-            record += 46 + sum(struct.unpack_from("<3H", data, record + 28))
-    assert out[record : record + 4] == b"PK\x01\x02"
+    info, record = central_record(data, name)
     if local:
         struct.pack_into(fmt, out, info.header_offset + offset, value)
     if central:
@@ -2467,6 +2468,151 @@ def test_with_its_signatures_failing_the_bundle_s_files_are_not_said_to_be_seale
     assert "have seals of their own, checked above" in unsealed[0]
 
 
+# -- what the ZIP records of each entry and of itself, which other zip tools go by ------------
+
+
+@pytest.mark.parametrize("name", ["report.pdf", "README.txt", "tagmanifest-sha256.txt",
+                                  bv.BAG_SIGNATURE])
+def test_an_entry_whose_crc_32_is_wrong_fails_though_its_bytes_hold(
+    sealed: tuple[Bundle, Path], tmp_path: Path, name: str
+) -> None:
+    """zipfile, unzip and Windows Explorer check each entry's CRC-32 and call the entry
+    damaged when it is wrong; the report must not call intact what they refuse. The tag
+    manifest and the bag signature are listed in no manifest, so their CRC-32 was all that
+    noticed accidental damage to them before the signature was checked."""
+    entry = f"{BAG}/{name}" if name in ("tagmanifest-sha256.txt", bv.BAG_SIGNATURE) \
+        else _payload(name)  # fmt: skip
+    with zipfile.ZipFile(sealed[1]) as archive:
+        real = archive.getinfo(entry).CRC
+    path = tmp_path / "crc.zip"
+    path.write_bytes(set_crc(sealed[1].read_bytes(), entry, real ^ 0x1))
+    with zipfile.ZipFile(path) as archive:
+        assert archive.testzip() == entry  # what zip tools make of it
+    report = bv.verify_bundle(path, key_pem=sealed[0].signer.verifier.public_pem())
+    assert report.problems == [
+        f"{name}: its bytes have CRC-32 {real:08x} but its ZIP entry records {real ^ 1:08x}, "
+        "so zip tools report it as damaged: its bytes changed after the archive was written "
+        "(a faulty disk or transfer?) or the entry's record was altered"
+    ], report.problems
+    assert [c.name for c in report.checks if not c.ok] == ["bag"]
+    assert check(report, "bag signature").ok  # the bytes are the ones signed
+    assert bv.main([str(path), "--quiet"]) == 1
+
+
+def test_bytes_damaged_in_place_are_named_by_their_crc_32_and_their_sha_256(
+    sealed: tuple[Bundle, Path], tmp_path: Path
+) -> None:
+    """One byte of a stored file changed inside the ZIP, which was not rewritten: the CRC-32
+    says the archive was damaged after it was written, the SHA-256 that the file is not the
+    one exported. A file changed and zipped again has a right CRC-32: only the SHA-256 fails."""
+    entry = _payload("report.pdf")
+    data = bytearray(sealed[1].read_bytes())
+    start, _ = data_span(bytes(data), entry)
+    data[start + 3] ^= 0x20
+    path = tmp_path / "damaged.zip"
+    path.write_bytes(bytes(data))
+    report = bv.verify_bundle(path)
+    assert has_problem(report, "report.pdf: its bytes have CRC-32", "zip tools report it as "
+                       "damaged"), report.problems  # fmt: skip
+    assert has_problem(report, "report.pdf: SHA-256 is", "(altered?)"), report.problems
+
+    def alter(entries: dict[str, bytes]) -> None:
+        entries[entry] = entries[entry][:3] + b"X" + entries[entry][4:]
+
+    rezipped = bv.verify_bundle(rewrite_zip(sealed[1], tmp_path / "rezipped.zip", alter))
+    assert has_problem(rezipped, "report.pdf: SHA-256 is", "(altered?)"), rezipped.problems
+    assert not has_problem(rezipped, "CRC-32")
+
+
+@pytest.mark.parametrize(("zip64", "which", "value", "said"), [
+    (False, "entries on this disk+entries", -1, "its end record declares {n} entries but its "
+                                                "central directory holds {n1}"),
+    (False, "entries on this disk", -1, "its end record declares {n} entries on this disk but "
+                                        "{n1} in all, as if the archive were split"),
+    (True, "central directory size", +1, "its end record gives central directory size {n} "
+                                         "where its ZIP64 end record gives {n1}"),
+    (True, "entries", -1, "its end record gives entry count {n} where its ZIP64 end record "
+                          "gives {n1}"),
+], ids=["count", "count-on-disk", "zip64-size", "zip64-count"])
+def test_end_records_that_disagree_fail_the_bundle_saying_so(
+    good: tuple[Bundle, Path], zip64_good: Path, tmp_path: Path, zip64: bool, which: str,
+    value: int, said: str
+) -> None:
+    """The end record's entry count and central directory size, and the ZIP64 end record's
+    beside it, say the same in an archive the exporter writes. Where they differ, tools that go
+    by one and tools that go by the other (or that count the records) see different archives:
+    zipfile reads the records the ZIP64 size spans, whatever the count."""
+    original = zip64_good if zip64 else good[1]
+    data = original.read_bytes()
+    offset, fmt = END_RECORD_FIELDS[which.split("+")[-1]]
+    (real,) = struct.unpack_from(fmt, data, data.rfind(b"PK\x05\x06") + offset)
+    for field_name in which.split("+"):  # both counts: only the records' number differs
+        data = set_end_record(data, field_name, real + value)
+    path = tmp_path / "records.zip"
+    path.write_bytes(data)
+    with zipfile.ZipFile(path) as archive:  # what zipfile makes of it: the bundle's files
+        assert archive.testzip() is None
+    report = bv.verify_bundle(path)
+    assert not report.ok and not report.unreadable
+    [problem] = report.problems
+    assert problem.startswith("records.zip: " + said.format(n=real + value, n1=real)), problem
+    assert "zip tools that trust the one and those that trust the other see different " \
+        "archives" in problem  # fmt: skip
+    assert problem.endswith("(archive crafted, or damaged?)"), problem
+    assert [c.name for c in report.checks if not c.ok] == ["bag"]
+
+
+def test_end_records_that_leave_their_values_to_the_zip64_record_hold(
+    zip64_good: Path, tmp_path: Path
+) -> None:
+    """Past 65535 entries or 4 GiB the end record says "see the ZIP64 record" (all ones) where
+    a value does not fit; some tools write that mark for every value."""
+    data = zip64_good.read_bytes()
+    for which, (_, fmt) in END_RECORD_FIELDS.items():
+        data = set_end_record(data, which, 0xFFFF if fmt == "<H" else 0xFFFFFFFF)
+    path = tmp_path / "marks.zip"
+    path.write_bytes(data)
+    report = bv.verify_bundle(path)
+    assert report.ok, report.render()
+
+
+@pytest.mark.parametrize(("twin", "found"), [
+    ("README.TXT", "whose name differs from this one only in letter case (as data/A.txt and "
+                   "data/a.txt do). Windows and macOS treat such names as one file, so "
+                   "unpacking there writes one over the other, and which of the two is then "
+                   "on the disk depends on the tool used."),
+    ("README.txt", "the archive holds two entries of this same name. Unpacking keeps one of "
+                   "the two and drops the other, and tools differ on which"),
+], ids=["case", "same"])
+def test_two_entries_one_disk_would_take_for_the_same_file_are_named_plainly(
+    good: tuple[Bundle, Path], tmp_path: Path, twin: str, found: str
+) -> None:
+    path = tmp_path / "twins.zip"
+    shutil.copy(good[1], path)
+    with zipfile.ZipFile(path, "a") as archive, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns of a duplicate name
+        archive.writestr(zipfile.ZipInfo(_payload(twin), date_time=(2026, 11, 22, 20, 43, 0)),
+                         b"the other copy")
+    report = bv.verify_bundle(path)
+    assert report.problems[0] == (
+        f"twins.zip: entry {_payload(twin)!r} refused unread: "
+        + ("" if twin == "README.txt" else f"the archive also holds {_payload('README.txt')!r}, ")
+        + found + ("" if twin == "README.TXT" else " (some keep the first, some the last).")
+        + f" The exporter never writes two such names; only the first, "
+        f"{_payload('README.txt')!r}, was checked"
+    ), report.problems[0]
+    assert "tools disagree on which copy counts" not in report.render()
+
+
+def test_names_that_differ_only_in_how_accents_are_encoded_are_named_too() -> None:
+    composed, decomposed = "data/caf\u00e9.txt", "data/cafe\u0301.txt"
+    assert bv.same_file_key(composed) == bv.same_file_key(decomposed)
+    said = bv.name_clash(decomposed, composed)
+    assert said.startswith(f"the archive also holds {composed!r}, whose name looks the same as "
+                           "this one but spells its accented letters differently (Unicode "
+                           "normalisation). macOS treats such names as one file"), said
+
+
 # -- a sloppy handler: line endings converted by a Windows tool ----------------------------------
 
 
@@ -2525,6 +2671,30 @@ def test_line_endings_converted_the_other_way_are_named_too(
     report = bv.verify_bundle(rewrite_zip(path, tmp_path / "unix.zip", convert))
     assert has_problem(report, "README.txt: its line endings were converted after export",
                        "LF where the exported file had CR LF, Windows line ends"), report.problems
+
+
+def test_line_endings_converted_in_a_file_larger_than_the_parsed_files_are_named_too(
+    sealed: tuple[Bundle, Path], tmp_path: Path
+) -> None:
+    """A custody log of a large case, or a transcript, may be larger than any file the
+    verifier parses whole: it is read again as a stream, so its size does not matter."""
+    bundle = sealed[0].copy()
+    line = b"2026-11-22 20:43 message from the suspect account, quoted in full\n"
+    bundle.files["notes/transcript.txt"] = line * (bv.MAX_JSON // len(line) + 2)
+    assert len(bundle.files["notes/transcript.txt"]) > bv.MAX_JSON
+    folder = tmp_path / "unzipped"
+    with zipfile.ZipFile(bundle.write(tmp_path / "large.zip")) as archive:
+        archive.extractall(folder)
+    del bundle
+    transcript = folder / BAG / "data" / "notes" / "transcript.txt"
+    transcript.write_bytes(_crlf(transcript.read_bytes()))
+    said: list[str] = []
+    report = bv.verify_bundle(folder / BAG, progress=said.append)
+    assert has_problem(report, "notes/transcript.txt: its line endings were converted after "
+                       "export", "CR LF"), report.problems  # fmt: skip
+    assert not has_problem(report, "(altered?)"), report.problems
+    assert any(m.startswith("reading notes/transcript.txt (") and "again: were only its line "
+               "endings converted?" in m for m in said), said  # fmt: skip
 
 
 def test_a_text_file_really_altered_is_not_taken_for_converted_line_endings(

@@ -370,6 +370,8 @@ def test_the_bundle_signs_its_bag_as_its_last_entry(world: World) -> None:
     report = bundle_verifier.verify_bundle(world.bundle,
                                            key_pem=world.runtime.verifier.public_pem())
     assert report.ok, report.render()
+    # The service's bag reader checks the signature by the verifier's rule.
+    assert validate_bag(world.bundle, signed_by=world.runtime.verifier.public_key) == []
     assert world.runtime.signer.key_id in next(
         c.detail for c in report.checks if c.name == "bag signature")
     assert any("The bag as a whole is signed" in n for n in report.notes), report.notes
