@@ -1585,8 +1585,9 @@ def name_clash(name: str, earlier: str) -> str:
                  "but spells its accented letters differently (Unicode normalisation)")
         means = ("macOS treats such names as one file, so unpacking there writes one over "
                  "the other; elsewhere two files appear under what looks like one name")
-    return (f"{found}. {means}. The exporter never writes two such names; only the first, "
-            f"{earlier!r}, was checked")
+    first = "the first of the two" if name == earlier else f"the first, {earlier!r},"
+    return (f"{found}. {means}. The exporter never writes two such names; only {first} was "
+            "checked")
 
 
 def entry_header_flaw(handle: _Stream, size: int, info: zipfile.ZipInfo) -> str | None:

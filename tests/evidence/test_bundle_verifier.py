@@ -2598,8 +2598,9 @@ def test_two_entries_one_disk_would_take_for_the_same_file_are_named_plainly(
         f"twins.zip: entry {_payload(twin)!r} refused unread: "
         + ("" if twin == "README.txt" else f"the archive also holds {_payload('README.txt')!r}, ")
         + found + ("" if twin == "README.TXT" else " (some keep the first, some the last).")
-        + f" The exporter never writes two such names; only the first, "
-        f"{_payload('README.txt')!r}, was checked"
+        + " The exporter never writes two such names; only "
+        + ("the first of the two" if twin == "README.txt" else f"the first, "
+           f"{_payload('README.txt')!r},") + " was checked"
     ), report.problems[0]
     assert "tools disagree on which copy counts" not in report.render()
 
