@@ -18,9 +18,13 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
+from evidence.cases import checked_values
+from evidence.errors import InvalidInput
 from evidence.models import Access, TargetState
 from evidence.targets import MAX_WATCH_SECONDS, MIN_WATCH_SECONDS
 
@@ -178,6 +182,21 @@ MAX_PENALTY = ("Maximum custodial penalty in years: more than 0, at most 100 (a 
                "is named in the provision instead).")
 
 
+def _by_the_case_rules(value: Any, info: ValidationInfo) -> Any:
+    """A case's value checked by the service's own rule for its field, so that a body is
+    refused for all its problems at once, not for those the schema saw first; the service
+    cleans it."""
+    if value is not None and info.field_name is not None:
+        try:
+            checked_values({info.field_name: value})
+        except InvalidInput as exc:
+            raise ValueError(exc.message) from None
+    return value
+
+
+CASE_RULED = ("title", "max_penalty_years", "jurisdiction", "contact")
+
+
 class CaseCreate(InputModel):
     reference: Text100NonEmpty = Field(description="Unique; letters, digits and . _ / -")
     title: Text500NonEmpty
@@ -196,6 +215,8 @@ class CaseCreate(InputModel):
          "facts": "Adverts offer crossings of the Evros river for payment.",
          "jurisdiction": "GR"}]})
 
+    _ruled = field_validator("reference", *CASE_RULED)(_by_the_case_rules)
+
 
 class CaseUpdate(InputModel):
     """Only the fields sent change; null clears one (the title cannot be cleared)."""
@@ -211,6 +232,8 @@ class CaseUpdate(InputModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"title": "Crossing adverts, Evros and Thrace", "max_penalty_years": 10}]})
+
+    _ruled = field_validator(*CASE_RULED)(_by_the_case_rules)
 
 
 class CaseStatusChange(InputModel):

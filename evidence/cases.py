@@ -82,6 +82,16 @@ def _penalty_years(value: float | int | str | None) -> float | None:
 MAX_TITLE = 500  # the column's length
 
 
+def _reference(value: str | None) -> str:
+    reference = (value or "").strip()
+    if not REFERENCE_PATTERN.match(reference):
+        raise InvalidInput(
+            f"case reference {reference!r} must be 1-100 letters, digits or . _ / - and start "
+            "with a letter or digit"
+        )
+    return reference
+
+
 def _title(value: str | None) -> str:
     title = (value or "").strip()
     if not title:
@@ -171,39 +181,15 @@ def create_case(
     contact: str | None = None,
 ) -> Case:
     """Open a case; the actor becomes its manager. The maximum penalty may come as text (the
-    CLI's), so that it is checked, and its errors worded, in one place."""
-    reference = reference.strip()
-    if not REFERENCE_PATTERN.match(reference):
-        raise InvalidInput(
-            f"case reference {reference!r} must be 1-100 letters, digits or . _ / - and start "
-            "with a letter or digit"
-        )
-    title = _title(title)
-    jurisdiction = _jurisdiction(jurisdiction)
-    offence = _optional_text(offence)
-    handling_code = _optional_text(handling_code)
-    facts = _optional_text(facts)
-    offence_provision = _optional_text(offence_provision)
-    max_penalty_years = _penalty_years(max_penalty_years)
-    contact = _contact(contact)
-    taken = session.scalars(select(Case.reference).where(
-        func.lower(Case.reference) == reference.lower())).first()
-    if taken is not None:
-        # References that differ only in case name the same bundle file on most disks, and the
-        # same case to a person reading them out.
-        raise DuplicateReference(f"case {taken!r} already exists" if taken == reference else
-                                 f"case {taken!r} already exists ({reference!r} differs only "
-                                 "in capital letters)")
+    CLI's), so that it is checked, and its errors worded, in one place; every value refused is
+    said at once (`checked_new_case`)."""
+    values = checked_new_case(session, {
+        "reference": reference, "title": title, "offence": offence,
+        "offence_provision": offence_provision, "max_penalty_years": max_penalty_years,
+        "facts": facts, "jurisdiction": jurisdiction, "handling_code": handling_code,
+        "contact": contact})
     case = Case(
-        reference=reference,
-        title=title,
-        offence=offence,
-        offence_provision=offence_provision,
-        max_penalty_years=max_penalty_years,
-        facts=facts,
-        jurisdiction=jurisdiction,
-        handling_code=handling_code,
-        contact=contact,
+        **values,
         owning_unit=actor.unit,
         created_by_id=actor.id,
         status=CaseStatus.OPEN,
@@ -218,20 +204,40 @@ def create_case(
         object_type="case",
         object_id=case.id,
         details={
-            "reference": reference,
-            "title": title,
-            "offence": offence,
-            "offence_provision": offence_provision,
-            "max_penalty_years": _json_value(max_penalty_years),
-            "facts_sha256": _text_sha256(facts),
-            "jurisdiction": jurisdiction,
-            "handling_code": handling_code,
-            "contact": contact,
+            **{name: _json_value(value) for name, value in values.items() if name != "facts"},
+            "facts_sha256": _text_sha256(values["facts"]),
             "owning_unit": actor.unit,
         },
     )
     _add_member(session, actor, case, actor, Access.MANAGE)
     return case
+
+
+def checked_new_case(session: Session, given: Mapping[str, str | float | None]
+                     ) -> dict[str, str | float | None]:
+    """The values of a case to open (`checked_values`) and its reference free, whatever the
+    capital letters. Every value refused, a reference taken among them, is said at once
+    (`InvalidInput.of_fields`); a reference taken and nothing else is a `DuplicateReference`."""
+    refused: dict[str, str] = {}
+    values: dict[str, str | float | None] = {}
+    try:
+        values = checked_values(given)
+    except InvalidInput as exc:
+        refused = dict(exc.fields)
+    reference = str(given.get("reference") or "").strip()
+    taken = None if "reference" in refused or "reference" not in given else session.scalars(
+        select(Case.reference).where(func.lower(Case.reference) == reference.lower())).first()
+    if taken is not None:
+        # References that differ only in case name the same bundle file on most disks, and the
+        # same case to a person reading them out.
+        said = (f"case {taken!r} already exists" if taken == reference else
+                f"case {taken!r} already exists ({reference!r} differs only in capital letters)")
+        if not refused:
+            raise DuplicateReference(said)
+        refused["reference"] = said
+    if refused:
+        raise InvalidInput.of_fields({name: refused[name] for name in given if name in refused})
+    return values
 
 
 def _add_member(
@@ -461,7 +467,7 @@ def update_case(
     unknown = set(changes) - set(EDITABLE_FIELDS)
     if unknown:
         raise InvalidInput(f"cannot change {', '.join(sorted(unknown))} of a case")
-    cleaned = {name: _cleaned(name, value) for name, value in changes.items()}
+    cleaned = checked_values(changes)
     changed: dict[str, JsonValue] = {}
     for name, value in cleaned.items():
         before = getattr(case, name)
@@ -475,11 +481,29 @@ def update_case(
     return case
 
 
+def checked_values(values: Mapping[str, str | float | None]) -> dict[str, str | float | None]:
+    """A case's values by field name (its reference too), each cleaned by its own rule as
+    opening and editing a case clean them; every one refused is said at once, each by its
+    field (`InvalidInput.of_fields`)."""
+    cleaned: dict[str, str | float | None] = {}
+    refused: dict[str, str] = {}
+    for name, value in values.items():
+        try:
+            cleaned[name] = _cleaned(name, value)
+        except InvalidInput as exc:
+            refused[name] = exc.message
+    if refused:
+        raise InvalidInput.of_fields(refused)
+    return cleaned
+
+
 def _cleaned(name: str, value: str | float | None) -> str | float | None:
     if name == "max_penalty_years":
         return _penalty_years(value)
     if value is not None and not isinstance(value, str):
         raise InvalidInput(f"{name} must be text, not {value!r}")
+    if name == "reference":
+        return _reference(value)
     if name == "title":
         return _title(value)
     if name == "jurisdiction":

@@ -7,7 +7,7 @@ non-zero. Nothing here knows about HTTP frameworks.
 from __future__ import annotations
 
 import errno
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -83,6 +83,19 @@ class InvalidInput(EvidenceError):
     """The input is malformed or out of range."""
 
     status_code = 422
+    # What each named input was refused for, where a service checked them all at once
+    # (`of_fields`), for a form to say each beside its input; empty: the message alone says it.
+    fields: Mapping[str, str] = {}
+
+    @staticmethod
+    def of_fields(found: Mapping[str, str]) -> InvalidInput:
+        """Every input refused at once, each by the name of its body field (message: what is
+        wrong with it), in the order given."""
+        error = InvalidInput("; ".join(found.values()))
+        error.fields = dict(found)
+        error.details = [{"loc": ["body", name], "msg": message, "type": "value_error"}
+                         for name, message in found.items()]
+        return error
 
 
 class BlobMissing(NotFound):

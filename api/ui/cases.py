@@ -10,6 +10,7 @@ not shown to one, and a post from one is refused (403) before anything is looked
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
@@ -64,20 +65,36 @@ def case_to_change(session: Session, viewer: User, ref: str, *, need: Access) ->
     return cases.case_for(session, viewer, case_reference(ref, viewer), need=need)
 
 
+def _said(error: Any, label: str, *, beside: bool = False) -> str:
+    """One of the schema's errors in plain words; `beside` its input, without its label where
+    the words name the value themselves."""
+    limit = (error.get("ctx") or {}).get("max_length")
+    if error["type"] == "string_too_long" and limit is not None:
+        return f"{label} holds at most {limit:,} characters"
+    if error["type"] == "string_too_short":
+        return f"{label} must not be empty"
+    said = str(error["msg"]).removeprefix("Value error, ")
+    return said if beside and error["type"] == "value_error" else f"{label}: {said}"
+
+
 def invalid_message(exc: ValidationError, labels: dict[str, str]) -> str:
     """What the schema found wrong with a form, field by field, in plain words."""
     said = []
     for error in exc.errors():
         field = str(error["loc"][0]) if error.get("loc") else ""
-        label = labels.get(field, field or "A value")
-        limit = (error.get("ctx") or {}).get("max_length")
-        if error["type"] == "string_too_long" and limit is not None:
-            said.append(f"{label} holds at most {limit:,} characters")
-        elif error["type"] == "string_too_short":
-            said.append(f"{label} must not be empty")
-        else:
-            said.append(f"{label}: {str(error['msg']).removeprefix('Value error, ')}")
+        said.append(_said(error, labels.get(field, field or "A value")))
     return sentence("; ".join(dict.fromkeys(said)))
+
+
+def field_problems(exc: ValidationError, labels: dict[str, str]) -> dict[str, str]:
+    """What the schema found wrong with a form, by field (the first problem of each), each in
+    words to show beside its input."""
+    found: dict[str, str] = {}
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error.get("loc") else ""
+        found.setdefault(field, sentence(_said(error, labels.get(field, field or "A value"),
+                                               beside=True)))
+    return found
 
 
 def check_form(model: type[BaseModel], values: dict[str, Any], labels: dict[str, str]) -> None:
@@ -97,14 +114,38 @@ def _field_of(exc: EvidenceError) -> str:
     return min(found)[1] if found else "case"
 
 
-def _cleaned(typed: dict[str, str]) -> dict[str, str | None]:
-    """The form's values for the service: blank ones as none. Their lengths are the API's
-    (the schema's), so a value too long for its column is refused here, not by the database;
-    the rest (a blank title, a jurisdiction, the penalty's years) the service checks."""
+def _refused(typed: dict[str, str], write: Callable[[dict[str, str | None]], object],
+             check: Callable[[dict[str, str | None]], object]) -> tuple[dict[str, str], int]:
+    """Every problem of a case form at once, by field ("case" for one no field holds), and the
+    status to answer with; nothing when `write` took the values.
+
+    Blank values go to the service as none. Their lengths are the API's (the schema's, which
+    also applies the service's rule of each field), so a value too long for its column is
+    refused here, not by the database. With values the schema refuses, the service's `check`
+    (the one `write` makes) still says what it finds wrong with the others; otherwise `write`
+    opens or changes the case, and says every problem the service finds at once."""
     values = {name: value if value.strip() else None for name, value in typed.items()}
-    check_form(CaseUpdate, {name: value for name, value in values.items()
-                        if value is not None and name != "max_penalty_years"}, LABELS)
-    return values
+    problems: dict[str, str] = {}
+    try:
+        CaseUpdate.model_validate({name: value for name, value in values.items()
+                                   if value is not None and name in LABELS
+                                   and name != "max_penalty_years"})
+    except ValidationError as exc:
+        problems = field_problems(exc, LABELS)
+    status = 422
+    try:
+        if problems:
+            check({name: value for name, value in values.items() if name not in problems})
+        else:
+            write(values)
+    except EvidenceError as exc:
+        found = exc.fields if isinstance(exc, InvalidInput) and exc.fields else {
+            _field_of(exc): exc.message}
+        status = status if problems else exc.status_code
+        problems.update({name: sentence(message) for name, message in found.items()})
+    order = ["reference", *LABELS]
+    return {name: problems[name] for name in sorted(problems, key=lambda n: (
+        order.index(n) if n in order else -1))}, status
 
 
 def _typed(title: str, offence: str, offence_provision: str, max_penalty_years: str, facts: str,
@@ -126,8 +167,16 @@ def _case_values(case: Case) -> dict[str, str]:
 # --- opening a case ----------------------------------------------------------------------------
 
 def _new_case_context(form: dict[str, str]) -> dict[str, Any]:
-    return {"new": True, "case": None, "form": form, "fields": CASE_FIELDS, "error": None,
-            "error_at": None, "done": None, "reason": ""}
+    return {"new": True, "case": None, "form": form, "fields": CASE_FIELDS, "problems": {},
+            "error": None, "error_at": None, "done": None, "reason": ""}
+
+
+def _refusal(problems: dict[str, str], new: bool) -> str:
+    """The refused form's one line at its top; each problem is said beside its input."""
+    done = "The case was not opened" if new else "Nothing was saved"
+    if len(problems) == 1:
+        return f"{done}: {next(iter(problems.values()))}"
+    return f"{done}: {len(problems)} problems, each said at its field."
 
 
 @router.get("/new-case", response_class=HTMLResponse)
@@ -151,17 +200,25 @@ def new_case(
     cases.check_may_create(viewer)
     typed = _typed(title, offence, offence_provision, max_penalty_years, facts, jurisdiction,
                    handling_code, contact)
-    try:
-        values = _cleaned(typed)
-        del values["title"]  # blank or not, the service's to judge
-        case = cases.create_case(session, viewer, reference=reference, title=title, **values)
-    except EvidenceError as exc:
+    made: list[Case] = []
+
+    def open_case(values: dict[str, str | None]) -> None:
+        # The reference and title as typed, blank or not: the service's to judge.
+        rest = {name: value for name, value in values.items()
+                if name not in ("reference", "title")}
+        made.append(cases.create_case(session, viewer, reference=reference, title=title,
+                                      **rest))
+
+    problems, status = _refused({"reference": reference, **typed}, open_case,
+                                lambda values: cases.checked_new_case(session, values))
+    if problems:
         # A reference taken, a jurisdiction that is no country, a blank title ...
         context = _new_case_context({"reference": reference, **typed})
-        raise PageError(sentence(exc.message), exc.status_code, template="case_form.html",
-                        context={**context, "error_at": _field_of(exc)},
-                        viewer=viewer) from exc
-    return see_other(f"/cases/{quote_ref(case.reference)}")
+        message = _refusal(problems, new=True)
+        raise PageError(message, status, template="case_form.html",
+                        context={**context, "problems": problems, "error": message},
+                        viewer=viewer)
+    return see_other(f"/cases/{quote_ref(made[0].reference)}")
 
 
 # --- editing, closing and reopening ------------------------------------------------------------
@@ -171,7 +228,7 @@ def _edit_context(case: Case, form: dict[str, str] | None = None) -> dict[str, A
     return {"new": False,
             "case": {"reference": case.reference, "title": case.title, "status": case.status},
             "form": form or _case_values(case), "fields": CASE_FIELDS, "reason": "",
-            "error": None, "error_at": None, "done": None}
+            "problems": {}, "error": None, "error_at": None, "done": None}
 
 
 @router.get("/cases/{ref}/edit", response_class=HTMLResponse)
@@ -198,12 +255,13 @@ def edit(
                    handling_code, contact)
     context = _edit_context(case, typed)
     before = _case_values(case)
-    try:
-        cases.update_case(session, viewer, case, _cleaned(typed))
-    except EvidenceError as exc:
-        raise PageError(sentence(exc.message), exc.status_code, template="case_form.html",
-                        context={**context, "error_at": _field_of(exc)},
-                        viewer=viewer) from exc
+    problems, status = _refused(typed, lambda values: cases.update_case(
+        session, viewer, case, values), cases.checked_values)
+    if problems:
+        message = _refusal(problems, new=False)
+        raise PageError(message, status, template="case_form.html",
+                        context={**context, "problems": problems, "error": message},
+                        viewer=viewer)
     done = "unchanged" if _case_values(case) == before else "edited"
     return see_other(f"/cases/{quote_ref(case.reference)}/edit?done={done}")
 

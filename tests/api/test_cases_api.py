@@ -320,3 +320,27 @@ def test_a_watched_target_shows_its_latest_captures_and_pages_the_rest(api: Api)
     assert [c["id"] for c in rest["items"]] == newest_first[50:] and rest["next"] is None
     oldest = api.get(nadia, shown["all_captures"] + "&limit=3").json()
     assert [c["id"] for c in oldest["items"]] == made[:3]
+
+
+def test_a_case_body_is_refused_for_all_its_problems_at_once(api: Api) -> None:
+    nadia = api.user("nadia")
+    for body, where in [
+        ({"reference": "", "title": "", "jurisdiction": "XX1"},
+         ["reference", "title", "jurisdiction"]),
+        ({"reference": "../etc", "title": " ", "jurisdiction": "EL", "max_penalty_years": 0},
+         ["reference", "title", "max_penalty_years", "jurisdiction"]),
+    ]:
+        answer = api.post(nadia, "/api/cases", json=body)
+        assert answer.status_code == 422, answer.text
+        refused = answer.json()
+        assert refused["error"] == "InvalidInput"
+        assert [d["loc"] for d in refused["details"]] == [["body", w] for w in where]
+    said = {d["loc"][1]: d["msg"] for d in refused["details"]}
+    assert "is written 'GR'" in said["jurisdiction"] and "needs a title" in said["title"]
+    _case(api, nadia)
+    edit = api.patch(nadia, "/api/cases/OP-2026-014",
+                     json={"title": " ", "jurisdiction": "UK", "contact": "x" * 501})
+    assert edit.status_code == 422
+    assert [d["loc"] for d in edit.json()["details"]] == [
+        ["body", "title"], ["body", "jurisdiction"], ["body", "contact"]]
+    assert api.get(nadia, "/api/cases/OP-2026-014").json()["jurisdiction"] == "GR"

@@ -137,15 +137,78 @@ def test_a_refused_new_case_comes_back_with_what_was_typed_and_why(
     before = _changes(api)
     refused = api.client.post("/new-case", data={"csrf_token": token, **typed})
     assert refused.status_code == status, refused.text
-    # Under the field it is about.
-    alert = re.search(rf'<p class="alert" role="alert" id="{field}-error">([^<]*)</p>',
-                      refused.text)
-    assert alert and message in html.unescape(alert.group(1)), refused.text
+    # Under the field it is about, the field marked; and in the one alert at the top.
+    said = re.search(rf'<p class="field-problem" id="{field}-error">([^<]*)</p>', refused.text)
+    assert said and message in html.unescape(said.group(1)), refused.text
+    assert f'aria-invalid="true" aria-describedby="{field}-error"' in refused.text
+    assert refused.text.count('role="alert"') == 1
+    assert message in _text(refused).split('role="alert"', 1)[1].split("</div>", 1)[0]
     for name in ("reference", "title", "jurisdiction", "handling_code", "max_penalty_years"):
         assert f'value="{html.escape(typed[name])}"' in refused.text, name
     assert f">{html.escape(typed['offence'])}</textarea>" in refused.text
     assert HOSTILE not in refused.text
     assert _changes(api) == before and _entries(api, typed["reference"]) == []
+
+
+def _beside(page: Any) -> dict[str, str]:
+    """What a refused case form says beside each of its inputs, by the input's name."""
+    return {name: html.unescape(text) for name, text in re.findall(
+        r'<p class="field-problem" id="([a-z_]+)-error">([^<]*)</p>', page.text)}
+
+
+def test_a_new_case_with_several_problems_is_refused_for_all_at_once(api: Api) -> None:
+    _nadia, token = _manager(api)  # REFERENCE is taken
+    typed = {**NEW_CASE, "reference": "", "title": "", "jurisdiction": "XX1",
+             "max_penalty_years": "life", "facts": "x" * 100_001, "offence": "Smuggling"}
+    before = _changes(api)
+    refused = api.client.post("/new-case", data={"csrf_token": token, **typed})
+    assert refused.status_code == 422, refused.text
+    assert _beside(refused) == {
+        "reference": "Case reference '' must be 1-100 letters, digits or . _ / - and start "
+                     "with a letter or digit.",
+        "title": "A case needs a title.",
+        "max_penalty_years": "Maximum penalty 'life' is not a number of years.",
+        "facts": "Facts holds at most 100,000 characters.",
+        "jurisdiction": "Jurisdiction 'XX1' must be an ISO 3166 country code such as DE or GR, "
+                        "or a subdivision such as US-CA.",
+    }
+    top = _text(refused).split('id="case-refused"', 1)[1].split("</div>", 1)[0]
+    assert "The case was not opened: 5 problems, each said at its field." in top
+    # Listed in the form's order, each linking to its input.
+    assert re.findall(r'<a href="#([a-z_]+)">', top) == [
+        "reference", "title", "max_penalty_years", "facts", "jurisdiction"]
+    assert refused.text.count('aria-invalid="true"') == 5
+    assert 'value="XX1"' in refused.text and 'value="life"' in refused.text
+    assert ">Smuggling</textarea>" in refused.text
+    assert _changes(api) == before
+
+    # A reference taken is said with the rest, not after they are fixed.
+    taken = api.client.post("/new-case", data={"csrf_token": token, **NEW_CASE,
+                                               "title": "   ", "jurisdiction": "EL"})
+    assert taken.status_code == 422, taken.text
+    assert _beside(taken) == {"reference": "Case 'OP/2026/21' already exists.",
+                              "title": "A case needs a title.",
+                              "jurisdiction": "Jurisdiction 'EL' is written 'GR' in ISO 3166-1."}
+    assert _changes(api) == before
+
+
+def test_an_edit_with_several_problems_is_refused_for_all_at_once(api: Api) -> None:
+    _nadia, token = _manager(api)
+    before = _changes(api)
+    refused = api.client.post(f"{CASE}/edit", data={
+        "csrf_token": token, **NEW_CASE, "title": "", "jurisdiction": "UK",
+        "max_penalty_years": "0", "contact": "x" * 501})
+    assert refused.status_code == 422, refused.text
+    assert _beside(refused) == {
+        "title": "A case needs a title.",
+        "max_penalty_years": "Maximum penalty must be more than 0 and at most 100 years, not "
+                             "'0'; for a life sentence name it in the provision and give no "
+                             "maximum.",
+        "jurisdiction": "Jurisdiction 'UK' is written 'GB' in ISO 3166-1.",
+        "contact": "Contact holds at most 500 characters.",
+    }
+    assert "Nothing was saved: 4 problems, each said at its field." in _text(refused)
+    assert 'value="UK"' in refused.text and _changes(api) == before
 
 
 def test_an_auditor_opens_no_case(api: Api) -> None:
@@ -529,11 +592,21 @@ def test_a_case_is_opened_noted_shared_and_its_history_read_in_chromium(api: Api
             page.click("text=New case")
             for name, value in NEW_CASE.items():
                 page.fill(f"#{name}", value)
+            # Three problems (a blank title passes the browser's own check): all said at once.
+            page.fill("#title", "   ")
+            page.fill("#max_penalty_years", "life")
             page.fill("#jurisdiction", "EL")
             page.click("button:has-text('Open the case')")
             page.locator(".alert", has_text="Jurisdiction 'EL' is written 'GR'").wait_for()
-            assert page.input_value("#title") == NEW_CASE["title"]
+            assert page.locator(".field-problem").all_inner_texts() == [
+                "A case needs a title.", "Maximum penalty 'life' is not a number of years.",
+                "Jurisdiction 'EL' is written 'GR' in ISO 3166-1."]
+            assert page.input_value("#offence") == NEW_CASE["offence"]
             _shots(page, "new-case-refused")
+            page.click("#case-refused a[href='#max_penalty_years']")
+            assert page.evaluate("document.activeElement.id") == "max_penalty_years"
+            page.fill("#title", NEW_CASE["title"])
+            page.fill("#max_penalty_years", "10")
             page.fill("#jurisdiction", "GR")
             page.click("button:has-text('Open the case')")
             page.get_by_role("heading", name="Notes").wait_for()

@@ -62,6 +62,31 @@ def test_bad_case_input_is_refused_clearly(session: Session) -> None:
         make_case(session, owner, jurisdiction="Germany")
 
 
+def test_every_bad_value_of_a_case_is_refused_at_once_each_by_its_field(
+        session: Session) -> None:
+    owner = make_user(session)
+    make_case(session, owner, reference="DUP-1")
+    with pytest.raises(InvalidInput) as opening:
+        cases.create_case(session, owner, reference="dup-1", title=" ", jurisdiction="EL",
+                          max_penalty_years="life")
+    assert opening.value.fields == {
+        "reference": "case 'DUP-1' already exists ('dup-1' differs only in capital letters)",
+        "title": "a case needs a title",
+        "max_penalty_years": "maximum penalty 'life' is not a number of years",
+        "jurisdiction": "jurisdiction 'EL' is written 'GR' in ISO 3166-1"}
+    assert opening.value.message == "; ".join(opening.value.fields.values())
+    assert [d["loc"] for d in opening.value.details or []] == [
+        ["body", "reference"], ["body", "title"], ["body", "max_penalty_years"],
+        ["body", "jurisdiction"]]
+    case = make_case(session, owner, reference="OP-7")
+    with pytest.raises(InvalidInput) as editing:
+        cases.update_case(session, owner, case, {"title": None, "jurisdiction": "Germany",
+                                                 "offence": "Smuggling"})
+    assert list(editing.value.fields) == ["title", "jurisdiction"]
+    assert case.offence is None  # nothing changed
+    assert [c.reference for c in cases.list_cases(session, owner)] == ["DUP-1", "OP-7"]
+
+
 @pytest.mark.parametrize(("given", "message"), [
     ("ZZ", "'ZZ' is not an ISO 3166-1 country code"),
     ("QQ-NY", "'QQ' is not an ISO 3166-1 country code"),
