@@ -153,6 +153,22 @@ TRANSITIONS: Mapping[str, frozenset[str]] = {
     S.EXPIRED: frozenset(),
     S.WITHDRAWN: frozenset(),
 }
+# What each step records beside when it happened: the platform's reference and what it
+# answered once the request has reached the platform (at sending, a portal's case number and
+# receipt), the reasons of a refusal, why one not sent is withdrawn. Nothing else is taken with
+# it (`change_status`), and the request's page offers each step these inputs only.
+TO_PLATFORM = frozenset({"platform_reference", "answer"})
+STEP_TAKES: Mapping[str, frozenset[str]] = {
+    S.APPROVED: frozenset(),
+    S.SENT: TO_PLATFORM,
+    S.ACKNOWLEDGED: TO_PLATFORM,
+    S.FULFILLED: TO_PLATFORM,
+    S.REFUSED: TO_PLATFORM | {"refusal"},
+    S.EXPIRED: frozenset(),
+    S.WITHDRAWN: frozenset({"reason"}),
+}
+TAKEN_WORDS = {"platform_reference": "the platform's reference",
+               "answer": "what the platform answered"}
 APPROVERS = frozenset({Role.SUPERVISOR, Role.PROSECUTOR, Role.ADMIN})
 # Statuses in which a request's deadlines still run.
 RUNNING = frozenset({S.SENT, S.ACKNOWLEDGED})
@@ -1053,6 +1069,11 @@ def change_status(
     if new == S.WITHDRAWN and not why:
         raise InvalidInput(f"withdrawing request {row.reference_number} needs the reason why "
                            "it is not to be sent")
+    for name, given in (("platform_reference", platform_reference), ("answer", answer)):
+        if (given or "").strip() and name not in STEP_TAKES[new]:
+            takers = [step.value for step in S if name in STEP_TAKES.get(step, ())]
+            raise InvalidInput(f"{TAKEN_WORDS[name]} is recorded only with the steps "
+                               f"{', '.join(takers)}")
     when = (at or now)
     if when.tzinfo is None:
         raise InvalidInput("the time of the change must carry a time zone")

@@ -408,8 +408,10 @@ def request_show(request_id: str, as_json: bool) -> None:
 @click.argument("status", type=click.Choice(
     ["approved", "sent", "acknowledged", "fulfilled", "refused", "expired", "withdrawn"]))
 @click.option("--reference", "platform_reference", default=None, metavar="PLATFORM_REF",
-              help="The platform's reference for the request.")
-@click.option("--answer", default=None, metavar="TEXT", help="What the platform answered.")
+              help="The platform's reference for the request (with sent, acknowledged, "
+                   "fulfilled or refused).")
+@click.option("--answer", default=None, metavar="TEXT",
+              help="What the platform answered (with sent, acknowledged, fulfilled or refused).")
 @click.option("--refusal", "refusal", multiple=True, metavar="CODE",
               help="Refusal reason code (repeatable); see `evidence request refusals`.")
 @click.option("--at", "at", default=None, metavar="TIME",

@@ -568,9 +568,11 @@ def _history(session: DbSession, case: Case, row: LegalRequest) -> list[dict[str
     return out
 
 
-def _next_steps(row: LegalRequest, viewer: User) -> tuple[list[tuple[str, str]], str | None]:
-    """The steps the viewer may record now and, when approval is next but not theirs to give,
-    why: it needs another role, or (four eyes) someone other than the request's drafter."""
+def _next_steps(row: LegalRequest, viewer: User) -> tuple[list[dict[str, Any]], str | None]:
+    """The steps the viewer may record now, each with what it takes beside its time
+    (`requests.STEP_TAKES`: its form has those inputs only) and, when approval is next but not
+    theirs to give, why: it needs another role, or (four eyes) someone other than the
+    request's drafter."""
     allowed = requests.TRANSITIONS[RequestStatus(row.status)]
     steps = [s for s in LIFECYCLE if s in allowed]
     waits = None
@@ -579,7 +581,8 @@ def _next_steps(row: LegalRequest, viewer: User) -> tuple[list[tuple[str, str]],
             waits = APPROVAL_BY_ROLE
         elif requests.drafted_by(row, viewer):
             waits = APPROVAL_BY_ANOTHER
-    return [(s, STEP_LABELS[s]) for s in steps if s != "approved" or waits is None], waits
+    return [{"value": s, "label": STEP_LABELS[s], "takes": requests.STEP_TAKES[s]}
+            for s in steps if s != "approved" or waits is None], waits
 
 
 def _blank_step() -> dict[str, Any]:
@@ -652,7 +655,8 @@ def _request_context(session: DbSession, viewer: User, case: Case,
         "refusals": list(requests.REFUSAL_REASONS.items()),
         "may_extend": may_extend, "why_not_extend": why_not_extend,
         "extendable": extendable,
-        "step": _blank_step(), "step_error": None, "extension_error": None,
+        "step": _blank_step(), "blank_step": _blank_step(), "step_error": None,
+        "extension_error": None,
         "received": received_views(session, case, request_id=row.id),
         "receive": _blank_receipt(row), "receive_error": None,
         "may_receive": may_write and case.status == CaseStatus.OPEN and row.sent_at is not None,

@@ -565,8 +565,10 @@ def test_status_changes_and_an_extension_recorded_through_the_forms(api: Api) ->
     assert stale.status_code == 409
     assert ("The step was not recorded: The request is sent now, not approved as on the page "
             "the form was sent from; choose the step again") in _alert(stale.text)
-    assert 'value="LE-2026-778"' in stale.text and "checked" not in stale.text.split(
-        'name="from_status"', 1)[1].split("</form>", 1)[0]
+    # What was typed comes back in each step's form that takes it, no step chosen.
+    assert 'id="platform_reference-acknowledged" name="platform_reference" value="LE-2026-778"' \
+        in stale.text
+    assert re.findall(r'<details class="step"[^>]* open>', stale.text) == []
     assert len(_actions(api)) == entries
     with api.runtime.session() as session:
         row = session.get(LegalRequest, uuid.UUID(request_id))
@@ -578,7 +580,8 @@ def test_status_changes_and_an_extension_recorded_through_the_forms(api: Api) ->
     # A refusal needs its reasons; the answer typed comes back.
     no_reason = _record(api.client, token, request_id, status="refused", answer="No data.")
     assert no_reason.status_code == 422 and "needs at least one reason code" in no_reason.text
-    assert ">No data.</textarea>" in no_reason.text
+    assert re.search(r'<details class="step" id="step-refused" open>.*>No data\.</textarea>',
+                     no_reason.text, re.S)
 
     extension = api.client.post(f"{BASE}/{request_id}/extension",
                                 data={"csrf_token": token}, follow_redirects=False)
@@ -619,19 +622,32 @@ def test_a_wrong_draft_is_withdrawn_with_its_reason_and_shown_greyed(api: Api) -
     approved = _generated_ago(api, liaison, timedelta(hours=1))
     _approve(api, boss, approved)
     page = api.client.get(f"{BASE}/{wrong}").text
-    # Offered beside the approval it waits for, never ticked for the officer.
-    assert re.search(r'<input type="radio" name="status" value="withdrawn"> withdrawn: not to '
-                     r'be sent \(say why\)', page), page
-    assert 'id="reason" name="reason"' in page
+    # Offered beside the approval it waits for, never opened for the officer; with the reason
+    # it needs, and nothing that only a request the platform has could say.
+    assert ('<details class="step" id="step-withdrawn">\n      <summary>withdrawn: not to be '
+            'sent (say why)</summary>') in page, page
+    assert 'id="reason-withdrawn" name="reason"' in page
+    assert 'name="platform_reference"' not in page and 'name="answer"' not in page
     approved_page = api.client.get(f"{BASE}/{approved}").text
-    assert 'name="status" value="sent" checked' in approved_page
-    assert 'name="status" value="withdrawn">' in approved_page
+    assert '<details class="step" id="step-sent" open>' in approved_page
+    assert '<details class="step" id="step-withdrawn">' in approved_page
+    # Sending takes the platform's reference and its receipt; withdrawing does not.
+    sending = approved_page.split('id="step-sent"', 1)[1].split("</details>", 1)[0]
+    assert 'name="platform_reference"' in sending and 'name="answer"' in sending
+    assert 'name="reason"' not in sending
 
-    bare = _record(api.client, token, wrong, status="withdrawn", answer="kept")
+    bare = _record(api.client, token, wrong, status="withdrawn", reason="  ")
     assert bare.status_code == 422
     assert "needs the reason why it is not to be sent" in _said_first(bare.text,
                                                                       "record-refused")
-    assert ">kept</textarea>" in bare.text
+    # A forged answer with it is refused, the reason typed kept in the form that was sent.
+    answered = _record(api.client, token, wrong, status="withdrawn", reason="Wrong account.",
+                       answer="kept")
+    assert answered.status_code == 422
+    assert ("What the platform answered is recorded only with the steps sent, acknowledged, "
+            "fulfilled, refused.") in _alert(answered.text)
+    assert re.search(r'id="step-withdrawn" open>.*>Wrong account\.</textarea>', answered.text,
+                     re.S)
     for request_id, why in ((wrong, "Drafted for the wrong <b>account</b>."),
                             (approved, "Superseded by an emergency request.")):
         done = _record(api.client, token, request_id, status="withdrawn", reason=why)
@@ -1014,11 +1030,13 @@ def test_a_liaison_officer_generates_a_preservation_request_and_sends_it_in_chro
             request_id = session.scalars(select(LegalRequest.id)).one()
         _approve(api, boss, str(request_id))
         page.reload()
-        page.check("input[name=status][value=sent]")
-        page.fill("#platform_reference", "LE-2026-778")
-        page.fill("#answer", "Submitted through the X law-enforcement portal.")
+        # Sending, the one step forward, is open; withdrawing is not.
+        assert page.locator("details.step[open] summary").all_inner_texts() == [
+            "sent to the platform"]
+        page.fill("#platform_reference-sent", "LE-2026-778")
+        page.fill("#answer-sent", "Submitted through the X law-enforcement portal.")
         page.screenshot(path=SHOTS / "request-record.png", full_page=True)
-        page.click("button:has-text('Record')")
+        page.click("button:has-text('Record: sent')")
         page.get_by_role("heading", name="Status history").wait_for()
         assert page.locator(".head .badge").first.inner_text() == "sent"
         history = page.locator("table.history").inner_text()
@@ -1054,9 +1072,9 @@ def test_a_supervisor_who_drafted_a_request_leaves_its_approval_to_another_in_ch
             record = page.locator("#record + section.card")
             assert "You drafted this request, and four eyes means its drafter does not " \
                 "approve it." in record.inner_text()
-            # Only withdrawing is offered, and not ticked: a press of Record does nothing.
-            assert page.locator("input[name=status]").evaluate_all(
-                "inputs => inputs.map(i => [i.value, i.checked])") == [["withdrawn", False]]
+            # Only withdrawing is offered, and not opened.
+            assert page.locator("details.step").evaluate_all(
+                "steps => steps.map(d => [d.id, d.open])") == [["step-withdrawn", False]]
             record.scroll_into_view_if_needed()
             page.screenshot(path=SHOTS / "request-drafter-four-eyes.png", full_page=True)
 
@@ -1065,8 +1083,8 @@ def test_a_supervisor_who_drafted_a_request_leaves_its_approval_to_another_in_ch
             sign_in_on_page(page, "pia", PASSWORD)
             page.get_by_role("heading", name="Record the next step").wait_for()
             assert "You drafted" not in page.locator("main").inner_text()
-            assert page.is_checked("input[name=status][value=approved]")
-            page.click("button:has-text('Record')")
+            assert page.locator("details.step[open]").get_attribute("id") == "step-approved"
+            page.click("button:has-text('Record: approved')")
             page.get_by_role("heading", name="Status history").wait_for()
             assert page.locator(".head .badge").first.inner_text() == "approved"
             history = page.locator("table.history").inner_text()
@@ -1128,9 +1146,11 @@ def test_a_refused_form_far_down_is_said_in_the_first_screen_in_chromium(
         page.goto(f"{served}{url}")
         sign_in_on_page(page, "lina", PASSWORD)
         page.get_by_role("heading", name="Record the next step").wait_for()
-        page.check("input[name=status][value=acknowledged]")
-        page.fill("#at", (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M"))
-        page.click("button:has-text('Record')")
+        page.click("#step-acknowledged summary")
+        page.fill("#at-acknowledged",
+                  (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M"))
+        page.fill("#platform_reference-acknowledged", "LE-2026-778")
+        page.click("button:has-text('Record: acknowledged')")
         page.locator(".refused").wait_for()
         for width in (1280, 420):
             shown = said_in_first_screen(width, "request-step-refused")
@@ -1138,8 +1158,13 @@ def test_a_refused_form_far_down_is_said_in_the_first_screen_in_chromium(
         page.get_by_role("link", name="Go to the form").click()
         assert page.evaluate("location.hash") == "#record-refused"
         assert page.locator("#record-refused").is_visible()
+        # The refused step's form is open below its refusal, with what was typed.
+        assert page.locator("details.step[open]").get_attribute("id") == "step-acknowledged"
+        assert page.input_value("#platform_reference-acknowledged") == "LE-2026-778"
         page.screenshot(path=SHOTS / "request-step-refused-form-420.png")
         page.set_viewport_size({"width": 1280, "height": 900})
+        page.locator("#record").scroll_into_view_if_needed()
+        page.screenshot(path=SHOTS / "request-step-refused-form-1280.png")
 
         # The same file twice: refused, what was typed kept, the file to be chosen again.
         for _ in range(2):
@@ -1183,9 +1208,19 @@ def test_a_liaison_officer_withdraws_a_wrong_draft_in_chromium(api: Api) -> None
         page.goto(f"{served}{BASE}/{wrong}")
         sign_in_on_page(page, "lina", PASSWORD)
         page.get_by_role("heading", name="Record the next step").wait_for()
-        page.check("input[name=status][value=withdrawn]")
-        page.fill("#reason", "Drafted for the wrong account; redrafted as the next request.")
-        page.click("button:has-text('Record')")
+        # A draft's steps take no platform's reference or answer: it has not reached one.
+        assert page.locator("#record + section.card input[name=platform_reference]").count() == 0
+        assert page.locator("#record + section.card textarea[name=answer]").count() == 0
+        page.click("#step-withdrawn summary")
+        page.fill("#reason-withdrawn",
+                  "Drafted for the wrong account; redrafted as the next request.")
+        page.locator("#record").scroll_into_view_if_needed()
+        for width in (1280, 420):
+            page.set_viewport_size({"width": width, "height": 900})
+            page.locator("#record + section.card").screenshot(
+                path=SHOTS / f"request-draft-steps-{width}.png")
+        page.set_viewport_size({"width": 1280, "height": 900})
+        page.click("button:has-text('Record: withdrawn')")
         page.get_by_role("heading", name="Status history").wait_for()
         assert page.locator(".head .badge").first.inner_text() == "withdrawn"
         facts = page.locator("dl.facts").first.inner_text()

@@ -397,7 +397,14 @@ def test_a_request_not_sent_is_withdrawn_for_a_reason_and_has_no_deadline(
     with pytest.raises(InvalidInput, match="only when a request is withdrawn"):
         requests.change_status(session, boss, world.case, wrong.id, "approved",
                                reason="why not", now=t1)
-    assert wrong.status == "draft"
+    # Not sent, it has no platform's reference or answer to record (nor has a lapse).
+    for step, given in (("approved", {"platform_reference": "LE-1"}),
+                        ("withdrawn", {"answer": "Received.", "reason": "wrong account"})):
+        with pytest.raises(InvalidInput, match=(
+                r"is recorded only with the steps sent, acknowledged, fulfilled, refused$")):
+            requests.change_status(session, boss, world.case, wrong.id, step, now=t1,
+                                   **given)  # type: ignore[arg-type]
+    assert wrong.status == "draft" and wrong.platform_reference is None
     for row in (wrong, approved):
         requests.change_status(session, world.actor, world.case, row.id, "withdrawn",
                                reason=" Drafted for the wrong account. ", at=t1, now=t1)
