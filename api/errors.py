@@ -51,10 +51,12 @@ def _where(loc: Any) -> str:
 
 
 def validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
-    # Only location, message and type: the input itself may be large or hold evidence.
+    # Only location, message and type: the input itself may be large or hold evidence. A rule
+    # of the service a schema applies says its own words, without pydantic's "Value error, ".
     return [
         {"loc": [p if isinstance(p, int) else str(p) for p in e.get("loc", ())],
-         "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+         "msg": str(e.get("msg", "")).removeprefix("Value error, "),
+         "type": str(e.get("type", ""))}
         for e in exc.errors()
     ]
 
