@@ -14,11 +14,15 @@ from sqlalchemy.orm import Session
 
 from evidence import cases, custody, targets
 from evidence.canonical import JsonValue
-from evidence.errors import AccessDenied, InvalidInput
-from evidence.models import Access, Account, Case, CaseAccount, Target, User, utcnow
+from evidence.errors import AccessDenied, InvalidInput, NotFound
+from evidence.models import Access, Account, CaptureJob, Case, CaseAccount, Target, User, utcnow
 from evidence.pagination import Page, paginate
+from evidence.platforms import GENERIC, platform_registry
 
 PLATFORM_MAX = 64
+# The columns' bounds (and the API's): longer is refused in words, not by the database.
+ACCOUNT_ID_MAX = HANDLE_MAX = 255
+DISPLAY_NAME_MAX = 500
 
 
 def link_account(
@@ -39,6 +43,12 @@ def link_account(
     platform_account_id = platform_account_id.strip()
     if not platform or not platform_account_id:
         raise InvalidInput("an account needs its platform and the platform's stable account id")
+    for what, value, bound in (("the platform", platform, PLATFORM_MAX),
+                               ("the account id", platform_account_id, ACCOUNT_ID_MAX),
+                               ("the handle", handle, HANDLE_MAX),
+                               ("the display name", display_name, DISPLAY_NAME_MAX)):
+        if value is not None and len(value) > bound:
+            raise InvalidInput(f"{what} holds at most {bound:,} characters")
     if profile_url is not None:
         profile_url = targets.validate_url(profile_url)
     account = session.scalars(
@@ -79,6 +89,83 @@ def link_account(
                      "profile_url": account.profile_url, "changes": changed},
         )
     return account, new_link
+
+
+def flag_account(
+    session: Session,
+    actor: User,
+    case: Case,
+    *,
+    platform: str,
+    profile_url: str,
+    reason: str,
+    handle: str | None = None,
+    platform_account_id: str | None = None,
+) -> tuple[Target, CaptureJob]:
+    """Link the account on `platform` (a registry name) whose profile is at `profile_url` and
+    flag it, as the API's two calls do, in the caller's transaction.
+
+    The handle and the stable id are read from the profile URL where the registry can
+    (x.com/name, facebook.com/profile.php?id=...); what is typed must agree with it. The stable
+    id is needed: the account, its deconfliction selector and a legal request's user id are
+    keyed by it, and a handle changes.
+    """
+    cases.require_access(session, actor, case, Access.WRITE)
+    cases.require_open(case)
+    registry = platform_registry()
+    try:
+        chosen = registry.get(platform)
+    except NotFound as exc:
+        raise InvalidInput(f"choose the platform from the list ({exc.message})") from exc
+    profile_url = targets.validate_url(profile_url)
+    found = registry.recognise(profile_url)
+    on = GENERIC if found is None else found.platform
+    if on != chosen.name:
+        where = ("a host the platform registry does not know" if found is None
+                 else registry.get(on).display_name)
+        raise InvalidInput(
+            f"the profile URL {profile_url} is on {where}, not {chosen.display_name}: choose the "
+            "platform the "
+            "profile is on" + (f", or {registry.get(GENERIC).display_name}"
+                               if found is None else ""))
+    handle = (handle or "").strip() or None
+    platform_account_id = (platform_account_id or "").strip() or None
+    if found is not None and found.identifier and not found.short_link:
+        if found.identifier_kind == "username":
+            if handle is not None and handle.lstrip("@").lower() != found.identifier.lower():
+                raise InvalidInput(f"the handle {handle} is not the one the profile URL shows "
+                                   f"(@{found.identifier}): give the account's own URL")
+            handle = handle or found.identifier
+        elif found.identifier_kind == "user_id":
+            if platform_account_id not in (None, found.identifier):
+                raise InvalidInput(
+                    f"the account id {platform_account_id} is not the one the profile URL shows "
+                    f"({found.identifier})")
+            platform_account_id = found.identifier
+    if platform_account_id is None:
+        raise InvalidInput(
+            f"give {chosen.display_name}'s id of the account, the one that stays when the handle "
+            "changes (the profile URL does not show it): the case's account, its deconfliction "
+            "and a legal request name the account by it")
+    account, _new = link_account(session, actor, case, platform=chosen.name,
+                                 platform_account_id=platform_account_id, handle=handle,
+                                 profile_url=profile_url)
+    return targets.flag(session, actor, case, reason=reason, account_id=account.id)
+
+
+def accounts_by_id(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, Account]:
+    """The accounts with these ids (the accounts of a page of targets), by id."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    return {a.id: a for a in session.scalars(select(Account).where(Account.id.in_(wanted)))}
+
+
+def target_names(session: Session, found: list[Target]) -> dict[uuid.UUID, targets.TargetName]:
+    """Each target's name for display (`targets.target_name`), its account read with it."""
+    linked = accounts_by_id(session, [t.account_id for t in found if t.account_id])
+    return {t.id: targets.target_name(t, linked.get(t.account_id) if t.account_id else None)
+            for t in found}
 
 
 def get_case_account(session: Session, case: Case, account_id: uuid.UUID) -> Account:

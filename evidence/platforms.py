@@ -15,6 +15,7 @@ import functools
 from collections.abc import Sequence
 from typing import Protocol
 
+from evidence.errors import NotFound
 from evidence.plugins import installed
 
 ENTRY_POINT_GROUP = "evidence.platform_registry"
@@ -85,3 +86,12 @@ def platform_registry() -> PlatformRegistry:
     """The installed registry, loaded once per process."""
     registry: PlatformRegistry = installed(ENTRY_POINT_GROUP, "platform registry")
     return registry
+
+
+def display_name(name: str) -> str:
+    """The platform's name as people read it ("X (formerly Twitter)"); a name the registry does
+    not know, as it was given."""
+    try:
+        return platform_registry().get(name).display_name
+    except NotFound:
+        return name

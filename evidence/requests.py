@@ -44,7 +44,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from evidence import cases, custody, users
+from evidence import accounts, cases, custody, users
 from evidence.blobstore import BlobStore, VerifyingReader
 from evidence.canonical import JsonValue
 from evidence.errors import (
@@ -398,10 +398,8 @@ def _targets_with_accounts(
     if target_ids:
         query = query.where(Target.id.in_(list(target_ids)))
     found = list(session.scalars(query))
-    account_ids = [t.account_id for t in found if t.account_id is not None]
-    accounts = {a.id: a for a in session.scalars(
-        select(Account).where(Account.id.in_(account_ids)))} if account_ids else {}
-    return [(t, accounts.get(t.account_id) if t.account_id else None) for t in found]
+    linked = accounts.accounts_by_id(session, [t.account_id for t in found if t.account_id])
+    return [(t, linked.get(t.account_id) if t.account_id else None) for t in found]
 
 
 def targets_on(session: Session, actor: User, case: Case, platform: str,

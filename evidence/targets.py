@@ -31,6 +31,7 @@ from evidence.models import (
     utcnow,
 )
 from evidence.pagination import Page, paginate
+from evidence.platforms import display_name
 
 MIN_WATCH_SECONDS = 60
 MAX_WATCH_SECONDS = 366 * 24 * 3600
@@ -78,6 +79,38 @@ def validate_url(url: str) -> str:
             f"the URL carries a user name or password (before the @ of {shown!r}): it would "
             "be kept in the custody log and every bundle for good; flag the URL without it")
     return url
+
+
+@dataclass(frozen=True)
+class TargetName:
+    """A target as the investigator and the liaison officer name it: its URL, or an account's
+    "@handle on Platform" with its profile URL beside it. The one place targets are named for
+    display (pages, lists, refusals)."""
+
+    url: str | None  # the URL flagged, or the account's profile URL
+    account: str | None = None  # "@handle", or "account <id>" for an account without one
+    platform: str | None = None  # the account's platform, by its display name
+
+    def __str__(self) -> str:
+        if self.account is None:
+            return self.url or "a target"
+        return f"{self.account} on {self.platform}" if self.platform else self.account
+
+
+def account_name(account: Account) -> TargetName:
+    handle = (account.handle or "").strip().lstrip("@")
+    return TargetName(url=account.profile_url,
+                      account=f"@{handle}" if handle else f"account {account.platform_account_id}",
+                      platform=display_name(account.platform))
+
+
+def target_name(target: Target, account: Account | None) -> TargetName:
+    """`account`: the target's account (None for a URL target)."""
+    if account is not None:
+        return account_name(account)
+    if target.url is None:
+        return TargetName(url=None, account=f"account {target.account_id}")
+    return TargetName(url=target.url)
 
 
 def flag_target(
@@ -237,6 +270,20 @@ def refuse_a_second_target(session: Session, case: Case, url: str) -> None:
             "that target")
 
 
+def _refuse_a_second_account_target(session: Session, case: Case, account: Account) -> None:
+    """One target per account and case, as per URL (`refuse_a_second_target`)."""
+    flagged = session.scalars(
+        select(Target)
+        .where(Target.case_id == case.id, Target.account_id == account.id,
+               Target.state != TargetState.RESOLVED)
+        .order_by(Target.flagged_at).limit(1)).first()
+    if flagged is not None:
+        raise Conflict(
+            f"{account_name(account)} is already flagged in case {case.reference} (target "
+            f"{flagged.id}, flagged {custody.format_time(flagged.flagged_at)[:10]}): capture it "
+            "again from that target")
+
+
 def find_url_target(session: Session, case: Case, url: str) -> Target | None:
     """The case's target for exactly this URL, if it has one that is not resolved."""
     return session.scalars(
@@ -302,6 +349,7 @@ def flag(
             raise AccessDenied(f"no account {account_id} in case {case.reference!r}")
         if account.profile_url is None:
             raise InvalidInput("the account has no profile URL to capture; link it with one")
+        _refuse_a_second_account_target(session, case, account)
     if url is not None:
         refuse_a_second_target(session, case, url)
     return flag_target(session, actor, case, reason=reason, url=url, account=account,
