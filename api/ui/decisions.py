@@ -122,6 +122,7 @@ def _target_label(session: Session, target: Target) -> dict[str, Any]:
     account = None if target.account_id is None else session.get(Account, target.account_id)
     return {
         "id": str(target.id), "url": target.url, "reason": target.reason,
+        "name": targets.target_name(target, account),
         "state": target.state, "flagged_at": target.flagged_at,
         "account": None if account is None else {
             "platform": account.platform, "platform_account_id": account.platform_account_id,

@@ -21,10 +21,11 @@ from sqlalchemy.orm import Session
 from api.deps import AppRuntime, DbSession, case_reference, quote_ref
 from api.ui.rendering import PageError, render
 from api.ui.routes import CsrfField, Cursor, Viewer, check_session_form, see_other
-from evidence import bundles, case_reads, cases, received, targets
+from evidence import accounts, bundles, case_reads, cases, received, targets
 from evidence.errors import AccessDenied, EvidenceError, InvalidInput, PermissionDenied
 from evidence.home import Runtime
 from evidence.models import Case, Target, User
+from evidence.targets import TargetName
 
 router = APIRouter(include_in_schema=False)
 
@@ -36,7 +37,7 @@ _TARGETS_PER_QUERY = 200
 @dataclass(frozen=True)
 class TargetChoice:
     id: str
-    label: str  # the URL, or the account for an account target
+    name: TargetName  # the URL, or "@handle on Platform" for an account target
     reason: str
     capture_status: str | None  # of its newest capture
     captured_at: datetime | None
@@ -48,7 +49,7 @@ class ExportView:
     id: str
     created_at: datetime
     by: str
-    targets: list[str] | None  # labels of the chosen targets; None when all of the case's
+    targets: list[TargetName] | None  # the chosen targets; None when all of the case's
     status: str  # complete | failed | running | interrupted (export_leases.status)
     note: str | None  # why it did not complete
     exhibits: int | None
@@ -85,11 +86,12 @@ def _choices(session: Session, case: Case,
         cursor = page.next_cursor
     found = found[:MAX_CHOICES]
     latest = case_reads.latest_of(session, case, [t.id for t in found])
+    named = accounts.target_names(session, found)
     choices = []
     for t in found:
         capture = latest[t.id].capture
         choices.append(TargetChoice(
-            id=str(t.id), label=t.url or f"account {t.account_id}", reason=t.reason,
+            id=str(t.id), name=named[t.id], reason=t.reason,
             capture_status=None if capture is None else capture.status,
             captured_at=None if capture is None else capture.started_at,
             received=answers.per_target.get(t.id, 0)))
@@ -100,7 +102,7 @@ EXPORTS_PER_PAGE = 25
 
 
 def _export_views(session: Session, runtime: Runtime, viewer: User, case: Case, *,
-                  may_download: bool, labels: dict[str, str],
+                  may_download: bool, named: dict[str, TargetName],
                   cursor: str | None) -> tuple[list[ExportView], str | None]:
     """A page of the case's exports as the page shows them, and the cursor of the next."""
     page = bundles.list_exports(session, viewer, case.reference, limit=EXPORTS_PER_PAGE,
@@ -115,7 +117,8 @@ def _export_views(session: Session, runtime: Runtime, viewer: User, case: Case, 
         kept = e.bundle_sha256 is not None and runtime.store.exists(e.bundle_sha256)
         views.append(ExportView(
             id=str(e.id), created_at=e.created_at, by=names[e.requested_by_id],
-            targets=None if not e.target_ids else [labels.get(str(t), str(t))
+            # A target past the first MAX_CHOICES, by its id as before.
+            targets=None if not e.target_ids else [named.get(str(t)) or TargetName(url=str(t))
                                                    for t in e.target_ids],
             status=listed.status, note=listed.note,
             exhibits=exhibits if isinstance(exhibits, int) else None,
@@ -134,9 +137,9 @@ def _page_context(session: Session, runtime: Runtime, viewer: User, case: Case, 
     may_export = _may_export(session, viewer, case)
     answers = received.answers_by_target(session, case)
     choices = _choices(session, case, answers)
-    labels = {c.id: c.label for c in choices}
+    named = {c.id: c.name for c in choices}
     exports, next_cursor = _export_views(session, runtime, viewer, case,
-                                         may_download=may_export, labels=labels, cursor=cursor)
+                                         may_download=may_export, named=named, cursor=cursor)
     return {
         "case": {"reference": case.reference, "title": case.title, "status": case.status},
         "may_export": may_export,

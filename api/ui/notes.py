@@ -21,7 +21,7 @@ from api.ui.cases import case_to_change, check_form
 from api.ui.decisions import WRITE_ACCESS
 from api.ui.rendering import PageError, render, sentence
 from api.ui.routes import CsrfField, Viewer, check_session_form, see_other
-from evidence import case_reads, cases, notes, targets
+from evidence import accounts, case_reads, cases, notes, targets
 from evidence.errors import EvidenceError, InvalidInput
 from evidence.models import Access, Case, User
 
@@ -41,10 +41,11 @@ def _note_context(session: Session, viewer: User, case: Case,
     names = case_reads.user_names(session, [r.author_id for r in view.revisions])
     target = (None if view.note.target_id is None
               else targets.get_target(session, case, view.note.target_id))
+    name = None if target is None else accounts.target_names(session, [target])[target.id]
     return {
         "case": {"reference": case.reference, "title": case.title, "status": case.status},
         "target": None if target is None else {"id": str(target.id),
-                                               "label": target.url or "account target"},
+                                               "name": name},
         "note": {"id": str(view.note.id), "created_at": view.note.created_at,
                  "revision": view.current.revision},
         "revisions": [{"revision": r.revision, "body": r.body, "sha256": r.body_sha256,

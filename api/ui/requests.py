@@ -45,7 +45,7 @@ from api.ui.routes import (
     check_session_form,
     see_other,
 )
-from evidence import cases, custody, received, requests
+from evidence import cases, custody, received, requests, targets
 from evidence.errors import (
     AccessDenied,
     Conflict,
@@ -230,14 +230,7 @@ def _target_views(session: DbSession, viewer: User, case: Case, registry: Regist
     out: list[dict[str, Any]] = []
     for target, account in found[:MAX_LISTED]:
         cited = requests.latest_capture(session, target.id)
-        if target.url:
-            label = target.url
-        elif account is not None:
-            label = f"{account.handle or account.platform_account_id} (account " \
-                    f"{account.platform_account_id})"
-        else:
-            label = f"account {target.account_id}"
-        out.append({"id": str(target.id), "label": label, "is_url": bool(target.url),
+        out.append({"id": str(target.id), "name": targets.target_name(target, account),
                     "reason": target.reason, "state": target.state,
                     "capture": None if cited is None else {
                         "id": str(cited.id), "status": cited.status,

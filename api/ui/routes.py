@@ -1,4 +1,4 @@
-"""The web pages: sign-in, the caller's cases, a case, flagging a URL, a capture.
+"""The web pages: sign-in, the caller's cases, a case, flagging a URL or an account, a capture.
 
 Thin like the API routes: each parses the request, calls the service function the API calls
 for the same thing (which checks access and writes the custody entry for a read of evidence),
@@ -9,6 +9,8 @@ as one that does not exist.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -31,11 +33,13 @@ from api.ui.received import views_of
 from api.ui.rendering import PageError, login_page, render, safe_next, sentence, viewer_of
 from api.ui.security import LOGIN_CSRF_COOKIE, check_token, session_csrf_token
 from evidence import (
+    accounts,
     capture_reads,
     captures,
     case_reads,
     cases,
     custody,
+    deconfliction,
     kept_forms,
     notes,
     received,
@@ -44,8 +48,9 @@ from evidence import (
     users,
 )
 from evidence.errors import AccessDenied, EvidenceError, PermissionDenied
-from evidence.models import Access, CaseStatus, LoginSession, Role, User
+from evidence.models import Access, Case, CaseStatus, LoginSession, Role, User
 from evidence.pagination import MAX_CURSOR_LENGTH, Page
+from evidence.platforms import platform_registry
 
 router = APIRouter(include_in_schema=False)
 
@@ -242,6 +247,7 @@ def case_page(
         "may_manage": access == Access.MANAGE,
         "notes": note_list(session, case_notes), "notes_next": case_notes.next_cursor,
         "targets": target_page.items, "targets_next": target_page.next_cursor,
+        "names": accounts.target_names(session, target_page.items),
         "latest": latest,
         "entries": [custody.describe(e) for e in timeline.entries],
         "older_than": timeline.older_than, "newest_page": before is None,
@@ -251,16 +257,48 @@ def case_page(
     }, viewer=viewer)
 
 
+def _flagged(session: Session, case: Case, target_id: uuid.UUID | None) -> dict[str, Any]:
+    """What the flag pages say of the target just flagged: its name, its capture, and whether
+    another investigation holds it too (a deconfliction hit)."""
+    if target_id is None:
+        return {"flagged": None, "jobs": [], "latest": None}
+    target = targets.get_target(session, case, target_id)
+    account = (None if target.account_id is None
+               else accounts.get_case_account(session, case, target.account_id))
+    return {"flagged": target, "flagged_name": targets.target_name(target, account),
+            "jobs": targets.jobs_of(session, target),
+            "latest": case_reads.latest_of(session, case, [target.id])[target.id],
+            "hits": len(deconfliction.unresolved_hits(session, target))}
+
+
+@contextmanager
+def _flag_refused(template: str, again: dict[str, Any], viewer: User,
+                  fields: tuple[tuple[str, str, str], ...]) -> Iterator[None]:
+    """A flag form's refusals as the form again, with what was typed: by the schema, what to
+    give with its bound (`fields`: name, words, bound); by the service, its message."""
+    try:
+        yield
+    except ValidationError as exc:
+        named = {str(e["loc"][0]) for e in exc.errors() if e.get("loc")}
+        wanted = [(label, bound) for field, label, bound in fields if field in named] or [
+            (label, bound) for _field, label, bound in fields]
+        raise PageError(f"Give {' and '.join(label for label, _ in wanted)} (at most "
+                        f"{' and '.join(bound for _, bound in wanted)} characters).",
+                        422, template=template, context=again, viewer=viewer) from exc
+    except AccessDenied:
+        raise
+    except EvidenceError as exc:
+        # Raised on, so the request's transaction rolls back before the form is shown again.
+        raise PageError(sentence(exc.message), exc.status_code, template=template,
+                        context=again, viewer=viewer) from exc
+
+
 @router.get("/cases/{ref}/flag", response_class=HTMLResponse)
 def flag_form(request: Request, ref: str, session: DbSession, viewer: Viewer,
               target: Annotated[uuid.UUID | None, Query()] = None) -> Response:
     case = cases.case_for(session, viewer, case_reference(ref, viewer), need=Access.WRITE)
     context: dict[str, Any] = {"case": case, "url": "", "reason": "", "error": None,
-                               "flagged": None, "jobs": [], "latest": None}
-    if target is not None:
-        flagged = targets.get_target(session, case, target)
-        context.update(flagged=flagged, jobs=targets.jobs_of(session, flagged),
-                       latest=case_reads.latest_of(session, case, [flagged.id])[flagged.id])
+                               **_flagged(session, case, target)}
     return render(request, "flag.html", context, viewer=viewer)
 
 
@@ -274,25 +312,56 @@ def flag(
     check_session_form(request, csrf_token)
     case = cases.case_for(session, viewer, case_reference(ref, viewer), need=Access.WRITE)
     again: dict[str, Any] = {"case": {"reference": case.reference}, "url": url,
-                             "reason": reason, "flagged": None, "jobs": [], "latest": None}
-    try:
+                             "reason": reason, **_flagged(session, case, None)}
+    with _flag_refused("flag.html", again, viewer,
+                       (("url", "a URL", "4,096"), ("reason", "a reason", "5,000"))):
         body = TargetCreate(url=url.strip(), reason=reason)
         target, _job = targets.flag(session, viewer, case, reason=body.reason, url=body.url)
-    except ValidationError as exc:
-        named = {str(e["loc"][0]) for e in exc.errors() if e.get("loc")}
-        wanted = [(label, bound) for field, label, bound in (
-            ("url", "a URL", "4,096"), ("reason", "a reason", "5,000")) if field in named] or [
-            ("a URL", "4,096"), ("a reason", "5,000")]
-        raise PageError(f"Give {' and '.join(label for label, _ in wanted)} (at most "
-                        f"{' and '.join(bound for _, bound in wanted)} characters).",
-                        422, template="flag.html", context=again, viewer=viewer) from exc
-    except AccessDenied:
-        raise
-    except EvidenceError as exc:
-        # Raised on, so the request's transaction rolls back before the form is shown again.
-        raise PageError(sentence(exc.message), exc.status_code, template="flag.html",
-                        context=again, viewer=viewer) from exc
     return see_other(f"/cases/{quote_ref(case.reference)}/flag?target={target.id}")
+
+
+def _account_form(case: Case | dict[str, str], form: dict[str, str],
+                  flagged: dict[str, Any]) -> dict[str, Any]:
+    registry = platform_registry()
+    return {"case": case, "form": form, "error": None, **flagged,
+            "platforms": [(name, registry.get(name).display_name) for name in registry.names]}
+
+
+ACCOUNT_FIELDS = ("platform", "profile_url", "handle", "platform_account_id", "reason")
+
+
+@router.get("/cases/{ref}/flag-account", response_class=HTMLResponse)
+def flag_account_form(request: Request, ref: str, session: DbSession, viewer: Viewer,
+                      target: Annotated[uuid.UUID | None, Query()] = None) -> Response:
+    case = cases.case_for(session, viewer, case_reference(ref, viewer), need=Access.WRITE)
+    form = dict.fromkeys(ACCOUNT_FIELDS, "")
+    return render(request, "flag_account.html",
+                  _account_form(case, form, _flagged(session, case, target)), viewer=viewer)
+
+
+@router.post("/cases/{ref}/flag-account", response_class=HTMLResponse)
+def flag_account(
+    request: Request, ref: str, session: DbSession, viewer: Viewer,
+    csrf_token: CsrfField = None,
+    platform: Annotated[str, Form(max_length=200)] = "",
+    profile_url: Annotated[str, Form(max_length=5000)] = "",
+    handle: Annotated[str, Form(max_length=1000)] = "",
+    platform_account_id: Annotated[str, Form(max_length=1000)] = "",
+    reason: Annotated[str, Form(max_length=6000)] = "",
+) -> Response:
+    """The API's link-then-flag of an account, as one form (`accounts.flag_account`)."""
+    check_session_form(request, csrf_token)
+    case = cases.case_for(session, viewer, case_reference(ref, viewer), need=Access.WRITE)
+    form = {"platform": platform, "profile_url": profile_url, "handle": handle,
+            "platform_account_id": platform_account_id, "reason": reason}
+    again = _account_form({"reference": case.reference}, form, _flagged(session, case, None))
+    with _flag_refused("flag_account.html", again, viewer,
+                       (("url", "the profile URL", "4,096"), ("reason", "a reason", "5,000"))):
+        body = TargetCreate(url=profile_url.strip(), reason=reason)
+        target, _job = accounts.flag_account(
+            session, viewer, case, platform=platform, profile_url=body.url or "",
+            handle=handle, platform_account_id=platform_account_id, reason=body.reason)
+    return see_other(f"/cases/{quote_ref(case.reference)}/flag-account?target={target.id}")
 
 
 # --- captures --------------------------------------------------------------------------------

@@ -321,7 +321,7 @@ def test_the_generate_form_offers_the_targets_of_a_large_case(
     listed = re.findall(r'id="target-([0-9a-f-]{36})"', page.text)
     assert len(listed) == 2 + 205 + 2  # the world's two on X, then those flagged here
     assert {str(late_target.id), str(last_post.id)} <= set(listed)
-    assert "@late_seller (account 777)" in page.text
+    assert "<bdi>@late_seller</bdi> on X (formerly Twitter)" in page.text
     assert "1 other target(s) of the case are on other platforms" in page.text  # Facebook's
     assert "not listed" not in page.text
 
