@@ -314,3 +314,8 @@ def test_the_account_form_and_an_account_in_the_case_list_in_chromium(api: Api) 
         assert row.count() == 1 and "on Instagram" in row.inner_text()
         assert row.locator("a[href='https://www.instagram.com/fast.trips']").is_visible()
         _shots(page, "account-case")
+        # The liaison officer's list: the generate form's targets on the platform.
+        page.goto(f"{url}/cases/{QUOTED}/requests?kind=provider-preservation&platform=instagram")
+        row = page.locator("tr", has=page.locator("input[name=target]"))
+        assert row.count() == 1 and "@fast.trips on Instagram" in row.inner_text()
+        _shots(page, "account-request-form")
