@@ -44,7 +44,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from evidence import accounts, cases, custody, users
+from evidence import accounts, cases, custody, targets, users
 from evidence.blobstore import BlobStore, VerifyingReader
 from evidence.canonical import JsonValue
 from evidence.errors import (
@@ -439,7 +439,7 @@ def _collect_identifiers(
     providers: list[str] = []
     for target, account in found:
         on = _platform_of(registry, target, account)
-        label = target.url or (account.platform_account_id if account else str(target.id))
+        label = targets.target_name(target, account)
         if on != platform.name:
             if target_ids:
                 problem(f"target {target.id} ({label}) is not on {platform.display_name} "

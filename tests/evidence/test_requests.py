@@ -847,3 +847,15 @@ def test_a_period_that_is_none_or_too_long_is_refused(text: str, message: str) -
     with pytest.raises(InvalidInput, match=message) as refused:
         requests.parse_within(text)
     assert refused.value.status_code == 422
+
+
+def test_a_problem_names_an_account_target_by_its_handle(
+        session: Session, store: FolderStore, settings: Settings) -> None:
+    """It was named by its profile URL (https://x.com/i/user/1234567890), not as the liaison
+    officer knows it."""
+    world = make_request_world(session, store)
+    with pytest.raises(RequestIncomplete) as caught:
+        _generate(session, world, store, settings, platform="facebook",
+                  target_ids=[world.x_account.id])
+    assert (f"target {world.x_account.id} (@{ARABIC_HANDLE} on X (formerly Twitter)) is not on "
+            "Facebook") in "\n".join(caught.value.problems)
