@@ -77,7 +77,8 @@ def test_an_investigator_flags_an_account_from_the_case_page(api: Api) -> None:
     shown = api.client.get(flagged.headers["location"]).text
     card = shown.split('<section class="card ok" role="status">', 1)[1].split("</section>", 1)[0]
     assert "<bdi>@fast_trips</bdi> on X (formerly Twitter)" in card
-    assert 'href="https://x.com/fast_trips" rel="noreferrer noopener external"' in card
+    assert '<bdi class="url profile small">https://x.com/fast_trips</bdi>' in card
+    assert 'href="https://x.com' not in card  # never a live link to click
     assert f'href="/targets/{target_id}">Open the target</a>' in card
     assert "queued" in card and "reload this page to see it finish" in card
     assert "no other investigation holds it" in card
@@ -115,7 +116,7 @@ def test_an_investigator_flags_an_account_from_the_case_page(api: Api) -> None:
     case_page = api.client.get(f"/cases/{QUOTED}").text
     row = case_page.split(f'<a href="/targets/{target_id}">', 1)[0].rsplit("<tr>", 1)[1]
     assert "<bdi>@fast_trips</bdi> on X (formerly Twitter)" in row
-    assert 'href="https://x.com/fast_trips"' in row
+    assert "https://x.com/fast_trips</bdi>" in row and 'href="https://x.com' not in row
     target_page = api.client.get(f"/targets/{target_id}").text
     assert "<h1><bdi>@fast_trips</bdi> on X (formerly Twitter)</h1>" in target_page
     assert "X (formerly Twitter) id <span class=\"mono\">4242</span>" in target_page
@@ -269,11 +270,12 @@ def test_the_request_and_export_forms_name_an_account_target_by_its_handle(api: 
         quoted, target = quote(world.case.reference, safe=""), world.x_account
     _sign_in(api, "lina")
     name = f"<bdi>@{ARABIC_HANDLE}</bdi> on X (formerly Twitter)"
-    beside = 'href="https://x.com/i/user/1234567890" rel="noreferrer noopener external"'
+    # The profile URL beside it as text: no live link to click from a police workstation.
+    beside = '<bdi class="url profile small">https://x.com/i/user/1234567890</bdi>'
     form = api.client.get(f"/cases/{quoted}/requests?kind=provider-preservation&platform=x")
     assert form.status_code == 200, form.text
     row = form.text.split(f'id="target-{target.id}"', 1)[1].split("</tr>", 1)[0]
-    # The name labels the tick box; the profile link is beside it, not inside the label.
+    # The name labels the tick box; the profile URL is beside it, not inside the label.
     assert f'<label for="target-{target.id}"><span class="account">{name}</span></label>' in row
     assert beside in row
     exports = api.client.get(f"/cases/{quoted}/exports").text
