@@ -3,7 +3,8 @@
 The watch worker re-captures a page and must show an investigator what is different from the
 last capture: the HTTP status, where the page ended up, its title, its visible text (line counts
 and a short unified diff), how different the screenshot looks (Hamming distances between
-perceptual hashes, see `capture.phash`) and which media appeared or disappeared. `gone_reason`
+perceptual hashes, see `capture.phash`) and which media appeared, disappeared or changed in
+place (the same address, or a download of the same name, with other bytes). `gone_reason`
 says when a capture shows the content was taken down: an HTTP 404/410/451, or a platform's own
 "content unavailable" page recognised by its wording.
 
@@ -39,7 +40,7 @@ SCREENSHOT_MINOR_MAX = 10
 
 # A recompressed or resized copy of the same picture is within 0-2 bits on both hashes; two
 # different photos are typically 20-35 apart. Both hashes must agree before a removed and an
-# added image are paired as one picture re-encoded.
+# added image are paired as one picture re-encoded, whether at the same address or another.
 MEDIA_PHASH_MAX = 6
 MEDIA_DHASH_MAX = 10
 # A nearly flat image (a placeholder, a blank tile) has almost no dHash bits set, and all such
@@ -53,8 +54,9 @@ MAX_DIFF_LINE_CHARS = 400
 MAX_DIFFED_LINES = 10_000
 
 GONE_STATUSES = frozenset({404, 410, 451})
-# Compared as media: the images and video a page loaded, and the files it (or the address
-# itself, a PDF or a ZIP) had the browser download: a changed file is one gone, one new.
+# Compared as media: the images and video a page loaded (named by the address each came
+# from), and the files it (or the address itself, a PDF or a ZIP) had the browser download
+# (named by file name). A file of the same name with other bytes changed in place.
 MEDIA_KINDS = frozenset({"media", "download"})
 
 
@@ -138,12 +140,14 @@ class MediaRef:
 
 @dataclass(frozen=True)
 class MediaMatch:
-    """A picture that disappeared and one that appeared which look the same: one re-encoded."""
+    """A file gone and one new taken as one: a picture re-encoded (the two look the same), or a
+    file changed in place (the same name, other content). The distances are None unless both
+    are images that could be hashed."""
 
     before: MediaRef
     after: MediaRef
-    phash_distance: int
-    dhash_distance: int
+    phash_distance: int | None
+    dhash_distance: int | None
 
     def to_json(self) -> dict[str, JsonValue]:
         return {"before": self.before.to_json(), "after": self.after.to_json(),
@@ -160,6 +164,7 @@ class Comparison:
     media_added: tuple[MediaRef, ...]
     media_removed: tuple[MediaRef, ...]
     media_reencoded: tuple[MediaMatch, ...]
+    media_changed: tuple[MediaMatch, ...]
     media_unchanged: int
     gone_before: str | None
     gone_now: str | None
@@ -180,6 +185,7 @@ class Comparison:
                 "added": [m.to_json() for m in self.media_added],
                 "removed": [m.to_json() for m in self.media_removed],
                 "reencoded": [m.to_json() for m in self.media_reencoded],
+                "changed": [m.to_json() for m in self.media_changed],
                 "unchanged": self.media_unchanged,
                 "thresholds": {"phash_max": MEDIA_PHASH_MAX, "dhash_max": MEDIA_DHASH_MAX},
             },
@@ -201,19 +207,20 @@ def compare(previous: Snapshot, current: Snapshot) -> Comparison:
              else FieldChange(previous.title, current.title))
     text = compare_text(previous.text, current.text)
     screenshot = compare_screenshots(previous, current)
-    added, removed, reencoded, unchanged = compare_media(previous, current)
+    media = compare_media(previous, current)
     gone_before, gone_now = gone_reason(previous), gone_reason(current)
     before_tombstones = set(tombstones(previous))
     tombstones_added = tuple(t for t in tombstones(current) if t not in before_tombstones)
-    changed = bool(status or final_url or title or text.changed or added or removed
+    changed = bool(status or final_url or title or text.changed or media.added
+                   or media.removed or media.changed
                    or screenshot.verdict is Verdict.CHANGED or gone_before != gone_now)
     summary = _summary(status=status, final_url=final_url, title=title, text=text,
-                       screenshot=screenshot, added=added, removed=removed,
-                       reencoded=reencoded, gone_before=gone_before, gone_now=gone_now,
-                       tombstones_added=tombstones_added, changed=changed)
+                       screenshot=screenshot, media=media, gone_before=gone_before,
+                       gone_now=gone_now, tombstones_added=tombstones_added, changed=changed)
     return Comparison(status=status, final_url=final_url, title=title, text=text,
-                      screenshot=screenshot, media_added=added, media_removed=removed,
-                      media_reencoded=reencoded, media_unchanged=unchanged,
+                      screenshot=screenshot, media_added=media.added,
+                      media_removed=media.removed, media_reencoded=media.reencoded,
+                      media_changed=media.changed, media_unchanged=media.unchanged,
                       gone_before=gone_before, gone_now=gone_now,
                       tombstones_added=tombstones_added, changed=changed, summary=summary)
 
@@ -279,45 +286,89 @@ def compare_screenshots(previous: Snapshot, current: Snapshot) -> ScreenshotChan
     return ScreenshotChange(verdict, p, d)
 
 
-def compare_media(
-    previous: Snapshot, current: Snapshot,
-) -> tuple[tuple[MediaRef, ...], tuple[MediaRef, ...], tuple[MediaMatch, ...], int]:
-    """Media added, removed, re-encoded (paired by looks) and the count kept byte for byte."""
+@dataclass(frozen=True)
+class MediaChanges:
+    """How the media of two captures differ, each file counted once."""
+
+    added: tuple[MediaRef, ...]
+    removed: tuple[MediaRef, ...]
+    reencoded: tuple[MediaMatch, ...]
+    changed: tuple[MediaMatch, ...]
+    unchanged: int
+
+
+def compare_media(previous: Snapshot, current: Snapshot) -> MediaChanges:
+    """Media kept byte for byte, changed in place, re-encoded, added and removed.
+
+    A file gone and one new of the same name (the address an image or video was loaded from, a
+    download's file name) are one file whose bytes changed: re-encoded when both are pictures
+    that look the same, changed otherwise. The files left are paired by looks alone (a picture
+    re-encoded and moved to another address); the rest were added or removed. A name that more
+    than one file on either side had (or no name) is not paired by name: which of them became
+    which is not known.
+    """
     kept = previous.media.keys() & current.media.keys()
     gone = [MediaRef(sha, previous.media[sha]) for sha in previous.media if sha not in kept]
     new = [MediaRef(sha, current.media[sha]) for sha in current.media if sha not in kept]
+    gone_names = Counter(m.name for m in gone)
+    new_by_name = {m.name: m for m in new}
+    new_names = Counter(m.name for m in new)
+    reencoded: list[MediaMatch] = []
+    changed: list[MediaMatch] = []
+    for old in gone:
+        if not old.name or gone_names[old.name] != 1 or new_names[old.name] != 1:
+            continue
+        fresh = new_by_name[old.name]
+        distances = _distances(previous.media_hashes.get(old.sha256),
+                               current.media_hashes.get(fresh.sha256))
+        match = MediaMatch(old, fresh, *distances)
+        (reencoded if _look_alike(*distances) else changed).append(match)
+    paired_old = {m.before.sha256 for m in reencoded + changed}
+    paired_new = {m.after.sha256 for m in reencoded + changed}
     candidates: list[tuple[int, int, int, MediaRef, MediaRef]] = []
     for old in gone:
-        old_hashes = _pairable(previous.media_hashes.get(old.sha256))
-        if old_hashes is None:
+        if old.sha256 in paired_old:
             continue
         for fresh in new:
-            new_hashes = _pairable(current.media_hashes.get(fresh.sha256))
-            if new_hashes is None:
+            if fresh.sha256 in paired_new:
                 continue
-            p = hamming(old_hashes.phash, new_hashes.phash)
-            d = hamming(old_hashes.dhash, new_hashes.dhash)
-            if p <= MEDIA_PHASH_MAX and d <= MEDIA_DHASH_MAX:
+            p, d = _distances(previous.media_hashes.get(old.sha256),
+                              current.media_hashes.get(fresh.sha256))
+            if p is not None and d is not None and _look_alike(p, d):
                 candidates.append((p + d, p, d, old, fresh))
     # Closest pairs first, ties broken by hash so the result does not depend on dict order.
     candidates.sort(key=lambda c: (c[0], c[3].sha256, c[4].sha256))
-    paired_old: set[str] = set()
-    paired_new: set[str] = set()
-    matches: list[MediaMatch] = []
     for _, p, d, old, fresh in candidates:
         if old.sha256 in paired_old or fresh.sha256 in paired_new:
             continue
         paired_old.add(old.sha256)
         paired_new.add(fresh.sha256)
-        matches.append(MediaMatch(old, fresh, p, d))
+        reencoded.append(MediaMatch(old, fresh, p, d))
 
     def order(refs: Iterable[MediaRef]) -> tuple[MediaRef, ...]:
         return tuple(sorted(refs, key=lambda m: (m.name, m.sha256)))
 
-    return (order(m for m in new if m.sha256 not in paired_new),
-            order(m for m in gone if m.sha256 not in paired_old),
-            tuple(sorted(matches, key=lambda m: (m.before.name, m.before.sha256))),
-            len(kept))
+    def pairs(matches: Iterable[MediaMatch]) -> tuple[MediaMatch, ...]:
+        return tuple(sorted(matches, key=lambda m: (m.before.name, m.before.sha256)))
+
+    return MediaChanges(added=order(m for m in new if m.sha256 not in paired_new),
+                        removed=order(m for m in gone if m.sha256 not in paired_old),
+                        reencoded=pairs(reencoded), changed=pairs(changed),
+                        unchanged=len(kept))
+
+
+def _distances(before: ImageHashes | None,
+               after: ImageHashes | None) -> tuple[int | None, int | None]:
+    """The pHash and dHash distances of two pictures, None when either cannot be paired."""
+    old, new = _pairable(before), _pairable(after)
+    if old is None or new is None:
+        return None, None
+    return hamming(old.phash, new.phash), hamming(old.dhash, new.dhash)
+
+
+def _look_alike(phash_distance: int | None, dhash_distance: int | None) -> bool:
+    return (phash_distance is not None and dhash_distance is not None
+            and phash_distance <= MEDIA_PHASH_MAX and dhash_distance <= MEDIA_DHASH_MAX)
 
 
 def _pairable(hashes: ImageHashes | None) -> ImageHashes | None:
@@ -337,8 +388,7 @@ def _squash(text: str) -> str:
 
 def _summary(*, status: FieldChange | None, final_url: FieldChange | None,
              title: FieldChange | None, text: TextChange, screenshot: ScreenshotChange,
-             added: Sequence[MediaRef], removed: Sequence[MediaRef],
-             reencoded: Sequence[MediaMatch], gone_before: str | None, gone_now: str | None,
+             media: MediaChanges, gone_before: str | None, gone_now: str | None,
              tombstones_added: Sequence[str], changed: bool) -> str:
     parts: list[str] = []
     if gone_now and not gone_before:
@@ -360,12 +410,14 @@ def _summary(*, status: FieldChange | None, final_url: FieldChange | None,
         word = "changed" if screenshot.verdict is Verdict.CHANGED else "differs slightly"
         parts.append(f"screenshot {word} (pHash {screenshot.phash_distance}, "
                      f"dHash {screenshot.dhash_distance} of 64 bits)")
-    if added:
-        parts.append(f"{len(added)} media added")
-    if removed:
-        parts.append(f"{len(removed)} media removed")
-    if reencoded:
-        parts.append(f"{len(reencoded)} media re-encoded")
+    if media.changed:
+        parts.append(f"{len(media.changed)} media changed")
+    if media.added:
+        parts.append(f"{len(media.added)} media added")
+    if media.removed:
+        parts.append(f"{len(media.removed)} media removed")
+    if media.reencoded:
+        parts.append(f"{len(media.reencoded)} media re-encoded")
     parts.extend(tombstones_added)
     if not changed:
         return "no change" + (f" ({'; '.join(parts)})" if parts else "")

@@ -298,6 +298,57 @@ def test_a_different_image_is_removed_and_added() -> None:
     assert result.media_reencoded == ()
 
 
+def test_a_picture_replaced_at_the_same_address_is_one_changed_file() -> None:
+    first, second = encode(picture(1)), encode(picture(2))
+    kept = "k" * 64
+    result = compare(
+        snap(media={sha(first): "https://cdn/main.png", kept: "https://cdn/logo.png"},
+             media_hashes={sha(first): hashes(first)}),
+        snap(media={sha(second): "https://cdn/main.png", kept: "https://cdn/logo.png"},
+             media_hashes={sha(second): hashes(second)}))
+    assert result.changed
+    assert result.media_added == result.media_removed == result.media_reencoded == ()
+    [replaced] = result.media_changed
+    assert (replaced.before.sha256, replaced.after.sha256) == (sha(first), sha(second))
+    assert replaced.before.name == replaced.after.name == "https://cdn/main.png"
+    assert replaced.phash_distance is not None and replaced.phash_distance > 6
+    assert result.media_unchanged == 1
+    assert result.summary == "1 media changed"
+    [listed] = result.to_json()["media"]["changed"]  # type: ignore[call-overload,index]
+    assert listed["before"] == {"sha256": sha(first), "name": "https://cdn/main.png"}
+    assert listed["after"] == {"sha256": sha(second), "name": "https://cdn/main.png"}
+
+
+def test_a_picture_re_encoded_at_the_same_address_is_no_change() -> None:
+    original = encode(picture(1))
+    copy = encode(picture(1), "JPEG", quality=60)
+    result = compare(
+        snap(media={sha(original): "https://cdn/main"},
+             media_hashes={sha(original): hashes(original)}),
+        snap(media={sha(copy): "https://cdn/main"}, media_hashes={sha(copy): hashes(copy)}))
+    assert result.media_changed == () and len(result.media_reencoded) == 1
+    assert result.summary == "no change (1 media re-encoded)"
+
+
+def test_a_video_or_download_of_the_same_name_with_other_bytes_changed() -> None:
+    result = compare(snap(media={"a" * 64: "https://cdn/v.mp4", "c" * 64: "report.pdf"}),
+                     snap(media={"b" * 64: "https://cdn/v.mp4", "d" * 64: "report.pdf"}))
+    assert [(m.before.sha256, m.after.sha256, m.phash_distance) for m in result.media_changed] \
+        == [("a" * 64, "b" * 64, None), ("c" * 64, "d" * 64, None)]
+    assert result.media_added == result.media_removed == ()
+    assert result.summary == "2 media changed"
+
+
+def test_a_name_two_files_share_is_not_paired_by_name() -> None:
+    """Which of two files of one name became the new one is not known: gone and new."""
+    result = compare(snap(media={"a" * 64: "download", "b" * 64: "download"}),
+                     snap(media={"c" * 64: "download"}))
+    assert result.media_changed == ()
+    assert len(result.media_removed) == 2 and len(result.media_added) == 1
+    unnamed = compare(snap(media={"a" * 64: ""}), snap(media={"c" * 64: ""}))
+    assert unnamed.media_changed == () and len(unnamed.media_added) == 1
+
+
 def test_flat_images_are_never_paired_by_looks() -> None:
     white = encode(Image.new("RGB", (50, 50), "white"))
     grey = encode(Image.new("RGB", (80, 80), (128, 128, 128)))
@@ -362,12 +413,12 @@ def every_field_changed() -> Comparison:
     photo = encode(picture(1))
     copy = encode(picture(1), "JPEG", quality=60)
     before = snap(screenshot=ImageHashes(ZERO, ZERO), screenshot_kind="screenshot_viewport",
-                  media={sha(photo): "p.png", "a" * 64: "v.mp4"},
+                  media={sha(photo): "p.png", "a" * 64: "v.mp4", "c" * 64: "x.zip"},
                   media_hashes={sha(photo): hashes(photo)})
     after = snap(http_status=404, final_url="https://www.facebook.com/gone", title="Error",
                  text="Sorry, this content isn't available right now\nmore",
                  screenshot=shot(9, 13), screenshot_kind="screenshot_viewport",
-                 media={sha(copy): "p.jpg", "b" * 64: "w.mp4"},
+                 media={sha(copy): "p.jpg", "b" * 64: "w.mp4", "d" * 64: "x.zip"},
                  media_hashes={sha(copy): hashes(copy)})
     return compare(before, after)
 
@@ -389,6 +440,9 @@ def test_the_json_holds_only_plain_values_and_is_canonical() -> None:
     assert media["added"] == [{"sha256": "b" * 64, "name": "w.mp4"}]
     assert media["removed"] == [{"sha256": "a" * 64, "name": "v.mp4"}]
     assert len(media["reencoded"]) == 1  # type: ignore[arg-type]
+    assert media["changed"] == [{"before": {"sha256": "c" * 64, "name": "x.zip"},
+                                 "after": {"sha256": "d" * 64, "name": "x.zip"},
+                                 "phash_distance": None, "dhash_distance": None}]
 
 
 def test_the_summary_is_one_line() -> None:
@@ -397,7 +451,7 @@ def test_the_summary_is_one_line() -> None:
     assert summary.startswith("content gone (HTTP 404)")
     for part in ("HTTP status 200 -> 404", "final URL changed", "title changed",
                  "text changed", "screenshot changed", "1 media added", "1 media removed",
-                 "1 media re-encoded"):
+                 "1 media re-encoded", "1 media changed"):
         assert part in summary
 
 
@@ -602,11 +656,11 @@ def test_snapshot_of_a_capture_record(tmp_path: Path) -> None:
     assert gone_reason(result) == "HTTP 404"
 
 
-def test_a_file_that_changed_between_captures_shows_as_one_gone_and_one_new(
+def test_a_file_that_changed_between_captures_shows_as_one_changed_file(
     tmp_path: Path,
 ) -> None:
     """A watched address that serves a PDF price list: no page, no text, no screenshot; the
-    only change to show is the file itself."""
+    only change to show is the file itself, the same file name with other bytes."""
     old_pdf, new_pdf = b"%PDF-1.4 price 4500", b"%PDF-1.4 price 3950"
 
     def of(data: bytes) -> Snapshot:
@@ -615,6 +669,8 @@ def test_a_file_that_changed_between_captures_shows_as_one_gone_and_one_new(
                                                            "application/pdf", data)])
 
     changed = compare(of(old_pdf), of(new_pdf))
-    assert [m.sha256 for m in changed.media_added] == [sha(new_pdf)]
-    assert [m.sha256 for m in changed.media_removed] == [sha(old_pdf)]
+    assert changed.changed and changed.summary == "1 media changed"
+    assert [(m.before.sha256, m.after.sha256, m.after.name)
+            for m in changed.media_changed] == [(sha(old_pdf), sha(new_pdf), "prices.pdf")]
+    assert changed.media_added == changed.media_removed == ()
     assert compare(of(old_pdf), of(old_pdf)).media_added == ()

@@ -108,6 +108,13 @@ def test_a_changed_page_is_compared_with_its_previous_capture(
     removed = [m["name"] for m in comparison["media"]["removed"]]
     assert any(n.endswith("/changing/img/new.png") for n in added), comparison
     assert any(n.endswith("/changing/img/old.png") for n in removed), comparison
+    # main.png, swapped at the same address, is one changed picture, not one gone and one new.
+    [swapped] = comparison["media"]["changed"]
+    assert swapped["before"]["name"] == swapped["after"]["name"] == server.url(
+        "/changing/img/main.png")
+    assert swapped["before"]["sha256"] != swapped["after"]["sha256"]
+    assert not any(n.endswith("main.png") for n in added + removed), comparison
+    assert "1 media changed" in comparison["summary"]
     assert "£3,950" in comparison["summary"] or "text" in comparison["summary"]
     with runtime.session() as s:
         entries = [describe(e) for e in s.scalars(
