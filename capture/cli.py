@@ -280,11 +280,15 @@ def watch() -> None:
     """Watch pages: evidence watch URL --case REF --every 6h; change, stop and list watches."""
 
 
+INTERVAL_HELP = (f"How often to re-capture: {targets.INTERVAL_FORMS} "
+                 "(at least a minute, at most a year).")
+
+
 @watch.command("url", hidden=True)
 @click.argument("url")
 @click.option("--case", "case_reference", metavar="REF", required=True)
 @click.option("--every", "every", required=True, metavar="DURATION",
-              help="How often to re-capture: 90s, 15m, 6h, 1d (at least 60s, at most a year).")
+              help=INTERVAL_HELP)
 @click.option("--reason", default="watched from the command line", show_default=True)
 @click.option("--as", "as_user", metavar="NAME", help="Act as this user.")
 def watch_url(url: str, case_reference: str, every: str, reason: str,
@@ -343,7 +347,7 @@ def watch_stop(which: str, case_reference: str, reason: str) -> None:
 @click.argument("which", metavar="URL-OR-TARGET-ID")
 @click.option("--case", "case_reference", metavar="REF", required=True)
 @click.option("--every", "every", required=True, metavar="DURATION",
-              help="How often to re-capture: 90s, 15m, 6h, 1d (at least 60s, at most a year).")
+              help=INTERVAL_HELP)
 @click.option("--reason", required=True)
 def watch_change(which: str, case_reference: str, every: str, reason: str) -> None:
     """Re-capture a flagged target at another interval (or watch an unwatched one again)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -35,8 +36,19 @@ from evidence.platforms import display_name
 
 MIN_WATCH_SECONDS = 60
 MAX_WATCH_SECONDS = 366 * 24 * 3600
-DURATION = re.compile(r"^(\d+)\s*([smhd])$")
 UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+# What a watch interval may be typed as: a whole number and a unit, short or in words, with or
+# without a space between. Said next to every place one is typed, and in the refusal.
+INTERVAL_FORMS = "90s, 15m, 6h, 1d, or 90 seconds, 15 minutes, 6 hours, 1 day"
+UNIT_WORDS = {
+    **{word: "s" for word in ("s", "sec", "secs", "second", "seconds")},
+    **{word: "m" for word in ("m", "min", "mins", "minute", "minutes")},
+    **{word: "h" for word in ("h", "hr", "hrs", "hour", "hours")},
+    **{word: "d" for word in ("d", "day", "days")},
+}
+# Digits of any script count (١٢ is 12, as int() reads it), each number in one script; the
+# unit is one of UNIT_WORDS, in ASCII letters once compatibility forms are folded.
+DURATION = re.compile(r"(\d+)\s*([a-z]*)")
 # The reason the schedule gives the jobs it queues: a stopped watch cancels those only.
 WATCH_SCHEDULE = "watch schedule"
 
@@ -51,11 +63,28 @@ def check_watch_interval(seconds: int) -> int:
 
 
 def parse_interval(text: str) -> int:
-    """A watch interval as typed (90s, 15m, 6h, 1d), in seconds, within the bounds."""
-    match = DURATION.match(text.strip().lower())
-    if not match:
-        raise InvalidInput(f"duration {text!r} must look like 90s, 15m, 6h or 1d")
-    return check_watch_interval(int(match.group(1)) * UNITS[match.group(2)])
+    """A watch interval as typed (one of INTERVAL_FORMS), in seconds, within the bounds.
+
+    The one reading of a typed interval, for the web form and the command line alike (the
+    API takes seconds). Full-width forms are folded (１２ｈ is 12h) and digits of another
+    script read as their value (١٢h is 12h, shown back as 12h); a number mixing scripts, a
+    number without a unit, a fraction or two units are refused, saying what is accepted.
+    """
+    folded = unicodedata.normalize("NFKC", text).strip().casefold()
+    match = DURATION.fullmatch(folded)
+    if match is None or _mixed_scripts(match.group(1)) or (
+            match.group(2) and match.group(2) not in UNIT_WORDS):
+        raise InvalidInput(f"duration {text!r} must look like {INTERVAL_FORMS}")
+    number, unit = match.group(1), match.group(2)
+    if not unit:
+        raise InvalidInput(f"duration {text!r} needs a unit: {int(number)}m for minutes or "
+                           f"{int(number)}h for hours; accepted: {INTERVAL_FORMS}")
+    return check_watch_interval(int(number) * UNITS[UNIT_WORDS[unit]])
+
+
+def _mixed_scripts(digits: str) -> bool:
+    """Whether the digits come from more than one script (1٢): a slip, not a number."""
+    return len({ord(d) - unicodedata.digit(d) for d in digits}) > 1
 
 
 def format_interval(seconds: int) -> str:

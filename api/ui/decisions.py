@@ -233,6 +233,7 @@ def _target_view(session: Session, viewer: User, case: Case, target: Target,
         "watch": {
             "every": None if target.watch_interval_seconds is None
             else targets.format_interval(target.watch_interval_seconds),
+            "forms": targets.INTERVAL_FORMS,
             "history": [{"at": w.at, "by": names.get(w.actor_id, "unknown")
                          if w.actor_id is not None else "the system",
                          "action": w.action, "reason": w.reason,

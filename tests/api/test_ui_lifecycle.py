@@ -4,6 +4,7 @@ open page going to sign-in, and both walked in Chromium at 1280 and 420 px."""
 
 from __future__ import annotations
 
+import html
 import re
 import uuid
 from datetime import timedelta
@@ -94,11 +95,22 @@ def test_the_target_page_changes_and_stops_a_watch_for_writers_only(api: Api) ->
     assert refused.status_code == 422
     assert "at least 60 seconds" in _alert(refused.text)
     assert 'value="10s"' in refused.text and "faster" in refused.text  # what was typed
+    # The accepted forms are said beside the box, and in a refusal; a bare number is not
+    # guessed at.
+    forms = "90s, 15m, 6h, 1d, or 90 seconds, 15 minutes, 6 hours, 1 day"
+    assert f"a number and a unit: {forms}" in page.text
+    bare = client.post(f"/targets/{target_id}/watch", data={
+        "csrf_token": token, "action": "change", "every": "١٢", "reason": "faster"})
+    assert bare.status_code == 422 and 'value="١٢"' in bare.text
+    assert html.unescape(_alert(bare.text)) == (
+        f"Duration '١٢' needs a unit: 12m for minutes or 12h for hours; accepted: {forms}.")
+    assert _interval(api, target_id) == 3600
     changed = client.post(f"/targets/{target_id}/watch", data={
-        "csrf_token": token, "action": "change", "every": "12h",
+        "csrf_token": token, "action": "change", "every": "١٢ hours",
         "reason": "twice a day is enough"}, follow_redirects=False)
     assert changed.status_code == 303, changed.text
     assert _interval(api, target_id) == 43200
+    assert "every 12h" in client.get(f"/targets/{target_id}").text
     stopped = client.post(f"/targets/{target_id}/watch", data={
         "csrf_token": token, "action": "stop", "every": "", "reason": "taken down for good"})
     assert stopped.status_code == 200 and "no longer watched" in stopped.text

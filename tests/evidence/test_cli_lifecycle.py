@@ -89,7 +89,7 @@ def test_a_watch_is_listed_changed_and_stopped_as_each_command_says(home: Home) 
         [CASE, shop, "1d", f"{due(home, shop, timedelta(days=1))} --", SHOP],
     ]
 
-    assert home.ok("watch", "change", ADVERT, "--case", CASE, "--every", "2h",
+    assert home.ok("watch", "change", ADVERT, "--case", CASE, "--every", "2 hours",
                    "--reason", "the seller posts twice a day") == f"watching {ADVERT} every 2h\n"
     # By its id as well as by its URL; the next re-capture follows the new interval.
     assert home.ok("watch", "change", advert, "--case", CASE, "--every", "90m",
@@ -101,7 +101,7 @@ def test_a_watch_is_listed_changed_and_stopped_as_each_command_says(home: Home) 
                    "--reason", "taken down for good") == f"stopped watching {ADVERT}\n"
     assert [row[1] for row in listed(home)] == [shop]
     # A stopped watch can be started again, at an interval of one's choosing.
-    assert home.ok("watch", "change", advert, "--case", CASE, "--every", "12h",
+    assert home.ok("watch", "change", advert, "--case", CASE, "--every", "١٢h",
                    "--reason", "the advert is back") == f"watching {ADVERT} every 12h\n"
     assert [(row[1], row[2]) for row in listed(home)] == [(advert, "12h"), (shop, "1d")]
 
@@ -130,8 +130,12 @@ def test_each_refused_watch_change_is_one_line_and_changes_nothing(home: Home) -
         "Error: say why the watch is changed or stopped")
     assert refused(home, *change, "--every", "6h", "--reason", "again") == (
         f"Error: target {advert} is already watched every 6h")
-    assert refused(home, *change, "--every", "6 hours", "--reason", "x") == (
-        "Error: duration '6 hours' must look like 90s, 15m, 6h or 1d")
+    assert refused(home, *change, "--every", "6 hourly", "--reason", "x") == (
+        "Error: duration '6 hourly' must look like 90s, 15m, 6h, 1d, or 90 seconds, "
+        "15 minutes, 6 hours, 1 day")
+    assert refused(home, *change, "--every", "12", "--reason", "x") == (
+        "Error: duration '12' needs a unit: 12m for minutes or 12h for hours; accepted: 90s, "
+        "15m, 6h, 1d, or 90 seconds, 15 minutes, 6 hours, 1 day")
     assert refused(home, *change, "--every", "30s", "--reason", "x") == (
         "Error: watch interval must be at least 60 seconds")
     assert refused(home, "watch", "change", f"{ADVERT}/other", "--case", CASE, "--every", "2h",

@@ -83,6 +83,37 @@ def test_the_bounds_are_those_of_flag(session: Session) -> None:
     assert _entries(session, "target.watch_changed") == []
 
 
+@pytest.mark.parametrize(("typed", "seconds"), [
+    ("90s", 90), ("15m", 900), ("6h", 21600), ("1d", 86400),
+    ("1 h", 3600), ("6 hours", 21600), ("30 minutes", 1800), ("1 day", 86400),
+    ("2 Hours", 7200), ("90 sec", 90), ("3 hrs", 10800), ("  45 min ", 2700),
+    # Digits of another script read as their value; full-width forms are folded.
+    ("١٢h", 43200), ("۱۲ hours", 43200), ("१५m", 900), ("１２ｈ", 43200),
+])
+def test_an_interval_in_each_accepted_form(typed: str, seconds: int) -> None:
+    assert targets.parse_interval(typed) == seconds
+
+
+@pytest.mark.parametrize("typed", [
+    "twice a day", "1.5h", "1h30m", "6 hourz", "12 ساعة", "1٢h", "h", "", "-5m", "12 x",
+])
+def test_an_interval_in_another_form_is_refused_naming_the_accepted_ones(typed: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        targets.parse_interval(typed)
+    assert refused.value.message == (
+        f"duration {typed!r} must look like 90s, 15m, 6h, 1d, or 90 seconds, 15 minutes, "
+        "6 hours, 1 day")
+
+
+@pytest.mark.parametrize(("typed", "number"), [("12", "12"), ("١٢", "12"), ("90 ", "90")])
+def test_a_number_without_a_unit_is_refused_not_guessed(typed: str, number: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        targets.parse_interval(typed)
+    assert refused.value.message.startswith(
+        f"duration {typed!r} needs a unit: {number}m for minutes or {number}h for hours; "
+        "accepted: 90s, 15m")
+
+
 def test_stopping_cancels_the_queued_recapture_and_no_other(session: Session) -> None:
     actor, case, target, first = _watched(session)
     _finish(session, first)
