@@ -304,6 +304,15 @@ def previous_capture(session: Session, target_id: uuid.UUID, *,
     return session.scalars(query.order_by(Capture.started_at.desc()).limit(1)).first()
 
 
+def first_loaded_capture_id(session: Session, target_id: uuid.UUID) -> uuid.UUID | None:
+    """The target's earliest capture that loaded the page: the one with nothing before it to
+    be compared with."""
+    return session.scalars(
+        select(Capture.id).where(Capture.target_id == target_id,
+                                 Capture.status != CaptureStatus.FAILED)
+        .order_by(Capture.started_at, Capture.id).limit(1)).first()
+
+
 def stored_artifacts(store: BlobStore, rows: list[Artifact]) -> list[StoredArtifact]:
     return [StoredArtifact(a.kind, a.name or "", a.media_type, a.size, a.sha256,
                            store.locate(a.sha256), a.phash, a.dhash) for a in rows]

@@ -389,4 +389,19 @@ def capture_page(request: Request, capture_id: uuid.UUID, session: DbSession,
         "case": case, "capture": capture, "artifacts": artifacts, "download_base": base,
         "screenshot": screenshot, "steps": capture.steps or [],
         "comparison": capture.comparison, "previous": previous,
+        # A file changed in place is offered as it was and as it is, from either capture.
+        "files_now": _files_by_hash(artifacts, base),
+        "files_before": {} if previous is None else _files_by_hash(
+            captures.artifacts_of(session, previous.id),
+            f"/api/cases/{quote_ref(case.reference)}/captures/{previous.id}/artifacts"),
     }, viewer=viewer)
+
+
+def _files_by_hash(artifacts: list[Any], base: str) -> dict[str, dict[str, Any]]:
+    """Each stored file of a capture by its SHA-256: its download link, and whether it is a
+    picture to show."""
+    found: dict[str, dict[str, Any]] = {}
+    for a in artifacts:
+        found.setdefault(a.sha256, {"href": f"{base}/{a.id}",
+                                    "image": a.media_type.startswith("image/")})
+    return found

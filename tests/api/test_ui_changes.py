@@ -3,19 +3,24 @@ re-captured by the real worker after its price changed, looked at in Chromium.""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
+from sqlalchemy import func, select
 
 from capture.browser import BrowserSession
 from capture.service import CaptureWorker
 from evidence import cases, targets, users
 from evidence.home import Runtime, init_home, open_runtime
-from evidence.models import Role
+from evidence.models import CaptureStatus, CustodyEntry, Role
 from evidence.settings import Settings
 from tests.api.conftest import Api, api_over, served_app, sign_in_on_page, walled_page
+from tests.api.test_ui import _browser_client, _sign_in
 from tests.factories import make_sealed_capture
 from tests.support import pages_server as pages
 
@@ -35,6 +40,14 @@ def home(tmp_path: Path, database_url: str) -> Iterator[Api]:
 def _capture_twice(runtime: Runtime, browser: BrowserSession,
                    server: pages.PagesServer) -> tuple[uuid.UUID, uuid.UUID]:
     """The listing captured at version 1, then again at version 2, by the worker."""
+    [first, second], _target = _captured(runtime, browser, server, versions=(1, 2))
+    return first, second
+
+
+def _captured(runtime: Runtime, browser: BrowserSession, server: pages.PagesServer, *,
+              versions: tuple[int, ...]) -> tuple[list[uuid.UUID], uuid.UUID]:
+    """The listing captured by the worker once at each version, in turn: the captures' ids
+    and the target's."""
     with runtime.session() as session:
         nadia = users.create_user(session, None, name="nadia", role=Role.INVESTIGATOR,
                                   password=PASSWORD)
@@ -43,18 +56,22 @@ def _capture_twice(runtime: Runtime, browser: BrowserSession,
                                                 url=server.url(pages.CHANGING_PATH))
         target_id, first = target.id, first_job.id
     worker = CaptureWorker(runtime, browser)
-    server.set_version(pages.CHANGING_PATH, 1)
+    server.set_version(pages.CHANGING_PATH, versions[0])
     done = worker.run_once(job_id=first)
     assert done is not None and done.capture_id is not None and done.status == "complete"
-    server.set_version(pages.CHANGING_PATH, 2)
-    with runtime.session() as session:
-        nadia = users.get_user(session, "nadia")
-        case = cases.case_for(session, nadia, "OP-31")
-        target = targets.get_target(session, case, target_id)
-        second = targets.request_capture(session, nadia, case, target, reason="again").id
-    again = worker.run_once(job_id=second)
-    assert again is not None and again.capture_id is not None and again.status == "complete"
-    return done.capture_id, again.capture_id
+    made = [done.capture_id]
+    for version in versions[1:]:
+        server.set_version(pages.CHANGING_PATH, version)
+        with runtime.session() as session:
+            nadia = users.get_user(session, "nadia")
+            case = cases.case_for(session, nadia, "OP-31")
+            target = targets.get_target(session, case, target_id)
+            job = targets.request_capture(session, nadia, case, target, reason="again").id
+        again = worker.run_once(job_id=job)
+        assert again is not None and again.capture_id is not None, again
+        assert again.status == "complete"
+        made.append(again.capture_id)
+    return made, target_id
 
 
 @pytest.mark.browser
@@ -77,12 +94,14 @@ def test_a_recapture_shows_what_changed_and_links_the_capture_before(home: Api) 
             assert [line.split(":")[0] for line in removed] == ["-For sale", "-Price"]
             assert "£4,500" in removed[1] and "£3,950" in added[1]
             assert "(listing v2)" in added[0]
-            # The main picture was replaced by another, old.png by new.png; kept.png stayed.
-            assert "2 new, 2 gone, 0 re-encoded, 1 unchanged" in text
+            # main.png changed in place (same address, other picture), old.png went, new.png
+            # came; kept.png stayed.
+            assert "1 changed, 1 new, 1 gone, 0 re-encoded, 1 unchanged" in text
             rows = section.locator(".media-changes tbody tr").all_inner_texts()
             assert sorted(row.split("\t")[0] + " " + row.split("/")[-1].split()[0]
-                          for row in rows) == ["gone main.png", "gone old.png",
-                                               "new main.png", "new new.png"]
+                          for row in rows) == ["changed main.png", "gone old.png",
+                                               "new new.png"]
+            assert "1 media changed" in section.locator("p strong").inner_text()
             # The page is no wider than the window: nothing hostile or long pushes it out.
             assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
             page.screenshot(path=SHOTS / "capture-changes.png", full_page=True)
@@ -91,6 +110,116 @@ def test_a_recapture_shows_what_changed_and_links_the_capture_before(home: Api) 
             page.get_by_role("heading", name="Steps").wait_for()
             # The first capture had nothing to be compared with.
             assert page.locator("#changes").count() == 0
+
+
+def _downloads(runtime: Runtime) -> int:
+    with runtime.session() as session:
+        return session.scalar(select(func.count()).where(
+            CustodyEntry.action == "artifact.downloaded")) or 0
+
+
+@pytest.mark.browser
+def test_a_picture_changed_in_place_is_one_item_and_the_captures_table_says_what_changed(
+    home: Api,
+) -> None:
+    """main.png is swapped at the same address: the API, the capture page and the summary give
+    one changed picture, both versions a click away; the target's captures table marks the
+    first capture, the one that changed (linking its changes) and the one that did not."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with pages.PagesServer() as server, BrowserSession(home.runtime.settings) as browser:
+        [first, second, third], target_id = _captured(home.runtime, browser, server,
+                                                      versions=(1, 2, 2))
+        main = server.url("/changing/img/main.png")
+        with home.runtime.session() as session:
+            nadia = users.get_user(session, "nadia")
+            token = users.issue_token(session, nadia, nadia, name="test")
+        shown = home.client.get(f"/api/cases/OP-31/captures/{second}",
+                                headers={"Authorization": f"Bearer {token}"})
+        assert shown.status_code == 200, shown.text
+        media = shown.json()["comparison"]["media"]
+        assert [(m["before"]["name"], m["after"]["name"]) for m in media["changed"]] == [
+            (main, main)]
+        assert [m["name"] for m in media["added"]] == [server.url("/changing/img/new.png")]
+        assert [m["name"] for m in media["removed"]] == [server.url("/changing/img/old.png")]
+        assert "1 media changed" in shown.json()["comparison"]["summary"]
+
+        with served_app(home.runtime) as url, walled_page(browser, url) as page:
+            page.goto(f"{url}/")
+            sign_in_on_page(page, "nadia", PASSWORD)
+            for width in (1280, 420):
+                page.set_viewport_size({"width": width, "height": 900})
+                page.goto(f"{url}/captures/{second}")
+                row = page.locator("#changes tr.replaced")
+                row.wait_for()
+                assert "same address, other content" in row.inner_text()
+                hrefs = [row.get_by_role("link", name=name, exact=True).get_attribute("href")
+                         for name in ("before", "now")]
+                assert [h is not None and f"/captures/{c}/artifacts/" in h
+                        for h, c in zip(hrefs, (first, second), strict=True)] == [True, True]
+                assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+                page.screenshot(path=SHOTS / f"changed-picture-{width}.png", full_page=True)
+
+                page.goto(f"{url}/targets/{target_id}")
+                table = page.locator("#captures table")
+                table.wait_for()
+                cells = table.locator("td.since").all_inner_texts()
+                assert [c.split("\n")[0].strip() for c in cells] == [
+                    "unchanged", "changed", "first capture"]  # newest first
+                assert "1 media changed" in cells[1]
+                badge = table.locator("a.badge.changed")
+                assert badge.get_attribute("href") == f"/captures/{second}#changes"
+                assert table.locator(f'a[href^="/captures/{third}#"]').count() == 0
+                assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+                page.locator("#captures").screenshot(path=SHOTS / f"captures-table-{width}.png")
+
+            # Both pictures are shown only when asked: each is then a recorded download.
+            badge.click()
+            page.locator("#changes").wait_for()
+            assert page.url.endswith(f"/captures/{second}#changes")
+            page.wait_for_load_state("load")
+            pictures = page.locator("#changes .pair img")
+            assert pictures.count() == 2
+            assert [p.evaluate("i => i.naturalWidth") for p in pictures.all()] == [0, 0]
+            before = _downloads(home.runtime)
+            page.get_by_text("Show both pictures").click()
+            for picture in pictures.all():
+                expect(picture).to_have_js_property("complete", True)
+                assert picture.evaluate("i => i.naturalWidth") > 0  # loaded, not broken
+            assert _downloads(home.runtime) == before + 2
+            page.set_viewport_size({"width": 1280, "height": 900})
+            page.locator("#changes").screenshot(path=SHOTS / "changed-picture-both.png")
+
+
+def test_the_captures_table_marks_a_first_capture_one_never_compared_and_a_failed_one(
+    home: Api,
+) -> None:
+    """Captures recorded without a comparison (made before comparisons were kept) are not
+    called unchanged: the earliest that loaded is the first, a later one 'not compared'; a
+    capture that did not load the page has nothing to say there."""
+    with home.runtime.session() as session:
+        nadia = users.create_user(session, None, name="nadia", role=Role.INVESTIGATOR,
+                                  password=PASSWORD)
+        case = cases.create_case(session, nadia, reference="OP-33", title="Adverts")
+        target, _job = targets.flag_target(session, nadia, case, reason="advert",
+                                           url="https://example.org/ad")
+        made = [make_sealed_capture(session, home.runtime, case, target, actor=nadia)
+                for _ in range(4)]
+        start = made[0].started_at
+        for hours, capture in enumerate(made):
+            capture.started_at = start + timedelta(hours=hours)
+        made[0].status = CaptureStatus.FAILED  # the earliest did not load: not the first
+        made[3].comparison = {"changed": False, "summary": "no change (1 media re-encoded)"}
+        target_id = target.id
+    client = _browser_client(home)
+    _sign_in(client, "nadia", PASSWORD)
+    page = client.get(f"/targets/{target_id}")
+    assert page.status_code == 200
+    cells = [" ".join(re.sub(r"<[^>]+>", " ", cell).split()) for cell in re.findall(
+        r'<td data-label="since the capture before" class="since">(.*?)</td>', page.text,
+        re.S)]
+    assert cells == ["unchanged no change (1 media re-encoded)", "not compared",
+                     "first capture", "—"]
+    assert 'class="badge changed"' not in page.text
 
 
 @pytest.mark.browser
