@@ -19,10 +19,12 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationInfo,
+    computed_field,
     field_validator,
     model_validator,
 )
 
+from evidence.captures import http_answer, outcome_of
 from evidence.cases import checked_values
 from evidence.errors import InvalidInput
 from evidence.models import Access, TargetState
@@ -417,6 +419,12 @@ class TargetFlagged(BaseModel):
     job: JobRead
 
 
+_HTTP_ANSWER = "The HTTP status with its standard phrase, e.g. 'HTTP 404 Not Found'."
+_ERROR_ANSWER = ("Set when the page answered with an error status (4xx, 5xx): the capture keeps "
+                 "that answer, not the page; it says what the status may mean (one 404 is no "
+                 "proof of a removal).")
+
+
 class CaptureSummary(Model):
     id: uuid.UUID
     target_id: uuid.UUID
@@ -428,6 +436,16 @@ class CaptureSummary(Model):
     started_at: datetime
     finished_at: datetime | None
     manifest_sha256: str | None
+
+    @computed_field(description=_HTTP_ANSWER)  # type: ignore[prop-decorator]
+    @property
+    def http_answer(self) -> str | None:
+        return http_answer(self.http_status)
+
+    @computed_field(description=_ERROR_ANSWER)  # type: ignore[prop-decorator]
+    @property
+    def error_answer(self) -> str | None:
+        return outcome_of(self.status, self.http_status).said
 
 
 class TargetDetail(TargetRead):

@@ -8,7 +8,6 @@ import sys
 import time
 import uuid
 from datetime import datetime
-from http import HTTPStatus
 
 import click
 from sqlalchemy import select
@@ -17,6 +16,7 @@ from sqlalchemy.orm import Session
 from capture.browser import BrowserSession
 from capture.service import LEASE_SECONDS, CaptureWorker, capture_summary, timestamp_line
 from evidence import captures, cases, processes, targets
+from evidence.captures import outcome_of
 from evidence.cli import EvidenceGroup, acting_command, state
 from evidence.errors import InvalidInput, NotFound, StorageFull
 from evidence.models import Access, Capture, CaptureJob, Case, JobState, Target
@@ -80,28 +80,15 @@ def capture_url(url: str, case_reference: str, reason: str, no_wait: bool, as_js
         click.echo(f"capture {summary['id']}: {summary['status']}")
         click.echo(f"  manifest sha256 {summary['manifest_sha256']}")
         click.echo(f"  {stamp}")
-        answered = _error_answer(summary["http_status"])
-        if answered:
-            click.echo(f"  {answered}")
+        # Complete, but of an error answer: the reader must not take it for the page itself.
+        said = outcome_of(summary["status"], summary["http_status"]).said
+        if said:
+            click.echo(f"  {said}")
         for step in summary["steps"]:
             if not step["ok"]:
                 click.echo(f"  step {step['name']} failed: {step['error']}")
     if summary["status"] == "failed":
         sys.exit(1)
-
-
-def _error_answer(status: object) -> str | None:
-    """A line for a page answered with an error status: the capture is complete (what the
-    server sent is the evidence, a taken-down page included), but the reader must not take it
-    for the page itself."""
-    if not isinstance(status, int) or status < 400:
-        return None
-    try:
-        phrase = f" {HTTPStatus(status).phrase}"
-    except ValueError:
-        phrase = ""
-    return (f"the server answered HTTP {status}{phrase}: what was captured is that answer, "
-            "not the page as it once stood")
 
 
 def _capture_now(job_id: uuid.UUID, *, quiet: bool) -> uuid.UUID:

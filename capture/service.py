@@ -22,7 +22,13 @@ from capture import changes
 from capture.browser import BrowserSession
 from capture.pipeline import CapturePipeline
 from evidence import captures, jobs, manifests, targets, timestamping
-from evidence.captures import StoredArtifact, manifest_of, record_capture
+from evidence.captures import (
+    StoredArtifact,
+    http_answer,
+    manifest_of,
+    outcome_of,
+    record_capture,
+)
 from evidence.errors import StorageFull
 from evidence.home import Runtime
 from evidence.models import Capture, CaptureStatus, Case, Target, User
@@ -231,6 +237,8 @@ def capture_summary(capture: Capture, artifacts: list[Any], locate: Any) -> dict
         "url": capture.requested_url,
         "final_url": capture.final_url,
         "http_status": capture.http_status,
+        "http_answer": http_answer(capture.http_status),
+        "error_answer": outcome_of(capture.status, capture.http_status).said,
         "redirects": capture.redirect_chain or [],
         "remote_ip": capture.remote_ip,
         "started_at": capture.started_at.isoformat(),

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import Enum
+from http import HTTPStatus
 from typing import Any
 
 from sqlalchemy import select
@@ -137,6 +138,66 @@ SEALED_COLUMNS = ("requested_url", "final_url", "http_status", "status", "remote
 # A title is the page's to choose, of any length: the manifest signs this much of it, and says
 # whether it was cut.
 MAX_SIGNED_TITLE_CHARS = 2000
+
+
+# What an error answer may mean for the page asked for. One answer proves little: a mistyped
+# URL, a login wall, a geo-block or a passing fault answer much as a removed page does.
+_ERROR_MEANINGS = {
+    401: "the page asks to sign in",
+    403: ("the server would not show the page (a login wall, a geo-block or a block on "
+          "automated visitors)"),
+    404: "the page may have been removed, or the URL may be wrong",
+    410: "the server says the page is gone for good",
+    429: "the server is limiting how often it is asked; capture again later",
+    451: "the page is withheld for legal reasons (a takedown, or a block in this country)",
+}
+
+
+def http_answer(http_status: int | None) -> str | None:
+    """The status with its standard phrase, "HTTP 404 Not Found" (the number alone for a
+    status HTTP does not define)."""
+    if http_status is None:
+        return None
+    try:
+        return f"HTTP {http_status} {HTTPStatus(http_status).phrase}"
+    except ValueError:
+        return f"HTTP {http_status}"
+
+
+def error_answer(http_status: int | None) -> str | None:
+    """For a page that answered with an error status (4xx, 5xx), what it answered and what
+    that may mean, or None: "the page answered HTTP 404 Not Found (the page may have been
+    removed, or the URL may be wrong)"."""
+    if http_status is None or not 400 <= http_status <= 599:
+        return None
+    meaning = _ERROR_MEANINGS.get(http_status) or (
+        "the server refused the request" if http_status < 500
+        else "the server failed to serve the page; it may work again later")
+    return f"the page answered {http_answer(http_status)} ({meaning})"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A capture's status as a reader is shown it: a complete capture of an error answer is
+    complete (what the server sent is kept as evidence), but not the page itself."""
+
+    tone: str  # the badge's colour: complete, partial, failed or error-answer
+    label: str  # "complete", "complete · HTTP 404"
+    said: str | None  # the sentence saying it, for a page that answered with an error
+
+    @property
+    def answered_error(self) -> bool:
+        return self.said is not None
+
+
+def outcome_of(status: str, http_status: int | None) -> Outcome:
+    answered = error_answer(http_status)
+    if answered is None:
+        return Outcome(status, status, None)
+    said = (f"{status.capitalize()}, but {answered}: what was captured is that answer, not the "
+            "page as it once stood")
+    tone = "error-answer" if status == CaptureStatus.COMPLETE else status
+    return Outcome(tone, f"{status} · HTTP {http_status}", said)
 
 
 def signed_title(title: str | None) -> tuple[str | None, bool]:

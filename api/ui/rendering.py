@@ -21,6 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
 from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -36,6 +37,7 @@ from api.ui.security import (
     session_csrf_token,
 )
 from evidence import users
+from evidence.captures import outcome_of
 from evidence.errors import EvidenceError
 from evidence.models import User
 from evidence.sessions import LoginFailed, NotAuthenticated
@@ -141,11 +143,24 @@ def _ref(reference: str) -> str:
     return quote(reference, safe="")
 
 
+def _capture_badge(capture: Any) -> Markup:
+    """A capture's status badge: "complete" in green, but "complete · HTTP 404" not, its
+    title saying what the error answer means (a capture row, or a page's dict of one)."""
+    def get(name: str) -> Any:
+        return capture.get(name) if isinstance(capture, Mapping) else getattr(capture, name)
+
+    outcome = outcome_of(get("status"), get("http_status"))
+    title = Markup(' title="{}"').format(outcome.said) if outcome.said else ""
+    return Markup('<span class="badge {}"{}>{}</span>').format(outcome.tone, title,
+                                                               outcome.label)
+
+
 def make_environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(when=_when, size=_size, ref=_ref, compact=_compact,
-                       entry_time=_entry_time, clip=_clip)
+                       entry_time=_entry_time, clip=_clip,
+                       capture_badge=_capture_badge)
     return env
 
 

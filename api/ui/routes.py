@@ -394,6 +394,8 @@ def capture_page(request: Request, capture_id: uuid.UUID, session: DbSession,
         "files_before": {} if previous is None else _files_by_hash(
             captures.artifacts_of(session, previous.id),
             f"/api/cases/{quote_ref(case.reference)}/captures/{previous.id}/artifacts"),
+        "outcome": captures.outcome_of(capture.status, capture.http_status),
+        "http_answer": captures.http_answer(capture.http_status),
     }, viewer=viewer)
 
 

@@ -47,8 +47,9 @@ from tests.support import pages_server as pages
 pytestmark = pytest.mark.browser
 
 CASE = "OP-WORKER"
-SUMMARY_KEYS = {"id", "status", "url", "final_url", "http_status", "redirects", "remote_ip",
-                "started_at", "finished_at", "manifest_sha256", "steps", "artifacts"}
+SUMMARY_KEYS = {"id", "status", "url", "final_url", "http_status", "http_answer",
+                "error_answer", "redirects", "remote_ip", "started_at", "finished_at",
+                "manifest_sha256", "steps", "artifacts"}
 SEAL_KINDS = {"manifest", "signature", "timestamp"}
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -150,6 +151,7 @@ def test_capture_json_is_one_sealed_record_that_verifies_offline(
     uuid.UUID(summary["id"])
     assert summary["url"] == summary["final_url"] == url
     assert summary["http_status"] == 200 and summary["redirects"] == []
+    assert summary["http_answer"] == "HTTP 200 OK" and summary["error_answer"] is None
     assert summary["remote_ip"] == "127.0.0.1"
     started = datetime.fromisoformat(summary["started_at"])
     finished = datetime.fromisoformat(summary["finished_at"])
@@ -264,11 +266,12 @@ def test_a_page_answered_with_an_error_status_is_captured_and_says_so(
     assert done.returncode == 0, (done.stdout, done.stderr)
     lines = done.stdout.splitlines()
     assert re.fullmatch(r"capture [0-9a-f-]{36}: complete", lines[0]), done.stdout
-    assert ("  the server answered HTTP 404 Not Found: what was captured is that answer, not "
-            "the page as it once stood") in lines, done.stdout
+    assert ("  Complete, but the page answered HTTP 404 Not Found (the page may have been "
+            "removed, or the URL may be wrong): what was captured is that answer, not the page "
+            "as it once stood") in lines, done.stdout
 
     found = home.run("capture", server.url("/simple.html"), "--case", CASE)
-    assert found.returncode == 0 and "the server answered HTTP" not in found.stdout
+    assert found.returncode == 0 and "answered HTTP" not in found.stdout
 
 
 def test_a_refused_address_fails_with_the_reason_and_no_traceback(
