@@ -181,6 +181,9 @@ class CaptureWorker:
         now = changes.snapshot_of(record, fetch)
         comparison = None if before is None else changes.compare(before, now).to_json()
         gone = None if record.status == CaptureStatus.FAILED else changes.gone_reason(now)
+        # The capture before this one that loaded found the page there: gone now, it
+        # disappeared (a target that was never found there is not called removed).
+        present_before = before is not None and changes.gone_reason(before) is None
         sealed = manifests.seal(manifest, self.runtime.signer, self.authority)
         extra = self._store_seal(sealed)
         if keeper.lost:
@@ -207,7 +210,7 @@ class CaptureWorker:
             )
             if record.status != CaptureStatus.FAILED:
                 targets.record_presence(
-                    session, operator, target, case, gone=gone,
+                    session, operator, target, case, gone=gone, present_before=present_before,
                     seen_at=record.finished_at or record.started_at,
                     capture_id=str(record.capture_id),
                 )

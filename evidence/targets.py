@@ -262,14 +262,19 @@ def _aware(moment: datetime) -> datetime:
 
 def record_presence(
     session: Session, actor: User | None, target: Target, case: Case, *,
-    gone: str | None, seen_at: datetime, capture_id: str,
+    gone: str | None, present_before: bool, seen_at: datetime, capture_id: str,
 ) -> str | None:
-    """Mark the target removed the first time a capture finds it gone, active if it returns.
+    """Mark the target removed when a capture finds it gone after the capture before found it
+    there (`present_before`): it disappeared. Active again if it returns.
 
-    Returns the custody action written, if the state changed. The first time it is seen gone
-    is kept: it dates a takedown taking effect, or evidence vanishing.
+    A target gone at its first capture, or at every one so far, is not marked removed: one
+    404 (or a platform's "not available" page) is as often a mistyped URL, a login wall, a
+    geo-block or a passing fault as a removal, and nothing shows the page was ever there. Its
+    captures say what the URL answered. Returns the custody action written, if the state
+    changed. The first time it is seen gone is kept: it dates a takedown taking effect, or
+    evidence vanishing.
     """
-    if gone is not None and target.state == TargetState.ACTIVE:
+    if gone is not None and present_before and target.state == TargetState.ACTIVE:
         target.state = TargetState.REMOVED
         target.removed_first_seen_at = seen_at
         action = "target.removed"

@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from capture.browser import BrowserSession
 from capture.service import CaptureWorker, JobResult
-from evidence import cases, jobs, targets, timestamping, users
+from evidence import captures, cases, jobs, targets, timestamping, users
 from evidence.custody import describe
 from evidence.home import Runtime, init_home, open_runtime
 from evidence.models import (
@@ -189,23 +189,46 @@ def test_a_vanished_page_marks_its_target_removed_then_reappeared(
     assert actions.count("target.removed") == 1 and actions.count("target.reappeared") == 1
 
 
-def test_a_target_already_gone_at_its_first_capture_is_removed(
+def test_a_url_that_answers_404_from_its_first_capture_is_not_called_removed(
     runtime: Runtime, browser: BrowserSession, server: pages.PagesServer,
 ) -> None:
+    """One 404 at the first capture is as often a mistyped URL, a login wall or a passing
+    fault as a removal: nothing shows the page was ever there. The capture says what the URL
+    answered; the target is called removed only once a page that was there disappears."""
     server.remove("/vanishing", status=404)
     try:
         target = _watch(runtime, server.url("/vanishing"))
-        result = CaptureWorker(runtime, browser).run_once()
+        worker = CaptureWorker(runtime, browser)
+        result = worker.run_once()
+        assert result is not None and result.status == "complete"
+        with runtime.session() as s:
+            capture = s.get(Capture, result.capture_id)
+            assert capture is not None and capture.http_status == 404
+            said = captures.outcome_of(capture.status, capture.http_status).said
+        assert said == ("Complete, but the page answered HTTP 404 Not Found (the page may "
+                        "have been removed, or the URL may be wrong): what was captured is "
+                        "that answer, not the page as it once stood")
+        still = _recapture(runtime, worker, hours=1)
+        assert still.http_status == 404
+        with runtime.session() as s:
+            row = s.get(Target, target.id)
+            assert row is not None and row.state == TargetState.ACTIVE
+            assert row.removed_first_seen_at is None
     finally:
         server.restore("/vanishing")
-    assert result is not None and result.status == "complete"
+    found = _recapture(runtime, worker, hours=2)
+    assert found.http_status == 200
+    server.remove("/vanishing", status=404)
+    try:
+        gone = _recapture(runtime, worker, hours=3)
+    finally:
+        server.restore("/vanishing")
     with runtime.session() as s:
         row = s.get(Target, target.id)
         assert row is not None and row.state == TargetState.REMOVED
-        capture = s.get(Capture, result.capture_id)
-        assert capture is not None and capture.http_status == 404
-        assert row.removed_first_seen_at == capture.finished_at
-    assert "target.removed" in _actions(runtime)
+        assert row.removed_first_seen_at == gone.finished_at
+    actions = _actions(runtime)
+    assert actions.count("target.removed") == 1 and "target.reappeared" not in actions
 
 
 def test_captures_are_timestamped_by_the_configured_authorities(
