@@ -44,10 +44,12 @@ from playwright.sync_api import Error as PlaywrightError
 from capture import pdfread, traffic
 from capture.browser import BrowserSession
 from capture.errors import (
+    NET_ERRORS,
     CaptureError,
     NavigationFailed,
     StepTimeout,
     TooLarge,
+    describe,
     map_playwright_errors,
 )
 from capture.pdfread import read_pdf_text
@@ -438,10 +440,9 @@ class _Run:
         except Exception as exc:  # recorded on the capture, the page goes on
             if item.stop is None:
                 item.state = "failed"
-                item.failure = (str(exc).strip().splitlines()[0] if str(exc).strip()
-                                else type(exc).__name__)
+                item.failure = describe(exc)
                 self.record.steps.append(StepOutcome("download", False,
-                                                     f"download failed: {exc}"))
+                                                     f"download failed: {item.failure}"))
         else:
             item.state = "kept"
         finally:
@@ -589,6 +590,7 @@ class _Run:
             if self.full is not None:
                 return False
             message = (exc.message if isinstance(exc, CaptureError)
+                       else describe(exc) if isinstance(exc, PlaywrightError)
                        else f"{type(exc).__name__}: {exc}")
             self.record.steps.append(StepOutcome(name, False, message, None, _ms(started)))
             return False
@@ -667,10 +669,10 @@ class _Run:
             if not isinstance(exc, StepTimeout):
                 raise
             self.record.title = self._title()
+            bound = round(self.settings.navigation_timeout_seconds)
             raise CaptureError(
-                f"the page had not finished loading after "
-                f"{self.settings.navigation_timeout_seconds:.0f} s; what it showed by then is "
-                "captured") from exc
+                f"the page did not finish loading within {counted(bound, 'second')}; what it "
+                "showed by then is captured") from exc
         self.record.title = self._title()
         return None
 
@@ -1153,6 +1155,10 @@ class CapturePipeline:
             check_url(url, self.policy)
         except UrlRefused as exc:
             reason = str(exc)
+            if exc.category == "unresolvable":
+                # Checked before the browser, which would say net::ERR_NAME_NOT_RESOLVED.
+                reason = (f"refused: {NET_ERRORS['ERR_NAME_NOT_RESOLVED']} "
+                          f"({reason.removeprefix('refused: ')})")
             if exc.address is not None:
                 # Said where an officer sees it: the refusal is a setting, not the page's fault.
                 reason += ("; captures do not reach internal addresses unless the setting "
@@ -1266,7 +1272,8 @@ class CapturePipeline:
                 context.close()  # writes the HAR
             except Exception as exc:
                 run.full = run.full or _full_disk(exc, run.tmp)
-                record.steps.append(StepOutcome("close", False, f"closing the context: {exc}"))
+                record.steps.append(StepOutcome("close", False,
+                                                f"closing the context: {describe(exc)}"))
             run.fetch = None
             with contextlib.suppress(PlaywrightError):
                 fetch.detach()  # pauses nothing more: the next capture opens its own

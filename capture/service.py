@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from playwright.sync_api import Error as PlaywrightError
 from sqlalchemy import select
 
 from capture import changes
 from capture.browser import BrowserSession
+from capture.errors import describe
 from capture.pipeline import CapturePipeline
 from evidence import captures, jobs, manifests, targets, timestamping
 from evidence.captures import (
@@ -40,6 +42,12 @@ LEASE_SECONDS = 120.0
 NOT_RETRYABLE = ("refused:", "is not an http")
 NOT_RETRYABLE_NET_ERRORS = ("net::ERR_TOO_MANY_REDIRECTS", "net::ERR_UNSAFE_REDIRECT",
                             "net::ERR_INVALID_REDIRECT")
+
+
+def _said(exc: Exception) -> str:
+    # Playwright's own text carries its call log over many lines; the job says it in words.
+    return (describe(exc) if isinstance(exc, PlaywrightError)
+            else f"{type(exc).__name__}: {exc}")
 
 
 def retryable(error: str) -> bool:
@@ -147,7 +155,7 @@ class CaptureWorker:
             try:
                 with self.runtime.session() as session:
                     jobs.fail(session, job_id=claimed.job_id, worker=self.worker_id,
-                              error=f"worker error: {type(exc).__name__}: {exc}")
+                              error=f"worker error: {_said(exc)}")
             except jobs.LeaseLost:
                 log.warning("job %s was taken over while failing", claimed.job_id)
             return JobResult(claimed.job_id, None, CaptureStatus.FAILED, str(exc), False)
