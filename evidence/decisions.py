@@ -16,10 +16,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from evidence import case_reads, cases, custody, deconfliction, targets
+from evidence import captures, case_reads, cases, custody, deconfliction, targets
 from evidence.canonical import JsonValue
 from evidence.errors import (
     AccessDenied,
@@ -207,10 +207,16 @@ def _check_decider(session: Session, actor: User, case: Case, decision: Decision
         )
 
 
+def _page_preserved() -> Any:
+    """A capture that holds the page: complete, and not of an error answer (a complete capture
+    of a 404 or a 403 login wall keeps what the server said, not the page taken down)."""
+    return and_(Capture.status == CaptureStatus.COMPLETE,
+                or_(Capture.http_status.is_(None), Capture.http_status < 400))
+
+
 def _has_complete_capture(session: Session, target: Target) -> bool:
     return session.scalars(
-        select(Capture.id).where(Capture.target_id == target.id,
-                                 Capture.status == CaptureStatus.COMPLETE).limit(1)
+        select(Capture.id).where(Capture.target_id == target.id, _page_preserved()).limit(1)
     ).first() is not None
 
 
@@ -330,6 +336,14 @@ def _capture_missing(session: Session, target: Target) -> str:
                 "way; approve once it is complete")
     tried = session.scalars(select(Capture.id).where(Capture.target_id == target.id)
                             .limit(1)).first() is not None
+    answered = session.scalars(
+        select(Capture.http_status).where(Capture.target_id == target.id,
+                                          Capture.status == CaptureStatus.COMPLETE)
+        .order_by(Capture.started_at.desc()).limit(1)).first()
+    if answered is not None:
+        return ("no capture of this target holds the page: each complete one kept an error "
+                f"answer (the latest: {captures.http_answer(answered)}), not the page to take "
+                "down; capture it again when it loads, and approve once that capture is complete")
     if tried:
         return ("no capture of this target is complete (each is partial or failed); capture it "
                 "again and approve once a capture is complete")

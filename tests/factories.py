@@ -39,10 +39,12 @@ def make_capture(
     *,
     files: list[tuple[str, str, str, bytes]] | None = None,
     comparison: dict[str, Any] | None = None,
+    http_status: int = 200,
 ) -> Any:
     """A recorded capture of `target` whose artifacts' bytes are in `store`.
 
     `files` are (kind, name, media type, bytes); the default is a screenshot and a DOM.
+    `http_status`: what the page answered.
     """
     import hashlib
     import uuid
@@ -65,7 +67,7 @@ def make_capture(
     record = captures.CaptureRecord(
         capture_id=uuid.uuid4(), requested_url=target.url or "https://example.org/",
         operator=None, worker_host="test-host", started_at=started,
-        finished_at=started + timedelta(seconds=2), final_url=target.url, http_status=200,
+        finished_at=started + timedelta(seconds=2), final_url=target.url, http_status=http_status,
         title="An advert", steps=[captures.StepOutcome("navigate", True, ms=120),
                                   captures.StepOutcome("pdf", False, error="timed out")],
         artifacts=stored, status=CaptureStatus.PARTIAL,

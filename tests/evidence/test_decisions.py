@@ -273,6 +273,19 @@ def test_a_missing_capture_is_refused_saying_what_makes_one(
     make_capture(session, case, target, store)  # partial
     with pytest.raises(CaptureMissing, match=r"each is partial or failed\); capture it again"):
         decisions.approve(session, supervisor, case, target, decision)
+    # A complete capture of an error answer kept what the server said, not the page.
+    for status in (403, 404):
+        answer = make_capture(session, case, target, store, http_status=status)
+        session.get(Capture, answer.id).status = CaptureStatus.COMPLETE  # type: ignore[union-attr]
+    session.flush()
+    with pytest.raises(CaptureMissing, match=r"^takedown refused: no capture of this target "
+                       r"holds the page: each complete one kept an error answer \(the latest: "
+                       r"HTTP 404 Not Found\), not the page to take down; capture it again when "
+                       r"it loads, and approve once that capture is complete$"):
+        decisions.approve(session, supervisor, case, target, decision)
+    assert not decisions.takedown_conditions(session, case, target, decision).complete_capture
+    _complete_capture(session, case, target, tmp_path)  # the page, HTTP 200
+    assert decisions.takedown_conditions(session, case, target, decision).complete_capture
 
 
 def test_a_missing_preservation_says_what_the_approved_preserve_step_still_needs(
