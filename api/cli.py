@@ -30,10 +30,11 @@ def serve(host: str | None, port: int | None, worker: bool) -> None:
     app = create_app(runtime)
     bind_host = host or settings.host
     bind_port = port if port is not None else settings.port
-    # uvicorn shuts down gracefully on SIGTERM (how systemd and docker stop a service), then
-    # raises the signal again: with the default action the process would end there, before
-    # the worker is stopped below.
-    processes.exit_on_sigterm()
+    # uvicorn shuts down gracefully on SIGTERM or SIGINT (systemd, docker, Ctrl-C), then raises
+    # the signal again: `stop` hears it, the worker is stopped below and serve exits 0.
+    stop = processes.StopRequest(
+        at_once="the capture worker is stopped with it; a capture under way is taken up again "
+        "once its lease runs out")
     child: subprocess.Popen[bytes] | None = None
     try:
         if worker:
@@ -41,14 +42,18 @@ def serve(host: str | None, port: int | None, worker: bool) -> None:
             env = {**os.environ, "EVIDENCE_HOME": str(settings.home_path)}
             if settings.database_url:
                 env["EVIDENCE_DATABASE_URL"] = settings.database_url
-            child = processes.start_child([sys.executable, "-m", "evidence", "worker"], env)
+            child = processes.start_child(
+                [sys.executable, "-m", "evidence", "worker", "--child"], env)
             click.echo(f"capture worker started (pid {child.pid})")
-        click.echo(f"evidence-locker serving {settings.home_path} on "
-                   f"http://{bind_host}:{bind_port}")
-        uvicorn.run(app, host=bind_host, port=bind_port, log_level="info")
+        if not stop.requested:
+            click.echo(f"evidence-locker serving {settings.home_path} on "
+                       f"http://{bind_host}:{bind_port}")
+            uvicorn.run(app, host=bind_host, port=bind_port, log_level="info")
     finally:
         if child is not None:
             processes.stop_children([child])
+    if stop.signal is not None:
+        click.echo(f"evidence-locker stopped ({stop.signal.name})")
 
 
 @click.group("user", cls=EvidenceGroup)

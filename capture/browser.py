@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import tempfile
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ LAUNCH_FLAGS = [
     "--disable-features=DnsOverHttps",
 ]
 DEBIAN_CHROMIUM = Path("/usr/bin/chromium")
+CLOSE_GRACE_SECONDS = 10.0
 
 
 def find_chromium(settings: Settings) -> Path | None:
@@ -58,6 +60,7 @@ class BrowserSession:
         # Where the browser writes the files pages download, while they download: a capture
         # watches their size there, to stop one that grows past its bound.
         self._downloads: Path | None = None
+        self._stopped = False  # by `stop_for_good`: no other browser is started
 
     def start(self) -> BrowserSession:
         executable = find_chromium(self.settings)
@@ -138,8 +141,16 @@ class BrowserSession:
                     pass
         return killed
 
+    def stop_for_good(self) -> None:
+        """Kill the browser and start no other (`ensure_running` refuses): for a worker that
+        stops; from a signal handler too (it takes no lock)."""
+        self._stopped = True
+        self.kill()
+
     def ensure_running(self) -> None:
         """Start the browser again if it is gone (killed by `kill`, crashed)."""
+        if self._stopped:
+            raise BrowserUnavailable("the browser was stopped: the worker is stopping")
         if self._browser is not None and self._browser.is_connected():
             return
         with contextlib.suppress(Exception):  # a dead browser's driver may refuse to close it
@@ -147,10 +158,16 @@ class BrowserSession:
         self.start()
 
     def close(self) -> None:
+        # A browser that does not close in time (busy with a page, its driver gone) is stopped
+        # so that closing it cannot hold its worker for ever.
+        stopper = threading.Timer(CLOSE_GRACE_SECONDS, self.kill)
+        stopper.daemon = True
+        stopper.start()
         try:
-            if self._browser is not None:
+            if self._browser is not None and self._browser.is_connected():
                 self._browser.close()
         finally:
+            stopper.cancel()
             self._browser = None
             if self._playwright is not None:
                 self._playwright.stop()

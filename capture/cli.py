@@ -10,16 +10,24 @@ import uuid
 from datetime import datetime
 
 import click
+from click.core import ParameterSource
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from capture.browser import BrowserSession
-from capture.service import LEASE_SECONDS, CaptureWorker, capture_summary, timestamp_line
+from capture.service import (
+    ABANDONED,
+    LEASE_SECONDS,
+    CaptureWorker,
+    capture_summary,
+    timestamp_line,
+)
 from evidence import captures, cases, processes, targets
 from evidence.captures import outcome_of
 from evidence.cli import EvidenceGroup, acting_command, state
 from evidence.errors import InvalidInput, NotFound, StorageFull
 from evidence.models import Access, Capture, CaptureJob, Case, JobState, Target
+from evidence.words import counted
 
 POLL_SECONDS = 0.5
 
@@ -130,14 +138,19 @@ def _capture_now(job_id: uuid.UUID, *, quiet: bool) -> uuid.UUID:
             time.sleep(POLL_SECONDS)
 
 
-def _record_or_wait(worker: CaptureWorker, poll: float) -> None:
-    """Record the failures the full database refused, waiting for room as long as that takes.
+def _record_or_wait(worker: CaptureWorker, poll: float, *,
+                    stop: processes.StopRequest | None = None,
+                    limit: float | None = None) -> None:
+    """Record the failures the full database refused, waiting for room: as long as that takes,
+    or until a stop is requested, or for `limit` seconds, then raising StorageFull.
 
     Every command that runs captures waits (`evidence worker`, with --once too, and `evidence
-    capture`): one that exited instead would leave its job `running`, its failure unsaid, until
-    its lease ran out and a worker took the job up again as if this one had died.
+    capture`): one that exited at once would leave its job `running`, its failure unsaid, until
+    its lease ran out and a worker took the job up again as if this one had died. But a run
+    from cron must end: --once gives up after a while, saying so.
     """
     said = False
+    give_up = None if limit is None else time.monotonic() + limit
     while True:
         try:
             recorded = worker.record_failures()
@@ -145,11 +158,24 @@ def _record_or_wait(worker: CaptureWorker, poll: float) -> None:
             if not said:
                 click.echo(_waiting_for_room(exc, worker), err=True)
                 said = True
-            time.sleep(poll)
+            pause = poll if give_up is None else min(poll, give_up - time.monotonic())
+            if give_up is not None and pause <= 0:
+                raise StorageFull(_gave_up_on_room(exc, worker, limit or 0)) from exc
+            if stop is None:
+                time.sleep(pause)
+            elif stop.wait(pause):
+                return  # the failures stay unrecorded: their jobs go to their leases
             continue
         for job_id in recorded:
             click.echo(f"job {job_id}: marked failed, now that the database has room", err=True)
         return
+
+
+def _gave_up_on_room(exc: StorageFull, worker: CaptureWorker, waited: float) -> str:
+    named = ", ".join(str(job_id) for job_id in worker.unrecorded)
+    return (f"no room after waiting {counted(round(waited), 'second')}: {exc.message}. Job "
+            f"{named} failed, which could not be recorded; a worker takes the job up again "
+            "once its lease runs out")
 
 
 def _waiting_for_room(exc: StorageFull, worker: CaptureWorker) -> str:
@@ -206,6 +232,11 @@ def capture_show(capture_id: str, as_json: bool) -> None:
             click.echo(f"    {line}")
 
 
+ROOM_WAIT_SECONDS = 300.0
+# What a worker stopped by a second signal leaves, said as it ends.
+LEFT_TO_LEASE = "a capture under way is taken up again once its lease runs out"
+
+
 @click.command("worker")
 @click.option("--once", is_flag=True, help="Work until no job is runnable, then exit.")
 @click.option("--concurrency", type=click.IntRange(1, 64), default=1, show_default=True,
@@ -216,50 +247,85 @@ def capture_show(capture_id: str, as_json: bool) -> None:
               show_default=True,
               help="Seconds a claimed job stays this worker's without a renewal; after that "
               "another worker may take it over.")
-def worker(once: bool, concurrency: int, poll: float, lease: float) -> None:
-    """Run capture workers over the data home's job queue."""
+@click.option("--room-wait", type=click.FloatRange(0, 86400), default=ROOM_WAIT_SECONDS,
+              show_default=True,
+              help="With --once: seconds to wait for room on a full disk to record a failure, "
+              "before exiting with an error (the job is then taken up again once its lease "
+              "runs out). A worker without --once waits as long as it takes.")
+# Started by `serve` or `worker --concurrency N`, which stop it and kill it after a grace: a
+# second signal, which may be the parent's SIGTERM after one that reached both, is ignored.
+@click.option("--child", is_flag=True, hidden=True)
+@click.pass_context
+def worker(ctx: click.Context, once: bool, concurrency: int, poll: float, lease: float,
+           room_wait: float, child: bool) -> None:
+    """Run capture workers over the data home's job queue.
+
+    SIGTERM or SIGINT stops a worker: it claims no other job, abandons a capture under way
+    (nothing of it is recorded; a worker takes the job up again once its lease runs out),
+    closes its browser and exits 0. A second signal stops it at once.
+    """
+    if not once and ctx.get_parameter_source("room_wait") == ParameterSource.COMMANDLINE:
+        raise click.UsageError("--room-wait applies to --once: a worker without it waits for "
+                               "room as long as it takes")
     if concurrency > 1:
-        _run_many(concurrency, once=once, poll=poll, lease=lease)
+        _run_many(concurrency, once=once, poll=poll, lease=lease, room_wait=room_wait)
         return
     runtime = state().runtime
-    # Stopped with SIGTERM (by `serve`, systemd, docker): the browser is closed and a capture
-    # under way is left to its lease, which another worker takes up once it runs out.
-    processes.exit_on_sigterm()
+    # Heard from now on, though the browser takes seconds to start.
+    stop = processes.StopRequest(at_once=None if child else LEFT_TO_LEASE)
     removed = runtime.store.clean_incoming()
     if removed:
         click.echo(f"removed {removed} unfinished blob write(s) a killed process left",
                    err=True)
     with BrowserSession(runtime.settings) as browser:
         w = CaptureWorker(runtime, browser, lease_seconds=lease)
+        stop.on_request.append(w.stop)
         click.echo(f"worker {w.worker_id} ({browser.version}) started", err=True)
+        if not _work(w, stop, once=once, poll=poll, room_wait=room_wait):
+            return
+    assert stop.signal is not None
+    click.echo(f"worker {w.worker_id} stopped ({stop.signal.name})", err=True)
+
+
+def _work(w: CaptureWorker, stop: processes.StopRequest, *, once: bool, poll: float,
+          room_wait: float) -> bool:
+    """Carry out jobs until the queue is done (with `once`) or a stop is requested (True)."""
+    runtime = w.runtime
+    waiting = False
+    while not stop.requested:
+        _record_or_wait(w, poll, stop=stop, limit=room_wait if once else None)
+        if stop.requested:
+            break
+        try:
+            with runtime.session() as session:
+                targets.schedule_due_watches(session)
+            result = w.run_once()
+        except StorageFull as exc:
+            # Nothing was claimed: a one-shot run stops, saying why, and loses nothing; a
+            # running worker works on the queue once there is room again.
+            if once:
+                raise
+            if not waiting:
+                click.echo(_waiting_for_room(exc, w), err=True)
+            waiting = True
+            stop.wait(poll)
+            continue
         waiting = False
-        while True:
-            _record_or_wait(w, poll)
-            try:
-                with runtime.session() as session:
-                    targets.schedule_due_watches(session)
-                result = w.run_once()
-            except StorageFull as exc:
-                # Nothing was claimed: a one-shot run stops, saying why, and loses nothing; a
-                # running worker works on the queue once there is room again.
-                if once:
-                    raise
-                if not waiting:
-                    click.echo(_waiting_for_room(exc, w), err=True)
-                waiting = True
-                time.sleep(poll)
-                continue
-            waiting = False
-            if result is None:
-                if once:
-                    return
-                time.sleep(poll)
-                continue
-            unrecorded = ("; the database is full: the job is marked failed once it has room"
-                          if result.job_id in w.unrecorded else "")
-            click.echo(f"job {result.job_id}: {result.status}"
-                       f"{' (' + result.error + ')' if result.error else ''}{unrecorded}",
-                       err=True)
+        if result is None:
+            if once and not stop.requested:
+                return False
+            stop.wait(poll)
+            continue
+        if result.status == ABANDONED:
+            click.echo(f"job {result.job_id}: abandoned, nothing of it recorded: a worker "
+                       "takes it up again once its lease runs out", err=True)
+            continue
+        unrecorded = ("; the database is full: the job is marked failed once it has room"
+                      if result.job_id in w.unrecorded else "")
+        click.echo(f"job {result.job_id}: {result.status}"
+                   f"{' (' + result.error + ')' if result.error else ''}{unrecorded}",
+                   err=True)
+    return True
 
 
 @click.group("watch", cls=CaptureGroup)
@@ -367,23 +433,26 @@ def watch_list(case_reference: str | None) -> None:
         click.echo(f"{reference:<14} {target_id:<36} {every:<6} {due:<20} {last:<20} {url}")
 
 
-def _run_many(count: int, *, once: bool, poll: float, lease: float) -> None:
+def _run_many(count: int, *, once: bool, poll: float, lease: float, room_wait: float) -> None:
     """One process per worker: a browser that crashes takes only its own process down."""
     settings = state().settings
     env = {**os.environ, "EVIDENCE_HOME": str(settings.home_path)}
     if settings.database_url:
         env["EVIDENCE_DATABASE_URL"] = settings.database_url
-    args = [sys.executable, "-m", "evidence", "worker", "--poll", str(poll),
+    args = [sys.executable, "-m", "evidence", "worker", "--child", "--poll", str(poll),
             "--lease", str(lease)]
     if once:
-        args.append("--once")
-    processes.exit_on_sigterm()
+        args += ["--once", "--room-wait", str(room_wait)]
+    # A second signal ends this process at once; each worker is then sent SIGTERM, its own
+    # second signal if it was stopping already.
+    stop = processes.StopRequest(at_once=f"the workers stop with it; {LEFT_TO_LEASE}")
     children = [processes.start_child(args, env) for _ in range(count)]
-    try:
-        codes = [child.wait() for child in children]
-    except (KeyboardInterrupt, SystemExit):
+    codes = processes.wait_children(children, stop)
+    if codes is None:
         processes.stop_children(children)
-        raise
+        assert stop.signal is not None
+        click.echo(f"{counted(count, 'worker')} stopped ({stop.signal.name})", err=True)
+        return
     failed = [c for c in codes if c != 0]
     if failed:
         raise click.ClickException(f"{len(failed)} of {count} workers exited with an error")

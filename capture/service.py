@@ -4,6 +4,8 @@ Blobs are written before the transaction that records the rows pointing to them 
 worker killed at any moment leaves at worst an unreferenced blob, never a row pointing at a
 missing or partial one. While the browser works, a thread renews the job's lease; if the lease
 is lost (the job was taken over after this worker stalled) the result is dropped unrecorded.
+A worker asked to stop (`CaptureWorker.stop`) abandons the capture under way the same way: the
+job stays `running` under the lease it holds, and once that runs out a worker takes it up again.
 """
 
 from __future__ import annotations
@@ -56,6 +58,13 @@ def retryable(error: str) -> bool:
         code in error for code in NOT_RETRYABLE_NET_ERRORS)
 
 
+ABANDONED = "abandoned"  # a JobResult's status: the worker stopped, nothing was recorded
+
+
+class _Abandoned(Exception):
+    """The worker was asked to stop before the capture under way was recorded."""
+
+
 @dataclass(frozen=True)
 class JobResult:
     job_id: uuid.UUID
@@ -105,6 +114,16 @@ class CaptureWorker:
         # again (the jobs stay this worker's meanwhile, as no other worker takes a job over
         # before its lease runs out).
         self.unrecorded: dict[uuid.UUID, str] = {}
+        self.stopping = False
+        self._browsing = False
+
+    def stop(self) -> None:
+        """Claim no other job, and abandon the capture under way while its page is in the
+        browser, stopping the browser (a page load may take minutes); a capture being recorded
+        is recorded. Safe in a signal handler: it takes no lock."""
+        self.stopping = True
+        if self._browsing:
+            self.browser.stop_for_good()
 
     def record_failures(self) -> list[uuid.UUID]:
         """Record the failures a full database refused before, returning the jobs now marked
@@ -125,6 +144,8 @@ class CaptureWorker:
 
     def run_once(self, *, job_id: uuid.UUID | None = None) -> JobResult | None:
         """Claim one runnable job (or the given one) and carry it out; None if there is none."""
+        if self.stopping:
+            return None
         with contextlib.suppress(StorageFull):
             self.record_failures()  # or leave them until the database has room again
         with self.runtime.session() as session:
@@ -136,6 +157,10 @@ class CaptureWorker:
         keeper.start()
         try:
             return self._carry_out(claimed, keeper)
+        except _Abandoned:
+            log.info("job %s abandoned: the worker is stopping", claimed.job_id)
+            return JobResult(claimed.job_id, None, ABANDONED,
+                             "the worker stopped before the capture was recorded", False)
         except jobs.LeaseLost:
             # Another worker owns the job now; whatever this one made is dropped unrecorded.
             log.warning("job %s was taken over while capturing; result dropped", claimed.job_id)
@@ -168,7 +193,19 @@ class CaptureWorker:
                              else session.scalar(select(User.name).where(
                                  User.id == claimed.requested_by_id)))
         url = claimed.url or ""
-        record = self.pipeline.run(url, operator=operator_name)
+        # Whatever a stop interrupts (the browser stopped under a page, a step failing for it)
+        # says nothing about the page: no failure is recorded for it.
+        self._browsing = True
+        try:
+            record = None if self.stopping else self.pipeline.run(url, operator=operator_name)
+        except Exception as exc:
+            if self.stopping:
+                raise _Abandoned from exc
+            raise
+        finally:
+            self._browsing = False
+        if record is None or self.stopping:
+            raise _Abandoned
 
         def fetch(artifact: StoredArtifact) -> Path:
             return self.runtime.store.fetch(artifact.sha256)

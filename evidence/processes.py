@@ -1,32 +1,82 @@
-"""Child processes that end with the process that started them: `evidence serve`'s capture
-worker, `evidence worker --concurrency N`'s workers.
+"""Stopping cleanly on SIGTERM and SIGINT, and child processes that end with the process
+that started them: `evidence serve`'s capture worker, `evidence worker --concurrency N`'s
+workers.
 
 systemd and docker stop a service with SIGTERM, whose default action ends a Python process at
 once, skipping `finally` blocks: the children it started would be left running, claiming jobs
-with nobody to stop them. `exit_on_sigterm` turns the signal into `SystemExit`, so the code
-that stops the children runs; `start_child` also asks Linux to send the child SIGTERM when its
-parent ends in any way (killed outright included).
+with nobody to stop them. Turning the signal into an exception raised wherever the main thread
+happens to be is no better: it lands in a finalizer or inside the browser driver's dispatch,
+where it is printed as ignored or swallowed. So `StopRequest` only records the request; the
+command's loop looks at it between jobs and at its waits and ends by itself, exit status 0. A
+second signal while stopping ends the process at once (status 128 + the signal), saying so:
+safe for a capture worker, whose job under way is taken up again once its lease runs out.
+`start_child` also asks Linux to send the child SIGTERM when its parent ends in any way (killed
+outright included).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import os
+import select
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
 
 _PR_SET_PDEATHSIG = 1
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-def _exit(signum: int, _frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
+class StopRequest:
+    """SIGTERM or SIGINT, once received, asks the process to stop: `requested` says so and
+    `wait` wakes at once. A second ends the process at once, writing `at_once` after the
+    signal's name ("SIGTERM again: stopping at once; ...").
 
+    With `at_once` None a second signal is ignored: for a child of `start_child`, whose parent
+    sends it SIGTERM after a signal that may have reached both (Ctrl-C reaches the terminal's
+    process group, `systemctl stop` every process of the service), and kills it after a grace.
+    Made before anything slow starts (a browser), so a signal at any moment is heard.
+    """
 
-def exit_on_sigterm() -> None:
-    """From now on SIGTERM ends this process as SystemExit(143), running its cleanup."""
-    signal.signal(signal.SIGTERM, _exit)
+    def __init__(self, at_once: str | None) -> None:
+        self.at_once = at_once
+        self.signal: signal.Signals | None = None
+        # Called in the signal handler on the first signal (to interrupt work that cannot look
+        # at `requested` soon, such as a page loading): quick, taking no lock.
+        self.on_request: list[Callable[[], None]] = []
+        # The handler writes a byte here, which wakes `wait`: an Event set in a handler could
+        # deadlock on the lock the interrupted main thread holds inside its own wait.
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_write, False)
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, self._handle)
+
+    @property
+    def requested(self) -> bool:
+        return self.signal is not None
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep `seconds` or until a stop is requested; whether one is."""
+        if not self.requested:
+            select.select([self._wake_read], [], [], max(0.0, seconds))
+        return self.requested
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        if self.signal is not None:
+            if self.at_once is None:
+                return
+            name = signal.Signals(signum).name
+            with contextlib.suppress(OSError):  # no stderr left to say it on
+                os.write(2, f"{name} again: stopping at once; {self.at_once}\n".encode())
+            os._exit(128 + signum)
+        self.signal = signal.Signals(signum)
+        with contextlib.suppress(OSError):  # a byte is there already
+            os.write(self._wake_write, b"\0")
+        for hook in self.on_request:
+            hook()
 
 
 def _end_with_parent() -> None:  # in the child, between fork and exec
@@ -37,6 +87,16 @@ def _end_with_parent() -> None:  # in the child, between fork and exec
 def start_child(args: Sequence[str], env: Mapping[str, str]) -> subprocess.Popen[bytes]:
     """Start `args`; on Linux the child is sent SIGTERM when this process ends."""
     return subprocess.Popen(list(args), env=dict(env), preexec_fn=_end_with_parent)
+
+
+def wait_children(children: Sequence[subprocess.Popen[bytes]], stop: StopRequest,
+                  poll: float = 0.5) -> list[int] | None:
+    """The exit status of each child once all have ended, or None if a stop was requested
+    before then (the children are left running for `stop_children`)."""
+    while any(child.poll() is None for child in children):
+        if stop.wait(poll):
+            return None
+    return [child.wait() for child in children]
 
 
 def stop_children(children: Sequence[subprocess.Popen[bytes]], *, grace: float = 15) -> None:
