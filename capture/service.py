@@ -84,6 +84,7 @@ class _LeaseKeeper(threading.Thread):
         self.lost = False
 
     def run(self) -> None:
+        said_full = False
         while not self.stop_event.wait(self.lease / 3):
             try:
                 with self.runtime.session() as session:
@@ -91,6 +92,10 @@ class _LeaseKeeper(threading.Thread):
                                             lease_seconds=self.lease):
                         self.lost = True
                         return
+            except StorageFull as exc:  # said once, in a line: the worker says what it waits for
+                if not said_full:
+                    log.warning("renewing the lease of job %s: %s", self.job_id, exc.message)
+                said_full = True
             except Exception:  # a passing database hiccup: try again on the next tick
                 log.exception("renewing the lease of job %s", self.job_id)
 
