@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import time
 import uuid
@@ -36,6 +37,7 @@ from evidence.signing import Verifier
 from tests.capture.worker_helpers import (
     Home,
     alive,
+    descendants,
     kill_tree,
     make_home,
     sha256_of,
@@ -536,3 +538,125 @@ def test_worker_processes_racing_over_one_queue_do_every_job_exactly_once(
     _check_blob_store(home)
     _custody_verifies(home)
     print(f"{count} jobs by {workers} worker processes on {home.backend}: {elapsed:.0f} s")
+
+
+# --- 6. a worker stopped with a signal ------------------------------------------------------
+
+STOP_SECONDS = 60  # generous: a stop is prompt, but a loaded machine is slow
+
+
+def _started(worker: subprocess.Popen[str]) -> str:
+    """The worker's id, once it says it started (its browser running)."""
+    assert worker.stderr is not None
+    line = worker.stderr.readline()
+    started = re.match(r"worker (\S+) \(Chromium [^)]*\) started$", line)
+    assert started, line
+    return started.group(1)
+
+
+def _ended(worker: subprocess.Popen[str]) -> tuple[int, list[str]]:
+    """The worker's exit status and the lines it said after starting, none of them noise of
+    an exception raised where the signal landed."""
+    _out, err = worker.communicate(timeout=STOP_SECONDS)
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    return worker.returncode, err.splitlines()
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_an_idle_worker_stopped_with_a_signal_closes_its_browser_and_ends_saying_so(
+    home: Home, stop: signal.Signals,
+) -> None:
+    worker = home.start("worker", "--poll", "0.2")
+    worker_id = _started(worker)
+    browser = descendants(worker.pid)
+    assert browser, "the worker started no browser"
+    time.sleep(0.5)  # a few looks at the empty queue
+    worker.send_signal(stop)
+    code, said = _ended(worker)
+    assert (code, said) == (0, [f"worker {worker_id} stopped ({stop.name})"])
+    wait_for("the worker's browser to end", lambda: not any(alive(p) for p in browser),
+             timeout=30)
+
+
+def _stopped_mid_capture(home: Home, server: pages.PagesServer,
+                         *stops: signal.Signals) -> tuple[uuid.UUID, str, int, list[str]]:
+    """A worker whose page is still loading is sent `stops`: the job, the worker's id, its exit
+    status and what it said after starting. Its browser ended with it."""
+    queued = json.loads(home.ok("capture", server.url("/slow?delay=10"), "--case", CASE,
+                                "--no-wait", "--json"))
+    server.clear_requests()
+    # A 3-second lease, so the test need not wait two minutes for the job to be taken up again.
+    worker = home.start("worker", "--poll", "0.2", lease=3)
+    worker_id = _started(worker)
+    server.wait_for_request("/slow", timeout=60)
+    browser = descendants(worker.pid)
+    for stop in stops:
+        worker.send_signal(stop)
+    code, said = _ended(worker)
+    wait_for("the worker's browser to end", lambda: not any(alive(p) for p in browser),
+             timeout=30)
+    return uuid.UUID(queued["job"]), worker_id, code, said
+
+
+def _taken_up_again(home: Home, job_id: uuid.UUID, stopped: str) -> None:
+    """The stopped worker's attempt left nothing recorded and the job `running` under its
+    lease; once that ran out the next worker took the job over and captured the page whole."""
+    with db(home) as session:
+        job = session.get(CaptureJob, job_id)
+        assert job is not None
+        assert (job.state, job.lease_owner, job.attempts) == (JobState.RUNNING, stopped, 1)
+        assert _captures_of(session, job_id) == []
+        assert [e["action"] for e in _entries_of_job(session, job_id)] == [
+            "capture.queued", "capture.claimed"]
+        lease_until = job.lease_until
+    assert lease_until is not None
+    _custody_verifies(home)
+    wait_for("the stopped worker's lease to run out", lambda: utcnow() > lease_until,
+             timeout=30, interval=0.2)
+    again = home.run("worker", "--once")
+    assert again.returncode == 0, again.stderr
+    with db(home) as session:
+        job = session.get(CaptureJob, job_id)
+        assert job is not None and (job.state, job.attempts) == (JobState.DONE, 2)
+        taken = _captures_of(session, job_id)
+        assert [c.status for c in taken] == ["complete"]
+        reclaimed = _entries(session, "capture.reclaimed", job_id)
+        assert [e["details"]["reclaimed_from"] for e in reclaimed] == [stopped]
+    _check_blob_store(home)
+    _custody_verifies(home)
+
+
+def _abandoned(job_id: uuid.UUID) -> str:
+    return (f"job {job_id}: abandoned, nothing of it recorded: a worker takes it up again once "
+            "its lease runs out")
+
+
+def _entries_of_job(session: Session, job_id: uuid.UUID) -> list[dict[str, Any]]:
+    query = select(CustodyEntry).where(CustodyEntry.object_type == "capture_job",
+                                       CustodyEntry.object_id == str(job_id))
+    return [json.loads(e.entry) for e in session.scalars(query.order_by(CustodyEntry.seq))]
+
+
+def test_a_worker_stopped_mid_capture_records_nothing_of_it_and_the_job_is_taken_up_again(
+    home: Home, server: pages.PagesServer,
+) -> None:
+    # The page would take 10 s to answer, and a capture may take minutes: the worker does not
+    # wait for it, nor records a failure the page did not cause.
+    job_id, worker_id, code, said = _stopped_mid_capture(home, server, signal.SIGTERM)
+    assert code == 0, said
+    assert said == [_abandoned(job_id), f"worker {worker_id} stopped (SIGTERM)"]
+    _taken_up_again(home, job_id, worker_id)
+
+
+def test_a_second_signal_stops_a_stopping_worker_at_once_and_the_job_is_taken_up_again(
+    home: Home, server: pages.PagesServer,
+) -> None:
+    job_id, worker_id, code, said = _stopped_mid_capture(
+        home, server, signal.SIGTERM, signal.SIGINT)
+    # (Python runs the handlers of signals pending together in the order of their numbers.)
+    second = signal.Signals(code - 128)
+    assert second in (signal.SIGTERM, signal.SIGINT), (code, said)
+    assert said[-1] == (f"{second.name} again: stopping at once; a capture under way is taken "
+                        "up again once its lease runs out"), said
+    assert said[:-1] in ([], [_abandoned(job_id)]), said
+    _taken_up_again(home, job_id, worker_id)

@@ -139,9 +139,8 @@ for step in steps:
             try:
                 said, errors = started.communicate(timeout=60)
             except subprocess.TimeoutExpired:
-                # As `evidence serve` stops its worker: SIGTERM, a grace, then SIGKILL. (Once, on
-                # a loaded CI machine, a worker stopped just after recording a failure did not
-                # end within 300 s; the steps under test were done by then.)
+                # As `evidence serve` stops its worker: SIGTERM, a grace, then SIGKILL (`killed`
+                # says so), so that a stop that hangs fails the test that reads it and no other.
                 started.kill()
                 said, errors = started.communicate(timeout=60)
                 killed = True
