@@ -578,6 +578,17 @@ def test_an_idle_worker_stopped_with_a_signal_closes_its_browser_and_ends_saying
              timeout=30)
 
 
+def test_workers_of_one_command_stopped_with_sigterm_end_with_it_saying_so(home: Home) -> None:
+    command = home.start("worker", "--concurrency", "2", "--poll", "0.2")
+    ids = [_started(command), _started(command)]  # each says so on the stderr they share
+    command.send_signal(signal.SIGTERM)
+    code, said = _ended(command)
+    # Each worker is sent SIGTERM in turn by the command, which then ends.
+    assert code == 0, said
+    assert sorted(said[:-1]) == sorted(f"worker {i} stopped (SIGTERM)" for i in ids), said
+    assert said[-1] == "2 workers stopped (SIGTERM)", said
+
+
 def _stopped_mid_capture(home: Home, server: pages.PagesServer,
                          *stops: signal.Signals) -> tuple[uuid.UUID, str, int, list[str]]:
     """A worker whose page is still loading is sent `stops`: the job, the worker's id, its exit
