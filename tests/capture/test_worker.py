@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -589,7 +591,18 @@ def test_workers_of_one_command_stopped_with_sigterm_end_with_it_saying_so(home:
     assert said[-1] == "2 workers stopped (SIGTERM)", said
 
 
-def _stopped_mid_capture(home: Home, server: pages.PagesServer,
+@pytest.fixture
+def scratch() -> Iterator[Path]:
+    """The worker's temporary folders, where the test can look at them afterwards (a short
+    path: Chromium's sockets in it must stay within the 108 characters a socket's name has)."""
+    folder = Path(tempfile.mkdtemp(prefix="stop-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _stopped_mid_capture(home: Home, server: pages.PagesServer, scratch: Path,
                          *stops: signal.Signals) -> tuple[uuid.UUID, str, int, list[str]]:
     """A worker whose page is still loading is sent `stops`: the job, the worker's id, its exit
     status and what it said after starting. Its browser ended with it."""
@@ -597,7 +610,7 @@ def _stopped_mid_capture(home: Home, server: pages.PagesServer,
                                 "--no-wait", "--json"))
     server.clear_requests()
     # A 3-second lease, so the test need not wait two minutes for the job to be taken up again.
-    worker = home.start("worker", "--poll", "0.2", lease=3)
+    worker = home.start("worker", "--poll", "0.2", lease=3, env={"TMPDIR": str(scratch)})
     worker_id = _started(worker)
     server.wait_for_request("/slow", timeout=60)
     browser = descendants(worker.pid)
@@ -649,21 +662,23 @@ def _entries_of_job(session: Session, job_id: uuid.UUID) -> list[dict[str, Any]]
 
 
 def test_a_worker_stopped_mid_capture_records_nothing_of_it_and_the_job_is_taken_up_again(
-    home: Home, server: pages.PagesServer,
+    home: Home, server: pages.PagesServer, scratch: Path,
 ) -> None:
     # The page would take 10 s to answer, and a capture may take minutes: the worker does not
     # wait for it, nor records a failure the page did not cause.
-    job_id, worker_id, code, said = _stopped_mid_capture(home, server, signal.SIGTERM)
+    job_id, worker_id, code, said = _stopped_mid_capture(home, server, scratch, signal.SIGTERM)
     assert code == 0, said
     assert said == [_abandoned(job_id), f"worker {worker_id} stopped (SIGTERM)"]
+    # Nor does it leave the capture's temporary folder, nor the browser's downloads folder.
+    assert [p for p in scratch.iterdir() if p.name.startswith("evidence-")] == []
     _taken_up_again(home, job_id, worker_id)
 
 
 def test_a_second_signal_stops_a_stopping_worker_at_once_and_the_job_is_taken_up_again(
-    home: Home, server: pages.PagesServer,
+    home: Home, server: pages.PagesServer, scratch: Path,
 ) -> None:
     job_id, worker_id, code, said = _stopped_mid_capture(
-        home, server, signal.SIGTERM, signal.SIGINT)
+        home, server, scratch, signal.SIGTERM, signal.SIGINT)
     # (Python runs the handlers of signals pending together in the order of their numbers.)
     second = signal.Signals(code - 128)
     assert second in (signal.SIGTERM, signal.SIGINT), (code, said)
