@@ -76,6 +76,7 @@ from reportlab.platypus import (
 )
 from reportlab.platypus import Image as PdfImage
 
+from evidence.captures import http_answer, outcome_of
 from evidence.pdftext import (
     FALLBACK_FONTS,
     FONT_DIRS,
@@ -449,7 +450,8 @@ def _exhibit_index(data: ReportData, text: Text) -> Table:
              Spacer(1, 2),
              Paragraph(text.markup(exhibit.manifest_sha256, mono=True), CELL_MONO)],
             Paragraph(to_the_second(exhibit.started_at, zone=False), CELL),
-            Paragraph(text.markup(exhibit.status), CELL),
+            # "complete · HTTP 404" for a capture of an error answer, as the pages show it.
+            Paragraph(text.markup(outcome_of(exhibit.status, exhibit.http_status).label), CELL),
         ])
     return _table(rows, [16 * mm, TEXT_WIDTH - 16 * mm - 30 * mm - 22 * mm, 30 * mm, 22 * mm],
                   split_rows=False)
@@ -461,7 +463,9 @@ def _exhibit_index(data: ReportData, text: Text) -> Table:
 def _exhibit(exhibit: ReportExhibit, text: Text, preview: _Preview) -> list[Flowable]:
     t = text.markup
     where = f"in exhibits/{exhibit.number}/manifest.json"
-    status = t(exhibit.status)
+    # A complete capture of a 404 is complete, but of the answer, not the page: said so.
+    outcome = outcome_of(exhibit.status, exhibit.http_status)
+    status = t(outcome.said or exhibit.status)
     if exhibit.steps_failed:
         status += "; steps that failed: " + "; ".join(t(s) for s in exhibit.steps_failed)
     facts = [
@@ -470,8 +474,7 @@ def _exhibit(exhibit: ReportExhibit, text: Text, preview: _Preview) -> list[Flow
         ("Address reached", (t(exhibit.final_url, mono=True, where=where)
                              if exhibit.final_url else "none recorded"),
          MONO if exhibit.final_url else VALUE),
-        ("HTTP status", "none recorded" if exhibit.http_status is None
-         else str(exhibit.http_status), VALUE),
+        ("HTTP status", t(http_answer(exhibit.http_status) or "none recorded"), VALUE),
         _line_fact("Page title", exhibit.title, text, where=where, limit=MAX_TITLE_CHARS),
         ("Capture started", to_the_second(exhibit.started_at), VALUE),
         ("Capture finished", "not recorded" if exhibit.finished_at is None

@@ -403,7 +403,7 @@ def test_exhibit_facts_and_timestamps(made: tuple[ReportData, Path]) -> None:
     text = squeezed("".join(pages(pdf)[1:]))
     assert "Capturestarted2026-11-2218:05:12UTC" in text
     assert "Capturefinished2026-11-2218:05:53UTC" in text
-    assert "HTTPstatus200" in text and "HTTPstatus451" in text
+    assert "HTTPstatusHTTP200OK" in text and "HTTPstatusnonerecorded" in text
     assert "2026-11-2218:05:54UTC,byfreetsa.org" in text
     # EX-002 is timestamped by the built-in authority; EX-003 not at all.
     assert squeezed("its time rests only on this system's clock") in text
@@ -412,6 +412,25 @@ def test_exhibit_facts_and_timestamps(made: tuple[ReportData, Path]) -> None:
     assert squeezed("Address reached none recorded") in text
     assert squeezed("steps that failed: pdf: timed out after 30 s; warc: <proxy> refused &"
                     " closed") in text
+
+
+def test_a_capture_of_an_error_answer_says_what_the_page_answered(
+        made: tuple[ReportData, Path]) -> None:
+    """EX-003's page answered 451: complete, but a capture of that answer, not of the page, in
+    the index and on its own page, as the web pages say it; EX-001's 200 is plainly complete."""
+    _, pdf = made
+    text = bodies(pdf)
+    index = squeezed(text.split("Exhibit EX-001\n", 1)[0])
+    assert "complete·HTTP451" in index and "complete·HTTP200" not in index
+    sections = {number: squeezed(text.split(f"Exhibit {number}\n", 1)[1].split("Exhibit EX-", 1)[0])
+                for number in ("EX-001", "EX-003")}
+    assert "HTTPstatusHTTP451UnavailableForLegalReasons" in sections["EX-003"]
+    assert squeezed(
+        "Status Complete, but the page answered HTTP 451 Unavailable For Legal Reasons (the page "
+        "is withheld for legal reasons (a takedown, or a block in this country)): what was "
+        "captured is that answer, not the page as it once stood") in sections["EX-003"]
+    assert "HTTPstatusHTTP200OK" in sections["EX-001"]
+    assert "StatuscompleteManifestSHA-256" in sections["EX-001"]
 
 
 def test_every_time_is_shown_to_the_second(made: tuple[ReportData, Path]) -> None:
