@@ -8,6 +8,7 @@ records what they were before in the case's custody log.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -166,6 +167,17 @@ def target_names(session: Session, found: list[Target]) -> dict[uuid.UUID, targe
     linked = accounts_by_id(session, [t.account_id for t in found if t.account_id])
     return {t.id: targets.target_name(t, linked.get(t.account_id) if t.account_id else None)
             for t in found}
+
+
+def names_of_targets(session: Session,
+                     ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, targets.TargetName]:
+    """`target_names` for targets known by id (the captures of a page of search hits), in two
+    queries however many there are."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    return target_names(session, list(session.scalars(select(Target).where(
+        Target.id.in_(wanted)))))
 
 
 def get_case_account(session: Session, case: Case, account_id: uuid.UUID) -> Account:

@@ -416,6 +416,7 @@ def rebuild_posting_lists(session: Session) -> None:
 class TextHit:
     capture_id: uuid.UUID
     case_reference: str
+    target_id: uuid.UUID  # the target the capture is of
     url: str
     host: str | None
     captured_at: datetime
@@ -515,16 +516,17 @@ def search_text(
         select(doc.id).where(*conditions)
         .order_by(doc.captured_at.desc(), doc.id.desc()).limit(limit + 1)
     ))
-    loaded = {d.id: (d, reference) for d, reference in session.execute(
-        select(doc, Case.reference).join(Case, Case.id == doc.case_id).where(doc.id.in_(ids))
+    loaded = {d.id: (d, reference, target_id) for d, reference, target_id in session.execute(
+        select(doc, Case.reference, Capture.target_id).join(Case, Case.id == doc.case_id)
+        .join(Capture, Capture.id == doc.capture_id).where(doc.id.in_(ids))
     ).all()}
     rows = [loaded[i] for i in ids if i in loaded]
     page = rows[:limit]
     hits = []
-    for d, reference in page:
+    for d, reference, target_id in page:
         snippet, marks = make_snippet(d.body, query)
-        hits.append(TextHit(d.capture_id, reference, d.url, d.host, d.captured_at, snippet,
-                            marks))
+        hits.append(TextHit(d.capture_id, reference, target_id, d.url, d.host, d.captured_at,
+                            snippet, marks))
     next_cursor = None
     if len(rows) > limit:
         last = page[-1][0]

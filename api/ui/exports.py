@@ -24,7 +24,7 @@ from api.ui.routes import CsrfField, Cursor, Viewer, check_session_form, see_oth
 from evidence import accounts, bundles, case_reads, cases, received, targets
 from evidence.errors import AccessDenied, EvidenceError, InvalidInput, PermissionDenied
 from evidence.home import Runtime
-from evidence.models import Case, Target, User
+from evidence.models import Capture, Case, Target, User
 from evidence.targets import TargetName
 
 router = APIRouter(include_in_schema=False)
@@ -39,8 +39,7 @@ class TargetChoice:
     id: str
     name: TargetName  # the URL, or "@handle on Platform" for an account target
     reason: str
-    capture_status: str | None  # of its newest capture
-    captured_at: datetime | None
+    capture: Capture | None  # its newest
     received: int  # received files answering requests about it, which its bundle carries
 
 
@@ -92,8 +91,7 @@ def _choices(session: Session, case: Case,
         capture = latest[t.id].capture
         choices.append(TargetChoice(
             id=str(t.id), name=named[t.id], reason=t.reason,
-            capture_status=None if capture is None else capture.status,
-            captured_at=None if capture is None else capture.started_at,
+            capture=capture,
             received=answers.per_target.get(t.id, 0)))
     return choices
 

@@ -56,9 +56,18 @@ def _note_context(session: Session, viewer: User, case: Case,
     }
 
 
-def _new_note_context(case: Case, target_id: str, body: str) -> dict[str, Any]:
+def _new_note_context(session: Session, case: Case, target_id: str,
+                      body: str) -> dict[str, Any]:
+    """The form as typed; the target named when `target_id` is one of the case's (a refusal
+    may come back with one that is not)."""
+    try:
+        target = targets.get_target(session, case, uuid.UUID(target_id)) if target_id else None
+    except (ValueError, EvidenceError):
+        target = None
     return {"case": {"reference": case.reference, "title": case.title, "status": case.status},
-            "target_id": target_id, "body": body, "error": None}
+            "target_id": target_id, "body": body, "error": None,
+            "target": None if target is None else {
+                "id": str(target.id), "name": accounts.target_names(session, [target])[target.id]}}
 
 
 def _body(body: str) -> str:
@@ -75,7 +84,7 @@ def new_note_form(request: Request, ref: str, session: DbSession, viewer: Viewer
     if target is not None:
         targets.get_target(session, case, target)
     return render(request, "note_form.html",
-                  _new_note_context(case, "" if target is None else str(target), ""),
+                  _new_note_context(session, case, "" if target is None else str(target), ""),
                   viewer=viewer)
 
 
@@ -88,7 +97,7 @@ def add_note(
     """Add a note to the case, or to one of its targets (`target_id`)."""
     check_session_form(request, csrf_token)
     case = case_to_change(session, viewer, ref, need=Access.WRITE)
-    context = _new_note_context(case, target_id, body)
+    context = _new_note_context(session, case, target_id, body)
     try:
         try:
             target = uuid.UUID(target_id) if target_id else None

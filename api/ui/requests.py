@@ -234,7 +234,7 @@ def _target_views(session: DbSession, viewer: User, case: Case, registry: Regist
                     "reason": target.reason, "state": target.state,
                     "capture": None if cited is None else {
                         "id": str(cited.id), "status": cited.status,
-                        "at": _utc(cited.started_at)}})
+                        "http_status": cited.http_status, "at": _utc(cited.started_at)}})
     return out, len(found) - len(out), elsewhere
 
 

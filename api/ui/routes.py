@@ -385,8 +385,10 @@ def capture_page(request: Request, capture_id: uuid.UUID, session: DbSession,
     # The capture it was compared with when it was made: the one before it that loaded.
     previous = (None if not capture.comparison else captures.previous_capture(
         session, capture.target_id, before=capture.started_at))
+    target = targets.get_target(session, case, capture.target_id)
     return render(request, "capture.html", {
         "case": case, "capture": capture, "artifacts": artifacts, "download_base": base,
+        "target_name": accounts.target_names(session, [target])[target.id],
         "screenshot": screenshot, "steps": capture.steps or [],
         "comparison": capture.comparison, "previous": previous,
         # A file changed in place is offered as it was and as it is, from either capture.

@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 from api.deps import DbSession, quote_ref
 from api.ui.rendering import render, sentence
 from api.ui.routes import Cursor, EvidenceViewer
-from evidence import cases, search
+from evidence import accounts, cases, search
 from evidence.errors import AccessDenied, InvalidInput
 
 router = APIRouter(include_in_schema=False)
@@ -59,9 +59,12 @@ def search_page(
         context["error"] = sentence(exc.message)
         return render(request, "search.html", context, viewer=viewer,
                       status_code=exc.status_code)
+    # The visible cases' targets only: the search returns nothing of another case.
+    names = accounts.names_of_targets(session, [h.target_id for h in results.items])
     context["hits"] = [{
         "capture_href": f"/captures/{h.capture_id}", "case": h.case_reference,
         "case_href": f"/cases/{quote_ref(h.case_reference)}", "url": h.url,
+        "target_href": f"/targets/{h.target_id}", "target": names[h.target_id],
         "captured_at": h.captured_at, "runs": marked(h.snippet, h.highlights),
     } for h in results.items]
     context["next_cursor"] = results.next_cursor

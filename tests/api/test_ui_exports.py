@@ -40,6 +40,7 @@ from tests.api.test_ui import (
 from tests.factories import (
     age_lease,
     drop_append_only,
+    make_capture,
     make_sealed_capture,
     started_export,
     two_answered_targets,
@@ -229,6 +230,32 @@ def test_exporting_ticked_targets_bundles_only_theirs(sealed: Api,  # noqa: F811
         (str(second), "https://t.me/crossings/2")]
     result = _run_shipped_verifier(bundle.content, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_target_whose_page_answered_an_error_shows_it_at_its_tick(
+        sealed: Api) -> None:  # noqa: F811
+    """The latest capture of each target has the badge the capture page gives it: a page that
+    answered 410 reads 'partial · HTTP 410' with its sentence, not a plain status."""
+    api = sealed
+    world = _world(api)
+    with api.runtime.session() as session:
+        owner = users.get_user(session, "owner")
+        case = cases.get_case(session, owner, REFERENCE)
+        target, _job = targets.flag_target(session, owner, case, reason="taken down",
+                                           url="https://t.me/crossings/4")
+        make_capture(session, case, target, api.runtime.store, http_status=410)
+    _sign_in(api.client, "petra")
+    form = api.client.get(PAGE).text
+    rows = {m.group(1): m.group(2) for m in re.finditer(
+        r'name="target" value="([0-9a-f-]{36})".*?<td data-label="latest capture">(.*?)</td>',
+        form, re.S)}
+    assert ('<span class="badge partial" title="Partial, but the page answered HTTP 410 Gone '
+            '(the server says the page is gone for good): what was captured is that '
+            'answer, not the page as it once stood">partial · HTTP 410</span>') in rows[
+        str(target.id)]
+    for url in ("https://t.me/crossings/1", "https://t.me/crossings/2"):
+        assert '<span class="badge complete">complete</span>' in rows[str(world.targets[url])]
+    assert "none" in rows[str(world.targets["https://t.me/crossings/3"])]
 
 
 def test_a_refused_export_comes_back_on_the_page(sealed: Api) -> None:  # noqa: F811

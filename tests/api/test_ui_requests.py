@@ -215,6 +215,26 @@ def test_only_the_targets_ticked_are_asked_for(api: Api) -> None:
     assert made["non_disclosure"] is False
 
 
+def test_the_capture_a_request_would_cite_says_what_the_page_answered(api: Api) -> None:
+    """A target whose newest capture is of a 404 answer is listed with that capture's badge as
+    the capture page shows it, 'partial · HTTP 404' and its sentence, not a plain 'partial'."""
+    _liaison_world(api)
+    with api.runtime.session() as session:
+        case = cases.get_case(session, users.get_user(session, "lina"), REFERENCE)
+        post = targets.find_url_target(session, case, "https://x.com/smuggler_ar/status/1789")
+        assert post is not None
+        gone = make_capture(session, case, post, api.runtime.store, http_status=404)
+    _sign_in(api.client, "lina")
+    page = api.client.get(BASE, params={"kind": "provider-preservation", "platform": "x"}).text
+    cited = dict(re.findall(r'<a href="/captures/([0-9a-f-]{36})">(<span class="badge[^>]*>'
+                            r'[^<]*</span>)</a>', page))
+    assert cited.pop(str(gone.id)) == (
+        '<span class="badge partial" title="Partial, but the page answered HTTP 404 Not Found '
+        '(the page may have been removed, or the URL may be wrong): what was captured is that '
+        'answer, not the page as it once stood">partial · HTTP 404</span>')
+    assert list(cited.values()) == ['<span class="badge partial">partial</span>']  # the account
+
+
 def test_an_emergency_disclosure_form_starts_with_emergency_ticked(api: Api) -> None:
     _liaison_world(api)
     _sign_in(api.client, "lina")

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from capture.browser import BrowserSession
-from evidence import cases, custody, targets
+from evidence import accounts, captures, cases, custody, targets
 from evidence.models import CustodyEntry
 from tests.api.conftest import Api, served_app, sign_in_on_page, walled_page
 from tests.factories import make_text_capture
@@ -43,6 +43,15 @@ def _world(api: Api) -> dict[str, Any]:
             found[name] = make_text_capture(session, case, target, api.runtime.store,
                                             text=text,
                                             started_at=datetime(2026, 3, day, tzinfo=UTC)).id
+        # An account's page, captured for its target: found by its words like any page.
+        account, _ = accounts.link_account(session, nadia.user, boats, platform="x",
+                                           platform_account_id="555", handle="rahla_trips",
+                                           profile_url="https://x.com/rahla_trips")
+        target, _job = targets.flag_target(session, nadia.user, boats, reason="the seller",
+                                           account=account)
+        found["account"] = make_text_capture(session, boats, target, api.runtime.store,
+                                             text="Rahla to Europa weekly",
+                                             started_at=datetime(2026, 3, 8, tzinfo=UTC)).id
         return found
 
 
@@ -73,6 +82,28 @@ def test_a_search_finds_every_spelling_in_her_cases_only_and_is_recorded(api: Ap
         assert [(e["query"], e["case"]) for e in entries] == [("اوروبا", None),
                                                               ("اوروبا", "OP/1")]
         assert entries[0]["captures"] == [str(ids["plain"]), str(ids["voweled"])]
+
+
+def test_a_result_names_the_target_its_page_was_captured_for(api: Api) -> None:
+    """An account's capture is found by its handle on the platform, linking to its target, with
+    the page's address beside it; a URL target is named by its URL, not shown twice."""
+    ids = _world(api)
+    _sign_in(api.client)
+    with api.runtime.session() as session:
+        captured = {name: captures.get_capture(session, ids[name]) for name in ids}
+    page = api.client.get("/search", params={"q": "europa OR passports"})
+    assert page.status_code == 200, page.text
+    rows = {re.search(r'href="/captures/([0-9a-f-]{36})"', row).group(1): row
+            for row in page.text.split("<tbody>", 1)[1].split("</tbody>", 1)[0].split("<tr>")[1:]}
+    assert set(rows) == {str(ids["account"]), str(ids["latin"])}
+    account_row = rows[str(ids["account"])]
+    assert (f'<a href="/targets/{captured["account"].target_id}"><span class="account">'
+            "<bdi>@rahla_trips</bdi> on X (formerly Twitter)</span></a>") in account_row
+    assert '<bdi>https://x.com/rahla_trips</bdi>' in account_row  # the page captured
+    latin_row = rows[str(ids["latin"])]
+    assert (f'<a href="/targets/{captured["latin"].target_id}"><bdi class="url">'
+            "https://t.me/s/crossings/8</bdi></a>") in latin_row
+    assert latin_row.count("https://t.me/s/crossings/8") == 1
 
 
 @pytest.mark.parametrize(("params", "status", "message"), [
