@@ -118,7 +118,16 @@ def test_an_investigator_flags_an_account_from_the_case_page(api: Api) -> None:
     assert "<bdi>@fast_trips</bdi> on X (formerly Twitter)" in row
     assert "https://x.com/fast_trips</bdi>" in row and 'href="https://x.com' not in row
     target_page = api.client.get(f"/targets/{target_id}").text
-    assert "<h1><bdi>@fast_trips</bdi> on X (formerly Twitter)</h1>" in target_page
+    named = '<span class="account"><bdi>@fast_trips</bdi> on X (formerly Twitter)</span>'
+    assert f"<h1>{named}</h1>" in target_page
+    # Its breadcrumbs, on its page and on its capture's, name it too: not "Target 1a2b3c4d",
+    # nor its profile URL, which the page shows below.
+    crumbs = target_page.split('<p class="crumbs">', 1)[1].split("</p>", 1)[0]
+    assert crumbs.endswith(f" › {named}") and "x.com" not in crumbs
+    capture_page = api.client.get(f"/captures/{capture_id}").text
+    crumbs = capture_page.split('<p class="crumbs">', 1)[1].split("</p>", 1)[0]
+    assert f' › <a href="/targets/{target_id}">{named}</a> › Capture ' in crumbs
+    assert "Target" not in crumbs and "x.com" not in crumbs
     assert "X (formerly Twitter) id <span class=\"mono\">4242</span>" in target_page
 
 

@@ -103,6 +103,13 @@ def test_an_error_answer_is_marked_and_a_page_that_never_answered_says_so_in_wor
                 assert said.inner_text() == ANSWERED_400 + "."
                 facts = page.locator("dl.facts").first.inner_text()
                 assert "HTTP 400 Bad Request" in facts
+                # The breadcrumb leads up to the target by its name, not "Target 1a2b3c4d".
+                crumbs = page.locator("p.crumbs")
+                target = crumbs.locator("a[href^='/targets/']")
+                assert target.inner_text() == server.url("/refused")
+                assert "Target" not in crumbs.inner_text()
+                assert crumbs.evaluate("e => e.scrollWidth <= e.clientWidth")
+                crumbs.screenshot(path=SHOTS / f"capture-crumbs-{width}.png")
                 assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
                 page.screenshot(path=SHOTS / f"capture-400-{width}.png", full_page=True)
 

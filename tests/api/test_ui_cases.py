@@ -429,11 +429,28 @@ def test_a_target_note_is_on_the_target_page_not_the_case_page(api: Api) -> None
         target_id = str(target.id)
     page = api.client.get(f"/targets/{target_id}")
     assert f'name="target_id" value="{target_id}"' in page.text
-    api.client.post(f"{CASE}/notes", data={"csrf_token": token, "body": "Seller's number",
-                                           "target_id": target_id})
+    added = api.client.post(f"{CASE}/notes", data={"csrf_token": token,
+                                                   "body": "Seller's number",
+                                                   "target_id": target_id})
     assert "Seller&#39;s number" in api.client.get(f"/targets/{target_id}").text
     assert "Seller&#39;s number" not in api.client.get(CASE).text
     assert _changes(api)[-1]["details"] == {"revision": 1, "target": target_id}
+    # The note's page, the form adding one and that form refused lead up to the target by
+    # its name (here its URL), not "Target 1a2b3c4d".
+    named = f'<a href="/targets/{target_id}"><bdi class="url">https://example.org/ad</bdi></a>'
+    form = api.client.get(f"{CASE}/notes/new", params={"target": target_id}).text
+    blank = api.client.post(f"{CASE}/notes", data={"csrf_token": token, "body": " ",
+                                                   "target_id": target_id})
+    assert blank.status_code == 422
+    for shown in (added.text, form, blank.text):
+        crumbs = shown.split('<p class="crumbs">', 1)[1].split("</p>", 1)[0]
+        assert f" › {named} › " in crumbs and "Target" not in crumbs
+    assert ('<h1>Add a note to the target <bdi class="url">https://example.org/ad</bdi></h1>'
+            in form)
+    # A refused form whose target is not one of the case's names none.
+    stray = api.client.post(f"{CASE}/notes", data={"csrf_token": token, "body": "x",
+                                                   "target_id": "not-a-target"})
+    assert stray.status_code == 422 and "/targets/" not in stray.text.split("</h1>", 1)[0]
 
 
 def test_a_reader_and_an_auditor_get_no_note_form_and_a_403_for_posting_one(api: Api) -> None:
