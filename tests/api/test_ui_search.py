@@ -136,6 +136,17 @@ def test_searching_in_chromium_marks_the_words_and_leads_to_the_capture(api: Api
         assert rows.count() == 1
         assert page.locator("table.hits mark").all_inner_texts() == ["Passports"]
         page.screenshot(path=SHOTS / "search.png", full_page=True)
+        # An account's page is found under its handle, at a phone's width too.
+        for width in (1280, 420):
+            page.set_viewport_size({"width": width, "height": 900})
+            page.goto(f"{url}/search?q=europa")
+            found = page.locator("table.hits tbody tr", has_text="@rahla_trips on X")
+            assert found.count() == 1
+            assert found.locator("a[href^='/targets/']").inner_text() == (
+                "@rahla_trips on X (formerly Twitter)")
+            assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+            page.screenshot(path=SHOTS / f"search-targets-{width}.png", full_page=True)
+        page.goto(f"{url}/search?q=passport*")
         rows.first.locator("a").first.click()
         page.get_by_role("heading", name="Steps").wait_for()
         assert page.url.endswith(f"/captures/{ids['latin']}")
