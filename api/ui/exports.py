@@ -24,7 +24,7 @@ from api.ui.routes import CsrfField, Cursor, Viewer, check_session_form, see_oth
 from evidence import accounts, bundles, case_reads, cases, received, targets
 from evidence.errors import AccessDenied, EvidenceError, InvalidInput, PermissionDenied
 from evidence.home import Runtime
-from evidence.models import Capture, Case, Target, User
+from evidence.models import Case, Target, User
 from evidence.targets import TargetName
 
 router = APIRouter(include_in_schema=False)
@@ -39,7 +39,9 @@ class TargetChoice:
     id: str
     name: TargetName  # the URL, or "@handle on Platform" for an account target
     reason: str
-    capture: Capture | None  # its newest
+    # Its newest capture as plain values (status, http_status, started_at): a refused export
+    # rolls back, and the page shown then cannot read an ORM row.
+    capture: dict[str, Any] | None
     received: int  # received files answering requests about it, which its bundle carries
 
 
@@ -91,7 +93,9 @@ def _choices(session: Session, case: Case,
         capture = latest[t.id].capture
         choices.append(TargetChoice(
             id=str(t.id), name=named[t.id], reason=t.reason,
-            capture=capture,
+            capture=None if capture is None else {
+                "status": capture.status, "http_status": capture.http_status,
+                "started_at": capture.started_at},
             received=answers.per_target.get(t.id, 0)))
     return choices
 
