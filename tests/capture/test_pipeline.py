@@ -698,7 +698,11 @@ def test_a_file_over_the_bound_is_said_not_kept_and_the_warc_is_still_kept(
     assert record.status == "partial"
     downloads = record.step("downloads")
     assert downloads is not None and not downloads.ok
-    assert "over the" in (downloads.error or "") and "not stored" in (downloads.error or "")
+    # Said either way, by when the bound was seen: finished over it, or stopped growing past it
+    # (a loaded machine lets the watch see the file grow).
+    said = downloads.error or ""
+    assert "not stored" in said
+    assert "over the 20000" in said or "past the 20000-byte bound" in said
     assert not [a for a in record.artifacts if a.kind == "download"]
     rec, payload = _warc_responses(record)[server.url(path)]
     assert rec.rec_headers.get_header("WARC-Truncated") == "unspecified" and payload == b""
