@@ -93,8 +93,9 @@ def test_a_result_names_the_target_its_page_was_captured_for(api: Api) -> None:
         captured = {name: captures.get_capture(session, ids[name]) for name in ids}
     page = api.client.get("/search", params={"q": "europa OR passports"})
     assert page.status_code == 200, page.text
-    rows = {re.search(r'href="/captures/([0-9a-f-]{36})"', row).group(1): row
-            for row in page.text.split("<tbody>", 1)[1].split("</tbody>", 1)[0].split("<tr>")[1:]}
+    body = page.text.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    rows = {re.findall(r'href="/captures/([0-9a-f-]{36})"', row)[0]: row
+            for row in body.split("<tr>")[1:]}
     assert set(rows) == {str(ids["account"]), str(ids["latin"])}
     account_row = rows[str(ids["account"])]
     assert (f'<a href="/targets/{captured["account"].target_id}"><span class="account">'

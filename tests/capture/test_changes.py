@@ -273,7 +273,7 @@ def test_a_recompressed_image_is_re_encoded_not_removed_and_added() -> None:
     assert [m.sha256 for m in result.media_added] == [sha(other)]
     [match] = result.media_reencoded
     assert (match.before.sha256, match.after.sha256) == (sha(original), sha(recompressed))
-    assert match.phash_distance <= changes.MEDIA_PHASH_MAX
+    assert match.phash_distance is not None and match.phash_distance <= changes.MEDIA_PHASH_MAX
     assert "1 media re-encoded" in result.summary
 
 
@@ -307,14 +307,16 @@ def test_a_picture_replaced_at_the_same_address_is_one_changed_file() -> None:
         snap(media={sha(second): "https://cdn/main.png", kept: "https://cdn/logo.png"},
              media_hashes={sha(second): hashes(second)}))
     assert result.changed
-    assert result.media_added == result.media_removed == result.media_reencoded == ()
+    assert result.media_added == result.media_removed == ()
+    assert result.media_reencoded == ()
     [replaced] = result.media_changed
     assert (replaced.before.sha256, replaced.after.sha256) == (sha(first), sha(second))
     assert replaced.before.name == replaced.after.name == "https://cdn/main.png"
     assert replaced.phash_distance is not None and replaced.phash_distance > 6
     assert result.media_unchanged == 1
     assert result.summary == "1 media changed"
-    [listed] = result.to_json()["media"]["changed"]  # type: ignore[call-overload,index]
+    media: Any = result.to_json()["media"]
+    [listed] = media["changed"]
     assert listed["before"] == {"sha256": sha(first), "name": "https://cdn/main.png"}
     assert listed["after"] == {"sha256": sha(second), "name": "https://cdn/main.png"}
 
