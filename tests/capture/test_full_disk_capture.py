@@ -12,8 +12,6 @@ left, the log verifies, and once space is freed the same capture succeeds whole.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,17 +35,6 @@ JOBS = "SELECT state, attempts, error FROM capture_jobs ORDER BY created_at"
 def server() -> Iterator[pages.PagesServer]:
     with pages.PagesServer() as s:
         yield s
-
-
-@pytest.fixture
-def scratch() -> Iterator[Path]:
-    """The capture's temporary folders, where the test can look at them afterwards (a short
-    path: Chromium's sockets in it must stay within the 108 characters a socket's name has)."""
-    folder = Path(tempfile.mkdtemp(prefix="full-capture-"))
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _failed(result: dict[str, Any]) -> str:

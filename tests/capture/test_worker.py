@@ -12,10 +12,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -589,17 +587,6 @@ def test_workers_of_one_command_stopped_with_sigterm_end_with_it_saying_so(home:
     assert code == 0, said
     assert sorted(said[:-1]) == sorted(f"worker {i} stopped (SIGTERM)" for i in ids), said
     assert said[-1] == "2 workers stopped (SIGTERM)", said
-
-
-@pytest.fixture
-def scratch() -> Iterator[Path]:
-    """The worker's temporary folders, where the test can look at them afterwards (a short
-    path: Chromium's sockets in it must stay within the 108 characters a socket's name has)."""
-    folder = Path(tempfile.mkdtemp(prefix="stop-"))
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _stopped_mid_capture(home: Home, server: pages.PagesServer, scratch: Path,
