@@ -16,7 +16,7 @@ from enum import Enum
 from http import HTTPStatus
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
 from evidence import __version__, custody, search
@@ -164,11 +164,23 @@ def http_answer(http_status: int | None) -> str | None:
         return f"HTTP {http_status}"
 
 
+# From this status up, a page's answer is an error (4xx, 5xx, anything past them): a capture of
+# it keeps what the server said, not the page itself.
+ERROR_ANSWER_FROM = 400
+
+
+def holds_the_page() -> ColumnElement[bool]:
+    """Of captures in a query: those that hold the page itself, complete and not of an error
+    answer (a complete capture of a 404 or a 403 login wall keeps what the server said)."""
+    return and_(Capture.status == CaptureStatus.COMPLETE,
+                or_(Capture.http_status.is_(None), Capture.http_status < ERROR_ANSWER_FROM))
+
+
 def error_answer(http_status: int | None) -> str | None:
     """For a page that answered with an error status (4xx, 5xx), what it answered and what
     that may mean, or None: "the page answered HTTP 404 Not Found (the page may have been
     removed, or the URL may be wrong)"."""
-    if http_status is None or not 400 <= http_status <= 599:
+    if http_status is None or http_status < ERROR_ANSWER_FROM:
         return None
     meaning = _ERROR_MEANINGS.get(http_status) or (
         "the server refused the request" if http_status < 500

@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from evidence import captures, case_reads, cases, custody, deconfliction, targets
@@ -207,16 +207,10 @@ def _check_decider(session: Session, actor: User, case: Case, decision: Decision
         )
 
 
-def _page_preserved() -> Any:
-    """A capture that holds the page: complete, and not of an error answer (a complete capture
-    of a 404 or a 403 login wall keeps what the server said, not the page taken down)."""
-    return and_(Capture.status == CaptureStatus.COMPLETE,
-                or_(Capture.http_status.is_(None), Capture.http_status < 400))
-
-
 def _has_complete_capture(session: Session, target: Target) -> bool:
     return session.scalars(
-        select(Capture.id).where(Capture.target_id == target.id, _page_preserved()).limit(1)
+        select(Capture.id).where(Capture.target_id == target.id, captures.holds_the_page())
+        .limit(1)
     ).first() is not None
 
 
