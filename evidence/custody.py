@@ -16,6 +16,7 @@ import hashlib
 import multiprocessing as mp
 import os
 import time
+import types
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +44,12 @@ from evidence.merkle import (
 )
 from evidence.models import Case, Checkpoint, CustodyEntry, User, utcnow
 from evidence.signing import SignatureInvalid, Signer, Verifier
+
+_custodycheck: types.ModuleType | None
+try:  # the checks in compiled code (evidence/_custodycheck.c); without it, Python does them all
+    from evidence import _custodycheck
+except ImportError:  # pragma: no cover - built by every install that has a C compiler
+    _custodycheck = None
 
 ENTRY_VERSION = 1
 # Any constant will do: it names the one lock that serialises appends on PostgreSQL.
@@ -440,6 +447,9 @@ class VerifyReport:
     case_reference: str | None = None
     # Checkpoints whose RFC 3161 token was checked and holds; None when none was checked.
     timestamped: int | None = None
+    # The entries were checked by the compiled checker (which only ever certifies a log that
+    # holds), not by the Python one.
+    compiled: bool = False
 
     @property
     def ok(self) -> bool:
@@ -658,9 +668,9 @@ def verify_log(
     # Checkpoints first: every entry a checkpoint covers is then already in the log we read.
     checkpoints = read_checkpoints(session)
     counter = _Counter(session, progress)
-    report = _verify_in_parallel(session, checkpoints, verifier, case_id=case_id,
-                                 case_reference=case_reference, workers=workers,
-                                 min_chunk=min_chunk, counter=counter)
+    report = _verify_fast(session, checkpoints, verifier, case_id=case_id,
+                          case_reference=case_reference, workers=workers,
+                          min_chunk=min_chunk, counter=counter)
     if report is None:
         counter.restart()  # a broken log is checked again in one pass
         report = check_entries(read_rows(session, on_batch=counter.add), checkpoints, verifier,
@@ -1081,7 +1091,7 @@ def _finish(
 # --- checking in several processes ------------------------------------------------------------
 
 
-def _join(runs: Sequence[_Run]) -> _Run | None:
+def _join(runs: Sequence[_Run | None]) -> _Run | None:
     """One run from consecutive runs, or None when a link between them does not hold.
 
     Only a log in which every run holds is joined: where anything breaks, the caller checks
@@ -1090,7 +1100,7 @@ def _join(runs: Sequence[_Run]) -> _Run | None:
     """
     whole = _Run()
     for run in runs:
-        if run.problems or run.next_seq - run.count != whole.next_seq or whole.tail:
+        if run is None or run.problems or run.next_seq - run.count != whole.next_seq or whole.tail:
             # A run that broke, entries missing at the border before it, or a run before it
             # that ended inside a block.
             return None
@@ -1116,76 +1126,176 @@ def _usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _check_range(rows: Iterable[Any], after: int, case_id: str | None,
-                 marks: Sequence[int]) -> _Run:
-    return _check_run(rows, first_seq=after + 1, starts_log=after == 0, case_id=case_id,
-                      marks=marks)
+# The column types the compiled checker reads PostgreSQL's binary COPY of: where an insider
+# changed one, the Python checker reads the log (the driver then hands over other values).
+_PG_COLUMN_TYPES = {
+    "seq": "bigint", "case_id": "uuid", "case_seq": "integer", "prev_case_hash": "bytea",
+    "recorded_at": "timestamp with time zone", "actor_id": "uuid",
+    "action": "character varying", "object_type": "character varying",
+    "object_id": "character varying", "sha256": "character varying", "entry": "bytea",
+    "leaf_hash": "bytea",
+}
+_LOWEST, _HIGHEST = -(2**63), 2**63 - 1  # seq bounds for a range open at either end
 
 
-def _run_in_child(url: str, after: int, upto: int | None, case_id: str | None,
-                  marks: Sequence[int]) -> _Run:
+@dataclass(frozen=True)
+class _Source:
+    """Where a checking process reads the log: the database's URL, and how the compiled
+    checker reads it (the SQLite file's path; None for PostgreSQL, read by COPY; no compiled
+    checker at all when `compiled` is False)."""
+
+    url: str
+    compiled: bool
+    sqlite_path: str | None
+
+
+def _source_of(session: Session) -> _Source | None:
+    """How other processes (and the compiled checker) can read the log this session sees;
+    None when they cannot: an in-memory database, or entries this transaction appended."""
+    engine = session.get_bind().engine
+    if _HEAD_KEY in session.info:
+        return None  # this transaction appended entries that other connections cannot see
+    url = engine.url.render_as_string(hide_password=False)
+    dialect = engine.dialect.name
+    if dialect == "sqlite":
+        path = engine.url.database
+        if path in (None, "", ":memory:") or str(path).startswith("file:"):
+            return None
+        return _Source(url, _custodycheck is not None, os.path.abspath(path))
+    compiled = False
+    if _custodycheck is not None and dialect == "postgresql":
+        columns = session.execute(text(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_name = 'custody_entries' AND table_schema = current_schema()")).all()
+        compiled = {str(name): str(kind) for name, kind in columns} == _PG_COLUMN_TYPES
+    return _Source(url, compiled, None)
+
+
+def _check_range(read: Callable[[], Iterable[Any]], dbapi: Any, source: _Source, after: int,
+                 upto: int | None, case_id: str | None, marks: Sequence[int],
+                 on_batch: Callable[[int], None] | None) -> _Run | None:
+    """The entries after < seq <= upto (every seq up to `upto` for the range that starts the
+    log), checked by the compiled checker when there is one, else by `_check_run` over `read()`.
+
+    None when the compiled checker is not certain that every entry holds: the caller then
+    checks the whole log in Python, which says what does not.
+    """
+    if not source.compiled:
+        return _check_run(read(), first_seq=after + 1, starts_log=after == 0, case_id=case_id,
+                          marks=marks)
+    assert _custodycheck is not None
+    checker = _custodycheck.Checker(after + 1, after == 0, case_id, marks, PARALLEL_ALIGN_DEPTH,
+                                    READ_BATCH)
+    low = _LOWEST if after == 0 else after  # as `read_rows`: seq below 1 is read, and fails
+    high = _HIGHEST if upto is None else upto
+    if source.sqlite_path is not None:
+        checker.sqlite(source.sqlite_path, low, high, on_batch)
+    else:
+        sql = (f"COPY ({_rows_sql('postgresql')} WHERE seq > {int(low)} AND seq <= {int(high)} "
+               "ORDER BY seq) TO STDOUT (FORMAT BINARY)")
+        with dbapi.cursor() as cursor, cursor.copy(sql) as copy:
+            holds = True
+            for chunk in copy:  # read to the end even when it no longer holds: the
+                if holds:       # connection takes no other command before
+                    holds = checker.copy(chunk, on_batch)
+    result = checker.result()
+    if result is None:
+        return None
+    run = _Run(next_seq=result["next_seq"], blocks=result["blocks"], heads=result["heads"],
+               opens=result["opens"], case_entries=result["case_entries"])
+    block = 1 << PARALLEL_ALIGN_DEPTH
+    for block_start, leaves in result["marked"]:  # the blocks a checkpoint falls inside
+        run.tail = _hashes(leaves)
+        _keep_partials(run, block_start, marks)
+    run.tail = _hashes(result["tail"])
+    _keep_partials(run, after + len(run.blocks) * block, marks)
+    run.count = result["count"]
+    return run
+
+
+def _hashes(joined: bytes) -> list[bytes]:
+    return [joined[i:i + 32] for i in range(0, len(joined), 32)]
+
+
+def _run_in_child(source: _Source, after: int, upto: int | None, case_id: str | None,
+                  marks: Sequence[int]) -> _Run | None:
     """One process's share: its own connection, its own range of seq."""
-    engine = create_engine(url, poolclass=NullPool)
+    engine = create_engine(source.url, poolclass=NullPool)
+    on_batch = None if _shared_count is None else _child_read
     try:
         with engine.connect() as conn:
-            rows = _stream_rows(conn.connection.dbapi_connection, conn.dialect.name,
-                                after, upto, None if _shared_count is None else _child_read)
-            return _check_range(rows, after, case_id, marks)
+            dbapi = conn.connection.dbapi_connection
+            return _check_range(
+                lambda: _stream_rows(dbapi, conn.dialect.name, after, upto, on_batch),
+                dbapi, source, after, upto, case_id, marks, on_batch)
     finally:
         engine.dispose()
 
 
-def _verify_in_parallel(
+def _verify_fast(
     session: Session, checkpoints: Sequence[Checkpoint], verifier: Verifier, *,
     case_id: str | None, case_reference: str | None, workers: int | None, min_chunk: int,
     counter: _Counter | None = None,
 ) -> VerifyReport | None:
-    """The log checked in ranges of seq by several processes, or None where that cannot help.
+    """The log checked in ranges of seq by several processes, by the compiled checker, or
+    both; None where neither applies, or where anything did not hold.
 
     Each process reads its range over its own connection and checks it as `check_entries`
     does; the runs are then joined in order (`_join`), which checks the case-chain links and
-    the seq continuity across range borders. Needs `fork` (the children share this process's
-    loaded code instead of importing it again) and a database other processes can open.
+    the seq continuity across range borders. Several processes need `fork` (the children share
+    this process's loaded code instead of importing it again) and a database other processes
+    can open; the compiled checker reads the database over its own connection too.
     """
-    workers = workers or _usable_cores()
     counter = counter or _Counter(session, None)
-    engine = session.get_bind().engine
-    if workers < 2 or "fork" not in mp.get_all_start_methods():
+    source = _source_of(session)
+    if source is None:
         return None
-    if engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:"):
-        return None
-    if _HEAD_KEY in session.info:
-        return None  # this transaction appended entries that other connections cannot see
+    workers = workers or _usable_cores()
+    if "fork" not in mp.get_all_start_methods():
+        workers = 1
     top = session.scalar(select(func.max(CustodyEntry.seq))) or 0
-    workers = min(workers, top // max(min_chunk, 1))
-    if workers < 2:
-        return None
-    url = engine.url.render_as_string(hide_password=False)
-    marks = _marks(checkpoints)
+    workers = max(1, min(workers, top // max(min_chunk, 1)))
     # Run i holds borders[i] < seq <= borders[i+1]; borders fall on block borders, so each
     # process also folds the blocks of the tree over its own range.
     align = 1 << PARALLEL_ALIGN_DEPTH
     borders = [(i * top // workers) // align * align for i in range(workers)]
     if len(set(borders)) < workers:
-        return None
-    context = mp.get_context("fork")
-    with concurrent.futures.ProcessPoolExecutor(
-        workers - 1, mp_context=context, initializer=_count_in_child, initargs=(counter.shared,)
-    ) as pool:
-        # The last range is open-ended and the first starts below 1, as the single pass reads
-        # them: an entry with a seq outside 1..top is still seen.
-        futures = [
-            pool.submit(_run_in_child, url, borders[i], borders[i + 1] if i + 1 < workers
-                        else None, case_id, marks)
-            for i in range(1, workers)
-        ]
-        first = _check_range(read_rows(session, upto=borders[1], on_batch=counter.add), 0,
-                             case_id, marks)
-        runs = [first, *(f.result() for f in futures)]
+        workers, borders = 1, [0]
+    if workers == 1 and not source.compiled:
+        return None  # that is the Python pass itself
+    marks = _marks(checkpoints)
+    dbapi = session.connection().connection.dbapi_connection
+    dialect = session.get_bind().dialect.name
+
+    def first() -> _Run | None:
+        upto = borders[1] if workers > 1 else None
+        return _check_range(
+            lambda: _stream_rows(dbapi, dialect, None, upto, counter.add), dbapi, source, 0,
+            upto, case_id, marks, counter.add)
+
+    if workers == 1:
+        runs = [first()]
+    else:
+        context = mp.get_context("fork")
+        with concurrent.futures.ProcessPoolExecutor(
+            workers - 1, mp_context=context, initializer=_count_in_child,
+            initargs=(counter.shared,)
+        ) as pool:
+            # The last range is open-ended and the first starts below 1, as the single pass
+            # reads them: an entry with a seq outside 1..top is still seen.
+            futures = [
+                pool.submit(_run_in_child, source, borders[i], borders[i + 1] if i + 1 < workers
+                            else None, case_id, marks)
+                for i in range(1, workers)
+            ]
+            runs = [first(), *(f.result() for f in futures)]
     whole = _join(runs)
     if whole is None:
         return None
-    return _finish(whole, checkpoints, verifier, case_id=case_id, case_reference=case_reference)
+    report = _finish(whole, checkpoints, verifier, case_id=case_id,
+                     case_reference=case_reference)
+    report.compiled = source.compiled
+    return report
 
 
 def _verify_checkpoints(
