@@ -15,6 +15,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     Dialect,
     Float,
@@ -254,11 +255,23 @@ class CaseMember(Base):
 
 class Account(Base):
     __tablename__ = "accounts"
-    __table_args__ = (UniqueConstraint("platform", "platform_account_id"),)
+    __table_args__ = (
+        UniqueConstraint("platform", "platform_account_id"),
+        # An account flagged before its stable id is known is named by its handle, which the
+        # platforms compare without case (as deconfliction does): one such row per handle.
+        Index("uq_accounts_platform_handle_without_id", column("platform"),
+              func.lower(column("handle")), unique=True,
+              sqlite_where=column("platform_account_id").is_(None),
+              postgresql_where=column("platform_account_id").is_(None)),
+        CheckConstraint("platform_account_id IS NOT NULL OR handle IS NOT NULL",
+                        name="id_or_handle"),
+    )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
     platform: Mapped[str] = mapped_column(String(64))
-    platform_account_id: Mapped[str] = mapped_column(String(255))
+    # The platform's stable id; None until it is learnt (migration 0017), the handle then names
+    # the account.
+    platform_account_id: Mapped[str | None] = mapped_column(String(255))
     handle: Mapped[str | None] = mapped_column(String(255))
     display_name: Mapped[str | None] = mapped_column(String(500))
     profile_url: Mapped[str | None] = mapped_column(Text)

@@ -10,13 +10,14 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from click.testing import CliRunner
-from sqlalchemy import inspect, select, update
+from sqlalchemy import delete, inspect, select, update
+from sqlalchemy.exc import IntegrityError
 
 from evidence import migrate
 from evidence.cli import main_group
 from evidence.db import make_engine, make_session_factory, session_scope
 from evidence.errors import UpgradeRefused
-from evidence.models import Base, Case, ReceivedFile
+from evidence.models import Account, Base, Case, CaseAccount, ReceivedFile, Target
 from tests.factories import make_case, make_user
 
 # Not models: SQLite's FTS5 search table (migration 0005) and the shadow tables FTS5 keeps for it.
@@ -123,5 +124,79 @@ def test_0016_names_one_file_kept_twice_from_one_source_and_changes_nothing(
         assert migrate.upgrade(engine)[1] == migrate.head_revision()
         with session_scope(make_session_factory(engine)) as s:
             assert {r.id for r in s.scalars(select(ReceivedFile))} == {first, second, other}
+    finally:
+        engine.dispose()
+
+
+def test_0017_lets_an_account_wait_for_its_id_and_keeps_the_accounts_cases_refer_to(
+        database_url: str) -> None:
+    """Made again on SQLite under the case_accounts and targets rows that refer to it, the
+    accounts table keeps every row; an account without an id is then one per handle, whatever
+    its case; and the schema goes back down only once no account lacks its id."""
+    engine = make_engine(database_url)
+    try:
+        config = migrate.alembic_config(engine)
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0016")
+        at = datetime(2026, 3, 11, 9, 30, tzinfo=UTC)
+        with session_scope(make_session_factory(engine)) as s:
+            user = make_user(s)
+            case = make_case(s, user, reference="A-1")
+            known = Account(platform="x", platform_account_id="4242", handle="fast_trips",
+                            profile_url="https://x.com/fast_trips", first_seen_at=at)
+            s.add(known)
+            s.flush()
+            s.add(CaseAccount(case_id=case.id, account_id=known.id, added_by_id=user.id))
+            s.add(Target(case_id=case.id, kind="account", url=known.profile_url,
+                         account_id=known.id, reason="r", flagged_by_id=user.id))
+        migrate.upgrade(engine)
+        assert migrate.current_revision(engine) == migrate.head_revision()
+        with session_scope(make_session_factory(engine)) as s:
+            kept = s.scalars(select(Account)).one()
+            assert (kept.id, kept.platform_account_id, kept.handle, kept.first_seen_at) == (
+                known.id, "4242", "fast_trips", at)
+            assert s.scalars(select(CaseAccount.account_id)).one() == known.id
+            assert s.scalars(select(Target.account_id)).one() == known.id
+        if engine.dialect.name == "sqlite":
+            with engine.connect() as conn:
+                assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+
+        def add(**values: str | None) -> None:
+            with session_scope(make_session_factory(engine)) as s:
+                s.add(Account(first_seen_at=at, **values))
+
+        add(platform="instagram", handle="Fast.Trips")
+        add(platform="tiktok", handle="fast.trips")  # another platform
+        add(platform="instagram", handle="fast_trips", platform_account_id="7")
+        add(platform="instagram", handle="fast.trips", platform_account_id="8")  # has its id
+        for refused in ({"platform": "instagram", "handle": "fast.TRIPS"},  # the same handle
+                        {"platform": "x", "handle": "x", "platform_account_id": "4242"},
+                        {"platform": "instagram", "handle": None}):  # neither
+            with pytest.raises(IntegrityError):
+                add(**refused)
+
+        with pytest.raises(UpgradeRefused) as refused_down:
+            with engine.begin() as conn:
+                config.attributes["connection"] = conn
+                command.downgrade(config, "0016")
+        assert refused_down.value.message == (
+            "not downgraded below 0017 (nothing was changed): 2 accounts have no platform id "
+            "yet, which the older schema cannot hold; record their ids first")
+        with session_scope(make_session_factory(engine)) as s:
+            s.execute(update(Account).where(Account.platform_account_id.is_(None))
+                      .values(platform_account_id=Account.platform))
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0016")
+        columns = {c["name"]: c for c in inspect(engine).get_columns("accounts")}
+        assert columns["platform_account_id"]["nullable"] is False
+        assert migrate.upgrade(engine)[1] == migrate.head_revision()
+        with session_scope(make_session_factory(engine)) as s:
+            assert len(s.scalars(select(Account)).all()) == 5
+            # Gone again: the session's other tests flag accounts of their own.
+            s.execute(delete(Target).where(Target.case_id == case.id))
+            s.execute(delete(CaseAccount).where(CaseAccount.case_id == case.id))
+            s.execute(delete(Account).where(Account.first_seen_at == at))
     finally:
         engine.dispose()
