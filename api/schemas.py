@@ -323,7 +323,10 @@ class TimelineEntryRead(BaseModel):
 
 class AccountCreate(InputModel):
     platform: Text64NonEmpty
-    platform_account_id: Text255NonEmpty = Field(description="The platform's stable account id.")
+    platform_account_id: Text255 | None = Field(
+        default=None, description="The platform's stable account id. Without it (a profile URL "
+        "that shows only the handle) the account is the one of this handle on the platform, "
+        "and its id is recorded later (PUT .../platform-account-id).")
     handle: Text255 | None = None
     display_name: Text500 | None = None
     profile_url: Text4096 | None = None
@@ -331,13 +334,22 @@ class AccountCreate(InputModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"platform": "facebook", "platform_account_id": "100089123456789",
          "handle": "fast.trips.eu", "display_name": "Fast Trips",
-         "profile_url": "https://www.facebook.com/fast.trips.eu"}]})
+         "profile_url": "https://www.facebook.com/fast.trips.eu"},
+        {"platform": "instagram", "handle": "fast.trips",
+         "profile_url": "https://www.instagram.com/fast.trips"}]})
+
+
+class AccountIdUpdate(InputModel):
+    platform_account_id: Text255NonEmpty = Field(
+        description="The platform's stable account id, learnt after the account was flagged "
+                    "by its handle.")
 
 
 class AccountRead(Model):
     id: uuid.UUID
     platform: str
-    platform_account_id: str
+    platform_account_id: str | None = Field(
+        description="The platform's stable id; null while the account is known by its handle.")
     handle: str | None
     display_name: str | None
     profile_url: str | None

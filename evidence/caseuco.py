@@ -140,7 +140,7 @@ class ReceivedInfo:
 class AccountInfo:
     id: uuid.UUID
     platform: str
-    platform_account_id: str
+    platform_account_id: str | None  # None: flagged by its handle, the id not known yet
     handle: str | None = None
     profile_url: str | None = None
 
@@ -383,11 +383,13 @@ class _Builder:
     def account(self, info: AccountInfo) -> str:
         account_iri = _iri("ApplicationAccount", info.id)
         issuer = self.organization("platform", info.platform)
+        # Without the platform's id the handle is the identifier the case knows it by.
+        identifier = info.platform_account_id or f"@{(info.handle or '').lstrip('@')}"
         facets: list[dict[str, Any]] = [
             {
                 "@id": _facet_iri(info.id, "AccountFacet"),
                 "@type": "uco-observable:AccountFacet",
-                "uco-observable:accountIdentifier": info.platform_account_id,
+                "uco-observable:accountIdentifier": identifier,
                 "uco-observable:accountIssuer": _ref(issuer),
             }
         ]
@@ -403,7 +405,7 @@ class _Builder:
             {
                 "@id": account_iri,
                 "@type": "uco-observable:ApplicationAccount",
-                "uco-core:name": f"{info.platform} account {info.platform_account_id}",
+                "uco-core:name": f"{info.platform} account {identifier}",
                 "uco-core:hasFacet": facets,
             }
         )

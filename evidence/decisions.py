@@ -231,7 +231,9 @@ def _target_names(session: Session, target: Target) -> set[str]:
     if target.account_id is not None:
         account = session.get(Account, target.account_id)
         if account is not None:
-            names.update({str(account.id), account.platform_account_id})
+            names.add(str(account.id))
+            if account.platform_account_id:
+                names.add(account.platform_account_id)
             if account.profile_url:
                 names.add(account.profile_url)
     return names

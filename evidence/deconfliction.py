@@ -273,8 +273,13 @@ def selector_values(
             values.append(SelectorValue(ACCOUNT, f"account:{found.platform}:{kind}:{value}"))
     if account is not None:
         platform = _platform_name(account.platform, registry)
-        values.append(SelectorValue(
-            ACCOUNT, f"account:{platform}:id:{account.platform_account_id.strip()}"))
+        if account.platform_account_id is not None:
+            values.append(SelectorValue(
+                ACCOUNT, f"account:{platform}:id:{account.platform_account_id.strip()}"))
+        elif account.handle:
+            # Known by its handle alone: the selector its profile URL gives where it shows it.
+            handle = account.handle.strip().lstrip("@").lower()
+            values.append(SelectorValue(ACCOUNT, f"account:{platform}:username:{handle}"))
     unique: dict[str, SelectorValue] = {}
     for selector in values:
         unique.setdefault(selector.text, selector)
@@ -310,19 +315,48 @@ def register_target(
     Runs in the caller's transaction (the flag's); returns the hits it found. Each hit appends
     a `deconfliction.hit` entry to both cases' custody chains.
     """
+    return _register(session, actor, case, target, again=False)
+
+
+def register_account_id(
+    session: Session, actor: User, case: Case, account: Account
+) -> list[DeconflictionHit]:
+    """Once the account's platform id is recorded (in `case`), each of its targets in every
+    case registers the selector the id gives; a hit is recorded where another case holds it
+    and the two targets had none yet. In another case's chain the hit is the system's doing."""
+    hits: list[DeconflictionHit] = []
+    for target in session.scalars(select(Target).where(Target.account_id == account.id)
+                                  .order_by(Target.flagged_at, Target.id)).all():
+        target_case = case if target.case_id == case.id else session.get(Case, target.case_id)
+        assert target_case is not None
+        hits += _register(session, actor if target_case is case else None, target_case, target,
+                          again=True)
+    return hits
+
+
+def _register(session: Session, actor: User | None, case: Case, target: Target, *,
+              again: bool) -> list[DeconflictionHit]:
+    """`again`: the target registered before; only the selectors it lacks are added, and a
+    hit recorded only with a target it has none with yet."""
     account = None if target.account_id is None else session.get(Account, target.account_id)
     secret = secret_for(session)
-    values = selector_values(target.url, account)
+    found = {digest(secret, v): v for v in selector_values(target.url, account)}
+    if again:
+        for known in session.scalars(select(Selector.digest)
+                                     .where(Selector.target_id == target.id)):
+            found.pop(known, None)
     selectors = [
-        Selector(case_id=case.id, target_id=target.id, kind=v.kind, digest=digest(secret, v),
+        Selector(case_id=case.id, target_id=target.id, kind=v.kind, digest=d,
                  owning_unit=case.owning_unit)
-        for v in values
+        for d, v in found.items()
     ]
     session.add_all(selectors)
     session.flush()
     # No entry of their own: selectors are derived from the URL and account that the
-    # target.flagged entry records. What changes the case, a hit, is recorded below.
+    # target.flagged entry (or account.id_recorded) records. What changes the case, a hit, is
+    # recorded below.
     hits: list[DeconflictionHit] = []
+    met = _targets_met(session, target) if again else set()
     for selector in selectors:
         held = session.scalars(
             select(Selector)
@@ -330,8 +364,21 @@ def register_target(
             .order_by(Selector.created_at, Selector.id)
         ).all()
         for other in held:
+            if other.target_id in met:
+                continue
             hits.append(_record_hit(session, actor, case, selector, other))
+            if again:
+                met.add(other.target_id)
     return hits
+
+
+def _targets_met(session: Session, target: Target) -> set[Any]:
+    """The targets of other cases that already have a hit with this one."""
+    return {other for first, second in session.execute(
+        select(DeconflictionHit.first_target_id, DeconflictionHit.second_target_id)
+        .where(or_(DeconflictionHit.first_target_id == target.id,
+                   DeconflictionHit.second_target_id == target.id))).all()
+            for other in (first, second) if other != target.id}
 
 
 def _record_hit(

@@ -369,7 +369,10 @@ def _identifiers_of(registry: PlatformRegistry, platform: PlatformInfo, target: 
     accepted = {i.kind for i in platform.identifiers}
     found: list[tuple[str, str]] = []
     if account is not None:
-        found.append(("user_id", account.platform_account_id))
+        # An account flagged by its handle alone is named by it and its profile URL (the
+        # source below) until its id is recorded: no empty user id.
+        if account.platform_account_id:
+            found.append(("user_id", account.platform_account_id))
         if account.handle:
             found.append(("username", account.handle.lstrip("@")))
     elif target.url:

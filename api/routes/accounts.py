@@ -11,6 +11,7 @@ from api.schemas import (
     ERROR_RESPONSES,
     AccountCreate,
     AccountDetail,
+    AccountIdUpdate,
     AccountRead,
     ErrorRead,
     PageRead,
@@ -28,7 +29,8 @@ router = APIRouter(prefix="/api/cases/{ref}/accounts", tags=["accounts"],
                         403: {"model": ErrorRead}, 409: {"model": ErrorRead}})
 def link_account(ref: CaseRef, body: AccountCreate, response: Response, session: DbSession,
                  actor: CurrentUser) -> AccountRead:
-    """Link an account (by platform and stable id) to the case; updates its handle and names."""
+    """Link an account (by platform and stable id, or by its handle until the id is known) to
+    the case; updates its handle and names."""
     case = cases.case_for(session, actor, ref, need=Access.WRITE)
     account, new = accounts.link_account(
         session, actor, case, platform=body.platform,
@@ -60,3 +62,17 @@ def show_account(ref: CaseRef, account_id: uuid.UUID, session: DbSession,
     found = accounts.targets_of_account(session, case, account)
     return AccountDetail(**AccountRead.model_validate(account).model_dump(),
                          targets=[TargetRead.model_validate(t) for t in found])
+
+
+@router.put("/{account_id}/platform-account-id", response_model=AccountRead,
+            responses={403: {"model": ErrorRead}, 409: {"model": ErrorRead, "description":
+                       "The case is closed, the account has another id already, or another "
+                       "account holds this one (named; the two are not merged)."}})
+def record_account_id(ref: CaseRef, account_id: uuid.UUID, body: AccountIdUpdate,
+                      session: DbSession, actor: CurrentUser) -> AccountRead:
+    """Record the platform's stable id on an account flagged by its handle; its targets register
+    it for deconfliction. The same id again changes nothing."""
+    case = cases.case_for(session, actor, ref, need=Access.WRITE)
+    account, _new = accounts.record_account_id(session, actor, case, account_id,
+                                               platform_account_id=body.platform_account_id)
+    return AccountRead.model_validate(account)

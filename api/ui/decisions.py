@@ -34,6 +34,7 @@ from api.ui.routes import (
     see_other,
 )
 from evidence import (
+    accounts,
     capture_reads,
     captures,
     case_reads,
@@ -43,7 +44,7 @@ from evidence import (
     notes,
     targets,
 )
-from evidence.errors import EvidenceError
+from evidence.errors import EvidenceError, InvalidInput
 from evidence.models import (
     Access,
     Account,
@@ -87,6 +88,8 @@ DONE = {
     "watch_changed": "The watch interval is changed; recorded in the case's custody log.",
     "watch_stopped": "The target is no longer watched; re-captures it had queued and no worker "
                      "had started are cancelled.",
+    "account_id": "The account's id is recorded, in the case's custody log and for "
+                  "deconfliction.",
 }
 WRITE_ACCESS = (Access.WRITE, Access.MANAGE)
 
@@ -128,6 +131,7 @@ def _target_label(session: Session, target: Target) -> dict[str, Any]:
         "name": targets.target_name(target, account),
         "state": target.state, "flagged_at": target.flagged_at,
         "account": None if account is None else {
+            "id": str(account.id),
             "platform": account.platform, "platform_account_id": account.platform_account_id,
             "handle": account.handle, "display_name": account.display_name,
             "profile_url": account.profile_url},
@@ -235,6 +239,8 @@ def _target_view(session: Session, viewer: User, case: Case, target: Target,
         "own_proposal": pending and decider and current is not None
                         and current["proposed_by_id"] == viewer.id,
         "kinds": KINDS, "is_open": is_open,
+        # An account flagged by its handle: its id, once learnt, is recorded here.
+        "may_record_id": access in WRITE_ACCESS and is_open and target.account_id is not None,
         "watch": {
             "every": None if target.watch_interval_seconds is None
             else targets.format_interval(target.watch_interval_seconds),
@@ -252,7 +258,8 @@ def _target_view(session: Session, viewer: User, case: Case, target: Target,
         },
         # What a refused form had typed; "decision": the one an approval or rejection was for.
         "form": {"kind": "", "rationale": "", "preservation_waiver": "", "note": "",
-                 "reason": "", "decision": "", "every": "", "watch_reason": ""},
+                 "reason": "", "decision": "", "every": "", "watch_reason": "",
+                 "platform_account_id": ""},
         "error": None, "error_at": None, "done": None,
         # A refused approval or rejection: the decision its refusal speaks about when that is
         # not the one it was for (the newer decision that superseded it), and whether the
@@ -387,6 +394,32 @@ def change_watch(
                        viewer=viewer) from exc
     return _back_to_target(target, "watch_stopped" if action == "stop" else "watch_changed",
                            place)
+
+
+@router.post("/targets/{target_id}/account-id", response_class=HTMLResponse)
+def record_account_id(
+    request: Request, target_id: uuid.UUID, session: DbSession, viewer: Viewer,
+    place: PostedPlace, csrf_token: CsrfField = None,
+    platform_account_id: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """The account target's platform id, learnt after it was flagged by its handle
+    (`accounts.record_account_id`)."""
+    check_session_form(request, csrf_token)
+    case, target = decisions.target_for(session, viewer, target_id)
+    view = _target_view(session, viewer, case, target, place)
+    try:
+        decisions.target_for(session, viewer, target_id, need=Access.WRITE)
+        if target.account_id is None:
+            raise InvalidInput("the target is a URL, not an account: it has no account id")
+        accounts.record_account_id(session, viewer, case, target.account_id,
+                                   platform_account_id=platform_account_id)
+    except EvidenceError as exc:
+        if exc.status_code == 404:
+            raise
+        raise _refused(exc.message, exc.status_code, view, at="account_id",
+                       form={"platform_account_id": platform_account_id},
+                       viewer=viewer) from exc
+    return _back_to_target(target, "account_id", place)
 
 
 @router.post("/decisions/{decision_id}/approve", response_class=HTMLResponse)

@@ -32,9 +32,6 @@ depends_on: str | Sequence[str] | None = None
 
 INDEX = "uq_accounts_platform_handle_without_id"
 CHECK = "ck_accounts_id_or_handle"
-COLUMNS = ("id", "platform", "platform_account_id", "handle", "display_name", "profile_url",
-           "first_seen_at", "last_seen_at")
-KEPT = "_accounts_0017"
 
 
 def _accounts_table(*, id_needed: bool) -> None:
@@ -58,13 +55,17 @@ def _accounts_table(*, id_needed: bool) -> None:
 
 
 def _remake_on_sqlite(bind: sa.Connection, *, id_needed: bool) -> None:
-    columns = ", ".join(COLUMNS)
     bind.exec_driver_sql("PRAGMA defer_foreign_keys = ON")  # until this transaction commits
-    bind.exec_driver_sql(f"CREATE TEMP TABLE {KEPT} AS SELECT {columns} FROM accounts")
+    bind.exec_driver_sql(
+        "CREATE TEMP TABLE accounts_0017 AS SELECT id, platform, platform_account_id, handle, "
+        "display_name, profile_url, first_seen_at, last_seen_at FROM accounts")
     op.drop_table("accounts")
     _accounts_table(id_needed=id_needed)
-    bind.exec_driver_sql(f"INSERT INTO accounts ({columns}) SELECT {columns} FROM {KEPT}")
-    bind.exec_driver_sql(f"DROP TABLE {KEPT}")
+    bind.exec_driver_sql(
+        "INSERT INTO accounts (id, platform, platform_account_id, handle, display_name, "
+        "profile_url, first_seen_at, last_seen_at) SELECT id, platform, platform_account_id, "
+        "handle, display_name, profile_url, first_seen_at, last_seen_at FROM accounts_0017")
+    bind.exec_driver_sql("DROP TABLE accounts_0017")
 
 
 def upgrade() -> None:
