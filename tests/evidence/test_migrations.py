@@ -176,10 +176,9 @@ def test_0017_lets_an_account_wait_for_its_id_and_keeps_the_accounts_cases_refer
             with pytest.raises(IntegrityError):
                 add(**refused)
 
-        with pytest.raises(UpgradeRefused) as refused_down:
-            with engine.begin() as conn:
-                config.attributes["connection"] = conn
-                command.downgrade(config, "0016")
+        with pytest.raises(UpgradeRefused) as refused_down, engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0016")
         assert refused_down.value.message == (
             "not downgraded below 0017 (nothing was changed): 2 accounts have no platform id "
             "yet, which the older schema cannot hold; record their ids first")
