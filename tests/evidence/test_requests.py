@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from evidence import cases, custody, requests
+from evidence import accounts, cases, custody, requests
 from evidence.blobstore import FolderStore
 from evidence.errors import (
     AccessDenied,
@@ -34,6 +34,7 @@ from tests.factories import (
     ARABIC_HANDLE,
     AUTHORITY_FIELDS,
     EPOC_PR_FIELDS,
+    make_capture,
     make_request_world,
     make_user,
 )
@@ -859,3 +860,23 @@ def test_a_problem_names_an_account_target_by_its_handle(
                   target_ids=[world.x_account.id])
     assert (f"target {world.x_account.id} (@{ARABIC_HANDLE} on X (formerly Twitter)) is not on "
             "Facebook") in "\n".join(caught.value.problems)
+
+
+def test_an_account_flagged_by_its_handle_is_named_by_it_and_its_profile_without_a_user_id(
+        session: Session, store: FolderStore, settings: Settings, tmp_path: Path) -> None:
+    world = make_request_world(session, store)
+    target, _ = accounts.flag_account(session, world.actor, world.case, platform="instagram",
+                                      profile_url="https://www.instagram.com/fast.trips",
+                                      reason="advertises crossings")
+    capture = make_capture(session, world.case, target, store)
+    made = _generate(session, world, store, settings, platform="instagram")
+    assert [(i["kind"], i["value"], i["source_url"]) for i in made.request.identifiers] == [
+        ("username", "fast.trips", "https://www.instagram.com/fast.trips")]
+    assert made.request.identifiers[0]["capture_id"] == str(capture.id)
+    path = tmp_path / "request.pdf"
+    path.write_bytes(made.pdf)
+    text = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True,
+                          text=True, check=True).stdout
+    assert "fast.trips" in text and "https://www.instagram.com/fast.trips" in "".join(
+        text.split())
+    assert "user_id" not in text and "None" not in text
