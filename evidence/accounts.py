@@ -93,6 +93,8 @@ def link_account(
                 f"{targets.account_name(account)} was linked a moment ago by someone else: "
                 "try again") from None
     else:
+        if platform_account_id is None:
+            handle = None  # it named this account: the same handle, as written when first linked
         for name, value in (("handle", handle), ("display_name", display_name),
                             ("profile_url", profile_url)):
             before = getattr(account, name)

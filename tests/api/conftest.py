@@ -82,6 +82,9 @@ class Api:
     def patch(self, caller: Caller | None, url: str, **kwargs: Any) -> Any:
         return self.client.patch(url, headers=caller.headers if caller else {}, **kwargs)
 
+    def put(self, caller: Caller | None, url: str, **kwargs: Any) -> Any:
+        return self.client.put(url, headers=caller.headers if caller else {}, **kwargs)
+
     def delete(self, caller: Caller | None, url: str, **kwargs: Any) -> Any:
         return self.client.delete(url, headers=caller.headers if caller else {}, **kwargs)
 

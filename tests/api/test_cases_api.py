@@ -344,3 +344,58 @@ def test_a_case_body_is_refused_for_all_its_problems_at_once(api: Api) -> None:
     assert [d["loc"] for d in edit.json()["details"]] == [
         ["body", "title"], ["body", "jurisdiction"], ["body", "contact"]]
     assert api.get(nadia, "/api/cases/OP-2026-014").json()["jurisdiction"] == "GR"
+
+
+def test_an_account_is_linked_by_its_handle_and_its_id_recorded_later(api: Api) -> None:
+    nadia = api.user("nadia")
+    _case(api, nadia)
+    accounts_url = "/api/cases/OP-2026-014/accounts"
+    # The profile URL shows the handle alone: it is read from it.
+    linked = api.post(nadia, accounts_url, json={
+        "platform": "instagram", "profile_url": "https://www.instagram.com/Fast.Trips/"})
+    assert linked.status_code == 201, linked.text
+    assert (linked.json()["handle"], linked.json()["platform_account_id"]) == ("Fast.Trips", None)
+    account_id = linked.json()["id"]
+    # The same handle in other letters, typed with an @: the same account.
+    again = api.post(nadia, accounts_url, json={"platform": "instagram", "handle": "@fast.trips"})
+    assert again.status_code == 200 and again.json()["id"] == account_id
+    flagged = api.post(nadia, "/api/cases/OP-2026-014/targets",
+                       json={"account_id": account_id, "reason": "advertises crossings"})
+    assert flagged.status_code == 201, flagged.text
+    neither = api.post(nadia, accounts_url, json={"platform": "instagram",
+                                                  "profile_url": "https://www.instagram.com/p/A1/"})
+    assert neither.status_code == 422
+    assert neither.json()["message"] == (
+        "an account needs its platform and the platform's stable account id or, until the id "
+        "is known, its handle")
+
+    id_url = f"{accounts_url}/{account_id}/platform-account-id"
+    recorded = api.put(nadia, id_url, json={"platform_account_id": "17841400123"})
+    assert recorded.status_code == 200, recorded.text
+    assert recorded.json()["platform_account_id"] == "17841400123"
+    assert "account.id_recorded" in _actions(api, "OP-2026-014")
+    assert api.put(nadia, id_url, json={"platform_account_id": "17841400123"}).status_code == 200
+    changed = api.put(nadia, id_url, json={"platform_account_id": "5"})
+    assert changed.status_code == 409
+    assert changed.json() == {
+        "error": "AccountIdKnown",
+        "message": "@Fast.Trips on Instagram already has Instagram's id 17841400123: an "
+                   "account's id does not change; flag the account with the other id if it is "
+                   "another one"}
+    # Another account holds the id: named, not merged.
+    other = api.post(nadia, accounts_url, json={"platform": "instagram", "handle": "sea.taxi"})
+    held = api.put(nadia, f"{accounts_url}/{other.json()['id']}/platform-account-id",
+                   json={"platform_account_id": "17841400123"})
+    assert held.status_code == 409
+    assert held.json()["message"].startswith(
+        f"Instagram's id 17841400123 is already held by @Fast.Trips on Instagram in this case "
+        f"(account {account_id}): the two are not merged")
+    empty = api.put(nadia, id_url, json={"platform_account_id": ""})
+    assert empty.status_code == 422
+    assert api.put(nadia, f"{accounts_url}/{'0' * 8}-0000-0000-0000-{'0' * 12}/"
+                          "platform-account-id",
+                   json={"platform_account_id": "1"}).status_code == 404
+    assert api.post(nadia, "/api/cases/OP-2026-014/close", json={}).status_code == 200
+    closed = api.put(nadia, f"{accounts_url}/{other.json()['id']}/platform-account-id",
+                     json={"platform_account_id": "77"})
+    assert closed.status_code == 409 and closed.json()["error"] == "CaseClosed"

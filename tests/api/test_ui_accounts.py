@@ -150,8 +150,8 @@ def test_the_profile_url_gives_what_it_shows_and_a_typed_value_must_agree(api: A
     before = _target_count(api)
     said = {}
     for name, data in [
-        # A handle alone names no account for good: the id is asked for, in words.
-        ("no id", {"platform": "instagram", "profile_url": "https://www.instagram.com/fast.trips",
+        # A post's URL shows neither the handle nor the id: one is asked for, in words.
+        ("no id", {"platform": "instagram", "profile_url": "https://www.instagram.com/p/C1x2/",
                    "reason": "r"}),
         ("other platform", {"platform": "instagram", "profile_url": "https://x.com/fast_trips",
                             "platform_account_id": "1", "reason": "r"}),
@@ -176,9 +176,8 @@ def test_the_profile_url_gives_what_it_shows_and_a_typed_value_must_agree(api: A
         # What was typed comes back in the form.
         assert f'value="{html.escape(data["profile_url"])}"' in answer.text
     assert said == {
-        "no id": ["Give Instagram's id of the account, the one that stays when the handle "
-                  "changes (the profile URL does not show it): the case's account, its "
-                  "deconfliction and a legal request name the account by it."],
+        "no id": ["Give the account's handle or Instagram's id of the account (the profile "
+                  "URL shows neither)."],
         "other platform": ["The profile URL https://x.com/fast_trips is on X (formerly "
                            "Twitter), not Instagram: choose the platform the profile is on."],
         "unknown host": ["The profile URL https://example.org/fast is on a host the platform "
@@ -199,6 +198,58 @@ def test_the_profile_url_gives_what_it_shows_and_a_typed_value_must_agree(api: A
         assert session.scalar(select(func.count()).select_from(Account)
                               .where(Account.platform == "instagram")) == 0
     assert "<bdi>@fast_trips</bdi>" not in api.client.get(f"/cases/{QUOTED}").text
+
+
+def test_an_account_flagged_by_its_handle_gets_its_id_on_the_target_page(api: Api) -> None:
+    build_world(api)
+    token = _sign_in(api)
+    flagged = api.client.post(FORM, data={
+        "csrf_token": token, "platform": "instagram",
+        "profile_url": "https://www.instagram.com/fast.trips", "reason": "Advertises crossings"},
+        follow_redirects=False)
+    assert flagged.status_code == 303, flagged.text
+    target_id = parse_qs(urlsplit(flagged.headers["location"]).query)["target"][0]
+    card = api.client.get(flagged.headers["location"]).text.split(
+        '<section class="card ok" role="status">', 1)[1].split("</section>", 1)[0]
+    assert "<bdi>@fast.trips</bdi> on Instagram" in card
+    case_page = api.client.get(f"/cases/{QUOTED}").text
+    row = case_page.split(f'<a href="/targets/{target_id}">', 1)[0].rsplit("<tr>", 1)[1]
+    assert "<bdi>@fast.trips</bdi> on Instagram" in row
+
+    page = f"/targets/{target_id}"
+    shown = api.client.get(page).text
+    assert "Instagram id not known yet: flagged by its handle" in shown
+    assert f'action="/targets/{target_id}/account-id"' in shown
+    # An id another account of the case holds: refused beside the form, what was typed kept.
+    with api.runtime.session() as session:
+        owner = users.get_user(session, "owner")
+        case = cases.case_for(session, owner, REFERENCE)
+        other, _ = accounts.link_account(session, owner, case, platform="instagram",
+                                         platform_account_id="17841400", handle="sea.taxi")
+        other_id = other.id
+    refused = api.client.post(f"{page}/account-id", data={
+        "csrf_token": token, "platform_account_id": "17841400"})
+    assert refused.status_code == 409
+    form = refused.text.split('id="account-id"', 1)[1].split("</form>", 1)[0]
+    assert 'value="17841400"' in form
+    assert _alerts(refused.text) == [
+        f"Instagram's id 17841400 is already held by @sea.taxi on Instagram in this case "
+        f"(account {other_id}): the two are not merged; if they are one account, go on with "
+        "that one and resolve this one's target."]
+    blank = api.client.post(f"{page}/account-id", data={"csrf_token": token,
+                                                        "platform_account_id": " "})
+    assert blank.status_code == 422 and _alerts(blank.text) == [
+        "Give Instagram's id of the account, the one that stays when the handle changes."]
+
+    recorded = api.client.post(f"{page}/account-id", data={
+        "csrf_token": token, "platform_account_id": "17841499"}, follow_redirects=False)
+    assert recorded.status_code == 303, recorded.text
+    shown = api.client.get(recorded.headers["location"]).text
+    assert "The account's id is recorded" in html.unescape(shown)
+    assert 'Instagram id <span class="mono">17841499</span>' in shown
+    assert 'id="account-id"' not in shown  # recorded: nothing left to record
+    [entry] = _entries(api, "account.id_recorded")
+    assert entry["details"]["platform_account_id"] == "17841499"  # type: ignore[index]
 
 
 def test_an_account_is_flagged_once_per_case_through_the_form_and_the_api(api: Api) -> None:
@@ -308,19 +359,29 @@ def test_the_account_form_and_an_account_in_the_case_list_in_chromium(api: Api) 
         page.click("text=Flag an account")
         page.get_by_role("heading", name="Flag an account in").wait_for()
         page.select_option("#platform", "instagram")
-        page.fill("#profile_url", "https://www.instagram.com/fast.trips")
+        page.fill("#profile_url", "https://www.instagram.com/p/C1x2/")
         page.fill("#reason", "Advertises crossings to Italy")
         page.click("text=Flag and capture")
-        assert "Give Instagram's id of the account" in page.locator(".alert").inner_text()
+        assert "Give the account's handle or Instagram's id" in page.locator(
+            ".alert").inner_text()
         assert page.input_value("#reason") == "Advertises crossings to Italy"  # kept
         assert page.input_value("#platform") == "instagram"
         _shots(page, "account-refused")
-        page.fill("#platform_account_id", "7313")
+        # The profile shows the handle alone: flagged by it, the id to come later.
+        page.fill("#profile_url", "https://www.instagram.com/fast.trips")
         page.click("text=Flag and capture")
         page.get_by_role("heading", name="Flagged").wait_for()
         assert "@fast.trips on Instagram" in page.locator(".card.ok").inner_text()
         _shots(page, "account-flagged")
-        page.click("text=Back to the case")
+        page.click("text=Open the target")
+        assert "Instagram id not known yet" in page.locator("dl.facts").inner_text()
+        _shots(page, "account-id-form")
+        page.fill("#platform_account_id", "7313")
+        page.click("text=Record the id")
+        page.get_by_text("The account's id is recorded").wait_for()
+        assert "Instagram id 7313" in page.locator("dl.facts").inner_text()
+        _shots(page, "account-id-recorded")
+        page.goto(f"{url}/cases/{QUOTED}")
         row = page.locator("table.targets tbody tr", has_text="@fast.trips")
         assert row.count() == 1 and "on Instagram" in row.inner_text()
         # Its profile URL beside it as text, never a link that would show Instagram our address.
