@@ -407,3 +407,16 @@ def test_case_validate_finds_the_graph_conformant(tmp_path: Path) -> None:
     assert "Conforms: True" in done.stdout
     # Misspelt CASE/UCO terms are only warned about; they must not be there either.
     assert "NonExistentCDOConcept" not in done.stderr, done.stderr
+
+
+def test_an_account_flagged_by_its_handle_is_identified_by_it() -> None:
+    """Without the platform's id (not learnt yet) the handle is the account's identifier."""
+    case, captures, accounts = make_inputs()
+    by_handle = replace(accounts[0], platform_account_id=None, handle="@fast.trips")
+    graph = build_case_graph(case, captures, [by_handle])
+    [account] = [n for n in graph["@graph"]
+                 if n.get("@type") == "uco-observable:ApplicationAccount"]
+    assert account["uco-core:name"] == "X account @fast.trips"
+    [facet] = [f for f in account["uco-core:hasFacet"]
+               if f["@type"] == "uco-observable:AccountFacet"]
+    assert facet["uco-observable:accountIdentifier"] == "@fast.trips"
