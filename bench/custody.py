@@ -4,7 +4,9 @@ Prints, for SQLite and (when EVIDENCE_TEST_DATABASE_URL or --postgres is given) 
   - appends per second through the real service (one transaction per batch of appends),
   - the time `verify_log` (what `evidence custody verify` runs) takes over the whole log:
     database read, JSON, chains, every column against its entry, Merkle tree, checkpoint
-    signatures; on every core this process may use (the default), and in one process;
+    signatures; on every core this process may use (the default), and in one process; with
+    the compiled checker (evidence/_custodycheck.c, the default where it is built) and with
+    the Python checker alone (what a log the compiled one does not certify gets);
   - the same check alone, one process, with the rows already read;
   - the baseline: raw `hashlib.sha256` over the same entry bytes (already in memory), one
     core, measured in the same run,
@@ -169,10 +171,12 @@ def _best(runs: int, measure: Callable[[], float]) -> float:
     return min(measure() for _ in range(runs))
 
 
-def _verify_seconds(url: str, signer: Signer, workers: int) -> float:
-    """`verify_log` end to end (read + check) in `workers` processes; best of three."""
+def _verify_seconds(url: str, signer: Signer, workers: int, *, compiled: bool = True) -> float:
+    """`verify_log` end to end (read + check) in `workers` processes; best of three. Without
+    `compiled`, by the Python checker alone."""
     engine = make_engine(url)
     factory = make_session_factory(engine)
+    built = custody._custodycheck
 
     def once() -> float:
         with session_scope(factory) as s:
@@ -181,11 +185,17 @@ def _verify_seconds(url: str, signer: Signer, workers: int) -> float:
             elapsed = time.perf_counter() - start
         if not report.ok:
             raise SystemExit(f"benchmark log does not verify: {report.summary()}")
+        if report.compiled != compiled:
+            raise SystemExit(f"benchmark log was checked by the "
+                             f"{'compiled' if report.compiled else 'Python'} checker")
         return elapsed
 
+    if not compiled:
+        custody._custodycheck = None
     try:
         return _best(3, once)
     finally:
+        custody._custodycheck = built
         engine.dispose()
 
 
@@ -241,8 +251,10 @@ def _run(label: str, url: str, entries: int) -> None:
     raw, count, size = _raw_hash_seconds(url)
     read_and_hash = _read_and_hash_seconds(url)
     cores = custody._usable_cores()
-    parallel = _verify_seconds(url, signer, cores)
-    single = _verify_seconds(url, signer, 1)
+    compiled = custody._custodycheck is not None
+    parallel = _verify_seconds(url, signer, cores, compiled=compiled)
+    single = _verify_seconds(url, signer, 1, compiled=compiled)
+    python = _verify_seconds(url, signer, cores, compiled=False) if compiled else parallel
     compute = _compute_seconds(url, signer)
     read_only = _read_only_seconds(url)
     server = _server_only_seconds(url) if label == "PostgreSQL" else None
@@ -253,7 +265,10 @@ def _run(label: str, url: str, entries: int) -> None:
           f"{count / parallel:10.0f} entries/s   {parallel / raw:6.2f}x raw")
     print(f"  verify, 1 process:          {single:10.3f} s   "
           f"{count / single:10.0f} entries/s   {single / raw:6.2f}x raw")
-    print(f"  check only (rows in memory):{compute:10.3f} s   "
+    print(f"  verify, {cores} processes, Python checker alone: {python:.3f} s   "
+          f"{python / raw:.2f}x raw" + ("" if compiled else
+                                        "   (the compiled checker is not built: all above)"))
+    print(f"  check only, Python (rows in memory):{compute:6.3f} s   "
           f"{count / compute:10.0f} entries/s   {compute / raw:6.2f}x raw")
     print(f"  raw sha256 baseline:        {raw:10.3f} s   {count / raw:10.0f} entries/s")
     print(f"  read + sha256 (sha256sum-like): {read_and_hash:6.3f} s   "
