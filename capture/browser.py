@@ -10,7 +10,6 @@ import contextlib
 import os
 import shutil
 import signal
-import tempfile
 import threading
 import uuid
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 from playwright.sync_api import Browser, BrowserContext, Playwright, sync_playwright
 
 from capture.errors import BrowserUnavailable, map_playwright_errors
+from evidence import processes
 from evidence.settings import Settings
 
 LAUNCH_FLAGS = [
@@ -33,6 +33,7 @@ LAUNCH_FLAGS = [
 ]
 DEBIAN_CHROMIUM = Path("/usr/bin/chromium")
 CLOSE_GRACE_SECONDS = 10.0
+DOWNLOADS_KIND = "downloads"  # the kind of the browser's `processes.OwnedFolder`
 
 
 def find_chromium(settings: Settings) -> Path | None:
@@ -59,12 +60,12 @@ class BrowserSession:
         self._mark = f"--evidence-locker-browser={uuid.uuid4().hex}"
         # Where the browser writes the files pages download, while they download: a capture
         # watches their size there, to stop one that grows past its bound.
-        self._downloads: Path | None = None
+        self._downloads: processes.OwnedFolder | None = None
         self._stopped = False  # by `stop_for_good`: no other browser is started
 
     def start(self) -> BrowserSession:
         executable = find_chromium(self.settings)
-        self._downloads = Path(tempfile.mkdtemp(prefix="evidence-downloads-"))
+        self._downloads = processes.OwnedFolder(DOWNLOADS_KIND)
         self._playwright = sync_playwright().start()
         try:
             with map_playwright_errors("starting Chromium"):
@@ -72,7 +73,7 @@ class BrowserSession:
                     executable_path=None if executable is None else str(executable),
                     args=[*LAUNCH_FLAGS, self._mark],
                     headless=True,
-                    downloads_path=self._downloads,
+                    downloads_path=self._downloads.path,
                 )
         except Exception as exc:
             self._playwright.stop()
@@ -96,7 +97,7 @@ class BrowserSession:
         """The folder the browser downloads into (files named by the browser, not the page)."""
         if self._downloads is None:
             raise BrowserUnavailable("the browser is not running")
-        return self._downloads
+        return self._downloads.path
 
     def downloading_files(self) -> dict[str, tuple[int, int]]:
         """The files in the downloads folder as they stand: name → (size, inode change time in
@@ -105,7 +106,7 @@ class BrowserSession:
         if self._downloads is None:
             return files
         with contextlib.suppress(OSError):  # the folder is gone with a browser being closed
-            for entry in os.scandir(self._downloads):
+            for entry in os.scandir(self._downloads.path):
                 with contextlib.suppress(OSError):  # a file finished and moved meanwhile
                     stat = entry.stat()
                     files[entry.name] = (stat.st_size, stat.st_ctime_ns)
@@ -176,7 +177,7 @@ class BrowserSession:
 
     def _remove_downloads(self) -> None:
         if self._downloads is not None:
-            shutil.rmtree(self._downloads, ignore_errors=True)
+            self._downloads.remove()
             self._downloads = None
 
     def __enter__(self) -> BrowserSession:

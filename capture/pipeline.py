@@ -18,7 +18,6 @@ import hashlib
 import inspect
 import json
 import socket
-import tempfile
 import threading
 import time
 import uuid
@@ -62,6 +61,7 @@ from capture.urlsafety import (
     default_resolver,
     is_allowed_address,
 )
+from evidence import processes
 from evidence.blobstore import BlobStore, StoredBlob
 from evidence.canonical import canonical_json
 from evidence.captures import TOOL, CaptureRecord, StepOutcome, StoredArtifact, iso
@@ -86,6 +86,7 @@ MAX_HOPS_RECORDED = 50  # of a navigation that failed (Chromium gives up after 2
 # own page ends up in the DOM, the screenshot and (under the PDF's URL) the traffic record. Such
 # a document is saved as a download instead, so the file the server sent is the evidence.
 SAVED_NOT_SHOWN = frozenset({"application/pdf", "application/x-pdf"})
+TEMP_KIND = "capture"  # the kind of a capture's `processes.OwnedFolder`
 OVERRUN_GRACE_SECONDS = 30.0  # after the capture's time limit, before the browser is stopped
 MAX_PDF_TEXTS = 10  # PDFs a page loaded whose words are read, per capture
 # A download's suggested name is kept as given, to this length (it is the page's to choose).
@@ -1168,8 +1169,8 @@ class CapturePipeline:
             record.finished_at = utcnow()
             return record
         self.browser.ensure_running()
-        with tempfile.TemporaryDirectory(prefix="evidence-capture-") as tmp_name:
-            run = _Run(self, record, Path(tmp_name))
+        with processes.OwnedFolder(TEMP_KIND) as tmp:
+            run = _Run(self, record, tmp)
             # Past the capture's time limit, and a grace for the steps under way to end on
             # their own, the browser is stopped: a page whose script never yields (or loops on
             # dialogs) holds every call into the browser, and the worker with it, for ever.

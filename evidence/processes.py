@@ -12,18 +12,31 @@ second signal while stopping ends the process at once (status 128 + the signal),
 safe for a capture worker, whose job under way is taken up again once its lease runs out.
 `start_child` also asks Linux to send the child SIGTERM when its parent ends in any way (killed
 outright included).
+
+A process ended at once leaves its temporary folders behind. `OwnedFolder` names each after
+its kind and the process (`evidence-KIND-PID-...` in TMPDIR) and holds a lock on it while it
+lives; `sweep_owned_folders`, run when a worker starts, removes those of its kinds whose process
+is gone. Both are checked: the kernel drops the lock of a process that ends in any way (SIGKILL
+included), so a pid reused by another program, or a worker in another pid namespace sharing the
+folder, never costs a live capture its files; and the pid covers the instant between the
+folder's making and its lock.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import os
+import re
 import select
+import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from types import FrameType
 
 _PR_SET_PDEATHSIG = 1
@@ -110,3 +123,71 @@ def stop_children(children: Sequence[subprocess.Popen[bytes]], *, grace: float =
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
+
+
+OWNED_PREFIX = "evidence-"
+
+
+class OwnedFolder:
+    """A temporary folder `evidence-KIND-PID-...` in TMPDIR, locked by this process until
+    `remove` (or the end of its `with` block) removes it."""
+
+    def __init__(self, kind: str) -> None:
+        self.path = Path(tempfile.mkdtemp(prefix=f"{OWNED_PREFIX}{kind}-{os.getpid()}-"))
+        # Not inherited by the browser and its driver (Python opens descriptors
+        # non-inheritable): the lock is this process's alone and ends with it.
+        self._fd: int | None = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+        fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def remove(self) -> None:
+        if self._fd is None:
+            return
+        shutil.rmtree(self.path, ignore_errors=True)
+        os.close(self._fd)
+        self._fd = None
+
+    def __enter__(self) -> Path:
+        return self.path
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def sweep_owned_folders(kinds: Iterable[str]) -> int:
+    """Remove the `OwnedFolder`s of `kinds` in TMPDIR whose process is gone (ended at once by a
+    second signal, killed); returns how many. Only this user's, and never one still locked."""
+    removed = 0
+    root = Path(tempfile.gettempdir())
+    for kind in kinds:
+        named = re.compile(rf"{re.escape(OWNED_PREFIX + kind)}-(\d+)-[^/]+")
+        for path in root.glob(f"{OWNED_PREFIX}{kind}-*"):
+            found = named.fullmatch(path.name)
+            if found is None or _alive(int(found.group(1))):
+                continue
+            try:  # not through a link someone put in its place
+                fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+            except OSError:
+                continue
+            try:
+                if os.fstat(fd).st_uid != os.getuid():
+                    continue
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:  # its process lives, seen under another pid
+                    continue
+                shutil.rmtree(path, ignore_errors=True)
+                if not path.exists():
+                    removed += 1
+            finally:
+                os.close(fd)
+    return removed
