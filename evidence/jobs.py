@@ -6,7 +6,8 @@ the next `claim_next` takes the job over (a claim counts as an attempt, so a pag
 every worker that opens it still ends `failed`). A failed attempt goes back to `queued` after an
 exponential backoff until `max_attempts` is spent, then the job is `failed` with its reason.
 A job still `queued` may be `cancelled` (its watch stopped, its case closed); a running one
-finishes.
+finishes. A worker that stops (a deploy, a restart) hands its job back (`release`): queued again
+at once, the attempt it used not counted, as the stop said nothing about the page.
 
 Every transition appends a custody entry in the caller's transaction; the services here flush
 and never commit. Workers get ids (`ClaimedJob`), never ORM objects.
@@ -324,6 +325,36 @@ def fail(
         session.flush()
         _record(session, actor, job, "capture.failed", details)
     return JobState(job.state)
+
+
+def release(
+    session: Session,
+    *,
+    job_id: uuid.UUID,
+    worker: str,
+    reason: str,
+    actor: User | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Hand `worker`'s job back unfinished, as a worker that stops does: queued again, runnable
+    at once in its place in the queue, the attempt it used not counted. Raises LeaseLost if the
+    job is no longer the worker's (taken over, or handed back already)."""
+    now = _moment(now)
+    reason = reason.strip()
+    if not reason:
+        raise InvalidInput("say why the job is handed back")
+    job = _lock_job(session, job_id)
+    _require_lease(job, worker)
+    attempt = job.attempts
+    job.state = JobState.QUEUED
+    job.attempts -= 1
+    job.lease_owner = None
+    job.lease_until = None
+    job.updated_at = now
+    session.flush()
+    # The attempt handed back, said as not counted (the job's count is one less again).
+    _record(session, actor, job, "capture.released", {
+        "worker": worker, "reason": reason, "attempt": attempt, "counted": False})
 
 
 def cancel_queued(

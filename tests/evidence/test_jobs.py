@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from evidence import custody, jobs, targets
 from evidence.db import make_engine, make_session_factory, session_scope
-from evidence.errors import NotFound
+from evidence.errors import InvalidInput, NotFound
 from evidence.models import CaptureJob, Case, CustodyEntry, JobState, User, utcnow
 from evidence.signing import Signer
 from tests.factories import make_case, make_user
@@ -183,6 +183,56 @@ def test_failed_attempts_back_off_then_fail_with_the_reason(session: Session) ->
     assert _details(session, job.id, "capture.failed") == {
         "worker": "w", "attempt": 3, "error": "HTTP 503", "retryable": True
     }
+
+
+def test_a_job_handed_back_by_a_stopping_worker_is_runnable_at_once_its_attempt_not_counted(
+    session: Session,
+) -> None:
+    [job] = _flag(session, 1)
+    t = utcnow()
+
+    def at(seconds: float) -> datetime:
+        return t + timedelta(seconds=seconds)
+
+    jobs.claim_next(session, worker="a", lease_seconds=60, now=at(0))
+    jobs.fail(session, job_id=job.id, worker="a", error="HTTP 503", now=at(1))
+    run_after = _job(session, job.id).run_after
+    claimed = jobs.claim_next(session, worker="a", lease_seconds=60, now=at(40))
+    assert claimed is not None and claimed.attempt == 2
+    # Stopped on every attempt (restarts, deploys), the job never fails for it.
+    for n in range(4):
+        jobs.release(session, job_id=job.id, worker="a", reason="worker stopped (SIGTERM)",
+                     now=at(41 + n))
+        row = _job(session, job.id)
+        assert (row.state, row.attempts, row.lease_owner, row.lease_until) == (
+            JobState.QUEUED, 1, None, None)
+        # Its place in the queue kept, the last failure still said.
+        assert (row.run_after, row.error) == (run_after, "HTTP 503")
+        again = jobs.claim_next(session, worker=f"b{n}", lease_seconds=60, now=at(41 + n))
+        assert again is not None
+        assert (again.job_id, again.attempt, again.reclaimed_from) == (job.id, 2, None)
+        with pytest.raises(jobs.LeaseLost, match=f"leased to b{n}"):
+            jobs.release(session, job_id=job.id, worker="a", reason="worker stopped (SIGTERM)")
+        jobs.release(session, job_id=job.id, worker=f"b{n}", reason="worker stopped (SIGINT)",
+                     now=at(41 + n))
+        jobs.claim_next(session, worker="a", lease_seconds=60, now=at(41 + n))
+
+    assert _actions(session, job.id) == [
+        "capture.queued", "capture.claimed", "capture.retry_scheduled", "capture.claimed",
+        *["capture.released", "capture.claimed"] * 8,
+    ]
+    released = [custody.describe(e)["details"] for e in _job_entries(session, job.id)
+                if e.action == "capture.released"]
+    assert released[:2] == [
+        {"worker": "a", "reason": "worker stopped (SIGTERM)", "attempt": 2, "counted": False},
+        {"worker": "b0", "reason": "worker stopped (SIGINT)", "attempt": 2, "counted": False},
+    ]
+    jobs.complete(session, job_id=job.id, worker="a", capture_id=None)
+    assert (_job(session, job.id).state, _job(session, job.id).attempts) == (JobState.DONE, 2)
+    with pytest.raises(jobs.LeaseLost, match="done"):
+        jobs.release(session, job_id=job.id, worker="a", reason="worker stopped (SIGTERM)")
+    with pytest.raises(InvalidInput, match="say why"):
+        jobs.release(session, job_id=job.id, worker="a", reason="  ")
 
 
 def test_backoff_base_is_configurable(session: Session) -> None:
