@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 import uuid
 from datetime import datetime
+from typing import NoReturn
 
 import click
 from click.core import ParameterSource
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from capture.browser import BrowserSession
+from capture.browser import DOWNLOADS_KIND, BrowserSession
+from capture.pipeline import TEMP_KIND
 from capture.service import (
     ABANDONED,
     LEASE_SECONDS,
     CaptureWorker,
+    JobResult,
     capture_summary,
     timestamp_line,
 )
@@ -30,6 +34,10 @@ from evidence.models import Access, Capture, CaptureJob, Case, JobState, Target
 from evidence.words import counted
 
 POLL_SECONDS = 0.5
+# What a worker stopped by a second signal leaves, said as it ends.
+LEFT_TO_LEASE = "a capture under way is taken up again once its lease runs out"
+HANDED_BACK = ("handed back to the queue, its attempt not counted: another worker may take it "
+               "up at once")
 
 
 class CaptureGroup(EvidenceGroup):
@@ -57,7 +65,13 @@ def capture() -> None:
 @click.option("--as", "as_user", metavar="NAME", help="Act as this user.")
 def capture_url(url: str, case_reference: str, reason: str, no_wait: bool, as_json: bool,
                 as_user: str | None) -> None:
-    """Flag URL on a case and capture it, showing progress; prints id, status and hash."""
+    """Flag URL on a case and capture it, showing progress; prints id, status and hash.
+
+    Ctrl-C (SIGINT) or SIGTERM stops it: nothing of a capture under way is recorded, its job is
+    handed back to the queue, and the command exits 130 saying so. A second stops it at once.
+    """
+    # Heard from the start, so a stop never lands in the middle of a transaction.
+    stop = None if no_wait else processes.StopRequest(at_once=LEFT_TO_LEASE)
     cli = state()
     if as_user:
         cli.actor_name = as_user
@@ -71,11 +85,11 @@ def capture_url(url: str, case_reference: str, reason: str, no_wait: bool, as_js
             target, job = existing, targets.request_capture(
                 session, actor, case, existing, reason=reason)
         job_id = job.id
-    if no_wait:
+    if stop is None:
         _emit(as_json, {"target": str(target.id), "job": str(job_id), "state": "queued"},
               f"queued capture job {job_id} for {url}")
         return
-    capture_id = _capture_now(job_id, quiet=as_json)
+    capture_id = _capture_now(job_id, stop, quiet=as_json)
     with cli.runtime.session() as session:
         row = session.get(Capture, capture_id)
         assert row is not None
@@ -99,23 +113,29 @@ def capture_url(url: str, case_reference: str, reason: str, no_wait: bool, as_js
         sys.exit(1)
 
 
-def _capture_now(job_id: uuid.UUID, *, quiet: bool) -> uuid.UUID:
+def _capture_now(job_id: uuid.UUID, stop: processes.StopRequest, *, quiet: bool) -> uuid.UUID:
     """Carry out the job in this process through all its attempts, showing progress.
 
     If a running worker took the job first, this waits for that worker instead; either way it
-    returns when the job is done or has failed for good.
+    returns when the job is done or has failed for good. Stopped, it says what became of the
+    job in one line and exits 130.
     """
     runtime = state().runtime
+    _sweep_left_folders()
     if not quiet:
         click.echo("capturing…", err=True)
     shown: tuple[str, int, str | None] | None = None
     with BrowserSession(runtime.settings) as browser:
         worker = CaptureWorker(runtime, browser)
+        _stop_with(worker, stop)
         while True:
             result = worker.run_once(job_id=job_id)
+            if result is not None and result.status == ABANDONED:
+                _stopped(stop, f"nothing of the capture was recorded; job {job_id} "
+                         f"{_fate(result)}")
             if not quiet and result is not None and result.job_id in worker.unrecorded:
                 click.echo(f"  capture failed: {result.error}", err=True)
-            _record_or_wait(worker, POLL_SECONDS)
+            _record_or_wait(worker, POLL_SECONDS, stop=stop)
             with runtime.session() as session:
                 job = session.get(CaptureJob, job_id)
                 assert job is not None
@@ -128,6 +148,8 @@ def _capture_now(job_id: uuid.UUID, *, quiet: bool) -> uuid.UUID:
                 if latest is not None:
                     return latest.id
                 raise InvalidInput(f"capture failed: {job.error}")
+            if stop.requested:
+                _stopped(stop, _left_as(job, worker))
             if not quiet and now != shown:
                 shown = now
                 if job.state == JobState.QUEUED and job.error:
@@ -135,7 +157,58 @@ def _capture_now(job_id: uuid.UUID, *, quiet: bool) -> uuid.UUID:
                                f"{job.error}; next try at {run_after:%H:%M:%S} UTC", err=True)
                 else:
                     click.echo(f"  job {job_id} is {job.state}…", err=True)
-            time.sleep(POLL_SECONDS)
+            stop.wait(POLL_SECONDS)
+
+
+def _stop_with(worker: CaptureWorker, stop: processes.StopRequest) -> None:
+    """Stop `worker` when `stop` is requested (at once, if it was already), saying why to the
+    custody log of a job it hands back."""
+    def hook() -> None:
+        worker.stop(f"worker stopped ({_signal_name(stop)})")
+
+    stop.on_request.append(hook)
+    if stop.requested:
+        hook()
+
+
+def _signal_name(stop: processes.StopRequest) -> str:
+    return "a signal" if stop.signal is None else stop.signal.name
+
+
+def _fate(result: JobResult) -> str:
+    """What became of a job its stopped worker abandoned."""
+    return HANDED_BACK if result.handed_back else str(result.error)
+
+
+def _left_as(job: CaptureJob, worker: CaptureWorker) -> str:
+    """What a stop leaves of a job no capture of this process is under way for."""
+    if job.id in worker.unrecorded:
+        return (f"job {job.id} failed, which could not be recorded (the database has no room); "
+                "a worker takes it up again once its lease runs out")
+    if job.state == JobState.QUEUED and job.error:
+        return (f"job {job.id} stays queued after attempt {job.attempts} failed ({job.error}), "
+                "for a worker (or this command run again) to try again")
+    if job.state == JobState.QUEUED:
+        return (f"nothing was recorded; job {job.id} stays queued, for a worker (or this "
+                "command run again) to carry out")
+    return (f"nothing was recorded by this command; job {job.id} is being captured by worker "
+            f"{job.lease_owner}")
+
+
+def _stopped(stop: processes.StopRequest, what: str) -> NoReturn:
+    """End a command the user stopped: one line, and the status a shell gives a process a
+    signal ended (130 for Ctrl-C)."""
+    click.echo(f"stopped ({_signal_name(stop)}): {what}", err=True)
+    raise click.exceptions.Exit(128 + (stop.signal or signal.SIGINT))
+
+
+def _sweep_left_folders() -> None:
+    """Remove the temporary folders of captures whose process ended at once (a second signal,
+    killed): nothing else removes them."""
+    removed = processes.sweep_owned_folders((TEMP_KIND, DOWNLOADS_KIND))
+    if removed:
+        click.echo(f"removed {counted(removed, 'temporary folder')} a stopped capture left",
+                   err=True)
 
 
 def _record_or_wait(worker: CaptureWorker, poll: float, *,
@@ -233,8 +306,6 @@ def capture_show(capture_id: str, as_json: bool) -> None:
 
 
 ROOM_WAIT_SECONDS = 300.0
-# What a worker stopped by a second signal leaves, said as it ends.
-LEFT_TO_LEASE = "a capture under way is taken up again once its lease runs out"
 
 
 @click.command("worker")
@@ -261,8 +332,9 @@ def worker(ctx: click.Context, once: bool, concurrency: int, poll: float, lease:
     """Run capture workers over the data home's job queue.
 
     SIGTERM or SIGINT stops a worker: it claims no other job, abandons a capture under way
-    (nothing of it is recorded; a worker takes the job up again once its lease runs out),
-    closes its browser and exits 0. A second signal stops it at once.
+    (nothing of it is recorded; the job goes back to the queue at once, the attempt not
+    counted), closes its browser and exits 0. A second signal stops it at once (the job is then
+    taken up again once its lease runs out).
     """
     if not once and ctx.get_parameter_source("room_wait") == ParameterSource.COMMANDLINE:
         raise click.UsageError("--room-wait applies to --once: a worker without it waits for "
@@ -277,9 +349,10 @@ def worker(ctx: click.Context, once: bool, concurrency: int, poll: float, lease:
     if removed:
         click.echo(f"removed {removed} unfinished blob write(s) a killed process left",
                    err=True)
+    _sweep_left_folders()
     with BrowserSession(runtime.settings) as browser:
         w = CaptureWorker(runtime, browser, lease_seconds=lease)
-        stop.on_request.append(w.stop)
+        _stop_with(w, stop)
         click.echo(f"worker {w.worker_id} ({browser.version}) started", err=True)
         if not _work(w, stop, once=once, poll=poll, room_wait=room_wait):
             return
@@ -317,8 +390,8 @@ def _work(w: CaptureWorker, stop: processes.StopRequest, *, once: bool, poll: fl
             stop.wait(poll)
             continue
         if result.status == ABANDONED:
-            click.echo(f"job {result.job_id}: abandoned, nothing of it recorded: a worker "
-                       "takes it up again once its lease runs out", err=True)
+            click.echo(f"job {result.job_id}: abandoned, nothing of it recorded; "
+                       f"{_fate(result)}", err=True)
             continue
         unrecorded = ("; the database is full: the job is marked failed once it has room"
                       if result.job_id in w.unrecorded else "")

@@ -4,8 +4,10 @@ Blobs are written before the transaction that records the rows pointing to them 
 worker killed at any moment leaves at worst an unreferenced blob, never a row pointing at a
 missing or partial one. While the browser works, a thread renews the job's lease; if the lease
 is lost (the job was taken over after this worker stalled) the result is dropped unrecorded.
-A worker asked to stop (`CaptureWorker.stop`) abandons the capture under way the same way: the
-job stays `running` under the lease it holds, and once that runs out a worker takes it up again.
+A worker asked to stop (`CaptureWorker.stop`) abandons the capture under way the same way, and
+hands the job back (`jobs.release`): queued again for any worker at once, the attempt not
+counted. If the database refuses that at the moment, the job stays `running` under the lease it
+holds, and once that runs out a worker takes it up again.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 from playwright.sync_api import Error as PlaywrightError
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from capture import changes
 from capture.browser import BrowserSession
@@ -59,6 +62,8 @@ def retryable(error: str) -> bool:
 
 
 ABANDONED = "abandoned"  # a JobResult's status: the worker stopped, nothing was recorded
+STOPPED = "the worker stopped"  # why a job is handed back, unless the stop says more
+LEFT_TO_LEASE = "a worker takes it up again once its lease runs out"
 
 
 class _Abandoned(Exception):
@@ -72,6 +77,8 @@ class JobResult:
     status: str
     error: str | None
     recorded: bool
+    # Of an abandoned job: handed back to the queue (else `error` says why not, and what then).
+    handed_back: bool = False
 
 
 class _LeaseKeeper(threading.Thread):
@@ -120,12 +127,15 @@ class CaptureWorker:
         # before its lease runs out).
         self.unrecorded: dict[uuid.UUID, str] = {}
         self.stopping = False
+        self.stop_reason = STOPPED
         self._browsing = False
 
-    def stop(self) -> None:
+    def stop(self, why: str = STOPPED) -> None:
         """Claim no other job, and abandon the capture under way while its page is in the
-        browser, stopping the browser (a page load may take minutes); a capture being recorded
-        is recorded. Safe in a signal handler: it takes no lock."""
+        browser, stopping the browser (a page load may take minutes), handing its job back with
+        `why`; a capture being recorded is recorded. Safe in a signal handler: it takes no
+        lock."""
+        self.stop_reason = why
         self.stopping = True
         if self._browsing:
             self.browser.stop_for_good()
@@ -164,8 +174,8 @@ class CaptureWorker:
             return self._carry_out(claimed, keeper)
         except _Abandoned:
             log.info("job %s abandoned: the worker is stopping", claimed.job_id)
-            return JobResult(claimed.job_id, None, ABANDONED,
-                             "the worker stopped before the capture was recorded", False)
+            keeper.stop()  # no renewal racing the hand-back
+            return self._hand_back(claimed.job_id)
         except jobs.LeaseLost:
             # Another worker owns the job now; whatever this one made is dropped unrecorded.
             log.warning("job %s was taken over while capturing; result dropped", claimed.job_id)
@@ -191,6 +201,24 @@ class CaptureWorker:
             return JobResult(claimed.job_id, None, CaptureStatus.FAILED, str(exc), False)
         finally:
             keeper.stop()
+
+    def _hand_back(self, job_id: uuid.UUID) -> JobResult:
+        """Give the abandoned job back to the queue; failing that (the database out of reach or
+        full), it is left to its lease, as if this worker had died."""
+        try:
+            with self.runtime.session() as session:
+                jobs.release(session, job_id=job_id, worker=self.worker_id,
+                             reason=self.stop_reason)
+        except jobs.LeaseLost as exc:
+            why = f"not handed back ({exc.message}): another worker has it"
+        except StorageFull as exc:
+            why = f"not handed back ({exc.message}): {LEFT_TO_LEASE}"
+        except SQLAlchemyError as exc:
+            said = " ".join(str(exc.orig if isinstance(exc, DBAPIError) else exc).split())
+            why = f"not handed back (database unavailable: {said}): {LEFT_TO_LEASE}"
+        else:
+            return JobResult(job_id, None, ABANDONED, None, False, handed_back=True)
+        return JobResult(job_id, None, ABANDONED, why, False)
 
     def _carry_out(self, claimed: jobs.ClaimedJob, keeper: _LeaseKeeper) -> JobResult:
         with self.runtime.session() as session:

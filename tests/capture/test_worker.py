@@ -17,13 +17,13 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, make_url, select, text
 from sqlalchemy.orm import Session
 
 from capture.browser import BrowserSession
@@ -44,6 +44,7 @@ from tests.capture.worker_helpers import (
     stored_blobs,
     wait_for,
 )
+from tests.conftest import Databases
 from tests.support import pages_server as pages
 
 pytestmark = pytest.mark.browser
@@ -590,28 +591,67 @@ def test_workers_of_one_command_stopped_with_sigterm_end_with_it_saying_so(home:
 
 
 def _stopped_mid_capture(home: Home, server: pages.PagesServer, scratch: Path,
-                         *stops: signal.Signals) -> tuple[uuid.UUID, str, int, list[str]]:
-    """A worker whose page is still loading is sent `stops`: the job, the worker's id, its exit
-    status and what it said after starting. Its browser ended with it."""
+                         *stops: signal.Signals, lease: float | None = None,
+                         meanwhile: AbstractContextManager[None] | None = None,
+                         ) -> tuple[uuid.UUID, str, int, list[str]]:
+    """A worker whose page is still loading is sent `stops` (within `meanwhile`, until it
+    ended): the job, the worker's id, its exit status and what it said after starting. Its
+    browser ended with it."""
     queued = json.loads(home.ok("capture", server.url("/slow?delay=10"), "--case", CASE,
                                 "--no-wait", "--json"))
     server.clear_requests()
-    # A 3-second lease, so the test need not wait two minutes for the job to be taken up again.
-    worker = home.start("worker", "--poll", "0.2", lease=3, env={"TMPDIR": str(scratch)})
+    worker = home.start("worker", "--poll", "0.2", lease=lease, env={"TMPDIR": str(scratch)})
     worker_id = _started(worker)
     server.wait_for_request("/slow", timeout=60)
     browser = descendants(worker.pid)
-    for stop in stops:
-        worker.send_signal(stop)
-    code, said = _ended(worker)
+    with meanwhile or nullcontext():
+        for stop in stops:
+            worker.send_signal(stop)
+        code, said = _ended(worker)
     wait_for("the worker's browser to end", lambda: not any(alive(p) for p in browser),
              timeout=30)
     return uuid.UUID(queued["job"]), worker_id, code, said
 
 
-def _taken_up_again(home: Home, job_id: uuid.UUID, stopped: str) -> None:
+def _left(scratch: Path) -> list[str]:
+    """The temporary folders of captures and browsers in `scratch`."""
+    return sorted(p.name for p in scratch.iterdir() if p.name.startswith("evidence-"))
+
+
+def _handed_back(home: Home, job_id: uuid.UUID, reason: str, scratch: Path) -> None:
+    """The stopped attempt left nothing recorded and the job queued again, that attempt not
+    counted, saying so in the custody log; the next worker takes it up at once (well within
+    the lease the stopped worker held) and captures the page whole."""
+    with db(home) as session:
+        job = session.get(CaptureJob, job_id)
+        assert job is not None
+        assert (job.state, job.lease_owner, job.lease_until, job.attempts) == (
+            JobState.QUEUED, None, None, 0)
+        assert _captures_of(session, job_id) == []
+        entries = _entries_of_job(session, job_id)
+        assert [e["action"] for e in entries] == [
+            "capture.queued", "capture.claimed", "capture.released"]
+        claimed, released = entries[1]["details"], entries[2]["details"]
+        assert released == {"worker": claimed["worker"], "reason": reason, "attempt": 1,
+                            "counted": False}
+    _custody_verifies(home)
+    again = home.run("worker", "--once", env={"TMPDIR": str(scratch)})
+    assert again.returncode == 0, again.stderr
+    with db(home) as session:
+        job = session.get(CaptureJob, job_id)
+        assert job is not None and (job.state, job.attempts) == (JobState.DONE, 1)
+        assert [c.status for c in _captures_of(session, job_id)] == ["complete"]
+        assert [e["action"] for e in _entries_of_job(session, job_id)] == [
+            "capture.queued", "capture.claimed", "capture.released", "capture.claimed",
+            "capture.done"]
+    _check_blob_store(home)
+    _custody_verifies(home)
+
+
+def _taken_up_again(home: Home, job_id: uuid.UUID, stopped: str, scratch: Path) -> str:
     """The stopped worker's attempt left nothing recorded and the job `running` under its
-    lease; once that ran out the next worker took the job over and captured the page whole."""
+    lease; once that ran out the next worker took the job over and captured the page whole.
+    What that worker said."""
     with db(home) as session:
         job = session.get(CaptureJob, job_id)
         assert job is not None
@@ -623,8 +663,8 @@ def _taken_up_again(home: Home, job_id: uuid.UUID, stopped: str) -> None:
     assert lease_until is not None
     _custody_verifies(home)
     wait_for("the stopped worker's lease to run out", lambda: utcnow() > lease_until,
-             timeout=30, interval=0.2)
-    again = home.run("worker", "--once")
+             timeout=(lease_until - utcnow()).total_seconds() + 30, interval=0.2)
+    again = home.run("worker", "--once", env={"TMPDIR": str(scratch)})
     assert again.returncode == 0, again.stderr
     with db(home) as session:
         job = session.get(CaptureJob, job_id)
@@ -635,11 +675,15 @@ def _taken_up_again(home: Home, job_id: uuid.UUID, stopped: str) -> None:
         assert [e["details"]["reclaimed_from"] for e in reclaimed] == [stopped]
     _check_blob_store(home)
     _custody_verifies(home)
+    return again.stderr
 
 
-def _abandoned(job_id: uuid.UUID) -> str:
-    return (f"job {job_id}: abandoned, nothing of it recorded: a worker takes it up again once "
-            "its lease runs out")
+HANDED_BACK = ("handed back to the queue, its attempt not counted: another worker may take it "
+               "up at once")
+
+
+def _abandoned(job_id: uuid.UUID, fate: str = HANDED_BACK) -> str:
+    return f"job {job_id}: abandoned, nothing of it recorded; {fate}"
 
 
 def _entries_of_job(session: Session, job_id: uuid.UUID) -> list[dict[str, Any]]:
@@ -648,28 +692,103 @@ def _entries_of_job(session: Session, job_id: uuid.UUID) -> list[dict[str, Any]]
     return [json.loads(e.entry) for e in session.scalars(query.order_by(CustodyEntry.seq))]
 
 
-def test_a_worker_stopped_mid_capture_records_nothing_of_it_and_the_job_is_taken_up_again(
+def test_a_worker_stopped_mid_capture_records_nothing_of_it_and_hands_the_job_back_at_once(
     home: Home, server: pages.PagesServer, scratch: Path,
 ) -> None:
     # The page would take 10 s to answer, and a capture may take minutes: the worker does not
-    # wait for it, nor records a failure the page did not cause.
+    # wait for it, nor records a failure the page did not cause, nor holds the job under its
+    # lease (two minutes) or counts the attempt against it: a deploy costs the job nothing.
     job_id, worker_id, code, said = _stopped_mid_capture(home, server, scratch, signal.SIGTERM)
     assert code == 0, said
     assert said == [_abandoned(job_id), f"worker {worker_id} stopped (SIGTERM)"]
     # Nor does it leave the capture's temporary folder, nor the browser's downloads folder.
-    assert [p for p in scratch.iterdir() if p.name.startswith("evidence-")] == []
-    _taken_up_again(home, job_id, worker_id)
+    assert _left(scratch) == []
+    _handed_back(home, job_id, "worker stopped (SIGTERM)", scratch)
 
 
-def test_a_second_signal_stops_a_stopping_worker_at_once_and_the_job_is_taken_up_again(
+def test_a_second_signal_stops_a_stopping_worker_at_once_and_the_next_worker_sweeps_its_folders(
     home: Home, server: pages.PagesServer, scratch: Path,
 ) -> None:
+    # A 3-second lease, so the test need not wait two minutes for the job to be taken up again.
     job_id, worker_id, code, said = _stopped_mid_capture(
-        home, server, scratch, signal.SIGTERM, signal.SIGINT)
+        home, server, scratch, signal.SIGTERM, signal.SIGINT, lease=3)
     # (Python runs the handlers of signals pending together in the order of their numbers.)
     second = signal.Signals(code - 128)
     assert second in (signal.SIGTERM, signal.SIGINT), (code, said)
-    assert said[-1] == (f"{second.name} again: stopping at once; a capture under way is taken "
-                        "up again once its lease runs out"), said
-    assert said[:-1] in ([], [_abandoned(job_id)]), said
-    _taken_up_again(home, job_id, worker_id)
+    assert said == [f"{second.name} again: stopping at once; a capture under way is taken "
+                    "up again once its lease runs out"], said
+    # Ended at once, it left the capture's folder and the browser's, each named for it.
+    pid = worker_id.split(":")[1]
+    left = _left(scratch)
+    assert [name.rsplit("-", 1)[0] for name in left] == [
+        f"evidence-capture-{pid}", f"evidence-downloads-{pid}"], left
+    again = _taken_up_again(home, job_id, worker_id, scratch)
+    assert "removed 2 temporary folders a stopped capture left" in again.splitlines(), again
+    assert _left(scratch) == []
+
+
+@contextmanager
+def _database_out_of_reach(home: Home, databases: Databases) -> Iterator[None]:
+    """No process may write to the home's database meanwhile: on SQLite another holds its
+    write lock; a PostgreSQL server takes no connection to it and drops those it had."""
+    if home.backend == "sqlite":
+        engine = make_engine(home.database_url)
+        try:
+            with engine.connect() as holder, holder.begin():  # BEGIN IMMEDIATE
+                yield
+        finally:
+            engine.dispose()
+        return
+    name = make_url(home.database_url).database
+    with databases.admin.connect() as admin:
+        admin.execute(text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false'))
+        admin.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE datname = :name AND pid <> pg_backend_pid()"), {"name": name})
+        try:
+            yield
+        finally:
+            admin.execute(text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true'))
+
+
+def test_a_worker_stopped_while_the_database_is_out_of_reach_leaves_the_job_to_its_lease(
+    home: Home, server: pages.PagesServer, scratch: Path, databases: Databases,
+) -> None:
+    # A lease long enough that no renewal falls while the database is out of reach (a
+    # renewal that fails says so with its traceback, a hiccup the worker rides out).
+    job_id, worker_id, code, said = _stopped_mid_capture(
+        home, server, scratch, signal.SIGTERM, lease=30,
+        meanwhile=_database_out_of_reach(home, databases))
+    assert code == 0, said
+    assert len(said) == 2 and said[1] == f"worker {worker_id} stopped (SIGTERM)", said
+    fate = re.fullmatch(re.escape(_abandoned(job_id, "not handed back (database unavailable: "))
+                        + r"(.+)\): a worker takes it up again once its lease runs out",
+                        said[0])
+    assert fate, said
+    assert ("database is locked" if home.backend == "sqlite"
+            else "is not currently accepting connections") in fate.group(1), said
+    assert _left(scratch) == []
+    _taken_up_again(home, job_id, worker_id, scratch)
+
+
+def test_ctrl_c_stops_a_capture_from_the_command_line_saying_so_and_hands_the_job_back(
+    home: Home, server: pages.PagesServer, scratch: Path,
+) -> None:
+    server.clear_requests()
+    command = home.start("capture", server.url("/slow?delay=10"), "--case", CASE,
+                         env={"TMPDIR": str(scratch)})
+    server.wait_for_request("/slow", timeout=60)
+    browser = descendants(command.pid)
+    # Ctrl-C in a terminal: SIGINT to every process of the command's group.
+    os.killpg(command.pid, signal.SIGINT)
+    out, err = command.communicate(timeout=STOP_SECONDS)
+    wait_for("the command's browser to end", lambda: not any(alive(p) for p in browser),
+             timeout=30)
+    with db(home) as session:
+        [job_id] = session.scalars(select(CaptureJob.id)).all()
+    assert (command.returncode, out) == (130, ""), err
+    assert err.splitlines() == [
+        "capturing…",
+        f"stopped (SIGINT): nothing of the capture was recorded; job {job_id} {HANDED_BACK}",
+    ], err
+    assert _left(scratch) == []
+    _handed_back(home, job_id, "worker stopped (SIGINT)", scratch)
