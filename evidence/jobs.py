@@ -136,6 +136,16 @@ def _require_lease(job: CaptureJob, worker: str) -> None:
         raise LeaseLost(f"capture job {job.id} is no longer leased to {worker} (it is {holder})")
 
 
+def _end_lease(session: Session, job_id: uuid.UUID, worker: str, now: datetime) -> CaptureJob:
+    """`worker`'s job, locked, its lease ended; the caller gives it its new state."""
+    job = _lock_job(session, job_id)
+    _require_lease(job, worker)
+    job.lease_owner = None
+    job.lease_until = None
+    job.updated_at = now
+    return job
+
+
 def claim_next(
     session: Session,
     *,
@@ -275,14 +285,9 @@ def complete(
     for the job's row lock, and waiting while holding the custody append lock can deadlock with
     a worker taking the job over.
     """
-    now = _moment(now)
-    job = _lock_job(session, job_id)
-    _require_lease(job, worker)
+    job = _end_lease(session, job_id, worker, _moment(now))
     job.state = JobState.DONE
-    job.lease_owner = None
-    job.lease_until = None
     job.error = None
-    job.updated_at = now
     session.flush()
     _record(session, actor, job, "capture.done", {
         "worker": worker,
@@ -307,12 +312,8 @@ def fail(
     error = error.strip()
     if not error:
         raise InvalidInput("say why the capture failed")
-    job = _lock_job(session, job_id)
-    _require_lease(job, worker)
+    job = _end_lease(session, job_id, worker, now)
     job.error = error
-    job.lease_owner = None
-    job.lease_until = None
-    job.updated_at = now
     details: dict[str, JsonValue] = {"worker": worker, "error": error, "retryable": retryable}
     if retryable and job.attempts < job.max_attempts:
         job.state = JobState.QUEUED
@@ -339,18 +340,13 @@ def release(
     """Hand `worker`'s job back unfinished, as a worker that stops does: queued again, runnable
     at once in its place in the queue, the attempt it used not counted. Raises LeaseLost if the
     job is no longer the worker's (taken over, or handed back already)."""
-    now = _moment(now)
     reason = reason.strip()
     if not reason:
         raise InvalidInput("say why the job is handed back")
-    job = _lock_job(session, job_id)
-    _require_lease(job, worker)
+    job = _end_lease(session, job_id, worker, _moment(now))
     attempt = job.attempts
     job.state = JobState.QUEUED
     job.attempts -= 1
-    job.lease_owner = None
-    job.lease_until = None
-    job.updated_at = now
     session.flush()
     # The attempt handed back, said as not counted (the job's count is one less again).
     _record(session, actor, job, "capture.released", {
