@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from evidence.captures import http_answer, outcome_of
+from evidence.captures import SincePrevious, http_answer, outcome_of
 from evidence.cases import checked_values
 from evidence.errors import InvalidInput
 from evidence.models import Access, TargetState
@@ -437,6 +437,21 @@ _ERROR_ANSWER = ("Set when the page answered with an error status (4xx, 5xx): th
                  "proof of a removal).")
 
 
+class SincePreviousRead(Model):
+    state: Literal["changed", "unchanged", "first", "not compared"] | None = Field(
+        description="`changed` or `unchanged` since the capture before it that loaded the "
+        "page; `first`: no capture before it loaded the page; `not compared`: made before "
+        "comparisons were kept; null: this capture did not load the page, so it has nothing "
+        "to compare.")
+    summary: str | None = Field(description="What the comparison found, e.g. 'price changed; "
+                                "1 new image'; null when nothing was compared.")
+
+
+_SINCE_PREVIOUS = ("What changed since the capture of the page before it, as found when this "
+                   "capture was made and stored with it (the web UI's 'Since the capture "
+                   "before'); the changes themselves are in the capture's `comparison`.")
+
+
 class CaptureSummary(Model):
     id: uuid.UUID
     target_id: uuid.UUID
@@ -448,6 +463,16 @@ class CaptureSummary(Model):
     started_at: datetime
     finished_at: datetime | None
     manifest_sha256: str | None
+    since_previous: SincePreviousRead = Field(description=_SINCE_PREVIOUS)
+
+    @classmethod
+    def of(cls, capture: Any, since: SincePrevious) -> CaptureSummary:
+        """The capture's summary, with what changed since the capture before it (from
+        `evidence.captures.since_previous`)."""
+        return CaptureSummary(
+            **{name: getattr(capture, name) for name in CaptureSummary.model_fields
+               if name != "since_previous"},
+            since_previous=SincePreviousRead.model_validate(since))
 
     @computed_field(description=_HTTP_ANSWER)  # type: ignore[prop-decorator]
     @property

@@ -9,14 +9,14 @@ blob it points to is already in the store.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import Enum
 from http import HTTPStatus
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from evidence import __version__, custody, search
@@ -377,13 +377,42 @@ def previous_capture(session: Session, target_id: uuid.UUID, *,
     return session.scalars(query.order_by(Capture.started_at.desc()).limit(1)).first()
 
 
-def first_loaded_capture_id(session: Session, target_id: uuid.UUID) -> uuid.UUID | None:
-    """The target's earliest capture that loaded the page: the one with nothing before it to
-    be compared with."""
-    return session.scalars(
-        select(Capture.id).where(Capture.target_id == target_id,
-                                 Capture.status != CaptureStatus.FAILED)
-        .order_by(Capture.started_at, Capture.id).limit(1)).first()
+def first_loaded_capture_ids(session: Session, target_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+    """Of each of the targets, its earliest capture that loaded the page: the one with nothing
+    before it to be compared with."""
+    wanted = set(target_ids)
+    if not wanted:
+        return set()
+    ranked = select(Capture.id, func.row_number().over(
+        partition_by=Capture.target_id, order_by=(Capture.started_at, Capture.id)).label("n")
+    ).where(Capture.target_id.in_(wanted), Capture.status != CaptureStatus.FAILED).subquery()
+    return set(session.scalars(select(ranked.c.id).where(ranked.c.n == 1)))
+
+
+@dataclass(frozen=True)
+class SincePrevious:
+    """Whether a capture differs from the one before it that loaded the page, as the worker
+    found when it made the capture (stored with it, never compared again when read)."""
+
+    # changed | unchanged | first (nothing before it loaded) | not compared (made before
+    # comparisons were kept); None for a capture that did not load the page
+    state: str | None
+    summary: str | None  # the stored comparison's summary, "price changed; 1 new image"
+
+
+def since_previous(session: Session, rows: Sequence[Capture]) -> dict[uuid.UUID, SincePrevious]:
+    """For each of the captures, what changed since the capture before it, by capture id."""
+    first = first_loaded_capture_ids(session, {c.target_id for c in rows})
+    return {c.id: _since(c, c.id in first) for c in rows}
+
+
+def _since(capture: Capture, is_first: bool) -> SincePrevious:
+    if capture.status == CaptureStatus.FAILED:
+        return SincePrevious(None, None)  # the page did not load: nothing to compare
+    if capture.comparison is None:
+        return SincePrevious("first" if is_first else "not compared", None)
+    return SincePrevious("changed" if capture.comparison.get("changed") else "unchanged",
+                         capture.comparison.get("summary"))
 
 
 def stored_artifacts(store: BlobStore, rows: list[Artifact]) -> list[StoredArtifact]:

@@ -18,7 +18,7 @@ from api.schemas import (
     PageRead,
     b64,
 )
-from evidence import capture_reads, cases
+from evidence import capture_reads, captures, cases
 
 router = APIRouter(prefix="/api/cases/{ref}/captures", tags=["captures"],
                    responses=ERROR_RESPONSES)
@@ -34,7 +34,8 @@ def list_captures(
     case = cases.case_for(session, actor, ref)
     page = capture_reads.page_captures(session, case, target_id=target, limit=paging.limit,
                                        cursor=paging.cursor, newest_first=newest_first)
-    return PageRead[CaptureSummary](items=[CaptureSummary.model_validate(c) for c in page.items],
+    since = captures.since_previous(session, page.items)
+    return PageRead[CaptureSummary](items=[CaptureSummary.of(c, since[c.id]) for c in page.items],
                                     next=paging.next_link(page.next_cursor))
 
 
@@ -46,7 +47,8 @@ def show_capture(ref: CaseRef, capture_id: uuid.UUID, session: DbSession,
     case = cases.case_for(session, actor, ref)
     capture, artifacts = capture_reads.view_capture(session, actor, case, capture_id)
     base = f"/api/cases/{quote_ref(case.reference)}/captures/{capture.id}/artifacts"
-    summary = CaptureSummary.model_validate(capture).model_dump()
+    since = captures.since_previous(session, [capture])
+    summary = CaptureSummary.of(capture, since[capture.id]).model_dump()
     return CaptureDetail(
         **summary,
         redirect_chain=capture.redirect_chain, remote_ip=capture.remote_ip,

@@ -22,7 +22,7 @@ from api.schemas import (
     TargetWatchChanged,
     TargetWatchUpdate,
 )
-from evidence import capture_reads, cases, targets
+from evidence import capture_reads, captures, cases, targets
 from evidence.models import Access
 
 router = APIRouter(prefix="/api/cases/{ref}/targets", tags=["targets"],
@@ -67,9 +67,10 @@ def show_target(ref: CaseRef, target_id: uuid.UUID, session: DbSession,
     latest = capture_reads.page_captures(session, case, target_id=target.id,
                                          limit=LATEST_CAPTURES, cursor=None, newest_first=True)
     total = capture_reads.count_captures(session, case, target.id)
+    since = captures.since_previous(session, latest.items)
     return TargetDetail(
         **TargetRead.model_validate(target).model_dump(),
-        captures=[CaptureSummary.model_validate(c) for c in latest.items],
+        captures=[CaptureSummary.of(c, since[c.id]) for c in latest.items],
         captures_total=total,
         all_captures=f"/api/cases/{quote_ref(case.reference)}/captures?target={target.id}",
         jobs=[JobRead.model_validate(j) for j in targets.jobs_of(session, target)],

@@ -48,8 +48,6 @@ from evidence.errors import EvidenceError, InvalidInput
 from evidence.models import (
     Access,
     Account,
-    Capture,
-    CaptureStatus,
     Case,
     CaseStatus,
     Decision,
@@ -173,7 +171,7 @@ def _target_view(session: Session, viewer: User, case: Case, target: Target,
                                         limit=CAPTURES_PER_PAGE, cursor=place.captures_cursor,
                                         newest_first=True)
     total = capture_reads.count_captures(session, case, target.id)
-    first_loaded = captures.first_loaded_capture_id(session, target.id)
+    since = captures.since_previous(session, found.items)
     jobs = targets.jobs_of(session, target, unfinished_only=True)
     watch_history = targets.watch_history(session, case, target)
     names = case_reads.user_names(session, [target.flagged_by_id] + [
@@ -219,7 +217,7 @@ def _target_view(session: Session, viewer: User, case: Case, target: Target,
         "captures": [{"id": str(c.id), "status": c.status, "started_at": c.started_at,
                       "finished_at": c.finished_at, "http_status": c.http_status,
                       "title": c.title, "final_url": c.final_url,
-                      "since": _since_previous(c, first_loaded)}
+                      "since": since[c.id]}
                      for c in found.items],
         "captures_total": total, "captures_next": found.next_cursor,
         "captures_cursor": place.captures_cursor, "notes_cursor": place.notes_cursor,
@@ -266,18 +264,6 @@ def _target_view(session: Session, viewer: User, case: Case, target: Target,
         # refusal is the reason the page gives anyway for not offering the approval.
         "refused_about": None, "refusal_said": False,
     }
-
-
-def _since_previous(capture: Capture, first_loaded: uuid.UUID | None) -> dict[str, Any]:
-    """Whether the capture differs from the one before it that loaded, as the worker found
-    when it made the capture (stored with it, never compared again here)."""
-    if capture.status == CaptureStatus.FAILED:
-        return {"state": None, "summary": None}  # the page did not load: nothing to compare
-    if capture.comparison is None:
-        return {"state": "first" if capture.id == first_loaded else "not compared",
-                "summary": None}
-    return {"state": "changed" if capture.comparison.get("changed") else "unchanged",
-            "summary": capture.comparison.get("summary")}
 
 
 def _interval(seconds: int | None) -> str | None:

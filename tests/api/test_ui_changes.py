@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import expect
@@ -19,7 +20,7 @@ from evidence import cases, targets, users
 from evidence.home import Runtime, init_home, open_runtime
 from evidence.models import CaptureStatus, CustodyEntry, Role
 from evidence.settings import Settings
-from tests.api.conftest import Api, api_over, served_app, sign_in_on_page, walled_page
+from tests.api.conftest import Api, Caller, api_over, served_app, sign_in_on_page, walled_page
 from tests.api.test_ui import _browser_client, _sign_in
 from tests.factories import make_sealed_capture
 from tests.support import pages_server as pages
@@ -190,12 +191,10 @@ def test_a_picture_changed_in_place_is_one_item_and_the_captures_table_says_what
             page.locator("#changes").screenshot(path=SHOTS / "changed-picture-both.png")
 
 
-def test_the_captures_table_marks_a_first_capture_one_never_compared_and_a_failed_one(
-    home: Api,
-) -> None:
-    """Captures recorded without a comparison (made before comparisons were kept) are not
-    called unchanged: the earliest that loaded is the first, a later one 'not compared'; a
-    capture that did not load the page has nothing to say there."""
+def _captures_told_apart(home: Api) -> tuple[uuid.UUID, list[uuid.UUID]]:
+    """A target's five captures an hour apart, oldest first: one that did not load the page,
+    the first that did, one recorded without a comparison (made before comparisons were kept),
+    one that changed and one that did not. The target's id and the captures'."""
     with home.runtime.session() as session:
         nadia = users.create_user(session, None, name="nadia", role=Role.INVESTIGATOR,
                                   password=PASSWORD)
@@ -203,13 +202,23 @@ def test_the_captures_table_marks_a_first_capture_one_never_compared_and_a_faile
         target, _job = targets.flag_target(session, nadia, case, reason="advert",
                                            url="https://example.org/ad")
         made = [make_sealed_capture(session, home.runtime, case, target, actor=nadia)
-                for _ in range(4)]
+                for _ in range(5)]
         start = made[0].started_at
         for hours, capture in enumerate(made):
             capture.started_at = start + timedelta(hours=hours)
         made[0].status = CaptureStatus.FAILED  # the earliest did not load: not the first
-        made[3].comparison = {"changed": False, "summary": "no change (1 media re-encoded)"}
-        target_id = target.id
+        made[3].comparison = {"changed": True, "summary": "price changed"}
+        made[4].comparison = {"changed": False, "summary": "no change (1 media re-encoded)"}
+        return target.id, [c.id for c in made]
+
+
+def test_the_captures_table_marks_a_first_capture_one_never_compared_and_a_failed_one(
+    home: Api,
+) -> None:
+    """Captures recorded without a comparison (made before comparisons were kept) are not
+    called unchanged: the earliest that loaded is the first, a later one 'not compared'; a
+    capture that did not load the page has nothing to say there."""
+    target_id, _made = _captures_told_apart(home)
     client = _browser_client(home)
     _sign_in(client, "nadia", PASSWORD)
     page = client.get(f"/targets/{target_id}")
@@ -217,9 +226,43 @@ def test_the_captures_table_marks_a_first_capture_one_never_compared_and_a_faile
     cells = [" ".join(re.sub(r"<[^>]+>", " ", cell).split()) for cell in re.findall(
         r'<td data-label="since the capture before" class="since">(.*?)</td>', page.text,
         re.S)]
-    assert cells == ["unchanged no change (1 media re-encoded)", "not compared",
-                     "first capture", "—"]
-    assert 'class="badge changed"' not in page.text
+    assert cells == ["unchanged no change (1 media re-encoded)", "changed price changed",
+                     "not compared", "first capture", "—"]
+
+
+def test_the_api_lists_captures_with_what_changed_since_the_capture_before(home: Api) -> None:
+    """The API says of each capture what the web UI's captures table says, wherever it lists
+    captures: the case's captures (of every target or of one), the target and the capture."""
+    target_id, made = _captures_told_apart(home)
+    with home.runtime.session() as session:
+        nadia = users.get_user(session, "nadia")
+        caller = Caller(nadia, users.issue_token(session, nadia, nadia, name="test"))
+    expected = [
+        {"state": None, "summary": None},
+        {"state": "first", "summary": None},
+        {"state": "not compared", "summary": None},
+        {"state": "changed", "summary": "price changed"},
+        {"state": "unchanged", "summary": "no change (1 media re-encoded)"},
+    ]
+
+    def said(captures: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+        return [(c["id"], c["since_previous"]) for c in captures]
+
+    ids = [str(i) for i in made]
+    for url in ("/api/cases/OP-33/captures", f"/api/cases/OP-33/captures?target={target_id}"):
+        listed = home.get(caller, url)
+        assert listed.status_code == 200, listed.text
+        assert said(listed.json()["items"]) == list(zip(ids, expected, strict=True))
+    # A page at a time: the first of the target's is known as the first on any page.
+    older = home.get(caller, "/api/cases/OP-33/captures?newest_first=true&limit=3").json()
+    assert said(older["items"]) == list(zip(ids[:1:-1], expected[:1:-1], strict=True))
+    last = home.get(caller, older["next"]).json()
+    assert said(last["items"]) == list(zip(ids[1::-1], expected[1::-1], strict=True))
+    shown = home.get(caller, f"/api/cases/OP-33/targets/{target_id}").json()
+    assert said(shown["captures"]) == list(zip(ids[::-1], expected[::-1], strict=True))
+    for capture_id, since in zip(ids, expected, strict=True):
+        one = home.get(caller, f"/api/cases/OP-33/captures/{capture_id}").json()
+        assert one["since_previous"] == since
 
 
 @pytest.mark.browser
