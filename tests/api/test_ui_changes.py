@@ -27,6 +27,12 @@ from tests.support import pages_server as pages
 
 PASSWORD = "correct horse battery staple"
 SHOTS = Path("/tmp/ui")
+# How many lines each element the selector finds takes on the screen.
+LINES = """(selector) => [...document.querySelectorAll(selector)].map(e => {
+  const range = document.createRange();
+  range.selectNodeContents(e);
+  return new Set([...range.getClientRects()].map(r => Math.round(r.top))).size;
+})"""
 
 
 @pytest.fixture
@@ -158,6 +164,14 @@ def test_a_picture_changed_in_place_is_one_item_and_the_captures_table_says_what
                 assert [h is not None and f"/captures/{c}/artifacts/" in h
                         for h, c in zip(hrefs, (first, second), strict=True)] == [True, True]
                 assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+                # Read, not squeezed into columns a word wide: on a phone each file's row is a
+                # block of labelled lines, a SHA-256 in two lines (it was in five).
+                hashes = page.evaluate(LINES, "#changes .media-changes td.hash > div, "
+                                       "#changes .media-changes td.hash:not(:has(div))")
+                names = page.evaluate(LINES, "#changes .media-changes td bdi")
+                assert len(hashes) == 4 and len(names) == 3, (hashes, names)
+                assert max(hashes) == (1 if width == 1280 else 2), hashes
+                assert max(names) == 1 if width == 1280 else max(names) <= 2, names
                 page.screenshot(path=SHOTS / f"changed-picture-{width}.png", full_page=True)
 
                 page.goto(f"{url}/targets/{target_id}")
