@@ -77,6 +77,7 @@ from reportlab.platypus import (
 from reportlab.platypus import Image as PdfImage
 
 from evidence.captures import http_answer, outcome_of
+from evidence.models import CaptureStatus
 from evidence.pdftext import (
     FALLBACK_FONTS,
     FONT_DIRS,
@@ -453,8 +454,9 @@ def _exhibit_index(data: ReportData, text: Text) -> Table:
             # "complete · HTTP 404" for a capture of an error answer, as the pages show it.
             Paragraph(text.markup(outcome_of(exhibit.status, exhibit.http_status).label), CELL),
         ])
-    return _table(rows, [16 * mm, TEXT_WIDTH - 16 * mm - 30 * mm - 22 * mm, 30 * mm, 22 * mm],
-                  split_rows=False)
+    fixed = INDEX_NUMBER_WIDTH + INDEX_STARTED_WIDTH + INDEX_STATUS_WIDTH
+    return _table(rows, [INDEX_NUMBER_WIDTH, TEXT_WIDTH - fixed, INDEX_STARTED_WIDTH,
+                         INDEX_STATUS_WIDTH], split_rows=False)
 
 
 # --- one exhibit --------------------------------------------------------------------------------
@@ -750,6 +752,20 @@ def _summary(facts: str | None, text: Text) -> list[Flowable]:
 FACT_LABEL_WIDTH = 40 * mm
 CELL_PADDING = 3  # a table cell's left and right padding (`_facts`, `_table`)
 FACT_VALUE_WIDTH = TEXT_WIDTH - FACT_LABEL_WIDTH - 2 * CELL_PADDING
+
+
+def _one_line(text: str, style: ParagraphStyle) -> float:
+    """The width of a table column that holds `text` in `style` on one line."""
+    return pdfmetrics.stringWidth(text, style.fontName, style.fontSize) + 2 * CELL_PADDING + 1
+
+
+# The exhibit index's columns each keep their value on one line: an exhibit's number (up to
+# EX-99999), its time to the second and the widest status, "complete · HTTP 451" (it broke
+# before "451"); the address column, the rest, holds a manifest SHA-256 on a line.
+INDEX_NUMBER_WIDTH = _one_line("EX-00000", CELL)
+INDEX_STARTED_WIDTH = _one_line("0000-00-00 00:00:00", CELL)
+INDEX_STATUS_WIDTH = max(_one_line(outcome_of(status, 599).label, CELL)
+                         for status in CaptureStatus)
 
 
 def _line_fact(label: str, value: str | None, text: Text, *, none: str = "none recorded",

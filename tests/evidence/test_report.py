@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
+from evidence.captures import outcome_of
 from evidence.report import (
     PREVIEW_WIDTH_PX,
     CustodyLine,
@@ -34,6 +35,7 @@ from evidence.report import (
     _years,
     write_report,
 )
+from evidence.times import to_the_second
 from tests.support.pdfwords import arabic_lines, placed_words
 
 POPPLER = ("pdftotext", "pdfinfo", "pdffonts")
@@ -431,6 +433,21 @@ def test_a_capture_of_an_error_answer_says_what_the_page_answered(
         "captured is that answer, not the page as it once stood") in sections["EX-003"]
     assert "HTTPstatusHTTP200OK" in sections["EX-001"]
     assert "StatuscompleteManifestSHA-256" in sections["EX-001"]
+
+
+def test_the_exhibit_index_keeps_each_status_time_and_manifest_hash_on_one_line(
+        made: tuple[ReportData, Path]) -> None:
+    """The index's status of a capture of a 451 answer broke before "451" on a line of its
+    own; its time and its manifest's SHA-256 keep to a line each too."""
+    data, pdf = made
+    index = run("pdftotext", "-layout", "-enc", "UTF-8", "-f", "1", "-l", "2", pdf, "-")
+    lines = index.splitlines()
+    for exhibit in data.exhibits:
+        [row] = [line for line in lines if line.startswith(exhibit.number)]
+        assert to_the_second(exhibit.started_at, zone=False) in row, row
+        assert row.rstrip().endswith(outcome_of(exhibit.status, exhibit.http_status).label), row
+        assert any(line.strip() == exhibit.manifest_sha256 for line in lines), exhibit.number
+    assert "complete · HTTP 451" in index
 
 
 def test_every_time_is_shown_to_the_second(made: tuple[ReportData, Path]) -> None:
