@@ -760,10 +760,11 @@ static int sqlite_text(sqlite3_stmt *st, int col, Text *out, unsigned char *spel
         return 0;
     }
     if (type != SQLITE_TEXT) return -1;
-    out->p = sqlite3_column_text(st, col);
+    /* the text's bytes as stored: read as a blob, SQLite need not copy it to end it in NUL */
+    out->p = sqlite3_column_blob(st, col);
     out->n = sqlite3_column_bytes(st, col);
     out->null = 0;
-    if (out->p == NULL) return -1;
+    if (out->p == NULL) out->p = (const unsigned char *)"";
     if (spelled != NULL && out->n == 32) {
         static const int cut[] = {8, 4, 4, 4, 12};
         const unsigned char *from = out->p;
@@ -938,6 +939,58 @@ static int copy_int(const Text *t, Int *out) {
     return 0;
 }
 
+/* A uuid (16 bytes) as PostgreSQL's uuid::text spells it, into `spelled` (36 bytes). */
+static int copy_uuid(Text *t, unsigned char *spelled) {
+    static const char digits[] = "0123456789abcdef";
+    if (t->null) return 0;
+    if (t->n != 16) return -1;
+    unsigned char *to = spelled;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) *to++ = '-';
+        *to++ = (unsigned char)digits[t->p[i] >> 4];
+        *to++ = (unsigned char)digits[t->p[i] & 15];
+    }
+    t->p = spelled;
+    t->n = 36;
+    return 0;
+}
+
+/* A timestamptz (microseconds since 2000-01-01 00:00 UTC) as the Python reader has
+ * PostgreSQL spell it: to_char(recorded_at AT TIME ZONE 'UTC',
+ * 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'). Years outside 1000..9999 give up. */
+static int copy_time(Text *t, unsigned char *spelled) {
+    if (t->null || t->n != 8) return -1;
+    int64_t us = be64(t->p);
+    int64_t secs = us / 1000000, frac = us % 1000000;
+    if (frac < 0) {
+        frac += 1000000;
+        secs -= 1;
+    }
+    int64_t days = secs / 86400, rest = secs % 86400;
+    if (rest < 0) {
+        rest += 86400;
+        days -= 1;
+    }
+    /* days since 1970-01-01 -> civil date (H. Hinnant's algorithm) */
+    int64_t z = days + 10957 + 719468; /* 2000-01-01 is day 10957 of the Unix epoch */
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    int64_t day = doy - (153 * mp + 2) / 5 + 1;
+    int64_t month = mp < 10 ? mp + 3 : mp - 9;
+    int64_t year = yoe + era * 400 + (month <= 2);
+    if (year < 1000 || year > 9999) return -1;
+    int n = snprintf((char *)spelled, 40, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", (int)year,
+                     (int)month, (int)day, (int)(rest / 3600), (int)(rest / 60 % 60),
+                     (int)(rest % 60), (int)frac);
+    if (n != 27) return -1;
+    t->p = spelled;
+    t->n = n;
+    return 0;
+}
+
 static PyObject *Checker_copy(Checker *c, PyObject *args) {
     Py_buffer chunk;
     PyObject *on_batch = Py_None;
@@ -1006,8 +1059,11 @@ static PyObject *Checker_copy(Checker *c, PyObject *args) {
         }
         if (more) break;
         Row r;
-        if (copy_int(&t[0], &r.seq) < 0 || copy_int(&t[2], &r.case_seq) < 0) {
-            give_up(c, "COPY integer", c->expected);
+        unsigned char case_spelled[36], actor_spelled[36], at_spelled[40];
+        if (copy_int(&t[0], &r.seq) < 0 || copy_int(&t[2], &r.case_seq) < 0 ||
+            copy_uuid(&t[1], case_spelled) < 0 || copy_uuid(&t[7], actor_spelled) < 0 ||
+            copy_time(&t[6], at_spelled) < 0) {
+            give_up(c, "COPY value", c->expected);
             break;
         }
         r.case_id = t[1];
@@ -1087,7 +1143,8 @@ static PyMethodDef Checker_methods[] = {
      "of the log in the SQLite file at path; False once not certain."},
     {"copy", (PyCFunction)Checker_copy, METH_VARARGS,
      "copy(chunk, on_batch=None) -> bool: check the rows in the next chunk of a PostgreSQL "
-     "binary COPY stream; False once not certain."},
+     "binary COPY stream of the columns as stored (ids as uuid, the time as timestamptz), "
+     "in the order of SQLite's; False once not certain."},
     {"result", (PyCFunction)Checker_result, METH_NOARGS,
      "result() -> dict | None: what the run adds up to, or None when it is not certain."},
     {NULL, NULL, 0, NULL},

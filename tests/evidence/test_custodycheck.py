@@ -13,6 +13,7 @@ import contextlib
 import re
 import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from evidence import cases, custody
 from evidence.db import make_engine, make_session_factory, session_scope
 from evidence.merkle import leaf_hash
 from evidence.signing import Signer
+from tests.conftest import Databases
 from tests.factories import drop_append_only, make_case, make_user
 
 ORIGIN = "evidence-locker/test"
@@ -34,7 +36,23 @@ ENTRIES = 16  # the log `log` makes
 def log(database_url: str) -> Iterator[tuple[Engine, Signer]]:
     """A committed log over three cases, one titled in Arabic and one named with an emoji,
     sealed by a checkpoint inside it, with the triggers dropped as an insider would."""
-    engine = make_engine(database_url)
+    yield from _log(database_url)
+
+
+@pytest.fixture
+def sqlite_log(tmp_path: Path) -> Iterator[tuple[Engine, Signer]]:
+    """`log` on SQLite alone: for what only SQLite's storage allows."""
+    yield from _log(Databases("sqlite", tmp_path).new_url())
+
+
+@pytest.fixture
+def postgresql_log(postgresql_database_url: str) -> Iterator[tuple[Engine, Signer]]:
+    """`log` on PostgreSQL alone: for what only its typed columns allow."""
+    yield from _log(postgresql_database_url)
+
+
+def _log(url: str) -> Iterator[tuple[Engine, Signer]]:
+    engine = make_engine(url)
     signer = Signer.generate()
     with session_scope(make_session_factory(engine)) as s:
         alice = make_user(s, name="alice")
@@ -208,19 +226,15 @@ def test_an_edited_column_is_never_passed(log: tuple[Engine, Signer], column: st
 
 @pytest.mark.parametrize(("column", "value"), SQLITE_ONLY_EDITS)
 def test_a_column_of_another_storage_class_is_never_passed(
-        log: tuple[Engine, Signer], column: str, value: Any) -> None:
-    engine, _ = log
-    if engine.dialect.name != "sqlite":
-        pytest.skip("only SQLite keeps a value of another kind than its column's")
+        sqlite_log: tuple[Engine, Signer], column: str, value: Any) -> None:
+    engine, _ = sqlite_log  # only SQLite keeps a value of another kind than its column's
     _set(engine, 8, **{column: value})
     _held_to_python(engine)
 
 
 def test_a_changed_column_type_leaves_postgresql_to_the_python_checker(
-        log: tuple[Engine, Signer]) -> None:
-    engine, signer = log
-    if engine.dialect.name != "postgresql":
-        pytest.skip("SQLite columns have no type to change")
+        postgresql_log: tuple[Engine, Signer]) -> None:
+    engine, signer = postgresql_log  # SQLite's columns have no type to change
     with engine.begin() as conn:  # same bytes, another type: the driver hands over bytes
         conn.execute(text("ALTER TABLE custody_entries ALTER COLUMN action TYPE bytea "
                           "USING convert_to(action, 'UTF8')"))
@@ -230,6 +244,23 @@ def test_a_changed_column_type_leaves_postgresql_to_the_python_checker(
         report = custody.verify_log(s, signer.verifier, workers=1)
     assert not report.ok and not report.compiled
     assert "column action disagrees" in report.summary()
+
+
+@pytest.mark.parametrize("moment", [
+    "1999-12-31 23:59:59.999999", "2000-01-01 00:00:00.000000", "2024-02-29 12:00:00.000001",
+    "1970-01-01 00:00:00.000000", "1000-03-01 00:00:00.500000", "9999-12-31 23:59:59.999999",
+])
+def test_a_time_is_spelled_as_entries_spell_it(log: tuple[Engine, Signer], moment: str) -> None:
+    # The log's last entry, not yet sealed, with its time and its column both moved: the
+    # compiled checker must spell the stored time exactly as the database does for Python.
+    engine, _ = log
+    entry = re.sub(rb'"at":"[^"]*"', b'"at":"' + moment.replace(" ", "T").encode() + b'Z"',
+                   _entry(engine, ENTRIES))
+    stored = moment if engine.dialect.name == "sqlite" else moment + "+00"
+    _set(engine, ENTRIES, entry=entry, leaf_hash=leaf_hash(entry), recorded_at=stored)
+    python, compiled = _both(engine)
+    assert not python.problems, python.problems
+    assert compiled == python
 
 
 @settings(max_examples=80, deadline=None, derandomize=True,
