@@ -526,6 +526,7 @@ def custody_verify(case_reference: str | None, kept: Path | None, as_json: bool)
             "ok": report.ok, "summary": report.summary(), "entries": report.entries,
             "cases": report.cases, "checkpoints": report.checkpoints, "sealed": report.sealed,
             "timestamped": report.timestamped,
+            "checker": "compiled" if report.compiled else "python",
             "problems": [{"seq": p.seq, "message": p.message} for p in report.problems],
         })
     else:
