@@ -1224,8 +1224,10 @@ def _hashes(joined: bytes) -> list[bytes]:
 def _run_in_child(source: _Source, after: int, upto: int | None, case_id: str | None,
                   marks: Sequence[int]) -> _Run | None:
     """One process's share: its own connection, its own range of seq."""
-    engine = create_engine(source.url, poolclass=NullPool)
     on_batch = None if _shared_count is None else _child_read
+    if source.compiled and source.sqlite_path is not None:  # it opens the file itself
+        return _check_range(list, None, source, after, upto, case_id, marks, on_batch)
+    engine = create_engine(source.url, poolclass=NullPool)
     try:
         with engine.connect() as conn:
             dbapi = conn.connection.dbapi_connection
