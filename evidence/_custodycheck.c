@@ -425,41 +425,36 @@ static int once(unsigned *seen, unsigned bit) {
     return 0;
 }
 
+/* An object of which two string fields are read: one it must have, one it may. */
 typedef struct {
-    Text id, ref;
-} Ref;
+    const char *must, *may; /* their names */
+    Text must_value, may_value;
+} Pair;
 
-static int ref_member(Scan *s, const Text *key, void *into, unsigned *seen) {
-    Ref *r = into;
-    if (key_is(key, "id")) {
-        if (once(seen, 1) < 0 || is_null(s)) return -1; /* an id is a string */
-        return text_field(s, &r->id);
+static int named(const Text *key, const char *name) {
+    size_t n = strlen(name);
+    return (size_t)key->n == n && memcmp(key->p, name, n) == 0;
+}
+
+static int pair_member(Scan *s, const Text *key, void *into, unsigned *seen) {
+    Pair *pair = into;
+    if (named(key, pair->must)) {
+        if (once(seen, 1) < 0 || is_null(s)) return -1; /* it is a string */
+        return text_field(s, &pair->must_value);
     }
-    if (key_is(key, "ref")) return once(seen, 2) < 0 ? -1 : text_field(s, &r->ref);
+    if (named(key, pair->may)) return once(seen, 2) < 0 ? -1 : text_field(s, &pair->may_value);
     return 1;
 }
 
-typedef struct {
-    Text type, id;
-} Obj;
-
-static int object_member(Scan *s, const Text *key, void *into, unsigned *seen) {
-    Obj *o = into;
-    if (key_is(key, "type")) {
-        if (once(seen, 1) < 0 || is_null(s)) return -1;
-        return text_field(s, &o->type);
-    }
-    if (key_is(key, "id")) return once(seen, 2) < 0 ? -1 : text_field(s, &o->id);
-    return 1;
-}
-
-static int ref_object(Scan *s, int *present, Text *id, Text *ref) {
+/* Such an object, or null: *present says which. */
+static int pair_object(Scan *s, const char *must, const char *may, int *present, Text *must_out,
+                       Text *may_out) {
     if (is_null(s)) return 0;
-    Ref r = {{NULL, 0, 1}, {NULL, 0, 1}};
-    if (members(s, ref_member, &r) < 0 || r.id.null) return -1;
+    Pair pair = {must, may, {NULL, 0, 1}, {NULL, 0, 1}};
+    if (members(s, pair_member, &pair) < 0 || pair.must_value.null) return -1;
     *present = 1;
-    *id = r.id;
-    if (ref != NULL) *ref = r.ref;
+    *must_out = pair.must_value;
+    *may_out = pair.may_value;
     return 0;
 }
 
@@ -469,12 +464,13 @@ static int entry_member(Scan *s, const Text *key, void *into, unsigned *seen) {
     if (key_is(key, "at")) return once(seen, 2) < 0 ? -1 : text_field(s, &d->at);
     if (key_is(key, "action")) return once(seen, 4) < 0 ? -1 : text_field(s, &d->action);
     if (key_is(key, "actor")) {
+        Text name;
         if (once(seen, 8) < 0) return -1;
-        return ref_object(s, &d->actor, &d->actor_id, NULL);
+        return pair_object(s, "id", "ref", &d->actor, &d->actor_id, &name);
     }
     if (key_is(key, "case")) {
         if (once(seen, 16) < 0) return -1;
-        return ref_object(s, &d->has_case, &d->case_id, &d->case_ref);
+        return pair_object(s, "id", "ref", &d->has_case, &d->case_id, &d->case_ref);
     }
     if (key_is(key, "case_seq")) return once(seen, 32) < 0 ? -1 : int_field(s, &d->case_seq);
     if (key_is(key, "prev_case_hash")) {
@@ -495,13 +491,7 @@ static int entry_member(Scan *s, const Text *key, void *into, unsigned *seen) {
     }
     if (key_is(key, "object")) {
         if (once(seen, 128) < 0) return -1;
-        if (is_null(s)) return 0;
-        Obj o = {{NULL, 0, 1}, {NULL, 0, 1}};
-        if (members(s, object_member, &o) < 0 || o.type.null) return -1;
-        d->object = 1;
-        d->object_type = o.type;
-        d->object_id = o.id;
-        return 0;
+        return pair_object(s, "type", "id", &d->object, &d->object_type, &d->object_id);
     }
     if (key_is(key, "sha256")) return once(seen, 256) < 0 ? -1 : text_field(s, &d->sha256);
     return 1;
