@@ -91,7 +91,7 @@ class _LeaseKeeper(threading.Thread):
         self.lost = False
 
     def run(self) -> None:
-        said_full = False
+        said: str | None = None  # what a refused renewal last said, said once in a line
         while not self.stop_event.wait(self.lease / 3):
             try:
                 with self.runtime.session() as session:
@@ -99,11 +99,16 @@ class _LeaseKeeper(threading.Thread):
                                             lease_seconds=self.lease):
                         self.lost = True
                         return
-            except StorageFull as exc:  # said once, in a line: the worker says what it waits for
-                if not said_full:
-                    log.warning("renewing the lease of job %s: %s", self.job_id, exc.message)
-                said_full = True
-            except Exception:  # a passing database hiccup: try again on the next tick
+                said = None
+            except (StorageFull, DBAPIError) as exc:
+                # The database full or out of reach for a moment: tried again on the next tick.
+                words = exc.message if isinstance(exc, StorageFull) else (
+                    str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0]
+                if words != said:
+                    log.warning("renewing the lease of job %s: %s (trying again every %.0f s)",
+                                self.job_id, words, self.lease / 3)
+                said = words
+            except Exception:  # not the database's doing: the whole story, for the developer
                 log.exception("renewing the lease of job %s", self.job_id)
 
     def stop(self) -> None:
