@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Browser, BrowserContext, Playwright, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, CDPSession, Playwright, sync_playwright
 
 from capture.errors import BrowserUnavailable, map_playwright_errors
 from evidence import processes
@@ -59,7 +59,7 @@ class BrowserSession:
         # process by it (Playwright does not say which process it started).
         self._mark = f"--evidence-locker-browser={uuid.uuid4().hex}"
         # Where the browser writes the files pages download, while they download: a capture
-        # watches their size there, to stop one that grows past its bound.
+        # watches each one's size there (`download_size`), to stop one past its bound.
         self._downloads: processes.OwnedFolder | None = None
         self._stopped = False  # by `stop_for_good`: no other browser is started
 
@@ -99,18 +99,30 @@ class BrowserSession:
             raise BrowserUnavailable("the browser is not running")
         return self._downloads.path
 
-    def downloading_files(self) -> dict[str, tuple[int, int]]:
-        """The files in the downloads folder as they stand: name → (size, inode change time in
-        ns, which orders them by when the browser made them)."""
-        files: dict[str, tuple[int, int]] = {}
+    def follow_downloads(self, session: CDPSession, context_id: str) -> None:
+        """Have the browser tell `session` of every download in the context `context_id`:
+        `Browser.downloadWillBegin` (its guid, address and suggested name) and
+        `Browser.downloadProgress` (bytes received, then completed or canceled).
+
+        Chromium sends these only to a session that set the context's download behaviour, so
+        this sets the one Playwright set for a context that accepts downloads (saved into this
+        session's folder, each file named by its download's guid), which changes nothing of how
+        the browser downloads."""
+        session.send("Browser.setDownloadBehavior", {
+            "behavior": "allowAndName", "browserContextId": context_id,
+            "downloadPath": str(self.downloads_dir), "eventsEnabled": True})
+
+    def download_size(self, guid: str) -> int:
+        """How many bytes the download `guid` has on disk as it stands: Chromium writes it into
+        the downloads folder as `<guid>.crdownload` and renames it `<guid>` once complete (0
+        once it is gone, or when the names are not found)."""
+        size = 0
         if self._downloads is None:
-            return files
-        with contextlib.suppress(OSError):  # the folder is gone with a browser being closed
-            for entry in os.scandir(self._downloads.path):
-                with contextlib.suppress(OSError):  # a file finished and moved meanwhile
-                    stat = entry.stat()
-                    files[entry.name] = (stat.st_size, stat.st_ctime_ns)
-        return files
+            return size
+        for name in (f"{guid}.crdownload", guid):
+            with contextlib.suppress(OSError):  # not (or no longer) there
+                size = max(size, (self._downloads.path / name).stat().st_size)
+        return size
 
     @property
     def version(self) -> str:

@@ -10,18 +10,16 @@ temporary folder's) is not a step's failure: the capture cannot be whole, so the
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import functools
 import hashlib
-import inspect
 import json
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -93,6 +91,8 @@ MAX_PDF_TEXTS = 10  # PDFs a page loaded whose words are read, per capture
 MAX_SUGGESTED_CHARS = 1000
 # After a download's bounds, for its cancellation to come back before the context is closed.
 CANCEL_GRACE_SECONDS = 5.0
+# For the browser to name a download (`Browser.downloadWillBegin`) once the page started it.
+NAMED_GRACE_SECONDS = 5.0
 BOTTOM_WAITS = 4  # pauses more before a page that stopped growing is taken to have ended
 # A body this large (bytes on the wire) is taken again from the run's own DevTools session
 # before the context closes, in case the browser's record dropped it (`keep_large_bodies`).
@@ -142,7 +142,7 @@ class _Hop:
 @dataclass
 class _Download:
     """One file a page had the browser download, from its start to its end: the one place its
-    state is kept (`_Run.on_download` saves it, `_Run.watch_downloads` bounds it)."""
+    state is kept (`_Run.on_download` follows and saves it, `_Run.bound` stops it)."""
 
     url: str
     suggested: str  # the file name the server or page suggested, as given
@@ -150,7 +150,7 @@ class _Download:
     deadline: float  # time.monotonic() past which it is stopped
     handle: Download | None = None  # while it comes in
     state: str = "coming"  # then "kept", "stopped" or "failed"
-    file: str | None = None  # the browser's own file in its downloads folder
+    guid: str | None = None  # the browser's own name for it (`_Run.on_download_begun`)
     reached: int = 0  # bytes it had when last looked at (once stopped: when it was stopped)
     stop: str | None = None  # why it is being stopped, once it is
     failure: str | None = None  # why the browser could not save it
@@ -168,29 +168,6 @@ class _Download:
         """What the metadata document says of it (a kept file's hash is its artifact's)."""
         return {"url": self.url, "suggested_filename": self.suggested, "outcome": self.state,
                 "stopped_at": self.stopped_at, "reason": self.stop or self.failure}
-
-
-def cancel_on_loop(download: Download) -> None:
-    """Have the browser cancel `download`, asked from inside Playwright's event loop (where the
-    download watch's timer runs, during some other call to the browser), where a call through
-    the sync API cannot wait for its answer.
-
-    Playwright has no public way to do this: the sync object's asynchronous twin, the private
-    `_impl_obj`, is asked instead. This is the one place that reads it; should a later
-    Playwright lack it, this raises a clear error (the watch records it on the capture, and
-    the capture's own checks between calls still cancel through the public API), and
-    `test_a_download_can_be_cancelled_from_the_event_loop` fails."""
-    cancel = getattr(getattr(download, "_impl_obj", None), "cancel", None)
-    if not inspect.iscoroutinefunction(cancel):
-        raise CaptureError("this Playwright's Download has no private `_impl_obj.cancel` to "
-                           "cancel it from the event loop: the download watch stops downloads "
-                           "only between calls to the browser")
-    asyncio.get_running_loop().create_task(_quietly(cancel()))
-
-
-async def _quietly(call: Coroutine[Any, Any, None]) -> None:
-    with contextlib.suppress(Exception):  # it ended meanwhile, or the browser is gone
-        await call
 
 
 @dataclass(frozen=True)
@@ -227,10 +204,12 @@ class _Run:
         self.overran = False  # the browser was stopped for running past the time limit
         self.context: BrowserContext | None = None
         self.downloads: list[_Download] = []  # every one the page started, in order
-        # Playwright's event loop, on which `watch_downloads` runs as a timer (`_arm_watch`).
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.on_loop = False  # the watch is running on it (`_tick`), not between calls
-        self.watching = False  # a timer is armed
+        # What the browser says of each download in the context, by its guid (`fetch`):
+        # begun and not yet matched to one of `downloads` (address, suggested name), bytes
+        # received, and how it ended ("completed" or "canceled").
+        self.begun: dict[str, tuple[str, str]] = {}
+        self.received: dict[str, int] = {}
+        self.ended: dict[str, str] = {}
         # Each document response the browser got, by its network request id (the same for
         # every hop of a redirect chain): URL, status and headers as the server sent them.
         self.documents: dict[str, list[_Hop]] = {}
@@ -419,8 +398,12 @@ class _Run:
             page.close()
 
     def on_download(self, download: Download) -> None:
-        """Save the file once the browser has it all (this handler waits for that, while the
-        capture goes on); `watch_downloads` stops one that runs past its bounds."""
+        """Follow the download until the browser has it all, bounding it (`bound`), then save
+        it; this handler waits for that while the capture goes on.
+
+        The handler runs whenever the capture is inside a call to the browser (a long
+        screenshot, the PDF render, a wait), and its own waits let it look every _POLL_MS: the
+        bound holds through every step, not only in those that poll (`watch_downloads`)."""
         suggested = download.suggested_filename[:MAX_SUGGESTED_CHARS]
         bound = self.settings.navigation_timeout_seconds
         item = _Download(
@@ -428,16 +411,23 @@ class _Run:
             path=self.tmp / f"download-{len(self.downloads)}-{_safe(suggested)}",
             deadline=min(self.deadline, time.monotonic() + bound), handle=download)
         self.downloads.append(item)
-        # The sync API runs its event loop on this thread and marks it running even between
-        # calls, so this is Playwright's loop; the watch runs on it.
-        with contextlib.suppress(RuntimeError):
-            self.loop = asyncio.get_running_loop()
-        self._arm_watch()
+        # The browser's word for it, if it came first: the first begun with its address and
+        # name (two alike are told in the order the browser started them, as Playwright is).
+        item.guid = next((guid for guid, said in self.begun.items()
+                          if said == (item.url, item.suggested)), None)
+        self.begun.pop(item.guid or "", None)
+        named_by = time.monotonic() + NAMED_GRACE_SECONDS
         try:
-            download.save_as(item.path)
-            with contextlib.suppress(PlaywrightError):
-                # The browser's own file, so that no later download is taken to be this one.
-                item.file = download.path().name
+            with contextlib.suppress(PlaywrightError):  # the page is gone: the save says why
+                while (item.stop is None and self.ended.get(item.guid or "") is None
+                       and (item.guid is not None or time.monotonic() < named_by)):
+                    self.bound(item)
+                    download.page.wait_for_timeout(_POLL_MS)
+                if item.guid is None and item.stop is None:  # bounded in time only, and said
+                    self.record.steps.append(StepOutcome(
+                        "download watch", False, f"the browser did not say which file {item.url}"
+                        " was written to: its size was not watched, only its time"))
+            download.save_as(item.path)  # the browser has it all, or it was stopped
         except Exception as exc:  # recorded on the capture, the page goes on
             if item.stop is None:
                 item.state = "failed"
@@ -451,71 +441,55 @@ class _Run:
         if item.stop is not None:  # whatever came of it meanwhile: stopped, nothing kept
             item.state = "stopped"
             item.path.unlink(missing_ok=True)
-        for other in self.downloads:  # one that took this one's file for its own
-            if other is not item and other.file == item.file and other.state == "coming":
-                other.file = None
 
-    def _arm_watch(self) -> None:
-        if self.watching or self.loop is None or not self.coming():
-            return
-        self.watching = True
-        self.loop.call_later(_POLL_MS / 1000, self._tick)
+    def on_download_begun(self, event: dict[str, Any]) -> None:
+        """`Browser.downloadWillBegin`: the download's guid, given to the page's download of the
+        same address and suggested name that has none yet, or kept for it (`on_download`)."""
+        said = (event["url"], event["suggestedFilename"][:MAX_SUGGESTED_CHARS])
+        waiting = next((d for d in self.downloads if d.guid is None
+                        and (d.url, d.suggested) == said), None)
+        if waiting is None:
+            self.begun[event["guid"]] = said
+        else:
+            waiting.guid = event["guid"]
 
-    def _tick(self) -> None:
-        """On Playwright's event loop, which runs whenever the capture is inside a call to the
-        browser (a long screenshot, the PDF render, a wait): the watch goes on through every
-        step, not only in those that poll."""
-        self.watching = False
-        self.on_loop = True
-        try:
-            self.watch_downloads()
-        finally:
-            self.on_loop = False
-        self._arm_watch()
+    def on_download_progress(self, event: dict[str, Any]) -> None:
+        guid = event["guid"]
+        self.received[guid] = max(self.received.get(guid, 0), int(event["receivedBytes"]))
+        if event["state"] != "inProgress":
+            self.ended[guid] = event["state"]
 
     def coming(self) -> list[_Download]:
         return [d for d in self.downloads if d.state == "coming"]
 
     def watch_downloads(self) -> None:
+        """Between calls to the browser: bound every download still coming in."""
+        for item in self.coming():
+            self.bound(item)
+
+    def bound(self, item: _Download) -> None:
         """Stop a download once it has grown past the bound per artifact (a file sent without
         a length, or lying about it, would otherwise fill the disk and could not be stored
         anyway) or has run past its time; a download gets as long as a page to answer, within
-        the capture's time."""
-        coming = [d for d in self.coming() if d.stop is None]
-        if not coming:
+        the capture's time. Its bytes are its own file's in the downloads folder, found by its
+        guid, or what the browser said it received, whichever is more."""
+        if item.stop is not None or item.state != "coming":
             return
-        files = self.pipeline.browser.downloading_files()
-        taken = {d.file for d in self.downloads if d.file is not None}
-        # The browser names its files itself: a download's file is the first one to appear
-        # that no other download has, in the order the browser made them.
-        free = sorted((name for name in files if name not in taken), key=lambda n: files[n][1])
+        if item.guid is not None:
+            item.reached = max(item.reached, self.received.get(item.guid, 0),
+                               self.pipeline.browser.download_size(item.guid))
         bound = self.settings.max_artifact_bytes
-        now = time.monotonic()
-        for item in coming:
-            if item.file is None and free:
-                item.file = free.pop(0)
-            if item.file is not None and item.file in files:
-                item.reached = max(item.reached, files[item.file][0])
-            if item.reached > bound:
-                self._stop(item, f"for growing past the {bound}-byte bound per artifact")
-            elif now >= item.deadline:
-                self._stop(item, f"for running past its bound of "
-                                 f"{self.settings.navigation_timeout_seconds:.0f} s")
+        if item.reached > bound:
+            self._stop(item, f"for growing past the {bound}-byte bound per artifact")
+        elif time.monotonic() >= item.deadline:
+            self._stop(item, f"for running past its bound of "
+                             f"{self.settings.navigation_timeout_seconds:.0f} s")
 
     def _stop(self, item: _Download, why: str) -> None:
         item.stop = why  # first: the cancelled save must not be taken for a failure
-        if item.handle is None:
-            return
-        if not self.on_loop:  # between calls: through the public API
+        if item.handle is not None:
             with contextlib.suppress(PlaywrightError):  # it ended meanwhile
                 item.handle.cancel()
-            return
-        try:
-            cancel_on_loop(item.handle)
-        except CaptureError as exc:  # left to the checks between calls, and said
-            item.stop = None
-            if not any(s.error == exc.message for s in self.record.steps):
-                self.record.steps.append(StepOutcome("download watch", False, exc.message))
 
     def finish_downloads(self) -> None:
         """Before the context closes: the downloads under way end within their bounds, kept
@@ -1241,6 +1215,11 @@ class CapturePipeline:
             # Chromium hands out certificate chains only to a session that watched the
             # connection being made, so this session is opened before navigating.
             run.cdp = context.new_cdp_session(page)
+            # Each download by the browser's own name for it, its guid: its file, its bytes.
+            fetch.on("Browser.downloadWillBegin", run.on_download_begun)
+            fetch.on("Browser.downloadProgress", run.on_download_progress)
+            target = run.cdp.send("Target.getTargetInfo")["targetInfo"]
+            self.browser.follow_downloads(fetch, target["browserContextId"])
             run.cdp.on("Network.responseReceived", run.on_response)
             run.cdp.on("Network.loadingFinished", run.on_loaded)
             # This session's own buffer of bodies, opened to the artifact bound: the browser's

@@ -27,7 +27,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from playwright.sync_api import Error as PlaywrightError
 from warcio.archiveiterator import ArchiveIterator
 
 from capture import pipeline as capture_pipeline
@@ -780,20 +779,35 @@ def test_a_download_that_outlasts_its_time_is_stopped_and_said(
     assert list(browser.downloads_dir.iterdir()) == []
 
 
-def test_a_download_can_be_cancelled_from_the_event_loop(
-    server: pages.PagesServer, browser: BrowserSession,
+@pytest.mark.parametrize("endless_first", [True, False])
+def test_two_downloads_started_together_are_each_bounded_by_their_own_bytes(
+    server: pages.PagesServer, browser: BrowserSession, store: FolderStore, settings: Settings,
+    endless_first: bool,
 ) -> None:
-    """The download watch stops a download from inside Playwright's event loop, through the
-    one private attribute the capture reads (`cancel_on_loop`): should a later Playwright lack
-    it, this fails with that function's clear error, not with a download left to grow."""
-    context = browser.new_context(accept_downloads=True)
-    try:
-        page = context.new_page()
-        with page.expect_download() as started, contextlib.suppress(PlaywrightError):
-            page.goto(server.url(pages.ENDLESS_PATH))  # fails: "Download is starting"
-        download = started.value
-        capture_pipeline.cancel_on_loop(download)  # sent with the next call to the browser
-        assert download.failure() == "canceled"
-    finally:
-        context.close()
+    """The page starts a file just under the bound and an endless one in the same moment, while
+    it is rendered: the file is kept whole with its hash, the endless one is stopped past the
+    bound and said. Each is bounded by its own bytes, never by the other's."""
+    bounded = CapturePipeline(browser, store, settings.model_copy(
+        update={"max_artifact_bytes": 5_000_000}))
+    small = f"{pages.BLOB_PATH}?size=4900000"
+    paths = [pages.ENDLESS_PATH, small] if endless_first else [small, pages.ENDLESS_PATH]
+    started = "&".join(f"to={quote(path, safe='')}" for path in paths)
+    record = bounded.run(server.url(f"{pages.DOWNLOAD_LATER_PATH}?delay=0&{started}"))
+    assert record.status == "partial", record.steps
+    assert [s.name for s in record.steps if not s.ok] == ["downloads"]
+    downloads = record.step("downloads")
+    assert downloads is not None
+    assert (f"1 download stopped, not stored; first {server.url(pages.ENDLESS_PATH)}, "
+            "stopped at ") in (downloads.error or "")
+    said = {d["url"]: d for d in _downloads_said(record)}
+    assert said.keys() == {server.url(small), server.url(pages.ENDLESS_PATH)}
+    body = pages.blob_bytes(4_900_000)
+    assert said[server.url(small)]["outcome"] == "kept"
+    assert said[server.url(small)]["size"] == len(body)
+    assert said[server.url(small)]["sha256"] == hashlib.sha256(body).hexdigest()
+    endless = said[server.url(pages.ENDLESS_PATH)]
+    assert endless["outcome"] == "stopped" and endless["stopped_at"] > 5_000_000
+    assert endless["reason"] == "for growing past the 5000000-byte bound per artifact"
+    files = [a for a in record.artifacts if a.kind == "download"]
+    assert [Path(a.path).read_bytes() for a in files] == [body]
     assert list(browser.downloads_dir.iterdir()) == []

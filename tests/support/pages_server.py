@@ -50,7 +50,8 @@ Routes (all GET, HEAD also works):
     seconds
 ``/download-later?delay=MS&to=PATH``
     a long page that starts downloading ``PATH`` ``MS`` milliseconds after it is first resized:
-    a capture's full-page screenshot resizes it, after the capture last waited for the network
+    a capture's full-page screenshot resizes it, after the capture last waited for the network;
+    with ``to`` given more than once, it starts every one of them at that moment, together
 ``/changing``, ``/changing/img/<name>.png``
     content chosen by :meth:`PagesServer.set_version` (see :data:`CHANGING_PAGES`)
 ``/vanishing``, ``/unavailable``
@@ -974,13 +975,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _download_later(self, query: dict[str, list[str]]) -> None:
         delay = int(_number(query, "delay", 1000, 0, MAX_DELAY_SECONDS * 1000))
-        target = _param(query, "to", DOWNLOAD_PATH)
-        if not target.startswith("/") or target.startswith("//"):
+        targets = query.get("to") or [DOWNLOAD_PATH]
+        if any(not t.startswith("/") or t.startswith("//") for t in targets):
             raise _BadRequest("to must be a path on this server")
-        location = json.dumps(target).replace("<", "\\u003c")  # never ends the script early
-        script = (f"<script>\nwindow.addEventListener('resize', () => setTimeout(() => {{\n"
-                  f"  window.location.href = {location};\n}}, {delay}), {{once: true}});\n"
-                  "</script>")
+        # Never ends the script early.
+        locations = json.dumps(targets).replace("<", "\\u003c")
+        # One: the page goes to it. Several: a link with a download attribute for each, clicked
+        # in the same moment, so the browser starts them together.
+        start = ("window.location.href = paths[0];" if len(targets) == 1 else
+                 "for (const path of paths) { const a = document.createElement('a');\n"
+                 "  a.href = path; a.download = ''; document.body.append(a); a.click(); }")
+        script = (f"<script>\nconst paths = {locations};\n"
+                  "window.addEventListener('resize', () => setTimeout(() => {\n"
+                  f"  {start}\n}}, {delay}), {{once: true}});\n</script>")
         body = (f"<h1>{_text(DOWNLOAD_LATER_TITLE)}</h1>\n"
                 '<div style="height: 3000px">A long page.</div>\n' + script)
         self._html(_page(DOWNLOAD_LATER_TITLE, body))
