@@ -20,9 +20,10 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from cryptography import x509
@@ -50,7 +51,7 @@ from capture.errors import (
     map_playwright_errors,
 )
 from capture.pdfread import read_pdf_text
-from capture.phash import hash_file
+from capture.phash import ImageHashes, hash_file
 from capture.urlsafety import (
     DEFAULT_SCHEMES,
     UrlPolicy,
@@ -68,6 +69,8 @@ from evidence.errors import DISK_FULL_ERRNOS, StorageFull
 from evidence.models import CaptureStatus, utcnow
 from evidence.settings import Settings
 from evidence.words import counted
+
+_T = TypeVar("_T")
 
 SCROLL_PAUSE_MS = 250
 SETTLE_SECONDS = 5.0
@@ -528,11 +531,32 @@ class _Run:
             raise TooLarge(f"{kind} would take the capture over its "
                            f"{self.settings.max_capture_bytes}-byte bound; not stored")
 
-    def _keep(self, kind: str, name: str, media_type: str, stored: StoredBlob) -> None:
-        self.stored_bytes += stored.size
+    def beside_the_browser(self, work: Callable[[], _T]) -> _T:
+        """`work`, plain Python (hashing, storing), on a thread of its own while downloads are
+        coming in, this thread waiting in the browser meanwhile: the download watch
+        (`on_download`) looks only while the capture is inside a call to the browser, so it
+        goes on looking through the work, and a download cannot grow unwatched meanwhile."""
+        page = self.page
+        if page is None or not self.coming():
+            return work()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="capture-work") as pool:
+            done = pool.submit(work)
+            with contextlib.suppress(PlaywrightError):  # the page is gone: only wait
+                while not done.done():
+                    page.wait_for_timeout(_POLL_MS)
+            return done.result()
+
+    def _keep(self, kind: str, name: str, media_type: str, put: Callable[[], StoredBlob]) -> None:
+        """Store an artifact (`put`) and record it, with its picture hashes if it is one."""
         store = self.pipeline.store
-        hashes = (hash_file(store.fetch(stored.sha256)).hashes
-                  if media_type.startswith("image/") else None)
+
+        def stored_and_hashed() -> tuple[StoredBlob, ImageHashes | None]:
+            stored = put()
+            return stored, (hash_file(store.fetch(stored.sha256)).hashes
+                            if media_type.startswith("image/") else None)
+
+        stored, hashes = self.beside_the_browser(stored_and_hashed)
+        self.stored_bytes += stored.size
         self.record.artifacts.append(StoredArtifact(
             kind=kind, name=name, media_type=media_type, size=stored.size,
             sha256=stored.sha256, path=store.locate(stored.sha256),
@@ -547,12 +571,14 @@ class _Run:
 
     def store(self, kind: str, path: Path, media_type: str, name: str | None = None) -> None:
         self._admit(kind, path.stat().st_size)
-        self._keep(kind, name or path.name, media_type, self.pipeline.store.put_file(path))
+        self._keep(kind, name or path.name, media_type,
+                   functools.partial(self.pipeline.store.put_file, path))
 
     def store_bytes(self, kind: str, filename: str, data: bytes, media_type: str,
                     name: str | None = None) -> None:
         self._admit(kind, len(data))
-        self._keep(kind, name or filename, media_type, self.pipeline.store.put_bytes(data))
+        self._keep(kind, name or filename, media_type,
+                   functools.partial(self.pipeline.store.put_bytes, data))
 
     def run_step(self, name: str, fn: Callable[[], str | None]) -> bool:
         if self.full is not None:
@@ -786,7 +812,8 @@ class _Run:
     def _keep_text(self, text: str, *, declared: str | None) -> None:
         """The capture's text artifact (what search indexes and comparisons diff), and the
         language it is in."""
-        self.record.language = {"declared": declared, **detect_language(text)}
+        found = self.beside_the_browser(functools.partial(detect_language, text))
+        self.record.language = {"declared": declared, **found}
         self.store_bytes("text", "text.txt", text.encode("utf-8"), "text/plain; charset=utf-8")
 
     def pdf_text(self) -> str | None:

@@ -811,3 +811,34 @@ def test_two_downloads_started_together_are_each_bounded_by_their_own_bytes(
     files = [a for a in record.artifacts if a.kind == "download"]
     assert [Path(a.path).read_bytes() for a in files] == [body]
     assert list(browser.downloads_dir.iterdir()) == []
+
+
+def test_a_download_is_bounded_while_the_capture_works_outside_the_browser(
+    server: pages.PagesServer, pipeline: CapturePipeline, browser: BrowserSession,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A trickled download is under way when the capture detects the page's language, plain
+    Python work that here lasts until the download is gone: the download is stopped past its
+    time during that work, not left to grow until the capture next calls the browser."""
+    seen: list[bool] = []  # the download's file in the browser's folder, as the work begins, ends
+    detect = capture_pipeline.detect_language
+
+    def detect_once_the_download_is_gone(text: str) -> dict[str, str | None]:
+        def coming() -> bool:
+            return any(browser.downloads_dir.iterdir())
+        seen.append(coming())
+        limit = time.monotonic() + 30  # well past the download's bound of 10 s
+        while coming() and time.monotonic() < limit:
+            time.sleep(0.05)
+        seen.append(coming())
+        return detect(text)
+
+    monkeypatch.setattr(capture_pipeline, "detect_language", detect_once_the_download_is_gone)
+    trickle = f"{pages.TRICKLE_PATH}?seconds=60"
+    record = pipeline.run(server.url(
+        f"{pages.DOWNLOAD_LATER_PATH}?delay=0&to={quote(trickle, safe='')}"))
+    assert seen == [True, False]
+    [said] = _downloads_said(record)
+    assert said["outcome"] == "stopped" and said["url"] == server.url(trickle)
+    assert said["reason"] == "for running past its bound of 10 s"
+    assert list(browser.downloads_dir.iterdir()) == []
