@@ -713,6 +713,18 @@ def _downloads_said(record: CaptureRecord) -> list[dict[str, Any]]:
     return said
 
 
+def _endless_download_stopped(record: CaptureRecord, server: pages.PagesServer) -> str:
+    """The capture is partial for one thing only, the endless download it stopped, and says
+    so: what it says."""
+    assert record.status == "partial", record.steps
+    assert [s.name for s in record.steps if not s.ok] == ["downloads"]
+    downloads = record.step("downloads")
+    assert downloads is not None and downloads.error is not None
+    assert (f"1 download stopped, not stored; first {server.url(pages.ENDLESS_PATH)}, "
+            "stopped at ") in downloads.error
+    return downloads.error
+
+
 def test_a_download_a_page_starts_while_it_is_captured_is_kept_with_its_address_and_name(
     server: pages.PagesServer, pipeline: CapturePipeline, browser: BrowserSession,
 ) -> None:
@@ -742,14 +754,8 @@ def test_an_endless_download_a_page_starts_later_is_stopped_at_the_bound(
         update={"max_artifact_bytes": 5_000_000}))
     page = server.url(f"{pages.DOWNLOAD_LATER_PATH}?delay=0&to={pages.ENDLESS_PATH}")
     record = bounded.run(page)
-    assert record.status == "partial", record.steps
-    assert [s.name for s in record.steps if not s.ok] == ["downloads"]
-    downloads = record.step("downloads")
-    assert downloads is not None
-    assert (f"1 download stopped, not stored; first {server.url(pages.ENDLESS_PATH)}, "
-            "stopped at ") in (downloads.error or "")
-    assert (downloads.error or "").endswith("for growing past the 5000000-byte bound per "
-                                            "artifact")
+    said_stopped = _endless_download_stopped(record, server)
+    assert said_stopped.endswith("for growing past the 5000000-byte bound per artifact")
     [said] = _downloads_said(record)
     assert said["outcome"] == "stopped" and said["url"] == server.url(pages.ENDLESS_PATH)
     assert said["stopped_at"] > 5_000_000 and "sha256" not in said
@@ -793,12 +799,7 @@ def test_two_downloads_started_together_are_each_bounded_by_their_own_bytes(
     paths = [pages.ENDLESS_PATH, small] if endless_first else [small, pages.ENDLESS_PATH]
     started = "&".join(f"to={quote(path, safe='')}" for path in paths)
     record = bounded.run(server.url(f"{pages.DOWNLOAD_LATER_PATH}?delay=0&{started}"))
-    assert record.status == "partial", record.steps
-    assert [s.name for s in record.steps if not s.ok] == ["downloads"]
-    downloads = record.step("downloads")
-    assert downloads is not None
-    assert (f"1 download stopped, not stored; first {server.url(pages.ENDLESS_PATH)}, "
-            "stopped at ") in (downloads.error or "")
+    _endless_download_stopped(record, server)
     said = {d["url"]: d for d in _downloads_said(record)}
     assert said.keys() == {server.url(small), server.url(pages.ENDLESS_PATH)}
     body = pages.blob_bytes(4_900_000)
