@@ -344,6 +344,9 @@ class AccountIdUpdate(InputModel):
         description="The platform's stable account id, learnt after the account was flagged "
                     "by its handle.")
 
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"platform_account_id": "17841400000000001"}]})
+
 
 class AccountRead(Model):
     id: uuid.UUID
