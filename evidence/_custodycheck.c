@@ -295,27 +295,16 @@ static int literal(Scan *s, const char *word) {
     return 0;
 }
 
-/* An object or array at s->p, checked and skipped. */
-static int container(Scan *s, int depth) {
+/* An array at s->p, checked and skipped. */
+static int elements(Scan *s, int depth) {
     if (depth > JSON_DEPTH) return -1;
-    unsigned char close = *s->p == '{' ? '}' : ']';
-    int object = close == '}';
     s->p++;
     ws(s);
-    if (s->p < s->end && *s->p == close) {
+    if (s->p < s->end && *s->p == ']') {
         s->p++;
         return 0;
     }
     for (;;) {
-        if (object) {
-            Text key;
-            int escaped;
-            if (s->p >= s->end || *s->p != '"' || string(s, &key, &escaped) < 0) return -1;
-            ws(s);
-            if (s->p >= s->end || *s->p != ':') return -1;
-            s->p++;
-            ws(s);
-        }
         if (value(s, depth + 1) < 0) return -1;
         ws(s);
         if (s->p >= s->end) return -1;
@@ -324,7 +313,7 @@ static int container(Scan *s, int depth) {
             ws(s);
             continue;
         }
-        if (*s->p == close) {
+        if (*s->p == ']') {
             s->p++;
             return 0;
         }
@@ -332,14 +321,24 @@ static int container(Scan *s, int depth) {
     }
 }
 
+/* The members of an object at s->p. For each key, `member` is called with the scanner on the
+ * value; it reads it and returns 0, or 1 to have it checked and skipped, or -1 to give up. A
+ * key written with an escape gives up where members are read (it could spell a field that is
+ * read); `skip` reads none. */
+typedef int (*Member)(Scan *s, const Text *key, void *into, unsigned *seen);
+
+static int skip(Scan *s, const Text *key, void *into, unsigned *seen) { return 1; }
+
+static int members(Scan *s, Member member, void *into, int depth);
+
 static int value(Scan *s, int depth) {
     if (s->p >= s->end) return -1;
     Text t;
     Int i;
     int escaped;
     switch (*s->p) {
-    case '{':
-    case '[': return container(s, depth);
+    case '{': return members(s, skip, NULL, depth);
+    case '[': return elements(s, depth);
     case '"': return string(s, &t, &escaped);
     case 't': return literal(s, "true");
     case 'f': return literal(s, "false");
@@ -376,14 +375,9 @@ static int int_field(Scan *s, Int *out) {
 #define key_is(key, name) \
     ((size_t)(key)->n == sizeof(name) - 1 && memcmp((key)->p, name, sizeof(name) - 1) == 0)
 
-/* The members of an object at s->p. For each key, `member` is called with the scanner on the
- * value; it reads it and returns 0, or 1 to have it checked and skipped, or -1 to give up. A
- * key written with an escape gives up (it could spell a field that is read). */
-typedef int (*Member)(Scan *s, const Text *key, void *into, unsigned *seen);
-
-static int members(Scan *s, Member member, void *into) {
+static int members(Scan *s, Member member, void *into, int depth) {
     unsigned seen = 0;
-    if (s->p >= s->end || *s->p != '{') return -1;
+    if (depth > JSON_DEPTH || s->p >= s->end || *s->p != '{') return -1;
     s->p++;
     ws(s);
     if (s->p < s->end && *s->p == '}') {
@@ -393,7 +387,8 @@ static int members(Scan *s, Member member, void *into) {
     for (;;) {
         Text key;
         int escaped;
-        if (s->p >= s->end || *s->p != '"' || string(s, &key, &escaped) < 0 || escaped)
+        if (s->p >= s->end || *s->p != '"' || string(s, &key, &escaped) < 0 ||
+            (escaped && member != skip))
             return -1;
         ws(s);
         if (s->p >= s->end || *s->p != ':') return -1;
@@ -401,7 +396,7 @@ static int members(Scan *s, Member member, void *into) {
         ws(s);
         int read = member(s, &key, into, &seen);
         if (read < 0) return -1;
-        if (read == 1 && value(s, 2) < 0) return -1;
+        if (read == 1 && value(s, depth + 1) < 0) return -1;
         ws(s);
         if (s->p >= s->end) return -1;
         if (*s->p == ',') {
@@ -451,7 +446,7 @@ static int pair_object(Scan *s, const char *must, const char *may, int *present,
                        Text *may_out) {
     if (is_null(s)) return 0;
     Pair pair = {must, may, {NULL, 0, 1}, {NULL, 0, 1}};
-    if (members(s, pair_member, &pair) < 0 || pair.must_value.null) return -1;
+    if (members(s, pair_member, &pair, 2) < 0 || pair.must_value.null) return -1;
     *present = 1;
     *must_out = pair.must_value;
     *may_out = pair.may_value;
@@ -506,7 +501,7 @@ static int parse_entry(const unsigned char *p, Py_ssize_t n, Doc *d) {
     d->object_type = d->object_id = none;
     Scan s = {p, p + n};
     ws(&s);
-    if (members(&s, entry_member, d) < 0) return -1;
+    if (members(&s, entry_member, d, 1) < 0) return -1;
     ws(&s);
     if (s.p != s.end) return -1;
     /* what the typed reader requires */
