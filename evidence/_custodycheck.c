@@ -17,6 +17,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <dlfcn.h>
 #include <openssl/evp.h>
 #include <sqlite3.h>
 #include <stdint.h>
@@ -976,44 +977,41 @@ static int copy_time(Text *t, unsigned char *spelled) {
     return 0;
 }
 
-static PyObject *Checker_copy(Checker *c, PyObject *args) {
-    Py_buffer chunk;
-    PyObject *on_batch = Py_None;
-    if (!PyArg_ParseTuple(args, "y*|O", &chunk, &on_batch)) return NULL;
-    if (!ready(c)) {
-        PyBuffer_Release(&chunk);
-        return NULL;
-    }
-    if (c->why != NULL) {
-        PyBuffer_Release(&chunk);
-        Py_RETURN_FALSE;
-    }
-    if (c->buflen + chunk.len > c->bufcap) {
+/* Keep `len` bytes at `data` for the next chunk, after what is kept already. */
+static int keep_bytes(Checker *c, const unsigned char *data, size_t len) {
+    if (c->buflen + len > c->bufcap) {
         size_t cap = c->bufcap ? c->bufcap : 1 << 16;
-        while (cap < c->buflen + chunk.len) cap *= 2;
+        while (cap < c->buflen + len) cap *= 2;
         unsigned char *grown = PyMem_Realloc(c->buf, cap);
         if (grown == NULL) {
-            PyBuffer_Release(&chunk);
-            return PyErr_NoMemory();
+            PyErr_NoMemory();
+            return -1;
         }
         c->buf = grown;
         c->bufcap = cap;
     }
-    memcpy(c->buf + c->buflen, chunk.buf, chunk.len);
-    c->buflen += chunk.len;
-    PyBuffer_Release(&chunk);
-    const unsigned char *p = c->buf, *end = c->buf + c->buflen;
-    int failed = 0;
+    memmove(c->buf + c->buflen, data, len);
+    c->buflen += len;
+    return 0;
+}
+
+/* The next bytes of a binary COPY stream: every whole row in them checked, the rest kept for
+ * the next. -1 on a Python error; once not certain, nothing more is read. */
+static int feed(Checker *c, const unsigned char *data, size_t len, PyObject *on_batch) {
+    if (c->why != NULL || len == 0) return 0;
+    if (c->buflen) { /* a row cut between chunks: joined first */
+        if (keep_bytes(c, data, len) < 0) return -1;
+        data = c->buf;
+        len = c->buflen;
+        c->buflen = 0;
+    }
+    const unsigned char *p = data, *end = data + len;
     if (c->copy_state == 0) {
         if (end - p < 19) goto keep;
-        if (memcmp(p, COPY_SIGNATURE, 11) != 0) {
-            give_up(c, "COPY header", c->expected);
-            Py_RETURN_FALSE;
-        }
         int32_t ext = be32(p + 15);
-        if (ext < 0) {
+        if (memcmp(p, COPY_SIGNATURE, 11) != 0 || ext < 0) {
             give_up(c, "COPY header", c->expected);
-            Py_RETURN_FALSE;
+            return 0;
         }
         if (end - p < 19 + ext) goto keep;
         p += 19 + ext;
@@ -1026,11 +1024,12 @@ static PyObject *Checker_copy(Checker *c, PyObject *args) {
         if (fields == -1) {
             c->copy_state = 2;
             p = q;
+            if (tick(c, on_batch, 1) < 0) return -1;
             break;
         }
         if (fields != 12) {
             give_up(c, "COPY column count", c->expected);
-            break;
+            return 0;
         }
         Text t[12];
         int more = 0;
@@ -1038,7 +1037,7 @@ static PyObject *Checker_copy(Checker *c, PyObject *args) {
             int got = copy_field(&q, end, &t[i]);
             if (got < 0) {
                 give_up(c, "COPY field", c->expected);
-                goto done;
+                return 0;
             }
             more = got;
         }
@@ -1049,7 +1048,7 @@ static PyObject *Checker_copy(Checker *c, PyObject *args) {
             copy_uuid(&t[1], case_spelled) < 0 || copy_uuid(&t[7], actor_spelled) < 0 ||
             copy_time(&t[6], at_spelled) < 0) {
             give_up(c, "COPY value", c->expected);
-            break;
+            return 0;
         }
         r.case_id = t[1];
         r.prev = t[3];
@@ -1062,17 +1061,68 @@ static PyObject *Checker_copy(Checker *c, PyObject *args) {
         r.object_id = t[10];
         r.sha256 = t[11];
         int held = check_row(c, &r);
-        if (held == -2 || (held == 0 && tick(c, on_batch, 0) < 0)) failed = 1;
-        if (held != 0 || failed) break;
+        if (held == -2) return -1;
+        if (held != 0) return 0;
+        if (tick(c, on_batch, 0) < 0) return -1;
         p = q;
     }
-done:
-    if (failed) return NULL;
-    if (c->copy_state == 2 && c->why == NULL && tick(c, on_batch, 1) < 0) return NULL;
 keep:
-    memmove(c->buf, p, end - p);
-    c->buflen = end - p;
+    return keep_bytes(c, p, end - p);
+}
+
+static PyObject *Checker_copy(Checker *c, PyObject *args) {
+    Py_buffer chunk;
+    PyObject *on_batch = Py_None;
+    if (!PyArg_ParseTuple(args, "y*|O", &chunk, &on_batch)) return NULL;
+    int fed = ready(c) ? feed(c, chunk.buf, chunk.len, on_batch) : -1;
+    PyBuffer_Release(&chunk);
+    if (fed < 0) return NULL;
     return PyBool_FromLong(c->why == NULL);
+}
+
+/* libpq's functions, as found in the libpq this process loaded (psycopg's own). */
+typedef int (*GetCopyData)(void *conn, char **buffer, int async);
+typedef void (*FreeMem)(void *ptr);
+
+/* The rows of the COPY under way on a libpq connection, read here instead of one Python call
+ * a row. Reads up to the stream's trailer and no further (the COPY's end and its result are
+ * left to the driver that started it), on to the trailer even once not certain; a Python
+ * error (Ctrl-C) stops it at once, and the driver cancels the COPY as it unwinds. */
+static PyObject *Checker_libpq(Checker *c, PyObject *args) {
+    unsigned long long conn;
+    const char *path;
+    PyObject *on_batch = Py_None;
+    if (!PyArg_ParseTuple(args, "Ks|O", &conn, &path, &on_batch) || !ready(c)) return NULL;
+    void *lib = dlopen(path, RTLD_NOW | RTLD_NOLOAD); /* the copy already loaded, or none */
+    GetCopyData get = lib ? (GetCopyData)dlsym(lib, "PQgetCopyData") : NULL;
+    FreeMem freemem = lib ? (FreeMem)dlsym(lib, "PQfreemem") : NULL;
+    if (get == NULL || freemem == NULL) {
+        if (lib) dlclose(lib);
+        PyErr_Format(PyExc_OSError, "libpq is not loaded from %s", path);
+        return NULL;
+    }
+    int failed = 0, ended = 0;
+    for (;;) {
+        char *data = NULL;
+        int n;
+        Py_BEGIN_ALLOW_THREADS
+        n = get((void *)(uintptr_t)conn, &data, 0);
+        Py_END_ALLOW_THREADS
+        if (n < 0) { /* the COPY ended without its trailer (or broke): its end is read */
+            give_up(c, "COPY ended", c->expected);
+            ended = 1;
+            break;
+        }
+        /* The trailer comes alone after rows; with no row, after the header in one message. */
+        int trailer = n == 2 && (unsigned char)data[0] == 0xFF && (unsigned char)data[1] == 0xFF;
+        failed = feed(c, (const unsigned char *)data, (size_t)n, on_batch) < 0;
+        freemem(data);
+        if (trailer || c->copy_state == 2 || failed) break; /* failed: Ctrl-C, say; the driver
+                                                               cancels the COPY */
+    }
+    dlclose(lib);
+    if (failed) return NULL;
+    return PyBool_FromLong(!ended);
 }
 
 /* --- the result ---------------------------------------------------------------------------- */
@@ -1130,6 +1180,11 @@ static PyMethodDef Checker_methods[] = {
      "copy(chunk, on_batch=None) -> bool: check the rows in the next chunk of a PostgreSQL "
      "binary COPY stream of the columns as stored (ids as uuid, the time as timestamptz), "
      "in the order of SQLite's; False once not certain."},
+    {"libpq", (PyCFunction)Checker_libpq, METH_VARARGS,
+     "libpq(pgconn_ptr, libpq_path, on_batch=None) -> bool: check the rows of the binary COPY "
+     "under way on that libpq connection, read up to its trailer with the PQgetCopyData of the "
+     "libpq loaded from libpq_path; False when the COPY ended without one (its end is then "
+     "read: the caller collects its result). Whether it holds: result()."},
     {"result", (PyCFunction)Checker_result, METH_NOARGS,
      "result() -> dict | None: what the run adds up to, or None when it is not certain."},
     {NULL, NULL, 0, NULL},

@@ -1197,11 +1197,20 @@ def _check_range(read: Callable[[], Iterable[Any]], dbapi: Any, source: _Source,
     else:
         sql = (f"COPY ({_PG_STORED_ROWS} WHERE seq > {int(low)} AND seq <= {int(high)} "
                "ORDER BY seq) TO STDOUT (FORMAT BINARY)")
+        libpq = _libpq_path()
         with dbapi.cursor() as cursor, cursor.copy(sql) as copy:
-            holds = True
-            for chunk in copy:  # read to the end even when it no longer holds: the
-                if holds:       # connection takes no other command before
-                    holds = checker.copy(chunk, on_batch)
+            if libpq is not None:  # the rows read in C, up to the stream's trailer
+                if checker.libpq(dbapi.pgconn.pgconn_ptr, libpq, on_batch):
+                    while copy.read():  # the COPY's end and its result, read by psycopg
+                        pass
+                else:  # the COPY ended without its trailer: its result waits in libpq
+                    while dbapi.pgconn.get_result() is not None:
+                        pass
+            else:
+                holds = True
+                for chunk in copy:  # read to the end even when it no longer holds: the
+                    if holds:       # connection takes no other command before
+                        holds = checker.copy(chunk, on_batch)
     result = checker.result()
     if result is None:
         return None
@@ -1215,6 +1224,19 @@ def _check_range(read: Callable[[], Iterable[Any]], dbapi: Any, source: _Source,
     _keep_partials(run, after + len(run.blocks) * block, marks)
     run.count = result["count"]
     return run
+
+
+def _libpq_path() -> str | None:
+    """The file of the one libpq this process has loaded (psycopg's: its binary build brings its
+    own), whose functions the compiled checker may call on psycopg's connection; None when
+    that is not one file (then psycopg hands over the rows, one Python call each)."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            found = {line.split(maxsplit=5)[-1].strip() for line in maps if "/libpq" in line}
+    except OSError:  # not Linux
+        return None
+    files = [path for path in found if os.path.basename(path).startswith("libpq")]
+    return files[0] if len(files) == 1 else None
 
 
 def _hashes(joined: bytes) -> list[bytes]:
