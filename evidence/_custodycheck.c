@@ -296,30 +296,44 @@ static int literal(Scan *s, const char *word) {
     return 0;
 }
 
-/* An array at s->p, checked and skipped. */
-static int elements(Scan *s, int depth) {
-    if (depth > JSON_DEPTH) return -1;
+/* Past an object's or array's opening bracket: 1 when an item follows, 0 when `close` ends it
+ * at once. */
+static int opened(Scan *s, unsigned char close) {
     s->p++;
     ws(s);
-    if (s->p < s->end && *s->p == ']') {
+    if (s->p < s->end && *s->p == close) {
         s->p++;
         return 0;
     }
-    for (;;) {
-        if (value(s, depth + 1) < 0) return -1;
+    return 1;
+}
+
+/* After an item: 1 when a comma says another follows, 0 when `close` ends the list, -1 for
+ * anything else. */
+static int after_item(Scan *s, unsigned char close) {
+    ws(s);
+    if (s->p >= s->end) return -1;
+    if (*s->p == ',') {
+        s->p++;
         ws(s);
-        if (s->p >= s->end) return -1;
-        if (*s->p == ',') {
-            s->p++;
-            ws(s);
-            continue;
-        }
-        if (*s->p == ']') {
-            s->p++;
-            return 0;
-        }
-        return -1;
+        return 1;
     }
+    if (*s->p == close) {
+        s->p++;
+        return 0;
+    }
+    return -1;
+}
+
+/* An array at s->p, checked and skipped. */
+static int elements(Scan *s, int depth) {
+    if (depth > JSON_DEPTH) return -1;
+    int more = opened(s, ']');
+    while (more == 1) {
+        if (value(s, depth + 1) < 0) return -1;
+        more = after_item(s, ']');
+    }
+    return more;
 }
 
 /* The members of an object at s->p. For each key, `member` is called with the scanner on the
@@ -379,13 +393,8 @@ static int int_field(Scan *s, Int *out) {
 static int members(Scan *s, Member member, void *into, int depth) {
     unsigned seen = 0;
     if (depth > JSON_DEPTH || s->p >= s->end || *s->p != '{') return -1;
-    s->p++;
-    ws(s);
-    if (s->p < s->end && *s->p == '}') {
-        s->p++;
-        return 0;
-    }
-    for (;;) {
+    int more = opened(s, '}');
+    while (more == 1) {
         Text key;
         int escaped;
         if (s->p >= s->end || *s->p != '"' || string(s, &key, &escaped) < 0 ||
@@ -398,19 +407,9 @@ static int members(Scan *s, Member member, void *into, int depth) {
         int read = member(s, &key, into, &seen);
         if (read < 0) return -1;
         if (read == 1 && value(s, depth + 1) < 0) return -1;
-        ws(s);
-        if (s->p >= s->end) return -1;
-        if (*s->p == ',') {
-            s->p++;
-            ws(s);
-            continue;
-        }
-        if (*s->p == '}') {
-            s->p++;
-            return 0;
-        }
-        return -1;
+        more = after_item(s, '}');
     }
+    return more;
 }
 
 /* Each field read may be there once: a repeated one gives up (decoders differ on which
