@@ -4,9 +4,10 @@ Prints, for SQLite and (when EVIDENCE_TEST_DATABASE_URL or --postgres is given) 
   - appends per second through the real service (one transaction per batch of appends),
   - the time `verify_log` (what `evidence custody verify` runs) takes over the whole log:
     database read, JSON, chains, every column against its entry, Merkle tree, checkpoint
-    signatures; on every core this process may use (the default), and in one process; with
-    the compiled checker (evidence/_custodycheck.c, the default where it is built) and with
-    the Python checker alone (what a log the compiled one does not certify gets);
+    signatures; in as many ranges side by side as this process may use cores (the default),
+    and in one; with the compiled checker (evidence/_custodycheck.c, the default where it is
+    built; its ranges in threads) and with the Python checker alone (its ranges in processes;
+    what a log the compiled one does not certify gets);
   - the same check alone, one process, with the rows already read;
   - the baseline: raw `hashlib.sha256` over the same entry bytes (already in memory), one
     core, measured in the same run,
@@ -172,7 +173,7 @@ def _best(runs: int, measure: Callable[[], float]) -> float:
 
 
 def _verify_seconds(url: str, signer: Signer, workers: int, *, compiled: bool = True) -> float:
-    """`verify_log` end to end (read + check) in `workers` processes; best of three. Without
+    """`verify_log` end to end (read + check) in `workers` ranges; best of three. Without
     `compiled`, by the Python checker alone."""
     engine = make_engine(url)
     factory = make_session_factory(engine)
@@ -261,9 +262,10 @@ def _run(label: str, url: str, entries: int) -> None:
     grown, whole = _checkpoint_seconds(url, signer, CHECKPOINT_AFTER)
     print(f"{label}: {count} entries, {size / 1e6:.1f} MB of canonical JSON")
     print(f"  appends:                    {rate:10.0f} per second")
-    print(f"  verify, {cores} processes (*):    {parallel:10.3f} s   "
+    side = "threads" if compiled else "processes"
+    print(f"  verify, {cores} {side} (*):      {parallel:10.3f} s   "
           f"{count / parallel:10.0f} entries/s   {parallel / raw:6.2f}x raw")
-    print(f"  verify, 1 process:          {single:10.3f} s   "
+    print(f"  verify, 1 range:            {single:10.3f} s   "
           f"{count / single:10.0f} entries/s   {single / raw:6.2f}x raw")
     print(f"  verify, {cores} processes, Python checker alone: {python:.3f} s   "
           f"{python / raw:.2f}x raw" + ("" if compiled else
@@ -272,7 +274,7 @@ def _run(label: str, url: str, entries: int) -> None:
           f"{count / compute:10.0f} entries/s   {compute / raw:6.2f}x raw")
     print(f"  raw sha256 baseline:        {raw:10.3f} s   {count / raw:10.0f} entries/s")
     print(f"  read + sha256 (sha256sum-like): {read_and_hash:6.3f} s   "
-          f"{count / read_and_hash:10.0f} entries/s   verify, {cores} processes, is "
+          f"{count / read_and_hash:10.0f} entries/s   verify, {cores} {side}, is "
           f"{parallel / read_and_hash:.2f}x this")
     print(f"  floor, the rows verify reads (every column it checks), read and dropped, 1 process: "
           f"{read_only:.3f} s   {read_only / raw:.2f}x raw")
@@ -282,7 +284,7 @@ def _run(label: str, url: str, entries: int) -> None:
     print(f"  checkpoint after {CHECKPOINT_AFTER} entries: {grown * 1000:8.1f} ms grown from the "
           f"last one, {whole * 1000:.1f} ms hashing the whole tree ({whole / grown:.0f}x)")
     print(f"  (*) below {2 * custody.PARALLEL_MIN_CHUNK} entries the log is checked in one "
-          "process")
+          "range")
     print(f"  goal: `evidence custody verify` within 3x of raw hashing: "
           f"{parallel / raw:.2f}x on {cores} cores")
 

@@ -18,6 +18,9 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <dlfcn.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <openssl/evp.h>
 #include <sqlite3.h>
 #include <stdint.h>
@@ -95,18 +98,52 @@ typedef struct {
     unsigned char *leaves; /* the block being filled */
     Py_ssize_t nleaves;
     int64_t nblocks;
-    PyObject *blocks;  /* list of bytes: the roots of the run's full blocks */
-    PyObject *marked;  /* list of (first leaf, bytes): leaves of blocks a mark falls inside */
-    PyObject *case_entries; /* list of int: seq of the filtered case's entries */
+    unsigned char *roots; /* the roots of the run's full blocks, HASH bytes each */
+    size_t roots_cap;     /* in blocks */
+    int64_t *marked_first; /* blocks a mark falls inside: their first leaf ... */
+    unsigned char *marked_leaves; /* ... and their leaves, block * HASH bytes each */
+    size_t nmarked, marked_cap;
+    int64_t *case_entries; /* seq of the filtered case's entries */
+    size_t ncase_entries, case_entries_cap;
     Head *heads;
     size_t cap, used;
     const char *why; /* why it gave up; NULL while all holds */
     int64_t why_seq;
+    /* The rows are checked without holding Python's lock (other threads run meanwhile), so
+     * a failure there is noted here and raised once the lock is held again. */
+    const char *fault; /* NULL, or what failed: FAULT_MEMORY or an OpenSSL failure */
+    int busy;          /* a read is under way: the checker takes no other call */
     /* PostgreSQL binary COPY: bytes not yet parsed, and where the stream is */
     unsigned char *buf;
     size_t buflen, bufcap;
     int copy_state; /* 0 header not read, 1 tuples, 2 trailer seen */
 } Checker;
+
+static const char FAULT_MEMORY[] = "out of memory";
+
+/* Code that runs without Python's lock says a failure here (-2 then goes up to the caller). */
+static int fault(Checker *c, const char *what) {
+    if (c->fault == NULL) c->fault = what;
+    return -2;
+}
+
+/* With Python's lock held again: the failure noted, as a Python error. */
+static void raise_fault(Checker *c) {
+    if (c->fault == FAULT_MEMORY) PyErr_NoMemory();
+    else PyErr_SetString(PyExc_RuntimeError, c->fault);
+}
+
+/* Room for `need` items of `size` bytes at *p (which holds *cap), grown by doubling. */
+static int grow(Checker *c, void **p, size_t *cap, size_t need, size_t size) {
+    if (need <= *cap) return 0;
+    size_t more = *cap ? *cap : 16;
+    while (more < need) more *= 2;
+    void *grown = PyMem_RawRealloc(*p, more * size);
+    if (grown == NULL) return fault(c, FAULT_MEMORY);
+    *p = grown;
+    *cap = more;
+    return 0;
+}
 
 static int give_up(Checker *c, const char *why, int64_t seq) {
     if (c->why == NULL) {
@@ -123,10 +160,8 @@ static int digest(Checker *c, unsigned char prefix, const unsigned char *a, size
     unsigned int len = 0;
     if (!EVP_DigestInit_ex(c->ctx, c->md, NULL) || !EVP_DigestUpdate(c->ctx, &prefix, 1) ||
         !EVP_DigestUpdate(c->ctx, a, an) || (bn && !EVP_DigestUpdate(c->ctx, b, bn)) ||
-        !EVP_DigestFinal_ex(c->ctx, out, &len) || len != HASH) {
-        PyErr_SetString(PyExc_RuntimeError, "SHA-256 failed in OpenSSL");
-        return -2;
-    }
+        !EVP_DigestFinal_ex(c->ctx, out, &len) || len != HASH)
+        return fault(c, "SHA-256 failed in OpenSSL");
     return 0;
 }
 
@@ -136,13 +171,16 @@ static int fold_block(Checker *c) {
     int64_t first = c->start + c->nblocks * c->block;
     for (Py_ssize_t i = 0; i < c->nmarks; i++) {
         if (c->marks[i] > first && c->marks[i] < first + c->block) {
-            PyObject *kept = Py_BuildValue("(Ly#)", (long long)first, (const char *)c->leaves,
-                                           c->block * HASH);
-            if (kept == NULL || PyList_Append(c->marked, kept) < 0) {
-                Py_XDECREF(kept);
+            /* both arrays grow alike, from the same count to the same room */
+            size_t n = c->nmarked, room = c->marked_cap;
+            if (grow(c, (void **)&c->marked_first, &room, n + 1, sizeof(int64_t)) < 0 ||
+                grow(c, (void **)&c->marked_leaves, &c->marked_cap, n + 1,
+                     (size_t)c->block * HASH) < 0)
                 return -2;
-            }
-            Py_DECREF(kept);
+            c->marked_first[n] = first;
+            memcpy(c->marked_leaves + n * (size_t)c->block * HASH, c->leaves,
+                   (size_t)c->block * HASH);
+            c->nmarked++;
             break;
         }
     }
@@ -153,12 +191,8 @@ static int fold_block(Checker *c) {
                 return -2;
         }
     }
-    PyObject *root = PyBytes_FromStringAndSize((const char *)c->leaves, HASH);
-    if (root == NULL || PyList_Append(c->blocks, root) < 0) {
-        Py_XDECREF(root);
-        return -2;
-    }
-    Py_DECREF(root);
+    if (grow(c, (void **)&c->roots, &c->roots_cap, (size_t)c->nblocks + 1, HASH) < 0) return -2;
+    memcpy(c->roots + (size_t)c->nblocks * HASH, c->leaves, HASH);
     c->nblocks++;
     c->nleaves = 0;
     return 0;
@@ -209,8 +243,15 @@ static int utf8_char(const unsigned char *p, const unsigned char *end) {
  * the first byte of a UTF-8 character. */
 static unsigned char stops[256];
 
+/* A lower-case hexadecimal digit's value, else -1: hashes are written in those only. */
+static signed char lower_hex[256];
+
 static void init_stops(void) {
-    for (int i = 0; i < 256; i++) stops[i] = i < 0x20 || i >= 0x80 || i == '"' || i == '\\';
+    for (int i = 0; i < 256; i++) {
+        stops[i] = i < 0x20 || i >= 0x80 || i == '"' || i == '\\';
+        lower_hex[i] = (signed char)(i >= '0' && i <= '9' ? i - '0'
+                                     : i >= 'a' && i <= 'f' ? i - 'a' + 10 : -1);
+    }
 }
 
 /* A string at s->p (on its opening quote). Sets out to its bytes between the quotes and
@@ -220,6 +261,23 @@ static int string(Scan *s, Text *out, int *escaped) {
     const unsigned char *from = s->p;
     *escaped = 0;
     while (s->p < s->end) {
+#if defined(__SSE2__)
+        /* 16 bytes at a time: a stop is a quote, a backslash, or a byte below 0x20 or from
+         * 0x80 up (negative as a signed byte, so below 0x20 too) */
+        const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'),
+                      space = _mm_set1_epi8(0x20);
+        while (s->end - s->p >= 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)s->p);
+            int hit = _mm_movemask_epi8(_mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                _mm_cmplt_epi8(v, space)));
+            if (hit) {
+                s->p += __builtin_ctz((unsigned)hit);
+                break;
+            }
+            s->p += 16;
+        }
+#endif
         while (s->end - s->p >= 4 && !(stops[s->p[0]] | stops[s->p[1]] | stops[s->p[2]] |
                                        stops[s->p[3]]))
             s->p += 4;
@@ -474,12 +532,10 @@ static int entry_member(Scan *s, const Text *key, void *into, unsigned *seen) {
         if (hex.null) return 0;
         if (hex.n != 2 * HASH) return -1;
         for (int i = 0; i < HASH; i++) {
-            unsigned char a = hex.p[2 * i], b = hex.p[2 * i + 1];
             /* lower-case digits only: the spelling entries are written in */
-            if (!((a >= '0' && a <= '9') || (a >= 'a' && a <= 'f')) ||
-                !((b >= '0' && b <= '9') || (b >= 'a' && b <= 'f')))
-                return -1;
-            d->prev[i] = (unsigned char)(hexval(a) * 16 + hexval(b));
+            int a = lower_hex[hex.p[2 * i]], b = lower_hex[hex.p[2 * i + 1]];
+            if (a < 0 || b < 0) return -1;
+            d->prev[i] = (unsigned char)(a * 16 + b);
         }
         d->has_prev = 1;
         return 0;
@@ -521,9 +577,9 @@ static Head *head_of(Checker *c, const Text *id, int make) {
     if (c->used * 2 >= c->cap) {
         if (!make) goto find;
         size_t cap = c->cap ? c->cap * 2 : 64;
-        Head *grown = PyMem_Calloc(cap, sizeof(Head));
+        Head *grown = PyMem_RawCalloc(cap, sizeof(Head));
         if (grown == NULL) {
-            PyErr_NoMemory();
+            fault(c, FAULT_MEMORY);
             return NULL;
         }
         for (size_t i = 0; i < c->cap; i++) {
@@ -532,7 +588,7 @@ static Head *head_of(Checker *c, const Text *id, int make) {
             while (grown[j].key != NULL) j = (j + 1) & (cap - 1);
             grown[j] = c->heads[i];
         }
-        PyMem_Free(c->heads);
+        PyMem_RawFree(c->heads);
         c->heads = grown;
         c->cap = cap;
     }
@@ -546,9 +602,9 @@ find:
     }
     if (!make) return NULL;
     Head *h = &c->heads[j];
-    h->key = PyMem_Malloc(id->n ? id->n : 1);
+    h->key = PyMem_RawMalloc(id->n ? id->n : 1);
     if (h->key == NULL) {
-        PyErr_NoMemory();
+        fault(c, FAULT_MEMORY);
         return NULL;
     }
     memcpy(h->key, id->p, id->n);
@@ -566,12 +622,10 @@ static int note_case_entry(Checker *c, const Text *case_id, int64_t seq) {
     if (c->case_filter == NULL || case_id->n != c->case_filter_len ||
         memcmp(case_id->p, c->case_filter, case_id->n) != 0)
         return 0;
-    PyObject *v = PyLong_FromLongLong(seq);
-    if (v == NULL || PyList_Append(c->case_entries, v) < 0) {
-        Py_XDECREF(v);
+    if (grow(c, (void **)&c->case_entries, &c->case_entries_cap, c->ncase_entries + 1,
+             sizeof(int64_t)) < 0)
         return -2;
-    }
-    Py_DECREF(v);
+    c->case_entries[c->ncase_entries++] = seq;
     return 0;
 }
 
@@ -608,7 +662,7 @@ static int check_row(Checker *c, const Row *r) {
         (d.has_prev && (r->prev.n != HASH || memcmp(r->prev.p, d.prev, HASH) != 0)))
         return give_up(c, "chain columns", seq);
     Head *h = head_of(c, &d.case_id, 0);
-    if (h == NULL && PyErr_Occurred()) return -2;
+    if (h == NULL && c->fault != NULL) return -2;
     if (h == NULL) {
         h = head_of(c, &d.case_id, 1);
         if (h == NULL) return -2;
@@ -642,12 +696,13 @@ static void Checker_dealloc(Checker *c) {
     PyMem_Free(c->case_filter);
     PyMem_Free(c->marks);
     PyMem_Free(c->leaves);
-    for (size_t i = 0; i < c->cap; i++) PyMem_Free(c->heads[i].key);
-    PyMem_Free(c->heads);
-    PyMem_Free(c->buf);
-    Py_XDECREF(c->blocks);
-    Py_XDECREF(c->marked);
-    Py_XDECREF(c->case_entries);
+    for (size_t i = 0; i < c->cap; i++) PyMem_RawFree(c->heads[i].key);
+    PyMem_RawFree(c->heads);
+    PyMem_RawFree(c->buf);
+    PyMem_RawFree(c->roots);
+    PyMem_RawFree(c->marked_first);
+    PyMem_RawFree(c->marked_leaves);
+    PyMem_RawFree(c->case_entries);
     Py_TYPE(c)->tp_free((PyObject *)c);
 }
 
@@ -717,16 +772,16 @@ static int Checker_init(Checker *c, PyObject *args, PyObject *kwds) {
         }
     }
     Py_DECREF(seq);
-    c->blocks = PyList_New(0);
-    c->marked = PyList_New(0);
-    c->case_entries = PyList_New(0);
-    if (!c->blocks || !c->marked || !c->case_entries) return -1;
     return 0;
 }
 
 static int ready(Checker *c) {
     if (c->ctx == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "checker not initialised");
+        return 0;
+    }
+    if (c->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "checker already reading in another thread");
         return 0;
     }
     return 1;
@@ -789,18 +844,36 @@ static int sqlite_int(sqlite3_stmt *st, int col, Int *out) {
     return 0;
 }
 
+/* Rows are read and checked without Python's lock, so that other threads (another range's
+ * checker) run meanwhile; `unlocked` holds this thread's state while the lock is let go. */
+typedef struct {
+    PyThreadState *state;
+} Unlocked;
+
+static void let_go(Unlocked *u) { u->state = PyEval_SaveThread(); }
+
+static void take_back(Unlocked *u) {
+    if (u->state != NULL) PyEval_RestoreThread(u->state);
+    u->state = NULL;
+}
+
 /* A row was checked: every `batch` rows (and with `last`, for the rows since), on_batch is
- * told how many, and a signal (Ctrl-C) is looked at. */
-static int tick(Checker *c, PyObject *on_batch, int last) {
+ * told how many, and a signal (Ctrl-C) is looked at, with Python's lock taken back for it
+ * (when `u` holds it let go). -2 on a Python error (set; the lock is let go again). */
+static int tick(Checker *c, PyObject *on_batch, int last, Unlocked *u) {
     if (!last && ++c->since < c->batch) return 0;
-    if (PyErr_CheckSignals() < 0) return -2;
     Py_ssize_t count = c->since;
     c->since = 0;
-    if (on_batch == NULL || on_batch == Py_None || count == 0) return 0;
-    PyObject *r = PyObject_CallFunction(on_batch, "n", count);
-    if (r == NULL) return -2;
-    Py_DECREF(r);
-    return 0;
+    int callback = on_batch != NULL && on_batch != Py_None && count > 0;
+    if (u != NULL) take_back(u);
+    int failed = PyErr_CheckSignals() < 0;
+    if (!failed && callback) {
+        PyObject *r = PyObject_CallFunction(on_batch, "n", count);
+        failed = r == NULL;
+        Py_XDECREF(r);
+    }
+    if (u != NULL) let_go(u);
+    return failed ? -2 : 0;
 }
 
 /* The columns as stored; the spellings the Python reader has the database make (an id with
@@ -831,8 +904,11 @@ static PyObject *Checker_sqlite(Checker *c, PyObject *args) {
         return NULL;
     sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;
-    int failed = 0; /* a Python error is set */
+    int failed = 0; /* a Python error is set, or a fault noted */
     char message[512] = "";
+    Unlocked u;
+    c->busy = 1;
+    let_go(&u);
     int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc == SQLITE_OK) rc = sqlite3_busy_timeout(db, 30000);
     /* pages mapped instead of copied in: the log is read once, front to back */
@@ -864,17 +940,22 @@ static PyObject *Checker_sqlite(Checker *c, PyObject *args) {
         int held = check_row(c, &r);
         if (held == -2) failed = 1;
         if (held != 0) break;
-        if (tick(c, on_batch, 0) < 0) {
+        if (tick(c, on_batch, 0, &u) < 0) {
             failed = 1;
             break;
         }
     }
-    if (!failed && c->why == NULL && rc == SQLITE_OK && tick(c, on_batch, 1) < 0) failed = 1;
+    if (!failed && c->why == NULL && rc == SQLITE_OK && tick(c, on_batch, 1, &u) < 0) failed = 1;
     if (rc != SQLITE_OK)
         snprintf(message, sizeof message, "%s", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
     sqlite3_finalize(st);
     sqlite3_close(db);
-    if (failed) return NULL;
+    take_back(&u);
+    c->busy = 0;
+    if (failed) {
+        if (!PyErr_Occurred()) raise_fault(c);
+        return NULL;
+    }
     if (rc != SQLITE_OK) {
         PyErr_Format(PyExc_OSError, "reading the custody log from %s: %s", path, message);
         return NULL;
@@ -967,28 +1048,26 @@ static int copy_time(Text *t, unsigned char *spelled) {
     int64_t month = mp < 10 ? mp + 3 : mp - 9;
     int64_t year = yoe + era * 400 + (month <= 2);
     if (year < 1000 || year > 9999) return -1;
-    int n = snprintf((char *)spelled, 40, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", (int)year,
-                     (int)month, (int)day, (int)(rest / 3600), (int)(rest / 60 % 60),
-                     (int)(rest % 60), (int)frac);
-    if (n != 27) return -1;
+    /* "YYYY-MM-DDTHH:MM:SS.ffffffZ" */
+    const struct {
+        int64_t value;
+        int at, digits;
+    } parts[] = {{year, 0, 4},          {month, 5, 2},         {day, 8, 2},  {rest / 3600, 11, 2},
+                 {rest / 60 % 60, 14, 2}, {rest % 60, 17, 2}, {frac, 20, 6}};
+    memcpy(spelled, "0000-00-00T00:00:00.000000Z", 27);
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        int64_t v = parts[i].value;
+        for (int k = parts[i].at + parts[i].digits - 1; k >= parts[i].at; k--, v /= 10)
+            spelled[k] = (unsigned char)('0' + v % 10);
+    }
     t->p = spelled;
-    t->n = n;
+    t->n = 27;
     return 0;
 }
 
 /* Keep `len` bytes at `data` for the next chunk, after what is kept already. */
 static int keep_bytes(Checker *c, const unsigned char *data, size_t len) {
-    if (c->buflen + len > c->bufcap) {
-        size_t cap = c->bufcap ? c->bufcap : 1 << 16;
-        while (cap < c->buflen + len) cap *= 2;
-        unsigned char *grown = PyMem_Realloc(c->buf, cap);
-        if (grown == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        c->buf = grown;
-        c->bufcap = cap;
-    }
+    if (grow(c, (void **)&c->buf, &c->bufcap, c->buflen + len, 1) < 0) return -1;
     memmove(c->buf + c->buflen, data, len);
     c->buflen += len;
     return 0;
@@ -996,7 +1075,8 @@ static int keep_bytes(Checker *c, const unsigned char *data, size_t len) {
 
 /* The next bytes of a binary COPY stream: every whole row in them checked, the rest kept for
  * the next. -1 on a Python error; once not certain, nothing more is read. */
-static int feed(Checker *c, const unsigned char *data, size_t len, PyObject *on_batch) {
+static int feed(Checker *c, const unsigned char *data, size_t len, PyObject *on_batch,
+                Unlocked *u) {
     if (c->why != NULL || len == 0) return 0;
     if (c->buflen) { /* a row cut between chunks: joined first */
         if (keep_bytes(c, data, len) < 0) return -1;
@@ -1023,7 +1103,7 @@ static int feed(Checker *c, const unsigned char *data, size_t len, PyObject *on_
         if (fields == -1) {
             c->copy_state = 2;
             p = q;
-            if (tick(c, on_batch, 1) < 0) return -1;
+            if (tick(c, on_batch, 1, u) < 0) return -1;
             break;
         }
         if (fields != 12) {
@@ -1062,7 +1142,7 @@ static int feed(Checker *c, const unsigned char *data, size_t len, PyObject *on_
         int held = check_row(c, &r);
         if (held == -2) return -1;
         if (held != 0) return 0;
-        if (tick(c, on_batch, 0) < 0) return -1;
+        if (tick(c, on_batch, 0, u) < 0) return -1;
         p = q;
     }
 keep:
@@ -1073,9 +1153,12 @@ static PyObject *Checker_copy(Checker *c, PyObject *args) {
     Py_buffer chunk;
     PyObject *on_batch = Py_None;
     if (!PyArg_ParseTuple(args, "y*|O", &chunk, &on_batch)) return NULL;
-    int fed = ready(c) ? feed(c, chunk.buf, chunk.len, on_batch) : -1;
+    int fed = ready(c) ? feed(c, chunk.buf, chunk.len, on_batch, NULL) : -1;
     PyBuffer_Release(&chunk);
-    if (fed < 0) return NULL;
+    if (fed < 0) {
+        if (!PyErr_Occurred()) raise_fault(c);
+        return NULL;
+    }
     return PyBool_FromLong(c->why == NULL);
 }
 
@@ -1101,12 +1184,12 @@ static PyObject *Checker_libpq(Checker *c, PyObject *args) {
         return NULL;
     }
     int failed = 0, ended = 0;
+    Unlocked u;
+    c->busy = 1;
+    let_go(&u);
     for (;;) {
         char *data = NULL;
-        int n;
-        Py_BEGIN_ALLOW_THREADS
-        n = get((void *)(uintptr_t)conn, &data, 0);
-        Py_END_ALLOW_THREADS
+        int n = get((void *)(uintptr_t)conn, &data, 0);
         if (n < 0) { /* the COPY ended without its trailer (or broke): its end is read */
             give_up(c, "COPY ended", c->expected);
             ended = 1;
@@ -1114,13 +1197,18 @@ static PyObject *Checker_libpq(Checker *c, PyObject *args) {
         }
         /* The trailer comes alone after rows; with no row, after the header in one message. */
         int trailer = n == 2 && (unsigned char)data[0] == 0xFF && (unsigned char)data[1] == 0xFF;
-        failed = feed(c, (const unsigned char *)data, (size_t)n, on_batch) < 0;
+        failed = feed(c, (const unsigned char *)data, (size_t)n, on_batch, &u) < 0;
         freemem(data);
         if (trailer || c->copy_state == 2 || failed) break; /* failed: Ctrl-C, say; the driver
                                                                cancels the COPY */
     }
+    take_back(&u);
+    c->busy = 0;
     dlclose(lib);
-    if (failed) return NULL;
+    if (failed) {
+        if (!PyErr_Occurred()) raise_fault(c);
+        return NULL;
+    }
     return PyBool_FromLong(!ended);
 }
 
@@ -1129,6 +1217,7 @@ static PyObject *Checker_libpq(Checker *c, PyObject *args) {
 static PyObject *Checker_result(Checker *c, PyObject *Py_UNUSED(ignored)) {
     if (!ready(c)) return NULL;
     if (c->why != NULL || (c->copy_state == 1) || c->buflen != 0) Py_RETURN_NONE;
+    PyObject *blocks = NULL, *marked = NULL, *case_entries = NULL;
     PyObject *heads = PyDict_New(), *opens = PyDict_New();
     if (heads == NULL || opens == NULL) goto fail;
     for (size_t i = 0; i < c->cap; i++) {
@@ -1153,16 +1242,40 @@ static PyObject *Checker_result(Checker *c, PyObject *Py_UNUSED(ignored)) {
         Py_DECREF(key);
         if (bad) goto fail;
     }
+    blocks = PyList_New(c->nblocks);
+    marked = PyList_New((Py_ssize_t)c->nmarked);
+    case_entries = PyList_New((Py_ssize_t)c->ncase_entries);
+    if (blocks == NULL || marked == NULL || case_entries == NULL) goto fail;
+    for (int64_t i = 0; i < c->nblocks; i++) {
+        PyObject *root = PyBytes_FromStringAndSize((const char *)c->roots + i * HASH, HASH);
+        if (root == NULL) goto fail;
+        PyList_SET_ITEM(blocks, i, root);
+    }
+    for (size_t i = 0; i < c->nmarked; i++) {
+        PyObject *kept = Py_BuildValue(
+            "(Ly#)", (long long)c->marked_first[i],
+            (const char *)c->marked_leaves + i * (size_t)c->block * HASH, c->block * HASH);
+        if (kept == NULL) goto fail;
+        PyList_SET_ITEM(marked, (Py_ssize_t)i, kept);
+    }
+    for (size_t i = 0; i < c->ncase_entries; i++) {
+        PyObject *seq = PyLong_FromLongLong(c->case_entries[i]);
+        if (seq == NULL) goto fail;
+        PyList_SET_ITEM(case_entries, (Py_ssize_t)i, seq);
+    }
     PyObject *tail = PyBytes_FromStringAndSize((const char *)c->leaves, c->nleaves * HASH);
     if (tail == NULL) goto fail;
-    return Py_BuildValue("{s:L,s:L,s:O,s:N,s:O,s:N,s:N,s:O}", "next_seq",
+    return Py_BuildValue("{s:L,s:L,s:N,s:N,s:N,s:N,s:N,s:N}", "next_seq",
                          (long long)c->expected, "count",
-                         (long long)(c->nblocks * c->block + c->nleaves), "blocks", c->blocks,
-                         "tail", tail, "marked", c->marked, "heads", heads, "opens", opens,
-                         "case_entries", c->case_entries);
+                         (long long)(c->nblocks * c->block + c->nleaves), "blocks", blocks,
+                         "tail", tail, "marked", marked, "heads", heads, "opens", opens,
+                         "case_entries", case_entries);
 fail:
     Py_XDECREF(heads);
     Py_XDECREF(opens);
+    Py_XDECREF(blocks);
+    Py_XDECREF(marked);
+    Py_XDECREF(case_entries);
     return NULL;
 }
 

@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import multiprocessing as mp
 import os
+import threading
 import time
 import types
 import uuid
@@ -564,14 +565,35 @@ def _stream_rows(
         cursor = dbapi.cursor(name=f"custody_rows_{uuid.uuid4().hex}", binary=True)
     else:
         cursor = dbapi.cursor()
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.callback(cursor.close)
+        if dialect == "postgresql":
+            stack.enter_context(_unsorted(dbapi))
         cursor.execute(f"{_rows_sql(dialect)}{where} ORDER BY seq", params)
         while batch := cursor.fetchmany(READ_BATCH):
             if on_batch is not None:
                 on_batch(len(batch))
             yield from batch
+
+
+@contextlib.contextmanager
+def _unsorted(dbapi: Any) -> Iterator[None]:
+    """PostgreSQL reads the log in seq order through the primary key's index, each row as it
+    comes, never by sorting it first: where the planner's statistics are stale (a log just
+    written, not yet analysed) it would otherwise sort, reading the whole range before the
+    first row reaches the checker, and spill a long log to temporary files. The planner's
+    setting is put back after (it lasts only to the transaction's end anyway)."""
+    with dbapi.cursor() as cursor:
+        cursor.execute("SELECT current_setting('enable_sort'), "
+                       "set_config('enable_sort', 'off', true)")
+        row = cursor.fetchone()
+    try:
+        yield
     finally:
-        cursor.close()
+        # Not in a failed or interrupted transaction: its end puts the setting back.
+        if dbapi.info.transaction_status.name == "INTRANS":
+            with dbapi.cursor() as cursor:
+                cursor.execute("SELECT set_config('enable_sort', %s, true)", (row[0],))
 
 
 def read_checkpoints(session: Session) -> list[Checkpoint]:
@@ -592,7 +614,8 @@ class _Counter:
         self.total = 0
         if progress is not None:
             self.total = session.scalar(select(func.max(CustodyEntry.seq))) or 0
-        self.mine = 0
+        self.mine = 0  # read by this process's threads
+        self.lock = threading.Lock()
         self.said_at = time.monotonic()
         self.said: int | None = None  # the count last said
 
@@ -605,11 +628,12 @@ class _Counter:
         """A batch this process read."""
         if self.progress is None:
             return
-        self.mine += count
-        now = time.monotonic()
-        if now - self.said_at >= PROGRESS_EVERY_SECONDS:
-            self.said_at = now
-            self._say()
+        with self.lock:
+            self.mine += count
+            now = time.monotonic()
+            if now - self.said_at >= PROGRESS_EVERY_SECONDS:
+                self.said_at = now
+                self._say()
 
     def finish(self) -> None:
         """Every process is done: after progress was said at all, say the last count."""
@@ -1198,7 +1222,7 @@ def _check_range(read: Callable[[], Iterable[Any]], dbapi: Any, source: _Source,
         sql = (f"COPY ({_PG_STORED_ROWS} WHERE seq > {int(low)} AND seq <= {int(high)} "
                "ORDER BY seq) TO STDOUT (FORMAT BINARY)")
         libpq = _libpq_path()
-        with dbapi.cursor() as cursor, cursor.copy(sql) as copy:
+        with _unsorted(dbapi), dbapi.cursor() as cursor, cursor.copy(sql) as copy:
             if libpq is not None:  # the rows read in C, up to the stream's trailer
                 if checker.libpq(dbapi.pgconn.pgconn_ptr, libpq, on_batch):
                     while copy.read():  # the COPY's end and its result, read by psycopg
@@ -1246,7 +1270,17 @@ def _hashes(joined: bytes) -> list[bytes]:
 def _run_in_child(source: _Source, after: int, upto: int | None, case_id: str | None,
                   marks: Sequence[int]) -> _Run | None:
     """One process's share: its own connection, its own range of seq."""
-    on_batch = None if _shared_count is None else _child_read
+    return _check_apart(source, after, upto, case_id, marks,
+                        None if _shared_count is None else _child_read)
+
+
+class _Stopped(Exception):
+    """The verify stopped (Ctrl-C, or another range's error): a thread's range stops too."""
+
+
+def _check_apart(source: _Source, after: int, upto: int | None, case_id: str | None,
+                 marks: Sequence[int], on_batch: Callable[[int], None] | None) -> _Run | None:
+    """A range checked over a connection of its own (a checking process's or thread's)."""
     if source.compiled and source.sqlite_path is not None:  # it opens the file itself
         return _check_range(list, None, source, after, upto, case_id, marks, on_batch)
     engine = create_engine(source.url, poolclass=NullPool)
@@ -1265,21 +1299,23 @@ def _verify_fast(
     case_id: str | None, case_reference: str | None, workers: int | None, min_chunk: int,
     counter: _Counter | None = None,
 ) -> VerifyReport | None:
-    """The log checked in ranges of seq by several processes, by the compiled checker, or
-    both; None where neither applies, or where anything did not hold.
+    """The log checked in ranges of seq side by side, by the compiled checker or in Python;
+    None where neither applies (one range, no compiled checker), or where anything did not
+    hold.
 
-    Each process reads its range over its own connection and checks it as `check_entries`
-    does; the runs are then joined in order (`_join`), which checks the case-chain links and
-    the seq continuity across range borders. Several processes need `fork` (the children share
-    this process's loaded code instead of importing it again) and a database other processes
-    can open; the compiled checker reads the database over its own connection too.
+    Each range is read over its own connection and checked as `check_entries` does; the runs
+    are then joined in order (`_join`), which checks the case-chain links and the seq
+    continuity across range borders. The compiled checker checks the ranges in threads of
+    this process (it lets go of Python's lock); the Python checker in processes, which need
+    `fork` (the children share this process's loaded code instead of importing it again).
+    Both need a database other connections can open.
     """
     counter = counter or _Counter(session, None)
     source = _source_of(session)
     if source is None:
         return None
     workers = workers or _usable_cores()
-    if "fork" not in mp.get_all_start_methods():
+    if "fork" not in mp.get_all_start_methods() and not source.compiled:
         workers = 1
     top = session.scalar(select(func.max(CustodyEntry.seq))) or 0
     workers = max(1, min(workers, top // max(min_chunk, 1)))
@@ -1303,6 +1339,8 @@ def _verify_fast(
 
     if workers == 1:
         runs = [first()]
+    elif source.compiled:
+        runs = _in_threads(first, source, borders, case_id, marks, counter)
     else:
         context = mp.get_context("fork")
         with concurrent.futures.ProcessPoolExecutor(
@@ -1324,6 +1362,33 @@ def _verify_fast(
                      case_reference=case_reference)
     report.compiled = source.compiled
     return report
+
+
+def _in_threads(first: Callable[[], _Run | None], source: _Source, borders: Sequence[int],
+                case_id: str | None, marks: Sequence[int], counter: _Counter) -> list[_Run | None]:
+    """The ranges after the first checked by threads of this process, the first by this
+    thread: the compiled checker lets go of Python's lock while it reads and checks, so the
+    threads run side by side, with no process to start. When one range fails or this thread
+    is interrupted, the others stop at their next batch."""
+    stop = threading.Event()
+
+    def on_batch(count: int) -> None:
+        if stop.is_set():
+            raise _Stopped
+        counter.add(count)
+
+    with concurrent.futures.ThreadPoolExecutor(len(borders) - 1) as pool:
+        futures = [
+            pool.submit(_check_apart, source, borders[i],
+                        borders[i + 1] if i + 1 < len(borders) else None, case_id, marks,
+                        on_batch)
+            for i in range(1, len(borders))
+        ]
+        try:
+            return [first(), *(f.result() for f in futures)]
+        except BaseException:
+            stop.set()
+            raise
 
 
 def _verify_checkpoints(

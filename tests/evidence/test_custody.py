@@ -149,15 +149,31 @@ def _populate(url: str) -> Iterator[tuple[Engine, Signer]]:
     engine.dispose()
 
 
+@contextlib.contextmanager
+def _checker(compiled: bool) -> Iterator[None]:
+    """Ranges checked side by side by the compiled checker (in threads) or, without it, by
+    the Python checker (in processes)."""
+    built = custody._custodycheck
+    if not compiled:
+        custody._custodycheck = None
+    try:
+        yield
+    finally:
+        custody._custodycheck = built
+
+
 def _verify(engine: Engine, signer: Signer, case: str | None = None) -> custody.VerifyReport:
-    """The report of one pass, after checking that three processes report exactly the same."""
+    """The report of one pass, after checking that three ranges checked side by side report
+    exactly the same, in threads by the compiled checker and in processes by Python's."""
     factory = make_session_factory(engine)
     with session_scope(factory) as s:
         single = custody.verify_log(s, signer.verifier, case_reference=case, workers=1)
-    with session_scope(factory) as s:
-        split = custody.verify_log(s, signer.verifier, case_reference=case, workers=3,
-                                   min_chunk=1)
-    assert split == single
+    for compiled in (True, False):
+        with _checker(compiled), session_scope(factory) as s:
+            split = custody.verify_log(s, signer.verifier, case_reference=case, workers=3,
+                                       min_chunk=1)
+        split.compiled = single.compiled  # which checker vouched: the rest must be the same
+        assert split == single
     return single
 
 
@@ -168,12 +184,16 @@ def _small_ranges(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(custody, "PARALLEL_ALIGN_DEPTH", 1)
 
 
-def _split_report(engine: Engine, signer: Signer) -> custody.VerifyReport | None:
-    """The report when three processes could vouch for the log, None when they could not."""
-    with session_scope(make_session_factory(engine)) as s:
-        return custody._verify_fast(
-            s, custody.read_checkpoints(s), signer.verifier, case_id=None,
-            case_reference=None, workers=3, min_chunk=1)
+def _split_reports(engine: Engine, signer: Signer) -> list[custody.VerifyReport | None]:
+    """The reports when three ranges checked side by side could vouch for the log (None
+    when they could not): by the compiled checker in threads, by Python's in processes."""
+    reports = []
+    for compiled in (True, False):
+        with _checker(compiled), session_scope(make_session_factory(engine)) as s:
+            reports.append(custody._verify_fast(
+                s, custody.read_checkpoints(s), signer.verifier, case_id=None,
+                case_reference=None, workers=3, min_chunk=1))
+    return reports
 
 
 def _entry(engine: Engine, seq: int) -> bytes:
@@ -210,27 +230,31 @@ def test_a_long_verify_says_how_far_it_got(populated: tuple[Engine, Signer],
         assert custody.verify_log(s, signer.verifier, workers=1, progress=said.append).ok
     assert said == [f"read {n} of 12 custody entries" for n in (5, 10, 12)]
 
-    said.clear()  # three processes: this one says what all of them have read
-    with session_scope(factory) as s:
-        assert custody.verify_log(s, signer.verifier, workers=3, min_chunk=1,
-                                  progress=said.append).ok
-    counts = [int(line.split()[1]) for line in said]
-    assert all(re.fullmatch(r"read \d+ of 12 custody entries", line) for line in said)
-    assert counts == sorted(counts) and counts[-1] == 12
+    for compiled in (True, False):  # three threads or processes: this one says for all
+        said.clear()
+        with _checker(compiled), session_scope(factory) as s:
+            assert custody.verify_log(s, signer.verifier, workers=3, min_chunk=1,
+                                      progress=said.append).ok
+        counts = [int(line.split()[1]) for line in said]
+        assert all(re.fullmatch(r"read \d+ of 12 custody entries", line) for line in said)
+        assert counts == sorted(counts) and counts[-1] == 12
 
 
-def test_three_processes_vouch_for_an_untouched_log(populated: tuple[Engine, Signer]) -> None:
+def test_three_ranges_side_by_side_vouch_for_an_untouched_log(
+        populated: tuple[Engine, Signer]) -> None:
     engine, signer = populated
-    split = _split_report(engine, signer)
-    assert split is not None and split.ok
-    assert split == _verify(engine, signer)
+    single = _verify(engine, signer)
+    for split in _split_reports(engine, signer):
+        assert split is not None and split.ok
+        split.compiled = single.compiled
+        assert split == single
 
 
 def test_entry_missing_at_a_range_border_is_named(populated: tuple[Engine, Signer]) -> None:
     engine, signer = populated
     with engine.begin() as conn:  # 8 ends the second range: no process sees a gap alone
         conn.execute(text("DELETE FROM custody_entries WHERE seq = 8"))
-    assert _split_report(engine, signer) is None
+    assert _split_reports(engine, signer) == [None, None]
     report = _verify(engine, signer)
     assert report.first_problem is not None and report.first_problem.seq == 8
     assert "missing" in report.summary()
@@ -241,7 +265,7 @@ def test_chain_broken_across_a_range_border_is_named(populated: tuple[Engine, Si
     # Seq 3 (case A, first range) is linked from seq 8, the next entry of A (second range).
     data = _entry(engine, 3).replace(b'"alice"', b'"mallory"')
     _rewrite(engine, 3, data, fix_hash=True)
-    assert _split_report(engine, signer) is None
+    assert _split_reports(engine, signer) == [None, None]
     report = _verify(engine, signer)
     assert report.first_problem is not None and report.first_problem.seq == 3
     assert "seq 8" in report.summary()

@@ -10,8 +10,11 @@ rewritten in ways JSON allows and ways it does not, and over columns an insider 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 import sqlite3
+import threading
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -165,6 +168,12 @@ REWRITES = {
     "bad UTF-8 in an unread field": lambda e: e[:-1] + b',"note":"\xc3("}',
     "overlong UTF-8": lambda e: e[:-1] + b',"note":"\xc0\xaf"}',
     "control character": lambda e: e[:-1] + b',"note":"a\x01b"}',
+    # past the first 16 bytes of a string, where they are scanned 16 at a time
+    "control character far in": lambda e: e[:-1] + b',"note":"' + b"x" * 37 + b'\x1f"}',
+    "bad UTF-8 far in": lambda e: e[:-1] + b',"note":"' + b"x" * 33 + b'\xff' + b"y" * 20 + b'"}',
+    "escapes far in": lambda e: e[:-1] + b',"note":"' + b"x" * 40 + b'\\"\\\\' + b"y" * 17
+                                + "é".encode() + b'"}',
+    "unterminated far in": lambda e: e[:-1] + b',"note":"' + b"x" * 48,
     "byte order mark": lambda e: b"\xef\xbb\xbf" + e,
     "trailing garbage": lambda e: e + b"x",
     "trailing comma": lambda e: e[:-1] + b",}",
@@ -282,3 +291,77 @@ def test_random_damage_to_an_entry_is_never_passed(
         _held_to_python(engine)
     finally:
         _set(engine, seq, entry=original, leaf_hash=leaf_hash(original))
+
+
+def test_postgresql_streams_the_log_in_seq_order_without_sorting_it(
+        postgresql_log: tuple[Engine, Signer]) -> None:
+    # A log never analysed (as one just written): left to itself the planner may sort the
+    # whole range before the first row comes back, spilling a long log to temporary files.
+    engine, _ = postgresql_log
+    with session_scope(make_session_factory(engine)) as s:
+        dbapi: Any = s.connection().connection.dbapi_connection
+        with custody._unsorted(dbapi), dbapi.cursor() as cursor:
+            cursor.execute(f"EXPLAIN {custody._PG_STORED_ROWS} WHERE seq > 0 ORDER BY seq")
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+        assert "Index Scan using pk_custody_entries" in plan and "Sort" not in plan, plan
+        with dbapi.cursor() as cursor:  # the planner's setting is put back
+            cursor.execute("SHOW enable_sort")
+            assert cursor.fetchone() == ("on",)
+
+
+def _threads_source(engine: Engine) -> custody._Source:
+    with session_scope(make_session_factory(engine)) as s:
+        source = custody._source_of(s)
+    assert source is not None and source.compiled
+    return source
+
+
+def test_a_stopped_verify_stops_its_other_threads(log: tuple[Engine, Signer],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C lands in the thread that started the verify, which checks the first range; the
+    threads checking the others stop at their next batch, not at the end of their range."""
+    engine, _ = log
+    monkeypatch.setattr(custody, "READ_BATCH", 1)
+    stops: list[threading.Event] = []
+
+    class Stop(threading.Event):
+        def __init__(self) -> None:
+            super().__init__()
+            stops.append(self)
+
+    monkeypatch.setattr(custody, "threading", types.SimpleNamespace(
+        Event=Stop, Lock=threading.Lock))
+    reading = threading.Event()
+    read_by_thread: list[int] = []
+    stopped: list[bool] = []
+
+    class Held(custody._Counter):
+        def add(self, count: int) -> None:
+            super().add(count)
+            read_by_thread.append(count)
+            reading.set()  # the other range is being read ...
+            stopped.append(stops[0].wait(5))  # ... and goes on once the verify stopped
+
+    def first() -> custody._Run | None:
+        assert reading.wait(10)
+        raise KeyboardInterrupt
+
+    with session_scope(make_session_factory(engine)) as s:
+        counter = Held(s, None)
+    with pytest.raises(KeyboardInterrupt):
+        custody._in_threads(first, _threads_source(engine), [0, 8], None, [], counter)
+    assert stopped == [True] and read_by_thread == [1]  # of the 8 entries after seq 8, one
+
+
+def test_a_range_that_cannot_be_read_fails_the_verify(
+        log: tuple[Engine, Signer], tmp_path: Path) -> None:
+    engine, _ = log
+    source = _threads_source(engine)
+    if source.sqlite_path is not None:
+        source = dataclasses.replace(source, sqlite_path=str(tmp_path / "gone.db"))
+    else:
+        source = dataclasses.replace(source, url=source.url.rsplit("/", 1)[0] + "/gone_db")
+    with session_scope(make_session_factory(engine)) as s:
+        counter = custody._Counter(s, None)
+    with pytest.raises(Exception, match="gone"):
+        custody._in_threads(lambda: None, source, [0, 8], None, [], counter)
