@@ -14,10 +14,10 @@ Prints, for SQLite and (when EVIDENCE_TEST_DATABASE_URL or --postgres is given) 
   - the ratio of each to that baseline. Goal: within 3x of raw hashing;
   - for scale, a second baseline as `sha256sum` is to a file: read the entry bytes from the
     database (the driver's own cursor, nothing else selected) and hash each one;
-  - the floor under any verifier that reads the log from the database: the rows `verify_log`
-    reads (every column it checks), read and dropped in one process; on PostgreSQL also the
-    server's own share, the same rows written to /dev/null by the server (COPY), which runs
-    on the same cores as the verifier;
+  - the Python checker's floor: the rows it reads (every column it checks) through the
+    driver's cursor, read and dropped in one process; on PostgreSQL also the floor under any
+    verifier that reads the log from the server: the server's own share, the rows the default
+    checker reads written to /dev/null by the server (COPY), on the same cores as the verifier;
   - the time to cut a checkpoint after 500 new entries, grown from the previous checkpoint's
     frontier, against hashing the whole tree (what a cut without a frontier does).
 
@@ -134,7 +134,8 @@ def _read_and_hash_seconds(url: str) -> float:
 
 
 def _read_only_seconds(url: str) -> float:
-    """Floor: the rows verify reads, read through the same cursor and dropped; best of three."""
+    """The Python checker's floor: the rows it reads, read through the same cursor and
+    dropped; best of three."""
     engine = make_engine(url)
     factory = make_session_factory(engine)
 
@@ -303,7 +304,7 @@ def _run(label: str, url: str, entries: int) -> None:
     print(f"  read + sha256 (sha256sum-like): {read_and_hash:6.3f} s   "
           f"{count / read_and_hash:10.0f} entries/s   verify, {cores} {side}, is "
           f"{parallel / read_and_hash:.2f}x this")
-    print(f"  floor, the rows verify reads (every column it checks), read and dropped, 1 process: "
+    print(f"  Python checker's floor, its rows read through the driver and dropped, 1 process: "
           f"{read_only:.3f} s   {read_only / raw:.2f}x raw")
     if server is not None:
         print(f"  floor, PostgreSQL's own work making those rows (COPY to /dev/null), on the same "
