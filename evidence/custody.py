@@ -677,8 +677,9 @@ def verify_log(
     `against` is a checkpoint kept outside the system (see `hold_to_checkpoint`): the log must
     still hold what it covered.
 
-    A large log is read and checked in `workers` processes at once (default: the cores this
-    process may use), each over its own range of seq; see `_verify_in_parallel`. With
+    A large log is read and checked in `workers` ranges of seq at once (default: the cores
+    this process may use), each over its own connection: in threads by the compiled checker,
+    in processes by the Python one; see `_verify_fast`. With
     `tsa_trust` (the roots of the authorities this system trusts), each checkpoint's RFC 3161
     token is checked too: it must be one of theirs, for that checkpoint's signed text. With
     `progress`, a long verify says every `PROGRESS_EVERY_SECONDS` how many entries it has read.
