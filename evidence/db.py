@@ -24,6 +24,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from evidence.errors import StorageFull
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# How long a connection to PostgreSQL may take to open before it fails (libpq's connect_timeout,
+# which the database URL may set instead): a server that does not answer fails a command, a
+# worker's claim or a request after this, instead of holding it for ever.
+PG_CONNECT_TIMEOUT_S = 10
 READ_ONLY_OPTION = "evidence_read_only"  # an execution option: begin a read-only transaction
 # SQLite says a full disk as SQLITE_FULL, or, where the WAL or its index could not grow, as
 # one of its I/O errors: taken for a full disk when the database's folder has less than this.
@@ -88,6 +92,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         )
         _configure_sqlite(engine)
         return engine
+    if "connect_timeout" not in make_url(url).query:
+        kwargs["connect_args"] = {"connect_timeout": PG_CONNECT_TIMEOUT_S,
+                                  **kwargs.get("connect_args", {})}
     engine = create_engine(url, pool_pre_ping=True, **kwargs)
     _configure_postgresql(engine)
     return engine

@@ -10,8 +10,9 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import text
 
-from evidence import custody
+from evidence import custody, db
 from evidence.cli import _load_plugins, main_group
 from evidence.db import make_engine
 from tests.factories import drop_append_only
@@ -88,6 +89,26 @@ def test_a_database_file_that_is_no_database_is_one_line_not_a_traceback(home: H
     assert result.exit_code == 1
     assert "database unusable: file is not a database" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_database_server_that_never_answers_fails_in_seconds_not_never(
+        home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A host that takes the connection and says nothing (a hung server, a firewall that
+    # swallows packets): libpq would wait for ever without a connect timeout.
+    assert home.run("init", "--home", str(home.path)).exit_code == 0
+    monkeypatch.setattr(db, "PG_CONNECT_TIMEOUT_S", 1)
+    with closing(socket.create_server(("127.0.0.1", 0))) as silent:
+        port = silent.getsockname()[1]
+        env = {**home.env, "EVIDENCE_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{port}/x"}
+        results: list[Result] = []
+        command = threading.Thread(target=lambda: results.append(
+            CliRunner().invoke(main_group, ["case", "list"], env=env)), daemon=True)
+        command.start()
+        command.join(60)  # 1 s asked for; a minute only keeps a regression from hanging CI
+    assert results, "the command still waits for a server that never answers"
+    assert results[0].exit_code == 1
+    assert "database unavailable: connection timeout expired" in results[0].output
+    assert "Traceback" not in results[0].output
 
 
 def test_commands_refuse_a_missing_home(tmp_path: Path) -> None:
