@@ -26,12 +26,12 @@ from typing import Any
 
 import msgspec
 import orjson
-from sqlalchemy import create_engine, event, func, select, text
+from sqlalchemy import event, func, select, text
 from sqlalchemy.orm import Session, SessionTransaction, aliased
-from sqlalchemy.pool import NullPool
 
 from evidence import timestamping
 from evidence.canonical import JsonValue, canonical_json
+from evidence.db import reading_engine
 from evidence.errors import CustodyError, InvalidInput, LogBroken, NotFound
 from evidence.merkle import (
     EMPTY_ROOT,
@@ -1285,7 +1285,7 @@ def _check_apart(source: _Source, after: int, upto: int | None, case_id: str | N
     """A range checked over a connection of its own (a checking process's or thread's)."""
     if source.compiled and source.sqlite_path is not None:  # it opens the file itself
         return _check_range(list, None, source, after, upto, case_id, marks, on_batch)
-    engine = create_engine(source.url, poolclass=NullPool)
+    engine = reading_engine(source.url)
     try:
         with engine.connect() as conn:
             dbapi = conn.connection.dbapi_connection

@@ -20,6 +20,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 from evidence.errors import StorageFull
 
@@ -92,12 +93,26 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         )
         _configure_sqlite(engine)
         return engine
-    if "connect_timeout" not in make_url(url).query:
-        kwargs["connect_args"] = {"connect_timeout": PG_CONNECT_TIMEOUT_S,
-                                  **kwargs.get("connect_args", {})}
-    engine = create_engine(url, pool_pre_ping=True, **kwargs)
+    engine = create_engine(url, pool_pre_ping=True, **_with_connect_timeout(url, kwargs))
     _configure_postgresql(engine)
     return engine
+
+
+def reading_engine(url: str) -> Engine:
+    """An engine for reading the database over connections of its own, one at a time (another
+    process's or thread's share of a long read): none of `make_engine`'s transaction handling
+    (on SQLite no BEGIN IMMEDIATE, so no write lock is taken), PostgreSQL's connect timeout."""
+    url = normalise_url(url)
+    kwargs: dict[str, Any] = {"poolclass": NullPool}
+    return create_engine(url, **(kwargs if is_sqlite(url) else _with_connect_timeout(url, kwargs)))
+
+
+def _with_connect_timeout(url: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """PostgreSQL's connect arguments with `PG_CONNECT_TIMEOUT_S`, unless the URL sets one."""
+    if "connect_timeout" in make_url(url).query:
+        return kwargs
+    return {**kwargs, "connect_args": {"connect_timeout": PG_CONNECT_TIMEOUT_S,
+                                       **kwargs.get("connect_args", {})}}
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
