@@ -6,8 +6,8 @@ records what they were before in the case's custody log.
 
 Instagram, TikTok and Telegram profile URLs show only the handle, so an account may be flagged
 before its id is known: it is then one row per platform and handle (compared without case, as
-the platforms and deconfliction compare them), and its id is recorded on it later
-(`record_account_id`), never by merging it into another row.
+the platforms compare them, by `models.handle_key` alike on SQLite and PostgreSQL), and its id
+is recorded on it later (`record_account_id`), never by merging it into another row.
 """
 
 from __future__ import annotations
@@ -15,14 +15,24 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from evidence import cases, custody, deconfliction, targets
 from evidence.canonical import JsonValue
 from evidence.errors import AccessDenied, Conflict, InvalidInput, NotFound
-from evidence.models import Access, Account, CaptureJob, Case, CaseAccount, Target, User, utcnow
+from evidence.models import (
+    Access,
+    Account,
+    CaptureJob,
+    Case,
+    CaseAccount,
+    Target,
+    User,
+    handle_key,
+    utcnow,
+)
 from evidence.pagination import Page, paginate
 from evidence.platforms import GENERIC, display_name, platform_registry
 
@@ -75,7 +85,7 @@ def link_account(
         assert handle is not None
         account = session.scalars(select(Account).where(
             Account.platform == platform, Account.platform_account_id.is_(None),
-            func.lower(Account.handle) == func.lower(handle))).first()
+            Account.handle_key == handle_key(handle))).first()
     now = utcnow()
     changed: dict[str, JsonValue] = {}
     if account is None:
@@ -246,7 +256,8 @@ def flag_account(
     platform_account_id = (platform_account_id or "").strip() or None
     if found is not None and found.identifier and not found.short_link:
         if found.identifier_kind == "username":
-            if handle is not None and handle.lstrip("@").lower() != found.identifier.lower():
+            if handle is not None and (handle_key(handle.lstrip("@"))
+                                       != handle_key(found.identifier)):
                 raise InvalidInput(f"the handle {handle} is not the one the profile URL shows "
                                    f"(@{found.identifier}): give the account's own URL")
             handle = handle or found.identifier

@@ -6,6 +6,7 @@ these classes. Times are stored as UTC and always read back timezone-aware.
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -36,7 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -253,14 +254,29 @@ class CaseMember(Base):
     user: Mapped[User] = relationship(foreign_keys=[user_id], lazy="raise")
 
 
+def handle_key(handle: str) -> str:
+    """The handle as accounts compare it: without case, on every database (`Account.handle_key`).
+
+    Folded here, in Python, and stored, because the databases' lower() disagree: SQLite's folds
+    only A-Z (ÉLODIE and élodie would be two accounts), PostgreSQL's follows the server's
+    locale. str.casefold() rather than lower(): it is Unicode's folding for comparing without
+    case, where lower() is for showing text (the capital of ß is SS, of the final ς Σ, and
+    lower() gives straße and strasse, οδος and οδοσ, as two). NFC first, so that É typed as
+    one character or as E and its accent is one handle, and again after, as folding may take
+    a character apart; not NFKC, which would make a full-width ｆａｓｔ the handle fast: a
+    handle that only looks like another is another.
+    """
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", handle).casefold())
+
+
 class Account(Base):
     __tablename__ = "accounts"
     __table_args__ = (
         UniqueConstraint("platform", "platform_account_id"),
         # An account flagged before its stable id is known is named by its handle, which the
-        # platforms compare without case (as deconfliction does): one such row per handle.
+        # platforms compare without case: one such row per handle (migrations 0017, 0018).
         Index("uq_accounts_platform_handle_without_id", column("platform"),
-              func.lower(column("handle")), unique=True,
+              column("handle_key"), unique=True,
               sqlite_where=column("platform_account_id").is_(None),
               postgresql_where=column("platform_account_id").is_(None)),
         CheckConstraint("platform_account_id IS NOT NULL OR handle IS NOT NULL",
@@ -273,10 +289,18 @@ class Account(Base):
     # the account.
     platform_account_id: Mapped[str | None] = mapped_column(String(255))
     handle: Mapped[str | None] = mapped_column(String(255))
+    # handle_key(handle), set with the handle (migration 0018). Text: folding may lengthen it
+    # (ß is ss), up to three characters for one.
+    handle_key: Mapped[str | None] = mapped_column(Text)
     display_name: Mapped[str | None] = mapped_column(String(500))
     profile_url: Mapped[str | None] = mapped_column(Text)
     first_seen_at: Mapped[datetime] = _created()
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @validates("handle")
+    def _keyed(self, _name: str, handle: str | None) -> str | None:
+        self.handle_key = None if handle is None else handle_key(handle)
+        return handle
 
 
 class CaseAccount(Base):

@@ -95,6 +95,54 @@ def test_one_row_per_handle_without_an_id_whatever_its_case_and_deconfliction_me
         if v.kind == "account"]
 
 
+@pytest.mark.parametrize(("first", "again"), [
+    ("FAST_TRIPS", "fast_trips"),  # as ASCII handles are, so are those of every script:
+    ("ÉLODIE", "élodie"),
+    ("ДМИТРИЙ_ПЕРЕВОЗ", "дмитрий_перевоз"),  # Cyrillic
+    ("ΟΔΟΣ", "οδος"),  # Greek: the capital Σ of a word's final ς
+    ("STRASSE", "straße"),  # ß is ss in capitals
+    ("E\u0301lodie", "\u00c9LODIE"),  # É typed as E and its accent, or as one character
+])
+def test_a_handle_in_another_script_is_one_account_whatever_its_case_on_every_database(
+        session: Session, first: str, again: str) -> None:
+    alice, mine, bob, theirs = _two_cases(session)
+    url = "https://forum.example.org/members/1234/"  # a site the registry does not know
+    held, _ = accounts.flag_account(session, alice, mine, platform="generic", profile_url=url,
+                                    handle=first, reason="mine")
+    target, _ = accounts.flag_account(session, bob, theirs, platform="generic", profile_url=url,
+                                      handle=again, reason="theirs")
+    assert target.account_id == held.account_id
+    [account] = session.scalars(select(Account).where(Account.platform == "generic")).all()
+    assert account.handle == first  # as written when it was first linked
+    # Their case records the link to the account as it stands, with nothing changed.
+    [linked] = _entries(session, theirs, "account.linked")
+    assert (linked["details"]["handle"], linked["details"]["changes"]) == (first, {})
+    # Linked again in the case that has it: nothing new, nothing recorded.
+    assert accounts.link_account(session, alice, mine, platform="generic", handle=again,
+                                 profile_url=url) == (account, False)
+    assert len(_entries(session, mine, "account.linked")) == 1
+    assert _entries(session, mine, "account.updated") == []
+    assert {h.first_target_id for h in deconfliction.unresolved_hits(session, target)} == {
+        held.id}
+
+
+@pytest.mark.parametrize(("first", "other"), [
+    ("elodie", "\u0435lodie"),  # the second's е is Cyrillic
+    ("élodie", "elodie"),  # an accent makes another letter
+    ("paypal", "\u0440\u0430\u0443\u0440\u0430l"),  # Cyrillic р, а and у
+    ("fast", "\uff46\uff41\uff53\uff54"),  # full-width letters
+    ("ΟΔΟΣ", "OΔOΣ"),  # Latin O in the second
+])
+def test_handles_that_only_look_alike_are_two_accounts(
+        session: Session, first: str, other: str) -> None:
+    alice, mine, _bob, _theirs = _two_cases(session)
+    for handle in (first, other):
+        accounts.link_account(session, alice, mine, platform="generic", handle=handle)
+    handles = session.scalars(select(Account.handle).where(Account.platform == "generic")).all()
+    assert len(handles) == 2 and set(handles) == {first, other}
+
+
+
 def test_the_id_is_recorded_later_with_a_custody_entry_and_registered_for_deconfliction(
         session: Session) -> None:
     alice, mine, bob, theirs = _two_cases(session)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,14 +11,15 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from click.testing import CliRunner
-from sqlalchemy import delete, inspect, select, update
+from sqlalchemy import delete, insert, inspect, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from evidence import migrate
+from evidence import accounts, migrate
 from evidence.cli import main_group
 from evidence.db import make_engine, make_session_factory, session_scope
 from evidence.errors import UpgradeRefused
-from evidence.models import Account, Base, Case, CaseAccount, ReceivedFile, Target
+from evidence.models import Account, Base, Case, CaseAccount, ReceivedFile, Target, User
 from tests.factories import make_case, make_user
 
 # Not models: SQLite's FTS5 search table (migration 0005) and the shadow tables FTS5 keeps for it.
@@ -128,6 +130,13 @@ def test_0016_names_one_file_kept_twice_from_one_source_and_changes_nothing(
         engine.dispose()
 
 
+def _older_account(session: Session, **values: object) -> uuid.UUID:
+    """An account row as a schema before 0018 holds it (no handle_key); its id."""
+    account_id = uuid.uuid4()
+    session.execute(insert(Account).values(id=account_id, **values))
+    return account_id
+
+
 def test_0017_lets_an_account_wait_for_its_id_and_keeps_the_accounts_cases_refer_to(
         database_url: str) -> None:
     """Made again on SQLite under the case_accounts and targets rows that refer to it, the
@@ -143,21 +152,20 @@ def test_0017_lets_an_account_wait_for_its_id_and_keeps_the_accounts_cases_refer
         with session_scope(make_session_factory(engine)) as s:
             user = make_user(s)
             case = make_case(s, user, reference="A-1")
-            known = Account(platform="x", platform_account_id="4242", handle="fast_trips",
-                            profile_url="https://x.com/fast_trips", first_seen_at=at)
-            s.add(known)
-            s.flush()
-            s.add(CaseAccount(case_id=case.id, account_id=known.id, added_by_id=user.id))
-            s.add(Target(case_id=case.id, kind="account", url=known.profile_url,
-                         account_id=known.id, reason="r", flagged_by_id=user.id))
+            known = _older_account(s, platform="x", platform_account_id="4242",
+                                   handle="fast_trips", profile_url="https://x.com/fast_trips",
+                                   first_seen_at=at)
+            s.add(CaseAccount(case_id=case.id, account_id=known, added_by_id=user.id))
+            s.add(Target(case_id=case.id, kind="account", url="https://x.com/fast_trips",
+                         account_id=known, reason="r", flagged_by_id=user.id))
         migrate.upgrade(engine)
         assert migrate.current_revision(engine) == migrate.head_revision()
         with session_scope(make_session_factory(engine)) as s:
             kept = s.scalars(select(Account)).one()
             assert (kept.id, kept.platform_account_id, kept.handle, kept.first_seen_at) == (
-                known.id, "4242", "fast_trips", at)
-            assert s.scalars(select(CaseAccount.account_id)).one() == known.id
-            assert s.scalars(select(Target.account_id)).one() == known.id
+                known, "4242", "fast_trips", at)
+            assert s.scalars(select(CaseAccount.account_id)).one() == known
+            assert s.scalars(select(Target.account_id)).one() == known
         if engine.dialect.name == "sqlite":
             with engine.connect() as conn:
                 assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
@@ -197,5 +205,106 @@ def test_0017_lets_an_account_wait_for_its_id_and_keeps_the_accounts_cases_refer
             s.execute(delete(Target).where(Target.case_id == case.id))
             s.execute(delete(CaseAccount).where(CaseAccount.case_id == case.id))
             s.execute(delete(Account).where(Account.first_seen_at == at))
+    finally:
+        engine.dispose()
+
+
+def test_0018_keys_every_handle_as_the_code_folds_it_and_names_accounts_that_become_one(
+        database_url: str) -> None:
+    """0017's index compared handles by the database's lower(): SQLite's folds only A-Z, so
+    ÉLODIE and élodie could both wait for their ids there, and on either ΟΔΟΣ and οδος (lower()
+    keeps a final ς). The upgrade names such accounts and changes nothing; once all but one of
+    them have their id, it keys every handle as the code does, and it goes back down."""
+    engine = make_engine(database_url)
+    try:
+        config = migrate.alembic_config(engine)
+
+        def migrate_to(revision: str) -> None:
+            with engine.begin() as conn:
+                config.attributes["connection"] = conn
+                if revision == "head":
+                    command.upgrade(config, revision)
+                else:
+                    command.downgrade(config, revision)
+
+        migrate_to("0017")
+        at = datetime(2026, 3, 11, 9, 30, tzinfo=UTC)
+        with session_scope(make_session_factory(engine)) as s:
+            user = make_user(s)
+            case, other_case = (make_case(s, user, reference=r) for r in ("A-1", "B-2"))
+
+            def older(platform: str, handle: str, seconds: int = 0, **more: str) -> uuid.UUID:
+                return _older_account(s, platform=platform, handle=handle,
+                                      first_seen_at=at + timedelta(seconds=seconds), **more)
+
+            waiting = older("generic", "ÉLODIE")
+            fast = older("instagram", "Fast.Trips")
+            held = older("generic", "οδος", platform_account_id="5")  # has its id
+            first = older("generic", "ΟΔΟΣ", seconds=1)
+            second = older("generic", "οδος", seconds=2)
+            s.add_all([CaseAccount(case_id=case.id, account_id=first),
+                       CaseAccount(case_id=other_case.id, account_id=second),
+                       CaseAccount(case_id=case.id, account_id=second)])
+
+        with pytest.raises(UpgradeRefused) as refused:
+            migrate.upgrade(engine)
+        assert refused.value.message == (
+            "not upgraded to 0018 (nothing was changed): 2 accounts without the platform's id "
+            "have handles that are one when compared without case, which the unique index "
+            "refuses:\n"
+            f"  generic: account {first}, handle 'ΟΔΟΣ', first seen 2026-03-11 09:30:01 UTC, "
+            "in case A-1\n"
+            f"  generic: account {second}, handle 'οδος', first seen 2026-03-11 09:30:02 UTC, "
+            "in cases A-1, B-2\n"
+            "Each is an account with its own cases and custody entries, so this neither deletes "
+            "nor merges them. With the version that runs now, record the platform's id on all "
+            "but one of each group (\"Record the id\" on the account's target, in a case that "
+            "links it), then run `evidence db upgrade` again (README, \"Upgrading\").")
+        assert migrate.current_revision(engine) == "0017"
+        assert "handle_key" not in {c["name"] for c in inspect(engine).get_columns("accounts")}
+
+        with session_scope(make_session_factory(engine)) as s:
+            s.execute(update(Account).where(Account.id == second).values(
+                platform_account_id="6"))
+        assert migrate.upgrade(engine)[1] == migrate.head_revision()
+        with session_scope(make_session_factory(engine)) as s:
+            assert {i: k for i, k in s.execute(select(Account.id, Account.handle_key))} == {
+                waiting: "élodie", fast: "fast.trips", held: "οδοσ", first: "οδοσ",
+                second: "οδοσ"}
+            # Linked by the handle in other letters, the accounts that waited are found.
+            case = s.scalars(select(Case).where(Case.reference == "A-1")).one()
+            user = s.get_one(User, case.created_by_id)
+            for handle, found in (("élodie", waiting), ("Οδος", first), ("FAST.TRIPS", fast)):
+                platform = "instagram" if found == fast else "generic"
+                account, _ = accounts.link_account(s, user, case, platform=platform,
+                                                   handle=handle)
+                assert account.id == found
+            assert len(s.scalars(select(Account)).all()) == 5
+
+        if engine.dialect.name == "postgresql":
+            # PostgreSQL's lower() makes İ an i, where folding keeps its dot (i̇): two accounts
+            # at 0018, one handle for 0017's index, so the downgrade names them.
+            with session_scope(make_session_factory(engine)) as s:
+                for handle in ("İSTANBUL_BOATS", "istanbul_boats"):
+                    s.add(Account(platform="generic", handle=handle, first_seen_at=at))
+                    s.flush()
+            with pytest.raises(UpgradeRefused) as refused:
+                migrate_to("0017")
+            assert refused.value.message.startswith(
+                "not downgraded below 0018 (nothing was changed): 2 accounts without the "
+                "platform's id have handles that are one when lowered by this database")
+            assert "'İSTANBUL_BOATS'" in refused.value.message
+            assert refused.value.message.endswith(
+                "Record the platform's id on all but one of each group, then downgrade again.")
+            with session_scope(make_session_factory(engine)) as s:
+                s.execute(delete(Account).where(Account.handle == "istanbul_boats"))
+        migrate_to("0017")
+        assert "handle_key" not in {c["name"] for c in inspect(engine).get_columns("accounts")}
+        with session_scope(make_session_factory(engine)) as s:
+            assert len(s.scalars(select(Account.id)).all()) == (
+                6 if engine.dialect.name == "postgresql" else 5)
+            with pytest.raises(IntegrityError), s.begin_nested():  # 0017's index is back
+                _older_account(s, platform="instagram", handle="fast.trips", first_seen_at=at)
+        assert migrate.upgrade(engine)[1] == migrate.head_revision()
     finally:
         engine.dispose()
