@@ -93,7 +93,7 @@ def link_account(
                           handle=handle, display_name=display_name, profile_url=profile_url,
                           first_seen_at=now, last_seen_at=now)
         # The same account made a moment ago by another link: the unique constraint (id) or
-        # index (handle, migration 0017) refuses this row, and only the savepoint is lost.
+        # index (handle_key, migration 0018) refuses this row, and only the savepoint is lost.
         try:
             with session.begin_nested():
                 session.add(account)
