@@ -167,10 +167,23 @@ class _Download:
         """The bytes it had reached when it was stopped; nothing of it is kept."""
         return self.reached if self.state == "stopped" else None
 
-    def outcome(self) -> dict[str, Any]:
-        """What the metadata document says of it (a kept file's hash is its artifact's)."""
+    def outcome(self, popup: str | None) -> dict[str, Any]:
+        """What the metadata document says of it (a kept file's hash is its artifact's);
+        `popup`: the address of the pop-up it was downloaded in, None for the page's own."""
         return {"url": self.url, "suggested_filename": self.suggested, "outcome": self.state,
-                "stopped_at": self.stopped_at, "reason": self.stop or self.failure}
+                "stopped_at": self.stopped_at, "reason": self.stop or self.failure,
+                "popup": popup}
+
+
+@dataclass
+class _PopUp:
+    """A window the page opened (a page target of the capture's context with an opener), as
+    the browser tells of it (`_Run.on_target`)."""
+
+    # The address it was opened at: its first document request, or the address of its download
+    # when that came first (fetched without the network: a blob:).
+    opened: str | None = None
+    shows: str = ""  # the address the browser says it shows ("" while it shows nothing)
 
 
 @dataclass(frozen=True)
@@ -211,8 +224,12 @@ class _Run:
         # begun and not yet matched to one of `downloads` (address, suggested name), bytes
         # received, and how it ended ("completed" or "canceled").
         self.begun: dict[str, tuple[str, str]] = {}
+        self.begun_in: dict[str, str] = {}  # guid: the frame that started it
         self.received: dict[str, int] = {}
         self.ended: dict[str, str] = {}
+        # The windows the page opened, by target id (the id of each one's main frame too).
+        self.context_id: str | None = None
+        self.popups: dict[str, _PopUp] = {}
         # Each document response the browser got, by its network request id (the same for
         # every hop of a redirect chain): URL, status and headers as the server sent them.
         self.documents: dict[str, list[_Hop]] = {}
@@ -268,6 +285,9 @@ class _Run:
             self._document_answered(fetch, event)
             return
         url = event["request"]["url"]
+        popup = self.popups.get(str(event.get("frameId")))
+        if popup is not None and popup.opened is None and event.get("resourceType") == "Document":
+            popup.opened = url
         reason = self.refusal(url)
         try:
             if reason is None:
@@ -396,9 +416,35 @@ class _Run:
         dialog.dismiss()
 
     def on_popup(self, page: Page) -> None:
+        """A window the page opened, closed at once, noted by the address it shows. One that
+        shows nothing (its address answered with a file, which the browser downloads; no
+        answer yet) is noted by the address it was opened at (`note_blank_popups`)."""
         if self.page is not None and page != self.page:
-            self.record.popups.append(page.url)
+            if page.url:
+                self.record.popups.append(page.url)
             page.close()
+
+    def on_target(self, event: dict[str, Any]) -> None:
+        """`Target.targetCreated` and `Target.targetInfoChanged` (every page of the browser):
+        the windows the page opened, in the capture's context, and what each shows."""
+        info = event["targetInfo"]
+        if (info.get("type") != "page" or not info.get("openerId")
+                or info.get("browserContextId") != self.context_id):
+            return
+        popup = self.popups.setdefault(str(info["targetId"]), _PopUp())
+        popup.shows = str(info.get("url") or "") or popup.shows
+
+    def note_blank_popups(self) -> None:
+        """The windows the page opened that never showed an address, by the address each was
+        opened at."""
+        self.record.popups += [p.opened for p in self.popups.values()
+                               if not p.shows and p.opened is not None]
+
+    def popup_of(self, item: _Download) -> str | None:
+        """The address the window the page opened that downloaded `item` was opened at, or
+        None when the page (or one of its frames) did itself."""
+        popup = self.popups.get(self.begun_in.get(item.guid or "", ""))
+        return None if popup is None else popup.opened or item.url
 
     def on_download(self, download: Download) -> None:
         """Follow the download until the browser has it all, bounding it (`bound`), then save
@@ -449,6 +495,10 @@ class _Run:
         """`Browser.downloadWillBegin`: the download's guid, given to the page's download of the
         same address and suggested name that has none yet, or kept for it (`on_download`)."""
         said = (event["url"], event["suggestedFilename"][:MAX_SUGGESTED_CHARS])
+        self.begun_in[event["guid"]] = frame = str(event.get("frameId"))
+        popup = self.popups.get(frame)
+        if popup is not None and popup.opened is None:
+            popup.opened = event["url"]
         waiting = next((d for d in self.downloads if d.guid is None
                         and (d.url, d.suggested) == said), None)
         if waiting is None:
@@ -943,7 +993,7 @@ class _Run:
         kept = 0
         problems: list[str] = []
         for item in self.downloads:
-            outcome = item.outcome()
+            outcome = item.outcome(self.popup_of(item))
             if item.state == "kept":
                 _, hops = self.answer_to(item.url)
                 media_type = (_media_type(hops[-1].headers) if hops else None) or \
@@ -1247,6 +1297,13 @@ class CapturePipeline:
             fetch.on("Browser.downloadProgress", run.on_download_progress)
             target = run.cdp.send("Target.getTargetInfo")["targetInfo"]
             self.browser.follow_downloads(fetch, target["browserContextId"])
+            # The windows the page opens: a download started in one is told with the frame
+            # that started it, the window's own (`popup_of`).
+            run.context_id = target["browserContextId"]
+            fetch.on("Target.targetCreated", run.on_target)
+            fetch.on("Target.targetInfoChanged", run.on_target)
+            fetch.send("Target.setDiscoverTargets", {"discover": True,
+                                                     "filter": [{"type": "page"}]})
             run.cdp.on("Network.responseReceived", run.on_response)
             run.cdp.on("Network.loadingFinished", run.on_loaded)
             # This session's own buffer of bodies, opened to the artifact bound: the browser's
@@ -1272,6 +1329,7 @@ class CapturePipeline:
                 for name, step in steps:
                     run.run_step(name, step)
             run.finish_downloads()
+            run.note_blank_popups()
             if run.large and run.cdp is not None and not run.overran:
                 run.run_step("large bodies", run.keep_large_bodies)
         finally:

@@ -87,8 +87,9 @@ class CaptureRecord:
     dialogs: list[dict[str, str]] = field(default_factory=list)
     popups: list[str] = field(default_factory=list)
     blocked: list[dict[str, str]] = field(default_factory=list)
-    # Each file the page had the browser download: its address, suggested name, and whether it
-    # was kept (then its size and hash), stopped (at how many bytes, why) or failed.
+    # Each file the page had the browser download: its address, suggested name, whether it
+    # was kept (then its size and hash), stopped (at how many bytes, why) or failed, and the
+    # address of the pop-up it was downloaded in ("popup", null for the page's own).
     downloads: list[dict[str, Any]] = field(default_factory=list)
     # Each PDF the page loaded whose words were read (or not, and why): its address, its hash,
     # and the hash of the "pdf_text" artifact read from it.

@@ -311,7 +311,8 @@ def test_popups_are_closed_and_recorded(
 ) -> None:
     record = pipeline.run(server.url("/popup"))
     assert record.status == "complete"
-    assert any(url.endswith("/popup/target") for url in record.popups), record.popups
+    assert record.popups == [server.url(pages.POPUP_TARGET_PATH)]
+    assert record.downloads == [] and not [a for a in record.artifacts if a.kind == "download"]
 
 
 def test_downloads_are_stored_not_followed(
@@ -725,6 +726,52 @@ def _endless_download_stopped(record: CaptureRecord, server: pages.PagesServer) 
     return downloads.error
 
 
+@pytest.mark.parametrize(("via", "opened"), [
+    ("open", pages.DOWNLOAD_PATH),  # window.open() of the file itself
+    # A link with target="_blank" to an address that redirects to the file.
+    ("link", f"/redirect/to?location={pages.DOWNLOAD_PATH}"),
+])
+def test_a_file_a_pop_up_downloads_is_kept_and_said_to_come_from_the_pop_up(
+    server: pages.PagesServer, pipeline: CapturePipeline, browser: BrowserSession,
+    via: str, opened: str,
+) -> None:
+    """The page opens a pop-up that answers with a file: the file is kept beside the page with
+    its hash, as the page's own downloads are, and said to come from a pop-up opened at its
+    address; the pop-up is listed among the page's pop-ups by that address."""
+    page = server.url(f"{pages.DOWNLOAD_POPUP_PATH}?via={via}&to={quote(opened, safe='')}")
+    record = pipeline.run(page)
+    assert record.status == "complete", record.steps
+    assert record.final_url == page and record.title == pages.DOWNLOAD_POPUP_TITLE
+    files = [a for a in record.artifacts if a.kind == "download"]
+    assert [Path(a.path).read_bytes() for a in files] == [pages.PDF_BYTES]
+    assert _downloads_said(record) == [{
+        "url": server.url(pages.DOWNLOAD_PATH), "suggested_filename": pages.DOWNLOAD_FILENAME,
+        "outcome": "kept", "stopped_at": None, "reason": None,
+        "popup": server.url(opened), "size": len(pages.PDF_BYTES),
+        "sha256": hashlib.sha256(pages.PDF_BYTES).hexdigest()}]
+    assert record.popups == [server.url(opened)]
+    assert {"screenshot", "dom", "pdf", "text"} <= {a.kind for a in record.artifacts}
+    assert list(browser.downloads_dir.iterdir()) == []
+
+
+def test_an_endless_file_a_pop_up_downloads_is_stopped_at_the_bound(
+    server: pages.PagesServer, browser: BrowserSession, store: FolderStore, settings: Settings,
+) -> None:
+    """A pop-up's download is bounded as the page's own are: stopped past the bound per
+    artifact, nothing of it kept, and said with the pop-up it came from."""
+    bounded = CapturePipeline(browser, store, settings.model_copy(
+        update={"max_artifact_bytes": 5_000_000}))
+    record = bounded.run(server.url(f"{pages.DOWNLOAD_POPUP_PATH}?to={pages.ENDLESS_PATH}"))
+    said_stopped = _endless_download_stopped(record, server)
+    assert said_stopped.endswith("for growing past the 5000000-byte bound per artifact")
+    [said] = _downloads_said(record)
+    assert said["outcome"] == "stopped" and said["url"] == server.url(pages.ENDLESS_PATH)
+    assert said["popup"] == server.url(pages.ENDLESS_PATH)
+    assert said["stopped_at"] > 5_000_000 and "sha256" not in said
+    assert not [a for a in record.artifacts if a.kind == "download"]
+    assert list(browser.downloads_dir.iterdir()) == []  # nothing of it left on disk
+
+
 def test_a_download_a_page_starts_while_it_is_captured_is_kept_with_its_address_and_name(
     server: pages.PagesServer, pipeline: CapturePipeline, browser: BrowserSession,
 ) -> None:
@@ -739,8 +786,8 @@ def test_a_download_a_page_starts_while_it_is_captured_is_kept_with_its_address_
     assert [Path(a.path).read_bytes() for a in files] == [pages.PDF_BYTES]
     assert _downloads_said(record) == [{
         "url": server.url(pages.DOWNLOAD_PATH), "suggested_filename": pages.DOWNLOAD_FILENAME,
-        "outcome": "kept", "stopped_at": None, "reason": None, "size": len(pages.PDF_BYTES),
-        "sha256": hashlib.sha256(pages.PDF_BYTES).hexdigest()}]
+        "outcome": "kept", "stopped_at": None, "reason": None, "popup": None,
+        "size": len(pages.PDF_BYTES), "sha256": hashlib.sha256(pages.PDF_BYTES).hexdigest()}]
     assert {"screenshot", "dom", "pdf", "text"} <= {a.kind for a in record.artifacts}
     assert list(browser.downloads_dir.iterdir()) == []
 

@@ -52,6 +52,9 @@ Routes (all GET, HEAD also works):
     a long page that starts downloading ``PATH`` ``MS`` milliseconds after it is first resized:
     a capture's full-page screenshot resizes it, after the capture last waited for the network;
     with ``to`` given more than once, it starts every one of them at that moment, together
+``/download-popup?to=PATH&via=open|link``
+    a page that opens ``PATH`` in a pop-up once loaded: ``window.open(PATH)``, or a click on a
+    link to it with ``target="_blank"``
 ``/changing``, ``/changing/img/<name>.png``
     content chosen by :meth:`PagesServer.set_version` (see :data:`CHANGING_PAGES`)
 ``/vanishing``, ``/unavailable``
@@ -160,6 +163,8 @@ TRICKLE_PATH = "/files/trickle"
 TRICKLE_BYTES = 10_000
 DOWNLOAD_LATER_PATH = "/download-later"
 DOWNLOAD_LATER_TITLE = "A page that downloads later"
+DOWNLOAD_POPUP_PATH = "/download-popup"
+DOWNLOAD_POPUP_TITLE = "A page that downloads in a pop-up"
 
 CHANGING_PATH = "/changing"
 VANISHING_PATH = "/vanishing"
@@ -809,6 +814,7 @@ class _Handler(BaseHTTPRequestHandler):
                     BIG_MEDIA_PATH, int(_number(query, "size", 1000, 0, BIG_MAX_SIZE))))),
             TRICKLE_PATH: lambda: self._trickle(query),
             DOWNLOAD_LATER_PATH: lambda: self._download_later(query),
+            DOWNLOAD_POPUP_PATH: lambda: self._download_popup(query),
             BROKEN_PDF_PATH: lambda: self._send(200, BROKEN_PDF_BYTES, "application/pdf"),
             PRICE_LIST_PATH: lambda: self._send(200, PRICE_LIST_BYTES, "application/pdf"),
             PDF_EMBED_PATH: lambda: self._html(_page(
@@ -991,6 +997,22 @@ class _Handler(BaseHTTPRequestHandler):
         body = (f"<h1>{_text(DOWNLOAD_LATER_TITLE)}</h1>\n"
                 '<div style="height: 3000px">A long page.</div>\n' + script)
         self._html(_page(DOWNLOAD_LATER_TITLE, body))
+
+    def _download_popup(self, query: dict[str, list[str]]) -> None:
+        target = _param(query, "to", DOWNLOAD_PATH)
+        via = _param(query, "via", "open")
+        if not target.startswith("/") or target.startswith("//"):
+            raise _BadRequest("to must be a path on this server")
+        if via not in ("open", "link"):
+            raise _BadRequest("via must be open or link")
+        location = json.dumps(target).replace("<", "\\u003c")
+        start = ("window.open(path);" if via == "open" else
+                 "const a = document.createElement('a'); a.href = path; a.target = '_blank';\n"
+                 "  document.body.append(a); a.click();")
+        script = (f"<script>\nconst path = {location};\n"
+                  f"window.addEventListener('load', () => {{\n  {start}\n}});\n</script>")
+        body = f"<h1>{_text(DOWNLOAD_POPUP_TITLE)}</h1>\n" + script
+        self._html(_page(DOWNLOAD_POPUP_TITLE, body))
 
     def _download(self) -> None:
         disposition = f'attachment; filename="{DOWNLOAD_FILENAME}"'

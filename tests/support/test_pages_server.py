@@ -33,6 +33,7 @@ from tests.support.pages_server import (
     DOWNLOAD_FILENAME,
     DOWNLOAD_PAGE_PATH,
     DOWNLOAD_PATH,
+    DOWNLOAD_POPUP_PATH,
     DUPLICATE_HEADERS_PATH,
     DUPLICATE_LINKS,
     DUPLICATE_SET_COOKIES,
@@ -264,6 +265,15 @@ def test_dialogs_and_popup(pages: PagesServer) -> None:
     assert 'id="open-popup"' in popup
     target = fetch(pages.url(POPUP_TARGET_PATH)).body.decode()
     assert f"<title>{POPUP_TARGET_TITLE}</title>" in target
+
+
+def test_download_popup(pages: PagesServer) -> None:
+    opens = fetch(pages.url(f"{DOWNLOAD_POPUP_PATH}?to=/files/endless")).body.decode()
+    assert 'const path = "/files/endless";' in opens and "window.open(path);" in opens
+    link = fetch(pages.url(f"{DOWNLOAD_POPUP_PATH}?via=link")).body.decode()
+    assert f'const path = "{DOWNLOAD_PATH}";' in link and "a.target = '_blank'" in link
+    assert fetch(pages.url(f"{DOWNLOAD_POPUP_PATH}?via=tab")).status == 400
+    assert fetch(pages.url(f"{DOWNLOAD_POPUP_PATH}?to=//elsewhere.example/")).status == 400
 
 
 def test_slow_headers(pages: PagesServer) -> None:
