@@ -726,6 +726,25 @@ def _endless_download_stopped(record: CaptureRecord, server: pages.PagesServer) 
     return downloads.error
 
 
+def _report_kept_beside_the_page(
+    record: CaptureRecord, server: pages.PagesServer, browser: BrowserSession, page: str,
+    title: str, *, popup: str | None,
+) -> None:
+    """The capture of `page` is whole, and the report the page had downloaded is kept beside
+    it with its hash, said with its address, its name and the pop-up it came from (`popup`),
+    nothing of it left in the browser's downloads folder."""
+    assert record.status == "complete", record.steps
+    assert record.final_url == page and record.title == title
+    files = [a for a in record.artifacts if a.kind == "download"]
+    assert [Path(a.path).read_bytes() for a in files] == [pages.PDF_BYTES]
+    assert _downloads_said(record) == [{
+        "url": server.url(pages.DOWNLOAD_PATH), "suggested_filename": pages.DOWNLOAD_FILENAME,
+        "outcome": "kept", "stopped_at": None, "reason": None, "popup": popup,
+        "size": len(pages.PDF_BYTES), "sha256": hashlib.sha256(pages.PDF_BYTES).hexdigest()}]
+    assert {"screenshot", "dom", "pdf", "text"} <= {a.kind for a in record.artifacts}
+    assert list(browser.downloads_dir.iterdir()) == []
+
+
 @pytest.mark.parametrize(("via", "opened"), [
     ("open", pages.DOWNLOAD_PATH),  # window.open() of the file itself
     # A link with target="_blank" to an address that redirects to the file.
@@ -740,18 +759,9 @@ def test_a_file_a_pop_up_downloads_is_kept_and_said_to_come_from_the_pop_up(
     address; the pop-up is listed among the page's pop-ups by that address."""
     page = server.url(f"{pages.DOWNLOAD_POPUP_PATH}?via={via}&to={quote(opened, safe='')}")
     record = pipeline.run(page)
-    assert record.status == "complete", record.steps
-    assert record.final_url == page and record.title == pages.DOWNLOAD_POPUP_TITLE
-    files = [a for a in record.artifacts if a.kind == "download"]
-    assert [Path(a.path).read_bytes() for a in files] == [pages.PDF_BYTES]
-    assert _downloads_said(record) == [{
-        "url": server.url(pages.DOWNLOAD_PATH), "suggested_filename": pages.DOWNLOAD_FILENAME,
-        "outcome": "kept", "stopped_at": None, "reason": None,
-        "popup": server.url(opened), "size": len(pages.PDF_BYTES),
-        "sha256": hashlib.sha256(pages.PDF_BYTES).hexdigest()}]
+    _report_kept_beside_the_page(record, server, browser, page, pages.DOWNLOAD_POPUP_TITLE,
+                                 popup=server.url(opened))
     assert record.popups == [server.url(opened)]
-    assert {"screenshot", "dom", "pdf", "text"} <= {a.kind for a in record.artifacts}
-    assert list(browser.downloads_dir.iterdir()) == []
 
 
 def test_an_endless_file_a_pop_up_downloads_is_stopped_at_the_bound(
@@ -780,16 +790,9 @@ def test_a_download_a_page_starts_while_it_is_captured_is_kept_with_its_address_
     address and name."""
     page = server.url(f"{pages.DOWNLOAD_LATER_PATH}?delay=0&to={pages.DOWNLOAD_PATH}")
     record = pipeline.run(page)
-    assert record.status == "complete", record.steps
-    assert record.final_url == page and record.title == pages.DOWNLOAD_LATER_TITLE
-    files = [a for a in record.artifacts if a.kind == "download"]
-    assert [Path(a.path).read_bytes() for a in files] == [pages.PDF_BYTES]
-    assert _downloads_said(record) == [{
-        "url": server.url(pages.DOWNLOAD_PATH), "suggested_filename": pages.DOWNLOAD_FILENAME,
-        "outcome": "kept", "stopped_at": None, "reason": None, "popup": None,
-        "size": len(pages.PDF_BYTES), "sha256": hashlib.sha256(pages.PDF_BYTES).hexdigest()}]
-    assert {"screenshot", "dom", "pdf", "text"} <= {a.kind for a in record.artifacts}
-    assert list(browser.downloads_dir.iterdir()) == []
+    _report_kept_beside_the_page(record, server, browser, page, pages.DOWNLOAD_LATER_TITLE,
+                                 popup=None)
+    assert record.popups == []
 
 
 def test_an_endless_download_a_page_starts_later_is_stopped_at_the_bound(
