@@ -5,6 +5,13 @@ so two writers never both read the custody log's head and then race to append af
 reads that write nothing (verifying the custody log) use `read_only_scope` instead: a deferred
 transaction on SQLite (a WAL snapshot that holds no lock, so recording goes on beside it) and a
 READ ONLY one on PostgreSQL.
+
+A unit of work that must end within a time it is given (a stopping worker handing its job back
+before it is killed) waits at most `lock_wait` seconds for another writer (`session_scope`):
+on SQLite that is BEGIN IMMEDIATE's wait for the write lock (the transaction's only wait, as it
+holds the lock from then on); on PostgreSQL each lock it waits for (lock_timeout; a statement
+that runs long without waiting for a lock is not cut short). When the time runs out the unit is
+rolled back and `DatabaseBusy` says so.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
-from evidence.errors import StorageFull
+from evidence.errors import DatabaseBusy, EvidenceError, StorageFull
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # How long a connection to PostgreSQL may take to open before it fails (libpq's connect_timeout,
@@ -30,10 +37,13 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 # worker's claim or a request after this, instead of holding it for ever.
 PG_CONNECT_TIMEOUT_S = 10
 READ_ONLY_OPTION = "evidence_read_only"  # an execution option: begin a read-only transaction
+# An execution option: the seconds a transaction may wait for another writer (`session_scope`).
+LOCK_WAIT_OPTION = "evidence_lock_wait"
 # SQLite says a full disk as SQLITE_FULL, or, where the WAL or its index could not grow, as
 # one of its I/O errors: taken for a full disk when the database's folder has less than this.
 FULL_DISK_FREE_BYTES = 1024 * 1024
 PG_DISK_FULL = "53100"  # SQLSTATE disk_full
+PG_LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE lock_not_available: lock_timeout ran out
 
 
 def normalise_url(url: str) -> str:
@@ -63,11 +73,18 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        if conn.get_execution_options().get(READ_ONLY_OPTION):
+        options = conn.get_execution_options()
+        if options.get(READ_ONLY_OPTION):
             conn.exec_driver_sql("PRAGMA query_only = ON")  # SQLite's read-only transaction
             conn.exec_driver_sql("BEGIN")
-        else:
+        elif options.get(LOCK_WAIT_OPTION) is None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql(f"PRAGMA busy_timeout = {_ms(options[LOCK_WAIT_OPTION])}")
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            finally:  # the connection goes back to the pool
+                conn.exec_driver_sql(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
 
     @event.listens_for(engine, "rollback")
     @event.listens_for(engine, "commit")
@@ -79,8 +96,16 @@ def _configure_sqlite(engine: Engine) -> None:
 def _configure_postgresql(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        if conn.get_execution_options().get(READ_ONLY_OPTION):
+        options = conn.get_execution_options()
+        if options.get(READ_ONLY_OPTION):
             conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+        if options.get(LOCK_WAIT_OPTION) is not None:
+            # SET LOCAL: until this transaction ends.
+            conn.exec_driver_sql(f"SET LOCAL lock_timeout = {_ms(options[LOCK_WAIT_OPTION])}")
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))  # 0 would mean no limit
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -177,20 +202,41 @@ def free_bytes(folder: Path) -> int | None:
         return None
 
 
+def _lock_wait_ran_out(exc: OperationalError, seconds: float) -> DatabaseBusy | None:
+    """The error as the end of a wait of `seconds` for another writer, or None when it is
+    anything else."""
+    orig = exc.orig
+    if str(getattr(orig, "sqlite_errorname", "")).startswith("SQLITE_BUSY"):
+        said = f"another process kept the database locked for more than {seconds:g} s"
+    elif getattr(orig, "sqlstate", None) == PG_LOCK_NOT_AVAILABLE:
+        said = f"another process kept what this needs locked for more than {seconds:g} s"
+    else:
+        return None
+    return DatabaseBusy(said)
+
+
 @contextmanager
-def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
+def session_scope(factory: sessionmaker[Session], *,
+                  lock_wait: float | None = None) -> Iterator[Session]:
     """One unit of work: commit when the block ends, roll back when it raises. A full disk is
-    raised as `StorageFull`, which says so (the driver's words may not)."""
-    session = factory()
+    raised as `StorageFull`, which says so (the driver's words may not). With `lock_wait`, the
+    unit waits at most that many seconds for another writer (see the module's docstring), and
+    raises `DatabaseBusy` when the time runs out."""
+    bind = factory.kw["bind"]
+    session = (factory() if lock_wait is None else
+               factory(bind=bind.execution_options(**{LOCK_WAIT_OPTION: lock_wait})))
     try:
         yield session
         session.commit()
     except BaseException as exc:
         session.rollback()
-        full = (storage_full(exc, factory.kw["bind"].url) if isinstance(exc, OperationalError)
-                else None)
-        if full is not None:
-            raise full from exc
+        said: EvidenceError | None = None
+        if isinstance(exc, OperationalError):
+            said = storage_full(exc, bind.url)
+            if said is None and lock_wait is not None:
+                said = _lock_wait_ran_out(exc, lock_wait)
+        if said is not None:
+            raise said from exc
         raise
     finally:
         session.close()

@@ -114,6 +114,12 @@ class StorageFull(EvidenceError):
     status_code = 507
 
 
+class DatabaseBusy(EvidenceError):
+    """Another writer held the database longer than this could wait; nothing was changed."""
+
+    status_code = 503
+
+
 # The errno values of a disk (or a quota) with no room left: an OSError with one of them is a
 # full disk, wherever the write was.
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})

@@ -55,8 +55,9 @@ class Runtime:
         return self.signer.verifier
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        with session_scope(self.sessions) as session:
+    def session(self, *, lock_wait: float | None = None) -> Iterator[Session]:
+        """A unit of work (`db.session_scope`)."""
+        with session_scope(self.sessions, lock_wait=lock_wait) as session:
             yield session
 
     @contextmanager

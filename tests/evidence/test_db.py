@@ -13,12 +13,14 @@ from sqlalchemy.exc import IntegrityError, InternalError, OperationalError
 
 from evidence import migrate
 from evidence.db import (
+    SQLITE_BUSY_TIMEOUT_MS,
     make_engine,
     make_session_factory,
     normalise_url,
     read_only_scope,
     session_scope,
 )
+from evidence.errors import DatabaseBusy
 from evidence.models import CaseMember
 
 
@@ -82,3 +84,39 @@ def test_a_read_only_transaction_keeps_no_writer_waiting_and_writes_nothing(
     with session_scope(factory) as s:
         s.execute(text("DROP TABLE side_notes"))
     one.dispose()
+
+
+def test_a_unit_given_a_lock_wait_gives_up_on_a_writer_holding_on_and_says_so(
+    database_url: str
+) -> None:
+    """A worker that must stop within its grace waits only so long for another writer (on
+    SQLite one holding the write lock, on PostgreSQL one holding the row), changing nothing;
+    the connection goes back to the pool waiting as long as any other unit waits."""
+    engine = make_engine(database_url, pool_size=1, max_overflow=0)
+    factory = make_session_factory(engine)
+    other = make_engine(database_url)
+    try:
+        with session_scope(factory) as s:
+            s.execute(text("CREATE TABLE side_notes (x INTEGER)"))
+            s.execute(text("INSERT INTO side_notes VALUES (1)"))
+        said = ("another process kept the database locked for more than 0.5 s"
+                if engine.dialect.name == "sqlite" else
+                "another process kept what this needs locked for more than 0.5 s")
+        with other.connect() as holder, holder.begin():
+            holder.execute(text("SELECT x FROM side_notes FOR UPDATE"
+                                if engine.dialect.name == "postgresql" else
+                                "SELECT x FROM side_notes"))
+            with pytest.raises(DatabaseBusy, match=f"^{said}$"), session_scope(
+                    factory, lock_wait=0.5) as s:
+                s.execute(text("UPDATE side_notes SET x = 2"))
+        with session_scope(factory) as s:
+            assert s.scalar(text("SELECT x FROM side_notes")) == 1
+            if engine.dialect.name == "sqlite":
+                assert s.scalar(text("PRAGMA busy_timeout")) == SQLITE_BUSY_TIMEOUT_MS
+            else:
+                assert s.scalar(text("SHOW lock_timeout")) == "0"
+            s.execute(text("UPDATE side_notes SET x = 2"))
+            s.execute(text("DROP TABLE side_notes"))
+    finally:
+        other.dispose()
+        engine.dispose()
