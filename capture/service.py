@@ -6,8 +6,9 @@ missing or partial one. While the browser works, a thread renews the job's lease
 is lost (the job was taken over after this worker stalled) the result is dropped unrecorded.
 A worker asked to stop (`CaptureWorker.stop`) abandons the capture under way the same way, and
 hands the job back (`jobs.release`): queued again for any worker at once, the attempt not
-counted. If the database refuses that at the moment, the job stays `running` under the lease it
-holds, and once that runs out a worker takes it up again.
+counted. If the database refuses that at the moment, or another writer holds it longer than
+`HAND_BACK_LOCK_WAIT_S`, the job stays `running` under the lease it holds, and once that runs
+out a worker takes it up again; the worker says so and ends within the grace it is given.
 """
 
 from __future__ import annotations
@@ -36,12 +37,20 @@ from evidence.captures import (
     outcome_of,
     record_capture,
 )
-from evidence.errors import StorageFull
+from evidence.errors import DatabaseBusy, StorageFull
 from evidence.home import Runtime
 from evidence.models import Capture, CaptureStatus, Case, Target, User
 
 log = logging.getLogger("capture.worker")
 LEASE_SECONDS = 120.0
+# A stopping worker is killed `processes.STOP_GRACE_SECONDS` (15 s) after it is asked to stop
+# (by `evidence serve` or `evidence worker --concurrency N`); killed while it waits for the
+# database, it would leave its job to its lease without a word. So its hand-back waits at most
+# this long for another writer (on SQLite for the write lock; on PostgreSQL for each lock, the
+# job's row then the custody log's), after at most as long for a lease renewal under way: 6 s
+# on SQLite, 9 s on PostgreSQL at worst, well inside the grace.
+HAND_BACK_LOCK_WAIT_S = 3.0
+KEEPER_STOP_SECONDS = 10.0  # how long a lease renewal under way is waited for, not stopping
 # A refused address or a malformed URL will not get better by trying again; nor will a redirect
 # loop or a redirect the browser will not follow (a fresh browser meets the same ones).
 NOT_RETRYABLE = ("refused:", "is not an http")
@@ -111,9 +120,9 @@ class _LeaseKeeper(threading.Thread):
             except Exception:  # not the database's doing: the whole story, for the developer
                 log.exception("renewing the lease of job %s", self.job_id)
 
-    def stop(self) -> None:
+    def stop(self, wait: float = KEEPER_STOP_SECONDS) -> None:
         self.stop_event.set()
-        self.join(timeout=10)
+        self.join(timeout=wait)
 
 
 class CaptureWorker:
@@ -179,8 +188,6 @@ class CaptureWorker:
             return self._carry_out(claimed, keeper)
         except _Abandoned:
             log.info("job %s abandoned: the worker is stopping", claimed.job_id)
-            keeper.stop()  # no renewal racing the hand-back
-            return self._hand_back(claimed.job_id)
         except jobs.LeaseLost:
             # Another worker owns the job now; whatever this one made is dropped unrecorded.
             log.warning("job %s was taken over while capturing; result dropped", claimed.job_id)
@@ -205,18 +212,23 @@ class CaptureWorker:
                 log.warning("job %s was taken over while failing", claimed.job_id)
             return JobResult(claimed.job_id, None, CaptureStatus.FAILED, str(exc), False)
         finally:
-            keeper.stop()
+            # A renewal held up by another writer is not waited for long by a worker that must
+            # end in its grace: it and the hand-back lock the job's row in turn, and a renewal
+            # that comes second finds the job no longer this worker's and changes nothing.
+            keeper.stop(HAND_BACK_LOCK_WAIT_S if self.stopping else KEEPER_STOP_SECONDS)
+        return self._hand_back(claimed.job_id)  # abandoned: the lease keeper stopped first
 
     def _hand_back(self, job_id: uuid.UUID) -> JobResult:
-        """Give the abandoned job back to the queue; failing that (the database out of reach or
-        full), it is left to its lease, as if this worker had died."""
+        """Give the abandoned job back to the queue; failing that (the database out of reach,
+        full, or held by another writer longer than `HAND_BACK_LOCK_WAIT_S`), it is left to its
+        lease, as if this worker had died."""
         try:
-            with self.runtime.session() as session:
+            with self.runtime.session(lock_wait=HAND_BACK_LOCK_WAIT_S) as session:
                 jobs.release(session, job_id=job_id, worker=self.worker_id,
                              reason=self.stop_reason)
         except jobs.LeaseLost as exc:
             why = f"not handed back ({exc.message}): another worker has it"
-        except StorageFull as exc:
+        except (StorageFull, DatabaseBusy) as exc:
             why = f"not handed back ({exc.message}): {LEFT_TO_LEASE}"
         except SQLAlchemyError as exc:
             said = " ".join(str(exc.orig if isinstance(exc, DBAPIError) else exc).split())

@@ -41,6 +41,8 @@ from types import FrameType
 
 _PR_SET_PDEATHSIG = 1
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# How long `stop_children` lets a child stop by itself before it kills it.
+STOP_GRACE_SECONDS = 15.0
 
 
 class StopRequest:
@@ -112,7 +114,8 @@ def wait_children(children: Sequence[subprocess.Popen[bytes]], stop: StopRequest
     return [child.wait() for child in children]
 
 
-def stop_children(children: Sequence[subprocess.Popen[bytes]], *, grace: float = 15) -> None:
+def stop_children(children: Sequence[subprocess.Popen[bytes]], *,
+                  grace: float = STOP_GRACE_SECONDS) -> None:
     """SIGTERM each child, wait up to `grace` seconds in all, then kill what still runs."""
     for child in children:
         if child.poll() is None:

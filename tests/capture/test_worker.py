@@ -27,9 +27,9 @@ from sqlalchemy import func, make_url, select, text
 from sqlalchemy.orm import Session
 
 from capture.browser import BrowserSession
-from capture.service import CaptureWorker
+from capture.service import HAND_BACK_LOCK_WAIT_S, CaptureWorker
 from evidence import cases, targets, users
-from evidence.db import make_engine, make_session_factory, session_scope
+from evidence.db import make_engine, make_session_factory, read_only_scope, session_scope
 from evidence.home import open_runtime
 from evidence.models import Artifact, Capture, CaptureJob, CustodyEntry, JobState, utcnow
 from evidence.settings import Settings
@@ -682,6 +682,15 @@ HANDED_BACK = ("handed back to the queue, its attempt not counted: another worke
                "up at once")
 
 
+# A hand-back that waited as long as it may for another writer: on SQLite for the database's
+# write lock, on PostgreSQL for the job's row.
+LOCKED_OUT = (f"not handed back (another process kept the database locked for more than "
+              f"{HAND_BACK_LOCK_WAIT_S:g} s): a worker takes it up again once its lease runs out")
+ROW_LOCKED_OUT = (f"not handed back (another process kept what this needs locked for more than "
+                  f"{HAND_BACK_LOCK_WAIT_S:g} s): a worker takes it up again once its lease "
+                  "runs out")
+
+
 def _abandoned(job_id: uuid.UUID, fate: str = HANDED_BACK) -> str:
     return f"job {job_id}: abandoned, nothing of it recorded; {fate}"
 
@@ -760,14 +769,96 @@ def test_a_worker_stopped_while_the_database_is_out_of_reach_leaves_the_job_to_i
         meanwhile=_database_out_of_reach(home, databases))
     assert code == 0, said
     assert len(said) == 2 and said[1] == f"worker {worker_id} stopped (SIGTERM)", said
-    fate = re.fullmatch(re.escape(_abandoned(job_id, "not handed back (database unavailable: "))
-                        + r"(.+)\): a worker takes it up again once its lease runs out",
-                        said[0])
-    assert fate, said
-    assert ("database is locked" if home.backend == "sqlite"
-            else "is not currently accepting connections") in fate.group(1), said
+    if home.backend == "sqlite":  # it waited for the write lock as long as a hand-back may
+        assert said[0] == _abandoned(job_id, LOCKED_OUT), said
+    else:
+        fate = re.fullmatch(
+            re.escape(_abandoned(job_id, "not handed back (database unavailable: "))
+            + r"(.+)\): a worker takes it up again once its lease runs out", said[0])
+        assert fate, said
+        assert "is not currently accepting connections" in fate.group(1), said
     assert _left(scratch) == []
     _taken_up_again(home, job_id, worker_id, scratch)
+
+
+@contextmanager
+def _held_by_another_writer(home: Home, job_ids: list[uuid.UUID]) -> Iterator[None]:
+    """Another process's transaction holds, meanwhile, what handing the jobs back needs: on
+    SQLite the database's write lock (BEGIN IMMEDIATE), on PostgreSQL the jobs' rows (SELECT
+    ... FOR UPDATE); it writes nothing."""
+    engine = make_engine(home.database_url)
+    try:
+        with engine.connect() as holder, holder.begin():
+            if home.backend == "postgresql":
+                held = holder.execute(select(CaptureJob.id).where(CaptureJob.id.in_(job_ids))
+                                      .with_for_update()).scalars().all()
+                assert sorted(held) == sorted(job_ids)
+            yield
+    finally:
+        engine.dispose()
+
+
+def _leases_ran_out(home: Home, job_ids: list[uuid.UUID]) -> bool:
+    """Whether the jobs' leases have all run out, read beside a writer holding the database."""
+    engine = make_engine(home.database_url)
+    try:
+        with read_only_scope(make_session_factory(engine)) as session:
+            until = session.scalars(select(CaptureJob.lease_until)
+                                    .where(CaptureJob.id.in_(job_ids))).all()
+    finally:
+        engine.dispose()
+    return all(u is not None and u < utcnow() for u in until)
+
+
+@pytest.mark.parametrize("renewing", [False, True], ids=["idle-keeper", "renewal-held-up"])
+def test_workers_stopped_while_another_writer_holds_the_database_say_so_within_their_grace(
+    home: Home, server: pages.PagesServer, scratch: Path, renewing: bool,
+) -> None:
+    # `evidence worker --concurrency 2` asks its workers to stop and kills those still running
+    # 15 s later, as `evidence serve` does its worker. A hand-back waiting for the lock as long
+    # as any other write would (30 s on SQLite, for ever on PostgreSQL) is killed mid-wait:
+    # the job waits out its lease and nothing says why. Each worker gives up in time instead,
+    # says its job was left to its lease, and ends cleanly; also when a renewal of its lease
+    # (every second, of a 3-second lease) is held up by the same writer.
+    job_ids = [uuid.UUID(json.loads(home.ok(
+        "capture", server.url(f"/slow?delay={delay}"), "--case", CASE, "--no-wait", "--json",
+    ))["job"]) for delay in (40, 41)]
+    server.clear_requests()
+    command = home.start("worker", "--concurrency", "2", "--poll", "0.2",
+                         lease=3 if renewing else 60, env={"TMPDIR": str(scratch)})
+    worker_ids = sorted([_started(command), _started(command)])
+    wait_for("both pages to be asked for", lambda: len(server.requests_for("/slow")) == 2,
+             timeout=60)
+    browsers = descendants(command.pid)
+    with _held_by_another_writer(home, job_ids):
+        if renewing:  # a lease renewed every second has run out: its renewal is held up
+            wait_for("the leases to run out", lambda: _leases_ran_out(home, job_ids),
+                     timeout=60, interval=0.5)
+        command.send_signal(signal.SIGTERM)
+        code, said = _ended(command)
+    wait_for("the workers' browsers to end", lambda: not any(alive(p) for p in browsers),
+             timeout=30)
+    assert code == 0, said
+    left = LOCKED_OUT if home.backend == "sqlite" else ROW_LOCKED_OUT
+    assert sorted(said[:-1]) == sorted(
+        [_abandoned(job_id, left) for job_id in job_ids]
+        + [f"worker {worker_id} stopped (SIGTERM)" for worker_id in worker_ids]), said
+    assert said[-1] == "2 workers stopped (SIGTERM)", said
+    assert _left(scratch) == []
+    # Nothing was half done: each job is still running under its worker's lease, its custody
+    # entries those of its queueing and its claim, and the log verifies.
+    with db(home) as session:
+        for job_id in job_ids:
+            job = session.get(CaptureJob, job_id)
+            assert job is not None
+            assert (job.state, job.attempts) == (JobState.RUNNING, 1)
+            assert job.lease_owner in worker_ids and job.lease_until is not None
+            assert _captures_of(session, job_id) == []
+            assert [e["action"] for e in _entries_of_job(session, job_id)] == [
+                "capture.queued", "capture.claimed"]
+        owners = session.scalars(select(CaptureJob.lease_owner)).all()
+        assert sorted(o or "" for o in owners) == worker_ids  # one job each
+    _custody_verifies(home)
 
 
 def test_ctrl_c_stops_a_capture_from_the_command_line_saying_so_and_hands_the_job_back(
