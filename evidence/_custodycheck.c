@@ -127,10 +127,13 @@ static int fault(Checker *c, const char *what) {
     return -2;
 }
 
-/* With Python's lock held again: the failure noted, as a Python error. */
-static void raise_fault(Checker *c) {
-    if (c->fault == FAULT_MEMORY) PyErr_NoMemory();
-    else PyErr_SetString(PyExc_RuntimeError, c->fault);
+/* With Python's lock held again, after a read failed: NULL, with the Python error set (that of
+ * on_batch or Ctrl-C, else the failure noted). */
+static PyObject *failed_read(Checker *c) {
+    if (PyErr_Occurred()) return NULL;
+    if (c->fault == FAULT_MEMORY) return PyErr_NoMemory();
+    PyErr_SetString(PyExc_RuntimeError, c->fault ? c->fault : "the check failed");
+    return NULL;
 }
 
 /* Room for `need` items of `size` bytes at *p (which holds *cap), grown by doubling. */
@@ -952,10 +955,7 @@ static PyObject *Checker_sqlite(Checker *c, PyObject *args) {
     sqlite3_close(db);
     take_back(&u);
     c->busy = 0;
-    if (failed) {
-        if (!PyErr_Occurred()) raise_fault(c);
-        return NULL;
-    }
+    if (failed) return failed_read(c);
     if (rc != SQLITE_OK) {
         PyErr_Format(PyExc_OSError, "reading the custody log from %s: %s", path, message);
         return NULL;
@@ -1155,10 +1155,7 @@ static PyObject *Checker_copy(Checker *c, PyObject *args) {
     if (!PyArg_ParseTuple(args, "y*|O", &chunk, &on_batch)) return NULL;
     int fed = ready(c) ? feed(c, chunk.buf, chunk.len, on_batch, NULL) : -1;
     PyBuffer_Release(&chunk);
-    if (fed < 0) {
-        if (!PyErr_Occurred()) raise_fault(c);
-        return NULL;
-    }
+    if (fed < 0) return failed_read(c);
     return PyBool_FromLong(c->why == NULL);
 }
 
@@ -1205,10 +1202,7 @@ static PyObject *Checker_libpq(Checker *c, PyObject *args) {
     take_back(&u);
     c->busy = 0;
     dlclose(lib);
-    if (failed) {
-        if (!PyErr_Occurred()) raise_fault(c);
-        return NULL;
-    }
+    if (failed) return failed_read(c);
     return PyBool_FromLong(!ended);
 }
 

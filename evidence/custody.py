@@ -12,6 +12,7 @@ import base64
 import bisect
 import concurrent.futures
 import contextlib
+import functools
 import hashlib
 import multiprocessing as mp
 import os
@@ -601,10 +602,10 @@ def read_checkpoints(session: Session) -> list[Checkpoint]:
 
 
 class _Counter:
-    """Entries read so far by every process of a verify, said now and then to `progress`.
+    """Entries read so far by every range of a verify, said now and then to `progress`.
 
-    The count lives in shared memory that the checking processes inherit when they are forked;
-    each adds a batch's size as it reads the batch, and this process says the total.
+    This process's threads add each batch they read to `mine`; checking processes (forked)
+    add theirs to shared memory they inherit. This process says the total.
     """
 
     def __init__(self, session: Session, progress: Callable[[str], None] | None) -> None:
@@ -1252,6 +1253,7 @@ def _check_range(read: Callable[[], Iterable[Any]], dbapi: Any, source: _Source,
     return run
 
 
+@functools.cache  # what a process has loaded stays loaded
 def _libpq_path() -> str | None:
     """The file of the one libpq this process has loaded (psycopg's: its binary build brings its
     own), whose functions the compiled checker may call on psycopg's connection; None when
