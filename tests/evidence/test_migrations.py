@@ -11,7 +11,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from click.testing import CliRunner
-from sqlalchemy import delete, insert, inspect, select, update
+from sqlalchemy import Engine, delete, insert, inspect, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -29,6 +29,14 @@ FTS5_TABLES = frozenset({"search_fts", "search_fts_data", "search_fts_idx", "sea
 
 def _not_fts5(name: str | None, type_: str, _parent_names: object) -> bool:
     return not (type_ == "table" and name in FTS5_TABLES)
+
+
+def _downgrade(engine: Engine, revision: str) -> None:
+    """The schema taken down to `revision`, as `evidence db` would (one transaction)."""
+    config = migrate.alembic_config(engine)
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, revision)
 
 
 def test_migrated_schema_matches_the_models(database_url: str) -> None:
@@ -61,10 +69,7 @@ def test_the_case_offence_details_go_down_and_up_again_with_cases_in_place(
         with session_scope(make_session_factory(engine)) as s:
             make_case(s, make_user(s), reference="M-1", facts="kept until the downgrade",
                       max_penalty_years=5)
-        config = migrate.alembic_config(engine)
-        with engine.begin() as conn:
-            config.attributes["connection"] = conn
-            command.downgrade(config, "0006")
+        _downgrade(engine, "0006")
         columns = {c["name"] for c in inspect(engine).get_columns("cases")}
         assert "reference" in columns and not columns & {"facts", "max_penalty_years",
                                                            "offence_provision"}
@@ -83,10 +88,7 @@ def test_0016_names_one_file_kept_twice_from_one_source_and_changes_nothing(
     one is told apart by its source, it goes on and keeps every row."""
     engine = make_engine(database_url)
     try:
-        config = migrate.alembic_config(engine)
-        with engine.begin() as conn:
-            config.attributes["connection"] = conn
-            command.downgrade(config, "0015")
+        _downgrade(engine, "0015")
         at = datetime(2026, 3, 11, 9, 30, tzinfo=UTC)
         witness, sha256 = "USB stick from witness W-3", "ab" * 32
         with session_scope(make_session_factory(engine)) as s:
@@ -144,10 +146,7 @@ def test_0017_lets_an_account_wait_for_its_id_and_keeps_the_accounts_cases_refer
     its case; and the schema goes back down only once no account lacks its id."""
     engine = make_engine(database_url)
     try:
-        config = migrate.alembic_config(engine)
-        with engine.begin() as conn:
-            config.attributes["connection"] = conn
-            command.downgrade(config, "0016")
+        _downgrade(engine, "0016")
         at = datetime(2026, 3, 11, 9, 30, tzinfo=UTC)
         with session_scope(make_session_factory(engine)) as s:
             user = make_user(s)
@@ -184,18 +183,15 @@ def test_0017_lets_an_account_wait_for_its_id_and_keeps_the_accounts_cases_refer
             with pytest.raises(IntegrityError):
                 add(**refused)
 
-        with pytest.raises(UpgradeRefused) as refused_down, engine.begin() as conn:
-            config.attributes["connection"] = conn
-            command.downgrade(config, "0016")
+        with pytest.raises(UpgradeRefused) as refused_down:
+            _downgrade(engine, "0016")
         assert refused_down.value.message == (
             "not downgraded below 0017 (nothing was changed): 2 accounts have no platform id "
             "yet, which the older schema cannot hold; record their ids first")
         with session_scope(make_session_factory(engine)) as s:
             s.execute(update(Account).where(Account.platform_account_id.is_(None))
                       .values(platform_account_id=Account.platform))
-        with engine.begin() as conn:
-            config.attributes["connection"] = conn
-            command.downgrade(config, "0016")
+        _downgrade(engine, "0016")
         columns = {c["name"]: c for c in inspect(engine).get_columns("accounts")}
         assert columns["platform_account_id"]["nullable"] is False
         assert migrate.upgrade(engine)[1] == migrate.head_revision()
@@ -217,17 +213,7 @@ def test_0018_keys_every_handle_as_the_code_folds_it_and_names_accounts_that_bec
     them have their id, it keys every handle as the code does, and it goes back down."""
     engine = make_engine(database_url)
     try:
-        config = migrate.alembic_config(engine)
-
-        def migrate_to(revision: str) -> None:
-            with engine.begin() as conn:
-                config.attributes["connection"] = conn
-                if revision == "head":
-                    command.upgrade(config, revision)
-                else:
-                    command.downgrade(config, revision)
-
-        migrate_to("0017")
+        _downgrade(engine, "0017")
         at = datetime(2026, 3, 11, 9, 30, tzinfo=UTC)
         with session_scope(make_session_factory(engine)) as s:
             user = make_user(s)
@@ -289,7 +275,7 @@ def test_0018_keys_every_handle_as_the_code_folds_it_and_names_accounts_that_bec
                     s.add(Account(platform="generic", handle=handle, first_seen_at=at))
                     s.flush()
             with pytest.raises(UpgradeRefused) as refused:
-                migrate_to("0017")
+                _downgrade(engine, "0017")
             assert refused.value.message.startswith(
                 "not downgraded below 0018 (nothing was changed): 2 accounts without the "
                 "platform's id have handles that are one when lowered by this database")
@@ -298,7 +284,7 @@ def test_0018_keys_every_handle_as_the_code_folds_it_and_names_accounts_that_bec
                 "Record the platform's id on all but one of each group, then downgrade again.")
             with session_scope(make_session_factory(engine)) as s:
                 s.execute(delete(Account).where(Account.handle == "istanbul_boats"))
-        migrate_to("0017")
+        _downgrade(engine, "0017")
         assert "handle_key" not in {c["name"] for c in inspect(engine).get_columns("accounts")}
         with session_scope(make_session_factory(engine)) as s:
             assert len(s.scalars(select(Account.id)).all()) == (
