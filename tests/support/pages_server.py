@@ -661,6 +661,15 @@ def _param(query: dict[str, list[str]], name: str, default: str) -> str:
     return values[0] if values else default
 
 
+def _paths_for_script(paths: str | list[str]) -> str:
+    """A path on this server (`to`), or a list of them, as JavaScript inside a <script>, which
+    it never ends early; any other address is a bad request."""
+    if any(not p.startswith("/") or p.startswith("//")
+           for p in ([paths] if isinstance(paths, str) else paths)):
+        raise _BadRequest("to must be a path on this server")
+    return json.dumps(paths).replace("<", "\\u003c")
+
+
 def _number(
     query: dict[str, list[str]], name: str, default: float, low: float, high: float
 ) -> float:
@@ -982,10 +991,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _download_later(self, query: dict[str, list[str]]) -> None:
         delay = int(_number(query, "delay", 1000, 0, MAX_DELAY_SECONDS * 1000))
         targets = query.get("to") or [DOWNLOAD_PATH]
-        if any(not t.startswith("/") or t.startswith("//") for t in targets):
-            raise _BadRequest("to must be a path on this server")
-        # Never ends the script early.
-        locations = json.dumps(targets).replace("<", "\\u003c")
+        locations = _paths_for_script(targets)
         # One: the page goes to it. Several: a link with a download attribute for each, clicked
         # in the same moment, so the browser starts them together.
         start = ("window.location.href = paths[0];" if len(targets) == 1 else
@@ -999,13 +1005,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._html(_page(DOWNLOAD_LATER_TITLE, body))
 
     def _download_popup(self, query: dict[str, list[str]]) -> None:
-        target = _param(query, "to", DOWNLOAD_PATH)
+        location = _paths_for_script(_param(query, "to", DOWNLOAD_PATH))
         via = _param(query, "via", "open")
-        if not target.startswith("/") or target.startswith("//"):
-            raise _BadRequest("to must be a path on this server")
         if via not in ("open", "link"):
             raise _BadRequest("via must be open or link")
-        location = json.dumps(target).replace("<", "\\u003c")
         start = ("window.open(path);" if via == "open" else
                  "const a = document.createElement('a'); a.href = path; a.target = '_blank';\n"
                  "  document.body.append(a); a.click();")
