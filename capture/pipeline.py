@@ -285,9 +285,8 @@ class _Run:
             self._document_answered(fetch, event)
             return
         url = event["request"]["url"]
-        popup = self.popups.get(str(event.get("frameId")))
-        if popup is not None and popup.opened is None and event.get("resourceType") == "Document":
-            popup.opened = url
+        if event.get("resourceType") == "Document":
+            self.opened_at(str(event.get("frameId")), url)
         reason = self.refusal(url)
         try:
             if reason is None:
@@ -434,6 +433,14 @@ class _Run:
         popup = self.popups.setdefault(str(info["targetId"]), _PopUp())
         popup.shows = str(info.get("url") or "") or popup.shows
 
+    def opened_at(self, frame: str, url: str) -> None:
+        """The first address asked for in `frame`: where the window the page opened with that
+        frame was opened (its first document request, or its download when that came first);
+        nothing for the page's own frames."""
+        popup = self.popups.get(frame)
+        if popup is not None and popup.opened is None:
+            popup.opened = url
+
     def note_blank_popups(self) -> None:
         """The windows the page opened that never showed an address, by the address each was
         opened at."""
@@ -496,9 +503,7 @@ class _Run:
         same address and suggested name that has none yet, or kept for it (`on_download`)."""
         said = (event["url"], event["suggestedFilename"][:MAX_SUGGESTED_CHARS])
         self.begun_in[event["guid"]] = frame = str(event.get("frameId"))
-        popup = self.popups.get(frame)
-        if popup is not None and popup.opened is None:
-            popup.opened = event["url"]
+        self.opened_at(frame, event["url"])
         waiting = next((d for d in self.downloads if d.guid is None
                         and (d.url, d.suggested) == said), None)
         if waiting is None:
