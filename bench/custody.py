@@ -163,8 +163,7 @@ def _server_only_seconds(url: str) -> float | None:
     sql = f"COPY ({rows} ORDER BY seq) TO '/dev/null' (FORMAT binary)"
 
     def once() -> float:
-        with engine.connect() as conn:
-            conn.exec_driver_sql("SET enable_sort = off")
+        with engine.connect() as conn, custody._unsorted(conn.connection.dbapi_connection):
             start = time.perf_counter()
             conn.exec_driver_sql(sql)
             return time.perf_counter() - start
