@@ -326,10 +326,9 @@ static int string(Scan *s, Text *out, int *escaped) {
     return -1;
 }
 
-/* A number; only integers are followed (entries hold no fractions): `value` when it fits in
- * 18 digits, else *big. -1 for anything else. */
+/* A number; only integers of up to 18 digits are followed (entries hold no fractions, nor
+ * larger numbers): -1 for anything else. */
 static int number(Scan *s, Int *out) {
-    const unsigned char *from = s->p;
     int negative = 0;
     if (*s->p == '-') {
         negative = 1;
@@ -344,7 +343,6 @@ static int number(Scan *s, Int *out) {
     for (Py_ssize_t i = 0; i < n; i++) v = v * 10 + (digits[i] - '0');
     out->value = negative ? -v : v;
     out->null = 0;
-    (void)from;
     return 0;
 }
 
